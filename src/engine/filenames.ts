@@ -1,0 +1,59 @@
+/**
+ * The one place that builds and parses file names in a data directory.
+ *
+ *   00000000000000000000.seg    segment whose first record has offset 0
+ *   00000000000000000000.hint   its hint file (written when sealed or compacted)
+ *   00000000000000000000.index  its sparse offset index (same moments)
+ *   LOCK                        the directory lock (pid of the owner)
+ *   *.tmp                       a file being written; never valid, swept on open
+ *   *.compacting / COMPACTION   in-flight compaction outputs and its manifest
+ *
+ * Offsets are 20-digit zero-padded decimals, so a lexical sort is a numeric sort
+ * and a binary search over names finds the segment holding any offset.
+ */
+
+export const LOCK_FILE = 'LOCK';
+export const TEMP_SUFFIX = '.tmp';
+
+export type FileKind = 'seg' | 'hint' | 'index';
+
+const OFFSET_DIGITS = 20;
+const NAME_RE = /^(\d{20})\.(seg|hint|index)$/;
+
+export function offsetName(offset: number): string {
+  return String(offset).padStart(OFFSET_DIGITS, '0');
+}
+
+export function segmentFile(baseOffset: number): string {
+  return `${offsetName(baseOffset)}.seg`;
+}
+
+export function hintFile(baseOffset: number): string {
+  return `${offsetName(baseOffset)}.hint`;
+}
+
+export function indexFile(baseOffset: number): string {
+  return `${offsetName(baseOffset)}.index`;
+}
+
+export function tempFile(name: string): string {
+  return name + TEMP_SUFFIX;
+}
+
+export interface ParsedName {
+  kind: FileKind;
+  baseOffset: number;
+}
+
+/** Parses a segment, hint or index name; undefined for anything else. */
+export function parseName(name: string): ParsedName | undefined {
+  const m = NAME_RE.exec(name);
+  if (!m) return undefined;
+  const baseOffset = Number(m[1]);
+  if (!Number.isSafeInteger(baseOffset)) return undefined;
+  return { kind: m[2] as FileKind, baseOffset };
+}
+
+export function isTemporary(name: string): boolean {
+  return name.endsWith(TEMP_SUFFIX);
+}

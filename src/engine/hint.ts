@@ -1,0 +1,124 @@
+/**
+ * Hint file format (version 1): `<base>.hint` beside a sealed segment, so a
+ * restart loads the keydir without reading values. It holds the LAST record
+ * of each key within its segment (earlier ones in the same segment are dead by
+ * definition), in record order, tombstones included.
+ *
+ * Header, 32 bytes:
+ *   byte  size  field
+ *   0     4     magic       "SKVH"
+ *   4     2     version     u16, HINT_FORMAT_VERSION
+ *   6     2     reserved    0
+ *   8     8     baseOffset  u64, the segment's base offset
+ *   16    4     count       u32, number of entries
+ *   20    4     bodyLength  u32, bytes of entries after the header
+ *   24    4     bodyCrc     crc32 of the entries
+ *   28    4     headerCrc   crc32 of bytes [0, 28)
+ *
+ * Entry, 27 + k bytes:
+ *   0     8     offset      u64, the record's offset
+ *   8     4     position    u32, byte position of the record in the segment
+ *   12    4     valueLength u32
+ *   16    8     expiresAt   u64 ms, 0 = never
+ *   24    1     flags       the record's flags (tombstone bit used)
+ *   25    2     keyLength   u16
+ *   27    k     key bytes
+ *
+ * Any mismatch (magic, version, CRC, bounds) makes the whole hint invalid and
+ * the segment is rescanned instead: a hint is an accelerator, never the truth.
+ */
+import { crc32 } from 'node:zlib';
+
+const HINT_MAGIC = 0x48564b53; // "SKVH" read as u32 LE
+export const HINT_FORMAT_VERSION = 1;
+export const HINT_HEADER_BYTES = 4 + 2 + 2 + 8 + 4 + 4 + 4 + 4;
+export const HINT_ENTRY_BYTES = 8 + 4 + 4 + 8 + 1 + 2;
+const TWO_32 = 2 ** 32;
+
+export interface HintEntry {
+  key: string;
+  offset: number;
+  position: number;
+  valueLength: number;
+  expiresAt: number;
+  flags: number;
+}
+
+export function encodeHint(baseOffset: number, entries: readonly HintEntry[]): Buffer {
+  let bodyLength = 0;
+  for (const e of entries) bodyLength += HINT_ENTRY_BYTES + e.key.length;
+  const buf = Buffer.allocUnsafe(HINT_HEADER_BYTES + bodyLength);
+  let at = HINT_HEADER_BYTES;
+  for (const e of entries) {
+    buf.writeUInt32LE(e.offset % TWO_32, at);
+    buf.writeUInt32LE(Math.floor(e.offset / TWO_32), at + 4);
+    buf.writeUInt32LE(e.position, at + 8);
+    buf.writeUInt32LE(e.valueLength, at + 12);
+    buf.writeUInt32LE(e.expiresAt % TWO_32, at + 16);
+    buf.writeUInt32LE(Math.floor(e.expiresAt / TWO_32), at + 20);
+    buf[at + 24] = e.flags;
+    buf.writeUInt16LE(e.key.length, at + 25);
+    buf.write(e.key, at + HINT_ENTRY_BYTES, 'latin1');
+    at += HINT_ENTRY_BYTES + e.key.length;
+  }
+  buf.writeUInt32LE(HINT_MAGIC, 0);
+  buf.writeUInt16LE(HINT_FORMAT_VERSION, 4);
+  buf.writeUInt16LE(0, 6);
+  buf.writeUInt32LE(baseOffset % TWO_32, 8);
+  buf.writeUInt32LE(Math.floor(baseOffset / TWO_32), 12);
+  buf.writeUInt32LE(entries.length, 16);
+  buf.writeUInt32LE(bodyLength, 20);
+  buf.writeUInt32LE(crc32(buf.subarray(HINT_HEADER_BYTES)), 24);
+  buf.writeUInt32LE(crc32(buf.subarray(0, 28)), 28);
+  return buf;
+}
+
+/**
+ * Calls `visit` for each entry, in order, after the whole file has passed its
+ * checks. Returns an error description (and visits nothing) if it has not.
+ */
+export function decodeHint(
+  buf: Buffer,
+  baseOffset: number,
+  visit: (
+    key: string,
+    offset: number,
+    position: number,
+    valueLength: number,
+    expiresAt: number,
+    flags: number,
+  ) => void,
+): string | undefined {
+  if (buf.length < HINT_HEADER_BYTES) return 'hint is truncated';
+  if (buf.readUInt32LE(0) !== HINT_MAGIC) return 'hint has a wrong magic number';
+  if (buf.readUInt32LE(28) !== crc32(buf.subarray(0, 28))) return 'hint header fails its CRC';
+  if (buf.readUInt16LE(4) !== HINT_FORMAT_VERSION)
+    return `hint format version ${buf.readUInt16LE(4)} is not supported`;
+  const base = buf.readUInt32LE(8) + buf.readUInt32LE(12) * TWO_32;
+  if (base !== baseOffset) return `hint is for base offset ${base}, not ${baseOffset}`;
+  const count = buf.readUInt32LE(16);
+  const bodyLength = buf.readUInt32LE(20);
+  if (buf.length !== HINT_HEADER_BYTES + bodyLength) return 'hint length does not match its header';
+  if (buf.readUInt32LE(24) !== crc32(buf.subarray(HINT_HEADER_BYTES))) return 'hint body fails its CRC';
+  // Bounds pass first, so a hint that lies about its count visits nothing.
+  let at = HINT_HEADER_BYTES;
+  for (let i = 0; i < count; i++) {
+    if (at + HINT_ENTRY_BYTES > buf.length) return 'hint entry runs past the end';
+    at += HINT_ENTRY_BYTES + buf.readUInt16LE(at + 25);
+  }
+  if (at !== buf.length) return 'hint has trailing bytes';
+  at = HINT_HEADER_BYTES;
+  for (let i = 0; i < count; i++) {
+    const keyLength = buf.readUInt16LE(at + 25);
+    visit(
+      buf.toString('latin1', at + HINT_ENTRY_BYTES, at + HINT_ENTRY_BYTES + keyLength),
+      buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * TWO_32,
+      buf.readUInt32LE(at + 8),
+      buf.readUInt32LE(at + 12),
+      buf.readUInt32LE(at + 16) + buf.readUInt32LE(at + 20) * TWO_32,
+      buf[at + 24]!,
+    );
+    at += HINT_ENTRY_BYTES + keyLength;
+  }
+  return undefined;
+}

@@ -1,0 +1,18 @@
+/** The embedded storage engine: `openStore` and its types. */
+export { type Clock, ManualClock, systemClock } from './clock.js';
+export { type Fs, nodeFs } from './fs.js';
+export type { Key, Value } from './keys.js';
+export { MAX_KEY_BYTES, MAX_VALUE_BYTES } from './limits.js';
+export type { FsyncMode, StoreOptions } from './options.js';
+export {
+  type BatchOp,
+  type LogRecord,
+  openStore,
+  type RecoveryStats,
+  type ScanOptions,
+  type ScanPage,
+  type SegmentStats,
+  type SetOptions,
+  Store,
+  type StoreStats,
+} from './store.js';

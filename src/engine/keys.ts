@@ -1,0 +1,52 @@
+/**
+ * Converting and validating user keys and values. Inside the engine a key is
+ * the latin1 string of its bytes: flat, one byte per char, any byte sequence
+ * representable, and `key.length` is its size on disk. ASCII strings are
+ * their own latin1 form, so the common case costs one length check.
+ */
+import { KvError } from '../errors.js';
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from './limits.js';
+
+export type Key = string | Uint8Array;
+export type Value = string | Uint8Array;
+
+/** The internal (latin1-of-UTF-8) form of a string, without validation: for prefixes and ranges. */
+export function internalize(s: string): string {
+  return Buffer.byteLength(s, 'utf8') === s.length ? s : Buffer.from(s, 'utf8').toString('latin1');
+}
+
+export function toInternalKey(key: Key): string {
+  let k: string;
+  if (typeof key === 'string') {
+    const bytes = Buffer.byteLength(key, 'utf8');
+    k = bytes === key.length ? key : Buffer.from(key, 'utf8').toString('latin1');
+  } else if (key instanceof Uint8Array) {
+    k = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+  } else {
+    throw new KvError('INVALID_KEY', `a key must be a string or a Buffer, got ${typeof key}`);
+  }
+  if (k.length === 0) throw new KvError('INVALID_KEY', 'a key must not be empty');
+  if (k.length > MAX_KEY_BYTES) {
+    throw new KvError('INVALID_KEY', `a key must be at most ${MAX_KEY_BYTES} bytes, got ${k.length}`);
+  }
+  return k;
+}
+
+/** The key as the user sees it: UTF-8 decoded. */
+export function toUserKey(k: string): string {
+  for (let i = 0; i < k.length; i++) {
+    if (k.charCodeAt(i) > 0x7f) return Buffer.from(k, 'latin1').toString('utf8');
+  }
+  return k;
+}
+
+export function toValueBytes(value: Value): Uint8Array {
+  let v: Uint8Array;
+  if (typeof value === 'string') v = Buffer.from(value, 'utf8');
+  else if (value instanceof Uint8Array) v = value;
+  else throw new KvError('INVALID_VALUE', `a value must be a string or a Buffer, got ${typeof value}`);
+  if (v.length > MAX_VALUE_BYTES) {
+    throw new KvError('INVALID_VALUE', `a value must be at most ${MAX_VALUE_BYTES} bytes, got ${v.length}`);
+  }
+  return v;
+}

@@ -1,0 +1,52 @@
+/**
+ * Every size and limit of the engine, in one place. Units are in the names:
+ * `_BYTES` are bytes, `_MS` milliseconds.
+ */
+
+/** Longest key accepted, in bytes (UTF-8 for string keys). Fits the record's u16 key length. */
+export const MAX_KEY_BYTES = 16 * 1024;
+
+/** Largest value accepted, in bytes. Redis's limit; fits the record's u32 value length. */
+export const MAX_VALUE_BYTES = 512 * 1024 * 1024;
+
+/** Default segment size at which the active segment is sealed and a new one opened. */
+export const DEFAULT_MAX_SEGMENT_BYTES = 64 * 1024 * 1024;
+
+/** Smallest segment size allowed (tests use kilobytes; below this a record rarely fits). */
+export const MIN_MAX_SEGMENT_BYTES = 1024;
+
+/** Largest segment size: record positions are u32. */
+export const MAX_MAX_SEGMENT_BYTES = 2 ** 32 - 1;
+
+/** Distance between two entries of a segment's sparse offset index. */
+export const INDEX_INTERVAL_BYTES = 4096;
+
+/** Default period of the fsync tick in `interval` durability mode (Redis: appendfsync everysec). */
+export const DEFAULT_FSYNC_INTERVAL_MS = 1000;
+
+/** Default size of the hot-value cache (lru-cache, sized in bytes). 0 disables it. */
+export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
+
+/** Values larger than this are never cached: they would evict many small hot ones. */
+export const MAX_CACHED_VALUE_BYTES = 1024 * 1024;
+
+/** Size of one write-buffer chunk; a record larger than this gets a chunk of its own. */
+export const WRITE_CHUNK_BYTES = 1024 * 1024;
+
+/** Keydir shards: a V8 Map holds at most 2^24 entries, so keys are spread over this many Maps. */
+export const KEYDIR_SHARDS = 16;
+
+/** Keydir slots are allocated in pages of this many (typed arrays, no doubling waste). */
+export const KEYDIR_PAGE_SLOTS = 65536;
+
+/** Segment ids are u16 in the keydir: at most this many segments are open at once. */
+export const MAX_SEGMENTS = 65535;
+
+/** Expired keys removed per active-expiry pass (Redis samples 20 per pass; we sweep in bounded steps). */
+export const EXPIRE_SWEEP_KEYS = 2000;
+
+/** Period of the active-expiry pass. */
+export const EXPIRE_SWEEP_INTERVAL_MS = 1000;
+
+/** Largest number of keys one scan page may return. */
+export const MAX_SCAN_COUNT = 100_000;

@@ -1,0 +1,92 @@
+/**
+ * The data-directory lock: `DIR/LOCK`, created exclusively and holding the
+ * owner's pid and start time. One process owns a directory (DESIGN.md §1.5).
+ *
+ * Node has no flock, so a lock left by a dead process (SIGKILL) is detected by
+ * checking the pid: if no such process runs, or a process with that pid
+ * started at another time (pid reuse), the lock is stale and taken over.
+ * Within one process a second open of the same directory is refused too.
+ */
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { KvError } from '../errors.js';
+import { LOCK_FILE } from './filenames.js';
+import type { Fs } from './fs.js';
+
+const heldHere = new Set<string>();
+
+/** Start time of a process in clock ticks since boot (Linux), or '' if unknown. */
+function startTimeOf(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // Field 22; the command name (field 2) may contain spaces, so count after its ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19] ?? '';
+  } catch {
+    return '';
+  }
+}
+
+function isAlive(pid: number, startTime: string): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  return startTime === '' || startTimeOf(pid) === '' || startTimeOf(pid) === startTime;
+}
+
+export interface DirLock {
+  release(): void;
+}
+
+export function lockDir(fs: Fs, dir: string): DirLock {
+  const key = resolve(dir);
+  if (heldHere.has(key)) {
+    throw new KvError('LOCKED', `the data directory ${dir} is already open in this process; close it first`);
+  }
+  const path = join(dir, LOCK_FILE);
+  const me = `${process.pid} ${startTimeOf(process.pid)}\n`;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fd = fs.open(path, 'wx');
+      const bytes = Buffer.from(me);
+      fs.write(fd, bytes, 0, bytes.length, 0);
+      fs.close(fd);
+      heldHere.add(key);
+      return {
+        release() {
+          heldHere.delete(key);
+          try {
+            if (fs.readFile(path).toString() === me) fs.unlink(path);
+          } catch {
+            // Already gone: nothing to release.
+          }
+        },
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    let owner = '';
+    try {
+      owner = fs.readFile(path).toString();
+    } catch {
+      continue; // removed between our open and our read: try again
+    }
+    const [pidText = '', startTime = ''] = owner.trim().split(' ');
+    const pid = Number(pidText);
+    if (Number.isInteger(pid) && pid > 0 && isAlive(pid, startTime)) {
+      throw new KvError(
+        'LOCKED',
+        `the data directory ${dir} is in use by process ${pid}; stop it or use another --dir`,
+      );
+    }
+    // Stale (dead owner, or unreadable content from a crash mid-write): take it over.
+    try {
+      fs.unlink(path);
+    } catch {
+      // Another process may have taken it over first; the next exclusive open decides.
+    }
+  }
+  throw new KvError('LOCKED', `could not take the lock ${path}; another process keeps taking it`);
+}

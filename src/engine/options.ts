@@ -1,0 +1,117 @@
+/**
+ * The options of `openStore`, each with unit, default and trade-off, and the
+ * one function that resolves defaults and rejects bad values.
+ */
+import pino, { type Logger } from 'pino';
+import { KvError } from '../errors.js';
+import { type Clock, systemClock } from './clock.js';
+import { type Fs, nodeFs } from './fs.js';
+import {
+  DEFAULT_CACHE_BYTES,
+  DEFAULT_FSYNC_INTERVAL_MS,
+  DEFAULT_MAX_SEGMENT_BYTES,
+  INDEX_INTERVAL_BYTES,
+  MAX_MAX_SEGMENT_BYTES,
+  MIN_MAX_SEGMENT_BYTES,
+} from './limits.js';
+
+/**
+ * When a write is acknowledged (its promise resolves), and what survives a crash:
+ * - `always`: after fsync. Survives power loss. Writes issued in the same tick
+ *   share one write and one fsync (group commit).
+ * - `interval`: after the write reaches the OS; fsync every `fsyncIntervalMs`.
+ *   Survives a process crash; power loss may take the last interval.
+ * - `never`: after the write reaches the OS; fsync only when a segment is sealed
+ *   and at close. The OS decides when data reaches the disk.
+ */
+export type FsyncMode = 'always' | 'interval' | 'never';
+
+export interface StoreOptions {
+  /** Seal the active segment and open a new one when it reaches this size, in bytes. Default 64 MiB. Smaller segments compact sooner but mean more files. */
+  maxSegmentBytes?: number;
+  /** Durability mode; see FsyncMode. Default `interval`. */
+  fsync?: FsyncMode;
+  /** Period of the fsync tick in `interval` mode, in ms. Default 1000. Shorter loses less on power loss, costs more fsyncs. */
+  fsyncIntervalMs?: number;
+  /** Bytes of hot values kept in memory (lru-cache). Default 64 MiB; 0 disables the cache. */
+  cacheBytes?: number;
+  /** Distance between sparse offset index entries, in bytes. Default 4096. */
+  indexIntervalBytes?: number;
+  /** pino logger for recovery, sealing and errors. Default: warnings and errors to stderr. */
+  logger?: Logger;
+  /** File-system layer (tests inject a fault-injecting one). Default: node:fs. */
+  fs?: Fs;
+  /** Time source for expiry. Default: Date.now. */
+  clock?: Clock;
+  /** Open without taking the lock or writing anything (kv-check --force-read-only). Default false. */
+  readOnly?: boolean;
+}
+
+export interface ResolvedOptions {
+  maxSegmentBytes: number;
+  fsync: FsyncMode;
+  fsyncIntervalMs: number;
+  cacheBytes: number;
+  indexIntervalBytes: number;
+  logger: Logger;
+  fs: Fs;
+  clock: Clock;
+  readOnly: boolean;
+}
+
+function positiveInt(
+  name: string,
+  value: number | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new KvError(
+      'INVALID_ARGUMENT',
+      `option ${name} must be an integer from ${min} to ${max}, got ${value}`,
+    );
+  }
+  return value;
+}
+
+export function resolveOptions(o: StoreOptions = {}): ResolvedOptions {
+  const fsync = o.fsync ?? 'interval';
+  if (fsync !== 'always' && fsync !== 'interval' && fsync !== 'never') {
+    throw new KvError(
+      'INVALID_ARGUMENT',
+      `option fsync must be always, interval or never, got ${String(fsync)}`,
+    );
+  }
+  return {
+    maxSegmentBytes: positiveInt(
+      'maxSegmentBytes',
+      o.maxSegmentBytes,
+      DEFAULT_MAX_SEGMENT_BYTES,
+      MIN_MAX_SEGMENT_BYTES,
+      MAX_MAX_SEGMENT_BYTES,
+    ),
+    fsync,
+    fsyncIntervalMs: positiveInt(
+      'fsyncIntervalMs',
+      o.fsyncIntervalMs,
+      DEFAULT_FSYNC_INTERVAL_MS,
+      1,
+      3_600_000,
+    ),
+    cacheBytes: positiveInt('cacheBytes', o.cacheBytes, DEFAULT_CACHE_BYTES, 0, Number.MAX_SAFE_INTEGER),
+    indexIntervalBytes: positiveInt(
+      'indexIntervalBytes',
+      o.indexIntervalBytes,
+      INDEX_INTERVAL_BYTES,
+      64,
+      1 << 30,
+    ),
+    logger:
+      o.logger ?? pino({ name: 'segkv', level: process.env.SEGKV_LOG_LEVEL ?? 'warn' }, pino.destination(2)),
+    fs: o.fs ?? nodeFs,
+    clock: o.clock ?? systemClock,
+    readOnly: o.readOnly ?? false,
+  };
+}

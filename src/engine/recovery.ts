@@ -1,0 +1,251 @@
+/**
+ * Recovery: rebuilds the keydir from a data directory at open.
+ *
+ * 1. Sweep: `*.tmp` files (an unfinished hint, index or compaction output)
+ *    are deleted; hints and indexes without a segment are deleted.
+ * 2. Sealed segments, oldest first: load the hint if it passes its checks,
+ *    else scan the records (CRC each) and rewrite the hint in the background
+ *    (Bitcask #273: slow starts when hints are missing).
+ * 3. The last segment is the active one: scan it. At the first bad record,
+ *    look for a valid record after it: none means a torn tail, truncated and
+ *    logged with the bytes dropped; one means corruption in the middle, which
+ *    is reported and the segment sealed as it is (valid records after the
+ *    damage are kept) with a fresh active segment opened after it.
+ * 4. Corruption in a sealed segment is reported with file and position, the
+ *    scan resynchronises on the next valid record, and loading continues
+ *    (Bitcask #212: one bad record must not cause a restart loop).
+ *
+ * Batches are applied when their BATCH_END record is read; a batch cut by the
+ * end of the log or by corruption is dropped whole (DESIGN.md §1.2).
+ * Records whose expiry has passed count as deletions.
+ */
+import { join } from 'node:path';
+import { hintFile, indexFile, isTemporary, parseName, segmentFile } from './filenames.js';
+import { decodeHint } from './hint.js';
+import { FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE, type RecordHeader } from './record.js';
+import { resync, Segment, scanRecords } from './segment.js';
+import { checkSegmentHeader, encodeSegmentHeader, SEGMENT_HEADER_BYTES } from './segment-header.js';
+import { SparseIndex } from './sparse-index.js';
+import type { RecoveryStats, Store } from './store.js';
+
+export interface RecoveryResult {
+  stats: RecoveryStats;
+  /** Sealed segments that had no valid hint: the store writes one in the background. */
+  needHints: Segment[];
+}
+
+export function recover(store: Store): RecoveryResult {
+  const { fs, logger: log, clock, readOnly, indexIntervalBytes } = store.options;
+  const dir = store.dir;
+  const t0 = performance.now();
+  const stats: RecoveryStats = {
+    ms: 0,
+    segments: 0,
+    fromHints: 0,
+    scanned: 0,
+    truncatedBytes: 0,
+    corruptions: 0,
+  };
+  const needHints: Segment[] = [];
+  const now = clock.now();
+
+  const names = fs.readdir(dir);
+  const bases: number[] = [];
+  const hints = new Set<number>();
+  const indexes = new Set<number>();
+  for (const name of names) {
+    if (isTemporary(name)) {
+      if (!readOnly) {
+        fs.unlink(join(dir, name));
+        log.info({ file: name }, 'removed an unfinished temporary file');
+      }
+      continue;
+    }
+    const parsed = parseName(name);
+    if (!parsed) continue;
+    if (parsed.kind === 'seg') bases.push(parsed.baseOffset);
+    else if (parsed.kind === 'hint') hints.add(parsed.baseOffset);
+    else indexes.add(parsed.baseOffset);
+  }
+  bases.sort((a, b) => a - b);
+  const segSet = new Set(bases);
+  for (const base of [...hints, ...indexes]) {
+    if (!segSet.has(base) && !readOnly) {
+      for (const name of names) {
+        const p = parseName(name);
+        if (p && p.baseOffset === base && p.kind !== 'seg') fs.unlink(join(dir, name));
+      }
+    }
+  }
+
+  const corruption = (file: string, position: number, reason: string) => {
+    stats.corruptions++;
+    log.error({ file, position, reason }, `corruption in ${file} at byte ${position}: ${reason}`);
+  };
+
+  const apply = (
+    seg: Segment,
+    key: string,
+    h: { offset: number; expiresAt: number; flags: number; valueLength: number },
+    position: number,
+  ) => {
+    if (h.offset > seg.lastOffset) seg.lastOffset = h.offset;
+    if ((h.flags & FLAG_TOMBSTONE) !== 0 || (h.expiresAt !== 0 && h.expiresAt <= now)) store.unpoint(key);
+    else store.point(key, seg, position, h.valueLength, h.expiresAt);
+  };
+
+  let maxOffset = -1;
+  let sealLast = false;
+  for (let i = 0; i < bases.length; i++) {
+    const base = bases[i]!;
+    const isLast = i === bases.length - 1;
+    const name = segmentFile(base);
+    const fd = fs.open(join(dir, name), readOnly || !isLast ? 'r' : 'r+');
+    const size = fs.size(fd);
+    const seg = new Segment(fs, dir, name, base, fd, size);
+    store.addSegment(seg);
+    store.ordered.push(seg);
+    stats.segments++;
+
+    // Header.
+    const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
+    fs.read(fd, header, 0, SEGMENT_HEADER_BYTES, 0);
+    const headerProblem = checkSegmentHeader(header.subarray(0, Math.min(size, SEGMENT_HEADER_BYTES)), base);
+    if (size < SEGMENT_HEADER_BYTES) {
+      if (isLast && !readOnly) {
+        // Torn at creation: the file exists but its header never fully reached the disk.
+        const fresh = encodeSegmentHeader(base);
+        fs.truncate(fd, 0);
+        fs.write(fd, fresh, 0, fresh.length, 0);
+        stats.truncatedBytes += size;
+        log.warn({ file: name, bytes: size }, `rewrote the torn header of ${name} (${size} bytes dropped)`);
+        seg.size = seg.written = SEGMENT_HEADER_BYTES;
+        seg.index = new SparseIndex(base, indexIntervalBytes);
+      } else {
+        corruption(name, 0, 'segment is shorter than its header');
+        seg.size = seg.written = Math.max(size, SEGMENT_HEADER_BYTES);
+        seg.sealed = true;
+      }
+      continue;
+    }
+    if (headerProblem) {
+      corruption(name, 0, headerProblem);
+      if (isLast) sealLast = true;
+    }
+
+    // Sealed segments: the hint if it is good.
+    if (!isLast) {
+      seg.sealed = true;
+      if (indexes.has(base)) {
+        try {
+          const idx = SparseIndex.decode(fs.readFile(join(dir, indexFile(base))), base, indexIntervalBytes);
+          if (typeof idx !== 'string') seg.index = idx;
+        } catch {
+          // An unreadable index is rebuilt when a reader needs it.
+        }
+      }
+      if (hints.has(base)) {
+        const hintName = hintFile(base);
+        let problem: string | undefined;
+        try {
+          problem = decodeHint(
+            fs.readFile(join(dir, hintName)),
+            base,
+            (key, offset, position, valueLength, expiresAt, flags) =>
+              apply(seg, key, { offset, expiresAt, flags, valueLength }, position),
+          );
+        } catch (err) {
+          problem = (err as Error).message;
+        }
+        if (!problem) {
+          stats.fromHints++;
+          if (seg.lastOffset > maxOffset) maxOffset = seg.lastOffset;
+          continue;
+        }
+        log.warn(
+          { file: hintName, reason: problem },
+          `ignoring hint ${hintName} (${problem}); scanning ${name}`,
+        );
+      }
+      needHints.push(seg);
+    } else {
+      seg.index = new SparseIndex(base, indexIntervalBytes);
+    }
+
+    // Scan.
+    stats.scanned++;
+    const index = seg.index ?? new SparseIndex(base, indexIntervalBytes);
+    let batch: { key: string; header: RecordHeader; position: number }[] = [];
+    let batchStart = -1;
+    let skippingBatch = false;
+    let pos = SEGMENT_HEADER_BYTES;
+    for (;;) {
+      const r = scanRecords(fs, fd, pos, seg.size, (rec) => {
+        const h = rec.header;
+        index.observe(h.offset, rec.position);
+        seg.records++;
+        if (h.offset > seg.lastOffset) seg.lastOffset = h.offset;
+        if (skippingBatch) {
+          if ((h.flags & FLAG_BATCH) === 0 || (h.flags & FLAG_BATCH_END) !== 0) skippingBatch = false;
+          if ((h.flags & FLAG_BATCH) !== 0) return;
+        }
+        if ((h.flags & FLAG_BATCH) !== 0) {
+          if (batch.length === 0) batchStart = rec.position;
+          batch.push({ key: rec.key, header: h, position: rec.position });
+          if ((h.flags & FLAG_BATCH_END) !== 0) {
+            for (const b of batch) apply(seg, b.key, b.header, b.position);
+            batch = [];
+          }
+          return;
+        }
+        if (batch.length > 0) {
+          corruption(name, batchStart, 'a batch without its end record');
+          batch = [];
+        }
+        apply(seg, rec.key, h, rec.position);
+      });
+      if (!r.problem) break;
+      const next = resync(fs, fd, r.problem.position, seg.size, seg.lastOffset);
+      if (isLast && next < 0) {
+        // A torn tail: cut the file at the last complete record (or batch).
+        const cut = batch.length > 0 ? batchStart : r.problem.position;
+        const dropped = seg.size - cut;
+        batch = [];
+        if (!readOnly) fs.truncate(fd, cut);
+        seg.size = seg.written = cut;
+        stats.truncatedBytes += dropped;
+        log.warn(
+          { file: name, position: cut, bytes: dropped, reason: r.problem.reason },
+          `truncated a torn tail of ${dropped} bytes at byte ${cut} of ${name}`,
+        );
+        break;
+      }
+      corruption(name, r.problem.position, r.problem.reason);
+      if (batch.length > 0) {
+        batch = [];
+        skippingBatch = true;
+      }
+      if (isLast) sealLast = true;
+      if (next < 0) break;
+      pos = next;
+    }
+    if (batch.length > 0) corruption(name, batchStart, 'a batch without its end record');
+    seg.index = index;
+    if (seg.lastOffset > maxOffset) maxOffset = seg.lastOffset;
+  }
+
+  store.nextOffset = Math.max(maxOffset + 1, bases.length > 0 ? bases[bases.length - 1]! : 0);
+  if (!readOnly) {
+    const last = store.ordered[store.ordered.length - 1];
+    if (last && sealLast) {
+      // Keep the damaged segment as it is (read-only) and append after it.
+      last.sealed = true;
+      if (last.records === 0) store.nextOffset = Math.max(store.nextOffset, last.baseOffset + 1);
+    }
+    if (!last || last.sealed) store.createSegment();
+    if (last && sealLast && last.records > 0) needHints.push(last);
+  }
+  stats.ms = Math.round(performance.now() - t0);
+  log.info(stats, `recovered ${store.keydir.size} keys from ${stats.segments} segments in ${stats.ms} ms`);
+  return { stats, needHints };
+}

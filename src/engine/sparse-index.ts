@@ -1,0 +1,108 @@
+/**
+ * Sparse offset index format (version 1): `<base>.index` beside a sealed
+ * segment. One entry every ~INDEX_INTERVAL_BYTES of records, so finding
+ * offset N is: binary search over segment names, binary search here, then a
+ * short scan of at most ~4 KiB. Entries are (offset - base, position), both
+ * strictly increasing. Compacted segments have gaps in offsets; the search
+ * still finds the last entry at or below the target.
+ *
+ * Header, 24 bytes:
+ *   byte  size  field
+ *   0     4     magic       "SKVI"
+ *   4     2     version     u16, INDEX_FORMAT_VERSION
+ *   6     2     reserved    0
+ *   8     8     baseOffset  u64
+ *   16    4     count       u32, entries
+ *   20    4     crc32       of the entries
+ * Entry, 12 bytes: u64 relativeOffset (compacted segments may span more than
+ * 2^32 offsets), u32 position.
+ */
+import { crc32 } from 'node:zlib';
+
+const INDEX_MAGIC = 0x49564b53; // "SKVI" read as u32 LE
+export const INDEX_FORMAT_VERSION = 1;
+export const INDEX_HEADER_BYTES = 4 + 2 + 2 + 8 + 4 + 4;
+export const INDEX_ENTRY_BYTES = 8 + 4;
+
+/** An in-memory sparse index; grows while a segment is active. */
+export class SparseIndex {
+  relOffsets: number[] = [];
+  positions: number[] = [];
+  private lastPosition = -Infinity;
+
+  constructor(
+    readonly baseOffset: number,
+    readonly intervalBytes: number,
+  ) {}
+
+  /** Notes a record; keeps it if it starts ≥ intervalBytes after the last kept one. */
+  observe(offset: number, position: number): void {
+    if (position - this.lastPosition >= this.intervalBytes) {
+      this.relOffsets.push(offset - this.baseOffset);
+      this.positions.push(position);
+      this.lastPosition = position;
+    }
+  }
+
+  /** Position to start scanning from to find `offset` (the segment's first record if none fits). */
+  lookup(offset: number, firstPosition: number): number {
+    const rel = offset - this.baseOffset;
+    let lo = 0;
+    let hi = this.relOffsets.length - 1;
+    let found = firstPosition;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.relOffsets[mid]! <= rel) {
+        found = this.positions[mid]!;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return found;
+  }
+
+  encode(): Buffer {
+    const n = this.relOffsets.length;
+    const buf = Buffer.allocUnsafe(INDEX_HEADER_BYTES + n * INDEX_ENTRY_BYTES);
+    for (let i = 0; i < n; i++) {
+      const at = INDEX_HEADER_BYTES + i * INDEX_ENTRY_BYTES;
+      const rel = this.relOffsets[i]!;
+      buf.writeUInt32LE(rel % 2 ** 32, at);
+      buf.writeUInt32LE(Math.floor(rel / 2 ** 32), at + 4);
+      buf.writeUInt32LE(this.positions[i]!, at + 8);
+    }
+    buf.writeUInt32LE(INDEX_MAGIC, 0);
+    buf.writeUInt16LE(INDEX_FORMAT_VERSION, 4);
+    buf.writeUInt16LE(0, 6);
+    buf.writeUInt32LE(this.baseOffset % 2 ** 32, 8);
+    buf.writeUInt32LE(Math.floor(this.baseOffset / 2 ** 32), 12);
+    buf.writeUInt32LE(n, 16);
+    buf.writeUInt32LE(crc32(buf.subarray(INDEX_HEADER_BYTES)), 20);
+    return buf;
+  }
+
+  /** Decodes an index file; a string describes why it is invalid. */
+  static decode(buf: Buffer, baseOffset: number, intervalBytes: number): SparseIndex | string {
+    if (buf.length < INDEX_HEADER_BYTES) return 'index is truncated';
+    if (buf.readUInt32LE(0) !== INDEX_MAGIC) return 'index has a wrong magic number';
+    if (buf.readUInt16LE(4) !== INDEX_FORMAT_VERSION) return 'index format version is not supported';
+    if (buf.readUInt32LE(8) + buf.readUInt32LE(12) * 2 ** 32 !== baseOffset)
+      return 'index is for another segment';
+    const n = buf.readUInt32LE(16);
+    if (buf.length !== INDEX_HEADER_BYTES + n * INDEX_ENTRY_BYTES)
+      return 'index length does not match its header';
+    if (buf.readUInt32LE(20) !== crc32(buf.subarray(INDEX_HEADER_BYTES))) return 'index fails its CRC';
+    const index = new SparseIndex(baseOffset, intervalBytes);
+    for (let i = 0; i < n; i++) {
+      const at = INDEX_HEADER_BYTES + i * INDEX_ENTRY_BYTES;
+      const rel = buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * 2 ** 32;
+      const pos = buf.readUInt32LE(at + 8);
+      const prevRel = index.relOffsets[i - 1];
+      const prevPos = index.positions[i - 1];
+      if (prevRel !== undefined && prevPos !== undefined && (rel <= prevRel || pos <= prevPos))
+        return 'index entries are not increasing';
+      index.relOffsets.push(rel);
+      index.positions.push(pos);
+    }
+    return index;
+  }
+}

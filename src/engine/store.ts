@@ -1,0 +1,894 @@
+/**
+ * The store: the embedded API over the segmented log and the keydir.
+ *
+ * Write path: validate → encode the record into the active segment's write
+ * buffer → point the keydir at it (reads see it at once) → flush: one write
+ * per tick (setImmediate) → ack per durability mode (`always`: after a shared
+ * fsync, i.e. group commit). A write the OS refuses is undone in the keydir
+ * and rejected: nothing unacknowledged stays visible.
+ *
+ * Read path: keydir → (segment, position, value length) → hot-value cache or
+ * one positioned read of the record, checked against its CRC.
+ *
+ * Invariants upheld here (DESIGN.md §1): acks follow the durability mode (1);
+ * batches are written contiguously in one segment, flagged so recovery applies
+ * them whole or not at all (2); one owner per directory via lock.ts (5).
+ *
+ * Concurrency: everything runs on the event loop; the only asynchronous steps
+ * are fsyncs and the background sealing of full segments (hint + index files).
+ */
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import { LRUCache } from 'lru-cache';
+import type { Logger } from 'pino';
+import { closedError, ioError, KvError } from '../errors.js';
+import { hintFile, indexFile, segmentFile, tempFile } from './filenames.js';
+import type { Fs } from './fs.js';
+import { encodeHint, type HintEntry } from './hint.js';
+import { KeyIndex } from './key-index.js';
+import { Keydir } from './keydir.js';
+import { internalize, type Key, toInternalKey, toUserKey, toValueBytes, type Value } from './keys.js';
+import { MAX_CACHED_VALUE_BYTES, MAX_SCAN_COUNT, MAX_SEGMENTS } from './limits.js';
+import { type DirLock, lockDir } from './lock.js';
+import { type ResolvedOptions, resolveOptions, type StoreOptions } from './options.js';
+import { encodeRecord, FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE, recordSize } from './record.js';
+import { recover } from './recovery.js';
+import { Segment, scanRecords } from './segment.js';
+import { encodeSegmentHeader, SEGMENT_HEADER_BYTES } from './segment-header.js';
+import { SparseIndex } from './sparse-index.js';
+
+export interface SetOptions {
+  /** Time to live in ms; the key reads as absent once it has passed. */
+  ttlMs?: number;
+  /** Only write if the key does not exist (Redis NX). */
+  ifAbsent?: boolean;
+  /** Only write if the key exists (Redis XX). */
+  ifPresent?: boolean;
+}
+
+export type BatchOp = { type: 'set'; key: Key; value: Value; ttlMs?: number } | { type: 'del'; key: Key };
+
+export interface ScanOptions {
+  /** Only keys starting with this. */
+  prefix?: string;
+  /** Only keys ≥ this (byte order). */
+  start?: string;
+  /** Only keys < this (byte order). */
+  end?: string;
+  /** Resume after a previous page: its `cursor`. */
+  cursor?: string;
+  /** Keys per page, default 100, at most 100,000. */
+  count?: number;
+}
+
+export interface ScanPage {
+  keys: string[];
+  /** Pass back to get the next page; null when the scan is complete. */
+  cursor: string | null;
+}
+
+/** A record read back from the log by offset (readFrom). */
+export interface LogRecord {
+  offset: number;
+  key: Buffer;
+  /** Empty for a tombstone. */
+  value: Buffer;
+  tombstone: boolean;
+  expiresAt: number;
+  segment: string;
+  position: number;
+}
+
+export interface SegmentStats {
+  file: string;
+  baseOffset: number;
+  lastOffset: number;
+  bytes: number;
+  liveBytes: number;
+  deadBytes: number;
+  sealed: boolean;
+}
+
+export interface StoreStats {
+  keys: number;
+  expiringKeys: number;
+  segments: SegmentStats[];
+  liveBytes: number;
+  deadBytes: number;
+  diskBytes: number;
+  firstOffset: number;
+  nextOffset: number;
+  cache: { entries: number; bytes: number; hits: number; misses: number };
+  fsync: { mode: string; count: number; totalMs: number };
+  recovery: RecoveryStats;
+}
+
+export interface RecoveryStats {
+  ms: number;
+  segments: number;
+  fromHints: number;
+  scanned: number;
+  truncatedBytes: number;
+  corruptions: number;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** Undo log entries: key, then the previous location (segment -1 = absent). */
+const UNDO_STRIDE = 5;
+
+export class Store extends EventEmitter {
+  readonly dir: string;
+  readonly options: ResolvedOptions;
+  readonly keydir = new Keydir();
+  /** Segment table, indexed by segment id (what the keydir stores). */
+  readonly segments: (Segment | undefined)[] = [];
+  /** Live segments in offset order; the last one is active. */
+  ordered: Segment[] = [];
+  nextOffset = 0;
+  recoveryStats: RecoveryStats = {
+    ms: 0,
+    segments: 0,
+    fromHints: 0,
+    scanned: 0,
+    truncatedBytes: 0,
+    corruptions: 0,
+  };
+
+  private readonly fs: Fs;
+  private readonly log: Logger;
+  private lock: DirLock | undefined;
+  private readonly cache: LRUCache<string, Buffer> | undefined;
+  private cacheHits = 0;
+  private cacheMisses = 0;
+  private keyIndex: KeyIndex | undefined;
+  private closed = false;
+  /** Set when an fsync failed: durability can no longer be promised, writes are refused. */
+  private failure: KvError | undefined;
+
+  // Write path state.
+  private flushScheduled = false;
+  private unflushed: Waiter[] = [];
+  private undo: (string | number)[] = [];
+  private syncQueue: Waiter[] = [];
+  private syncing: Promise<void> | undefined;
+  private dirDirty = false;
+  private fsyncCount = 0;
+  private fsyncMs = 0;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly background = new Set<Promise<void>>();
+  private expiryCursor: Iterator<[string, number]> | undefined;
+
+  constructor(dir: string, options: ResolvedOptions) {
+    super();
+    this.dir = dir;
+    this.options = options;
+    this.fs = options.fs;
+    this.log = options.logger;
+    if (options.cacheBytes > 0) {
+      this.cache = new LRUCache<string, Buffer>({
+        maxSize: options.cacheBytes,
+        sizeCalculation: (v, k) => v.length + k.length + 64,
+      });
+    }
+  }
+
+  get active(): Segment {
+    return this.ordered[this.ordered.length - 1]!;
+  }
+
+  /** @internal Opens the directory: lock, recovery, timers. */
+  async start(): Promise<void> {
+    if (!this.options.readOnly) {
+      this.fs.mkdirp(this.dir);
+      this.lock = lockDir(this.fs, this.dir);
+    }
+    try {
+      const result = recover(this);
+      this.recoveryStats = result.stats;
+      for (const s of result.needHints) this.sealInBackground(s, false);
+    } catch (err) {
+      this.lock?.release();
+      throw err;
+    }
+    if (this.options.readOnly) return;
+    if (this.options.fsync === 'interval') {
+      this.timers.push(setInterval(() => this.syncInterval(), this.options.fsyncIntervalMs).unref());
+    }
+    this.timers.push(setInterval(() => this.sweepExpired(), 1000).unref());
+  }
+
+  // ---- segments ---------------------------------------------------------
+
+  /** @internal Registers a segment in the table; returns its id. */
+  addSegment(seg: Segment): void {
+    let id = this.segments.indexOf(undefined);
+    if (id < 0) id = this.segments.length;
+    if (id >= MAX_SEGMENTS) {
+      throw new KvError(
+        'BUSY',
+        `more than ${MAX_SEGMENTS} segments are open; raise maxSegmentBytes or compact`,
+      );
+    }
+    seg.id = id;
+    this.segments[id] = seg;
+  }
+
+  /** @internal Creates a new, empty active segment starting at nextOffset. */
+  createSegment(): Segment {
+    const base = this.nextOffset;
+    const name = segmentFile(base);
+    const fd = this.fs.open(join(this.dir, name), 'wx+');
+    const header = encodeSegmentHeader(base);
+    this.fs.write(fd, header, 0, header.length, 0);
+    const seg = new Segment(this.fs, this.dir, name, base, fd, SEGMENT_HEADER_BYTES);
+    seg.index = new SparseIndex(base, this.options.indexIntervalBytes);
+    seg.dirty = true;
+    this.addSegment(seg);
+    this.ordered.push(seg);
+    this.dirDirty = true;
+    return seg;
+  }
+
+  /** Seals the active segment and opens a new one; the hint and index are written in the background. */
+  private rotate(): void {
+    this.flushNow();
+    const old = this.active;
+    old.sealed = true;
+    this.createSegment();
+    this.sealInBackground(old, true);
+  }
+
+  /**
+   * Makes a sealed segment fast to load: fsync it, then write its hint and
+   * index under temporary names, fsync, rename. Crash-safe at every step: a
+   * missing hint means a rescan, a `.tmp` is swept at the next open.
+   */
+  private sealInBackground(seg: Segment, fsyncData: boolean): void {
+    seg.retain();
+    const task = (async () => {
+      try {
+        if (fsyncData) await this.fs.fsync(seg.fd);
+        const entries = new Map<string, HintEntry>();
+        const index = new SparseIndex(seg.baseOffset, this.options.indexIntervalBytes);
+        let pos = SEGMENT_HEADER_BYTES;
+        while (pos < seg.size) {
+          const r = scanRecords(
+            this.fs,
+            seg.fd,
+            pos,
+            seg.size,
+            (rec) => {
+              index.observe(rec.header.offset, rec.position);
+              entries.delete(rec.key); // keep record order: re-insert at the end
+              entries.set(rec.key, {
+                key: rec.key,
+                offset: rec.header.offset,
+                position: rec.position,
+                valueLength: rec.header.valueLength,
+                expiresAt: rec.header.expiresAt,
+                flags: rec.header.flags & FLAG_TOMBSTONE,
+              });
+            },
+            pos + 4 * 1024 * 1024,
+          );
+          if (r.problem) {
+            this.log.error(
+              { file: seg.name, position: r.problem.position },
+              `not writing a hint: ${r.problem.reason}`,
+            );
+            return;
+          }
+          pos = r.end;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        if (this.closed) return;
+        seg.index = index;
+        this.writeFileAtomically(hintFile(seg.baseOffset), encodeHint(seg.baseOffset, [...entries.values()]));
+        this.writeFileAtomically(indexFile(seg.baseOffset), index.encode());
+        this.fs.fsyncDir(this.dir);
+        this.log.debug({ file: seg.name, keys: entries.size }, 'segment sealed');
+      } catch (err) {
+        this.log.error(
+          { err, file: seg.name },
+          'writing the hint failed; the segment will be rescanned at open',
+        );
+      } finally {
+        seg.release();
+      }
+    })();
+    this.background.add(task);
+    void task.finally(() => this.background.delete(task));
+  }
+
+  /** @internal Writes `name` via `name.tmp` + fsync + rename. */
+  writeFileAtomically(name: string, data: Buffer): void {
+    const tmp = join(this.dir, tempFile(name));
+    if (this.fs.exists(tmp)) this.fs.unlink(tmp);
+    const fd = this.fs.open(tmp, 'wx');
+    try {
+      this.fs.write(fd, data, 0, data.length, 0);
+      this.fs.fsyncSync(fd);
+    } finally {
+      this.fs.close(fd);
+    }
+    this.fs.rename(tmp, join(this.dir, name));
+  }
+
+  // ---- keydir maintenance --------------------------------------------------
+
+  /** @internal Points `key` at a record, keeping live-byte counts. */
+  point(key: string, seg: Segment, position: number, valueLength: number, expiresAt: number): void {
+    const kd = this.keydir;
+    const slot = kd.slot(key);
+    if (slot >= 0) {
+      this.segments[kd.segmentOf(slot)]!.liveBytes -= recordSize(key.length, kd.valueLengthOf(slot));
+    } else if (this.keyIndex) {
+      this.keyIndex.noteInsert(key);
+    }
+    kd.set(key, seg.id, position, valueLength, expiresAt);
+    seg.liveBytes += recordSize(key.length, valueLength);
+  }
+
+  /** @internal Removes `key` from the keydir, keeping live-byte counts. */
+  unpoint(key: string): boolean {
+    const kd = this.keydir;
+    const slot = kd.slot(key);
+    if (slot < 0) return false;
+    this.segments[kd.segmentOf(slot)]!.liveBytes -= recordSize(key.length, kd.valueLengthOf(slot));
+    kd.delete(key);
+    this.keyIndex?.noteDelete();
+    return true;
+  }
+
+  private recordUndo(key: string): void {
+    const kd = this.keydir;
+    const slot = kd.slot(key);
+    if (slot < 0) this.undo.push(key, -1, 0, 0, 0);
+    else
+      this.undo.push(
+        key,
+        kd.segmentOf(slot),
+        kd.positionOf(slot),
+        kd.valueLengthOf(slot),
+        kd.expiresAtOf(slot, key),
+      );
+  }
+
+  private rollback(): void {
+    const u = this.undo;
+    for (let i = u.length - UNDO_STRIDE; i >= 0; i -= UNDO_STRIDE) {
+      const key = u[i] as string;
+      const segId = u[i + 1] as number;
+      this.cache?.delete(key);
+      if (segId < 0) this.unpoint(key);
+      else this.point(key, this.segments[segId]!, u[i + 2] as number, u[i + 3] as number, u[i + 4] as number);
+    }
+    this.undo = [];
+  }
+
+  // ---- write path ---------------------------------------------------------
+
+  private checkWritable(): void {
+    if (this.closed) throw closedError();
+    if (this.options.readOnly) throw new KvError('INVALID_ARGUMENT', 'the store was opened read-only');
+    if (this.failure) throw this.failure;
+  }
+
+  /**
+   * Appends one record to the active segment; returns its position. Callers
+   * make room first (makeRoom), before recording undo: rotating flushes.
+   */
+  private append(key: string, value: Uint8Array | undefined, expiresAt: number, flags: number): number {
+    const size = recordSize(key.length, value ? value.length : 0);
+    const seg = this.active;
+    const position = seg.size;
+    const offset = this.nextOffset++;
+    const { buf, at } = seg.reserve(size);
+    encodeRecord(buf, at, offset, expiresAt, flags, key, value);
+    seg.index?.observe(offset, position);
+    seg.lastOffset = offset;
+    seg.records++;
+    return position;
+  }
+
+  /** Rotates if `bytes` more would overflow the active segment; a batch makes room once, so it never spans two. */
+  private makeRoom(bytes: number): void {
+    const seg = this.active;
+    if (seg.size + bytes > this.options.maxSegmentBytes && seg.size > SEGMENT_HEADER_BYTES) this.rotate();
+  }
+
+  private ack(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.unflushed.push({ resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flushNow());
+      }
+    });
+  }
+
+  /** Hands every buffered record to the OS now, then acks or queues for fsync. */
+  private flushNow(): void {
+    this.flushScheduled = false;
+    const waiters = this.unflushed;
+    this.unflushed = [];
+    try {
+      this.active.flush();
+    } catch (err) {
+      const error = ioError('writing to the log', err);
+      this.log.error({ err }, 'a write to the log failed; the writes of this tick are refused');
+      this.rollback();
+      for (const w of waiters) w.reject(error);
+      return;
+    }
+    this.undo = [];
+    if (this.options.fsync === 'always') {
+      for (const w of waiters) this.syncQueue.push(w);
+      void this.groupSync();
+    } else {
+      for (const w of waiters) w.resolve();
+    }
+  }
+
+  /** Group commit: one fsync cycle at a time; writes flushed meanwhile wait for the next one. */
+  private async groupSync(): Promise<void> {
+    if (this.syncing || this.syncQueue.length === 0) return;
+    const batch = this.syncQueue;
+    this.syncQueue = [];
+    this.syncing = this.syncDirty();
+    try {
+      await this.syncing;
+      for (const w of batch) w.resolve();
+    } catch (err) {
+      for (const w of batch) w.reject(err);
+    } finally {
+      this.syncing = undefined;
+    }
+    if (this.syncQueue.length > 0) void this.groupSync();
+  }
+
+  /** fsyncs every segment written since its last fsync, and the directory if files were created. */
+  private async syncDirty(): Promise<void> {
+    const dirty = this.ordered.filter((s) => s.dirty);
+    for (const s of dirty) s.dirty = false;
+    const syncDir = this.dirDirty;
+    this.dirDirty = false;
+    const t0 = performance.now();
+    try {
+      for (const s of dirty) {
+        s.retain();
+        try {
+          await this.fs.fsync(s.fd);
+        } finally {
+          s.release();
+        }
+      }
+      if (syncDir) this.fs.fsyncDir(this.dir);
+    } catch (err) {
+      // After a failed fsync the kernel may have dropped the dirty pages: nothing
+      // written since the last good fsync can be promised. Refuse writes from now on.
+      this.failure = ioError('fsync', err);
+      this.failure.message += '; writes are refused until the store is reopened';
+      this.log.fatal({ err }, 'fsync failed; refusing writes until restart');
+      throw this.failure;
+    }
+    this.fsyncCount += dirty.length;
+    this.fsyncMs += performance.now() - t0;
+  }
+
+  private syncInterval(): void {
+    if (this.syncing || this.closed) return;
+    this.syncing = this.syncDirty()
+      .catch(() => {})
+      .finally(() => {
+        this.syncing = undefined;
+      });
+  }
+
+  private expiresAtFor(ttlMs: number | undefined): number {
+    if (ttlMs === undefined) return 0;
+    if (!Number.isInteger(ttlMs) || ttlMs <= 0) {
+      throw new KvError('INVALID_ARGUMENT', `ttlMs must be a positive integer number of ms, got ${ttlMs}`);
+    }
+    return this.options.clock.now() + ttlMs;
+  }
+
+  /**
+   * Sets `key` to `value`. Resolves true once durable per the fsync mode, or
+   * false (writing nothing) when ifAbsent/ifPresent says not to write.
+   */
+  set(key: Key, value: Value, options?: SetOptions): Promise<boolean> {
+    try {
+      this.checkWritable();
+      const k = toInternalKey(key);
+      const v = toValueBytes(value);
+      const expiresAt = this.expiresAtFor(options?.ttlMs);
+      if (options && (options.ifAbsent || options.ifPresent)) {
+        const exists = this.liveSlot(k) >= 0;
+        if ((options.ifAbsent && exists) || (options.ifPresent && !exists)) return Promise.resolve(false);
+      }
+      this.makeRoom(recordSize(k.length, v.length));
+      this.recordUndo(k);
+      const position = this.append(k, v, expiresAt, 0);
+      this.point(k, this.active, position, v.length, expiresAt);
+      this.cache?.delete(k);
+      return this.ack().then(() => true);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Deletes `key`; resolves whether it existed. A tombstone is written only if it did. */
+  delete(key: Key): Promise<boolean> {
+    try {
+      this.checkWritable();
+      const k = toInternalKey(key);
+      if (this.liveSlot(k) < 0) return Promise.resolve(false);
+      this.makeRoom(recordSize(k.length, 0));
+      this.recordUndo(k);
+      this.append(k, undefined, 0, FLAG_TOMBSTONE);
+      this.unpoint(k);
+      this.cache?.delete(k);
+      return this.ack().then(() => true);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Applies `ops` atomically: after a crash, all of them or none. Deletes of
+   * absent keys write nothing. Resolves with the number of records written.
+   */
+  batch(ops: readonly BatchOp[]): Promise<number> {
+    try {
+      this.checkWritable();
+      if (!Array.isArray(ops)) throw new KvError('INVALID_ARGUMENT', 'batch takes an array of operations');
+      // Validate everything before writing anything.
+      const prepared: { k: string; v: Uint8Array | undefined; expiresAt: number }[] = [];
+      const present = new Map<string, boolean>();
+      const exists = (k: string) => present.get(k) ?? this.liveSlot(k) >= 0;
+      let bytes = 0;
+      for (const op of ops) {
+        const k = toInternalKey(op.key);
+        if (op.type === 'set') {
+          const v = toValueBytes(op.value);
+          prepared.push({ k, v, expiresAt: this.expiresAtFor(op.ttlMs) });
+          present.set(k, true);
+          bytes += recordSize(k.length, v.length);
+        } else if (op.type === 'del') {
+          if (!exists(k)) continue;
+          prepared.push({ k, v: undefined, expiresAt: 0 });
+          present.set(k, false);
+          bytes += recordSize(k.length, 0);
+        } else {
+          throw new KvError(
+            'INVALID_ARGUMENT',
+            `batch op type must be set or del, got ${String((op as BatchOp).type)}`,
+          );
+        }
+      }
+      if (prepared.length === 0) return Promise.resolve(0);
+      this.makeRoom(bytes);
+      const n = prepared.length;
+      const seg = this.active;
+      for (let i = 0; i < n; i++) {
+        const { k, v, expiresAt } = prepared[i]!;
+        const flags =
+          (v ? 0 : FLAG_TOMBSTONE) | (n > 1 ? FLAG_BATCH | (i === n - 1 ? FLAG_BATCH_END : 0) : 0);
+        this.recordUndo(k);
+        const position = this.append(k, v, expiresAt, flags);
+        if (v) this.point(k, seg, position, v.length, expiresAt);
+        else this.unpoint(k);
+        this.cache?.delete(k);
+      }
+      return this.ack().then(() => n);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Resolves once everything written so far is on disk (fsync), whatever the mode. */
+  async sync(): Promise<void> {
+    if (this.closed) throw closedError();
+    this.flushNow();
+    while (this.syncing) await this.syncing;
+    await this.syncDirty();
+  }
+
+  // ---- read path ----------------------------------------------------------
+
+  /** The key's slot if it exists and has not expired (expiring it lazily), else -1. */
+  private liveSlot(k: string): number {
+    const kd = this.keydir;
+    const slot = kd.slot(k);
+    if (slot < 0) return -1;
+    const expiresAt = kd.expiresAtOf(slot, k);
+    if (expiresAt !== 0 && expiresAt <= this.options.clock.now()) {
+      this.expire(k);
+      return -1;
+    }
+    return slot;
+  }
+
+  /**
+   * An expired key leaves the keydir without a tombstone: its record carries
+   * the expiry, so recovery and compaction see it expired too.
+   */
+  private expire(k: string): void {
+    this.unpoint(k);
+    this.cache?.delete(k);
+  }
+
+  /**
+   * The value of `key`, or undefined. One positioned read on the calling
+   * thread (or a cache hit). The Buffer may be shared with the cache: copy it
+   * before mutating it.
+   */
+  getSync(key: Key): Buffer | undefined {
+    if (this.closed) throw closedError();
+    const k = toInternalKey(key);
+    const slot = this.liveSlot(k);
+    if (slot < 0) return undefined;
+    const cache = this.cache;
+    if (cache) {
+      const hit = cache.get(k);
+      if (hit !== undefined) {
+        this.cacheHits++;
+        return hit;
+      }
+      this.cacheMisses++;
+    }
+    const kd = this.keydir;
+    const seg = this.segments[kd.segmentOf(slot)]!;
+    const valueLength = kd.valueLengthOf(slot);
+    const value = seg.readValue(kd.positionOf(slot), k.length, valueLength);
+    if (cache && valueLength <= MAX_CACHED_VALUE_BYTES) cache.set(k, value);
+    return value;
+  }
+
+  get(key: Key): Promise<Buffer | undefined> {
+    try {
+      return Promise.resolve(this.getSync(key));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  has(key: Key): boolean {
+    if (this.closed) throw closedError();
+    return this.liveSlot(toInternalKey(key)) >= 0;
+  }
+
+  /** Remaining time to live in ms; -1 if the key has no expiry, -2 if it does not exist (Redis PTTL). */
+  ttl(key: Key): number {
+    if (this.closed) throw closedError();
+    const k = toInternalKey(key);
+    const slot = this.liveSlot(k);
+    if (slot < 0) return -2;
+    const expiresAt = this.keydir.expiresAtOf(slot, k);
+    return expiresAt === 0 ? -1 : expiresAt - this.options.clock.now();
+  }
+
+  /** One page of keys in byte order, filtered by prefix and range; resumable by cursor. */
+  scan(options: ScanOptions = {}): ScanPage {
+    if (this.closed) throw closedError();
+    const count = options.count ?? 100;
+    if (!Number.isInteger(count) || count < 1 || count > MAX_SCAN_COUNT) {
+      throw new KvError(
+        'INVALID_ARGUMENT',
+        `scan count must be an integer from 1 to ${MAX_SCAN_COUNT}, got ${count}`,
+      );
+    }
+    if (!this.keyIndex) {
+      this.keyIndex = new KeyIndex(
+        Array.from(this.keydir.entries(), ([k]) => k),
+        (k) => this.liveSlot(k) >= 0,
+      );
+    }
+    const after =
+      options.cursor !== undefined && options.cursor !== ''
+        ? Buffer.from(options.cursor, 'base64url').toString('latin1')
+        : undefined;
+    if (after === '') throw new KvError('INVALID_ARGUMENT', 'scan cursor is not one this store returned');
+    const page = this.keyIndex.page({
+      ...(after !== undefined && { after }),
+      ...(options.start !== undefined && { start: internalize(options.start) }),
+      ...(options.end !== undefined && { end: internalize(options.end) }),
+      ...(options.prefix !== undefined && { prefix: internalize(options.prefix) }),
+      count,
+    });
+    const last = page.keys[page.keys.length - 1];
+    return {
+      keys: page.keys.map(toUserKey),
+      cursor: page.more && last !== undefined ? Buffer.from(last, 'latin1').toString('base64url') : null,
+    };
+  }
+
+  /** Every matching key, page by page (see scan). */
+  async *keys(options: Omit<ScanOptions, 'cursor'> = {}): AsyncGenerator<string> {
+    let cursor: string | null | undefined;
+    do {
+      const page = this.scan({ ...options, ...(cursor ? { cursor } : {}), count: options.count ?? 1000 });
+      yield* page.keys;
+      cursor = page.cursor;
+    } while (cursor);
+  }
+
+  /**
+   * Records of the log from `offset` on, in offset order: tombstones and
+   * overwritten values included. Finds the segment by binary search over base
+   * offsets, then the position by its sparse index.
+   */
+  async *readFrom(offset: number, options: { limit?: number } = {}): AsyncGenerator<LogRecord> {
+    if (this.closed) throw closedError();
+    if (!this.options.readOnly) this.flushNow();
+    let limit = options.limit ?? Number.POSITIVE_INFINITY;
+    let i = this.segmentIndexFor(offset);
+    while (i < this.ordered.length && limit > 0) {
+      const seg = this.ordered[i]!;
+      seg.retain();
+      try {
+        if (!seg.index) seg.index = this.buildIndex(seg);
+        let pos = seg.index.lookup(offset, SEGMENT_HEADER_BYTES);
+        while (pos < seg.written && limit > 0) {
+          const out: LogRecord[] = [];
+          const r = scanRecords(
+            this.fs,
+            seg.fd,
+            pos,
+            seg.written,
+            (rec) => {
+              if (rec.header.offset < offset || out.length >= limit) return;
+              const keyStart = rec.valueAt - rec.header.keyLength;
+              out.push({
+                offset: rec.header.offset,
+                key: Buffer.from(rec.buf.subarray(keyStart, rec.valueAt)),
+                value: Buffer.from(rec.buf.subarray(rec.valueAt, rec.valueAt + rec.header.valueLength)),
+                tombstone: (rec.header.flags & FLAG_TOMBSTONE) !== 0,
+                expiresAt: rec.header.expiresAt,
+                segment: seg.name,
+                position: rec.position,
+              });
+            },
+            pos + 256 * 1024,
+          );
+          for (const rec of out) {
+            limit--;
+            yield rec;
+          }
+          if (r.problem) {
+            throw new KvError(
+              'CORRUPTION',
+              `${r.problem.reason} in ${seg.name} at byte ${r.problem.position}; run kv-check on the data directory`,
+            );
+          }
+          pos = r.end;
+        }
+      } finally {
+        seg.release();
+      }
+      i++;
+    }
+  }
+
+  /** Index in `ordered` of the last segment whose base offset is ≤ offset (0 if none). */
+  segmentIndexFor(offset: number): number {
+    let lo = 0;
+    let hi = this.ordered.length - 1;
+    let found = 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.ordered[mid]!.baseOffset <= offset) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return found;
+  }
+
+  private buildIndex(seg: Segment): SparseIndex {
+    const index = new SparseIndex(seg.baseOffset, this.options.indexIntervalBytes);
+    scanRecords(this.fs, seg.fd, SEGMENT_HEADER_BYTES, seg.written, (rec) =>
+      index.observe(rec.header.offset, rec.position),
+    );
+    return index;
+  }
+
+  private sweepExpired(): void {
+    if (this.closed || this.keydir.expiringKeys === 0) return;
+    const now = this.options.clock.now();
+    if (!this.expiryCursor) this.expiryCursor = this.keydir.expiring();
+    for (let n = 0; n < 2000; n++) {
+      const next = this.expiryCursor.next();
+      if (next.done) {
+        this.expiryCursor = undefined;
+        return;
+      }
+      const [k, expiresAt] = next.value;
+      if (expiresAt <= now) this.expire(k);
+    }
+  }
+
+  // ---- stats and lifecycle -------------------------------------------------
+
+  stats(): StoreStats {
+    if (this.closed) throw closedError();
+    const segments = this.ordered.map((s) => ({
+      file: s.name,
+      baseOffset: s.baseOffset,
+      lastOffset: s.lastOffset,
+      bytes: s.size,
+      liveBytes: s.liveBytes,
+      deadBytes: s.deadBytes,
+      sealed: s.sealed,
+    }));
+    let live = 0;
+    let dead = 0;
+    let disk = 0;
+    for (const s of segments) {
+      live += s.liveBytes;
+      dead += s.deadBytes;
+      disk += s.bytes;
+    }
+    return {
+      keys: this.keydir.size,
+      expiringKeys: this.keydir.expiringKeys,
+      segments,
+      liveBytes: live,
+      deadBytes: dead,
+      diskBytes: disk,
+      firstOffset: this.ordered[0]?.baseOffset ?? 0,
+      nextOffset: this.nextOffset,
+      cache: {
+        entries: this.cache?.size ?? 0,
+        bytes: this.cache?.calculatedSize ?? 0,
+        hits: this.cacheHits,
+        misses: this.cacheMisses,
+      },
+      fsync: { mode: this.options.fsync, count: this.fsyncCount, totalMs: Math.round(this.fsyncMs) },
+      recovery: this.recoveryStats,
+    };
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Flushes, fsyncs, closes every file and releases the lock. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    for (const t of this.timers) clearInterval(t);
+    if (!this.options.readOnly) {
+      this.flushNow();
+      while (this.syncing) await this.syncing.catch(() => {});
+      try {
+        if (!this.failure) await this.syncDirty();
+      } catch {
+        // Logged by syncDirty; close anyway.
+      }
+    }
+    this.closed = true;
+    await Promise.allSettled([...this.background]);
+    for (const s of this.ordered) s.retire(false);
+    this.ordered = [];
+    this.keydir.clear();
+    this.cache?.clear();
+    this.lock?.release();
+    this.emit('close');
+  }
+}
+
+/**
+ * Opens (creating if needed) the store in `dir`. Recovers the keydir from
+ * hints and segments, truncating a torn tail. Rejects with LOCKED if another
+ * process has the directory open.
+ */
+export async function openStore(dir: string, options?: StoreOptions): Promise<Store> {
+  const store = new Store(dir, resolveOptions(options));
+  await store.start();
+  return store;
+}
