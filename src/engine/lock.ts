@@ -36,6 +36,28 @@ function isAlive(pid: number, startTime: string): boolean {
   return startTime === '' || startTimeOf(pid) === '' || startTimeOf(pid) === startTime;
 }
 
+/** The pid named by a LOCK file's content if that process still runs, else undefined (a stale lock). */
+function liveOwner(content: string): number | undefined {
+  const [pidText = '', startTime = ''] = content.trim().split(' ');
+  const pid = Number(pidText);
+  return Number.isInteger(pid) && pid > 0 && isAlive(pid, startTime) ? pid : undefined;
+}
+
+/**
+ * The pid of the running process that holds `dir`, or undefined when there is
+ * no LOCK or it is stale. Only reads: for tools (kv-check, kv-dump) that must
+ * not work on a directory a server is writing to.
+ */
+export function lockOwner(fs: Fs, dir: string): number | undefined {
+  let content: string;
+  try {
+    content = fs.readFile(join(dir, LOCK_FILE)).toString();
+  } catch {
+    return undefined;
+  }
+  return liveOwner(content);
+}
+
 export interface DirLock {
   release(): void;
 }
@@ -73,9 +95,8 @@ export function lockDir(fs: Fs, dir: string): DirLock {
     } catch {
       continue; // removed between our open and our read: try again
     }
-    const [pidText = '', startTime = ''] = owner.trim().split(' ');
-    const pid = Number(pidText);
-    if (Number.isInteger(pid) && pid > 0 && isAlive(pid, startTime)) {
+    const pid = liveOwner(owner);
+    if (pid !== undefined) {
       throw new KvError(
         'LOCKED',
         `the data directory ${dir} is in use by process ${pid}; stop it or use another --dir`,
