@@ -229,6 +229,19 @@ export function recover(store: Store): RecoveryResult {
       if (next < 0) break;
       pos = next;
     }
+    if (batch.length > 0 && isLast) {
+      // The log ends inside a batch, torn at a record boundary: cut it off like any torn tail,
+      // or the next batch appended after it would complete it (a half batch resurrected).
+      const dropped = seg.size - batchStart;
+      if (!readOnly) fs.truncate(fd, batchStart);
+      seg.size = seg.written = batchStart;
+      stats.truncatedBytes += dropped;
+      log.warn(
+        { file: name, position: batchStart, bytes: dropped, reason: 'a batch without its end record' },
+        `truncated a torn tail of ${dropped} bytes at byte ${batchStart} of ${name}`,
+      );
+      batch = [];
+    }
     if (batch.length > 0) corruption(name, batchStart, 'a batch without its end record');
     seg.index = index;
     if (seg.lastOffset > maxOffset) maxOffset = seg.lastOffset;
