@@ -1,0 +1,167 @@
+/**
+ * The measurements of `npm run bench:engine`, one per child process (see
+ * engine.ts): each job opens an engine in a directory the parent chose, does
+ * its work, and reports one result. A fresh process per job keeps the heap,
+ * the JIT state and the memory figures of one job out of the next.
+ *
+ * Keys are 16 bytes ("key" + 13 digits of a bijective scramble of i, so
+ * inserts arrive in pseudo-random order), built as flat strings; values are
+ * one 100-byte Buffer.
+ */
+import { readdirSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { type CacheMode, type EngineName, type Mode, openEngine } from './adapters.js';
+
+export const KEY_BYTES = 16;
+export const VALUE_BYTES = 100;
+
+export type Job =
+  | {
+      kind: 'sets';
+      engine: EngineName;
+      dir: string;
+      mode: Mode;
+      keys: number;
+      concurrency: number;
+      /** Stop issuing writes after this long; ops/s is over the writes done. */
+      maxSeconds: number;
+    }
+  | { kind: 'gets'; engine: EngineName; dir: string; keys: number; reads: number; cache: CacheMode }
+  | { kind: 'restart'; engine: EngineName; dir: string; keys: number; hints: boolean; memory: boolean };
+
+export interface SetsResult {
+  ops: number;
+  seconds: number;
+  opsPerSec: number;
+}
+export interface GetsResult {
+  reads: number;
+  misses: number;
+  seconds: number;
+  opsPerSec: number;
+}
+export interface RestartResult {
+  keys: number;
+  ms: number;
+  keysPerSec: number;
+  /** segkv only: heap + arrayBuffers after open minus before, after gc, per key. */
+  bytesPerKey?: number;
+  /** segkv only: the recovery's own statistics. */
+  fromHints?: number;
+  scanned?: number;
+}
+export type JobResult = SetsResult | GetsResult | RestartResult;
+
+const keyBuf = Buffer.alloc(KEY_BYTES, 0x30);
+keyBuf.write('key', 0, 'latin1');
+
+/** The i-th key, as a flat 16-char string. */
+export function keyOf(i: number): string {
+  let x = Math.imul(i, 0x9e3779b1) >>> 0; // bijective on u32: unique keys in scrambled order
+  for (let p = KEY_BYTES - 1; p >= 3; p--) {
+    keyBuf[p] = 0x30 + (x % 10);
+    x = Math.floor(x / 10);
+  }
+  return keyBuf.toString('latin1', 0, KEY_BYTES);
+}
+
+export function makeValue(): Buffer {
+  const v = Buffer.alloc(VALUE_BYTES);
+  for (let i = 0; i < VALUE_BYTES; i++) v[i] = 0x61 + (i % 26);
+  return v;
+}
+
+function gc(): void {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (!g) throw new Error('run with --expose-gc');
+  for (let i = 0; i < 4; i++) g();
+}
+
+function usedBytes(): number {
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+}
+
+async function runSets(job: Extract<Job, { kind: 'sets' }>): Promise<SetsResult> {
+  const eng = await openEngine(job.engine, job.dir, job.mode, 'default');
+  const value = makeValue();
+  let next = 0;
+  const t0 = performance.now();
+  const deadline = t0 + job.maxSeconds * 1000;
+  const writer = async () => {
+    for (;;) {
+      const i = next++;
+      if (i >= job.keys) return;
+      if ((i & 1023) === 0 && performance.now() > deadline) {
+        next = job.keys;
+        return;
+      }
+      await eng.put(keyOf(i), value);
+    }
+  };
+  const writers: Promise<void>[] = [];
+  for (let w = 0; w < job.concurrency; w++) writers.push(writer());
+  await Promise.all(writers);
+  const seconds = (performance.now() - t0) / 1000;
+  // `next` overshoots by one per writer once done; count what was written.
+  const ops = Math.min(next - job.concurrency, job.keys);
+  await eng.close();
+  return { ops, seconds, opsPerSec: ops / seconds };
+}
+
+async function runGets(job: Extract<Job, { kind: 'gets' }>): Promise<GetsResult> {
+  const eng = await openEngine(job.engine, job.dir, 'never', job.cache);
+  // Random key order, drawn before the clock starts (xorshift32, fixed seed).
+  const order: string[] = new Array(job.reads);
+  let s = 0x2545f491;
+  for (let i = 0; i < job.reads; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    order[i] = keyOf((s >>> 0) % job.keys);
+  }
+  if (job.cache === 'hot') for (let i = 0; i < job.keys; i++) eng.get(keyOf(i));
+  let misses = 0;
+  let bytes = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < job.reads; i++) {
+    const v = eng.get(order[i]!);
+    if (v === undefined) misses++;
+    else bytes += v.length;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  await eng.close();
+  if (bytes !== (job.reads - misses) * VALUE_BYTES)
+    throw new Error('a read returned a value of the wrong size');
+  return { reads: job.reads, misses, seconds, opsPerSec: job.reads / seconds };
+}
+
+async function runRestart(job: Extract<Job, { kind: 'restart' }>): Promise<RestartResult> {
+  if (job.engine === 'segkv' && !job.hints) {
+    for (const f of readdirSync(job.dir)) if (f.endsWith('.hint')) unlinkSync(join(job.dir, f));
+  }
+  let before = 0;
+  if (job.memory) {
+    gc();
+    before = usedBytes();
+  }
+  const t0 = performance.now();
+  const eng = await openEngine(job.engine, job.dir, 'never', 'default');
+  // Both peers load lazily: one read makes sure the open has really finished.
+  if (eng.get(keyOf(0)) === undefined) throw new Error('key 0 missing after restart');
+  const ms = performance.now() - t0;
+  const result: RestartResult = { keys: job.keys, ms, keysPerSec: job.keys / (ms / 1000) };
+  if (job.memory) {
+    gc();
+    result.bytesPerKey = (usedBytes() - before) / job.keys;
+  }
+  if (eng.recovery) Object.assign(result, eng.recovery());
+  await eng.close();
+  return result;
+}
+
+export function runJob(job: Job): Promise<JobResult> {
+  if (job.kind === 'sets') return runSets(job);
+  if (job.kind === 'gets') return runGets(job);
+  return runRestart(job);
+}

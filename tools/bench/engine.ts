@@ -1,0 +1,497 @@
+/**
+ * `npm run bench:engine`: segkv's embedded engine against classic-level
+ * (LevelDB) and lmdb, on the same work in the same run (DESIGN.md §7).
+ *
+ *   sets      `keys` sets of 16-byte keys / 100-byte values per durability
+ *             mode; `always` with 64 writers, interval/never with
+ *             --concurrency outstanding promises (same for every engine; the
+ *             durability mapping is in adapters.ts)
+ *   gets      `keys` random reads of a `keys`-key data set, engine cache off
+ *             (cold) and on and warmed (hot)
+ *   restart   open time of a `keys` and a `big-keys` data set, segkv with and
+ *             without hint files (deleted for the "without" run)
+ *   memory    segkv bytes per key after a restart (heap + arrayBuffers delta
+ *             after gc, in a fresh process per size), total and beyond the
+ *             16 key bytes
+ *
+ * Every measurement runs in a fresh child process (engine-child.ts), repeated
+ * --repeat times with the engines interleaved; the table shows medians and
+ * segkv/peer ratios. Data lives in temporary directories under os.tmpdir(),
+ * removed at the end (and on Ctrl-C). Results also go to
+ * tools/bench/results/engine-<date>.json.
+ */
+import { fork } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ENGINES, type EngineName, type Mode } from './adapters.js';
+import type { GetsResult, Job, JobResult, RestartResult, SetsResult } from './engine-jobs.js';
+
+const HELP = `usage: npm run bench:engine -- [options]
+
+  --keys N           keys for sets, gets and the small restart (default 1000000)
+  --big-keys N       keys for the big restart and memory run, 0 to skip (default 10000000)
+  --repeat N         runs of each measurement; the table shows medians (default 3)
+  --concurrency N    outstanding writes in interval/never modes (default 256)
+  --always-concurrency N  outstanding writes in always mode (default 64)
+  --max-seconds S    stop a set run after S seconds and report the rate so far (default 30)
+  --engines LIST     comma-separated subset of segkv,classic-level,lmdb
+  --only LIST        comma-separated subset of sets,gets,restart
+  --big-peers        also time the peers' open at --big-keys (slow to load)
+  --quick            CI smoke: 50k keys, 200k big keys, 1 run, 5 s cap
+  --out FILE         JSON results path (default tools/bench/results/engine-<date>.json)
+  --no-json          do not write the JSON file
+  --help             this text
+`;
+
+interface Config {
+  keys: number;
+  bigKeys: number;
+  repeat: number;
+  concurrency: number;
+  alwaysConcurrency: number;
+  maxSeconds: number;
+  engines: EngineName[];
+  only: Set<string>;
+  bigPeers: boolean;
+  quick: boolean;
+  out: string | undefined;
+  json: boolean;
+}
+
+function parseArgs(argv: string[]): Config {
+  const c: Config = {
+    keys: 1_000_000,
+    bigKeys: 10_000_000,
+    repeat: 3,
+    concurrency: 256,
+    alwaysConcurrency: 64,
+    maxSeconds: 30,
+    engines: [...ENGINES],
+    only: new Set(['sets', 'gets', 'restart']),
+    bigPeers: false,
+    quick: false,
+    out: undefined,
+    json: true,
+  };
+  if (argv.includes('--quick')) {
+    Object.assign(c, { keys: 50_000, bigKeys: 200_000, repeat: 1, maxSeconds: 5, quick: true });
+  }
+  const int = (name: string, v: string | undefined, min: number): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`${name} needs an integer ≥ ${min}, got ${v}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const v = argv[i + 1];
+    switch (a) {
+      case '--help':
+      case '-h':
+        process.stdout.write(HELP);
+        process.exit(0);
+        break;
+      case '--quick':
+        break;
+      case '--keys':
+        c.keys = int(a, v, 1000);
+        i++;
+        break;
+      case '--big-keys':
+        c.bigKeys = int(a, v, 0);
+        i++;
+        break;
+      case '--repeat':
+        c.repeat = int(a, v, 1);
+        i++;
+        break;
+      case '--concurrency':
+        c.concurrency = int(a, v, 1);
+        i++;
+        break;
+      case '--always-concurrency':
+        c.alwaysConcurrency = int(a, v, 1);
+        i++;
+        break;
+      case '--max-seconds':
+        c.maxSeconds = int(a, v, 1);
+        i++;
+        break;
+      case '--engines':
+        c.engines = (v ?? '').split(',') as EngineName[];
+        for (const e of c.engines) if (!ENGINES.includes(e)) throw new Error(`unknown engine ${e}`);
+        if (!c.engines.includes('segkv')) c.engines.unshift('segkv');
+        i++;
+        break;
+      case '--only':
+        c.only = new Set((v ?? '').split(','));
+        i++;
+        break;
+      case '--big-peers':
+        c.bigPeers = true;
+        break;
+      case '--out':
+        c.out = v;
+        i++;
+        break;
+      case '--no-json':
+        c.json = false;
+        break;
+      default:
+        throw new Error(`unknown option ${a}; see --help`);
+    }
+  }
+  return c;
+}
+
+// ---- child processes ---------------------------------------------------------
+
+const here = dirname(fileURLToPath(import.meta.url));
+const childScript = join(here, 'engine-child.js');
+
+function runChild<R extends JobResult>(job: Job): Promise<R> {
+  return new Promise((resolve, reject) => {
+    const child = fork(childScript, [], {
+      execArgv: ['--expose-gc', '--max-old-space-size=16384'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    let result: { ok: true; result: R } | { ok: false; error: string } | undefined;
+    child.on('message', (m) => {
+      result = m as typeof result;
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (result?.ok) resolve(result.result);
+      else
+        reject(new Error(`${job.kind} job for ${job.engine} failed (exit ${code}): ${result?.error ?? ''}`));
+    });
+    child.send(job);
+  });
+}
+
+// ---- temporary directories ---------------------------------------------------
+
+const root = mkdtempSync(join(tmpdir(), 'segkv-bench-'));
+const cleanup = () => rmSync(root, { recursive: true, force: true });
+process.on('exit', cleanup);
+process.on('SIGINT', () => process.exit(130));
+process.on('SIGTERM', () => process.exit(143));
+let dirCount = 0;
+function freshDir(label: string): string {
+  const d = join(root, `${dirCount++}-${label}`);
+  mkdirSync(d);
+  return d;
+}
+
+// ---- statistics and table ----------------------------------------------------
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >>> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+interface Row {
+  name: string;
+  unit: string;
+  /** Samples per engine; the table shows the median. */
+  samples: Partial<Record<EngineName, number[]>>;
+  /** Higher is better (ops/s, keys/s) or lower (bytes). */
+  higherIsBetter: boolean;
+  note?: string;
+}
+
+function fmt(n: number | undefined): string {
+  if (n === undefined || Number.isNaN(n)) return '-';
+  if (n >= 100) return Math.round(n).toLocaleString('en-US');
+  return n.toFixed(1);
+}
+
+function printTable(rows: Row[], engines: EngineName[]): string {
+  const peers = engines.filter((e) => e !== 'segkv');
+  const head = ['benchmark', 'unit', 'segkv', 'segkv min..max'];
+  for (const p of peers) head.push(p, `segkv/${p}`);
+  const lines: string[][] = [head];
+  for (const r of rows) {
+    const s = r.samples.segkv ?? [];
+    const mine = s.length ? median(s) : undefined;
+    const line = [
+      r.name,
+      r.unit,
+      fmt(mine),
+      s.length ? `${fmt(Math.min(...s))}..${fmt(Math.max(...s))}` : '-',
+    ];
+    for (const p of peers) {
+      const ps = r.samples[p];
+      const theirs = ps?.length ? median(ps) : undefined;
+      line.push(fmt(theirs), mine !== undefined && theirs ? `${(mine / theirs).toFixed(2)}x` : '-');
+    }
+    lines.push(line);
+  }
+  const widths = head.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
+  const out = lines.map((l) =>
+    l.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '),
+  );
+  out.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
+  return out.join('\n');
+}
+
+// ---- the benchmark -----------------------------------------------------------
+
+function log(msg: string): void {
+  process.stderr.write(`[bench:engine ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+async function load(engine: EngineName, keys: number, cfg: Config): Promise<string> {
+  const dir = freshDir(`${engine}-${keys}`);
+  const r = await runChild<SetsResult>({
+    kind: 'sets',
+    engine,
+    dir,
+    mode: 'never',
+    keys,
+    concurrency: cfg.concurrency,
+    maxSeconds: 1e9,
+  });
+  log(`loaded ${keys} keys into ${engine} at ${fmt(r.opsPerSec)}/s`);
+  return dir;
+}
+
+async function main(): Promise<void> {
+  const cfg = parseArgs(process.argv.slice(2));
+  const started = new Date();
+  const rows: Row[] = [];
+  log(
+    `keys=${cfg.keys} big-keys=${cfg.bigKeys} repeat=${cfg.repeat} engines=${cfg.engines.join(',')} tmp=${root}`,
+  );
+
+  if (cfg.only.has('sets')) {
+    for (const mode of ['always', 'interval', 'never'] as Mode[]) {
+      const concurrency = mode === 'always' ? cfg.alwaysConcurrency : cfg.concurrency;
+      const row: Row = {
+        name: `set ${mode} c=${concurrency}`,
+        unit: 'ops/s',
+        samples: {},
+        higherIsBetter: true,
+      };
+      const capped: string[] = [];
+      for (let r = 0; r < cfg.repeat; r++) {
+        for (const engine of cfg.engines) {
+          const dir = freshDir(`${engine}-sets`);
+          const res = await runChild<SetsResult>({
+            kind: 'sets',
+            engine,
+            dir,
+            mode,
+            keys: cfg.keys,
+            concurrency,
+            maxSeconds: cfg.maxSeconds,
+          });
+          rmSync(dir, { recursive: true, force: true });
+          (row.samples[engine] ??= []).push(res.opsPerSec);
+          if (res.ops < cfg.keys) capped.push(`${engine} ${res.ops}`);
+          log(
+            `${row.name} ${engine}: ${fmt(res.opsPerSec)} ops/s (${res.ops} ops in ${res.seconds.toFixed(2)} s)`,
+          );
+        }
+      }
+      if (capped.length) row.note = `stopped at --max-seconds: ${capped.join(', ')} ops`;
+      rows.push(row);
+    }
+  }
+
+  const datasets = new Map<EngineName, string>();
+  if (cfg.only.has('gets') || cfg.only.has('restart')) {
+    for (const engine of cfg.engines) datasets.set(engine, await load(engine, cfg.keys, cfg));
+  }
+
+  if (cfg.only.has('gets')) {
+    for (const cache of ['cold', 'hot'] as const) {
+      const row: Row = { name: `get random ${cache}`, unit: 'ops/s', samples: {}, higherIsBetter: true };
+      for (let r = 0; r < cfg.repeat; r++) {
+        for (const engine of cfg.engines) {
+          const res = await runChild<GetsResult>({
+            kind: 'gets',
+            engine,
+            dir: datasets.get(engine)!,
+            keys: cfg.keys,
+            reads: cfg.keys,
+            cache,
+          });
+          if (res.misses) throw new Error(`${engine} missed ${res.misses} keys`);
+          (row.samples[engine] ??= []).push(res.opsPerSec);
+          log(`${row.name} ${engine}: ${fmt(res.opsPerSec)} ops/s`);
+        }
+      }
+      rows.push(row);
+    }
+  }
+
+  const memRows: Row[] = [];
+  const recoveryNotes: string[] = [];
+  const restart = async (keys: number, dirs: Map<EngineName, string>, peers: boolean) => {
+    const withHints: Row = {
+      name: `restart ${keys} hints`,
+      unit: 'keys/s',
+      samples: {},
+      higherIsBetter: true,
+    };
+    const without: Row = {
+      name: `restart ${keys} no hints`,
+      unit: 'keys/s',
+      samples: {},
+      higherIsBetter: true,
+    };
+    const mem: Row = { name: `memory ${keys} keys`, unit: 'B/key', samples: {}, higherIsBetter: false };
+    const beyond: Row = {
+      name: `memory ${keys} beyond key`,
+      unit: 'B/key',
+      samples: {},
+      higherIsBetter: false,
+    };
+    // All runs with hints first: a run without them deletes them.
+    for (const hints of [true, false]) {
+      for (let r = 0; r < cfg.repeat; r++) {
+        for (const engine of cfg.engines) {
+          if (engine !== 'segkv' && !peers) continue;
+          const dir = dirs.get(engine)!;
+          const res = await runChild<RestartResult>({
+            kind: 'restart',
+            engine,
+            dir,
+            keys,
+            hints,
+            memory: engine === 'segkv' && hints,
+          });
+          // Peers have no hints: their open time is the comparison for both rows.
+          if (engine !== 'segkv' && !hints) continue;
+          for (const row of engine === 'segkv' ? [hints ? withHints : without] : [withHints, without]) {
+            (row.samples[engine] ??= []).push(res.keysPerSec);
+          }
+          if (res.bytesPerKey !== undefined) {
+            (mem.samples.segkv ??= []).push(res.bytesPerKey);
+            (beyond.samples.segkv ??= []).push(res.bytesPerKey - 16);
+          }
+          if (engine === 'segkv' && r === 0) {
+            recoveryNotes.push(
+              `restart ${keys} ${hints ? 'hints' : 'no hints'}: ${res.fromHints} segments from hints, ${res.scanned} scanned`,
+            );
+          }
+          log(
+            `restart ${keys} ${engine}${engine === 'segkv' ? (hints ? ' hints' : ' no hints') : ''}: ${res.ms.toFixed(0)} ms` +
+              (res.bytesPerKey !== undefined ? `, ${res.bytesPerKey.toFixed(1)} B/key` : ''),
+          );
+        }
+      }
+    }
+    rows.push(withHints, without);
+    memRows.push(mem, beyond);
+  };
+
+  if (cfg.only.has('restart')) {
+    await restart(cfg.keys, datasets, true);
+    if (cfg.bigKeys > 0) {
+      const big = new Map<EngineName, string>();
+      for (const engine of cfg.engines) {
+        if (engine !== 'segkv' && !cfg.bigPeers) continue;
+        big.set(engine, await load(engine, cfg.bigKeys, cfg));
+      }
+      await restart(cfg.bigKeys, big, cfg.bigPeers);
+      for (const d of big.values()) rmSync(d, { recursive: true, force: true });
+    }
+    rows.push(...memRows);
+  }
+
+  const table = printTable(rows, cfg.engines);
+  const command = `npm run bench:engine -- ${process.argv.slice(2).join(' ')}`.trim();
+  process.stdout.write(`\n${command}\n${table}\n`);
+  for (const r of rows) if (r.note) process.stdout.write(`note: ${r.name}: ${r.note}\n`);
+  for (const n of recoveryNotes) process.stdout.write(`note: ${n}\n`);
+
+  const targets = checkTargets(rows, cfg);
+  process.stdout.write('\ntargets (issue 2):\n');
+  for (const t of targets)
+    process.stdout.write(`  ${t.met ? 'MET    ' : 'NOT MET'}  ${t.target}: ${t.measured}\n`);
+
+  if (cfg.json) {
+    const stamp = started
+      .toISOString()
+      .replace(/:/g, '-')
+      .replace(/\.\d+Z$/, 'Z');
+    const out = cfg.out ?? join(here, '..', '..', '..', 'tools', 'bench', 'results', `engine-${stamp}.json`);
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(
+      out,
+      `${JSON.stringify(
+        {
+          command,
+          started: started.toISOString(),
+          node: process.version,
+          platform: `${process.platform} ${process.arch}`,
+          config: { ...cfg, only: [...cfg.only] },
+          rows: rows.map((r) => ({
+            ...r,
+            median: Object.fromEntries(Object.entries(r.samples).map(([e, s]) => [e, median(s)])),
+          })),
+          notes: recoveryNotes,
+          targets,
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    process.stdout.write(`\nwrote ${out}\n`);
+  }
+}
+
+function checkTargets(rows: Row[], cfg: Config): { target: string; measured: string; met: boolean }[] {
+  const med = (name: string, engine: EngineName): number | undefined => {
+    const s = rows.find((r) => r.name.startsWith(name))?.samples[engine];
+    return s?.length ? median(s) : undefined;
+  };
+  const out: { target: string; measured: string; met: boolean }[] = [];
+  const setI = med('set interval', 'segkv');
+  const setIL = med('set interval', 'classic-level');
+  if (setI !== undefined) {
+    out.push({ target: 'sets >= 1M/s in interval mode', measured: `${fmt(setI)} ops/s`, met: setI >= 1e6 });
+    if (setIL !== undefined) {
+      out.push({
+        target: 'sets >= 2x classic-level (interval)',
+        measured: `${(setI / setIL).toFixed(2)}x`,
+        met: setI >= 2 * setIL,
+      });
+    }
+  }
+  for (const c of ['cold', 'hot']) {
+    const g = med(`get random ${c}`, 'segkv');
+    const gl = med(`get random ${c}`, 'classic-level');
+    if (g !== undefined && gl !== undefined) {
+      out.push({ target: `gets (${c}) >= classic-level`, measured: `${(g / gl).toFixed(2)}x`, met: g >= gl });
+    }
+  }
+  for (const keys of [cfg.keys, cfg.bigKeys]) {
+    const r = med(`restart ${keys} hints`, 'segkv');
+    if (r !== undefined) {
+      out.push({
+        target: `restart with hints >= 2M keys/s (${keys} keys)`,
+        measured: `${fmt(r)} keys/s`,
+        met: r >= 2e6,
+      });
+    }
+  }
+  const m = med(`memory ${cfg.bigKeys} beyond key`, 'segkv');
+  if (m !== undefined) {
+    out.push({
+      target: `<= 64 B/key beyond the key at ${cfg.bigKeys} keys`,
+      measured: `${m.toFixed(1)} B/key`,
+      met: m <= 64,
+    });
+  }
+  return out;
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
