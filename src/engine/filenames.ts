@@ -6,7 +6,8 @@
  *   00000000000000000000.index  its sparse offset index (same moments)
  *   LOCK                        the directory lock (pid of the owner)
  *   *.tmp                       a file being written; never valid, swept on open
- *   *.compacting / COMPACTION   in-flight compaction outputs and its manifest
+ *   *.compacting                a compaction output not yet swapped in
+ *   COMPACTION                  a committed compaction's manifest (compaction/manifest.ts)
  *
  * Offsets are 20-digit zero-padded decimals, so a lexical sort is a numeric sort
  * and a binary search over names finds the segment holding any offset.
@@ -14,6 +15,10 @@
 
 export const LOCK_FILE = 'LOCK';
 export const TEMP_SUFFIX = '.tmp';
+/** The compaction manifest: present only between a compaction's commit and the end of its swap. */
+export const COMPACTION_MANIFEST = 'COMPACTION';
+/** Suffix of a compaction output not yet swapped in. */
+export const COMPACTING_SUFFIX = '.compacting';
 
 export type FileKind = 'seg' | 'hint' | 'index';
 
@@ -54,6 +59,11 @@ export function parseName(name: string): ParsedName | undefined {
   return { kind: m[2] as FileKind, baseOffset };
 }
 
+export function compactingFile(name: string): string {
+  return name + COMPACTING_SUFFIX;
+}
+
+/** Files that are never valid on their own: unfinished writes. Swept at open (after a compaction is resolved). */
 export function isTemporary(name: string): boolean {
-  return name.endsWith(TEMP_SUFFIX);
+  return name.endsWith(TEMP_SUFFIX) || name.endsWith(COMPACTING_SUFFIX);
 }

@@ -5,6 +5,7 @@
 import pino, { type Logger } from 'pino';
 import { KvError } from '../errors.js';
 import { type Clock, systemClock } from './clock.js';
+import { type CompactionOptions, DEFAULT_COMPACTION } from './compaction/compactor.js';
 import { type Fs, nodeFs } from './fs.js';
 import {
   DEFAULT_CACHE_BYTES,
@@ -45,6 +46,8 @@ export interface StoreOptions {
   clock?: Clock;
   /** Open without taking the lock or writing anything (kv-check --force-read-only). Default false. */
   readOnly?: boolean;
+  /** Background compaction: policy thresholds and schedule (see compaction/compactor.ts for each default). */
+  compaction?: Partial<CompactionOptions>;
 }
 
 export interface ResolvedOptions {
@@ -57,6 +60,7 @@ export interface ResolvedOptions {
   fs: Fs;
   clock: Clock;
   readOnly: boolean;
+  compaction: CompactionOptions;
 }
 
 function positiveInt(
@@ -113,5 +117,31 @@ export function resolveOptions(o: StoreOptions = {}): ResolvedOptions {
     fs: o.fs ?? nodeFs,
     clock: o.clock ?? systemClock,
     readOnly: o.readOnly ?? false,
+    compaction: resolveCompaction(o.compaction),
+  };
+}
+
+function resolveCompaction(c: Partial<CompactionOptions> = {}): CompactionOptions {
+  const d = DEFAULT_COMPACTION;
+  const ratio = c.minDeadRatio ?? d.minDeadRatio;
+  if (typeof ratio !== 'number' || !(ratio > 0 && ratio <= 1)) {
+    throw new KvError('INVALID_ARGUMENT', `option compaction.minDeadRatio must be in (0, 1], got ${ratio}`);
+  }
+  const big = Number.MAX_SAFE_INTEGER;
+  return {
+    auto: c.auto ?? d.auto,
+    minDeadRatio: ratio,
+    minDeadBytes: positiveInt('compaction.minDeadBytes', c.minDeadBytes, d.minDeadBytes, 0, big),
+    maxDeadBytes: positiveInt('compaction.maxDeadBytes', c.maxDeadBytes, d.maxDeadBytes, 0, big),
+    checkIntervalMs: positiveInt(
+      'compaction.checkIntervalMs',
+      c.checkIntervalMs,
+      d.checkIntervalMs,
+      10,
+      86_400_000,
+    ),
+    minIntervalMs: positiveInt('compaction.minIntervalMs', c.minIntervalMs, d.minIntervalMs, 0, 86_400_000),
+    maxBackoffMs: positiveInt('compaction.maxBackoffMs', c.maxBackoffMs, d.maxBackoffMs, 10, 86_400_000),
+    ...(c.onStep && { onStep: c.onStep }),
   };
 }

@@ -1,8 +1,9 @@
 /**
  * Recovery: rebuilds the keydir from a data directory at open.
  *
- * 1. Sweep: `*.tmp` files (an unfinished hint, index or compaction output)
- *    are deleted; hints and indexes without a segment are deleted.
+ * 0. A committed compaction (a `COMPACTION` manifest) has its swap finished.
+ * 1. Sweep: `*.tmp` and `*.compacting` files (an unfinished hint, index or
+ *    compaction output) are deleted; hints and indexes without a segment are deleted.
  * 2. Sealed segments, oldest first: load the hint if it passes its checks,
  *    else scan the records (CRC each) and rewrite the hint in the background
  *    (Bitcask #273: slow starts when hints are missing).
@@ -20,6 +21,7 @@
  * Records whose expiry has passed count as deletions.
  */
 import { join } from 'node:path';
+import { resolveCompaction } from './compaction/swap.js';
 import { hintFile, indexFile, isTemporary, parseName, segmentFile } from './filenames.js';
 import { decodeHint } from './hint.js';
 import { FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE, type RecordHeader } from './record.js';
@@ -49,6 +51,8 @@ export function recover(store: Store): RecoveryResult {
   const needHints: Segment[] = [];
   const now = clock.now();
 
+  if (!readOnly && resolveCompaction(fs, dir))
+    log.warn('finished the swap of a compaction that was interrupted by a crash');
   const names = fs.readdir(dir);
   const bases: number[] = [];
   const hints = new Set<number>();
@@ -159,6 +163,7 @@ export function recover(store: Store): RecoveryResult {
         }
         if (!problem) {
           stats.fromHints++;
+          seg.hinted = true;
           if (seg.lastOffset > maxOffset) maxOffset = seg.lastOffset;
           continue;
         }

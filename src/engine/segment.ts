@@ -41,6 +41,8 @@ export class Segment {
   /** Highest offset of a record in it, -1 if none. */
   lastOffset = -1;
   sealed = false;
+  /** Its hint file is written (or was loaded): only such sealed segments may be compacted. */
+  hinted = false;
   /** Sparse offset index, when known (built while appending or read from `.index`). */
   index: SparseIndex | undefined;
   /** Set when written since the last fsync. */

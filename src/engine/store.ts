@@ -21,7 +21,8 @@ import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
-import { closedError, ioError, KvError } from '../errors.js';
+import { CorruptionError, closedError, ioError, KvError } from '../errors.js';
+import { type CompactionResult, type CompactionStats, Compactor } from './compaction/compactor.js';
 import { hintFile, indexFile, segmentFile, tempFile } from './filenames.js';
 import type { Fs } from './fs.js';
 import { encodeHint, type HintEntry } from './hint.js';
@@ -101,6 +102,7 @@ export interface StoreStats {
   cache: { entries: number; bytes: number; hits: number; misses: number };
   fsync: { mode: string; count: number; totalMs: number };
   recovery: RecoveryStats;
+  compaction: CompactionStats;
 }
 
 export interface RecoveryStats {
@@ -161,6 +163,7 @@ export class Store extends EventEmitter {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly background = new Set<Promise<void>>();
   private expiryCursor: Iterator<[string, number]> | undefined;
+  private readonly compactor: Compactor;
 
   constructor(dir: string, options: ResolvedOptions) {
     super();
@@ -174,6 +177,7 @@ export class Store extends EventEmitter {
         sizeCalculation: (v, k) => v.length + k.length + 64,
       });
     }
+    this.compactor = new Compactor(this, options.compaction, options.logger);
   }
 
   get active(): Segment {
@@ -199,6 +203,7 @@ export class Store extends EventEmitter {
       this.timers.push(setInterval(() => this.syncInterval(), this.options.fsyncIntervalMs).unref());
     }
     this.timers.push(setInterval(() => this.sweepExpired(), 1000).unref());
+    this.compactor.start();
   }
 
   // ---- segments ---------------------------------------------------------
@@ -231,6 +236,33 @@ export class Store extends EventEmitter {
     this.ordered.push(seg);
     this.dirDirty = true;
     return seg;
+  }
+
+  /** @internal Seals the active segment if it holds any record (for a full compaction). */
+  sealActive(): void {
+    this.checkWritable();
+    if (this.active.records > 0) this.rotate();
+  }
+
+  /** @internal Resolves when every background sealing task has finished. */
+  async settleBackground(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+  }
+
+  /**
+   * @internal The compaction swap: `fresh` takes the place of the contiguous
+   * run `inputs` in offset order; the inputs leave the segment table and are
+   * closed once their last reader lets go.
+   */
+  replaceSegments(inputs: readonly Segment[], fresh: readonly Segment[]): void {
+    const at = this.ordered.indexOf(inputs[0]!);
+    this.ordered.splice(at, inputs.length, ...fresh);
+    for (const seg of inputs) {
+      this.segments[seg.id] = undefined;
+      seg.retire(false, (err) => {
+        if (err) this.log.warn({ err, file: seg.name }, 'closing a compacted segment failed');
+      });
+    }
   }
 
   /** Seals the active segment and opens a new one; the hint and index are written in the background. */
@@ -290,6 +322,7 @@ export class Store extends EventEmitter {
         this.writeFileAtomically(hintFile(seg.baseOffset), encodeHint(seg.baseOffset, [...entries.values()]));
         this.writeFileAtomically(indexFile(seg.baseOffset), index.encode());
         this.fs.fsyncDir(this.dir);
+        seg.hinted = true;
         this.log.debug({ file: seg.name, keys: entries.size }, 'segment sealed');
       } catch (err) {
         this.log.error(
@@ -409,6 +442,11 @@ export class Store extends EventEmitter {
         setImmediate(() => this.flushNow());
       }
     });
+  }
+
+  /** @internal Hands buffered records to the OS now (the compaction swap starts with this). */
+  flushPending(): void {
+    this.flushNow();
   }
 
   /** Hands every buffered record to the OS now, then acks or queues for fsync. */
@@ -614,6 +652,11 @@ export class Store extends EventEmitter {
     return slot;
   }
 
+  /** @internal Removes an expired key (the compactor found its record expired). */
+  expireKey(k: string): void {
+    this.expire(k);
+  }
+
   /**
    * An expired key leaves the keydir without a tombstone: its record carries
    * the expiry, so recovery and compaction see it expired too.
@@ -727,22 +770,28 @@ export class Store extends EventEmitter {
     if (this.closed) throw closedError();
     if (!this.options.readOnly) this.flushNow();
     let limit = options.limit ?? Number.POSITIVE_INFINITY;
-    let i = this.segmentIndexFor(offset);
-    while (i < this.ordered.length && limit > 0) {
-      const seg = this.ordered[i]!;
+    // `next` is the lowest offset still wanted. The segment is looked up again
+    // by offset after each one, so a compaction that swaps segments while we
+    // iterate (outputs keep offsets) neither skips nor repeats records.
+    let next = offset;
+    while (limit > 0 && !this.closed) {
+      const i = this.segmentIndexFor(next);
+      const seg = this.ordered[i];
+      if (!seg) return;
       seg.retain();
       try {
         if (!seg.index) seg.index = this.buildIndex(seg);
-        let pos = seg.index.lookup(offset, SEGMENT_HEADER_BYTES);
+        let pos = seg.index.lookup(next, SEGMENT_HEADER_BYTES);
         while (pos < seg.written && limit > 0) {
           const out: LogRecord[] = [];
+          const from = next;
           const r = scanRecords(
             this.fs,
             seg.fd,
             pos,
             seg.written,
             (rec) => {
-              if (rec.header.offset < offset || out.length >= limit) return;
+              if (rec.header.offset < from || out.length >= limit) return;
               const keyStart = rec.valueAt - rec.header.keyLength;
               out.push({
                 offset: rec.header.offset,
@@ -758,20 +807,24 @@ export class Store extends EventEmitter {
           );
           for (const rec of out) {
             limit--;
+            next = rec.offset + 1;
             yield rec;
           }
           if (r.problem) {
-            throw new KvError(
-              'CORRUPTION',
-              `${r.problem.reason} in ${seg.name} at byte ${r.problem.position}; run kv-check on the data directory`,
-            );
+            throw new CorruptionError(seg.name, r.problem.position, r.problem.reason);
           }
           pos = r.end;
+          if (this.segments[seg.id] !== seg) break; // swapped out by a compaction: look up `next` again
+        }
+        if (this.segments[seg.id] === seg) {
+          // Done with this segment: continue at the next one, wherever its offsets start.
+          const following = this.ordered[this.ordered.indexOf(seg) + 1];
+          if (!following) return;
+          next = Math.max(next, seg.lastOffset + 1, following.baseOffset);
         }
       } finally {
         seg.release();
       }
-      i++;
     }
   }
 
@@ -813,6 +866,24 @@ export class Store extends EventEmitter {
     }
   }
 
+  // ---- compaction -----------------------------------------------------------
+
+  /**
+   * Compacts the whole log now (like Redis's BGREWRITEAOF): seals the active
+   * segment and merges every sealed segment, keeping the latest value of each
+   * key and dropping deleted and expired ones. Reads and writes continue
+   * meanwhile. Resolves with what it did (undefined if there was nothing to
+   * compact); progress is emitted as 'compaction' events.
+   */
+  compact(): Promise<CompactionResult | undefined> {
+    try {
+      this.checkWritable();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.compactor.compactAll();
+  }
+
   // ---- stats and lifecycle -------------------------------------------------
 
   stats(): StoreStats {
@@ -851,6 +922,7 @@ export class Store extends EventEmitter {
       },
       fsync: { mode: this.options.fsync, count: this.fsyncCount, totalMs: Math.round(this.fsyncMs) },
       recovery: this.recoveryStats,
+      compaction: { ...this.compactor.stats },
     };
   }
 
@@ -862,6 +934,7 @@ export class Store extends EventEmitter {
   async close(): Promise<void> {
     if (this.closed) return;
     for (const t of this.timers) clearInterval(t);
+    await this.compactor.stop();
     if (!this.options.readOnly) {
       this.flushNow();
       while (this.syncing) await this.syncing.catch(() => {});

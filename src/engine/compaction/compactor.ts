@@ -1,0 +1,237 @@
+/**
+ * The compaction scheduler: runs one compaction at a time, automatically by
+ * policy (policy.ts) every `checkIntervalMs` and at most once per
+ * `minIntervalMs`, or on demand (`store.compact()`). A failed run leaves the
+ * store as it was (rewrite.ts deletes its outputs; swap.ts aborts before its
+ * commit point), is logged with its cause, counted in stats, and retried with
+ * exponential backoff (KAFKA-8725: a cleaner that dies silently while the disk
+ * grows).
+ *
+ * Progress is emitted on the store as 'compaction' events:
+ *   { phase: 'start', reason, segments, bytes }
+ *   { phase: 'progress', segmentsDone, segmentsTotal, bytesDone, bytesTotal }
+ *   { phase: 'done', result } | { phase: 'error', error }
+ */
+import type { Logger } from 'pino';
+import { KvError } from '../../errors.js';
+import type { Segment } from '../segment.js';
+import type { Store } from '../store.js';
+import { type CompactionChoice, type CompactionPolicyOptions, choose, everything } from './policy.js';
+import { rewrite } from './rewrite.js';
+import { SwapIncomplete, type SwapStep, swap } from './swap.js';
+
+export interface CompactionOptions extends CompactionPolicyOptions {
+  /** Compact automatically by policy. Default true. */
+  auto: boolean;
+  /** How often the policy is consulted, in ms. Default 10,000. */
+  checkIntervalMs: number;
+  /** Least time between the starts of two automatic runs, in ms. Default 60,000. */
+  minIntervalMs: number;
+  /** Longest backoff after failures, in ms. Default 600,000. */
+  maxBackoffMs: number;
+  /** Test hook: called at each named step of the swap protocol. */
+  onStep?: (step: SwapStep) => void;
+}
+
+export const DEFAULT_COMPACTION: CompactionOptions = {
+  auto: true,
+  minDeadRatio: 0.5,
+  minDeadBytes: 16 * 1024 * 1024,
+  maxDeadBytes: 1024 * 1024 * 1024,
+  checkIntervalMs: 10_000,
+  minIntervalMs: 60_000,
+  maxBackoffMs: 600_000,
+};
+
+export interface CompactionResult {
+  reason: CompactionChoice['reason'];
+  segmentsIn: number;
+  segmentsOut: number;
+  keysKept: number;
+  bytesRead: number;
+  bytesWritten: number;
+  reclaimedBytes: number;
+  durationMs: number;
+}
+
+export interface CompactionStats {
+  running: boolean;
+  runs: number;
+  failures: number;
+  bytesRead: number;
+  bytesWritten: number;
+  reclaimedBytes: number;
+  lastDurationMs: number;
+  lastRunAt: number;
+  lastError: string | null;
+  progress: { segmentsDone: number; segmentsTotal: number; bytesDone: number; bytesTotal: number } | null;
+}
+
+export class Compactor {
+  readonly stats: CompactionStats = {
+    running: false,
+    runs: 0,
+    failures: 0,
+    bytesRead: 0,
+    bytesWritten: 0,
+    reclaimedBytes: 0,
+    lastDurationMs: 0,
+    lastRunAt: 0,
+    lastError: null,
+    progress: null,
+  };
+  private current: Promise<CompactionResult | undefined> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private failuresInARow = 0;
+  private nextAutoAt = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly options: CompactionOptions,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    if (!this.options.auto) return;
+    this.timer = setInterval(() => this.tick(), this.options.checkIntervalMs).unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.current?.catch(() => {});
+  }
+
+  private tick(): void {
+    if (this.current || this.stopped || Date.now() < this.nextAutoAt) return;
+    const choice = choose(this.figures(), this.options);
+    if (!choice) return;
+    void this.run(choice).catch(() => {});
+  }
+
+  /** Sealed segments in offset order with their figures; the active one last and never compactable. */
+  private figures() {
+    return this.store.ordered.map((s) => ({
+      baseOffset: s.baseOffset,
+      bytes: s.size,
+      deadBytes: s.deadBytes,
+      compactable: s.sealed && s.hinted,
+    }));
+  }
+
+  /**
+   * Compacts the whole log now: seals the active segment, waits for its hint,
+   * then merges every sealed segment. Waits for a running compaction first.
+   */
+  async compactAll(): Promise<CompactionResult | undefined> {
+    while (this.current) await this.current.catch(() => {});
+    if (this.stopped) throw new KvError('CLOSED', 'the store is closing');
+    this.store.sealActive();
+    await this.store.settleBackground();
+    const choice = everything(this.figures());
+    if (!choice) return undefined;
+    return this.run({ ...choice, reason: 'manual' });
+  }
+
+  private run(choice: CompactionChoice): Promise<CompactionResult | undefined> {
+    const p = this.runOnce(choice);
+    this.current = p;
+    void p.then(
+      () => {
+        if (this.current === p) this.current = undefined;
+      },
+      () => {
+        if (this.current === p) this.current = undefined;
+      },
+    );
+    return p;
+  }
+
+  private async runOnce(choice: CompactionChoice): Promise<CompactionResult | undefined> {
+    const store = this.store;
+    const inputs: Segment[] = store.ordered.slice(choice.from, choice.to);
+    const prefix = choice.from === 0;
+    const t0 = performance.now();
+    const bytesIn = inputs.reduce((n, s) => n + s.size, 0);
+    this.stats.running = true;
+    this.stats.lastRunAt = Date.now();
+    this.nextAutoAt = Date.now() + this.options.minIntervalMs;
+    store.emit('compaction', {
+      phase: 'start',
+      reason: choice.reason,
+      segments: inputs.length,
+      bytes: bytesIn,
+    });
+    this.log.info({ reason: choice.reason, segments: inputs.length, bytes: bytesIn }, 'compaction started');
+    for (const s of inputs) s.retain();
+    try {
+      const result = await rewrite(
+        store,
+        inputs,
+        prefix,
+        (p) => {
+          this.stats.progress = p;
+          store.emit('compaction', { phase: 'progress', ...p });
+        },
+        () => this.stopped,
+      );
+      let fresh: Segment[];
+      try {
+        fresh = swap(store, inputs, result, this.options.onStep ?? (() => {}));
+      } catch (err) {
+        if (err instanceof SwapIncomplete) {
+          // Past the commit point: the outputs are the truth now. Stop compacting until a restart finishes the swap.
+          this.stopped = true;
+          this.log.fatal({ err }, err.message);
+        } else {
+          result.writer.abort();
+        }
+        throw err;
+      }
+      const bytesOut = fresh.reduce((n, s) => n + s.size, 0);
+      const r: CompactionResult = {
+        reason: choice.reason,
+        segmentsIn: inputs.length,
+        segmentsOut: fresh.length,
+        keysKept: result.moves.keys.length,
+        bytesRead: result.bytesRead,
+        bytesWritten: bytesOut,
+        reclaimedBytes: bytesIn - bytesOut,
+        durationMs: Math.round(performance.now() - t0),
+      };
+      const st = this.stats;
+      st.runs++;
+      st.bytesRead += r.bytesRead;
+      st.bytesWritten += r.bytesWritten;
+      st.reclaimedBytes += r.reclaimedBytes;
+      st.lastDurationMs = r.durationMs;
+      st.lastError = null;
+      this.failuresInARow = 0;
+      this.log.info(r, `compaction reclaimed ${r.reclaimedBytes} bytes in ${r.durationMs} ms`);
+      store.emit('compaction', { phase: 'done', result: r });
+      return r;
+    } catch (err) {
+      this.stats.failures++;
+      this.stats.lastError = err instanceof Error ? err.message : String(err);
+      this.failuresInARow++;
+      const backoff = Math.min(
+        this.options.maxBackoffMs,
+        this.options.checkIntervalMs * 2 ** this.failuresInARow,
+      );
+      this.nextAutoAt = Date.now() + backoff;
+      if (!this.stopped) {
+        this.log.error(
+          { err, retryInMs: backoff },
+          'compaction failed; the store is unchanged and it will be retried',
+        );
+        store.emit('compaction', { phase: 'error', error: err });
+      }
+      throw err;
+    } finally {
+      for (const s of inputs) s.release();
+      this.stats.running = false;
+      this.stats.progress = null;
+    }
+  }
+}

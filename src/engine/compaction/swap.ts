@@ -1,0 +1,206 @@
+/**
+ * The swap: makes a rewrite's outputs current, atomically across crashes.
+ *
+ * Protocol (ARCHITECTURE.md "Compaction swap" has it with the crash cases):
+ *   0. The outputs `<base>.{seg,hint,index}.compacting` are written and fsynced (rewrite.ts).
+ *   1. verify    — on the event loop, after flushing pending writes: every live
+ *                  record of the inputs is among the outputs, and every deletion
+ *                  dropped because a newer record existed still has one. Else abort.
+ *   2. commit    — write `COMPACTION.tmp` (inputs, outputs), fsync, rename to
+ *                  `COMPACTION`, fsync the directory. Before this point a crash
+ *                  leaves the old set (recovery deletes `*.compacting`); after
+ *                  it, the new set (recovery rolls forward from the manifest).
+ *   3. files     — rename each output `.compacting` file to its final name
+ *                  (replacing an input of the same name), unlink the other
+ *                  inputs' files, fsync the directory. Idempotent, so recovery
+ *                  can redo it from any point.
+ *   4. keydir    — register the outputs; move each kept key with a
+ *                  compare-and-set (a write that landed meanwhile wins); retire
+ *                  the inputs (closed when their last reader lets go).
+ *   5. done      — unlink `COMPACTION`, fsync the directory.
+ * Steps 1–5 run synchronously: no foreground write can interleave with them.
+ */
+import { join } from 'node:path';
+import { CorruptionError } from '../../errors.js';
+import {
+  COMPACTION_MANIFEST,
+  compactingFile,
+  hintFile,
+  indexFile,
+  segmentFile,
+  tempFile,
+} from '../filenames.js';
+import type { Fs } from '../fs.js';
+import { recordSize } from '../record.js';
+import { Segment } from '../segment.js';
+import type { Store } from '../store.js';
+import { decodeManifest, encodeManifest, type Manifest } from './manifest.js';
+import type { RewriteResult } from './rewrite.js';
+
+/** Named steps of the protocol; a test hook can crash the process at each. */
+export type SwapStep =
+  | 'outputs-written'
+  | 'verified'
+  | 'committed'
+  | 'files-swapped'
+  | 'keydir-swapped'
+  | 'done';
+
+/** The swap stopped before its commit point: the store is exactly as it was. */
+export class SwapAborted extends Error {}
+
+/**
+ * The swap failed after its commit point: the manifest stands, the next open
+ * finishes the swap. The outputs must not be deleted.
+ */
+export class SwapIncomplete extends Error {}
+
+/** Step 3: idempotent file moves for a committed manifest. */
+export function applyManifestFiles(fs: Fs, dir: string, m: Manifest): void {
+  const outputs = new Set(m.outputs);
+  for (const base of m.outputs) {
+    for (const name of [hintFile(base), indexFile(base), segmentFile(base)]) {
+      const from = join(dir, compactingFile(name));
+      if (fs.exists(from)) fs.rename(from, join(dir, name));
+    }
+  }
+  for (const base of m.inputs) {
+    if (outputs.has(base)) continue;
+    for (const name of [segmentFile(base), hintFile(base), indexFile(base)]) {
+      const path = join(dir, name);
+      if (fs.exists(path)) fs.unlink(path);
+    }
+  }
+  fs.fsyncDir(dir);
+}
+
+/**
+ * At open, before anything else: finishes a compaction that committed but did
+ * not complete its swap. Returns whether there was one.
+ */
+export function resolveCompaction(fs: Fs, dir: string): boolean {
+  const path = join(dir, COMPACTION_MANIFEST);
+  if (!fs.exists(path)) return false;
+  const m = decodeManifest(fs.readFile(path));
+  if (typeof m === 'string') throw new CorruptionError(COMPACTION_MANIFEST, 0, m);
+  applyManifestFiles(fs, dir, m);
+  fs.unlink(path);
+  fs.fsyncDir(dir);
+  return true;
+}
+
+export function swap(
+  store: Store,
+  inputs: readonly Segment[],
+  result: RewriteResult,
+  onStep: (step: SwapStep) => void,
+): Segment[] {
+  const { fs } = store.options;
+  const dir = store.dir;
+  const kd = store.keydir;
+  const { moves, outputs } = result;
+  onStep('outputs-written');
+
+  // 1. verify
+  store.flushPending();
+  const movedBytes = new Map<number, number>();
+  for (let i = 0; i < moves.keys.length; i++) {
+    const key = moves.keys[i]!;
+    const slot = kd.slot(key);
+    if (
+      slot >= 0 &&
+      kd.segmentOf(slot) === moves.fromSegment[i] &&
+      kd.positionOf(slot) === moves.fromPosition[i]
+    ) {
+      const seg = moves.fromSegment[i]!;
+      movedBytes.set(seg, (movedBytes.get(seg) ?? 0) + recordSize(key.length, moves.valueLength[i]!));
+    }
+  }
+  for (const seg of inputs) {
+    if (seg.liveBytes !== (movedBytes.get(seg.id) ?? 0)) {
+      throw new SwapAborted(
+        `${seg.name} has live records the rewrite did not keep (a write was undone meanwhile)`,
+      );
+    }
+  }
+  for (const key of result.shadowedBy) {
+    if (kd.slot(key) < 0)
+      throw new SwapAborted('a deletion the rewrite dropped is needed again (a write was undone)');
+  }
+  onStep('verified');
+
+  // 2. commit
+  const manifest: Manifest = {
+    inputs: inputs.map((s) => s.baseOffset),
+    outputs: outputs.map((o) => o.baseOffset),
+  };
+  const data = encodeManifest(manifest);
+  const tmp = join(dir, tempFile(COMPACTION_MANIFEST));
+  if (fs.exists(tmp)) fs.unlink(tmp);
+  const fd = fs.open(tmp, 'wx');
+  try {
+    fs.write(fd, data, 0, data.length, 0);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.close(fd);
+  }
+  fs.rename(tmp, join(dir, COMPACTION_MANIFEST));
+  fs.fsyncDir(dir);
+  onStep('committed');
+
+  try {
+    return finish(store, inputs, result, manifest, onStep);
+  } catch (err) {
+    throw new SwapIncomplete(
+      `the compaction committed but could not finish its swap (${(err as Error).message}); restart to complete it`,
+      { cause: err },
+    );
+  }
+}
+
+function finish(
+  store: Store,
+  inputs: readonly Segment[],
+  result: RewriteResult,
+  manifest: Manifest,
+  onStep: (step: SwapStep) => void,
+): Segment[] {
+  const { fs } = store.options;
+  const dir = store.dir;
+  const kd = store.keydir;
+  const { moves, outputs } = result;
+
+  // 3. files
+  for (const o of outputs) fs.close(o.fd);
+  applyManifestFiles(fs, dir, manifest);
+  onStep('files-swapped');
+
+  // 4. keydir
+  const fresh = outputs.map((o) => {
+    const seg = new Segment(fs, dir, o.name, o.baseOffset, fs.open(join(dir, o.name), 'r'), o.size);
+    seg.sealed = true;
+    seg.hinted = true;
+    seg.index = o.index;
+    seg.records = o.records;
+    seg.lastOffset = o.lastOffset;
+    store.addSegment(seg);
+    return seg;
+  });
+  for (let i = 0; i < moves.keys.length; i++) {
+    const key = moves.keys[i]!;
+    const to = fresh[moves.toOutput[i]!]!;
+    const size = recordSize(key.length, moves.valueLength[i]!);
+    if (kd.moveIfAt(key, moves.fromSegment[i]!, moves.fromPosition[i]!, to.id, moves.toPosition[i]!)) {
+      store.segments[moves.fromSegment[i]!]!.liveBytes -= size;
+      to.liveBytes += size;
+    }
+  }
+  store.replaceSegments(inputs, fresh);
+  onStep('keydir-swapped');
+
+  // 5. done
+  fs.unlink(join(dir, COMPACTION_MANIFEST));
+  fs.fsyncDir(dir);
+  onStep('done');
+  return fresh;
+}
