@@ -1,0 +1,502 @@
+/**
+ * Verifies a data directory file by file, with the engine's own decoders
+ * (record.ts, segment-header.ts, hint.ts, sparse-index.ts, segment.ts's
+ * scanRecords/resync, filenames.ts), and returns a report. Reads only.
+ *
+ * Checked, segment by segment in offset order:
+ * - the segment header (magic, version, CRC, base offset = name);
+ * - every record's header bounds and CRC; after damage the scan resyncs on
+ *   the next valid record (as recovery does) so later damage is found too;
+ * - offsets: ≥ the segment's base, strictly increasing within and across
+ *   segments, and each base above the previous segment's last offset (what
+ *   the binary search over names relies on). Gaps are allowed: compaction
+ *   keeps the offsets of the records it keeps;
+ * - batches: BATCH members end with a BATCH_END record in the same segment;
+ * - the hint, if any: its own checks, then each entry against the record at
+ *   its position (offset, key, value length, expiry, tombstone flag), and
+ *   that it holds exactly the last record of each key of the segment;
+ * - the sparse index, if any: its own checks, then each entry names a record
+ *   start with that offset.
+ *
+ * A torn tail is damage in the LAST (active) segment after which no valid
+ * record follows, or a batch cut by its end: what recovery truncates and
+ * `kv-check --fix` may truncate. Damage followed by valid records, or in a
+ * sealed segment, is corruption and never "fixed" by cutting.
+ *
+ * Keys and bytes are counted as recovery would: batches apply at BATCH_END,
+ * tombstones and expired records delete; live bytes are the records the
+ * keydir would point at, dead bytes every other valid record.
+ */
+import { join } from 'node:path';
+import {
+  hintFile,
+  indexFile,
+  isTemporary,
+  LOCK_FILE,
+  parseName,
+  segmentFile,
+} from '../../src/engine/filenames.js';
+import type { Fs } from '../../src/engine/fs.js';
+import { decodeHint, HINT_ENTRY_BYTES, HINT_HEADER_BYTES } from '../../src/engine/hint.js';
+import { toUserKey } from '../../src/engine/keys.js';
+import { INDEX_INTERVAL_BYTES } from '../../src/engine/limits.js';
+import { FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE } from '../../src/engine/record.js';
+import { resync, scanRecords } from '../../src/engine/segment.js';
+import { checkSegmentHeader, SEGMENT_HEADER_BYTES } from '../../src/engine/segment-header.js';
+import { INDEX_ENTRY_BYTES, INDEX_HEADER_BYTES, SparseIndex } from '../../src/engine/sparse-index.js';
+
+export type ProblemKind = 'torn-tail' | 'corruption' | 'offsets' | 'batch' | 'hint' | 'index';
+
+export interface Problem {
+  kind: ProblemKind;
+  file: string;
+  /** Byte position in `file`. */
+  position: number;
+  reason: string;
+}
+
+export interface TornTail {
+  file: string;
+  baseOffset: number;
+  /** Where the file would be cut: the first byte that is not part of a complete record (or batch). */
+  position: number;
+  bytes: number;
+  reason: string;
+  /** The file is shorter than its header: a fresh header is written instead of cutting. */
+  rewriteHeader: boolean;
+}
+
+export interface SegmentSummary {
+  file: string;
+  baseOffset: number;
+  bytes: number;
+  records: number;
+  /** -1 when the segment holds no valid record. */
+  firstOffset: number;
+  lastOffset: number;
+  active: boolean;
+  hint: FileStatus;
+  index: FileStatus;
+}
+
+export type FileStatus = 'ok' | 'missing' | 'bad' | 'none';
+
+export interface CheckReport {
+  dir: string;
+  ok: boolean;
+  segments: number;
+  records: number;
+  /** Live keys (latest record a value that has not expired). */
+  keys: number;
+  /** Keys whose latest record is a value that has expired. */
+  expiredKeys: number;
+  /** Tombstone records. */
+  tombstones: number;
+  firstOffset: number;
+  lastOffset: number;
+  /** Bytes of segment files. */
+  diskBytes: number;
+  liveBytes: number;
+  deadBytes: number;
+  /** Bytes that are neither headers nor valid records (damage, torn tail). */
+  damagedBytes: number;
+  hints: { ok: number; missing: number; bad: number };
+  indexes: { ok: number; missing: number; bad: number };
+  /** Every problem in file order (the first one is the one to look at). */
+  problems: Problem[];
+  /** Problems beyond MAX_PROBLEMS are counted, not listed. */
+  moreProblems: number;
+  tornTail: TornTail | null;
+  segmentFiles: SegmentSummary[];
+  /** Things worth knowing that are not damage: leftover temporary files, orphan hints, unknown files. */
+  notes: string[];
+}
+
+/** Problems listed in a report; a badly damaged directory could yield millions. */
+export const MAX_PROBLEMS = 1000;
+
+interface RecordInfo {
+  offset: number;
+  key: string;
+  valueLength: number;
+  expiresAt: number;
+  flags: number;
+}
+
+interface KeyState {
+  bytes: number;
+  live: boolean;
+  expired: boolean;
+}
+
+export function checkDir(fs: Fs, dir: string, now = Date.now()): CheckReport {
+  const report: CheckReport = {
+    dir,
+    ok: true,
+    segments: 0,
+    records: 0,
+    keys: 0,
+    expiredKeys: 0,
+    tombstones: 0,
+    firstOffset: -1,
+    lastOffset: -1,
+    diskBytes: 0,
+    liveBytes: 0,
+    deadBytes: 0,
+    damagedBytes: 0,
+    hints: { ok: 0, missing: 0, bad: 0 },
+    indexes: { ok: 0, missing: 0, bad: 0 },
+    problems: [],
+    moreProblems: 0,
+    tornTail: null,
+    segmentFiles: [],
+    notes: [],
+  };
+  const problem = (kind: ProblemKind, file: string, position: number, reason: string) => {
+    if (report.problems.length < MAX_PROBLEMS) report.problems.push({ kind, file, position, reason });
+    else report.moreProblems++;
+  };
+
+  // Files.
+  const names = fs.readdir(dir).sort();
+  const bases: number[] = [];
+  const hints = new Set<number>();
+  const indexes = new Set<number>();
+  for (const name of names) {
+    const parsed = parseName(name);
+    if (parsed?.kind === 'seg') bases.push(parsed.baseOffset);
+    else if (parsed?.kind === 'hint') hints.add(parsed.baseOffset);
+    else if (parsed?.kind === 'index') indexes.add(parsed.baseOffset);
+    else if (isTemporary(name))
+      report.notes.push(`${name} is an unfinished write; the next open of the store removes it`);
+    else if (name !== LOCK_FILE) report.notes.push(`${name} is not a segkv file; ignored`);
+  }
+  bases.sort((a, b) => a - b);
+  const segSet = new Set(bases);
+  for (const base of hints)
+    if (!segSet.has(base)) report.notes.push(`${hintFile(base)} has no segment; the next open removes it`);
+  for (const base of indexes)
+    if (!segSet.has(base)) report.notes.push(`${indexFile(base)} has no segment; the next open removes it`);
+
+  const keys = new Map<string, KeyState>();
+  const apply = (r: RecordInfo, size: number) => {
+    const tombstone = (r.flags & FLAG_TOMBSTONE) !== 0;
+    const expired = !tombstone && r.expiresAt !== 0 && r.expiresAt <= now;
+    keys.set(r.key, { bytes: size, live: !tombstone && !expired, expired });
+  };
+  let validBytes = 0;
+  let prevOffset = -1;
+  let prevFile = '';
+
+  for (let i = 0; i < bases.length; i++) {
+    const base = bases[i]!;
+    const file = segmentFile(base);
+    const isLast = i === bases.length - 1;
+    const fd = fs.open(join(dir, file), 'r');
+    const summary: SegmentSummary = {
+      file,
+      baseOffset: base,
+      bytes: 0,
+      records: 0,
+      firstOffset: -1,
+      lastOffset: -1,
+      active: isLast,
+      hint: 'none',
+      index: 'none',
+    };
+    report.segmentFiles.push(summary);
+    report.segments++;
+    // Records by position, for matching the hint and index against them; last position per key.
+    const wantRecords = hints.has(base) || indexes.has(base);
+    const byPosition = new Map<number, RecordInfo>();
+    const lastByKey = new Map<string, number>();
+    let damaged = false;
+    try {
+      const size = fs.size(fd);
+      summary.bytes = size;
+      report.diskBytes += size;
+      if (prevOffset >= 0 && base <= prevOffset) {
+        problem(
+          'offsets',
+          file,
+          0,
+          `base offset ${base} is not above offset ${prevOffset}, the last record of ${prevFile}`,
+        );
+      }
+      if (size < SEGMENT_HEADER_BYTES) {
+        report.damagedBytes += size;
+        if (isLast) {
+          report.tornTail = {
+            file,
+            baseOffset: base,
+            position: 0,
+            bytes: size,
+            reason: 'segment is shorter than its header (torn at creation)',
+            rewriteHeader: true,
+          };
+          problem('torn-tail', file, 0, 'segment is shorter than its header (torn at creation)');
+        } else {
+          problem('corruption', file, 0, 'segment is shorter than its header');
+        }
+        continue;
+      }
+      const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
+      fs.read(fd, header, 0, SEGMENT_HEADER_BYTES, 0);
+      const headerProblem = checkSegmentHeader(header, base);
+      if (headerProblem) {
+        problem('corruption', file, 0, headerProblem);
+        damaged = true;
+      }
+
+      let batch: { info: RecordInfo; size: number }[] = [];
+      let batchStart = -1;
+      let skippingBatch = false;
+      let pos = SEGMENT_HEADER_BYTES;
+      for (;;) {
+        const r = scanRecords(fs, fd, pos, size, (rec) => {
+          const h = rec.header;
+          const info: RecordInfo = {
+            offset: h.offset,
+            key: rec.key,
+            valueLength: h.valueLength,
+            expiresAt: h.expiresAt,
+            flags: h.flags,
+          };
+          if (wantRecords) {
+            byPosition.set(rec.position, info);
+            lastByKey.set(rec.key, rec.position);
+          }
+          summary.records++;
+          validBytes += rec.size;
+          if ((h.flags & FLAG_TOMBSTONE) !== 0) report.tombstones++;
+          if (h.offset < base) {
+            problem('offsets', file, rec.position, `offset ${h.offset} is below the segment's base ${base}`);
+          } else if (h.offset <= prevOffset) {
+            problem(
+              'offsets',
+              file,
+              rec.position,
+              `offset ${h.offset} is not above the previous record's offset ${prevOffset}`,
+            );
+          }
+          if (summary.firstOffset < 0) summary.firstOffset = h.offset;
+          if (h.offset > summary.lastOffset) summary.lastOffset = h.offset;
+          if (h.offset > prevOffset) {
+            prevOffset = h.offset;
+            prevFile = file;
+          }
+          // Batches, applied at their end record as recovery does.
+          if (skippingBatch) {
+            if ((h.flags & FLAG_BATCH) === 0 || (h.flags & FLAG_BATCH_END) !== 0) skippingBatch = false;
+            if ((h.flags & FLAG_BATCH) !== 0) return;
+          }
+          if ((h.flags & FLAG_BATCH) !== 0) {
+            if (batch.length === 0) batchStart = rec.position;
+            batch.push({ info, size: rec.size });
+            if ((h.flags & FLAG_BATCH_END) !== 0) {
+              for (const b of batch) apply(b.info, b.size);
+              batch = [];
+            }
+            return;
+          }
+          if (batch.length > 0) {
+            problem('batch', file, batchStart, 'a batch without its end record (its records are ignored)');
+            batch = [];
+          }
+          apply(info, rec.size);
+        });
+        if (!r.problem) {
+          if (batch.length > 0) {
+            if (isLast && !damaged) {
+              const bytes = size - batchStart;
+              report.tornTail = {
+                file,
+                baseOffset: base,
+                position: batchStart,
+                bytes,
+                reason: 'a batch cut by the end of the log',
+                rewriteHeader: false,
+              };
+              problem('torn-tail', file, batchStart, 'a batch cut by the end of the log');
+            } else {
+              problem('batch', file, batchStart, 'a batch without its end record (its records are ignored)');
+            }
+          }
+          break;
+        }
+        const at = r.problem.position;
+        const next = resync(fs, fd, at, size, summary.lastOffset);
+        if (isLast && next < 0) {
+          const cut = batch.length > 0 ? batchStart : at;
+          const reason = batch.length > 0 ? `a batch cut by damage: ${r.problem.reason}` : r.problem.reason;
+          report.tornTail = {
+            file,
+            baseOffset: base,
+            position: cut,
+            bytes: size - cut,
+            reason,
+            rewriteHeader: false,
+          };
+          report.damagedBytes += size - at;
+          problem('torn-tail', file, cut, reason);
+          break;
+        }
+        damaged = true;
+        report.damagedBytes += (next < 0 ? size : next) - at;
+        const after =
+          next < 0
+            ? 'nothing valid follows in this sealed segment'
+            : `a valid record follows at byte ${next}, so this is not a torn tail`;
+        problem('corruption', file, at, `${r.problem.reason} (${after})`);
+        if (batch.length > 0) {
+          batch = [];
+          skippingBatch = true;
+        }
+        if (next < 0) break;
+        pos = next;
+      }
+    } finally {
+      fs.close(fd);
+    }
+    report.records += summary.records;
+    if (summary.firstOffset >= 0 && report.firstOffset < 0) report.firstOffset = summary.firstOffset;
+    if (summary.lastOffset > report.lastOffset) report.lastOffset = summary.lastOffset;
+
+    // Hint.
+    if (hints.has(base)) {
+      const bad = checkHint(fs, dir, base, byPosition, damaged ? undefined : lastByKey);
+      summary.hint = bad ? 'bad' : 'ok';
+      if (bad) {
+        report.hints.bad++;
+        problem('hint', hintFile(base), bad.position, bad.reason);
+      } else report.hints.ok++;
+    } else if (!isLast) {
+      summary.hint = 'missing';
+      report.hints.missing++;
+    }
+
+    // Sparse index.
+    if (indexes.has(base)) {
+      const bad = checkIndex(fs, dir, base, byPosition);
+      summary.index = bad ? 'bad' : 'ok';
+      if (bad) {
+        report.indexes.bad++;
+        problem('index', indexFile(base), bad.position, bad.reason);
+      } else report.indexes.ok++;
+    } else if (!isLast) {
+      summary.index = 'missing';
+      report.indexes.missing++;
+    }
+  }
+
+  for (const k of keys.values()) {
+    if (k.live) {
+      report.keys++;
+      report.liveBytes += k.bytes;
+    } else if (k.expired) report.expiredKeys++;
+  }
+  report.deadBytes = validBytes - report.liveBytes;
+  report.ok = report.problems.length === 0;
+  return report;
+}
+
+interface FileProblem {
+  position: number;
+  reason: string;
+}
+
+function checkHint(
+  fs: Fs,
+  dir: string,
+  base: number,
+  byPosition: Map<number, RecordInfo>,
+  lastByKey: Map<string, number> | undefined,
+): FileProblem | undefined {
+  let buf: Buffer;
+  try {
+    buf = fs.readFile(join(dir, hintFile(base)));
+  } catch (err) {
+    return { position: 0, reason: `cannot read the hint: ${(err as Error).message}` };
+  }
+  let first: FileProblem | undefined;
+  let at = HINT_HEADER_BYTES;
+  const seen = new Set<string>();
+  const invalid = decodeHint(buf, base, (key, offset, position, valueLength, expiresAt, flags) => {
+    const entryAt = at;
+    at += HINT_ENTRY_BYTES + key.length;
+    if (first) return;
+    const shown = JSON.stringify(toUserKey(key));
+    const rec = byPosition.get(position);
+    const mismatch = (what: string) => {
+      first = { position: entryAt, reason: `the entry for key ${shown} ${what}` };
+    };
+    if (!rec)
+      return mismatch(`points at byte ${position} of ${segmentFile(base)}, where no valid record starts`);
+    if (rec.key !== key)
+      return mismatch(
+        `points at byte ${position}, whose record has key ${JSON.stringify(toUserKey(rec.key))}`,
+      );
+    if (rec.offset !== offset) return mismatch(`says offset ${offset}, the record has ${rec.offset}`);
+    if (rec.valueLength !== valueLength)
+      return mismatch(`says value length ${valueLength}, the record has ${rec.valueLength}`);
+    if (rec.expiresAt !== expiresAt)
+      return mismatch(`says expiry ${expiresAt}, the record has ${rec.expiresAt}`);
+    if ((rec.flags & FLAG_TOMBSTONE) !== (flags & FLAG_TOMBSTONE))
+      return mismatch(`says tombstone=${(flags & FLAG_TOMBSTONE) !== 0}, the record disagrees`);
+    if (seen.has(key)) return mismatch('appears twice');
+    seen.add(key);
+    if (lastByKey && lastByKey.get(key) !== position) {
+      return mismatch(
+        `points at offset ${offset}, but a later record of that key is at byte ${lastByKey.get(key)}`,
+      );
+    }
+  });
+  if (invalid) return { position: 0, reason: invalid };
+  if (first) return first;
+  if (lastByKey) {
+    for (const [key, position] of lastByKey) {
+      if (!seen.has(key)) {
+        const offset = byPosition.get(position)?.offset;
+        return {
+          position: 0,
+          reason: `the hint lacks key ${JSON.stringify(toUserKey(key))} (offset ${offset} at byte ${position} of ${segmentFile(base)})`,
+        };
+      }
+    }
+  }
+  return undefined;
+}
+
+function checkIndex(
+  fs: Fs,
+  dir: string,
+  base: number,
+  byPosition: Map<number, RecordInfo>,
+): FileProblem | undefined {
+  let decoded: SparseIndex | string;
+  try {
+    decoded = SparseIndex.decode(fs.readFile(join(dir, indexFile(base))), base, INDEX_INTERVAL_BYTES);
+  } catch (err) {
+    return { position: 0, reason: `cannot read the index: ${(err as Error).message}` };
+  }
+  if (typeof decoded === 'string') return { position: 0, reason: decoded };
+  for (let i = 0; i < decoded.positions.length; i++) {
+    const position = decoded.positions[i]!;
+    const offset = base + decoded.relOffsets[i]!;
+    const rec = byPosition.get(position);
+    const at = INDEX_HEADER_BYTES + i * INDEX_ENTRY_BYTES;
+    if (!rec) {
+      return {
+        position: at,
+        reason: `entry ${i} (offset ${offset}) points at byte ${position} of ${segmentFile(base)}, where no valid record starts`,
+      };
+    }
+    if (rec.offset !== offset) {
+      return {
+        position: at,
+        reason: `entry ${i} says offset ${offset} at byte ${position}, the record there has offset ${rec.offset}`,
+      };
+    }
+  }
+  return undefined;
+}
