@@ -98,6 +98,14 @@ async function main(argv: string[]): Promise<number> {
   try {
     const before = checkDir(nodeFs, dir);
     const torn = before.tornTail;
+    if (torn && before.compactionPending) {
+      print(before, json, verbose);
+      process.stderr.write(
+        "kv-check: refusing to fix while a compaction's swap is half done: open the store once " +
+          '(it finishes the swap and truncates the torn tail itself), then run kv-check again\n',
+      );
+      return EXIT_PROBLEMS;
+    }
     if (!torn) {
       print(before, json, verbose);
       if (before.ok) {

@@ -28,14 +28,7 @@
  * keydir would point at, dead bytes every other valid record.
  */
 import { join } from 'node:path';
-import {
-  hintFile,
-  indexFile,
-  isTemporary,
-  LOCK_FILE,
-  parseName,
-  segmentFile,
-} from '../../src/engine/filenames.js';
+import { COMPACTION_MANIFEST } from '../../src/engine/filenames.js';
 import type { Fs } from '../../src/engine/fs.js';
 import { decodeHint, HINT_ENTRY_BYTES, HINT_HEADER_BYTES } from '../../src/engine/hint.js';
 import { toUserKey } from '../../src/engine/keys.js';
@@ -44,6 +37,7 @@ import { FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE } from '../../src/engine/rec
 import { resync, scanRecords } from '../../src/engine/segment.js';
 import { checkSegmentHeader, SEGMENT_HEADER_BYTES } from '../../src/engine/segment-header.js';
 import { INDEX_ENTRY_BYTES, INDEX_HEADER_BYTES, SparseIndex } from '../../src/engine/sparse-index.js';
+import { type SegmentFiles, viewDataDir } from './data-dir.js';
 
 export type ProblemKind = 'torn-tail' | 'corruption' | 'offsets' | 'batch' | 'hint' | 'index';
 
@@ -107,6 +101,8 @@ export interface CheckReport {
   /** Problems beyond MAX_PROBLEMS are counted, not listed. */
   moreProblems: number;
   tornTail: TornTail | null;
+  /** A compaction's swap is half done (COMPACTION manifest); the next open finishes it. */
+  compactionPending: boolean;
   segmentFiles: SegmentSummary[];
   /** Things worth knowing that are not damage: leftover temporary files, orphan hints, unknown files. */
   notes: string[];
@@ -149,6 +145,7 @@ export function checkDir(fs: Fs, dir: string, now = Date.now()): CheckReport {
     problems: [],
     moreProblems: 0,
     tornTail: null,
+    compactionPending: false,
     segmentFiles: [],
     notes: [],
   };
@@ -157,26 +154,13 @@ export function checkDir(fs: Fs, dir: string, now = Date.now()): CheckReport {
     else report.moreProblems++;
   };
 
-  // Files.
-  const names = fs.readdir(dir).sort();
-  const bases: number[] = [];
-  const hints = new Set<number>();
-  const indexes = new Set<number>();
-  for (const name of names) {
-    const parsed = parseName(name);
-    if (parsed?.kind === 'seg') bases.push(parsed.baseOffset);
-    else if (parsed?.kind === 'hint') hints.add(parsed.baseOffset);
-    else if (parsed?.kind === 'index') indexes.add(parsed.baseOffset);
-    else if (isTemporary(name))
-      report.notes.push(`${name} is an unfinished write; the next open of the store removes it`);
-    else if (name !== LOCK_FILE) report.notes.push(`${name} is not a segkv file; ignored`);
-  }
-  bases.sort((a, b) => a - b);
-  const segSet = new Set(bases);
-  for (const base of hints)
-    if (!segSet.has(base)) report.notes.push(`${hintFile(base)} has no segment; the next open removes it`);
-  for (const base of indexes)
-    if (!segSet.has(base)) report.notes.push(`${indexFile(base)} has no segment; the next open removes it`);
+  // Files, as the next open will see them.
+  const view = viewDataDir(fs, dir);
+  report.notes.push(...view.notes);
+  report.compactionPending = view.compactionPending;
+  if (view.manifestProblem)
+    problem('corruption', COMPACTION_MANIFEST, 0, `${view.manifestProblem}; the store will not open`);
+  const segments = view.segments;
 
   const keys = new Map<string, KeyState>();
   const apply = (r: RecordInfo, size: number) => {
@@ -188,10 +172,11 @@ export function checkDir(fs: Fs, dir: string, now = Date.now()): CheckReport {
   let prevOffset = -1;
   let prevFile = '';
 
-  for (let i = 0; i < bases.length; i++) {
-    const base = bases[i]!;
-    const file = segmentFile(base);
-    const isLast = i === bases.length - 1;
+  for (let i = 0; i < segments.length; i++) {
+    const files = segments[i]!;
+    const base = files.baseOffset;
+    const file = files.seg;
+    const isLast = i === segments.length - 1;
     const fd = fs.open(join(dir, file), 'r');
     const summary: SegmentSummary = {
       file,
@@ -207,7 +192,9 @@ export function checkDir(fs: Fs, dir: string, now = Date.now()): CheckReport {
     report.segmentFiles.push(summary);
     report.segments++;
     // Records by position, for matching the hint and index against them; last position per key.
-    const wantRecords = hints.has(base) || indexes.has(base);
+    const wantRecords = files.hint !== undefined || files.index !== undefined;
+    // Byte ranges [start, end) that hold no valid record: a hint or index entry there is the segment's fault.
+    const damage: [number, number][] = [];
     const byPosition = new Map<number, RecordInfo>();
     const lastByKey = new Map<string, number>();
     let damaged = false;
@@ -225,6 +212,7 @@ export function checkDir(fs: Fs, dir: string, now = Date.now()): CheckReport {
       }
       if (size < SEGMENT_HEADER_BYTES) {
         report.damagedBytes += size;
+        damage.push([0, size]);
         if (isLast) {
           report.tornTail = {
             file,
@@ -338,15 +326,19 @@ export function checkDir(fs: Fs, dir: string, now = Date.now()): CheckReport {
             rewriteHeader: false,
           };
           report.damagedBytes += size - at;
+          damage.push([at, size]);
           problem('torn-tail', file, cut, reason);
           break;
         }
         damaged = true;
-        report.damagedBytes += (next < 0 ? size : next) - at;
-        const after =
-          next < 0
+        const end = next < 0 ? size : next;
+        report.damagedBytes += end - at;
+        damage.push([at, end]);
+        const after = isLast
+          ? `a valid record follows at byte ${next}, so this is not a torn tail`
+          : next < 0
             ? 'nothing valid follows in this sealed segment'
-            : `a valid record follows at byte ${next}, so this is not a torn tail`;
+            : `sealed segment; the scan resumes at byte ${next}`;
         problem('corruption', file, at, `${r.problem.reason} (${after})`);
         if (batch.length > 0) {
           batch = [];
@@ -363,12 +355,12 @@ export function checkDir(fs: Fs, dir: string, now = Date.now()): CheckReport {
     if (summary.lastOffset > report.lastOffset) report.lastOffset = summary.lastOffset;
 
     // Hint.
-    if (hints.has(base)) {
-      const bad = checkHint(fs, dir, base, byPosition, damaged ? undefined : lastByKey);
+    if (files.hint) {
+      const bad = checkHint(fs, dir, files, byPosition, damage, damaged ? undefined : lastByKey);
       summary.hint = bad ? 'bad' : 'ok';
       if (bad) {
         report.hints.bad++;
-        problem('hint', hintFile(base), bad.position, bad.reason);
+        problem('hint', files.hint, bad.position, bad.reason);
       } else report.hints.ok++;
     } else if (!isLast) {
       summary.hint = 'missing';
@@ -376,12 +368,12 @@ export function checkDir(fs: Fs, dir: string, now = Date.now()): CheckReport {
     }
 
     // Sparse index.
-    if (indexes.has(base)) {
-      const bad = checkIndex(fs, dir, base, byPosition);
+    if (files.index) {
+      const bad = checkIndex(fs, dir, files, byPosition, damage);
       summary.index = bad ? 'bad' : 'ok';
       if (bad) {
         report.indexes.bad++;
-        problem('index', indexFile(base), bad.position, bad.reason);
+        problem('index', files.index, bad.position, bad.reason);
       } else report.indexes.ok++;
     } else if (!isLast) {
       summary.index = 'missing';
@@ -405,16 +397,22 @@ interface FileProblem {
   reason: string;
 }
 
+function inDamage(damage: readonly [number, number][], position: number): boolean {
+  return damage.some(([start, end]) => position >= start && position < end);
+}
+
 function checkHint(
   fs: Fs,
   dir: string,
-  base: number,
+  files: SegmentFiles,
   byPosition: Map<number, RecordInfo>,
+  damage: readonly [number, number][],
   lastByKey: Map<string, number> | undefined,
 ): FileProblem | undefined {
+  const base = files.baseOffset;
   let buf: Buffer;
   try {
-    buf = fs.readFile(join(dir, hintFile(base)));
+    buf = fs.readFile(join(dir, files.hint!));
   } catch (err) {
     return { position: 0, reason: `cannot read the hint: ${(err as Error).message}` };
   }
@@ -430,8 +428,10 @@ function checkHint(
     const mismatch = (what: string) => {
       first = { position: entryAt, reason: `the entry for key ${shown} ${what}` };
     };
-    if (!rec)
-      return mismatch(`points at byte ${position} of ${segmentFile(base)}, where no valid record starts`);
+    if (!rec) {
+      if (inDamage(damage, position)) return; // already reported as the segment's damage
+      return mismatch(`points at byte ${position} of ${files.seg}, where no valid record starts`);
+    }
     if (rec.key !== key)
       return mismatch(
         `points at byte ${position}, whose record has key ${JSON.stringify(toUserKey(rec.key))}`,
@@ -459,7 +459,7 @@ function checkHint(
         const offset = byPosition.get(position)?.offset;
         return {
           position: 0,
-          reason: `the hint lacks key ${JSON.stringify(toUserKey(key))} (offset ${offset} at byte ${position} of ${segmentFile(base)})`,
+          reason: `the hint lacks key ${JSON.stringify(toUserKey(key))} (offset ${offset} at byte ${position} of ${files.seg})`,
         };
       }
     }
@@ -470,12 +470,14 @@ function checkHint(
 function checkIndex(
   fs: Fs,
   dir: string,
-  base: number,
+  files: SegmentFiles,
   byPosition: Map<number, RecordInfo>,
+  damage: readonly [number, number][],
 ): FileProblem | undefined {
+  const base = files.baseOffset;
   let decoded: SparseIndex | string;
   try {
-    decoded = SparseIndex.decode(fs.readFile(join(dir, indexFile(base))), base, INDEX_INTERVAL_BYTES);
+    decoded = SparseIndex.decode(fs.readFile(join(dir, files.index!)), base, INDEX_INTERVAL_BYTES);
   } catch (err) {
     return { position: 0, reason: `cannot read the index: ${(err as Error).message}` };
   }
@@ -486,9 +488,10 @@ function checkIndex(
     const rec = byPosition.get(position);
     const at = INDEX_HEADER_BYTES + i * INDEX_ENTRY_BYTES;
     if (!rec) {
+      if (inDamage(damage, position)) continue; // already reported as the segment's damage
       return {
         position: at,
-        reason: `entry ${i} (offset ${offset}) points at byte ${position} of ${segmentFile(base)}, where no valid record starts`,
+        reason: `entry ${i} (offset ${offset}) points at byte ${position} of ${files.seg}, where no valid record starts`,
       };
     }
     if (rec.offset !== offset) {
