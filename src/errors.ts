@@ -22,7 +22,30 @@ export type ErrorCode =
   /** The operating system refused a read, write or fsync. */
   | 'IO_ERROR'
   /** A compaction is already running, or was refused. */
-  | 'BUSY';
+  | 'BUSY'
+  // ---- wire codes (protocol/PROTOCOL.md §8) ----
+  /** A frame or request envelope could not be read (bad length, bad MessagePack, bad id); the connection is closed. */
+  | 'PROTOCOL_ERROR'
+  /** The command name is not one the server knows. */
+  | 'UNKNOWN_COMMAND'
+  /** Wrong number or MessagePack types of a command's arguments. */
+  | 'WRONG_ARGS'
+  /** The server has a password and this connection has not sent a good AUTH yet. */
+  | 'NOAUTH'
+  /** AUTH with a wrong password (or AUTH to a server without one). */
+  | 'AUTH_FAILED'
+  /** A frame's length prefix exceeds the limit (maxFrameBytes, or the pre-AUTH limit); the connection is closed. */
+  | 'TOO_LARGE'
+  /** The server already serves maxClients connections; the connection is closed. */
+  | 'MAX_CLIENTS'
+  /** A request got no reply within requestTimeoutMs (client), or the connection sat idle past idleTimeoutMs (server). */
+  | 'TIMEOUT'
+  /** The connection closed before the reply arrived; the command may or may not have been applied. */
+  | 'CONNECTION_CLOSED'
+  /** The command exists but this server or store cannot run it (e.g. COMPACT without a compactor). */
+  | 'NOT_SUPPORTED'
+  /** An unexpected failure inside the server; its log has the details. */
+  | 'INTERNAL';
 
 export class KvError extends Error {
   readonly code: ErrorCode;

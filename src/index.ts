@@ -1,3 +1,12 @@
 /** segkv's public API. The embedded engine; the client SDK joins it with the server. */
+
+export {
+  type ClientEventMap,
+  type ClientOptions,
+  type ClientStatus,
+  connect,
+  KvClient,
+  type ValueEncoding,
+} from './client/index.js';
 export * from './engine/index.js';
 export { CorruptionError, type ErrorCode, KvError } from './errors.js';

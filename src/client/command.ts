@@ -1,0 +1,96 @@
+/**
+ * One request of the client SDK. A command owns its promise: it encodes
+ * itself into a frame, and settles exactly once, from its reply, a timeout,
+ * or the loss of its connection.
+ */
+import { type ErrorCode, KvError } from '../errors.js';
+import { encodeFrame } from '../protocol/frame.js';
+import type { CommandName, WireError } from '../protocol/messages.js';
+
+/** A command seen without its result type: what the client's queues hold. */
+export interface QueuedCommand {
+  readonly name: CommandName;
+  readonly id: number;
+  readonly settled: boolean;
+  encode(id: number): Buffer;
+  succeed(raw: unknown): void;
+  failWith(error: WireError): void;
+  fail(err: unknown): void;
+}
+
+export class Command<T = unknown> implements QueuedCommand {
+  /** Request id on the wire; set when written. */
+  id = -1;
+  settled = false;
+  readonly promise: Promise<T>;
+  private resolveFn!: (value: T) => void;
+  private rejectFn!: (err: unknown) => void;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly name: CommandName,
+    readonly args: readonly unknown[],
+    private readonly transform: (raw: unknown) => T,
+  ) {
+    this.promise = new Promise<T>((resolve, reject) => {
+      this.resolveFn = resolve;
+      this.rejectFn = reject;
+    });
+  }
+
+  /** Starts the request timeout (from issue time, offline time included). */
+  startTimer(ms: number): void {
+    if (ms <= 0) return;
+    this.timer = setTimeout(() => {
+      this.fail(
+        new KvError(
+          'TIMEOUT',
+          `${this.name} got no reply within ${ms} ms; raise the client option requestTimeoutMs or check the server`,
+        ),
+      );
+    }, ms);
+    this.timer.unref?.();
+  }
+
+  /** The frame `[id, name, ...args]`. */
+  encode(id: number): Buffer {
+    this.id = id;
+    return encodeFrame([id, this.name, ...this.args]);
+  }
+
+  /** Settles from a success reply's result. */
+  succeed(raw: unknown): void {
+    if (this.settled) return;
+    let value: T;
+    try {
+      value = this.transform(raw);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.resolveFn(value);
+  }
+
+  /** Settles from an error reply. */
+  failWith(error: WireError): void {
+    this.fail(wireError(error));
+  }
+
+  fail(err: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.rejectFn(err);
+  }
+}
+
+/** A KvError from a wire error object (or a PROTOCOL_ERROR if it is malformed). */
+export function wireError(e: unknown): KvError {
+  if (typeof e === 'object' && e !== null && typeof (e as WireError).code === 'string') {
+    const { code, message } = e as WireError;
+    return new KvError(code as ErrorCode, typeof message === 'string' ? message : code);
+  }
+  return new KvError('PROTOCOL_ERROR', 'the server sent a malformed error object');
+}

@@ -1,0 +1,96 @@
+/**
+ * Options of `connect()`, each with unit, default and trade-off, and the one
+ * function that resolves defaults and rejects bad values.
+ */
+import type { ConnectionOptions } from 'node:tls';
+import { KvError } from '../errors.js';
+import {
+  DEFAULT_CLIENT_MAX_REPLY_BYTES,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_HOST,
+  DEFAULT_OFFLINE_QUEUE_LIMIT,
+  DEFAULT_PORT,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_RETRY_MAX_DELAY_MS,
+  DEFAULT_RETRY_MIN_DELAY_MS,
+} from '../protocol/limits.js';
+import type { ValueEncoding } from './encoding.js';
+
+export interface ClientOptions {
+  /** Server address. Default 127.0.0.1. */
+  host?: string;
+  /** Server port. Default 7379. */
+  port?: number;
+  /** Sent with AUTH on every (re)connect, before any other command. Default: none. */
+  password?: string;
+  /** Connect with TLS: `true`, or node:tls options (e.g. `{ ca }`, `{ rejectUnauthorized: false }`). Default: plain TCP. */
+  tls?: boolean | ConnectionOptions;
+  /** How values are turned into stored bytes and back. Default `utf8`. */
+  valueEncoding?: ValueEncoding;
+  /** Reject a command with TIMEOUT if no reply came this many ms after it was issued (offline time included); 0 = wait forever. Default 10000. */
+  requestTimeoutMs?: number;
+  /** Give up a connection attempt after this many ms. Default 10000. */
+  connectTimeoutMs?: number;
+  /** Reconnect after the connection drops. Default true. */
+  reconnect?: boolean;
+  /** Reconnect backoff: first delay in ms, doubled per attempt up to `retryMaxDelayMs`. Defaults 50 and 2000. */
+  retryMinDelayMs?: number;
+  retryMaxDelayMs?: number;
+  /** Consecutive failed connection attempts before the client gives up and closes. Default: unlimited. */
+  maxRetries?: number;
+  /** Commands held while not connected; more are rejected at once with CONNECTION_CLOSED. Default 10000. */
+  offlineQueueLimit?: number;
+  /** Largest reply frame accepted, bytes; a bigger one drops the connection. Default 1 GiB. */
+  maxReplyBytes?: number;
+}
+
+export interface ResolvedClientOptions {
+  host: string;
+  port: number;
+  password: string | undefined;
+  tls: ConnectionOptions | undefined;
+  valueEncoding: ValueEncoding;
+  requestTimeoutMs: number;
+  connectTimeoutMs: number;
+  reconnect: boolean;
+  retryMinDelayMs: number;
+  retryMaxDelayMs: number;
+  maxRetries: number;
+  offlineQueueLimit: number;
+  maxReplyBytes: number;
+}
+
+function int(name: string, v: number | undefined, fallback: number, min: number, max: number): number {
+  if (v === undefined) return fallback;
+  if (!(Number.isInteger(v) || v === Number.POSITIVE_INFINITY) || v < min || v > max) {
+    throw new KvError(
+      'INVALID_ARGUMENT',
+      `client option ${name} must be an integer from ${min} to ${max}, got ${v}`,
+    );
+  }
+  return v;
+}
+
+export function resolveClientOptions(o: ClientOptions = {}): ResolvedClientOptions {
+  return {
+    host: o.host ?? DEFAULT_HOST,
+    port: int('port', o.port, DEFAULT_PORT, 1, 65535),
+    password: o.password,
+    tls: o.tls === true ? {} : o.tls === false || o.tls === undefined ? undefined : o.tls,
+    valueEncoding: o.valueEncoding ?? 'utf8',
+    requestTimeoutMs: int('requestTimeoutMs', o.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS, 0, 2 ** 31 - 1),
+    connectTimeoutMs: int('connectTimeoutMs', o.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS, 1, 2 ** 31 - 1),
+    reconnect: o.reconnect ?? true,
+    retryMinDelayMs: int('retryMinDelayMs', o.retryMinDelayMs, DEFAULT_RETRY_MIN_DELAY_MS, 0, 2 ** 31 - 1),
+    retryMaxDelayMs: int('retryMaxDelayMs', o.retryMaxDelayMs, DEFAULT_RETRY_MAX_DELAY_MS, 0, 2 ** 31 - 1),
+    maxRetries: int('maxRetries', o.maxRetries, Number.POSITIVE_INFINITY, 0, Number.POSITIVE_INFINITY),
+    offlineQueueLimit: int(
+      'offlineQueueLimit',
+      o.offlineQueueLimit,
+      DEFAULT_OFFLINE_QUEUE_LIMIT,
+      0,
+      2 ** 31 - 1,
+    ),
+    maxReplyBytes: int('maxReplyBytes', o.maxReplyBytes, DEFAULT_CLIENT_MAX_REPLY_BYTES, 1024, 2 ** 32 - 1),
+  };
+}

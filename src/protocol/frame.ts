@@ -1,0 +1,105 @@
+/**
+ * Framing: every message is a uint32 big-endian body length followed by the
+ * body, one MessagePack value.
+ *
+ *   +--------+--------+--------+--------+==========================+
+ *   |  body length N (uint32, big-endian) |  N bytes: one MessagePack |
+ *   +--------+--------+--------+--------+==========================+
+ *
+ * Invariants: a length prefix is checked against the limit before any byte
+ * of its body is buffered (DESIGN.md §5); a complete frame lying inside one
+ * socket chunk is returned as a view of that chunk (no copy); a frame split
+ * over chunks is assembled with exactly one copy once all of it has arrived,
+ * so a 64 MiB frame in 64 KiB chunks costs O(N), not O(N²).
+ *
+ * The MessagePack codecs are shared, stateless between calls: no records or
+ * structures (a msgpackr extension) survive from one frame to the next.
+ */
+import { Packr, Unpackr } from 'msgpackr';
+import { FRAME_HEADER_BYTES } from './limits.js';
+
+/** Packs plain MessagePack: maps as maps (minimal size), Buffers as bin, no msgpackr records. */
+export const packr = new Packr({ useRecords: false, variableMapSize: true });
+
+/** Unpacks one value per call; 64-bit integers as numbers; bin as views of the source (no copy). */
+export const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+
+/** Why a frame could not be read: the length prefix is 0 or over the limit. */
+export class FrameError extends Error {
+  constructor(
+    readonly reason: 'empty' | 'too-large',
+    readonly length: number,
+  ) {
+    super(reason === 'empty' ? 'frame of length 0' : `frame of ${length} bytes`);
+  }
+}
+
+/** Encodes one value as a frame (length prefix + MessagePack body). */
+export function encodeFrame(value: unknown): Buffer {
+  const body = packr.pack(value);
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length);
+  frame.writeUInt32BE(body.length, 0);
+  body.copy(frame, FRAME_HEADER_BYTES);
+  return frame;
+}
+
+/**
+ * Splits a byte stream into frame bodies. Feed chunks with `push`, take
+ * bodies with `next` until it returns undefined (need more bytes).
+ */
+export class FrameReader {
+  /** The buffer being read and the read position in it. */
+  private head: Buffer = Buffer.alloc(0);
+  private offset = 0;
+  /** Chunks received after `head`, not yet merged into it. */
+  private tail: Buffer[] = [];
+  private tailBytes = 0;
+
+  /** @param maxFrameBytes largest body accepted; may be changed between frames (e.g. after AUTH). */
+  constructor(public maxFrameBytes: number) {}
+
+  /** Bytes received and not yet returned as frames. */
+  get buffered(): number {
+    return this.head.length - this.offset + this.tailBytes;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.offset >= this.head.length && this.tailBytes === 0) {
+      this.head = chunk;
+      this.offset = 0;
+    } else {
+      this.tail.push(chunk);
+      this.tailBytes += chunk.length;
+    }
+  }
+
+  /** The next complete body (a view; valid as long as the caller keeps it), or undefined. Throws FrameError. */
+  next(): Buffer | undefined {
+    let avail = this.head.length - this.offset;
+    if (avail < FRAME_HEADER_BYTES) {
+      if (avail + this.tailBytes < FRAME_HEADER_BYTES) return undefined;
+      this.merge();
+      avail = this.head.length - this.offset;
+    }
+    const length = this.head.readUInt32BE(this.offset);
+    if (length === 0) throw new FrameError('empty', 0);
+    if (length > this.maxFrameBytes) throw new FrameError('too-large', length);
+    const need = FRAME_HEADER_BYTES + length;
+    if (avail < need) {
+      if (avail + this.tailBytes < need) return undefined;
+      this.merge();
+    }
+    const start = this.offset + FRAME_HEADER_BYTES;
+    this.offset = start + length;
+    return this.head.subarray(start, this.offset);
+  }
+
+  /** Copies the unread part of head and every tail chunk into one buffer. */
+  private merge(): void {
+    const parts = [this.head.subarray(this.offset), ...this.tail];
+    this.head = Buffer.concat(parts, this.head.length - this.offset + this.tailBytes);
+    this.offset = 0;
+    this.tail = [];
+    this.tailBytes = 0;
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * Every size, limit and default of the wire protocol, the server and the
+ * client, in one place. Units are in the names: `_BYTES` are bytes, `_MS`
+ * milliseconds. protocol/PROTOCOL.md quotes these values; keep them in step.
+ */
+
+/** Version of the wire protocol, reported by HELLO. Bumped on any incompatible change. */
+export const PROTOCOL_VERSION = 1;
+
+/** Size of a frame's length prefix: uint32 big-endian. */
+export const FRAME_HEADER_BYTES = 4;
+
+/** Largest frame body the server accepts by default (`--max-frame-bytes`). Checked on the length prefix. */
+export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
+
+/** Smallest and largest allowed `--max-frame-bytes` (a frame must fit one SET of a small value; Buffers stay < 4 GiB). */
+export const MIN_MAX_FRAME_BYTES = 1024;
+export const MAX_MAX_FRAME_BYTES = 2 ** 32 - 1;
+
+/** Largest frame a connection may send before AUTH succeeds (when a password is set): enough for AUTH, nothing more. */
+export const PREAUTH_MAX_FRAME_BYTES = 1024;
+
+/** Failed AUTH attempts after which the server closes the connection. */
+export const MAX_AUTH_FAILURES = 5;
+
+/** Largest request id: ids are uint32, chosen by the client. */
+export const MAX_REQUEST_ID = 2 ** 32 - 1;
+
+/** Default bind address and port of kv-server. */
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_PORT = 7379;
+
+/** Default cap on simultaneous client connections (Redis's default too). */
+export const DEFAULT_MAX_CLIENTS = 10_000;
+
+/** Default idle timeout: 0 = never close an idle connection (Redis's default). */
+export const DEFAULT_IDLE_TIMEOUT_MS = 0;
+
+/**
+ * Backpressure: a connection stops being read (and stops executing the rest of
+ * what it already sent) while its unsent reply bytes exceed this; it resumes
+ * when the socket drains below it.
+ */
+export const REPLY_HIGH_WATER_BYTES = 4 * 1024 * 1024;
+
+/** Backpressure: a connection also stops being read while this many of its requests await an async reply (writes awaiting their ack). */
+export const MAX_INFLIGHT_REQUESTS = 8192;
+
+/** How long a graceful shutdown waits for connections to finish their in-flight requests before cutting them. */
+export const SHUTDOWN_GRACE_MS = 10_000;
+
+// ---- client SDK ---------------------------------------------------------
+
+/** Default time a client waits for a reply before rejecting with TIMEOUT; 0 disables. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+
+/** Default time a client waits for the TCP/TLS connection to open before treating the attempt as failed. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+/** Reconnect backoff: first delay, doubling up to the max. */
+export const DEFAULT_RETRY_MIN_DELAY_MS = 50;
+export const DEFAULT_RETRY_MAX_DELAY_MS = 2_000;
+
+/** Commands a client holds while disconnected; beyond this new commands are rejected at once. */
+export const DEFAULT_OFFLINE_QUEUE_LIMIT = 10_000;
+
+/** Largest reply frame the client accepts by default (an MGET reply may exceed the server's request limit). */
+export const DEFAULT_CLIENT_MAX_REPLY_BYTES = 1024 * 1024 * 1024;

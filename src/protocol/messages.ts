@@ -1,0 +1,86 @@
+/**
+ * The request and response envelopes of protocol/PROTOCOL.md, shared by the
+ * server and the client SDK.
+ *
+ *   request:  [id, command, ...args]         id: uint32 chosen by the client
+ *   success:  [id, result]                   2 elements
+ *   error:    [id, null, {code, message}]    3 elements
+ *   fatal:    [null, null, {code, message}]  then the server closes the connection
+ */
+import type { ErrorCode } from '../errors.js';
+
+/** Every command of protocol version 1, in the order PROTOCOL.md lists them. */
+export const COMMAND_NAMES = [
+  'HELLO',
+  'PING',
+  'AUTH',
+  'QUIT',
+  'GET',
+  'SET',
+  'DEL',
+  'MGET',
+  'MSET',
+  'EXISTS',
+  'INCR',
+  'TTL',
+  'SCAN',
+  'DBSIZE',
+  'INFO',
+  'COMPACT',
+] as const;
+
+export type CommandName = (typeof COMMAND_NAMES)[number];
+
+/** Commands a connection may send before AUTH succeeds on a server with a password. */
+export const PREAUTH_COMMANDS: ReadonlySet<string> = new Set<CommandName>(['HELLO', 'PING', 'AUTH', 'QUIT']);
+
+/** Sections of INFO, in reply order. */
+export const INFO_SECTIONS = ['server', 'keyspace', 'storage', 'compaction', 'clients'] as const;
+export type InfoSection = (typeof INFO_SECTIONS)[number];
+
+/** The error object of an error or fatal response. */
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+}
+
+export type Request = [id: number, command: string, ...args: unknown[]];
+export type SuccessResponse = [id: number, result: unknown];
+export type ErrorResponse = [id: number | null, result: null, error: WireError];
+export type Response = SuccessResponse | ErrorResponse;
+
+/** Options map of SET (all optional). */
+export interface WireSetOptions {
+  /** Time to live in ms, a positive integer. */
+  ttl?: number;
+  /** Only set if the key does not exist. */
+  nx?: boolean;
+  /** Only set if the key exists. */
+  xx?: boolean;
+}
+
+/** Options map of SCAN (all optional). */
+export interface WireScanOptions {
+  prefix?: string;
+  start?: string;
+  end?: string;
+  cursor?: string;
+  count?: number;
+}
+
+/** Reply of SCAN. */
+export interface WireScanPage {
+  keys: string[];
+  cursor: string | null;
+}
+
+/** Reply of HELLO. */
+export interface HelloReply {
+  server: 'segkv';
+  version: string;
+  protocol: number;
+  authRequired: boolean;
+  authenticated: boolean;
+  maxFrameBytes: number;
+  commands: string[];
+}

@@ -1,0 +1,360 @@
+/**
+ * The command table: one handler per command of protocol/PROTOCOL.md §6.
+ * A handler gets the decoded request `[id, name, ...args]` and returns the
+ * result, or a promise of it (writes resolve once acknowledged per the fsync
+ * mode); it throws KvError for an error reply.
+ *
+ * Invariants: argument types and counts are checked here (WRONG_ARGS) before
+ * the store sees anything; key and value limits are the store's (INVALID_KEY,
+ * INVALID_VALUE); reads are synchronous (store.getSync), so a pipeline of
+ * GETs costs no promise per request. Multi-key writes (DEL of several keys,
+ * MSET) go through store.batch and are atomic. INCR reads and writes in the
+ * same tick, so no other request can interleave.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Key, Value } from '../engine/keys.js';
+import type { BatchOp, ScanOptions, SetOptions, Store } from '../engine/store.js';
+import { KvError } from '../errors.js';
+import { PREAUTH_MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../protocol/limits.js';
+import {
+  COMMAND_NAMES,
+  type CommandName,
+  type HelloReply,
+  INFO_SECTIONS,
+  type InfoSection,
+  PREAUTH_COMMANDS,
+  type WireScanPage,
+} from '../protocol/messages.js';
+
+/** What a handler may see and do about its connection and server. */
+export interface Session {
+  readonly store: Store;
+  readonly version: string;
+  readonly password: string | undefined;
+  readonly maxFrameBytes: number;
+  authenticated: boolean;
+  /** Called after a failed AUTH; the connection closes after too many. */
+  authFailed(): void;
+  /** Reply to this request, then close the connection (QUIT). */
+  quitAfterReply(): void;
+  /** The INFO sections asked for. */
+  info(sections: readonly InfoSection[]): Record<string, unknown>;
+}
+
+type Handler = (s: Session, req: unknown[]) => unknown;
+
+interface CommandSpec {
+  /** Argument synopsis, quoted in WRONG_ARGS messages and PROTOCOL.md. */
+  usage: string;
+  minArgs: number;
+  maxArgs: number;
+  run: Handler;
+}
+
+function wrongArgs(name: string, usage: string): KvError {
+  return new KvError('WRONG_ARGS', `wrong arguments for ${name}; usage: ${name} ${usage}`.trimEnd());
+}
+
+function isKey(v: unknown): v is Key {
+  return typeof v === 'string' || v instanceof Uint8Array;
+}
+
+function isPlainMap(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+function key(req: unknown[], i: number, name: string): Key {
+  const k = req[i];
+  if (!isKey(k)) throw new KvError('WRONG_ARGS', `${name}: argument ${i - 1} must be a key (str or bin)`);
+  return k;
+}
+
+function value(req: unknown[], i: number, name: string): Value {
+  const v = req[i];
+  if (!isKey(v)) throw new KvError('WRONG_ARGS', `${name}: argument ${i - 1} must be a value (bin or str)`);
+  return v;
+}
+
+function options(
+  req: unknown[],
+  i: number,
+  name: string,
+  allowed: readonly string[],
+): Record<string, unknown> {
+  const o = req[i];
+  if (o === undefined || o === null) return {};
+  if (!isPlainMap(o)) throw new KvError('WRONG_ARGS', `${name}: argument ${i - 1} must be an options map`);
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) {
+      throw new KvError('WRONG_ARGS', `${name}: unknown option '${k}'; allowed: ${allowed.join(', ')}`);
+    }
+  }
+  return o;
+}
+
+function optNumber(o: Record<string, unknown>, k: string, name: string): number | undefined {
+  const v = o[k];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number') throw new KvError('WRONG_ARGS', `${name}: option ${k} must be a number`);
+  return v;
+}
+
+function optString(o: Record<string, unknown>, k: string, name: string): string | undefined {
+  const v = o[k];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw new KvError('WRONG_ARGS', `${name}: option ${k} must be a str`);
+  return v;
+}
+
+function optBool(o: Record<string, unknown>, k: string, name: string): boolean {
+  const v = o[k];
+  if (v === undefined || v === null) return false;
+  if (typeof v !== 'boolean') throw new KvError('WRONG_ARGS', `${name}: option ${k} must be a bool`);
+  return v;
+}
+
+function digest(v: string | Uint8Array): Buffer {
+  return createHash('sha256').update(v).digest();
+}
+
+const INTEGER = /^-?(0|[1-9][0-9]*)$/;
+
+const SPECS: Record<CommandName, CommandSpec> = {
+  HELLO: {
+    usage: '',
+    minArgs: 0,
+    maxArgs: 0,
+    run: (s): HelloReply => ({
+      server: 'segkv',
+      version: s.version,
+      protocol: PROTOCOL_VERSION,
+      authRequired: s.password !== undefined,
+      authenticated: s.authenticated,
+      maxFrameBytes: s.authenticated ? s.maxFrameBytes : PREAUTH_MAX_FRAME_BYTES,
+      commands: [...COMMAND_NAMES],
+    }),
+  },
+  PING: {
+    usage: '[message]',
+    minArgs: 0,
+    maxArgs: 1,
+    run: (_s, req) => {
+      if (req.length === 2) return 'PONG';
+      const m = req[2];
+      if (!isKey(m)) throw new KvError('WRONG_ARGS', 'PING: the message must be a str or bin');
+      return m;
+    },
+  },
+  AUTH: {
+    usage: 'password',
+    minArgs: 1,
+    maxArgs: 1,
+    run: (s, req) => {
+      const given = req[2];
+      if (!isKey(given)) throw new KvError('WRONG_ARGS', 'AUTH: the password must be a str or bin');
+      if (s.password === undefined) {
+        throw new KvError('AUTH_FAILED', 'this server has no password set; do not send AUTH');
+      }
+      // Compare digests: constant time whatever the lengths.
+      if (!timingSafeEqual(digest(given), digest(s.password))) {
+        s.authFailed();
+        throw new KvError('AUTH_FAILED', 'wrong password');
+      }
+      s.authenticated = true;
+      return true;
+    },
+  },
+  QUIT: {
+    usage: '',
+    minArgs: 0,
+    maxArgs: 0,
+    run: (s) => {
+      s.quitAfterReply();
+      return true;
+    },
+  },
+  GET: {
+    usage: 'key',
+    minArgs: 1,
+    maxArgs: 1,
+    run: (s, req) => s.store.getSync(key(req, 2, 'GET')) ?? null,
+  },
+  SET: {
+    usage: 'key value [{ttl, nx, xx}]',
+    minArgs: 2,
+    maxArgs: 3,
+    run: (s, req) => {
+      const k = key(req, 2, 'SET');
+      const v = value(req, 3, 'SET');
+      const o = options(req, 4, 'SET', ['ttl', 'nx', 'xx']);
+      const ttl = optNumber(o, 'ttl', 'SET');
+      const nx = optBool(o, 'nx', 'SET');
+      const xx = optBool(o, 'xx', 'SET');
+      if (nx && xx) throw new KvError('WRONG_ARGS', 'SET: options nx and xx exclude each other');
+      const so: SetOptions = {};
+      if (ttl !== undefined) so.ttlMs = ttl;
+      if (nx) so.ifAbsent = true;
+      if (xx) so.ifPresent = true;
+      return s.store.set(k, v, so);
+    },
+  },
+  DEL: {
+    usage: 'key [key ...]',
+    minArgs: 1,
+    maxArgs: Number.POSITIVE_INFINITY,
+    run: (s, req) => {
+      if (req.length === 3) return s.store.delete(key(req, 2, 'DEL')).then((existed) => (existed ? 1 : 0));
+      const ops: BatchOp[] = [];
+      for (let i = 2; i < req.length; i++) ops.push({ type: 'del', key: key(req, i, 'DEL') });
+      return s.store.batch(ops);
+    },
+  },
+  MGET: {
+    usage: 'key [key ...]',
+    minArgs: 1,
+    maxArgs: Number.POSITIVE_INFINITY,
+    run: (s, req) => {
+      const out = new Array<Buffer | null>(req.length - 2);
+      for (let i = 2; i < req.length; i++) out[i - 2] = s.store.getSync(key(req, i, 'MGET')) ?? null;
+      return out;
+    },
+  },
+  MSET: {
+    usage: 'key value [key value ...]',
+    minArgs: 2,
+    maxArgs: Number.POSITIVE_INFINITY,
+    run: (s, req) => {
+      if (req.length % 2 !== 0) throw wrongArgs('MSET', SPECS.MSET.usage);
+      const ops: BatchOp[] = [];
+      for (let i = 2; i < req.length; i += 2) {
+        ops.push({ type: 'set', key: key(req, i, 'MSET'), value: value(req, i + 1, 'MSET') });
+      }
+      return s.store.batch(ops).then(() => true);
+    },
+  },
+  EXISTS: {
+    usage: 'key [key ...]',
+    minArgs: 1,
+    maxArgs: Number.POSITIVE_INFINITY,
+    run: (s, req) => {
+      let n = 0;
+      for (let i = 2; i < req.length; i++) if (s.store.has(key(req, i, 'EXISTS'))) n++;
+      return n;
+    },
+  },
+  INCR: {
+    usage: 'key [delta]',
+    minArgs: 1,
+    maxArgs: 2,
+    run: (s, req) => {
+      const k = key(req, 2, 'INCR');
+      const delta = req.length === 4 ? req[3] : 1;
+      if (typeof delta !== 'number' || !Number.isSafeInteger(delta)) {
+        throw new KvError('WRONG_ARGS', 'INCR: delta must be an integer');
+      }
+      const current = s.store.getSync(k);
+      let n = 0;
+      if (current !== undefined) {
+        const text = current.length <= 20 ? current.toString('latin1') : '';
+        n = INTEGER.test(text) ? Number(text) : Number.NaN;
+        if (!Number.isSafeInteger(n)) {
+          throw new KvError('INVALID_VALUE', 'INCR: the value is not a decimal integer within ±(2^53-1)');
+        }
+      }
+      const next = n + delta;
+      if (!Number.isSafeInteger(next)) {
+        throw new KvError('INVALID_VALUE', 'INCR: the result would leave the range ±(2^53-1)');
+      }
+      const ttl = s.store.ttl(k);
+      const so: SetOptions = ttl > 0 ? { ttlMs: ttl } : {};
+      return s.store.set(k, String(next), so).then(() => next);
+    },
+  },
+  TTL: {
+    usage: 'key',
+    minArgs: 1,
+    maxArgs: 1,
+    run: (s, req) => s.store.ttl(key(req, 2, 'TTL')),
+  },
+  SCAN: {
+    usage: '[{prefix, start, end, cursor, count}]',
+    minArgs: 0,
+    maxArgs: 1,
+    run: (s, req): WireScanPage => {
+      const o = options(req, 2, 'SCAN', ['prefix', 'start', 'end', 'cursor', 'count']);
+      const so: ScanOptions = {};
+      const prefix = optString(o, 'prefix', 'SCAN');
+      const start = optString(o, 'start', 'SCAN');
+      const end = optString(o, 'end', 'SCAN');
+      const cursor = optString(o, 'cursor', 'SCAN');
+      const count = optNumber(o, 'count', 'SCAN');
+      if (prefix !== undefined) so.prefix = prefix;
+      if (start !== undefined) so.start = start;
+      if (end !== undefined) so.end = end;
+      if (cursor !== undefined) so.cursor = cursor;
+      if (count !== undefined) so.count = count;
+      const page = s.store.scan(so);
+      return { keys: page.keys, cursor: page.cursor };
+    },
+  },
+  DBSIZE: {
+    usage: '',
+    minArgs: 0,
+    maxArgs: 0,
+    run: (s) => s.store.stats().keys,
+  },
+  INFO: {
+    usage: '[section]',
+    minArgs: 0,
+    maxArgs: 1,
+    run: (s, req) => {
+      if (req.length === 2) return s.info(INFO_SECTIONS);
+      const section = req[2];
+      if (typeof section !== 'string' || !(INFO_SECTIONS as readonly string[]).includes(section)) {
+        throw new KvError('WRONG_ARGS', `INFO: the section must be one of ${INFO_SECTIONS.join(', ')}`);
+      }
+      return s.info([section as InfoSection]);
+    },
+  },
+  COMPACT: {
+    usage: '',
+    minArgs: 0,
+    maxArgs: 0,
+    run: async (s) => {
+      const store = s.store as Store & { compact?: () => Promise<unknown> };
+      if (typeof store.compact !== 'function') {
+        throw new KvError('NOT_SUPPORTED', 'this store has no compactor yet; COMPACT is unavailable');
+      }
+      const result = await store.compact();
+      return isPlainMap(result) ? result : true;
+    },
+  },
+};
+
+/** A command ready to dispatch: checks the argument count, then runs. */
+export interface Command {
+  readonly name: CommandName;
+  readonly preAuth: boolean;
+  readonly run: Handler;
+}
+
+function withArity(name: CommandName, spec: CommandSpec): Handler {
+  return (s, req) => {
+    const argc = req.length - 2;
+    if (argc < spec.minArgs || argc > spec.maxArgs) throw wrongArgs(name, spec.usage);
+    return spec.run(s, req);
+  };
+}
+
+/** Command name → command. Names are matched exactly first, then upper-cased. */
+export const COMMAND_TABLE: ReadonlyMap<string, Command> = new Map(
+  COMMAND_NAMES.map((name) => [
+    name,
+    { name, preAuth: PREAUTH_COMMANDS.has(name), run: withArity(name, SPECS[name]) },
+  ]),
+);
+
+/** Usage line of each command (for PROTOCOL.md and tests). */
+export const COMMAND_USAGE: Readonly<Record<CommandName, string>> = Object.fromEntries(
+  COMMAND_NAMES.map((n) => [n, SPECS[n].usage]),
+) as Record<CommandName, string>;

@@ -1,0 +1,401 @@
+/**
+ * One client connection: reads frames, dispatches requests through the
+ * command table, writes replies.
+ *
+ * Invariants:
+ * - Replies go out in request order. A synchronous result (reads) is queued
+ *   at once unless an earlier request still awaits its promise (writes
+ *   waiting for their ack); then it waits in `slots` behind it.
+ * - Replies of one tick leave in one socket write (the server's flush runs
+ *   once per tick, setImmediate), large values without a copy.
+ * - Backpressure: while unsent reply bytes exceed REPLY_HIGH_WATER_BYTES or
+ *   more than MAX_INFLIGHT_REQUESTS requests await their reply, the socket
+ *   is paused and already-received frames wait undecoded; both resume on
+ *   'drain' / as replies complete. Memory per connection is thus bounded by
+ *   the limits plus one frame, whatever the client sends.
+ * - A violation that makes the byte stream unreadable (bad length, a body
+ *   that is not one MessagePack value, no valid id) is answered with a fatal
+ *   frame `[null, null, {code, message}]` and the connection is closed; every
+ *   other error is a reply and the connection stays usable.
+ *
+ * Everything runs on the event loop; a connection touches only its own
+ * socket and the shared store.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Store } from '../engine/store.js';
+import { type ErrorCode, KvError } from '../errors.js';
+import { FrameError, FrameReader, packr, unpackr } from '../protocol/frame.js';
+import {
+  FRAME_HEADER_BYTES,
+  MAX_AUTH_FAILURES,
+  MAX_INFLIGHT_REQUESTS,
+  MAX_REQUEST_ID,
+  PREAUTH_MAX_FRAME_BYTES,
+  REPLY_HIGH_WATER_BYTES,
+} from '../protocol/limits.js';
+import type { InfoSection } from '../protocol/messages.js';
+import { COMMAND_TABLE, type Session } from './commands.js';
+
+/** What a connection needs from its server. */
+export interface ConnectionHost {
+  readonly store: Store;
+  readonly version: string;
+  readonly password: string | undefined;
+  readonly maxFrameBytes: number;
+  readonly log: Logger;
+  /** Counts every request dispatched (INFO clients.commands). */
+  commandsProcessed: number;
+  info(sections: readonly InfoSection[]): Record<string, unknown>;
+  /** Arrange for `flush()` to run once at the end of this tick. */
+  scheduleFlush(conn: Connection): void;
+  /** The connection closed. */
+  forget(conn: Connection): void;
+}
+
+/** A reply not yet sendable: its promise is pending, or an earlier one is. */
+interface Slot {
+  frames: Buffer[] | undefined;
+}
+
+/** Values at least this big are written as their own buffer instead of being copied into the body. */
+const ZERO_COPY_VALUE_BYTES = 64 * 1024;
+
+/** A fatal frame lingers this long for the peer to read it before the socket is destroyed. */
+const FATAL_LINGER_MS = 2000;
+
+let nextConnectionId = 1;
+
+export class Connection implements Session {
+  readonly id = nextConnectionId++;
+  readonly remote: string;
+  authenticated: boolean;
+  /** Unsent reply frames and their size. */
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  /** Replies waiting for an earlier one; slots[slotHead] is the oldest. */
+  private slots: Slot[] = [];
+  private slotHead = 0;
+  private inflight = 0;
+  private readonly reader: FrameReader;
+  private paused = false;
+  /** No more requests are read: QUIT, shutdown or a fatal error. */
+  private ending = false;
+  private closed = false;
+  private authFailures = 0;
+
+  constructor(
+    readonly socket: Socket,
+    private readonly host: ConnectionHost,
+  ) {
+    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.authenticated = host.password === undefined;
+    this.reader = new FrameReader(this.authenticated ? host.maxFrameBytes : PREAUTH_MAX_FRAME_BYTES);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.maybeResume());
+    socket.on('end', () => {
+      // The peer will send nothing more: answer what it sent, then close our side.
+      this.ending = true;
+      this.endWhenFlushed();
+    });
+    socket.on('error', (err) => host.log.debug({ err, remote: this.remote }, 'connection error'));
+    socket.on('close', () => this.onClose());
+  }
+
+  // ---- Session (what command handlers see) ----------------------------------
+
+  get store(): Store {
+    return this.host.store;
+  }
+  get version(): string {
+    return this.host.version;
+  }
+  get password(): string | undefined {
+    return this.host.password;
+  }
+  get maxFrameBytes(): number {
+    return this.host.maxFrameBytes;
+  }
+  info(sections: readonly InfoSection[]): Record<string, unknown> {
+    return this.host.info(sections);
+  }
+  authFailed(): void {
+    // The reply to this AUTH is queued first; flush() then ends the connection.
+    if (++this.authFailures >= MAX_AUTH_FAILURES) this.ending = true;
+  }
+  quitAfterReply(): void {
+    this.ending = true;
+  }
+
+  // ---- reading ------------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    if (this.ending) return;
+    this.reader.push(chunk);
+    this.process();
+  }
+
+  /** Decodes and runs frames until none is complete, or backpressure says stop. */
+  private process(): void {
+    while (!this.ending) {
+      if (this.blocked()) {
+        if (!this.paused) {
+          this.paused = true;
+          this.socket.pause();
+        }
+        return;
+      }
+      let body: Buffer | undefined;
+      try {
+        body = this.reader.next();
+      } catch (err) {
+        if (err instanceof FrameError) {
+          if (err.reason === 'empty') this.fatal('PROTOCOL_ERROR', 'a frame must not be empty (length 0)');
+          else if (!this.authenticated && err.length <= this.host.maxFrameBytes)
+            this.fatal(
+              'TOO_LARGE',
+              `frame of ${err.length} bytes before AUTH; the limit before AUTH is ${PREAUTH_MAX_FRAME_BYTES} bytes`,
+            );
+          else
+            this.fatal(
+              'TOO_LARGE',
+              `frame of ${err.length} bytes exceeds the limit of ${this.reader.maxFrameBytes} bytes (server option --max-frame-bytes)`,
+            );
+          return;
+        }
+        throw err;
+      }
+      if (body === undefined) return;
+      this.handle(body);
+    }
+  }
+
+  private blocked(): boolean {
+    return (
+      this.outBytes + this.socket.writableLength > REPLY_HIGH_WATER_BYTES ||
+      this.inflight >= MAX_INFLIGHT_REQUESTS
+    );
+  }
+
+  private maybeResume(): void {
+    if (!this.paused || this.closed || this.blocked()) return;
+    this.paused = false;
+    this.process();
+    if (!this.paused && !this.ending) this.socket.resume();
+  }
+
+  private handle(body: Buffer): void {
+    let req: unknown;
+    try {
+      req = unpackr.unpack(body);
+    } catch {
+      this.fatal('PROTOCOL_ERROR', 'the frame body is not exactly one valid MessagePack value');
+      return;
+    }
+    if (!Array.isArray(req) || req.length < 2) {
+      this.fatal('PROTOCOL_ERROR', 'a request must be a MessagePack array [id, command, ...args]');
+      return;
+    }
+    const id = req[0];
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > MAX_REQUEST_ID) {
+      this.fatal('PROTOCOL_ERROR', 'a request id must be an integer from 0 to 4294967295');
+      return;
+    }
+    const name = req[1];
+    if (typeof name !== 'string') {
+      this.replyError(id, new KvError('PROTOCOL_ERROR', 'the command name must be a MessagePack str'));
+      return;
+    }
+    const command = COMMAND_TABLE.get(name) ?? COMMAND_TABLE.get(name.toUpperCase());
+    if (command === undefined) {
+      const shown = name.length > 64 ? `${name.slice(0, 64)}…` : name;
+      this.replyError(
+        id,
+        new KvError('UNKNOWN_COMMAND', `unknown command '${shown}'; see protocol/PROTOCOL.md`),
+      );
+      return;
+    }
+    if (!this.authenticated && !command.preAuth) {
+      this.replyError(id, new KvError('NOAUTH', `${command.name} needs authentication; send AUTH first`));
+      return;
+    }
+    this.host.commandsProcessed++;
+    let result: unknown;
+    try {
+      result = command.run(this, req);
+    } catch (err) {
+      this.replyError(id, err);
+      return;
+    }
+    if (result instanceof Promise) {
+      const slot: Slot = { frames: undefined };
+      this.slots.push(slot);
+      this.inflight++;
+      result.then(
+        (value) => this.complete(slot, encodeReply(id, value)),
+        (err) => this.complete(slot, [this.errorFrame(id, err)]),
+      );
+    } else {
+      this.enqueue(encodeReply(id, result));
+      if (command.name === 'AUTH' && this.authenticated) this.reader.maxFrameBytes = this.host.maxFrameBytes;
+    }
+  }
+
+  // ---- replying -----------------------------------------------------------
+
+  private enqueue(frames: Buffer[]): void {
+    if (this.slotHead < this.slots.length) {
+      this.slots.push({ frames });
+      return;
+    }
+    this.push(frames);
+  }
+
+  private push(frames: Buffer[]): void {
+    for (const f of frames) {
+      this.out.push(f);
+      this.outBytes += f.length;
+    }
+    this.host.scheduleFlush(this);
+  }
+
+  private complete(slot: Slot, frames: Buffer[]): void {
+    this.inflight--;
+    if (this.closed) return;
+    slot.frames = frames;
+    const slots = this.slots;
+    while (this.slotHead < slots.length) {
+      const head = slots[this.slotHead]!;
+      if (head.frames === undefined) break;
+      this.push(head.frames);
+      this.slotHead++;
+    }
+    if (this.slotHead === slots.length) {
+      this.slots = [];
+      this.slotHead = 0;
+    }
+    if (this.paused) this.maybeResume();
+  }
+
+  private errorFrame(id: number | null, err: unknown): Buffer {
+    let code: ErrorCode = 'INTERNAL';
+    let message = 'unexpected server error; see the server log';
+    if (err instanceof KvError) {
+      code = err.code;
+      message = err.message;
+    } else {
+      this.host.log.error({ err, remote: this.remote }, 'command failed unexpectedly');
+    }
+    return frameOf([id, null, { code, message }]);
+  }
+
+  private replyError(id: number, err: unknown): void {
+    this.enqueue([this.errorFrame(id, err)]);
+  }
+
+  /** Writes everything queued, in one write when small. Called once per tick by the server. */
+  flush(): void {
+    if (this.closed || this.out.length === 0) return;
+    const out = this.out;
+    const bytes = this.outBytes;
+    this.out = [];
+    this.outBytes = 0;
+    if (out.length === 1) this.socket.write(out[0]!);
+    else if (bytes <= 4 * ZERO_COPY_VALUE_BYTES) this.socket.write(Buffer.concat(out, bytes));
+    else {
+      this.socket.cork();
+      for (const b of out) this.socket.write(b);
+      this.socket.uncork();
+    }
+    if (this.ending) this.endWhenFlushed();
+    else if (this.paused) this.maybeResume();
+  }
+
+  /** Ends the socket once every reply owed has been written. */
+  private endWhenFlushed(): void {
+    if (this.closed) return;
+    if (this.slotHead < this.slots.length || this.out.length > 0) return; // flush or complete() calls again
+    this.socket.end();
+  }
+
+  /** Sends a fatal error frame and closes the connection. */
+  fatal(code: ErrorCode, message: string): void {
+    if (this.closed) return;
+    this.host.log.debug({ remote: this.remote, code, message }, 'closing connection on a protocol violation');
+    this.ending = true;
+    this.slots = [];
+    this.slotHead = 0;
+    this.push([frameOf([null, null, { code, message }])]);
+    this.flush();
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), FATAL_LINGER_MS).unref();
+  }
+
+  /** Graceful close for shutdown: read nothing more, finish what was dispatched, then end. */
+  shutdown(): void {
+    if (this.closed) return;
+    this.ending = true;
+    this.socket.pause();
+    this.endWhenFlushed();
+  }
+
+  /** Idle timeout fired: close unless requests are still being served. */
+  idle(ms: number): void {
+    if (this.inflight > 0 || this.closed) return;
+    this.fatal(
+      'TIMEOUT',
+      `connection closed after ${ms} ms without a request (server option --idle-timeout-ms)`,
+    );
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private onClose(): void {
+    this.closed = true;
+    this.out = [];
+    this.slots = [];
+    this.host.forget(this);
+  }
+}
+
+/** One frame for `value`. */
+function frameOf(value: unknown): Buffer {
+  const body = packr.pack(value);
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length);
+  frame.writeUInt32BE(body.length, 0);
+  body.copy(frame, FRAME_HEADER_BYTES);
+  return frame;
+}
+
+/**
+ * The frames of a success reply `[id, result]`. A large Buffer result is not
+ * copied: the frame is a small head (length, array header, id, bin header)
+ * followed by the value itself.
+ */
+function encodeReply(id: number, result: unknown): Buffer[] {
+  if (result instanceof Uint8Array && result.length >= ZERO_COPY_VALUE_BYTES) {
+    const idBytes = packr.pack(id);
+    const n = result.length;
+    const binHeader = n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+    const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 1 + idBytes.length + binHeader);
+    head.writeUInt32BE(1 + idBytes.length + binHeader + n, 0);
+    head[FRAME_HEADER_BYTES] = 0x92;
+    idBytes.copy(head, FRAME_HEADER_BYTES + 1);
+    const at = FRAME_HEADER_BYTES + 1 + idBytes.length;
+    if (binHeader === 2) {
+      head[at] = 0xc4;
+      head[at + 1] = n;
+    } else if (binHeader === 3) {
+      head[at] = 0xc5;
+      head.writeUInt16BE(n, at + 1);
+    } else {
+      head[at] = 0xc6;
+      head.writeUInt32BE(n, at + 1);
+    }
+    return [head, Buffer.from(result.buffer, result.byteOffset, n)];
+  }
+  return [frameOf([id, result])];
+}

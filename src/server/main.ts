@@ -1,0 +1,138 @@
+#!/usr/bin/env node
+/**
+ * kv-server: opens the store in `--dir`, then serves it (protocol/PROTOCOL.md).
+ *
+ * Order of events: settings (exit 2 on a bad one) → open the store, which
+ * recovers the keydir (the port is not bound until this is done, so a client
+ * can never read a half-loaded keydir) → listen → on SIGTERM/SIGINT: stop
+ * accepting, finish in-flight requests, close the store (it syncs), exit 0.
+ * A second signal during shutdown exits at once with status 1.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import type { StoreOptions } from '../engine/options.js';
+import { openStore, type Store } from '../engine/store.js';
+import { KvError } from '../errors.js';
+import { ConfigError, helpText, parseConfig, type ServerConfig } from './config.js';
+import { KvServer } from './server.js';
+
+/** The package version, from the nearest package.json named segkv above this file. */
+function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === 'segkv' && pkg.version) return pkg.version;
+    } catch {
+      // not here; go up
+    }
+    dir = dirname(dir);
+  }
+  return '0.0.0';
+}
+
+function fail(message: string, status: number): never {
+  process.stderr.write(`kv-server: ${message}\n`);
+  process.exit(status);
+}
+
+function storeOptions(config: ServerConfig, logger: pino.Logger): StoreOptions {
+  const o: StoreOptions & Record<string, unknown> = { ...config.compaction, fsync: config.fsync, logger };
+  if (config.fsyncIntervalMs !== undefined) o.fsyncIntervalMs = config.fsyncIntervalMs;
+  if (config.maxSegmentBytes !== undefined) o.maxSegmentBytes = config.maxSegmentBytes;
+  if (config.cacheBytes !== undefined) o.cacheBytes = config.cacheBytes;
+  return o;
+}
+
+async function main(): Promise<void> {
+  let config: ServerConfig | 'help';
+  try {
+    config = parseConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, 2);
+    throw err;
+  }
+  if (config === 'help') {
+    process.stdout.write(`${helpText()}\n`);
+    return;
+  }
+  let tls: { cert: Buffer; key: Buffer } | undefined;
+  if (config.tlsCert !== undefined && config.tlsKey !== undefined) {
+    try {
+      tls = { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) };
+    } catch (err) {
+      fail(`cannot read the TLS certificate or key: ${(err as Error).message}`, 2);
+    }
+  }
+  const log = pino({ name: 'kv-server', level: config.logLevel }, pino.destination({ dest: 2, sync: true }));
+
+  let store: Store;
+  try {
+    store = await openStore(config.dir, storeOptions(config, log));
+  } catch (err) {
+    if (err instanceof KvError) {
+      log.fatal({ code: err.code, dir: config.dir }, err.message);
+      fail(`cannot open ${config.dir}: ${err.message}`, 1);
+    }
+    throw err;
+  }
+  const stats = store.stats();
+  log.info(
+    { dir: config.dir, keys: stats.keys, segments: stats.segments.length, recovery: stats.recovery },
+    'recovered',
+  );
+
+  const server = new KvServer(
+    store,
+    {
+      host: config.host,
+      port: config.port,
+      maxFrameBytes: config.maxFrameBytes,
+      maxClients: config.maxClients,
+      idleTimeoutMs: config.idleTimeoutMs,
+      password: config.password,
+      tls,
+      version: packageVersion(),
+    },
+    log,
+  );
+  try {
+    const address = await server.listen();
+    log.info({ host: address.address, port: address.port, tls: tls !== undefined }, 'listening');
+  } catch (err) {
+    log.fatal({ err }, 'cannot listen');
+    await store.close();
+    fail(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`, 1);
+  }
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal during shutdown; exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal, clients: server.clientCount }, 'shutting down');
+    void (async () => {
+      await server.close();
+      await store.close();
+      log.info('store closed; bye');
+      process.exit(0);
+    })().catch((err: unknown) => {
+      log.fatal({ err }, 'shutdown failed');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`kv-server: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,221 @@
+/**
+ * kv-server's listener: accepts TCP (or TLS) connections for one open store,
+ * enforces the connection cap and idle timeout, runs the once-per-tick reply
+ * flush, answers INFO, and shuts down gracefully.
+ *
+ * Invariants: at most `maxClients` connections are served (more get a fatal
+ * MAX_CLIENTS frame); one flush per tick covers every connection that has
+ * replies queued; `close()` stops accepting first, lets each connection
+ * finish the requests it has dispatched, and resolves once all are closed
+ * (cutting stragglers after SHUTDOWN_GRACE_MS). The store is not closed
+ * here: its owner (main.ts) does that after `close()`.
+ */
+import { type AddressInfo, createServer as createNetServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import type { Logger } from 'pino';
+import type { Store } from '../engine/store.js';
+import { packr } from '../protocol/frame.js';
+import { FRAME_HEADER_BYTES, PROTOCOL_VERSION, SHUTDOWN_GRACE_MS } from '../protocol/limits.js';
+import type { InfoSection } from '../protocol/messages.js';
+import { Connection, type ConnectionHost } from './connection.js';
+
+export interface ServerOptions {
+  host: string;
+  port: number;
+  maxFrameBytes: number;
+  maxClients: number;
+  /** 0 = never. */
+  idleTimeoutMs: number;
+  password: string | undefined;
+  /** PEM certificate and key: serve TLS instead of plain TCP. */
+  tls: { cert: Buffer; key: Buffer } | undefined;
+  version: string;
+}
+
+export class KvServer implements ConnectionHost {
+  readonly log: Logger;
+  readonly version: string;
+  readonly password: string | undefined;
+  readonly maxFrameBytes: number;
+  commandsProcessed = 0;
+  private readonly server: Server;
+  private readonly connections = new Set<Connection>();
+  private readonly dirty = new Set<Connection>();
+  private flushScheduled = false;
+  private totalConnections = 0;
+  private rejectedConnections = 0;
+  private readonly startedAt = Date.now();
+  private closing: Promise<void> | undefined;
+  private port = 0;
+
+  constructor(
+    readonly store: Store,
+    private readonly options: ServerOptions,
+    log: Logger,
+  ) {
+    this.log = log;
+    this.version = options.version;
+    this.password = options.password;
+    this.maxFrameBytes = options.maxFrameBytes;
+    const onSocket = (socket: Socket) => this.accept(socket);
+    if (options.tls) {
+      this.server = createTlsServer(
+        { cert: options.tls.cert, key: options.tls.key, allowHalfOpen: true },
+        onSocket,
+      );
+      this.server.on('tlsClientError', (err) => log.debug({ err }, 'TLS handshake failed'));
+    } else {
+      this.server = createNetServer({ allowHalfOpen: true, noDelay: true }, onSocket);
+    }
+    this.server.on('error', (err) => log.error({ err }, 'listener error'));
+  }
+
+  /** Starts listening; resolves with the bound address. */
+  listen(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.once('error', onError);
+      this.server.listen({ host: this.options.host, port: this.options.port }, () => {
+        this.server.off('error', onError);
+        const address = this.server.address() as AddressInfo;
+        this.port = address.port;
+        resolve(address);
+      });
+    });
+  }
+
+  private accept(socket: Socket): void {
+    this.totalConnections++;
+    if (this.closing || this.connections.size >= this.options.maxClients) {
+      this.rejectedConnections++;
+      const body = packr.pack([
+        null,
+        null,
+        {
+          code: 'MAX_CLIENTS',
+          message: this.closing
+            ? 'the server is shutting down'
+            : `the server already serves ${this.options.maxClients} clients (server option --max-clients)`,
+        },
+      ]);
+      const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length);
+      frame.writeUInt32BE(body.length, 0);
+      body.copy(frame, FRAME_HEADER_BYTES);
+      socket.on('error', () => {});
+      socket.end(frame);
+      setTimeout(() => socket.destroy(), 2000).unref();
+      return;
+    }
+    const conn = new Connection(socket, this);
+    this.connections.add(conn);
+    if (this.options.idleTimeoutMs > 0) {
+      socket.setTimeout(this.options.idleTimeoutMs, () => conn.idle(this.options.idleTimeoutMs));
+    }
+    this.log.debug({ id: conn.id, remote: conn.remote }, 'connection opened');
+  }
+
+  forget(conn: Connection): void {
+    this.connections.delete(conn);
+    this.dirty.delete(conn);
+    this.log.debug({ id: conn.id, remote: conn.remote }, 'connection closed');
+  }
+
+  scheduleFlush(conn: Connection): void {
+    this.dirty.add(conn);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flushAll());
+  }
+
+  private flushAll(): void {
+    this.flushScheduled = false;
+    for (const conn of this.dirty) {
+      this.dirty.delete(conn);
+      conn.flush();
+    }
+  }
+
+  info(sections: readonly InfoSection[]): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    const stats = this.store.stats();
+    for (const section of sections) {
+      switch (section) {
+        case 'server':
+          out.server = {
+            name: 'segkv',
+            version: this.version,
+            protocol: PROTOCOL_VERSION,
+            node: process.version,
+            pid: process.pid,
+            uptimeMs: Date.now() - this.startedAt,
+            port: this.port,
+            tls: this.options.tls !== undefined,
+            authRequired: this.password !== undefined,
+            maxFrameBytes: this.maxFrameBytes,
+            dir: this.store.dir,
+            fsync: stats.fsync.mode,
+          };
+          break;
+        case 'keyspace':
+          out.keyspace = { keys: stats.keys, expiringKeys: stats.expiringKeys };
+          break;
+        case 'storage':
+          out.storage = {
+            segments: stats.segments.length,
+            diskBytes: stats.diskBytes,
+            liveBytes: stats.liveBytes,
+            deadBytes: stats.deadBytes,
+            firstOffset: stats.firstOffset,
+            nextOffset: stats.nextOffset,
+            cache: stats.cache,
+            fsync: stats.fsync,
+            recovery: stats.recovery,
+          };
+          break;
+        case 'compaction': {
+          const c = (stats as { compaction?: unknown }).compaction;
+          out.compaction =
+            typeof c === 'object' && c !== null ? { available: true, ...c } : { available: false };
+          break;
+        }
+        case 'clients':
+          out.clients = {
+            connected: this.connections.size,
+            maxClients: this.options.maxClients,
+            totalConnections: this.totalConnections,
+            rejectedConnections: this.rejectedConnections,
+            commandsProcessed: this.commandsProcessed,
+          };
+          break;
+      }
+    }
+    return out;
+  }
+
+  get clientCount(): number {
+    return this.connections.size;
+  }
+
+  /** Stops accepting, finishes in-flight requests, closes every connection. Idempotent. */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closing = new Promise<void>((resolve) => {
+      this.server.close();
+      for (const conn of this.connections) conn.shutdown();
+      const started = Date.now();
+      const poll = setInterval(() => {
+        if (this.connections.size === 0) {
+          clearInterval(poll);
+          resolve();
+        } else if (Date.now() - started > SHUTDOWN_GRACE_MS) {
+          this.log.warn(
+            { clients: this.connections.size },
+            'shutdown grace period over; cutting connections',
+          );
+          for (const conn of this.connections) conn.socket.destroy();
+        }
+      }, 10);
+    });
+    return this.closing;
+  }
+}
