@@ -1,0 +1,413 @@
+/**
+ * The measurements of `npm run bench:compaction`, one per child process (see
+ * compaction.ts and compaction-child.ts), so the heap and JIT state of one
+ * job stay out of the next.
+ *
+ * Workload (shared with the Redis peer, redis-peer.ts): 16-byte keys (keyOf,
+ * as in bench:engine) and 1024-byte values cut from a random pool (so neither
+ * side can compress them). A data set of `records` writes over
+ * `keys = records * live` keys: one write of every key in order, then the
+ * remaining writes to uniformly random keys (xorshift32, fixed seed). The
+ * last write of each key is live, so the live fraction of records is exactly
+ * `live`, and the dead records are spread over the whole log.
+ *
+ * Foreground load: an open-loop schedule of `rate` pairs per second (one get
+ * of a random existing key, one set of a random existing key). Latency is from
+ * the pair's scheduled time to the get's return / the set's ack, measured with
+ * process.hrtime.bigint, so time spent queued behind background work counts
+ * (no coordinated omission). The schedule is polled with setImmediate, as a
+ * server polls its sockets between compaction steps.
+ */
+import {
+  closeSync,
+  copyFileSync,
+  fdatasyncSync,
+  linkSync,
+  openSync,
+  readdirSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { openStore, type Store } from '../../src/engine/index.js';
+import { keyOf } from './engine-jobs.js';
+
+export const KEY_BYTES = 16;
+export const VALUE_BYTES = 1024;
+/** Record header (record.ts) + key + value: the bytes one write adds to the log. */
+export const RECORD_BYTES = 27 + KEY_BYTES + VALUE_BYTES;
+
+const POOL_BYTES = 1024 * 1024;
+let pool: Buffer | undefined;
+
+/** The random bytes values are cut from (same seed in every process). */
+export function valuePool(): Buffer {
+  if (pool) return pool;
+  pool = Buffer.allocUnsafe(POOL_BYTES);
+  let s = 0x9e3779b9;
+  for (let i = 0; i < POOL_BYTES; i += 4) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    pool.writeUInt32LE(s >>> 0, i);
+  }
+  return pool;
+}
+
+export interface Shape {
+  /** Fraction of records live after the load (0.1 = each key written ~10 times). */
+  live: number;
+  /** Writes in the data set. */
+  records: number;
+}
+
+export function keysOf(shape: Shape): number {
+  return Math.max(1, Math.round(shape.records * shape.live));
+}
+
+/**
+ * Calls `write(keyIndex, valueAt)` for each write of the data set, in order:
+ * valueAt is where the value starts in valuePool().
+ */
+export function forEachWrite(shape: Shape, write: (keyIndex: number, valueAt: number) => void): void {
+  const keys = keysOf(shape);
+  let s = 0x1234567;
+  const next = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return s >>> 0;
+  };
+  const span = POOL_BYTES - VALUE_BYTES;
+  for (let i = 0; i < shape.records; i++) {
+    const k = i < keys ? i : next() % keys;
+    write(k, next() % span);
+  }
+}
+
+export interface StoreFigures {
+  segments: number;
+  diskBytes: number;
+  liveBytes: number;
+  deadBytes: number;
+  /** Every file in the directory (segments, hints, indexes). */
+  dirBytes: number;
+  keys: number;
+}
+
+export type Job =
+  | { kind: 'disk'; dir: string; bytes: number; writeBytes: number }
+  | { kind: 'load'; dir: string; shape: Shape; maxSegmentBytes: number }
+  | {
+      kind: 'compact';
+      master: string;
+      dir: string;
+      shape: Shape;
+      maxSegmentBytes: number;
+      /** 0: compaction alone. Else the foreground pairs per second run during it. */
+      rate: number;
+      warmupMs: number;
+    }
+  | {
+      kind: 'foreground';
+      master: string;
+      dir: string;
+      shape: Shape;
+      maxSegmentBytes: number;
+      rate: number;
+      warmupMs: number;
+      ms: number;
+    };
+
+export interface DiskResult {
+  bytes: number;
+  ms: number;
+  mbPerSec: number;
+}
+
+export interface LoadResult {
+  ms: number;
+  figures: StoreFigures;
+}
+
+export interface Latencies {
+  samples: number;
+  /** Microseconds. */
+  p50: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+export interface CompactResult {
+  /** Wall time of store.compact(), ms. */
+  wallMs: number;
+  /** CompactionResult.durationMs (rewrite + swap). */
+  durationMs: number;
+  bytesRead: number;
+  bytesWritten: number;
+  reclaimedBytes: number;
+  segmentsIn: number;
+  segmentsOut: number;
+  keysKept: number;
+  before: StoreFigures;
+  after: StoreFigures;
+  get?: Latencies;
+  set?: Latencies;
+}
+
+export interface ForegroundResult {
+  ms: number;
+  get: Latencies;
+  set: Latencies;
+}
+
+export type JobResult = DiskResult | LoadResult | CompactResult | ForegroundResult;
+
+function storeOptions(maxSegmentBytes: number) {
+  // Same fsync policy as the Redis peer (appendfsync everysec); the value
+  // cache off so foreground gets read the log like any miss would.
+  return { maxSegmentBytes, fsync: 'interval', cacheBytes: 0, compaction: { auto: false } } as const;
+}
+
+function dirBytes(dir: string): number {
+  let n = 0;
+  for (const f of readdirSync(dir)) if (f !== 'LOCK') n += statSync(join(dir, f)).size;
+  return n;
+}
+
+function figures(store: Store): StoreFigures {
+  const s = store.stats();
+  return {
+    segments: s.segments.length,
+    diskBytes: s.diskBytes,
+    liveBytes: s.liveBytes,
+    deadBytes: s.deadBytes,
+    dirBytes: dirBytes(store.dir),
+    keys: s.keys,
+  };
+}
+
+/** Sequential write bandwidth: `bytes` in `writeBytes` writes to a new file, then fdatasync. */
+function runDisk(job: Extract<Job, { kind: 'disk' }>): DiskResult {
+  const buf = Buffer.from(valuePool().subarray(0, Math.min(job.writeBytes, POOL_BYTES)));
+  const chunk = Buffer.allocUnsafe(job.writeBytes);
+  for (let at = 0; at < chunk.length; at += buf.length) buf.copy(chunk, at);
+  const path = join(job.dir, 'seqwrite.bin');
+  const fd = openSync(path, 'wx');
+  const t0 = performance.now();
+  let written = 0;
+  try {
+    while (written < job.bytes) {
+      const n = Math.min(chunk.length, job.bytes - written);
+      let done = 0;
+      while (done < n) done += writeSync(fd, chunk, done, n - done, written + done);
+      written += n;
+    }
+    fdatasyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  const ms = performance.now() - t0;
+  unlinkSync(path);
+  return { bytes: written, ms, mbPerSec: written / 1e6 / (ms / 1000) };
+}
+
+/** Builds the data set, seals every segment (so a compaction run has nothing to seal first) and closes. */
+async function runLoad(job: Extract<Job, { kind: 'load' }>): Promise<LoadResult> {
+  const store = await openStore(job.dir, storeOptions(job.maxSegmentBytes));
+  const values = valuePool();
+  const keys: string[] = new Array(keysOf(job.shape));
+  for (let i = 0; i < keys.length; i++) keys[i] = keyOf(i);
+  const t0 = performance.now();
+  let pending: Promise<boolean>[] = [];
+  const writes: { k: number; v: number }[] = [];
+  forEachWrite(job.shape, (k, v) => writes.push({ k, v }));
+  for (const w of writes) {
+    pending.push(store.set(keys[w.k]!, values.subarray(w.v, w.v + VALUE_BYTES)));
+    if (pending.length >= 4096) {
+      await Promise.all(pending);
+      pending = [];
+    }
+  }
+  await Promise.all(pending);
+  store.sealActive();
+  await store.settleBackground();
+  await store.sync();
+  const ms = performance.now() - t0;
+  const f = figures(store);
+  await store.close();
+  return { ms, figures: f };
+}
+
+/**
+ * A working copy of the loaded data set: hard links to the sealed segments
+ * and their hints and indexes (nothing writes into those in place; the
+ * compaction renames new files over them), a real copy of the last segment,
+ * the one a reopen appends to.
+ */
+function workingCopy(master: string, dir: string): void {
+  const files = readdirSync(master).filter((f) => f !== 'LOCK');
+  const segs = files.filter((f) => f.endsWith('.seg')).sort();
+  const last = segs[segs.length - 1];
+  for (const f of files) {
+    if (f === last) {
+      copyFileSync(join(master, f), join(dir, f));
+      const fd = openSync(join(dir, f), 'r+');
+      fdatasyncSync(fd);
+      closeSync(fd);
+    } else linkSync(join(master, f), join(dir, f));
+  }
+}
+
+function summarize(samples: number[]): Latencies {
+  const a = Float64Array.from(samples).sort();
+  const q = (p: number) => (a.length ? a[Math.min(a.length - 1, Math.ceil(p * a.length) - 1)]! : Number.NaN);
+  return {
+    samples: a.length,
+    p50: q(0.5),
+    p99: q(0.99),
+    p999: q(0.999),
+    max: a.length ? a[a.length - 1]! : Number.NaN,
+  };
+}
+
+/** The open-loop foreground load; `stop()` resolves once every set issued has been acked. */
+class Foreground {
+  readonly getUs: number[] = [];
+  readonly setUs: number[] = [];
+  private stopped = false;
+  private measuring = false;
+  private inFlight = 0;
+  private drained: (() => void) | undefined;
+  private rng = 0x2545f491;
+  private readonly keys: string[];
+
+  constructor(
+    private readonly store: Store,
+    keyCount: number,
+    private readonly rate: number,
+  ) {
+    this.keys = new Array(keyCount);
+    for (let i = 0; i < keyCount; i++) this.keys[i] = keyOf(i);
+  }
+
+  private rand(): number {
+    let s = this.rng;
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    this.rng = s;
+    return s >>> 0;
+  }
+
+  start(): void {
+    const interval = BigInt(Math.round(1e9 / this.rate));
+    const values = valuePool();
+    const span = POOL_BYTES - VALUE_BYTES;
+    let next = process.hrtime.bigint();
+    const tick = () => {
+      if (this.stopped) return;
+      const now = process.hrtime.bigint();
+      while (next <= now) {
+        const due = next;
+        next += interval;
+        const measuring = this.measuring;
+        const v = this.store.getSync(this.keys[this.rand() % this.keys.length]!);
+        if (v === undefined || v.length !== VALUE_BYTES) throw new Error('a foreground get missed');
+        if (measuring) this.getUs.push(Number(process.hrtime.bigint() - due) / 1000);
+        const at = this.rand() % span;
+        this.inFlight++;
+        void this.store
+          .set(this.keys[this.rand() % this.keys.length]!, values.subarray(at, at + VALUE_BYTES))
+          .then(() => {
+            if (measuring) this.setUs.push(Number(process.hrtime.bigint() - due) / 1000);
+            if (--this.inFlight === 0) this.drained?.();
+          });
+      }
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+  }
+
+  measure(on: boolean): void {
+    this.measuring = on;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.measuring = false;
+    if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<CompactResult> {
+  workingCopy(job.master, job.dir);
+  const store = await openStore(job.dir, storeOptions(job.maxSegmentBytes));
+  await store.settleBackground();
+  let fg: Foreground | undefined;
+  if (job.rate > 0) {
+    fg = new Foreground(store, keysOf(job.shape), job.rate);
+    fg.start();
+    await sleep(job.warmupMs);
+  }
+  const before = figures(store);
+  fg?.measure(true);
+  const t0 = performance.now();
+  const r = await store.compact();
+  const wallMs = performance.now() - t0;
+  await fg?.stop();
+  if (!r) throw new Error('nothing to compact');
+  await store.settleBackground();
+  const after = figures(store);
+  await store.close();
+  const out: CompactResult = {
+    wallMs,
+    durationMs: r.durationMs,
+    bytesRead: r.bytesRead,
+    bytesWritten: r.bytesWritten,
+    reclaimedBytes: r.reclaimedBytes,
+    segmentsIn: r.segmentsIn,
+    segmentsOut: r.segmentsOut,
+    keysKept: r.keysKept,
+    before,
+    after,
+  };
+  if (fg) {
+    out.get = summarize(fg.getUs);
+    out.set = summarize(fg.setUs);
+  }
+  return out;
+}
+
+async function runForeground(job: Extract<Job, { kind: 'foreground' }>): Promise<ForegroundResult> {
+  workingCopy(job.master, job.dir);
+  const store = await openStore(job.dir, storeOptions(job.maxSegmentBytes));
+  await store.settleBackground();
+  const fg = new Foreground(store, keysOf(job.shape), job.rate);
+  fg.start();
+  await sleep(job.warmupMs);
+  fg.measure(true);
+  const t0 = performance.now();
+  await sleep(job.ms);
+  const ms = performance.now() - t0;
+  await fg.stop();
+  await store.close();
+  return { ms, get: summarize(fg.getUs), set: summarize(fg.setUs) };
+}
+
+export async function runJob(job: Job): Promise<JobResult> {
+  switch (job.kind) {
+    case 'disk':
+      return runDisk(job);
+    case 'load':
+      return runLoad(job);
+    case 'compact':
+      return runCompact(job);
+    case 'foreground':
+      return runForeground(job);
+  }
+}

@@ -1,0 +1,556 @@
+/**
+ * `npm run bench:compaction`: segkv's compactor against the disk and against
+ * Redis's BGREWRITEAOF, in the same run (issue 3, DESIGN.md §7).
+ *
+ *   disk      sequential write bandwidth of the temp file system: --disk-bytes
+ *             in 8 MiB writes + fdatasync
+ *   per shape (10% live: each key written ~10 times; 90% live), a data set of
+ *   ~--bytes of log (16-byte keys, 1 KiB values; compaction-jobs.ts), then:
+ *     idle      store.compact() alone: time, MB/s of input, space before/after
+ *     loaded    store.compact() under an open-loop foreground load (--rate
+ *               pairs/s of 1 get + 1 set): get/set p50/p99 during compaction
+ *     baseline  the same load for as long, without compaction
+ *     redis     the same writes into redis-server (appendonly yes, appendfsync
+ *               everysec, no RDB saves, no automatic rewrite), then
+ *               BGREWRITEAOF timed to completion; AOF size before/after
+ *
+ * segkv work runs in fresh child processes (compaction-child.ts), repeated
+ * --repeat times on hard-linked working copies of one loaded data set; the
+ * table shows medians with min..max. The OS page cache stays warm (dropping
+ * it would hit other users of the machine): the compactor reads its inputs
+ * from memory, as Redis's rewrite reads its data set from memory.
+ */
+import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  type CompactResult,
+  type DiskResult,
+  type ForegroundResult,
+  forEachWrite,
+  type Job,
+  KEY_BYTES,
+  keysOf,
+  type LoadResult,
+  RECORD_BYTES,
+  type Shape,
+  VALUE_BYTES,
+  valuePool,
+} from './compaction-jobs.js';
+import { keyOf } from './engine-jobs.js';
+import { fmt, formatTable, logLine, median, runChild, TempRoot, writeResults } from './lib.js';
+import { findRedisServer, RedisPeer } from './redis-peer.js';
+
+const HELP = `usage: npm run bench:compaction -- [options]
+
+  --bytes SIZE          log bytes per data set, e.g. 1g, 300m (default 1g)
+  --shapes LIST         live percentages, comma-separated (default 10,90)
+  --repeat N            runs of each measurement; medians shown (default 3)
+  --segment-bytes SIZE  maxSegmentBytes of the store (default 64m)
+  --disk-bytes SIZE     bytes of the sequential-write measurement (default 512m)
+  --rate N              foreground pairs (1 get + 1 set) per second (default 2000)
+  --warmup-ms N         foreground load before measuring (default 500)
+  --no-redis            skip the Redis peer
+  --redis PATH          redis-server binary (default: the one on PATH)
+  --install-redis       apt-get install redis-server if it is missing
+  --quick               CI smoke: 20m per data set, 2m segments, 64m disk, 1 run
+  --out FILE            JSON results path (default tools/bench/results/compaction-<date>.json)
+  --no-json             do not write the JSON file
+  --help                this text
+`;
+
+interface Config {
+  bytes: number;
+  shapes: number[];
+  repeat: number;
+  segmentBytes: number;
+  diskBytes: number;
+  rate: number;
+  warmupMs: number;
+  redis: boolean;
+  redisPath: string | undefined;
+  installRedis: boolean;
+  quick: boolean;
+  out: string | undefined;
+  json: boolean;
+}
+
+function parseSize(name: string, v: string | undefined): number {
+  const m = /^(\d+(?:\.\d+)?)([kmg]?)i?b?$/i.exec(v ?? '');
+  if (!m) throw new Error(`${name} needs a size like 512m or 1g, got ${v}`);
+  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
+  return Math.round(Number(m[1]) * unit);
+}
+
+function parseArgs(argv: string[]): Config {
+  const c: Config = {
+    bytes: 1024 ** 3,
+    shapes: [10, 90],
+    repeat: 3,
+    segmentBytes: 64 * 1024 ** 2,
+    diskBytes: 512 * 1024 ** 2,
+    rate: 2000,
+    warmupMs: 500,
+    redis: true,
+    redisPath: undefined,
+    installRedis: false,
+    quick: false,
+    out: undefined,
+    json: true,
+  };
+  if (argv.includes('--quick')) {
+    Object.assign(c, {
+      bytes: 20 * 1024 ** 2,
+      segmentBytes: 2 * 1024 ** 2,
+      diskBytes: 64 * 1024 ** 2,
+      repeat: 1,
+      warmupMs: 200,
+      quick: true,
+    });
+  }
+  const int = (name: string, v: string | undefined, min: number): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`${name} needs an integer ≥ ${min}, got ${v}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const v = argv[i + 1];
+    switch (a) {
+      case '--help':
+      case '-h':
+        process.stdout.write(HELP);
+        process.exit(0);
+        break;
+      case '--quick':
+        break;
+      case '--bytes':
+        c.bytes = parseSize(a, v);
+        i++;
+        break;
+      case '--shapes':
+        c.shapes = (v ?? '').split(',').map((s) => int(a, s, 1));
+        if (c.shapes.some((s) => s > 100)) throw new Error('--shapes are percentages from 1 to 100');
+        i++;
+        break;
+      case '--repeat':
+        c.repeat = int(a, v, 1);
+        i++;
+        break;
+      case '--segment-bytes':
+        c.segmentBytes = parseSize(a, v);
+        i++;
+        break;
+      case '--disk-bytes':
+        c.diskBytes = parseSize(a, v);
+        i++;
+        break;
+      case '--rate':
+        c.rate = int(a, v, 1);
+        i++;
+        break;
+      case '--warmup-ms':
+        c.warmupMs = int(a, v, 0);
+        i++;
+        break;
+      case '--no-redis':
+        c.redis = false;
+        break;
+      case '--redis':
+        c.redisPath = v;
+        i++;
+        break;
+      case '--install-redis':
+        c.installRedis = true;
+        break;
+      case '--out':
+        c.out = v;
+        i++;
+        break;
+      case '--no-json':
+        c.json = false;
+        break;
+      default:
+        throw new Error(`unknown option ${a}; see --help`);
+    }
+  }
+  return c;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+const childScript = join(here, 'compaction-child.js');
+const job = <R>(j: Job) => runChild<R>(childScript, j, ['--max-old-space-size=8192']);
+const log = (msg: string) => logLine('bench:compaction', msg);
+const MB = 1e6;
+
+// ---- the table -------------------------------------------------------------------
+
+interface Row {
+  name: string;
+  unit: string;
+  samples: number[];
+  /** What the segkv figure is compared with, and its samples. */
+  vs?: string;
+  vsSamples?: number[];
+  /** How to show the comparison: segkv/vs as "1.23x", or as a percentage. */
+  ratio?: 'x' | '%';
+}
+
+function tableOf(rows: Row[]): string {
+  const head = ['benchmark', 'unit', 'segkv', 'min..max', 'compared with', 'value', 'ratio'];
+  const lines = rows.map((r) => {
+    const mine = r.samples.length ? median(r.samples) : undefined;
+    const theirs = r.vsSamples?.length ? median(r.vsSamples) : undefined;
+    let ratio = '-';
+    if (mine !== undefined && theirs) {
+      ratio = r.ratio === '%' ? `${((100 * mine) / theirs).toFixed(0)}%` : `${(mine / theirs).toFixed(2)}x`;
+    }
+    return [
+      r.name,
+      r.unit,
+      fmt(mine),
+      r.samples.length > 1 ? `${fmt(Math.min(...r.samples))}..${fmt(Math.max(...r.samples))}` : '',
+      r.vs ?? '',
+      r.vs ? fmt(theirs) : '',
+      r.vs ? ratio : '',
+    ];
+  });
+  return formatTable(head, lines, 2);
+}
+
+// ---- Redis -----------------------------------------------------------------------
+
+function redisBinary(cfg: Config): string | undefined {
+  let bin = findRedisServer(cfg.redisPath);
+  if (!bin && cfg.installRedis) {
+    log('redis-server not found: apt-get install -y redis-server');
+    const r = spawnSync('sh', ['-c', 'apt-get update -q && apt-get install -y -q redis-server'], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    if (r.status !== 0) log(`installing redis-server failed (exit ${r.status})`);
+    bin = findRedisServer(cfg.redisPath);
+  }
+  return bin;
+}
+
+/** Loads the data set's writes into Redis, pipelined (batches of 256 SETs, at most 16 batches in flight). */
+async function loadRedis(peer: RedisPeer, shape: Shape): Promise<number> {
+  const values = valuePool();
+  const keys: string[] = new Array(keysOf(shape));
+  for (let i = 0; i < keys.length; i++) keys[i] = keyOf(i);
+  const head = Buffer.from(`*3\r\n$3\r\nSET\r\n$${KEY_BYTES}\r\n`);
+  const mid = Buffer.from(`\r\n$${VALUE_BYTES}\r\n`);
+  const cmdBytes = head.length + KEY_BYTES + mid.length + VALUE_BYTES + 2;
+  const BATCH = 256;
+  const writes: number[] = [];
+  forEachWrite(shape, (k, v) => writes.push(k, v));
+  const t0 = performance.now();
+  const inFlight: Promise<unknown>[] = [];
+  for (let i = 0; i < writes.length; i += 2 * BATCH) {
+    const n = Math.min(BATCH, (writes.length - i) / 2);
+    const buf = Buffer.allocUnsafe(n * cmdBytes);
+    let at = 0;
+    for (let j = 0; j < n; j++) {
+      const k = writes[i + 2 * j]!;
+      const v = writes[i + 2 * j + 1]!;
+      at += head.copy(buf, at);
+      at += buf.write(keys[k]!, at, 'latin1');
+      at += mid.copy(buf, at);
+      at += values.copy(buf, at, v, v + VALUE_BYTES);
+      buf[at++] = 13;
+      buf[at++] = 10;
+    }
+    inFlight.push(peer.client.send(buf, n));
+    if (inFlight.length >= 16) await inFlight.shift();
+  }
+  await Promise.all(inFlight);
+  return performance.now() - t0;
+}
+
+interface RedisShapeResult {
+  version: string;
+  loadMs: number;
+  aofBefore: number;
+  aofAfter: number;
+  rewriteMs: number[];
+  redisSec: number[];
+}
+
+async function redisShape(bin: string, root: TempRoot, shape: Shape, cfg: Config): Promise<RedisShapeResult> {
+  const dir = root.dir(`redis-${shape.live}`);
+  const peer = await RedisPeer.start(bin, dir, ['--hz', '100']);
+  root.onCleanup(() => peer.killNow());
+  try {
+    const loadMs = await loadRedis(peer, shape);
+    await peer.settle();
+    const aofBefore = peer.aofBytes();
+    log(
+      `redis ${peer.version} ${shape.live * 100}% live: loaded ${shape.records} writes in ${fmt(loadMs)} ms, AOF ${fmt(aofBefore / MB)} MB`,
+    );
+    const rewriteMs: number[] = [];
+    const redisSec: number[] = [];
+    for (let r = 0; r < cfg.repeat; r++) {
+      const t = await peer.rewrite();
+      if (t.status !== 'ok') throw new Error(`BGREWRITEAOF failed: ${t.status}`);
+      rewriteMs.push(t.wallMs);
+      redisSec.push(t.redisSec);
+      log(`redis ${shape.live * 100}% live: BGREWRITEAOF ${fmt(t.wallMs)} ms (redis says ${t.redisSec} s)`);
+      await peer.settle();
+    }
+    const aofAfter = peer.aofBytes();
+    return { version: peer.version, loadMs, aofBefore, aofAfter, rewriteMs, redisSec };
+  } finally {
+    await peer.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// ---- the benchmark ---------------------------------------------------------------
+
+interface ShapeResults {
+  live: number;
+  records: number;
+  keys: number;
+  load: LoadResult;
+  idle: CompactResult[];
+  loaded: CompactResult[];
+  baseline: ForegroundResult[];
+  redis?: RedisShapeResult;
+}
+
+async function main(): Promise<void> {
+  const cfg = parseArgs(process.argv.slice(2));
+  const started = new Date();
+  const root = new TempRoot('segkv-bench-compaction-');
+  const redisBin = cfg.redis ? redisBinary(cfg) : undefined;
+  const notes: string[] = [];
+  if (cfg.redis && !redisBin) {
+    const msg =
+      'redis-server is not installed: the Redis peer is SKIPPED (apt-get install -y redis-server, or --install-redis)';
+    log(msg);
+    notes.push(msg);
+  }
+  log(
+    `bytes=${cfg.bytes} shapes=${cfg.shapes.join(',')}% repeat=${cfg.repeat} segment=${cfg.segmentBytes} rate=${cfg.rate}/s tmp=${root.path}`,
+  );
+
+  const disk: DiskResult[] = [];
+  for (let r = 0; r < cfg.repeat; r++) {
+    const res = await job<DiskResult>({
+      kind: 'disk',
+      dir: root.dir('disk'),
+      bytes: cfg.diskBytes,
+      writeBytes: 8 << 20,
+    });
+    disk.push(res);
+    log(`disk sequential write: ${fmt(res.mbPerSec)} MB/s (${fmt(res.bytes / MB)} MB in ${fmt(res.ms)} ms)`);
+  }
+
+  const shapes: ShapeResults[] = [];
+  for (const pct of cfg.shapes) {
+    const shape: Shape = { live: pct / 100, records: Math.max(1000, Math.floor(cfg.bytes / RECORD_BYTES)) };
+    const master = root.dir(`master-${pct}`);
+    const load = await job<LoadResult>({
+      kind: 'load',
+      dir: master,
+      shape,
+      maxSegmentBytes: cfg.segmentBytes,
+    });
+    log(
+      `${pct}% live: loaded ${shape.records} writes over ${keysOf(shape)} keys in ${fmt(load.ms)} ms: ` +
+        `${load.figures.segments} segments, ${fmt(load.figures.diskBytes / MB)} MB, ${fmt(load.figures.liveBytes / MB)} MB live`,
+    );
+    const res: ShapeResults = {
+      live: shape.live,
+      records: shape.records,
+      keys: keysOf(shape),
+      load,
+      idle: [],
+      loaded: [],
+      baseline: [],
+    };
+    const common = { master, shape, maxSegmentBytes: cfg.segmentBytes };
+    for (let r = 0; r < cfg.repeat; r++) {
+      const dir1 = root.dir(`idle-${pct}`);
+      const idle = await job<CompactResult>({ kind: 'compact', dir: dir1, ...common, rate: 0, warmupMs: 0 });
+      rmSync(dir1, { recursive: true, force: true });
+      res.idle.push(idle);
+      log(
+        `${pct}% live: compaction ${fmt(idle.wallMs)} ms (${fmt(idle.bytesRead / MB / (idle.durationMs / 1000))} MB/s), ` +
+          `${fmt(idle.before.dirBytes / MB)} -> ${fmt(idle.after.dirBytes / MB)} MB`,
+      );
+      const dir2 = root.dir(`loaded-${pct}`);
+      const loaded = await job<CompactResult>({
+        kind: 'compact',
+        dir: dir2,
+        ...common,
+        rate: cfg.rate,
+        warmupMs: cfg.warmupMs,
+      });
+      rmSync(dir2, { recursive: true, force: true });
+      res.loaded.push(loaded);
+      const dir3 = root.dir(`baseline-${pct}`);
+      const base = await job<ForegroundResult>({
+        kind: 'foreground',
+        dir: dir3,
+        ...common,
+        rate: cfg.rate,
+        warmupMs: cfg.warmupMs,
+        ms: Math.max(1000, loaded.wallMs),
+      });
+      rmSync(dir3, { recursive: true, force: true });
+      res.baseline.push(base);
+      log(
+        `${pct}% live: under load ${fmt(loaded.wallMs)} ms; get p50/p99 ${fmt(loaded.get!.p50)}/${fmt(loaded.get!.p99)} µs ` +
+          `(without compaction ${fmt(base.get.p50)}/${fmt(base.get.p99)}), set ${fmt(loaded.set!.p50)}/${fmt(loaded.set!.p99)} µs ` +
+          `(without ${fmt(base.set.p50)}/${fmt(base.set.p99)})`,
+      );
+    }
+    rmSync(master, { recursive: true, force: true });
+    if (redisBin) {
+      try {
+        res.redis = await redisShape(redisBin, root, shape, cfg);
+      } catch (err) {
+        const msg = `Redis peer failed for ${pct}% live: ${(err as Error).message}`;
+        log(msg);
+        notes.push(msg);
+      }
+    }
+    shapes.push(res);
+  }
+
+  // ---- table ----
+  const diskMbs = disk.map((d) => d.mbPerSec);
+  const rows: Row[] = [
+    { name: `disk sequential write ${fmt(cfg.diskBytes / MB)} MB + fsync`, unit: 'MB/s', samples: diskMbs },
+  ];
+  for (const s of shapes) {
+    const p = `${Math.round(s.live * 100)}% live`;
+    const redis = s.redis;
+    const mbps = s.idle.map((r) => r.bytesRead / MB / (r.durationMs / 1000));
+    rows.push(
+      {
+        name: `${p}: compaction time`,
+        unit: 'ms',
+        samples: s.idle.map((r) => r.wallMs),
+        ...(redis && { vs: 'redis BGREWRITEAOF', vsSamples: redis.rewriteMs, ratio: 'x' as const }),
+      },
+      {
+        name: `${p}: compaction throughput`,
+        unit: 'MB/s',
+        samples: mbps,
+        vs: 'disk seq write',
+        vsSamples: diskMbs,
+        ratio: '%',
+      },
+      {
+        name: `${p}: space before`,
+        unit: 'MB',
+        samples: s.idle.map((r) => r.before.dirBytes / MB),
+        ...(redis && { vs: 'redis AOF before', vsSamples: [redis.aofBefore / MB], ratio: 'x' as const }),
+      },
+      {
+        name: `${p}: space after`,
+        unit: 'MB',
+        samples: s.idle.map((r) => r.after.dirBytes / MB),
+        ...(redis && { vs: 'redis AOF after', vsSamples: [redis.aofAfter / MB], ratio: 'x' as const }),
+      },
+      {
+        name: `${p}: compaction time under load`,
+        unit: 'ms',
+        samples: s.loaded.map((r) => r.wallMs),
+        vs: 'idle',
+        vsSamples: s.idle.map((r) => r.wallMs),
+        ratio: 'x',
+      },
+    );
+    for (const op of ['get', 'set'] as const) {
+      for (const q of ['p50', 'p99'] as const) {
+        rows.push({
+          name: `${p}: ${op} ${q} during compaction`,
+          unit: 'µs',
+          samples: s.loaded.map((r) => r[op]![q]),
+          vs: 'no compaction',
+          vsSamples: s.baseline.map((r) => r[op][q]),
+          ratio: 'x',
+        });
+      }
+    }
+  }
+  const command = `npm run bench:compaction -- ${process.argv.slice(2).join(' ')}`.trim();
+  process.stdout.write(`\n${command}\n${tableOf(rows)}\n`);
+  for (const s of shapes) {
+    const i0 = s.idle[0]!;
+    process.stdout.write(
+      `note: ${Math.round(s.live * 100)}% live: ${s.records} writes of ${RECORD_BYTES} B over ${s.keys} keys; ` +
+        `${i0.segmentsIn} segments in, ${i0.segmentsOut} out; foreground ${cfg.rate} pairs/s, ` +
+        `max get latency during compaction ${fmt(median(s.loaded.map((r) => r.get!.max)))} µs ` +
+        `(without ${fmt(median(s.baseline.map((r) => r.get.max)))} µs)` +
+        (s.redis ? `; redis ${s.redis.version} load ${fmt(s.redis.loadMs)} ms` : '') +
+        '\n',
+    );
+  }
+  for (const n of notes) process.stdout.write(`note: ${n}\n`);
+
+  const targets: { target: string; measured: string; met: boolean }[] = [];
+  const diskMed = median(diskMbs);
+  for (const s of shapes) {
+    const p = `${Math.round(s.live * 100)}% live`;
+    const mbps = median(s.idle.map((r) => r.bytesRead / MB / (r.durationMs / 1000)));
+    targets.push({
+      target: `${p}: compaction throughput >= 50% of disk sequential write`,
+      measured: `${fmt(mbps)} MB/s = ${((100 * mbps) / diskMed).toFixed(0)}% of ${fmt(diskMed)} MB/s`,
+      met: mbps >= 0.5 * diskMed,
+    });
+    if (s.redis) {
+      const mine = median(s.idle.map((r) => r.wallMs));
+      const theirs = median(s.redis.rewriteMs);
+      targets.push({
+        target: `${p}: segkv compaction faster than redis BGREWRITEAOF`,
+        measured: `${fmt(mine)} ms vs ${fmt(theirs)} ms = ${(mine / theirs).toFixed(2)}x`,
+        met: mine < theirs,
+      });
+    } else {
+      targets.push({
+        target: `${p}: segkv compaction faster than redis BGREWRITEAOF`,
+        measured: 'redis skipped',
+        met: false,
+      });
+    }
+  }
+  process.stdout.write('\ntargets (issue 3):\n');
+  for (const t of targets)
+    process.stdout.write(`  ${t.met ? 'MET    ' : 'NOT MET'}  ${t.target}: ${t.measured}\n`);
+
+  if (cfg.json) {
+    const path = writeResults(
+      'compaction',
+      started,
+      {
+        command,
+        started: started.toISOString(),
+        node: process.version,
+        platform: `${process.platform} ${process.arch}`,
+        config: cfg,
+        disk,
+        shapes,
+        rows: rows.map((r) => ({
+          ...r,
+          median: r.samples.length ? median(r.samples) : null,
+          vsMedian: r.vsSamples?.length ? median(r.vsSamples) : null,
+        })),
+        targets,
+        notes,
+      },
+      cfg.out,
+    );
+    process.stdout.write(`\nwrote ${path}\n`);
+  }
+  root.cleanup();
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
