@@ -73,7 +73,8 @@ export function recover(store: Store): RecoveryResult {
   }
   bases.sort((a, b) => a - b);
   const segSet = new Set(bases);
-  for (const base of [...hints, ...indexes]) {
+  // A Set: an orphan hint and index of the same base must be unlinked once (ENOENT blocked the open).
+  for (const base of new Set([...hints, ...indexes])) {
     if (!segSet.has(base) && !readOnly) {
       for (const name of names) {
         const p = parseName(name);

@@ -193,7 +193,8 @@ export class Store extends EventEmitter {
     try {
       const result = recover(this);
       this.recoveryStats = result.stats;
-      for (const s of result.needHints) this.sealInBackground(s, false);
+      // A read-only open writes nothing, not even a missing hint.
+      if (!this.options.readOnly) for (const s of result.needHints) this.sealInBackground(s, false);
     } catch (err) {
       this.lock?.release();
       throw err;
@@ -317,7 +318,9 @@ export class Store extends EventEmitter {
           pos = r.end;
           await new Promise((resolve) => setImmediate(resolve));
         }
-        if (this.closed) return;
+        // Not `if (this.closed)`: close() waits for this task, and a segment sealed just
+        // before close must still get its hint, or every later open rescans it.
+        if (this.segments[seg.id] !== seg) return; // compacted away meanwhile: its hint would be an orphan
         seg.index = index;
         this.writeFileAtomically(hintFile(seg.baseOffset), encodeHint(seg.baseOffset, [...entries.values()]));
         this.writeFileAtomically(indexFile(seg.baseOffset), index.encode());

@@ -81,6 +81,9 @@ export interface FsCall {
   op: 'open' | 'read' | 'write' | 'fsync' | 'fsyncSync' | 'fsyncDir' | 'truncate';
   path: string;
   at: number;
+  /** For reads and writes: bytes and file position. */
+  length?: number;
+  position?: number;
 }
 
 /**
@@ -95,7 +98,8 @@ export function recordingFs(): {
   const calls: FsCall[] = [];
   const paths = new Map<number, string>();
   const hooks: { beforeFsync?: (path: string) => Promise<void> } = {};
-  const note = (op: FsCall['op'], fd: number) => calls.push({ op, path: paths.get(fd) ?? '?', at: Date.now() });
+  const note = (op: FsCall['op'], fd: number) =>
+    calls.push({ op, path: paths.get(fd) ?? '?', at: Date.now() });
   const wrapped: Fs = {
     ...nodeFs,
     open(path, flags) {
@@ -109,11 +113,11 @@ export function recordingFs(): {
       nodeFs.close(fd);
     },
     read(fd, buf, offset, length, position) {
-      note('read', fd);
+      calls.push({ op: 'read', path: paths.get(fd) ?? '?', at: Date.now(), length, position });
       return nodeFs.read(fd, buf, offset, length, position);
     },
     write(fd, buf, offset, length, position) {
-      note('write', fd);
+      calls.push({ op: 'write', path: paths.get(fd) ?? '?', at: Date.now(), length, position });
       nodeFs.write(fd, buf, offset, length, position);
     },
     truncate(fd, length) {

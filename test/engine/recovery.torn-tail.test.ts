@@ -9,7 +9,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LogRecord, openStore, type StoreOptions } from '../../src/engine/index.js';
 import { RECORD_HEADER_BYTES } from '../../src/engine/record.js';
-import { captureLogger, copyDir, flipBit, type LogLine, removeTempDirs, segFiles, tempDir } from './helpers.js';
+import {
+  captureLogger,
+  copyDir,
+  flipBit,
+  type LogLine,
+  removeTempDirs,
+  segFiles,
+  tempDir,
+} from './helpers.js';
 
 const KEYS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'y1', 'y2', 'z'];
 const opts: StoreOptions = { fsync: 'never', cacheBytes: 0 };
