@@ -125,10 +125,14 @@ export class Compactor {
    * then merges every sealed segment. Waits for a running compaction first.
    */
   async compactAll(): Promise<CompactionResult | undefined> {
-    while (this.current) await this.current.catch(() => {});
+    do {
+      while (this.current) await this.current.catch(() => {});
+      if (this.stopped) throw new KvError('CLOSED', 'the store is closing');
+      this.store.sealActive();
+      await this.store.settleBackground();
+      // An automatic run may have started while we waited: never run two at once.
+    } while (this.current);
     if (this.stopped) throw new KvError('CLOSED', 'the store is closing');
-    this.store.sealActive();
-    await this.store.settleBackground();
     const choice = everything(this.figures());
     if (!choice) return undefined;
     return this.run({ ...choice, reason: 'manual' });

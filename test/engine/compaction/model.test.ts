@@ -1,0 +1,277 @@
+/**
+ * Compaction against a Map model (Bitcask's merge property test): random
+ * sets, deletes, batches and sets with TTL under a ManualClock, with
+ * compactions interleaved at random points, some awaited at once and some
+ * left running while more writes land (started, then awaited later), then
+ * close and reopen. Failure cases it catches: a deleted key resurrected by a
+ * merge (Bitcask #82, rosedb #258), an expired key brought back, a newer
+ * write overwritten by the merge (nutsdb #392), a segment counted twice or
+ * lost after the swap. A second variant runs the automatic scheduler with
+ * aggressive settings in the background, so it picks partial (non-prefix)
+ * runs that must keep their tombstones, and races store.compact().
+ *
+ * And the partial compaction built by hand: key set in segment 1, deleted
+ * in segment 3, only segments 2–4 compacted: the key stays deleted.
+ */
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { CompactionResult } from '../../../src/engine/compaction/compactor.js';
+import { ManualClock, openStore, type Store, type StoreOptions } from '../../../src/engine/index.js';
+import { removeTempDirs, segFiles, silentLogger, tempDir } from '../helpers.js';
+import { expectModel, expectRecount, leftovers, Model, until } from './util.js';
+
+const KEYS = ['a', 'b', 'c', 'd', 'k1', 'k2', 'k3', 'k10', 'é', 'long'.repeat(30)];
+
+type BatchMember = { type: 'set'; key: string; value: string; ttlMs?: number } | { type: 'del'; key: string };
+type Op =
+  | { t: 'set'; key: string; value: string; ttlMs?: number }
+  | { t: 'del'; key: string }
+  | { t: 'batch'; ops: BatchMember[] }
+  | { t: 'advance'; ms: number }
+  | { t: 'compact' }
+  | { t: 'compactStart' }
+  | { t: 'compactAwait' }
+  | { t: 'sleep'; ms: number }
+  | { t: 'reopen' };
+
+const key = fc.constantFrom(...KEYS);
+const value = fc.oneof(
+  fc.string({ maxLength: 10 }),
+  fc.nat({ max: 600 }).map((n) => 'v'.repeat(n)),
+  fc.string({ unit: 'binary', maxLength: 300 }),
+);
+const ttl = fc.option(fc.integer({ min: 1, max: 3000 }), { nil: undefined, freq: 3 });
+const withTtl = <T extends object>(o: T, ttlMs: number | undefined) =>
+  ttlMs === undefined ? o : { ...o, ttlMs };
+
+const writeOps: fc.Arbitrary<Op>[] = [
+  fc.record({ key, value, ttlMs: ttl }).map(({ ttlMs, ...o }) => withTtl({ t: 'set' as const, ...o }, ttlMs)),
+  fc.record({ key, value, ttlMs: ttl }).map(({ ttlMs, ...o }) => withTtl({ t: 'set' as const, ...o }, ttlMs)),
+  key.map((k) => ({ t: 'del' as const, key: k })),
+  fc
+    .array(
+      fc.oneof(
+        fc
+          .record({ key, value, ttlMs: ttl })
+          .map(({ ttlMs, ...o }) => withTtl({ type: 'set' as const, ...o }, ttlMs)),
+        key.map((k) => ({ type: 'del' as const, key: k })),
+      ),
+      { minLength: 1, maxLength: 5 },
+    )
+    .map((ops) => ({ t: 'batch' as const, ops })),
+];
+
+const op = (auto: boolean): fc.Arbitrary<Op> =>
+  fc.oneof(
+    { weight: 12, arbitrary: fc.oneof(...writeOps) },
+    { weight: 2, arbitrary: fc.integer({ min: 0, max: 2000 }).map((ms) => ({ t: 'advance' as const, ms })) },
+    { weight: 1, arbitrary: fc.constant({ t: 'compact' as const }) },
+    { weight: 2, arbitrary: fc.constant({ t: 'compactStart' as const }) },
+    { weight: 1, arbitrary: fc.constant({ t: 'compactAwait' as const }) },
+    {
+      weight: auto ? 3 : 0,
+      arbitrary: fc.integer({ min: 0, max: 25 }).map((ms) => ({ t: 'sleep' as const, ms })),
+    },
+    { weight: 1, arbitrary: fc.constant({ t: 'reopen' as const }) },
+  );
+
+async function run(ops: Op[], maxSegmentBytes: number, auto: boolean): Promise<void> {
+  const dir = tempDir();
+  const clock = new ManualClock();
+  const opts: StoreOptions = {
+    maxSegmentBytes,
+    clock,
+    logger: silentLogger,
+    fsync: 'never',
+    cacheBytes: 0,
+    compaction: auto
+      ? {
+          auto: true,
+          checkIntervalMs: 10,
+          minIntervalMs: 0,
+          minDeadBytes: 0,
+          minDeadRatio: 0.3,
+          maxDeadBytes: 16 * 1024,
+          maxBackoffMs: 20,
+        }
+      : { auto: false },
+  };
+  const model = new Model(clock);
+  let store = await openStore(dir, opts);
+  let pending: Promise<CompactionResult | undefined> | undefined;
+  let compactions = 0;
+  const settle = async (step: string) => {
+    if (!pending) return;
+    const p = pending;
+    pending = undefined;
+    await p.then(
+      () => compactions++,
+      (err: Error) => expect.fail(`${step}: a compaction started earlier failed: ${err.stack}`),
+    );
+  };
+  const reopen = async (step: string) => {
+    await settle(step);
+    // Automatic runs stop with the store; the rest of its state is checked after reopen.
+    const failures = store.stats().compaction;
+    if (!auto) expect(failures.failures, `${step}: ${failures.lastError}`).toBe(0);
+    await store.close();
+    store = await openStore(dir, opts);
+    expect(store.stats().recovery.corruptions, step).toBe(0);
+    expect(store.stats().recovery.truncatedBytes, step).toBe(0);
+    expect(leftovers(dir), step).toEqual([]);
+  };
+  try {
+    for (let i = 0; i < ops.length; i++) {
+      const o = ops[i]!;
+      const step = `step ${i} ${JSON.stringify(o).slice(0, 100)}`;
+      switch (o.t) {
+        case 'set':
+          expect(await store.set(o.key, o.value, o.ttlMs === undefined ? {} : { ttlMs: o.ttlMs }), step).toBe(
+            true,
+          );
+          model.set(o.key, o.value, o.ttlMs);
+          break;
+        case 'del':
+          expect(await store.delete(o.key), step).toBe(model.live(o.key) !== undefined);
+          model.delete(o.key);
+          break;
+        case 'batch':
+          await store.batch(o.ops);
+          for (const m of o.ops) {
+            if (m.type === 'set') model.set(m.key, m.value, m.ttlMs);
+            else model.delete(m.key);
+          }
+          break;
+        case 'advance':
+          clock.advance(o.ms);
+          break;
+        case 'compact':
+          await settle(step);
+          await store.compact();
+          compactions++;
+          break;
+        case 'compactStart':
+          if (!pending) pending = store.compact();
+          break;
+        case 'compactAwait':
+          await settle(step);
+          break;
+        case 'sleep':
+          await new Promise((r) => setTimeout(r, o.ms));
+          break;
+        case 'reopen':
+          await reopen(step);
+          break;
+      }
+      expectModel(store, model, KEYS, step);
+    }
+    await reopen('final reopen');
+    expectModel(store, model, KEYS, 'final reopen');
+    await expectRecount(store, clock.now(), 'final reopen');
+    // A last whole-log compaction, then reopen: still the model, and nothing dead is left but the active segment.
+    await store.compact();
+    expectModel(store, model, KEYS, 'after a last compaction');
+    await reopen('reopen after a last compaction');
+    expectModel(store, model, KEYS, 'reopen after a last compaction');
+    await expectRecount(store, clock.now(), 'reopen after a last compaction');
+    const st = store.stats();
+    const sealedDead = st.segments.filter((s) => s.sealed).reduce((n, s) => n + s.deadBytes, 0);
+    if (!auto) expect(sealedDead, 'a whole-log compaction leaves no dead bytes').toBe(0);
+  } finally {
+    await store.close();
+  }
+}
+
+afterAll(removeTempDirs);
+
+describe('compaction against a Map model', () => {
+  it('keeps every latest value, no resurrected or expired key, with compactions awaited and left running among writes', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(op(false), { minLength: 5, maxLength: 70, size: 'max' }),
+        fc.integer({ min: 1024, max: 4096 }),
+        (ops, maxSegmentBytes) => run(ops, maxSegmentBytes, false),
+      ),
+      { numRuns: 80, interruptAfterTimeLimit: 15_000 },
+    );
+  });
+
+  it('same with the automatic scheduler compacting partial runs in the background (aggressive settings)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(op(true), { minLength: 5, maxLength: 70, size: 'max' }),
+        fc.integer({ min: 1024, max: 4096 }),
+        (ops, maxSegmentBytes) => run(ops, maxSegmentBytes, true),
+      ),
+      { numRuns: 40, interruptAfterTimeLimit: 15_000 },
+    );
+  });
+});
+
+describe('partial compaction (a run that does not start at the oldest segment)', () => {
+  it('keeps a tombstone that shadows a value in an older segment outside the run', async () => {
+    // Records of 27 + 6 + 100 = 133 bytes: seven fill a 1024-byte segment (24-byte header).
+    const dir = tempDir();
+    const v = (c: string) => c.repeat(100);
+    const name = (p: string, i: number) => `${p}${String(i).padStart(2, '0')}`;
+    const opts: StoreOptions = {
+      maxSegmentBytes: 1024,
+      logger: silentLogger,
+      fsync: 'never',
+      cacheBytes: 0,
+      compaction: { auto: false },
+    };
+    let store: Store = await openStore(dir, opts);
+    // Segment 1: the victim and six keys that stay live (dead ratio 1/7).
+    await store.set('victim', v('V'));
+    for (let i = 1; i <= 6; i++) await store.set(name('live', i), v('L'));
+    // Segment 2: seven keys overwritten later.
+    for (let i = 1; i <= 7; i++) await store.set(name('dead', i), v('d'));
+    // Segment 3: the victim's tombstone and seven more.
+    expect(await store.delete('victim')).toBe(true);
+    for (let i = 8; i <= 14; i++) await store.set(name('dead', i), v('d'));
+    // Segment 4: seven more.
+    for (let i = 15; i <= 21; i++) await store.set(name('dead', i), v('d'));
+    // Segments 5–7: the overwrites, live; segments 2–4 are now all dead.
+    for (let i = 1; i <= 21; i++) await store.set(name('dead', i), v('n'));
+    const before = segFiles(dir);
+    expect(before).toHaveLength(7);
+    await store.close();
+
+    // Reopen with the automatic scheduler: the policy must pick exactly segments 2–4.
+    const starts: { segments: number; reason: string }[] = [];
+    store = await openStore(dir, {
+      ...opts,
+      compaction: { auto: true, checkIntervalMs: 10, minIntervalMs: 0, minDeadBytes: 0, minDeadRatio: 0.5 },
+    });
+    store.on('compaction', (e: { phase: string; segments: number; reason: string }) => {
+      if (e.phase === 'start') starts.push({ segments: e.segments, reason: e.reason });
+    });
+    await until(() => store.stats().compaction.runs >= 1, 5000, 'the automatic compaction');
+    await store.close();
+    expect(starts[0]).toEqual({ segments: 3, reason: 'dead-ratio' });
+    const after = segFiles(dir);
+    expect(after[0], 'segment 1 is outside the run, untouched').toBe(before[0]);
+    for (const f of before.slice(1, 4)) expect(after, `${f} was compacted away`).not.toContain(f);
+    for (const f of before.slice(4)) expect(after).toContain(f);
+
+    store = await openStore(dir, opts);
+    try {
+      expect(store.getSync('victim'), 'the deleted key stays deleted').toBeUndefined();
+      expect(store.stats().keys).toBe(6 + 21);
+      for (let i = 1; i <= 21; i++) expect(store.getSync(name('dead', i))?.toString()).toBe(v('n'));
+      const tombstones: string[] = [];
+      for await (const r of store.readFrom(0)) if (r.tombstone) tombstones.push(`${r.key}@${r.segment}`);
+      expect(tombstones, 'the tombstone was kept, outside segment 1').toEqual([`victim@${after[1]}`]);
+      // A whole-log compaction (a prefix) may now drop it: nothing older is left to shadow.
+      await store.compact();
+      await store.close();
+      store = await openStore(dir, opts);
+      expect(store.getSync('victim')).toBeUndefined();
+      for await (const r of store.readFrom(0))
+        expect(r.tombstone, 'a prefix compaction drops tombstones').toBe(false);
+    } finally {
+      await store.close();
+    }
+  });
+});
