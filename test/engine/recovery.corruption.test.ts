@@ -29,7 +29,7 @@ const opts: StoreOptions = {
 };
 const N = 60;
 const keyOf = (i: number) => `u-${String(i).padStart(3, '0')}`;
-const valueOf = (i: number) => `value of ${i} ${'#'.repeat(i % 13)}`;
+const valueAt = (i: number) => `value of ${i} ${'#'.repeat(i % 13)}`;
 
 let base: string;
 let records: LogRecord[];
@@ -39,7 +39,7 @@ let victim: LogRecord;
 beforeAll(async () => {
   base = tempDir();
   const s = await openStore(base, opts);
-  for (let i = 0; i < N; i++) await s.set(keyOf(i), valueOf(i));
+  for (let i = 0; i < N; i++) await s.set(keyOf(i), valueAt(i));
   records = [];
   for await (const r of s.readFrom(0)) records.push(r);
   await s.close();
@@ -71,7 +71,7 @@ const spots: { name: string; at: () => number; bit: number }[] = [
 function expectOthersIntact(s: { getSync(k: string): Buffer | undefined }): void {
   for (let i = 0; i < N; i++) {
     if (keyOf(i) === victimKey()) continue;
-    expect(s.getSync(keyOf(i))?.toString(), keyOf(i)).toBe(valueOf(i));
+    expect(s.getSync(keyOf(i))?.toString(), keyOf(i)).toBe(valueAt(i));
   }
 }
 
@@ -132,7 +132,7 @@ describe('a flipped bit in a sealed segment without its hint (scanned at open)',
     for (let i = 0; i < N; i++) {
       const k = keyOf(i);
       const damaged = k === a.key.toString() || k === b.key.toString();
-      expect(s.getSync(k)?.toString(), k).toBe(damaged ? undefined : valueOf(i));
+      expect(s.getSync(k)?.toString(), k).toBe(damaged ? undefined : valueAt(i));
     }
     await s.close();
   });
@@ -171,7 +171,7 @@ describe('a flipped bit in a sealed segment hidden by its hint', () => {
     expect(
       lines.find((l) => l.level >= 50 && l.file === victimSeg && /^corruption/.test(l.msg)),
     ).toMatchObject({ position: 0 });
-    for (let i = 0; i < N; i++) expect(s.getSync(keyOf(i))?.toString()).toBe(valueOf(i));
+    for (let i = 0; i < N; i++) expect(s.getSync(keyOf(i))?.toString()).toBe(valueAt(i));
     await s.close();
   });
 });
