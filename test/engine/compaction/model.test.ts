@@ -18,7 +18,15 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { CompactionResult } from '../../../src/engine/compaction/compactor.js';
 import { ManualClock, openStore, type Store, type StoreOptions } from '../../../src/engine/index.js';
 import { removeTempDirs, segFiles, silentLogger, tempDir } from '../helpers.js';
-import { expectModel, expectRecount, leftovers, Model, until } from './util.js';
+import {
+  expectModel,
+  expectRecount,
+  fastTempDir,
+  leftovers,
+  Model,
+  removeFastTempDirs,
+  until,
+} from './util.js';
 
 const KEYS = ['a', 'b', 'c', 'd', 'k1', 'k2', 'k3', 'k10', 'é', 'long'.repeat(30)];
 
@@ -76,7 +84,7 @@ const op = (auto: boolean): fc.Arbitrary<Op> =>
   );
 
 async function run(ops: Op[], maxSegmentBytes: number, auto: boolean): Promise<void> {
-  const dir = tempDir();
+  const dir = fastTempDir();
   const clock = new ManualClock();
   const opts: StoreOptions = {
     maxSegmentBytes,
@@ -182,7 +190,10 @@ async function run(ops: Op[], maxSegmentBytes: number, auto: boolean): Promise<v
   }
 }
 
-afterAll(removeTempDirs);
+afterAll(() => {
+  removeTempDirs();
+  removeFastTempDirs();
+});
 
 describe('compaction against a Map model', () => {
   it('keeps every latest value, no resurrected or expired key, with compactions awaited and left running among writes', async () => {
@@ -192,7 +203,7 @@ describe('compaction against a Map model', () => {
         fc.integer({ min: 1024, max: 4096 }),
         (ops, maxSegmentBytes) => run(ops, maxSegmentBytes, false),
       ),
-      { numRuns: 80, interruptAfterTimeLimit: 15_000 },
+      { numRuns: 250, interruptAfterTimeLimit: 15_000 },
     );
   });
 
@@ -203,7 +214,7 @@ describe('compaction against a Map model', () => {
         fc.integer({ min: 1024, max: 4096 }),
         (ops, maxSegmentBytes) => run(ops, maxSegmentBytes, true),
       ),
-      { numRuns: 40, interruptAfterTimeLimit: 15_000 },
+      { numRuns: 150, interruptAfterTimeLimit: 15_000 },
     );
   });
 });

@@ -5,6 +5,7 @@
  * all), and a look for leftover temporary files.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { expect } from 'vitest';
 import type { Clock, Store } from '../../../src/engine/index.js';
 import { RECORD_HEADER_BYTES } from '../../../src/engine/record.js';
@@ -134,6 +135,24 @@ export async function until(cond: () => boolean, ms: number, what: string): Prom
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+const shmDirs: string[] = [];
+
+/**
+ * A fresh directory on tmpfs when there is one (fsync is free there, so the
+ * property tests run many more cases in their time budget); else in the OS
+ * temp dir. SIGKILL tests do not need a disk: the page cache survives them.
+ */
+export function fastTempDir(): string {
+  const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+  const d = fs.mkdtempSync(`${base}/segkv-`);
+  shmDirs.push(d);
+  return d;
+}
+
+export function removeFastTempDirs(): void {
+  for (const d of shmDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 }
 
 export const tick = () => new Promise<void>((r) => setImmediate(r));
