@@ -13,7 +13,17 @@ import { KvError } from '../errors.js';
 import { LOCK_FILE } from './filenames.js';
 import type { Fs } from './fs.js';
 
-const heldHere = new Set<string>();
+/** Directories this process holds, per file system (a simulated one is a different disk). */
+const held = new WeakMap<Fs, Set<string>>();
+
+function heldBy(fs: Fs): Set<string> {
+  let set = held.get(fs);
+  if (!set) {
+    set = new Set();
+    held.set(fs, set);
+  }
+  return set;
+}
 
 /** Start time of a process in clock ticks since boot (Linux), or '' if unknown. */
 function startTimeOf(pid: number): string {
@@ -64,6 +74,7 @@ export interface DirLock {
 
 export function lockDir(fs: Fs, dir: string): DirLock {
   const key = resolve(dir);
+  const heldHere = heldBy(fs);
   if (heldHere.has(key)) {
     throw new KvError('LOCKED', `the data directory ${dir} is already open in this process; close it first`);
   }
@@ -96,7 +107,9 @@ export function lockDir(fs: Fs, dir: string): DirLock {
       continue; // removed between our open and our read: try again
     }
     const pid = liveOwner(owner);
-    if (pid !== undefined) {
+    // Our own pid on a directory we do not hold: left by an instance that died
+    // with its file system (a simulated power loss), so stale too.
+    if (pid !== undefined && pid !== process.pid) {
       throw new KvError(
         'LOCKED',
         `the data directory ${dir} is in use by process ${pid}; stop it or use another --dir`,
