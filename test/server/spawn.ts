@@ -1,0 +1,195 @@
+/**
+ * Test helper: runs a real kv-server process (dist/src/server/main.js) on
+ * 127.0.0.1 with `--port 0` and a temporary data directory, and learns its
+ * port from the 'listening' log line. Every spawned server is killed when
+ * the test file ends.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll } from 'vitest';
+
+export const MAIN = resolve(import.meta.dirname, '../../dist/src/server/main.js');
+
+export interface ServerProcess {
+  proc: ChildProcess;
+  port: number;
+  dir: string;
+  args: string[];
+  /** Everything the server wrote on stderr so far. */
+  stderr(): string;
+  /** Sends a signal and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+const live = new Set<ChildProcess>();
+const dirs = new Set<string>();
+
+afterAll(() => {
+  for (const p of live) p.kill('SIGKILL');
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+export function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'segkv-test-'));
+  dirs.add(d);
+  return d;
+}
+
+export interface SpawnOptions {
+  args?: string[];
+  env?: Record<string, string>;
+  /** Data directory; default a fresh temporary one. */
+  dir?: string;
+  /** Port to bind; default 0 (any free port). */
+  port?: number;
+}
+
+/**
+ * Starts a server. Retries once when the process exits cleanly without a
+ * word: another build rewriting dist/ at that instant (a shared checkout).
+ */
+export async function spawnServer(options: SpawnOptions = {}): Promise<ServerProcess> {
+  try {
+    return await spawnOnce(options);
+  } catch (err) {
+    if ((err as Error).message.startsWith('server exited with 0 before listening:\n\n')) {
+      await new Promise((r) => setTimeout(r, 500));
+      return spawnOnce(options);
+    }
+    throw err;
+  }
+}
+
+function spawnOnce(options: SpawnOptions): Promise<ServerProcess> {
+  const dir = options.dir ?? tempDir();
+  const args = [
+    MAIN,
+    '--dir',
+    dir,
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(options.port ?? 0),
+    '--log-level',
+    'info',
+    ...(options.args ?? []),
+  ];
+  const proc = spawn(process.execPath, args, {
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  live.add(proc);
+  let err = '';
+  const exited = new Promise<number | null>((res) =>
+    proc.on('exit', (code) => {
+      live.delete(proc);
+      res(code);
+    }),
+  );
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not listen in time:\n${err}`)), 15_000);
+    proc.stderr!.on('data', (chunk: Buffer) => {
+      err += chunk.toString();
+      const m = /"port":(\d+)[^\n]*"msg":"listening"/.exec(err);
+      if (m && timer) {
+        clearTimeout(timer);
+        resolvePromise({
+          proc,
+          port: Number(m[1]),
+          dir,
+          args,
+          stderr: () => err,
+          stop: (signal = 'SIGTERM') => {
+            if (proc.exitCode !== null || proc.signalCode !== null) return exited;
+            proc.kill(signal);
+            return exited;
+          },
+        });
+      }
+    });
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before listening:\n\n${err}`));
+    });
+  });
+}
+
+/** A raw TCP connection that collects every byte received. */
+export class RawConnection {
+  readonly socket: Socket;
+  received = Buffer.alloc(0);
+  closed = false;
+  private waiters: (() => void)[] = [];
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    socket.on('data', (b: Buffer) => {
+      this.received = Buffer.concat([this.received, b]);
+      this.wake();
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+  }
+
+  static open(port: number): Promise<RawConnection> {
+    return new Promise((res, rej) => {
+      const s = netConnect({ host: '127.0.0.1', port }, () => res(new RawConnection(s)));
+      s.once('error', rej);
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Waits until `pred()` holds or the timeout passes; returns whether it held. */
+  async until(pred: () => boolean, timeoutMs = 5000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pred()) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+    return true;
+  }
+
+  /** Takes exactly `n` bytes once they have arrived (or what arrived by the timeout). */
+  async take(n: number, timeoutMs = 5000): Promise<Buffer> {
+    await this.until(() => this.received.length >= n || this.closed, timeoutMs);
+    const out = this.received.subarray(0, n);
+    this.received = this.received.subarray(out.length);
+    return out;
+  }
+
+  /** Takes one whole frame (length prefix included). */
+  async frame(timeoutMs = 5000): Promise<Buffer | undefined> {
+    const ok = await this.until(
+      () => this.received.length >= 4 && this.received.length >= 4 + this.received.readUInt32BE(0),
+      timeoutMs,
+    );
+    if (!ok) return undefined;
+    return this.take(4 + this.received.readUInt32BE(0));
+  }
+
+  write(b: Buffer): void {
+    this.socket.write(b);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
