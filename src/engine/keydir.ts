@@ -1,35 +1,57 @@
 /**
  * The keydir: key → where its latest live record is (segment id, record
- * position, value length, expiry). Designed for memory (DESIGN.md §4): keys
- * map to a small-integer slot in sharded Maps; the location lives in paged
- * typed arrays (10 bytes a slot); expiry lives in a side Map only for keys
- * that have one, flagged by the top bit of the value length.
+ * position, value length, expiry). Designed for memory (DESIGN.md §4): no JS
+ * object or string per key. Every key owns a small-integer slot; the slot's
+ * fields live in paged typed arrays, its key bytes in a byte arena, and an
+ * open-addressing hash table (linear probing, backward-shift deletion) maps
+ * the key's hash to its slot. About 50 bytes a key for 16-byte keys, of which
+ * 16 are the key itself (a Map<string, slot> costs ~90 and tops out at 2^24
+ * entries).
  *
- * Keys are the latin1 form of the key bytes: one byte per char, flat, and
- * key.length is the key's byte length.
+ *   per slot   segment u16 · position u32 · valueLength u32 (top bit: has an
+ *              expiry) · keyAt f64 (arena byte offset) · keyLength u16 = 20 B
+ *   table      Int32Array of [hash, slot + 1] pairs, 0 = empty; load kept at
+ *              most KEYDIR_MAX_LOAD, so 8/load bytes per key
+ *   arena      the key bytes, in chunks of KEYDIR_ARENA_CHUNK_BYTES
+ * Expiry lives in a side Map only for keys that have one.
+ *
+ * Keys are the latin1 form of the key bytes: one byte per char, and
+ * key.length is the key's byte length (keys.ts).
+ *
+ * A freed slot keeps its arena bytes; the next key that fits reuses them
+ * (always, with fixed-size keys). Arena bytes freed for good are counted and
+ * the arena is rewritten once they outweigh the live ones, so deletes never
+ * leak memory. The table doubles at KEYDIR_MAX_LOAD; both are O(keys) steps,
+ * amortised over as many writes.
  *
  * Single-threaded: only the event loop touches it. The compactor's swap uses
  * `moveIfAt`, a compare-and-set: an entry moves only if it still points where
  * the compactor read it, so a write that landed during the merge wins.
  */
-import { KEYDIR_PAGE_SLOTS, KEYDIR_SHARDS } from './limits.js';
+import {
+  KEYDIR_ARENA_CHUNK_BYTES,
+  KEYDIR_INITIAL_CAPACITY,
+  KEYDIR_MAX_LOAD,
+  KEYDIR_PAGE_SLOTS,
+  MAX_SEGMENTS,
+} from './limits.js';
 
 const PAGE_SHIFT = Math.log2(KEYDIR_PAGE_SLOTS);
 const PAGE_MASK = KEYDIR_PAGE_SLOTS - 1;
 const HAS_EXPIRY = 0x80000000;
 const LENGTH_MASK = 0x7fffffff;
+/** Segment id of a free slot: MAX_SEGMENTS ids (0..MAX_SEGMENTS-1) are real. */
+const FREE = MAX_SEGMENTS;
 
-/** FNV-1a over the key's chars (at most 32 of them: the first 8 and the last 24). */
-function shardOf(key: string): number {
+/** FNV-1a over the key's chars, then murmur3's finaliser so every bit of the table index mixes. */
+function hashOf(key: string): number {
   let h = 0x811c9dc5;
-  const n = key.length;
-  if (n <= 32) {
-    for (let i = 0; i < n; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-  } else {
-    for (let i = 0; i < 8; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-    for (let i = n - 24; i < n; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-  }
-  return (h ^ (h >>> 16)) & (KEYDIR_SHARDS - 1);
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) | 0;
 }
 
 export interface Location {
@@ -41,22 +63,29 @@ export interface Location {
 }
 
 export class Keydir {
-  private readonly shards: Map<string, number>[] = [];
+  /** [hash, slot + 1] pairs; slot + 1 = 0 marks an empty bucket. */
+  private table = new Int32Array(2 * KEYDIR_INITIAL_CAPACITY);
+  private mask = KEYDIR_INITIAL_CAPACITY - 1;
+  private count = 0;
+
   private segPages: Uint16Array[] = [];
   private posPages: Uint32Array[] = [];
   private lenPages: Uint32Array[] = [];
-  private readonly expiries = new Map<string, number>();
-  private freeSlots: number[] = [];
+  private keyAtPages: Float64Array[] = [];
+  private keyLenPages: Uint16Array[] = [];
   private nextSlot = 0;
+  private freeSlots: number[] = [];
 
-  constructor() {
-    for (let i = 0; i < KEYDIR_SHARDS; i++) this.shards.push(new Map());
-  }
+  private arena: Buffer[] = [];
+  /** Arena byte offset where the next key goes. */
+  private arenaEnd = 0;
+  /** Arena bytes no slot owns any more (freed keys not reused, chunk tails). */
+  private deadKeyBytes = 0;
+
+  private readonly expiries = new Map<string, number>();
 
   get size(): number {
-    let n = 0;
-    for (const m of this.shards) n += m.size;
-    return n;
+    return this.count;
   }
 
   /** Number of keys that carry an expiry. */
@@ -66,7 +95,14 @@ export class Keydir {
 
   /** The slot of `key`, or -1. Slots are stable until the key is deleted. */
   slot(key: string): number {
-    return this.shards[shardOf(key)]!.get(key) ?? -1;
+    const h = hashOf(key);
+    const t = this.table;
+    const mask = this.mask;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const e = t[2 * i + 1]!;
+      if (e === 0) return -1;
+      if (t[2 * i] === h && this.keyEquals(e - 1, key)) return e - 1;
+    }
   }
 
   segmentOf(slot: number): number {
@@ -99,23 +135,61 @@ export class Keydir {
 
   /** Points `key` at a record; returns the slot. */
   set(key: string, segment: number, position: number, valueLength: number, expiresAt: number): number {
-    const shard = this.shards[shardOf(key)]!;
-    let s = shard.get(key);
-    if (s === undefined) {
-      s = this.allocSlot();
-      shard.set(key, s);
+    const h = hashOf(key);
+    const t = this.table;
+    const mask = this.mask;
+    let i = h & mask;
+    for (; ; i = (i + 1) & mask) {
+      const e = t[2 * i + 1]!;
+      if (e === 0) break;
+      if (t[2 * i] === h && this.keyEquals(e - 1, key)) {
+        this.write(e - 1, key, segment, position, valueLength, expiresAt);
+        return e - 1;
+      }
     }
+    const s = this.allocSlot(key);
+    t[2 * i] = h;
+    t[2 * i + 1] = s + 1;
     this.write(s, key, segment, position, valueLength, expiresAt);
+    if (++this.count > (this.mask + 1) * KEYDIR_MAX_LOAD) this.grow();
     return s;
   }
 
   /** Removes `key`; returns whether it was there. */
   delete(key: string): boolean {
-    const shard = this.shards[shardOf(key)]!;
-    const s = shard.get(key);
-    if (s === undefined) return false;
-    shard.delete(key);
-    if (this.lenPages[s >>> PAGE_SHIFT]![s & PAGE_MASK]! & HAS_EXPIRY) this.expiries.delete(key);
+    const h = hashOf(key);
+    const t = this.table;
+    const mask = this.mask;
+    let i = h & mask;
+    let s = -1;
+    for (; ; i = (i + 1) & mask) {
+      const e = t[2 * i + 1]!;
+      if (e === 0) return false;
+      if (t[2 * i] === h && this.keyEquals(e - 1, key)) {
+        s = e - 1;
+        break;
+      }
+    }
+    // Backward-shift deletion: pull later members of the probe run into the hole.
+    for (let j = (i + 1) & mask; ; j = (j + 1) & mask) {
+      const e = t[2 * j + 1]!;
+      if (e === 0) break;
+      const home = t[2 * j]! & mask;
+      // Move j into the hole at i unless its home lies cyclically in (i, j].
+      if (i <= j ? home <= i || home > j : home <= i && home > j) {
+        t[2 * i] = t[2 * j]!;
+        t[2 * i + 1] = e;
+        i = j;
+      }
+    }
+    t[2 * i] = 0;
+    t[2 * i + 1] = 0;
+    this.count--;
+    const page = s >>> PAGE_SHIFT;
+    const at = s & PAGE_MASK;
+    if (this.lenPages[page]![at]! & HAS_EXPIRY) this.expiries.delete(key);
+    this.lenPages[page]![at] = 0;
+    this.segPages[page]![at] = FREE;
     this.freeSlots.push(s);
     return true;
   }
@@ -138,9 +212,14 @@ export class Keydir {
     return true;
   }
 
-  /** Every key with its slot, shard by shard (insertion order within a shard). */
+  /** Every key with its slot, in slot order (roughly insertion order). Keys are decoded on the fly. */
   *entries(): IterableIterator<[string, number]> {
-    for (const m of this.shards) yield* m;
+    for (let s = 0; s < this.nextSlot; s++) {
+      const page = s >>> PAGE_SHIFT;
+      const at = s & PAGE_MASK;
+      if (this.segPages[page]![at] === FREE) continue;
+      yield [this.keyOf(s), s];
+    }
   }
 
   /** Keys with an expiry, with it (ms since epoch). */
@@ -149,13 +228,43 @@ export class Keydir {
   }
 
   clear(): void {
-    for (const m of this.shards) m.clear();
+    this.table = new Int32Array(2 * KEYDIR_INITIAL_CAPACITY);
+    this.mask = KEYDIR_INITIAL_CAPACITY - 1;
+    this.count = 0;
     this.segPages = [];
     this.posPages = [];
     this.lenPages = [];
-    this.expiries.clear();
-    this.freeSlots = [];
+    this.keyAtPages = [];
+    this.keyLenPages = [];
     this.nextSlot = 0;
+    this.freeSlots = [];
+    this.arena = [];
+    this.arenaEnd = 0;
+    this.deadKeyBytes = 0;
+    this.expiries.clear();
+  }
+
+  /** The key of a live slot, as a fresh flat string. */
+  private keyOf(s: number): string {
+    const page = s >>> PAGE_SHIFT;
+    const at = s & PAGE_MASK;
+    const keyAt = this.keyAtPages[page]![at]!;
+    const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
+    const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES;
+    return this.arena[chunk]!.toString('latin1', from, from + this.keyLenPages[page]![at]!);
+  }
+
+  private keyEquals(s: number, key: string): boolean {
+    const page = s >>> PAGE_SHIFT;
+    const at = s & PAGE_MASK;
+    const n = key.length;
+    if (this.keyLenPages[page]![at] !== n) return false;
+    const keyAt = this.keyAtPages[page]![at]!;
+    const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
+    const bytes = this.arena[chunk]!;
+    const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES;
+    for (let i = 0; i < n; i++) if (bytes[from + i] !== key.charCodeAt(i)) return false;
+    return true;
   }
 
   private write(
@@ -179,19 +288,109 @@ export class Keydir {
     }
   }
 
-  private allocSlot(): number {
-    const free = this.freeSlots.pop();
-    if (free !== undefined) {
-      // A freed slot may still carry the expiry bit of its last key.
-      this.lenPages[free >>> PAGE_SHIFT]![free & PAGE_MASK] = 0;
-      return free;
+  /** A slot for a new key, its bytes stored: a freed slot (reusing its bytes if the key fits) or a new one. */
+  private allocSlot(key: string): number {
+    const n = key.length;
+    let s = this.freeSlots.pop();
+    if (s !== undefined) {
+      const page = s >>> PAGE_SHIFT;
+      const at = s & PAGE_MASK;
+      const old = this.keyLenPages[page]![at]!;
+      if (n <= old) {
+        this.deadKeyBytes += old - n;
+        this.storeKey(key, this.keyAtPages[page]![at]!);
+      } else {
+        this.deadKeyBytes += old;
+        this.keyAtPages[page]![at] = this.appendKey(key);
+      }
+      this.keyLenPages[page]![at] = n;
+      return s;
     }
-    const s = this.nextSlot++;
+    s = this.nextSlot++;
     if ((s & PAGE_MASK) === 0) {
       this.segPages.push(new Uint16Array(KEYDIR_PAGE_SLOTS));
       this.posPages.push(new Uint32Array(KEYDIR_PAGE_SLOTS));
       this.lenPages.push(new Uint32Array(KEYDIR_PAGE_SLOTS));
+      this.keyAtPages.push(new Float64Array(KEYDIR_PAGE_SLOTS));
+      this.keyLenPages.push(new Uint16Array(KEYDIR_PAGE_SLOTS));
     }
+    const page = s >>> PAGE_SHIFT;
+    const at = s & PAGE_MASK;
+    this.keyAtPages[page]![at] = this.appendKey(key);
+    this.keyLenPages[page]![at] = n;
     return s;
+  }
+
+  private storeKey(key: string, keyAt: number): void {
+    const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
+    const bytes = this.arena[chunk]!;
+    const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES;
+    for (let i = 0; i < key.length; i++) bytes[from + i] = key.charCodeAt(i);
+  }
+
+  /** Copies `key` to the end of the arena (never straddling two chunks); returns where. */
+  private appendKey(key: string): number {
+    if (this.deadKeyBytes > KEYDIR_ARENA_CHUNK_BYTES && this.deadKeyBytes > this.arenaEnd / 2) this.repack();
+    const n = key.length;
+    const room = this.arena.length * KEYDIR_ARENA_CHUNK_BYTES - this.arenaEnd;
+    if (room < n) {
+      this.deadKeyBytes += room;
+      this.arenaEnd = this.arena.length * KEYDIR_ARENA_CHUNK_BYTES;
+      this.arena.push(Buffer.allocUnsafeSlow(KEYDIR_ARENA_CHUNK_BYTES));
+    }
+    const keyAt = this.arenaEnd;
+    this.arenaEnd += n;
+    this.storeKey(key, keyAt);
+    return keyAt;
+  }
+
+  /** Rewrites the arena with only the bytes of live slots (and of free slots' reusable bytes: none). */
+  private repack(): void {
+    const old = this.arena;
+    this.arena = [];
+    this.arenaEnd = 0;
+    this.deadKeyBytes = 0;
+    const free = new Set(this.freeSlots);
+    for (let s = 0; s < this.nextSlot; s++) {
+      const page = s >>> PAGE_SHIFT;
+      const at = s & PAGE_MASK;
+      if (free.has(s)) {
+        this.keyLenPages[page]![at] = 0; // its bytes are gone: a reuse appends
+        continue;
+      }
+      const n = this.keyLenPages[page]![at]!;
+      const keyAt = this.keyAtPages[page]![at]!;
+      const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
+      const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES;
+      const room = this.arena.length * KEYDIR_ARENA_CHUNK_BYTES - this.arenaEnd;
+      if (room < n) {
+        this.deadKeyBytes += room;
+        this.arenaEnd = this.arena.length * KEYDIR_ARENA_CHUNK_BYTES;
+        this.arena.push(Buffer.allocUnsafeSlow(KEYDIR_ARENA_CHUNK_BYTES));
+      }
+      const to = this.arenaEnd - (this.arena.length - 1) * KEYDIR_ARENA_CHUNK_BYTES;
+      old[chunk]!.copy(this.arena[this.arena.length - 1]!, to, from, from + n);
+      this.keyAtPages[page]![at] = this.arenaEnd;
+      this.arenaEnd += n;
+    }
+  }
+
+  /** Doubles the table, re-placing every entry by its stored hash. */
+  private grow(): void {
+    const old = this.table;
+    const capacity = 2 * (this.mask + 1);
+    const t = new Int32Array(2 * capacity);
+    const mask = capacity - 1;
+    for (let j = 0; j < old.length; j += 2) {
+      const e = old[j + 1]!;
+      if (e === 0) continue;
+      const h = old[j]!;
+      let i = h & mask;
+      while (t[2 * i + 1] !== 0) i = (i + 1) & mask;
+      t[2 * i] = h;
+      t[2 * i + 1] = e;
+    }
+    this.table = t;
+    this.mask = mask;
   }
 }

@@ -33,8 +33,14 @@ export const MAX_CACHED_VALUE_BYTES = 1024 * 1024;
 /** Size of one write-buffer chunk; a record larger than this gets a chunk of its own. */
 export const WRITE_CHUNK_BYTES = 1024 * 1024;
 
-/** Keydir shards: a V8 Map holds at most 2^24 entries, so keys are spread over this many Maps. */
-export const KEYDIR_SHARDS = 16;
+/** Buckets of a new keydir hash table (a power of two); it doubles as keys arrive. */
+export const KEYDIR_INITIAL_CAPACITY = 1024;
+
+/** Keys per bucket at which the keydir hash table doubles (linear probing stays short below 3/4). */
+export const KEYDIR_MAX_LOAD = 0.75;
+
+/** Keydir key bytes are stored in chunks of this size; a key never straddles two (MAX_KEY_BYTES fits). */
+export const KEYDIR_ARENA_CHUNK_BYTES = 1024 * 1024;
 
 /** Keydir slots are allocated in pages of this many (typed arrays, no doubling waste). */
 export const KEYDIR_PAGE_SLOTS = 65536;
