@@ -183,6 +183,7 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
       (err: unknown) => {
         const error = err instanceof Error ? err : new KvError('AUTH_FAILED', String(err));
         if (error instanceof KvError && (error.code === 'AUTH_FAILED' || error.code === 'NOAUTH')) {
+          this.emitError(error);
           this.giveUp(error);
         } else this.socket?.destroy();
       },
