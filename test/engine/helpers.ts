@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import pino, { type Logger } from 'pino';
 import { type Fs, nodeFs } from '../../src/engine/fs.js';
 
@@ -143,29 +143,31 @@ export function recordingFs(): {
 }
 
 /**
- * Makes sure dist/ holds a build of the engine no older than src/engine, for
- * the child-process tests (they run plain node against dist/).
+ * Compiles the engine (src/engine only) into a private directory under
+ * node_modules/.cache for the child-process tests, and returns the file URL
+ * of its index.js. Private because other work in the same checkout rebuilds
+ * dist/ at any moment, and a child loading a half-written dist/ fails for
+ * reasons that have nothing to do with the engine. Children get it in the
+ * SEGKV_ENGINE environment variable (the fixtures fall back to dist/).
  */
-export function ensureBuilt(): string {
-  const entry = join(REPO, 'dist', 'src', 'engine', 'index.js');
-  const srcDir = join(REPO, 'src', 'engine');
-  let stale = !fs.existsSync(entry);
-  if (!stale) {
-    for (const n of fs.readdirSync(srcDir)) {
-      const out = join(REPO, 'dist', 'src', 'engine', n.replace(/\.ts$/, '.js'));
-      if (!fs.existsSync(out) || fs.statSync(out).mtimeMs < fs.statSync(join(srcDir, n)).mtimeMs) {
-        stale = true;
-        break;
-      }
-    }
+export function buildEngine(): string {
+  const out = join(REPO, 'node_modules', '.cache', 'segkv-engine-tests', `${process.pid}`);
+  builds.push(out);
+  const args = ['tsc', join(REPO, 'src', 'engine', 'index.ts'), '--ignoreConfig', '--outDir', out];
+  args.push('--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022');
+  args.push('--skipLibCheck', '--types', 'node', '--rootDir', REPO);
+  try {
+    execFileSync('npx', args, { cwd: REPO, stdio: 'pipe' });
+  } catch {
+    // Type errors still emit JavaScript; whether it runs is what matters here.
   }
-  if (stale) {
-    try {
-      execFileSync('npx', ['tsc', '-p', '.'], { cwd: REPO, stdio: 'pipe' });
-    } catch {
-      // tsc emits despite type errors elsewhere in the tree; the import below decides.
-    }
-  }
-  if (!fs.existsSync(entry)) throw new Error(`no build of the engine at ${entry}; run npx tsc -p .`);
-  return entry;
+  const entry = join(out, 'src', 'engine', 'index.js');
+  if (!fs.existsSync(entry)) throw new Error(`compiling the engine into ${out} produced no ${entry}`);
+  return pathToFileURL(entry).href;
+}
+
+const builds: string[] = [];
+
+export function removeEngineBuilds(): void {
+  for (const d of builds.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 }
