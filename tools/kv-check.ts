@@ -115,7 +115,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`kv-check: refusing to fix: ${refusal(before)}\n`);
       return EXIT_PROBLEMS;
     }
-    if (!json) process.stdout.write(formatReport(before, verbose) + '\n');
+    if (!json) process.stdout.write(formatReport(before, verbose, true) + '\n');
     const what = torn.rewriteHeader
       ? `rewrite the header of ${torn.file} (${torn.bytes} bytes, no records)`
       : `truncate ${torn.file} from byte ${torn.position}, dropping ${torn.bytes} bytes`;
@@ -125,10 +125,11 @@ async function main(argv: string[]): Promise<number> {
       return EXIT_PROBLEMS;
     }
     cutTornTail(dir, torn);
-    process.stderr.write(`kv-check: fixed: ${what}\n`);
+    const done = what.replace(/^rewrite/, 'rewrote').replace(/^truncate/, 'truncated');
+    process.stderr.write(`kv-check: fixed: ${done}\n`);
     const after = checkDir(nodeFs, dir);
     if (json) process.stdout.write(JSON.stringify({ ...after, fixed: torn }) + '\n');
-    else process.stdout.write(formatReport(after, verbose));
+    else process.stdout.write(`FIXED: ${done}.\n\nAfter the fix:\n${formatReport(after, verbose)}`);
     if (!after.ok && !after.tornTail) {
       process.stderr.write(
         'kv-check: the remaining problems are not a torn tail and are not fixable by kv-check\n',

@@ -1,7 +1,12 @@
 /**
- * Helpers of the operator-tool tests: build the tools once (dist/ must match
- * the sources, since the tests spawn the compiled CLIs as an operator would),
- * run them as real processes, and make real data directories with the engine.
+ * Helpers of the operator-tool tests: compile the tools, run them as real
+ * processes (`node <build>/tools/kv-check.js ...`, as an operator runs
+ * dist/tools/kv-check.js), and make real data directories with the engine.
+ *
+ * The tools are compiled into a private directory per test process, with
+ * the options of tsconfig.json: other work in the same checkout (and other
+ * test files) rebuilds dist/ at any moment, and a child loading a
+ * half-written dist/ file fails for reasons unrelated to the tools.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -12,55 +17,32 @@ import pino from 'pino';
 import { openStore, type Store, type StoreOptions } from '../../src/engine/index.js';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const KV_CHECK = join(REPO, 'dist', 'tools', 'kv-check.js');
-export const KV_DUMP = join(REPO, 'dist', 'tools', 'kv-dump.js');
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (e.isFile() && e.name.endsWith('.ts')) {
-      newest = Math.max(newest, fs.statSync(join(e.parentPath, e.name)).mtimeMs);
-    }
+/** Paths of the compiled tools and engine; set by buildTools(). */
+export const built = { check: '', dump: '', engine: '', out: '' };
+
+/** Compiles tools/kv-check.ts, tools/kv-dump.ts and the engine (for the lock holder) into a private directory. */
+export function buildTools(): void {
+  const out = join(REPO, 'node_modules', '.cache', 'segkv-tools-tests', String(process.pid));
+  fs.rmSync(out, { recursive: true, force: true });
+  const roots = ['tools/kv-check.ts', 'tools/kv-dump.ts', 'src/engine/index.ts'].map((f) => join(REPO, f));
+  const args = ['tsc', ...roots];
+  args.push('--ignoreConfig', '--outDir', out, '--rootDir', REPO);
+  args.push('--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022');
+  args.push('--skipLibCheck', '--types', 'node', '--strict');
+  // Type errors elsewhere in the tree still emit JavaScript; whether the tools run is what the tests decide.
+  spawnSync('npx', args, { cwd: REPO, stdio: 'ignore' });
+  built.out = out;
+  built.check = join(out, 'tools', 'kv-check.js');
+  built.dump = join(out, 'tools', 'kv-dump.js');
+  built.engine = join(out, 'src', 'engine', 'index.js');
+  for (const f of [built.check, built.dump, built.engine]) {
+    if (!fs.existsSync(f)) throw new Error(`compiling the tools into ${out} produced no ${f}`);
   }
-  return newest;
 }
 
-function builtMtime(): number {
-  try {
-    return Math.min(fs.statSync(KV_CHECK).mtimeMs, fs.statSync(KV_DUMP).mtimeMs);
-  } catch {
-    return 0;
-  }
-}
-
-/**
- * Runs `tsc -p .` unless dist/ is newer than every source of the tools and the
- * engine. Test files run in parallel forks: a lock directory makes one build
- * while the others wait, so no test spawns a half-written file.
- */
-export function ensureBuilt(): void {
-  const lock = join(REPO, 'dist', '.tools-build.lock');
-  fs.mkdirSync(join(REPO, 'dist'), { recursive: true });
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    try {
-      fs.mkdirSync(lock);
-      break;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`${lock} held for 2 minutes; remove it if no test runs`);
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
-    }
-  }
-  try {
-    const sources = Math.max(newestMtime(join(REPO, 'tools')), newestMtime(join(REPO, 'src')));
-    if (builtMtime() < sources) {
-      // Type errors elsewhere in the tree still emit JS; the existence check below is what matters.
-      spawnSync('npx', ['tsc', '-p', '.'], { cwd: REPO, stdio: 'ignore' });
-    }
-    if (builtMtime() === 0) throw new Error('npx tsc -p . did not produce dist/tools/kv-check.js');
-  } finally {
-    fs.rmdirSync(lock);
-  }
+export function removeBuild(): void {
+  if (built.out) fs.rmSync(built.out, { recursive: true, force: true });
 }
 
 export interface Run {
@@ -146,7 +128,7 @@ export function flipBit(path: string, position: number, bit = 0): void {
 
 /** Spawns a process that opens `dir` with the compiled engine and holds it until killed. */
 export async function holdDir(dir: string): Promise<{ pid: number; stop: () => Promise<void> }> {
-  const engine = join(REPO, 'dist', 'src', 'engine', 'index.js');
+  const engine = built.engine;
   const code =
     `const { openStore } = await import(${JSON.stringify(engine)});` +
     `await openStore(${JSON.stringify(dir)}, { maxSegmentBytes: 1024, compaction: { auto: false } });` +

@@ -10,12 +10,13 @@ import { encodeRecord, recordSize } from '../../src/engine/record.js';
 import { SparseIndex } from '../../src/engine/sparse-index.js';
 import type { CheckReport } from '../../tools/lib/check.js';
 import {
-  ensureBuilt,
+  buildTools,
+  built,
   flipBit,
   holdDir,
-  KV_CHECK,
   makeData,
   open,
+  removeBuild,
   removeTempDirs,
   run,
   runJson,
@@ -23,8 +24,11 @@ import {
   tempDir,
 } from './helpers.js';
 
-beforeAll(ensureBuilt);
-afterAll(removeTempDirs);
+beforeAll(buildTools);
+afterAll(() => {
+  removeTempDirs();
+  removeBuild();
+});
 
 /** The records of one segment file (position, offset, key, size), read back through a read-only store. */
 async function recordsOf(dir: string, file: string) {
@@ -62,7 +66,7 @@ function readHint(path: string, base: number): HintEntry[] {
 describe('kv-check on clean data', () => {
   it('exits 0 and counts segments, records, keys, tombstones and bytes like the store does', async () => {
     const { dir, model } = await makeData();
-    const { code, json } = runJson<CheckReport>(KV_CHECK, [dir]);
+    const { code, json } = runJson<CheckReport>(built.check, [dir]);
     expect(code).toBe(0);
     expect(json.ok).toBe(true);
     const segs = segFiles(dir);
@@ -83,7 +87,7 @@ describe('kv-check on clean data', () => {
     expect(json.deadBytes).toBe(stats.deadBytes);
     expect(json.diskBytes).toBe(stats.diskBytes);
 
-    const text = run(KV_CHECK, [dir]);
+    const text = run(built.check, [dir]);
     expect(text.code).toBe(0);
     expect(text.stdout).toContain(`records       303 (1 tombstones)`);
     expect(text.stdout).toContain(`keys          ${model.size} live`);
@@ -91,12 +95,12 @@ describe('kv-check on clean data', () => {
   });
 
   it('prints help, and exits 2 on usage errors', () => {
-    const help = run(KV_CHECK, ['--help']);
+    const help = run(built.check, ['--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('Usage: kv-check DIR');
-    expect(run(KV_CHECK, []).code).toBe(2);
-    expect(run(KV_CHECK, ['--bogus', tempDir()]).code).toBe(2);
-    const missing = run(KV_CHECK, [join(tempDir(), 'nope')]);
+    expect(run(built.check, []).code).toBe(2);
+    expect(run(built.check, ['--bogus', tempDir()]).code).toBe(2);
+    const missing = run(built.check, [join(tempDir(), 'nope')]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('does not exist');
   });
@@ -106,7 +110,7 @@ describe('kv-check on clean data', () => {
     const first = segFiles(dir)[0]!.replace('.seg', '');
     fs.rmSync(join(dir, `${first}.hint`));
     fs.rmSync(join(dir, `${first}.index`));
-    const { code, json } = runJson<CheckReport>(KV_CHECK, [dir]);
+    const { code, json } = runJson<CheckReport>(built.check, [dir]);
     expect(code).toBe(0);
     expect(json.hints.missing).toBe(1);
     expect(json.indexes.missing).toBe(1);
@@ -124,28 +128,28 @@ describe('kv-check on a torn tail', () => {
     encodeRecord(rec, 0, 303, 0, 0, 'new', Buffer.alloc(100, 7));
     fs.appendFileSync(path, rec.subarray(0, 60));
 
-    const before = runJson<CheckReport>(KV_CHECK, [dir]);
+    const before = runJson<CheckReport>(built.check, [dir]);
     expect(before.code).toBe(1);
     expect(before.json.tornTail).toMatchObject({ file: active, position: intact, bytes: 60 });
     expect(before.json.problems[0]).toMatchObject({ kind: 'torn-tail', file: active, position: intact });
-    const text = run(KV_CHECK, [dir]);
+    const text = run(built.check, [dir]);
     expect(text.code).toBe(1);
     expect(text.stdout).toContain(`first problem ${active} at byte ${intact}`);
     expect(text.stdout).toContain('RESULT: NOT OK');
 
     // Asked on the terminal: "n" leaves the file alone.
-    const no = run(KV_CHECK, [dir, '--fix'], 'n\n');
+    const no = run(built.check, [dir, '--fix'], 'n\n');
     expect(no.code).toBe(1);
     expect(no.stderr).toContain('Continue? [y/N]');
     expect(fs.statSync(path).size).toBe(intact + 60);
 
-    const fix = run(KV_CHECK, [dir, '--fix', '--yes']);
+    const fix = run(built.check, [dir, '--fix', '--yes']);
     expect(fix.code).toBe(0);
-    expect(fix.stderr).toContain(`truncate ${active} from byte ${intact}, dropping 60 bytes`);
+    expect(fix.stderr).toContain(`truncated ${active} from byte ${intact}, dropping 60 bytes`);
     expect(fs.statSync(path).size).toBe(intact);
     expect(fs.existsSync(join(dir, 'LOCK'))).toBe(false);
 
-    expect(run(KV_CHECK, [dir]).code).toBe(0);
+    expect(run(built.check, [dir]).code).toBe(0);
     const store = await open(dir);
     try {
       expect(store.recoveryStats.truncatedBytes).toBe(0);
@@ -162,7 +166,7 @@ describe('kv-check on a torn tail', () => {
     const path = join(dir, segFiles(dir).at(-1)!);
     const intact = fs.statSync(path).size;
     fs.appendFileSync(path, Buffer.alloc(13, 0));
-    const yes = run(KV_CHECK, [dir, '--fix'], 'y\n');
+    const yes = run(built.check, [dir, '--fix'], 'y\n');
     expect(yes.code).toBe(0);
     expect(fs.statSync(path).size).toBe(intact);
   });
@@ -175,11 +179,11 @@ describe('kv-check on a torn tail', () => {
     const batchEnd = records.at(-1)!; // "b", the batch's end record
     const batchStart = records.at(-2)!; // "a"
     fs.truncateSync(path, batchEnd.position);
-    const { code, json } = runJson<CheckReport>(KV_CHECK, [dir]);
+    const { code, json } = runJson<CheckReport>(built.check, [dir]);
     expect(code).toBe(1);
     expect(json.tornTail).toMatchObject({ file: active, position: batchStart.position });
     expect(json.tornTail?.reason).toContain('batch');
-    expect(run(KV_CHECK, [dir, '--fix', '--yes']).code).toBe(0);
+    expect(run(built.check, [dir, '--fix', '--yes']).code).toBe(0);
     expect(fs.statSync(path).size).toBe(batchStart.position);
     const store = await open(dir);
     try {
@@ -200,18 +204,18 @@ describe('kv-check on a flipped bit in a sealed segment', () => {
     flipBit(path, victim.position + victim.size - 2, 3); // inside the value
     const original = fs.readFileSync(path);
 
-    const { code, json } = runJson<CheckReport>(KV_CHECK, [dir]);
+    const { code, json } = runJson<CheckReport>(built.check, [dir]);
     expect(code).toBe(1);
     expect(json.problems[0]).toMatchObject({ kind: 'corruption', file: sealed, position: victim.position });
     expect(json.problems[0]!.reason).toContain('CRC');
     expect(json.tornTail).toBeNull();
     // The damage is the segment's; its hint (which points at the record) is not blamed.
     expect(json.hints.bad).toBe(0);
-    expect(run(KV_CHECK, [dir]).stdout).toContain(
+    expect(run(built.check, [dir]).stdout).toContain(
       `${sealed} at byte ${victim.position}: record fails its CRC`,
     );
 
-    const fix = run(KV_CHECK, [dir, '--fix', '--yes']);
+    const fix = run(built.check, [dir, '--fix', '--yes']);
     expect(fix.code).toBe(1);
     expect(fix.stderr).toContain('refusing to fix');
     expect(fix.stderr).toContain('sealed segment');
@@ -223,12 +227,12 @@ describe('kv-check on a flipped bit in a sealed segment', () => {
     const active = segFiles(dir).at(-1)!;
     const victim = (await recordsOf(dir, active))[1]!;
     flipBit(join(dir, active), victim.position + 10);
-    const { code, json } = runJson<CheckReport>(KV_CHECK, [dir]);
+    const { code, json } = runJson<CheckReport>(built.check, [dir]);
     expect(code).toBe(1);
     expect(json.tornTail).toBeNull();
     expect(json.problems[0]).toMatchObject({ kind: 'corruption', file: active, position: victim.position });
     expect(json.problems[0]!.reason).toContain('not a torn tail');
-    const fix = run(KV_CHECK, [dir, '--fix', '--yes']);
+    const fix = run(built.check, [dir, '--fix', '--yes']);
     expect(fix.code).toBe(1);
     expect(fix.stderr).toContain('Valid records follow it');
   });
@@ -239,11 +243,11 @@ describe('kv-check on bad hints and indexes', () => {
     const { dir } = await makeData();
     const hint = segFiles(dir)[1]!.replace('.seg', '.hint');
     flipBit(join(dir, hint), 40);
-    const { code, json } = runJson<CheckReport>(KV_CHECK, [dir]);
+    const { code, json } = runJson<CheckReport>(built.check, [dir]);
     expect(code).toBe(1);
     expect(json.hints.bad).toBe(1);
     expect(json.problems[0]).toMatchObject({ kind: 'hint', file: hint, reason: 'hint body fails its CRC' });
-    expect(run(KV_CHECK, [dir]).stdout).toContain(`${hint} at byte 0: hint body fails its CRC`);
+    expect(run(built.check, [dir]).stdout).toContain(`${hint} at byte 0: hint body fails its CRC`);
   });
 
   it('reports a well-formed hint whose entry disagrees with its record', async () => {
@@ -254,7 +258,7 @@ describe('kv-check on bad hints and indexes', () => {
     const entries = readHint(hint, base);
     entries[2] = { ...entries[2]!, valueLength: entries[2]!.valueLength + 1 };
     fs.writeFileSync(hint, encodeHint(base, entries));
-    const { code, json } = runJson<CheckReport>(KV_CHECK, [dir]);
+    const { code, json } = runJson<CheckReport>(built.check, [dir]);
     expect(code).toBe(1);
     expect(json.problems[0]!.kind).toBe('hint');
     expect(json.problems[0]!.reason).toContain(`the entry for key "${entries[2]!.key}" says value length`);
@@ -269,7 +273,7 @@ describe('kv-check on bad hints and indexes', () => {
     const entries = readHint(hint, base);
     const dropped = entries.splice(4, 1)[0]!;
     fs.writeFileSync(hint, encodeHint(base, entries));
-    const { code, json } = runJson<CheckReport>(KV_CHECK, [dir]);
+    const { code, json } = runJson<CheckReport>(built.check, [dir]);
     expect(code).toBe(1);
     expect(json.problems[0]!.reason).toContain(`lacks key "${dropped.key}"`);
   });
@@ -282,7 +286,7 @@ describe('kv-check on bad hints and indexes', () => {
     index.observe(records[0]!.offset, records[0]!.position);
     index.observe(records[5]!.offset, records[5]!.position + 1); // one byte off
     fs.writeFileSync(join(dir, seg.replace('.seg', '.index')), index.encode());
-    const { code, json } = runJson<CheckReport>(KV_CHECK, [dir]);
+    const { code, json } = runJson<CheckReport>(built.check, [dir]);
     expect(code).toBe(1);
     expect(json.indexes.bad).toBe(1);
     expect(json.problems[0]!.reason).toContain('where no valid record starts');
@@ -294,14 +298,14 @@ describe('kv-check and the directory lock', () => {
     const { dir } = await makeData(100);
     const holder = await holdDir(dir);
     try {
-      const refused = run(KV_CHECK, [dir]);
+      const refused = run(built.check, [dir]);
       expect(refused.code).toBe(1);
       expect(refused.stderr).toContain(`in use by process ${holder.pid}`);
       expect(refused.stderr).toContain('--force-read-only');
-      expect(run(KV_CHECK, [dir, '--fix', '--yes']).code).toBe(1);
-      expect(run(KV_CHECK, [dir, '--fix', '--force-read-only']).code).toBe(2);
+      expect(run(built.check, [dir, '--fix', '--yes']).code).toBe(1);
+      expect(run(built.check, [dir, '--fix', '--force-read-only']).code).toBe(2);
 
-      const forced = run(KV_CHECK, [dir, '--force-read-only']);
+      const forced = run(built.check, [dir, '--force-read-only']);
       expect(forced.code).toBe(0);
       expect(forced.stderr).toContain('reading it anyway');
       expect(forced.stdout).toContain('RESULT: OK');
@@ -310,7 +314,7 @@ describe('kv-check and the directory lock', () => {
     }
     // The holder died without releasing: a stale LOCK does not stop kv-check.
     expect(fs.existsSync(join(dir, 'LOCK'))).toBe(true);
-    expect(run(KV_CHECK, [dir]).code).toBe(0);
+    expect(run(built.check, [dir]).code).toBe(0);
   });
 });
 
@@ -323,7 +327,7 @@ describe('kv-check after compaction', () => {
     const result = await store.compact();
     await store.close();
     expect(result?.segmentsIn ?? 0).toBeGreaterThan(0);
-    const { code, json } = runJson<CheckReport>(KV_CHECK, [dir]);
+    const { code, json } = runJson<CheckReport>(built.check, [dir]);
     expect(json.problems).toEqual([]);
     expect(code).toBe(0);
     expect(json.keys).toBe(19);

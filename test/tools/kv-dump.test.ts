@@ -7,12 +7,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SparseIndex } from '../../src/engine/sparse-index.js';
 import {
-  ensureBuilt,
+  buildTools,
+  built,
   flipBit,
   holdDir,
-  KV_DUMP,
   makeData,
   open,
+  removeBuild,
   removeTempDirs,
   run,
   runJson,
@@ -20,8 +21,11 @@ import {
   tempDir,
 } from './helpers.js';
 
-beforeAll(ensureBuilt);
-afterAll(removeTempDirs);
+beforeAll(buildTools);
+afterAll(() => {
+  removeTempDirs();
+  removeBuild();
+});
 
 interface DumpJson {
   from: number;
@@ -55,7 +59,7 @@ describe('kv-dump --from on many segments', () => {
     expect(bases.length).toBeGreaterThan(15);
     const froms = [0, 1, 77, bases[5]!, bases[5]! - 1, bases[9]! + 3, 495, 499];
     for (const from of froms) {
-      const { code, json } = runJson<DumpJson>(KV_DUMP, [dir, '--from', String(from), '--limit', '7']);
+      const { code, json } = runJson<DumpJson>(built.dump, [dir, '--from', String(from), '--limit', '7']);
       expect(code).toBe(0);
       const offsets = json.records.map((r) => r.offset);
       expect(offsets).toEqual([0, 1, 2, 3, 4, 5, 6].map((i) => from + i).filter((o) => o <= 502));
@@ -71,20 +75,20 @@ describe('kv-dump --from on many segments', () => {
   });
 
   it('shows the end of the log: the tombstone and the batch', () => {
-    const { json } = runJson<DumpJson>(KV_DUMP, [dir, '--from', '500']);
+    const { json } = runJson<DumpJson>(built.dump, [dir, '--from', '500']);
     expect(json.records.map((r) => [r.offset, r.key, r.tombstone, r.value, r.batch])).toEqual([
       [500, 'k1', true, null, null],
       [501, 'a', false, '1', 'member'],
       [502, 'b', false, '2', 'end'],
     ]);
     expect(json.next).toBeNull();
-    expect(runJson<DumpJson>(KV_DUMP, [dir, '--from', '9999']).json.records).toEqual([]);
+    expect(runJson<DumpJson>(built.dump, [dir, '--from', '9999']).json.records).toEqual([]);
   });
 
   it('dumps the whole log without --from, and prints one text line per record', () => {
-    const all = runJson<DumpJson>(KV_DUMP, [dir]).json;
+    const all = runJson<DumpJson>(built.dump, [dir]).json;
     expect(all.records.map((r) => r.offset)).toEqual(Array.from({ length: 503 }, (_, i) => i));
-    const text = run(KV_DUMP, [dir, '--from', '42', '--limit', '3']);
+    const text = run(built.dump, [dir, '--from', '42', '--limit', '3']);
     expect(text.code).toBe(0);
     const lines = text.stdout.trimEnd().split('\n');
     expect(lines).toHaveLength(3);
@@ -97,12 +101,12 @@ describe('kv-dump --from on many segments', () => {
     fs.cpSync(dir, copy, { recursive: true });
     const first = join(copy, segFiles(copy)[0]!);
     flipBit(first, 100);
-    const later = runJson<DumpJson>(KV_DUMP, [copy, '--from', '300', '--limit', '5']);
+    const later = runJson<DumpJson>(built.dump, [copy, '--from', '300', '--limit', '5']);
     expect(later.code).toBe(0);
     expect(later.json.damage).toEqual([]);
     expect(later.json.records.map((r) => r.offset)).toEqual([300, 301, 302, 303, 304]);
     // From the start, the damage is reported (stderr in text mode) and the rest still printed.
-    const whole = run(KV_DUMP, [copy, '--limit', '30']);
+    const whole = run(built.dump, [copy, '--limit', '30']);
     expect(whole.code).toBe(1);
     expect(whole.stderr).toMatch(/damage in 0{20}\.seg at byte \d+: record fails its CRC/);
     expect(whole.stdout.trimEnd().split('\n')).toHaveLength(30);
@@ -116,7 +120,7 @@ describe('kv-dump --from on many segments', () => {
     const index = new SparseIndex(base, 64);
     index.observe(base + 2, 100); // not a record start
     fs.writeFileSync(join(copy, seg.replace('.seg', '.index')), index.encode());
-    const { code, json } = runJson<DumpJson>(KV_DUMP, [copy, '--from', String(base + 3), '--limit', '2']);
+    const { code, json } = runJson<DumpJson>(built.dump, [copy, '--from', String(base + 3), '--limit', '2']);
     expect(code).toBe(0);
     expect(json.records.map((r) => r.offset)).toEqual([base + 3, base + 4]);
   });
@@ -131,21 +135,21 @@ describe('kv-dump values', () => {
     await store.set('ttl', 'soon', { ttlMs: 3_600_000 });
     await store.close();
 
-    const json = runJson<DumpJson>(KV_DUMP, [dir]).json;
+    const json = runJson<DumpJson>(built.dump, [dir]).json;
     expect(json.records[0]).toMatchObject({ value: 'AAEC/w==', valueEncoding: 'base64', valueBytes: 4 });
     expect(json.records[1]).toMatchObject({ valueTruncated: true, valueBytes: 1000 });
     expect(json.records[1]!.value).toHaveLength(200);
     expect(json.records[2]!.expiresAt).toBeGreaterThan(Date.now());
-    const full = runJson<DumpJson>(KV_DUMP, [dir, '--full', '--binary', 'hex']).json;
+    const full = runJson<DumpJson>(built.dump, [dir, '--full', '--binary', 'hex']).json;
     expect(full.records[0]).toMatchObject({ value: '000102ff', valueEncoding: 'hex' });
     expect(full.records[1]!.value).toHaveLength(1000);
 
-    const text = run(KV_DUMP, [dir]).stdout.split('\n');
+    const text = run(built.dump, [dir]).stdout.split('\n');
     expect(text[0]).toContain('"bin"  hex:000102ff');
     expect(text[1]).toContain('... (1000 bytes)');
     expect(text[2]).toMatch(/"ttl" {2}"soon" {2}expires=\d{4}-\d\d-\d\dT/);
-    expect(run(KV_DUMP, [dir, '--binary', 'octal']).code).toBe(2);
-    expect(run(KV_DUMP, [dir, '--limit', '-3']).code).toBe(2);
+    expect(run(built.dump, [dir, '--binary', 'octal']).code).toBe(2);
+    expect(run(built.dump, [dir, '--limit', '-3']).code).toBe(2);
   });
 });
 
@@ -159,11 +163,11 @@ describe('kv-dump after compaction', () => {
     for await (const r of store.readFrom(0)) expected.push(r.offset);
     await store.close();
     expect(expected.length).toBeLessThan(400);
-    const all = runJson<DumpJson>(KV_DUMP, [dir]).json.records.map((r) => r.offset);
+    const all = runJson<DumpJson>(built.dump, [dir]).json.records.map((r) => r.offset);
     expect(all).toEqual(expected);
     // Every starting point, kept or in a gap, gives the suffix of kept offsets from there.
     for (const from of [0, 5, 150, 379, 380, 390, 399]) {
-      const got = runJson<DumpJson>(KV_DUMP, [dir, '--from', String(from), '--limit', '4']).json.records;
+      const got = runJson<DumpJson>(built.dump, [dir, '--from', String(from), '--limit', '4']).json.records;
       expect(got.map((r) => r.offset)).toEqual(expected.filter((o) => o >= from).slice(0, 4));
     }
   });
@@ -174,10 +178,17 @@ describe('kv-dump and the directory lock', () => {
     const { dir } = await makeData(60);
     const holder = await holdDir(dir);
     try {
-      const refused = run(KV_DUMP, [dir]);
+      const refused = run(built.dump, [dir]);
       expect(refused.code).toBe(1);
       expect(refused.stderr).toContain(`in use by process ${holder.pid}`);
-      const forced = runJson<DumpJson>(KV_DUMP, [dir, '--force-read-only', '--from', '10', '--limit', '2']);
+      const forced = runJson<DumpJson>(built.dump, [
+        dir,
+        '--force-read-only',
+        '--from',
+        '10',
+        '--limit',
+        '2',
+      ]);
       expect(forced.code).toBe(0);
       expect(forced.json.records.map((r) => r.offset)).toEqual([10, 11]);
     } finally {

@@ -16,7 +16,8 @@ export function describeProblem(p: Problem): string {
   return `${p.file} at byte ${p.position}: ${p.reason} [${p.kind}]`;
 }
 
-export function formatReport(r: CheckReport, verbose: boolean): string {
+/** `fixing`: kv-check --fix is about to act, so the report does not tell the operator to run it. */
+export function formatReport(r: CheckReport, verbose: boolean, fixing = false): string {
   let out = `kv-check: ${r.dir}\n`;
   if (verbose) {
     for (const s of r.segmentFiles) {
@@ -54,7 +55,9 @@ export function formatReport(r: CheckReport, verbose: boolean): string {
   const t = r.tornTail;
   if (t) {
     out += `The active segment ${t.file} has a torn tail: ${t.bytes} bytes from byte ${t.position} (${t.reason}).\n`;
-    out += `Run kv-check --fix to ${t.rewriteHeader ? 'rewrite its header' : `cut it at byte ${t.position}`} (opening the store does the same).\n`;
+    if (!fixing) {
+      out += `Run kv-check --fix to ${t.rewriteHeader ? 'rewrite its header' : `cut it at byte ${t.position}`} (opening the store does the same).\n`;
+    }
   }
   if (r.problems.some((p) => p.kind !== 'torn-tail')) {
     out +=

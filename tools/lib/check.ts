@@ -119,11 +119,10 @@ interface RecordInfo {
   flags: number;
 }
 
-interface KeyState {
-  bytes: number;
-  live: boolean;
-  expired: boolean;
-}
+/** A key's latest record, packed in one number (one Map<string, number> entry per key): size * 4 + state. */
+const LIVE = 0;
+const DELETED = 1;
+const EXPIRED = 2;
 
 export function checkDir(fs: Fs, dir: string, now = Date.now()): CheckReport {
   const report: CheckReport = {
@@ -162,11 +161,11 @@ export function checkDir(fs: Fs, dir: string, now = Date.now()): CheckReport {
     problem('corruption', COMPACTION_MANIFEST, 0, `${view.manifestProblem}; the store will not open`);
   const segments = view.segments;
 
-  const keys = new Map<string, KeyState>();
-  const apply = (r: RecordInfo, size: number) => {
-    const tombstone = (r.flags & FLAG_TOMBSTONE) !== 0;
-    const expired = !tombstone && r.expiresAt !== 0 && r.expiresAt <= now;
-    keys.set(r.key, { bytes: size, live: !tombstone && !expired, expired });
+  const keys = new Map<string, number>();
+  const apply = (key: string, flags: number, expiresAt: number, size: number) => {
+    const state =
+      (flags & FLAG_TOMBSTONE) !== 0 ? DELETED : expiresAt !== 0 && expiresAt <= now ? EXPIRED : LIVE;
+    keys.set(key, size * 4 + state);
   };
   let validBytes = 0;
   let prevOffset = -1;
@@ -236,22 +235,21 @@ export function checkDir(fs: Fs, dir: string, now = Date.now()): CheckReport {
         damaged = true;
       }
 
-      let batch: { info: RecordInfo; size: number }[] = [];
+      let batch: { key: string; flags: number; expiresAt: number; size: number }[] = [];
       let batchStart = -1;
       let skippingBatch = false;
       let pos = SEGMENT_HEADER_BYTES;
       for (;;) {
         const r = scanRecords(fs, fd, pos, size, (rec) => {
           const h = rec.header;
-          const info: RecordInfo = {
-            offset: h.offset,
-            key: rec.key,
-            valueLength: h.valueLength,
-            expiresAt: h.expiresAt,
-            flags: h.flags,
-          };
           if (wantRecords) {
-            byPosition.set(rec.position, info);
+            byPosition.set(rec.position, {
+              offset: h.offset,
+              key: rec.key,
+              valueLength: h.valueLength,
+              expiresAt: h.expiresAt,
+              flags: h.flags,
+            });
             lastByKey.set(rec.key, rec.position);
           }
           summary.records++;
@@ -280,9 +278,9 @@ export function checkDir(fs: Fs, dir: string, now = Date.now()): CheckReport {
           }
           if ((h.flags & FLAG_BATCH) !== 0) {
             if (batch.length === 0) batchStart = rec.position;
-            batch.push({ info, size: rec.size });
+            batch.push({ key: rec.key, flags: h.flags, expiresAt: h.expiresAt, size: rec.size });
             if ((h.flags & FLAG_BATCH_END) !== 0) {
-              for (const b of batch) apply(b.info, b.size);
+              for (const b of batch) apply(b.key, b.flags, b.expiresAt, b.size);
               batch = [];
             }
             return;
@@ -291,7 +289,7 @@ export function checkDir(fs: Fs, dir: string, now = Date.now()): CheckReport {
             problem('batch', file, batchStart, 'a batch without its end record (its records are ignored)');
             batch = [];
           }
-          apply(info, rec.size);
+          apply(rec.key, h.flags, h.expiresAt, rec.size);
         });
         if (!r.problem) {
           if (batch.length > 0) {
@@ -381,11 +379,12 @@ export function checkDir(fs: Fs, dir: string, now = Date.now()): CheckReport {
     }
   }
 
-  for (const k of keys.values()) {
-    if (k.live) {
+  for (const packed of keys.values()) {
+    const state = packed % 4;
+    if (state === LIVE) {
       report.keys++;
-      report.liveBytes += k.bytes;
-    } else if (k.expired) report.expiredKeys++;
+      report.liveBytes += (packed - state) / 4;
+    } else if (state === EXPIRED) report.expiredKeys++;
   }
   report.deadBytes = validBytes - report.liveBytes;
   report.ok = report.problems.length === 0;
@@ -423,33 +422,30 @@ function checkHint(
     const entryAt = at;
     at += HINT_ENTRY_BYTES + key.length;
     if (first) return;
-    const shown = JSON.stringify(toUserKey(key));
     const rec = byPosition.get(position);
-    const mismatch = (what: string) => {
-      first = { position: entryAt, reason: `the entry for key ${shown} ${what}` };
-    };
+    let what: string | undefined;
     if (!rec) {
-      if (inDamage(damage, position)) return; // already reported as the segment's damage
-      return mismatch(`points at byte ${position} of ${files.seg}, where no valid record starts`);
+      // Inside damage already reported as the segment's, the hint is not to blame.
+      if (!inDamage(damage, position))
+        what = `points at byte ${position} of ${files.seg}, where no valid record starts`;
+    } else if (rec.key !== key) {
+      what = `points at byte ${position}, whose record has key ${JSON.stringify(toUserKey(rec.key))}`;
+    } else if (rec.offset !== offset) {
+      what = `says offset ${offset}, the record has ${rec.offset}`;
+    } else if (rec.valueLength !== valueLength) {
+      what = `says value length ${valueLength}, the record has ${rec.valueLength}`;
+    } else if (rec.expiresAt !== expiresAt) {
+      what = `says expiry ${expiresAt}, the record has ${rec.expiresAt}`;
+    } else if ((rec.flags & FLAG_TOMBSTONE) !== (flags & FLAG_TOMBSTONE)) {
+      what = `says tombstone=${(flags & FLAG_TOMBSTONE) !== 0}, the record disagrees`;
+    } else if (seen.has(key)) {
+      what = 'appears twice';
+    } else if (lastByKey && lastByKey.get(key) !== position) {
+      what = `points at offset ${offset}, but a later record of that key is at byte ${lastByKey.get(key)}`;
     }
-    if (rec.key !== key)
-      return mismatch(
-        `points at byte ${position}, whose record has key ${JSON.stringify(toUserKey(rec.key))}`,
-      );
-    if (rec.offset !== offset) return mismatch(`says offset ${offset}, the record has ${rec.offset}`);
-    if (rec.valueLength !== valueLength)
-      return mismatch(`says value length ${valueLength}, the record has ${rec.valueLength}`);
-    if (rec.expiresAt !== expiresAt)
-      return mismatch(`says expiry ${expiresAt}, the record has ${rec.expiresAt}`);
-    if ((rec.flags & FLAG_TOMBSTONE) !== (flags & FLAG_TOMBSTONE))
-      return mismatch(`says tombstone=${(flags & FLAG_TOMBSTONE) !== 0}, the record disagrees`);
-    if (seen.has(key)) return mismatch('appears twice');
     seen.add(key);
-    if (lastByKey && lastByKey.get(key) !== position) {
-      return mismatch(
-        `points at offset ${offset}, but a later record of that key is at byte ${lastByKey.get(key)}`,
-      );
-    }
+    if (what)
+      first = { position: entryAt, reason: `the entry for key ${JSON.stringify(toUserKey(key))} ${what}` };
   });
   if (invalid) return { position: 0, reason: invalid };
   if (first) return first;
