@@ -336,3 +336,47 @@ describe('kv-check after compaction', () => {
     expect(json.lastOffset).toBeGreaterThanOrEqual(399);
   });
 });
+
+describe('kv-check and kv-dump during a half-done compaction swap', () => {
+  it('see the directory as the next open will (outputs in, inputs out), and the open agrees', async () => {
+    const dir = tempDir();
+    const snapshots = new Map<string, string>();
+    // Steps 2..5 of the swap run synchronously: a copy taken at a step is the directory a crash there leaves.
+    const onStep = (step: string) => {
+      if (step !== 'committed' && step !== 'files-swapped') return;
+      const copy = tempDir();
+      fs.cpSync(dir, copy, { recursive: true });
+      fs.rmSync(join(copy, 'LOCK'), { force: true });
+      snapshots.set(step, copy);
+    };
+    const store = await open(dir, { compaction: { auto: false, onStep } });
+    for (let i = 0; i < 300; i++) await store.set(`k${i % 15}`, `v${i}`);
+    await store.delete('k4');
+    await store.compact();
+    const offsets: number[] = [];
+    for await (const r of store.readFrom(0)) offsets.push(r.offset);
+    const keys = store.stats().keys;
+    await store.close();
+    expect([...snapshots.keys()].sort()).toEqual(['committed', 'files-swapped']);
+    expect(fs.readdirSync(snapshots.get('committed')!).some((n) => n.endsWith('.compacting'))).toBe(true);
+
+    for (const [step, copy] of snapshots) {
+      const { code, json } = runJson<CheckReport>(built.check, [copy]);
+      expect({ step, problems: json.problems }).toEqual({ step, problems: [] });
+      expect(code).toBe(0);
+      expect(json.compactionPending).toBe(true);
+      expect(json.keys).toBe(keys);
+      expect(json.records).toBe(offsets.length);
+      const dump = runJson<{ records: { offset: number }[] }>(built.dump, [copy]);
+      expect(dump.json.records.map((r) => r.offset)).toEqual(offsets);
+      expect(run(built.check, [copy, '--fix', '--yes']).code).toBe(0); // nothing to fix
+
+      const reopened = await open(copy); // finishes the swap
+      await reopened.close();
+      const after = runJson<CheckReport>(built.check, [copy]);
+      expect(after.code).toBe(0);
+      expect(after.json.compactionPending).toBe(false);
+      expect(after.json.keys).toBe(keys);
+    }
+  });
+});
