@@ -594,6 +594,9 @@ export class Store extends EventEmitter {
       const exists = (k: string) => present.get(k) ?? this.liveSlot(k) >= 0;
       let bytes = 0;
       for (const op of ops) {
+        if (op === null || typeof op !== 'object') {
+          throw new KvError('INVALID_ARGUMENT', `a batch op must be an object {type, key, value?}, got ${String(op)}`);
+        }
         const k = toInternalKey(op.key);
         if (op.type === 'set') {
           const v = toValueBytes(op.value);
