@@ -595,7 +595,10 @@ export class Store extends EventEmitter {
       let bytes = 0;
       for (const op of ops) {
         if (op === null || typeof op !== 'object') {
-          throw new KvError('INVALID_ARGUMENT', `a batch op must be an object {type, key, value?}, got ${String(op)}`);
+          throw new KvError(
+            'INVALID_ARGUMENT',
+            `a batch op must be an object {type, key, value?}, got ${String(op)}`,
+          );
         }
         const k = toInternalKey(op.key);
         if (op.type === 'set') {
