@@ -1,0 +1,217 @@
+/**
+ * Bad input never crashes the server or disturbs other clients (DESIGN.md
+ * §1.6): random bytes, wrong and oversized lengths, truncated bodies, wrong
+ * types and unknown commands, generated with fast-check. Each case is sent on
+ * its own connection, which then half-closes; every frame the server sends
+ * back must be a well-formed reply or fatal error with a documented code, and
+ * a bystander connection keeps getting answers throughout.
+ */
+import fc from 'fast-check';
+import { Packr, Unpackr } from 'msgpackr';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect, type KvClient } from '../../src/index.js';
+import { RawConnection, type ServerProcess, spawnServer } from './spawn.js';
+
+const packr = new Packr({ useRecords: false, variableMapSize: true });
+const unpackr = new Unpackr({ useRecords: false, int64AsType: 'number' });
+
+/** Codes protocol/PROTOCOL.md documents for replies. */
+const DOCUMENTED = new Set([
+  'PROTOCOL_ERROR',
+  'UNKNOWN_COMMAND',
+  'WRONG_ARGS',
+  'NOAUTH',
+  'AUTH_FAILED',
+  'TOO_LARGE',
+  'INVALID_KEY',
+  'INVALID_VALUE',
+  'INVALID_ARGUMENT',
+  'NOT_SUPPORTED',
+  'BUSY',
+]);
+
+const MAX_FRAME = 64 * 1024;
+
+function frame(body: Uint8Array, length = body.length): Buffer {
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(length >>> 0);
+  return Buffer.concat([head, body]);
+}
+
+const commandName = fc.oneof(
+  fc.constantFrom(
+    'GET',
+    'SET',
+    'DEL',
+    'MGET',
+    'MSET',
+    'EXISTS',
+    'INCR',
+    'TTL',
+    'SCAN',
+    'DBSIZE',
+    'INFO',
+    'PING',
+  ),
+  fc.constantFrom('HELLO', 'AUTH', 'get', 'FLUSHALL', 'EVAL', ''),
+  fc.string({ maxLength: 12 }),
+);
+const arg = fc.oneof(
+  fc.string({ maxLength: 20 }),
+  fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)),
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(fc.string({ maxLength: 5 }), { maxLength: 3 }),
+  fc.dictionary(
+    fc.constantFrom('ttl', 'nx', 'xx', 'prefix', 'count', 'cursor', 'zz'),
+    fc.jsonValue({ maxDepth: 1 }),
+  ),
+);
+/** A request with a valid envelope and random arguments: must be answered, never fatal. */
+const wellFramedRequest = fc
+  .tuple(fc.integer({ min: 0, max: 2 ** 32 - 1 }), commandName, fc.array(arg, { maxLength: 5 }))
+  .map(([id, name, args]) => frame(packr.pack([id, name, ...args])));
+
+const badBytes = fc.oneof(
+  // Random bytes.
+  fc.uint8Array({ minLength: 1, maxLength: 300 }).map((a) => Buffer.from(a)),
+  // A random MessagePack value in a correct frame (often not a request at all).
+  fc.anything({ maxDepth: 2 }).map((v) => frame(packr.pack(v))),
+  // Wrong lengths: longer or shorter than the body, zero, or oversized.
+  fc
+    .tuple(fc.uint8Array({ maxLength: 50 }), fc.integer({ min: 0, max: 2 ** 32 - 1 }))
+    .map(([b, len]) => frame(b, len)),
+  fc.integer({ min: MAX_FRAME + 1, max: 2 ** 32 - 1 }).map((len) => frame(new Uint8Array(0), len)),
+  // A good request, truncated.
+  wellFramedRequest.chain((f) => fc.integer({ min: 1, max: f.length - 1 }).map((n) => f.subarray(0, n))),
+  // Several requests, some malformed, in one write.
+  fc
+    .array(
+      fc.oneof(
+        wellFramedRequest,
+        fc.uint8Array({ maxLength: 20 }).map((a) => Buffer.from(a)),
+      ),
+      {
+        maxLength: 6,
+      },
+    )
+    .map((parts) => Buffer.concat(parts)),
+);
+
+interface Outcome {
+  frames: unknown[];
+  closed: boolean;
+}
+
+/** Sends `bytes` on a fresh connection, half-closes it, collects what comes back. */
+async function exchange(port: number, bytes: Buffer): Promise<Outcome> {
+  const conn = await RawConnection.open(port);
+  conn.socket.end(bytes);
+  await conn.until(() => conn.closed, 3000);
+  const frames: unknown[] = [];
+  let rest = conn.received;
+  while (rest.length >= 4 && rest.length >= 4 + rest.readUInt32BE(0)) {
+    const n = rest.readUInt32BE(0);
+    frames.push(unpackr.unpack(rest.subarray(4, 4 + n)));
+    rest = rest.subarray(4 + n);
+  }
+  expect(rest.length, 'no partial frame is left').toBe(0);
+  const closed = conn.closed;
+  conn.close();
+  return { frames, closed };
+}
+
+function checkReply(reply: unknown): void {
+  expect(Array.isArray(reply)).toBe(true);
+  const r = reply as unknown[];
+  expect([2, 3]).toContain(r.length);
+  if (r.length === 3) {
+    expect(r[1]).toBeNull();
+    const e = r[2] as { code: string; message: string };
+    expect(DOCUMENTED.has(e.code), `undocumented code ${e.code}`).toBe(true);
+    expect(typeof e.message).toBe('string');
+  } else {
+    expect(typeof r[0]).toBe('number');
+  }
+}
+
+describe('bad input', () => {
+  let server: ServerProcess;
+  let bystander: KvClient<string>;
+  let bystanderOk = 0;
+  let bystanderFailed = 0;
+  let stopBystander = false;
+  let loop: Promise<void>;
+
+  beforeAll(async () => {
+    server = await spawnServer({ args: ['--max-frame-bytes', String(MAX_FRAME)] });
+    bystander = connect({ port: server.port, reconnect: false });
+    await bystander.set('stable', 'value');
+    loop = (async () => {
+      while (!stopBystander) {
+        try {
+          expect(await bystander.get('stable')).toBe('value');
+          bystanderOk++;
+        } catch {
+          bystanderFailed++;
+        }
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+  });
+  afterAll(async () => {
+    stopBystander = true;
+    await loop;
+    await bystander.close();
+    await server.stop();
+  });
+
+  it('well-framed requests with random arguments are answered, never dropped', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(wellFramedRequest, { minLength: 1, maxLength: 8 }), async (reqs) => {
+        const { frames } = await exchange(server.port, Buffer.concat(reqs));
+        expect(frames.length).toBe(reqs.length);
+        for (const [i, f] of frames.entries()) {
+          checkReply(f);
+          const sentId = (unpackr.unpack(reqs[i]!.subarray(4)) as unknown[])[0];
+          expect((f as unknown[])[0]).toBe(sentId);
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('random bytes and malformed frames get documented errors or a closed connection', async () => {
+    await fc.assert(
+      fc.asyncProperty(badBytes, async (bytes) => {
+        const { frames, closed } = await exchange(server.port, bytes);
+        expect(closed).toBe(true);
+        for (const f of frames) checkReply(f);
+        // A fatal frame, if any, is the last thing sent.
+        const fatalAt = frames.findIndex((f) => (f as unknown[])[0] === null);
+        if (fatalAt >= 0) expect(fatalAt).toBe(frames.length - 1);
+      }),
+      { numRuns: 250 },
+    );
+  });
+
+  it('an oversized length prefix is refused before its body arrives', async () => {
+    const conn = await RawConnection.open(server.port);
+    conn.write(frame(new Uint8Array(0), 2 ** 32 - 1));
+    const reply = await conn.frame(3000);
+    expect(reply).toBeDefined();
+    const r = unpackr.unpack(reply!.subarray(4)) as [null, null, { code: string }];
+    expect(r[0]).toBeNull();
+    expect(r[2].code).toBe('TOO_LARGE');
+    expect(await conn.until(() => conn.closed, 3000)).toBe(true);
+  });
+
+  it('the server stayed up and the bystander was answered throughout', async () => {
+    expect(server.proc.exitCode).toBeNull();
+    expect(bystanderFailed).toBe(0);
+    expect(bystanderOk).toBeGreaterThan(10);
+    expect(await bystander.ping()).toBe('PONG');
+  });
+});
