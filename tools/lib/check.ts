@@ -30,14 +30,11 @@
 import { join } from 'node:path';
 import { COMPACTION_MANIFEST } from '../../src/engine/filenames.js';
 import type { Fs } from '../../src/engine/fs.js';
-import { decodeHint, HINT_ENTRY_BYTES, HINT_HEADER_BYTES } from '../../src/engine/hint.js';
-import { toUserKey } from '../../src/engine/keys.js';
-import { INDEX_INTERVAL_BYTES } from '../../src/engine/limits.js';
 import { FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE } from '../../src/engine/record.js';
 import { resync, scanRecords } from '../../src/engine/segment.js';
 import { checkSegmentHeader, SEGMENT_HEADER_BYTES } from '../../src/engine/segment-header.js';
-import { INDEX_ENTRY_BYTES, INDEX_HEADER_BYTES, SparseIndex } from '../../src/engine/sparse-index.js';
-import { type SegmentFiles, viewDataDir } from './data-dir.js';
+import { checkHint, checkIndex, type RecordInfo } from './check-files.js';
+import { viewDataDir } from './data-dir.js';
 
 export type ProblemKind = 'torn-tail' | 'corruption' | 'offsets' | 'batch' | 'hint' | 'index';
 
@@ -110,14 +107,6 @@ export interface CheckReport {
 
 /** Problems listed in a report; a badly damaged directory could yield millions. */
 export const MAX_PROBLEMS = 1000;
-
-interface RecordInfo {
-  offset: number;
-  key: string;
-  valueLength: number;
-  expiresAt: number;
-  flags: number;
-}
 
 /** A key's latest record, packed in one number (one Map<string, number> entry per key): size * 4 + state. */
 const LIVE = 0;
@@ -389,113 +378,4 @@ export function checkDir(fs: Fs, dir: string, now = Date.now()): CheckReport {
   report.deadBytes = validBytes - report.liveBytes;
   report.ok = report.problems.length === 0;
   return report;
-}
-
-interface FileProblem {
-  position: number;
-  reason: string;
-}
-
-function inDamage(damage: readonly [number, number][], position: number): boolean {
-  return damage.some(([start, end]) => position >= start && position < end);
-}
-
-function checkHint(
-  fs: Fs,
-  dir: string,
-  files: SegmentFiles,
-  byPosition: Map<number, RecordInfo>,
-  damage: readonly [number, number][],
-  lastByKey: Map<string, number> | undefined,
-): FileProblem | undefined {
-  const base = files.baseOffset;
-  let buf: Buffer;
-  try {
-    buf = fs.readFile(join(dir, files.hint!));
-  } catch (err) {
-    return { position: 0, reason: `cannot read the hint: ${(err as Error).message}` };
-  }
-  let first: FileProblem | undefined;
-  let at = HINT_HEADER_BYTES;
-  const seen = new Set<string>();
-  const invalid = decodeHint(buf, base, (key, offset, position, valueLength, expiresAt, flags) => {
-    const entryAt = at;
-    at += HINT_ENTRY_BYTES + key.length;
-    if (first) return;
-    const rec = byPosition.get(position);
-    let what: string | undefined;
-    if (!rec) {
-      // Inside damage already reported as the segment's, the hint is not to blame.
-      if (!inDamage(damage, position))
-        what = `points at byte ${position} of ${files.seg}, where no valid record starts`;
-    } else if (rec.key !== key) {
-      what = `points at byte ${position}, whose record has key ${JSON.stringify(toUserKey(rec.key))}`;
-    } else if (rec.offset !== offset) {
-      what = `says offset ${offset}, the record has ${rec.offset}`;
-    } else if (rec.valueLength !== valueLength) {
-      what = `says value length ${valueLength}, the record has ${rec.valueLength}`;
-    } else if (rec.expiresAt !== expiresAt) {
-      what = `says expiry ${expiresAt}, the record has ${rec.expiresAt}`;
-    } else if ((rec.flags & FLAG_TOMBSTONE) !== (flags & FLAG_TOMBSTONE)) {
-      what = `says tombstone=${(flags & FLAG_TOMBSTONE) !== 0}, the record disagrees`;
-    } else if (seen.has(key)) {
-      what = 'appears twice';
-    } else if (lastByKey && lastByKey.get(key) !== position) {
-      what = `points at offset ${offset}, but a later record of that key is at byte ${lastByKey.get(key)}`;
-    }
-    seen.add(key);
-    if (what)
-      first = { position: entryAt, reason: `the entry for key ${JSON.stringify(toUserKey(key))} ${what}` };
-  });
-  if (invalid) return { position: 0, reason: invalid };
-  if (first) return first;
-  if (lastByKey) {
-    for (const [key, position] of lastByKey) {
-      if (!seen.has(key)) {
-        const offset = byPosition.get(position)?.offset;
-        return {
-          position: 0,
-          reason: `the hint lacks key ${JSON.stringify(toUserKey(key))} (offset ${offset} at byte ${position} of ${files.seg})`,
-        };
-      }
-    }
-  }
-  return undefined;
-}
-
-function checkIndex(
-  fs: Fs,
-  dir: string,
-  files: SegmentFiles,
-  byPosition: Map<number, RecordInfo>,
-  damage: readonly [number, number][],
-): FileProblem | undefined {
-  const base = files.baseOffset;
-  let decoded: SparseIndex | string;
-  try {
-    decoded = SparseIndex.decode(fs.readFile(join(dir, files.index!)), base, INDEX_INTERVAL_BYTES);
-  } catch (err) {
-    return { position: 0, reason: `cannot read the index: ${(err as Error).message}` };
-  }
-  if (typeof decoded === 'string') return { position: 0, reason: decoded };
-  for (let i = 0; i < decoded.positions.length; i++) {
-    const position = decoded.positions[i]!;
-    const offset = base + decoded.relOffsets[i]!;
-    const rec = byPosition.get(position);
-    const at = INDEX_HEADER_BYTES + i * INDEX_ENTRY_BYTES;
-    if (!rec) {
-      if (inDamage(damage, position)) continue; // already reported as the segment's damage
-      return {
-        position: at,
-        reason: `entry ${i} (offset ${offset}) points at byte ${position} of ${files.seg}, where no valid record starts`,
-      };
-    }
-    if (rec.offset !== offset) {
-      return {
-        position: at,
-        reason: `entry ${i} says offset ${offset} at byte ${position}, the record there has offset ${rec.offset}`,
-      };
-    }
-  }
-  return undefined;
 }
