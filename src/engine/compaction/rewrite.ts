@@ -107,8 +107,6 @@ class OutputWriter {
     this.writeBuffer();
     const name = segmentFile(baseOffset);
     const fd = this.fs.open(join(this.dir, compactingFile(name)), 'wx+');
-    const header = encodeSegmentHeader(baseOffset);
-    this.fs.write(fd, header, 0, header.length, 0);
     const out: Output = {
       baseOffset,
       name,
@@ -119,7 +117,10 @@ class OutputWriter {
       index: new SparseIndex(baseOffset, this.indexIntervalBytes),
       hint: [],
     };
+    // Listed before the first write, so abort() deletes it if that write fails (ENOSPC).
     this.outputs.push(out);
+    const header = encodeSegmentHeader(baseOffset);
+    this.fs.write(fd, header, 0, header.length, 0);
     this.cur = out;
     this.bufStart = SEGMENT_HEADER_BYTES;
     return out;

@@ -137,15 +137,41 @@ export function swap(
   const data = encodeManifest(manifest);
   const tmp = join(dir, tempFile(COMPACTION_MANIFEST));
   if (fs.exists(tmp)) fs.unlink(tmp);
-  const fd = fs.open(tmp, 'wx');
   try {
-    fs.write(fd, data, 0, data.length, 0);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.close(fd);
+    const fd = fs.open(tmp, 'wx');
+    try {
+      fs.write(fd, data, 0, data.length, 0);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.close(fd);
+    }
+    fs.rename(tmp, join(dir, COMPACTION_MANIFEST));
+  } catch (err) {
+    // Not committed: the store is as it was, and no half-written manifest is left behind.
+    try {
+      if (fs.exists(tmp)) fs.unlink(tmp);
+    } catch {
+      // Swept at the next open.
+    }
+    throw err;
   }
-  fs.rename(tmp, join(dir, COMPACTION_MANIFEST));
-  fs.fsyncDir(dir);
+  try {
+    fs.fsyncDir(dir);
+  } catch (err) {
+    // The manifest is in place, durable or not: the outputs must stay, and the
+    // next open rolls forward (or, if the rename was lost, back). Never delete them now.
+    for (const o of outputs) {
+      try {
+        fs.close(o.fd);
+      } catch {
+        // already closed
+      }
+    }
+    throw new SwapIncomplete(
+      `the compaction manifest may or may not be durable (${(err as Error).message}); restart to resolve it`,
+      { cause: err },
+    );
+  }
   onStep('committed');
 
   try {
