@@ -8,7 +8,6 @@
  * descriptor of this process still holds one of them.
  */
 import * as fs from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ManualClock, openStore, type StoreOptions } from '../../../src/engine/index.js';
 import { silentLogger } from '../helpers.js';
