@@ -96,11 +96,14 @@ export async function makeData(n = 300, keys = 50): Promise<{ dir: string; model
   const dir = tempDir();
   const store = await open(dir);
   const model = new Map<string, string>();
+  // Records get their offsets (and segments) when set() is called: no need to wait for each ack.
+  const acks: Promise<boolean>[] = [];
   for (let i = 0; i < n; i++) {
     const k = `k${i % keys}`;
-    await store.set(k, `value-${i}`);
+    acks.push(store.set(k, `value-${i}`));
     model.set(k, `value-${i}`);
   }
+  await Promise.all(acks);
   await store.delete('k1');
   model.delete('k1');
   await store.batch([

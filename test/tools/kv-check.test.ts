@@ -322,7 +322,7 @@ describe('kv-check after compaction', () => {
   it('accepts the gaps in offsets that compaction leaves', async () => {
     const dir = tempDir();
     const store = await open(dir);
-    for (let i = 0; i < 400; i++) await store.set(`k${i % 20}`, `v${i}`);
+    await Promise.all(Array.from({ length: 400 }, (_, i) => store.set(`k${i % 20}`, `v${i}`)));
     await store.delete('k3');
     const result = await store.compact();
     await store.close();
@@ -350,7 +350,7 @@ describe('kv-check and kv-dump during a half-done compaction swap', () => {
       snapshots.set(step, copy);
     };
     const store = await open(dir, { compaction: { auto: false, onStep } });
-    for (let i = 0; i < 300; i++) await store.set(`k${i % 15}`, `v${i}`);
+    await Promise.all(Array.from({ length: 300 }, (_, i) => store.set(`k${i % 15}`, `v${i}`)));
     await store.delete('k4');
     await store.compact();
     const offsets: number[] = [];
