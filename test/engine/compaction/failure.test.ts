@@ -42,11 +42,11 @@ const KEYS = Array.from({ length: 60 }, (_, i) => keyName(i));
 
 interface Faults {
   /** Bytes that writes to `*.compacting` files may still take before ENOSPC (undefined: no limit). */
-  compactingBytesLeft?: number;
+  compactingBytesLeft?: number | undefined;
   /** fsync (async or sync) of a file whose path this matches fails with EIO. */
   failFsync?: (path: string) => boolean;
   /** fsyncDir fails with EIO (after this many more successful calls). */
-  failFsyncDirAfter?: number;
+  failFsyncDirAfter?: number | undefined;
 }
 
 function errno(code: string, syscall: string, path: string): NodeJS.ErrnoException {
