@@ -30,6 +30,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { openStore, type Store } from '../../src/engine/index.js';
 import { keyOf } from './engine-jobs.js';
 
@@ -151,6 +152,12 @@ export interface CompactResult {
   segmentsIn: number;
   segmentsOut: number;
   keysKept: number;
+  /** CPU time (user + system) of the process while store.compact() ran, ms. */
+  cpuMs: number;
+  /** Longest event-loop stall seen while store.compact() ran (perf_hooks, 1 ms resolution), ms. */
+  loopMaxMs: number;
+  /** 99th percentile of event-loop delay while store.compact() ran, ms. */
+  loopP99Ms: number;
   before: StoreFigures;
   after: StoreFigures;
   get?: Latencies;
@@ -356,9 +363,14 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
   }
   const before = figures(store);
   fg?.measure(true);
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const r = await store.compact();
   const wallMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  loop.disable();
   await fg?.stop();
   if (!r) throw new Error('nothing to compact');
   await store.settleBackground();
@@ -373,6 +385,9 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
     segmentsIn: r.segmentsIn,
     segmentsOut: r.segmentsOut,
     keysKept: r.keysKept,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    loopMaxMs: loop.max / 1e6,
+    loopP99Ms: loop.percentile(99) / 1e6,
     before,
     after,
   };

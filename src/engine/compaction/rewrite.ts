@@ -14,8 +14,12 @@
  *   segment drops them all (nutsdb #77: tombstones kept forever).
  * Batch flags are cleared: a kept record stands alone.
  *
- * Runs on the event loop in small steps (STEP_BYTES of input, then a yield),
- * so foreground reads and writes keep flowing (DESIGN.md §1.4). Decisions
+ * Runs on the event loop in small steps (STEP_MS of work, then a yield), so
+ * foreground reads and writes keep flowing (DESIGN.md §1.4). Inputs are read
+ * sequentially in large chunks into one reused buffer; outputs are fsynced in
+ * the background every SYNC_EVERY_BYTES while the rewrite goes on (as Redis's
+ * AOF rewrite does every 4 MB), so the disk writes back while we compute and
+ * the final fsync has little left to do. Decisions
  * made against the keydir here are re-checked at commit (swap.ts): a write
  * that lands meanwhile always wins.
  */
@@ -24,16 +28,87 @@ import { CorruptionError } from '../../errors.js';
 import { compactingFile, hintFile, indexFile, segmentFile } from '../filenames.js';
 import type { Fs } from '../fs.js';
 import { encodeHint, type HintEntry } from '../hint.js';
-import { encodeRecord, FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE, RECORD_HEADER_BYTES } from '../record.js';
-import { type Segment, scanRecords } from '../segment.js';
+import { MAX_KEY_BYTES } from '../limits.js';
+import {
+  checkRecord,
+  decodeHeader,
+  encodeRecord,
+  FLAG_BATCH,
+  FLAG_BATCH_END,
+  FLAG_TOMBSTONE,
+  RECORD_HEADER_BYTES,
+  recordKey,
+} from '../record.js';
+import type { Segment } from '../segment.js';
 import { encodeSegmentHeader, SEGMENT_HEADER_BYTES } from '../segment-header.js';
 import { SparseIndex } from '../sparse-index.js';
 import type { Store } from '../store.js';
 
-/** Input bytes processed between two yields to the event loop. */
-const STEP_BYTES = 256 * 1024;
+/** Time the rewrite may hold the event loop before it yields, in ms (DESIGN.md §1.4: a few ms at most). */
+const STEP_MS = 3;
+/** Records processed between two looks at the clock. */
+const RECORDS_PER_CLOCK_CHECK = 16;
+/** Input bytes read per read call (one buffer, reused across steps and segments). */
+const READ_BYTES = 4 * 1024 * 1024;
 /** Output bytes buffered before a write. */
 const OUT_BUFFER_BYTES = 1024 * 1024;
+/** Output bytes written to a file since its last fsync that start a background fsync of it. */
+const SYNC_EVERY_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Sequential reader of one input segment at a time: `ensure` makes a byte
+ * range available in `buf`, reading ahead READ_BYTES at a time. Bytes
+ * before the range asked for may be overwritten: callers use a record's
+ * bytes before asking for the next one.
+ */
+class InputReader {
+  buf: Buffer = Buffer.allocUnsafe(READ_BYTES);
+  /** File position of buf[0]. */
+  private start = 0;
+  /** File position of the end of the valid bytes in buf. */
+  private end = 0;
+  private fd = -1;
+  private to = 0;
+
+  constructor(private readonly fs: Fs) {}
+
+  /** Starts reading `fd` at `from`, never past `to`. */
+  open(fd: number, from: number, to: number): void {
+    this.fd = fd;
+    this.start = from;
+    this.end = from;
+    this.to = to;
+  }
+
+  /** Index in `buf` of file position `pos`, with `need` bytes after it; -1 if the file ends first. */
+  ensure(pos: number, need: number): number {
+    if (pos >= this.start && pos + need <= this.end) return pos - this.start;
+    const keep = Math.max(0, this.end - pos);
+    if (need > this.buf.length) {
+      const bigger = Buffer.allocUnsafe(need);
+      if (keep > 0) this.buf.copy(bigger, 0, pos - this.start, this.end - this.start);
+      this.buf = bigger;
+    } else if (keep > 0) {
+      this.buf.copyWithin(0, pos - this.start, this.end - this.start);
+    }
+    this.start = pos;
+    this.end = pos + keep;
+    const want = Math.min(this.buf.length - keep, this.to - this.end);
+    let got = 0;
+    while (got < want) {
+      const n = this.fs.read(this.fd, this.buf, keep + got, want - got, this.end + got);
+      if (n === 0) break;
+      got += n;
+    }
+    this.end += got;
+    return this.end - pos >= need ? 0 : -1;
+  }
+
+  /** Index in `buf` just past the valid bytes. */
+  get bufferedEnd(): number {
+    return this.end - this.start;
+  }
+}
 
 export interface Output {
   baseOffset: number;
@@ -77,6 +152,11 @@ class OutputWriter {
   private buf = Buffer.allocUnsafe(OUT_BUFFER_BYTES);
   private used = 0;
   private bufStart = 0;
+  /** Bytes written to the current output since its last fsync was started. */
+  private unsynced = 0;
+  /** Background fsyncs in flight; their first failure fails `finish`. */
+  private readonly syncs = new Set<Promise<void>>();
+  private syncError: unknown;
 
   constructor(
     private readonly fs: Fs,
@@ -105,6 +185,7 @@ class OutputWriter {
 
   private open(baseOffset: number): Output {
     this.writeBuffer();
+    this.unsynced = 0;
     const name = segmentFile(baseOffset);
     const fd = this.fs.open(join(this.dir, compactingFile(name)), 'wx+');
     const out: Output = {
@@ -127,14 +208,38 @@ class OutputWriter {
   }
 
   writeBuffer(): void {
-    if (this.cur && this.used > 0) this.fs.write(this.cur.fd, this.buf, 0, this.used, this.bufStart);
-    if (this.cur) this.bufStart = this.cur.size;
+    const cur = this.cur;
+    if (cur && this.used > 0) {
+      this.fs.write(cur.fd, this.buf, 0, this.used, this.bufStart);
+      this.unsynced += this.used;
+      if (this.unsynced >= SYNC_EVERY_BYTES) this.syncInBackground(cur.fd);
+    }
+    if (cur) this.bufStart = cur.size;
     this.used = 0;
+  }
+
+  /** Starts an fsync of `fd` without waiting for it (at most one in flight per file). */
+  private syncInBackground(fd: number): void {
+    this.unsynced = 0;
+    for (const s of this.syncs) if ((s as Promise<void> & { fd?: number }).fd === fd) return;
+    const p: Promise<void> & { fd?: number } = this.fs.fsync(fd).then(
+      () => {
+        this.syncs.delete(p);
+      },
+      (err: unknown) => {
+        this.syncs.delete(p);
+        this.syncError ??= err;
+      },
+    );
+    p.fd = fd;
+    this.syncs.add(p);
   }
 
   /** Writes the rest, the hints and indexes, and fsyncs everything. */
   async finish(): Promise<void> {
     this.writeBuffer();
+    while (this.syncs.size > 0) await Promise.all([...this.syncs]);
+    if (this.syncError) throw this.syncError;
     for (const o of this.outputs) {
       await this.fs.fsync(o.fd);
       for (const [name, data] of [
@@ -194,89 +299,98 @@ export async function rewrite(
   const kd = store.keydir;
   const bytesTotal = inputs.reduce((n, s) => n + s.size, 0);
   let bytesDone = 0;
+  /** A record that is not live: only a deletion (tombstone, or an expiry) may still be needed. */
+  const keepDeletion = (key: string, offset: number, tombstone: boolean, expired: boolean, slot: number) => {
+    if (prefix || (!tombstone && !expired)) return;
+    if (slot >= 0) {
+      shadowedBy.push(key);
+      return;
+    }
+    if (keptTombstones.has(key)) return;
+    keptTombstones.add(key);
+    const size = RECORD_HEADER_BYTES + key.length;
+    const w = writer.reserve(size, offset);
+    encodeRecord(w.buf, w.at, offset, 0, FLAG_TOMBSTONE, key, undefined);
+    writer.outputs[w.out]!.hint.push({
+      key,
+      offset,
+      position: w.position,
+      valueLength: 0,
+      expiresAt: 0,
+      flags: FLAG_TOMBSTONE,
+    });
+  };
+  const reader = new InputReader(fs);
   try {
     for (let si = 0; si < inputs.length; si++) {
       const seg = inputs[si]!;
       let pos = SEGMENT_HEADER_BYTES;
       bytesDone += SEGMENT_HEADER_BYTES;
+      reader.open(seg.fd, pos, seg.size);
       while (pos < seg.size) {
         const now = clock.now();
-        const r = scanRecords(
-          fs,
-          seg.fd,
-          pos,
-          seg.size,
-          (rec) => {
-            const h = rec.header;
-            const key = rec.key;
-            const tombstone = (h.flags & FLAG_TOMBSTONE) !== 0;
-            const expired = h.expiresAt !== 0 && h.expiresAt <= now;
-            let slot = kd.slot(key);
-            if (
-              !tombstone &&
-              slot >= 0 &&
-              kd.segmentOf(slot) === seg.id &&
-              kd.positionOf(slot) === rec.position
-            ) {
-              if (!expired) {
-                const { out, position, buf, at } = writer.reserve(rec.size, h.offset);
-                const start = rec.valueAt - h.keyLength - RECORD_HEADER_BYTES;
-                if ((h.flags & (FLAG_BATCH | FLAG_BATCH_END)) === 0)
-                  rec.buf.copy(buf, at, start, start + rec.size);
-                else
-                  encodeRecord(
-                    buf,
-                    at,
-                    h.offset,
-                    h.expiresAt,
-                    0,
-                    key,
-                    rec.buf.subarray(rec.valueAt, rec.valueAt + h.valueLength),
-                  );
-                writer.outputs[out]!.hint.push({
+        const stepFrom = pos;
+        const stepUntil = performance.now() + STEP_MS;
+        let records = 0;
+        while (pos < seg.size) {
+          let at = reader.ensure(pos, RECORD_HEADER_BYTES);
+          if (at < 0) throw new CorruptionError(seg.name, pos, 'truncated record header');
+          const h = decodeHeader(reader.buf, at, reader.bufferedEnd, MAX_KEY_BYTES);
+          if (!h) throw new CorruptionError(seg.name, pos, 'invalid record header');
+          const size = RECORD_HEADER_BYTES + h.keyLength + h.valueLength;
+          if (pos + size > seg.size)
+            throw new CorruptionError(seg.name, pos, 'record runs past the end of the segment');
+          at = reader.ensure(pos, size);
+          if (at < 0) throw new CorruptionError(seg.name, pos, 'truncated record');
+          const buf = reader.buf;
+          if (!checkRecord(buf, at, size)) throw new CorruptionError(seg.name, pos, 'record fails its CRC');
+          const key = recordKey(buf, at, h.keyLength);
+          const position = pos;
+          pos += size;
+          const tombstone = (h.flags & FLAG_TOMBSTONE) !== 0;
+          const expired = h.expiresAt !== 0 && h.expiresAt <= now;
+          let slot = kd.slot(key);
+          if (!tombstone && slot >= 0 && kd.segmentOf(slot) === seg.id && kd.positionOf(slot) === position) {
+            if (!expired) {
+              const w = writer.reserve(size, h.offset);
+              if ((h.flags & (FLAG_BATCH | FLAG_BATCH_END)) === 0) buf.copy(w.buf, w.at, at, at + size);
+              else {
+                const valueAt = at + RECORD_HEADER_BYTES + h.keyLength;
+                encodeRecord(
+                  w.buf,
+                  w.at,
+                  h.offset,
+                  h.expiresAt,
+                  0,
                   key,
-                  offset: h.offset,
-                  position,
-                  valueLength: h.valueLength,
-                  expiresAt: h.expiresAt,
-                  flags: 0,
-                });
-                moves.keys.push(key);
-                moves.fromSegment.push(seg.id);
-                moves.fromPosition.push(rec.position);
-                moves.toOutput.push(out);
-                moves.toPosition.push(position);
-                moves.valueLength.push(h.valueLength);
-                return;
+                  buf.subarray(valueAt, valueAt + h.valueLength),
+                );
               }
+              writer.outputs[w.out]!.hint.push({
+                key,
+                offset: h.offset,
+                position: w.position,
+                valueLength: h.valueLength,
+                expiresAt: h.expiresAt,
+                flags: 0,
+              });
+              moves.keys.push(key);
+              moves.fromSegment.push(seg.id);
+              moves.fromPosition.push(position);
+              moves.toOutput.push(w.out);
+              moves.toPosition.push(w.position);
+              moves.valueLength.push(h.valueLength);
+            } else {
               store.expireKey(key);
               slot = -1;
+              keepDeletion(key, h.offset, tombstone, expired, slot);
             }
-            // Not live. Only a deletion (tombstone, or an expiry) may still be needed.
-            if (prefix || (!tombstone && !expired)) return;
-            if (slot >= 0) {
-              shadowedBy.push(key);
-              return;
-            }
-            if (keptTombstones.has(key)) return;
-            keptTombstones.add(key);
-            const size = RECORD_HEADER_BYTES + key.length;
-            const { out, position, buf, at } = writer.reserve(size, h.offset);
-            encodeRecord(buf, at, h.offset, 0, FLAG_TOMBSTONE, key, undefined);
-            writer.outputs[out]!.hint.push({
-              key,
-              offset: h.offset,
-              position,
-              valueLength: 0,
-              expiresAt: 0,
-              flags: FLAG_TOMBSTONE,
-            });
-          },
-          pos + STEP_BYTES,
-        );
-        if (r.problem) throw new CorruptionError(seg.name, r.problem.position, r.problem.reason);
-        bytesDone += r.end - pos;
-        pos = r.end;
+          } else {
+            keepDeletion(key, h.offset, tombstone, expired, slot);
+          }
+          if (++records % RECORDS_PER_CLOCK_CHECK === 0 && performance.now() >= stepUntil) break;
+        }
+        bytesDone += pos - stepFrom;
         onProgress({ segmentsDone: si, segmentsTotal: inputs.length, bytesDone, bytesTotal });
         await new Promise((resolve) => setImmediate(resolve));
         if (isCancelled()) throw new Error('compaction cancelled: the store is closing');
