@@ -112,17 +112,28 @@ describe('kv-dump --from on many segments', () => {
     expect(whole.stdout.trimEnd().split('\n')).toHaveLength(30);
   });
 
-  it('falls back to a scan when a sparse index points at no record', () => {
+  it('falls back to a scan when a sparse index points at no record, or at a later one', () => {
     const copy = tempDir();
     fs.cpSync(dir, copy, { recursive: true });
     const seg = segFiles(copy)[3]!;
     const base = Number(seg.replace('.seg', ''));
-    const index = new SparseIndex(base, 64);
-    index.observe(base + 2, 100); // not a record start
-    fs.writeFileSync(join(copy, seg.replace('.seg', '.index')), index.encode());
-    const { code, json } = runJson<DumpJson>(built.dump, [copy, '--from', String(base + 3), '--limit', '2']);
-    expect(code).toBe(0);
-    expect(json.records.map((r) => r.offset)).toEqual([base + 3, base + 4]);
+    const indexPath = join(copy, seg.replace('.seg', '.index'));
+    const from = String(base + 3);
+    const lie = (position: number) => {
+      const index = new SparseIndex(base, 64);
+      index.observe(base + 2, position);
+      fs.writeFileSync(indexPath, index.encode());
+    };
+    lie(100); // not a record start
+    let got = runJson<DumpJson>(built.dump, [copy, '--from', from, '--limit', '2']);
+    expect(got.code).toBe(0);
+    expect(got.json.records.map((r) => r.offset)).toEqual([base + 3, base + 4]);
+    // The start of the record at base + 6: the entry claims offset base + 2 there.
+    const at = runJson<DumpJson>(built.dump, [dir, '--from', String(base + 6), '--limit', '1']).json
+      .records[0]!;
+    lie(at.position);
+    got = runJson<DumpJson>(built.dump, [copy, '--from', from, '--limit', '2']);
+    expect(got.json.records.map((r) => r.offset)).toEqual([base + 3, base + 4]);
   });
 });
 

@@ -98,6 +98,7 @@ export class LogReader {
         let pos = this.startPosition(files, from);
         let trusted = pos === SEGMENT_HEADER_BYTES; // an index position is verified by the first scan step
         let lastOffset = -1;
+        let firstOffset = -1; // of the first record this step read
         while (pos < size && left > 0) {
           const out: DumpRecord[] = [];
           const r = scanRecords(
@@ -107,6 +108,7 @@ export class LogReader {
             size,
             (rec) => {
               const h = rec.header;
+              if (firstOffset < 0) firstOffset = h.offset;
               if (h.offset > lastOffset) lastOffset = h.offset;
               if (h.offset < from || out.length >= left) return;
               const keyAt = rec.valueAt - h.keyLength;
@@ -125,10 +127,14 @@ export class LogReader {
             },
             pos + STEP_BYTES,
           );
-          if (!trusted && r.problem && r.problem.position === pos) {
-            // The index points at no record start: fall back to scanning the segment.
+          const lying = (r.problem && r.problem.position === pos) || firstOffset > from;
+          if (!trusted && lying) {
+            // The index points at no record start, or at a record past `from` (its entry said ≤ from):
+            // fall back to scanning the segment from its first record.
             pos = SEGMENT_HEADER_BYTES;
             trusted = true;
+            lastOffset = -1;
+            firstOffset = -1;
             continue;
           }
           trusted = true;
