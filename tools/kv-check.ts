@@ -33,13 +33,15 @@ Verifies every file of a segkv data directory: segment headers, the CRC of
 every record, offsets (increasing within and across segments), batches
 (complete), hint files (each entry against its record) and sparse indexes
 (each entry at a record start with its offset). Prints a report and exits
-0 if everything is clean, 1 if anything is wrong, 2 on a usage error.
+0 if everything is clean, 1 if anything is wrong (or the directory is in use
+by a running server), 2 on a usage error. Reads only, unless --fix.
 
 Options:
   --fix              Truncate a torn tail of the active (last) segment, after
-                     asking on the terminal. Never cuts valid records; refuses
-                     damage that is followed by valid records or that sits in a
-                     sealed segment (restore those files from a backup).
+                     asking on the terminal, as recovery would. Never cuts a
+                     complete record (a batch missing its end record goes whole,
+                     as at recovery); refuses damage that valid records follow
+                     or that sits in a sealed segment (restore those files).
   --yes, -y          With --fix: do not ask.
   --force-read-only  Check a directory whose LOCK names a running process
                      (read only; the active segment may be mid-write).
