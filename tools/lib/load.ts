@@ -295,7 +295,33 @@ class BenchConnection {
   }
 }
 
-function open(o: LoadOptions): Promise<Socket> {
+/**
+ * Connects, sends one request (`command` with `args`, no key slots), waits for
+ * its reply and closes: resolves with the error text of an error reply, or
+ * undefined. For readiness checks (PING) outside a run.
+ */
+export async function probe(
+  adapter: WireAdapter,
+  host: string,
+  port: number,
+  command: string,
+  args: readonly string[] = [],
+): Promise<string | undefined> {
+  const socket = await open({ host, port });
+  try {
+    const t = adapter.template(command, args);
+    const bytes = Buffer.from(t.bytes);
+    if (t.idAt >= 0) bytes.writeUInt32BE(1, t.idAt);
+    await BenchConnection.handshake(socket, adapter, bytes, 1);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    socket.destroy();
+  }
+}
+
+function open(o: { host: string; port: number }): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = tcpConnect({ host: o.host, port: o.port, noDelay: true }, () => {
       s.off('error', reject);

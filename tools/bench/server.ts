@@ -1,0 +1,640 @@
+/**
+ * `npm run bench:server`: kv-server against redis-server, side by side, in one
+ * run (issue 6, DESIGN.md §7).
+ *
+ *   throughput  per durability pair (segkv --fsync interval vs Redis AOF
+ *               appendfsync everysec; --fsync always vs appendfsync always),
+ *               fresh servers with --keys keys written first, then kv-bench
+ *               (a child process: the same load generator for both, see
+ *               tools/lib/load.ts) for set, get and mixed at -c 50 -d 100,
+ *               -P 1 and -P 16; --repeat runs each, alternating which store
+ *               goes first; medians of ops/s and p99 with their ratio.
+ *   memory      a fresh server of each, keys written up to each of --sizes,
+ *               VmRSS from /proc/PID/status after each size.
+ *   restart     that server stopped (SIGTERM) and started again on its data:
+ *               time from spawn until it answers PING with all data loaded
+ *               (Redis: until INFO persistence says loading:0).
+ *
+ * Redis runs with --save '' (no RDB), appendonly yes, no automatic AOF
+ * rewrite. The servers and the load generator share the machine: figures are
+ * relative, which is why each table row carries the ratio segkv/Redis.
+ * Results: tools/bench/results/server-<date>.json and .svg (grouped bars).
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { BenchReport } from '../kv-bench.js';
+import type { TestResult } from '../lib/load.js';
+import { probe } from '../lib/load.js';
+import { segkvWire } from '../lib/wire.js';
+import { fmt, formatTable, logLine, median, TempRoot, writeResults } from './lib.js';
+import { findRedisServer, parseInfo, RespClient } from './redis-peer.js';
+import { serverChart } from './server-chart.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const KV_SERVER = join(HERE, '..', '..', 'src', 'server', 'main.js');
+const KV_BENCH = join(HERE, '..', 'kv-bench.js');
+
+const HELP = `usage: npm run bench:server -- [options]
+
+  --duration S      seconds per kv-bench run (default 5)
+  --requests N      requests per run instead of --duration (quick: 2000)
+  --repeat N        runs of each row, medians shown (default 3)
+  --keys N          keys written before the throughput runs, and -r (default 100000)
+  --clients N       kv-bench -c (default 50)
+  --value-bytes N   kv-bench -d (default 100)
+  --pipelines LIST  kv-bench -P values (default 1,16)
+  --workloads LIST  kv-bench -t values (default set,get,mixed)
+  --modes LIST      durability pairs: interval (everysec), always (default interval,always)
+  --sizes LIST      key counts for the memory and restart figures (default 1000000,5000000)
+  --no-memory       skip memory and restart
+  --redis PATH      redis-server binary (default: the one on PATH, installed with apt-get if missing)
+  --quick           CI smoke: 2000 requests per run, 1 run, --sizes 100000 (< 60 s)
+  --out FILE        JSON results path (default tools/bench/results/server-<date>.json; the SVG beside it)
+  --help            this text
+`;
+
+type Mode = 'interval' | 'always';
+type Store = 'segkv' | 'redis';
+
+interface Config {
+  durationS: number;
+  requests: number;
+  repeat: number;
+  keys: number;
+  clients: number;
+  valueBytes: number;
+  pipelines: number[];
+  workloads: string[];
+  modes: Mode[];
+  sizes: number[];
+  memory: boolean;
+  redis: string | undefined;
+  out: string | undefined;
+  quick: boolean;
+}
+
+function list(v: string | undefined, name: string): string[] {
+  const items = (v ?? '').split(',').filter((s) => s !== '');
+  if (items.length === 0) throw new Error(`${name} needs a comma-separated list`);
+  return items;
+}
+
+function int(v: string | undefined, name: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${name} needs a positive integer, got ${v}`);
+  return n;
+}
+
+function parseArgs(argv: string[]): Config {
+  const c: Config = {
+    durationS: 5,
+    requests: 0,
+    repeat: 3,
+    keys: 100_000,
+    clients: 50,
+    valueBytes: 100,
+    pipelines: [1, 16],
+    workloads: ['set', 'get', 'mixed'],
+    modes: ['interval', 'always'],
+    sizes: [1_000_000, 5_000_000],
+    memory: true,
+    redis: undefined,
+    out: undefined,
+    quick: false,
+  };
+  let sizesGiven = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = () => argv[++i];
+    switch (a) {
+      case '--duration':
+        c.durationS = Number(next());
+        if (!(c.durationS > 0)) throw new Error('--duration needs seconds > 0');
+        break;
+      case '--requests':
+        c.requests = int(next(), a);
+        break;
+      case '--repeat':
+        c.repeat = int(next(), a);
+        break;
+      case '--keys':
+        c.keys = int(next(), a);
+        break;
+      case '--clients':
+        c.clients = int(next(), a);
+        break;
+      case '--value-bytes':
+        c.valueBytes = int(next(), a);
+        break;
+      case '--pipelines':
+        c.pipelines = list(next(), a).map((s) => int(s, a));
+        break;
+      case '--workloads':
+        c.workloads = list(next(), a);
+        break;
+      case '--modes':
+        c.modes = list(next(), a).map((m) => {
+          if (m !== 'interval' && m !== 'always')
+            throw new Error(`--modes takes interval and always, got ${m}`);
+          return m;
+        });
+        break;
+      case '--sizes':
+        c.sizes = list(next(), a).map((s) => int(s, a));
+        sizesGiven = true;
+        break;
+      case '--no-memory':
+        c.memory = false;
+        break;
+      case '--redis':
+        c.redis = next();
+        break;
+      case '--out':
+        c.out = next();
+        break;
+      case '--quick':
+        c.quick = true;
+        break;
+      case '--help':
+      case '-h':
+        process.stdout.write(HELP);
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown option ${a}; see --help`);
+    }
+  }
+  if (c.quick) {
+    if (c.requests === 0) c.requests = 2000;
+    c.repeat = 1;
+    c.keys = Math.min(c.keys, 10_000);
+    if (!sizesGiven) c.sizes = [100_000];
+  }
+  c.sizes.sort((a, b) => a - b);
+  return c;
+}
+
+const log = (msg: string) => logLine('bench:server', msg);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** redis-server on PATH (or given), installed from Debian if missing and we may; undefined = skip the peer. */
+function redisBinary(explicit: string | undefined): string | undefined {
+  const found = findRedisServer(explicit);
+  if (found) return found;
+  log('redis-server not found: trying apt-get update && apt-get install -y redis-server');
+  const r = spawnSync('sh', ['-c', 'apt-get update -q && apt-get install -y -q redis-server'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  if (r.status !== 0) log(`installing redis-server failed (exit ${r.status}); the Redis peer is SKIPPED`);
+  return findRedisServer();
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    import('node:net').then(({ createServer }) => {
+      const srv = createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const addr = srv.address();
+        const port = typeof addr === 'object' && addr ? addr.port : 0;
+        srv.close(() => resolve(port));
+      });
+    }, reject);
+  });
+}
+
+/** VmRSS of a process in bytes (Linux), or NaN. */
+function rssBytes(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** A server process of either kind, on a loopback port, on its own directory. */
+class ServerProc {
+  private constructor(
+    readonly store: Store,
+    readonly proc: ChildProcess,
+    readonly port: number,
+    /** ms from spawn until it served PING with all data loaded. */
+    readonly readyMs: number,
+  ) {}
+
+  static async start(store: Store, bin: string, dir: string, mode: Mode, port: number): Promise<ServerProc> {
+    const args =
+      store === 'segkv'
+        ? [
+            KV_SERVER,
+            '--dir',
+            dir,
+            '--host',
+            '127.0.0.1',
+            '--port',
+            String(port),
+            '--fsync',
+            mode,
+            '--log-level',
+            'warn',
+          ]
+        : [
+            '--port',
+            String(port),
+            '--bind',
+            '127.0.0.1',
+            '--dir',
+            dir,
+            '--appendonly',
+            'yes',
+            '--appendfsync',
+            mode === 'always' ? 'always' : 'everysec',
+            '--save',
+            '',
+            '--auto-aof-rewrite-percentage',
+            '0',
+            '--daemonize',
+            'no',
+            '--logfile',
+            join(dir, 'redis.log'),
+          ];
+    const t0 = performance.now();
+    const proc = spawn(store === 'segkv' ? process.execPath : bin, args, {
+      stdio: ['ignore', 'ignore', store === 'segkv' ? 'inherit' : 'ignore'],
+    });
+    let exited = false;
+    proc.once('exit', () => {
+      exited = true;
+    });
+    const deadline = Date.now() + 600_000;
+    for (;;) {
+      if (exited) throw new Error(`${store} server exited at start (dir ${dir})`);
+      if (Date.now() > deadline) {
+        proc.kill('SIGKILL');
+        throw new Error(`${store} server not ready after 600 s`);
+      }
+      try {
+        if (store === 'segkv') {
+          // kv-server binds its port only once the keydir is loaded; a LOADING reply would also mean "not yet".
+          if ((await probe(segkvWire, '127.0.0.1', port, 'PING')) === undefined) break;
+        } else if (await redisLoaded(port)) break;
+      } catch {
+        // not listening yet
+      }
+      await sleep(5);
+    }
+    return new ServerProc(store, proc, port, performance.now() - t0);
+  }
+
+  get rss(): number {
+    return rssBytes(this.proc.pid!);
+  }
+
+  /** SIGTERM (a clean shutdown: both sync their log) and wait for the exit. */
+  async stop(): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    const exited = new Promise((resolve) => this.proc.once('exit', resolve));
+    this.proc.kill('SIGTERM');
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 60_000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  killNow(): void {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
+  }
+}
+
+/** Redis answers PING and INFO persistence says loading:0. */
+async function redisLoaded(port: number): Promise<boolean> {
+  const c = await RespClient.connect(port);
+  try {
+    await c.command(['PING']);
+    return parseInfo(await c.command(['INFO', 'persistence'])).get('loading') === '0';
+  } catch {
+    return false;
+  } finally {
+    c.close();
+  }
+}
+
+/** Runs kv-bench in a child process with `args` and returns its --json report. */
+function kvBench(store: Store, port: number, args: string[]): Promise<BenchReport> {
+  return new Promise((resolve, reject) => {
+    const all = [KV_BENCH, '--json', '-p', String(port), '--target', store, ...args];
+    const child = spawn(process.execPath, all, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
+    child.on('error', reject);
+    // 'close', not 'exit': stdout may still hold data when the process has exited.
+    child.on('close', (code) => {
+      try {
+        const report = JSON.parse(out) as BenchReport;
+        if (code !== 0) reject(new Error(`kv-bench ${all.slice(1).join(' ')} exited ${code}: ${err.trim()}`));
+        else resolve(report);
+      } catch {
+        reject(new Error(`kv-bench ${all.slice(1).join(' ')} exited ${code}: ${err.trim()}`));
+      }
+    });
+  });
+}
+
+/** One measured row: medians over the repeats. */
+export interface ThroughputRow {
+  mode: Mode;
+  pipeline: number;
+  workload: string;
+  segkv: RowStats;
+  redis: RowStats | null;
+  /** segkv / Redis. */
+  opsRatio: number | null;
+  p99Ratio: number | null;
+}
+
+export interface RowStats {
+  opsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  runs: { opsPerSec: number; p50Ms: number; p99Ms: number; p999Ms: number; maxMs: number; errors: number }[];
+}
+
+function stats(runs: TestResult[]): RowStats {
+  return {
+    opsPerSec: Math.round(median(runs.map((r) => r.opsPerSec))),
+    p50Ms: median(runs.map((r) => r.latencyMs.p50)),
+    p99Ms: median(runs.map((r) => r.latencyMs.p99)),
+    runs: runs.map((r) => ({
+      opsPerSec: r.opsPerSec,
+      p50Ms: r.latencyMs.p50,
+      p99Ms: r.latencyMs.p99,
+      p999Ms: r.latencyMs.p999,
+      maxMs: r.latencyMs.max,
+      errors: r.errors,
+    })),
+  };
+}
+
+export interface MemoryResult {
+  store: Store;
+  rssBytes: { keys: number; bytes: number }[];
+  restart: { keys: number; ms: number; rssBytes: number };
+}
+
+async function throughput(
+  cfg: Config,
+  root: TempRoot,
+  redisBin: string | undefined,
+  live: Set<ServerProc>,
+): Promise<ThroughputRow[]> {
+  const rows: ThroughputRow[] = [];
+  const stores: Store[] = redisBin ? ['segkv', 'redis'] : ['segkv'];
+  for (const mode of cfg.modes) {
+    const servers = new Map<Store, ServerProc>();
+    for (const s of stores) {
+      const srv = await ServerProc.start(s, redisBin ?? '', root.dir(`${s}-${mode}`), mode, await freePort());
+      live.add(srv);
+      servers.set(s, srv);
+      await kvBench(s, srv.port, ['--prefill', '-r', String(cfg.keys), '-t', 'ping', '-n', '1']);
+    }
+    log(`${mode}: servers up, ${cfg.keys} keys written to each`);
+    for (const pipeline of cfg.pipelines) {
+      for (const workload of cfg.workloads) {
+        const runs = new Map<Store, TestResult[]>(stores.map((s) => [s, []]));
+        for (let rep = 0; rep < cfg.repeat; rep++) {
+          const order = rep % 2 === 0 ? stores : [...stores].reverse();
+          for (const s of order) {
+            const load =
+              cfg.requests > 0 ? ['-n', String(cfg.requests)] : ['--duration', String(cfg.durationS)];
+            const report = await kvBench(s, servers.get(s)!.port, [
+              '-c',
+              String(cfg.clients),
+              '-P',
+              String(pipeline),
+              '-d',
+              String(cfg.valueBytes),
+              '-r',
+              String(cfg.keys),
+              '-t',
+              workload,
+              '--seed',
+              String(rep + 1),
+              ...load,
+            ]);
+            runs.get(s)!.push(report.results[0]!);
+          }
+        }
+        const segkv = stats(runs.get('segkv')!);
+        const redis = redisBin ? stats(runs.get('redis')!) : null;
+        const row: ThroughputRow = {
+          mode,
+          pipeline,
+          workload,
+          segkv,
+          redis,
+          opsRatio: redis ? segkv.opsPerSec / redis.opsPerSec : null,
+          p99Ratio: redis ? segkv.p99Ms / redis.p99Ms : null,
+        };
+        rows.push(row);
+        log(
+          `${mode} -P ${pipeline} ${workload}: segkv ${fmt(segkv.opsPerSec)} ops/s p99 ${segkv.p99Ms} ms` +
+            (redis ? `; redis ${fmt(redis.opsPerSec)} ops/s p99 ${redis.p99Ms} ms` : ''),
+        );
+      }
+    }
+    for (const srv of servers.values()) {
+      await srv.stop();
+      live.delete(srv);
+    }
+  }
+  return rows;
+}
+
+async function memoryAndRestart(
+  cfg: Config,
+  root: TempRoot,
+  store: Store,
+  redisBin: string,
+  live: Set<ServerProc>,
+): Promise<MemoryResult> {
+  const dir = root.dir(`${store}-memory`);
+  let srv = await ServerProc.start(store, redisBin, dir, 'interval', await freePort());
+  live.add(srv);
+  const rss: { keys: number; bytes: number }[] = [];
+  let written = 0;
+  for (const keys of cfg.sizes) {
+    const t0 = performance.now();
+    await kvBench(store, srv.port, [
+      '--prefill',
+      '--prefill-start',
+      String(written),
+      '-r',
+      String(keys),
+      '-c',
+      '16',
+      '-P',
+      '16',
+      '-d',
+      String(cfg.valueBytes),
+      '-t',
+      'ping',
+      '-n',
+      '1',
+    ]);
+    written = keys;
+    await sleep(1500); // let the everysec/interval sync and allocator settle
+    rss.push({ keys, bytes: srv.rss });
+    log(
+      `${store}: ${fmt(keys)} keys written in ${((performance.now() - t0) / 1000).toFixed(1)} s, RSS ${(srv.rss / 2 ** 20).toFixed(0)} MiB`,
+    );
+  }
+  await srv.stop();
+  live.delete(srv);
+  srv = await ServerProc.start(store, redisBin, dir, 'interval', await freePort());
+  live.add(srv);
+  const restart = { keys: written, ms: Math.round(srv.readyMs), rssBytes: srv.rss };
+  log(`${store}: restart with ${fmt(written)} keys ready in ${restart.ms} ms`);
+  await srv.stop();
+  live.delete(srv);
+  return { store, rssBytes: rss, restart };
+}
+
+const MiB = 2 ** 20;
+const ratio = (x: number | null | undefined) => (x === null || x === undefined ? '-' : `${x.toFixed(2)}x`);
+
+function throughputTable(rows: ThroughputRow[]): string {
+  const head = [
+    'fsync (segkv/redis)',
+    'P',
+    'workload',
+    'segkv ops/s',
+    'redis ops/s',
+    'ops ratio',
+    'segkv p99 ms',
+    'redis p99 ms',
+    'p99 ratio',
+  ];
+  const body = rows.map((r) => [
+    r.mode === 'always' ? 'always/always' : 'interval/everysec',
+    String(r.pipeline),
+    r.workload,
+    fmt(r.segkv.opsPerSec),
+    r.redis ? fmt(r.redis.opsPerSec) : '-',
+    ratio(r.opsRatio),
+    r.segkv.p99Ms.toFixed(3),
+    r.redis ? r.redis.p99Ms.toFixed(3) : '-',
+    ratio(r.p99Ratio),
+  ]);
+  return formatTable(head, body, 3);
+}
+
+function memoryTable(mem: MemoryResult[]): string {
+  const seg = mem.find((m) => m.store === 'segkv');
+  const red = mem.find((m) => m.store === 'redis');
+  const rows: string[][] = [];
+  for (const [i, point] of (seg ?? red)!.rssBytes.entries()) {
+    const a = seg?.rssBytes[i]?.bytes;
+    const b = red?.rssBytes[i]?.bytes;
+    rows.push([
+      `RSS after ${fmt(point.keys)} keys`,
+      a === undefined ? '-' : `${(a / MiB).toFixed(0)} MiB`,
+      b === undefined ? '-' : `${(b / MiB).toFixed(0)} MiB`,
+      a !== undefined && b !== undefined ? ratio(a / b) : '-',
+    ]);
+  }
+  const ra = seg?.restart;
+  const rb = red?.restart;
+  rows.push([
+    `restart with ${fmt((ra ?? rb)!.keys)} keys`,
+    ra ? `${(ra.ms / 1000).toFixed(2)} s` : '-',
+    rb ? `${(rb.ms / 1000).toFixed(2)} s` : '-',
+    ra && rb ? ratio(ra.ms / rb.ms) : '-',
+  ]);
+  rows.push([
+    'RSS after restart',
+    ra ? `${(ra.rssBytes / MiB).toFixed(0)} MiB` : '-',
+    rb ? `${(rb.rssBytes / MiB).toFixed(0)} MiB` : '-',
+    ra && rb ? ratio(ra.rssBytes / rb.rssBytes) : '-',
+  ]);
+  return formatTable(['', 'segkv', 'redis', 'ratio'], rows, 1);
+}
+
+async function main(): Promise<void> {
+  const cfg = parseArgs(process.argv.slice(2));
+  const started = new Date();
+  const root = new TempRoot('segkv-bench-server-');
+  const live = new Set<ServerProc>();
+  root.onCleanup(() => {
+    for (const s of live) s.killNow();
+  });
+  const notes: string[] = [];
+  const redisBin = redisBinary(cfg.redis);
+  let redisVersion: string | null = null;
+  if (!redisBin) {
+    const msg = 'redis-server is not installed and could not be installed: the Redis peer is SKIPPED';
+    log(msg);
+    notes.push(msg);
+  } else {
+    const v = spawnSync(redisBin, ['--version'], { encoding: 'utf8' }).stdout;
+    redisVersion = /v=([\d.]+)/.exec(v)?.[1] ?? v.trim();
+  }
+  const loadBefore = loadavg();
+  const rows = await throughput(cfg, root, redisBin, live);
+  const memory: MemoryResult[] = [];
+  if (cfg.memory) {
+    memory.push(await memoryAndRestart(cfg, root, 'segkv', '', live));
+    if (redisBin) memory.push(await memoryAndRestart(cfg, root, 'redis', redisBin, live));
+  }
+  const loadAfter = loadavg();
+  const machine = {
+    cpu: cpus()[0]?.model ?? '?',
+    cores: cpus().length,
+    memoryBytes: totalmem(),
+    node: process.version,
+    redis: redisVersion,
+    loadavgBefore: loadBefore,
+    loadavgAfter: loadAfter,
+  };
+  const load = cfg.requests > 0 ? `-n ${cfg.requests}` : `--duration ${cfg.durationS}`;
+  const command =
+    `kv-bench -c ${cfg.clients} -d ${cfg.valueBytes} -r ${cfg.keys} ${load} -P {${cfg.pipelines.join(',')}} ` +
+    `-t {${cfg.workloads.join(',')}}, ${cfg.repeat} runs per row (median)`;
+  const out = [
+    `bench:server — ${started.toISOString()} — ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, redis ${redisVersion ?? 'skipped'}`,
+    `load: ${command}; load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} → ${loadAfter.map((x) => x.toFixed(1)).join(' ')}`,
+    '',
+    throughputTable(rows),
+  ];
+  if (memory.length > 0) out.push('', memoryTable(memory));
+  for (const n of notes) out.push('', `NOTE: ${n}`);
+  process.stdout.write(`${out.join('\n')}\n`);
+  const data = {
+    benchmark: 'server',
+    started: started.toISOString(),
+    machine,
+    config: cfg,
+    command,
+    rows,
+    memory,
+    notes,
+  };
+  const jsonPath = writeResults('server', started, data, cfg.out);
+  const svgPath = jsonPath.replace(/\.json$/, '') + '.svg';
+  writeFileSync(svgPath, serverChart(rows, `segkv vs Redis ${redisVersion ?? ''} — ${command}`));
+  log(`results: ${jsonPath}`);
+  log(`chart: ${svgPath}`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:server: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
