@@ -1,0 +1,92 @@
+/**
+ * A quick local throughput figure for kv-server over the wire: spawns a
+ * server (fresh temporary directory, `--fsync interval` unless told) and
+ * drives it with C SDK clients, each keeping P requests in flight, first SET
+ * then GET of V-byte values over K keys, for S seconds each.
+ *
+ *   node dist/tools/bench/server-quick.js [--clients 50] [--pipeline 16]
+ *     [--value-bytes 100] [--keys 10000] [--seconds 3] [--fsync interval]
+ *
+ * Not the comparative benchmark (kv-bench, against redis): a smoke figure for
+ * whoever changes the network path.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { connect, type KvClient } from '../../src/index.js';
+
+const { values } = parseArgs({
+  options: {
+    clients: { type: 'string', default: '50' },
+    pipeline: { type: 'string', default: '16' },
+    'value-bytes': { type: 'string', default: '100' },
+    keys: { type: 'string', default: '10000' },
+    seconds: { type: 'string', default: '3' },
+    fsync: { type: 'string', default: 'interval' },
+  },
+});
+const clients = Number(values.clients);
+const pipeline = Number(values.pipeline);
+const valueBytes = Number(values['value-bytes']);
+const keyCount = Number(values.keys);
+const seconds = Number(values.seconds);
+
+const main = resolve(import.meta.dirname, '../../src/server/main.js');
+const dir = mkdtempSync(join(tmpdir(), 'segkv-quick-'));
+// SEGKV_QUICK_NODE_ARGS: extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+const nodeArgs = (process.env.SEGKV_QUICK_NODE_ARGS ?? '').split(' ').filter(Boolean);
+const proc = spawn(
+  process.execPath,
+  [...nodeArgs, main, '--dir', dir, '--port', '0', '--fsync', values.fsync!],
+  {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  },
+);
+const port = await new Promise<number>((res, rej) => {
+  let err = '';
+  proc.stderr.on('data', (b: Buffer) => {
+    err += b;
+    const m = /"port":(\d+)[^\n]*"msg":"listening"/.exec(err);
+    if (m) res(Number(m[1]));
+  });
+  proc.on('exit', () => rej(new Error(err)));
+});
+
+const value = Buffer.alloc(valueBytes, 'x');
+const conns: KvClient<Buffer>[] = [];
+for (let i = 0; i < clients; i++) conns.push(connect({ port, valueEncoding: 'buffer' }));
+await Promise.all(conns.map((c) => c.ready()));
+
+async function phase(
+  name: string,
+  op: (c: KvClient<Buffer>, key: string) => Promise<unknown>,
+): Promise<void> {
+  let done = 0;
+  const deadline = performance.now() + seconds * 1000;
+  const t0 = performance.now();
+  await Promise.all(
+    conns.map(async (c, ci) => {
+      let k = ci * 7919;
+      while (performance.now() < deadline) {
+        const batch: Promise<unknown>[] = [];
+        for (let j = 0; j < pipeline; j++)
+          batch.push(op(c, `key:${(k++ % keyCount).toString().padStart(8, '0')}`));
+        await Promise.all(batch);
+        done += pipeline;
+      }
+    }),
+  );
+  const s = (performance.now() - t0) / 1000;
+  process.stdout.write(
+    `${name}: ${Math.round(done / s).toLocaleString('en-US')} ops/s (${clients} clients × pipeline ${pipeline}, ${valueBytes} B values)\n`,
+  );
+}
+
+await phase('SET', (c, k) => c.set(k, value));
+await phase('GET', (c, k) => c.get(k));
+await Promise.all(conns.map((c) => c.close()));
+proc.kill('SIGTERM');
+await new Promise((r) => proc.on('exit', r));
+rmSync(dir, { recursive: true, force: true });
