@@ -1,0 +1,125 @@
+/**
+ * kv-bench as a process against a spawned kv-server: the --json report has
+ * the documented shape and every test made progress. No timing assertions.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ServerProcess, spawnServer } from '../server/spawn.js';
+import { REPO } from './helpers.js';
+
+/** kv-bench compiled privately (as test/tools/helpers.ts does for kv-check): dist/ may be rebuilt by others meanwhile. */
+const OUT = join(REPO, 'node_modules', '.cache', 'segkv-kv-bench-tests', String(process.pid));
+const KV_BENCH = join(OUT, 'tools', 'kv-bench.js');
+
+function buildKvBench(): void {
+  rmSync(OUT, { recursive: true, force: true });
+  const args = [
+    'tsc',
+    join(REPO, 'tools', 'kv-bench.ts'),
+    '--ignoreConfig',
+    '--outDir',
+    OUT,
+    '--rootDir',
+    REPO,
+  ];
+  args.push('--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022');
+  args.push('--skipLibCheck', '--types', 'node', '--strict');
+  spawnSync('npx', args, { cwd: REPO, stdio: 'ignore' });
+  if (!existsSync(KV_BENCH)) throw new Error(`compiling kv-bench into ${OUT} produced no ${KV_BENCH}`);
+}
+
+function bench(args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [KV_BENCH, ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+let server: ServerProcess;
+
+beforeAll(async () => {
+  buildKvBench();
+  server = await spawnServer({ args: ['--fsync', 'never'] });
+});
+
+afterAll(async () => {
+  await server?.stop();
+  rmSync(OUT, { recursive: true, force: true });
+});
+
+describe('kv-bench', () => {
+  it('--json reports every test with ops/s and latency percentiles', () => {
+    const r = bench([
+      '-p',
+      String(server.port),
+      '-c',
+      '4',
+      '-P',
+      '4',
+      '-n',
+      '300',
+      '-r',
+      '50',
+      '-d',
+      '20',
+      '-t',
+      'ping,set,get,mset,mget,del,mixed',
+      '--prefill',
+      '--json',
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report).toMatchObject({
+      tool: 'kv-bench',
+      target: 'segkv',
+      port: server.port,
+      clients: 4,
+      pipeline: 4,
+      requests: 300,
+      durationSeconds: null,
+      valueBytes: 20,
+      keyspace: 50,
+    });
+    expect(report.prefill).toMatchObject({ test: 'mset', errors: 0 });
+    expect(report.results.map((t: { test: string }) => t.test)).toEqual([
+      'ping',
+      'set',
+      'get',
+      'mset',
+      'mget',
+      'del',
+      'mixed',
+    ]);
+    for (const t of report.results) {
+      expect(t.requests).toBe(300);
+      expect(t.errors).toBe(0);
+      expect(t.opsPerSec).toBeGreaterThan(0);
+      for (const k of ['p50', 'p90', 'p99', 'p999', 'max', 'mean']) {
+        expect(typeof t.latencyMs[k]).toBe('number');
+      }
+      expect(t.latencyMs.p50).toBeLessThanOrEqual(t.latencyMs.max);
+    }
+    // Every key was written by the prefill: GETs hit.
+    expect(report.results[2].nils).toBe(0);
+  });
+
+  it('prints a table without --json', () => {
+    const r = bench(['-p', String(server.port), '-c', '2', '-n', '200', '-t', 'set', '-q']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/ops\/s\s+p50 ms\s+p90 ms\s+p99 ms\s+p99\.9 ms\s+max ms/);
+    expect(r.stdout).toMatch(/^set\s+200\s/m);
+  });
+
+  it('exits 1 with a clear message when nothing listens', () => {
+    const r = bench(['-p', '1', '-n', '10', '-t', 'ping']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cannot connect to the segkv server at 127\.0\.0\.1:1/);
+  });
+
+  it('exits 2 on an unknown test', () => {
+    const r = bench(['-t', 'nope']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/unknown test "nope"/);
+  });
+});
