@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+/**
+ * kv-cli: segkv's redis-cli. `kv-cli [opts]` opens a prompt; `kv-cli [opts]
+ * CMD ARGS` runs one command; `--pipe` bulk-loads commands from stdin;
+ * `--latency` samples PING round trips. See `kv-cli --help`.
+ *
+ * Modules (tools/kv-cli/): options (flags), quoting (redis-cli's quoting),
+ * commands (the command table over the SDK), reply (human/raw/json output),
+ * oneshot, repl (+ completion, hint-renderer, history, help), pipe
+ * (+ pipe-input), latency, compact-progress.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runLatency } from './kv-cli/latency.js';
+import { runOnce } from './kv-cli/oneshot.js';
+import { HELP, parseOptions } from './kv-cli/options.js';
+import { runPipe } from './kv-cli/pipe.js';
+import { runRepl } from './kv-cli/repl.js';
+import { EXIT_OK, runTool } from './lib/cli.js';
+
+/** The package version, from the nearest package.json named segkv above this file. */
+function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === 'segkv' && pkg.version) return pkg.version;
+    } catch {
+      // not here; go up
+    }
+    dir = dirname(dir);
+  }
+  return '0.0.0';
+}
+
+async function main(argv: string[]): Promise<number> {
+  const o = parseOptions(argv);
+  if (o === 'help') {
+    process.stdout.write(HELP);
+    return EXIT_OK;
+  }
+  const version = packageVersion();
+  if (o === 'version') {
+    process.stdout.write(`kv-cli ${version}\n`);
+    return EXIT_OK;
+  }
+  if (o.passwordFrom === 'flag' && o.authWarning) {
+    process.stderr.write(
+      "Warning: Using a password with '-a' option on the command line interface may not be safe.\n",
+    );
+  }
+  switch (o.mode) {
+    case 'command':
+      return runOnce(o, version);
+    case 'pipe':
+      return runPipe(o);
+    case 'latency':
+      return runLatency(o);
+    case 'repl':
+      return runRepl(o, version);
+  }
+}
+
+runTool('kv-cli', main);

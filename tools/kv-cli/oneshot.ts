@@ -1,0 +1,55 @@
+/**
+ * `kv-cli [options] CMD ARGS`: one command, its reply on stdout, exit 0; an
+ * error reply or an unreachable server goes to stderr with exit 1. The
+ * client does not reconnect: one attempt, as redis-cli.
+ */
+import { EXIT_OK, EXIT_PROBLEMS } from '../lib/cli.js';
+import { runCommand } from './commands.js';
+import { compactionWatcher } from './compact-progress.js';
+import { ConnectionWatch, cannotConnect, openClient } from './connection.js';
+import { helpText } from './help.js';
+import type { CliOptions } from './options.js';
+import { formatHuman, type Reply, render } from './reply.js';
+
+async function readStdin(): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of process.stdin) parts.push(chunk as Buffer);
+  return Buffer.concat(parts);
+}
+
+type ErrorReply = Extract<Reply, { type: 'error' }>;
+
+function printError(r: ErrorReply, o: CliOptions): void {
+  process.stderr.write(`${formatHuman(r)}\n`);
+  if (o.output === 'json') process.stdout.write(render(r, 'json'));
+}
+
+export async function runOnce(o: CliOptions, version: string): Promise<number> {
+  const args: Buffer[] = o.command.map((a) => Buffer.from(a, 'utf8'));
+  if (o.lastArgFromStdin) args.push(await readStdin());
+  const name = args[0]!.toString('utf8').toUpperCase();
+  if (name === 'HELP') {
+    process.stdout.write(helpText(args[1]?.toString('utf8'), version));
+    return EXIT_OK;
+  }
+  if (name === 'AUTH') {
+    const message = 'in one-shot mode pass the password with -a or the env variable SEGKV_CLI_AUTH';
+    printError({ type: 'error', code: 'NOT_SUPPORTED', message }, o);
+    return EXIT_PROBLEMS;
+  }
+  if (name === 'QUIT' || name === 'EXIT' || name === 'CLEAR') return EXIT_OK;
+
+  const client = openClient(o, { reconnect: false });
+  const watch = new ConnectionWatch(client);
+  const watchCompaction = compactionWatcher(o, process.stderr);
+  const reply = await runCommand({ client, ...(watchCompaction && { watchCompaction }) }, args);
+  await client.close();
+  if (reply.type === 'error') {
+    if (!watch.everConnected && (reply.code === 'CONNECTION_CLOSED' || reply.code === 'CLOSED')) {
+      process.stderr.write(`${cannotConnect(o, watch.lastError ?? reply.message)}\n`);
+    } else printError(reply, o);
+    return EXIT_PROBLEMS;
+  }
+  process.stdout.write(render(reply, o.output));
+  return EXIT_OK;
+}
