@@ -44,7 +44,7 @@ function prng(seed: number): () => number {
 /** Opens a store with hundreds of small segments: every key overwritten `rounds` times. */
 async function bigLog(
   rounds: number,
-  hook: { onStep?: (s: SwapStep) => void } = {},
+  hook: { onStep?: ((s: SwapStep) => void) | undefined } = {},
 ): Promise<{ dir: string; store: Store; model: Model; opts: StoreOptions }> {
   const dir = fastTempDir();
   const clock = new ManualClock();
@@ -131,7 +131,7 @@ describe('foreground work during a long compaction', () => {
   });
 
   it('a set and a delete made inside the swap, of keys the rewrite already copied, win over the copies (compare-and-set)', async () => {
-    const hook: { onStep?: (s: SwapStep) => void } = {};
+    const hook: { onStep?: ((s: SwapStep) => void) | undefined } = {};
     const { dir, store, model, opts } = await bigLog(3, hook);
     const acks: Promise<boolean>[] = [];
     hook.onStep = (step) => {
