@@ -384,16 +384,22 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
   }
 
   private write(cmd: QueuedCommand): void {
-    let frame: Buffer;
+    let frames: Buffer[];
     try {
-      frame = cmd.encode(this.nextId);
+      frames = cmd.encode(this.nextId);
     } catch (err) {
       cmd.fail(new KvError('INVALID_ARGUMENT', `${cmd.name}: cannot encode the arguments`, { cause: err }));
       return;
     }
     this.nextId = this.nextId === MAX_REQUEST_ID ? 0 : this.nextId + 1;
     this.sent.push(cmd);
-    this.outbox.push(frame);
+    const out = this.outbox;
+    for (const f of frames) {
+      const last = out[out.length - 1];
+      if (last !== undefined && last.buffer === f.buffer && last.byteOffset + last.length === f.byteOffset) {
+        out[out.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + f.length);
+      } else out.push(f);
+    }
     if (!this.flushQueued) {
       this.flushQueued = true;
       process.nextTick(() => this.flushOutbox());
@@ -404,8 +410,14 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
     this.flushQueued = false;
     const out = this.outbox;
     this.outbox = [];
-    if (!this.socket || out.length === 0) return;
-    this.socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+    const socket = this.socket;
+    if (!socket || out.length === 0) return;
+    if (out.length === 1) socket.write(out[0]!);
+    else {
+      socket.cork();
+      for (const b of out) socket.write(b);
+      socket.uncork();
+    }
   }
 
   // ---- commands -----------------------------------------------------------

@@ -4,7 +4,7 @@
  * or the loss of its connection.
  */
 import { type ErrorCode, KvError } from '../errors.js';
-import { encodeFrame } from '../protocol/frame.js';
+import { FrameWriter } from '../protocol/frame-writer.js';
 import type { CommandName, WireError } from '../protocol/messages.js';
 
 /** A command seen without its result type: what the client's queues hold. */
@@ -12,11 +12,14 @@ export interface QueuedCommand {
   readonly name: CommandName;
   readonly id: number;
   readonly settled: boolean;
-  encode(id: number): Buffer;
+  encode(id: number): Buffer[];
   succeed(raw: unknown): void;
   failWith(error: WireError): void;
   fail(err: unknown): void;
 }
+
+/** Requests of every client are encoded into one shared output buffer; each frame is a view of it. */
+const writer = new FrameWriter();
 
 export class Command<T = unknown> implements QueuedCommand {
   /** Request id on the wire; set when written. */
@@ -52,10 +55,11 @@ export class Command<T = unknown> implements QueuedCommand {
     this.timer.unref?.();
   }
 
-  /** The frame `[id, name, ...args]`. */
-  encode(id: number): Buffer {
+  /** The frame `[id, name, ...args]` (more than one buffer only around a large value). */
+  encode(id: number): Buffer[] {
     this.id = id;
-    return encodeFrame([id, this.name, ...this.args]);
+    writer.frame([id, this.name, ...this.args]);
+    return writer.take();
   }
 
   /** Settles from a success reply's result. */

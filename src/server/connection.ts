@@ -25,9 +25,9 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Store } from '../engine/store.js';
 import { type ErrorCode, KvError } from '../errors.js';
-import { FrameError, FrameReader, packr, unpackr } from '../protocol/frame.js';
+import { FrameError, FrameReader, unpackr } from '../protocol/frame.js';
+import { FrameWriter } from '../protocol/frame-writer.js';
 import {
-  FRAME_HEADER_BYTES,
   MAX_AUTH_FAILURES,
   MAX_INFLIGHT_REQUESTS,
   MAX_REQUEST_ID,
@@ -58,8 +58,8 @@ interface Slot {
   frames: Buffer[] | undefined;
 }
 
-/** Values at least this big are written as their own buffer instead of being copied into the body. */
-const ZERO_COPY_VALUE_BYTES = 64 * 1024;
+/** Up to this many queued bytes are copied into one buffer for one write; more go out corked as they are. */
+const COPY_TO_ONE_WRITE_BYTES = 256 * 1024;
 
 /** A fatal frame lingers this long for the peer to read it before the socket is destroyed. */
 const FATAL_LINGER_MS = 2000;
@@ -234,7 +234,7 @@ export class Connection implements Session {
       this.inflight++;
       result.then(
         (value) => this.complete(slot, encodeReply(id, value)),
-        (err) => this.complete(slot, [this.errorFrame(id, err)]),
+        (err) => this.complete(slot, this.errorFrame(id, err)),
       );
     } else {
       this.enqueue(encodeReply(id, result));
@@ -253,8 +253,13 @@ export class Connection implements Session {
   }
 
   private push(frames: Buffer[]): void {
+    const out = this.out;
     for (const f of frames) {
-      this.out.push(f);
+      const last = out[out.length - 1];
+      if (last !== undefined && last.buffer === f.buffer && last.byteOffset + last.length === f.byteOffset) {
+        // Consecutive views of the shared output buffer: widen instead of adding a piece.
+        out[out.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + f.length);
+      } else out.push(f);
       this.outBytes += f.length;
     }
     this.host.scheduleFlush(this);
@@ -278,7 +283,7 @@ export class Connection implements Session {
     if (this.paused) this.maybeResume();
   }
 
-  private errorFrame(id: number | null, err: unknown): Buffer {
+  private errorFrame(id: number | null, err: unknown): Buffer[] {
     let code: ErrorCode = 'INTERNAL';
     let message = 'unexpected server error; see the server log';
     if (err instanceof KvError) {
@@ -291,7 +296,7 @@ export class Connection implements Session {
   }
 
   private replyError(id: number, err: unknown): void {
-    this.enqueue([this.errorFrame(id, err)]);
+    this.enqueue(this.errorFrame(id, err));
   }
 
   /** Writes everything queued, in one write when small. Called once per tick by the server. */
@@ -302,7 +307,7 @@ export class Connection implements Session {
     this.out = [];
     this.outBytes = 0;
     if (out.length === 1) this.socket.write(out[0]!);
-    else if (bytes <= 4 * ZERO_COPY_VALUE_BYTES) this.socket.write(Buffer.concat(out, bytes));
+    else if (bytes <= COPY_TO_ONE_WRITE_BYTES) this.socket.write(Buffer.concat(out, bytes));
     else {
       this.socket.cork();
       for (const b of out) this.socket.write(b);
@@ -326,7 +331,7 @@ export class Connection implements Session {
     this.ending = true;
     this.slots = [];
     this.slotHead = 0;
-    this.push([frameOf([null, null, { code, message }])]);
+    this.push(frameOf([null, null, { code, message }]));
     this.flush();
     this.socket.end();
     setTimeout(() => this.socket.destroy(), FATAL_LINGER_MS).unref();
@@ -361,41 +366,16 @@ export class Connection implements Session {
   }
 }
 
-/** One frame for `value`. */
-function frameOf(value: unknown): Buffer {
-  const body = packr.pack(value);
-  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length);
-  frame.writeUInt32BE(body.length, 0);
-  body.copy(frame, FRAME_HEADER_BYTES);
-  return frame;
+/** Replies of every connection are encoded into one shared output buffer; each reply is a view of it. */
+const writer = new FrameWriter();
+
+/** The frame(s) of `value`: views of the shared writer's buffer (more than one only around a large value). */
+function frameOf(value: unknown): Buffer[] {
+  writer.frame(value);
+  return writer.take();
 }
 
-/**
- * The frames of a success reply `[id, result]`. A large Buffer result is not
- * copied: the frame is a small head (length, array header, id, bin header)
- * followed by the value itself.
- */
+/** The frames of a success reply `[id, result]`. */
 function encodeReply(id: number, result: unknown): Buffer[] {
-  if (result instanceof Uint8Array && result.length >= ZERO_COPY_VALUE_BYTES) {
-    const idBytes = packr.pack(id);
-    const n = result.length;
-    const binHeader = n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
-    const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 1 + idBytes.length + binHeader);
-    head.writeUInt32BE(1 + idBytes.length + binHeader + n, 0);
-    head[FRAME_HEADER_BYTES] = 0x92;
-    idBytes.copy(head, FRAME_HEADER_BYTES + 1);
-    const at = FRAME_HEADER_BYTES + 1 + idBytes.length;
-    if (binHeader === 2) {
-      head[at] = 0xc4;
-      head[at + 1] = n;
-    } else if (binHeader === 3) {
-      head[at] = 0xc5;
-      head.writeUInt16BE(n, at + 1);
-    } else {
-      head[at] = 0xc6;
-      head.writeUInt32BE(n, at + 1);
-    }
-    return [head, Buffer.from(result.buffer, result.byteOffset, n)];
-  }
-  return [frameOf([id, result])];
+  return frameOf([id, result]);
 }

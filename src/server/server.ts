@@ -14,8 +14,8 @@ import { type AddressInfo, createServer as createNetServer, type Server, type So
 import { createServer as createTlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Store } from '../engine/store.js';
-import { packr } from '../protocol/frame.js';
-import { FRAME_HEADER_BYTES, PROTOCOL_VERSION, SHUTDOWN_GRACE_MS } from '../protocol/limits.js';
+import { encodeFrame } from '../protocol/frame.js';
+import { PROTOCOL_VERSION, SHUTDOWN_GRACE_MS } from '../protocol/limits.js';
 import type { InfoSection } from '../protocol/messages.js';
 import { Connection, type ConnectionHost } from './connection.js';
 
@@ -88,7 +88,7 @@ export class KvServer implements ConnectionHost {
     this.totalConnections++;
     if (this.closing || this.connections.size >= this.options.maxClients) {
       this.rejectedConnections++;
-      const body = packr.pack([
+      const frame = encodeFrame([
         null,
         null,
         {
@@ -98,9 +98,6 @@ export class KvServer implements ConnectionHost {
             : `the server already serves ${this.options.maxClients} clients (server option --max-clients)`,
         },
       ]);
-      const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length);
-      frame.writeUInt32BE(body.length, 0);
-      body.copy(frame, FRAME_HEADER_BYTES);
       socket.on('error', () => {});
       socket.end(frame);
       setTimeout(() => socket.destroy(), 2000).unref();

@@ -1,0 +1,231 @@
+/**
+ * Encodes frames straight into one growing output buffer: the hot path of
+ * both the server (replies) and the client (requests). Writes the minimal
+ * MessagePack encoding, byte-identical to msgpackr's Packr with
+ * `{useRecords: false, variableMapSize: true}` (test/protocol/frame-writer.test.ts
+ * checks this), for the types the protocol uses: nil, bool, number, str,
+ * bin, array, map. Anything else (undefined, bigint, Date, Map, …) falls back
+ * to msgpackr for that frame.
+ *
+ * Invariants: frames are appended whole and in order; `take()` hands back
+ * every byte written since the last take, as few buffers as possible (one,
+ * unless a value of at least ZERO_COPY_BYTES was referenced instead of
+ * copied, or the buffer had to grow); buffers handed out are never written
+ * again (a new buffer is started after each take).
+ */
+import { packr } from './frame.js';
+import { FRAME_HEADER_BYTES } from './limits.js';
+
+/** Bin values at least this large are referenced, not copied, into the output. */
+export const ZERO_COPY_BYTES = 64 * 1024;
+
+/** Size of a fresh output buffer. */
+const CHUNK_BYTES = 64 * 1024;
+
+class Unsupported extends Error {}
+const UNSUPPORTED = new Unsupported();
+
+export class FrameWriter {
+  private buf: Buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+  private pos = 0;
+  /** Start of the bytes of `buf` not yet handed out or moved to `done`. */
+  private start = 0;
+  /** Finished pieces, in order, before buf[start, pos). */
+  private done: Buffer[] = [];
+  private doneBytes = 0;
+
+  /** Bytes written and not yet taken. */
+  get length(): number {
+    return this.doneBytes + this.pos - this.start;
+  }
+
+  /** Appends one frame holding `value`. */
+  frame(value: unknown): void {
+    const headerAt = this.reserve(FRAME_HEADER_BYTES);
+    const headerBuf = this.buf;
+    this.pos = headerAt + FRAME_HEADER_BYTES;
+    const mark = { start: this.start, done: this.done.length, doneBytes: this.doneBytes };
+    const before = this.length;
+    try {
+      this.value(value, 0);
+    } catch (err) {
+      if (!(err instanceof Unsupported)) throw err;
+      // Roll back to just after the header and let msgpackr encode this frame.
+      this.buf = headerBuf;
+      this.start = mark.start;
+      this.done.length = mark.done;
+      this.doneBytes = mark.doneBytes;
+      this.pos = headerAt + FRAME_HEADER_BYTES;
+      const body = packr.pack(value);
+      headerBuf.writeUInt32BE(body.length, headerAt);
+      this.bytes(body);
+      return;
+    }
+    headerBuf.writeUInt32BE(this.length - before, headerAt);
+  }
+
+  /** Everything written since the last take. */
+  take(): Buffer[] {
+    this.seal();
+    const out = this.done;
+    this.done = [];
+    this.doneBytes = 0;
+    return out;
+  }
+
+  /** Moves buf[start, pos) to `done` and starts writing into a fresh region. */
+  private seal(): void {
+    if (this.pos > this.start) {
+      this.done.push(this.buf.subarray(this.start, this.pos));
+      this.doneBytes += this.pos - this.start;
+    }
+    if (this.buf.length - this.pos < 1024) {
+      this.buf = Buffer.allocUnsafe(CHUNK_BYTES);
+      this.pos = 0;
+    }
+    this.start = this.pos;
+  }
+
+  /** Makes room for `n` contiguous bytes; returns the position they start at. */
+  private reserve(n: number): number {
+    if (this.buf.length - this.pos >= n) return this.pos;
+    if (this.pos > this.start) {
+      this.done.push(this.buf.subarray(this.start, this.pos));
+      this.doneBytes += this.pos - this.start;
+    }
+    this.buf = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, n));
+    this.pos = 0;
+    this.start = 0;
+    return 0;
+  }
+
+  private bytes(b: Uint8Array): undefined {
+    if (b.length >= ZERO_COPY_BYTES) {
+      this.seal();
+      this.done.push(Buffer.from(b.buffer, b.byteOffset, b.length));
+      this.doneBytes += b.length;
+      return;
+    }
+    const at = this.reserve(b.length);
+    this.buf.set(b, at);
+    this.pos = at + b.length;
+  }
+
+  private byte(x: number): undefined {
+    const at = this.reserve(1);
+    this.buf[at] = x;
+    this.pos = at + 1;
+  }
+
+  private typed(tag: number, x: number, width: 1 | 2 | 4): undefined {
+    const at = this.reserve(1 + width);
+    const buf = this.buf;
+    buf[at] = tag;
+    if (width === 1) buf[at + 1] = x;
+    else if (width === 2) buf.writeUInt16BE(x, at + 1);
+    else buf.writeUInt32BE(x, at + 1);
+    this.pos = at + 1 + width;
+  }
+
+  private value(v: unknown, depth: number): undefined {
+    switch (typeof v) {
+      case 'string':
+        return this.string(v);
+      case 'number':
+        return this.number(v);
+      case 'boolean':
+        return this.byte(v ? 0xc3 : 0xc2);
+      case 'object':
+        if (v === null) return this.byte(0xc0);
+        if (depth > 32) throw UNSUPPORTED;
+        if (v instanceof Uint8Array) {
+          const n = v.length;
+          if (n < 0x100) this.typed(0xc4, n, 1);
+          else if (n < 0x10000) this.typed(0xc5, n, 2);
+          else this.typed(0xc6, n, 4);
+          return this.bytes(v);
+        }
+        if (Array.isArray(v)) {
+          const n = v.length;
+          if (n < 16) this.byte(0x90 | n);
+          else if (n < 0x10000) this.typed(0xdc, n, 2);
+          else this.typed(0xdd, n, 4);
+          for (let i = 0; i < n; i++) this.value(v[i], depth + 1);
+          return;
+        }
+        if (Object.getPrototypeOf(v) === Object.prototype)
+          return this.map(v as Record<string, unknown>, depth);
+        throw UNSUPPORTED;
+      default:
+        throw UNSUPPORTED;
+    }
+  }
+
+  private map(o: Record<string, unknown>, depth: number): undefined {
+    const keys = Object.keys(o);
+    const n = keys.length;
+    if (n < 16) this.byte(0x80 | n);
+    else if (n < 0x10000) this.typed(0xde, n, 2);
+    else this.typed(0xdf, n, 4);
+    for (const k of keys) {
+      this.string(k);
+      this.value(o[k], depth + 1);
+    }
+  }
+
+  private string(s: string): undefined {
+    const len = s.length;
+    if (len < 32) {
+      // Short ASCII: copy the char codes, no UTF-8 encoder call.
+      const at = this.reserve(1 + len);
+      const buf = this.buf;
+      let i = 0;
+      for (; i < len; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[at + 1 + i] = c;
+      }
+      if (i === len) {
+        buf[at] = 0xa0 | len;
+        this.pos = at + 1 + len;
+        return;
+      }
+    }
+    const n = Buffer.byteLength(s, 'utf8');
+    const header = n < 32 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+    const at = this.reserve(header + n);
+    const buf = this.buf;
+    if (header === 1) buf[at] = 0xa0 | n;
+    else if (header === 2) {
+      buf[at] = 0xd9;
+      buf[at + 1] = n;
+    } else if (header === 3) {
+      buf[at] = 0xda;
+      buf.writeUInt16BE(n, at + 1);
+    } else {
+      buf[at] = 0xdb;
+      buf.writeUInt32BE(n, at + 1);
+    }
+    this.pos = at + header + buf.write(s, at + header, n, 'utf8');
+  }
+
+  private number(x: number): undefined {
+    if (Number.isInteger(x)) {
+      if (x >= 0) {
+        if (x < 0x80) return this.byte(x);
+        if (x < 0x100) return this.typed(0xcc, x, 1);
+        if (x < 0x10000) return this.typed(0xcd, x, 2);
+        if (x < 0x100000000) return this.typed(0xce, x, 4);
+      } else {
+        if (x >= -32) return this.byte(x & 0xff);
+        if (x >= -0x80) return this.typed(0xd0, x & 0xff, 1);
+        if (x >= -0x8000) return this.typed(0xd1, x & 0xffff, 2);
+        if (x >= -0x80000000) return this.typed(0xd2, x >>> 0, 4);
+      }
+    }
+    const at = this.reserve(9);
+    this.buf[at] = 0xcb;
+    this.buf.writeDoubleBE(x, at + 1);
+    this.pos = at + 9;
+  }
+}
