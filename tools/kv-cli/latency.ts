@@ -41,7 +41,12 @@ export async function runLatency(o: CliOptions): Promise<number> {
   let n = 0;
   let lastDraw = 0;
   const ms = (x: number) => Math.round(x * 1000) / 1000;
-  const stats = (): LatencyStats => ({ min: ms(n ? min : 0), max: ms(max), avg: ms(n ? sum / n : 0), samples: n });
+  const stats = (): LatencyStats => ({
+    min: ms(n ? min : 0),
+    max: ms(max),
+    avg: ms(n ? sum / n : 0),
+    samples: n,
+  });
   try {
     // The connection is opened by a first PING that is not a sample.
     try {
@@ -56,9 +61,7 @@ export async function runLatency(o: CliOptions): Promise<number> {
         await client.ping();
       } catch (err) {
         if (tty && n > 0) process.stdout.write('\n');
-        process.stderr.write(
-          `kv-cli: PING failed after ${n} samples: ${(err as Error).message}\n`,
-        );
+        process.stderr.write(`kv-cli: PING failed after ${n} samples: ${(err as Error).message}\n`);
         return EXIT_PROBLEMS;
       }
       const dt = performance.now() - t0;

@@ -104,7 +104,9 @@ async function* respCommands(chunks: AsyncIterable<Buffer>, first: Buffer): Asyn
 }
 
 /** The commands of a stream, in order; `line` is the line number (or the command number in RESP). */
-export async function* readCommands(stream: AsyncIterable<Buffer | string>): AsyncGenerator<PipeItem> {
+export async function* readCommands(
+  stream: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
+): AsyncGenerator<PipeItem> {
   const it = (async function* () {
     for await (const c of stream) yield typeof c === 'string' ? Buffer.from(c, 'utf8') : c;
   })();

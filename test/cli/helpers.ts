@@ -1,0 +1,135 @@
+/**
+ * Helpers of the kv-cli tests: build dist/ when the sources are newer (the
+ * tests run the compiled CLI as a user would, against a real kv-server from
+ * test/server/spawn.ts), and run kv-cli as a process, synchronously or with
+ * a live stdin.
+ */
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { afterAll } from 'vitest';
+
+export const REPO = join(import.meta.dirname, '..', '..');
+export const KV_CLI = join(REPO, 'dist', 'tools', 'kv-cli.js');
+
+function newestTs(dir: string): number {
+  let newest = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile() && e.name.endsWith('.ts'))
+      newest = Math.max(newest, fs.statSync(join(e.parentPath, e.name)).mtimeMs);
+  }
+  return newest;
+}
+
+function builtAt(): number {
+  try {
+    return fs.statSync(KV_CLI).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Runs `tsc -p .` unless dist/tools/kv-cli.js is newer than every source it
+ * and the server are built from. Shares the operator-tool tests' lock, so
+ * parallel test files never build at once or spawn a half-written file.
+ */
+export function ensureBuilt(): void {
+  const lock = join(REPO, 'dist', '.tools-build.lock');
+  fs.mkdirSync(join(REPO, 'dist'), { recursive: true });
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      fs.mkdirSync(lock);
+      break;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`${lock} held for 2 minutes; remove it if no test runs`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+    }
+  }
+  try {
+    if (builtAt() < Math.max(newestTs(join(REPO, 'tools')), newestTs(join(REPO, 'src')))) {
+      // Type errors elsewhere in the tree still emit JS; the existence check below is what matters.
+      spawnSync('npx', ['tsc', '-p', '.'], { cwd: REPO, stdio: 'ignore' });
+    }
+    if (builtAt() === 0) throw new Error('npx tsc -p . did not produce dist/tools/kv-cli.js');
+  } finally {
+    fs.rmdirSync(lock);
+  }
+}
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** stdout as bytes (for --raw). */
+  bytes: Buffer;
+}
+
+/** Runs kv-cli to completion; `input` is its stdin. */
+export function cli(args: string[], input: string | Buffer = '', env: Record<string, string> = {}): CliRun {
+  const r = spawnSync(process.execPath, [KV_CLI, ...args], {
+    input,
+    env: { ...process.env, SEGKV_HISTORY: '', ...env },
+    timeout: 60_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (r.error) throw r.error;
+  return {
+    code: r.status ?? -1,
+    stdout: r.stdout.toString('utf8'),
+    stderr: r.stderr.toString('utf8'),
+    bytes: r.stdout,
+  };
+}
+
+/** A kv-cli process with a live stdin: write lines, wait for output. */
+export class LiveCli {
+  readonly proc: ChildProcessWithoutNullStreams;
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<number | null>;
+
+  constructor(args: string[], env: Record<string, string> = {}) {
+    this.proc = spawn(process.execPath, [KV_CLI, ...args], { env: { ...process.env, ...env } });
+    live.add(this.proc);
+    this.proc.stdout.on('data', (b: Buffer) => {
+      this.stdout += b.toString('utf8');
+    });
+    this.proc.stderr.on('data', (b: Buffer) => {
+      this.stderr += b.toString('utf8');
+    });
+    this.exited = new Promise((r) =>
+      this.proc.on('exit', (code) => {
+        live.delete(this.proc);
+        r(code);
+      }),
+    );
+  }
+
+  send(line: string): void {
+    this.proc.stdin.write(`${line}\n`);
+  }
+
+  end(): void {
+    this.proc.stdin.end();
+  }
+
+  /** Waits until stdout matches (polling), or throws with what arrived. */
+  async waitFor(pattern: RegExp | string, timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const hit = () =>
+      typeof pattern === 'string' ? this.stdout.includes(pattern) : pattern.test(this.stdout);
+    while (!hit()) {
+      if (Date.now() > deadline) {
+        throw new Error(`kv-cli output never matched ${pattern}:\n${this.stdout}\nstderr:\n${this.stderr}`);
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+}
+
+const live = new Set<ChildProcessWithoutNullStreams>();
+afterAll(() => {
+  for (const p of live) p.kill('SIGKILL');
+});

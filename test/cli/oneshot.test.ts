@@ -1,0 +1,156 @@
+/**
+ * `kv-cli [opts] CMD ARGS` against a real kv-server: DESIGN.md §6's output
+ * (OK, the value, (nil), (integer) N, numbered lists), --raw and --json,
+ * errors on stderr with a non-zero exit, an unreachable server, a password,
+ * -x, help, compact and --latency-samples.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type ServerProcess, spawnServer } from '../server/spawn.js';
+import { cli, ensureBuilt } from './helpers.js';
+
+let server: ServerProcess;
+let p: string[];
+
+beforeAll(async () => {
+  ensureBuilt();
+  server = await spawnServer();
+  p = ['-p', String(server.port)];
+});
+
+describe('one-shot commands', () => {
+  it('set, get, del, mget print what redis-cli prints', () => {
+    expect(cli([...p, 'set', 'k', 'hello world'])).toMatchObject({ code: 0, stdout: 'OK\n', stderr: '' });
+    expect(cli([...p, 'get', 'k']).stdout).toBe('"hello world"\n');
+    expect(cli([...p, 'GET', 'missing']).stdout).toBe('(nil)\n');
+    expect(cli([...p, 'mset', 'a', '1', 'b', 'x\ny'])).toMatchObject({ code: 0, stdout: 'OK\n' });
+    expect(cli([...p, 'mget', 'a', 'nope', 'b']).stdout).toBe('1) "1"\n2) (nil)\n3) "x\\ny"\n');
+    expect(cli([...p, 'exists', 'a', 'b', 'nope']).stdout).toBe('(integer) 2\n');
+    expect(cli([...p, 'del', 'k', 'nope']).stdout).toBe('(integer) 1\n');
+    expect(cli([...p, 'get', 'k']).stdout).toBe('(nil)\n');
+  });
+
+  it('takes option words after the command as arguments (set k -1), and SET options', () => {
+    expect(cli([...p, 'set', 'neg', '-1']).stdout).toBe('OK\n');
+    expect(cli([...p, 'incrby', 'neg', '-4']).stdout).toBe('(integer) -5\n');
+    expect(cli([...p, 'set', 'neg', 'x', 'NX']).stdout).toBe('(nil)\n');
+    expect(cli([...p, 'set', 'ttl', 'x', 'px', '60000']).stdout).toBe('OK\n');
+    const ttl = Number(/\(integer\) (\d+)/.exec(cli([...p, 'ttl', 'ttl']).stdout)?.[1]);
+    expect(ttl).toBeGreaterThan(50_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+
+  it('--raw prints bare values for scripts, --json one JSON value', () => {
+    cli([...p, 'set', 'bin', 'x']);
+    expect(cli(['--raw', ...p, 'get', 'a']).stdout).toBe('1\n');
+    expect(cli(['--raw', ...p, 'get', 'nope']).stdout).toBe('\n');
+    expect(cli(['--raw', ...p, 'mget', 'a', 'nope', 'b']).stdout).toBe('1\n\nx\ny\n');
+    expect(cli(['--raw', ...p, 'exists', 'a']).stdout).toBe('1\n');
+    expect(JSON.parse(cli(['--json', ...p, 'mget', 'a', 'nope']).stdout)).toEqual(['1', null]);
+    expect(JSON.parse(cli(['--json', ...p, 'set', 'j', 'v']).stdout)).toBe('OK');
+    expect(JSON.parse(cli(['--json', ...p, 'dbsize']).stdout)).toBeTypeOf('number');
+    const info = JSON.parse(cli(['--json', ...p, 'info', 'keyspace']).stdout) as {
+      keyspace: { keys: number };
+    };
+    expect(info.keyspace.keys).toBeGreaterThan(0);
+    const scan = JSON.parse(cli(['--json', ...p, 'scan', 'match', 'a*']).stdout);
+    expect(scan).toEqual({ cursor: null, keys: ['a'] });
+  });
+
+  it('reads the last argument from stdin with -x, bytes as they are', () => {
+    const blob = Buffer.from([0x00, 0xff, 0x0a, 0x41]);
+    expect(cli([...p, '-x', 'set', 'blob'], blob).stdout).toBe('OK\n');
+    expect(cli(['--raw', ...p, 'get', 'blob']).bytes).toEqual(Buffer.concat([blob, Buffer.from('\n')]));
+    expect(cli([...p, 'get', 'blob']).stdout).toBe('"\\x00\\xff\\nA"\n');
+    expect(JSON.parse(cli(['--json', ...p, 'get', 'blob']).stdout)).toEqual({
+      base64: blob.toString('base64'),
+    });
+  });
+
+  it('scan pages with a cursor; info prints sections', () => {
+    for (let i = 0; i < 3; i++) cli([...p, 'set', `page:${i}`, 'v']);
+    const first = cli([...p, 'scan', '0', 'prefix', 'page:', 'count', '2']).stdout;
+    expect(first).toMatch(/^1\) "[^"0]+"\n2\) 1\) "page:0"\n {3}2\) "page:1"\n$/);
+    const cursor = /^1\) "([^"]+)"/.exec(first)![1]!;
+    expect(cli([...p, 'scan', cursor, 'prefix', 'page:']).stdout).toBe('1) "0"\n2) 1) "page:2"\n');
+    expect(cli([...p, 'info', 'server']).stdout).toMatch(/^# Server\nname:segkv\n/);
+  });
+});
+
+describe('errors', () => {
+  it('error replies go to stderr as (error) CODE message, exit 1', () => {
+    const r = cli([...p, 'incr', 'a', 'notanumber']);
+    expect(r).toMatchObject({ code: 1, stdout: '' });
+    expect(r.stderr).toMatch(/^\(error\) WRONG_ARGS INCR: the increment must be an integer/);
+    cli([...p, 'set', 'text', 'abc']);
+    expect(cli([...p, 'incr', 'text']).stderr).toMatch(/^\(error\) INVALID_VALUE /);
+    expect(cli([...p, 'nosuch', 'x']).stderr).toBe(
+      "(error) UNKNOWN_COMMAND unknown command 'nosuch'; type help for the list\n",
+    );
+    expect(cli([...p, 'get']).stderr).toBe(
+      '(error) WRONG_ARGS wrong number of arguments for GET; usage: GET key\n',
+    );
+    expect(cli([...p, 'scan', 'match', 'a*b']).stderr).toMatch(/scans by key prefix/);
+  });
+
+  it('an unreachable server: redis-cli words, exit 1', () => {
+    const r = cli(['-p', '1', 'ping']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^Could not connect to segkv at 127\.0\.0\.1:1: connect ECONNREFUSED/);
+  });
+
+  it('usage errors exit 2', () => {
+    const r = cli(['--bogus']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/Run `kv-cli --help` for usage/);
+    expect(cli(['--help']).stdout).toMatch(/^Usage: kv-cli/);
+  });
+});
+
+describe('a server with a password', () => {
+  it('-a authenticates (with the redis-cli warning), the env variable too; a wrong one fails', async () => {
+    const secured = await spawnServer({ args: ['--password', 's3cret'] });
+    const sp = ['-p', String(secured.port)];
+    const withFlag = cli([...sp, '-a', 's3cret', 'set', 'k', 'v']);
+    expect(withFlag).toMatchObject({ code: 0, stdout: 'OK\n' });
+    expect(withFlag.stderr).toMatch(/^Warning: Using a password with '-a'/);
+    expect(cli([...sp, '--no-auth-warning', '-a', 's3cret', 'get', 'k'])).toMatchObject({
+      stdout: '"v"\n',
+      stderr: '',
+    });
+    expect(cli([...sp, 'get', 'k'], '', { SEGKV_CLI_AUTH: 's3cret' }).stdout).toBe('"v"\n');
+    expect(cli([...sp, 'get', 'k']).stderr).toMatch(/^\(error\) NOAUTH /);
+    const wrong = cli([...sp, '--no-auth-warning', '-a', 'nope', 'get', 'k']);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/AUTH_FAILED/);
+    await secured.stop();
+  });
+});
+
+describe('help, compact, latency', () => {
+  it('help CMD describes a command', () => {
+    expect(cli(['help', 'set']).stdout).toBe(
+      '\n  SET key value [EX seconds|PX milliseconds] [NX|XX]\n' +
+        '  summary: Sets a key; EX/PX: expire after a time; NX: only if absent; XX: only if present (else nil).\n' +
+        '  group: keys\n',
+    );
+  });
+
+  it('compact waits for the compaction and prints what it did', () => {
+    for (let i = 0; i < 3; i++) cli([...p, 'set', 'churn', `v${i}`]);
+    const r = cli([...p, 'compact']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/"reclaimedBytes" => \(integer\) \d+/);
+    const json = JSON.parse(cli(['--json', ...p, 'info', 'compaction']).stdout);
+    expect(json.compaction.runs).toBeGreaterThanOrEqual(1);
+  });
+
+  it('--latency-samples N prints min/avg/max and exits', () => {
+    const r = cli([...p, '--latency', '--latency-samples', '20', '-i', '0.001']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^min: \d+\.\d{3}, max: \d+\.\d{3}, avg: \d+\.\d{3} \(20 samples\)\n$/);
+    const j = JSON.parse(cli([...p, '--json', '--latency', '--latency-samples', '5', '-i', '0']).stdout);
+    expect(j.samples).toBe(5);
+    expect(j.min).toBeLessThanOrEqual(j.avg);
+    expect(j.avg).toBeLessThanOrEqual(j.max);
+  });
+});
