@@ -16,7 +16,7 @@
  * `offlineQueueLimit`) and go out after the reconnect (and AUTH).
  */
 import { EventEmitter } from 'node:events';
-import { connect as netConnect, type Socket } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { Key } from '../engine/keys.js';
 import type { ScanOptions, ScanPage, SetOptions } from '../engine/store.js';
@@ -141,7 +141,12 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
     this.serverFatal = undefined;
     this.reader = new FrameReader(o.maxReplyBytes);
     const socket = o.tls
-      ? tlsConnect({ host: o.host, port: o.port, servername: o.host, ...o.tls })
+      ? tlsConnect({
+          host: o.host,
+          port: o.port,
+          ...(isIP(o.host) === 0 && { servername: o.host }),
+          ...o.tls,
+        })
       : netConnect({ host: o.host, port: o.port });
     this.socket = socket;
     socket.setNoDelay(true);
