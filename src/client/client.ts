@@ -357,7 +357,11 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
     if (!socket) this.finishClose();
     else if (wasReady) {
       const quit = new Command('QUIT', [], () => true);
-      quit.promise.catch(() => {});
+      // The reply to QUIT comes after every earlier reply: then nothing more is owed.
+      quit.promise.then(
+        () => socket.end(),
+        () => socket.destroy(),
+      );
       this.write(quit);
       const timer = setTimeout(() => socket.destroy(), Math.max(1000, this.options.requestTimeoutMs));
       timer.unref();
