@@ -85,6 +85,7 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
   private nextId = 0;
   private attempts = 0;
   private retryTimer: NodeJS.Timeout | undefined;
+  private timeoutTimer: NodeJS.Timeout | undefined;
   /** The fatal error frame the server sent before closing, if any. */
   private serverFatal: KvError | undefined;
   private lastError: Error | undefined;
@@ -182,7 +183,7 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
     }
     this.setStatus('authenticating');
     const auth = new Command('AUTH', [password], () => true);
-    auth.startTimer(this.options.requestTimeoutMs);
+    this.setDeadline(auth);
     auth.promise.then(
       () => this.onReady(),
       (err: unknown) => {
@@ -378,7 +379,7 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
       cmd.fail(this.closedError());
       return cmd.promise;
     }
-    cmd.startTimer(this.options.requestTimeoutMs);
+    this.setDeadline(cmd);
     if (status === 'ready') this.write(cmd);
     else if (this.offline.length >= this.options.offlineQueueLimit) {
       cmd.fail(
@@ -390,6 +391,49 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
       );
     } else this.offline.push(cmd);
     return cmd.promise;
+  }
+
+  /**
+   * Request timeouts without a timer per command: commands are issued (and
+   * mostly written) in deadline order, so one timer at the oldest deadline
+   * suffices; each sweep fails what is due and re-arms for the next.
+   */
+  private setDeadline(cmd: { deadline: number }): void {
+    const ms = this.options.requestTimeoutMs;
+    if (ms <= 0) return;
+    cmd.deadline = Date.now() + ms;
+    if (this.timeoutTimer === undefined) this.armTimeouts(cmd.deadline);
+  }
+
+  private armTimeouts(deadline: number): void {
+    this.timeoutTimer = setTimeout(() => this.sweepTimeouts(), Math.max(0, deadline - Date.now()));
+    this.timeoutTimer.unref();
+  }
+
+  private sweepTimeouts(): void {
+    this.timeoutTimer = undefined;
+    const now = Date.now();
+    const ms = this.options.requestTimeoutMs;
+    let next = Number.POSITIVE_INFINITY;
+    const sweep = (list: readonly QueuedCommand[], from: number) => {
+      for (let i = from; i < list.length; i++) {
+        const cmd = list[i]!;
+        if (cmd.settled) continue;
+        if (cmd.deadline > now) {
+          next = Math.min(next, cmd.deadline);
+          return;
+        }
+        cmd.fail(
+          new KvError(
+            'TIMEOUT',
+            `${cmd.name} got no reply within ${ms} ms; raise the client option requestTimeoutMs or check the server`,
+          ),
+        );
+      }
+    };
+    sweep(this.sent, this.sentHead);
+    sweep(this.offline, 0);
+    if (next !== Number.POSITIVE_INFINITY) this.armTimeouts(next);
   }
 
   private write(cmd: QueuedCommand): void {

@@ -12,6 +12,7 @@ export interface QueuedCommand {
   readonly name: CommandName;
   readonly id: number;
   readonly settled: boolean;
+  readonly deadline: number;
   encode(id: number): Buffer[];
   succeed(raw: unknown): void;
   failWith(error: WireError): void;
@@ -28,7 +29,8 @@ export class Command<T = unknown> implements QueuedCommand {
   readonly promise: Promise<T>;
   private resolveFn!: (value: T) => void;
   private rejectFn!: (err: unknown) => void;
-  private timer: NodeJS.Timeout | undefined;
+  /** When to reject with TIMEOUT (ms since epoch); Infinity = never. The client sweeps deadlines. */
+  deadline = Number.POSITIVE_INFINITY;
 
   constructor(
     readonly name: CommandName,
@@ -39,20 +41,6 @@ export class Command<T = unknown> implements QueuedCommand {
       this.resolveFn = resolve;
       this.rejectFn = reject;
     });
-  }
-
-  /** Starts the request timeout (from issue time, offline time included). */
-  startTimer(ms: number): void {
-    if (ms <= 0) return;
-    this.timer = setTimeout(() => {
-      this.fail(
-        new KvError(
-          'TIMEOUT',
-          `${this.name} got no reply within ${ms} ms; raise the client option requestTimeoutMs or check the server`,
-        ),
-      );
-    }, ms);
-    this.timer.unref?.();
   }
 
   /** The frame `[id, name, ...args]` (more than one buffer only around a large value). */
@@ -73,7 +61,6 @@ export class Command<T = unknown> implements QueuedCommand {
       return;
     }
     this.settled = true;
-    clearTimeout(this.timer);
     this.resolveFn(value);
   }
 
@@ -85,7 +72,6 @@ export class Command<T = unknown> implements QueuedCommand {
   fail(err: unknown): void {
     if (this.settled) return;
     this.settled = true;
-    clearTimeout(this.timer);
     this.rejectFn(err);
   }
 }
