@@ -41,7 +41,7 @@ function prng(seed: number): () => number {
   };
 }
 
-/** Opens a store with hundreds of small segments: every key overwritten `rounds` times. */
+/** Opens a store with many small segments: each key written up to `rounds` times. */
 async function bigLog(
   rounds: number,
   hook: { onStep?: ((s: SwapStep) => void) | undefined } = {},
@@ -60,7 +60,10 @@ async function bigLog(
   const model = new Model(clock);
   for (let r = 0; r < rounds; r++) {
     const acks: Promise<boolean>[] = [];
-    for (const k of KEYS) {
+    // Key i is last written in round i % rounds: live records are spread over the whole log,
+    // so the rewrite copies some early and writes made while it goes on hit keys already copied.
+    for (const [i, k] of KEYS.entries()) {
+      if (r > i % rounds) continue;
       const v = `r${r}:${k}:`.padEnd(150, '.');
       acks.push(store.set(k, v));
       model.set(k, v);
@@ -88,7 +91,7 @@ describe('foreground work during a long compaction', () => {
   it('reads and writes keep working and are right; writes that land during the merge win, after it and after a reopen', async () => {
     const { dir, store, model, opts } = await bigLog(12);
     const segments = store.stats().segments.length;
-    expect(segments).toBeGreaterThan(150);
+    expect(segments).toBeGreaterThan(60);
     const rand = prng(42);
     let during = 0;
     let done = false;
