@@ -212,6 +212,25 @@ export class Keydir {
     return true;
   }
 
+  /**
+   * `moveIfAt` by a slot the caller looked up earlier (the compactor, for
+   * each record it kept), without hashing the key again. Same outcome: a slot
+   * freed meanwhile, or taken by another key, never points at the old
+   * (segment, position), which only the original key's record occupies.
+   */
+  moveSlotIfAt(
+    s: number,
+    fromSegment: number,
+    fromPosition: number,
+    segment: number,
+    position: number,
+  ): boolean {
+    if (this.segmentOf(s) !== fromSegment || this.positionOf(s) !== fromPosition) return false;
+    this.segPages[s >>> PAGE_SHIFT]![s & PAGE_MASK] = segment;
+    this.posPages[s >>> PAGE_SHIFT]![s & PAGE_MASK] = position;
+    return true;
+  }
+
   /** Every key with its slot, in slot order (roughly insertion order). Keys are decoded on the fly. */
   *entries(): IterableIterator<[string, number]> {
     for (let s = 0; s < this.nextSlot; s++) {

@@ -158,6 +158,8 @@ export interface CompactResult {
   loopMaxMs: number;
   /** 99th percentile of event-loop delay while store.compact() ran, ms. */
   loopP99Ms: number;
+  /** The swap (verify, commit, rename, keydir): synchronous on the event loop, ms. */
+  swapMs: number;
   before: StoreFigures;
   after: StoreFigures;
   get?: Latencies;
@@ -172,10 +174,10 @@ export interface ForegroundResult {
 
 export type JobResult = DiskResult | LoadResult | CompactResult | ForegroundResult;
 
-function storeOptions(maxSegmentBytes: number) {
+function storeOptions(maxSegmentBytes: number, onStep: (step: string) => void = () => {}) {
   // Same fsync policy as the Redis peer (appendfsync everysec); the value
   // cache off so foreground gets read the log like any miss would.
-  return { maxSegmentBytes, fsync: 'interval', cacheBytes: 0, compaction: { auto: false } } as const;
+  return { maxSegmentBytes, fsync: 'interval', cacheBytes: 0, compaction: { auto: false, onStep } } as const;
 }
 
 function dirBytes(dir: string): number {
@@ -353,7 +355,13 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<CompactResult> {
   workingCopy(job.master, job.dir);
-  const store = await openStore(job.dir, storeOptions(job.maxSegmentBytes));
+  let swapFrom = 0;
+  let swapMs = 0;
+  const onStep = (step: string) => {
+    if (step === 'outputs-written') swapFrom = performance.now();
+    else if (step === 'done') swapMs = performance.now() - swapFrom;
+  };
+  const store = await openStore(job.dir, storeOptions(job.maxSegmentBytes, onStep));
   await store.settleBackground();
   let fg: Foreground | undefined;
   if (job.rate > 0) {
@@ -388,6 +396,7 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
     cpuMs: (cpu.user + cpu.system) / 1000,
     loopMaxMs: loop.max / 1e6,
     loopP99Ms: loop.percentile(99) / 1e6,
+    swapMs,
     before,
     after,
   };

@@ -377,7 +377,8 @@ async function main(): Promise<void> {
       rmSync(dir1, { recursive: true, force: true });
       res.idle.push(idle);
       log(
-        `${pct}% live: compaction ${fmt(idle.wallMs)} ms (${fmt(idle.bytesRead / MB / (idle.durationMs / 1000))} MB/s), ` +
+        `${pct}% live: compaction ${fmt(idle.wallMs)} ms (${fmt(idle.bytesRead / MB / (idle.durationMs / 1000))} MB/s, ` +
+          `CPU ${fmt(idle.cpuMs)} ms, swap ${fmt(idle.swapMs)} ms), ` +
           `${fmt(idle.before.dirBytes / MB)} -> ${fmt(idle.after.dirBytes / MB)} MB`,
       );
       const dir2 = root.dir(`loaded-${pct}`);
@@ -435,6 +436,19 @@ async function main(): Promise<void> {
         unit: 'ms',
         samples: s.idle.map((r) => r.wallMs),
         ...(redis && { vs: 'redis BGREWRITEAOF', vsSamples: redis.rewriteMs, ratio: 'x' as const }),
+      },
+      {
+        name: `${p}: compaction CPU time`,
+        unit: 'ms',
+        samples: s.idle.map((r) => r.cpuMs),
+        vs: 'wall time',
+        vsSamples: s.idle.map((r) => r.wallMs),
+        ratio: '%',
+      },
+      {
+        name: `${p}: swap (event loop held)`,
+        unit: 'ms',
+        samples: s.idle.map((r) => r.swapMs),
       },
       {
         name: `${p}: compaction throughput`,

@@ -124,6 +124,8 @@ export interface Output {
 /** Kept live values: where each was and where it now is. Flat arrays, one entry per record. */
 export interface Moves {
   keys: string[];
+  /** The key's keydir slot when the record was read: the swap checks and moves it without hashing the key again. */
+  slots: number[];
   fromSegment: number[];
   fromPosition: number[];
   toOutput: number[];
@@ -288,6 +290,7 @@ export async function rewrite(
   const writer = new OutputWriter(fs, store.dir, maxSegmentBytes, indexIntervalBytes);
   const moves: Moves = {
     keys: [],
+    slots: [],
     fromSegment: [],
     fromPosition: [],
     toOutput: [],
@@ -375,6 +378,7 @@ export async function rewrite(
                 flags: 0,
               });
               moves.keys.push(key);
+              moves.slots.push(slot);
               moves.fromSegment.push(seg.id);
               moves.fromPosition.push(position);
               moves.toOutput.push(w.out);

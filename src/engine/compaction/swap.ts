@@ -103,21 +103,17 @@ export function swap(
 
   // 1. verify
   store.flushPending();
-  const movedBytes = new Map<number, number>();
+  // By the slot the rewrite saw (Keydir.moveSlotIfAt says why that is exact): no key hashing here.
+  const movedBytes: number[] = [];
   for (let i = 0; i < moves.keys.length; i++) {
-    const key = moves.keys[i]!;
-    const slot = kd.slot(key);
-    if (
-      slot >= 0 &&
-      kd.segmentOf(slot) === moves.fromSegment[i] &&
-      kd.positionOf(slot) === moves.fromPosition[i]
-    ) {
-      const seg = moves.fromSegment[i]!;
-      movedBytes.set(seg, (movedBytes.get(seg) ?? 0) + recordSize(key.length, moves.valueLength[i]!));
+    const slot = moves.slots[i]!;
+    const seg = moves.fromSegment[i]!;
+    if (kd.segmentOf(slot) === seg && kd.positionOf(slot) === moves.fromPosition[i]) {
+      movedBytes[seg] = (movedBytes[seg] ?? 0) + recordSize(moves.keys[i]!.length, moves.valueLength[i]!);
     }
   }
   for (const seg of inputs) {
-    if (seg.liveBytes !== (movedBytes.get(seg.id) ?? 0)) {
+    if (seg.liveBytes !== (movedBytes[seg.id] ?? 0)) {
       throw new SwapAborted(
         `${seg.name} has live records the rewrite did not keep (a write was undone meanwhile)`,
       );
@@ -216,7 +212,15 @@ function finish(
     const key = moves.keys[i]!;
     const to = fresh[moves.toOutput[i]!]!;
     const size = recordSize(key.length, moves.valueLength[i]!);
-    if (kd.moveIfAt(key, moves.fromSegment[i]!, moves.fromPosition[i]!, to.id, moves.toPosition[i]!)) {
+    if (
+      kd.moveSlotIfAt(
+        moves.slots[i]!,
+        moves.fromSegment[i]!,
+        moves.fromPosition[i]!,
+        to.id,
+        moves.toPosition[i]!,
+      )
+    ) {
       store.segments[moves.fromSegment[i]!]!.liveBytes -= size;
       to.liveBytes += size;
     }
