@@ -50,6 +50,8 @@ export class Repl {
   private readonly hints: HintRenderer | undefined;
   private readonly queue: string[] = [];
   private busy = false;
+  /** The first connection attempt is over: the prompt may be drawn. */
+  private started = false;
   private inputEnded = false;
   private quitting = false;
   private interrupt: (() => void) | undefined;
@@ -107,16 +109,18 @@ export class Repl {
   /** Shows the prompt again if it changed while idle (connection lost or back). */
   private refreshPrompt(): void {
     const prompt = promptFor(this.o, this.connected);
-    if (!this.interactive || this.busy || this.quitting || this.rl.getPrompt() === prompt) return;
+    if (!this.started || !this.interactive || this.busy || this.quitting) return;
+    if (this.rl.getPrompt() === prompt) return;
     this.hints?.clear();
     this.rl.setPrompt(prompt);
     this.rl.prompt(true);
   }
 
+  /** Shows the prompt; text typed ahead stays, with the cursor where it was. */
   private prompt(): void {
     if (!this.interactive || this.quitting) return;
     this.rl.setPrompt(promptFor(this.o, this.connected));
-    this.rl.prompt();
+    this.rl.prompt(true);
   }
 
   private write(text: string | Buffer): void {
@@ -127,6 +131,7 @@ export class Repl {
   async start(): Promise<number> {
     const first = await this.reachable();
     if (first !== true) this.write(`${first}\n`);
+    this.started = true;
     if (this.queue.length === 0 && !this.inputEnded && !this.busy) this.prompt();
     await this.done;
     return EXIT_OK;

@@ -1,0 +1,221 @@
+/**
+ * The interactive kv-cli: driven through piped stdin (replies, errors,
+ * quoting, help, the repeat prefix, quit, the history file), across a server
+ * restart (it reconnects), and through a pseudo-terminal (python3's pty
+ * module) for the prompt, TAB completion and the dim argument hint.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ServerProcess, spawnServer } from '../server/spawn.js';
+import { cli, ensureBuilt, KV_CLI, LiveCli } from './helpers.js';
+
+let server: ServerProcess;
+let p: string[];
+const home = mkdtempSync(join(tmpdir(), 'segkv-cli-'));
+
+beforeAll(async () => {
+  ensureBuilt();
+  server = await spawnServer();
+  p = ['-p', String(server.port)];
+});
+
+afterAll(() => rmSync(home, { recursive: true, force: true }));
+
+describe('REPL on piped stdin', () => {
+  it('runs each line in order and prints replies and errors, no prompt', () => {
+    const history = join(home, 'history-1');
+    const input = [
+      'set greeting "hello world"',
+      'get greeting',
+      "SET 'it''s' x", // a closing quote glued to a word
+      'set bin "\\x00\\xff"',
+      'get bin',
+      '3 incr counter',
+      'nosuch key',
+      'get',
+      'auth secret',
+      '',
+      'help get',
+      'del greeting',
+      'quit',
+      'set after-quit 1',
+    ].join('\n');
+    const r = cli(p, `${input}\n`, { SEGKV_HISTORY: history });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe(
+      [
+        'OK',
+        '"hello world"',
+        'Invalid argument(s): a closing single quote must be followed by a space',
+        'OK',
+        '"\\x00\\xff"',
+        '(integer) 1',
+        '(integer) 2',
+        '(integer) 3',
+        "(error) UNKNOWN_COMMAND unknown command 'nosuch'; type help for the list",
+        '(error) WRONG_ARGS wrong number of arguments for GET; usage: GET key',
+        '(error) AUTH_FAILED this server has no password set; do not send AUTH',
+        '',
+        '  GET key',
+        '  summary: Gets the value of a key, or nil.',
+        '  group: keys',
+        '(integer) 1',
+        '',
+      ].join('\n'),
+    );
+    expect(cli([...p, 'exists', 'after-quit']).stdout).toBe('(integer) 0\n');
+    // Every command line but AUTH (a password) and blanks, in order, quoting kept.
+    const saved = readFileSync(history, 'utf8').split('\n');
+    expect(saved).toEqual([
+      'set greeting "hello world"',
+      'get greeting',
+      'set bin "\\x00\\xff"',
+      'get bin',
+      '3 incr counter',
+      'nosuch key',
+      'get',
+      'help get',
+      'del greeting',
+      'quit',
+      '',
+    ]);
+  });
+
+  it('--raw and --json apply to the REPL too', () => {
+    expect(cli(['--raw', ...p], 'set r 1\nget r\nget none\n').stdout).toBe('OK\n1\n\n');
+    expect(cli(['--json', ...p], 'mget r none\n').stdout).toBe('["1",null]\n');
+  });
+
+  it('reconnects when the server comes back', async () => {
+    const own = await spawnServer();
+    const repl = new LiveCli(['-p', String(own.port)], { SEGKV_HISTORY: '' });
+    repl.send('set survives yes');
+    await repl.waitFor('OK\n');
+    await own.stop();
+    repl.send('get survives');
+    await repl.waitFor(/Could not connect to segkv at 127\.0\.0\.1:\d+: /);
+    const again = await spawnServer({ dir: own.dir, port: own.port });
+    // The client retries at most a second apart; a command waits 1.5 s for it.
+    for (let i = 0; i < 10 && !repl.stdout.includes('"yes"'); i++) {
+      repl.send('get survives');
+      await new Promise((r) => setTimeout(r, 700));
+    }
+    await repl.waitFor('"yes"\n');
+    repl.end();
+    expect(await repl.exited).toBe(0);
+    await again.stop();
+  });
+});
+
+/**
+ * Runs kv-cli in a pseudo-terminal (120 columns); steps are [keys to type,
+ * text to wait for after the previous step's match]. Returns the transcript.
+ */
+function inPty(
+  args: string[],
+  steps: [string, string][],
+  env: Record<string, string> = {},
+): { out: string; status: number | undefined } {
+  const driver = `
+import fcntl, json, os, pty, select, struct, sys, termios, time
+steps = json.loads(sys.argv[1])
+pid, fd = pty.fork()
+if pid == 0:
+    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack('HHHH', 24, 120, 0, 0))
+    os.execv(sys.argv[2], sys.argv[2:])
+out = b''
+pos = 0
+def wait_for(text):
+    global out, pos
+    end = time.time() + 20
+    while out.find(text.encode(), pos) < 0:
+        left = end - time.time()
+        if left <= 0: return False
+        r, _, _ = select.select([fd], [], [], left)
+        if not r: return False
+        try: data = os.read(fd, 65536)
+        except OSError: return False
+        if not data: return False
+        out += data
+    pos = out.find(text.encode(), pos) + len(text.encode())
+    return True
+result = {'ok': True}
+for keys, expect in steps:
+    if keys: os.write(fd, keys.encode())
+    if expect and not wait_for(expect):
+        result = {'ok': False, 'missing': expect}
+        break
+end = time.time() + 10
+while result['ok'] and time.time() < end:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        result['status'] = os.waitstatus_to_exitcode(status)
+        break
+    r, _, _ = select.select([fd], [], [], 0.05)
+    if r:
+        try: out += os.read(fd, 65536)
+        except OSError: pass
+if 'status' not in result:
+    try: os.kill(pid, 9)
+    except OSError: pass
+result['out'] = out.decode('utf8', 'replace')
+print(json.dumps(result))
+`;
+  const r = spawnSync('python3', ['-c', driver, JSON.stringify(steps), process.execPath, KV_CLI, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, TERM: 'xterm', ...env },
+    timeout: 50_000,
+  });
+  if (r.error) throw r.error;
+  const result = JSON.parse(r.stdout) as { ok: boolean; missing?: string; out: string; status?: number };
+  if (!result.ok)
+    throw new Error(`never saw ${JSON.stringify(result.missing)} in:\n${JSON.stringify(result.out)}`);
+  return { out: result.out, status: result.status };
+}
+
+const hasPty = spawnSync('python3', ['-c', 'import pty'], { stdio: 'ignore' }).status === 0;
+
+describe.skipIf(!hasPty)('REPL in a terminal', () => {
+  it('prompts with host:port, completes on TAB, hints the arguments in dim, keeps history', () => {
+    const history = join(home, 'history-pty');
+    const prompt = `127.0.0.1:${server.port}> `;
+    const { out, status } = inPty(
+      p,
+      [
+        ['', prompt],
+        ['se\t', '\x1b[2m key value [EX seconds|PX milliseconds] [NX|XX]\x1b[0m'],
+        [' tk', '\x1b[2m value [EX seconds|PX milliseconds] [NX|XX]\x1b[0m'],
+        [' tv\r', 'OK\r\n'],
+        ['', prompt],
+        ['get tk\r', '"tv"\r\n'],
+        ['', prompt],
+        ['quit\r', ''],
+      ],
+      { SEGKV_HISTORY: history },
+    );
+    // The hint is drawn after the cursor and the cursor moved back over it.
+    expect(out).toContain(`\x1b[2m key value [EX seconds|PX milliseconds] [NX|XX]\x1b[0m\x1b[47D`);
+    // TAB completed `se` to `set`: the hint drawn next is set's.
+    expect(out).toContain('set\x1b[0K\x1b[2m key value');
+    expect(status).toBe(0); // `quit` left with status 0
+    expect(cli([...p, 'get', 'tk']).stdout).toBe('"tv"\n');
+    expect(readFileSync(history, 'utf8')).toBe('set tk tv\nget tk\nquit\n');
+  });
+
+  it('shows not connected> while the server is down', () => {
+    const { out } = inPty(
+      ['-p', '1'],
+      [
+        ['', 'not connected> '],
+        ['\x04', ''],
+      ],
+    );
+    expect(out).toMatch(
+      /Could not connect to segkv at 127\.0\.0\.1:1: [^\n]*\r\n(\x1b\[\d*[GJ])*not connected> /,
+    );
+  });
+});
