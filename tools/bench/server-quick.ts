@@ -5,7 +5,7 @@
  * then GET of V-byte values over K keys, for S seconds each.
  *
  *   node dist/tools/bench/server-quick.js [--clients 50] [--pipeline 16]
- *     [--value-bytes 100] [--keys 10000] [--seconds 3] [--fsync interval]
+ *     [--value-bytes 100] [--keys 10000] [--seconds 3] [--fsync interval] [--ops set,get]
  *
  * Not the comparative benchmark (kv-bench, against redis): a smoke figure for
  * whoever changes the network path.
@@ -25,6 +25,7 @@ const { values } = parseArgs({
     keys: { type: 'string', default: '10000' },
     seconds: { type: 'string', default: '3' },
     fsync: { type: 'string', default: 'interval' },
+    ops: { type: 'string', default: 'set,get' },
   },
 });
 const clients = Number(values.clients);
@@ -84,8 +85,9 @@ async function phase(
   );
 }
 
-await phase('SET', (c, k) => c.set(k, value));
-await phase('GET', (c, k) => c.get(k));
+const ops = values.ops!.split(',');
+if (ops.includes('set')) await phase('SET', (c, k) => c.set(k, value));
+if (ops.includes('get')) await phase('GET', (c, k) => c.get(k));
 await Promise.all(conns.map((c) => c.close()));
 proc.kill('SIGTERM');
 await new Promise((r) => proc.on('exit', r));
