@@ -3,9 +3,9 @@
  * environment variable; flags beat env beat defaults. Resolved and validated
  * in one function; a bad value is a ConfigError whose message names the flag.
  *
- * Compaction settings are passed through untouched: `--compaction-min-dead-ratio 0.5`
- * (or `SEGKV_COMPACTION_MIN_DEAD_RATIO=0.5`) becomes the store option
- * `compactionMinDeadRatio: 0.5`, for the compactor to interpret.
+ * Compaction settings are passed through to the store, which validates them:
+ * `--compaction-min-dead-ratio 0.5` (or `SEGKV_COMPACTION_MIN_DEAD_RATIO=0.5`)
+ * becomes the store option `compaction: { minDeadRatio: 0.5 }`.
  */
 import { parseArgs } from 'node:util';
 import type { FsyncMode } from '../engine/options.js';
@@ -49,7 +49,7 @@ export interface ServerConfig {
   tlsKey: string | undefined;
   /** pino log level. Default `info`. */
   logLevel: LogLevel;
-  /** Pass-through store options from `--compaction-*` flags and `SEGKV_COMPACTION_*` env. */
+  /** The store's `compaction` options, from `--compaction-*` flags and `SEGKV_COMPACTION_*` env (camelCased). */
   compaction: Record<string, string | number | boolean>;
 }
 
@@ -195,7 +195,8 @@ export function helpText(): string {
   }
   lines.push(
     `  --${COMPACTION_PREFIX}<name> <value>`.padEnd(32) +
-      'passed to the store as option compaction<Name> (e.g. --compaction-min-dead-ratio 0.5)',
+      'store option compaction.<name>: min-dead-ratio, min-dead-bytes, max-dead-bytes, auto,',
+    `${' '.repeat(32)}check-interval-ms, min-interval-ms, max-backoff-ms (e.g. --compaction-auto false)`,
     `${' '.repeat(32)}env SEGKV_COMPACTION_<NAME>`,
     '  --help'.padEnd(32) + 'print this help and exit',
     '',
@@ -237,7 +238,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
   const compaction: Record<string, string | number | boolean> = {};
   for (const [name, raw] of Object.entries(env)) {
     if (name.startsWith('SEGKV_COMPACTION_') && raw !== undefined) {
-      const flag = name.slice('SEGKV_'.length).toLowerCase().replace(/_/g, '-');
+      const flag = name.slice('SEGKV_COMPACTION_'.length).toLowerCase().replace(/_/g, '-');
       compaction[camel(flag)] = passThroughValue(raw);
     }
   }
@@ -251,7 +252,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
       if (raw === undefined || flag.length <= COMPACTION_PREFIX.length) {
         throw new ConfigError(`--${flag} needs a value`);
       }
-      compaction[camel(flag)] = passThroughValue(raw);
+      compaction[camel(flag.slice(COMPACTION_PREFIX.length))] = passThroughValue(raw);
     } else rest.push(arg);
   }
   const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };

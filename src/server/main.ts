@@ -42,7 +42,11 @@ function fail(message: string, status: number): never {
 }
 
 function storeOptions(config: ServerConfig, logger: pino.Logger): StoreOptions {
-  const o: StoreOptions & Record<string, unknown> = { ...config.compaction, fsync: config.fsync, logger };
+  const o: StoreOptions = { fsync: config.fsync, logger };
+  if (Object.keys(config.compaction).length > 0) {
+    // Validated by the store (INVALID_ARGUMENT names the option).
+    o.compaction = config.compaction as NonNullable<StoreOptions['compaction']>;
+  }
   if (config.fsyncIntervalMs !== undefined) o.fsyncIntervalMs = config.fsyncIntervalMs;
   if (config.maxSegmentBytes !== undefined) o.maxSegmentBytes = config.maxSegmentBytes;
   if (config.cacheBytes !== undefined) o.cacheBytes = config.cacheBytes;
@@ -77,6 +81,7 @@ async function main(): Promise<void> {
   } catch (err) {
     if (err instanceof KvError) {
       log.fatal({ code: err.code, dir: config.dir }, err.message);
+      if (err.code === 'INVALID_ARGUMENT') fail(`bad setting: ${err.message}; see kv-server --help`, 2);
       fail(`cannot open ${config.dir}: ${err.message}`, 1);
     }
     throw err;

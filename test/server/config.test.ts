@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { connect } from '../../src/index.js';
 import { ConfigError, envName, helpText, parseConfig, SETTINGS } from '../../src/server/config.js';
-import { MAIN, spawnServer } from './spawn.js';
+import { MAIN, spawnServer, tempDir } from './spawn.js';
 
 describe('parseConfig', () => {
   it('defaults', () => {
@@ -46,14 +46,10 @@ describe('parseConfig', () => {
   });
 
   it('compaction flags pass through as store options', () => {
-    const c = parseConfig(['--compaction-min-dead-ratio', '0.5', '--compaction-enabled=false'], {
-      SEGKV_COMPACTION_INTERVAL_MS: '1000',
+    const c = parseConfig(['--compaction-min-dead-ratio', '0.5', '--compaction-auto=false'], {
+      SEGKV_COMPACTION_CHECK_INTERVAL_MS: '1000',
     });
-    expect(c !== 'help' && c.compaction).toEqual({
-      compactionMinDeadRatio: 0.5,
-      compactionEnabled: false,
-      compactionIntervalMs: 1000,
-    });
+    expect(c !== 'help' && c.compaction).toEqual({ minDeadRatio: 0.5, auto: false, checkIntervalMs: 1000 });
   });
 
   it('bad values name the flag', () => {
@@ -80,6 +76,20 @@ describe('kv-server process', () => {
     const bad = spawnSync(process.execPath, [MAIN, '--port', 'abc'], { encoding: 'utf8' });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain("kv-server: --port must be an integer from 0 to 65535, got 'abc'");
+  });
+
+  it('a bad compaction setting is refused by the store with exit 2', () => {
+    const dir = tempDir();
+    const r = spawnSync(
+      process.execPath,
+      [MAIN, '--dir', dir, '--port', '0', '--compaction-min-dead-ratio', '7'],
+      {
+        encoding: 'utf8',
+        timeout: 10_000,
+      },
+    );
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('compaction.minDeadRatio');
   });
 
   it('a second server on the same directory fails at once', async () => {
