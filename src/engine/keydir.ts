@@ -84,6 +84,15 @@ export class Keydir {
 
   private readonly expiries = new Map<string, number>();
 
+  /**
+   * Where the key of the last `set` pointed before it (segment -1: it was
+   * absent), so a writer learns the old location without a second lookup.
+   */
+  prevSegment = -1;
+  prevPosition = 0;
+  prevValueLength = 0;
+  prevExpiresAt = 0;
+
   get size(): number {
     return this.count;
   }
@@ -133,7 +142,7 @@ export class Keydir {
     };
   }
 
-  /** Points `key` at a record; returns the slot. */
+  /** Points `key` at a record; returns the slot. The old location is left in `prev*`. */
   set(key: string, segment: number, position: number, valueLength: number, expiresAt: number): number {
     const h = hashOf(key);
     const t = this.table;
@@ -143,10 +152,22 @@ export class Keydir {
       const e = t[2 * i + 1]!;
       if (e === 0) break;
       if (t[2 * i] === h && this.keyEquals(e - 1, key)) {
-        this.write(e - 1, key, segment, position, valueLength, expiresAt);
-        return e - 1;
+        const s = e - 1;
+        const page = s >>> PAGE_SHIFT;
+        const at = s & PAGE_MASK;
+        const l = this.lenPages[page]![at]!;
+        this.prevSegment = this.segPages[page]![at]!;
+        this.prevPosition = this.posPages[page]![at]!;
+        this.prevValueLength = l & LENGTH_MASK;
+        this.prevExpiresAt = (l & HAS_EXPIRY) === 0 ? 0 : (this.expiries.get(key) ?? 0);
+        this.write(s, key, segment, position, valueLength, expiresAt);
+        return s;
       }
     }
+    this.prevSegment = -1;
+    this.prevPosition = 0;
+    this.prevValueLength = 0;
+    this.prevExpiresAt = 0;
     const s = this.allocSlot(key);
     t[2 * i] = h;
     t[2 * i + 1] = s + 1;

@@ -15,11 +15,17 @@ export function internalize(s: string): string {
   return Buffer.byteLength(s, 'utf8') === s.length ? s : Buffer.from(s, 'utf8').toString('latin1');
 }
 
+/** True if every char of `s` is ASCII, i.e. `s` is its own latin1-of-UTF-8 form. */
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
 export function toInternalKey(key: Key): string {
   let k: string;
   if (typeof key === 'string') {
-    const bytes = Buffer.byteLength(key, 'utf8');
-    k = bytes === key.length ? key : Buffer.from(key, 'utf8').toString('latin1');
+    // A JS loop beats the native Buffer.byteLength call on short keys (the common case).
+    k = isAscii(key) ? key : Buffer.from(key, 'utf8').toString('latin1');
   } else if (key instanceof Uint8Array) {
     k = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
   } else {

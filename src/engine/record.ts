@@ -47,9 +47,61 @@ export function recordSize(keyLength: number, valueLength: number): number {
   return RECORD_HEADER_BYTES + keyLength + valueLength;
 }
 
+/** Records shorter than this are checksummed in JS (no subarray, no native call); longer ones by zlib. */
+const JS_CRC_MAX_BYTES = 256;
+
+/** CRC-32 (the zlib/IEEE polynomial) tables for slicing-by-8: table k at [256k, 256k + 256). */
+const CRC_TABLE = new Int32Array(256 * 8);
+for (let n = 0; n < 256; n++) {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  CRC_TABLE[n] = c;
+}
+for (let n = 0; n < 256; n++) {
+  let c = CRC_TABLE[n]!;
+  for (let k = 1; k < 8; k++) {
+    c = CRC_TABLE[c & 255]! ^ (c >>> 8);
+    CRC_TABLE[k * 256 + n] = c;
+  }
+}
+
+/**
+ * zlib.crc32 of buf[from, to), without a subarray: slicing-by-8 in JS for
+ * short ranges (about twice as fast as subarray + zlib at 100-200 bytes),
+ * zlib for long ones. Same value either way.
+ */
+export function crc32Range(buf: Uint8Array, from: number, to: number): number {
+  if (to - from >= JS_CRC_MAX_BYTES) return crc32(buf.subarray(from, to));
+  const t = CRC_TABLE;
+  let c = -1;
+  let i = from;
+  for (; i + 8 <= to; i += 8) {
+    const a = (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24)) ^ c;
+    c =
+      t[1792 + (a & 255)]! ^
+      t[1536 + ((a >>> 8) & 255)]! ^
+      t[1280 + ((a >>> 16) & 255)]! ^
+      t[1024 + (a >>> 24)]! ^
+      t[768 + buf[i + 4]!]! ^
+      t[512 + buf[i + 5]!]! ^
+      t[256 + buf[i + 6]!]! ^
+      t[buf[i + 7]!]!;
+  }
+  for (; i < to; i++) c = t[(c ^ buf[i]!) & 255]! ^ (c >>> 8);
+  return (c ^ -1) >>> 0;
+}
+
+/** Little-endian u32 store without Buffer's range checks (callers pass valid u32s). */
+function putU32(buf: Buffer, at: number, n: number): void {
+  buf[at] = n;
+  buf[at + 1] = n >>> 8;
+  buf[at + 2] = n >>> 16;
+  buf[at + 3] = n >>> 24;
+}
+
 function writeU64(buf: Buffer, at: number, n: number): void {
-  buf.writeUInt32LE(n % TWO_32, at);
-  buf.writeUInt32LE(Math.floor(n / TWO_32), at + 4);
+  putU32(buf, at, n % TWO_32);
+  putU32(buf, at + 4, Math.floor(n / TWO_32));
 }
 
 function readU64(buf: Buffer, at: number): number {
@@ -75,12 +127,18 @@ export function encodeRecord(
   writeU64(buf, at + AT_OFFSET, offset);
   writeU64(buf, at + AT_EXPIRES, expiresAt);
   buf[at + AT_FLAGS] = flags;
-  buf.writeUInt16LE(k, at + AT_KEY_LENGTH);
-  buf.writeUInt32LE(v, at + AT_VALUE_LENGTH);
-  buf.write(key, at + RECORD_HEADER_BYTES, k, 'latin1');
-  if (value) buf.set(value, at + RECORD_HEADER_BYTES + k);
-  const end = at + RECORD_HEADER_BYTES + k + v;
-  buf.writeUInt32LE(crc32(buf.subarray(at + CRC_BYTES, end)), at);
+  buf[at + AT_KEY_LENGTH] = k;
+  buf[at + AT_KEY_LENGTH + 1] = k >>> 8;
+  putU32(buf, at + AT_VALUE_LENGTH, v);
+  const keyAt = at + RECORD_HEADER_BYTES;
+  if (k <= 64) {
+    for (let i = 0; i < k; i++) buf[keyAt + i] = key.charCodeAt(i); // latin1: one byte per char
+  } else {
+    buf.write(key, keyAt, k, 'latin1');
+  }
+  if (value) buf.set(value, keyAt + k);
+  const end = keyAt + k + v;
+  putU32(buf, at, crc32Range(buf, at + CRC_BYTES, end));
   return end - at;
 }
 
@@ -120,7 +178,7 @@ export function decodeHeader(
 
 /** True if the record of `size` bytes at `at` matches its CRC. */
 export function checkRecord(buf: Buffer, at: number, size: number): boolean {
-  return buf.readUInt32LE(at) === crc32(buf.subarray(at + CRC_BYTES, at + size));
+  return buf.readUInt32LE(at) === crc32Range(buf, at + CRC_BYTES, at + size);
 }
 
 export function recordKey(buf: Buffer, at: number, keyLength: number): string {

@@ -154,6 +154,7 @@ export class Store extends EventEmitter {
   // Write path state.
   private flushScheduled = false;
   private unflushed: Waiter[] = [];
+  private tickAck: Promise<true> | undefined;
   private undo: (string | number)[] = [];
   private syncQueue: Waiter[] = [];
   private syncing: Promise<void> | undefined;
@@ -363,13 +364,12 @@ export class Store extends EventEmitter {
   /** @internal Points `key` at a record, keeping live-byte counts. */
   point(key: string, seg: Segment, position: number, valueLength: number, expiresAt: number): void {
     const kd = this.keydir;
-    const slot = kd.slot(key);
-    if (slot >= 0) {
-      this.segments[kd.segmentOf(slot)]!.liveBytes -= recordSize(key.length, kd.valueLengthOf(slot));
+    kd.set(key, seg.id, position, valueLength, expiresAt); // one lookup: the old location is in kd.prev*
+    if (kd.prevSegment >= 0) {
+      this.segments[kd.prevSegment]!.liveBytes -= recordSize(key.length, kd.prevValueLength);
     } else if (this.keyIndex) {
       this.keyIndex.noteInsert(key);
     }
-    kd.set(key, seg.id, position, valueLength, expiresAt);
     seg.liveBytes += recordSize(key.length, valueLength);
   }
 
@@ -396,6 +396,12 @@ export class Store extends EventEmitter {
         kd.valueLengthOf(slot),
         kd.expiresAtOf(slot, key),
       );
+  }
+
+  /** recordUndo for a key `point` has just moved: its old location is still in keydir.prev*. */
+  private recordUndoOfPoint(key: string): void {
+    const kd = this.keydir;
+    this.undo.push(key, kd.prevSegment, kd.prevPosition, kd.prevValueLength, kd.prevExpiresAt);
   }
 
   private rollback(): void {
@@ -441,14 +447,23 @@ export class Store extends EventEmitter {
     if (seg.size + bytes > this.options.maxSegmentBytes && seg.size > SEGMENT_HEADER_BYTES) this.rotate();
   }
 
-  private ack(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.unflushed.push({ resolve, reject });
+  /**
+   * The acknowledgement of the writes of this tick: one promise shared by all
+   * of them (they are flushed, fsynced and refused together), so a write
+   * allocates no promise of its own.
+   */
+  private ack(): Promise<true> {
+    let p = this.tickAck;
+    if (p === undefined) {
+      p = this.tickAck = new Promise<true>((resolve, reject) => {
+        this.unflushed.push({ resolve: () => resolve(true), reject });
+      });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flushNow());
       }
-    });
+    }
+    return p;
   }
 
   /** @internal Hands buffered records to the OS now (the compaction swap starts with this). */
@@ -459,6 +474,7 @@ export class Store extends EventEmitter {
   /** Hands every buffered record to the OS now, then acks or queues for fsync. */
   private flushNow(): void {
     this.flushScheduled = false;
+    this.tickAck = undefined;
     const waiters = this.unflushed;
     this.unflushed = [];
     try {
@@ -557,11 +573,11 @@ export class Store extends EventEmitter {
         if ((options.ifAbsent && exists) || (options.ifPresent && !exists)) return Promise.resolve(false);
       }
       this.makeRoom(recordSize(k.length, v.length));
-      this.recordUndo(k);
       const position = this.append(k, v, expiresAt, 0);
       this.point(k, this.active, position, v.length, expiresAt);
+      this.recordUndoOfPoint(k);
       this.cache?.delete(k);
-      return this.ack().then(() => true);
+      return this.ack();
     } catch (err) {
       return Promise.reject(err);
     }
@@ -578,7 +594,7 @@ export class Store extends EventEmitter {
       this.append(k, undefined, 0, FLAG_TOMBSTONE);
       this.unpoint(k);
       this.cache?.delete(k);
-      return this.ack().then(() => true);
+      return this.ack();
     } catch (err) {
       return Promise.reject(err);
     }
