@@ -167,7 +167,14 @@ export class Connection implements Session {
         throw err;
       }
       if (body === undefined) return;
-      this.handle(body);
+      try {
+        this.handle(body);
+      } catch (err) {
+        // A bug, not bad input: keep the server up, drop this connection, say why in the log.
+        this.host.log.error({ err, remote: this.remote }, 'request handling failed unexpectedly');
+        this.fatal('INTERNAL', 'unexpected server error; see the server log');
+        return;
+      }
     }
   }
 

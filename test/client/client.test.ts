@@ -5,8 +5,8 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, KvClient, type KvError } from '../../src/index.js';
+import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
+import { type ClientStatus, connect, type KvClient, type KvError, type SetOptions } from '../../src/index.js';
 import { type ServerProcess, spawnServer, tempDir } from '../server/spawn.js';
 
 const clients: KvClient<unknown>[] = [];
@@ -344,13 +344,19 @@ describe('restart', () => {
 
 describe('types', () => {
   it('connect() picks the value type from valueEncoding', () => {
-    const assertType = <T>(_v: T) => {};
-    const s = new KvClient({ port: 1, reconnect: false });
-    s.on('error', () => {});
-    assertType<KvClient<string>>(s as KvClient<string>);
-    void s.close();
-    expect(readFileSync(join(import.meta.dirname, '../../src/client/index.ts'), 'utf8')).toContain(
-      "valueEncoding: 'buffer' }): KvClient<Buffer>",
-    );
+    const opts = { port: 1, reconnect: false } as const;
+    const utf8 = connect(opts);
+    const buf = connect({ ...opts, valueEncoding: 'buffer' });
+    const json = connect<{ n: number }>({ ...opts, valueEncoding: 'json' });
+    expectTypeOf(utf8).toEqualTypeOf<KvClient<string>>();
+    expectTypeOf(buf).toEqualTypeOf<KvClient<Buffer>>();
+    expectTypeOf<ReturnType<typeof json.get>>().toEqualTypeOf<Promise<{ n: number } | undefined>>();
+    expectTypeOf<ReturnType<typeof utf8.mget>>().toEqualTypeOf<Promise<(string | undefined)[]>>();
+    expectTypeOf(utf8.set).parameter(2).toEqualTypeOf<SetOptions | undefined>();
+    expectTypeOf(utf8.status).toEqualTypeOf<ClientStatus>();
+    for (const c of [utf8, buf, json]) {
+      c.on('error', () => {});
+      void c.close();
+    }
   });
 });
