@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runLatency } from './kv-cli/latency.js';
-import { runOnce } from './kv-cli/oneshot.js';
+import { runOnce, runScan } from './kv-cli/oneshot.js';
 import { HELP, parseOptions } from './kv-cli/options.js';
 import { runPipe } from './kv-cli/pipe.js';
 import { runRepl } from './kv-cli/repl.js';
@@ -60,6 +60,8 @@ async function main(argv: string[]): Promise<number> {
       return runPipe(o);
     case 'latency':
       return runLatency(o);
+    case 'scan':
+      return runScan(o);
     case 'repl':
       return runRepl(o, version);
   }

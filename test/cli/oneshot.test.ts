@@ -76,6 +76,23 @@ describe('one-shot commands', () => {
   });
 });
 
+describe('redis-cli habits: -r, --scan', () => {
+  it('-r N repeats the command', () => {
+    expect(cli([...p, '-r', '3', 'incr', 'repeat']).stdout).toBe('(integer) 1\n(integer) 2\n(integer) 3\n');
+  });
+
+  it('--scan lists every key (all pages), --pattern by prefix', () => {
+    for (let i = 0; i < 5; i++) cli([...p, 'set', `listed:${i}`, 'v']);
+    expect(cli([...p, '--scan', '--pattern', 'listed:*']).stdout).toBe(
+      'listed:0\nlisted:1\nlisted:2\nlisted:3\nlisted:4\n',
+    );
+    const all = cli([...p, '--scan'])
+      .stdout.trimEnd()
+      .split('\n');
+    expect(all.length).toBe(Number(/\d+/.exec(cli([...p, 'dbsize']).stdout)![0]));
+  });
+});
+
 describe('errors', () => {
   it('error replies go to stderr as (error) CODE message, exit 1', () => {
     const r = cli([...p, 'incr', 'a', 'notanumber']);

@@ -207,7 +207,7 @@ describe.skipIf(!hasPty)('REPL in a terminal', () => {
   });
 
   it('shows not connected> while the server is down', () => {
-    const { out } = inPty(
+    const { out, status } = inPty(
       ['-p', '1'],
       [
         ['', 'not connected> '],
@@ -217,5 +217,21 @@ describe.skipIf(!hasPty)('REPL in a terminal', () => {
     expect(out).toMatch(
       /Could not connect to segkv at 127\.0\.0\.1:1: [^\n]*\r\n(\x1b\[\d*[GJ])*not connected> /,
     );
+    expect(status).toBe(0); // Ctrl-D leaves
+  });
+
+  it('compact draws a progress bar on the terminal, then prints the result', () => {
+    cli([...p, 'mset', 'c1', 'a', 'c2', 'b']);
+    cli([...p, 'mset', 'c1', 'x', 'c2', 'y']);
+    const { out, status } = inPty(
+      [...p, 'compact'],
+      [
+        ['', 'compacting ['],
+        ['', '"reclaimedBytes" => '],
+      ],
+    );
+    expect(status).toBe(0);
+    expect(out).toMatch(/\rcompacting \[[-#]{30}\] /);
+    expect(out).toContain('\r\x1b[0K1# "reason" => '); // the bar is erased before the reply
   });
 });

@@ -155,6 +155,11 @@ describe('command line', () => {
       latencySamples: 5,
       intervalMs: 0,
     });
+    expect(parseOptions(['-r', '3', '-i', '0.5', 'ping'], {})).toMatchObject({ repeat: 3, intervalMs: 500 });
+    expect(parseOptions(['--scan', '--pattern', 'user:*'], {})).toMatchObject({
+      mode: 'scan',
+      pattern: 'user:*',
+    });
     expect(parseOptions(['--help'], {})).toBe('help');
   });
 

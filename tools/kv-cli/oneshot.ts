@@ -3,7 +3,7 @@
  * error reply or an unreachable server goes to stderr with exit 1. The
  * client does not reconnect: one attempt, as redis-cli.
  */
-import { EXIT_OK, EXIT_PROBLEMS } from '../lib/cli.js';
+import { EXIT_OK, EXIT_PROBLEMS, Output } from '../lib/cli.js';
 import { runCommand } from './commands.js';
 import { compactionWatcher } from './compact-progress.js';
 import { ConnectionWatch, cannotConnect, openClient } from './connection.js';
@@ -16,6 +16,9 @@ async function readStdin(): Promise<Buffer> {
   for await (const chunk of process.stdin) parts.push(chunk as Buffer);
   return Buffer.concat(parts);
 }
+
+/** Keys asked per SCAN page by --scan. */
+const SCAN_PAGE_KEYS = 1000;
 
 type ErrorReply = Extract<Reply, { type: 'error' }>;
 
@@ -42,14 +45,49 @@ export async function runOnce(o: CliOptions, version: string): Promise<number> {
   const client = openClient(o, { reconnect: false });
   const watch = new ConnectionWatch(client);
   const watchCompaction = compactionWatcher(o, process.stderr);
-  const reply = await runCommand({ client, ...(watchCompaction && { watchCompaction }) }, args);
-  await client.close();
-  if (reply.type === 'error') {
-    if (!watch.everConnected && (reply.code === 'CONNECTION_CLOSED' || reply.code === 'CLOSED')) {
-      process.stderr.write(`${cannotConnect(o, watch.lastError ?? reply.message)}\n`);
-    } else printError(reply, o);
-    return EXIT_PROBLEMS;
+  try {
+    for (let i = 0; i < o.repeat; i++) {
+      if (i > 0 && o.intervalMs > 0) await new Promise((r) => setTimeout(r, o.intervalMs));
+      const reply = await runCommand({ client, ...(watchCompaction && { watchCompaction }) }, args);
+      if (reply.type === 'error') {
+        if (!watch.everConnected && (reply.code === 'CONNECTION_CLOSED' || reply.code === 'CLOSED')) {
+          process.stderr.write(`${cannotConnect(o, watch.lastError ?? reply.message)}\n`);
+        } else printError(reply, o);
+        return EXIT_PROBLEMS;
+      }
+      process.stdout.write(render(reply, o.output));
+    }
+  } finally {
+    await client.close();
   }
-  process.stdout.write(render(reply, o.output));
+  return EXIT_OK;
+}
+
+/** `--scan [--pattern prefix*]`: every key, one per line (JSON strings with --json). */
+export async function runScan(o: CliOptions): Promise<number> {
+  const client = openClient(o, { reconnect: false });
+  const watch = new ConnectionWatch(client);
+  const args = [Buffer.from('SCAN'), Buffer.from('0')];
+  if (o.pattern !== undefined) args.push(Buffer.from('MATCH'), Buffer.from(o.pattern, 'utf8'));
+  args.push(Buffer.from('COUNT'), Buffer.from(String(SCAN_PAGE_KEYS)));
+  const out = new Output();
+  try {
+    for (;;) {
+      const reply = await runCommand({ client }, args);
+      if (reply.type === 'error') {
+        if (!watch.everConnected && (reply.code === 'CONNECTION_CLOSED' || reply.code === 'CLOSED')) {
+          process.stderr.write(`${cannotConnect(o, watch.lastError ?? reply.message)}\n`);
+        } else printError(reply, o);
+        return EXIT_PROBLEMS;
+      }
+      const page = (reply as { json: { cursor: string | null; keys: string[] } }).json;
+      for (const k of page.keys) await out.write(o.output === 'json' ? `${JSON.stringify(k)}\n` : `${k}\n`);
+      if (page.cursor === null) break;
+      args[1] = Buffer.from(page.cursor);
+    }
+    await out.flush();
+  } finally {
+    await client.close();
+  }
   return EXIT_OK;
 }

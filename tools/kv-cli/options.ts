@@ -42,12 +42,16 @@ Output (the same in a terminal and in a pipe):
 
 Modes:
   -x                     Read the command's last argument from stdin.
+  -r N                   Run the command N times (-i SECONDS apart).
+      --scan             List every key, one per line (all SCAN pages).
+      --pattern P        With --scan: only keys matching 'prefix*'.
       --pipe             Bulk load: read commands from stdin (one per line, quoted
                          as at the prompt, or RESP), send them pipelined, print a summary.
       --pipe-window N    Commands in flight during --pipe (default ${DEFAULT_PIPE_WINDOW}).
       --latency          Sample PING round trips; min/avg/max in ms until Ctrl-C.
       --latency-samples N  Stop --latency after N samples.
-  -i SECONDS             Wait between --latency samples (default ${DEFAULT_LATENCY_INTERVAL_MS / 1000}).
+  -i SECONDS             Wait between -r repeats (default 0) or --latency samples
+                         (default ${DEFAULT_LATENCY_INTERVAL_MS / 1000}).
   -v, --version          Print the version.
       --help             Show this help.
 
@@ -74,6 +78,9 @@ const FLAGS = {
   'no-raw': { type: 'boolean' },
   json: { type: 'boolean' },
   x: { type: 'boolean', short: 'x' },
+  r: { type: 'string', short: 'r' },
+  scan: { type: 'boolean' },
+  pattern: { type: 'string' },
   pipe: { type: 'boolean' },
   'pipe-window': { type: 'string' },
   latency: { type: 'boolean' },
@@ -83,7 +90,7 @@ const FLAGS = {
   help: { type: 'boolean' },
 } as const;
 
-export type Mode = 'repl' | 'command' | 'pipe' | 'latency';
+export type Mode = 'repl' | 'command' | 'pipe' | 'latency' | 'scan';
 
 export interface CliOptions {
   host: string;
@@ -99,6 +106,10 @@ export interface CliOptions {
   command: string[];
   /** -x: the last argument comes from stdin. */
   lastArgFromStdin: boolean;
+  /** -r: times to run the command. */
+  repeat: number;
+  /** --scan --pattern: only keys matching this 'prefix*'. */
+  pattern: string | undefined;
   pipeWindow: number;
   /** --latency-samples; undefined = until interrupted. */
   latencySamples: number | undefined;
@@ -146,7 +157,9 @@ export function parseOptions(
   if (port < 1 || port > 65535) throw new UsageError(`--port must be from 1 to 65535, got ${port}`);
   if (values.raw && values.json) throw new UsageError('--raw and --json exclude each other');
 
-  const modes = [values.pipe && '--pipe', values.latency && '--latency'].filter(Boolean);
+  const modes = [values.pipe && '--pipe', values.latency && '--latency', values.scan && '--scan'].filter(
+    Boolean,
+  );
   if (modes.length > 1) throw new UsageError(`${modes.join(' and ')} exclude each other`);
   if (modes.length === 1 && command.length > 0) {
     throw new UsageError(`${modes[0]} takes no command (got ${command.join(' ')})`);
@@ -155,10 +168,16 @@ export function parseOptions(
     ? 'pipe'
     : values.latency
       ? 'latency'
-      : command.length > 0
-        ? 'command'
-        : 'repl';
+      : values.scan
+        ? 'scan'
+        : command.length > 0
+          ? 'command'
+          : 'repl';
   if (values.x && mode !== 'command') throw new UsageError('-x needs a command');
+  if (values.r !== undefined && mode !== 'command') throw new UsageError('-r needs a command');
+  if (values.pattern !== undefined && mode !== 'scan') throw new UsageError('--pattern goes with --scan');
+  const repeat = integerOption('r', values.r as string | undefined, 1);
+  if (repeat < 1) throw new UsageError('-r must be at least 1');
 
   let tls: ConnectionOptions | undefined;
   const tlsFiles = values.cacert ?? values.cert ?? values.key ?? values.sni ?? values.insecure;
@@ -175,7 +194,7 @@ export function parseOptions(
     if (values.insecure) tls.rejectUnauthorized = false;
   }
 
-  let intervalMs = DEFAULT_LATENCY_INTERVAL_MS;
+  let intervalMs = mode === 'latency' ? DEFAULT_LATENCY_INTERVAL_MS : 0;
   if (typeof values.i === 'string') {
     const s = Number(values.i);
     if (!Number.isFinite(s) || s < 0 || values.i.trim() === '') {
@@ -206,6 +225,8 @@ export function parseOptions(
     mode,
     command,
     lastArgFromStdin: values.x === true,
+    repeat,
+    pattern: values.pattern as string | undefined,
     pipeWindow,
     latencySamples,
     intervalMs,
