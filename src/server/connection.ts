@@ -61,7 +61,7 @@ interface Slot {
 /** Up to this many queued bytes are copied into one buffer for one write; more go out corked as they are. */
 const COPY_TO_ONE_WRITE_BYTES = 256 * 1024;
 
-/** A fatal frame lingers this long for the peer to read it before the socket is destroyed. */
+/** After the server ends a connection, the peer has this long to read the last replies and close. */
 const FATAL_LINGER_MS = 2000;
 
 let nextConnectionId = 1;
@@ -329,19 +329,19 @@ export class Connection implements Session {
     if (this.closed) return;
     if (this.slotHead < this.slots.length || this.out.length > 0) return; // flush or complete() calls again
     this.socket.end();
+    // A peer that never reads would hold the socket open forever.
+    setTimeout(() => this.socket.destroy(), FATAL_LINGER_MS).unref();
   }
 
-  /** Sends a fatal error frame and closes the connection. */
+  /**
+   * Reads nothing more, answers every request read before, then sends a
+   * fatal error frame and closes the connection.
+   */
   fatal(code: ErrorCode, message: string): void {
     if (this.closed) return;
     this.host.log.debug({ remote: this.remote, code, message }, 'closing connection on a protocol violation');
     this.ending = true;
-    this.slots = [];
-    this.slotHead = 0;
-    this.push(frameOf([null, null, { code, message }]));
-    this.flush();
-    this.socket.end();
-    setTimeout(() => this.socket.destroy(), FATAL_LINGER_MS).unref();
+    this.enqueue(frameOf([null, null, { code, message }]));
   }
 
   /** Graceful close for shutdown: read nothing more, finish what was dispatched, then end. */

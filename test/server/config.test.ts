@@ -99,7 +99,7 @@ describe('kv-server process', () => {
         encoding: 'utf8',
         timeout: 10_000,
       });
-      expect(second.status).toBe(1);
+      expect(second.status, second.stderr).toBe(1);
       expect(second.stderr).toMatch(/kv-server: cannot open .*lock|LOCK|locked/i);
     } finally {
       await first.stop();
