@@ -105,7 +105,7 @@ async function run(ops: Op[], maxSegmentBytes: number, auto: boolean): Promise<v
       : { auto: false },
   };
   const model = new Model(clock);
-  let store = await openStore(dir, opts);
+  let store = track(await openStore(dir, opts));
   let pending: Promise<CompactionResult | undefined> | undefined;
   let compactions = 0;
   const settle = async (step: string) => {
@@ -123,7 +123,7 @@ async function run(ops: Op[], maxSegmentBytes: number, auto: boolean): Promise<v
     const failures = store.stats().compaction;
     if (!auto) expect(failures.failures, `${step}: ${failures.lastError}`).toBe(0);
     await store.close();
-    store = await openStore(dir, opts);
+    store = track(await openStore(dir, opts));
     expect(store.stats().recovery.corruptions, step).toBe(0);
     expect(store.stats().recovery.truncatedBytes, step).toBe(0);
     expect(leftovers(dir), step).toEqual([]);
@@ -190,7 +190,20 @@ async function run(ops: Op[], maxSegmentBytes: number, auto: boolean): Promise<v
   }
 }
 
-afterAll(() => {
+/**
+ * Stores of the property runs. A run cut short by interruptAfterTimeLimit is
+ * abandoned, not awaited: its store (and automatic compactor) is closed here
+ * before its directory is removed.
+ */
+const stores = new Set<Store>();
+const track = (s: Store): Store => {
+  stores.add(s);
+  s.once('close', () => stores.delete(s));
+  return s;
+};
+
+afterAll(async () => {
+  await Promise.allSettled([...stores].map((s) => s.close()));
   removeTempDirs();
   removeFastTempDirs();
 });
