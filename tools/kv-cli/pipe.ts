@@ -109,7 +109,10 @@ export async function runPipe(
     stats.sent++;
     const line = item.line;
     void runCommand({ client }, item.args).then((r) => {
-      stats.replies++;
+      // A command the lost connection took with it got no reply: an error, not a reply.
+      const noReply = r.type === 'error' && (r.code === 'CONNECTION_CLOSED' || r.code === 'CLOSED');
+      if (noReply) lost = true;
+      else stats.replies++;
       if (r.type === 'error') reportError(line, r);
       settled();
     });
