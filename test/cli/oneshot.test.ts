@@ -4,8 +4,10 @@
  * errors on stderr with a non-zero exit, an unreachable server, a password,
  * -x, help, compact and --latency-samples.
  */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type ServerProcess, spawnServer } from '../server/spawn.js';
+import { type ServerProcess, spawnServer, tempDir } from '../server/spawn.js';
 import { cli, ensureBuilt } from './helpers.js';
 
 let server: ServerProcess;
@@ -140,6 +142,34 @@ describe('a server with a password', () => {
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/AUTH_FAILED/);
     await secured.stop();
+  });
+});
+
+const hasOpenssl = spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0;
+
+describe.skipIf(!hasOpenssl)('a TLS server', () => {
+  it('--tls --cacert verifies it; without the CA the connection is refused; --insecure skips the check', async () => {
+    const dir = tempDir();
+    const cert = join(dir, 'cert.pem');
+    const key = join(dir, 'key.pem');
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1'].concat([
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      ]),
+      { stdio: 'ignore' },
+    );
+    const s = await spawnServer({ args: ['--tls-cert', cert, '--tls-key', key] });
+    const sp = ['-p', String(s.port)];
+    expect(cli([...sp, '--tls', '--cacert', cert, 'ping'])).toMatchObject({ code: 0, stdout: 'PONG\n' });
+    const untrusted = cli([...sp, '--tls', 'ping']);
+    expect(untrusted.code).toBe(1);
+    expect(untrusted.stderr).toMatch(/^Could not connect to segkv at 127\.0\.0\.1:\d+: .*certificate/);
+    expect(cli([...sp, '--tls', '--insecure', 'ping']).stdout).toBe('PONG\n');
+    await s.stop();
   });
 });
 
