@@ -168,6 +168,37 @@ describe('foreground work during a long compaction', () => {
   });
 });
 
+describe('several store.compact() calls at once', () => {
+  it('run one after the other, never two rewrites at once: all resolve, data and stats right', async () => {
+    const { dir, store, model, opts } = await bigLog(6);
+    let running = 0;
+    let maxRunning = 0;
+    store.on('compaction', (e: { phase: string }) => {
+      if (e.phase === 'start') maxRunning = Math.max(maxRunning, ++running);
+      if (e.phase === 'done' || e.phase === 'error') running--;
+    });
+    const calls = [store.compact(), store.compact(), store.compact()];
+    await store.set(KEYS[0]!, 'between the calls');
+    model.set(KEYS[0]!, 'between the calls');
+    calls.push(store.compact());
+    const results = await Promise.all(calls);
+    expect(maxRunning, 'compactions running at the same time').toBe(1);
+    expect(results[0]).toBeDefined();
+    const st = store.stats().compaction;
+    expect(st.failures, `${st.lastError}`).toBe(0);
+    expect(st.runs).toBe(results.filter((r) => r !== undefined).length);
+    expectModel(store, model, KEYS, 'after concurrent compact() calls');
+    await expectRecount(store, Date.now(), 'after concurrent compact() calls');
+    await store.close();
+    const again = await openStore(dir, opts);
+    try {
+      expectModel(again, model, KEYS, 'reopened');
+    } finally {
+      await again.close();
+    }
+  });
+});
+
 describe('a readFrom iterator across a compaction', () => {
   /** Checks the records an iterator yielded against the log as it was before the compaction. */
   function expectFaithful(
