@@ -483,7 +483,10 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
     return this.issue('GET', [key], this.decodeValue);
   }
 
-  /** Sets `key`; resolves true if written, false if ifAbsent/ifPresent said not to. */
+  /**
+   * Sets `key`; resolves true if written, false if ifAbsent/ifPresent said not to.
+   * A large Buffer value is sent without a copy: do not modify it until the promise settles.
+   */
   set(key: Key, value: V, options?: SetOptions): Promise<boolean> {
     let bytes: Uint8Array;
     try {

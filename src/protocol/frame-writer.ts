@@ -56,7 +56,9 @@ export class FrameWriter {
       this.done.length = mark.done;
       this.doneBytes = mark.doneBytes;
       this.pos = headerAt + FRAME_HEADER_BYTES;
-      const body = packr.pack(value);
+      const packed = packr.pack(value);
+      // msgpackr may reuse its buffer for the next pack: never keep a reference to it.
+      const body = packed.length >= ZERO_COPY_BYTES ? Buffer.from(packed) : packed;
       headerBuf.writeUInt32BE(body.length, headerAt);
       this.bytes(body);
       return;
