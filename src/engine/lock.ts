@@ -48,6 +48,9 @@ function isAlive(pid: number, startTime: string): boolean {
 
 /** The pid named by a LOCK file's content if that process still runs, else undefined (a stale lock). */
 function liveOwner(content: string): number | undefined {
+  // Without its final newline the LOCK was torn (power loss before it reached the disk): its
+  // digits may name an unrelated live process (pid 1 from "1234 5678"), so it is stale.
+  if (!content.endsWith('\n')) return undefined;
   const [pidText = '', startTime = ''] = content.trim().split(' ');
   const pid = Number(pidText);
   return Number.isInteger(pid) && pid > 0 && isAlive(pid, startTime) ? pid : undefined;

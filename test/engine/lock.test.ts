@@ -151,6 +151,9 @@ describe('stale locks', () => {
     { name: 'a live pid with another start time (pid reuse)', content: () => `${process.pid} 1\n` },
     { name: 'an empty file (crash while writing it)', content: () => '' },
     { name: 'garbage', content: () => 'not a pid at all' },
+    // Power loss tears an unsynced LOCK: "1" left of "1234 5678\n" names init, which is alive.
+    { name: 'a torn pid that names a live process (pid 1, no newline)', content: () => '1' },
+    { name: 'a torn line naming this live process (no newline)', content: () => `${process.pid} 1` },
   ];
   for (const c of cases) {
     it(`takes over a LOCK holding ${c.name}`, async () => {
