@@ -649,6 +649,16 @@ const out = {
     'read `expect` (hex) — byte for byte, or with match "id" a reply with the same id and outcome — and ' +
     'with `closed` the server then closes the connection. `request`/`reply` are readable views ' +
     '({"bin": text} is a MessagePack bin).',
+  errorsWithoutExactVectors: {
+    NOT_SUPPORTED: 'COMPACT on a store without a compactor; the COMPACT vector accepts it (match "id")',
+    BUSY: 'COMPACT while a compaction runs: timing-dependent',
+    IO_ERROR: 'needs the disk to refuse a write or fsync',
+    CORRUPTION: 'needs a corrupted data directory',
+    CLOSED: 'a request racing the store closing at shutdown',
+    INTERNAL: 'a server bug',
+    CONNECTION_CLOSED: 'client-side only, never on the wire',
+    LOCKED: 'opening a store only, never on the wire',
+  },
   vectors,
 };
 const path = resolve(ROOT, 'protocol/vectors.json');

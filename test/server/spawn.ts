@@ -48,18 +48,20 @@ export interface SpawnOptions {
 }
 
 /**
- * Starts a server. Retries once when the process exits cleanly without a
- * word: another build rewriting dist/ at that instant (a shared checkout).
+ * Starts a server. Retries (a few times) only when the process could not even
+ * load its modules — exit 0 without a word, or a SyntaxError about imports:
+ * another build rewriting dist/ at that instant in a shared checkout.
  */
 export async function spawnServer(options: SpawnOptions = {}): Promise<ServerProcess> {
-  try {
-    return await spawnOnce(options);
-  } catch (err) {
-    if ((err as Error).message.startsWith('server exited with 0 before listening:\n\n')) {
-      await new Promise((r) => setTimeout(r, 500));
-      return spawnOnce(options);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await spawnOnce(options);
+    } catch (err) {
+      const m = (err as Error).message;
+      const torn = m.startsWith('server exited with 0 before listening:\n\n') || m.includes('SyntaxError');
+      if (!torn || attempt >= 4) throw err;
+      await new Promise((r) => setTimeout(r, 1000));
     }
-    throw err;
   }
 }
 
