@@ -44,32 +44,115 @@ export interface HintEntry {
   flags: number;
 }
 
+/**
+ * Builds a hint entry by entry, straight into bytes (no object per entry), for
+ * sealing a segment: `add` returns an entry number that `drop` can later
+ * retract (an earlier record of a key whose later record turned up). `finish`
+ * gives the same bytes encodeHint would for the entries kept, in order.
+ */
+export class HintWriter {
+  private body = Buffer.allocUnsafe(64 * 1024);
+  private used = 0;
+  /** Byte start of each entry in `body`, by entry number. */
+  private readonly starts: number[] = [];
+  private readonly dropped = new Set<number>();
+  private droppedBytes = 0;
+
+  /** Entries kept so far. */
+  get count(): number {
+    return this.starts.length - this.dropped.size;
+  }
+
+  add(
+    key: string,
+    offset: number,
+    position: number,
+    valueLength: number,
+    expiresAt: number,
+    flags: number,
+  ): number {
+    const n = HINT_ENTRY_BYTES + key.length;
+    if (this.used + n > this.body.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(2 * this.body.length, this.used + n));
+      this.body.copy(bigger, 0, 0, this.used);
+      this.body = bigger;
+    }
+    this.starts.push(this.used);
+    writeEntry(this.body, this.used, key, offset, position, valueLength, expiresAt, flags);
+    this.used += n;
+    return this.starts.length - 1;
+  }
+
+  drop(entry: number): void {
+    if (this.dropped.has(entry)) return;
+    this.dropped.add(entry);
+    const start = this.starts[entry]!;
+    this.droppedBytes += HINT_ENTRY_BYTES + this.body.readUInt16LE(start + 25);
+  }
+
+  finish(baseOffset: number): Buffer {
+    const bodyLength = this.used - this.droppedBytes;
+    const buf = Buffer.allocUnsafe(HINT_HEADER_BYTES + bodyLength);
+    if (this.dropped.size === 0) {
+      this.body.copy(buf, HINT_HEADER_BYTES, 0, this.used);
+    } else {
+      let at = HINT_HEADER_BYTES;
+      for (let i = 0; i < this.starts.length; i++) {
+        if (this.dropped.has(i)) continue;
+        const start = this.starts[i]!;
+        const end = i + 1 < this.starts.length ? this.starts[i + 1]! : this.used;
+        at += this.body.copy(buf, at, start, end);
+      }
+    }
+    writeHeader(buf, baseOffset, this.count, bodyLength);
+    return buf;
+  }
+}
+
+function writeEntry(
+  buf: Buffer,
+  at: number,
+  key: string,
+  offset: number,
+  position: number,
+  valueLength: number,
+  expiresAt: number,
+  flags: number,
+): void {
+  buf.writeUInt32LE(offset % TWO_32, at);
+  buf.writeUInt32LE(Math.floor(offset / TWO_32), at + 4);
+  buf.writeUInt32LE(position, at + 8);
+  buf.writeUInt32LE(valueLength, at + 12);
+  buf.writeUInt32LE(expiresAt % TWO_32, at + 16);
+  buf.writeUInt32LE(Math.floor(expiresAt / TWO_32), at + 20);
+  buf[at + 24] = flags;
+  buf.writeUInt16LE(key.length, at + 25);
+  buf.write(key, at + HINT_ENTRY_BYTES, 'latin1');
+}
+
+/** Writes the header of a hint whose `bodyLength` bytes of entries are in place after it. */
+function writeHeader(buf: Buffer, baseOffset: number, count: number, bodyLength: number): void {
+  buf.writeUInt32LE(HINT_MAGIC, 0);
+  buf.writeUInt16LE(HINT_FORMAT_VERSION, 4);
+  buf.writeUInt16LE(0, 6);
+  buf.writeUInt32LE(baseOffset % TWO_32, 8);
+  buf.writeUInt32LE(Math.floor(baseOffset / TWO_32), 12);
+  buf.writeUInt32LE(count, 16);
+  buf.writeUInt32LE(bodyLength, 20);
+  buf.writeUInt32LE(crc32(buf.subarray(HINT_HEADER_BYTES)), 24);
+  buf.writeUInt32LE(crc32(buf.subarray(0, 28)), 28);
+}
+
 export function encodeHint(baseOffset: number, entries: readonly HintEntry[]): Buffer {
   let bodyLength = 0;
   for (const e of entries) bodyLength += HINT_ENTRY_BYTES + e.key.length;
   const buf = Buffer.allocUnsafe(HINT_HEADER_BYTES + bodyLength);
   let at = HINT_HEADER_BYTES;
   for (const e of entries) {
-    buf.writeUInt32LE(e.offset % TWO_32, at);
-    buf.writeUInt32LE(Math.floor(e.offset / TWO_32), at + 4);
-    buf.writeUInt32LE(e.position, at + 8);
-    buf.writeUInt32LE(e.valueLength, at + 12);
-    buf.writeUInt32LE(e.expiresAt % TWO_32, at + 16);
-    buf.writeUInt32LE(Math.floor(e.expiresAt / TWO_32), at + 20);
-    buf[at + 24] = e.flags;
-    buf.writeUInt16LE(e.key.length, at + 25);
-    buf.write(e.key, at + HINT_ENTRY_BYTES, 'latin1');
+    writeEntry(buf, at, e.key, e.offset, e.position, e.valueLength, e.expiresAt, e.flags);
     at += HINT_ENTRY_BYTES + e.key.length;
   }
-  buf.writeUInt32LE(HINT_MAGIC, 0);
-  buf.writeUInt16LE(HINT_FORMAT_VERSION, 4);
-  buf.writeUInt16LE(0, 6);
-  buf.writeUInt32LE(baseOffset % TWO_32, 8);
-  buf.writeUInt32LE(Math.floor(baseOffset / TWO_32), 12);
-  buf.writeUInt32LE(entries.length, 16);
-  buf.writeUInt32LE(bodyLength, 20);
-  buf.writeUInt32LE(crc32(buf.subarray(HINT_HEADER_BYTES)), 24);
-  buf.writeUInt32LE(crc32(buf.subarray(0, 28)), 28);
+  writeHeader(buf, baseOffset, entries.length, bodyLength);
   return buf;
 }
 

@@ -25,7 +25,7 @@ import { CorruptionError, closedError, ioError, KvError } from '../errors.js';
 import { type CompactionResult, type CompactionStats, Compactor } from './compaction/compactor.js';
 import { hintFile, indexFile, segmentFile, tempFile } from './filenames.js';
 import type { Fs } from './fs.js';
-import { encodeHint, type HintEntry } from './hint.js';
+import { HintWriter } from './hint.js';
 import { KeyIndex } from './key-index.js';
 import { Keydir } from './keydir.js';
 import { internalize, type Key, toInternalKey, toUserKey, toValueBytes, type Value } from './keys.js';
@@ -290,7 +290,11 @@ export class Store extends EventEmitter {
     const task = (async () => {
       try {
         if (fsyncData) await this.fs.fsync(seg.fd);
-        const entries = new Map<string, HintEntry>();
+        const hint = new HintWriter();
+        const kd = this.keydir;
+        // Keys the keydir cannot vouch for (deleted, expired, rewritten in a later segment or
+        // moved by compaction): their last record here is found with this map, entry numbers by key.
+        const unsure = new Map<string, number>();
         const index = new SparseIndex(seg.baseOffset, this.options.indexIntervalBytes);
         let pos = SEGMENT_HEADER_BYTES;
         while (pos < seg.size) {
@@ -300,16 +304,29 @@ export class Store extends EventEmitter {
             pos,
             seg.size,
             (rec) => {
-              index.observe(rec.header.offset, rec.position);
-              entries.delete(rec.key); // keep record order: re-insert at the end
-              entries.set(rec.key, {
-                key: rec.key,
-                offset: rec.header.offset,
-                position: rec.position,
-                valueLength: rec.header.valueLength,
-                expiresAt: rec.header.expiresAt,
-                flags: rec.header.flags & FLAG_TOMBSTONE,
-              });
+              // The hint keeps each key's last record here, in record order (as a Map with
+              // delete-then-set would), without a Map entry per record in the common case.
+              const h = rec.header;
+              const key = rec.key;
+              index.observe(h.offset, rec.position);
+              const slot = kd.slot(key);
+              if (slot >= 0 && kd.segmentOf(slot) === seg.id) {
+                // The keydir points at the key's latest record, here: that one is the last here.
+                if (kd.positionOf(slot) !== rec.position) return;
+                const earlier = unsure.size > 0 ? unsure.get(key) : undefined;
+                if (earlier !== undefined) {
+                  hint.drop(earlier); // seen while the keydir pointed elsewhere (a write since undone)
+                  unsure.delete(key);
+                }
+                hint.add(key, h.offset, rec.position, h.valueLength, h.expiresAt, h.flags & FLAG_TOMBSTONE);
+                return;
+              }
+              const earlier = unsure.get(key);
+              if (earlier !== undefined) hint.drop(earlier);
+              unsure.set(
+                key,
+                hint.add(key, h.offset, rec.position, h.valueLength, h.expiresAt, h.flags & FLAG_TOMBSTONE),
+              );
             },
             pos + 4 * 1024 * 1024,
           );
@@ -327,11 +344,11 @@ export class Store extends EventEmitter {
         // before close must still get its hint, or every later open rescans it.
         if (this.segments[seg.id] !== seg) return; // compacted away meanwhile: its hint would be an orphan
         seg.index = index;
-        this.writeFileAtomically(hintFile(seg.baseOffset), encodeHint(seg.baseOffset, [...entries.values()]));
+        this.writeFileAtomically(hintFile(seg.baseOffset), hint.finish(seg.baseOffset));
         this.writeFileAtomically(indexFile(seg.baseOffset), index.encode());
         this.fs.fsyncDir(this.dir);
         seg.hinted = true;
-        this.log.debug({ file: seg.name, keys: entries.size }, 'segment sealed');
+        this.log.debug({ file: seg.name, keys: hint.count }, 'segment sealed');
       } catch (err) {
         this.log.error(
           { err, file: seg.name },
@@ -570,7 +587,9 @@ export class Store extends EventEmitter {
       const expiresAt = this.expiresAtFor(options?.ttlMs);
       if (options && (options.ifAbsent || options.ifPresent)) {
         const exists = this.liveSlot(k) >= 0;
-        if ((options.ifAbsent && exists) || (options.ifPresent && !exists)) return Promise.resolve(false);
+        // A no-op answers only once what it observed is as durable as a write's ack (see delete).
+        if ((options.ifAbsent && exists) || (options.ifPresent && !exists))
+          return this.ack().then(() => false);
       }
       this.makeRoom(recordSize(k.length, v.length));
       const position = this.append(k, v, expiresAt, 0);
@@ -588,7 +607,9 @@ export class Store extends EventEmitter {
     try {
       this.checkWritable();
       const k = toInternalKey(key);
-      if (this.liveSlot(k) < 0) return Promise.resolve(false);
+      // Absent maybe only because of a delete still waiting for its fsync: answering at once
+      // would acknowledge a state a power loss can undo, so wait like a write would.
+      if (this.liveSlot(k) < 0) return this.ack().then(() => false);
       this.makeRoom(recordSize(k.length, 0));
       this.recordUndo(k);
       this.append(k, undefined, 0, FLAG_TOMBSTONE);
@@ -638,7 +659,7 @@ export class Store extends EventEmitter {
           );
         }
       }
-      if (prepared.length === 0) return Promise.resolve(0);
+      if (prepared.length === 0) return this.ack().then(() => 0); // as durable as a write (see delete)
       this.makeRoom(bytes);
       const n = prepared.length;
       const seg = this.active;
