@@ -24,7 +24,15 @@ import {
   type StoreOptions,
 } from '../../../src/engine/index.js';
 import { silentLogger } from '../helpers.js';
-import { expectModel, expectRecount, fastTempDir, Model, removeFastTempDirs, tick } from './util.js';
+import {
+  expectModel,
+  expectRecount,
+  fastTempDir,
+  leftovers,
+  Model,
+  removeFastTempDirs,
+  tick,
+} from './util.js';
 
 afterAll(removeFastTempDirs);
 
@@ -197,6 +205,36 @@ describe('several store.compact() calls at once', () => {
       await again.close();
     }
   });
+});
+
+describe('close() during a compaction', () => {
+  for (const after of ['start', 'progress'] as const) {
+    it(`cancels it cleanly when called at its ${after}: no temporary file is left, every key is there after reopen`, async () => {
+      const { dir, store, model, opts } = await bigLog(6);
+      let closing: Promise<void> | undefined;
+      store.on('compaction', (e: { phase: string }) => {
+        if (e.phase === after && !closing) closing = store.close();
+      });
+      const outcome = await store.compact().then(
+        () => 'resolved',
+        (e: Error) => e.message,
+      );
+      await closing;
+      expect(closing, 'close() was called while the compaction ran').toBeDefined();
+      expect(outcome, 'cancelled, or finished first').toMatch(/^resolved$|cancelled/);
+      expect(leftovers(dir), 'temporary files left by a cancelled compaction').toEqual([]);
+      const again = await openStore(dir, opts);
+      try {
+        expect(again.stats().recovery.corruptions).toBe(0);
+        expectModel(again, model, KEYS, 'reopened');
+        await expectRecount(again, Date.now(), 'reopened');
+        await again.compact();
+        expectModel(again, model, KEYS, 'reopened and compacted');
+      } finally {
+        await again.close();
+      }
+    });
+  }
 });
 
 describe('a readFrom iterator across a compaction', () => {

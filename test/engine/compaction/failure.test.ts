@@ -313,6 +313,58 @@ describe('a compaction that fails leaves the store as it was', () => {
   });
 });
 
+describe('a compaction that meets corruption', () => {
+  it('a flipped bit in a sealed, hinted segment: compact() rejects naming the file and byte, and swaps nothing in', async () => {
+    const model = fresh();
+    const dir = copy();
+    // A record in the middle of the second segment (hinted, so compactable): flip a bit of its value.
+    const seg = fs
+      .readdirSync(dir)
+      .filter((n) => n.endsWith('.seg'))
+      .sort()[1]!;
+    const size = fs.statSync(join(dir, seg)).size;
+    const at = Math.floor((SEGMENT_HEADER_BYTES + size) / 2);
+    const buf = fs.readFileSync(join(dir, seg));
+    buf[at] = buf[at]! ^ 0x10;
+    fs.writeFileSync(join(dir, seg), buf);
+    const store = await openStore(dir, baseOpts(nodeFs));
+    try {
+      expect(
+        store.stats().recovery.fromHints,
+        'the damage is not seen at open: the hint is good',
+      ).toBeGreaterThan(0);
+      const before = snapshot(dir);
+      const err = await store.compact().then(
+        () => expect.fail('compact() should reject on a corrupt record'),
+        (e: Error & { code?: string; file?: string }) => e,
+      );
+      expect(err.code).toBe('CORRUPTION');
+      expect(err.file).toBe(seg);
+      expect(err.message).toMatch(new RegExp(`${seg} at byte \\d+`));
+      expect(store.stats().compaction.lastError).toMatch(seg);
+      expect(store.stats().compaction.failures).toBe(1);
+      expect(leftovers(dir)).toEqual([]);
+      expectSameFiles(dir, before, 'after the corruption');
+      // Every key whose record is intact still reads right.
+      let damaged = 0;
+      for (const k of KEYS) {
+        try {
+          const want = model.live(k);
+          const got = store.getSync(k);
+          if (want === undefined) expect(got).toBeUndefined();
+          else expect(got?.equals(want.value)).toBe(true);
+        } catch (e) {
+          expect((e as { code?: string }).code).toBe('CORRUPTION');
+          damaged++;
+        }
+      }
+      expect(damaged).toBeLessThanOrEqual(1);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe('automatic compaction after a failure', () => {
   it('is retried with growing gaps (backoff) while the fault lasts, and succeeds once it is gone', async () => {
     const dir = copy();
