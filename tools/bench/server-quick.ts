@@ -5,17 +5,25 @@
  * then GET of V-byte values over K keys, for S seconds each.
  *
  *   node dist/tools/bench/server-quick.js [--clients 50] [--pipeline 16]
- *     [--value-bytes 100] [--keys 10000] [--seconds 3] [--fsync interval] [--ops set,get]
+ *     [--value-bytes 100] [--keys 10000] [--seconds 3] [--fsync interval] [--ops set,get] [--raw]
+ *
+ * `--raw` drives the server with minimal hand-rolled protocol clients instead
+ * of the SDK: the server's own capacity when the load generator is cheap.
  *
  * Not the comparative benchmark (kv-bench, against redis): a smoke figure for
  * whoever changes the network path.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, type KvClient } from '../../src/index.js';
+import { FrameReader } from '../../src/protocol/frame.js';
+import { FrameWriter } from '../../src/protocol/frame-writer.js';
+
+const writer = new FrameWriter();
 
 const { values } = parseArgs({
   options: {
@@ -26,6 +34,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '3' },
     fsync: { type: 'string', default: 'interval' },
     ops: { type: 'string', default: 'set,get' },
+    raw: { type: 'boolean', default: false },
   },
 });
 const clients = Number(values.clients);
@@ -56,39 +65,86 @@ const port = await new Promise<number>((res, rej) => {
 });
 
 const value = Buffer.alloc(valueBytes, 'x');
-const conns: KvClient<Buffer>[] = [];
-for (let i = 0; i < clients; i++) conns.push(connect({ port, valueEncoding: 'buffer' }));
-await Promise.all(conns.map((c) => c.ready()));
+const ops = values.ops!.split(',');
+const keyOf = (k: number) => `key:${(k % keyCount).toString().padStart(8, '0')}`;
 
-async function phase(
-  name: string,
-  op: (c: KvClient<Buffer>, key: string) => Promise<unknown>,
-): Promise<void> {
+function report(name: string, done: number, t0: number): void {
+  const s = (performance.now() - t0) / 1000;
+  process.stdout.write(
+    `${name}: ${Math.round(done / s).toLocaleString('en-US')} ops/s (${clients} ${values.raw ? 'raw' : 'SDK'} clients × pipeline ${pipeline}, ${valueBytes} B values)\n`,
+  );
+}
+
+/** Raw mode: each connection writes `pipeline` frames at once and waits for as many replies. */
+async function rawPhase(name: 'SET' | 'GET'): Promise<void> {
   let done = 0;
   const deadline = performance.now() + seconds * 1000;
   const t0 = performance.now();
   await Promise.all(
-    conns.map(async (c, ci) => {
-      let k = ci * 7919;
-      while (performance.now() < deadline) {
-        const batch: Promise<unknown>[] = [];
-        for (let j = 0; j < pipeline; j++)
-          batch.push(op(c, `key:${(k++ % keyCount).toString().padStart(8, '0')}`));
-        await Promise.all(batch);
-        done += pipeline;
-      }
-    }),
+    Array.from(
+      { length: clients },
+      (_, ci) =>
+        new Promise<void>((resolve, reject) => {
+          const socket = netConnect({ host: '127.0.0.1', port });
+          socket.setNoDelay(true);
+          const reader = new FrameReader(1 << 30);
+          let k = ci * 7919;
+          let owed = 0;
+          const send = () => {
+            for (let j = 0; j < pipeline; j++) {
+              writer.frame(name === 'SET' ? [j, 'SET', keyOf(k++), value] : [j, 'GET', keyOf(k++)]);
+            }
+            owed = pipeline;
+            for (const b of writer.take()) socket.write(b);
+          };
+          socket.on('connect', send);
+          socket.on('error', reject);
+          socket.on('data', (chunk: Buffer) => {
+            reader.push(chunk);
+            while (reader.next() !== undefined) owed--;
+            if (owed > 0) return;
+            done += pipeline;
+            if (performance.now() < deadline) send();
+            else {
+              socket.destroy();
+              resolve();
+            }
+          });
+        }),
+    ),
   );
-  const s = (performance.now() - t0) / 1000;
-  process.stdout.write(
-    `${name}: ${Math.round(done / s).toLocaleString('en-US')} ops/s (${clients} clients × pipeline ${pipeline}, ${valueBytes} B values)\n`,
-  );
+  report(name, done, t0);
 }
 
-const ops = values.ops!.split(',');
-if (ops.includes('set')) await phase('SET', (c, k) => c.set(k, value));
-if (ops.includes('get')) await phase('GET', (c, k) => c.get(k));
-await Promise.all(conns.map((c) => c.close()));
+if (values.raw) {
+  if (ops.includes('set')) await rawPhase('SET');
+  if (ops.includes('get')) await rawPhase('GET');
+} else {
+  const conns: KvClient<Buffer>[] = [];
+  for (let i = 0; i < clients; i++) conns.push(connect({ port, valueEncoding: 'buffer' }));
+  await Promise.all(conns.map((c) => c.ready()));
+  const phase = async (name: string, op: (c: KvClient<Buffer>, key: string) => Promise<unknown>) => {
+    let done = 0;
+    const deadline = performance.now() + seconds * 1000;
+    const t0 = performance.now();
+    await Promise.all(
+      conns.map(async (c, ci) => {
+        let k = ci * 7919;
+        while (performance.now() < deadline) {
+          const batch: Promise<unknown>[] = [];
+          for (let j = 0; j < pipeline; j++) batch.push(op(c, keyOf(k++)));
+          await Promise.all(batch);
+          done += pipeline;
+        }
+      }),
+    );
+    report(name, done, t0);
+  };
+  if (ops.includes('set')) await phase('SET', (c, k) => c.set(k, value));
+  if (ops.includes('get')) await phase('GET', (c, k) => c.get(k));
+  await Promise.all(conns.map((c) => c.close()));
+}
+
 proc.kill('SIGTERM');
 await new Promise((r) => proc.on('exit', r));
 rmSync(dir, { recursive: true, force: true });
