@@ -186,6 +186,7 @@ const SPECS: Record<CommandName, CommandSpec> = {
     run: (s, req) => {
       const k = key(req, 2, 'SET');
       const v = value(req, 3, 'SET');
+      if (req.length === 4) return s.store.set(k, v); // no options: the common case allocates nothing more
       const o = options(req, 4, 'SET', ['ttl', 'nx', 'xx']);
       const ttl = optNumber(o, 'ttl', 'SET');
       const nx = optBool(o, 'nx', 'SET');

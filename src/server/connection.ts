@@ -6,8 +6,12 @@
  * - Replies go out in request order. A synchronous result (reads) is queued
  *   at once unless an earlier request still awaits its promise (writes
  *   waiting for their ack); then it waits in `slots` behind it.
- * - Replies of one tick leave in one socket write (the server's flush runs
- *   once per tick, setImmediate), large values without a copy.
+ * - Replies are encoded straight into the shared FrameWriter: the synchronous
+ *   replies of one received chunk (and the acks completed together) are
+ *   taken from it as one view, before control leaves the connection, and
+ *   leave in one socket write when the current callback's microtasks are
+ *   done (the server's flush is a microtask, not a later loop turn); large
+ *   values without a copy.
  * - Backpressure: while unsent reply bytes exceed REPLY_HIGH_WATER_BYTES or
  *   more than MAX_INFLIGHT_REQUESTS requests await their reply, the socket
  *   is paused and already-received frames wait undecoded; both resume on
@@ -47,15 +51,23 @@ export interface ConnectionHost {
   /** Counts every request dispatched (INFO clients.commands). */
   commandsProcessed: number;
   info(sections: readonly InfoSection[]): Record<string, unknown>;
-  /** Arrange for `flush()` to run once at the end of this tick. */
+  /** Arrange for `flush()` to run once, when the current callback's microtasks are done. */
   scheduleFlush(conn: Connection): void;
   /** The connection closed. */
   forget(conn: Connection): void;
 }
 
-/** A reply not yet sendable: its promise is pending, or an earlier one is. */
+/**
+ * A reply not yet sendable: its promise is pending, or an earlier one is.
+ * Holds encoded `frames`, or the outcome of its promise (`settled`), which is
+ * encoded only when it reaches the head of the queue.
+ */
 interface Slot {
   frames: Buffer[] | undefined;
+  settled: boolean;
+  failed: boolean;
+  id: number;
+  value: unknown;
 }
 
 /** Up to this many queued bytes are copied into one buffer for one write; more go out corked as they are. */
@@ -83,6 +95,8 @@ export class Connection implements Session {
   private ending = false;
   private closed = false;
   private authFailures = 0;
+  /** writeReply() encoded replies into the shared writer that takeWritten() has not queued yet. */
+  private written = false;
 
   constructor(
     readonly socket: Socket,
@@ -136,8 +150,20 @@ export class Connection implements Session {
     this.process();
   }
 
-  /** Decodes and runs frames until none is complete, or backpressure says stop. */
+  /**
+   * Decodes and runs frames until none is complete, or backpressure says
+   * stop. Synchronous replies are encoded into the shared writer as they
+   * come and taken once at the end, as one view for the whole batch.
+   */
   private process(): void {
+    try {
+      this.processFrames();
+    } finally {
+      this.takeWritten();
+    }
+  }
+
+  private processFrames(): void {
     while (!this.ending) {
       if (this.blocked()) {
         if (!this.paused) {
@@ -236,26 +262,48 @@ export class Connection implements Session {
       return;
     }
     if (result instanceof Promise) {
-      const slot: Slot = { frames: undefined };
+      // Replies written so far go before this one.
+      this.takeWritten();
+      const slot: Slot = { frames: undefined, settled: false, failed: false, id, value: undefined };
       this.slots.push(slot);
       this.inflight++;
       result.then(
-        (value) => this.complete(slot, encodeReply(id, value)),
-        (err) => this.complete(slot, this.errorFrame(id, err)),
+        (value) => this.complete(slot, false, value),
+        (err) => this.complete(slot, true, err),
       );
     } else {
-      this.enqueue(encodeReply(id, result));
+      if (this.slotHead < this.slots.length) this.enqueue(encodeReply(id, result));
+      else this.writeReply(id, result);
       if (command.name === 'AUTH' && this.authenticated) this.reader.maxFrameBytes = this.host.maxFrameBytes;
     }
   }
 
   // ---- replying -----------------------------------------------------------
 
+  /**
+   * Encodes a success reply into the shared writer; takeWritten() queues it
+   * (with the replies around it) before control leaves this connection.
+   * Only when no earlier reply is pending, so order holds.
+   */
+  private writeReply(id: number, result: unknown): void {
+    writer.frame([id, result]);
+    this.written = true;
+  }
+
+  /** Queues what writeReply() encoded. Every path that wrote calls this before returning to the event loop. */
+  private takeWritten(): void {
+    if (!this.written) return;
+    this.written = false;
+    const frames = writer.take();
+    if (frames.length > 0) this.push(frames);
+  }
+
   private enqueue(frames: Buffer[]): void {
     if (this.slotHead < this.slots.length) {
-      this.slots.push({ frames });
+      this.slots.push({ frames, settled: true, failed: false, id: 0, value: undefined });
       return;
     }
+    this.takeWritten();
     this.push(frames);
   }
 
@@ -272,17 +320,26 @@ export class Connection implements Session {
     this.host.scheduleFlush(this);
   }
 
-  private complete(slot: Slot, frames: Buffer[]): void {
+  private complete(slot: Slot, failed: boolean, value: unknown): void {
     this.inflight--;
     if (this.closed) return;
-    slot.frames = frames;
+    slot.settled = true;
+    slot.failed = failed;
+    slot.value = value;
     const slots = this.slots;
     while (this.slotHead < slots.length) {
       const head = slots[this.slotHead]!;
-      if (head.frames === undefined) break;
-      this.push(head.frames);
+      if (!head.settled) break;
       this.slotHead++;
+      if (head.frames !== undefined) {
+        this.takeWritten();
+        this.push(head.frames);
+      } else if (head.failed) {
+        this.takeWritten();
+        this.push(this.errorFrame(head.id, head.value));
+      } else this.writeReply(head.id, head.value);
     }
+    this.takeWritten();
     if (this.slotHead === slots.length) {
       this.slots = [];
       this.slotHead = 0;
@@ -306,7 +363,7 @@ export class Connection implements Session {
     this.enqueue(this.errorFrame(id, err));
   }
 
-  /** Writes everything queued, in one write when small. Called once per tick by the server. */
+  /** Writes everything queued, in one write when small. Called by the server once the current callback is done (a microtask). */
   flush(): void {
     if (this.closed || this.out.length === 0) return;
     const out = this.out;
