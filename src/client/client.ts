@@ -22,6 +22,7 @@ import type { Key } from '../engine/keys.js';
 import type { ScanOptions, ScanPage, SetOptions } from '../engine/store.js';
 import { KvError } from '../errors.js';
 import { FrameError, FrameReader, unpackr } from '../protocol/frame.js';
+import { FrameWriter } from '../protocol/frame-writer.js';
 import { MAX_REQUEST_ID } from '../protocol/limits.js';
 import type { CommandName, HelloReply, WireScanOptions, WireSetOptions } from '../protocol/messages.js';
 import { Command, type QueuedCommand, wireError } from './command.js';
@@ -80,7 +81,8 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
   private sentHead = 0;
   /** Issued while not ready, in issue order. */
   private offline: QueuedCommand[] = [];
-  private outbox: Buffer[] = [];
+  /** Frames written this tick and not yet handed to the socket (this client's own buffer). */
+  private readonly writer = new FrameWriter();
   private flushQueued = false;
   private nextId = 0;
   private attempts = 0;
@@ -273,7 +275,7 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
   private onSocketClose(socket: Socket): void {
     if (socket !== this.socket) return;
     this.socket = undefined;
-    this.outbox = [];
+    this.writer.take(); // frames for a dead socket: their commands are failed below
     const o = this.options;
     const err =
       this.serverFatal ??
@@ -437,32 +439,24 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
   }
 
   private write(cmd: QueuedCommand): void {
-    let frames: Buffer[];
     try {
-      frames = cmd.encode(this.nextId);
+      cmd.encode(this.writer, this.nextId);
     } catch (err) {
       cmd.fail(new KvError('INVALID_ARGUMENT', `${cmd.name}: cannot encode the arguments`, { cause: err }));
       return;
     }
     this.nextId = this.nextId === MAX_REQUEST_ID ? 0 : this.nextId + 1;
     this.sent.push(cmd);
-    const out = this.outbox;
-    for (const f of frames) {
-      const last = out[out.length - 1];
-      if (last !== undefined && last.buffer === f.buffer && last.byteOffset + last.length === f.byteOffset) {
-        out[out.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + f.length);
-      } else out.push(f);
-    }
     if (!this.flushQueued) {
       this.flushQueued = true;
       process.nextTick(() => this.flushOutbox());
     }
   }
 
+  /** Writes every frame encoded this tick: one buffer, unless a large value rides by reference. */
   private flushOutbox(): void {
     this.flushQueued = false;
-    const out = this.outbox;
-    this.outbox = [];
+    const out = this.writer.take();
     const socket = this.socket;
     if (!socket || out.length === 0) return;
     if (out.length === 1) socket.write(out[0]!);

@@ -4,7 +4,7 @@
  * or the loss of its connection.
  */
 import { type ErrorCode, KvError } from '../errors.js';
-import { FrameWriter } from '../protocol/frame-writer.js';
+import type { FrameWriter } from '../protocol/frame-writer.js';
 import type { CommandName, WireError } from '../protocol/messages.js';
 
 /** A command seen without its result type: what the client's queues hold. */
@@ -13,14 +13,12 @@ export interface QueuedCommand {
   readonly id: number;
   readonly settled: boolean;
   readonly deadline: number;
-  encode(id: number): Buffer[];
+  /** Appends the frame `[id, name, ...args]` to `writer`; on error it writes nothing. */
+  encode(writer: FrameWriter, id: number): void;
   succeed(raw: unknown): void;
   failWith(error: WireError): void;
   fail(err: unknown): void;
 }
-
-/** Requests of every client are encoded into one shared output buffer; each frame is a view of it. */
-const writer = new FrameWriter();
 
 export class Command<T = unknown> implements QueuedCommand {
   /** Request id on the wire; set when written. */
@@ -43,11 +41,10 @@ export class Command<T = unknown> implements QueuedCommand {
     });
   }
 
-  /** The frame `[id, name, ...args]` (more than one buffer only around a large value). */
-  encode(id: number): Buffer[] {
+  /** Appends the frame `[id, name, ...args]` to `writer`; on error it writes nothing. */
+  encode(writer: FrameWriter, id: number): void {
     this.id = id;
     writer.frame([id, this.name, ...this.args]);
-    return writer.take();
   }
 
   /** Settles from a success reply's result. */

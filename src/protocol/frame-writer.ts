@@ -46,17 +46,30 @@ export class FrameWriter {
     this.pos = headerAt + FRAME_HEADER_BYTES;
     const mark = { start: this.start, done: this.done.length, doneBytes: this.doneBytes };
     const before = this.length;
-    try {
-      this.value(value, 0);
-    } catch (err) {
-      if (!(err instanceof Unsupported)) throw err;
-      // Roll back to just after the header and let msgpackr encode this frame.
+    const rollback = (to: number) => {
       this.buf = headerBuf;
       this.start = mark.start;
       this.done.length = mark.done;
       this.doneBytes = mark.doneBytes;
-      this.pos = headerAt + FRAME_HEADER_BYTES;
-      const packed = packr.pack(value);
+      this.pos = to;
+    };
+    try {
+      this.value(value, 0);
+    } catch (err) {
+      if (!(err instanceof Unsupported)) {
+        // Leave no partial frame behind: the stream stays valid for the next one.
+        rollback(headerAt);
+        throw err;
+      }
+      // Roll back to just after the header and let msgpackr encode this frame.
+      rollback(headerAt + FRAME_HEADER_BYTES);
+      let packed: Buffer;
+      try {
+        packed = packr.pack(value);
+      } catch (packErr) {
+        rollback(headerAt);
+        throw packErr;
+      }
       // msgpackr may reuse its buffer for the next pack: never keep a reference to it.
       const body = packed.length >= ZERO_COPY_BYTES ? Buffer.from(packed) : packed;
       headerBuf.writeUInt32BE(body.length, headerAt);

@@ -104,3 +104,22 @@ describe('FrameWriter', () => {
     expect(taken.equals(reference(values))).toBe(true);
   });
 });
+
+describe('FrameWriter errors', () => {
+  it('a value that cannot be encoded leaves no partial frame', () => {
+    const w = new FrameWriter();
+    w.frame([1, 'before']);
+    const cyclic: unknown[] = [];
+    cyclic.push(cyclic);
+    expect(() => w.frame([2, 'x'.repeat(100), { deep: cyclic }])).toThrow();
+    w.frame([3, 'after']);
+    expect(
+      Buffer.concat(w.take()).equals(
+        reference([
+          [1, 'before'],
+          [3, 'after'],
+        ]),
+      ),
+    ).toBe(true);
+  });
+});
