@@ -66,21 +66,36 @@ export interface CliRun {
   bytes: Buffer;
 }
 
-/** Runs kv-cli to completion; `input` is its stdin. */
+/**
+ * Whether a run never got to kv-cli's code: in a shared checkout another
+ * build may be rewriting dist/ at that instant, and node then loads an empty
+ * file (exit 0, no output at all; kv-cli always prints something) or a
+ * module without the export it imports.
+ */
+function loadRace(r: CliRun): boolean {
+  if (r.code === 0 && r.bytes.length === 0 && r.stderr === '') return true;
+  return r.code !== 0 && /SyntaxError|ERR_MODULE_NOT_FOUND|does not provide an export/.test(r.stderr);
+}
+
+/** Runs kv-cli to completion; `input` is its stdin. Retried (it never ran) when dist/ was being rebuilt. */
 export function cli(args: string[], input: string | Buffer = '', env: Record<string, string> = {}): CliRun {
-  const r = spawnSync(process.execPath, [KV_CLI, ...args], {
-    input,
-    env: { ...process.env, SEGKV_HISTORY: '', ...env },
-    timeout: 60_000,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  if (r.error) throw r.error;
-  return {
-    code: r.status ?? -1,
-    stdout: r.stdout.toString('utf8'),
-    stderr: r.stderr.toString('utf8'),
-    bytes: r.stdout,
-  };
+  for (let attempt = 1; ; attempt++) {
+    const r = spawnSync(process.execPath, [KV_CLI, ...args], {
+      input,
+      env: { ...process.env, SEGKV_HISTORY: '', ...env },
+      timeout: 60_000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    if (r.error) throw r.error;
+    const run = {
+      code: r.status ?? -1,
+      stdout: r.stdout.toString('utf8'),
+      stderr: r.stderr.toString('utf8'),
+      bytes: r.stdout,
+    };
+    if (!loadRace(run) || attempt === 5) return run;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+  }
 }
 
 /** A kv-cli process with a live stdin: write lines, wait for output. */
