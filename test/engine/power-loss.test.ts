@@ -69,7 +69,7 @@ async function crashRound(
       if (r < 0.3) {
         h.writes.push(undefined);
         p = store.delete(key).then((existed) => {
-          if (!existed) h.writes[idx] = '<noop>';
+          if (!existed && !crashed) h.writes[idx] = '<noop>'; // a late answer of the abandoned store must not touch the next round
         });
       } else {
         const value = `v${idx}-${'x'.repeat(Math.floor(rng() * 200))}`;

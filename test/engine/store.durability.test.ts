@@ -65,6 +65,36 @@ describe("fsync: 'always'", () => {
     await s.close();
   });
 
+  it('answers a no-op (delete of a deleted key, NX/XX refusal, empty batch) only once what it saw is durable', async () => {
+    const dir = tempDir();
+    const rec = recordingFs();
+    const s = await openStore(dir, { ...base, fs: rec.fs, fsync: 'always' });
+    await s.set('gone', 'v');
+    await s.set('here', 'v');
+    const g = gate();
+    rec.hooks.beforeFsync = () => g.opened;
+    const del = settled(s.delete('gone')); // its fsync is held back
+    const set = settled(s.set('new', 'v'));
+    await tick(20);
+    // Each of these saw state that a power loss right now would undo.
+    const noops = [
+      s.delete('gone'),
+      s.set('gone', 'x', { ifPresent: true }),
+      s.set('new', 'x', { ifAbsent: true }),
+      s.batch([{ type: 'del', key: 'gone' }]),
+    ];
+    const states = noops.map(settled);
+    await tick(100);
+    expect(del.done || set.done).toBe(false);
+    expect(
+      states.map((x) => x.done),
+      'a no-op answered before the write it observed was durable',
+    ).toEqual([false, false, false, false]);
+    g.open();
+    expect(await Promise.all(noops)).toEqual([false, false, false, 0]);
+    await s.close();
+  });
+
   it('shares one fsync among the writes of a tick (group commit)', async () => {
     const dir = tempDir();
     const rec = recordingFs();
