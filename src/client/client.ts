@@ -50,11 +50,9 @@ export interface ClientEventMap {
   reconnecting: [{ attempt: number; delayMs: number }];
 }
 
-/** Values below this size are copied out of the received frame so they do not pin a whole socket chunk. */
-const COPY_VALUES_BELOW_BYTES = 4096;
-
+/** A bin from a reply as a Buffer: a view of the received frame (codecs that keep it copy it). */
 function toBuffer(raw: unknown): Buffer {
-  if (Buffer.isBuffer(raw)) return raw.length < COPY_VALUES_BELOW_BYTES ? Buffer.from(raw) : raw;
+  if (Buffer.isBuffer(raw)) return raw;
   if (raw instanceof Uint8Array) return Buffer.from(raw);
   if (typeof raw === 'string') return Buffer.from(raw, 'utf8');
   throw new KvError('PROTOCOL_ERROR', `expected a bin value from the server, got ${typeof raw}`);

@@ -11,6 +11,7 @@ export type ValueEncoding = 'utf8' | 'buffer' | 'json' | 'msgpack';
 
 export interface Codec<V> {
   encode(value: V): Uint8Array;
+  /** `bytes` is a view of a received frame: a codec that returns it (or part of it) must decide whether to copy. */
   decode(bytes: Buffer): V;
 }
 
@@ -28,9 +29,12 @@ const utf8: Codec<string> = {
   decode: (b) => b.toString('utf8'),
 };
 
+/** Values below this size are copied out of the received frame, so a kept value does not pin a whole socket chunk. */
+const COPY_VALUES_BELOW_BYTES = 4096;
+
 const buffer: Codec<Buffer> = {
   encode: (v) => bytesOf(v, 'buffer'),
-  decode: (b) => b,
+  decode: (b) => (b.length < COPY_VALUES_BELOW_BYTES ? Buffer.from(b) : b),
 };
 
 const json: Codec<unknown> = {
