@@ -42,7 +42,7 @@ export type ClientStatus = 'connecting' | 'authenticating' | 'ready' | 'reconnec
 export interface ClientEventMap {
   /** The connection is open (and authenticated): commands flow. */
   connect: [];
-  /** A connection closed (the client may reconnect). */
+  /** A connection closed and a reconnect follows, or the client closed for good (status `closed`): once per connection. */
   close: [];
   /** A connection-level error (socket error, AUTH refused, protocol violation). */
   error: [Error];
@@ -295,10 +295,13 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
       this.finishClose();
       return;
     }
-    this.emit('close');
+    // Giving up emits the one final 'close'; otherwise this connection's 'close', then a retry.
     if (fatal && (fatal.code === 'AUTH_FAILED' || fatal.code === 'NOAUTH')) this.giveUp(fatal);
     else if (!o.reconnect || this.attempts >= o.maxRetries) this.giveUp(err);
-    else this.scheduleReconnect();
+    else {
+      this.emit('close');
+      this.scheduleReconnect();
+    }
   }
 
   private scheduleReconnect(): void {
