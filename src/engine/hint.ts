@@ -156,6 +156,15 @@ export function encodeHint(baseOffset: number, entries: readonly HintEntry[]): B
   return buf;
 }
 
+/** Little-endian reads without Buffer's argument checks: decodeHint checks the bounds first. */
+function u16(buf: Buffer, at: number): number {
+  return buf[at]! | (buf[at + 1]! << 8);
+}
+
+function u32(buf: Buffer, at: number): number {
+  return (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16)) + buf[at + 3]! * 0x1000000;
+}
+
 /**
  * Calls `visit` for each entry, in order, after the whole file has passed its
  * checks. Returns an error description (and visits nothing) if it has not.
@@ -187,18 +196,18 @@ export function decodeHint(
   let at = HINT_HEADER_BYTES;
   for (let i = 0; i < count; i++) {
     if (at + HINT_ENTRY_BYTES > buf.length) return 'hint entry runs past the end';
-    at += HINT_ENTRY_BYTES + buf.readUInt16LE(at + 25);
+    at += HINT_ENTRY_BYTES + u16(buf, at + 25);
   }
   if (at !== buf.length) return 'hint has trailing bytes';
   at = HINT_HEADER_BYTES;
   for (let i = 0; i < count; i++) {
-    const keyLength = buf.readUInt16LE(at + 25);
+    const keyLength = u16(buf, at + 25);
     visit(
       buf.toString('latin1', at + HINT_ENTRY_BYTES, at + HINT_ENTRY_BYTES + keyLength),
-      buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * TWO_32,
-      buf.readUInt32LE(at + 8),
-      buf.readUInt32LE(at + 12),
-      buf.readUInt32LE(at + 16) + buf.readUInt32LE(at + 20) * TWO_32,
+      u32(buf, at) + u32(buf, at + 4) * TWO_32,
+      u32(buf, at + 8),
+      u32(buf, at + 12),
+      u32(buf, at + 16) + u32(buf, at + 20) * TWO_32,
       buf[at + 24]!,
     );
     at += HINT_ENTRY_BYTES + keyLength;
