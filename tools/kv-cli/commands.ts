@@ -10,7 +10,7 @@
  * or the one-shot runner handles them.
  */
 import type { KvClient } from '../../src/client/index.js';
-import type { ScanOptions } from '../../src/engine/store.js';
+import type { ScanOptions, ScanPage } from '../../src/engine/store.js';
 import { KvError } from '../../src/errors.js';
 import { bulk, integer, mapOf, NIL, OK, type Reply } from './reply.js';
 
@@ -84,13 +84,16 @@ async function setCommand(ctx: CommandContext, args: Buffer[]): Promise<Reply> {
   return written ? OK : NIL;
 }
 
+/** Keys per SCAN page behind KEYS. */
+const KEYS_PAGE = 1000;
+
 /** `prefix*` (or `*`) of a MATCH pattern: segkv scans by prefix, not glob. */
-function matchPrefix(pattern: string): string {
+function matchPrefix(pattern: string, name = 'SCAN'): string {
   const body = pattern.endsWith('*') ? pattern.slice(0, -1) : pattern;
   if (!pattern.endsWith('*') || /[*?[\\]/.test(body)) {
     throw new KvError(
       'WRONG_ARGS',
-      `SCAN: segkv scans by key prefix; MATCH takes 'prefix*', got ${JSON.stringify(pattern)} (or use PREFIX)`,
+      `${name}: segkv scans by key prefix, so the pattern must be 'prefix*', got ${JSON.stringify(pattern)}`,
     );
   }
   return body;
@@ -123,6 +126,23 @@ async function scanCommand(ctx: CommandContext, args: Buffer[]): Promise<Reply> 
     items: [bulk(page.cursor ?? '0'), { type: 'array', items: page.keys.map((k) => bulk(k)) }],
     json: { cursor: page.cursor, keys: page.keys },
   };
+}
+
+/** KEYS: every page of a prefix scan, in one reply (as Redis's KEYS, slow on a large store). */
+async function keysCommand(ctx: CommandContext, [pattern]: Buffer[]): Promise<Reply> {
+  const prefix = matchPrefix(pattern!.toString('utf8'), 'KEYS');
+  const keys: Reply[] = [];
+  let cursor: string | null = null;
+  do {
+    const page: ScanPage = await ctx.client.scan({
+      ...(prefix !== '' && { prefix }),
+      ...(cursor !== null && { cursor }),
+      count: KEYS_PAGE,
+    });
+    for (const k of page.keys) keys.push(bulk(k));
+    cursor = page.cursor;
+  } while (cursor !== null);
+  return { type: 'array', items: keys };
 }
 
 async function compactCommand(ctx: CommandContext): Promise<Reply> {
@@ -259,6 +279,16 @@ const TABLE: CliCommand[] = [
     minArgs: 0,
     maxArgs: 11,
     run: scanCommand,
+  },
+  {
+    name: 'KEYS',
+    params: 'pattern',
+    summary:
+      "All keys matching 'prefix*' ('*' for all) in one reply: every SCAN page, slow on a large store.",
+    group: 'keys',
+    minArgs: 1,
+    maxArgs: 1,
+    run: keysCommand,
   },
   {
     name: 'DBSIZE',
