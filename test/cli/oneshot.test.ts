@@ -78,15 +78,18 @@ describe('one-shot commands', () => {
   });
 });
 
-describe('redis-cli habits: -r, --scan', () => {
+describe('redis-cli habits: -r, --scan, KEYS', () => {
   it('-r N repeats the command', () => {
     expect(cli([...p, '-r', '3', 'incr', 'repeat']).stdout).toBe('(integer) 1\n(integer) 2\n(integer) 3\n');
   });
 
-  it('--scan lists every key (all pages), --pattern by prefix', () => {
+  it('--scan lists every key (all pages), --pattern and KEYS by prefix', () => {
     for (let i = 0; i < 5; i++) cli([...p, 'set', `listed:${i}`, 'v']);
     expect(cli([...p, '--scan', '--pattern', 'listed:*']).stdout).toBe(
       'listed:0\nlisted:1\nlisted:2\nlisted:3\nlisted:4\n',
+    );
+    expect(cli([...p, 'keys', 'listed:*']).stdout).toBe(
+      '1) "listed:0"\n2) "listed:1"\n3) "listed:2"\n4) "listed:3"\n5) "listed:4"\n',
     );
     const all = cli([...p, '--scan'])
       .stdout.trimEnd()
