@@ -215,3 +215,44 @@ describe('bad input', () => {
     expect(await bystander.ping()).toBe('PONG');
   });
 });
+
+describe('bad input before AUTH', () => {
+  let server: ServerProcess;
+  beforeAll(async () => {
+    server = await spawnServer({ env: { SEGKV_PASSWORD: 'pw' } });
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+
+  it('only HELLO/PING/AUTH/QUIT run, nothing is written, big frames are refused', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.oneof(wellFramedRequest, badBytes), { minLength: 1, maxLength: 4 }),
+        async (parts) => {
+          const { frames } = await exchange(server.port, Buffer.concat(parts));
+          for (const f of frames) {
+            checkReply(f);
+            const r = f as unknown[];
+            if (r.length === 3) {
+              const code = (r[2] as { code: string }).code;
+              expect([
+                'NOAUTH',
+                'AUTH_FAILED',
+                'TOO_LARGE',
+                'PROTOCOL_ERROR',
+                'UNKNOWN_COMMAND',
+                'WRONG_ARGS',
+              ]).toContain(code);
+            }
+          }
+        },
+      ),
+      { numRuns: 100 },
+    );
+    const c = connect({ port: server.port, password: 'pw', reconnect: false });
+    expect(await c.dbsize()).toBe(0);
+    await c.close();
+    expect(server.proc.exitCode).toBeNull();
+  });
+});
