@@ -224,12 +224,12 @@ describe('SIGKILL during a compaction', () => {
     }
   });
 
-  it('just before each of the first 16 file-system calls of the swap (commit, first renames), a spread of later ones and the last 3', async () => {
+  it('just before each of the first 12 file-system calls of the swap (commit, first renames), a spread of later ones and the last 2', async () => {
     const S = baseline.swapCalls;
     const points = new Set<number>();
-    for (let n = 1; n <= Math.min(16, S); n++) points.add(n);
-    for (let k = 1; k <= 7; k++) points.add(16 + Math.floor(((k + Math.random() * 0.9) * (S - 19)) / 8));
-    for (let n = S - 2; n <= S; n++) points.add(n);
+    for (let n = 1; n <= Math.min(12, S); n++) points.add(n);
+    for (let k = 1; k <= 5; k++) points.add(12 + Math.floor(((k + Math.random() * 0.9) * (S - 14)) / 6));
+    for (let n = S - 1; n <= S; n++) points.add(n);
     const list = [...points].filter((n) => n >= 1 && n <= S).sort((a, b) => a - b);
     const runs = await pool(
       list.map((n) => async () => {
