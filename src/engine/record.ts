@@ -161,19 +161,35 @@ export function decodeHeader(
   end: number,
   maxKeyBytes: number,
 ): RecordHeader | undefined {
-  if (end - at < RECORD_HEADER_BYTES) return undefined;
+  return decodeHeaderInto(buf, at, end, maxKeyBytes, scratchHeader) ? { ...scratchHeader } : undefined;
+}
+
+const scratchHeader: RecordHeader = { offset: 0, expiresAt: 0, flags: 0, keyLength: 0, valueLength: 0 };
+
+/**
+ * decodeHeader into the caller's object, for scans that decode millions of
+ * headers (the compactor): no allocation per record. Returns false where
+ * decodeHeader returns undefined (`out` is then unspecified).
+ */
+export function decodeHeaderInto(
+  buf: Buffer,
+  at: number,
+  end: number,
+  maxKeyBytes: number,
+  out: RecordHeader,
+): boolean {
+  if (end - at < RECORD_HEADER_BYTES) return false;
   const flags = buf[at + AT_FLAGS]!;
   const keyLength = buf.readUInt16LE(at + AT_KEY_LENGTH);
   const valueLength = buf.readUInt32LE(at + AT_VALUE_LENGTH);
-  if ((flags & ~KNOWN_FLAGS) !== 0 || keyLength === 0 || keyLength > maxKeyBytes) return undefined;
-  if ((flags & FLAG_TOMBSTONE) !== 0 && valueLength !== 0) return undefined;
-  return {
-    offset: readU64(buf, at + AT_OFFSET),
-    expiresAt: readU64(buf, at + AT_EXPIRES),
-    flags,
-    keyLength,
-    valueLength,
-  };
+  if ((flags & ~KNOWN_FLAGS) !== 0 || keyLength === 0 || keyLength > maxKeyBytes) return false;
+  if ((flags & FLAG_TOMBSTONE) !== 0 && valueLength !== 0) return false;
+  out.offset = readU64(buf, at + AT_OFFSET);
+  out.expiresAt = readU64(buf, at + AT_EXPIRES);
+  out.flags = flags;
+  out.keyLength = keyLength;
+  out.valueLength = valueLength;
+  return true;
 }
 
 /** True if the record of `size` bytes at `at` matches its CRC. */

@@ -31,12 +31,13 @@ import { encodeHint, type HintEntry } from '../hint.js';
 import { MAX_KEY_BYTES } from '../limits.js';
 import {
   checkRecord,
-  decodeHeader,
+  decodeHeaderInto,
   encodeRecord,
   FLAG_BATCH,
   FLAG_BATCH_END,
   FLAG_TOMBSTONE,
   RECORD_HEADER_BYTES,
+  type RecordHeader,
   recordKey,
 } from '../record.js';
 import type { Segment } from '../segment.js';
@@ -118,7 +119,32 @@ export interface Output {
   records: number;
   lastOffset: number;
   index: SparseIndex;
-  hint: HintEntry[];
+  hint: HintColumns;
+}
+
+/** An output's hint entries, in record order, column by column (no object per entry until encoded). */
+export interface HintColumns {
+  keys: string[];
+  offsets: number[];
+  positions: number[];
+  valueLengths: number[];
+  expiresAt: number[];
+  flags: number[];
+}
+
+function hintEntries(h: HintColumns): HintEntry[] {
+  const out: HintEntry[] = new Array(h.keys.length);
+  for (let i = 0; i < out.length; i++) {
+    out[i] = {
+      key: h.keys[i]!,
+      offset: h.offsets[i]!,
+      position: h.positions[i]!,
+      valueLength: h.valueLengths[i]!,
+      expiresAt: h.expiresAt[i]!,
+      flags: h.flags[i]!,
+    };
+  }
+  return out;
 }
 
 /** Kept live values: where each was and where it now is. Flat arrays, one entry per record. */
@@ -151,7 +177,11 @@ export interface RewriteProgress {
 class OutputWriter {
   readonly outputs: Output[] = [];
   private cur: Output | undefined;
-  private buf = Buffer.allocUnsafe(OUT_BUFFER_BYTES);
+  /** Where the last `reserve` put its record: encode it into `buf` at the index `reserve` returned. */
+  buf = Buffer.allocUnsafe(OUT_BUFFER_BYTES);
+  /** The last reserved record's output (index in `outputs`) and position in it. */
+  lastOut = -1;
+  lastPosition = 0;
   private used = 0;
   private bufStart = 0;
   /** Bytes written to the current output since its last fsync was started. */
@@ -167,8 +197,11 @@ class OutputWriter {
     private readonly indexIntervalBytes: number,
   ) {}
 
-  /** Reserves room for a record of `size` bytes with `offset`; returns [output index, position, buffer, at]. */
-  reserve(size: number, offset: number): { out: number; position: number; buf: Buffer; at: number } {
+  /**
+   * Reserves room for a record of `size` bytes with `offset`; returns where
+   * in `buf` to encode it (lastOut and lastPosition say where it will be).
+   */
+  reserve(size: number, offset: number): number {
     let cur = this.cur;
     if (!cur || (cur.size + size > this.maxSegmentBytes && cur.records > 0)) cur = this.open(offset);
     if (this.used + size > this.buf.length) {
@@ -182,7 +215,20 @@ class OutputWriter {
     cur.records++;
     cur.lastOffset = offset;
     cur.index.observe(offset, position);
-    return { out: this.outputs.length - 1, position, buf: this.buf, at };
+    this.lastOut = this.outputs.length - 1;
+    this.lastPosition = position;
+    return at;
+  }
+
+  /** Adds the last reserved record to its output's hint. */
+  hint(key: string, offset: number, valueLength: number, expiresAt: number, flags: number): void {
+    const h = this.outputs[this.lastOut]!.hint;
+    h.keys.push(key);
+    h.offsets.push(offset);
+    h.positions.push(this.lastPosition);
+    h.valueLengths.push(valueLength);
+    h.expiresAt.push(expiresAt);
+    h.flags.push(flags);
   }
 
   private open(baseOffset: number): Output {
@@ -198,7 +244,7 @@ class OutputWriter {
       records: 0,
       lastOffset: -1,
       index: new SparseIndex(baseOffset, this.indexIntervalBytes),
-      hint: [],
+      hint: { keys: [], offsets: [], positions: [], valueLengths: [], expiresAt: [], flags: [] },
     };
     // Listed before the first write, so abort() deletes it if that write fails (ENOSPC).
     this.outputs.push(out);
@@ -245,7 +291,7 @@ class OutputWriter {
     for (const o of this.outputs) {
       await this.fs.fsync(o.fd);
       for (const [name, data] of [
-        [hintFile(o.baseOffset), encodeHint(o.baseOffset, o.hint)],
+        [hintFile(o.baseOffset), encodeHint(o.baseOffset, hintEntries(o.hint))],
         [indexFile(o.baseOffset), o.index.encode()],
       ] as const) {
         const fd = this.fs.open(join(this.dir, compactingFile(name)), 'wx');
@@ -311,19 +357,12 @@ export async function rewrite(
     }
     if (keptTombstones.has(key)) return;
     keptTombstones.add(key);
-    const size = RECORD_HEADER_BYTES + key.length;
-    const w = writer.reserve(size, offset);
-    encodeRecord(w.buf, w.at, offset, 0, FLAG_TOMBSTONE, key, undefined);
-    writer.outputs[w.out]!.hint.push({
-      key,
-      offset,
-      position: w.position,
-      valueLength: 0,
-      expiresAt: 0,
-      flags: FLAG_TOMBSTONE,
-    });
+    const at = writer.reserve(RECORD_HEADER_BYTES + key.length, offset);
+    encodeRecord(writer.buf, at, offset, 0, FLAG_TOMBSTONE, key, undefined);
+    writer.hint(key, offset, 0, 0, FLAG_TOMBSTONE);
   };
   const reader = new InputReader(fs);
+  const h: RecordHeader = { offset: 0, expiresAt: 0, flags: 0, keyLength: 0, valueLength: 0 };
   try {
     for (let si = 0; si < inputs.length; si++) {
       const seg = inputs[si]!;
@@ -338,8 +377,8 @@ export async function rewrite(
         while (pos < seg.size) {
           let at = reader.ensure(pos, RECORD_HEADER_BYTES);
           if (at < 0) throw new CorruptionError(seg.name, pos, 'truncated record header');
-          const h = decodeHeader(reader.buf, at, reader.bufferedEnd, MAX_KEY_BYTES);
-          if (!h) throw new CorruptionError(seg.name, pos, 'invalid record header');
+          if (!decodeHeaderInto(reader.buf, at, reader.bufferedEnd, MAX_KEY_BYTES, h))
+            throw new CorruptionError(seg.name, pos, 'invalid record header');
           const size = RECORD_HEADER_BYTES + h.keyLength + h.valueLength;
           if (pos + size > seg.size)
             throw new CorruptionError(seg.name, pos, 'record runs past the end of the segment');
@@ -355,13 +394,13 @@ export async function rewrite(
           let slot = kd.slot(key);
           if (!tombstone && slot >= 0 && kd.segmentOf(slot) === seg.id && kd.positionOf(slot) === position) {
             if (!expired) {
-              const w = writer.reserve(size, h.offset);
-              if ((h.flags & (FLAG_BATCH | FLAG_BATCH_END)) === 0) buf.copy(w.buf, w.at, at, at + size);
+              const to = writer.reserve(size, h.offset);
+              if ((h.flags & (FLAG_BATCH | FLAG_BATCH_END)) === 0) buf.copy(writer.buf, to, at, at + size);
               else {
                 const valueAt = at + RECORD_HEADER_BYTES + h.keyLength;
                 encodeRecord(
-                  w.buf,
-                  w.at,
+                  writer.buf,
+                  to,
                   h.offset,
                   h.expiresAt,
                   0,
@@ -369,20 +408,13 @@ export async function rewrite(
                   buf.subarray(valueAt, valueAt + h.valueLength),
                 );
               }
-              writer.outputs[w.out]!.hint.push({
-                key,
-                offset: h.offset,
-                position: w.position,
-                valueLength: h.valueLength,
-                expiresAt: h.expiresAt,
-                flags: 0,
-              });
+              writer.hint(key, h.offset, h.valueLength, h.expiresAt, 0);
               moves.keys.push(key);
               moves.slots.push(slot);
               moves.fromSegment.push(seg.id);
               moves.fromPosition.push(position);
-              moves.toOutput.push(w.out);
-              moves.toPosition.push(w.position);
+              moves.toOutput.push(writer.lastOut);
+              moves.toPosition.push(writer.lastPosition);
               moves.valueLength.push(h.valueLength);
             } else {
               store.expireKey(key);
