@@ -10,7 +10,9 @@
  *               -P 1 and -P 16; --repeat runs each, alternating which store
  *               goes first; medians of ops/s and p99 with their ratio.
  *   memory      a fresh server of each, keys written up to each of --sizes,
- *               VmRSS from /proc/PID/status after each size.
+ *               VmRSS from /proc/PID/status after each size, once idle and
+ *               settled (see settledRss; the JSON also has it 1.5 s after
+ *               the load).
  *   restart     that server stopped (SIGTERM) and started again on its data:
  *               time from spawn until it answers PING with all data loaded
  *               (Redis: until INFO persistence says loading:0).
@@ -308,6 +310,22 @@ class ServerProc {
   }
 }
 
+/**
+ * RSS once the server is idle and its allocator has given back what the load
+ * left behind (V8's memory reducer, jemalloc's decay): sampled every second
+ * until it changes by less than 1% over 3 s, at most 30 s.
+ */
+async function settledRss(srv: ServerProc): Promise<number> {
+  const samples = [srv.rss];
+  for (let i = 0; i < 30; i++) {
+    await sleep(1000);
+    samples.push(srv.rss);
+    const n = samples.length;
+    if (n >= 4 && Math.abs(samples[n - 1]! - samples[n - 4]!) < 0.01 * samples[n - 1]!) break;
+  }
+  return samples[samples.length - 1]!;
+}
+
 /** Redis answers PING and INFO persistence says loading:0. */
 async function redisLoaded(port: number): Promise<boolean> {
   const c = await RespClient.connect(port);
@@ -385,7 +403,8 @@ function stats(runs: TestResult[]): RowStats {
 
 export interface MemoryResult {
   store: Store;
-  rssBytes: { keys: number; bytes: number }[];
+  /** `bytes`: settled (see settledRss); `afterLoadBytes`: 1.5 s after the last write. */
+  rssBytes: { keys: number; bytes: number; afterLoadBytes: number }[];
   restart: { keys: number; ms: number; rssBytes: number };
 }
 
@@ -468,7 +487,7 @@ async function memoryAndRestart(
   const dir = root.dir(`${store}-memory`);
   let srv = await ServerProc.start(store, redisBin, dir, 'interval', await freePort());
   live.add(srv);
-  const rss: { keys: number; bytes: number }[] = [];
+  const rss: MemoryResult['rssBytes'] = [];
   let written = 0;
   for (const keys of cfg.sizes) {
     const t0 = performance.now();
@@ -490,10 +509,13 @@ async function memoryAndRestart(
       '1',
     ]);
     written = keys;
-    await sleep(1500); // let the everysec/interval sync and allocator settle
-    rss.push({ keys, bytes: srv.rss });
+    const loadS = (performance.now() - t0) / 1000;
+    await sleep(1500); // one everysec/interval sync
+    const afterLoad = srv.rss;
+    const bytes = await settledRss(srv);
+    rss.push({ keys, bytes, afterLoadBytes: afterLoad });
     log(
-      `${store}: ${fmt(keys)} keys written in ${((performance.now() - t0) / 1000).toFixed(1)} s, RSS ${(srv.rss / 2 ** 20).toFixed(0)} MiB`,
+      `${store}: ${fmt(keys)} keys written in ${loadS.toFixed(1)} s, RSS ${(afterLoad / MiB).toFixed(0)} MiB after 1.5 s, ${(bytes / MiB).toFixed(0)} MiB settled`,
     );
   }
   await srv.stop();
@@ -544,7 +566,7 @@ function memoryTable(mem: MemoryResult[]): string {
     const a = seg?.rssBytes[i]?.bytes;
     const b = red?.rssBytes[i]?.bytes;
     rows.push([
-      `RSS after ${fmt(point.keys)} keys`,
+      `RSS after ${fmt(point.keys)} keys (settled)`,
       a === undefined ? '-' : `${(a / MiB).toFixed(0)} MiB`,
       b === undefined ? '-' : `${(b / MiB).toFixed(0)} MiB`,
       a !== undefined && b !== undefined ? ratio(a / b) : '-',
