@@ -166,6 +166,8 @@ export interface CompactResult {
   loopP99Ms: number;
   /** The swap (verify, commit, rename, keydir): synchronous on the event loop, ms. */
   swapMs: number;
+  /** From the last input byte read to the outputs being written and fsynced (the swap's start), ms. */
+  finishMs: number;
   before: StoreFigures;
   after: StoreFigures;
   get?: Latencies;
@@ -363,12 +365,16 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
   workingCopy(job.master, job.dir);
   let swapFrom = 0;
   let swapMs = 0;
+  let readDone = 0;
   const onStep = (step: string) => {
     if (step === 'outputs-written') swapFrom = performance.now();
     else if (step === 'done') swapMs = performance.now() - swapFrom;
   };
   const store = await openStore(job.dir, storeOptions(job.maxSegmentBytes, onStep));
   await store.settleBackground();
+  store.on('compaction', (e: { phase: string; bytesDone?: number; bytesTotal?: number }) => {
+    if (e.phase === 'progress' && e.bytesDone === e.bytesTotal) readDone = performance.now();
+  });
   let fg: Foreground | undefined;
   if (job.rate > 0) {
     fg = new Foreground(store, keysOf(job.shape), job.rate);
@@ -404,6 +410,7 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
     loopMaxMs: loop.max / 1e6,
     loopP99Ms: loop.percentile(99) / 1e6,
     swapMs,
+    finishMs: swapFrom - readDone,
     before,
     after,
   };

@@ -446,6 +446,11 @@ async function main(): Promise<void> {
         ratio: '%',
       },
       {
+        name: `${p}: output fsync wait after the last read`,
+        unit: 'ms',
+        samples: s.idle.map((r) => r.finishMs),
+      },
+      {
         name: `${p}: swap (event loop held)`,
         unit: 'ms',
         samples: s.idle.map((r) => r.swapMs),

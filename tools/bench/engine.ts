@@ -20,13 +20,20 @@
  * removed at the end (and on Ctrl-C). Results also go to
  * tools/bench/results/engine-<date>.json.
  */
-import { fork } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENGINES, type EngineName, type Mode } from './adapters.js';
 import type { GetsResult, Job, JobResult, RestartResult, SetsResult } from './engine-jobs.js';
+import {
+  fmt,
+  formatTable,
+  logLine,
+  median,
+  runChild as runChildScript,
+  TempRoot,
+  writeResults,
+} from './lib.js';
 
 const HELP = `usage: npm run bench:engine -- [options]
 
@@ -151,46 +158,20 @@ const here = dirname(fileURLToPath(import.meta.url));
 const childScript = join(here, 'engine-child.js');
 
 function runChild<R extends JobResult>(job: Job): Promise<R> {
-  return new Promise((resolve, reject) => {
-    const child = fork(childScript, [], {
-      execArgv: ['--expose-gc', '--max-old-space-size=16384'],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    let result: { ok: true; result: R } | { ok: false; error: string } | undefined;
-    child.on('message', (m) => {
-      result = m as typeof result;
-    });
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      if (result?.ok) resolve(result.result);
-      else
-        reject(new Error(`${job.kind} job for ${job.engine} failed (exit ${code}): ${result?.error ?? ''}`));
-    });
-    child.send(job);
-  });
+  return runChildScript<R>(childScript, job, ['--expose-gc', '--max-old-space-size=16384']).catch(
+    (err: Error) => {
+      throw new Error(err.message.replace(`${job.kind} job`, `${job.kind} job for ${job.engine}`));
+    },
+  );
 }
 
 // ---- temporary directories ---------------------------------------------------
 
-const root = mkdtempSync(join(tmpdir(), 'segkv-bench-'));
-const cleanup = () => rmSync(root, { recursive: true, force: true });
-process.on('exit', cleanup);
-process.on('SIGINT', () => process.exit(130));
-process.on('SIGTERM', () => process.exit(143));
-let dirCount = 0;
-function freshDir(label: string): string {
-  const d = join(root, `${dirCount++}-${label}`);
-  mkdirSync(d);
-  return d;
-}
+const tmp = new TempRoot('segkv-bench-');
+const root = tmp.path;
+const freshDir = (label: string): string => tmp.dir(label);
 
-// ---- statistics and table ----------------------------------------------------
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >>> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
+// ---- table ---------------------------------------------------------------------
 
 interface Row {
   name: string;
@@ -202,17 +183,11 @@ interface Row {
   note?: string;
 }
 
-function fmt(n: number | undefined): string {
-  if (n === undefined || Number.isNaN(n)) return '-';
-  if (n >= 100) return Math.round(n).toLocaleString('en-US');
-  return n.toFixed(1);
-}
-
 function printTable(rows: Row[], engines: EngineName[]): string {
   const peers = engines.filter((e) => e !== 'segkv');
   const head = ['benchmark', 'unit', 'segkv', 'segkv min..max'];
   for (const p of peers) head.push(p, `segkv/${p}`);
-  const lines: string[][] = [head];
+  const lines: string[][] = [];
   for (const r of rows) {
     const s = r.samples.segkv ?? [];
     const mine = s.length ? median(s) : undefined;
@@ -229,18 +204,13 @@ function printTable(rows: Row[], engines: EngineName[]): string {
     }
     lines.push(line);
   }
-  const widths = head.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
-  const out = lines.map((l) =>
-    l.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '),
-  );
-  out.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
-  return out.join('\n');
+  return formatTable(head, lines, 2);
 }
 
 // ---- the benchmark -----------------------------------------------------------
 
 function log(msg: string): void {
-  process.stderr.write(`[bench:engine ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+  logLine('bench:engine', msg);
 }
 
 async function load(engine: EngineName, keys: number, cfg: Config): Promise<string> {
@@ -415,31 +385,23 @@ async function main(): Promise<void> {
     process.stdout.write(`  ${t.met ? 'MET    ' : 'NOT MET'}  ${t.target}: ${t.measured}\n`);
 
   if (cfg.json) {
-    const stamp = started
-      .toISOString()
-      .replace(/:/g, '-')
-      .replace(/\.\d+Z$/, 'Z');
-    const out = cfg.out ?? join(here, '..', '..', '..', 'tools', 'bench', 'results', `engine-${stamp}.json`);
-    mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(
-      out,
-      `${JSON.stringify(
-        {
-          command,
-          started: started.toISOString(),
-          node: process.version,
-          platform: `${process.platform} ${process.arch}`,
-          config: { ...cfg, only: [...cfg.only] },
-          rows: rows.map((r) => ({
-            ...r,
-            median: Object.fromEntries(Object.entries(r.samples).map(([e, s]) => [e, median(s)])),
-          })),
-          notes: recoveryNotes,
-          targets,
-        },
-        null,
-        2,
-      )}\n`,
+    const out = writeResults(
+      'engine',
+      started,
+      {
+        command,
+        started: started.toISOString(),
+        node: process.version,
+        platform: `${process.platform} ${process.arch}`,
+        config: { ...cfg, only: [...cfg.only] },
+        rows: rows.map((r) => ({
+          ...r,
+          median: Object.fromEntries(Object.entries(r.samples).map(([e, s]) => [e, median(s)])),
+        })),
+        notes: recoveryNotes,
+        targets,
+      },
+      cfg.out,
     );
     process.stdout.write(`\nwrote ${out}\n`);
   }
