@@ -29,6 +29,7 @@ import {
   keyName,
   LONG_TTL_MS,
   MAX_SEGMENT_BYTES,
+  partialScenario,
   SHORT_TTL_MS,
 } from './fixtures/dataset.js';
 import { expectModel, expectRecount, fastTempDir, leftovers, Model, removeFastTempDirs } from './util.js';
@@ -66,10 +67,10 @@ function runChild(
   dir: string,
   mode: string,
   onCompacting?: (child: ChildProcess) => void,
-  writes = false,
+  extra: '' | 'writes' | 'partial' = '',
 ): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
-    const args = [SCRIPT, dir, mode, String(SEED), ...(writes ? ['writes'] : [])];
+    const args = [SCRIPT, dir, mode, String(SEED), extra];
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, SEGKV_LOG_LEVEL: 'error' },
@@ -120,7 +121,12 @@ const opts: StoreOptions = {
 };
 
 /** Reopens a crashed directory and checks everything the brief lists; then compacts again and checks again. */
-async function expectRecovered(dir: string, modelOrChoices: Model | Model[], ctx: string): Promise<void> {
+async function expectRecovered(
+  dir: string,
+  modelOrChoices: Model | Model[],
+  ctx: string,
+  keys: readonly string[] = ALL_KEYS,
+): Promise<void> {
   let store = await openStore(dir, opts);
   try {
     expect(leftovers(dir), `${ctx}: temporary files left after recovery`).toEqual([]);
@@ -130,7 +136,7 @@ async function expectRecovered(dir: string, modelOrChoices: Model | Model[], ctx
     let model = choices[0]!;
     for (let i = 0; i < choices.length; i++) {
       try {
-        expectModel(store, choices[i]!, ALL_KEYS, ctx);
+        expectModel(store, choices[i]!, keys, ctx);
         model = choices[i]!;
         break;
       } catch (err) {
@@ -146,12 +152,12 @@ async function expectRecovered(dir: string, modelOrChoices: Model | Model[], ctx
     }
     // A second compaction works, and its result survives a reopen.
     await store.compact();
-    expectModel(store, model, ALL_KEYS, `${ctx}, compacted again`);
+    expectModel(store, model, keys, `${ctx}, compacted again`);
     expect(store.stats().compaction.failures).toBe(0);
     await store.close();
     store = await openStore(dir, opts);
     expect(leftovers(dir), ctx).toEqual([]);
-    expectModel(store, model, ALL_KEYS, `${ctx}, compacted again and reopened`);
+    expectModel(store, model, keys, `${ctx}, compacted again and reopened`);
     await expectRecount(store, Date.now(), `${ctx}, compacted again and reopened`);
   } finally {
     await store.close();
@@ -271,7 +277,7 @@ describe('SIGKILL during a compaction', () => {
           dir,
           j.mode,
           j.delay < 0 ? undefined : (child) => setTimeout(() => child.kill('SIGKILL'), j.delay),
-          true,
+          'writes',
         );
         return { dir, r, ...j };
       }),
@@ -287,6 +293,33 @@ describe('SIGKILL during a compaction', () => {
       await expectRecovered(dir, [expectedModel(acked), expectedModel(acked + 1)], ctx);
     }
     expect(landed, 'writes acknowledged while compactions ran, over all runs').toBeGreaterThan(0);
+  });
+
+  it('during a partial compaction (segments 2–4 of 7, by the scheduler), at each step: the tombstone still shadows segment 1', async () => {
+    const model = new Model(new ManualClock(0));
+    for (const op of partialScenario()) {
+      if (op.t === 'set') model.set(op.key, op.value);
+      else if (op.t === 'del') model.delete(op.key);
+    }
+    const keys = [...new Set(partialScenario().map((o) => (o.t === 'batch' ? '' : o.key)))];
+    expect(keys).toContain('victim');
+    const runs = await pool(
+      ['none', ...STEPS.map(({ step }) => `step:${step}`)].map((mode) => async () => {
+        const dir = fastTempDir();
+        return { dir, mode, r: await runChild(dir, mode, undefined, 'partial') };
+      }),
+    );
+    for (const { dir, mode, r } of runs) {
+      if (mode === 'none') {
+        expect(r.code, r.stderr).toBe(0);
+        expect(JSON.parse(r.stdout.split('\n')[1]!), 'the scheduler chose segments 2–4').toEqual({
+          segmentsIn: 3,
+        });
+      } else {
+        expect(r.signal, `${mode}: the child died by SIGKILL (${r.stderr})`).toBe('SIGKILL');
+      }
+      await expectRecovered(dir, model, `partial compaction, ${mode}`, keys);
+    }
   });
 
   it('at a random moment after the compaction started (killed by the parent, mid-syscall)', async () => {
