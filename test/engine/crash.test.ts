@@ -229,13 +229,13 @@ async function crashCycles(mode: string, cycles: number, budgetMs: number): Prom
 
 describe('SIGKILL during fsync=always writes', () => {
   it('keeps every acknowledged write and delete, applies batches whole, and takes over the stale lock', async () => {
-    await crashCycles('plain', 20, 18_000);
+    await crashCycles('plain', 18, 14_000);
   }, 60_000);
 });
 
 describe('SIGKILL during writes with compaction running all the time', () => {
   it('loses no acknowledged write to a merge killed at any moment, and resurrects no delete', async () => {
-    const { compactions } = await crashCycles('compact', 14, 15_000);
+    const { compactions } = await crashCycles('compact', 12, 12_000);
     expect(compactions).toBeGreaterThanOrEqual(3);
   }, 60_000);
 });

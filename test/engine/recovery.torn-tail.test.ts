@@ -121,6 +121,23 @@ async function checkRecovers(
   expect(again.state).toEqual({ ...want, z: 'after', y1: 'Y', y2: 'Y' });
   expect(again.s.stats().recovery.truncatedBytes).toBe(0);
   expect(again.s.stats().recovery.corruptions).toBe(corruptions);
+  // The log reads back: the kept prefix, then the new records, offsets increasing. Through
+  // damage kept in place a reader is told (CORRUPTION); past it, the new segment reads fine.
+  let from = 0;
+  if (corruptions > 0) {
+    await expect(async () => {
+      for await (const _ of again.s.readFrom(0));
+    }).rejects.toMatchObject({ code: 'CORRUPTION' });
+    from = again.s.stats().segments[1]!.baseOffset;
+  }
+  const log: LogRecord[] = [];
+  for await (const r of again.s.readFrom(from)) log.push(r);
+  expect(log.slice(-3).map((r) => r.key.toString())).toEqual(['z', 'y1', 'y2']);
+  for (let i = 1; i < log.length; i++) expect(log[i]!.offset).toBeGreaterThan(log[i - 1]!.offset);
+  if (corruptions === 0) {
+    const kept = records.filter((r) => endOf(r) <= sizeBefore - dropped).map((r) => r.offset);
+    expect(log.slice(0, -3).map((r) => r.offset)).toEqual(kept);
+  }
   await again.s.close();
 }
 

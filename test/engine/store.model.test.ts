@@ -222,8 +222,8 @@ async function run(ops: Op[], options: StoreOptions, pageSize: number): Promise<
 afterAll(removeTempDirs);
 
 /** Runs of the property; raise with SEGKV_FC_RUNS=5000 to hunt harder. */
-const RUNS = Number(process.env.SEGKV_FC_RUNS ?? 120);
-const TIME_LIMIT_MS = RUNS > 120 ? RUNS * 200 : 40_000;
+const RUNS = Number(process.env.SEGKV_FC_RUNS ?? 100);
+const TIME_LIMIT_MS = RUNS > 100 ? RUNS * 200 : 25_000;
 
 describe('store against a Map model', () => {
   it(
