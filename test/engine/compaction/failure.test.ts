@@ -47,6 +47,8 @@ interface Faults {
   failFsync?: (path: string) => boolean;
   /** fsyncDir fails with EIO (after this many more successful calls). */
   failFsyncDirAfter?: number | undefined;
+  /** rename of a file whose source path this matches fails with EIO. */
+  failRename?: ((from: string) => boolean) | undefined;
 }
 
 function errno(code: string, syscall: string, path: string): NodeJS.ErrnoException {
@@ -105,6 +107,10 @@ function faultyFs(f: Faults): { fs: Fs; compactingBytes: () => number } {
         f.failFsyncDirAfter--;
       }
       nodeFs.fsyncDir(dir);
+    },
+    rename(from, to) {
+      if (f.failRename?.(from)) throw errno('EIO', 'rename', from);
+      nodeFs.rename(from, to);
     },
   };
   return { fs: wrapped, compactingBytes: () => written };
@@ -307,6 +313,45 @@ describe('a compaction that fails leaves the store as it was', () => {
       await expectRecount(again, clock.now(), 'reopened after the failed commit');
       await again.compact();
       expectModel(again, model, KEYS, 'compacted after the failed commit');
+    } finally {
+      await again.close();
+    }
+  });
+});
+
+describe('a compaction that fails after its commit point', () => {
+  it('a rename of the swap fails: compact() rejects saying a restart completes it, reads and writes go on, the reopen finishes the swap', async () => {
+    const model = fresh();
+    const dir = copy();
+    let renames = 0;
+    // The second output rename fails: the swap is half done on disk, the manifest stands.
+    const faults: Faults = { failRename: (from) => from.endsWith('.compacting') && ++renames === 2 };
+    const f = faultyFs(faults);
+    const store = await openStore(dir, baseOpts(f.fs));
+    await expect(store.compact()).rejects.toThrow(/restart to complete it/);
+    faults.failRename = undefined;
+    const st = store.stats().compaction;
+    expect(st.failures).toBe(1);
+    expect(st.lastError).toMatch(/EIO/);
+    expect(fs.readdirSync(dir)).toContain('COMPACTION');
+    // The store runs on its old segments (their files are open) until the restart.
+    expectModel(store, model, KEYS, 'after the failed swap');
+    for (const k of KEYS.slice(0, 10)) {
+      await store.set(k, `after:${k}`);
+      model.set(k, `after:${k}`);
+    }
+    await store.delete(KEYS[10]!);
+    model.delete(KEYS[10]!);
+    expectModel(store, model, KEYS, 'written after the failed swap');
+    await expect(store.compact(), 'no second compaction before the restart').rejects.toThrow();
+    await store.close();
+    const again = await openStore(dir, baseOpts(nodeFs));
+    try {
+      expect(leftovers(dir)).toEqual([]);
+      expectModel(again, model, KEYS, 'reopened: the swap finished');
+      await expectRecount(again, clock.now(), 'reopened: the swap finished');
+      await again.compact();
+      expectModel(again, model, KEYS, 'compacted after the restart');
     } finally {
       await again.close();
     }
