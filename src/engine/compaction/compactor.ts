@@ -83,6 +83,8 @@ export class Compactor {
   private current: Promise<CompactionResult | undefined> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Set when a swap failed past its commit point: no compaction until a restart finishes it. */
+  private incomplete: SwapIncomplete | undefined;
   private failuresInARow = 0;
   private nextAutoAt = 0;
 
@@ -127,12 +129,12 @@ export class Compactor {
   async compactAll(): Promise<CompactionResult | undefined> {
     do {
       while (this.current) await this.current.catch(() => {});
-      if (this.stopped) throw new KvError('CLOSED', 'the store is closing');
+      if (this.stopped) throw this.incomplete ?? new KvError('CLOSED', 'the store is closing');
       this.store.sealActive();
       await this.store.settleBackground();
       // An automatic run may have started while we waited: never run two at once.
     } while (this.current);
-    if (this.stopped) throw new KvError('CLOSED', 'the store is closing');
+    if (this.stopped) throw this.incomplete ?? new KvError('CLOSED', 'the store is closing');
     const choice = everything(this.figures());
     if (!choice) return undefined;
     return this.run({ ...choice, reason: 'manual' });
@@ -187,6 +189,7 @@ export class Compactor {
         if (err instanceof SwapIncomplete) {
           // Past the commit point: the outputs are the truth now. Stop compacting until a restart finishes the swap.
           this.stopped = true;
+          this.incomplete = err;
           this.log.fatal({ err }, err.message);
         } else {
           result.writer.abort();
