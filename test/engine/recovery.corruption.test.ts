@@ -138,6 +138,45 @@ describe('a flipped bit in a sealed segment without its hint (scanned at open)',
   });
 });
 
+describe('a sealed segment cut short (its tail never reached the disk)', () => {
+  const cut = () => victim.position + 10;
+  const lost = () => records.filter((r) => r.segment === victimSeg && r.position >= victim.position);
+
+  it('is reported, not truncated, when scanned; the keys before the cut and in other segments load', async () => {
+    const dir = copyDir(base);
+    fs.rmSync(hintOf(dir));
+    fs.truncateSync(join(dir, victimSeg), cut());
+    const { logger, lines } = captureLogger();
+    const s = await openStore(dir, { ...opts, logger });
+    expect(s.stats().recovery.corruptions).toBe(1);
+    expect(s.stats().recovery.truncatedBytes).toBe(0);
+    expect(lines.find((l) => l.level >= 50 && /^corruption/.test(l.msg))).toMatchObject({
+      file: victimSeg,
+      position: victim.position,
+    });
+    const gone = new Set(lost().map((r) => r.key.toString()));
+    expect(gone.size).toBeGreaterThan(1);
+    for (let i = 0; i < N; i++) {
+      expect(s.getSync(keyOf(i))?.toString(), keyOf(i)).toBe(gone.has(keyOf(i)) ? undefined : valueAt(i));
+    }
+    expect(fs.statSync(join(dir, victimSeg)).size).toBe(cut());
+    await s.close();
+  });
+
+  it('makes reads of the keys its hint places past the end throw CorruptionError', async () => {
+    const dir = copyDir(base);
+    fs.truncateSync(join(dir, victimSeg), cut());
+    const s = await openStore(dir, opts);
+    for (const r of lost()) {
+      expect(() => s.getSync(r.key.toString())).toThrow(CorruptionError);
+    }
+    const gone = new Set(lost().map((r) => r.key.toString()));
+    for (let i = 0; i < N; i++)
+      if (!gone.has(keyOf(i))) expect(s.getSync(keyOf(i))?.toString()).toBe(valueAt(i));
+    await s.close();
+  });
+});
+
 describe('a flipped bit in a sealed segment hidden by its hint', () => {
   for (const spot of spots) {
     it(`makes a read of the damaged key throw CorruptionError, never a wrong value (bit in ${spot.name})`, async () => {
