@@ -49,6 +49,8 @@ export class Segment {
   dirty = false;
 
   private chunks: Chunk[] = [];
+  /** A written chunk's buffer, reused by the next reserve. */
+  private spare: Buffer | undefined;
   private readers = 0;
   private retired: (() => void) | undefined;
 
@@ -83,7 +85,10 @@ export class Segment {
   reserve(n: number): { buf: Buffer; at: number } {
     let last = this.chunks[this.chunks.length - 1];
     if (!last || last.buf.length - last.used < n) {
-      last = { start: this.size, buf: Buffer.allocUnsafe(Math.max(WRITE_CHUNK_BYTES, n)), used: 0 };
+      let buf = this.spare;
+      this.spare = undefined;
+      if (!buf || buf.length < n) buf = Buffer.allocUnsafe(Math.max(WRITE_CHUNK_BYTES, n));
+      last = { start: this.size, buf, used: 0 };
       this.chunks.push(last);
     }
     const at = last.used;
@@ -105,6 +110,10 @@ export class Segment {
       for (const c of chunks) this.fs.write(this.fd, c.buf, 0, c.used, c.start);
       this.written = this.size;
       this.dirty = true;
+      // The bytes are with the OS now and reads copy out of chunks, so one
+      // chunk buffer is kept for the next tick instead of allocating 1 MiB each time.
+      const first = chunks[0]!.buf;
+      if (first.length === WRITE_CHUNK_BYTES) this.spare = first;
     } catch (err) {
       this.size = this.written;
       try {

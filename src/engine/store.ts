@@ -978,6 +978,11 @@ export class Store extends EventEmitter {
     };
   }
 
+  /** Number of keys (expired keys not yet swept included); cheaper than stats(). */
+  get size(): number {
+    return this.keydir.size;
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }
