@@ -302,7 +302,7 @@ const SPECS: Record<CommandName, CommandSpec> = {
     usage: '',
     minArgs: 0,
     maxArgs: 0,
-    run: (s) => s.store.stats().keys,
+    run: (s) => s.store.size,
   },
   INFO: {
     usage: '[section]',
