@@ -5,7 +5,10 @@
  * buffer → point the keydir at it (reads see it at once) → flush: one write
  * per tick (setImmediate) → ack per durability mode (`always`: after a shared
  * fsync, i.e. group commit). A write the OS refuses is undone in the keydir
- * and rejected: nothing unacknowledged stays visible.
+ * and rejected: nothing unacknowledged stays visible. A failed fsync is
+ * different (the bytes reached the OS, their durability is unknown): its
+ * writes are rejected, every later write is refused until the store is
+ * reopened, and reads may still see the rejected writes until then.
  *
  * Read path: keydir → (segment, position, value length) → hot-value cache or
  * one positioned read of the record, checked against its CRC.
