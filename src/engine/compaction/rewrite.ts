@@ -137,9 +137,14 @@ export interface HintColumns {
   flags: number[];
 }
 
-function hintEntries(h: HintColumns): HintEntry[] {
+/** Entries per slice when building an output's hint entries; the event loop runs between slices. */
+const HINT_SLICE_ENTRIES = 8192;
+
+async function hintEntries(h: HintColumns): Promise<HintEntry[]> {
   const out: HintEntry[] = new Array(h.keys.length);
   for (let i = 0; i < out.length; i++) {
+    if (i % HINT_SLICE_ENTRIES === HINT_SLICE_ENTRIES - 1)
+      await new Promise((resolve) => setImmediate(resolve));
     out[i] = {
       key: h.keys[i]!,
       offset: h.offsets[i]!,
@@ -296,7 +301,7 @@ class OutputWriter {
     for (const o of this.outputs) {
       await this.fs.fsync(o.fd);
       for (const [name, data] of [
-        [hintFile(o.baseOffset), encodeHint(o.baseOffset, hintEntries(o.hint))],
+        [hintFile(o.baseOffset), encodeHint(o.baseOffset, await hintEntries(o.hint))],
         [indexFile(o.baseOffset), o.index.encode()],
       ] as const) {
         const fd = this.fs.open(join(this.dir, compactingFile(name)), 'wx');
