@@ -7,11 +7,10 @@
  *   at once unless an earlier request still awaits its promise (writes
  *   waiting for their ack); then it waits in `slots` behind it.
  * - Replies are encoded straight into the shared FrameWriter: the synchronous
- *   replies of one received chunk (and the acks completed together) are
- *   taken from it as one view, before control leaves the connection, and
- *   leave in one socket write when the current callback's microtasks are
- *   done (the server's flush is a microtask, not a later loop turn); large
- *   values without a copy.
+ *   replies of one received chunk (and the acks drained together) are taken
+ *   from it as one view before control leaves the connection. Replies of one
+ *   tick leave in one socket write (the server's flush runs once per tick,
+ *   setImmediate), large values without a copy.
  * - Backpressure: while unsent reply bytes exceed REPLY_HIGH_WATER_BYTES or
  *   more than MAX_INFLIGHT_REQUESTS requests await their reply, the socket
  *   is paused and already-received frames wait undecoded; both resume on
@@ -51,7 +50,7 @@ export interface ConnectionHost {
   /** Counts every request dispatched (INFO clients.commands). */
   commandsProcessed: number;
   info(sections: readonly InfoSection[]): Record<string, unknown>;
-  /** Arrange for `flush()` to run once, when the current callback's microtasks are done. */
+  /** Arrange for `flush()` to run once at the end of this tick. */
   scheduleFlush(conn: Connection): void;
   /** The connection closed. */
   forget(conn: Connection): void;
@@ -363,7 +362,7 @@ export class Connection implements Session {
     this.enqueue(this.errorFrame(id, err));
   }
 
-  /** Writes everything queued, in one write when small. Called by the server once the current callback is done (a microtask). */
+  /** Writes everything queued, in one write when small. Called once per tick by the server. */
   flush(): void {
     if (this.closed || this.out.length === 0) return;
     const out = this.out;
