@@ -4,7 +4,8 @@
  *
  *   throughput  per durability pair (segkv --fsync interval vs Redis AOF
  *               appendfsync everysec; --fsync always vs appendfsync always),
- *               fresh servers with --keys keys written first, then kv-bench
+ *               fresh servers for every repeat with --keys keys written
+ *               first, then kv-bench
  *               (a child process: the same load generator for both, see
  *               tools/lib/load.ts) for set, get and mixed at -c 50 -d 100,
  *               -P 1 and -P 16; --repeat runs each, alternating which store
@@ -417,19 +418,28 @@ async function throughput(
   const rows: ThroughputRow[] = [];
   const stores: Store[] = redisBin ? ['segkv', 'redis'] : ['segkv'];
   for (const mode of cfg.modes) {
-    const servers = new Map<Store, ServerProc>();
-    for (const s of stores) {
-      const srv = await ServerProc.start(s, redisBin ?? '', root.dir(`${s}-${mode}`), mode, await freePort());
-      live.add(srv);
-      servers.set(s, srv);
-      await kvBench(s, srv.port, ['--prefill', '-r', String(cfg.keys), '-t', 'ping', '-n', '1']);
-    }
-    log(`${mode}: servers up, ${cfg.keys} keys written to each`);
-    for (const pipeline of cfg.pipelines) {
-      for (const workload of cfg.workloads) {
-        const runs = new Map<Store, TestResult[]>(stores.map((s) => [s, []]));
-        for (let rep = 0; rep < cfg.repeat; rep++) {
-          const order = rep % 2 === 0 ? stores : [...stores].reverse();
+    // runs[P][workload][store]: one result per repeat.
+    const runs = new Map<string, TestResult[]>();
+    const cell = (p: number, w: string, s: Store) => {
+      const k = `${p} ${w} ${s}`;
+      if (!runs.has(k)) runs.set(k, []);
+      return runs.get(k)!;
+    };
+    for (let rep = 0; rep < cfg.repeat; rep++) {
+      // Fresh servers (new directory, keys written again) for every repeat: one process can be
+      // systematically faster or slower than the next (placement, JIT), so repeats must not share one.
+      const servers = new Map<Store, ServerProc>();
+      for (const s of stores) {
+        const dir = root.dir(`${s}-${mode}-${rep}`);
+        const srv = await ServerProc.start(s, redisBin ?? '', dir, mode, await freePort());
+        live.add(srv);
+        servers.set(s, srv);
+        await kvBench(s, srv.port, ['--prefill', '-r', String(cfg.keys), '-t', 'ping', '-n', '1']);
+      }
+      log(`${mode}, run ${rep + 1}/${cfg.repeat}: fresh servers, ${cfg.keys} keys written to each`);
+      const order = rep % 2 === 0 ? stores : [...stores].reverse();
+      for (const pipeline of cfg.pipelines) {
+        for (const workload of cfg.workloads) {
           for (const s of order) {
             const load =
               cfg.requests > 0 ? ['-n', String(cfg.requests)] : ['--duration', String(cfg.durationS)];
@@ -448,12 +458,20 @@ async function throughput(
               String(rep + 1),
               ...load,
             ]);
-            runs.get(s)!.push(report.results[0]!);
+            cell(pipeline, workload, s).push(report.results[0]!);
           }
         }
-        const segkv = stats(runs.get('segkv')!);
-        const redis = redisBin ? stats(runs.get('redis')!) : null;
-        const row: ThroughputRow = {
+      }
+      for (const srv of servers.values()) {
+        await srv.stop();
+        live.delete(srv);
+      }
+    }
+    for (const pipeline of cfg.pipelines) {
+      for (const workload of cfg.workloads) {
+        const segkv = stats(cell(pipeline, workload, 'segkv'));
+        const redis = redisBin ? stats(cell(pipeline, workload, 'redis')) : null;
+        rows.push({
           mode,
           pipeline,
           workload,
@@ -461,17 +479,12 @@ async function throughput(
           redis,
           opsRatio: redis ? segkv.opsPerSec / redis.opsPerSec : null,
           p99Ratio: redis ? segkv.p99Ms / redis.p99Ms : null,
-        };
-        rows.push(row);
+        });
         log(
           `${mode} -P ${pipeline} ${workload}: segkv ${fmt(segkv.opsPerSec)} ops/s p99 ${segkv.p99Ms} ms` +
             (redis ? `; redis ${fmt(redis.opsPerSec)} ops/s p99 ${redis.p99Ms} ms` : ''),
         );
       }
-    }
-    for (const srv of servers.values()) {
-      await srv.stop();
-      live.delete(srv);
     }
   }
   return rows;
