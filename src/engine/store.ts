@@ -159,6 +159,8 @@ export class Store extends EventEmitter {
   private unflushed: Waiter[] = [];
   private tickAck: Promise<true> | undefined;
   private undo: (string | number)[] = [];
+  /** @internal Count of undone write ticks; the compaction swap checks it. */
+  rollbacks = 0;
   private syncQueue: Waiter[] = [];
   private syncing: Promise<void> | undefined;
   private dirDirty = false;
@@ -427,6 +429,7 @@ export class Store extends EventEmitter {
   }
 
   private rollback(): void {
+    this.rollbacks++;
     const u = this.undo;
     for (let i = u.length - UNDO_STRIDE; i >= 0; i -= UNDO_STRIDE) {
       const key = u[i] as string;

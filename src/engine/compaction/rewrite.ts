@@ -174,6 +174,8 @@ export interface RewriteResult {
   moves: Moves;
   /** Keys whose tombstone or expired record was dropped because the keydir had a newer record; re-checked at commit. */
   shadowedBy: string[];
+  /** `store.rollbacks` when the rewrite started: if it moved, the keydir went backwards meanwhile. */
+  rollbacksAtStart: number;
   bytesRead: number;
 }
 
@@ -354,6 +356,7 @@ export async function rewrite(
     valueLength: [],
   };
   const shadowedBy: string[] = [];
+  const rollbacksAtStart = store.rollbacks;
   const keptTombstones = new Set<string>();
   const kd = store.keydir;
   const bytesTotal = inputs.reduce((n, s) => n + s.size, 0);
@@ -448,5 +451,5 @@ export async function rewrite(
     writer.abort();
     throw err;
   }
-  return { outputs: writer.outputs, moves, shadowedBy, bytesRead: bytesTotal, writer };
+  return { outputs: writer.outputs, moves, shadowedBy, rollbacksAtStart, bytesRead: bytesTotal, writer };
 }
