@@ -35,7 +35,7 @@ export type CommandName = (typeof COMMAND_NAMES)[number];
 export const PREAUTH_COMMANDS: ReadonlySet<string> = new Set<CommandName>(['HELLO', 'PING', 'AUTH', 'QUIT']);
 
 /** Sections of INFO, in reply order. */
-export const INFO_SECTIONS = ['server', 'keyspace', 'storage', 'compaction', 'clients'] as const;
+export const INFO_SECTIONS = ['server', 'keyspace', 'storage', 'compaction', 'clients', 'stats'] as const;
 export type InfoSection = (typeof INFO_SECTIONS)[number];
 
 /** The error object of an error or fatal response. */

@@ -335,6 +335,8 @@ const SPECS: Record<CommandName, CommandSpec> = {
 /** A command ready to dispatch: checks the argument count, then runs. */
 export interface Command {
   readonly name: CommandName;
+  /** Position in COMMAND_NAMES: the index of its counters (ServerMetrics). */
+  readonly index: number;
   readonly preAuth: boolean;
   readonly run: Handler;
 }
@@ -349,9 +351,9 @@ function withArity(name: CommandName, spec: CommandSpec): Handler {
 
 /** Command name → command. Names are matched exactly first, then upper-cased. */
 export const COMMAND_TABLE: ReadonlyMap<string, Command> = new Map(
-  COMMAND_NAMES.map((name) => [
+  COMMAND_NAMES.map((name, index) => [
     name,
-    { name, preAuth: PREAUTH_COMMANDS.has(name), run: withArity(name, SPECS[name]) },
+    { name, index, preAuth: PREAUTH_COMMANDS.has(name), run: withArity(name, SPECS[name]) },
   ]),
 );
 

@@ -1,13 +1,28 @@
 /**
  * kv-server's settings: one table of flags, each also settable by a `SEGKV_*`
- * environment variable; flags beat env beat defaults. Resolved and validated
- * in one function; a bad value is a ConfigError whose message names the flag.
+ * environment variable and by a field of an optional JSON config file
+ * (`--config FILE` or SEGKV_CONFIG). One precedence: flag > env > file >
+ * default. Resolved and validated in one function (resolveCommandLine); a bad
+ * value is a ConfigError whose message names the flag, variable or file field.
+ *
+ * The config file is one JSON object whose fields are the camelCase names of
+ * ServerConfig (`port`, `maxSegmentBytes`, `compaction: {minDeadRatio}`, …);
+ * unknown fields are rejected, `null` means "not set". `kv-server
+ * --print-config` prints the effective settings in that same shape (password
+ * redacted), so its output is a valid config file.
  *
  * Compaction settings are passed through to the store, which validates them:
  * `--compaction-min-dead-ratio 0.5` (or `SEGKV_COMPACTION_MIN_DEAD_RATIO=0.5`)
  * becomes the store option `compaction: { minDeadRatio: 0.5 }`.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { DEFAULT_COMPACTION } from '../engine/compaction/compactor.js';
+import {
+  DEFAULT_CACHE_BYTES,
+  DEFAULT_FSYNC_INTERVAL_MS,
+  DEFAULT_MAX_SEGMENT_BYTES,
+} from '../engine/limits.js';
 import type { FsyncMode } from '../engine/options.js';
 import {
   DEFAULT_HOST,
@@ -21,6 +36,9 @@ import {
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
+/** `json`: one JSON object per line (for log shippers); `pretty`: coloured, readable lines (pino-pretty). */
+export type LogFormat = 'json' | 'pretty';
+
 export interface ServerConfig {
   /** Data directory. Default `./data`. */
   dir: string;
@@ -30,12 +48,12 @@ export interface ServerConfig {
   port: number;
   /** Durability mode of the store. Default `interval`. */
   fsync: FsyncMode;
-  /** Period of the fsync tick in `interval` mode, ms. Default: the store's (1000). */
-  fsyncIntervalMs: number | undefined;
-  /** Segment size at which the store rotates, bytes. Default: the store's (64 MiB). */
-  maxSegmentBytes: number | undefined;
-  /** Hot-value cache size, bytes; 0 disables. Default: the store's (64 MiB). */
-  cacheBytes: number | undefined;
+  /** Period of the fsync tick in `interval` mode, ms. Default 1000. Shorter loses less on power loss, costs more fsyncs. */
+  fsyncIntervalMs: number;
+  /** Segment size at which the store rotates, bytes. Default 64 MiB. Smaller compacts sooner, means more files. */
+  maxSegmentBytes: number;
+  /** Hot-value cache size, bytes; 0 disables. Default 64 MiB. More memory, fewer preads. */
+  cacheBytes: number;
   /** Largest request frame body, bytes, checked on the length prefix. Default 64 MiB. */
   maxFrameBytes: number;
   /** Simultaneous connections; more are refused with MAX_CLIENTS. Default 10000. */
@@ -47,8 +65,21 @@ export interface ServerConfig {
   /** TLS certificate and key (PEM file paths); both or neither. Default: plain TCP. */
   tlsCert: string | undefined;
   tlsKey: string | undefined;
-  /** pino log level. Default `info`. */
+  /** pino log level. Default `info`. `debug` logs every connection; `warn` only problems. */
   logLevel: LogLevel;
+  /** Log format on stderr. Default (undefined): `pretty` when stderr is a terminal, else `json`. */
+  logFormat: LogFormat | undefined;
+  /**
+   * Log every command that takes at least this long, ms (name, duration, key count; never values).
+   * Default undefined: off, and requests are not timed. 0 logs every command (debugging only).
+   */
+  slowlogThresholdMs: number | undefined;
+  /**
+   * Serve Prometheus metrics over HTTP on this port (same host as the server), path /metrics;
+   * 0 picks a free port (logged). Default undefined: off. When on, each request is timed
+   * (two performance.now() calls) for the per-command latency histograms.
+   */
+  metricsPort: number | undefined;
   /** The store's `compaction` options, from `--compaction-*` flags and `SEGKV_COMPACTION_*` env (camelCased). */
   compaction: Record<string, string | number | boolean>;
 }
@@ -57,7 +88,7 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-type Kind = 'string' | 'int' | 'fsync' | 'level';
+type Kind = 'string' | 'int' | 'fsync' | 'level' | 'format';
 
 interface Setting {
   key: keyof Omit<ServerConfig, 'compaction'>;
@@ -70,6 +101,7 @@ interface Setting {
 }
 
 const LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const FORMATS: readonly LogFormat[] = ['json', 'pretty'];
 
 /** The settings table: flag name, env name (derived), kind, default, help. */
 export const SETTINGS: readonly Setting[] = [
@@ -95,25 +127,25 @@ export const SETTINGS: readonly Setting[] = [
     key: 'fsyncIntervalMs',
     flag: 'fsync-interval-ms',
     kind: 'int',
-    fallback: undefined,
+    fallback: DEFAULT_FSYNC_INTERVAL_MS,
     min: 1,
-    help: 'fsync period in interval mode, ms (store default 1000)',
+    help: 'fsync period in interval mode, ms',
   },
   {
     key: 'maxSegmentBytes',
     flag: 'max-segment-bytes',
     kind: 'int',
-    fallback: undefined,
+    fallback: DEFAULT_MAX_SEGMENT_BYTES,
     min: 1,
-    help: 'rotate the active segment at this size, bytes (store default 64 MiB)',
+    help: 'rotate the active segment at this size, bytes',
   },
   {
     key: 'cacheBytes',
     flag: 'cache-bytes',
     kind: 'int',
-    fallback: undefined,
+    fallback: DEFAULT_CACHE_BYTES,
     min: 0,
-    help: 'hot-value cache size, bytes; 0 disables (store default 64 MiB)',
+    help: 'hot-value cache size, bytes; 0 disables',
   },
   {
     key: 'maxFrameBytes',
@@ -162,9 +194,42 @@ export const SETTINGS: readonly Setting[] = [
     fallback: 'info',
     help: `log level on stderr: ${LEVELS.join(' | ')}`,
   },
+  {
+    key: 'logFormat',
+    flag: 'log-format',
+    kind: 'format',
+    fallback: undefined,
+    help: 'log format on stderr: json | pretty (default: pretty on a terminal, else json)',
+  },
+  {
+    key: 'slowlogThresholdMs',
+    flag: 'slowlog-threshold-ms',
+    kind: 'int',
+    fallback: undefined,
+    min: 0,
+    help: 'log commands taking at least this long, ms (default: off)',
+  },
+  {
+    key: 'metricsPort',
+    flag: 'metrics-port',
+    kind: 'int',
+    fallback: undefined,
+    min: 0,
+    max: 65535,
+    help: 'serve Prometheus metrics on this port at /metrics, same host (default: off; 0 = any free port)',
+  },
 ];
 
 const COMPACTION_PREFIX = 'compaction-';
+
+/** The store's compaction options settable from the command line, env or file (camelCase). */
+export const COMPACTION_KEYS: readonly string[] = Object.keys(DEFAULT_COMPACTION);
+
+/** The environment variable naming the config file when `--config` is not given. */
+export const CONFIG_ENV = 'SEGKV_CONFIG';
+
+/** What `--print-config` shows instead of the password. */
+export const REDACTED = '<redacted>';
 
 export function envName(flag: string): string {
   return `SEGKV_${flag.toUpperCase().replace(/-/g, '_')}`;
@@ -184,8 +249,9 @@ export function helpText(): string {
   const lines = [
     'Usage: kv-server [options]',
     '',
-    'Serves a segkv store over TCP (protocol/PROTOCOL.md). Every option can also be set',
-    'by the environment variable shown; a flag beats the environment, which beats the default.',
+    'Serves a segkv store over TCP (protocol/PROTOCOL.md). Every option can also be set by the',
+    'environment variable shown, or by its camelCase field in a JSON config file (--config).',
+    'Precedence: flag > environment > config file > default.',
     '',
   ];
   for (const s of SETTINGS) {
@@ -198,6 +264,10 @@ export function helpText(): string {
       'store option compaction.<name>: min-dead-ratio, min-dead-bytes, max-dead-bytes, auto,',
     `${' '.repeat(32)}check-interval-ms, min-interval-ms, max-backoff-ms (e.g. --compaction-auto false)`,
     `${' '.repeat(32)}env SEGKV_COMPACTION_<NAME>`,
+    '  --config <file>'.padEnd(32) +
+      'read settings from this JSON file (fields as --print-config shows them)',
+    `${' '.repeat(32)}env ${CONFIG_ENV}`,
+    '  --print-config'.padEnd(32) + 'print the effective settings as JSON (password redacted) and exit',
     '  --help'.padEnd(32) + 'print this help and exit',
     '',
     'Signals: SIGTERM/SIGINT stop accepting, finish in-flight requests, sync and close the store.',
@@ -205,41 +275,140 @@ export function helpText(): string {
   return lines.join('\n');
 }
 
-function convert(s: Setting, raw: string, source: string): string | number {
+function checkInt(s: Setting, n: number, source: string, shown: string): number {
+  const min = s.min ?? 0;
+  const max = s.max ?? Number.MAX_SAFE_INTEGER;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${source} must be an integer from ${min} to ${max}, got ${shown}`);
+  }
+  return n;
+}
+
+function checkWord(s: Setting, raw: string, source: string, shown: string): string {
   switch (s.kind) {
-    case 'string':
-      if (raw === '') throw new ConfigError(`${source} must not be empty`);
-      return raw;
-    case 'int': {
-      const n = /^-?\d+$/.test(raw.trim()) ? Number(raw) : Number.NaN;
-      const min = s.min ?? 0;
-      const max = s.max ?? Number.MAX_SAFE_INTEGER;
-      if (!Number.isSafeInteger(n) || n < min || n > max) {
-        throw new ConfigError(`${source} must be an integer from ${min} to ${max}, got '${raw}'`);
-      }
-      return n;
-    }
     case 'fsync':
       if (raw !== 'always' && raw !== 'interval' && raw !== 'never') {
-        throw new ConfigError(`${source} must be always, interval or never, got '${raw}'`);
+        throw new ConfigError(`${source} must be always, interval or never, got ${shown}`);
       }
       return raw;
     case 'level':
       if (!(LEVELS as readonly string[]).includes(raw)) {
-        throw new ConfigError(`${source} must be one of ${LEVELS.join(', ')}, got '${raw}'`);
+        throw new ConfigError(`${source} must be one of ${LEVELS.join(', ')}, got ${shown}`);
       }
+      return raw;
+    case 'format':
+      if (!(FORMATS as readonly string[]).includes(raw)) {
+        throw new ConfigError(`${source} must be one of ${FORMATS.join(', ')}, got ${shown}`);
+      }
+      return raw;
+    default:
+      if (raw === '') throw new ConfigError(`${source} must not be empty`);
       return raw;
   }
 }
 
-/** Resolves flags, env and defaults. Returns 'help' for --help. Throws ConfigError. */
-export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ServerConfig | 'help' {
+/** A flag or env value (a string) to the setting's type. */
+function convert(s: Setting, raw: string, source: string): string | number {
+  if (s.kind === 'int') {
+    const n = /^-?\d+$/.test(raw.trim()) ? Number(raw) : Number.NaN;
+    return checkInt(s, n, source, `'${raw}'`);
+  }
+  return checkWord(s, raw, source, `'${raw}'`);
+}
+
+/** A config-file value (any JSON) to the setting's type; null means not set. */
+function convertJson(s: Setting, v: unknown, source: string): string | number | undefined {
+  if (v === null) return undefined;
+  const shown = JSON.stringify(v);
+  if (s.kind === 'int') {
+    if (typeof v !== 'number') throw new ConfigError(`${source} must be a number, got ${shown}`);
+    return checkInt(s, v, source, shown);
+  }
+  if (typeof v !== 'string') throw new ConfigError(`${source} must be a string, got ${shown}`);
+  return checkWord(s, v, source, shown);
+}
+
+/** Reads and validates a config file: one JSON object, known fields only. */
+export function readConfigFile(
+  path: string,
+  readFile: (path: string) => string = (p) => readFileSync(p, 'utf8'),
+): {
+  settings: Partial<Record<Setting['key'], string | number>>;
+  compaction: Record<string, number | boolean>;
+} {
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (err) {
+    throw new ConfigError(`cannot read the config file ${path}: ${(err as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new ConfigError(`${path} must hold one JSON object of settings, e.g. {"port": 7379}`);
+  }
+  const byKey = new Map(SETTINGS.map((s) => [s.key as string, s]));
+  const settings: Partial<Record<Setting['key'], string | number>> = {};
+  const compaction: Record<string, number | boolean> = {};
+  for (const [field, v] of Object.entries(json)) {
+    const source = `${path}: field '${field}'`;
+    if (field === 'compaction') {
+      if (v === null) continue;
+      if (typeof v !== 'object' || Array.isArray(v)) {
+        throw new ConfigError(`${source} must be an object such as {"minDeadRatio": 0.5}`);
+      }
+      for (const [name, cv] of Object.entries(v as Record<string, unknown>)) {
+        if (!COMPACTION_KEYS.includes(name)) {
+          throw new ConfigError(
+            `${path}: unknown field 'compaction.${name}'; known: ${COMPACTION_KEYS.join(', ')}`,
+          );
+        }
+        if (cv === null) continue;
+        if (typeof cv !== 'number' && typeof cv !== 'boolean') {
+          throw new ConfigError(
+            `${path}: field 'compaction.${name}' must be a number or boolean, got ${JSON.stringify(cv)}`,
+          );
+        }
+        compaction[name] = cv;
+      }
+      continue;
+    }
+    const s = byKey.get(field);
+    if (s === undefined) {
+      const known = [...byKey.keys(), 'compaction'].join(', ');
+      throw new ConfigError(`${path}: unknown field '${field}'; known fields: ${known}`);
+    }
+    const value = convertJson(s, v, source);
+    if (value !== undefined) settings[s.key] = value;
+  }
+  return { settings, compaction };
+}
+
+/** What the command line asks for. */
+export type CommandLine =
+  | { action: 'help' }
+  | { action: 'serve' | 'print-config'; config: ServerConfig; configFile: string | undefined };
+
+/**
+ * Resolves flags, env, the config file and defaults: the one place defaults
+ * are applied. Throws ConfigError naming the flag, variable or file field.
+ */
+export function resolveCommandLine(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  readFile?: (path: string) => string,
+): CommandLine {
   // Pass-through compaction flags first: parseArgs cannot know their names.
-  const compaction: Record<string, string | number | boolean> = {};
+  const compactionEnv: Record<string, string | number | boolean> = {};
+  const compactionFlags: Record<string, string | number | boolean> = {};
   for (const [name, raw] of Object.entries(env)) {
     if (name.startsWith('SEGKV_COMPACTION_') && raw !== undefined) {
       const flag = name.slice('SEGKV_COMPACTION_'.length).toLowerCase().replace(/_/g, '-');
-      compaction[camel(flag)] = passThroughValue(raw);
+      compactionEnv[camel(flag)] = passThroughValue(raw);
     }
   }
   const rest: string[] = [];
@@ -252,10 +421,14 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
       if (raw === undefined || flag.length <= COMPACTION_PREFIX.length) {
         throw new ConfigError(`--${flag} needs a value`);
       }
-      compaction[camel(flag.slice(COMPACTION_PREFIX.length))] = passThroughValue(raw);
+      compactionFlags[camel(flag.slice(COMPACTION_PREFIX.length))] = passThroughValue(raw);
     } else rest.push(arg);
   }
-  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+  const options: Record<string, { type: 'string' | 'boolean' }> = {
+    help: { type: 'boolean' },
+    'print-config': { type: 'boolean' },
+    config: { type: 'string' },
+  };
   for (const s of SETTINGS) options[s.flag] = { type: 'string' };
   let values: Record<string, string | boolean | undefined>;
   try {
@@ -264,18 +437,57 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Se
   } catch (err) {
     throw new ConfigError(`${(err as Error).message}; see kv-server --help`);
   }
-  if (values.help === true) return 'help';
-  const out: Record<string, unknown> = { compaction };
+  if (values.help === true) return { action: 'help' };
+
+  const configFlag = values.config;
+  const configEnv = env[CONFIG_ENV];
+  const configFile =
+    typeof configFlag === 'string'
+      ? configFlag
+      : configEnv !== undefined && configEnv !== ''
+        ? configEnv
+        : undefined;
+  const file =
+    configFile === undefined ? { settings: {}, compaction: {} } : readConfigFile(configFile, readFile);
+
+  const out: Record<string, unknown> = {
+    compaction: { ...file.compaction, ...compactionEnv, ...compactionFlags },
+  };
   for (const s of SETTINGS) {
     const flagValue = values[s.flag];
     const envValue = env[envName(s.flag)];
+    const fileValue = file.settings[s.key];
     if (typeof flagValue === 'string') out[s.key] = convert(s, flagValue, `--${s.flag}`);
     else if (envValue !== undefined && envValue !== '') out[s.key] = convert(s, envValue, envName(s.flag));
+    else if (fileValue !== undefined) out[s.key] = fileValue;
     else out[s.key] = s.fallback;
   }
   const config = out as unknown as ServerConfig;
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     throw new ConfigError('--tls-cert and --tls-key go together: give both or neither');
   }
-  return config;
+  if (config.metricsPort !== undefined && config.metricsPort !== 0 && config.metricsPort === config.port) {
+    throw new ConfigError(`--metrics-port must differ from --port (both ${config.port})`);
+  }
+  return { action: values['print-config'] === true ? 'print-config' : 'serve', config, configFile };
+}
+
+/** Resolves flags, env, config file and defaults. Returns 'help' for --help. Throws ConfigError. */
+export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ServerConfig | 'help' {
+  const line = resolveCommandLine(argv, env);
+  return line.action === 'help' ? 'help' : line.config;
+}
+
+/**
+ * The effective settings as --print-config shows them: every field, unset
+ * ones as null, the store's compaction defaults filled in, the password
+ * redacted. A valid config file.
+ */
+export function effectiveConfig(config: ServerConfig): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const s of SETTINGS) out[s.key] = config[s.key] ?? null;
+  if (config.password !== undefined) out.password = REDACTED;
+  const { onStep: _onStep, ...compactionDefaults } = DEFAULT_COMPACTION;
+  out.compaction = { ...compactionDefaults, ...config.compaction };
+  return out;
 }

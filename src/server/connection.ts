@@ -38,7 +38,8 @@ import {
   REPLY_HIGH_WATER_BYTES,
 } from '../protocol/limits.js';
 import type { InfoSection } from '../protocol/messages.js';
-import { COMMAND_TABLE, type Session } from './commands.js';
+import { COMMAND_TABLE, type Command, type Session } from './commands.js';
+import type { ServerMetrics } from './metrics.js';
 
 /** What a connection needs from its server. */
 export interface ConnectionHost {
@@ -49,6 +50,8 @@ export interface ConnectionHost {
   readonly log: Logger;
   /** Counts every request dispatched (INFO clients.commands). */
   commandsProcessed: number;
+  /** Per-command counters, network bytes and request timing (INFO stats, metrics endpoint, slow log). */
+  readonly metrics: ServerMetrics;
   info(sections: readonly InfoSection[]): Record<string, unknown>;
   /** Arrange for `flush()` to run once at the end of this tick. */
   scheduleFlush(conn: Connection): void;
@@ -145,6 +148,7 @@ export class Connection implements Session {
 
   private onData(chunk: Buffer): void {
     if (this.ending) return;
+    this.host.metrics.bytesIn += chunk.length;
     this.reader.push(chunk);
     this.process();
   }
@@ -253,9 +257,12 @@ export class Connection implements Session {
       return;
     }
     this.host.commandsProcessed++;
+    const metrics = this.host.metrics;
+    metrics.commands[command.index]!++;
     let result: unknown;
     try {
-      result = command.run(this, req);
+      if (metrics.timing) result = this.timed(command, req);
+      else result = command.run(this, req);
     } catch (err) {
       this.replyError(id, err);
       return;
@@ -275,6 +282,23 @@ export class Connection implements Session {
       else this.writeReply(id, result);
       if (command.name === 'AUTH' && this.authenticated) this.reader.maxFrameBytes = this.host.maxFrameBytes;
     }
+  }
+
+  /**
+   * Runs a request between one performance.now() pair (only when the slow log
+   * or the metrics endpoint is on); a write is timed until its ack.
+   */
+  private timed(command: Command, req: unknown[]): unknown {
+    const metrics = this.host.metrics;
+    const started = performance.now();
+    const result = command.run(this, req);
+    if (result instanceof Promise) {
+      return result.finally(() =>
+        metrics.observe(command.index, performance.now() - started, req, this.remote),
+      );
+    }
+    metrics.observe(command.index, performance.now() - started, req, this.remote);
+    return result;
   }
 
   // ---- replying -----------------------------------------------------------
@@ -369,6 +393,7 @@ export class Connection implements Session {
     const bytes = this.outBytes;
     this.out = [];
     this.outBytes = 0;
+    this.host.metrics.bytesOut += bytes;
     if (out.length === 1) this.socket.write(out[0]!);
     else if (bytes <= COPY_TO_ONE_WRITE_BYTES) this.socket.write(Buffer.concat(out, bytes));
     else {

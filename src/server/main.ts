@@ -2,20 +2,31 @@
 /**
  * kv-server: opens the store in `--dir`, then serves it (protocol/PROTOCOL.md).
  *
- * Order of events: settings (exit 2 on a bad one) → open the store, which
+ * Order of events: settings (exit 2 on a bad one; `--print-config` prints
+ * them and exits 0) → open the store, which
  * recovers the keydir (the port is not bound until this is done, so a client
  * can never read a half-loaded keydir) → listen → on SIGTERM/SIGINT: stop
  * accepting, finish in-flight requests, close the store (it syncs), exit 0.
+ * The metrics endpoint (`--metrics-port`) starts after the server listens.
  * A second signal during shutdown exits at once with status 1.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pino from 'pino';
+import type pino from 'pino';
 import type { StoreOptions } from '../engine/options.js';
 import { openStore, type Store } from '../engine/store.js';
 import { KvError } from '../errors.js';
-import { ConfigError, helpText, parseConfig, type ServerConfig } from './config.js';
+import {
+  type CommandLine,
+  ConfigError,
+  effectiveConfig,
+  helpText,
+  resolveCommandLine,
+  type ServerConfig,
+} from './config.js';
+import { createLogger } from './log.js';
+import { MetricsEndpoint } from './metrics-http.js';
 import { KvServer } from './server.js';
 
 /** The package version, from the nearest package.json named segkv above this file. */
@@ -47,22 +58,27 @@ function storeOptions(config: ServerConfig, logger: pino.Logger): StoreOptions {
     // Validated by the store (INVALID_ARGUMENT names the option).
     o.compaction = config.compaction as NonNullable<StoreOptions['compaction']>;
   }
-  if (config.fsyncIntervalMs !== undefined) o.fsyncIntervalMs = config.fsyncIntervalMs;
-  if (config.maxSegmentBytes !== undefined) o.maxSegmentBytes = config.maxSegmentBytes;
-  if (config.cacheBytes !== undefined) o.cacheBytes = config.cacheBytes;
+  o.fsyncIntervalMs = config.fsyncIntervalMs;
+  o.maxSegmentBytes = config.maxSegmentBytes;
+  o.cacheBytes = config.cacheBytes;
   return o;
 }
 
 async function main(): Promise<void> {
-  let config: ServerConfig | 'help';
+  let line: CommandLine;
   try {
-    config = parseConfig(process.argv.slice(2), process.env);
+    line = resolveCommandLine(process.argv.slice(2), process.env);
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message, 2);
     throw err;
   }
-  if (config === 'help') {
+  if (line.action === 'help') {
     process.stdout.write(`${helpText()}\n`);
+    return;
+  }
+  const config: ServerConfig = line.config;
+  if (line.action === 'print-config') {
+    process.stdout.write(`${JSON.stringify(effectiveConfig(config), null, 2)}\n`);
     return;
   }
   let tls: { cert: Buffer; key: Buffer } | undefined;
@@ -73,7 +89,9 @@ async function main(): Promise<void> {
       fail(`cannot read the TLS certificate or key: ${(err as Error).message}`, 2);
     }
   }
-  const log = pino({ name: 'kv-server', level: config.logLevel }, pino.destination({ dest: 2, sync: true }));
+  const log = createLogger(config.logLevel, config.logFormat);
+  if (line.configFile !== undefined)
+    log.info({ file: line.configFile }, 'settings read from the config file');
 
   let store: Store;
   try {
@@ -103,6 +121,7 @@ async function main(): Promise<void> {
       password: config.password,
       tls,
       version: packageVersion(),
+      slowlogThresholdMs: config.slowlogThresholdMs,
     },
     log,
   );
@@ -114,6 +133,19 @@ async function main(): Promise<void> {
     await store.close();
     fail(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`, 1);
   }
+  let metrics: MetricsEndpoint | undefined;
+  if (config.metricsPort !== undefined) {
+    metrics = new MetricsEndpoint(server, log);
+    try {
+      const address = await metrics.listen(config.host, config.metricsPort);
+      log.info({ host: address.address, metricsPort: address.port }, 'metrics at /metrics');
+    } catch (err) {
+      log.fatal({ err }, 'cannot listen for metrics');
+      await server.close();
+      await store.close();
+      fail(`cannot listen for metrics on ${config.host}:${config.metricsPort}: ${(err as Error).message}`, 1);
+    }
+  }
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -124,7 +156,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal, clients: server.clientCount }, 'shutting down');
     void (async () => {
-      await server.close();
+      await Promise.all([server.close(), metrics?.close()]);
       await store.close();
       log.info('store closed; bye');
       process.exit(0);

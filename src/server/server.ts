@@ -8,7 +8,8 @@
  * replies queued; `close()` stops accepting first, lets each connection
  * finish the requests it has dispatched, and resolves once all are closed
  * (cutting stragglers after SHUTDOWN_GRACE_MS). The store is not closed
- * here: its owner (main.ts) does that after `close()`.
+ * here: its owner (main.ts) does that after `close()`. INFO and the metrics
+ * endpoint (metrics-http.ts) read the same counters (`metrics`, `counters()`).
  */
 import { type AddressInfo, createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
@@ -18,6 +19,7 @@ import { encodeFrame } from '../protocol/frame.js';
 import { PROTOCOL_VERSION, SHUTDOWN_GRACE_MS } from '../protocol/limits.js';
 import type { InfoSection } from '../protocol/messages.js';
 import { Connection, type ConnectionHost } from './connection.js';
+import { ServerMetrics } from './metrics.js';
 
 export interface ServerOptions {
   host: string;
@@ -30,6 +32,16 @@ export interface ServerOptions {
   /** PEM certificate and key: serve TLS instead of plain TCP. */
   tls: { cert: Buffer; key: Buffer } | undefined;
   version: string;
+  /** Log commands taking at least this long, ms. Default undefined: off (requests are not timed). */
+  slowlogThresholdMs?: number | undefined;
+}
+
+/** The connection counters of INFO `clients` and the metrics endpoint. */
+export interface ConnectionCounters {
+  connected: number;
+  maxClients: number;
+  totalConnections: number;
+  rejectedConnections: number;
 }
 
 export class KvServer implements ConnectionHost {
@@ -38,6 +50,7 @@ export class KvServer implements ConnectionHost {
   readonly password: string | undefined;
   readonly maxFrameBytes: number;
   commandsProcessed = 0;
+  readonly metrics: ServerMetrics;
   private readonly server: Server;
   private readonly connections = new Set<Connection>();
   private readonly dirty = new Set<Connection>();
@@ -57,6 +70,7 @@ export class KvServer implements ConnectionHost {
     this.version = options.version;
     this.password = options.password;
     this.maxFrameBytes = options.maxFrameBytes;
+    this.metrics = new ServerMetrics({ slowlogThresholdMs: options.slowlogThresholdMs, log });
     const onSocket = (socket: Socket) => this.accept(socket);
     if (options.tls) {
       this.server = createTlsServer(
@@ -169,7 +183,13 @@ export class KvServer implements ConnectionHost {
             firstOffset: stats.firstOffset,
             nextOffset: stats.nextOffset,
             cache: stats.cache,
-            fsync: stats.fsync,
+            fsync: {
+              ...stats.fsync,
+              avgMs:
+                stats.fsync.count > 0
+                  ? Math.round((stats.fsync.totalMs / stats.fsync.count) * 1000) / 1000
+                  : 0,
+            },
             recovery: stats.recovery,
           };
           break;
@@ -180,17 +200,30 @@ export class KvServer implements ConnectionHost {
           break;
         }
         case 'clients':
-          out.clients = {
-            connected: this.connections.size,
-            maxClients: this.options.maxClients,
-            totalConnections: this.totalConnections,
-            rejectedConnections: this.rejectedConnections,
+          out.clients = { ...this.counters(), commandsProcessed: this.commandsProcessed };
+          break;
+        case 'stats':
+          out.stats = {
             commandsProcessed: this.commandsProcessed,
+            commands: this.metrics.commandCounts(),
+            bytesIn: this.metrics.bytesIn,
+            bytesOut: this.metrics.bytesOut,
+            slowCommands: this.metrics.slowCommands,
+            slowlogThresholdMs: this.metrics.slowlogThresholdMs ?? null,
           };
           break;
       }
     }
     return out;
+  }
+
+  counters(): ConnectionCounters {
+    return {
+      connected: this.connections.size,
+      maxClients: this.options.maxClients,
+      totalConnections: this.totalConnections,
+      rejectedConnections: this.rejectedConnections,
+    };
   }
 
   get clientCount(): number {

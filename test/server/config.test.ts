@@ -31,7 +31,7 @@ describe('parseConfig', () => {
   it('every setting has a flag and an env variable, listed by --help', () => {
     expect(parseConfig(['--help'], {})).toBe('help');
     const help = helpText();
-    const sample = { int: '1234', fsync: 'never', level: 'warn', string: 'v' } as const;
+    const sample = { int: '1234', fsync: 'never', level: 'warn', format: 'pretty', string: 'v' } as const;
     for (const s of SETTINGS) {
       expect(help).toContain(`--${s.flag}`);
       expect(help).toContain(envName(s.flag));
