@@ -14,7 +14,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Key, Value } from '../engine/keys.js';
 import type { BatchOp, ScanOptions, SetOptions, Store } from '../engine/store.js';
-import { KvError } from '../errors.js';
+import { ioError, KvError } from '../errors.js';
 import { PREAUTH_MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../protocol/limits.js';
 import {
   COMMAND_NAMES,
@@ -326,7 +326,11 @@ const SPECS: Record<CommandName, CommandSpec> = {
       if (typeof store.compact !== 'function') {
         throw new KvError('NOT_SUPPORTED', 'this store has no compactor yet; COMPACT is unavailable');
       }
-      const result = await store.compact();
+      // A compaction refused by the disk (ENOSPC, EIO, a failed swap) is the
+      // store's I/O error, not an unexpected server one: IO_ERROR, with the cause.
+      const result = await store.compact().catch((err: unknown) => {
+        throw err instanceof KvError ? err : ioError('COMPACT', err);
+      });
       return isPlainMap(result) ? result : true;
     },
   },
