@@ -24,7 +24,13 @@ import { KvError } from '../errors.js';
 import { FrameError, FrameReader, unpackr } from '../protocol/frame.js';
 import { FrameWriter } from '../protocol/frame-writer.js';
 import { MAX_REQUEST_ID } from '../protocol/limits.js';
-import type { CommandName, HelloReply, WireScanOptions, WireSetOptions } from '../protocol/messages.js';
+import type {
+  CommandName,
+  HelloReply,
+  InfoSection,
+  WireScanOptions,
+  WireSetOptions,
+} from '../protocol/messages.js';
 import { Command, type QueuedCommand, wireError } from './command.js';
 import { type Codec, codecFor } from './encoding.js';
 import { type ClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js';
@@ -576,9 +582,7 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
   }
 
   /** Server statistics: every section, or the one named. */
-  info(
-    section?: 'server' | 'keyspace' | 'storage' | 'compaction' | 'clients',
-  ): Promise<Record<string, unknown>> {
+  info(section?: InfoSection): Promise<Record<string, unknown>> {
     return this.issue(
       'INFO',
       section === undefined ? [] : [section],

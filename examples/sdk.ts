@@ -1,0 +1,34 @@
+/**
+ * The client SDK against a running kv-server.
+ *
+ *   kv-server --port 7379 &
+ *   node dist/examples/sdk.js [PORT]          (default 7379; SEGKV_PASSWORD is sent if set)
+ *
+ * In an installed package, import from 'segkv' instead of '../src/index.js'.
+ */
+import { connect, KvError } from '../src/index.js';
+
+const port = Number(process.argv[2] ?? 7379);
+const password = process.env.SEGKV_PASSWORD;
+const kv = connect({ host: '127.0.0.1', port, ...(password !== undefined && { password }) });
+kv.on('error', (err) => console.error('connection error:', err.message));
+
+try {
+  // Commands issued in the same tick travel in one write (pipelining).
+  await Promise.all([kv.set('user:1', 'Ada'), kv.set('user:2', 'Grace'), kv.incr('visits')]);
+  await kv.mset({ 'cfg:a': '1', 'cfg:b': '2' }); // atomic
+  console.log('user:1 =', await kv.get('user:1'));
+  console.log('mget =', JSON.stringify(await kv.mget(['user:1', 'user:2', 'nope'])));
+  console.log('exists =', await kv.exists(['user:1', 'nope']));
+  const keys: string[] = [];
+  for await (const key of kv.keys({ prefix: 'user:' })) keys.push(key);
+  console.log('keys =', keys.join(', '));
+  console.log('deleted =', await kv.del(['user:2']));
+  console.log('ping =', await kv.ping());
+} catch (err) {
+  // Errors carry the protocol's stable code (protocol/PROTOCOL.md §8).
+  console.error(err instanceof KvError ? `${err.code}: ${err.message}` : err);
+  process.exitCode = 1;
+} finally {
+  await kv.close();
+}
