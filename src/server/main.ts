@@ -125,26 +125,27 @@ async function main(): Promise<void> {
     },
     log,
   );
-  try {
-    const address = await server.listen();
-    log.info({ host: address.address, port: address.port, tls: tls !== undefined }, 'listening');
-  } catch (err) {
-    log.fatal({ err }, 'cannot listen');
-    await store.close();
-    fail(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`, 1);
-  }
+  // The metrics endpoint opens first, so the 'listening' line can name both ports.
   let metrics: MetricsEndpoint | undefined;
+  let metricsPort: number | undefined;
   if (config.metricsPort !== undefined) {
     metrics = new MetricsEndpoint(server, log);
     try {
-      const address = await metrics.listen(config.host, config.metricsPort);
-      log.info({ host: address.address, metricsPort: address.port }, 'metrics at /metrics');
+      metricsPort = (await metrics.listen(config.host, config.metricsPort)).port;
     } catch (err) {
       log.fatal({ err }, 'cannot listen for metrics');
-      await server.close();
       await store.close();
       fail(`cannot listen for metrics on ${config.host}:${config.metricsPort}: ${(err as Error).message}`, 1);
     }
+  }
+  try {
+    const address = await server.listen();
+    log.info({ host: address.address, port: address.port, tls: tls !== undefined, metricsPort }, 'listening');
+  } catch (err) {
+    log.fatal({ err }, 'cannot listen');
+    await metrics?.close();
+    await store.close();
+    fail(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`, 1);
   }
 
   let stopping = false;
