@@ -24,7 +24,17 @@ import { join } from 'node:path';
 import { resolveCompaction } from './compaction/swap.js';
 import { hintFile, indexFile, isTemporary, parseName, segmentFile } from './filenames.js';
 import { decodeHint } from './hint.js';
-import { FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE, type RecordHeader } from './record.js';
+import { MAX_KEY_BYTES } from './limits.js';
+import {
+  decodeHeader,
+  FLAG_BATCH,
+  FLAG_BATCH_END,
+  FLAG_TOMBSTONE,
+  RECORD_HEADER_BYTES,
+  type RecordHeader,
+  recordKey,
+  recordSize,
+} from './record.js';
 import { resync, Segment, scanRecords } from './segment.js';
 import { checkSegmentHeader, encodeSegmentHeader, SEGMENT_HEADER_BYTES } from './segment-header.js';
 import { SparseIndex } from './sparse-index.js';
@@ -97,6 +107,27 @@ export function recover(store: Store): RecoveryResult {
     if (h.offset > seg.lastOffset) seg.lastOffset = h.offset;
     if ((h.flags & FLAG_TOMBSTONE) !== 0 || (h.expiresAt !== 0 && h.expiresAt <= now)) store.unpoint(key);
     else store.point(key, seg, position, h.valueLength, h.expiresAt);
+  };
+
+  /**
+   * A record that failed its checks mid-segment may be its key's latest
+   * version: skipping it would serve the key's older value from an earlier
+   * record. When its header and key still decode and it spans exactly to the
+   * next good record, the key is dropped from the keydir (reported lost, as a
+   * damaged key with no older version already is) until a newer record sets
+   * it again. A damaged batch member is not (the batch is dropped whole);
+   * nor is a record whose key or length fields are the damaged bytes.
+   */
+  const dropDamagedKey = (fd: number, position: number, end: number) => {
+    const len = Math.min(end - position, RECORD_HEADER_BYTES + MAX_KEY_BYTES);
+    if (len < RECORD_HEADER_BYTES) return;
+    const buf = Buffer.allocUnsafe(len);
+    if (fs.read(fd, buf, 0, len, position) !== len) return;
+    const h = decodeHeader(buf, 0, len, MAX_KEY_BYTES);
+    if (!h || (h.flags & FLAG_BATCH) !== 0) return;
+    if (position + recordSize(h.keyLength, h.valueLength) !== end) return;
+    const key = recordKey(buf, 0, h.keyLength);
+    if (store.unpoint(key)) log.error({ key }, `dropped ${key}: its latest record is the damaged one`);
   };
 
   let maxOffset = -1;
@@ -231,6 +262,7 @@ export function recover(store: Store): RecoveryResult {
         batch = [];
         skippingBatch = true;
       }
+      if (!skippingBatch) dropDamagedKey(fd, r.problem.position, next >= 0 ? next : seg.size);
       if (isLast) sealLast = true;
       if (next < 0) break;
       pos = next;
