@@ -256,19 +256,19 @@ export function helpText(): string {
   ];
   for (const s of SETTINGS) {
     const def = s.fallback === undefined ? '' : ` (default: ${s.fallback})`;
-    lines.push(`  --${s.flag} <value>`.padEnd(32) + `${s.help}${def}`);
-    lines.push(`${' '.repeat(32)}env ${envName(s.flag)}`);
+    lines.push(`  --${s.flag} <value>`.padEnd(34) + `${s.help}${def}`);
+    lines.push(`${' '.repeat(34)}env ${envName(s.flag)}`);
   }
   lines.push(
-    `  --${COMPACTION_PREFIX}<name> <value>`.padEnd(32) +
+    `  --${COMPACTION_PREFIX}<name> <value>`.padEnd(34) +
       'store option compaction.<name>: min-dead-ratio, min-dead-bytes, max-dead-bytes, auto,',
-    `${' '.repeat(32)}check-interval-ms, min-interval-ms, max-backoff-ms (e.g. --compaction-auto false)`,
-    `${' '.repeat(32)}env SEGKV_COMPACTION_<NAME>`,
-    '  --config <file>'.padEnd(32) +
+    `${' '.repeat(34)}check-interval-ms, min-interval-ms, max-backoff-ms (e.g. --compaction-auto false)`,
+    `${' '.repeat(34)}env SEGKV_COMPACTION_<NAME>`,
+    '  --config <file>'.padEnd(34) +
       'read settings from this JSON file (fields as --print-config shows them)',
-    `${' '.repeat(32)}env ${CONFIG_ENV}`,
-    '  --print-config'.padEnd(32) + 'print the effective settings as JSON (password redacted) and exit',
-    '  --help'.padEnd(32) + 'print this help and exit',
+    `${' '.repeat(34)}env ${CONFIG_ENV}`,
+    '  --print-config'.padEnd(34) + 'print the effective settings as JSON (password redacted) and exit',
+    '  --help'.padEnd(34) + 'print this help and exit',
     '',
     'Signals: SIGTERM/SIGINT stop accepting, finish in-flight requests, sync and close the store.',
   );
