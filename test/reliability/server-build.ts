@@ -1,11 +1,12 @@
 /**
  * kv-server for the reliability tests that need a real process: compiled from
  * src/ into a private directory (node_modules/.cache/segkv-reliability-tests/
- * <pid>), as test/engine/helpers.ts buildEngine() does for the engine, so a
+ * <pid>-<random>), as test/engine/helpers.ts buildEngine() does for the engine, so a
  * teammate's `tsc` rewriting dist/ at the same moment cannot break the child.
  * Node resolves pino and msgpackr from the repository's node_modules above it.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { REPO } from '../engine/helpers.js';
@@ -15,7 +16,14 @@ const live = new Set<ChildProcess>();
 
 /** Compiles kv-server (and what it imports); returns the path of its main.js. */
 export function buildServer(): string {
-  const out = join(REPO, 'node_modules', '.cache', 'segkv-reliability-tests', `${process.pid}`);
+  // pid plus a random suffix: test files may share a process (worker threads).
+  const out = join(
+    REPO,
+    'node_modules',
+    '.cache',
+    'segkv-reliability-tests',
+    `${process.pid}-${randomUUID().slice(0, 8)}`,
+  );
   builds.push(out);
   const args = ['tsc', join(REPO, 'src', 'server', 'main.ts'), '--ignoreConfig', '--outDir', out];
   args.push('--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022');
