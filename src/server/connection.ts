@@ -208,8 +208,12 @@ export class Connection implements Session {
   }
 
   private blocked(): boolean {
+    // Replies encoded into the shared writer but not yet taken count too: without them a
+    // single received chunk of GETs (~4000 frames) was answered whole before the limit was
+    // seen (60 KiB values: ~240 MiB buffered per connection; test/reliability/backpressure-chunk).
+    const pending = this.written ? writer.length : 0;
     return (
-      this.outBytes + this.socket.writableLength > REPLY_HIGH_WATER_BYTES ||
+      this.outBytes + this.socket.writableLength + pending > REPLY_HIGH_WATER_BYTES ||
       this.inflight >= MAX_INFLIGHT_REQUESTS
     );
   }
