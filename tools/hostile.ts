@@ -15,7 +15,8 @@
  * - slowloris: connections sending one byte a second of a frame, plus silent
  *   ones (the server's idle timeout must close the silent ones; the
  *   trickling ones are bounded by max-clients × the pre-AUTH frame limit);
- * - pipeline without reading: GETs of a 16 KiB value sent and never read;
+ * - pipeline without reading: GETs of a 60 KiB value sent and never read
+ *   (each copied into its reply: the case that found the chunk backpressure bug);
  * - oversized frames: length prefixes over the pre-AUTH and the
  *   authenticated limits, refused before any body byte is buffered;
  * - before AUTH: every command sent without AUTH gets NOAUTH, nothing written.
@@ -457,7 +458,7 @@ async function slowloris(port: number, count: number, seconds: number, t: Tally)
 
 async function pipelineNoRead(port: number, budgetMs: number, t: Tally, rss: () => number): Promise<void> {
   const setup = await authed(port);
-  setup.write(req(2, 'SET', 'big', Buffer.alloc(16 * 1024, 0x62)));
+  setup.write(req(2, 'SET', 'big', Buffer.alloc(60 * 1024, 0x62)));
   await setup.next(5000);
   setup.close();
   const conns = await Promise.all(Array.from({ length: 4 }, () => authed(port)));
@@ -476,7 +477,7 @@ async function pipelineNoRead(port: number, budgetMs: number, t: Tally, rss: () 
     await sleep(20);
   }
   for (const c of conns) c.close();
-  t.note = `4 connections, GETs of 16 KiB never read (${Math.round((t.inputs * 16) / 1024)} MiB of replies asked; peak RSS sampled ${Math.round(peak / 2 ** 20)} MiB)`;
+  t.note = `4 connections, GETs of 60 KiB never read (${Math.round((t.inputs * 60) / 1024)} MiB of replies asked; peak RSS sampled ${Math.round(peak / 2 ** 20)} MiB)`;
 }
 
 async function oversized(port: number, count: number, t: Tally): Promise<void> {

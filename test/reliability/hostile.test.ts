@@ -3,7 +3,7 @@
  * version of `npm run hostile` (tools/hostile.ts): protocol fuzzing with
  * fast-check and with random bytes, 1000 connections opened and dropped,
  * slowloris and silent connections (the idle timeout closes the silent
- * ones), a client pipelining GETs of 16 KiB without reading, oversized
+ * ones), a client pipelining GETs of 60 KiB without reading, oversized
  * frames before and after AUTH, and every command before AUTH — while a
  * well-behaved client keeps writing and reading. Nothing crashes, no
  * violation, the server's RSS stays under its bound, and every write the
