@@ -82,7 +82,7 @@ describe('backpressure inside one received chunk', () => {
     expect(peak / 2 ** 20).toBeLessThan(64);
 
     // Reading now: every reply arrives, in order.
-    let got = Buffer.alloc(0);
+    let got: Buffer = Buffer.alloc(0);
     let next = 1;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`only ${next - 1} of ${GETS} replies`)), 20_000);
