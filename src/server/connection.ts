@@ -38,7 +38,7 @@ import {
   REPLY_HIGH_WATER_BYTES,
 } from '../protocol/limits.js';
 import type { InfoSection } from '../protocol/messages.js';
-import { COMMAND_TABLE, type Command, type Session } from './commands.js';
+import { COMMAND_TABLE, type Session } from './commands.js';
 import type { ServerMetrics } from './metrics.js';
 
 /** What a connection needs from its server. */
@@ -263,10 +263,12 @@ export class Connection implements Session {
     this.host.commandsProcessed++;
     const metrics = this.host.metrics;
     metrics.commands[command.index]!++;
+    // Timed (one performance.now() pair; a write until its ack) only while the
+    // slow log or the metrics endpoint is on.
+    const started = metrics.timing ? performance.now() : -1;
     let result: unknown;
     try {
-      if (metrics.timing) result = this.timed(command, req);
-      else result = command.run(this, req);
+      result = command.run(this, req);
     } catch (err) {
       this.replyError(id, err);
       return;
@@ -277,32 +279,29 @@ export class Connection implements Session {
       const slot: Slot = { frames: undefined, settled: false, failed: false, id, value: undefined };
       this.slots.push(slot);
       this.inflight++;
-      result.then(
-        (value) => this.complete(slot, false, value),
-        (err) => this.complete(slot, true, err),
-      );
+      if (started < 0) {
+        result.then(
+          (value) => this.complete(slot, false, value),
+          (err) => this.complete(slot, true, err),
+        );
+      } else {
+        result.then(
+          (value) => {
+            metrics.observe(command.index, performance.now() - started, req, this.remote);
+            this.complete(slot, false, value);
+          },
+          (err) => {
+            metrics.observe(command.index, performance.now() - started, req, this.remote);
+            this.complete(slot, true, err);
+          },
+        );
+      }
     } else {
+      if (started >= 0) metrics.observe(command.index, performance.now() - started, req, this.remote);
       if (this.slotHead < this.slots.length) this.enqueue(encodeReply(id, result));
       else this.writeReply(id, result);
       if (command.name === 'AUTH' && this.authenticated) this.reader.maxFrameBytes = this.host.maxFrameBytes;
     }
-  }
-
-  /**
-   * Runs a request between one performance.now() pair (only when the slow log
-   * or the metrics endpoint is on); a write is timed until its ack.
-   */
-  private timed(command: Command, req: unknown[]): unknown {
-    const metrics = this.host.metrics;
-    const started = performance.now();
-    const result = command.run(this, req);
-    if (result instanceof Promise) {
-      return result.finally(() =>
-        metrics.observe(command.index, performance.now() - started, req, this.remote),
-      );
-    }
-    metrics.observe(command.index, performance.now() - started, req, this.remote);
-    return result;
   }
 
   // ---- replying -----------------------------------------------------------

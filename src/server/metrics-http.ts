@@ -6,24 +6,20 @@
  * The figures are INFO's: each scrape takes one `store.stats()` snapshot and
  * the server's counters, and copies them into the registry; counters that the
  * server keeps as totals are set (reset + inc), so a scrape never double
- * counts. Per-command latency histograms are fed by ServerMetrics (each
- * request timed by one performance.now() pair while this endpoint is on).
+ * counts. The per-command latency histograms are ServerMetrics' own bucket
+ * counters (each request timed by one performance.now() pair while this
+ * endpoint is on), formatted at scrape time.
  *
  * Runs on the event loop; a scrape costs one stats() call (O(segments)).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, type Metric, Registry } from 'prom-client';
 import type { StoreStats } from '../engine/store.js';
 import { COMMAND_NAMES } from '../protocol/messages.js';
+import { LATENCY_BUCKETS_SECONDS, type ServerMetrics } from './metrics.js';
 import type { KvServer } from './server.js';
-
-/** Latency buckets of the per-command histograms, seconds: 10 µs … 1 s. */
-export const LATENCY_BUCKETS_SECONDS = [
-  0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-  0.5, 1,
-];
 
 /** Every metric name the endpoint serves besides prom-client's process_* and nodejs_* defaults. */
 export const METRIC_NAMES = [
@@ -61,6 +57,36 @@ function setTotal(c: Counter, value: number, labels?: Record<string, string>): v
     c.reset();
     c.inc(value);
   } else c.labels(labels).inc(value);
+}
+
+/**
+ * segkv_command_duration_seconds, built at scrape time from ServerMetrics'
+ * bucket counters (prom-client's registry formats any object with get()).
+ */
+function latencyHistogram(m: ServerMetrics): Metric {
+  const name = 'segkv_command_duration_seconds';
+  const help = 'Time from dispatch to reply (writes: to their acknowledgement), by command';
+  const buckets = LATENCY_BUCKETS_SECONDS.length + 1;
+  const collector = {
+    name,
+    help,
+    type: 'histogram',
+    get() {
+      const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
+      COMMAND_NAMES.forEach((command, i) => {
+        let count = 0;
+        for (let b = 0; b < buckets; b++) {
+          count += m.latencyBuckets[i * buckets + b]!;
+          const le = b < buckets - 1 ? LATENCY_BUCKETS_SECONDS[b]! : '+Inf';
+          values.push({ metricName: `${name}_bucket`, labels: { le, command }, value: count });
+        }
+        values.push({ metricName: `${name}_sum`, labels: { command }, value: m.latencySums[i]! });
+        values.push({ metricName: `${name}_count`, labels: { command }, value: count });
+      });
+      return { name, help, type: 'histogram', values, aggregator: 'sum' };
+    },
+  };
+  return collector as unknown as Metric;
 }
 
 export class MetricsEndpoint {
@@ -110,14 +136,8 @@ export class MetricsEndpoint {
         });
       },
     });
-    const latency = new Histogram({
-      name: 'segkv_command_duration_seconds',
-      help: 'Time from dispatch to reply (writes: to their acknowledgement), by command',
-      labelNames: ['command'],
-      buckets: LATENCY_BUCKETS_SECONDS,
-      registers: r,
-    });
-    m.setDurationSinks(COMMAND_NAMES.map((command) => latency.labels({ command })));
+    this.registry.registerMetric(latencyHistogram(m));
+    m.enableTiming();
     total('segkv_slow_commands_total', 'Commands at or over the slow-log threshold', () => m.slowCommands);
     total('segkv_network_received_bytes_total', 'Bytes received from clients', () => m.bytesIn);
     total('segkv_network_sent_bytes_total', 'Reply bytes written to clients', () => m.bytesOut);
