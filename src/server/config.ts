@@ -62,8 +62,9 @@ export interface ServerConfig {
   idleTimeoutMs: number;
   /** Require AUTH with this password. Default none. Prefer SEGKV_PASSWORD: flags show in `ps`. */
   password: string | undefined;
-  /** TLS certificate and key (PEM file paths); both or neither. Default: plain TCP. */
+  /** TLS certificate, PEM file path; needs tlsKey too. Default: none (plain TCP). TLS costs CPU per byte. */
   tlsCert: string | undefined;
+  /** TLS private key, PEM file path; needs tlsCert too. Default: none. */
   tlsKey: string | undefined;
   /** pino log level. Default `info`. `debug` logs every connection; `warn` only problems. */
   logLevel: LogLevel;

@@ -26,7 +26,7 @@ import {
   type ServerConfig,
 } from './config.js';
 import { createLogger } from './log.js';
-import { MetricsEndpoint } from './metrics-http.js';
+import type { MetricsEndpoint } from './metrics-http.js';
 import { KvServer } from './server.js';
 
 /** The package version, from the nearest package.json named segkv above this file. */
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
       fail(`cannot read the TLS certificate or key: ${(err as Error).message}`, 2);
     }
   }
-  const log = createLogger(config.logLevel, config.logFormat);
+  const log = await createLogger(config.logLevel, config.logFormat);
   if (line.configFile !== undefined)
     log.info({ file: line.configFile }, 'settings read from the config file');
 
@@ -129,6 +129,8 @@ async function main(): Promise<void> {
   let metrics: MetricsEndpoint | undefined;
   let metricsPort: number | undefined;
   if (config.metricsPort !== undefined) {
+    // Loaded only when enabled: prom-client adds ~60 ms to startup.
+    const { MetricsEndpoint } = await import('./metrics-http.js');
     metrics = new MetricsEndpoint(server, log);
     try {
       metricsPort = (await metrics.listen(config.host, config.metricsPort)).port;

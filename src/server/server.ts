@@ -21,16 +21,26 @@ import type { InfoSection } from '../protocol/messages.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { ServerMetrics } from './metrics.js';
 
+/**
+ * What KvServer needs; main.ts fills it from ServerConfig (config.ts), where
+ * each setting's default and trade-off is documented and resolved.
+ */
 export interface ServerOptions {
+  /** Address to bind (config `host`, default 127.0.0.1). */
   host: string;
+  /** TCP port; 0 = any free port (config `port`, default 7379). */
   port: number;
+  /** Largest request frame body after AUTH, bytes (default 64 MiB). */
   maxFrameBytes: number;
+  /** Connections served at once; more get a fatal MAX_CLIENTS frame (default 10,000). */
   maxClients: number;
-  /** 0 = never. */
+  /** Close a connection idle this long, ms; 0 = never (default). */
   idleTimeoutMs: number;
+  /** Require AUTH with this password; undefined = no AUTH (default). */
   password: string | undefined;
-  /** PEM certificate and key: serve TLS instead of plain TCP. */
+  /** PEM certificate and key: serve TLS instead of plain TCP (default plain). */
   tls: { cert: Buffer; key: Buffer } | undefined;
+  /** Reported by HELLO and INFO server.version. */
   version: string;
   /** Log commands taking at least this long, ms. Default undefined: off (requests are not timed). */
   slowlogThresholdMs?: number | undefined;
