@@ -36,7 +36,7 @@ async function run(cmd: string, args: string[], cwd: string, timeout = 60_000) {
 
 describe('npm pack → npm install → use', () => {
   it('installs from the tarball; kv-server, kv-cli, kv-check and the SDK work there', {
-    timeout: 90_000,
+    timeout: 60_000,
   }, async () => {
     const packed = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], root);
     const [info] = JSON.parse(packed.stdout) as [{ filename: string; files: { path: string }[] }];
@@ -52,7 +52,7 @@ describe('npm pack → npm install → use', () => {
       'npm',
       ['install', '--no-audit', '--no-fund', '--prefer-offline', join(work, info.filename)],
       app,
-      75_000,
+      45_000,
     );
     const installed = join(app, 'node_modules', 'segkv');
 
@@ -62,6 +62,29 @@ describe('npm pack → npm install → use', () => {
       const files = typeof target === 'string' ? [target] : [target.types, target.default];
       for (const f of files) expect(existsSync(join(installed, f)), `${sub} → ${f}`).toBe(true);
     }
+
+    // The types resolve through "exports" for a TypeScript user (NodeNext), and type-check.
+    writeFileSync(
+      join(app, 'check.ts'),
+      [
+        "import { connect, type KvClient, KvError } from 'segkv';",
+        "import { openStore } from 'segkv/engine';",
+        'const c: KvClient<string> = connect({ port: 1, reconnect: false });',
+        "const n: number = await c.del('k');",
+        'void n; void openStore; void KvError;',
+      ].join('\n'),
+    );
+    await run(
+      process.execPath,
+      [
+        join(root, 'node_modules/typescript/bin/tsc'),
+        ...['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext'],
+        ...['--target', 'es2022', '--skipLibCheck', '--typeRoots', join(root, 'node_modules/@types')],
+        ...['--types', 'node', 'check.ts'],
+      ],
+      app,
+      30_000,
+    );
 
     const help = await run('npx', ['--no', '--', 'kv-server', '--help'], app);
     expect(help.stdout).toContain('--metrics-port');
