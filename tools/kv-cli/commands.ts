@@ -301,7 +301,7 @@ const TABLE: CliCommand[] = [
   },
   {
     name: 'INFO',
-    params: '[server|keyspace|storage|compaction|clients]',
+    params: '[server|keyspace|storage|compaction|clients|stats]',
     summary: 'Server statistics: every section, or the one named.',
     group: 'server',
     minArgs: 0,
