@@ -33,7 +33,7 @@
  * Every loop is bounded: cycles, a per-mode time budget, per-request timeouts.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,6 +68,8 @@ interface Options {
   seed: number;
   maxSeconds: number;
   quick: boolean;
+  /** Checker self-test: after each kill, cut up to 4000 bytes off the newest segment; violations must follow. */
+  sabotage: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -79,13 +81,15 @@ function parseOptions(argv: string[]): Options {
       modes: { type: 'string', default: 'always,interval' },
       seed: { type: 'string' },
       'max-seconds': { type: 'string' },
+      sabotage: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
     process.stdout.write(
       'usage: torture [--cycles N (default 200; 25 with --quick)] [--quick] [--modes always,interval]\n' +
-        '               [--seed S] [--max-seconds T per mode (default 1800; 25 with --quick)]\n',
+        '               [--seed S] [--max-seconds T per mode (default 1800; 25 with --quick)]\n' +
+        '               [--sabotage: checker self-test, loses acked writes on purpose; must exit 1]\n',
     );
     process.exit(0);
   }
@@ -100,6 +104,7 @@ function parseOptions(argv: string[]): Options {
     seed: Number(values.seed ?? Date.now() % 1_000_000),
     maxSeconds: Number(values['max-seconds'] ?? (quick ? 25 : 1800)),
     quick,
+    sabotage: values.sabotage === true,
   };
 }
 
@@ -414,7 +419,17 @@ async function runMode(mode: Mode, o: Options): Promise<Counters> {
       const done = count(all, /"msg":"compaction reclaimed/g);
       c.compactionsDone += done;
       if (!last && started > done) c.compactionsKilledMidRun++;
-      const segs = readdirSync(dir).filter((n) => n.endsWith('.seg')).length;
+      const segNames = readdirSync(dir)
+        .filter((n) => n.endsWith('.seg'))
+        .sort();
+      const segs = segNames.length;
+      if (o.sabotage && !last && segNames.length > 0) {
+        // Lose the newest acknowledged writes on purpose: the checker must report them.
+        const newest = join(dir, segNames.at(-1)!);
+        const size = statSync(newest).size;
+        // 4000 bytes (half a segment): more than the writes still in flight at the kill (their loss is allowed).
+        if (size > 600) truncateSync(newest, Math.max(64, size - 4000));
+      }
       maxSegments = Math.max(maxSegments, segs);
       c.cycles++;
       if (last) {

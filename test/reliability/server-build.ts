@@ -14,8 +14,13 @@ import { REPO } from '../engine/helpers.js';
 const builds: string[] = [];
 const live = new Set<ChildProcess>();
 
-/** Compiles kv-server (and what it imports); returns the path of its main.js. */
-export function buildServer(): string {
+/**
+ * Compiles kv-server (and what it imports), plus `extra` entry files given
+ * relative to the repository (e.g. 'tools/torture.ts', found afterwards at
+ * `<out>/tools/torture.js`, i.e. join(main, '../../../tools/torture.js'));
+ * returns the path of kv-server's main.js.
+ */
+export function buildServer(extra: string[] = []): string {
   // pid plus a random suffix: test files may share a process (worker threads).
   const out = join(
     REPO,
@@ -25,7 +30,8 @@ export function buildServer(): string {
     `${process.pid}-${randomUUID().slice(0, 8)}`,
   );
   builds.push(out);
-  const args = ['tsc', join(REPO, 'src', 'server', 'main.ts'), '--ignoreConfig', '--outDir', out];
+  const args = ['tsc', join(REPO, 'src', 'server', 'main.ts'), ...extra.map((e) => join(REPO, e))];
+  args.push('--ignoreConfig', '--outDir', out);
   args.push('--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022');
   args.push('--skipLibCheck', '--types', 'node', '--rootDir', REPO);
   try {
