@@ -8,8 +8,8 @@
  * The config file is one JSON object whose fields are the camelCase names of
  * ServerConfig (`port`, `maxSegmentBytes`, `compaction: {minDeadRatio}`, …);
  * unknown fields are rejected, `null` means "not set". `kv-server
- * --print-config` prints the effective settings in that same shape (password
- * redacted), so its output is a valid config file.
+ * --print-config` prints the effective settings in that same shape, so its
+ * output is a valid config file, except a redacted password, which is refused.
  *
  * Compaction settings are passed through to the store, which validates them:
  * `--compaction-min-dead-ratio 0.5` (or `SEGKV_COMPACTION_MIN_DEAD_RATIO=0.5`)
@@ -384,6 +384,11 @@ export function readConfigFile(
       throw new ConfigError(`${path}: unknown field '${field}'; known fields: ${known}`);
     }
     const value = convertJson(s, v, source);
+    if (s.key === 'password' && value === REDACTED) {
+      throw new ConfigError(
+        `${source} is the ${REDACTED} placeholder of --print-config; put the password there, or remove the field and set SEGKV_PASSWORD`,
+      );
+    }
     if (value !== undefined) settings[s.key] = value;
   }
   return { settings, compaction };

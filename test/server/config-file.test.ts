@@ -79,7 +79,11 @@ describe('config file', () => {
     const printed = effectiveConfig(c);
     expect(printed.password).toBe(REDACTED);
     for (const s of SETTINGS) expect(printed, s.key).toHaveProperty(s.key);
-    const again = serve(['--config', 'p.json'], {}, files({ 'p.json': printed }));
+    // The redacted placeholder is refused rather than taken as the password.
+    expect(() => serve(['--config', 'p.json'], {}, files({ 'p.json': printed }))).toThrow(
+      /field 'password' is the <redacted> placeholder/,
+    );
+    const again = serve(['--config', 'p.json'], {}, files({ 'p.json': { ...printed, password: null } }));
     expect({ ...again, password: 'hunter2', compaction: c.compaction }).toEqual(c);
     expect(again.compaction).toMatchObject({
       minDeadRatio: 0.2,
