@@ -348,10 +348,10 @@ async function fuzzFrames(port: number, budgetMs: number, seed: number, t: Tally
         t.inputs++;
         // QUIT and fatal errors close; any reply must be a frame.
         for (;;) {
-          const r = await c.next(2000);
+          const r = await c.next(5000);
           if (r === 'timeout') {
             // A frame whose id is absent gets a fatal reply; a valid request a reply. Silence is a violation.
-            t.violations.push(`no reply within 2 s to ${Buffer.from(body).toString('hex').slice(0, 80)}`);
+            t.violations.push(`no reply within 5 s to ${Buffer.from(body).toString('hex').slice(0, 80)}`);
             break;
           }
           if (r === 'garbage') {
@@ -447,7 +447,8 @@ async function slowloris(port: number, count: number, seconds: number, t: Tally)
     }
     await sleep(1000);
   }
-  await sleep(Math.max(0, IDLE_MS + 500 - seconds * 1000));
+  // The silent ones have been idle `seconds` s by now; give a loaded box up to 2 idle periods more.
+  await Promise.all(silent.map((c) => c.until(() => c.closed, IDLE_MS * 2)));
   const silentOpen = silent.filter((c) => !c.closed).length;
   const trickleOpen = trickle.filter((c) => !c.closed).length;
   if (silentOpen > 0)
