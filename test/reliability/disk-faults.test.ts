@@ -126,7 +126,7 @@ describe('disk full and I/O errors through the server', () => {
       expect(await r.other.mget(['k1', 'k2', 'k3', 'fresh'])).toEqual(['AFTER', 'AFTER', 'AFTER', undefined]);
 
       // A power loss now: acknowledged writes are there (always; interval after its tick), refused ones never were.
-      if (fsync === 'interval') await new Promise((res) => setTimeout(res, 60));
+      if (fsync === 'interval') await new Promise((res) => setTimeout(res, 200)); // ten 20 ms ticks
       const rebooted = r.mem.crash('tear');
       const again = await openStore(memPath('data'), {
         fs: rebooted,
