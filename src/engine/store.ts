@@ -24,20 +24,21 @@ import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
-import { CorruptionError, closedError, ioError, KvError } from '../errors.js';
+import { closedError, ioError, KvError } from '../errors.js';
 import { type CompactionResult, type CompactionStats, Compactor } from './compaction/compactor.js';
-import { hintFile, indexFile, segmentFile, tempFile } from './filenames.js';
+import { segmentFile } from './filenames.js';
 import type { Fs } from './fs.js';
-import { HintWriter } from './hint.js';
 import { KeyIndex } from './key-index.js';
 import { Keydir } from './keydir.js';
 import { internalize, type Key, toInternalKey, toUserKey, toValueBytes, type Value } from './keys.js';
 import { MAX_CACHED_VALUE_BYTES, MAX_SCAN_COUNT, MAX_SEGMENTS } from './limits.js';
 import { type DirLock, lockDir } from './lock.js';
+import { readLog, segmentIndexFor } from './log-reader.js';
 import { type ResolvedOptions, resolveOptions, type StoreOptions } from './options.js';
 import { encodeRecord, FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE, recordSize } from './record.js';
 import { recover } from './recovery.js';
-import { Segment, scanRecords } from './segment.js';
+import { sealSegment } from './sealer.js';
+import { Segment } from './segment.js';
 import { encodeSegmentHeader, SEGMENT_HEADER_BYTES } from './segment-header.js';
 import { SparseIndex } from './sparse-index.js';
 
@@ -286,105 +287,21 @@ export class Store extends EventEmitter {
   }
 
   /**
-   * Makes a sealed segment fast to load: fsync it, then write its hint and
-   * index under temporary names, fsync, rename. Crash-safe at every step: a
-   * missing hint means a rescan, a `.tmp` is swept at the next open.
+   * Makes a sealed segment fast to load, in the background (sealer.ts):
+   * fsync it, write its hint and index. A failure only costs a rescan at open.
    */
   private sealInBackground(seg: Segment, fsyncData: boolean): void {
     seg.retain();
-    const task = (async () => {
-      try {
-        if (fsyncData) await this.fs.fsync(seg.fd);
-        const hint = new HintWriter();
-        const kd = this.keydir;
-        // Keys the keydir cannot vouch for (deleted, expired, rewritten in a later segment or
-        // moved by compaction): their last record here is found with this map, entry numbers by key.
-        const unsure = new Map<string, number>();
-        const index = new SparseIndex(seg.baseOffset, this.options.indexIntervalBytes);
-        let pos = SEGMENT_HEADER_BYTES;
-        while (pos < seg.size) {
-          const r = scanRecords(
-            this.fs,
-            seg.fd,
-            pos,
-            seg.size,
-            (rec) => {
-              // The hint keeps each key's last record here, in record order (as a Map with
-              // delete-then-set would), without a Map entry per record in the common case.
-              const h = rec.header;
-              const key = rec.key;
-              index.observe(h.offset, rec.position);
-              const slot = kd.slot(key);
-              if (slot >= 0 && kd.segmentOf(slot) === seg.id) {
-                // The keydir points at the key's latest record, here: that one is the last here.
-                if (kd.positionOf(slot) !== rec.position) return;
-                const earlier = unsure.size > 0 ? unsure.get(key) : undefined;
-                if (earlier !== undefined) {
-                  hint.drop(earlier); // seen while the keydir pointed elsewhere (a write since undone)
-                  unsure.delete(key);
-                }
-                hint.add(key, h.offset, rec.position, h.valueLength, h.expiresAt, h.flags & FLAG_TOMBSTONE);
-                return;
-              }
-              const earlier = unsure.get(key);
-              if (earlier !== undefined) hint.drop(earlier);
-              unsure.set(
-                key,
-                hint.add(key, h.offset, rec.position, h.valueLength, h.expiresAt, h.flags & FLAG_TOMBSTONE),
-              );
-            },
-            // 256 KiB (~2k records) per step keeps each turn of the event loop to a few ms
-            // (DESIGN.md §1.4); 4 MiB steps blocked it for 50+ ms under a write load.
-            pos + 256 * 1024,
-          );
-          if (r.problem) {
-            this.log.error(
-              { file: seg.name, position: r.problem.position },
-              `not writing a hint: ${r.problem.reason}`,
-            );
-            return;
-          }
-          pos = r.end;
-          await new Promise((resolve) => setImmediate(resolve));
-        }
-        // Not `if (this.closed)`: close() waits for this task, and a segment sealed just
-        // before close must still get its hint, or every later open rescans it.
-        if (this.segments[seg.id] !== seg) return; // compacted away meanwhile: its hint would be an orphan
-        seg.index = index;
-        await this.writeFileAtomically(hintFile(seg.baseOffset), hint.finish(seg.baseOffset));
-        await this.writeFileAtomically(indexFile(seg.baseOffset), index.encode());
-        this.fs.fsyncDir(this.dir);
-        seg.hinted = true;
-        this.log.debug({ file: seg.name, keys: hint.count }, 'segment sealed');
-      } catch (err) {
+    const task = sealSegment(this, seg, fsyncData, this.log)
+      .catch((err) => {
         this.log.error(
           { err, file: seg.name },
           'writing the hint failed; the segment will be rescanned at open',
         );
-      } finally {
-        seg.release();
-      }
-    })();
+      })
+      .finally(() => seg.release());
     this.background.add(task);
     void task.finally(() => this.background.delete(task));
-  }
-
-  /**
-   * Writes `name` via `name.tmp` + fsync + rename. The fsync waits in the
-   * thread pool, not on the event loop (a sync fsync here stalled foreground
-   * requests for tens of ms at each seal).
-   */
-  private async writeFileAtomically(name: string, data: Buffer): Promise<void> {
-    const tmp = join(this.dir, tempFile(name));
-    if (this.fs.exists(tmp)) this.fs.unlink(tmp);
-    const fd = this.fs.open(tmp, 'wx');
-    try {
-      this.fs.write(fd, data, 0, data.length, 0);
-      await this.fs.fsync(fd);
-    } finally {
-      this.fs.close(fd);
-    }
-    this.fs.rename(tmp, join(this.dir, name));
   }
 
   // ---- keydir maintenance --------------------------------------------------
@@ -825,92 +742,17 @@ export class Store extends EventEmitter {
 
   /**
    * Records of the log from `offset` on, in offset order: tombstones and
-   * overwritten values included. Finds the segment by binary search over base
-   * offsets, then the position by its sparse index.
+   * overwritten values included (log-reader.ts).
    */
   async *readFrom(offset: number, options: { limit?: number } = {}): AsyncGenerator<LogRecord> {
     if (this.closed) throw closedError();
     if (!this.options.readOnly) this.flushNow();
-    let limit = options.limit ?? Number.POSITIVE_INFINITY;
-    // `next` is the lowest offset still wanted. The segment is looked up again
-    // by offset after each one, so a compaction that swaps segments while we
-    // iterate (outputs keep offsets) neither skips nor repeats records.
-    let next = offset;
-    while (limit > 0 && !this.closed) {
-      const i = this.segmentIndexFor(next);
-      const seg = this.ordered[i];
-      if (!seg) return;
-      seg.retain();
-      try {
-        if (!seg.index) seg.index = this.buildIndex(seg);
-        let pos = seg.index.lookup(next, SEGMENT_HEADER_BYTES);
-        while (pos < seg.written && limit > 0) {
-          const out: LogRecord[] = [];
-          const from = next;
-          const r = scanRecords(
-            this.fs,
-            seg.fd,
-            pos,
-            seg.written,
-            (rec) => {
-              if (rec.header.offset < from || out.length >= limit) return;
-              const keyStart = rec.valueAt - rec.header.keyLength;
-              out.push({
-                offset: rec.header.offset,
-                key: Buffer.from(rec.buf.subarray(keyStart, rec.valueAt)),
-                value: Buffer.from(rec.buf.subarray(rec.valueAt, rec.valueAt + rec.header.valueLength)),
-                tombstone: (rec.header.flags & FLAG_TOMBSTONE) !== 0,
-                expiresAt: rec.header.expiresAt,
-                segment: seg.name,
-                position: rec.position,
-              });
-            },
-            pos + 256 * 1024,
-          );
-          for (const rec of out) {
-            limit--;
-            next = rec.offset + 1;
-            yield rec;
-          }
-          if (r.problem) {
-            throw new CorruptionError(seg.name, r.problem.position, r.problem.reason);
-          }
-          pos = r.end;
-          if (this.segments[seg.id] !== seg) break; // swapped out by a compaction: look up `next` again
-        }
-        if (this.segments[seg.id] === seg) {
-          // Done with this segment: continue at the next one, wherever its offsets start.
-          const following = this.ordered[this.ordered.indexOf(seg) + 1];
-          if (!following) return;
-          next = Math.max(next, seg.lastOffset + 1, following.baseOffset);
-        }
-      } finally {
-        seg.release();
-      }
-    }
+    yield* readLog(this, offset, options);
   }
 
   /** Index in `ordered` of the last segment whose base offset is ≤ offset (0 if none). */
   segmentIndexFor(offset: number): number {
-    let lo = 0;
-    let hi = this.ordered.length - 1;
-    let found = 0;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.ordered[mid]!.baseOffset <= offset) {
-        found = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    return found;
-  }
-
-  private buildIndex(seg: Segment): SparseIndex {
-    const index = new SparseIndex(seg.baseOffset, this.options.indexIntervalBytes);
-    scanRecords(this.fs, seg.fd, SEGMENT_HEADER_BYTES, seg.written, (rec) =>
-      index.observe(rec.header.offset, rec.position),
-    );
-    return index;
+    return segmentIndexFor(this.ordered, offset);
   }
 
   private sweepExpired(): void {

@@ -1,0 +1,106 @@
+/**
+ * Reading the log by offset (change feeds, kv-dump, replication): a binary
+ * search over segment base offsets finds the segment, its sparse index the
+ * position, and a short scan the record.
+ *
+ * Runs beside writes and compaction: each segment is retained while it is
+ * read (a compaction retires it only once readers let go), and the segment is
+ * looked up again by offset after each one, so a compaction that swaps
+ * segments meanwhile (outputs keep offsets) neither skips nor repeats records.
+ */
+import { CorruptionError } from '../errors.js';
+import type { Fs } from './fs.js';
+import { FLAG_TOMBSTONE } from './record.js';
+import { type Segment, scanRecords } from './segment.js';
+import { SEGMENT_HEADER_BYTES } from './segment-header.js';
+import { SparseIndex } from './sparse-index.js';
+import type { LogRecord, Store } from './store.js';
+
+/** Index in `ordered` of the last segment whose base offset is ≤ offset (0 if none). */
+export function segmentIndexFor(ordered: readonly Segment[], offset: number): number {
+  let lo = 0;
+  let hi = ordered.length - 1;
+  let found = 0;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ordered[mid]!.baseOffset <= offset) {
+      found = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return found;
+}
+
+/** Builds a segment's sparse index by scanning it (when its `.index` file is missing or bad). */
+export function buildIndex(fs: Fs, seg: Segment, intervalBytes: number): SparseIndex {
+  const index = new SparseIndex(seg.baseOffset, intervalBytes);
+  scanRecords(fs, seg.fd, SEGMENT_HEADER_BYTES, seg.written, (rec) =>
+    index.observe(rec.header.offset, rec.position),
+  );
+  return index;
+}
+
+/** Records from `offset` on, in offset order, tombstones and overwritten values included. */
+export async function* readLog(
+  store: Store,
+  offset: number,
+  options: { limit?: number },
+): AsyncGenerator<LogRecord> {
+  let limit = options.limit ?? Number.POSITIVE_INFINITY;
+  // `next` is the lowest offset still wanted. The segment is looked up again
+  // by offset after each one, so a compaction that swaps segments while we
+  // iterate (outputs keep offsets) neither skips nor repeats records.
+  let next = offset;
+  while (limit > 0 && !store.isClosed) {
+    const i = segmentIndexFor(store.ordered, next);
+    const seg = store.ordered[i];
+    if (!seg) return;
+    seg.retain();
+    try {
+      if (!seg.index) seg.index = buildIndex(store.options.fs, seg, store.options.indexIntervalBytes);
+      let pos = seg.index.lookup(next, SEGMENT_HEADER_BYTES);
+      while (pos < seg.written && limit > 0) {
+        const out: LogRecord[] = [];
+        const from = next;
+        const r = scanRecords(
+          store.options.fs,
+          seg.fd,
+          pos,
+          seg.written,
+          (rec) => {
+            if (rec.header.offset < from || out.length >= limit) return;
+            const keyStart = rec.valueAt - rec.header.keyLength;
+            out.push({
+              offset: rec.header.offset,
+              key: Buffer.from(rec.buf.subarray(keyStart, rec.valueAt)),
+              value: Buffer.from(rec.buf.subarray(rec.valueAt, rec.valueAt + rec.header.valueLength)),
+              tombstone: (rec.header.flags & FLAG_TOMBSTONE) !== 0,
+              expiresAt: rec.header.expiresAt,
+              segment: seg.name,
+              position: rec.position,
+            });
+          },
+          pos + 256 * 1024,
+        );
+        for (const rec of out) {
+          limit--;
+          next = rec.offset + 1;
+          yield rec;
+        }
+        if (r.problem) {
+          throw new CorruptionError(seg.name, r.problem.position, r.problem.reason);
+        }
+        pos = r.end;
+        if (store.segments[seg.id] !== seg) break; // swapped out by a compaction: look up `next` again
+      }
+      if (store.segments[seg.id] === seg) {
+        // Done with this segment: continue at the next one, wherever its offsets start.
+        const following = store.ordered[store.ordered.indexOf(seg) + 1];
+        if (!following) return;
+        next = Math.max(next, seg.lastOffset + 1, following.baseOffset);
+      }
+    } finally {
+      seg.release();
+    }
+  }
+}
