@@ -93,11 +93,15 @@ export async function* readLog(
         pos = r.end;
         if (store.segments[seg.id] !== seg) break; // swapped out by a compaction: look up `next` again
       }
-      if (store.segments[seg.id] === seg) {
+      const at = store.ordered.indexOf(seg);
+      if (at >= 0) {
         // Done with this segment: continue at the next one, wherever its offsets start.
-        const following = store.ordered[store.ordered.indexOf(seg) + 1];
+        const following = store.ordered[at + 1];
         if (!following) return;
         next = Math.max(next, seg.lastOffset + 1, following.baseOffset);
+      } else if (store.segments[seg.id] === seg && pos >= seg.written) {
+        // Read to its end while a compaction swapped it out: its outputs hold nothing newer.
+        next = Math.max(next, seg.lastOffset + 1);
       }
     } finally {
       seg.release();

@@ -263,12 +263,19 @@ export class Store extends EventEmitter {
 
   /**
    * @internal The compaction swap: `fresh` takes the place of the contiguous
-   * run `inputs` in offset order; the inputs leave the segment table and are
-   * closed once their last reader lets go.
+   * run `inputs` in offset order. The inputs stay in the segment table (keydir
+   * entries may still point into them) until retireSegments.
    */
   replaceSegments(inputs: readonly Segment[], fresh: readonly Segment[]): void {
     const at = this.ordered.indexOf(inputs[0]!);
     this.ordered.splice(at, inputs.length, ...fresh);
+  }
+
+  /**
+   * @internal The end of a compaction swap: once no keydir entry points into
+   * `inputs`, they leave the segment table and close when their readers let go.
+   */
+  retireSegments(inputs: readonly Segment[]): void {
     for (const seg of inputs) {
       this.segments[seg.id] = undefined;
       seg.retire(false, (err) => {

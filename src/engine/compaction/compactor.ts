@@ -184,7 +184,7 @@ export class Compactor {
       );
       let fresh: Segment[];
       try {
-        fresh = swap(store, inputs, result, this.options.onStep ?? (() => {}));
+        fresh = await swap(store, inputs, result, this.options.onStep ?? (() => {}));
       } catch (err) {
         if (err instanceof SwapIncomplete) {
           // Past the commit point: the outputs are the truth now. Stop compacting until a restart finishes the swap.

@@ -3,9 +3,11 @@
  *
  * Protocol (ARCHITECTURE.md "Compaction swap" has it with the crash cases):
  *   0. The outputs `<base>.{seg,hint,index}.compacting` are written and fsynced (rewrite.ts).
- *   1. verify    — on the event loop, after flushing pending writes: every live
- *                  record of the inputs is among the outputs, and every deletion
- *                  dropped because a newer record existed still has one. Else abort.
+ *   1. verify    — on the event loop, after flushing pending writes: if a write
+ *                  was undone since the rewrite began (the only way the keydir
+ *                  moves backwards), check that every live record of the inputs
+ *                  is among the outputs and every dropped deletion is still
+ *                  shadowed. Else abort.
  *   2. commit    — write `COMPACTION.tmp` (inputs, outputs), fsync, rename to
  *                  `COMPACTION`, fsync the directory. Before this point a crash
  *                  leaves the old set (recovery deletes `*.compacting`); after
@@ -15,10 +17,13 @@
  *                  inputs' files, fsync the directory. Idempotent, so recovery
  *                  can redo it from any point.
  *   4. keydir    — register the outputs; move each kept key with a
- *                  compare-and-set (a write that landed meanwhile wins); retire
- *                  the inputs (closed when their last reader lets go).
+ *                  compare-and-set (a write that landed meanwhile wins), in
+ *                  slices between which reads and writes go on (inputs and
+ *                  outputs are both open and hold the same records); retire the
+ *                  inputs once nothing points into them (closed when their last
+ *                  reader lets go).
  *   5. done      — unlink `COMPACTION`, fsync the directory.
- * Steps 1–5 run synchronously: no foreground write can interleave with them.
+ * Steps 1–3 run synchronously: no foreground write interleaves with them.
  */
 import { join } from 'node:path';
 import { CorruptionError } from '../../errors.js';
@@ -89,12 +94,12 @@ export function resolveCompaction(fs: Fs, dir: string): boolean {
   return true;
 }
 
-export function swap(
+export async function swap(
   store: Store,
   inputs: readonly Segment[],
   result: RewriteResult,
   onStep: (step: SwapStep) => void,
-): Segment[] {
+): Promise<Segment[]> {
   const { fs } = store.options;
   const dir = store.dir;
   const kd = store.keydir;
@@ -102,27 +107,28 @@ export function swap(
   onStep('outputs-written');
 
   // 1. verify
+  // The keydir only moves forward (to newer records) except when a refused
+  // write is undone. So unless that happened since the rewrite began, every
+  // input record the keydir points at was live when the rewrite read it (and
+  // kept), and every deletion it dropped is still shadowed: nothing to check.
   store.flushPending();
-  // By the slot the rewrite saw (Keydir.moveSlotIfAt says why that is exact): no key hashing here.
-  const movedBytes: number[] = [];
-  for (let i = 0; i < moves.keys.length; i++) {
-    const slot = moves.slots[i]!;
-    const seg = moves.fromSegment[i]!;
-    if (kd.segmentOf(slot) === seg && kd.positionOf(slot) === moves.fromPosition[i]) {
-      movedBytes[seg] = (movedBytes[seg] ?? 0) + recordSize(moves.keys[i]!.length, moves.valueLength[i]!);
-    }
-  }
-  for (const seg of inputs) {
-    if (seg.liveBytes !== (movedBytes[seg.id] ?? 0)) {
-      throw new SwapAborted(
-        `${seg.name} has live records the rewrite did not keep (a write was undone meanwhile)`,
-      );
-    }
-  }
-  // A dropped deletion stays unneeded as long as the keydir only moved forward:
-  // a newer record (or a newer deletion) then shadows the older values. Only an
-  // undone write can bring a key back to where the dropped record was needed.
   if (store.rollbacks !== result.rollbacksAtStart) {
+    // By the slot the rewrite saw (Keydir.moveSlotIfAt says why that is exact): no key hashing here.
+    const movedBytes: number[] = [];
+    for (let i = 0; i < moves.keys.length; i++) {
+      const slot = moves.slots[i]!;
+      const seg = moves.fromSegment[i]!;
+      if (kd.segmentOf(slot) === seg && kd.positionOf(slot) === moves.fromPosition[i]) {
+        movedBytes[seg] = (movedBytes[seg] ?? 0) + recordSize(moves.keys[i]!.length, moves.valueLength[i]!);
+      }
+    }
+    for (const seg of inputs) {
+      if (seg.liveBytes !== (movedBytes[seg.id] ?? 0)) {
+        throw new SwapAborted(
+          `${seg.name} has live records the rewrite did not keep (a write was undone meanwhile)`,
+        );
+      }
+    }
     for (const key of result.shadowedBy) {
       if (kd.slot(key) < 0)
         throw new SwapAborted('a deletion the rewrite dropped is needed again (a write was undone)');
@@ -176,7 +182,7 @@ export function swap(
   onStep('committed');
 
   try {
-    return finish(store, inputs, result, manifest, onStep);
+    return await finish(store, inputs, result, manifest, onStep);
   } catch (err) {
     throw new SwapIncomplete(
       `the compaction committed but could not finish its swap (${(err as Error).message}); restart to complete it`,
@@ -185,13 +191,16 @@ export function swap(
   }
 }
 
-function finish(
+/** Keydir entries moved per event-loop turn in step 4. */
+const MOVES_PER_STEP = 16384;
+
+async function finish(
   store: Store,
   inputs: readonly Segment[],
   result: RewriteResult,
   manifest: Manifest,
   onStep: (step: SwapStep) => void,
-): Segment[] {
+): Promise<Segment[]> {
   const { fs } = store.options;
   const dir = store.dir;
   const kd = store.keydir;
@@ -213,24 +222,48 @@ function finish(
     store.addSegment(seg);
     return seg;
   });
-  for (let i = 0; i < moves.keys.length; i++) {
-    const key = moves.keys[i]!;
-    const to = fresh[moves.toOutput[i]!]!;
-    const size = recordSize(key.length, moves.valueLength[i]!);
-    if (
-      kd.moveSlotIfAt(
-        moves.slots[i]!,
-        moves.fromSegment[i]!,
-        moves.fromPosition[i]!,
-        to.id,
-        moves.toPosition[i]!,
-      )
-    ) {
-      store.segments[moves.fromSegment[i]!]!.liveBytes -= size;
-      to.liveBytes += size;
-    }
-  }
   store.replaceSegments(inputs, fresh);
+  const move = (from: number, to: number) => {
+    for (let i = from; i < to; i++) {
+      const key = moves.keys[i]!;
+      const out = fresh[moves.toOutput[i]!]!;
+      const size = recordSize(key.length, moves.valueLength[i]!);
+      if (
+        kd.moveSlotIfAt(
+          moves.slots[i]!,
+          moves.fromSegment[i]!,
+          moves.fromPosition[i]!,
+          out.id,
+          moves.toPosition[i]!,
+        )
+      ) {
+        store.segments[moves.fromSegment[i]!]!.liveBytes -= size;
+        out.liveBytes += size;
+      }
+    }
+  };
+  // In slices, so the event loop keeps serving (a single pass held it ~50 ms
+  // for 900k keys). Meanwhile reads find a key in its input or its output:
+  // both are open and hold the same record.
+  const rollbacks = store.rollbacks;
+  const n = moves.keys.length;
+  for (let i = 0; i < n; i += MOVES_PER_STEP) {
+    move(i, Math.min(n, i + MOVES_PER_STEP));
+    if (i + MOVES_PER_STEP < n) await new Promise((resolve) => setImmediate(resolve));
+  }
+  // An undone write restores the location the key had when it was written:
+  // possibly an input record this pass had not moved yet (and that the rewrite
+  // kept, since it was live). One more pass moves those.
+  store.flushPending();
+  if (store.rollbacks !== rollbacks) move(0, n);
+  const stranded = inputs.filter((s) => s.liveBytes !== 0);
+  if (stranded.length > 0) {
+    // Cannot happen by the reasoning above; if it does, keep the inputs open so reads stay right until a restart.
+    throw new Error(
+      `keydir entries still point into ${stranded.map((s) => s.name).join(', ')} after the swap`,
+    );
+  }
+  store.retireSegments(inputs);
   onStep('keydir-swapped');
 
   // 5. done
