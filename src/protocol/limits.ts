@@ -46,6 +46,13 @@ export const REPLY_HIGH_WATER_BYTES = 4 * 1024 * 1024;
 /** Backpressure: a connection also stops being read while this many of its requests await an async reply (writes awaiting their ack). */
 export const MAX_INFLIGHT_REQUESTS = 8192;
 
+/**
+ * Slow-client (slowloris) bound: a frame that has started arriving must be
+ * complete within this, or the connection gets fatal TIMEOUT. Progress resets
+ * it: any completed frame restarts the clock. 64 MiB needs ≥ 2.2 MB/s.
+ */
+export const FRAME_TIMEOUT_MS = 30_000;
+
 /** How long a graceful shutdown waits for connections to finish their in-flight requests before cutting them. */
 export const SHUTDOWN_GRACE_MS = 10_000;
 

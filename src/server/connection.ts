@@ -47,6 +47,8 @@ export interface ConnectionHost {
   readonly version: string;
   readonly password: string | undefined;
   readonly maxFrameBytes: number;
+  /** A started frame must be complete within this, ms. */
+  readonly frameTimeoutMs: number;
   readonly log: Logger;
   /** Counts every request dispatched (INFO clients.commands). */
   commandsProcessed: number;
@@ -97,6 +99,10 @@ export class Connection implements Session {
   private ending = false;
   private closed = false;
   private authFailures = 0;
+  /** When the frame now partly buffered started arriving (Date.now()), 0 if none is partial. */
+  private partialSince = 0;
+  /** Frames decoded so far on this connection. */
+  private framesRead = 0;
   /** writeReply() encoded replies into the shared writer that takeWritten() has not queued yet. */
   private written = false;
 
@@ -150,7 +156,22 @@ export class Connection implements Session {
     if (this.ending) return;
     this.host.metrics.bytesIn += chunk.length;
     this.reader.push(chunk);
+    const before = this.framesRead;
     this.process();
+    // The slow-client clock runs only while a frame is incomplete and nothing
+    // completes: one comparison per chunk, the deadline is checked by the
+    // server's periodic sweep (checkFrameDeadline).
+    if (this.reader.buffered === 0) this.partialSince = 0;
+    else if (this.partialSince === 0 || this.framesRead !== before) this.partialSince = Date.now();
+  }
+
+  /** Slowloris bound: fatal TIMEOUT if a frame has been arriving for longer than the host's frameTimeoutMs. */
+  checkFrameDeadline(now: number): void {
+    if (this.partialSince === 0 || this.paused || this.closed || this.ending) return;
+    const limit = this.host.frameTimeoutMs;
+    if (now - this.partialSince > limit) {
+      this.fatal('TIMEOUT', `a frame was not completed within ${limit / 1000} s (a slow or stalled client)`);
+    }
   }
 
   /**
@@ -196,6 +217,7 @@ export class Connection implements Session {
         throw err;
       }
       if (body === undefined) return;
+      this.framesRead++;
       try {
         this.handle(body);
       } catch (err) {

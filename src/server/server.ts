@@ -16,7 +16,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Store } from '../engine/store.js';
 import { encodeFrame } from '../protocol/frame.js';
-import { PROTOCOL_VERSION, SHUTDOWN_GRACE_MS } from '../protocol/limits.js';
+import { FRAME_TIMEOUT_MS, PROTOCOL_VERSION, SHUTDOWN_GRACE_MS } from '../protocol/limits.js';
 import type { InfoSection } from '../protocol/messages.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { ServerMetrics } from './metrics.js';
@@ -44,6 +44,8 @@ export interface ServerOptions {
   version: string;
   /** Log commands taking at least this long, ms. Default undefined: off (requests are not timed). */
   slowlogThresholdMs?: number | undefined;
+  /** A started frame must be complete within this, ms (slow clients). Default FRAME_TIMEOUT_MS (30 s); tests shorten it. */
+  frameTimeoutMs?: number | undefined;
 }
 
 /** The connection counters of INFO `clients` and the metrics endpoint. */
@@ -59,6 +61,7 @@ export class KvServer implements ConnectionHost {
   readonly version: string;
   readonly password: string | undefined;
   readonly maxFrameBytes: number;
+  readonly frameTimeoutMs: number;
   commandsProcessed = 0;
   readonly metrics: ServerMetrics;
   private readonly server: Server;
@@ -70,6 +73,11 @@ export class KvServer implements ConnectionHost {
   private readonly startedAt = Date.now();
   private closing: Promise<void> | undefined;
   private port = 0;
+  /** Once a second: connections whose partial frame is overdue (slow clients) are closed. */
+  private readonly frameSweep = setInterval(() => {
+    const now = Date.now();
+    for (const conn of this.connections) conn.checkFrameDeadline(now);
+  }, 250).unref();
 
   constructor(
     readonly store: Store,
@@ -80,6 +88,7 @@ export class KvServer implements ConnectionHost {
     this.version = options.version;
     this.password = options.password;
     this.maxFrameBytes = options.maxFrameBytes;
+    this.frameTimeoutMs = options.frameTimeoutMs ?? FRAME_TIMEOUT_MS;
     this.metrics = new ServerMetrics({ slowlogThresholdMs: options.slowlogThresholdMs, log });
     const onSocket = (socket: Socket) => this.accept(socket);
     if (options.tls) {
@@ -243,6 +252,7 @@ export class KvServer implements ConnectionHost {
   /** Stops accepting, finishes in-flight requests, closes every connection. Idempotent. */
   close(): Promise<void> {
     if (this.closing) return this.closing;
+    clearInterval(this.frameSweep);
     this.closing = new Promise<void>((resolve) => {
       this.server.close();
       for (const conn of this.connections) conn.shutdown();
