@@ -12,22 +12,15 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Packr } from 'msgpackr';
+import { encodeFrame as frame, packr } from '../src/protocol/frame.js';
+import { COMMAND_NAMES } from '../src/protocol/messages.js';
 
 const ROOT = resolve(import.meta.dirname, import.meta.dirname.includes('/dist/') ? '../..' : '..');
-const packr = new Packr({ useRecords: false, variableMapSize: true });
 const version = (JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as { version: string })
   .version;
 
 /** A MessagePack bin value (Buffer) in a vector. */
 const bin = (s: string) => Buffer.from(s, 'utf8');
-
-function frame(value: unknown): Buffer {
-  const body = packr.pack(value);
-  const head = Buffer.alloc(4);
-  head.writeUInt32BE(body.length);
-  return Buffer.concat([head, body]);
-}
 
 /** JSON view of a value: Buffers as {"bin": "<utf8 text>"} (or {"hex"} when not text). */
 function view(v: unknown): unknown {
@@ -98,24 +91,7 @@ function add(name: string, commands: string[], errors: string[], server: string[
 
 const err = (id: number | null, code: string, message: string) => [id, null, { code, message }];
 const usage = (cmd: string, u: string) => `wrong arguments for ${cmd}; usage: ${cmd} ${u}`.trimEnd();
-const ALL = [
-  'HELLO',
-  'PING',
-  'AUTH',
-  'QUIT',
-  'GET',
-  'SET',
-  'DEL',
-  'MGET',
-  'MSET',
-  'EXISTS',
-  'INCR',
-  'TTL',
-  'SCAN',
-  'DBSIZE',
-  'INFO',
-  'COMPACT',
-];
+const ALL = [...COMMAND_NAMES];
 
 // ---- commands -------------------------------------------------------------
 
