@@ -20,7 +20,6 @@
  * it would hit other users of the machine): the compactor reads its inputs
  * from memory, as Redis's rewrite reads its data set from memory.
  */
-import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,7 +39,7 @@ import {
 } from './compaction-jobs.js';
 import { keyOf } from './engine-jobs.js';
 import { fmt, formatTable, logLine, median, runChild, TempRoot, writeResults } from './lib.js';
-import { findRedisServer, RedisPeer } from './redis-peer.js';
+import { aptInstallRedis, findRedisServer, RedisPeer } from './redis-peer.js';
 
 const HELP = `usage: npm run bench:compaction -- [options]
 
@@ -225,10 +224,8 @@ function redisBinary(cfg: Config): string | undefined {
   let bin = findRedisServer(cfg.redisPath);
   if (!bin && cfg.installRedis) {
     log('redis-server not found: apt-get install -y redis-server');
-    const r = spawnSync('sh', ['-c', 'apt-get update -q && apt-get install -y -q redis-server'], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    if (r.status !== 0) log(`installing redis-server failed (exit ${r.status})`);
+    const status = aptInstallRedis();
+    if (status !== 0) log(`installing redis-server failed (exit ${status})`);
     bin = findRedisServer(cfg.redisPath);
   }
   return bin;

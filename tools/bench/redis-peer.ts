@@ -141,7 +141,18 @@ export function findRedisServer(explicit?: string): string | undefined {
   return r.status === 0 && p ? p : undefined;
 }
 
-function freePort(): Promise<number> {
+/**
+ * `apt-get update && apt-get install -y redis-server` (stdout discarded,
+ * stderr shown); the exit status.
+ */
+export function aptInstallRedis(): number | null {
+  return spawnSync('sh', ['-c', 'apt-get update -q && apt-get install -y -q redis-server'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  }).status;
+}
+
+/** A free TCP port on 127.0.0.1 (bound, read, released). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
@@ -271,16 +282,26 @@ export class RedisPeer {
 
   async stop(): Promise<void> {
     this.client.close();
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    const exited = new Promise((resolve) => this.proc.once('exit', resolve));
-    this.proc.kill('SIGTERM');
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
+    await stopProcess(this.proc, 10_000);
   }
 
   /** For exit hooks: kill at once if still running. */
   killNow(): void {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
+    killProcess(this.proc);
   }
+}
+
+/** SIGTERM `proc` (if still running) and wait for its exit; SIGKILL after `graceMs`. */
+export async function stopProcess(proc: ChildProcess, graceMs: number): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** SIGKILL `proc` at once if it is still running (for exit hooks). */
+export function killProcess(proc: ChildProcess): void {
+  if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
 }

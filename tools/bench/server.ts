@@ -34,7 +34,15 @@ import type { TestResult } from '../lib/load.js';
 import { probe } from '../lib/load.js';
 import { segkvWire } from '../lib/wire.js';
 import { fmt, formatTable, logLine, median, TempRoot, writeResults } from './lib.js';
-import { findRedisServer, parseInfo, RespClient } from './redis-peer.js';
+import {
+  aptInstallRedis,
+  findRedisServer,
+  freePort,
+  killProcess,
+  parseInfo,
+  RespClient,
+  stopProcess,
+} from './redis-peer.js';
 import { serverChart } from './server-chart.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -189,25 +197,9 @@ function redisBinary(explicit: string | undefined): string | undefined {
   const found = findRedisServer(explicit);
   if (found) return found;
   log('redis-server not found: trying apt-get update && apt-get install -y redis-server');
-  const r = spawnSync('sh', ['-c', 'apt-get update -q && apt-get install -y -q redis-server'], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  if (r.status !== 0) log(`installing redis-server failed (exit ${r.status}); the Redis peer is SKIPPED`);
+  const status = aptInstallRedis();
+  if (status !== 0) log(`installing redis-server failed (exit ${status}); the Redis peer is SKIPPED`);
   return findRedisServer();
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    import('node:net').then(({ createServer }) => {
-      const srv = createServer();
-      srv.once('error', reject);
-      srv.listen(0, '127.0.0.1', () => {
-        const addr = srv.address();
-        const port = typeof addr === 'object' && addr ? addr.port : 0;
-        srv.close(() => resolve(port));
-      });
-    }, reject);
-  });
 }
 
 /** VmRSS of a process in bytes (Linux), or NaN. */
@@ -298,16 +290,11 @@ class ServerProc {
 
   /** SIGTERM (a clean shutdown: both sync their log) and wait for the exit. */
   async stop(): Promise<void> {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    const exited = new Promise((resolve) => this.proc.once('exit', resolve));
-    this.proc.kill('SIGTERM');
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 60_000);
-    await exited;
-    clearTimeout(timer);
+    await stopProcess(this.proc, 60_000);
   }
 
   killNow(): void {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
+    killProcess(this.proc);
   }
 }
 
