@@ -151,6 +151,38 @@ export function aptInstallRedis(): number | null {
   }).status;
 }
 
+/**
+ * The redis-server command line of the benchmarks: loopback `port`, data in
+ * `dir` (log in dir/redis.log), AOF on with `appendfsync`, no RDB saves,
+ * `extra` options, in the foreground.
+ */
+export function redisServerArgs(
+  port: number,
+  dir: string,
+  appendfsync: 'everysec' | 'always',
+  extra: readonly string[] = [],
+): string[] {
+  return [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--appendonly',
+    'yes',
+    '--appendfsync',
+    appendfsync,
+    '--save',
+    '',
+    ...extra,
+    '--daemonize',
+    'no',
+    '--logfile',
+    join(dir, 'redis.log'),
+  ];
+}
+
 /** A free TCP port on 127.0.0.1 (bound, read, released). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -190,24 +222,7 @@ export class RedisPeer {
   static async start(binary: string, dir: string, extraArgs: readonly string[] = []): Promise<RedisPeer> {
     const port = await freePort();
     const args = [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--dir',
-      dir,
-      '--appendonly',
-      'yes',
-      '--appendfsync',
-      'everysec',
-      '--save',
-      '',
-      '--auto-aof-rewrite-percentage',
-      '0',
-      '--daemonize',
-      'no',
-      '--logfile',
-      join(dir, 'redis.log'),
+      ...redisServerArgs(port, dir, 'everysec', ['--auto-aof-rewrite-percentage', '0']),
       ...extraArgs,
     ];
     const proc = spawn(binary, args, { stdio: 'ignore' });

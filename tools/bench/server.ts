@@ -41,6 +41,7 @@ import {
   killProcess,
   parseInfo,
   RespClient,
+  redisServerArgs,
   stopProcess,
 } from './redis-peer.js';
 import { serverChart } from './server-chart.js';
@@ -238,24 +239,7 @@ class ServerProc {
             '--log-level',
             'warn',
           ]
-        : [
-            '--port',
-            String(port),
-            '--bind',
-            '127.0.0.1',
-            '--dir',
-            dir,
-            '--appendonly',
-            'yes',
-            '--appendfsync',
-            mode === 'always' ? 'always' : 'everysec',
-            '--save',
-            '',
-            '--daemonize',
-            'no',
-            '--logfile',
-            join(dir, 'redis.log'),
-          ];
+        : redisServerArgs(port, dir, mode === 'always' ? 'always' : 'everysec');
     const t0 = performance.now();
     const proc = spawn(store === 'segkv' ? process.execPath : bin, args, {
       stdio: ['ignore', 'ignore', store === 'segkv' ? 'inherit' : 'ignore'],
