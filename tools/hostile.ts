@@ -30,17 +30,16 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import fc from 'fast-check';
-import { Packr, Unpackr } from 'msgpackr';
+import { Packr } from 'msgpackr';
 import { connect, type KvClient } from '../src/index.js';
+import { RawConnection, rawFrame } from './lib/raw-connection.js';
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
-const unpackr = new Unpackr({ useRecords: false, int64AsType: 'number' });
 
 export const PASSWORD = 'hostile-test-password';
 /** Authenticated frame limit the server runs with (--max-frame-bytes). */
@@ -93,13 +92,10 @@ export interface HostileOptions {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function frame(body: Uint8Array, length = body.length): Buffer {
-  const head = Buffer.alloc(4);
-  head.writeUInt32BE(length >>> 0);
-  return Buffer.concat([head, body]);
-}
+const req = (...parts: unknown[]) => rawFrame(packr.pack(parts));
 
-const req = (...parts: unknown[]) => frame(packr.pack(parts));
+/** A raw connection to the server; gives up connecting after 5 s. */
+const openRaw = (port: number) => RawConnection.open(port, 5000);
 
 function rssBytes(pid: number): number {
   try {
@@ -113,82 +109,6 @@ function rssBytes(pid: number): number {
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-/** A raw socket collecting received bytes, with frame parsing. */
-class Raw {
-  received: Buffer = Buffer.alloc(0);
-  closed = false;
-  private waiters: (() => void)[] = [];
-  constructor(readonly socket: Socket) {
-    socket.on('data', (b: Buffer) => {
-      this.received = this.received.length === 0 ? b : Buffer.concat([this.received, b]);
-      this.wake();
-    });
-    socket.on('error', () => {});
-    socket.on('close', () => {
-      this.closed = true;
-      this.wake();
-    });
-  }
-  static open(port: number, timeoutMs = 5000): Promise<Raw> {
-    return new Promise((res, rej) => {
-      const s = netConnect({ host: '127.0.0.1', port });
-      const t = setTimeout(() => {
-        s.destroy();
-        rej(new Error('connect timeout'));
-      }, timeoutMs);
-      s.once('connect', () => {
-        clearTimeout(t);
-        res(new Raw(s));
-      });
-      s.once('error', (e) => {
-        clearTimeout(t);
-        rej(e);
-      });
-    });
-  }
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
-  async until(pred: () => boolean, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!pred()) {
-      const left = deadline - Date.now();
-      if (left <= 0) return false;
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, left);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          r();
-        });
-      });
-    }
-    return true;
-  }
-  /** Next whole frame's decoded body, 'closed', 'timeout', or 'garbage' (not a frame). */
-  async next(timeoutMs = 2000): Promise<unknown[] | 'closed' | 'timeout' | 'garbage'> {
-    const have = () => this.received.length >= 4 && this.received.length >= 4 + this.received.readUInt32BE(0);
-    const ok = await this.until(() => have() || this.closed, timeoutMs);
-    if (!have()) return ok ? 'closed' : 'timeout';
-    const n = this.received.readUInt32BE(0);
-    const body = this.received.subarray(4, 4 + n);
-    this.received = this.received.subarray(4 + n);
-    try {
-      const v = unpackr.unpack(body) as unknown;
-      return Array.isArray(v) ? v : 'garbage';
-    } catch {
-      return 'garbage';
-    }
-  }
-  write(b: Uint8Array): void {
-    if (!this.closed) this.socket.write(b);
-  }
-  close(): void {
-    this.socket.destroy();
-  }
 }
 
 /** Checks a reply frame is well formed; returns a violation or undefined. */
@@ -205,8 +125,8 @@ function checkReply(r: unknown[]): string | undefined {
   return `malformed reply ${JSON.stringify(r).slice(0, 100)}`;
 }
 
-async function authed(port: number): Promise<Raw> {
-  const c = await Raw.open(port);
+async function authed(port: number): Promise<RawConnection> {
+  const c = await openRaw(port);
   c.write(req(1, 'AUTH', PASSWORD));
   const r = await c.next(5000);
   if (!Array.isArray(r) || r.length !== 2) throw new Error(`AUTH failed: ${JSON.stringify(r)}`);
@@ -344,7 +264,7 @@ async function fuzzFrames(port: number, budgetMs: number, seed: number, t: Tally
       let c = await authed(port);
       while (Date.now() < deadline && next < samples.length) {
         const body = samples[next++]!;
-        c.write(frame(body));
+        c.write(rawFrame(body));
         t.inputs++;
         // QUIT and fatal errors close; any reply must be a frame.
         for (;;) {
@@ -389,7 +309,7 @@ async function randomBytes(port: number, budgetMs: number, seed: number, t: Tall
   await Promise.all(
     Array.from({ length: 6 }, async (_, lane) => {
       while (Date.now() < deadline) {
-        const c = lane % 2 === 0 ? await authed(port) : await Raw.open(port);
+        const c = lane % 2 === 0 ? await authed(port) : await openRaw(port);
         conns++;
         for (let i = 0; i < 50 && !c.closed && Date.now() < deadline; i++) {
           const n = 1 + (rand() % 2048);
@@ -420,7 +340,7 @@ async function churn(port: number, total: number, t: Tally): Promise<void> {
     while (done < total) {
       done++;
       try {
-        const c = await Raw.open(port);
+        const c = await openRaw(port);
         if (done % 3 === 0) c.write(Buffer.from([0, 0, 1])); // half a length prefix
         if (done % 3 === 1) c.write(req(done, 'PING').subarray(0, 6)); // half a frame
         c.close();
@@ -436,8 +356,8 @@ async function churn(port: number, total: number, t: Tally): Promise<void> {
 }
 
 async function slowloris(port: number, count: number, seconds: number, t: Tally): Promise<void> {
-  const trickle = await Promise.all(Array.from({ length: count }, () => Raw.open(port)));
-  const silent = await Promise.all(Array.from({ length: count }, () => Raw.open(port)));
+  const trickle = await Promise.all(Array.from({ length: count }, () => openRaw(port)));
+  const silent = await Promise.all(Array.from({ length: count }, () => openRaw(port)));
   // A frame announcing 900 bytes (under the pre-AUTH limit), sent one byte a second.
   const f = Buffer.concat([Buffer.from([0, 0, 3, 0x84]), Buffer.alloc(900, 0x61)]);
   for (let s = 0; s < seconds; s++) {
@@ -484,10 +404,10 @@ async function pipelineNoRead(port: number, budgetMs: number, t: Tally, rss: () 
 async function oversized(port: number, count: number, t: Tally): Promise<void> {
   for (let i = 0; i < count; i++) {
     const pre = i % 2 === 0;
-    const c = pre ? await Raw.open(port) : await authed(port);
+    const c = pre ? await openRaw(port) : await authed(port);
     const limit = pre ? 1024 : MAX_FRAME;
     const len = i % 4 < 2 ? limit + 1 : 0xffffffff;
-    c.write(frame(Buffer.alloc(0), len));
+    c.write(rawFrame(Buffer.alloc(0), len));
     c.write(Buffer.alloc(64, 0x41)); // the start of a body that must never be buffered
     t.inputs++;
     const r = await c.next(3000);
@@ -513,7 +433,7 @@ async function beforeAuth(port: number, count: number, t: Tally): Promise<void> 
     ['DBSIZE'],
   ];
   for (let i = 0; i < count; i++) {
-    const c = await Raw.open(port);
+    const c = await openRaw(port);
     for (const [j, cmd] of cmds.entries()) c.write(req(j + 1, ...cmd));
     t.inputs += cmds.length;
     for (let j = 0; j < cmds.length; j++) {

@@ -10,6 +10,7 @@ import fc from 'fast-check';
 import { Packr, Unpackr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type KvClient } from '../../src/index.js';
+import { rawFrame as frame } from '../../tools/lib/raw-connection.js';
 import { RawConnection, type ServerProcess, spawnServer } from './spawn.js';
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
@@ -31,12 +32,6 @@ const DOCUMENTED = new Set([
 ]);
 
 const MAX_FRAME = 64 * 1024;
-
-function frame(body: Uint8Array, length = body.length): Buffer {
-  const head = Buffer.alloc(4);
-  head.writeUInt32BE(length >>> 0);
-  return Buffer.concat([head, body]);
-}
 
 const commandName = fc.oneof(
   fc.constantFrom(

@@ -6,7 +6,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll } from 'vitest';
@@ -119,79 +118,4 @@ function spawnOnce(options: SpawnOptions): Promise<ServerProcess> {
   });
 }
 
-/** A raw TCP connection that collects every byte received. */
-export class RawConnection {
-  readonly socket: Socket;
-  received = Buffer.alloc(0);
-  closed = false;
-  private waiters: (() => void)[] = [];
-
-  private constructor(socket: Socket) {
-    this.socket = socket;
-    socket.on('data', (b: Buffer) => {
-      this.received = Buffer.concat([this.received, b]);
-      this.wake();
-    });
-    socket.on('error', () => {});
-    socket.on('close', () => {
-      this.closed = true;
-      this.wake();
-    });
-  }
-
-  static open(port: number): Promise<RawConnection> {
-    return new Promise((res, rej) => {
-      const s = netConnect({ host: '127.0.0.1', port }, () => res(new RawConnection(s)));
-      s.once('error', rej);
-    });
-  }
-
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
-
-  /** Waits until `pred()` holds or the timeout passes; returns whether it held. */
-  async until(pred: () => boolean, timeoutMs = 5000): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!pred()) {
-      const left = deadline - Date.now();
-      if (left <= 0) return false;
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, left);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          r();
-        });
-      });
-    }
-    return true;
-  }
-
-  /** Takes exactly `n` bytes once they have arrived (or what arrived by the timeout). */
-  async take(n: number, timeoutMs = 5000): Promise<Buffer> {
-    await this.until(() => this.received.length >= n || this.closed, timeoutMs);
-    const out = this.received.subarray(0, n);
-    this.received = this.received.subarray(out.length);
-    return out;
-  }
-
-  /** Takes one whole frame (length prefix included). */
-  async frame(timeoutMs = 5000): Promise<Buffer | undefined> {
-    const ok = await this.until(
-      () => this.received.length >= 4 && this.received.length >= 4 + this.received.readUInt32BE(0),
-      timeoutMs,
-    );
-    if (!ok) return undefined;
-    return this.take(4 + this.received.readUInt32BE(0));
-  }
-
-  write(b: Buffer): void {
-    this.socket.write(b);
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-}
+export { RawConnection } from '../../tools/lib/raw-connection.js';
