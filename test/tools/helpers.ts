@@ -14,6 +14,7 @@ import * as os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
+import { afterAll, beforeAll } from 'vitest';
 import { openStore, type Store, type StoreOptions } from '../../src/engine/index.js';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -43,6 +44,15 @@ export function buildTools(): void {
 
 export function removeBuild(): void {
   if (built.out) fs.rmSync(built.out, { recursive: true, force: true });
+}
+
+/** The hooks of a tool test file: compile the tools before its tests; remove the build and the temporary directories after. */
+export function useBuiltTools(): void {
+  beforeAll(buildTools);
+  afterAll(() => {
+    removeTempDirs();
+    removeBuild();
+  });
 }
 
 export interface Run {

@@ -4,31 +4,25 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decodeHint, encodeHint, type HintEntry } from '../../src/engine/hint.js';
 import { encodeRecord, recordSize } from '../../src/engine/record.js';
 import { SparseIndex } from '../../src/engine/sparse-index.js';
 import type { CheckReport } from '../../tools/lib/check.js';
 import {
-  buildTools,
   built,
   flipBit,
   holdDir,
   makeData,
   open,
-  removeBuild,
-  removeTempDirs,
   run,
   runJson,
   segFiles,
   tempDir,
+  useBuiltTools,
 } from './helpers.js';
 
-beforeAll(buildTools);
-afterAll(() => {
-  removeTempDirs();
-  removeBuild();
-});
+useBuiltTools();
 
 /** The records of one segment file (position, offset, key, size), read back through a read-only store. */
 async function recordsOf(dir: string, file: string) {

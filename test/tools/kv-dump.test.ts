@@ -4,28 +4,22 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { SparseIndex } from '../../src/engine/sparse-index.js';
 import {
-  buildTools,
   built,
   flipBit,
   holdDir,
   makeData,
   open,
-  removeBuild,
-  removeTempDirs,
   run,
   runJson,
   segFiles,
   tempDir,
+  useBuiltTools,
 } from './helpers.js';
 
-beforeAll(buildTools);
-afterAll(() => {
-  removeTempDirs();
-  removeBuild();
-});
+useBuiltTools();
 
 interface DumpJson {
   from: number;
