@@ -38,7 +38,17 @@ import {
   valuePool,
 } from './compaction-jobs.js';
 import { keyOf } from './engine-jobs.js';
-import { fmt, formatTable, logLine, median, runChild, TempRoot, writeResults } from './lib.js';
+import {
+  fmt,
+  formatTable,
+  intOption,
+  logLine,
+  median,
+  parseOptions,
+  runChild,
+  TempRoot,
+  writeResults,
+} from './lib.js';
 import { aptInstallRedis, findRedisServer, RedisPeer } from './redis-peer.js';
 
 const HELP = `usage: npm run bench:compaction -- [options]
@@ -108,72 +118,43 @@ function parseArgs(argv: string[]): Config {
       quick: true,
     });
   }
-  const int = (name: string, v: string | undefined, min: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`${name} needs an integer ≥ ${min}, got ${v}`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const v = argv[i + 1];
+  parseOptions(argv, HELP, c, (a, v) => {
     switch (a) {
-      case '--help':
-      case '-h':
-        process.stdout.write(HELP);
-        process.exit(0);
-        break;
-      case '--quick':
-        break;
       case '--bytes':
         c.bytes = parseSize(a, v);
-        i++;
-        break;
+        return 1;
       case '--shapes':
-        c.shapes = (v ?? '').split(',').map((s) => int(a, s, 1));
+        c.shapes = (v ?? '').split(',').map((s) => intOption(a, s, 1));
         if (c.shapes.some((s) => s > 100)) throw new Error('--shapes are percentages from 1 to 100');
-        i++;
-        break;
+        return 1;
       case '--repeat':
-        c.repeat = int(a, v, 1);
-        i++;
-        break;
+        c.repeat = intOption(a, v, 1);
+        return 1;
       case '--segment-bytes':
         c.segmentBytes = parseSize(a, v);
-        i++;
-        break;
+        return 1;
       case '--disk-bytes':
         c.diskBytes = parseSize(a, v);
-        i++;
-        break;
+        return 1;
       case '--rate':
-        c.rate = int(a, v, 1);
-        i++;
-        break;
+        c.rate = intOption(a, v, 1);
+        return 1;
       case '--warmup-ms':
-        c.warmupMs = int(a, v, 0);
-        i++;
-        break;
+        c.warmupMs = intOption(a, v, 0);
+        return 1;
       case '--no-redis':
         c.redis = false;
-        break;
+        return 0;
       case '--redis':
         c.redisPath = v;
-        i++;
-        break;
+        return 1;
       case '--install-redis':
         c.installRedis = true;
-        break;
-      case '--out':
-        c.out = v;
-        i++;
-        break;
-      case '--no-json':
-        c.json = false;
-        break;
+        return 0;
       default:
-        throw new Error(`unknown option ${a}; see --help`);
+        return undefined;
     }
-  }
+  });
   return c;
 }
 

@@ -28,8 +28,10 @@ import type { GetsResult, Job, JobResult, RestartResult, SetsResult } from './en
 import {
   fmt,
   formatTable,
+  intOption,
   logLine,
   median,
+  parseOptions,
   runChild as runChildScript,
   TempRoot,
   writeResults,
@@ -85,70 +87,41 @@ function parseArgs(argv: string[]): Config {
   if (argv.includes('--quick')) {
     Object.assign(c, { keys: 50_000, bigKeys: 200_000, repeat: 1, maxSeconds: 5, quick: true });
   }
-  const int = (name: string, v: string | undefined, min: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`${name} needs an integer ≥ ${min}, got ${v}`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const v = argv[i + 1];
+  parseOptions(argv, HELP, c, (a, v) => {
     switch (a) {
-      case '--help':
-      case '-h':
-        process.stdout.write(HELP);
-        process.exit(0);
-        break;
-      case '--quick':
-        break;
       case '--keys':
-        c.keys = int(a, v, 1000);
-        i++;
-        break;
+        c.keys = intOption(a, v, 1000);
+        return 1;
       case '--big-keys':
-        c.bigKeys = int(a, v, 0);
-        i++;
-        break;
+        c.bigKeys = intOption(a, v, 0);
+        return 1;
       case '--repeat':
-        c.repeat = int(a, v, 1);
-        i++;
-        break;
+        c.repeat = intOption(a, v, 1);
+        return 1;
       case '--concurrency':
-        c.concurrency = int(a, v, 1);
-        i++;
-        break;
+        c.concurrency = intOption(a, v, 1);
+        return 1;
       case '--always-concurrency':
-        c.alwaysConcurrency = int(a, v, 1);
-        i++;
-        break;
+        c.alwaysConcurrency = intOption(a, v, 1);
+        return 1;
       case '--max-seconds':
-        c.maxSeconds = int(a, v, 1);
-        i++;
-        break;
+        c.maxSeconds = intOption(a, v, 1);
+        return 1;
       case '--engines':
         c.engines = (v ?? '').split(',') as EngineName[];
         for (const e of c.engines) if (!ENGINES.includes(e)) throw new Error(`unknown engine ${e}`);
         if (!c.engines.includes('segkv')) c.engines.unshift('segkv');
-        i++;
-        break;
+        return 1;
       case '--only':
         c.only = new Set((v ?? '').split(','));
-        i++;
-        break;
+        return 1;
       case '--big-peers':
         c.bigPeers = true;
-        break;
-      case '--out':
-        c.out = v;
-        i++;
-        break;
-      case '--no-json':
-        c.json = false;
-        break;
+        return 0;
       default:
-        throw new Error(`unknown option ${a}; see --help`);
+        return undefined;
     }
-  }
+  });
   return c;
 }
 
