@@ -13,7 +13,6 @@
  *   as it was written, never crashes on a closed file, and the segments it
  *   held are closed once it lets go (Bitcask #249).
  */
-import * as fs from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { SwapStep } from '../../../src/engine/compaction/swap.js';
 import {
@@ -25,6 +24,7 @@ import {
 } from '../../../src/engine/index.js';
 import { silentLogger } from '../helpers.js';
 import {
+  deletedButOpen,
   expectModel,
   expectRecount,
   fastTempDir,
@@ -79,20 +79,6 @@ async function bigLog(
     await Promise.all(acks);
   }
   return { dir, store, model, opts };
-}
-
-/** Files of `dir` this process holds open though they were deleted. */
-function deletedButOpen(dir: string): string[] {
-  const out: string[] = [];
-  for (const fd of fs.readdirSync('/proc/self/fd')) {
-    try {
-      const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
-      if (target.startsWith(dir) && target.endsWith('(deleted)')) out.push(target);
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return out;
 }
 
 describe('foreground work during a long compaction', () => {

@@ -11,23 +11,17 @@ import * as fs from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ManualClock, openStore, type StoreOptions } from '../../../src/engine/index.js';
 import { silentLogger } from '../helpers.js';
-import { expectModel, expectRecount, fastTempDir, Model, removeFastTempDirs, sizeOf } from './util.js';
+import {
+  deletedButOpen,
+  expectModel,
+  expectRecount,
+  fastTempDir,
+  Model,
+  removeFastTempDirs,
+  sizeOf,
+} from './util.js';
 
 afterAll(removeFastTempDirs);
-
-/** Files of `dir` this process holds open though they were deleted. */
-function deletedButOpen(dir: string): string[] {
-  const out: string[] = [];
-  for (const fd of fs.readdirSync('/proc/self/fd')) {
-    try {
-      const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
-      if (target.startsWith(dir) && target.endsWith('(deleted)')) out.push(target);
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return out;
-}
 
 describe('space after compaction', () => {
   it('is within 1.2× of the live bytes after every key was overwritten ten times (deleted and expired keys reclaimed)', async () => {

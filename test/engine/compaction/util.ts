@@ -115,6 +115,20 @@ export function leftovers(dir: string): string[] {
     .filter((n) => n.endsWith('.compacting') || n.endsWith('.tmp') || n === 'COMPACTION');
 }
 
+/** Files of `dir` this process holds open though they were deleted. */
+export function deletedButOpen(dir: string): string[] {
+  const out: string[] = [];
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith(dir) && target.endsWith('(deleted)')) out.push(target);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}
+
 export function dirFiles(dir: string): string[] {
   return fs
     .readdirSync(dir)
