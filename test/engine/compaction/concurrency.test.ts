@@ -23,6 +23,7 @@ import {
   type StoreOptions,
 } from '../../../src/engine/index.js';
 import { silentLogger } from '../helpers.js';
+import { keyName, prng } from './fixtures/dataset.js';
 import {
   deletedButOpen,
   expectModel,
@@ -36,18 +37,7 @@ import {
 
 afterAll(removeFastTempDirs);
 
-const KEYS = Array.from({ length: 300 }, (_, i) => `key-${String(i).padStart(4, '0')}`);
-
-/** A deterministic PRNG, so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const KEYS = Array.from({ length: 300 }, (_, i) => keyName(i));
 
 /** Opens a store with many small segments: each key written up to `rounds` times. */
 async function bigLog(
