@@ -39,13 +39,18 @@ import {
 } from './compaction-jobs.js';
 import { keyOf } from './engine-jobs.js';
 import {
+  commandLine,
   fmt,
   formatTable,
   intOption,
   logLine,
   median,
   parseOptions,
+  printTargets,
   runChild,
+  runInfo,
+  runMain,
+  type Target,
   TempRoot,
   writeResults,
 } from './lib.js';
@@ -475,7 +480,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  const command = `npm run bench:compaction -- ${process.argv.slice(2).join(' ')}`.trim();
+  const command = commandLine('bench:compaction');
   process.stdout.write(`\n${command}\n${tableOf(rows)}\n`);
   for (const s of shapes) {
     const i0 = s.idle[0]!;
@@ -490,7 +495,7 @@ async function main(): Promise<void> {
   }
   for (const n of notes) process.stdout.write(`note: ${n}\n`);
 
-  const targets: { target: string; measured: string; met: boolean }[] = [];
+  const targets: Target[] = [];
   const diskMed = median(diskMbs);
   for (const s of shapes) {
     const p = `${Math.round(s.live * 100)}% live`;
@@ -516,19 +521,14 @@ async function main(): Promise<void> {
       });
     }
   }
-  process.stdout.write('\ntargets (issue 3):\n');
-  for (const t of targets)
-    process.stdout.write(`  ${t.met ? 'MET    ' : 'NOT MET'}  ${t.target}: ${t.measured}\n`);
+  printTargets(3, targets);
 
   if (cfg.json) {
     const path = writeResults(
       'compaction',
       started,
       {
-        command,
-        started: started.toISOString(),
-        node: process.version,
-        platform: `${process.platform} ${process.arch}`,
+        ...runInfo(command, started),
         config: cfg,
         disk,
         shapes,
@@ -547,7 +547,4 @@ async function main(): Promise<void> {
   root.cleanup();
 }
 
-main().catch((err) => {
-  process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
-});
+runMain(main);

@@ -26,13 +26,18 @@ import { fileURLToPath } from 'node:url';
 import { ENGINES, type EngineName, type Mode } from './adapters.js';
 import type { GetsResult, Job, JobResult, RestartResult, SetsResult } from './engine-jobs.js';
 import {
+  commandLine,
   fmt,
   formatTable,
   intOption,
   logLine,
   median,
   parseOptions,
+  printTargets,
   runChild as runChildScript,
+  runInfo,
+  runMain,
+  type Target,
   TempRoot,
   writeResults,
 } from './lib.js';
@@ -347,25 +352,20 @@ async function main(): Promise<void> {
   }
 
   const table = printTable(rows, cfg.engines);
-  const command = `npm run bench:engine -- ${process.argv.slice(2).join(' ')}`.trim();
+  const command = commandLine('bench:engine');
   process.stdout.write(`\n${command}\n${table}\n`);
   for (const r of rows) if (r.note) process.stdout.write(`note: ${r.name}: ${r.note}\n`);
   for (const n of recoveryNotes) process.stdout.write(`note: ${n}\n`);
 
   const targets = checkTargets(rows, cfg);
-  process.stdout.write('\ntargets (issue 2):\n');
-  for (const t of targets)
-    process.stdout.write(`  ${t.met ? 'MET    ' : 'NOT MET'}  ${t.target}: ${t.measured}\n`);
+  printTargets(2, targets);
 
   if (cfg.json) {
     const out = writeResults(
       'engine',
       started,
       {
-        command,
-        started: started.toISOString(),
-        node: process.version,
-        platform: `${process.platform} ${process.arch}`,
+        ...runInfo(command, started),
         config: { ...cfg, only: [...cfg.only] },
         rows: rows.map((r) => ({
           ...r,
@@ -380,12 +380,12 @@ async function main(): Promise<void> {
   }
 }
 
-function checkTargets(rows: Row[], cfg: Config): { target: string; measured: string; met: boolean }[] {
+function checkTargets(rows: Row[], cfg: Config): Target[] {
   const med = (name: string, engine: EngineName): number | undefined => {
     const s = rows.find((r) => r.name.startsWith(name))?.samples[engine];
     return s?.length ? median(s) : undefined;
   };
-  const out: { target: string; measured: string; met: boolean }[] = [];
+  const out: Target[] = [];
   const setI = med('set interval', 'segkv');
   const setIL = med('set interval', 'classic-level');
   if (setI !== undefined) {
@@ -426,7 +426,4 @@ function checkTargets(rows: Row[], cfg: Config): { target: string; measured: str
   return out;
 }
 
-main().catch((err) => {
-  process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
-});
+runMain(main);

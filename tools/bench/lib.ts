@@ -202,3 +202,40 @@ export function parseOptions(
 export function logLine(tag: string, msg: string): void {
   process.stderr.write(`[${tag} ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 }
+
+/** A benchmark target (from the issue that set it) and what one run measured against it. */
+export interface Target {
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+/** Prints `targets (issue N):` and a MET / NOT MET line per target on stdout. */
+export function printTargets(issue: number, targets: readonly Target[]): void {
+  process.stdout.write(`\ntargets (issue ${issue}):\n`);
+  for (const t of targets)
+    process.stdout.write(`  ${t.met ? 'MET    ' : 'NOT MET'}  ${t.target}: ${t.measured}\n`);
+}
+
+/** This run's command line as `npm run <script> -- <arguments>`. */
+export function commandLine(script: string): string {
+  return `npm run ${script} -- ${process.argv.slice(2).join(' ')}`.trim();
+}
+
+/** The first fields of a results file: the command, when it started, Node and the platform. */
+export function runInfo(command: string, started: Date) {
+  return {
+    command,
+    started: started.toISOString(),
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+  };
+}
+
+/** Runs a benchmark's main; on failure prints the stack on stderr and exits 1. */
+export function runMain(main: () => Promise<void>): void {
+  main().catch((err) => {
+    process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
+}
