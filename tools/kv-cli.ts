@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { packageVersion } from '../src/package-version.js';
 /**
  * kv-cli: segkv's redis-cli. `kv-cli [opts]` opens a prompt; `kv-cli [opts]
  * CMD ARGS` runs one command; `--pipe` bulk-loads commands from stdin;
@@ -9,33 +10,12 @@
  * oneshot, repl (+ completion, hint-renderer, history, help), pipe
  * (+ pipe-input), latency, compact-progress.
  */
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { runLatency } from './kv-cli/latency.js';
 import { runOnce, runScan } from './kv-cli/oneshot.js';
 import { HELP, parseOptions } from './kv-cli/options.js';
 import { runPipe } from './kv-cli/pipe.js';
 import { runRepl } from './kv-cli/repl.js';
 import { EXIT_OK, runTool } from './lib/cli.js';
-
-/** The package version, from the nearest package.json named segkv above this file. */
-function packageVersion(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === 'segkv' && pkg.version) return pkg.version;
-    } catch {
-      // not here; go up
-    }
-    dir = dirname(dir);
-  }
-  return '0.0.0';
-}
 
 async function main(argv: string[]): Promise<number> {
   const o = parseOptions(argv);

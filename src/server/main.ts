@@ -11,12 +11,11 @@
  * A second signal during shutdown exits at once with status 1.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type pino from 'pino';
 import type { StoreOptions } from '../engine/options.js';
 import { openStore, type Store } from '../engine/store.js';
 import { KvError } from '../errors.js';
+import { packageVersion } from '../package-version.js';
 import {
   type CommandLine,
   ConfigError,
@@ -28,24 +27,6 @@ import {
 import { createLogger } from './log.js';
 import type { MetricsEndpoint } from './metrics-http.js';
 import { KvServer } from './server.js';
-
-/** The package version, from the nearest package.json named segkv above this file. */
-function packageVersion(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === 'segkv' && pkg.version) return pkg.version;
-    } catch {
-      // not here; go up
-    }
-    dir = dirname(dir);
-  }
-  return '0.0.0';
-}
 
 function fail(message: string, status: number): never {
   process.stderr.write(`kv-server: ${message}\n`);
