@@ -101,29 +101,22 @@ export interface StoreFigures {
   keys: number;
 }
 
+/** A job on a hard-linked working copy `dir` of the loaded data set `master`, with a foreground load. */
+interface CopyJob {
+  master: string;
+  dir: string;
+  shape: Shape;
+  maxSegmentBytes: number;
+  /** Foreground pairs (1 get + 1 set) per second; for a compact job, 0 is compaction alone. */
+  rate: number;
+  warmupMs: number;
+}
+
 export type Job =
   | { kind: 'disk'; dir: string; bytes: number; writeBytes: number }
   | { kind: 'load'; dir: string; shape: Shape; maxSegmentBytes: number }
-  | {
-      kind: 'compact';
-      master: string;
-      dir: string;
-      shape: Shape;
-      maxSegmentBytes: number;
-      /** 0: compaction alone. Else the foreground pairs per second run during it. */
-      rate: number;
-      warmupMs: number;
-    }
-  | {
-      kind: 'foreground';
-      master: string;
-      dir: string;
-      shape: Shape;
-      maxSegmentBytes: number;
-      rate: number;
-      warmupMs: number;
-      ms: number;
-    };
+  | ({ kind: 'compact' } & CopyJob)
+  | ({ kind: 'foreground'; ms: number } & CopyJob);
 
 export interface DiskResult {
   bytes: number;
