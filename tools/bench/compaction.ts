@@ -21,8 +21,7 @@
  * from memory, as Redis's rewrite reads its data set from memory.
  */
 import { rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import {
   type CompactResult,
   type DiskResult,
@@ -39,6 +38,7 @@ import {
 } from './compaction-jobs.js';
 import { keyOf } from './engine-jobs.js';
 import {
+  BENCH_DIST_DIR,
   commandLine,
   fmt,
   formatTable,
@@ -163,8 +163,7 @@ function parseArgs(argv: string[]): Config {
   return c;
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
-const childScript = join(here, 'compaction-child.js');
+const childScript = join(BENCH_DIST_DIR, 'compaction-child.js');
 const job = <R>(j: Job) => runChild<R>(childScript, j, ['--max-old-space-size=8192']);
 const log = (msg: string) => logLine('bench:compaction', msg);
 const MB = 1e6;

@@ -21,11 +21,11 @@
  * tools/bench/results/engine-<date>.json.
  */
 import { rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { ENGINES, type EngineName, type Mode } from './adapters.js';
 import type { GetsResult, Job, JobResult, RestartResult, SetsResult } from './engine-jobs.js';
 import {
+  BENCH_DIST_DIR,
   commandLine,
   fmt,
   formatTable,
@@ -132,8 +132,7 @@ function parseArgs(argv: string[]): Config {
 
 // ---- child processes ---------------------------------------------------------
 
-const here = dirname(fileURLToPath(import.meta.url));
-const childScript = join(here, 'engine-child.js');
+const childScript = join(BENCH_DIST_DIR, 'engine-child.js');
 
 function runChild<R extends JobResult>(job: Job): Promise<R> {
   return runChildScript<R>(childScript, job, ['--expose-gc', '--max-old-space-size=16384']).catch(

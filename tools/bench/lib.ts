@@ -10,15 +10,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** tools/bench/ in the source tree (this file runs from dist/tools/bench/). */
-export const BENCH_SOURCE_DIR = join(
-  dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '..',
-  '..',
-  'tools',
-  'bench',
-);
+/** dist/tools/bench/, where this file and the benchmark scripts run from. */
+export const BENCH_DIST_DIR = dirname(fileURLToPath(import.meta.url));
+
+/** tools/bench/ in the source tree. */
+export const BENCH_SOURCE_DIR = join(BENCH_DIST_DIR, '..', '..', '..', 'tools', 'bench');
 
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -27,13 +27,12 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { BenchReport } from '../kv-bench.js';
 import type { TestResult } from '../lib/load.js';
 import { probe } from '../lib/load.js';
 import { segkvWire } from '../lib/wire.js';
-import { fmt, formatTable, logLine, median, TempRoot, writeResults } from './lib.js';
+import { BENCH_DIST_DIR, fmt, formatTable, logLine, median, TempRoot, writeResults } from './lib.js';
 import {
   aptInstallRedis,
   findRedisServer,
@@ -46,9 +45,8 @@ import {
 } from './redis-peer.js';
 import { serverChart } from './server-chart.js';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const KV_SERVER = join(HERE, '..', '..', 'src', 'server', 'main.js');
-const KV_BENCH = join(HERE, '..', 'kv-bench.js');
+const KV_SERVER = join(BENCH_DIST_DIR, '..', '..', 'src', 'server', 'main.js');
+const KV_BENCH = join(BENCH_DIST_DIR, '..', 'kv-bench.js');
 
 const HELP = `usage: npm run bench:server -- [options]
 
