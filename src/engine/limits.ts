@@ -48,7 +48,7 @@ export const KEYDIR_PAGE_SLOTS = 65536;
 /** Segment ids are u16 in the keydir: at most this many segments are open at once. */
 export const MAX_SEGMENTS = 65535;
 
-/** Expired keys removed per active-expiry pass (Redis samples 20 per pass; we sweep in bounded steps). */
+/** Keys with an expiry examined per active-expiry pass (Redis samples 20 per pass; we walk them in bounded steps). */
 export const EXPIRE_SWEEP_KEYS = 2000;
 
 /** Period of the active-expiry pass. */

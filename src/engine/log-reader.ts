@@ -17,7 +17,7 @@ import { SparseIndex } from './sparse-index.js';
 import type { LogRecord, Store } from './store.js';
 
 /** Index in `ordered` of the last segment whose base offset is ≤ offset (0 if none). */
-export function segmentIndexFor(ordered: readonly Segment[], offset: number): number {
+export function segmentIndexFor(ordered: readonly { readonly baseOffset: number }[], offset: number): number {
   let lo = 0;
   let hi = ordered.length - 1;
   let found = 0;

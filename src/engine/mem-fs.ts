@@ -196,11 +196,6 @@ export class MemFs implements Fs {
     return Buffer.from(file.data.subarray(0, file.length));
   }
 
-  /** Bytes of a file as they are now (for tests). */
-  contents(path: string): Buffer {
-    return this.readFile(path);
-  }
-
   /**
    * The file system after a power loss at this instant. `random` (0 ≤ x < 1)
    * decides how much of each file's unsynced appended tail survives in 'tear' mode.

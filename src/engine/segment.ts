@@ -97,10 +97,6 @@ export class Segment {
     return { buf: last.buf, at };
   }
 
-  get hasPending(): boolean {
-    return this.chunks.length > 0;
-  }
-
   /** Writes the buffered records to the OS (no fsync). On error the file is cut back and the buffer dropped. */
   flush(): void {
     if (this.chunks.length === 0) return;
@@ -123,12 +119,6 @@ export class Segment {
       }
       throw err;
     }
-  }
-
-  /** Drops buffered records that were never written (a refused batch). */
-  discardPending(): void {
-    this.chunks = [];
-    this.size = this.written;
   }
 
   /** Reads `length` bytes at `position`, from the write buffer or the file. */

@@ -31,7 +31,13 @@ import type { Fs } from './fs.js';
 import { KeyIndex } from './key-index.js';
 import { Keydir } from './keydir.js';
 import { internalize, type Key, toInternalKey, toUserKey, toValueBytes, type Value } from './keys.js';
-import { MAX_CACHED_VALUE_BYTES, MAX_SCAN_COUNT, MAX_SEGMENTS } from './limits.js';
+import {
+  EXPIRE_SWEEP_INTERVAL_MS,
+  EXPIRE_SWEEP_KEYS,
+  MAX_CACHED_VALUE_BYTES,
+  MAX_SCAN_COUNT,
+  MAX_SEGMENTS,
+} from './limits.js';
 import { type DirLock, lockDir } from './lock.js';
 import { readLog, segmentIndexFor } from './log-reader.js';
 import { type ResolvedOptions, resolveOptions, type StoreOptions } from './options.js';
@@ -210,7 +216,7 @@ export class Store extends EventEmitter {
     if (this.options.fsync === 'interval') {
       this.timers.push(setInterval(() => this.syncInterval(), this.options.fsyncIntervalMs).unref());
     }
-    this.timers.push(setInterval(() => this.sweepExpired(), 1000).unref());
+    this.timers.push(setInterval(() => this.sweepExpired(), EXPIRE_SWEEP_INTERVAL_MS).unref());
     this.compactor.start();
   }
 
@@ -766,7 +772,7 @@ export class Store extends EventEmitter {
     if (this.closed || this.keydir.expiringKeys === 0) return;
     const now = this.options.clock.now();
     if (!this.expiryCursor) this.expiryCursor = this.keydir.expiring();
-    for (let n = 0; n < 2000; n++) {
+    for (let n = 0; n < EXPIRE_SWEEP_KEYS; n++) {
       const next = this.expiryCursor.next();
       if (next.done) {
         this.expiryCursor = undefined;

@@ -14,6 +14,7 @@
 import { join } from 'node:path';
 import type { Fs } from '../../src/engine/fs.js';
 import { INDEX_INTERVAL_BYTES } from '../../src/engine/limits.js';
+import { segmentIndexFor } from '../../src/engine/log-reader.js';
 import { FLAG_TOMBSTONE } from '../../src/engine/record.js';
 import { resync, scanRecords } from '../../src/engine/segment.js';
 import { checkSegmentHeader, SEGMENT_HEADER_BYTES } from '../../src/engine/segment-header.js';
@@ -63,17 +64,7 @@ export class LogReader {
 
   /** Index of the last segment whose base offset is ≤ offset (0 if none): Store.segmentIndexFor. */
   segmentIndexFor(offset: number): number {
-    let lo = 0;
-    let hi = this.segments.length - 1;
-    let found = 0;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.segments[mid]!.baseOffset <= offset) {
-        found = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    return found;
+    return segmentIndexFor(this.segments, offset);
   }
 
   /** Records with offset ≥ `from`, in log order, at most `limit`; damage events in between. */
