@@ -60,6 +60,8 @@ interface ChildResult {
   code: number | null;
   stdout: string;
   stderr: string;
+  /** With `writes`: the "ack I" lines the child wrote to its ack file. */
+  acks: string;
 }
 
 /** Runs the fixture; `onCompacting` is called when the child says the compaction started. */
@@ -69,11 +71,13 @@ function runChild(
   onCompacting?: (child: ChildProcess) => void,
   extra: '' | 'writes' | 'partial' = '',
 ): Promise<ChildResult> {
+  // Beside the store's directory (inside it would count as a leftover file).
+  const ackFile = `${dir}.acks`;
   return new Promise((resolve, reject) => {
     const args = [SCRIPT, dir, mode, String(SEED), extra];
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, SEGKV_LOG_LEVEL: 'error' },
+      env: { ...process.env, SEGKV_LOG_LEVEL: 'error', SEGKV_ACK_FILE: ackFile },
     });
     let stdout = '';
     let stderr = '';
@@ -86,7 +90,14 @@ function runChild(
       stderr += b.toString();
     });
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    child.on('close', (code, signal) => {
+      let acks = '';
+      if (fs.existsSync(ackFile)) {
+        acks = fs.readFileSync(ackFile, 'utf8');
+        fs.rmSync(ackFile);
+      }
+      resolve({ code, signal, stdout, stderr, acks });
+    });
   });
 }
 
@@ -284,7 +295,7 @@ describe('SIGKILL during a compaction', () => {
     );
     let landed = 0;
     for (const { dir, r, mode, delay } of runs) {
-      const acks = [...r.stdout.matchAll(/^ack (\d+)$/gm)].map((m) => Number(m[1]));
+      const acks = [...r.acks.matchAll(/^ack (\d+)$/gm)].map((m) => Number(m[1]));
       const acked = acks.length === 0 ? 0 : acks[acks.length - 1]! + 1;
       landed += acked;
       const ctx = `${mode}${delay >= 0 ? ` after ${delay.toFixed(1)} ms` : ''} with ${acked} writes acknowledged during the compaction`;
