@@ -343,6 +343,21 @@ add(
   ],
 );
 add(
+  'SCAN raw: keys as bin, exact bytes (a key that is not UTF-8), prefix as bin',
+  ['SCAN'],
+  [],
+  [],
+  [
+    { req: [1, 'SET', Buffer.from([0x6b, 0xff]), bin('a')], res: [1, true] },
+    { req: [2, 'SET', 'k1', bin('b')], res: [2, true] },
+    {
+      req: [3, 'SCAN', { prefix: bin('k'), raw: true }],
+      res: [3, { keys: [bin('k1'), Buffer.from([0x6b, 0xff])], cursor: null }],
+    },
+    { req: [4, 'SCAN', { prefix: 'k' }], res: [4, { keys: ['k1', 'k\ufffd'], cursor: null }] },
+  ],
+);
+add(
   'DBSIZE counts keys',
   ['DBSIZE'],
   [],

@@ -549,28 +549,54 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
     return this.issue('TTL', [key], expectNumber);
   }
 
-  /** One page of keys in byte order; pass `cursor` back for the next page. */
-  scan(options: ScanOptions = {}): Promise<ScanPage> {
+  /**
+   * One page of keys in byte order; pass `cursor` back for the next page.
+   * Keys are strings (their bytes decoded as UTF-8); with `raw: true`, Buffers
+   * holding their exact bytes (for keys written as bytes that are not UTF-8).
+   */
+  scan(options: ScanOptions & { raw: true }): Promise<ScanPage<Buffer>>;
+  scan(options?: ScanOptions & { raw?: false }): Promise<ScanPage>;
+  scan(options: ScanOptions & { raw?: boolean } = {}): Promise<ScanPage<string | Buffer>> {
     const o: WireScanOptions = {};
     if (options.prefix !== undefined) o.prefix = options.prefix;
     if (options.start !== undefined) o.start = options.start;
     if (options.end !== undefined) o.end = options.end;
     if (options.cursor !== undefined) o.cursor = options.cursor;
     if (options.count !== undefined) o.count = options.count;
-    return this.issue('SCAN', Object.keys(o).length > 0 ? [o] : [], (raw) => {
-      const page = raw as ScanPage;
+    if (options.raw) o.raw = true;
+    const keyType = options.raw ? 'bin' : 'str';
+    return this.issue('SCAN', Object.keys(o).length > 0 ? [o] : [], (reply) => {
+      const page = reply as { keys?: unknown; cursor?: unknown };
       if (typeof page !== 'object' || page === null || !Array.isArray(page.keys)) {
         throw new KvError('PROTOCOL_ERROR', 'SCAN reply is not {keys, cursor}');
       }
-      return { keys: page.keys, cursor: page.cursor ?? null };
+      for (const k of page.keys) {
+        if (options.raw ? !(k instanceof Uint8Array) : typeof k !== 'string') {
+          throw new KvError('PROTOCOL_ERROR', `SCAN reply has a key that is not ${keyType}`);
+        }
+      }
+      if (page.cursor !== undefined && page.cursor !== null && typeof page.cursor !== 'string') {
+        throw new KvError('PROTOCOL_ERROR', 'SCAN reply has a cursor that is not str or nil');
+      }
+      const keys = options.raw
+        ? (page.keys as Uint8Array[]).map((k) => Buffer.from(k.buffer, k.byteOffset, k.byteLength))
+        : (page.keys as string[]);
+      return { keys, cursor: page.cursor ?? null };
     });
   }
 
-  /** Every matching key, page by page. */
-  async *keys(options: Omit<ScanOptions, 'cursor'> = {}): AsyncGenerator<string> {
+  /** Every matching key, page by page: strings, or Buffers with `raw: true` (see scan). */
+  keys(options: Omit<ScanOptions, 'cursor'> & { raw: true }): AsyncGenerator<Buffer>;
+  keys(options?: Omit<ScanOptions, 'cursor'> & { raw?: false }): AsyncGenerator<string>;
+  async *keys(
+    options: Omit<ScanOptions, 'cursor'> & { raw?: boolean } = {},
+  ): AsyncGenerator<string | Buffer> {
     let cursor: string | null = null;
     do {
-      const page: ScanPage = await this.scan({ ...options, ...(cursor !== null && { cursor }) });
+      const next = { ...options, ...(cursor !== null && { cursor }) };
+      const page: ScanPage<string | Buffer> = options.raw
+        ? await this.scan({ ...next, raw: true })
+        : await this.scan({ ...next, raw: false });
       yield* page.keys;
       cursor = page.cursor;
     } while (cursor !== null);

@@ -15,6 +15,16 @@ export function internalize(s: string): string {
   return Buffer.byteLength(s, 'utf8') === s.length ? s : Buffer.from(s, 'utf8').toString('latin1');
 }
 
+/** `internalize` for a key given as a string or bytes, without validation: for prefixes and ranges. */
+export function internalizeKey(k: Key): string {
+  if (typeof k === 'string') return internalize(k);
+  if (k instanceof Uint8Array) return Buffer.from(k.buffer, k.byteOffset, k.byteLength).toString('latin1');
+  throw new KvError(
+    'INVALID_ARGUMENT',
+    `a key prefix or bound must be a string or a Buffer, got ${typeof k}`,
+  );
+}
+
 /** True if every char of `s` is ASCII, i.e. `s` is its own latin1-of-UTF-8 form. */
 function isAscii(s: string): boolean {
   for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
@@ -38,7 +48,12 @@ export function toInternalKey(key: Key): string {
   return k;
 }
 
-/** The key as the user sees it: UTF-8 decoded. */
+/** The key's exact bytes. */
+export function toKeyBytes(k: string): Buffer {
+  return Buffer.from(k, 'latin1');
+}
+
+/** The key as the user sees it: UTF-8 decoded (lossy for bytes that are not UTF-8: see toKeyBytes). */
 export function toUserKey(k: string): string {
   for (let i = 0; i < k.length; i++) {
     if (k.charCodeAt(i) > 0x7f) return Buffer.from(k, 'latin1').toString('utf8');

@@ -30,7 +30,15 @@ import { segmentFile } from './filenames.js';
 import type { Fs } from './fs.js';
 import { KeyIndex } from './key-index.js';
 import { Keydir } from './keydir.js';
-import { internalize, type Key, toInternalKey, toUserKey, toValueBytes, type Value } from './keys.js';
+import {
+  internalizeKey,
+  type Key,
+  toInternalKey,
+  toKeyBytes,
+  toUserKey,
+  toValueBytes,
+  type Value,
+} from './keys.js';
 import {
   EXPIRE_SWEEP_INTERVAL_MS,
   EXPIRE_SWEEP_KEYS,
@@ -60,20 +68,21 @@ export interface SetOptions {
 export type BatchOp = { type: 'set'; key: Key; value: Value; ttlMs?: number } | { type: 'del'; key: Key };
 
 export interface ScanOptions {
-  /** Only keys starting with this. */
-  prefix?: string;
+  /** Only keys starting with this (a string stands for its UTF-8 bytes). */
+  prefix?: Key;
   /** Only keys ≥ this (byte order). */
-  start?: string;
+  start?: Key;
   /** Only keys < this (byte order). */
-  end?: string;
+  end?: Key;
   /** Resume after a previous page: its `cursor`. */
   cursor?: string;
   /** Keys per page, default 100, at most 100,000. */
   count?: number;
 }
 
-export interface ScanPage {
-  keys: string[];
+/** A page of keys: strings from `scan` (UTF-8 decoded), Buffers from `scanBuffers` (exact bytes). */
+export interface ScanPage<K = string> {
+  keys: K[];
   /** Pass back to get the next page; null when the scan is complete. */
   cursor: string | null;
 }
@@ -710,6 +719,21 @@ export class Store extends EventEmitter {
 
   /** One page of keys in byte order, filtered by prefix and range; resumable by cursor. */
   scan(options: ScanOptions = {}): ScanPage {
+    const page = this.scanInternal(options);
+    return { keys: page.keys.map(toUserKey), cursor: page.cursor };
+  }
+
+  /**
+   * `scan` with each key as its exact bytes: keys that are not valid UTF-8
+   * (written as Buffers) come back as written, where `scan` decodes them lossily.
+   */
+  scanBuffers(options: ScanOptions = {}): ScanPage<Buffer> {
+    const page = this.scanInternal(options);
+    return { keys: page.keys.map(toKeyBytes), cursor: page.cursor };
+  }
+
+  /** One page of internal (latin1) keys: the work of scan and scanBuffers. */
+  private scanInternal(options: ScanOptions): ScanPage {
     if (this.closed) throw closedError();
     const count = options.count ?? 100;
     if (!Number.isInteger(count) || count < 1 || count > MAX_SCAN_COUNT) {
@@ -731,14 +755,14 @@ export class Store extends EventEmitter {
     if (after === '') throw new KvError('INVALID_ARGUMENT', 'scan cursor is not one this store returned');
     const page = this.keyIndex.page({
       ...(after !== undefined && { after }),
-      ...(options.start !== undefined && { start: internalize(options.start) }),
-      ...(options.end !== undefined && { end: internalize(options.end) }),
-      ...(options.prefix !== undefined && { prefix: internalize(options.prefix) }),
+      ...(options.start !== undefined && { start: internalizeKey(options.start) }),
+      ...(options.end !== undefined && { end: internalizeKey(options.end) }),
+      ...(options.prefix !== undefined && { prefix: internalizeKey(options.prefix) }),
       count,
     });
     const last = page.keys[page.keys.length - 1];
     return {
-      keys: page.keys.map(toUserKey),
+      keys: page.keys,
       cursor: page.more && last !== undefined ? Buffer.from(last, 'latin1').toString('base64url') : null,
     };
   }

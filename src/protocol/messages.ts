@@ -61,16 +61,18 @@ export interface WireSetOptions {
 
 /** Options map of SCAN (all optional). */
 export interface WireScanOptions {
-  prefix?: string;
-  start?: string;
-  end?: string;
+  prefix?: string | Uint8Array;
+  start?: string | Uint8Array;
+  end?: string | Uint8Array;
   cursor?: string;
   count?: number;
+  /** Keys as bin (exact bytes) instead of str. */
+  raw?: boolean;
 }
 
-/** Reply of SCAN. */
+/** Reply of SCAN: keys are str, or bin with `raw`. */
 export interface WireScanPage {
-  keys: string[];
+  keys: string[] | Uint8Array[];
   cursor: string | null;
 }
 

@@ -106,6 +106,16 @@ function optString(o: Record<string, unknown>, k: string, name: string): string 
   return v;
 }
 
+/** A key-like option (prefix, bound): str (its UTF-8 bytes) or bin. */
+function optKey(o: Record<string, unknown>, k: string, name: string): string | Uint8Array | undefined {
+  const v = o[k];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' && !(v instanceof Uint8Array)) {
+    throw new KvError('WRONG_ARGS', `${name}: option ${k} must be a str or bin`);
+  }
+  return v;
+}
+
 function optBool(o: Record<string, unknown>, k: string, name: string): boolean {
   const v = o[k];
   if (v === undefined || v === null) return false;
@@ -278,15 +288,15 @@ const SPECS: Record<CommandName, CommandSpec> = {
     run: (s, req) => s.store.ttl(key(req, 2, 'TTL')),
   },
   SCAN: {
-    usage: '[{prefix, start, end, cursor, count}]',
+    usage: '[{prefix, start, end, cursor, count, raw}]',
     minArgs: 0,
     maxArgs: 1,
     run: (s, req): WireScanPage => {
-      const o = options(req, 2, 'SCAN', ['prefix', 'start', 'end', 'cursor', 'count']);
+      const o = options(req, 2, 'SCAN', ['prefix', 'start', 'end', 'cursor', 'count', 'raw']);
       const so: ScanOptions = {};
-      const prefix = optString(o, 'prefix', 'SCAN');
-      const start = optString(o, 'start', 'SCAN');
-      const end = optString(o, 'end', 'SCAN');
+      const prefix = optKey(o, 'prefix', 'SCAN');
+      const start = optKey(o, 'start', 'SCAN');
+      const end = optKey(o, 'end', 'SCAN');
       const cursor = optString(o, 'cursor', 'SCAN');
       const count = optNumber(o, 'count', 'SCAN');
       if (prefix !== undefined) so.prefix = prefix;
@@ -294,8 +304,8 @@ const SPECS: Record<CommandName, CommandSpec> = {
       if (end !== undefined) so.end = end;
       if (cursor !== undefined) so.cursor = cursor;
       if (count !== undefined) so.count = count;
-      const page = s.store.scan(so);
-      return { keys: page.keys, cursor: page.cursor };
+      // raw: each key as bin, its exact bytes; else as str (UTF-8 decoded).
+      return optBool(o, 'raw', 'SCAN') ? s.store.scanBuffers(so) : s.store.scan(so);
     },
   },
   DBSIZE: {

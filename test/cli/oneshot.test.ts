@@ -7,6 +7,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '../../src/index.js';
 import { type ServerProcess, spawnServer, tempDir } from '../server/spawn.js';
 import { cli, ensureBuilt } from './helpers.js';
 
@@ -95,6 +96,34 @@ describe('redis-cli habits: -r, --scan, KEYS', () => {
       .stdout.trimEnd()
       .split('\n');
     expect(all.length).toBe(Number(/\d+/.exec(cli([...p, 'dbsize']).stdout)![0]));
+  });
+});
+
+describe('keys that are not UTF-8', () => {
+  it('--scan prints their bytes, KEYS and SCAN show \\x escapes, --json gives base64', async () => {
+    const kv = connect({ port: server.port });
+    const keys = [Buffer.from('rawkey:\xff', 'latin1'), Buffer.from('rawkey:\x00\x80', 'latin1')];
+    try {
+      for (const k of keys) await kv.set(k, 'v');
+    } finally {
+      await kv.close();
+    }
+    const sorted = [...keys].sort(Buffer.compare);
+    expect(cli([...p, '--scan', '--pattern', 'rawkey:*']).bytes).toEqual(
+      Buffer.concat(sorted.flatMap((k) => [k, Buffer.from('\n')])),
+    );
+    expect(cli([...p, 'keys', 'rawkey:*']).stdout).toBe('1) "rawkey:\\x00\\x80"\n2) "rawkey:\\xff"\n');
+    expect(cli([...p, 'scan', '0', 'match', 'rawkey:*']).stdout).toBe(
+      '1) "0"\n2) 1) "rawkey:\\x00\\x80"\n   2) "rawkey:\\xff"\n',
+    );
+    expect(
+      JSON.parse(cli(['--json', ...p, '--scan', '--pattern', 'rawkey:*']).stdout.split('\n')[1]!),
+    ).toEqual({
+      base64: sorted[1]!.toString('base64'),
+    });
+    // Quoted as the prompt quotes them ("\\xff" is the byte), they are addressed back.
+    expect(cli([...p, '--pipe'], 'DEL "rawkey:\\xff"\n').stdout).toBe('sent: 1, replies: 1, errors: 0\n');
+    expect(cli([...p, 'keys', 'rawkey:*']).stdout).toBe('1) "rawkey:\\x00\\x80"\n');
   });
 });
 

@@ -96,6 +96,29 @@ describe('client SDK against kv-server', () => {
     expect(all).toEqual(keys);
   });
 
+  it('scan raw: keys that are not UTF-8 come back byte for byte, and bytes select by prefix and range', async () => {
+    const bin = [Buffer.from([0xfe, 0x00]), Buffer.from([0xfe, 0xff, 0x80]), Buffer.from([0xfe, 0xff, 0x81])];
+    for (const k of bin) await client.set(k, 'b');
+    const page = await client.scan({ prefix: Buffer.from([0xfe]), raw: true });
+    expectTypeOf(page.keys).toEqualTypeOf<Buffer[]>();
+    expect(page.keys.map((k) => k.toString('hex'))).toEqual(bin.map((k) => k.toString('hex')));
+    for (const k of page.keys) expect(await client.get(k)).toBe('b');
+    // Without raw the same keys are str, UTF-8 decoded: lossy for these bytes.
+    const text = await client.scan({ prefix: Buffer.from([0xfe]) });
+    expectTypeOf(text.keys).toEqualTypeOf<string[]>();
+    expect(text.keys).toEqual(['\ufffd\u0000', '\ufffd\ufffd\ufffd', '\ufffd\ufffd\ufffd']);
+    const ranged: string[] = [];
+    for await (const k of client.keys({
+      start: Buffer.from([0xfe, 0xff]),
+      end: Buffer.from([0xfe, 0xff, 0x81]),
+      count: 1,
+      raw: true,
+    }))
+      ranged.push(k.toString('hex'));
+    expect(ranged).toEqual(['feff80']);
+    expect(await code(client.scan({ prefix: 7 as unknown as string }))).toBe('WRONG_ARGS');
+  });
+
   it('ping, hello, dbsize, info, compact', async () => {
     expect(await client.ping()).toBe('PONG');
     expect(await client.ping('echo')).toBe('echo');

@@ -87,13 +87,14 @@ async function setCommand(ctx: CommandContext, args: Buffer[]): Promise<Reply> {
 /** Keys per SCAN page behind KEYS. */
 const KEYS_PAGE = 1000;
 
-/** `prefix*` (or `*`) of a MATCH pattern: segkv scans by prefix, not glob. */
-function matchPrefix(pattern: string, name = 'SCAN'): string {
-  const body = pattern.endsWith('*') ? pattern.slice(0, -1) : pattern;
-  if (!pattern.endsWith('*') || /[*?[\\]/.test(body)) {
+/** `prefix*` (or `*`) of a MATCH pattern, as bytes: segkv scans by prefix, not glob. */
+function matchPrefix(pattern: Buffer, name = 'SCAN'): Buffer {
+  const star = pattern.length > 0 && pattern[pattern.length - 1] === 0x2a;
+  const body = star ? pattern.subarray(0, -1) : pattern;
+  if (!star || /[*?[\\]/.test(body.toString('latin1'))) {
     throw new KvError(
       'WRONG_ARGS',
-      `${name}: segkv scans by key prefix, so the pattern must be 'prefix*', got ${JSON.stringify(pattern)}`,
+      `${name}: segkv scans by key prefix, so the pattern must be 'prefix*', got ${JSON.stringify(pattern.toString('utf8'))}`,
     );
   }
   return body;
@@ -114,13 +115,14 @@ async function scanCommand(ctx: CommandContext, args: Buffer[]): Promise<Reply> 
     if (!keywords.has(word) || arg === undefined) {
       throw syntaxError('SCAN', `SCAN: syntax error at ${JSON.stringify(args[i]!.toString('utf8'))}`);
     }
-    const text = arg.toString('utf8');
-    if (word === 'MATCH' || word === 'PREFIX') o.prefix = word === 'MATCH' ? matchPrefix(text) : text;
-    else if (word === 'START') o.start = text;
-    else if (word === 'END') o.end = text;
+    // Prefixes and bounds go as bytes: a key typed with \x escapes is matched exactly.
+    if (word === 'MATCH' || word === 'PREFIX') o.prefix = word === 'MATCH' ? matchPrefix(arg) : arg;
+    else if (word === 'START') o.start = arg;
+    else if (word === 'END') o.end = arg;
     else o.count = integerArg(arg, 'SCAN', 'COUNT');
   }
-  const page = await ctx.client.scan(o);
+  // Raw: keys come back as their exact bytes, shown with escapes like any bulk reply.
+  const page = await ctx.client.scan({ ...o, raw: true });
   return {
     type: 'array',
     items: [bulk(page.cursor ?? '0'), { type: 'array', items: page.keys.map((k) => bulk(k)) }],
@@ -130,14 +132,15 @@ async function scanCommand(ctx: CommandContext, args: Buffer[]): Promise<Reply> 
 
 /** KEYS: every page of a prefix scan, in one reply (as Redis's KEYS, slow on a large store). */
 async function keysCommand(ctx: CommandContext, [pattern]: Buffer[]): Promise<Reply> {
-  const prefix = matchPrefix(pattern!.toString('utf8'), 'KEYS');
+  const prefix = matchPrefix(pattern!, 'KEYS');
   const keys: Reply[] = [];
   let cursor: string | null = null;
   do {
-    const page: ScanPage = await ctx.client.scan({
-      ...(prefix !== '' && { prefix }),
+    const page: ScanPage<Buffer> = await ctx.client.scan({
+      ...(prefix.length > 0 && { prefix }),
       ...(cursor !== null && { cursor }),
       count: KEYS_PAGE,
+      raw: true,
     });
     for (const k of page.keys) keys.push(bulk(k));
     cursor = page.cursor;

@@ -9,7 +9,7 @@ import { compactionWatcher } from './compact-progress.js';
 import { ConnectionWatch, cannotConnect, openClient } from './connection.js';
 import { helpText } from './help.js';
 import type { CliOptions } from './options.js';
-import { formatHuman, type Reply, render } from './reply.js';
+import { bulk, formatHuman, type Reply, render, toJson } from './reply.js';
 
 async function readStdin(): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -18,6 +18,7 @@ async function readStdin(): Promise<Buffer> {
 }
 
 /** Keys asked per SCAN page by --scan. */
+const NEWLINE = Buffer.from('\n');
 const SCAN_PAGE_KEYS = 1000;
 
 type ErrorReply = Extract<Reply, { type: 'error' }>;
@@ -63,7 +64,11 @@ export async function runOnce(o: CliOptions, version: string): Promise<number> {
   return EXIT_OK;
 }
 
-/** `--scan [--pattern prefix*]`: every key, one per line (JSON strings with --json). */
+/**
+ * `--scan [--pattern prefix*]`: every key, one per line, as its bytes (as
+ * redis-cli --scan prints them); with --json a JSON string, or {"base64"}
+ * for bytes that are not UTF-8.
+ */
 export async function runScan(o: CliOptions): Promise<number> {
   const client = openClient(o, { reconnect: false });
   const watch = new ConnectionWatch(client);
@@ -80,8 +85,11 @@ export async function runScan(o: CliOptions): Promise<number> {
         } else printError(reply, o);
         return EXIT_PROBLEMS;
       }
-      const page = (reply as { json: { cursor: string | null; keys: string[] } }).json;
-      for (const k of page.keys) await out.write(o.output === 'json' ? `${JSON.stringify(k)}\n` : `${k}\n`);
+      const page = (reply as { json: { cursor: string | null; keys: Buffer[] } }).json;
+      for (const k of page.keys) {
+        if (o.output === 'json') await out.write(`${JSON.stringify(toJson(bulk(k)))}\n`);
+        else await out.write(Buffer.concat([k, NEWLINE]));
+      }
       if (page.cursor === null) break;
       args[1] = Buffer.from(page.cursor);
     }

@@ -116,12 +116,12 @@ export function runTool(tool: string, main: (argv: string[]) => Promise<number>)
   );
 }
 
-/** Writes to stdout in large pieces, waiting when the pipe is full. */
+/** Writes text or bytes to stdout in large pieces, waiting when the pipe is full. */
 export class Output {
-  private parts: string[] = [];
+  private parts: (string | Buffer)[] = [];
   private bytes = 0;
 
-  async write(s: string): Promise<void> {
+  async write(s: string | Buffer): Promise<void> {
     this.parts.push(s);
     this.bytes += s.length;
     if (this.bytes >= 64 * 1024) await this.flush();
@@ -129,7 +129,9 @@ export class Output {
 
   async flush(): Promise<void> {
     if (this.parts.length === 0) return;
-    const text = this.parts.join('');
+    const text = this.parts.some(Buffer.isBuffer)
+      ? Buffer.concat(this.parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p)))
+      : this.parts.join('');
     this.parts = [];
     this.bytes = 0;
     if (!process.stdout.write(text)) {
