@@ -166,21 +166,10 @@ function u32(buf: Buffer, at: number): number {
 }
 
 /**
- * Calls `visit` for each entry, in order, after the whole file has passed its
- * checks. Returns an error description (and visits nothing) if it has not.
+ * Checks the header, both CRCs and the bounds of every entry. Returns the
+ * entry count, or an error description.
  */
-export function decodeHint(
-  buf: Buffer,
-  baseOffset: number,
-  visit: (
-    key: string,
-    offset: number,
-    position: number,
-    valueLength: number,
-    expiresAt: number,
-    flags: number,
-  ) => void,
-): string | undefined {
+function checkHint(buf: Buffer, baseOffset: number): number | string {
   if (buf.length < HINT_HEADER_BYTES) return 'hint is truncated';
   if (buf.readUInt32LE(0) !== HINT_MAGIC) return 'hint has a wrong magic number';
   if (buf.readUInt32LE(28) !== crc32(buf.subarray(0, 28))) return 'hint header fails its CRC';
@@ -199,7 +188,28 @@ export function decodeHint(
     at += HINT_ENTRY_BYTES + u16(buf, at + 25);
   }
   if (at !== buf.length) return 'hint has trailing bytes';
-  at = HINT_HEADER_BYTES;
+  return count;
+}
+
+/**
+ * Calls `visit` for each entry, in order, after the whole file has passed its
+ * checks. Returns an error description (and visits nothing) if it has not.
+ */
+export function decodeHint(
+  buf: Buffer,
+  baseOffset: number,
+  visit: (
+    key: string,
+    offset: number,
+    position: number,
+    valueLength: number,
+    expiresAt: number,
+    flags: number,
+  ) => void,
+): string | undefined {
+  const count = checkHint(buf, baseOffset);
+  if (typeof count === 'string') return count;
+  let at = HINT_HEADER_BYTES;
   for (let i = 0; i < count; i++) {
     const keyLength = u16(buf, at + 25);
     visit(
@@ -211,6 +221,68 @@ export function decodeHint(
       buf[at + 24]!,
     );
     at += HINT_ENTRY_BYTES + keyLength;
+  }
+  return undefined;
+}
+
+/**
+ * A run of consecutive hint entries as columns, for loading a hint without
+ * an object or a string per entry: entry j's key is the bytes
+ * buf[keyStart[j], keyStart[j] + keyLength[j]) of the hint buffer itself.
+ */
+export class HintBatch {
+  /** Entries in the batch. */
+  length = 0;
+  readonly keyStart: Int32Array;
+  readonly keyLength: Uint16Array;
+  readonly offset: Float64Array;
+  readonly position: Uint32Array;
+  readonly valueLength: Uint32Array;
+  /** ms since epoch, 0 = never. */
+  readonly expiresAt: Float64Array;
+  readonly flags: Uint8Array;
+
+  constructor(readonly capacity: number) {
+    this.keyStart = new Int32Array(capacity);
+    this.keyLength = new Uint16Array(capacity);
+    this.offset = new Float64Array(capacity);
+    this.position = new Uint32Array(capacity);
+    this.valueLength = new Uint32Array(capacity);
+    this.expiresAt = new Float64Array(capacity);
+    this.flags = new Uint8Array(capacity);
+  }
+}
+
+/**
+ * decodeHint by batches: fills `batch` with up to batch.capacity entries at a
+ * time, in order, and calls `visit` with it after each fill. Same checks, same
+ * entries, same order; an error description (and no visit) if the file fails.
+ */
+export function decodeHintBatches(
+  buf: Buffer,
+  baseOffset: number,
+  batch: HintBatch,
+  visit: (batch: HintBatch) => void,
+): string | undefined {
+  const count = checkHint(buf, baseOffset);
+  if (typeof count === 'string') return count;
+  let at = HINT_HEADER_BYTES;
+  for (let i = 0; i < count; ) {
+    const n = Math.min(batch.capacity, count - i);
+    for (let j = 0; j < n; j++) {
+      const keyLength = u16(buf, at + 25);
+      batch.offset[j] = u32(buf, at) + u32(buf, at + 4) * TWO_32;
+      batch.position[j] = u32(buf, at + 8);
+      batch.valueLength[j] = u32(buf, at + 12);
+      batch.expiresAt[j] = u32(buf, at + 16) + u32(buf, at + 20) * TWO_32;
+      batch.flags[j] = buf[at + 24]!;
+      batch.keyLength[j] = keyLength;
+      batch.keyStart[j] = at + HINT_ENTRY_BYTES;
+      at += HINT_ENTRY_BYTES + keyLength;
+    }
+    batch.length = n;
+    i += n;
+    visit(batch);
   }
   return undefined;
 }

@@ -42,11 +42,28 @@ const HAS_EXPIRY = 0x80000000;
 const LENGTH_MASK = 0x7fffffff;
 /** Segment id of a free slot: MAX_SEGMENTS ids (0..MAX_SEGMENTS-1) are real. */
 const FREE = MAX_SEGMENTS;
+/** Keys up to this many bytes are copied into the arena by a JS loop, longer ones by Buffer.copy. */
+const KEY_COPY_LOOP_BYTES = 32;
 
 /** FNV-1a over the key's chars, then murmur3's finaliser so every bit of the table index mixes. */
 function hashOf(key: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) | 0;
+}
+
+/**
+ * hashOf of a key given as bytes: `hashBytes(b, s, n) === hashOf(b.latin1Slice(s, s + n))`,
+ * so keys loaded from a hint file and keys written through `set` meet in the same buckets.
+ */
+export function hashBytes(buf: Uint8Array, start: number, length: number): number {
+  let h = 0x811c9dc5;
+  const end = start + length;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -83,6 +100,8 @@ export class Keydir {
   private deadKeyBytes = 0;
 
   private readonly expiries = new Map<string, number>();
+  /** Where `warm` leaves what it read, so its reads are not optimised away. */
+  private warmed = 0;
 
   /**
    * Where the key of the last `set` pointed before it (segment -1: it was
@@ -168,7 +187,8 @@ export class Keydir {
     this.prevPosition = 0;
     this.prevValueLength = 0;
     this.prevExpiresAt = 0;
-    const s = this.allocSlot(key);
+    const s = this.allocSlot(key.length);
+    this.storeKey(key, this.keyAtPages[s >>> PAGE_SHIFT]![s & PAGE_MASK]!);
     t[2 * i] = h;
     t[2 * i + 1] = s + 1;
     this.write(s, key, segment, position, valueLength, expiresAt);
@@ -191,27 +211,119 @@ export class Keydir {
         break;
       }
     }
-    // Backward-shift deletion: pull later members of the probe run into the hole.
-    for (let j = (i + 1) & mask; ; j = (j + 1) & mask) {
-      const e = t[2 * j + 1]!;
-      if (e === 0) break;
-      const home = t[2 * j]! & mask;
-      // Move j into the hole at i unless its home lies cyclically in (i, j].
-      if (i <= j ? home <= i || home > j : home <= i && home > j) {
-        t[2 * i] = t[2 * j]!;
-        t[2 * i + 1] = e;
-        i = j;
-      }
-    }
-    t[2 * i] = 0;
-    t[2 * i + 1] = 0;
-    this.count--;
+    this.removeBucket(i);
     const page = s >>> PAGE_SHIFT;
     const at = s & PAGE_MASK;
     if (this.lenPages[page]![at]! & HAS_EXPIRY) this.expiries.delete(key);
-    this.lenPages[page]![at] = 0;
-    this.segPages[page]![at] = FREE;
-    this.freeSlots.push(s);
+    this.freeSlot(s);
+    return true;
+  }
+
+  // ---- keys given as bytes (the hint loader) ----------------------------------
+  //
+  // set and delete for a key held in a buffer (the latin1 string of those
+  // bytes, as everywhere in the keydir), hashed by the caller with hashBytes.
+  // No string is built unless the key carries an expiry (the expiry map is
+  // keyed by string). Same table, same outcome as the string methods.
+
+  /**
+   * Reads the table buckets of a batch of hashes, so that the setBytes and
+   * deleteBytes calls that follow find them in the CPU cache: the reads here
+   * are independent of each other and their cache misses overlap, where each
+   * set would otherwise wait for its own. A hint only: the outcome is the same
+   * without it.
+   */
+  warm(hashes: Int32Array, n: number): void {
+    const t = this.table;
+    const mask = this.mask;
+    let x = this.warmed;
+    for (let j = 0; j < n; j++) x ^= t[2 * (hashes[j]! & mask) + 1]!;
+    this.warmed = x;
+  }
+
+  /** `set` of the key in buf[start, start + length) with hash h (hashBytes). */
+  setBytes(
+    h: number,
+    buf: Buffer,
+    start: number,
+    length: number,
+    segment: number,
+    position: number,
+    valueLength: number,
+    expiresAt: number,
+  ): number {
+    const t = this.table;
+    const mask = this.mask;
+    let i = h & mask;
+    for (; ; i = (i + 1) & mask) {
+      const e = t[2 * i + 1]!;
+      if (e === 0) break;
+      if (t[2 * i] === h && this.keyEqualsBytes(e - 1, buf, start, length)) {
+        const s = e - 1;
+        const page = s >>> PAGE_SHIFT;
+        const at = s & PAGE_MASK;
+        const l = this.lenPages[page]![at]!;
+        const key =
+          expiresAt > 0 || (l & HAS_EXPIRY) !== 0 ? buf.toString('latin1', start, start + length) : '';
+        this.prevSegment = this.segPages[page]![at]!;
+        this.prevPosition = this.posPages[page]![at]!;
+        this.prevValueLength = l & LENGTH_MASK;
+        this.prevExpiresAt = (l & HAS_EXPIRY) === 0 ? 0 : (this.expiries.get(key) ?? 0);
+        this.write(s, key, segment, position, valueLength, expiresAt);
+        return s;
+      }
+    }
+    this.prevSegment = -1;
+    this.prevPosition = 0;
+    this.prevValueLength = 0;
+    this.prevExpiresAt = 0;
+    const s = this.allocSlot(length);
+    this.storeKeyBytes(buf, start, length, this.keyAtPages[s >>> PAGE_SHIFT]![s & PAGE_MASK]!);
+    t[2 * i] = h;
+    t[2 * i + 1] = s + 1;
+    this.write(
+      s,
+      expiresAt > 0 ? buf.toString('latin1', start, start + length) : '',
+      segment,
+      position,
+      valueLength,
+      expiresAt,
+    );
+    if (++this.count > (this.mask + 1) * KEYDIR_MAX_LOAD) this.grow();
+    return s;
+  }
+
+  /**
+   * `delete` of the key in buf[start, start + length) with hash h (hashBytes).
+   * When it was there, its old location is left in `prev*` (as `set` leaves it).
+   */
+  deleteBytes(h: number, buf: Buffer, start: number, length: number): boolean {
+    const t = this.table;
+    const mask = this.mask;
+    let i = h & mask;
+    let s = -1;
+    for (; ; i = (i + 1) & mask) {
+      const e = t[2 * i + 1]!;
+      if (e === 0) return false;
+      if (t[2 * i] === h && this.keyEqualsBytes(e - 1, buf, start, length)) {
+        s = e - 1;
+        break;
+      }
+    }
+    this.removeBucket(i);
+    const page = s >>> PAGE_SHIFT;
+    const at = s & PAGE_MASK;
+    const l = this.lenPages[page]![at]!;
+    this.prevSegment = this.segPages[page]![at]!;
+    this.prevPosition = this.posPages[page]![at]!;
+    this.prevValueLength = l & LENGTH_MASK;
+    this.prevExpiresAt = 0;
+    if (l & HAS_EXPIRY) {
+      const key = buf.toString('latin1', start, start + length);
+      this.prevExpiresAt = this.expiries.get(key) ?? 0;
+      this.expiries.delete(key);
+    }
+    this.freeSlot(s);
     return true;
   }
 
@@ -294,6 +406,47 @@ export class Keydir {
     return this.arena[chunk]!.toString('latin1', from, from + this.keyLenPages[page]![at]!);
   }
 
+  /** Empties bucket i (backward-shift deletion: later members of its probe run move into the hole). */
+  private removeBucket(i: number): void {
+    const t = this.table;
+    const mask = this.mask;
+    for (let j = (i + 1) & mask; ; j = (j + 1) & mask) {
+      const e = t[2 * j + 1]!;
+      if (e === 0) break;
+      const home = t[2 * j]! & mask;
+      // Move j into the hole at i unless its home lies cyclically in (i, j].
+      if (i <= j ? home <= i || home > j : home <= i && home > j) {
+        t[2 * i] = t[2 * j]!;
+        t[2 * i + 1] = e;
+        i = j;
+      }
+    }
+    t[2 * i] = 0;
+    t[2 * i + 1] = 0;
+    this.count--;
+  }
+
+  /** Returns slot s, already out of the table (its expiry too), to the free list; it keeps its key bytes for reuse. */
+  private freeSlot(s: number): void {
+    const page = s >>> PAGE_SHIFT;
+    const at = s & PAGE_MASK;
+    this.lenPages[page]![at] = 0;
+    this.segPages[page]![at] = FREE;
+    this.freeSlots.push(s);
+  }
+
+  private keyEqualsBytes(s: number, buf: Buffer, start: number, n: number): boolean {
+    const page = s >>> PAGE_SHIFT;
+    const at = s & PAGE_MASK;
+    if (this.keyLenPages[page]![at] !== n) return false;
+    const keyAt = this.keyAtPages[page]![at]!;
+    const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
+    const bytes = this.arena[chunk]!;
+    const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES;
+    for (let i = 0; i < n; i++) if (bytes[from + i] !== buf[start + i]) return false;
+    return true;
+  }
+
   private keyEquals(s: number, key: string): boolean {
     const page = s >>> PAGE_SHIFT;
     const at = s & PAGE_MASK;
@@ -328,9 +481,12 @@ export class Keydir {
     }
   }
 
-  /** A slot for a new key, its bytes stored: a freed slot (reusing its bytes if the key fits) or a new one. */
-  private allocSlot(key: string): number {
-    const n = key.length;
+  /**
+   * A slot for a new key of n bytes, with room for them in the arena at its
+   * keyAt (the caller stores them): a freed slot (reusing its bytes if the key
+   * fits) or a new one.
+   */
+  private allocSlot(n: number): number {
     let s = this.freeSlots.pop();
     if (s !== undefined) {
       const page = s >>> PAGE_SHIFT;
@@ -338,10 +494,9 @@ export class Keydir {
       const old = this.keyLenPages[page]![at]!;
       if (n <= old) {
         this.deadKeyBytes += old - n;
-        this.storeKey(key, this.keyAtPages[page]![at]!);
       } else {
         this.deadKeyBytes += old;
-        this.keyAtPages[page]![at] = this.appendKey(key);
+        this.keyAtPages[page]![at] = this.appendSpace(n);
       }
       this.keyLenPages[page]![at] = n;
       return s;
@@ -356,7 +511,7 @@ export class Keydir {
     }
     const page = s >>> PAGE_SHIFT;
     const at = s & PAGE_MASK;
-    this.keyAtPages[page]![at] = this.appendKey(key);
+    this.keyAtPages[page]![at] = this.appendSpace(n);
     this.keyLenPages[page]![at] = n;
     return s;
   }
@@ -368,10 +523,18 @@ export class Keydir {
     for (let i = 0; i < key.length; i++) bytes[from + i] = key.charCodeAt(i);
   }
 
-  /** Copies `key` to the end of the arena (never straddling two chunks); returns where. */
-  private appendKey(key: string): number {
+  private storeKeyBytes(buf: Buffer, start: number, n: number, keyAt: number): void {
+    const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
+    const bytes = this.arena[chunk]!;
+    const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES;
+    // A JS loop beats the native copy on short keys (the common case).
+    if (n <= KEY_COPY_LOOP_BYTES) for (let i = 0; i < n; i++) bytes[from + i] = buf[start + i]!;
+    else buf.copy(bytes, from, start, start + n);
+  }
+
+  /** Reserves n bytes at the end of the arena (never straddling two chunks); returns where. */
+  private appendSpace(n: number): number {
     if (this.deadKeyBytes > KEYDIR_ARENA_CHUNK_BYTES && this.deadKeyBytes > this.arenaEnd / 2) this.repack();
-    const n = key.length;
     const room = this.arena.length * KEYDIR_ARENA_CHUNK_BYTES - this.arenaEnd;
     if (room < n) {
       this.deadKeyBytes += room;
@@ -380,7 +543,6 @@ export class Keydir {
     }
     const keyAt = this.arenaEnd;
     this.arenaEnd += n;
-    this.storeKey(key, keyAt);
     return keyAt;
   }
 

@@ -23,7 +23,8 @@
 import { join } from 'node:path';
 import { resolveCompaction } from './compaction/swap.js';
 import { hintFile, indexFile, isTemporary, parseName, segmentFile } from './filenames.js';
-import { decodeHint } from './hint.js';
+import { decodeHintBatches, HintBatch } from './hint.js';
+import { hashBytes } from './keydir.js';
 import { MAX_KEY_BYTES } from './limits.js';
 import {
   decodeHeader,
@@ -39,6 +40,13 @@ import { resync, Segment, scanRecords } from './segment.js';
 import { checkSegmentHeader, encodeSegmentHeader, SEGMENT_HEADER_BYTES } from './segment-header.js';
 import { SparseIndex } from './sparse-index.js';
 import type { RecoveryStats, Store } from './store.js';
+
+/**
+ * Hint entries loaded per batch: enough that the keydir table reads of a
+ * batch overlap (Keydir.warm), few enough that what they bring into the CPU
+ * cache is still there when the batch is applied.
+ */
+const HINT_LOAD_BATCH_ENTRIES = 64;
 
 export interface RecoveryResult {
   stats: RecoveryStats;
@@ -108,6 +116,53 @@ export function recover(store: Store): RecoveryResult {
     if ((h.flags & FLAG_TOMBSTONE) !== 0 || (h.expiresAt !== 0 && h.expiresAt <= now)) store.unpoint(key);
     else store.point(key, seg, position, h.valueLength, h.expiresAt);
   };
+
+  /**
+   * `apply` for every entry of a hint, taking the keys as bytes from the hint
+   * buffer (no string per key), a batch at a time: the batch's hashes first,
+   * then its table buckets read together (Keydir.warm), then its entries
+   * applied in order. The live-byte counts move as Store.point/unpoint move
+   * them; the store's sorted key index does not exist yet (the first scan
+   * builds it), so there is nothing to tell it. Returns the hint's problem, if
+   * it has one, before applying anything.
+   */
+  const kd = store.keydir;
+  const segments = store.segments;
+  const batch = new HintBatch(HINT_LOAD_BATCH_ENTRIES);
+  const hashes = new Int32Array(HINT_LOAD_BATCH_ENTRIES);
+  const loadHint = (seg: Segment, buf: Buffer): string | undefined =>
+    decodeHintBatches(buf, seg.baseOffset, batch, (b) => {
+      const n = b.length;
+      for (let j = 0; j < n; j++) hashes[j] = hashBytes(buf, b.keyStart[j]!, b.keyLength[j]!);
+      kd.warm(hashes, n);
+      for (let j = 0; j < n; j++) {
+        const offset = b.offset[j]!;
+        if (offset > seg.lastOffset) seg.lastOffset = offset;
+        const keyLength = b.keyLength[j]!;
+        const expiresAt = b.expiresAt[j]!;
+        if ((b.flags[j]! & FLAG_TOMBSTONE) !== 0 || (expiresAt !== 0 && expiresAt <= now)) {
+          if (kd.deleteBytes(hashes[j]!, buf, b.keyStart[j]!, keyLength)) {
+            segments[kd.prevSegment]!.liveBytes -= recordSize(keyLength, kd.prevValueLength);
+          }
+        } else {
+          const valueLength = b.valueLength[j]!;
+          kd.setBytes(
+            hashes[j]!,
+            buf,
+            b.keyStart[j]!,
+            keyLength,
+            seg.id,
+            b.position[j]!,
+            valueLength,
+            expiresAt,
+          );
+          if (kd.prevSegment >= 0) {
+            segments[kd.prevSegment]!.liveBytes -= recordSize(keyLength, kd.prevValueLength);
+          }
+          seg.liveBytes += recordSize(keyLength, valueLength);
+        }
+      }
+    });
 
   /**
    * A record that failed its checks mid-segment may be its key's latest
@@ -184,12 +239,7 @@ export function recover(store: Store): RecoveryResult {
         const hintName = hintFile(base);
         let problem: string | undefined;
         try {
-          problem = decodeHint(
-            fs.readFile(join(dir, hintName)),
-            base,
-            (key, offset, position, valueLength, expiresAt, flags) =>
-              apply(seg, key, { offset, expiresAt, flags, valueLength }, position),
-          );
+          problem = loadHint(seg, fs.readFile(join(dir, hintName)));
         } catch (err) {
           problem = (err as Error).message;
         }
