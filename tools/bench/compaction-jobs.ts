@@ -36,6 +36,7 @@ import {
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { openStore, type Store } from '../../src/engine/index.js';
+import { StallTrace } from './compaction-trace.js';
 import { keyOf } from './engine-jobs.js';
 
 export const KEY_BYTES = 16;
@@ -380,12 +381,18 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
   fg?.measure(true);
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
+  const trace = process.env.SEGKV_BENCH_TRACE ? new StallTrace() : undefined;
+  trace?.start();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const r = await store.compact();
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   loop.disable();
+  if (trace)
+    process.stderr.write(
+      `${job.rate > 0 ? 'loaded' : 'idle'} ${job.shape.live * 100}% live ${trace.stop()}\n`,
+    );
   // Let the foreground catch up on the pairs that fell due during the swap
   // (synchronous, at the very end): their latency is part of the compaction's.
   await sleep(SETTLE_MS);

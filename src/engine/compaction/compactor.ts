@@ -19,6 +19,7 @@ import type { Store } from '../store.js';
 import { type CompactionChoice, type CompactionPolicyOptions, choose, everything } from './policy.js';
 import { rewrite } from './rewrite.js';
 import { SwapIncomplete, type SwapStep, swap } from './swap.js';
+import { traced } from './trace.js';
 
 export interface CompactionOptions extends CompactionPolicyOptions {
   /** Compact automatically by policy. Default true. */
@@ -196,12 +197,13 @@ export class Compactor {
         }
         throw err;
       }
+      const tAfter = performance.now();
       const bytesOut = fresh.reduce((n, s) => n + s.size, 0);
       const r: CompactionResult = {
         reason: choice.reason,
         segmentsIn: inputs.length,
         segmentsOut: fresh.length,
-        keysKept: result.moves.keys.length,
+        keysKept: result.moves.count,
         bytesRead: result.bytesRead,
         bytesWritten: bytesOut,
         reclaimedBytes: bytesIn - bytesOut,
@@ -217,6 +219,7 @@ export class Compactor {
       this.failuresInARow = 0;
       this.log.info(r, `compaction reclaimed ${r.reclaimedBytes} bytes in ${r.durationMs} ms`);
       store.emit('compaction', { phase: 'done', result: r });
+      traced('compactor.after-swap', tAfter);
       return r;
     } catch (err) {
       this.stats.failures++;

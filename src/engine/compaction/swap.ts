@@ -23,7 +23,13 @@
  *                  inputs once nothing points into them (closed when their last
  *                  reader lets go).
  *   5. done      — unlink `COMPACTION`, fsync the directory.
- * Steps 1–3 run synchronously: no foreground write interleaves with them.
+ * Steps 1–3 are short synchronous pieces with the event loop running between
+ * them (the manifest's fsync runs in the thread pool), so foreground writes
+ * may land from the verify on. That is safe: pending writes are flushed
+ * before the verify, so every later undo restores a location the keydir held
+ * at or after the verify, which is either outside the inputs or a record the
+ * verify vouched for (kept); step 4 moves those by compare-and-set, with a
+ * second pass if an undo happened from step 3 on. Writes that stay win.
  */
 import { join } from 'node:path';
 import { CorruptionError } from '../../errors.js';
@@ -36,11 +42,12 @@ import {
   tempFile,
 } from '../filenames.js';
 import type { Fs } from '../fs.js';
-import { recordSize } from '../record.js';
 import { Segment } from '../segment.js';
 import type { Store } from '../store.js';
+import { fullTurn } from './loop.js';
 import { decodeManifest, encodeManifest, type Manifest } from './manifest.js';
 import type { RewriteResult } from './rewrite.js';
+import { traced } from './trace.js';
 
 /** Named steps of the protocol; a test hook can crash the process at each. */
 export type SwapStep =
@@ -106,6 +113,7 @@ export async function swap(
   const { moves, outputs } = result;
   onStep('outputs-written');
 
+  let t = performance.now();
   // 1. verify
   // The keydir only moves forward (to newer records) except when a refused
   // write is undone. So unless that happened since the rewrite began, every
@@ -115,11 +123,11 @@ export async function swap(
   if (store.rollbacks !== result.rollbacksAtStart) {
     // By the slot the rewrite saw (Keydir.moveSlotIfAt says why that is exact): no key hashing here.
     const movedBytes: number[] = [];
-    for (let i = 0; i < moves.keys.length; i++) {
-      const slot = moves.slots[i]!;
-      const seg = moves.fromSegment[i]!;
-      if (kd.segmentOf(slot) === seg && kd.positionOf(slot) === moves.fromPosition[i]) {
-        movedBytes[seg] = (movedBytes[seg] ?? 0) + recordSize(moves.keys[i]!.length, moves.valueLength[i]!);
+    for (let i = 0; i < moves.count; i++) {
+      const slot = moves.slot(i);
+      const seg = moves.fromSegment(i);
+      if (kd.segmentOf(slot) === seg && kd.positionOf(slot) === moves.fromPosition(i)) {
+        movedBytes[seg] = (movedBytes[seg] ?? 0) + moves.size(i);
       }
     }
     for (const seg of inputs) {
@@ -134,7 +142,9 @@ export async function swap(
         throw new SwapAborted('a deletion the rewrite dropped is needed again (a write was undone)');
     }
   }
+  traced('swap.verify', t);
   onStep('verified');
+  t = performance.now();
 
   // 2. commit
   const manifest: Manifest = {
@@ -148,11 +158,15 @@ export async function swap(
     const fd = fs.open(tmp, 'wx');
     try {
       fs.write(fd, data, 0, data.length, 0);
-      fs.fsyncSync(fd);
+      // In the thread pool (fsyncSync held the loop 1–7 ms): writes and
+      // undone writes meanwhile are safe (see "Steps 1–3" at the top).
+      await fs.fsync(fd);
     } finally {
       fs.close(fd);
     }
+    t = performance.now();
     fs.rename(tmp, join(dir, COMPACTION_MANIFEST));
+    traced('swap.commit-manifest', t);
   } catch (err) {
     // Not committed: the store is as it was, and no half-written manifest is left behind.
     try {
@@ -163,7 +177,9 @@ export async function swap(
     throw err;
   }
   try {
+    t = performance.now();
     fs.fsyncDir(dir);
+    traced('swap.commit-fsyncdir', t);
   } catch (err) {
     // The manifest is in place, durable or not: the outputs must stay, and the
     // next open rolls forward (or, if the rename was lost, back). Never delete them now.
@@ -182,6 +198,7 @@ export async function swap(
   onStep('committed');
 
   try {
+    await fullTurn();
     return await finish(store, inputs, result, manifest, onStep);
   } catch (err) {
     throw new SwapIncomplete(
@@ -192,7 +209,7 @@ export async function swap(
 }
 
 /** Keydir entries moved per event-loop turn in step 4. */
-const MOVES_PER_STEP = 16384;
+const MOVES_PER_STEP = 4096;
 
 async function finish(
   store: Store,
@@ -207,9 +224,17 @@ async function finish(
   const { moves, outputs } = result;
 
   // 3. files
+  let t = performance.now();
+  // Taken before the yields below: an undo from here on gets the second move pass.
+  const rollbacks = store.rollbacks;
   for (const o of outputs) fs.close(o.fd);
+  traced('swap.close-outputs', t);
+  t = performance.now();
   applyManifestFiles(fs, dir, manifest);
+  traced('swap.files', t);
   onStep('files-swapped');
+  await fullTurn();
+  t = performance.now();
 
   // 4. keydir
   const fresh = outputs.map((o) => {
@@ -223,21 +248,14 @@ async function finish(
     return seg;
   });
   store.replaceSegments(inputs, fresh);
+  traced('swap.open-outputs', t);
   const move = (from: number, to: number) => {
     for (let i = from; i < to; i++) {
-      const key = moves.keys[i]!;
-      const out = fresh[moves.toOutput[i]!]!;
-      const size = recordSize(key.length, moves.valueLength[i]!);
-      if (
-        kd.moveSlotIfAt(
-          moves.slots[i]!,
-          moves.fromSegment[i]!,
-          moves.fromPosition[i]!,
-          out.id,
-          moves.toPosition[i]!,
-        )
-      ) {
-        store.segments[moves.fromSegment[i]!]!.liveBytes -= size;
+      const out = fresh[moves.toOutput(i)]!;
+      const fromSegment = moves.fromSegment(i);
+      if (kd.moveSlotIfAt(moves.slot(i), fromSegment, moves.fromPosition(i), out.id, moves.toPosition(i))) {
+        const size = moves.size(i);
+        store.segments[fromSegment]!.liveBytes -= size;
         out.liveBytes += size;
       }
     }
@@ -245,15 +263,17 @@ async function finish(
   // In slices, so the event loop keeps serving (a single pass held it ~50 ms
   // for 900k keys). Meanwhile reads find a key in its input or its output:
   // both are open and hold the same record.
-  const rollbacks = store.rollbacks;
-  const n = moves.keys.length;
+  const n = moves.count;
   for (let i = 0; i < n; i += MOVES_PER_STEP) {
+    t = performance.now();
     move(i, Math.min(n, i + MOVES_PER_STEP));
-    if (i + MOVES_PER_STEP < n) await new Promise((resolve) => setImmediate(resolve));
+    traced('swap.move-slice', t);
+    await fullTurn();
   }
   // An undone write restores the location the key had when it was written:
   // possibly an input record this pass had not moved yet (and that the rewrite
   // kept, since it was live). One more pass moves those.
+  t = performance.now();
   store.flushPending();
   if (store.rollbacks !== rollbacks) move(0, n);
   const stranded = inputs.filter((s) => s.liveBytes !== 0);
@@ -264,11 +284,14 @@ async function finish(
     );
   }
   store.retireSegments(inputs);
+  traced('swap.retire', t);
   onStep('keydir-swapped');
 
   // 5. done
+  t = performance.now();
   fs.unlink(join(dir, COMPACTION_MANIFEST));
   fs.fsyncDir(dir);
+  traced('swap.done', t);
   onStep('done');
   return fresh;
 }

@@ -1,0 +1,109 @@
+/**
+ * Stall attribution for `bench:compaction` (SEGKV_BENCH_TRACE=1): while a
+ * compaction runs, records
+ *   - event-loop gaps: a 1 ms interval timer that fires late by > GAP_MS;
+ *   - GC pauses (PerformanceObserver 'gc');
+ *   - synchronous sections the engine reports through the trace hook
+ *     (globalThis.__segkvTrace, set only here; see compaction/trace.ts);
+ * then prints, on stderr, which sections and GCs overlap the gaps.
+ */
+import { PerformanceObserver } from 'node:perf_hooks';
+
+/** A gap longer than this (ms) counts as a stall: the 1 ms timer fired this much late. */
+const GAP_MS = 2;
+
+interface Span {
+  label: string;
+  start: number;
+  ms: number;
+}
+
+export class StallTrace {
+  private readonly sections: Span[] = [];
+  private readonly gcs: Span[] = [];
+  private readonly gaps: Span[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private obs: PerformanceObserver | undefined;
+
+  start(): void {
+    (globalThis as { __segkvTrace?: (label: string, start: number) => void }).__segkvTrace = (
+      label,
+      start,
+    ) => {
+      this.sections.push({ label, start, ms: performance.now() - start });
+    };
+    const kinds: Record<number, string> = {
+      1: 'gc.minor',
+      4: 'gc.major',
+      8: 'gc.incremental',
+      16: 'gc.weakcb',
+    };
+    this.obs = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0;
+        this.gcs.push({ label: kinds[kind] ?? `gc.${kind}`, start: e.startTime, ms: e.duration });
+      }
+    });
+    this.obs.observe({ entryTypes: ['gc'] });
+    let last = performance.now();
+    this.timer = setInterval(() => {
+      const now = performance.now();
+      if (now - last > 1 + GAP_MS) this.gaps.push({ label: 'gap', start: last, ms: now - last });
+      last = now;
+    }, 1);
+  }
+
+  stop(): string {
+    if (this.timer) clearInterval(this.timer);
+    this.obs?.disconnect();
+    (globalThis as { __segkvTrace?: unknown }).__segkvTrace = undefined;
+    return this.report();
+  }
+
+  private report(): string {
+    const lines: string[] = [];
+    const all = [...this.sections, ...this.gcs];
+    const byLabel = new Map<
+      string,
+      { n: number; total: number; max: number; over2: number; inGaps: number }
+    >();
+    for (const s of all) {
+      const b = byLabel.get(s.label) ?? { n: 0, total: 0, max: 0, over2: 0, inGaps: 0 };
+      b.n++;
+      b.total += s.ms;
+      b.max = Math.max(b.max, s.ms);
+      if (s.ms > 2) b.over2++;
+      byLabel.set(s.label, b);
+    }
+    let gapTotal = 0;
+    for (const g of this.gaps) {
+      gapTotal += g.ms;
+      for (const s of all) {
+        const o = Math.min(g.start + g.ms, s.start + s.ms) - Math.max(g.start, s.start);
+        if (o > 0) byLabel.get(s.label)!.inGaps += o;
+      }
+    }
+    const f = (x: number) => x.toFixed(2).padStart(9);
+    lines.push(
+      `stall trace: ${this.gaps.length} gaps > ${GAP_MS} ms late, ${gapTotal.toFixed(1)} ms in all, longest ${Math.max(0, ...this.gaps.map((g) => g.ms)).toFixed(1)} ms`,
+    );
+    lines.push(`  ${'section'.padEnd(28)}  count   total ms    max ms  >2ms  ms inside gaps`);
+    for (const [label, b] of [...byLabel].sort((a, b) => b[1].inGaps - a[1].inGaps)) {
+      lines.push(
+        `  ${label.padEnd(28)} ${String(b.n).padStart(6)} ${f(b.total)} ${f(b.max)} ${String(b.over2).padStart(5)} ${f(b.inGaps)}`,
+      );
+    }
+    lines.push('  longest gaps, with what overlaps them (ms):');
+    for (const g of [...this.gaps].sort((a, b) => b.ms - a.ms).slice(0, 12)) {
+      const parts: string[] = [];
+      for (const s of all) {
+        const o = Math.min(g.start + g.ms, s.start + s.ms) - Math.max(g.start, s.start);
+        if (o > 0.2) parts.push(`${s.label} ${o.toFixed(1)}`);
+      }
+      lines.push(
+        `    ${g.ms.toFixed(1).padStart(6)} at ${g.start.toFixed(0)}: ${parts.join(', ') || '(nothing traced)'}`,
+      );
+    }
+    return lines.join('\n');
+  }
+}
