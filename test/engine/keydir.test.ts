@@ -2,11 +2,13 @@
  * The keydir's hash table and key arena against a Map model: random
  * set/delete/moveIfAt sequences with keys of every length (so freed slots are
  * reused with shorter and longer keys), past several table doublings, and
- * enough deletes of long keys to force the arena to be repacked.
+ * enough deletes of long keys to force the arena to be repacked. The byte
+ * methods of the hint loader (setBytes/deleteBytes) against the same model,
+ * mixed with the string methods on one keydir.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Keydir } from '../../src/engine/keydir.js';
+import { hashBytes, Keydir } from '../../src/engine/keydir.js';
 import { KEYDIR_ARENA_CHUNK_BYTES } from '../../src/engine/limits.js';
 
 interface Loc {
@@ -114,5 +116,119 @@ describe('keydir', () => {
     kd.clear();
     expect(kd.size).toBe(0);
     expect(kd.slot('key0000000000000')).toBe(-1);
+  });
+});
+
+/** `pairs` pairs of distinct keys whose hashBytes hashes are equal (found by the birthday bound). */
+function collidingPairs(pairs: number): [string, string][] {
+  const seen = new Map<number, string>();
+  const out: [string, string][] = [];
+  for (let i = 0; out.length < pairs; i++) {
+    const k = `c${String(i).padStart(7, '0')}`; // one length: only the bytes tell them apart
+    const h = hashBytes(Buffer.from(k, 'latin1'), 0, k.length);
+    const other = seen.get(h);
+    if (other === undefined) seen.set(h, k);
+    else out.push([other, k]);
+  }
+  return out;
+}
+
+describe('keydir byte methods (the hint loader)', () => {
+  const collisions = collidingPairs(4);
+  /** Keys as the engine holds them: the latin1 form of their UTF-8 bytes. */
+  const internal = (s: string) => Buffer.from(s, 'utf8').toString('latin1');
+  const bkey = fc.oneof(
+    fc.integer({ min: 0, max: 200 }).map((i) => `k${i}`),
+    fc.constantFrom(...collisions.flat()),
+    fc.constantFrom('é', 'ключ', '鍵', '🔑', 'naïve-café', '日本語のキー').map(internal),
+    fc.integer({ min: 0, max: 30 }).map((i) => internal(`long-${'€'.repeat(i * 3)}-${i}`)), // 8..280 bytes
+    fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }).map(internal),
+  );
+  const bop = fc.oneof(
+    fc.record({
+      t: fc.constant('set' as const),
+      bytes: fc.boolean(),
+      k: bkey,
+      segment: fc.integer({ min: 0, max: 65534 }),
+      position: fc.nat(),
+      valueLength: fc.integer({ min: 0, max: 0x7fffffff }),
+      expiresAt: fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 1, max: 2 ** 45 })),
+      pad: fc.nat({ max: 40 }),
+    }),
+    fc.record({ t: fc.constant('del' as const), bytes: fc.boolean(), k: bkey, pad: fc.nat({ max: 40 }) }),
+  );
+  /** The key's bytes at `pad` inside a buffer with other bytes around them. */
+  const inBuffer = (k: string, pad: number) =>
+    Buffer.concat([Buffer.alloc(pad, 0xab), Buffer.from(k, 'latin1'), Buffer.alloc(7, 0xcd)]);
+
+  it('finds real hash collisions to test with', () => {
+    for (const [a, b] of collisions) {
+      expect(a).not.toBe(b);
+      expect(hashBytes(Buffer.from(a, 'latin1'), 0, a.length)).toBe(
+        hashBytes(Buffer.from(b, 'latin1'), 0, b.length),
+      );
+    }
+  });
+
+  it('agrees with the string methods and a Map model, prev* included', () => {
+    fc.assert(
+      fc.property(fc.array(bop, { minLength: 1, maxLength: 3000 }), (ops) => {
+        const kd = new Keydir(); // byte and string methods mixed
+        const viaStrings = new Keydir(); // string methods only
+        const model = new Map<string, Loc>();
+        for (const o of ops) {
+          const before = model.get(o.k);
+          const buf = inBuffer(o.k, o.pad);
+          const h = hashBytes(buf, o.pad, o.k.length);
+          if (o.t === 'set') {
+            const loc = {
+              segment: o.segment,
+              position: o.position,
+              valueLength: o.valueLength,
+              expiresAt: o.expiresAt,
+            };
+            if (o.bytes)
+              kd.setBytes(h, buf, o.pad, o.k.length, o.segment, o.position, o.valueLength, o.expiresAt);
+            else kd.set(o.k, o.segment, o.position, o.valueLength, o.expiresAt);
+            viaStrings.set(o.k, o.segment, o.position, o.valueLength, o.expiresAt);
+            expect(kd.prevSegment).toBe(before?.segment ?? -1);
+            if (before) {
+              expect([kd.prevPosition, kd.prevValueLength, kd.prevExpiresAt]).toEqual([
+                before.position,
+                before.valueLength,
+                before.expiresAt,
+              ]);
+            }
+            model.set(o.k, loc);
+          } else {
+            const had = o.bytes ? kd.deleteBytes(h, buf, o.pad, o.k.length) : kd.delete(o.k);
+            expect(had).toBe(before !== undefined);
+            if (o.bytes && before) {
+              expect([kd.prevSegment, kd.prevPosition, kd.prevValueLength, kd.prevExpiresAt]).toEqual([
+                before.segment,
+                before.position,
+                before.valueLength,
+                before.expiresAt,
+              ]);
+            }
+            viaStrings.delete(o.k);
+            model.delete(o.k);
+          }
+          expect(kd.slot(o.k) >= 0).toBe(model.has(o.k));
+        }
+        agree(kd, model);
+        agree(viaStrings, model);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('warm changes nothing, whatever the hashes', () => {
+    const kd = new Keydir();
+    const buf = Buffer.from('abcdefgh', 'latin1');
+    kd.setBytes(hashBytes(buf, 0, 8), buf, 0, 8, 1, 2, 3, 0);
+    kd.warm(new Int32Array([0, -1, 0x7fffffff, -0x80000000, 12345]), 5);
+    expect(kd.get('abcdefgh')).toEqual({ segment: 1, position: 2, valueLength: 3, expiresAt: 0 });
+    expect(kd.size).toBe(1);
   });
 });
