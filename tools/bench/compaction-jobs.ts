@@ -158,8 +158,10 @@ export interface CompactResult {
   loopMaxMs: number;
   /** 99th percentile of event-loop delay while store.compact() ran, ms. */
   loopP99Ms: number;
-  /** The swap (verify, commit, rename, keydir): synchronous on the event loop, ms. */
+  /** Wall time of the swap (verify, commit, rename, keydir), ms: short synchronous pieces with the event loop running between them. */
   swapMs: number;
+  /** Longest event-loop stall during the swap (perf_hooks, 1 ms resolution), ms. */
+  swapLoopMaxMs: number;
   /** From the last input byte read to the outputs being written and fsynced (the swap's start), ms. */
   finishMs: number;
   before: StoreFigures;
@@ -362,9 +364,15 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
   let swapFrom = 0;
   let swapMs = 0;
   let readDone = 0;
+  const swapLoop = monitorEventLoopDelay({ resolution: 1 });
   const onStep = (step: string) => {
-    if (step === 'outputs-written') swapFrom = performance.now();
-    else if (step === 'done') swapMs = performance.now() - swapFrom;
+    if (step === 'outputs-written') {
+      swapFrom = performance.now();
+      swapLoop.enable();
+    } else if (step === 'done') {
+      swapMs = performance.now() - swapFrom;
+      swapLoop.disable();
+    }
   };
   const store = await openStore(job.dir, storeOptions(job.maxSegmentBytes, onStep));
   await store.settleBackground();
@@ -415,6 +423,7 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
     loopMaxMs: loop.max / 1e6,
     loopP99Ms: loop.percentile(99) / 1e6,
     swapMs,
+    swapLoopMaxMs: swapLoop.max / 1e6,
     finishMs: swapFrom - readDone,
     before,
     after,
@@ -434,9 +443,12 @@ async function runForeground(job: Extract<Job, { kind: 'foreground' }>): Promise
   fg.start();
   await sleep(job.warmupMs);
   fg.measure(true);
+  const trace = process.env.SEGKV_BENCH_TRACE ? new StallTrace() : undefined;
+  trace?.start();
   const t0 = performance.now();
   await sleep(job.ms);
   const ms = performance.now() - t0;
+  if (trace) process.stderr.write(`baseline ${job.shape.live * 100}% live ${trace.stop()}\n`);
   await sleep(SETTLE_MS);
   await fg.stop();
   await store.close();

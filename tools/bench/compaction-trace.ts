@@ -24,8 +24,12 @@ export class StallTrace {
   private readonly gaps: Span[] = [];
   private timer: NodeJS.Timeout | undefined;
   private obs: PerformanceObserver | undefined;
+  private usage0: NodeJS.ResourceUsage | undefined;
+  private t0 = 0;
 
   start(): void {
+    this.usage0 = process.resourceUsage();
+    this.t0 = performance.now();
     (globalThis as { __segkvTrace?: (label: string, start: number) => void }).__segkvTrace = (
       label,
       start,
@@ -54,14 +58,20 @@ export class StallTrace {
   }
 
   stop(): string {
+    const u = process.resourceUsage();
+    const u0 = this.usage0!;
+    const ms = performance.now() - this.t0;
+    this.cpu = `${ms.toFixed(0)} ms: CPU user ${((u.userCPUTime - u0.userCPUTime) / 1000).toFixed(0)} ms, system ${((u.systemCPUTime - u0.systemCPUTime) / 1000).toFixed(0)} ms; involuntary context switches ${u.involuntaryContextSwitches - u0.involuntaryContextSwitches}, voluntary ${u.voluntaryContextSwitches - u0.voluntaryContextSwitches}`;
     if (this.timer) clearInterval(this.timer);
     this.obs?.disconnect();
     (globalThis as { __segkvTrace?: unknown }).__segkvTrace = undefined;
     return this.report();
   }
 
+  private cpu = '';
+
   private report(): string {
-    const lines: string[] = [];
+    const lines: string[] = [this.cpu];
     const all = [...this.sections, ...this.gcs];
     const byLabel = new Map<
       string,

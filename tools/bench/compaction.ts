@@ -72,6 +72,10 @@ const HELP = `usage: npm run bench:compaction -- [options]
   --out FILE            JSON results path (default tools/bench/results/compaction-<date>.json)
   --no-json             do not write the JSON file
   --help                this text
+
+  SEGKV_BENCH_TRACE=1   print on stderr, for each compaction and baseline, the
+                        event-loop stalls and which engine sections and GCs
+                        overlap them (compaction-trace.ts)
 `;
 
 interface Config {
@@ -360,7 +364,7 @@ async function main(): Promise<void> {
       res.idle.push(idle);
       log(
         `${pct}% live: compaction ${fmt(idle.wallMs)} ms (${fmt(idle.bytesRead / MB / (idle.durationMs / 1000))} MB/s, ` +
-          `CPU ${fmt(idle.cpuMs)} ms, swap ${fmt(idle.swapMs)} ms), ` +
+          `CPU ${fmt(idle.cpuMs)} ms, swap ${fmt(idle.swapMs)} ms, longest loop stall ${fmt(idle.loopMaxMs)} ms), ` +
           `${fmt(idle.before.dirBytes / MB)} -> ${fmt(idle.after.dirBytes / MB)} MB`,
       );
       const dir2 = root.dir(`loaded-${pct}`);
@@ -433,9 +437,24 @@ async function main(): Promise<void> {
         samples: s.idle.map((r) => r.finishMs),
       },
       {
-        name: `${p}: swap (event loop held)`,
+        name: `${p}: swap wall time`,
         unit: 'ms',
         samples: s.idle.map((r) => r.swapMs),
+      },
+      {
+        name: `${p}: longest event-loop stall in the swap`,
+        unit: 'ms',
+        samples: s.idle.map((r) => r.swapLoopMaxMs),
+      },
+      {
+        name: `${p}: longest event-loop stall, idle`,
+        unit: 'ms',
+        samples: s.idle.map((r) => r.loopMaxMs),
+      },
+      {
+        name: `${p}: longest event-loop stall under load`,
+        unit: 'ms',
+        samples: s.loaded.map((r) => r.loopMaxMs),
       },
       {
         name: `${p}: compaction throughput`,

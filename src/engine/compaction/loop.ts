@@ -13,8 +13,3 @@
 export function fullTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
 }
-
-/** Resolves at the next check phase: a yield when called from a check-phase continuation (the rewrite's steps). */
-export function nextImmediate(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
