@@ -322,6 +322,24 @@ add(
   ],
 );
 add(
+  'EXPIRE and PERSIST an existing key',
+  ['EXPIRE', 'PERSIST', 'TTL'],
+  ['INVALID_ARGUMENT'],
+  [],
+  [
+    { req: [1, 'SET', 'k', bin('v')], res: [1, true] },
+    { req: [2, 'EXPIRE', 'k', 600000], res: [2, true] },
+    { req: [3, 'PERSIST', 'k'], res: [3, true] },
+    { req: [4, 'TTL', 'k'], res: [4, -1] },
+    { req: [5, 'PERSIST', 'k'], res: [5, false] },
+    { req: [6, 'EXPIRE', 'missing', 1000], res: [6, false] },
+    {
+      req: [7, 'EXPIRE', 'k', 0],
+      res: err(7, 'INVALID_ARGUMENT', 'ttlMs must be a positive integer number of ms, got 0'),
+    },
+  ],
+);
+add(
   'SCAN by prefix, page by page',
   ['SCAN'],
   [],

@@ -70,6 +70,12 @@ function expectNumber(raw: unknown): number {
   return raw;
 }
 
+function expectBoolean(raw: unknown): boolean {
+  if (typeof raw !== 'boolean')
+    throw new KvError('PROTOCOL_ERROR', `expected a bool from the server, got ${typeof raw}`);
+  return raw;
+}
+
 function keyList(keys: Key | readonly Key[]): readonly Key[] {
   return typeof keys === 'string' || keys instanceof Uint8Array ? [keys] : keys;
 }
@@ -547,6 +553,16 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
   /** Remaining time to live in ms; -1 without expiry, -2 if the key does not exist. */
   ttl(key: Key): Promise<number> {
     return this.issue('TTL', [key], expectNumber);
+  }
+
+  /** Makes an existing key expire `ttlMs` ms from now; resolves false if it does not exist. */
+  expire(key: Key, ttlMs: number): Promise<boolean> {
+    return this.issue('EXPIRE', [key, ttlMs], expectBoolean);
+  }
+
+  /** Removes a key's expiry; resolves false if it does not exist or has none. */
+  persist(key: Key): Promise<boolean> {
+    return this.issue('PERSIST', [key], expectBoolean);
   }
 
   /**

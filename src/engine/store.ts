@@ -553,6 +553,34 @@ export class Store extends EventEmitter {
     }
   }
 
+  /**
+   * Sets the expiry of an existing key to `ttlMs` from now, or clears it
+   * with `null` (Redis PEXPIRE / PERSIST). Resolves whether the key existed
+   * (clearing: existed with an expiry); otherwise writes nothing. The record
+   * is rewritten with the same value and the new expiry: the log has no
+   * metadata-only record, so this costs a write of the value.
+   */
+  expire(key: Key, ttlMs: number | null): Promise<boolean> {
+    try {
+      this.checkWritable();
+      const k = toInternalKey(key);
+      const expiresAt = ttlMs === null ? 0 : this.expiresAtFor(ttlMs);
+      const slot = this.liveSlot(k);
+      if (slot < 0 || (ttlMs === null && this.keydir.expiresAtOf(slot, k) === 0)) {
+        return this.ack().then(() => false); // as durable as a write (see delete)
+      }
+      const v = this.valueAt(k, slot);
+      this.makeRoom(recordSize(k.length, v.length));
+      const position = this.append(k, v, expiresAt, 0);
+      this.point(k, this.active, position, v.length, expiresAt);
+      this.recordUndoOfPoint(k);
+      this.cache?.delete(k);
+      return this.ack().then(() => true);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
   /** Deletes `key`; resolves whether it existed. A tombstone is written only if it did. */
   delete(key: Key): Promise<boolean> {
     try {
@@ -647,7 +675,7 @@ export class Store extends EventEmitter {
     if (slot < 0) return -1;
     const expiresAt = kd.expiresAtOf(slot, k);
     if (expiresAt !== 0 && expiresAt <= this.options.clock.now()) {
-      this.expire(k);
+      this.dropExpired(k);
       return -1;
     }
     return slot;
@@ -655,14 +683,14 @@ export class Store extends EventEmitter {
 
   /** @internal Removes an expired key (the compactor found its record expired). */
   expireKey(k: string): void {
-    this.expire(k);
+    this.dropExpired(k);
   }
 
   /**
    * An expired key leaves the keydir without a tombstone: its record carries
    * the expiry, so recovery and compaction see it expired too.
    */
-  private expire(k: string): void {
+  private dropExpired(k: string): void {
     this.unpoint(k);
     this.cache?.delete(k);
   }
@@ -677,6 +705,11 @@ export class Store extends EventEmitter {
     const k = toInternalKey(key);
     const slot = this.liveSlot(k);
     if (slot < 0) return undefined;
+    return this.valueAt(k, slot);
+  }
+
+  /** The value of internal key `k` at keydir `slot` (live): the cache, else one positioned read. */
+  private valueAt(k: string, slot: number): Buffer {
     const cache = this.cache;
     if (cache) {
       const hit = cache.get(k);
@@ -803,7 +836,7 @@ export class Store extends EventEmitter {
         return;
       }
       const [k, expiresAt] = next.value;
-      if (expiresAt <= now) this.expire(k);
+      if (expiresAt <= now) this.dropExpired(k);
     }
   }
 

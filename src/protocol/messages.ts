@@ -23,6 +23,8 @@ export const COMMAND_NAMES = [
   'EXISTS',
   'INCR',
   'TTL',
+  'EXPIRE',
+  'PERSIST',
   'SCAN',
   'DBSIZE',
   'INFO',

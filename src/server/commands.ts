@@ -287,6 +287,23 @@ const SPECS: Record<CommandName, CommandSpec> = {
     maxArgs: 1,
     run: (s, req) => s.store.ttl(key(req, 2, 'TTL')),
   },
+  EXPIRE: {
+    usage: 'key ms',
+    minArgs: 2,
+    maxArgs: 2,
+    run: (s, req) => {
+      const k = key(req, 2, 'EXPIRE');
+      const ms = req[3];
+      if (typeof ms !== 'number') throw new KvError('WRONG_ARGS', 'EXPIRE: ms must be an integer');
+      return s.store.expire(k, ms);
+    },
+  },
+  PERSIST: {
+    usage: 'key',
+    minArgs: 1,
+    maxArgs: 1,
+    run: (s, req) => s.store.expire(key(req, 2, 'PERSIST'), null),
+  },
   SCAN: {
     usage: '[{prefix, start, end, cursor, count, raw}]',
     minArgs: 0,

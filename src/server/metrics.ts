@@ -47,6 +47,8 @@ export function keyCount(name: CommandName, req: readonly unknown[]): number {
     case 'SET':
     case 'INCR':
     case 'TTL':
+    case 'EXPIRE':
+    case 'PERSIST':
       return 1;
     case 'DEL':
     case 'MGET':

@@ -42,6 +42,23 @@ describe('one-shot commands', () => {
     expect(ttl).toBeLessThanOrEqual(60_000);
   });
 
+  it('EXPIRE takes seconds and PEXPIRE milliseconds, as in redis-cli; PERSIST and PTTL', () => {
+    cli([...p, 'set', 'exp', 'v']);
+    expect(cli([...p, 'expire', 'exp', '100']).stdout).toBe('(integer) 1\n');
+    const ttl = Number(/\(integer\) (\d+)/.exec(cli([...p, 'pttl', 'exp']).stdout)?.[1]);
+    expect(ttl).toBeGreaterThan(90_000);
+    expect(ttl).toBeLessThanOrEqual(100_000);
+    expect(cli([...p, 'pexpire', 'exp', '5000']).stdout).toBe('(integer) 1\n');
+    expect(Number(/\d+/.exec(cli([...p, 'ttl', 'exp']).stdout)?.[0])).toBeLessThanOrEqual(5000);
+    expect(cli([...p, 'persist', 'exp']).stdout).toBe('(integer) 1\n');
+    expect(cli([...p, 'ttl', 'exp']).stdout).toBe('(integer) -1\n');
+    expect(cli([...p, 'persist', 'exp']).stdout).toBe('(integer) 0\n');
+    expect(cli([...p, 'expire', 'exp-missing', '10']).stdout).toBe('(integer) 0\n');
+    expect(cli([...p, 'expire', 'exp', 'soon']).stderr).toMatch(
+      /^\(error\) WRONG_ARGS EXPIRE: seconds must be an integer/,
+    );
+  });
+
   it('--raw prints bare values for scripts, --json one JSON value', () => {
     cli([...p, 'set', 'bin', 'x']);
     expect(cli(['--raw', ...p, 'get', 'a']).stdout).toBe('1\n');

@@ -83,6 +83,23 @@ describe('client SDK against kv-server', () => {
     expect(await client.get(bkey)).toBe('binary key');
   });
 
+  it('expire and persist an existing key; absent keys say false', async () => {
+    await client.set('exp', 'kept');
+    expect(await client.expire('exp', 60_000)).toBe(true);
+    expect(await client.ttl('exp')).toBeGreaterThan(50_000);
+    expect(await client.get('exp')).toBe('kept');
+    expect(await client.persist('exp')).toBe(true);
+    expect(await client.ttl('exp')).toBe(-1);
+    expect(await client.persist('exp')).toBe(false);
+    expect(await client.expire('exp-missing', 1000)).toBe(false);
+    expect(await client.persist('exp-missing')).toBe(false);
+    expect(await code(client.expire('exp', 0))).toBe('INVALID_ARGUMENT');
+    expect(await code(client.expire('exp', 'soon' as unknown as number))).toBe('WRONG_ARGS');
+    expect(await client.expire('exp', 30)).toBe(true);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(await client.get('exp')).toBeUndefined();
+  });
+
   it('scan pages and the keys() iterator', async () => {
     const keys = Array.from({ length: 25 }, (_, i) => `scan:${String(i).padStart(2, '0')}`);
     await client.mset(Object.fromEntries(keys.map((k) => [k, 'v'])));

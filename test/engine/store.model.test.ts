@@ -2,7 +2,8 @@
  * Model-based test (Bitcask's state-machine property test, pogreb's model
  * tests): random sequences of set (plain, NX, XX, with TTL), delete, atomic
  * batches, bursts of writes in one tick, clock advances and close/reopen, on
- * tiny segments so rotation, sealing and hints happen all the time. After
+ * tiny segments so rotation, sealing and hints happen all the time, and
+ * expire/persist of existing keys. After
  * every step the store must agree with a Map: get/getSync, has, ttl, a full
  * scan in byte order through cursors with small pages, key count and live
  * bytes.
@@ -21,6 +22,7 @@ type BatchMember = { type: 'set'; key: string; value: string; ttlMs?: number } |
 type Op =
   | { t: 'set'; key: string; value: string; ttlMs?: number; mode: SetMode }
   | { t: 'del'; key: string }
+  | { t: 'expire'; key: string; ttlMs: number | null }
   | { t: 'batch'; ops: BatchMember[] }
   | { t: 'burst'; sets: { key: string; value: string }[] }
   | { t: 'advance'; ms: number }
@@ -49,6 +51,12 @@ const op: fc.Arbitrary<Op> = fc.oneof(
       .map(({ ttlMs, ...o }) => withTtl({ t: 'set' as const, ...o }, ttlMs)),
   },
   { weight: 3, arbitrary: key.map((k) => ({ t: 'del' as const, key: k })) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .record({ key, ttlMs: fc.option(fc.integer({ min: 1, max: 3000 }), { nil: null }) })
+      .map((o) => ({ t: 'expire' as const, ...o })),
+  },
   {
     weight: 2,
     arbitrary: fc
@@ -177,6 +185,13 @@ async function run(ops: Op[], options: StoreOptions, pageSize: number): Promise<
           const existed = model.live(o.key) !== undefined;
           expect(await store.delete(o.key), step).toBe(existed);
           model.map.delete(o.key);
+          break;
+        }
+        case 'expire': {
+          const e = model.live(o.key);
+          const write = e !== undefined && (o.ttlMs !== null || e.expiresAt !== 0);
+          expect(await store.expire(o.key, o.ttlMs), step).toBe(write);
+          if (e && write) e.expiresAt = o.ttlMs === null ? 0 : clock.now() + o.ttlMs;
           break;
         }
         case 'batch': {
