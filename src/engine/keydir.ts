@@ -16,7 +16,9 @@
  * Expiry lives in a side Map only for keys that have one.
  *
  * Keys are the latin1 form of the key bytes: one byte per char, and
- * key.length is the key's byte length (keys.ts).
+ * key.length is the key's byte length (keys.ts). The hint loader passes keys
+ * as bytes instead (setBytes/deleteBytes, hashed by hashBytes to the same
+ * value), so a restart builds no string per key.
  *
  * A freed slot keeps its arena bytes; the next key that fits reuses them
  * (always, with fixed-size keys). Arena bytes freed for good are counted and

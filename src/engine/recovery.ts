@@ -136,7 +136,7 @@ export function recover(store: Store): RecoveryResult {
     const fd = fs.open(path, 'r');
     try {
       const size = fs.size(fd);
-      if (size > hintBuf.length) hintBuf = Buffer.allocUnsafeSlow(Math.max(size, 2 * hintBuf.length));
+      if (size > hintBuf.length) hintBuf = Buffer.allocUnsafeSlow(size);
       let got = 0;
       while (got < size) {
         const n = fs.read(fd, hintBuf, got, size - got, got);
