@@ -15,8 +15,9 @@
  *               BGREWRITEAOF timed to completion; AOF size before/after
  *
  * segkv work runs in fresh child processes (compaction-child.ts), repeated
- * --repeat times on hard-linked working copies of one loaded data set; the
- * table shows medians with min..max. The OS page cache stays warm (dropping
+ * --repeat times on working copies of one loaded data set (segments copied,
+ * or hard-linked with --link; compaction-jobs.ts workingCopy); the table
+ * shows medians with min..max. The OS page cache stays warm (dropping
  * it would hit other users of the machine): the compactor reads its inputs
  * from memory, as Redis's rewrite reads its data set from memory.
  */
@@ -65,6 +66,10 @@ const HELP = `usage: npm run bench:compaction -- [options]
   --disk-bytes SIZE     bytes of the sequential-write measurement (default 512m)
   --rate N              foreground pairs (1 get + 1 set) per second (default 2000)
   --warmup-ms N         foreground load before measuring (default 500)
+  --link                hard-link the data set's sealed segments into each
+                        compaction's working copy instead of copying them:
+                        faster, but freeing the compacted-away files then
+                        costs nothing, unlike on a real store
   --no-redis            skip the Redis peer
   --redis PATH          redis-server binary (default: the one on PATH)
   --install-redis       apt-get install redis-server if it is missing
@@ -86,6 +91,7 @@ interface Config {
   diskBytes: number;
   rate: number;
   warmupMs: number;
+  link: boolean;
   redis: boolean;
   redisPath: string | undefined;
   installRedis: boolean;
@@ -110,6 +116,7 @@ function parseArgs(argv: string[]): Config {
     diskBytes: 512 * 1024 ** 2,
     rate: 2000,
     warmupMs: 500,
+    link: false,
     redis: true,
     redisPath: undefined,
     installRedis: false,
@@ -151,6 +158,9 @@ function parseArgs(argv: string[]): Config {
       case '--warmup-ms':
         c.warmupMs = intOption(a, v, 0);
         return 1;
+      case '--link':
+        c.link = true;
+        return 0;
       case '--no-redis':
         c.redis = false;
         return 0;
@@ -356,7 +366,7 @@ async function main(): Promise<void> {
       loaded: [],
       baseline: [],
     };
-    const common = { master, shape, maxSegmentBytes: cfg.segmentBytes };
+    const common = { master, shape, maxSegmentBytes: cfg.segmentBytes, link: cfg.link };
     for (let r = 0; r < cfg.repeat; r++) {
       const dir1 = root.dir(`idle-${pct}`);
       const idle = await job<CompactResult>({ kind: 'compact', dir: dir1, ...common, rate: 0, warmupMs: 0 });

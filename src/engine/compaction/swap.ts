@@ -46,6 +46,7 @@ import { Segment } from '../segment.js';
 import type { Store } from '../store.js';
 import { fullTurn } from './loop.js';
 import { decodeManifest, encodeManifest, type Manifest } from './manifest.js';
+import type { Reaper } from './reaper.js';
 import type { RewriteResult } from './rewrite.js';
 import { traced } from './trace.js';
 
@@ -106,6 +107,7 @@ export async function swap(
   inputs: readonly Segment[],
   result: RewriteResult,
   onStep: (step: SwapStep) => void,
+  reaper: Reaper,
 ): Promise<Segment[]> {
   const { fs } = store.options;
   const dir = store.dir;
@@ -199,7 +201,7 @@ export async function swap(
 
   try {
     await fullTurn();
-    return await finish(store, inputs, result, manifest, onStep);
+    return await finish(store, inputs, result, manifest, onStep, reaper);
   } catch (err) {
     throw new SwapIncomplete(
       `the compaction committed but could not finish its swap (${(err as Error).message}); restart to complete it`,
@@ -224,6 +226,7 @@ async function finish(
   result: RewriteResult,
   manifest: Manifest,
   onStep: (step: SwapStep) => void,
+  reaper: Reaper,
 ): Promise<Segment[]> {
   const { fs } = store.options;
   const dir = store.dir;
@@ -236,6 +239,8 @@ async function finish(
   const rollbacks = store.rollbacks;
   for (const o of outputs) fs.close(o.fd);
   traced('swap.close-outputs', t);
+  // Held open so their blocks are freed step by step after their close, not all at once by it.
+  for (const seg of inputs) reaper.hold(seg);
   t = performance.now();
   applyManifestFiles(fs, dir, manifest);
   traced('swap.files', t);
@@ -295,7 +300,7 @@ async function finish(
       `keydir entries still point into ${stranded.map((s) => s.name).join(', ')} after the swap`,
     );
   }
-  store.retireSegments(inputs);
+  reaper.retire(store, inputs);
   traced('swap.retire', t);
   onStep('keydir-swapped');
 
