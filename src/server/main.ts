@@ -85,10 +85,10 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const stats = store.stats();
+  // The engine logged the recovery's figures; this says which directory they are about.
   log.info(
-    { dir: config.dir, keys: stats.keys, segments: stats.segments.length, recovery: stats.recovery },
-    'recovered',
+    { dir: config.dir, keys: store.size, segments: store.stats().segments.length },
+    'data directory open',
   );
 
   const server = new KvServer(

@@ -268,16 +268,20 @@ const TABLE: CliCommand[] = [
   {
     name: 'TTL',
     params: 'key',
-    summary: 'Time to live in milliseconds (not seconds); -1 without expiry, -2 if the key does not exist.',
+    summary: 'Time to live in seconds (rounded); -1 without expiry, -2 if the key does not exist.',
     group: 'keys',
     minArgs: 1,
     maxArgs: 1,
-    run: async (ctx, [k]) => integer(await ctx.client.ttl(k!)),
+    run: async (ctx, [k]) => {
+      const ms = await ctx.client.ttl(k!);
+      // As Redis rounds: (ms + 500) / 1000, the negative answers passed through.
+      return integer(ms < 0 ? ms : Math.floor((ms + 500) / 1000));
+    },
   },
   {
     name: 'PTTL',
     params: 'key',
-    summary: 'TTL key (the same milliseconds; kept for redis-cli habits).',
+    summary: 'Time to live in milliseconds; -1 without expiry, -2 if the key does not exist.',
     group: 'keys',
     minArgs: 1,
     maxArgs: 1,
