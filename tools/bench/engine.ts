@@ -26,19 +26,20 @@ import { ENGINES, type EngineName, type Mode } from './adapters.js';
 import type { GetsResult, Job, JobResult, RestartResult, SetsResult } from './engine-jobs.js';
 import {
   BENCH_DIST_DIR,
+  benchArgs,
   commandLine,
   fmt,
   formatTable,
   intOption,
   logLine,
   median,
-  parseOptions,
   printTargets,
   runChild as runChildScript,
   runInfo,
   runMain,
   type Target,
   TempRoot,
+  UsageError,
   writeResults,
 } from './lib.js';
 
@@ -75,59 +76,48 @@ interface Config {
 }
 
 function parseArgs(argv: string[]): Config {
-  const c: Config = {
-    keys: 1_000_000,
-    bigKeys: 10_000_000,
-    repeat: 3,
-    concurrency: 256,
-    alwaysConcurrency: 64,
-    maxSeconds: 30,
-    engines: [...ENGINES],
-    only: new Set(['sets', 'gets', 'restart']),
-    bigPeers: false,
-    quick: false,
-    out: undefined,
-    json: true,
-  };
-  if (argv.includes('--quick')) {
-    Object.assign(c, { keys: 50_000, bigKeys: 200_000, repeat: 1, maxSeconds: 5, quick: true });
-  }
-  parseOptions(argv, HELP, c, (a, v) => {
-    switch (a) {
-      case '--keys':
-        c.keys = intOption(a, v, 1000);
-        return 1;
-      case '--big-keys':
-        c.bigKeys = intOption(a, v, 0);
-        return 1;
-      case '--repeat':
-        c.repeat = intOption(a, v, 1);
-        return 1;
-      case '--concurrency':
-        c.concurrency = intOption(a, v, 1);
-        return 1;
-      case '--always-concurrency':
-        c.alwaysConcurrency = intOption(a, v, 1);
-        return 1;
-      case '--max-seconds':
-        c.maxSeconds = intOption(a, v, 1);
-        return 1;
-      case '--engines':
-        c.engines = (v ?? '').split(',') as EngineName[];
-        for (const e of c.engines) if (!ENGINES.includes(e)) throw new Error(`unknown engine ${e}`);
-        if (!c.engines.includes('segkv')) c.engines.unshift('segkv');
-        return 1;
-      case '--only':
-        c.only = new Set((v ?? '').split(','));
-        return 1;
-      case '--big-peers':
-        c.bigPeers = true;
-        return 0;
-      default:
-        return undefined;
-    }
+  const a = benchArgs(argv, HELP, {
+    keys: { type: 'string' },
+    'big-keys': { type: 'string' },
+    repeat: { type: 'string' },
+    concurrency: { type: 'string' },
+    'always-concurrency': { type: 'string' },
+    'max-seconds': { type: 'string' },
+    engines: { type: 'string' },
+    only: { type: 'string' },
+    'big-peers': { type: 'boolean' },
+    quick: { type: 'boolean' },
+    out: { type: 'string' },
+    'no-json': { type: 'boolean' },
   });
-  return c;
+  const quick = a.flag('quick');
+  // --quick sets the sizes; options given with it still win.
+  const int = (name: string, fallback: number, quickValue: number, min: number) => {
+    const v = a.string(name);
+    return v === undefined ? (quick ? quickValue : fallback) : intOption(`--${name}`, v, min);
+  };
+  let engines: EngineName[] = [...ENGINES];
+  const enginesText = a.string('engines');
+  if (enginesText !== undefined) {
+    engines = enginesText.split(',') as EngineName[];
+    for (const e of engines)
+      if (!ENGINES.includes(e)) throw new UsageError(`unknown engine ${e}; see --help`);
+    if (!engines.includes('segkv')) engines.unshift('segkv');
+  }
+  return {
+    keys: int('keys', 1_000_000, 50_000, 1000),
+    bigKeys: int('big-keys', 10_000_000, 200_000, 0),
+    repeat: int('repeat', 3, 1, 1),
+    concurrency: int('concurrency', 256, 256, 1),
+    alwaysConcurrency: int('always-concurrency', 64, 64, 1),
+    maxSeconds: int('max-seconds', 30, 5, 1),
+    engines,
+    only: new Set((a.string('only') ?? 'sets,gets,restart').split(',')),
+    bigPeers: a.flag('big-peers'),
+    quick,
+    out: a.string('out'),
+    json: !a.flag('no-json'),
+  };
 }
 
 // ---- child processes ---------------------------------------------------------

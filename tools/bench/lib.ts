@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 
 /** dist/tools/bench/, where this file and the benchmark scripts run from. */
 export const BENCH_DIST_DIR = dirname(fileURLToPath(import.meta.url));
@@ -150,8 +151,51 @@ export function writeResults(name: string, started: Date, data: unknown, out?: s
 /** An integer option value ≥ `min`, or an error naming the option. */
 export function intOption(name: string, v: string | undefined, min: number): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} needs an integer ≥ ${min}, got ${v}`);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`${name} needs an integer ≥ ${min}, got ${v}`);
   return n;
+}
+
+/** Option specs for benchArgs: node:util parseArgs's, string or boolean. */
+export type BenchOptionSpecs = NonNullable<ParseArgsConfig['options']>;
+
+/** Parsed options: a string option's value (or undefined), a boolean option's presence. */
+export class BenchArgs {
+  constructor(private readonly values: Record<string, string | boolean | (string | boolean)[] | undefined>) {}
+
+  /** The value of string option `name`, or undefined when it was not given. */
+  string(name: string): string | undefined {
+    const v = this.values[name];
+    return typeof v === 'string' ? v : undefined;
+  }
+
+  /** Whether boolean option `name` was given. */
+  flag(name: string): boolean {
+    return this.values[name] === true;
+  }
+}
+
+/**
+ * The command line of a benchmark, parsed by node:util parseArgs (strict, no
+ * positionals) with `--help`/`-h` added: prints `help` and exits on --help,
+ * and turns parseArgs's errors into one line that points at --help.
+ */
+export function benchArgs(argv: readonly string[], help: string, options: BenchOptionSpecs): BenchArgs {
+  let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message.split('. ')[0]}; see --help`);
+  }
+  if (values.help === true) {
+    process.stdout.write(help);
+    process.exit(0);
+  }
+  return new BenchArgs(values);
 }
 
 /**
@@ -187,7 +231,7 @@ export function parseOptions(
         break;
       default: {
         const used = option(a, v);
-        if (used === undefined) throw new Error(`unknown option ${a}; see --help`);
+        if (used === undefined) throw new UsageError(`unknown option ${a}; see --help`);
         i += used;
       }
     }
@@ -228,9 +272,19 @@ export function runInfo(command: string, started: Date) {
   };
 }
 
-/** Runs a benchmark's main; on failure prints the stack on stderr and exits 1. */
+/** A mistake on the command line: reported in one line, exit status 2. */
+export class UsageError extends Error {}
+
+/**
+ * Runs a benchmark's main: a UsageError prints its message and exits 2, any
+ * other failure prints its stack and exits 1.
+ */
 export function runMain(main: () => Promise<void>): void {
   main().catch((err) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
     process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
     process.exit(1);
   });

@@ -32,7 +32,18 @@ import type { BenchReport } from '../kv-bench.js';
 import type { TestResult } from '../lib/load.js';
 import { probe } from '../lib/load.js';
 import { segkvWire } from '../lib/wire.js';
-import { BENCH_DIST_DIR, fmt, formatTable, logLine, median, TempRoot, writeResults } from './lib.js';
+import {
+  BENCH_DIST_DIR,
+  benchArgs,
+  fmt,
+  formatTable,
+  logLine,
+  median,
+  runMain,
+  TempRoot,
+  UsageError,
+  writeResults,
+} from './lib.js';
 import {
   aptInstallRedis,
   findRedisServer,
@@ -89,95 +100,66 @@ interface Config {
 
 function list(v: string | undefined, name: string): string[] {
   const items = (v ?? '').split(',').filter((s) => s !== '');
-  if (items.length === 0) throw new Error(`${name} needs a comma-separated list`);
+  if (items.length === 0) throw new UsageError(`${name} needs a comma-separated list`);
   return items;
 }
 
 function int(v: string | undefined, name: string): number {
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${name} needs a positive integer, got ${v}`);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${name} needs a positive integer, got ${v}`);
   return n;
 }
 
 function parseArgs(argv: string[]): Config {
-  const c: Config = {
-    durationS: 5,
-    requests: 0,
-    repeat: 3,
-    keys: 100_000,
-    clients: 50,
-    valueBytes: 100,
-    pipelines: [1, 16],
-    workloads: ['set', 'get', 'mixed'],
-    modes: ['interval', 'always'],
-    sizes: [1_000_000, 5_000_000],
-    memory: true,
-    redis: undefined,
-    out: undefined,
-    quick: false,
+  const a = benchArgs(argv, HELP, {
+    duration: { type: 'string' },
+    requests: { type: 'string' },
+    repeat: { type: 'string' },
+    keys: { type: 'string' },
+    clients: { type: 'string' },
+    'value-bytes': { type: 'string' },
+    pipelines: { type: 'string' },
+    workloads: { type: 'string' },
+    modes: { type: 'string' },
+    sizes: { type: 'string' },
+    'no-memory': { type: 'boolean' },
+    redis: { type: 'string' },
+    out: { type: 'string' },
+    quick: { type: 'boolean' },
+  });
+  const intOf = (name: string, fallback: number) => {
+    const v = a.string(name);
+    return v === undefined ? fallback : int(v, `--${name}`);
   };
-  let sizesGiven = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const next = () => argv[++i];
-    switch (a) {
-      case '--duration':
-        c.durationS = Number(next());
-        if (!(c.durationS > 0)) throw new Error('--duration needs seconds > 0');
-        break;
-      case '--requests':
-        c.requests = int(next(), a);
-        break;
-      case '--repeat':
-        c.repeat = int(next(), a);
-        break;
-      case '--keys':
-        c.keys = int(next(), a);
-        break;
-      case '--clients':
-        c.clients = int(next(), a);
-        break;
-      case '--value-bytes':
-        c.valueBytes = int(next(), a);
-        break;
-      case '--pipelines':
-        c.pipelines = list(next(), a).map((s) => int(s, a));
-        break;
-      case '--workloads':
-        c.workloads = list(next(), a);
-        break;
-      case '--modes':
-        c.modes = list(next(), a).map((m) => {
-          if (m !== 'interval' && m !== 'always')
-            throw new Error(`--modes takes interval and always, got ${m}`);
-          return m;
-        });
-        break;
-      case '--sizes':
-        c.sizes = list(next(), a).map((s) => int(s, a));
-        sizesGiven = true;
-        break;
-      case '--no-memory':
-        c.memory = false;
-        break;
-      case '--redis':
-        c.redis = next();
-        break;
-      case '--out':
-        c.out = next();
-        break;
-      case '--quick':
-        c.quick = true;
-        break;
-      case '--help':
-      case '-h':
-        process.stdout.write(HELP);
-        process.exit(0);
-        break;
-      default:
-        throw new Error(`unknown option ${a}; see --help`);
-    }
-  }
+  const listOf = (name: string) => {
+    const v = a.string(name);
+    return v === undefined ? undefined : list(v, `--${name}`);
+  };
+  const durationS = Number(a.string('duration') ?? 5);
+  if (!(durationS > 0)) throw new UsageError('--duration needs seconds > 0');
+  const modes = (listOf('modes') ?? ['interval', 'always']).map((m) => {
+    if (m !== 'interval' && m !== 'always')
+      throw new UsageError(`--modes takes interval and always, got ${m}`);
+    return m;
+  });
+  const sizes = listOf('sizes')?.map((s) => int(s, '--sizes'));
+  const c: Config = {
+    durationS,
+    requests: intOf('requests', 0),
+    repeat: intOf('repeat', 3),
+    keys: intOf('keys', 100_000),
+    clients: intOf('clients', 50),
+    valueBytes: intOf('value-bytes', 100),
+    pipelines: listOf('pipelines')?.map((s) => int(s, '--pipelines')) ?? [1, 16],
+    workloads: listOf('workloads') ?? ['set', 'get', 'mixed'],
+    modes,
+    sizes: sizes ?? [1_000_000, 5_000_000],
+    memory: !a.flag('no-memory'),
+    redis: a.string('redis'),
+    out: a.string('out'),
+    quick: a.flag('quick'),
+  };
+  const sizesGiven = sizes !== undefined;
   if (c.quick) {
     if (c.requests === 0) c.requests = 2000;
     c.repeat = 1;
@@ -637,7 +619,4 @@ async function main(): Promise<void> {
   log(`chart: ${svgPath}`);
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench:server: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(1);
-});
+runMain(main);
