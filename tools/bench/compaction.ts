@@ -452,7 +452,7 @@ async function main(): Promise<void> {
         samples: s.idle.map((r) => r.swapMs),
       },
       {
-        name: `${p}: longest event-loop stall in the swap`,
+        name: `${p}: longest event-loop stall, swap to end`,
         unit: 'ms',
         samples: s.idle.map((r) => r.swapLoopMaxMs),
       },

@@ -14,14 +14,16 @@
  * of the swap), so its blocks outlive the segment's own close; once the
  * segment is closed (its last reader has let go: nothing can read it again)
  * `closed` queues it, and the held descriptor is truncated step by step to
- * zero, then closed. Only a retired, closed segment is ever truncated;
+ * zero, then closed. Only a retired, closed segment whose file has no name
+ * left anywhere (link count 0: not hard-linked elsewhere) is ever truncated;
  * whatever else is held is closed untouched (`stop`), which frees it at once
  * as before. Truncation happens long after the directory fsync that made
  * the unlink or rename durable, so a crash never finds a truncated file
  * under a name.
  */
+import { fstatSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { Fs } from '../fs.js';
+import { type Fs, nodeFs } from '../fs.js';
 import type { Segment } from '../segment.js';
 import type { Store } from '../store.js';
 import { fullTurn } from './loop.js';
@@ -73,13 +75,22 @@ export class Reaper {
     if (fd === undefined) return;
     this.held.delete(seg);
     this.queue.push(fd);
-    this.running ??= this.run();
+    this.kick();
+  }
+
+  /** Starts freeing the queue unless that is under way. `running` is cleared once the run has settled, never inside it (a run with nothing to await finishes before the assignment). */
+  private kick(): void {
+    if (this.running || this.queue.length === 0) return;
+    this.running = this.run().finally(() => {
+      this.running = undefined;
+      this.kick();
+    });
   }
 
   private async run(): Promise<void> {
     for (let fd = this.queue.shift(); fd !== undefined; fd = this.queue.shift()) {
       try {
-        for (let size = this.fs.size(fd); size > 0; ) {
+        for (let size = this.fs.size(fd); size > 0 && this.nameless(fd); ) {
           await fullTurn();
           size = Math.max(0, size - REAP_BYTES);
           const t = performance.now();
@@ -92,7 +103,6 @@ export class Reaper {
         this.closeQuietly(fd);
       }
     }
-    this.running = undefined;
   }
 
   /** Resolves when every closed segment queued so far has been freed. */
@@ -105,6 +115,17 @@ export class Reaper {
     await this.settle();
     for (const fd of this.held.values()) this.closeQuietly(fd);
     this.held.clear();
+  }
+
+  /**
+   * Whether the held file has no name left anywhere. The swap removed the
+   * segment's own name, but the file may have others (a hard-linked backup,
+   * `cp -al`, the benchmark's working copies): truncating it would destroy
+   * them, and closing it frees nothing then anyway. Only the OS file system
+   * can tell (link count); on any other Fs nothing is truncated.
+   */
+  private nameless(fd: number): boolean {
+    return this.fs === nodeFs && fstatSync(fd).nlink === 0;
   }
 
   private closeQuietly(fd: number): void {

@@ -7,7 +7,8 @@
  * a compaction that did not commit, and nothing stays open afterwards.
  */
 import * as fs from 'node:fs';
-import { afterAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { type Fs, nodeFs } from '../../../src/engine/fs.js';
 import { openStore } from '../../../src/engine/index.js';
 import { silentLogger } from '../helpers.js';
@@ -15,19 +16,21 @@ import { deletedButOpen, fastTempDir, removeFastTempDirs } from './util.js';
 
 afterAll(removeFastTempDirs);
 
-/** nodeFs that records each truncate: the descriptor's link count and size at that moment. */
-function recordingFs(): { fs: Fs; truncates: { nlink: number; from: number; to: number }[] } {
+/** Records each truncate of nodeFs (the reaper only truncates on the OS file system): link count and sizes. */
+function recordTruncates(): { nlink: number; from: number; to: number }[] {
   const truncates: { nlink: number; from: number; to: number }[] = [];
-  const wrapped: Fs = {
-    ...nodeFs,
-    truncate(fd, length) {
-      const st = fs.fstatSync(fd);
-      truncates.push({ nlink: st.nlink, from: st.size, to: length });
-      nodeFs.truncate(fd, length);
-    },
-  };
-  return { fs: wrapped, truncates };
+  const real = nodeFs.truncate;
+  vi.spyOn(nodeFs, 'truncate').mockImplementation((fd, length) => {
+    const st = fs.fstatSync(fd);
+    truncates.push({ nlink: st.nlink, from: st.size, to: length });
+    real(fd, length);
+  });
+  return truncates;
 }
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
 
 async function filledStore(dir: string, fsImpl: Fs, onStep?: (s: string) => void) {
   const store = await openStore(dir, {
@@ -47,8 +50,8 @@ async function filledStore(dir: string, fsImpl: Fs, onStep?: (s: string) => void
 describe('the reaper', () => {
   it('truncates only unnamed, closed input files, down to zero, and leaves nothing open', async () => {
     const dir = fastTempDir();
-    const { fs: rfs, truncates } = recordingFs();
-    const store = await filledStore(dir, rfs);
+    const truncates = recordTruncates();
+    const store = await filledStore(dir, nodeFs);
     try {
       const segsBefore = fs.readdirSync(dir).filter((n) => n.endsWith('.seg')).length;
       const r = await store.compact();
@@ -68,10 +71,34 @@ describe('the reaper', () => {
     }
   });
 
+  it('never truncates an input that has another name (hard-linked backup): it stays intact', async () => {
+    const dir = fastTempDir();
+    const backup = fastTempDir();
+    const truncates = recordTruncates();
+    const store = await filledStore(dir, nodeFs);
+    try {
+      store.sealActive();
+      await store.settleBackground();
+      const segs = fs.readdirSync(dir).filter((n) => n.endsWith('.seg'));
+      const before = new Map<string, Buffer>();
+      for (const n of segs) {
+        fs.linkSync(join(dir, n), join(backup, n));
+        before.set(n, fs.readFileSync(join(dir, n)));
+      }
+      const r = await store.compact();
+      expect(r?.segmentsIn).toBeGreaterThan(2);
+      expect(truncates, 'nothing truncated: every input still had a name').toEqual([]);
+      for (const [n, bytes] of before) expect(fs.readFileSync(join(backup, n)).equals(bytes), n).toBe(true);
+      expect(deletedButOpen(dir)).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('truncates nothing when the swap aborts before its commit', async () => {
     const dir = fastTempDir();
-    const { fs: rfs, truncates } = recordingFs();
-    const store = await filledStore(dir, rfs, (s) => {
+    const truncates = recordTruncates();
+    const store = await filledStore(dir, nodeFs, (s) => {
       if (s === 'verified') throw new Error('injected failure before the commit');
     });
     try {
