@@ -1,7 +1,9 @@
 /**
  * Recovery: rebuilds the keydir from a data directory at open.
  *
- * 0. A committed compaction (a `COMPACTION` manifest) has its swap finished.
+ * 0. A committed compaction (a `COMPACTION` manifest) has its swap finished;
+ *    a read-only open, which writes nothing, reads the directory as that swap
+ *    will leave it instead (pendingSwapView).
  * 1. Sweep: `*.tmp` and `*.compacting` files (an unfinished hint, index or
  *    compaction output) are deleted; hints and indexes without a segment are deleted.
  * 2. Sealed segments, oldest first: load the hint if it passes its checks,
@@ -21,8 +23,19 @@
  * Records whose expiry has passed count as deletions.
  */
 import { join } from 'node:path';
+import { CorruptionError } from '../errors.js';
+import { decodeManifest } from './compaction/manifest.js';
 import { resolveCompaction } from './compaction/swap.js';
-import { hintFile, indexFile, isTemporary, parseName, segmentFile } from './filenames.js';
+import {
+  COMPACTION_MANIFEST,
+  compactingFile,
+  hintFile,
+  indexFile,
+  isTemporary,
+  parseName,
+  segmentFile,
+} from './filenames.js';
+import type { Fs } from './fs.js';
 import { decodeHintBatches, HintBatch } from './hint.js';
 import { hashBytes } from './keydir.js';
 import { MAX_KEY_BYTES } from './limits.js';
@@ -54,6 +67,45 @@ export interface RecoveryResult {
   needHints: Segment[];
 }
 
+/**
+ * The directory's file names as the swap of a committed compaction will
+ * leave them, without changing anything (for a read-only open): the
+ * manifest's outputs are listed under their final names, read from their
+ * `.compacting` files where the swap has not renamed them yet; its inputs
+ * are left out. Without a manifest, the names as they are.
+ */
+export function pendingSwapView(
+  fs: Fs,
+  dir: string,
+): { names: string[]; pathOf: (name: string) => string; pending: boolean } {
+  const names = fs.readdir(dir);
+  const plain = (name: string) => join(dir, name);
+  if (!names.includes(COMPACTION_MANIFEST)) return { names, pathOf: plain, pending: false };
+  const m = decodeManifest(fs.readFile(join(dir, COMPACTION_MANIFEST)));
+  if (typeof m === 'string') throw new CorruptionError(COMPACTION_MANIFEST, 0, m);
+  const present = new Set(names);
+  const fromCompacting = new Set<string>();
+  const outputs = new Set(m.outputs);
+  const dropped = new Set<string>();
+  for (const base of m.inputs) {
+    if (!outputs.has(base))
+      for (const n of [segmentFile(base), hintFile(base), indexFile(base)]) dropped.add(n);
+  }
+  for (const base of m.outputs) {
+    // Not yet renamed: the `.compacting` file is the output (and shadows an input of the same base).
+    for (const n of [segmentFile(base), hintFile(base), indexFile(base)]) {
+      if (present.has(compactingFile(n))) fromCompacting.add(n);
+    }
+  }
+  const view = names.filter((n) => !dropped.has(n) && !fromCompacting.has(n));
+  view.push(...fromCompacting);
+  return {
+    names: view,
+    pathOf: (name) => (fromCompacting.has(name) ? join(dir, compactingFile(name)) : join(dir, name)),
+    pending: true,
+  };
+}
+
 export function recover(store: Store): RecoveryResult {
   const { fs, logger: log, clock, readOnly, indexIntervalBytes } = store.options;
   const dir = store.dir;
@@ -71,7 +123,12 @@ export function recover(store: Store): RecoveryResult {
 
   if (!readOnly && resolveCompaction(fs, dir))
     log.warn('finished the swap of a compaction that was interrupted by a crash');
-  const names = fs.readdir(dir);
+  const { names, pathOf, pending } = pendingSwapView(fs, dir);
+  if (pending) {
+    log.warn(
+      'a compaction committed but its swap is unfinished: reading the files as the swap will leave them (a read-write open finishes it)',
+    );
+  }
   const bases: number[] = [];
   const hints = new Set<number>();
   const indexes = new Set<number>();
@@ -213,7 +270,7 @@ export function recover(store: Store): RecoveryResult {
     const base = bases[i]!;
     const isLast = i === bases.length - 1;
     const name = segmentFile(base);
-    const fd = fs.open(join(dir, name), readOnly || !isLast ? 'r' : 'r+');
+    const fd = fs.open(pathOf(name), readOnly || !isLast ? 'r' : 'r+');
     const size = fs.size(fd);
     const seg = new Segment(fs, dir, name, base, fd, size);
     store.addSegment(seg);
@@ -251,7 +308,7 @@ export function recover(store: Store): RecoveryResult {
       seg.sealed = true;
       if (indexes.has(base)) {
         try {
-          const idx = SparseIndex.decode(fs.readFile(join(dir, indexFile(base))), base, indexIntervalBytes);
+          const idx = SparseIndex.decode(fs.readFile(pathOf(indexFile(base))), base, indexIntervalBytes);
           if (typeof idx !== 'string') seg.index = idx;
         } catch {
           // An unreadable index is rebuilt when a reader needs it.
@@ -261,7 +318,7 @@ export function recover(store: Store): RecoveryResult {
         const hintName = hintFile(base);
         let problem: string | undefined;
         try {
-          problem = loadHint(seg, readHint(join(dir, hintName)));
+          problem = loadHint(seg, readHint(pathOf(hintName)));
         } catch (err) {
           problem = (err as Error).message;
         }
