@@ -135,6 +135,18 @@ export class Keydir {
     }
   }
 
+  /** `slot` of the key in buf[start, start + length) (its latin1 chars), with no string built. */
+  slotBytes(buf: Buffer, start: number, length: number): number {
+    const h = hashBytes(buf, start, length);
+    const t = this.table;
+    const mask = this.mask;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const e = t[2 * i + 1]!;
+      if (e === 0) return -1;
+      if (t[2 * i] === h && this.keyEqualsBytes(e - 1, buf, start, length)) return e - 1;
+    }
+  }
+
   segmentOf(slot: number): number {
     return this.segPages[slot >>> PAGE_SHIFT]![slot & PAGE_MASK]!;
   }

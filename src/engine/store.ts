@@ -708,6 +708,26 @@ export class Store extends EventEmitter {
     return this.valueAt(k, slot);
   }
 
+  /**
+   * getSync of the internal key held in buf[start, start + length) (1 to
+   * MAX_KEY_BYTES bytes, its latin1 chars): the server's GET, which finds the
+   * slot from the request's bytes and builds a key string only for the cache
+   * or an expiry.
+   */
+  getSyncBytes(buf: Buffer, start: number, length: number): Buffer | undefined {
+    if (this.closed) throw closedError();
+    const kd = this.keydir;
+    const slot = kd.slotBytes(buf, start, length);
+    if (slot < 0) return undefined;
+    const k = buf.toString('latin1', start, start + length);
+    const expiresAt = kd.expiresAtOf(slot, k);
+    if (expiresAt !== 0 && expiresAt <= this.options.clock.now()) {
+      this.dropExpired(k);
+      return undefined;
+    }
+    return this.valueAt(k, slot);
+  }
+
   /** The value of internal key `k` at keydir `slot` (live): the cache, else one positioned read. */
   private valueAt(k: string, slot: number): Buffer {
     const cache = this.cache;

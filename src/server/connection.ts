@@ -26,10 +26,12 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { MAX_KEY_BYTES } from '../engine/limits.js';
 import type { Store } from '../engine/store.js';
 import { type ErrorCode, KvError } from '../errors.js';
 import { FrameError, FrameReader, unpackr } from '../protocol/frame.js';
 import { FrameWriter } from '../protocol/frame-writer.js';
+import { getRequest, peekGet } from '../protocol/get-request.js';
 import {
   MAX_AUTH_FAILURES,
   MAX_INFLIGHT_REQUESTS,
@@ -248,6 +250,26 @@ export class Connection implements Session {
   }
 
   private handle(body: Buffer): void {
+    // The commonest request, [id, "GET", key], read in place (get-request.ts):
+    // no MessagePack decode, no key string unless the cache or an expiry needs it.
+    // Untimed only; anything unusual takes the general path below.
+    if (this.authenticated && !this.host.metrics.timing && peekGet(body)) {
+      const { id, keyStart, keyLength } = getRequest;
+      if (keyLength <= MAX_KEY_BYTES) {
+        this.host.commandsProcessed++;
+        this.host.metrics.commands[GET_INDEX]!++;
+        let result: Buffer | null;
+        try {
+          result = this.host.store.getSyncBytes(body, keyStart, keyLength) ?? null;
+        } catch (err) {
+          this.replyError(id, err);
+          return;
+        }
+        if (this.slotHead < this.slots.length) this.enqueue(encodeReply(id, result));
+        else this.writeReply(id, result);
+        return;
+      }
+    }
     let req: unknown;
     try {
       req = unpackr.unpack(body);
@@ -478,6 +500,9 @@ export class Connection implements Session {
     this.host.forget(this);
   }
 }
+
+/** Counter index of GET (ServerMetrics.commands), for the GET path that skips the command table. */
+const GET_INDEX = COMMAND_TABLE.get('GET')!.index;
 
 /** Replies of every connection are encoded into one shared output buffer; each reply is a view of it. */
 const writer = new FrameWriter();

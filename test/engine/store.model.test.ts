@@ -4,7 +4,7 @@
  * batches, bursts of writes in one tick, clock advances and close/reopen, on
  * tiny segments so rotation, sealing and hints happen all the time, and
  * expire/persist of existing keys. After
- * every step the store must agree with a Map: get/getSync, has, ttl, a full
+ * every step the store must agree with a Map: get/getSync/getSyncBytes, has, ttl, a full
  * scan in byte order through cursors with small pages, key count and live
  * bytes.
  */
@@ -113,6 +113,11 @@ function checkAgainst(store: Store, model: Model, pageSize: number, step: string
     const got = store.getSync(k);
     if (want === undefined) expect(got, ctx(`get ${k}`)).toBeUndefined();
     else expect(got?.equals(want.value), ctx(`get ${k}`)).toBe(true);
+    // The server's GET: the key's bytes inside a larger buffer.
+    const framed = Buffer.concat([Buffer.from('<<'), Buffer.from(k, 'utf8'), Buffer.from('>>')]);
+    const gotBytes = store.getSyncBytes(framed, 2, framed.length - 4);
+    if (want === undefined) expect(gotBytes, ctx(`getSyncBytes ${k}`)).toBeUndefined();
+    else expect(gotBytes?.equals(want.value), ctx(`getSyncBytes ${k}`)).toBe(true);
     expect(store.has(k), ctx(`has ${k}`)).toBe(want !== undefined);
     const wantTtl = want === undefined ? -2 : want.expiresAt === 0 ? -1 : want.expiresAt - model.clock.now();
     expect(store.ttl(k), ctx(`ttl ${k}`)).toBe(wantTtl);

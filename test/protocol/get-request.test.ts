@@ -1,0 +1,58 @@
+/** peekGet accepts exactly the [id, "GET", key] bodies it claims to, and reads them as msgpackr does. */
+import fc from 'fast-check';
+import { Packr, Unpackr } from 'msgpackr';
+import { describe, expect, it } from 'vitest';
+import { getRequest, peekGet } from '../../src/protocol/get-request.js';
+
+const packr = new Packr({ useRecords: false, variableMapSize: true });
+const unpackr = new Unpackr({ useRecords: false, int64AsType: 'number', mapsAsObjects: true });
+
+/** The internal key bytes the general path derives from a decoded key. */
+function internalBytes(key: unknown): Buffer {
+  return typeof key === 'string' ? Buffer.from(key, 'utf8') : Buffer.from(key as Uint8Array);
+}
+
+describe('peekGet', () => {
+  it('reads id and key of every [id, "GET", key] with an ASCII str or bin key, as msgpackr does', () => {
+    const ascii = fc.string({
+      minLength: 1,
+      maxLength: 300,
+      unit: fc.integer({ min: 0, max: 0x7f }).map((c) => String.fromCharCode(c)),
+    });
+    const bin = fc.uint8Array({ minLength: 1, maxLength: 70_000 }).map((b) => Buffer.from(b));
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.oneof(ascii, bin), (id, key) => {
+        const body = packr.pack([id, 'GET', key]);
+        expect(peekGet(body)).toBe(true);
+        const [rid, , rkey] = unpackr.unpack(body) as [number, string, unknown];
+        expect(getRequest.id).toBe(rid);
+        const { keyStart, keyLength } = getRequest;
+        expect(body.subarray(keyStart, keyStart + keyLength)).toEqual(internalBytes(rkey));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it.each([
+    ['lower-case command', [1, 'get', 'k']],
+    ['another command', [1, 'SET', 'k']],
+    ['two arguments', [1, 'GET', 'k', 'v']],
+    ['no argument', [1, 'GET']],
+    ['an empty key', [1, 'GET', '']],
+    ['a non-ASCII str key', [1, 'GET', 'clé']],
+    ['a negative id', [-1, 'GET', 'k']],
+    ['an id too large for u32', [2 ** 32, 'GET', 'k']],
+    ['a fractional id', [1.5, 'GET', 'k']],
+    ['a key that is a number', [1, 'GET', 7]],
+    ['a map', { id: 1 }],
+  ])('leaves %s to the general path', (_name, value) => {
+    expect(peekGet(packr.pack(value))).toBe(false);
+  });
+
+  it('leaves truncated bodies and trailing bytes to the general path', () => {
+    const body = packr.pack([300, 'GET', 'some-key']);
+    for (let n = 0; n < body.length; n++) expect(peekGet(body.subarray(0, n))).toBe(false);
+    expect(peekGet(Buffer.concat([body, Buffer.from([0xc0])]))).toBe(false);
+    expect(peekGet(body)).toBe(true);
+  });
+});
