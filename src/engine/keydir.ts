@@ -159,6 +159,11 @@ export class Keydir {
     return this.lenPages[slot >>> PAGE_SHIFT]![slot & PAGE_MASK]! & LENGTH_MASK;
   }
 
+  /** Whether the key at `slot` has an expiry (expiresAtOf needs the key string only then). */
+  hasExpiry(slot: number): boolean {
+    return (this.lenPages[slot >>> PAGE_SHIFT]![slot & PAGE_MASK]! & HAS_EXPIRY) !== 0;
+  }
+
   expiresAtOf(slot: number, key: string): number {
     const l = this.lenPages[slot >>> PAGE_SHIFT]![slot & PAGE_MASK]!;
     return (l & HAS_EXPIRY) === 0 ? 0 : (this.expiries.get(key) ?? 0);

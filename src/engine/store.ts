@@ -45,6 +45,7 @@ import {
   MAX_CACHED_VALUE_BYTES,
   MAX_SCAN_COUNT,
   MAX_SEGMENTS,
+  MIN_CACHED_VALUE_BYTES,
 } from './limits.js';
 import { type DirLock, lockDir } from './lock.js';
 import { readLog, segmentIndexFor } from './log-reader.js';
@@ -719,6 +720,7 @@ export class Store extends EventEmitter {
     const kd = this.keydir;
     const slot = kd.slotBytes(buf, start, length);
     if (slot < 0) return undefined;
+    if (!kd.hasExpiry(slot) && !this.caches(kd.valueLengthOf(slot))) return this.readAt(slot, length);
     const k = buf.toString('latin1', start, start + length);
     const expiresAt = kd.expiresAtOf(slot, k);
     if (expiresAt !== 0 && expiresAt <= this.options.clock.now()) {
@@ -728,23 +730,36 @@ export class Store extends EventEmitter {
     return this.valueAt(k, slot);
   }
 
+  /** Whether a value of this length goes through the cache (small ones are cheaper to read). */
+  private caches(valueLength: number): boolean {
+    return (
+      this.cache !== undefined &&
+      valueLength >= MIN_CACHED_VALUE_BYTES &&
+      valueLength <= MAX_CACHED_VALUE_BYTES
+    );
+  }
+
   /** The value of internal key `k` at keydir `slot` (live): the cache, else one positioned read. */
   private valueAt(k: string, slot: number): Buffer {
     const cache = this.cache;
-    if (cache) {
-      const hit = cache.get(k);
-      if (hit !== undefined) {
-        this.cacheHits++;
-        return hit;
-      }
-      this.cacheMisses++;
+    if (cache === undefined || !this.caches(this.keydir.valueLengthOf(slot)))
+      return this.readAt(slot, k.length);
+    const hit = cache.get(k);
+    if (hit !== undefined) {
+      this.cacheHits++;
+      return hit;
     }
+    this.cacheMisses++;
+    const value = this.readAt(slot, k.length);
+    cache.set(k, value);
+    return value;
+  }
+
+  /** One positioned read of the value of the key (`keyLength` bytes) at keydir `slot`, CRC checked. */
+  private readAt(slot: number, keyLength: number): Buffer {
     const kd = this.keydir;
     const seg = this.segments[kd.segmentOf(slot)]!;
-    const valueLength = kd.valueLengthOf(slot);
-    const value = seg.readValue(kd.positionOf(slot), k.length, valueLength);
-    if (cache && valueLength <= MAX_CACHED_VALUE_BYTES) cache.set(k, value);
-    return value;
+    return seg.readValue(kd.positionOf(slot), keyLength, kd.valueLengthOf(slot));
   }
 
   get(key: Key): Promise<Buffer | undefined> {
