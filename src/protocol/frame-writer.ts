@@ -41,42 +41,88 @@ export class FrameWriter {
 
   /** Appends one frame holding `value`. */
   frame(value: unknown): void {
-    const headerAt = this.reserve(FRAME_HEADER_BYTES);
-    const headerBuf = this.buf;
-    this.pos = headerAt + FRAME_HEADER_BYTES;
-    const mark = { start: this.start, done: this.done.length, doneBytes: this.doneBytes };
-    const before = this.length;
-    const rollback = (to: number) => {
-      this.buf = headerBuf;
-      this.start = mark.start;
-      this.done.length = mark.done;
-      this.doneBytes = mark.doneBytes;
-      this.pos = to;
-    };
+    this.begin();
     try {
       this.value(value, 0);
     } catch (err) {
-      if (!(err instanceof Unsupported)) {
-        // Leave no partial frame behind: the stream stays valid for the next one.
-        rollback(headerAt);
-        throw err;
-      }
-      // Roll back to just after the header and let msgpackr encode this frame.
-      rollback(headerAt + FRAME_HEADER_BYTES);
-      let packed: Buffer;
-      try {
-        packed = packr.pack(value);
-      } catch (packErr) {
-        rollback(headerAt);
-        throw packErr;
-      }
-      // msgpackr may reuse its buffer for the next pack: never keep a reference to it.
-      const body = packed.length >= ZERO_COPY_BYTES ? Buffer.from(packed) : packed;
-      headerBuf.writeUInt32BE(body.length, headerAt);
-      this.bytes(body);
+      this.fail(err, value);
       return;
     }
-    headerBuf.writeUInt32BE(this.length - before, headerAt);
+    this.end();
+  }
+
+  /** Appends one frame holding `[id, result]` (a success reply), without building the array. */
+  reply(id: number, result: unknown): void {
+    this.begin();
+    try {
+      this.byte(0x92);
+      this.number(id);
+      this.value(result, 1);
+    } catch (err) {
+      this.fail(err, [id, result]);
+      return;
+    }
+    this.end();
+  }
+
+  // The frame being written: where its header is, and the state to roll back to.
+  private frameBuf: Buffer = this.buf;
+  private frameAt = 0;
+  private frameBefore = 0;
+  private markStart = 0;
+  private markDone = 0;
+  private markDoneBytes = 0;
+
+  /** Reserves the header of a new frame and remembers how to undo it. */
+  private begin(): void {
+    const headerAt = this.reserve(FRAME_HEADER_BYTES);
+    this.frameBuf = this.buf;
+    this.frameAt = headerAt;
+    this.pos = headerAt + FRAME_HEADER_BYTES;
+    this.markStart = this.start;
+    this.markDone = this.done.length;
+    this.markDoneBytes = this.doneBytes;
+    this.frameBefore = this.length;
+  }
+
+  /** Writes the header of the frame begun last. */
+  private end(): void {
+    this.frameBuf.writeUInt32BE(this.length - this.frameBefore, this.frameAt);
+  }
+
+  private rollback(to: number): void {
+    this.buf = this.frameBuf;
+    this.start = this.markStart;
+    this.done.length = this.markDone;
+    this.doneBytes = this.markDoneBytes;
+    this.pos = to;
+  }
+
+  /**
+   * The frame begun last could not be encoded (`err`): a value this writer does
+   * not handle is encoded by msgpackr instead; any other error leaves no
+   * partial frame behind (the stream stays valid for the next one) and is rethrown.
+   */
+  private fail(err: unknown, value: unknown): void {
+    const headerAt = this.frameAt;
+    const headerBuf = this.frameBuf;
+    if (!(err instanceof Unsupported)) {
+      this.rollback(headerAt);
+      throw err;
+    }
+    // Roll back to just after the header and let msgpackr encode this frame.
+    this.rollback(headerAt + FRAME_HEADER_BYTES);
+    let packed: Buffer;
+    try {
+      packed = packr.pack(value);
+    } catch (packErr) {
+      this.rollback(headerAt);
+      throw packErr;
+    }
+    // msgpackr may reuse its buffer for the next pack: never keep a reference to it.
+    const body = packed.length >= ZERO_COPY_BYTES ? Buffer.from(packed) : packed;
+    headerBuf.writeUInt32BE(body.length, headerAt);
+    this.bytes(body);
   }
 
   /** Everything written since the last take. */

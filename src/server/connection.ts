@@ -356,7 +356,7 @@ export class Connection implements Session {
    * Only when no earlier reply is pending, so order holds.
    */
   private writeReply(id: number, result: unknown): void {
-    writer.frame([id, result]);
+    writer.reply(id, result);
     this.written = true;
   }
 
@@ -515,5 +515,6 @@ function frameOf(value: unknown): Buffer[] {
 
 /** The frames of a success reply `[id, result]`. */
 function encodeReply(id: number, result: unknown): Buffer[] {
-  return frameOf([id, result]);
+  writer.reply(id, result);
+  return writer.take();
 }

@@ -71,6 +71,27 @@ describe('FrameWriter', () => {
     );
   });
 
+  it('reply(id, v) writes the same bytes as frame([id, v]), among other frames', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 2 ** 32 - 1 }), protocolValue), {
+          minLength: 1,
+          maxLength: 30,
+        }),
+        (replies) => {
+          const w = new FrameWriter();
+          for (const [id, v] of replies) {
+            w.reply(id, v);
+            w.frame(v);
+          }
+          const want = reference(replies.flatMap(([id, v]) => [[id, v], v]));
+          expect(Buffer.concat(w.take()).toString('hex')).toBe(want.toString('hex'));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('references large values instead of copying them, and frames still parse', () => {
     const w = new FrameWriter();
     const big = Buffer.alloc(ZERO_COPY_BYTES + 10, 9);
