@@ -40,19 +40,20 @@ import {
 import { keyOf } from './engine-jobs.js';
 import {
   BENCH_DIST_DIR,
+  benchArgs,
   commandLine,
   fmt,
   formatTable,
   intOption,
   logLine,
   median,
-  parseOptions,
   printTargets,
   runChild,
   runInfo,
   runMain,
   type Target,
   TempRoot,
+  UsageError,
   writeResults,
 } from './lib.js';
 import { aptInstallRedis, findRedisServer, RedisPeer } from './redis-peer.js';
@@ -100,81 +101,58 @@ interface Config {
   json: boolean;
 }
 
-function parseSize(name: string, v: string | undefined): number {
-  const m = /^(\d+(?:\.\d+)?)([kmg]?)i?b?$/i.exec(v ?? '');
-  if (!m) throw new Error(`${name} needs a size like 512m or 1g, got ${v}`);
+function parseSize(name: string, v: string): number {
+  const m = /^(\d+(?:\.\d+)?)([kmg]?)i?b?$/i.exec(v);
+  if (!m) throw new UsageError(`${name} needs a size like 512m or 1g, got ${v}`);
   const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
   return Math.round(Number(m[1]) * unit);
 }
 
 function parseArgs(argv: string[]): Config {
-  const c: Config = {
-    bytes: 1024 ** 3,
-    shapes: [10, 90],
-    repeat: 3,
-    segmentBytes: 64 * 1024 ** 2,
-    diskBytes: 512 * 1024 ** 2,
-    rate: 2000,
-    warmupMs: 500,
-    link: false,
-    redis: true,
-    redisPath: undefined,
-    installRedis: false,
-    quick: false,
-    out: undefined,
-    json: true,
-  };
-  if (argv.includes('--quick')) {
-    Object.assign(c, {
-      bytes: 20 * 1024 ** 2,
-      segmentBytes: 2 * 1024 ** 2,
-      diskBytes: 64 * 1024 ** 2,
-      repeat: 1,
-      warmupMs: 200,
-      quick: true,
-    });
-  }
-  parseOptions(argv, HELP, c, (a, v) => {
-    switch (a) {
-      case '--bytes':
-        c.bytes = parseSize(a, v);
-        return 1;
-      case '--shapes':
-        c.shapes = (v ?? '').split(',').map((s) => intOption(a, s, 1));
-        if (c.shapes.some((s) => s > 100)) throw new Error('--shapes are percentages from 1 to 100');
-        return 1;
-      case '--repeat':
-        c.repeat = intOption(a, v, 1);
-        return 1;
-      case '--segment-bytes':
-        c.segmentBytes = parseSize(a, v);
-        return 1;
-      case '--disk-bytes':
-        c.diskBytes = parseSize(a, v);
-        return 1;
-      case '--rate':
-        c.rate = intOption(a, v, 1);
-        return 1;
-      case '--warmup-ms':
-        c.warmupMs = intOption(a, v, 0);
-        return 1;
-      case '--link':
-        c.link = true;
-        return 0;
-      case '--no-redis':
-        c.redis = false;
-        return 0;
-      case '--redis':
-        c.redisPath = v;
-        return 1;
-      case '--install-redis':
-        c.installRedis = true;
-        return 0;
-      default:
-        return undefined;
-    }
+  const a = benchArgs(argv, HELP, {
+    bytes: { type: 'string' },
+    shapes: { type: 'string' },
+    repeat: { type: 'string' },
+    'segment-bytes': { type: 'string' },
+    'disk-bytes': { type: 'string' },
+    rate: { type: 'string' },
+    'warmup-ms': { type: 'string' },
+    link: { type: 'boolean' },
+    'no-redis': { type: 'boolean' },
+    redis: { type: 'string' },
+    'install-redis': { type: 'boolean' },
+    quick: { type: 'boolean' },
+    out: { type: 'string' },
+    'no-json': { type: 'boolean' },
   });
-  return c;
+  const quick = a.flag('quick');
+  // --quick sets the sizes; options given with it still win.
+  const size = (name: string, fallback: number, quickValue: number) => {
+    const v = a.string(name);
+    return v === undefined ? (quick ? quickValue : fallback) : parseSize(`--${name}`, v);
+  };
+  const int = (name: string, fallback: number, quickValue: number, min: number) => {
+    const v = a.string(name);
+    return v === undefined ? (quick ? quickValue : fallback) : intOption(`--${name}`, v, min);
+  };
+  const shapes = (a.string('shapes') ?? '10,90').split(',').map((s) => intOption('--shapes', s, 1));
+  if (shapes.some((s) => s > 100)) throw new UsageError('--shapes are percentages from 1 to 100');
+  return {
+    bytes: size('bytes', 1024 ** 3, 20 * 1024 ** 2),
+    shapes,
+    repeat: int('repeat', 3, 1, 1),
+    segmentBytes: size('segment-bytes', 64 * 1024 ** 2, 2 * 1024 ** 2),
+    diskBytes: size('disk-bytes', 512 * 1024 ** 2, 64 * 1024 ** 2),
+    rate: int('rate', 2000, 2000, 1),
+    warmupMs: int('warmup-ms', 500, 200, 0),
+    link: a.flag('link'),
+    redis: !a.flag('no-redis'),
+    redisPath: a.string('redis'),
+    installRedis: a.flag('install-redis'),
+    quick,
+    out: a.string('out'),
+    json: !a.flag('no-json'),
+  };
 }
 
 const childScript = join(BENCH_DIST_DIR, 'compaction-child.js');

@@ -198,46 +198,6 @@ export function benchArgs(argv: readonly string[], help: string, options: BenchO
   return new BenchArgs(values);
 }
 
-/**
- * The command-line loop of the engine and compaction benchmarks: --help/-h
- * prints `help` and exits, --quick is passed over (the caller applies its
- * presets first), --out FILE and --no-json set `c.out` and `c.json`. Every
- * other option goes to `option(name, next argument)`, which returns how many
- * arguments it took as its value (0 or 1), or undefined for an unknown option.
- */
-export function parseOptions(
-  argv: readonly string[],
-  help: string,
-  c: { out: string | undefined; json: boolean },
-  option: (name: string, v: string | undefined) => 0 | 1 | undefined,
-): void {
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const v = argv[i + 1];
-    switch (a) {
-      case '--help':
-      case '-h':
-        process.stdout.write(help);
-        process.exit(0);
-        break;
-      case '--quick':
-        break;
-      case '--out':
-        c.out = v;
-        i++;
-        break;
-      case '--no-json':
-        c.json = false;
-        break;
-      default: {
-        const used = option(a, v);
-        if (used === undefined) throw new UsageError(`unknown option ${a}; see --help`);
-        i += used;
-      }
-    }
-  }
-}
-
 /** A timestamped progress line on stderr. */
 export function logLine(tag: string, msg: string): void {
   process.stderr.write(`[${tag} ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
