@@ -127,24 +127,21 @@ function parseArgs(argv: string[]): Config {
   });
   const quick = a.flag('quick');
   // --quick sets the sizes; options given with it still win.
-  const size = (name: string, fallback: number, quickValue: number) => {
+  const q = (full: number, small: number) => (quick ? small : full);
+  const size = (name: string, fallback: number) => {
     const v = a.string(name);
-    return v === undefined ? (quick ? quickValue : fallback) : parseSize(`--${name}`, v);
-  };
-  const int = (name: string, fallback: number, quickValue: number, min: number) => {
-    const v = a.string(name);
-    return v === undefined ? (quick ? quickValue : fallback) : intOption(`--${name}`, v, min);
+    return v === undefined ? fallback : parseSize(`--${name}`, v);
   };
   const shapes = (a.string('shapes') ?? '10,90').split(',').map((s) => intOption('--shapes', s, 1));
   if (shapes.some((s) => s > 100)) throw new UsageError('--shapes are percentages from 1 to 100');
   return {
-    bytes: size('bytes', 1024 ** 3, 20 * 1024 ** 2),
+    bytes: size('bytes', q(1024 ** 3, 20 * 1024 ** 2)),
     shapes,
-    repeat: int('repeat', 3, 1, 1),
-    segmentBytes: size('segment-bytes', 64 * 1024 ** 2, 2 * 1024 ** 2),
-    diskBytes: size('disk-bytes', 512 * 1024 ** 2, 64 * 1024 ** 2),
-    rate: int('rate', 2000, 2000, 1),
-    warmupMs: int('warmup-ms', 500, 200, 0),
+    repeat: a.int('repeat', q(3, 1), 1),
+    segmentBytes: size('segment-bytes', q(64 * 1024 ** 2, 2 * 1024 ** 2)),
+    diskBytes: size('disk-bytes', q(512 * 1024 ** 2, 64 * 1024 ** 2)),
+    rate: a.int('rate', 2000, 1),
+    warmupMs: a.int('warmup-ms', q(500, 200), 0),
     link: a.flag('link'),
     redis: !a.flag('no-redis'),
     redisPath: a.string('redis'),

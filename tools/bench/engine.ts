@@ -30,7 +30,6 @@ import {
   commandLine,
   fmt,
   formatTable,
-  intOption,
   logLine,
   median,
   printTargets,
@@ -92,10 +91,7 @@ function parseArgs(argv: string[]): Config {
   });
   const quick = a.flag('quick');
   // --quick sets the sizes; options given with it still win.
-  const int = (name: string, fallback: number, quickValue: number, min: number) => {
-    const v = a.string(name);
-    return v === undefined ? (quick ? quickValue : fallback) : intOption(`--${name}`, v, min);
-  };
+  const q = (full: number, small: number) => (quick ? small : full);
   let engines: EngineName[] = [...ENGINES];
   const enginesText = a.string('engines');
   if (enginesText !== undefined) {
@@ -105,12 +101,12 @@ function parseArgs(argv: string[]): Config {
     if (!engines.includes('segkv')) engines.unshift('segkv');
   }
   return {
-    keys: int('keys', 1_000_000, 50_000, 1000),
-    bigKeys: int('big-keys', 10_000_000, 200_000, 0),
-    repeat: int('repeat', 3, 1, 1),
-    concurrency: int('concurrency', 256, 256, 1),
-    alwaysConcurrency: int('always-concurrency', 64, 64, 1),
-    maxSeconds: int('max-seconds', 30, 5, 1),
+    keys: a.int('keys', q(1_000_000, 50_000), 1000),
+    bigKeys: a.int('big-keys', q(10_000_000, 200_000), 0),
+    repeat: a.int('repeat', q(3, 1), 1),
+    concurrency: a.int('concurrency', 256, 1),
+    alwaysConcurrency: a.int('always-concurrency', 64, 1),
+    maxSeconds: a.int('max-seconds', q(30, 5), 1),
     engines,
     only: new Set((a.string('only') ?? 'sets,gets,restart').split(',')),
     bigPeers: a.flag('big-peers'),

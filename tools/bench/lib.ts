@@ -168,6 +168,12 @@ export class BenchArgs {
     return typeof v === 'string' ? v : undefined;
   }
 
+  /** Integer option `name` (≥ `min`), or `fallback` when it was not given. */
+  int(name: string, fallback: number, min: number): number {
+    const v = this.string(name);
+    return v === undefined ? fallback : intOption(`--${name}`, v, min);
+  }
+
   /** Whether boolean option `name` was given. */
   flag(name: string): boolean {
     return this.values[name] === true;
