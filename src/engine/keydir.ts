@@ -191,27 +191,15 @@ export class Keydir {
       if (e === 0) break;
       if (t[2 * i] === h && this.keyEquals(e - 1, key)) {
         const s = e - 1;
-        const page = s >>> PAGE_SHIFT;
-        const at = s & PAGE_MASK;
-        const l = this.lenPages[page]![at]!;
-        this.prevSegment = this.segPages[page]![at]!;
-        this.prevPosition = this.posPages[page]![at]!;
-        this.prevValueLength = l & LENGTH_MASK;
-        this.prevExpiresAt = (l & HAS_EXPIRY) === 0 ? 0 : (this.expiries.get(key) ?? 0);
+        this.notePrev(s, key);
         this.write(s, key, segment, position, valueLength, expiresAt);
         return s;
       }
     }
-    this.prevSegment = -1;
-    this.prevPosition = 0;
-    this.prevValueLength = 0;
-    this.prevExpiresAt = 0;
+    this.clearPrev();
     const s = this.allocSlot(key.length);
     this.storeKey(key, this.keyAtPages[s >>> PAGE_SHIFT]![s & PAGE_MASK]!);
-    t[2 * i] = h;
-    t[2 * i + 1] = s + 1;
-    this.write(s, key, segment, position, valueLength, expiresAt);
-    if (++this.count > (this.mask + 1) * KEYDIR_MAX_LOAD) this.grow();
+    this.insert(i, h, s, key, segment, position, valueLength, expiresAt);
     return s;
   }
 
@@ -279,36 +267,17 @@ export class Keydir {
       if (e === 0) break;
       if (t[2 * i] === h && this.keyEqualsBytes(e - 1, buf, start, length)) {
         const s = e - 1;
-        const page = s >>> PAGE_SHIFT;
-        const at = s & PAGE_MASK;
-        const l = this.lenPages[page]![at]!;
-        const key =
-          expiresAt > 0 || (l & HAS_EXPIRY) !== 0 ? buf.toString('latin1', start, start + length) : '';
-        this.prevSegment = this.segPages[page]![at]!;
-        this.prevPosition = this.posPages[page]![at]!;
-        this.prevValueLength = l & LENGTH_MASK;
-        this.prevExpiresAt = (l & HAS_EXPIRY) === 0 ? 0 : (this.expiries.get(key) ?? 0);
+        const key = expiresAt > 0 || this.hasExpiry(s) ? buf.toString('latin1', start, start + length) : '';
+        this.notePrev(s, key);
         this.write(s, key, segment, position, valueLength, expiresAt);
         return s;
       }
     }
-    this.prevSegment = -1;
-    this.prevPosition = 0;
-    this.prevValueLength = 0;
-    this.prevExpiresAt = 0;
+    this.clearPrev();
     const s = this.allocSlot(length);
     this.storeKeyBytes(buf, start, length, this.keyAtPages[s >>> PAGE_SHIFT]![s & PAGE_MASK]!);
-    t[2 * i] = h;
-    t[2 * i + 1] = s + 1;
-    this.write(
-      s,
-      expiresAt > 0 ? buf.toString('latin1', start, start + length) : '',
-      segment,
-      position,
-      valueLength,
-      expiresAt,
-    );
-    if (++this.count > (this.mask + 1) * KEYDIR_MAX_LOAD) this.grow();
+    const key = expiresAt > 0 ? buf.toString('latin1', start, start + length) : '';
+    this.insert(i, h, s, key, segment, position, valueLength, expiresAt);
     return s;
   }
 
@@ -330,20 +299,48 @@ export class Keydir {
       }
     }
     this.removeBucket(i);
+    const key = this.hasExpiry(s) ? buf.toString('latin1', start, start + length) : '';
+    this.notePrev(s, key);
+    if (key !== '') this.expiries.delete(key);
+    this.freeSlot(s);
+    return true;
+  }
+
+  /** Leaves the location at slot `s` in `prev*`; `key` is read only when the entry has an expiry. */
+  private notePrev(s: number, key: string): void {
     const page = s >>> PAGE_SHIFT;
     const at = s & PAGE_MASK;
     const l = this.lenPages[page]![at]!;
     this.prevSegment = this.segPages[page]![at]!;
     this.prevPosition = this.posPages[page]![at]!;
     this.prevValueLength = l & LENGTH_MASK;
+    this.prevExpiresAt = (l & HAS_EXPIRY) === 0 ? 0 : (this.expiries.get(key) ?? 0);
+  }
+
+  /** `prev*` for a key that was not there. */
+  private clearPrev(): void {
+    this.prevSegment = -1;
+    this.prevPosition = 0;
+    this.prevValueLength = 0;
     this.prevExpiresAt = 0;
-    if (l & HAS_EXPIRY) {
-      const key = buf.toString('latin1', start, start + length);
-      this.prevExpiresAt = this.expiries.get(key) ?? 0;
-      this.expiries.delete(key);
-    }
-    this.freeSlot(s);
-    return true;
+  }
+
+  /** Puts new slot `s` (key already stored) into free bucket `i` with hash `h`, writes its entry, grows if due. */
+  private insert(
+    i: number,
+    h: number,
+    s: number,
+    key: string,
+    segment: number,
+    position: number,
+    valueLength: number,
+    expiresAt: number,
+  ): void {
+    const t = this.table;
+    t[2 * i] = h;
+    t[2 * i + 1] = s + 1;
+    this.write(s, key, segment, position, valueLength, expiresAt);
+    if (++this.count > (this.mask + 1) * KEYDIR_MAX_LOAD) this.grow();
   }
 
   /**
