@@ -91,17 +91,28 @@ export async function sealSegment(
 /**
  * Writes `name` via `name.tmp` + fsync + rename. The fsync waits in the
  * thread pool, not on the event loop (a sync fsync here stalled foreground
- * requests for tens of ms at each seal).
+ * requests for tens of ms at each seal). On failure `name` is untouched and
+ * the temporary file is removed (else swept at the next open). The caller
+ * fsyncs the directory.
  */
 export async function writeFileAtomically(fs: Fs, dir: string, name: string, data: Buffer): Promise<void> {
   const tmp = join(dir, tempFile(name));
   if (fs.exists(tmp)) fs.unlink(tmp);
-  const fd = fs.open(tmp, 'wx');
   try {
-    fs.write(fd, data, 0, data.length, 0);
-    await fs.fsync(fd);
-  } finally {
-    fs.close(fd);
+    const fd = fs.open(tmp, 'wx');
+    try {
+      fs.write(fd, data, 0, data.length, 0);
+      await fs.fsync(fd);
+    } finally {
+      fs.close(fd);
+    }
+    fs.rename(tmp, join(dir, name));
+  } catch (err) {
+    try {
+      if (fs.exists(tmp)) fs.unlink(tmp);
+    } catch {
+      // Swept at the next open.
+    }
+    throw err;
   }
-  fs.rename(tmp, join(dir, name));
 }

@@ -33,15 +33,9 @@
  */
 import { join } from 'node:path';
 import { CorruptionError } from '../../errors.js';
-import {
-  COMPACTION_MANIFEST,
-  compactingFile,
-  hintFile,
-  indexFile,
-  segmentFile,
-  tempFile,
-} from '../filenames.js';
+import { COMPACTION_MANIFEST, compactingFile, hintFile, indexFile, segmentFile } from '../filenames.js';
 import type { Fs } from '../fs.js';
+import { writeFileAtomically } from '../sealer.js';
 import { Segment } from '../segment.js';
 import type { Store } from '../store.js';
 import { fullTurn } from './loop.js';
@@ -153,31 +147,11 @@ export async function swap(
     inputs: inputs.map((s) => s.baseOffset),
     outputs: outputs.map((o) => o.baseOffset),
   };
-  const data = encodeManifest(manifest);
-  const tmp = join(dir, tempFile(COMPACTION_MANIFEST));
-  if (fs.exists(tmp)) fs.unlink(tmp);
-  try {
-    const fd = fs.open(tmp, 'wx');
-    try {
-      fs.write(fd, data, 0, data.length, 0);
-      // In the thread pool (fsyncSync held the loop 1–7 ms): writes and
-      // undone writes meanwhile are safe (see "Steps 1–3" at the top).
-      await fs.fsync(fd);
-    } finally {
-      fs.close(fd);
-    }
-    t = performance.now();
-    fs.rename(tmp, join(dir, COMPACTION_MANIFEST));
-    traced('swap.commit-manifest', t);
-  } catch (err) {
-    // Not committed: the store is as it was, and no half-written manifest is left behind.
-    try {
-      if (fs.exists(tmp)) fs.unlink(tmp);
-    } catch {
-      // Swept at the next open.
-    }
-    throw err;
-  }
+  // Its fsync waits in the thread pool (fsyncSync held the loop 1–7 ms): writes
+  // and undone writes meanwhile are safe (see "Steps 1–3" at the top). If it
+  // fails, nothing is committed: the store is as it was, and no half-written
+  // manifest is left behind.
+  await writeFileAtomically(fs, dir, COMPACTION_MANIFEST, encodeManifest(manifest));
   try {
     t = performance.now();
     fs.fsyncDir(dir);
