@@ -543,11 +543,7 @@ export class Store extends EventEmitter {
         if ((options.ifAbsent && exists) || (options.ifPresent && !exists))
           return this.ack().then(() => false);
       }
-      this.makeRoom(recordSize(k.length, v.length));
-      const position = this.append(k, v, expiresAt, 0);
-      this.point(k, this.active, position, v.length, expiresAt);
-      this.recordUndoOfPoint(k);
-      this.cache?.delete(k);
+      this.writeValue(k, v, expiresAt);
       return this.ack();
     } catch (err) {
       return Promise.reject(err);
@@ -570,16 +566,20 @@ export class Store extends EventEmitter {
       if (slot < 0 || (ttlMs === null && this.keydir.expiresAtOf(slot, k) === 0)) {
         return this.ack().then(() => false); // as durable as a write (see delete)
       }
-      const v = this.valueAt(k, slot);
-      this.makeRoom(recordSize(k.length, v.length));
-      const position = this.append(k, v, expiresAt, 0);
-      this.point(k, this.active, position, v.length, expiresAt);
-      this.recordUndoOfPoint(k);
-      this.cache?.delete(k);
-      return this.ack().then(() => true);
+      this.writeValue(k, this.valueAt(k, slot), expiresAt);
+      return this.ack();
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /** Appends a value record for `k` and points the keydir at it (undoable, cache invalidated): set and expire. */
+  private writeValue(k: string, v: Uint8Array, expiresAt: number): void {
+    this.makeRoom(recordSize(k.length, v.length));
+    const position = this.append(k, v, expiresAt, 0);
+    this.point(k, this.active, position, v.length, expiresAt);
+    this.recordUndoOfPoint(k);
+    this.cache?.delete(k);
   }
 
   /** Deletes `key`; resolves whether it existed. A tombstone is written only if it did. */
