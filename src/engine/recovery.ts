@@ -25,7 +25,7 @@
 import { join } from 'node:path';
 import { CorruptionError } from '../errors.js';
 import { decodeManifest } from './compaction/manifest.js';
-import { resolveCompaction } from './compaction/swap.js';
+import { manifestFiles, resolveCompaction } from './compaction/swap.js';
 import {
   COMPACTION_MANIFEST,
   compactingFile,
@@ -84,19 +84,10 @@ export function pendingSwapView(
   const m = decodeManifest(fs.readFile(join(dir, COMPACTION_MANIFEST)));
   if (typeof m === 'string') throw new CorruptionError(COMPACTION_MANIFEST, 0, m);
   const present = new Set(names);
-  const fromCompacting = new Set<string>();
-  const outputs = new Set(m.outputs);
-  const dropped = new Set<string>();
-  for (const base of m.inputs) {
-    if (!outputs.has(base))
-      for (const n of [segmentFile(base), hintFile(base), indexFile(base)]) dropped.add(n);
-  }
-  for (const base of m.outputs) {
-    // Not yet renamed: the `.compacting` file is the output (and shadows an input of the same base).
-    for (const n of [segmentFile(base), hintFile(base), indexFile(base)]) {
-      if (present.has(compactingFile(n))) fromCompacting.add(n);
-    }
-  }
+  const { outputs, removed } = manifestFiles(m);
+  const dropped = new Set(removed);
+  // Not yet renamed: the `.compacting` file is the output (and shadows an input of the same base).
+  const fromCompacting = new Set(outputs.filter((n) => present.has(compactingFile(n))));
   const view = names.filter((n) => !dropped.has(n) && !fromCompacting.has(n));
   view.push(...fromCompacting);
   return {

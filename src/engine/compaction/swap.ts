@@ -64,21 +64,31 @@ export class SwapIncomplete extends Error {}
 
 /** Step 3: idempotent file moves for a committed manifest. */
 export function applyManifestFiles(fs: Fs, dir: string, m: Manifest): void {
-  const outputs = new Set(m.outputs);
-  for (const base of m.outputs) {
-    for (const name of [hintFile(base), indexFile(base), segmentFile(base)]) {
-      const from = join(dir, compactingFile(name));
-      if (fs.exists(from)) fs.rename(from, join(dir, name));
-    }
+  const { outputs, removed } = manifestFiles(m);
+  for (const name of outputs) {
+    const from = join(dir, compactingFile(name));
+    if (fs.exists(from)) fs.rename(from, join(dir, name));
   }
-  for (const base of m.inputs) {
-    if (outputs.has(base)) continue;
-    for (const name of [segmentFile(base), hintFile(base), indexFile(base)]) {
-      const path = join(dir, name);
-      if (fs.exists(path)) fs.unlink(path);
-    }
+  for (const name of removed) {
+    const path = join(dir, name);
+    if (fs.exists(path)) fs.unlink(path);
   }
   fs.fsyncDir(dir);
+}
+
+/**
+ * The files a manifest's swap touches, in the order it touches them: each
+ * output's files by their final names (hint and index before the segment),
+ * renamed from `.compacting`; then the files of the inputs no output replaces
+ * (segment first), removed. recovery's read-only view reads the same list.
+ */
+export function manifestFiles(m: Manifest): { outputs: string[]; removed: string[] } {
+  const outputs = m.outputs.flatMap((base) => [hintFile(base), indexFile(base), segmentFile(base)]);
+  const kept = new Set(m.outputs);
+  const removed = m.inputs
+    .filter((base) => !kept.has(base))
+    .flatMap((base) => [segmentFile(base), hintFile(base), indexFile(base)]);
+  return { outputs, removed };
 }
 
 /**
