@@ -6,13 +6,12 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { openStore } from '../../src/engine/store.js';
 import { INFO_SECTIONS } from '../../src/protocol/messages.js';
 import { envName, helpText, parseConfig, SETTINGS } from '../../src/server/config.js';
 import { METRIC_NAMES } from '../../src/server/metrics-http.js';
-import { KvServer } from '../../src/server/server.js';
+import { inProcessServer } from '../server/in-process.js';
 import { tempDir } from '../server/spawn.js';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -73,20 +72,7 @@ describe('PROTOCOL.md INFO', () => {
   it('documents every field of every section a server returns', async () => {
     const store = await openStore(tempDir(), { fsync: 'never' });
     try {
-      const server = new KvServer(
-        store,
-        {
-          host: '127.0.0.1',
-          port: 0,
-          maxFrameBytes: 1 << 20,
-          maxClients: 10,
-          idleTimeoutMs: 0,
-          password: undefined,
-          tls: undefined,
-          version: '0.0.0',
-        },
-        pino({ level: 'silent' }),
-      );
+      const server = inProcessServer(store, { maxClients: 10, version: '0.0.0' });
       const info = server.info(INFO_SECTIONS);
       expect(Object.keys(info)).toEqual([...INFO_SECTIONS]);
       const section = protocol.slice(protocol.indexOf('### INFO\n'), protocol.indexOf('### COMPACT\n'));

@@ -18,8 +18,9 @@ import { Packr, Unpackr } from 'msgpackr';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/engine/index.js';
 import { MemFs, memPath } from '../../src/engine/mem-fs.js';
-import { KvServer } from '../../src/server/server.js';
+import type { KvServer } from '../../src/server/server.js';
 import { silentLogger } from '../engine/helpers.js';
+import { inProcessServer } from '../server/in-process.js';
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 const unpackr = new Unpackr({ useRecords: false, int64AsType: 'number' });
@@ -49,20 +50,7 @@ describe('backpressure inside one received chunk', () => {
       logger: silentLogger,
       compaction: { auto: false },
     });
-    server = new KvServer(
-      store,
-      {
-        host: '127.0.0.1',
-        port: 0,
-        maxFrameBytes: 1 << 20,
-        maxClients: 10,
-        idleTimeoutMs: 0,
-        password: undefined,
-        tls: undefined,
-        version: 'test',
-      },
-      silentLogger,
-    );
+    server = inProcessServer(store, { maxClients: 10 });
     const { port } = await server.listen();
     await store.set('v', Buffer.alloc(VALUE_BYTES, 7));
 

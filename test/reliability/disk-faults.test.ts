@@ -15,8 +15,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/engine/index.js';
 import { MemFs, memPath } from '../../src/engine/mem-fs.js';
 import { connect, type KvClient } from '../../src/index.js';
-import { KvServer } from '../../src/server/server.js';
+import type { KvServer } from '../../src/server/server.js';
 import { silentLogger } from '../engine/helpers.js';
+import { inProcessServer } from '../server/in-process.js';
 
 interface Rig {
   mem: MemFs;
@@ -38,20 +39,7 @@ async function rig(fsync: 'always' | 'interval'): Promise<Rig> {
     logger: silentLogger,
     compaction: { auto: false },
   });
-  const server = new KvServer(
-    store,
-    {
-      host: '127.0.0.1',
-      port: 0,
-      maxFrameBytes: 1 << 20,
-      maxClients: 100,
-      idleTimeoutMs: 0,
-      password: undefined,
-      tls: undefined,
-      version: 'test',
-    },
-    silentLogger,
-  );
+  const server = inProcessServer(store);
   const { port } = await server.listen();
   const opts = { host: '127.0.0.1', port, reconnect: false, requestTimeoutMs: 5000 };
   const r = { mem, store, server, client: connect(opts), other: connect(opts) };

@@ -10,8 +10,9 @@ import { Packr, Unpackr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/engine/index.js';
 import { MemFs, memPath } from '../../src/engine/mem-fs.js';
-import { KvServer } from '../../src/server/server.js';
+import type { KvServer } from '../../src/server/server.js';
 import { silentLogger } from '../engine/helpers.js';
+import { inProcessServer } from './in-process.js';
 
 const FRAME_TIMEOUT_MS = 600;
 const packr = new Packr({ useRecords: false, variableMapSize: true });
@@ -34,21 +35,7 @@ beforeAll(async () => {
     logger: silentLogger,
     compaction: { auto: false },
   });
-  server = new KvServer(
-    store,
-    {
-      host: '127.0.0.1',
-      port: 0,
-      maxFrameBytes: 1 << 20,
-      maxClients: 100,
-      idleTimeoutMs: 0,
-      password: undefined,
-      tls: undefined,
-      version: 'test',
-      frameTimeoutMs: FRAME_TIMEOUT_MS,
-    },
-    silentLogger,
-  );
+  server = inProcessServer(store, { frameTimeoutMs: FRAME_TIMEOUT_MS });
   ({ port } = await server.listen());
 });
 
