@@ -46,11 +46,21 @@ export class KeyIndex {
   /**
    * Up to `count` live keys k with after < k (or start ≤ k when `after` is
    * undefined), k < end, k starting with `prefix`. `more` is true when keys
-   * may remain.
+   * may remain. With `filter`, `count` live keys are examined and only those
+   * passing it are returned (Redis's SCAN COUNT with MATCH): resume after
+   * `last`, the last key examined.
    */
-  page(opts: { after?: string; start?: string; end?: string; prefix?: string; count: number }): {
+  page(opts: {
+    after?: string;
+    start?: string;
+    end?: string;
+    prefix?: string;
+    count: number;
+    filter?: (key: string) => boolean;
+  }): {
     keys: string[];
     more: boolean;
+    last: string | undefined;
   } {
     this.maintain();
     const prefix = opts.prefix ?? '';
@@ -62,6 +72,9 @@ export class KeyIndex {
     let i = lowerBound(a, after !== undefined && after >= from ? after : from);
     let j = lowerBound(b, after !== undefined && after >= from ? after : from);
     const keys: string[] = [];
+    const filter = opts.filter;
+    let examined = 0;
+    let lastExamined: string | undefined;
     let last: string | undefined;
     while (i < a.length || j < b.length) {
       const x = a[i];
@@ -75,14 +88,16 @@ export class KeyIndex {
         j++;
       }
       if (k === last || (after !== undefined && k <= after)) continue;
-      if (opts.end !== undefined && k >= opts.end) return { keys, more: false };
-      if (!k.startsWith(prefix)) return { keys, more: false };
+      if (opts.end !== undefined && k >= opts.end) return { keys, more: false, last: lastExamined };
+      if (!k.startsWith(prefix)) return { keys, more: false, last: lastExamined };
       last = k;
       if (!this.isLive(k)) continue;
-      if (keys.length === opts.count) return { keys, more: true };
-      keys.push(k);
+      if (examined === opts.count) return { keys, more: true, last: lastExamined };
+      examined++;
+      lastExamined = k;
+      if (filter === undefined || filter(k)) keys.push(k);
     }
-    return { keys, more: false };
+    return { keys, more: false, last: lastExamined };
   }
 
   private maintain(): void {

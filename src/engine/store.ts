@@ -28,6 +28,7 @@ import { closedError, ioError, KvError } from '../errors.js';
 import { type CompactionResult, type CompactionStats, Compactor } from './compaction/compactor.js';
 import { segmentFile } from './filenames.js';
 import type { Fs } from './fs.js';
+import { compileGlob } from './glob.js';
 import { KeyIndex } from './key-index.js';
 import { Keydir } from './keydir.js';
 import {
@@ -77,8 +78,17 @@ export interface ScanOptions {
   end?: Key;
   /** Resume after a previous page: its `cursor`. */
   cursor?: string;
-  /** Keys per page, default 100, at most 100,000. */
+  /**
+   * Keys per page, default 100, at most 100,000. With `match`: keys examined
+   * per page, so a page may hold fewer, even none, with a cursor (as Redis's
+   * SCAN COUNT).
+   */
   count?: number;
+  /**
+   * Only keys matching this glob pattern (Redis's: `*`, `?`, `[a-z]`, `[^x]`,
+   * backslash escapes; by bytes; see glob.ts). Its literal prefix narrows the scan.
+   */
+  match?: Key;
 }
 
 /** A page of keys: strings from `scan` (UTF-8 decoded), Buffers from `scanBuffers` (exact bytes). */
@@ -821,14 +831,24 @@ export class Store extends EventEmitter {
         ? Buffer.from(options.cursor, 'base64url').toString('latin1')
         : undefined;
     if (after === '') throw new KvError('INVALID_ARGUMENT', 'scan cursor is not one this store returned');
+    let prefix = options.prefix !== undefined ? internalizeKey(options.prefix) : undefined;
+    let filter: ((k: string) => boolean) | undefined;
+    if (options.match !== undefined) {
+      const glob = compileGlob(internalizeKey(options.match));
+      // Seek to the longer of the two prefixes; two that disagree match nothing.
+      if (prefix === undefined || glob.prefix.startsWith(prefix)) prefix = glob.prefix;
+      else if (!prefix.startsWith(glob.prefix)) return { keys: [], cursor: null };
+      if (!glob.prefixOnly) filter = glob.test;
+    }
     const page = this.keyIndex.page({
       ...(after !== undefined && { after }),
       ...(options.start !== undefined && { start: internalizeKey(options.start) }),
       ...(options.end !== undefined && { end: internalizeKey(options.end) }),
-      ...(options.prefix !== undefined && { prefix: internalizeKey(options.prefix) }),
+      ...(prefix !== undefined && { prefix }),
+      ...(filter !== undefined && { filter }),
       count,
     });
-    const last = page.keys[page.keys.length - 1];
+    const last = page.last;
     return {
       keys: page.keys,
       cursor: page.more && last !== undefined ? Buffer.from(last, 'latin1').toString('base64url') : null,

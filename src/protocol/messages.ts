@@ -64,6 +64,8 @@ export interface WireSetOptions {
 /** Options map of SCAN (all optional). */
 export interface WireScanOptions {
   prefix?: string | Uint8Array;
+  /** Glob pattern, Redis's syntax (`*`, `?`, `[a-z]`, backslash escapes); count = keys examined. */
+  match?: string | Uint8Array;
   start?: string | Uint8Array;
   end?: string | Uint8Array;
   cursor?: string;

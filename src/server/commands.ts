@@ -305,13 +305,15 @@ const SPECS: Record<CommandName, CommandSpec> = {
     run: (s, req) => s.store.expire(key(req, 2, 'PERSIST'), null),
   },
   SCAN: {
-    usage: '[{prefix, start, end, cursor, count, raw}]',
+    usage: '[{prefix, match, start, end, cursor, count, raw}]',
     minArgs: 0,
     maxArgs: 1,
     run: (s, req): WireScanPage => {
-      const o = options(req, 2, 'SCAN', ['prefix', 'start', 'end', 'cursor', 'count', 'raw']);
+      const o = options(req, 2, 'SCAN', ['prefix', 'match', 'start', 'end', 'cursor', 'count', 'raw']);
       const so: ScanOptions = {};
       const prefix = optKey(o, 'prefix', 'SCAN');
+      const match = optKey(o, 'match', 'SCAN');
+      if (match !== undefined) so.match = match;
       const start = optKey(o, 'start', 'SCAN');
       const end = optKey(o, 'end', 'SCAN');
       const cursor = optString(o, 'cursor', 'SCAN');
