@@ -1,0 +1,382 @@
+/**
+ * One node's membership in a shard, and the shard's leadership, kept in etcd.
+ * Consensus is etcd's (Raft); this module only follows Patroni's rules on top
+ * of a lease:
+ *
+ * - The node holds one lease. Its member key (address, epoch, offset) and,
+ *   while it leads, the shard's leader key are bound to that lease, so both
+ *   vanish when the node stops renewing, without anyone deleting them.
+ * - Leadership is taken with a transaction that creates the leader key only if
+ *   it does not exist. The key's create revision is the new **epoch**: unique
+ *   and growing across the whole etcd cluster, so two leaderships never share
+ *   an epoch.
+ * - When the leader key is gone, the most advanced member campaigns first: a
+ *   member defers while another live member of the shard advertises a higher
+ *   (epoch, offset), or the same with a smaller node name, and campaigns
+ *   anyway once it has deferred for two lease TTLs (the better one may be
+ *   unable to reach etcd).
+ * - **Fencing.** A renewal sent at time t keeps the lease alive in etcd until
+ *   at least t + TTL (etcd counts from when it receives it). The node counts
+ *   from the send time, on a monotonic clock that keeps running while the
+ *   process is stopped, and `writable()` turns false at
+ *   `t + TTL − safetyMargin`: a primary that cannot renew stops acknowledging
+ *   writes before etcd can expire its lease and let another node lead. A
+ *   process paused by SIGSTOP sees the time that passed the moment it runs
+ *   again, so it acknowledges nothing after its lease could have expired.
+ *
+ * Everything runs on the event loop; the only state shared with the server is
+ * read through `writable()`, `role` and the events.
+ */
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import type { Etcd3, Lease, Watcher } from 'etcd3';
+import type { Logger } from 'pino';
+import { KvError } from '../errors.js';
+import { checkName, leaderKey, memberKey, membersPrefix } from './etcd-keys.js';
+
+/** Default lease TTL: how long a silent primary keeps its shard (and how soon a failover can start). */
+export const DEFAULT_LEASE_TTL_MS = 5_000;
+/** Shortest lease TTL accepted; etcd itself rounds up to its own minimum (1.5 × its election timeout). */
+export const MIN_LEASE_TTL_MS = 1_000;
+/** Renewals per lease TTL: a lost renewal or two still leaves time before the fence. */
+export const RENEWALS_PER_TTL = 4;
+/** Longest an etcd call may take before it counts as failed. */
+export const ETCD_CALL_TIMEOUT_MS = 1_000;
+
+/** Where a member is in the log, for choosing the most advanced one. */
+export interface MemberPosition {
+  readonly epoch: number;
+  readonly offset: number;
+}
+
+/** What a member advertises in its member key (and the leader in the leader key). */
+export interface MemberInfo extends MemberPosition {
+  readonly node: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** The shard's current leader, as read from etcd. */
+export interface LeaderInfo {
+  readonly node: string;
+  readonly host: string;
+  readonly port: number;
+  /** The leader key's create revision. */
+  readonly epoch: number;
+}
+
+export type MemberRole = 'starting' | 'replica' | 'primary' | 'stopped';
+
+export interface ShardMemberOptions {
+  readonly etcd: Etcd3;
+  readonly cluster: string;
+  readonly shard: string;
+  readonly node: string;
+  /** Where clients and replicas reach this node. */
+  readonly host: string;
+  readonly port: number;
+  /** Lease TTL in ms, a whole number of seconds (etcd's unit). Default DEFAULT_LEASE_TTL_MS. */
+  readonly leaseTtlMs?: number;
+  /** How long before the lease could expire a primary stops acknowledging writes. Default a quarter of the TTL. */
+  readonly safetyMarginMs?: number;
+  /** This node's log position, read when advertising and when ranking candidates. */
+  readonly position: () => MemberPosition;
+  /** Whether this node may lead now (e.g. false while a replica is still resyncing). Default always. */
+  readonly canLead?: () => boolean;
+  readonly log?: Logger;
+  /** Monotonic milliseconds; tests may inject. */
+  readonly now?: () => number;
+}
+
+const OPTION_NAMES = new Set([
+  'etcd',
+  'cluster',
+  'shard',
+  'node',
+  'host',
+  'port',
+  'leaseTtlMs',
+  'safetyMarginMs',
+  'position',
+  'canLead',
+  'log',
+  'now',
+]);
+
+export interface ShardMemberEvents {
+  /** This node became the primary of its shard in `epoch`. */
+  primary: [epoch: number];
+  /** Another node leads (or nobody does yet: `leader` undefined). */
+  replica: [leader: LeaderInfo | undefined];
+  /** This node stopped being writable: its lease could expire, or it lost leadership. */
+  fenced: [reason: string];
+}
+
+export class ShardMember extends EventEmitter<ShardMemberEvents> {
+  readonly cluster: string;
+  readonly shard: string;
+  readonly node: string;
+  private readonly etcd: Etcd3;
+  private readonly o: ShardMemberOptions;
+  private readonly ttlMs: number;
+  private readonly marginMs: number;
+  private readonly now: () => number;
+  private lease: Lease | undefined;
+  /** Monotonic time until which etcd surely keeps the lease. */
+  private validUntil = 0;
+  private roleValue: MemberRole = 'starting';
+  private epochValue = 0;
+  private leaderValue: LeaderInfo | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private fenceTimer: NodeJS.Timeout | undefined;
+  private watcher: Watcher | undefined;
+  private ticking = false;
+  private deferringSince = 0;
+
+  constructor(options: ShardMemberOptions) {
+    super();
+    for (const k of Object.keys(options))
+      if (!OPTION_NAMES.has(k)) throw new KvError('INVALID_ARGUMENT', `unknown ShardMember option "${k}"`);
+    this.o = options;
+    this.etcd = options.etcd;
+    this.cluster = checkName('cluster name', options.cluster);
+    this.shard = checkName('shard id', options.shard);
+    this.node = checkName('node name', options.node);
+    const ttl = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
+    if (!Number.isInteger(ttl) || ttl < MIN_LEASE_TTL_MS || ttl % 1000 !== 0)
+      throw new KvError(
+        'INVALID_ARGUMENT',
+        `leaseTtlMs must be a whole number of seconds ≥ ${MIN_LEASE_TTL_MS} ms, got ${String(ttl)}`,
+      );
+    this.ttlMs = ttl;
+    this.marginMs = options.safetyMarginMs ?? Math.floor(ttl / 4);
+    if (!Number.isFinite(this.marginMs) || this.marginMs <= 0 || this.marginMs >= ttl / 2)
+      throw new KvError(
+        'INVALID_ARGUMENT',
+        `safetyMarginMs must be > 0 and < half the lease TTL, got ${this.marginMs}`,
+      );
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  get role(): MemberRole {
+    return this.roleValue;
+  }
+
+  /** The epoch this node leads in (0 when it does not lead). */
+  get epoch(): number {
+    return this.roleValue === 'primary' ? this.epochValue : 0;
+  }
+
+  /** The shard's leader as last seen (this node when it leads). */
+  get leader(): LeaderInfo | undefined {
+    return this.leaderValue;
+  }
+
+  /**
+   * True only while this node leads and its lease surely holds for another
+   * safety margin. Checked at the moment a write is acknowledged.
+   */
+  writable(): boolean {
+    return this.roleValue === 'primary' && this.now() < this.validUntil - this.marginMs;
+  }
+
+  /** Registers, watches the leader key and starts the renewal loop. Resolves after the first round. */
+  async start(): Promise<void> {
+    if (this.roleValue !== 'starting')
+      throw new KvError('INVALID_ARGUMENT', 'ShardMember.start() called twice');
+    this.roleValue = 'replica';
+    try {
+      this.watcher = await this.etcd.watch().key(leaderKey(this.cluster, this.shard)).create();
+      this.watcher.on('delete', () => void this.tick());
+      this.watcher.on('put', () => void this.tick());
+      this.watcher.on('error', () => {});
+    } catch (err) {
+      this.o.log?.warn({ err }, 'cluster: cannot watch the leader key yet; polling only');
+    }
+    await this.tick();
+  }
+
+  /** Leaves the shard: resigns leadership, revokes the lease, stops the loop. */
+  async stop(): Promise<void> {
+    if (this.roleValue === 'stopped') return;
+    const wasPrimary = this.roleValue === 'primary';
+    this.roleValue = 'stopped';
+    clearTimeout(this.timer);
+    clearTimeout(this.fenceTimer);
+    if (wasPrimary) this.emit('fenced', 'stopped');
+    await this.watcher?.cancel().catch(() => {});
+    await this.lease?.revoke({ deadline: Date.now() + ETCD_CALL_TIMEOUT_MS }).catch(() => {});
+    this.lease = undefined;
+  }
+
+  /**
+   * Planned switchover: stops acknowledging writes, then deletes the leader key
+   * if it is still this node's, so the most advanced member takes over. The
+   * caller makes sure a replica has every write first.
+   */
+  async resign(): Promise<void> {
+    if (this.roleValue !== 'primary') return;
+    this.stepDown('resigned');
+    const key = leaderKey(this.cluster, this.shard);
+    await this.etcd
+      .if(key, 'Create', '==', String(this.epochValue))
+      .then(this.etcd.delete().key(key))
+      .commit();
+  }
+
+  private stopped(): boolean {
+    return this.roleValue === 'stopped';
+  }
+
+  /** One round: renew (or re-grant) the lease, advertise, look at the leader key, campaign if it is free. */
+  private async tick(): Promise<void> {
+    if (this.ticking || this.roleValue === 'stopped') return;
+    this.ticking = true;
+    clearTimeout(this.timer);
+    try {
+      await this.renew();
+      if (this.now() < this.validUntil) await this.advertise();
+      await this.lookAtLeader();
+    } catch (err) {
+      this.o.log?.warn({ err: (err as Error).message }, 'cluster: etcd round failed');
+    } finally {
+      this.ticking = false;
+      if (!this.stopped())
+        this.timer = setTimeout(() => void this.tick(), Math.floor(this.ttlMs / RENEWALS_PER_TTL));
+    }
+  }
+
+  private async renew(): Promise<void> {
+    const sent = this.now();
+    const deadline = { deadline: Date.now() + ETCD_CALL_TIMEOUT_MS };
+    if (this.lease === undefined || this.lease.revoked() || sent >= this.validUntil) {
+      if (this.roleValue === 'primary') this.stepDown('lease expired');
+      const lease = this.etcd.lease(this.ttlMs / 1000, { autoKeepAlive: false, ...deadline });
+      lease.on('lost', () => {});
+      try {
+        await lease.grant();
+      } catch (err) {
+        throw new Error(`cannot grant a lease: ${(err as Error).message}`);
+      }
+      this.lease = lease;
+      this.setValidUntil(sent + this.ttlMs);
+      return;
+    }
+    try {
+      const res = await this.lease.keepaliveOnce(deadline);
+      const ttl = Number(res.TTL) * 1000;
+      if (ttl <= 0) {
+        this.lease = undefined;
+        this.validUntil = 0;
+        if (this.roleValue === 'primary') this.stepDown('lease lost');
+        return;
+      }
+      this.setValidUntil(sent + Math.min(ttl, this.ttlMs));
+    } catch (err) {
+      throw new Error(`cannot renew the lease: ${(err as Error).message}`);
+    }
+  }
+
+  private setValidUntil(t: number): void {
+    this.validUntil = t;
+    this.armFence();
+  }
+
+  /** Steps down the moment the lease stops being surely held (timers may fire a hair early: re-arm). */
+  private armFence(): void {
+    clearTimeout(this.fenceTimer);
+    if (this.roleValue !== 'primary') return;
+    if (!this.writable()) {
+      this.stepDown('lease not renewed in time');
+      return;
+    }
+    const fenceIn = this.validUntil - this.marginMs - this.now();
+    this.fenceTimer = setTimeout(() => this.armFence(), Math.max(1, Math.ceil(fenceIn)));
+  }
+
+  private async advertise(): Promise<void> {
+    const pos = this.o.position();
+    const info: MemberInfo = { node: this.node, host: this.o.host, port: this.o.port, ...pos };
+    await this.lease!.put(memberKey(this.cluster, this.shard, this.node)).value(JSON.stringify(info));
+  }
+
+  private async lookAtLeader(): Promise<void> {
+    const res = await this.etcd.get(leaderKey(this.cluster, this.shard)).exec();
+    const kv = res.kvs[0];
+    if (kv !== undefined) {
+      this.deferringSince = 0;
+      const leader = parseLeader(kv.value.toString(), Number(kv.create_revision));
+      if (leader.node === this.node && this.lease !== undefined && this.roleValue === 'primary') return;
+      if (this.roleValue === 'primary') this.stepDown(`node ${leader.node} leads epoch ${leader.epoch}`);
+      if (leader.node === this.node) {
+        // Our own key from an earlier lease of this process: leave it to expire.
+        return;
+      }
+      if (this.leaderValue?.epoch !== leader.epoch || this.leaderValue.node !== leader.node) {
+        this.leaderValue = leader;
+        this.emit('replica', leader);
+      }
+      return;
+    }
+    if (this.leaderValue !== undefined) {
+      this.leaderValue = undefined;
+      this.emit('replica', undefined);
+    }
+    if (this.now() >= this.validUntil - this.marginMs) return;
+    if (this.o.canLead && !this.o.canLead()) return;
+    if (await this.someoneBetter()) {
+      if (this.deferringSince === 0) this.deferringSince = this.now();
+      if (this.now() - this.deferringSince < 2 * this.ttlMs) return;
+    }
+    await this.campaign();
+  }
+
+  /** Whether another live member advertises a higher (epoch, offset), or the same with a smaller name. */
+  private async someoneBetter(): Promise<boolean> {
+    const mine = this.o.position();
+    const others = await this.etcd.getAll().prefix(membersPrefix(this.cluster, this.shard)).strings();
+    for (const value of Object.values(others)) {
+      let m: MemberInfo;
+      try {
+        m = JSON.parse(value) as MemberInfo;
+      } catch {
+        continue;
+      }
+      if (m.node === this.node) continue;
+      if (m.epoch > mine.epoch) return true;
+      if (m.epoch === mine.epoch && m.offset > mine.offset) return true;
+      if (m.epoch === mine.epoch && m.offset === mine.offset && m.node < this.node) return true;
+    }
+    return false;
+  }
+
+  private async campaign(): Promise<void> {
+    const key = leaderKey(this.cluster, this.shard);
+    const value = JSON.stringify({ node: this.node, host: this.o.host, port: this.o.port });
+    const sent = this.now();
+    const res = await this.etcd.if(key, 'Create', '==', 0).then(this.lease!.put(key).value(value)).commit();
+    if (!res.succeeded) return;
+    // The transaction's revision is the leader key's create revision.
+    this.epochValue = Number(res.header.revision);
+    this.deferringSince = 0;
+    this.roleValue = 'primary';
+    this.leaderValue = { node: this.node, host: this.o.host, port: this.o.port, epoch: this.epochValue };
+    // The lease was renewed no later than `sent`'s round; keep the fence from that renewal.
+    this.setValidUntil(Math.min(this.validUntil, sent + this.ttlMs));
+    this.o.log?.info({ shard: this.shard, epoch: this.epochValue }, 'cluster: this node is now the primary');
+    this.emit('primary', this.epochValue);
+  }
+
+  private stepDown(reason: string): void {
+    if (this.roleValue !== 'primary') return;
+    this.roleValue = 'replica';
+    clearTimeout(this.fenceTimer);
+    this.o.log?.warn({ shard: this.shard, epoch: this.epochValue, reason }, 'cluster: stepped down');
+    this.emit('fenced', reason);
+  }
+}
+
+function parseLeader(json: string, epoch: number): LeaderInfo {
+  const v = JSON.parse(json) as { node: string; host: string; port: number };
+  return { node: v.node, host: v.host, port: v.port, epoch };
+}
