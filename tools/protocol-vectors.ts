@@ -13,11 +13,19 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { encodeFrame as frame, packr } from '../src/protocol/frame.js';
+import { FrameWriter } from '../src/protocol/frame-writer.js';
 import { COMMAND_NAMES } from '../src/protocol/messages.js';
 
 const ROOT = resolve(import.meta.dirname, import.meta.dirname.includes('/dist/') ? '../..' : '..');
 const version = (JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as { version: string })
   .version;
+
+/** A reply as the server encodes it: minimal ints (PROTOCOL.md §3), unlike msgpackr's float 64 past 32 bits. */
+function replyFrame(v: unknown): Buffer {
+  const w = new FrameWriter();
+  w.frame(v);
+  return Buffer.concat(w.take());
+}
 
 /** A MessagePack bin value (Buffer) in a vector. */
 const bin = (s: string) => Buffer.from(s, 'utf8');
@@ -80,7 +88,7 @@ function add(name: string, commands: string[], errors: string[], server: string[
       if (s.raw || s.req !== undefined) step.send = (s.raw ?? frame(s.req)).toString('hex');
       if (s.res !== undefined) {
         step.reply = view(s.res);
-        step.expect = frame(s.res).toString('hex');
+        step.expect = replyFrame(s.res).toString('hex');
       }
       if (s.match) step.match = s.match;
       if (s.closed) step.closed = true;
@@ -309,6 +317,40 @@ add(
   ],
 );
 add(
+  'INCR results are the smallest int: below -2^31 an int 64, never a float',
+  ['INCR'],
+  [],
+  [],
+  [
+    { req: [36, 'INCR', 'n', -2147483648], res: [36, -2147483648], note: 'int 32 (d2)' },
+    { req: [37, 'INCR', 'n', -1], res: [37, -2147483649], note: 'int 64 (d3)' },
+    { req: [38, 'INCR', 'n', 2 ** 32 + 2147483649], res: [38, 2 ** 32], note: 'uint 64 (cf)' },
+  ],
+);
+add(
+  'INCR outside ±(2^53-1), and a delta that is not an integer',
+  ['INCR'],
+  ['INVALID_VALUE', 'INVALID_ARGUMENT', 'WRONG_ARGS'],
+  [],
+  [
+    { req: [1, 'INCR', 'n', 2 ** 53 - 1], res: [1, 2 ** 53 - 1] },
+    {
+      req: [2, 'INCR', 'n'],
+      res: err(2, 'INVALID_VALUE', 'INCR: the result would leave the range ±(2^53-1)'),
+    },
+    {
+      req: [3, 'INCR', 'm', 2 ** 53],
+      res: err(3, 'INVALID_VALUE', 'INCR: the delta (so the result) would leave the range ±(2^53-1)'),
+    },
+    {
+      req: [4, 'INCR', 'm', 1.5],
+      res: err(4, 'INVALID_ARGUMENT', 'INCR: delta must be an integer, got 1.5'),
+    },
+    { req: [5, 'INCR', 'm', '1'], res: err(5, 'WRONG_ARGS', 'INCR: delta must be an integer') },
+    { req: [6, 'INCR', 'm', 3.0], res: [6, 3], note: 'an integral float is that integer' },
+  ],
+);
+add(
   'INCR of a value that is not an integer',
   ['INCR'],
   ['INVALID_VALUE'],
@@ -335,7 +377,7 @@ add(
     { req: [6, 'EXPIRE', 'missing', 1000], res: [6, false] },
     {
       req: [7, 'EXPIRE', 'k', 0],
-      res: err(7, 'INVALID_ARGUMENT', 'ttlMs must be a positive integer number of ms, got 0'),
+      res: err(7, 'INVALID_ARGUMENT', 'EXPIRE: ms must be a positive integer number of ms, got 0'),
     },
   ],
 );
@@ -492,14 +534,22 @@ add(
   [{ req: [1, 'GET', ''], res: err(1, 'INVALID_KEY', 'a key must not be empty') }],
 );
 add(
-  'a bad ttl or scan count',
+  'a bad ttl (0, or past the largest TTL 2^52 ms) or scan count',
   ['SET', 'SCAN'],
   ['INVALID_ARGUMENT'],
   [],
   [
     {
       req: [1, 'SET', 'k', bin('v'), { ttl: 0 }],
-      res: err(1, 'INVALID_ARGUMENT', 'ttlMs must be a positive integer number of ms, got 0'),
+      res: err(1, 'INVALID_ARGUMENT', 'SET: option ttl must be a positive integer number of ms, got 0'),
+    },
+    {
+      req: [3, 'SET', 'k', bin('v'), { ttl: 2 ** 52 + 1 }],
+      res: err(
+        3,
+        'INVALID_ARGUMENT',
+        'SET: option ttl must be at most 4503599627370496 ms (2^52, about 142,000 years: the largest expiry the log keeps exactly), got 4503599627370497',
+      ),
     },
     {
       req: [2, 'SCAN', { count: 0 }],

@@ -18,7 +18,7 @@
 import { EventEmitter } from 'node:events';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import type { Key } from '../engine/keys.js';
+import { checkTtlMs, type Key } from '../engine/keys.js';
 import type { ScanOptions, ScanPage, SetOptions } from '../engine/store.js';
 import { KvError } from '../errors.js';
 import { FrameError, FrameReader, unpackr } from '../protocol/frame.js';
@@ -504,7 +504,13 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
     const args: unknown[] = [key, bytes];
     if (options && (options.ttlMs !== undefined || options.ifAbsent || options.ifPresent)) {
       const o: WireSetOptions = {};
-      if (options.ttlMs !== undefined) o.ttl = options.ttlMs;
+      if (options.ttlMs !== undefined) {
+        try {
+          o.ttl = checkTtlMs(options.ttlMs, 'ttlMs');
+        } catch (err) {
+          return Promise.reject(err);
+        }
+      }
       if (options.ifAbsent) o.nx = true;
       if (options.ifPresent) o.xx = true;
       args.push(o);
@@ -557,6 +563,11 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
 
   /** Makes an existing key expire `ttlMs` ms from now; resolves false if it does not exist. */
   expire(key: Key, ttlMs: number): Promise<boolean> {
+    try {
+      checkTtlMs(ttlMs, 'ttlMs');
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return this.issue('EXPIRE', [key, ttlMs], expectBoolean);
   }
 

@@ -5,7 +5,7 @@
  * their own latin1 form, so the common case costs one length check.
  */
 import { KvError } from '../errors.js';
-import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from './limits.js';
+import { MAX_KEY_BYTES, MAX_TTL_MS, MAX_VALUE_BYTES } from './limits.js';
 
 export type Key = string | Uint8Array;
 export type Value = string | Uint8Array;
@@ -70,4 +70,25 @@ export function toValueBytes(value: Value): Uint8Array {
     throw new KvError('INVALID_VALUE', `a value must be at most ${MAX_VALUE_BYTES} bytes, got ${v.length}`);
   }
   return v;
+}
+
+/**
+ * Checks a time to live in ms (`what` names it in the message): a positive
+ * integer at most MAX_TTL_MS, so that `now + ttl` fits the record's expiry
+ * exactly (limits.ts). Throws INVALID_ARGUMENT otherwise.
+ */
+export function checkTtlMs(ttlMs: unknown, what: string): number {
+  if (typeof ttlMs !== 'number' || !Number.isInteger(ttlMs) || ttlMs <= 0) {
+    throw new KvError(
+      'INVALID_ARGUMENT',
+      `${what} must be a positive integer number of ms, got ${String(ttlMs)}`,
+    );
+  }
+  if (ttlMs > MAX_TTL_MS) {
+    throw new KvError(
+      'INVALID_ARGUMENT',
+      `${what} must be at most ${MAX_TTL_MS} ms (2^52, about 142,000 years: the largest expiry the log keeps exactly), got ${ttlMs}`,
+    );
+  }
+  return ttlMs;
 }

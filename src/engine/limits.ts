@@ -9,6 +9,16 @@ export const MAX_KEY_BYTES = 16 * 1024;
 /** Largest value accepted, in bytes. Redis's limit; fits the record's u32 value length. */
 export const MAX_VALUE_BYTES = 512 * 1024 * 1024;
 
+/**
+ * Largest time to live, ms (SET ttl, EXPIRE, SDK `ttlMs`): 2^52 ms, about
+ * 142,700 years. A record stores its expiry as `now + ttl` in a u64 that the
+ * engine reads as a JS number, exact only below 2^53 (record.ts, hint.ts,
+ * the keydir's expiries); with ttl ≤ 2^52 the sum stays below 2^53 until the
+ * year 144,000, so an accepted expiry reads back after any restart exactly as
+ * written. Larger TTLs are refused (INVALID_ARGUMENT), never wrapped.
+ */
+export const MAX_TTL_MS = 2 ** 52;
+
 /** Default segment size at which the active segment is sealed and a new one opened. */
 export const DEFAULT_MAX_SEGMENT_BYTES = 64 * 1024 * 1024;
 

@@ -32,6 +32,7 @@ import { compileGlob } from './glob.js';
 import { KeyIndex } from './key-index.js';
 import { Keydir } from './keydir.js';
 import {
+  checkTtlMs,
   internalizeKey,
   type Key,
   toInternalKey,
@@ -531,10 +532,7 @@ export class Store extends EventEmitter {
 
   private expiresAtFor(ttlMs: number | undefined): number {
     if (ttlMs === undefined) return 0;
-    if (!Number.isInteger(ttlMs) || ttlMs <= 0) {
-      throw new KvError('INVALID_ARGUMENT', `ttlMs must be a positive integer number of ms, got ${ttlMs}`);
-    }
-    return this.options.clock.now() + ttlMs;
+    return this.options.clock.now() + checkTtlMs(ttlMs, 'ttlMs');
   }
 
   /**

@@ -1,11 +1,13 @@
 /**
  * Encodes frames straight into one growing output buffer: the hot path of
  * both the server (replies) and the client (requests). Writes the minimal
- * MessagePack encoding, byte-identical to msgpackr's Packr with
- * `{useRecords: false, variableMapSize: true}` (test/protocol/frame-writer.test.ts
- * checks this), for the types the protocol uses: nil, bool, number, str,
- * bin, array, map. Anything else (undefined, bigint, Date, Map, …) falls back
- * to msgpackr for that frame.
+ * MessagePack encoding for the types the protocol uses: nil (and undefined,
+ * written as nil: the server never sends an extension), bool, number, str,
+ * bin, array, map. Byte-identical to msgpackr's Packr with
+ * `{useRecords: false, variableMapSize: true}` except that every integer is
+ * the smallest int format (msgpackr writes integers beyond 32 bits as float
+ * 64) and undefined is nil (test/protocol/frame-writer.test.ts checks both).
+ * Anything else (bigint, Date, Map, …) falls back to msgpackr for that frame.
  *
  * Invariants: frames are appended whole and in order; `take()` hands back
  * every byte written since the last take, as few buffers as possible (one,
@@ -196,6 +198,8 @@ export class FrameWriter {
         return this.number(v);
       case 'boolean':
         return this.byte(v ? 0xc3 : 0xc2);
+      case 'undefined':
+        return this.byte(0xc0);
       case 'object':
         if (v === null) return this.byte(0xc0);
         if (depth > 32) throw UNSUPPORTED;
@@ -270,6 +274,14 @@ export class FrameWriter {
     this.pos = at + header + buf.write(s, at + header, n, 'utf8');
   }
 
+  /**
+   * The smallest MessagePack int that holds an integral `x`: positive fixint
+   * or uint 8/16/32/64 for x ≥ 0, negative fixint or int 8/16/32/64 for
+   * x < 0 (signed formats only for negative numbers, PROTOCOL.md §3). Float 64
+   * only for a number that is not an integer or lies outside the 64-bit
+   * ranges (msgpackr, by contrast, writes every integer beyond 32 bits as a
+   * float 64).
+   */
   private number(x: number): undefined {
     if (Number.isInteger(x)) {
       if (x >= 0) {
@@ -277,11 +289,13 @@ export class FrameWriter {
         if (x < 0x100) return this.typed(0xcc, x, 1);
         if (x < 0x10000) return this.typed(0xcd, x, 2);
         if (x < 0x100000000) return this.typed(0xce, x, 4);
+        if (x < TWO_64) return this.wide(0xcf, x);
       } else {
         if (x >= -32) return this.byte(x & 0xff);
         if (x >= -0x80) return this.typed(0xd0, x & 0xff, 1);
         if (x >= -0x8000) return this.typed(0xd1, x & 0xffff, 2);
         if (x >= -0x80000000) return this.typed(0xd2, x >>> 0, 4);
+        if (x >= -TWO_63) return this.wide(0xd3, x);
       }
     }
     const at = this.reserve(9);
@@ -289,4 +303,16 @@ export class FrameWriter {
     this.buf.writeDoubleBE(x, at + 1);
     this.pos = at + 9;
   }
+
+  /** uint 64 (0xcf) or int 64 (0xd3) of an integral number beyond 32 bits (exact: BigInt of an integral double). */
+  private wide(tag: 0xcf | 0xd3, x: number): undefined {
+    const at = this.reserve(9);
+    this.buf[at] = tag;
+    if (tag === 0xcf) this.buf.writeBigUInt64BE(BigInt(x), at + 1);
+    else this.buf.writeBigInt64BE(BigInt(x), at + 1);
+    this.pos = at + 9;
+  }
 }
+
+const TWO_64 = 2 ** 64;
+const TWO_63 = 2 ** 63;

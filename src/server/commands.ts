@@ -12,7 +12,7 @@
  * same tick, so no other request can interleave.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Key, Value } from '../engine/keys.js';
+import { checkTtlMs, type Key, type Value } from '../engine/keys.js';
 import type { BatchOp, ScanOptions, SetOptions, Store } from '../engine/store.js';
 import { ioError, KvError } from '../errors.js';
 import { PREAUTH_MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../protocol/limits.js';
@@ -203,7 +203,7 @@ const SPECS: Record<CommandName, CommandSpec> = {
       const xx = optBool(o, 'xx', 'SET');
       if (nx && xx) throw new KvError('WRONG_ARGS', 'SET: options nx and xx exclude each other');
       const so: SetOptions = {};
-      if (ttl !== undefined) so.ttlMs = ttl;
+      if (ttl !== undefined) so.ttlMs = checkTtlMs(ttl, 'SET: option ttl');
       if (nx) so.ifAbsent = true;
       if (xx) so.ifPresent = true;
       return s.store.set(k, v, so);
@@ -260,8 +260,15 @@ const SPECS: Record<CommandName, CommandSpec> = {
     run: (s, req) => {
       const k = key(req, 2, 'INCR');
       const delta = req.length === 4 ? req[3] : 1;
-      if (typeof delta !== 'number' || !Number.isSafeInteger(delta)) {
-        throw new KvError('WRONG_ARGS', 'INCR: delta must be an integer');
+      // Wrong type: WRONG_ARGS; a number but not an integer: INVALID_ARGUMENT (as for every
+      // integer argument, §6); an integer outside ±(2^53-1) cannot even be read exactly
+      // (a MessagePack int64 past 2^53 rounds), so no result from it is in range: INVALID_VALUE.
+      if (typeof delta !== 'number') throw new KvError('WRONG_ARGS', 'INCR: delta must be an integer');
+      if (!Number.isInteger(delta)) {
+        throw new KvError('INVALID_ARGUMENT', `INCR: delta must be an integer, got ${delta}`);
+      }
+      if (!Number.isSafeInteger(delta)) {
+        throw new KvError('INVALID_VALUE', 'INCR: the delta (so the result) would leave the range ±(2^53-1)');
       }
       const current = s.store.getSync(k);
       let n = 0;
@@ -295,7 +302,7 @@ const SPECS: Record<CommandName, CommandSpec> = {
       const k = key(req, 2, 'EXPIRE');
       const ms = req[3];
       if (typeof ms !== 'number') throw new KvError('WRONG_ARGS', 'EXPIRE: ms must be an integer');
-      return s.store.expire(k, ms);
+      return s.store.expire(k, checkTtlMs(ms, 'EXPIRE: ms'));
     },
   },
   PERSIST: {

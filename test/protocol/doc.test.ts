@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MAX_KEY_BYTES, MAX_SCAN_COUNT } from '../../src/engine/limits.js';
+import { MAX_KEY_BYTES, MAX_SCAN_COUNT, MAX_TTL_MS } from '../../src/engine/limits.js';
 import * as limits from '../../src/protocol/limits.js';
 import { COMMAND_NAMES, INFO_SECTIONS } from '../../src/protocol/messages.js';
 import { COMMAND_USAGE } from '../../src/server/commands.js';
@@ -38,6 +38,7 @@ describe('PROTOCOL.md', () => {
     expect(doc).toContain(`${limits.PREAUTH_MAX_FRAME_BYTES.toLocaleString('en-US')} bytes`);
     expect(doc).toContain(`${MAX_KEY_BYTES.toLocaleString('en-US')} bytes`);
     expect(doc).toContain(`1 … ${MAX_SCAN_COUNT.toLocaleString('en-US')}`);
+    expect(doc).toContain(`1 … 2^52 ms (${MAX_TTL_MS.toLocaleString('en-US')})`);
     expect(doc).toMatch(new RegExp(`\\| ${limits.MAX_AUTH_FAILURES}, then closed`));
     expect(doc).toContain(`${limits.REPLY_HIGH_WATER_BYTES / 2 ** 20} MiB`);
     expect(doc).toContain(`${limits.MAX_INFLIGHT_REQUESTS.toLocaleString('en-US')}`);
