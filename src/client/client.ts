@@ -19,6 +19,7 @@ import { EventEmitter } from 'node:events';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { checkTtlMs, type Key } from '../engine/keys.js';
+import { MAX_TTL_MS } from '../engine/limits.js';
 import type { ScanOptions, ScanPage, SetOptions } from '../engine/store.js';
 import { KvError } from '../errors.js';
 import { FrameError, FrameReader, unpackr } from '../protocol/frame.js';
@@ -505,11 +506,9 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
     if (options && (options.ttlMs !== undefined || options.ifAbsent || options.ifPresent)) {
       const o: WireSetOptions = {};
       if (options.ttlMs !== undefined) {
-        try {
-          o.ttl = checkTtlMs(options.ttlMs, 'ttlMs');
-        } catch (err) {
-          return Promise.reject(err);
-        }
+        const tooLong = ttlLimitError(options.ttlMs);
+        if (tooLong) return Promise.reject(tooLong);
+        o.ttl = options.ttlMs;
       }
       if (options.ifAbsent) o.nx = true;
       if (options.ifPresent) o.xx = true;
@@ -563,11 +562,8 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
 
   /** Makes an existing key expire `ttlMs` ms from now; resolves false if it does not exist. */
   expire(key: Key, ttlMs: number): Promise<boolean> {
-    try {
-      checkTtlMs(ttlMs, 'ttlMs');
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    const tooLong = ttlLimitError(ttlMs);
+    if (tooLong) return Promise.reject(tooLong);
     return this.issue('EXPIRE', [key, ttlMs], expectBoolean);
   }
 
@@ -659,4 +655,19 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
   hello(): Promise<HelloReply> {
     return this.issue('HELLO', [], (raw) => raw as HelloReply);
   }
+}
+
+/**
+ * A TTL past MAX_TTL_MS is refused here, before it is sent (the server would
+ * refuse it too): INVALID_ARGUMENT naming the limit. Other checks of ttlMs
+ * are the server's.
+ */
+function ttlLimitError(ttlMs: unknown): KvError | undefined {
+  if (typeof ttlMs !== 'number' || !(ttlMs > MAX_TTL_MS)) return undefined;
+  try {
+    checkTtlMs(ttlMs, 'ttlMs');
+  } catch (err) {
+    return err as KvError;
+  }
+  return undefined;
 }
