@@ -12,6 +12,11 @@
  *
  * Faults: `failWrites(pred)` / `failFsync(pred)` make matching operations
  * throw an errno error (ENOSPC, EIO) until cleared.
+ *
+ * Timing: `holdFsyncs(pred)` makes matching fsyncs wait until
+ * `releaseFsyncs()`, as a slow device does. A held fsync makes durable what
+ * the file held when it was called, but only when released, so a test can
+ * finish fsyncs out of order and crash in between.
  */
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Fs } from './fs.js';
@@ -39,6 +44,8 @@ export class MemFs implements Fs {
   private nextFd = 100;
   private writeFault: ((path: string) => string | undefined) | undefined;
   private fsyncFault: ((path: string) => string | undefined) | undefined;
+  private holdFault: ((path: string) => boolean) | undefined;
+  private held: { path: string; finish: () => void }[] = [];
   /** Count of fsyncs (files and directories). */
   fsyncs = 0;
 
@@ -49,6 +56,24 @@ export class MemFs implements Fs {
 
   failFsync(pred: ((path: string) => string | undefined) | undefined): void {
     this.fsyncFault = pred;
+  }
+
+  /** Makes file fsyncs of paths for which `pred` is true wait for releaseFsyncs (undefined: stop holding new ones). */
+  holdFsyncs(pred: ((path: string) => boolean) | undefined): void {
+    this.holdFault = pred;
+  }
+
+  /** Paths of the fsyncs waiting now, in call order. */
+  heldFsyncs(): string[] {
+    return this.held.map((h) => h.path);
+  }
+
+  /** Completes the held fsyncs whose path `pred` accepts (default all), in call order; returns how many. */
+  releaseFsyncs(pred: (path: string) => boolean = () => true): number {
+    const go = this.held.filter((h) => pred(h.path));
+    this.held = this.held.filter((h) => !pred(h.path));
+    for (const h of go) h.finish();
+    return go.length;
   }
 
   private dir(path: string, create = false): Map<string, MemFile> {
@@ -149,6 +174,21 @@ export class MemFs implements Fs {
   }
 
   fsync(fd: number): Promise<void> {
+    const f = this.fds.get(fd);
+    if (f && this.holdFault?.(f.path)) {
+      const snapshot = Buffer.from(f.file.data.subarray(0, f.file.length));
+      const file = f.file;
+      return new Promise((resolve) => {
+        this.held.push({
+          path: f.path,
+          finish: () => {
+            if (snapshot.length >= file.durable.length) file.durable = snapshot;
+            this.fsyncs++;
+            resolve();
+          },
+        });
+      });
+    }
     try {
       this.syncFile(fd);
       return Promise.resolve();

@@ -1,6 +1,6 @@
 /**
  * Sealing: what makes a full segment fast to load. After the active segment
- * is rotated out, this fsyncs it, scans it once to build its hint (the last
+ * is rotated out, this fsyncs it (through the store's sync rounds), scans it once to build its hint (the last
  * record of each key in it) and its sparse offset index, and writes both
  * under temporary names: fsync, rename, fsync the directory. Crash-safe at
  * every step: a missing hint means a rescan at open, a `.tmp` is swept.
@@ -27,7 +27,8 @@ export async function sealSegment(
   log: Logger,
 ): Promise<void> {
   const fs = store.options.fs;
-  if (fsyncData) await fs.fsync(seg.fd);
+  // Through the store's sync rounds, never on its own: they keep the order of the log's fsyncs.
+  if (fsyncData) await store.syncLog();
   const hint = new HintWriter();
   const kd = store.keydir;
   // Keys the keydir cannot vouch for (deleted, expired, rewritten in a later segment or

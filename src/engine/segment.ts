@@ -53,6 +53,8 @@ export class Segment {
   private spare: Buffer | undefined;
   private readers = 0;
   private retired: (() => void) | undefined;
+  /** Set once the descriptor is closed: `fd` may name another file by then, so nothing may use it. */
+  private closed = false;
 
   constructor(
     private readonly fs: Fs,
@@ -146,6 +148,16 @@ export class Segment {
     return buf.subarray(RECORD_HEADER_BYTES + keyLength);
   }
 
+  /**
+   * fsyncs the data written so far. Never through a closed descriptor (its
+   * number may belong to another file by now): the store retains a segment
+   * for the whole of a sync, so a compaction's retire waits for it.
+   */
+  sync(): Promise<void> {
+    if (this.closed) return Promise.reject(new Error(`${this.name} is closed; it cannot be synced`));
+    return this.fs.fsync(this.fd);
+  }
+
   retain(): void {
     this.readers++;
   }
@@ -160,6 +172,7 @@ export class Segment {
     this.retired = () => {
       this.retired = undefined;
       try {
+        this.closed = true;
         this.fs.close(this.fd);
         if (unlink) this.fs.unlink(this.path);
         onDone();

@@ -189,8 +189,9 @@ export class Store extends EventEmitter {
   private undo: (string | number)[] = [];
   /** @internal Count of undone write ticks; the compaction swap checks it. */
   rollbacks = 0;
-  private syncQueue: Waiter[] = [];
+  /** The sync round running (syncLog), and the one queued behind it. */
   private syncing: Promise<void> | undefined;
+  private nextSync: Promise<void> | undefined;
   private dirDirty = false;
   private fsyncCount = 0;
   private fsyncMs = 0;
@@ -468,46 +469,70 @@ export class Store extends EventEmitter {
     }
     this.undo = [];
     if (this.options.fsync === 'always') {
-      for (const w of waiters) this.syncQueue.push(w);
-      void this.groupSync();
+      if (waiters.length === 0) return;
+      this.syncLog().then(
+        () => {
+          for (const w of waiters) w.resolve();
+        },
+        (err) => {
+          for (const w of waiters) w.reject(err);
+        },
+      );
     } else {
       for (const w of waiters) w.resolve();
     }
   }
 
-  /** Group commit: one fsync cycle at a time; writes flushed meanwhile wait for the next one. */
-  private async groupSync(): Promise<void> {
-    if (this.syncing || this.syncQueue.length === 0) return;
-    const batch = this.syncQueue;
-    this.syncQueue = [];
-    this.syncing = this.syncDirty();
-    try {
-      await this.syncing;
-      for (const w of batch) w.resolve();
-    } catch (err) {
-      for (const w of batch) w.reject(err);
-    } finally {
-      this.syncing = undefined;
+  /**
+   * @internal One sync round: fsyncs every segment written since its last
+   * fsync, oldest first, then the directory if files were created. Rounds
+   * never overlap: a round asked for while one runs is queued behind it (and
+   * shared by everyone who asks meanwhile: group commit), and takes its list
+   * of dirty segments when it starts. So a segment's data is durable before
+   * a later segment's fsync is counted (Redis everysec loses only a suffix;
+   * two overlapping rounds finishing out of order lost a non-suffix), and
+   * every fsync of segment data (the `always` ack, the `interval` tick, the
+   * sealing of a full segment, sync(), close) goes through here.
+   */
+  syncLog(): Promise<void> {
+    if (this.syncing === undefined) return this.startSyncRound();
+    if (this.nextSync === undefined) {
+      this.nextSync = this.syncing
+        .catch(() => {})
+        .then(() => {
+          this.nextSync = undefined;
+          return this.startSyncRound();
+        });
     }
-    if (this.syncQueue.length > 0) void this.groupSync();
+    return this.nextSync;
   }
 
-  /** fsyncs every segment written since its last fsync, and the directory if files were created. */
+  private startSyncRound(): Promise<void> {
+    const round = this.syncDirty().finally(() => {
+      if (this.syncing === round) this.syncing = undefined;
+    });
+    this.syncing = round;
+    return round;
+  }
+
+  /**
+   * The work of a sync round. The dirty segments are retained from the moment
+   * they are listed: a compaction that retires one meanwhile closes it only
+   * after its fsync (a closed descriptor's number may already name another
+   * file; EBADF refused every write until restart).
+   */
   private async syncDirty(): Promise<void> {
+    if (this.failure) throw this.failure; // a later fsync "succeeding" promises nothing (fsyncgate)
     const dirty = this.ordered.filter((s) => s.dirty);
-    for (const s of dirty) s.dirty = false;
+    for (const s of dirty) {
+      s.dirty = false;
+      s.retain();
+    }
     const syncDir = this.dirDirty;
     this.dirDirty = false;
     const t0 = performance.now();
     try {
-      for (const s of dirty) {
-        s.retain();
-        try {
-          await this.fs.fsync(s.fd);
-        } finally {
-          s.release();
-        }
-      }
+      for (const s of dirty) await s.sync();
       if (syncDir) this.fs.fsyncDir(this.dir);
     } catch (err) {
       // After a failed fsync the kernel may have dropped the dirty pages: nothing
@@ -516,6 +541,8 @@ export class Store extends EventEmitter {
       this.failure.message += '; writes are refused until the store is reopened';
       this.log.fatal({ err }, 'fsync failed; refusing writes until restart');
       throw this.failure;
+    } finally {
+      for (const s of dirty) s.release();
     }
     this.fsyncCount += dirty.length;
     this.fsyncMs += performance.now() - t0;
@@ -523,11 +550,7 @@ export class Store extends EventEmitter {
 
   private syncInterval(): void {
     if (this.syncing || this.closed) return;
-    this.syncing = this.syncDirty()
-      .catch(() => {})
-      .finally(() => {
-        this.syncing = undefined;
-      });
+    this.syncLog().catch(() => {}); // logged by syncDirty
   }
 
   private expiresAtFor(ttlMs: number | undefined): number {
@@ -671,8 +694,7 @@ export class Store extends EventEmitter {
   async sync(): Promise<void> {
     if (this.closed) throw closedError();
     this.flushNow();
-    while (this.syncing) await this.syncing;
-    await this.syncDirty();
+    await this.syncLog();
   }
 
   // ---- read path ----------------------------------------------------------
@@ -969,9 +991,8 @@ export class Store extends EventEmitter {
     await this.compactor.stop();
     if (!this.options.readOnly) {
       this.flushNow();
-      while (this.syncing) await this.syncing.catch(() => {});
       try {
-        if (!this.failure) await this.syncDirty();
+        if (!this.failure) await this.syncLog();
       } catch {
         // Logged by syncDirty; close anyway.
       }
