@@ -121,7 +121,8 @@ export function resolveOptions(o: StoreOptions = {}): ResolvedOptions {
   };
 }
 
-function resolveCompaction(c: Partial<CompactionOptions> = {}): CompactionOptions {
+/** The compaction options with defaults applied; throws INVALID_ARGUMENT naming a bad one (kv-server checks its flags with it). */
+export function resolveCompaction(c: Partial<CompactionOptions> = {}): CompactionOptions {
   const d = DEFAULT_COMPACTION;
   const ratio = c.minDeadRatio ?? d.minDeadRatio;
   if (typeof ratio !== 'number' || !(ratio > 0 && ratio <= 1)) {

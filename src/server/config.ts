@@ -11,19 +11,20 @@
  * --print-config` prints the effective settings in that same shape, so its
  * output is a valid config file, except a redacted password, which is refused.
  *
- * Compaction settings are passed through to the store, which validates them:
- * `--compaction-min-dead-ratio 0.5` (or `SEGKV_COMPACTION_MIN_DEAD_RATIO=0.5`)
- * becomes the store option `compaction: { minDeadRatio: 0.5 }`.
+ * Compaction settings are the store's options, checked here by the store's
+ * rules (config-check.ts): `--compaction-min-dead-ratio 0.5` (or
+ * `SEGKV_COMPACTION_MIN_DEAD_RATIO=0.5`) becomes the store option
+ * `compaction: { minDeadRatio: 0.5 }`. Unknown flags, `SEGKV_*` variables
+ * and file fields are refused, with the closest known name suggested.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { DEFAULT_COMPACTION } from '../engine/compaction/compactor.js';
 import {
   DEFAULT_CACHE_BYTES,
   DEFAULT_FSYNC_INTERVAL_MS,
   DEFAULT_MAX_SEGMENT_BYTES,
 } from '../engine/limits.js';
-import type { FsyncMode } from '../engine/options.js';
+import { type FsyncMode, resolveCompaction } from '../engine/options.js';
 import {
   DEFAULT_HOST,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -33,6 +34,22 @@ import {
   MAX_MAX_FRAME_BYTES,
   MIN_MAX_FRAME_BYTES,
 } from '../protocol/limits.js';
+import {
+  COMPACTION_ENV_PREFIX,
+  COMPACTION_FLAG_PREFIX,
+  COMPACTION_KEYS,
+  type CompactionKey,
+  type CompactionSettings,
+  ConfigError,
+  compactionEnv,
+  compactionFlag,
+  compactionFromJson,
+  compactionFromText,
+  OTHER_PROGRAMS_ENV,
+  suggestion,
+} from './config-check.js';
+
+export { COMPACTION_KEYS, ConfigError };
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -81,12 +98,8 @@ export interface ServerConfig {
    * (two performance.now() calls) for the per-command latency histograms.
    */
   metricsPort: number | undefined;
-  /** The store's `compaction` options, from `--compaction-*` flags and `SEGKV_COMPACTION_*` env (camelCased). */
-  compaction: Record<string, string | number | boolean>;
-}
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
+  /** The store's `compaction` options, from `--compaction-*` flags and `SEGKV_COMPACTION_*` env (camelCased), checked. */
+  compaction: CompactionSettings;
 }
 
 type Kind = 'string' | 'int' | 'fsync' | 'level' | 'format';
@@ -221,11 +234,6 @@ export const SETTINGS: readonly Setting[] = [
   },
 ];
 
-const COMPACTION_PREFIX = 'compaction-';
-
-/** The store's compaction options settable from the command line, env or file (camelCase). */
-export const COMPACTION_KEYS: readonly string[] = Object.keys(DEFAULT_COMPACTION);
-
 /** The environment variable naming the config file when `--config` is not given. */
 export const CONFIG_ENV = 'SEGKV_CONFIG';
 
@@ -236,14 +244,15 @@ export function envName(flag: string): string {
   return `SEGKV_${flag.toUpperCase().replace(/-/g, '_')}`;
 }
 
-function camel(flag: string): string {
-  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+/** Every `SEGKV_*` variable kv-server reads. */
+function serverEnvNames(): string[] {
+  return [...SETTINGS.map((s) => envName(s.flag)), ...COMPACTION_KEYS.map(compactionEnv), CONFIG_ENV];
 }
 
-function passThroughValue(raw: string): string | number | boolean {
-  if (raw === 'true') return true;
-  if (raw === 'false') return false;
-  return raw.trim() !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw;
+/** Every flag kv-server takes, with its dashes. */
+function flagNames(): string[] {
+  const flags = [...SETTINGS.map((s) => s.flag), ...COMPACTION_KEYS.map(compactionFlag)];
+  return [...flags, 'config', 'print-config', 'help', 'version'].map((f) => `--${f}`);
 }
 
 export function helpText(): string {
@@ -261,7 +270,7 @@ export function helpText(): string {
     lines.push(`${' '.repeat(34)}env ${envName(s.flag)}`);
   }
   lines.push(
-    `  --${COMPACTION_PREFIX}<name> <value>`.padEnd(34) +
+    `  --${COMPACTION_FLAG_PREFIX}<name> <value>`.padEnd(34) +
       'store option compaction.<name>: min-dead-ratio, min-dead-bytes, max-dead-bytes, auto,',
     `${' '.repeat(34)}check-interval-ms, min-interval-ms, max-backoff-ms (e.g. --compaction-auto false)`,
     `${' '.repeat(34)}env SEGKV_COMPACTION_<NAME>`,
@@ -269,6 +278,7 @@ export function helpText(): string {
       'read settings from this JSON file (fields as --print-config shows them)',
     `${' '.repeat(34)}env ${CONFIG_ENV}`,
     '  --print-config'.padEnd(34) + 'print the effective settings as JSON (password redacted) and exit',
+    '  --version'.padEnd(34) + 'print the version and exit',
     '  --help'.padEnd(34) + 'print this help and exit',
     '',
     'Signals: SIGTERM/SIGINT stop accepting, finish in-flight requests, sync and close the store.',
@@ -335,7 +345,7 @@ export function readConfigFile(
   readFile: (path: string) => string = (p) => readFileSync(p, 'utf8'),
 ): {
   settings: Partial<Record<Setting['key'], string | number>>;
-  compaction: Record<string, number | boolean>;
+  compaction: CompactionSettings;
 } {
   let text: string;
   try {
@@ -354,7 +364,7 @@ export function readConfigFile(
   }
   const byKey = new Map(SETTINGS.map((s) => [s.key as string, s]));
   const settings: Partial<Record<Setting['key'], string | number>> = {};
-  const compaction: Record<string, number | boolean> = {};
+  const compaction: CompactionSettings = {};
   for (const [field, v] of Object.entries(json)) {
     const source = `${path}: field '${field}'`;
     if (field === 'compaction') {
@@ -363,25 +373,23 @@ export function readConfigFile(
         throw new ConfigError(`${source} must be an object such as {"minDeadRatio": 0.5}`);
       }
       for (const [name, cv] of Object.entries(v as Record<string, unknown>)) {
-        if (!COMPACTION_KEYS.includes(name)) {
+        const key = COMPACTION_KEYS.find((k) => k === name);
+        if (key === undefined) {
           throw new ConfigError(
-            `${path}: unknown field 'compaction.${name}'; known: ${COMPACTION_KEYS.join(', ')}`,
+            `${path}: unknown field 'compaction.${name}'.${suggestion(name, COMPACTION_KEYS)} Known: ${COMPACTION_KEYS.join(', ')}`,
           );
         }
         if (cv === null) continue;
-        if (typeof cv !== 'number' && typeof cv !== 'boolean') {
-          throw new ConfigError(
-            `${path}: field 'compaction.${name}' must be a number or boolean, got ${JSON.stringify(cv)}`,
-          );
-        }
-        compaction[name] = cv;
+        setCompaction(compaction, key, compactionFromJson(key, cv, `${path}: field 'compaction.${name}'`));
       }
       continue;
     }
     const s = byKey.get(field);
     if (s === undefined) {
-      const known = [...byKey.keys(), 'compaction'].join(', ');
-      throw new ConfigError(`${path}: unknown field '${field}'; known fields: ${known}`);
+      const known = [...byKey.keys(), 'compaction'];
+      throw new ConfigError(
+        `${path}: unknown field '${field}'.${suggestion(field, known)} Known fields: ${known.join(', ')}`,
+      );
     }
     const value = convertJson(s, v, source);
     if (s.key === 'password' && value === REDACTED) {
@@ -397,6 +405,7 @@ export function readConfigFile(
 /** What the command line asks for. */
 export type CommandLine =
   | { action: 'help' }
+  | { action: 'version' }
   | { action: 'serve' | 'print-config'; config: ServerConfig; configFile: string | undefined };
 
 /**
@@ -408,30 +417,31 @@ export function resolveCommandLine(
   env: NodeJS.ProcessEnv,
   readFile?: (path: string) => string,
 ): CommandLine {
-  // Pass-through compaction flags first: parseArgs cannot know their names.
-  const compactionEnv: Record<string, string | number | boolean> = {};
-  const compactionFlags: Record<string, string | number | boolean> = {};
-  for (const [name, raw] of Object.entries(env)) {
-    if (name.startsWith('SEGKV_COMPACTION_') && raw !== undefined) {
-      const flag = name.slice('SEGKV_COMPACTION_'.length).toLowerCase().replace(/_/g, '-');
-      compactionEnv[camel(flag)] = passThroughValue(raw);
-    }
-  }
+  const compactionEnvValues = compactionFromEnv(env);
+  // Compaction flags first: parseArgs would take `--compaction-x` for a boolean.
+  const compactionFlags: CompactionSettings = {};
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (arg.startsWith(`--${COMPACTION_PREFIX}`)) {
-      const eq = arg.indexOf('=');
-      const flag = arg.slice(2, eq < 0 ? undefined : eq);
-      const raw = eq < 0 ? argv[++i] : arg.slice(eq + 1);
-      if (raw === undefined || flag.length <= COMPACTION_PREFIX.length) {
-        throw new ConfigError(`--${flag} needs a value`);
-      }
-      compactionFlags[camel(flag.slice(COMPACTION_PREFIX.length))] = passThroughValue(raw);
-    } else rest.push(arg);
+    if (!arg.startsWith(`--${COMPACTION_FLAG_PREFIX}`)) {
+      rest.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const flag = arg.slice(0, eq < 0 ? undefined : eq);
+    const key = COMPACTION_KEYS.find((k) => `--${compactionFlag(k)}` === flag);
+    if (key === undefined) {
+      throw new ConfigError(
+        `unknown option ${flag}.${suggestion(flag, flagNames())} See kv-server --help for the --compaction-* flags`,
+      );
+    }
+    const raw = eq < 0 ? argv[++i] : arg.slice(eq + 1);
+    if (raw === undefined) throw new ConfigError(`${flag} needs a value`);
+    setCompaction(compactionFlags, key, compactionFromText(key, raw, flag));
   }
   const options: Record<string, { type: 'string' | 'boolean' }> = {
     help: { type: 'boolean' },
+    version: { type: 'boolean' },
     'print-config': { type: 'boolean' },
     config: { type: 'string' },
   };
@@ -441,9 +451,12 @@ export function resolveCommandLine(
     const parsed = parseArgs({ args: rest, options, strict: true, allowPositionals: false });
     values = parsed.values as Record<string, string | boolean | undefined>;
   } catch (err) {
-    throw new ConfigError(`${(err as Error).message}; see kv-server --help`);
+    const unknown = /^Unknown option '([^']+)'/.exec((err as Error).message)?.[1];
+    const hint = unknown === undefined ? '' : suggestion(unknown, flagNames());
+    throw new ConfigError(`${(err as Error).message}.${hint} See kv-server --help`);
   }
   if (values.help === true) return { action: 'help' };
+  if (values.version === true) return { action: 'version' };
 
   const configFlag = values.config;
   const configEnv = env[CONFIG_ENV];
@@ -457,7 +470,7 @@ export function resolveCommandLine(
     configFile === undefined ? { settings: {}, compaction: {} } : readConfigFile(configFile, readFile);
 
   const out: Record<string, unknown> = {
-    compaction: { ...file.compaction, ...compactionEnv, ...compactionFlags },
+    compaction: { ...file.compaction, ...compactionEnvValues, ...compactionFlags },
   };
   for (const s of SETTINGS) {
     const flagValue = values[s.flag];
@@ -478,10 +491,40 @@ export function resolveCommandLine(
   return { action: values['print-config'] === true ? 'print-config' : 'serve', config, configFile };
 }
 
-/** Resolves flags, env, config file and defaults. Returns 'help' for --help. Throws ConfigError. */
-export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ServerConfig | 'help' {
+/**
+ * The `SEGKV_COMPACTION_*` variables as compaction options, checked; refuses
+ * any `SEGKV_*` variable that neither kv-server nor another segkv program reads.
+ */
+function compactionFromEnv(env: NodeJS.ProcessEnv): CompactionSettings {
+  const known = new Set([...serverEnvNames(), ...Object.keys(OTHER_PROGRAMS_ENV)]);
+  const out: CompactionSettings = {};
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith('SEGKV_') || raw === undefined) continue;
+    if (!known.has(name)) {
+      throw new ConfigError(
+        `unknown environment variable ${name}.${suggestion(name, serverEnvNames())} ` +
+          'Unset it; kv-server --help lists the variables it reads',
+      );
+    }
+    if (!name.startsWith(COMPACTION_ENV_PREFIX) || raw === '') continue;
+    const key = COMPACTION_KEYS.find((k) => compactionEnv(k) === name)!;
+    setCompaction(out, key, compactionFromText(key, raw, name));
+  }
+  return out;
+}
+
+function setCompaction(into: CompactionSettings, key: CompactionKey, value: number | boolean): void {
+  (into as Record<string, number | boolean>)[key] = value;
+}
+
+/** Resolves flags, env, config file and defaults. Returns 'help' or 'version' for those flags. Throws ConfigError. */
+export function parseConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): ServerConfig | 'help' | 'version' {
   const line = resolveCommandLine(argv, env);
-  return line.action === 'help' ? 'help' : line.config;
+  if (line.action === 'help' || line.action === 'version') return line.action;
+  return line.config;
 }
 
 /**
@@ -493,7 +536,7 @@ export function effectiveConfig(config: ServerConfig): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const s of SETTINGS) out[s.key] = config[s.key] ?? null;
   if (config.password !== undefined) out.password = REDACTED;
-  const { onStep: _onStep, ...compactionDefaults } = DEFAULT_COMPACTION;
+  const { onStep: _onStep, ...compactionDefaults } = resolveCompaction();
   out.compaction = { ...compactionDefaults, ...config.compaction };
   return out;
 }

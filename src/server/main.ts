@@ -3,10 +3,12 @@
  * kv-server: opens the store in `--dir`, then serves it (protocol/PROTOCOL.md).
  *
  * Order of events: settings (exit 2 on a bad one; `--print-config` prints
- * them and exits 0) → open the store, which
- * recovers the keydir (the port is not bound until this is done, so a client
- * can never read a half-loaded keydir) → listen → on SIGTERM/SIGINT: stop
- * accepting, finish in-flight requests, close the store (it syncs), exit 0.
+ * them and exits 0) → the setup checks of preflight.ts (the ports are free,
+ * the data directory is usable; exit 2 with one line, before anything is
+ * created) → open the store, which recovers the keydir (the port is not
+ * bound until this is done, so a client can never read a half-loaded
+ * keydir) → listen → on SIGTERM/SIGINT: stop accepting, finish in-flight
+ * requests, close the store (it syncs), exit 0.
  * The metrics endpoint (`--metrics-port`) starts after the server listens.
  * A second signal during shutdown exits at once with status 1.
  */
@@ -26,7 +28,11 @@ import {
 } from './config.js';
 import { createLogger } from './log.js';
 import type { MetricsEndpoint } from './metrics-http.js';
+import { checkDataDir, checkPort, dataDirProblem, listenProblem, SetupError } from './preflight.js';
 import { KvServer } from './server.js';
+
+/** File-system errors of a setup that the operator fixes (exit 2, like a bad setting). */
+const SETUP_ERRNOS = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EEXIST', 'EISDIR']);
 
 function fail(message: string, status: number): never {
   process.stderr.write(`kv-server: ${message}\n`);
@@ -36,8 +42,8 @@ function fail(message: string, status: number): never {
 function storeOptions(config: ServerConfig, logger: pino.Logger): StoreOptions {
   const o: StoreOptions = { fsync: config.fsync, logger };
   if (Object.keys(config.compaction).length > 0) {
-    // Validated by the store (INVALID_ARGUMENT names the option).
-    o.compaction = config.compaction as NonNullable<StoreOptions['compaction']>;
+    // Checked while parsing (config-check.ts), by the store's rules.
+    o.compaction = config.compaction;
   }
   o.fsyncIntervalMs = config.fsyncIntervalMs;
   o.maxSegmentBytes = config.maxSegmentBytes;
@@ -57,6 +63,10 @@ async function main(): Promise<void> {
     process.stdout.write(`${helpText()}\n`);
     return;
   }
+  if (line.action === 'version') {
+    process.stdout.write(`kv-server ${packageVersion()}\n`);
+    return;
+  }
   const config: ServerConfig = line.config;
   if (line.action === 'print-config') {
     process.stdout.write(`${JSON.stringify(effectiveConfig(config), null, 2)}\n`);
@@ -70,6 +80,14 @@ async function main(): Promise<void> {
       fail(`cannot read the TLS certificate or key: ${(err as Error).message}`, 2);
     }
   }
+  try {
+    await checkPort('--port', config.host, config.port);
+    if (config.metricsPort !== undefined) await checkPort('--metrics-port', config.host, config.metricsPort);
+    checkDataDir(config.dir);
+  } catch (err) {
+    if (err instanceof SetupError) fail(err.message, 2);
+    throw err;
+  }
   const log = await createLogger(config.logLevel, config.logFormat);
   if (line.configFile !== undefined)
     log.info({ file: line.configFile }, 'settings read from the config file');
@@ -82,6 +100,12 @@ async function main(): Promise<void> {
       log.fatal({ code: err.code, dir: config.dir }, err.message);
       if (err.code === 'INVALID_ARGUMENT') fail(`bad setting: ${err.message}; see kv-server --help`, 2);
       fail(`cannot open ${config.dir}: ${err.message}`, 1);
+    }
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code === 'string') {
+      const message = dataDirProblem(config.dir, err);
+      log.fatal({ code, dir: config.dir, path: (err as NodeJS.ErrnoException).path }, message);
+      fail(message, SETUP_ERRNOS.has(code) ? 2 : 1);
     }
     throw err;
   }
@@ -116,19 +140,22 @@ async function main(): Promise<void> {
     try {
       metricsPort = (await metrics.listen(config.host, config.metricsPort)).port;
     } catch (err) {
-      log.fatal({ err }, 'cannot listen for metrics');
+      const message = listenProblem('--metrics-port', config.host, config.metricsPort, err);
+      log.fatal({ code: (err as NodeJS.ErrnoException).code }, message);
       await store.close();
-      fail(`cannot listen for metrics on ${config.host}:${config.metricsPort}: ${(err as Error).message}`, 1);
+      fail(message, 2);
     }
   }
   try {
     const address = await server.listen();
     log.info({ host: address.address, port: address.port, tls: tls !== undefined, metricsPort }, 'listening');
   } catch (err) {
-    log.fatal({ err }, 'cannot listen');
+    // Taken by another process while the store was recovering (checkPort passed).
+    const message = listenProblem('--port', config.host, config.port, err);
+    log.fatal({ code: (err as NodeJS.ErrnoException).code }, message);
     await metrics?.close();
     await store.close();
-    fail(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`, 1);
+    fail(message, 2);
   }
 
   let stopping = false;

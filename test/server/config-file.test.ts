@@ -24,7 +24,7 @@ function files(map: Record<string, unknown>): (path: string) => string {
 
 function serve(argv: string[], env: Record<string, string>, read: (p: string) => string): ServerConfig {
   const line = resolveCommandLine(argv, env, read);
-  if (line.action === 'help') throw new Error('unexpected help');
+  if (line.action === 'help' || line.action === 'version') throw new Error(`unexpected ${line.action}`);
   return line.config;
 }
 
@@ -50,16 +50,21 @@ describe('config file', () => {
 
   it('bad files are refused with a message naming the field', () => {
     const cases: [unknown, RegExp][] = [
-      [{ prot: 1 }, /c\.json: unknown field 'prot'; known fields: dir, host, port/],
+      [{ prot: 1 }, /c\.json: unknown field 'prot'\. Did you mean port\? Known fields: dir, host, port/],
+      [{ color: 1 }, /c\.json: unknown field 'color'\. Known fields: dir/],
       [{ port: 'x' }, /c\.json: field 'port' must be a number, got "x"/],
       [{ port: 70000 }, /c\.json: field 'port' must be an integer from 0 to 65535, got 70000/],
       [{ fsync: 'often' }, /c\.json: field 'fsync' must be always, interval or never, got "often"/],
       [{ logFormat: 'xml' }, /field 'logFormat' must be one of json, pretty/],
       [
         { compaction: { minDeadRatoi: 1 } },
-        /unknown field 'compaction\.minDeadRatoi'; known: auto, minDeadRatio/,
+        /unknown field 'compaction\.minDeadRatoi'\. Did you mean minDeadRatio\? Known: auto, minDeadRatio/,
       ],
-      [{ compaction: { auto: 'yes' } }, /field 'compaction\.auto' must be a number or boolean/],
+      [{ compaction: { auto: 'yes' } }, /field 'compaction\.auto' must be true or false, got "yes"/],
+      [{ compaction: { auto: 1 } }, /field 'compaction\.auto' must be true or false, got 1/],
+      [{ compaction: { minDeadRatio: true } }, /field 'compaction\.minDeadRatio' must be a number/],
+      [{ compaction: { minDeadRatio: 2 } }, /field 'compaction\.minDeadRatio' must be in \(0, 1\], got 2/],
+      [{ compaction: { checkIntervalMs: 1.5 } }, /'compaction\.checkIntervalMs' must be an integer from 10/],
       [{ compaction: 3 }, /field 'compaction' must be an object/],
       [[1, 2], /must hold one JSON object/],
       ['{"port": 1,', /c\.json is not valid JSON/],

@@ -19,7 +19,7 @@ describe('parseConfig', () => {
       logLevel: 'info',
       compaction: {},
     });
-    expect(c !== 'help' && c.password).toBeUndefined();
+    expect(typeof c === 'object' && c.password).toBeUndefined();
   });
 
   it('flags beat env beat defaults', () => {
@@ -39,7 +39,7 @@ describe('parseConfig', () => {
       if (s.key === 'tlsCert') env.SEGKV_TLS_KEY = 'k';
       if (s.key === 'tlsKey') env.SEGKV_TLS_CERT = 'c';
       const c = parseConfig([], env);
-      if (c === 'help') throw new Error('unexpected help');
+      if (typeof c !== 'object') throw new Error(`unexpected ${c}`);
       expect(String(c[s.key])).toBe(sample[s.kind]);
     }
     expect(help).toContain('--compaction-');
@@ -49,7 +49,11 @@ describe('parseConfig', () => {
     const c = parseConfig(['--compaction-min-dead-ratio', '0.5', '--compaction-auto=false'], {
       SEGKV_COMPACTION_CHECK_INTERVAL_MS: '1000',
     });
-    expect(c !== 'help' && c.compaction).toEqual({ minDeadRatio: 0.5, auto: false, checkIntervalMs: 1000 });
+    expect(typeof c === 'object' && c.compaction).toEqual({
+      minDeadRatio: 0.5,
+      auto: false,
+      checkIntervalMs: 1000,
+    });
   });
 
   it('bad values name the flag', () => {
@@ -78,7 +82,7 @@ describe('kv-server process', () => {
     expect(bad.stderr).toContain("kv-server: --port must be an integer from 0 to 65535, got 'abc'");
   });
 
-  it('a bad compaction setting is refused by the store with exit 2', () => {
+  it("a bad compaction setting is refused with exit 2, naming the flag and the store's rule", () => {
     const dir = tempDir();
     const r = spawnSync(
       process.execPath,
@@ -89,7 +93,7 @@ describe('kv-server process', () => {
       },
     );
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain('compaction.minDeadRatio');
+    expect(r.stderr).toBe('kv-server: --compaction-min-dead-ratio must be in (0, 1], got 7\n');
   });
 
   it('a second server on the same directory fails at once', async () => {
