@@ -5,6 +5,8 @@ export {
   type ClientOptions,
   type ClientStatus,
   connect,
+  type FeedOptions,
+  type FeedRecord,
   KvClient,
   type ValueEncoding,
 } from './client/index.js';

@@ -10,6 +10,7 @@ import { packageVersion } from '../src/package-version.js';
  * oneshot, repl (+ completion, hint-renderer, history, help), pipe
  * (+ pipe-input), latency, compact-progress.
  */
+import { runFeed } from './kv-cli/feed.js';
 import { runLatency } from './kv-cli/latency.js';
 import { runOnce, runScan } from './kv-cli/oneshot.js';
 import { HELP, parseOptions } from './kv-cli/options.js';
@@ -42,6 +43,8 @@ async function main(argv: string[]): Promise<number> {
       return runLatency(o);
     case 'scan':
       return runScan(o);
+    case 'feed':
+      return runFeed(o);
     case 'repl':
       return runRepl(o, version);
   }

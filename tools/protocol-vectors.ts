@@ -464,6 +464,40 @@ add(
   ],
 );
 add(
+  'FEED streams the log from an offset: the start reply, then batches of records',
+  ['SET', 'DEL', 'FEED'],
+  ['OFFSET_OUT_OF_RANGE'],
+  [],
+  [
+    { req: [1, 'SET', 'a', bin('1')], res: [1, true] },
+    { req: [2, 'DEL', 'a'], res: [2, 1] },
+    {
+      conn: 1,
+      req: [3, 'FEED', 5],
+      res: err(
+        3,
+        'OFFSET_OUT_OF_RANGE',
+        'offset 5 is past the end of the log (next offset 2); a reader ahead of the log has diverged from it',
+      ),
+    },
+    { conn: 1, req: [4, 'FEED', 0], res: [4, { from: 0, end: 2, horizon: 0 }], note: 'the start reply' },
+    {
+      conn: 1,
+      res: [
+        4,
+        {
+          records: [
+            [0, 0, 0, bin('a'), bin('1')],
+            [1, 1, 0, bin('a'), null],
+          ],
+          end: 2,
+        },
+      ],
+      note: 'records [offset, flags (1 tombstone, 2 batch, 4 batch end), expiresAt, key, value or nil]; the feed then follows new writes',
+    },
+  ],
+);
+add(
   'pipelining: requests sent together are answered in order',
   ['SET', 'GET', 'PING'],
   [],

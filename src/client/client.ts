@@ -34,6 +34,7 @@ import type {
 } from '../protocol/messages.js';
 import { Command, type QueuedCommand, wireError } from './command.js';
 import { type Codec, codecFor } from './encoding.js';
+import { FeedConnection, type FeedOptions, type FeedRecord, feedRecord } from './feed.js';
 import { type ClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js';
 
 /**
@@ -485,6 +486,43 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
 
   private decodeValue = (raw: unknown): V | undefined =>
     raw === null || raw === undefined ? undefined : this.codec.decode(toBuffer(raw));
+
+  /**
+   * The server's change feed from `options.from` (default 0: the compacted
+   * log, a snapshot, then every change as it is written), record by record,
+   * on a connection of its own; it never ends by itself. Leave the loop
+   * (break/return) to close it. Rejects with OFFSET_OUT_OF_RANGE when the log
+   * cannot replay exactly from that offset, CONNECTION_CLOSED if the
+   * connection drops (resume from the last offset seen + 1).
+   */
+  async *feed(options: FeedOptions = {}): AsyncGenerator<FeedRecord<V>> {
+    const from = options.from ?? 0;
+    if (!Number.isSafeInteger(from) || from < 0) {
+      throw new KvError('INVALID_ARGUMENT', `feed option from must be an integer offset ≥ 0, got ${from}`);
+    }
+    const o = this.options;
+    const { feed } = await FeedConnection.open(
+      {
+        host: o.host,
+        port: o.port,
+        password: o.password,
+        tls: o.tls,
+        connectTimeoutMs: o.connectTimeoutMs,
+        maxReplyBytes: o.maxReplyBytes,
+      },
+      from,
+    );
+    const decode = (b: Buffer) => this.codec.decode(b);
+    try {
+      for (;;) {
+        const batch = await feed.next();
+        if (batch === undefined) return;
+        for (const r of batch.records) yield feedRecord(r, decode);
+      }
+    } finally {
+      feed.close();
+    }
+  }
 
   /** The value of `key`, or undefined. */
   get(key: Key): Promise<V | undefined> {

@@ -4,6 +4,7 @@ import type { ClientOptions } from './options.js';
 
 export { type ClientEventMap, type ClientStatus, KvClient } from './client.js';
 export type { ValueEncoding } from './encoding.js';
+export type { FeedOptions, FeedRecord } from './feed.js';
 export type { ClientOptions } from './options.js';
 
 /**

@@ -8,6 +8,7 @@
  *   *.tmp                       a file being written; never valid, swept on open
  *   *.compacting                a compaction output not yet swapped in
  *   COMPACTION                  a committed compaction's manifest (compaction/manifest.ts)
+ *   HORIZON                     replication: the tombstone horizon (replication/horizon-file.ts)
  *
  * Offsets are 20-digit zero-padded decimals, so a lexical sort is a numeric sort
  * and a binary search over names finds the segment holding any offset.
@@ -17,6 +18,8 @@ export const LOCK_FILE = 'LOCK';
 export const TEMP_SUFFIX = '.tmp';
 /** The compaction manifest: present only between a compaction's commit and the end of its swap. */
 export const COMPACTION_MANIFEST = 'COMPACTION';
+/** Replication's tombstone horizon and compaction mark (replication/horizon-file.ts). */
+export const HORIZON_FILE = 'HORIZON';
 /** Suffix of a compaction output not yet swapped in. */
 export const COMPACTING_SUFFIX = '.compacting';
 

@@ -50,6 +50,7 @@ import {
   MIN_CACHED_VALUE_BYTES,
 } from './limits.js';
 import { type DirLock, lockDir } from './lock.js';
+import type { LogWatcher } from './log-cursor.js';
 import { readLog, segmentIndexFor } from './log-reader.js';
 import { type ResolvedOptions, resolveOptions, type StoreOptions } from './options.js';
 import { encodeRecord, FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE, recordSize } from './record.js';
@@ -170,6 +171,9 @@ export class Store extends EventEmitter {
     truncatedBytes: 0,
     corruptions: 0,
   };
+
+  /** @internal Log cursors (change feed, replication) told of flushes and compaction swaps (log-cursor.ts). */
+  readonly watchers = new Set<LogWatcher>();
 
   private readonly fs: Fs;
   private readonly log: Logger;
@@ -295,6 +299,7 @@ export class Store extends EventEmitter {
    * entries may still point into them) until retireSegments.
    */
   replaceSegments(inputs: readonly Segment[], fresh: readonly Segment[]): void {
+    for (const w of this.watchers) w.replacing(inputs);
     const at = this.ordered.indexOf(inputs[0]!);
     this.ordered.splice(at, inputs.length, ...fresh);
   }
@@ -468,6 +473,7 @@ export class Store extends EventEmitter {
       return;
     }
     this.undo = [];
+    for (const w of this.watchers) w.flushed();
     if (this.options.fsync === 'always') {
       if (waiters.length === 0) return;
       this.syncLog().then(

@@ -56,6 +56,25 @@ export const FRAME_TIMEOUT_MS = 30_000;
 /** How long a graceful shutdown waits for connections to finish their in-flight requests before cutting them. */
 export const SHUTDOWN_GRACE_MS = 10_000;
 
+// ---- change feed (FEED) -------------------------------------------------
+
+/** A feed frame carries about this many bytes of records (at least one record, however large). */
+export const FEED_BATCH_BYTES = 256 * 1024;
+
+/**
+ * Flow control of a feed: while more than this many bytes of its frames wait
+ * unsent (in the connection and the socket), the server reads no more of the
+ * log for it; it resumes on 'drain'. A stalled reader costs the server at most
+ * this plus one batch, whatever the log holds.
+ */
+export const FEED_HIGH_WATER_BYTES = 1024 * 1024;
+
+/** A caught-up feed sends an empty frame (with the log's end) this often, so its reader can tell a quiet log from a dead link. */
+export const FEED_HEARTBEAT_MS = 1000;
+
+/** The SDK's feed iterator stops reading the socket while this many records wait for the consumer. */
+export const FEED_CLIENT_BUFFERED_RECORDS = 10_000;
+
 // ---- client SDK ---------------------------------------------------------
 
 /** Default time a client waits for a reply before rejecting with TIMEOUT; 0 disables. */

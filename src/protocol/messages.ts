@@ -29,6 +29,7 @@ export const COMMAND_NAMES = [
   'DBSIZE',
   'INFO',
   'COMPACT',
+  'FEED',
 ] as const;
 
 export type CommandName = (typeof COMMAND_NAMES)[number];
@@ -89,4 +90,30 @@ export interface HelloReply {
   authenticated: boolean;
   maxFrameBytes: number;
   commands: string[];
+}
+
+/** A log record on the change feed: [offset, flags, expiresAt, key, value (nil for a tombstone)]. */
+export type WireFeedRecord = [
+  offset: number,
+  flags: number,
+  expiresAt: number,
+  key: Uint8Array,
+  value: Uint8Array | null,
+];
+
+/** The first reply to FEED. */
+export interface FeedStart {
+  /** The offset the feed starts at (as asked). */
+  from: number;
+  /** The log's next offset when the feed opened. */
+  end: number;
+  /** The tombstone horizon: a FEED from an offset ≥ it (or from 0) replays the log exactly. */
+  horizon: number;
+}
+
+/** Every later frame of a feed (`[id, FeedBatch]`); `records` is empty in a heartbeat. */
+export interface FeedBatch {
+  records: WireFeedRecord[];
+  /** The log's next offset when the frame was sent: how far behind the reader is. */
+  end: number;
 }

@@ -19,6 +19,7 @@ import { PREAUTH_MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../protocol/limits.js
 import {
   COMMAND_NAMES,
   type CommandName,
+  type FeedStart,
   type HelloReply,
   INFO_SECTIONS,
   type InfoSection,
@@ -39,6 +40,8 @@ export interface Session {
   quitAfterReply(): void;
   /** The INFO sections asked for. */
   info(sections: readonly InfoSection[]): Record<string, unknown>;
+  /** Turns the connection into a change feed from `from` (FEED); returns the first reply. */
+  openFeed(id: number, from: number): FeedStart;
 }
 
 type Handler = (s: Session, req: unknown[]) => unknown;
@@ -368,6 +371,18 @@ const SPECS: Record<CommandName, CommandSpec> = {
         throw err instanceof KvError ? err : ioError('COMPACT', err);
       });
       return isPlainMap(result) ? result : true;
+    },
+  },
+  FEED: {
+    usage: 'from',
+    minArgs: 1,
+    maxArgs: 1,
+    run: (s, req) => {
+      const from = req[2];
+      if (typeof from !== 'number' || !Number.isSafeInteger(from) || from < 0) {
+        throw new KvError('WRONG_ARGS', 'FEED: from must be an integer offset ≥ 0');
+      }
+      return s.openFeed(req[0] as number, from);
     },
   },
 };

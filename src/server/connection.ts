@@ -39,7 +39,8 @@ import {
   PREAUTH_MAX_FRAME_BYTES,
   REPLY_HIGH_WATER_BYTES,
 } from '../protocol/limits.js';
-import type { InfoSection } from '../protocol/messages.js';
+import type { FeedStart, InfoSection } from '../protocol/messages.js';
+import type { StreamHandler, StreamSink } from '../replication/feed.js';
 import { COMMAND_TABLE, type Session } from './commands.js';
 import type { ServerMetrics } from './metrics.js';
 
@@ -57,6 +58,8 @@ export interface ConnectionHost {
   /** Per-command counters, network bytes and request timing (INFO stats, metrics endpoint, slow log). */
   readonly metrics: ServerMetrics;
   info(sections: readonly InfoSection[]): Record<string, unknown>;
+  /** Opens a change feed on `sink` (FEED); its stream then receives the connection's frames. */
+  openFeed(sink: StreamSink, id: number, from: number): { stream: StreamHandler; reply: FeedStart };
   /** Arrange for `flush()` to run once at the end of this tick. */
   scheduleFlush(conn: Connection): void;
   /** The connection closed. */
@@ -84,7 +87,7 @@ const FATAL_LINGER_MS = 2000;
 
 let nextConnectionId = 1;
 
-export class Connection implements Session {
+export class Connection implements Session, StreamSink {
   readonly id = nextConnectionId++;
   readonly remote: string;
   authenticated: boolean;
@@ -107,6 +110,8 @@ export class Connection implements Session {
   private framesRead = 0;
   /** writeReply() encoded replies into the shared writer that takeWritten() has not queued yet. */
   private written = false;
+  /** Set once FEED succeeded: every later frame goes to it instead of the command table. */
+  private stream: StreamHandler | undefined;
 
   constructor(
     readonly socket: Socket,
@@ -117,10 +122,14 @@ export class Connection implements Session {
     this.reader = new FrameReader(this.authenticated ? host.maxFrameBytes : PREAUTH_MAX_FRAME_BYTES);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('drain', () => this.maybeResume());
+    socket.on('drain', () => {
+      this.maybeResume();
+      this.stream?.onDrain();
+    });
     socket.on('end', () => {
       // The peer will send nothing more: answer what it sent, then close our side.
       this.ending = true;
+      this.stream?.onClose();
       this.endWhenFlushed();
     });
     socket.on('error', (err) => host.log.debug({ err, remote: this.remote }, 'connection error'));
@@ -150,6 +159,21 @@ export class Connection implements Session {
   }
   quitAfterReply(): void {
     this.ending = true;
+  }
+  openFeed(id: number, from: number): FeedStart {
+    const { stream, reply } = this.host.openFeed(this, id, from);
+    this.stream = stream;
+    return reply;
+  }
+
+  // ---- StreamSink (what a feed sees) ------------------------------------------
+
+  send(frame: Buffer): void {
+    if (this.closed || this.ending) return;
+    this.enqueue([frame]);
+  }
+  get unsentBytes(): number {
+    return this.outBytes + this.socket.writableLength;
   }
 
   // ---- reading ------------------------------------------------------------
@@ -250,6 +274,10 @@ export class Connection implements Session {
   }
 
   private handle(body: Buffer): void {
+    if (this.stream !== undefined) {
+      this.stream.onFrame(body);
+      return;
+    }
     // The commonest request, [id, "GET", key], read in place (get-request.ts):
     // no MessagePack decode, no key string unless the cache or an expiry needs it.
     // Untimed only; anything unusual takes the general path below.
@@ -469,6 +497,7 @@ export class Connection implements Session {
     if (this.closed) return;
     this.host.log.debug({ remote: this.remote, code, message }, 'closing connection on a protocol violation');
     this.ending = true;
+    this.stream?.onClose();
     this.enqueue(frameOf([null, null, { code, message }]));
   }
 
@@ -476,6 +505,7 @@ export class Connection implements Session {
   shutdown(): void {
     if (this.closed) return;
     this.ending = true;
+    this.stream?.onClose();
     this.socket.pause();
     this.endWhenFlushed();
   }
@@ -495,6 +525,7 @@ export class Connection implements Session {
 
   private onClose(): void {
     this.closed = true;
+    this.stream?.onClose();
     this.out = [];
     this.slots = [];
     this.host.forget(this);

@@ -18,6 +18,8 @@ import type { Store } from '../engine/store.js';
 import { encodeFrame } from '../protocol/frame.js';
 import { FRAME_TIMEOUT_MS, PROTOCOL_VERSION, SHUTDOWN_GRACE_MS } from '../protocol/limits.js';
 import type { InfoSection } from '../protocol/messages.js';
+import type { StreamSink } from '../replication/feed.js';
+import { Replication } from '../replication/replication.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { ServerMetrics } from './metrics.js';
 
@@ -64,6 +66,8 @@ export class KvServer implements ConnectionHost {
   readonly frameTimeoutMs: number;
   commandsProcessed = 0;
   readonly metrics: ServerMetrics;
+  /** Change feeds served and the tombstone horizon (src/replication/). */
+  readonly replication: Replication;
   private readonly server: Server;
   private readonly connections = new Set<Connection>();
   private readonly dirty = new Set<Connection>();
@@ -90,6 +94,7 @@ export class KvServer implements ConnectionHost {
     this.maxFrameBytes = options.maxFrameBytes;
     this.frameTimeoutMs = options.frameTimeoutMs ?? FRAME_TIMEOUT_MS;
     this.metrics = new ServerMetrics({ slowlogThresholdMs: options.slowlogThresholdMs, log });
+    this.replication = new Replication(store, log);
     const onSocket = (socket: Socket) => this.accept(socket);
     if (options.tls) {
       this.server = createTlsServer(
@@ -142,6 +147,10 @@ export class KvServer implements ConnectionHost {
       socket.setTimeout(this.options.idleTimeoutMs, () => conn.idle(this.options.idleTimeoutMs));
     }
     this.log.debug({ id: conn.id, remote: conn.remote }, 'connection opened');
+  }
+
+  openFeed(sink: StreamSink, id: number, from: number) {
+    return this.replication.openFeed(sink, id, from);
   }
 
   forget(conn: Connection): void {
@@ -253,6 +262,7 @@ export class KvServer implements ConnectionHost {
   close(): Promise<void> {
     if (this.closing) return this.closing;
     clearInterval(this.frameSweep);
+    this.replication.close();
     this.closing = new Promise<void>((resolve) => {
       this.server.close();
       for (const conn of this.connections) conn.shutdown();

@@ -48,6 +48,8 @@ Modes:
       --pipe             Bulk load: read commands from stdin (one per line, quoted
                          as at the prompt, or RESP), send them pipelined, print a summary.
       --pipe-window N    Commands in flight during --pipe (default ${DEFAULT_PIPE_WINDOW}).
+      --feed             Print the change feed (FEED), one record per line, until Ctrl-C.
+      --from N           With --feed: start at log offset N (default 0: a snapshot, then changes).
       --latency          Sample PING round trips; min/avg/max in ms until Ctrl-C.
       --latency-samples N  Stop --latency after N samples.
   -i SECONDS             Wait between -r repeats (default 0) or --latency samples
@@ -84,13 +86,15 @@ const FLAGS = {
   pipe: { type: 'boolean' },
   'pipe-window': { type: 'string' },
   latency: { type: 'boolean' },
+  feed: { type: 'boolean' },
+  from: { type: 'string' },
   'latency-samples': { type: 'string' },
   i: { type: 'string', short: 'i' },
   version: { type: 'boolean', short: 'v' },
   help: { type: 'boolean' },
 } as const;
 
-export type Mode = 'repl' | 'command' | 'pipe' | 'latency' | 'scan';
+export type Mode = 'repl' | 'command' | 'pipe' | 'latency' | 'scan' | 'feed';
 
 export interface CliOptions {
   host: string;
@@ -113,6 +117,8 @@ export interface CliOptions {
   pipeWindow: number;
   /** --latency-samples; undefined = until interrupted. */
   latencySamples: number | undefined;
+  /** --feed --from: the offset the feed starts at. */
+  feedFrom: number;
   intervalMs: number;
 }
 
@@ -157,9 +163,12 @@ export function parseOptions(
   if (port < 1 || port > 65535) throw new UsageError(`--port must be from 1 to 65535, got ${port}`);
   if (values.raw && values.json) throw new UsageError('--raw and --json exclude each other');
 
-  const modes = [values.pipe && '--pipe', values.latency && '--latency', values.scan && '--scan'].filter(
-    Boolean,
-  );
+  const modes = [
+    values.pipe && '--pipe',
+    values.latency && '--latency',
+    values.scan && '--scan',
+    values.feed && '--feed',
+  ].filter(Boolean);
   if (modes.length > 1) throw new UsageError(`${modes.join(' and ')} exclude each other`);
   if (modes.length === 1 && command.length > 0) {
     throw new UsageError(`${modes[0]} takes no command (got ${command.join(' ')})`);
@@ -170,12 +179,17 @@ export function parseOptions(
       ? 'latency'
       : values.scan
         ? 'scan'
-        : command.length > 0
-          ? 'command'
-          : 'repl';
+        : values.feed
+          ? 'feed'
+          : command.length > 0
+            ? 'command'
+            : 'repl';
   if (values.x && mode !== 'command') throw new UsageError('-x needs a command');
   if (values.r !== undefined && mode !== 'command') throw new UsageError('-r needs a command');
   if (values.pattern !== undefined && mode !== 'scan') throw new UsageError('--pattern goes with --scan');
+  if (values.from !== undefined && mode !== 'feed') throw new UsageError('--from goes with --feed');
+  const feedFrom = integerOption('from', values.from as string | undefined, 0);
+  if (feedFrom < 0) throw new UsageError('--from must be an offset ≥ 0');
   const repeat = integerOption('r', values.r as string | undefined, 1);
   if (repeat < 1) throw new UsageError('-r must be at least 1');
 
@@ -229,6 +243,7 @@ export function parseOptions(
     pattern: values.pattern as string | undefined,
     pipeWindow,
     latencySamples,
+    feedFrom,
     intervalMs,
   };
 }

@@ -8,7 +8,11 @@
  * grows).
  *
  * Progress is emitted on the store as 'compaction' events:
- *   { phase: 'start', reason, segments, bytes }
+ *   { phase: 'start', reason, segments, bytes, prefix, lastOffset }
+ *     (prefix: the run starts at the oldest segment, so it drops every
+ *     tombstone up to lastOffset, its last input's last offset; emitted
+ *     synchronously before the rewrite reads anything — the replication
+ *     tombstone horizon is persisted from it)
  *   { phase: 'progress', segmentsDone, segmentsTotal, bytesDone, bytesTotal }
  *   { phase: 'done', result } | { phase: 'error', error }
  */
@@ -175,6 +179,8 @@ export class Compactor {
       reason: choice.reason,
       segments: inputs.length,
       bytes: bytesIn,
+      prefix,
+      lastOffset: inputs[inputs.length - 1]?.lastOffset ?? -1,
     });
     this.log.info({ reason: choice.reason, segments: inputs.length, bytes: bytesIn }, 'compaction started');
     for (const s of inputs) s.retain();

@@ -1,0 +1,191 @@
+/**
+ * A cursor over the log by offset that a compaction cannot disturb: the
+ * change feed and replication read through it (the narrow log surface
+ * replication uses; readFrom's log-reader.ts serves the embedded API).
+ *
+ * Invariants:
+ * - Records come in strictly increasing offset order, each exactly once.
+ * - A compaction swap never makes the cursor skip or repeat a record, nor
+ *   read a compacted copy of a range it has not read yet: when a swap
+ *   replaces segments the cursor has not finished (their last offset ≥ its
+ *   position), the store tells it first (`LogWatcher.replacing`) and the
+ *   cursor retains those originals and reads them instead of the outputs.
+ *   A compaction that ran before the cursor opened is the caller's concern
+ *   (the tombstone horizon, src/replication/horizon.ts).
+ * - Only records handed to the OS are read (a segment's `written` bytes),
+ *   never the write buffer of the current tick.
+ * - Memory: one read returns at most ~`maxBytes` of records (at least one);
+ *   the cursor holds only segment references.
+ *
+ * Runs on the event loop; `read` is synchronous (positioned reads of cached
+ * pages, bounded by `maxBytes`), so nothing changes under it mid-read.
+ */
+import { CorruptionError } from '../errors.js';
+import { buildIndex, segmentIndexFor } from './log-reader.js';
+import { FLAG_TOMBSTONE } from './record.js';
+import { type Segment, scanRecords } from './segment.js';
+import { SEGMENT_HEADER_BYTES } from './segment-header.js';
+import type { Store } from './store.js';
+
+/** What the store tells its cursors (Store.watchers). */
+export interface LogWatcher {
+  /** Records were handed to the OS: a cursor at the end has more to read. */
+  flushed(): void;
+  /** A compaction is about to replace `inputs` (a contiguous run) by its outputs. */
+  replacing(inputs: readonly Segment[]): void;
+}
+
+/** One record as the cursor reads it. */
+export interface CursorRecord {
+  offset: number;
+  /** On-disk flags (record.ts): 1 tombstone, 2 batch member, 4 batch end. */
+  flags: number;
+  /** ms since the epoch, 0 = never. */
+  expiresAt: number;
+  key: Buffer;
+  /** Empty for a tombstone. */
+  value: Buffer;
+}
+
+export class LogCursor implements LogWatcher {
+  /** The lowest offset not yet returned. */
+  next: number;
+  /** Originals of segments a compaction replaced before this cursor finished them, retained, in offset order. */
+  private held: Segment[] = [];
+  private closed = false;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly store: Store,
+    from: number,
+  ) {
+    this.next = from;
+    store.watchers.add(this);
+  }
+
+  flushed(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  replacing(inputs: readonly Segment[]): void {
+    for (const seg of inputs) {
+      if (seg.lastOffset < this.next) continue;
+      seg.retain();
+      this.held.push(seg);
+    }
+    this.held.sort((a, b) => a.baseOffset - b.baseOffset);
+  }
+
+  /** Resolves at the next flush (or at once if closed): call after `read` returned nothing. */
+  waitForRecords(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const previous = this.wake;
+      this.wake = () => {
+        previous?.();
+        resolve();
+      };
+    });
+  }
+
+  /**
+   * Up to about `maxBytes` of records from `next` on (at least one if any is
+   * readable); an empty array when the cursor is at the end of the log.
+   */
+  read(maxBytes: number): CursorRecord[] {
+    const out: CursorRecord[] = [];
+    if (this.closed || this.store.isClosed) return out;
+    let bytes = 0;
+    while (bytes < maxBytes) {
+      // Held originals first: they cover their offsets instead of the outputs.
+      while (this.held.length > 0 && this.held[0]!.lastOffset < this.next) this.held.shift()!.release();
+      const h = this.held[0];
+      let seg: Segment;
+      let stopAt = Number.POSITIVE_INFINITY;
+      if (h && h.baseOffset <= this.next) seg = h;
+      else {
+        const ordered = this.store.ordered;
+        const i = segmentIndexFor(ordered, this.next);
+        const found = ordered[i];
+        if (!found) return out;
+        seg = found;
+        if (h) stopAt = h.baseOffset; // an output overlapping the held run: read it only up to there
+        if (seg.lastOffset < this.next || seg.records === 0) {
+          // Nothing at or after `next` here (a gap, or an empty active segment): on to the following one.
+          const following = ordered[i + 1];
+          if (!following) return out;
+          this.next = Math.min(following.baseOffset, stopAt);
+          continue;
+        }
+      }
+      const before = out.length;
+      bytes += this.readSegment(seg, stopAt, maxBytes - bytes, out);
+      if (out.length === before) {
+        // Read to its end (or to stopAt): the next record is in a later segment.
+        if (seg.lastOffset >= this.next) {
+          if (stopAt !== Number.POSITIVE_INFINITY) this.next = stopAt;
+          else if (seg === this.store.active || seg.written < seg.size)
+            return out; // the end of the log
+          else this.next = seg.lastOffset + 1;
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Reads records of `seg` from `next` (below `stopAt`) into `out`; returns the bytes read. */
+  private readSegment(seg: Segment, stopAt: number, maxBytes: number, out: CursorRecord[]): number {
+    const fs = this.store.options.fs;
+    if (!seg.index) seg.index = buildIndex(fs, seg, this.store.options.indexIntervalBytes);
+    const from = this.next;
+    const start = seg.index.lookup(from, SEGMENT_HEADER_BYTES);
+    let bytes = 0;
+    let stopped = false;
+    const r = scanRecords(
+      fs,
+      seg.fd,
+      start,
+      seg.written,
+      (rec) => {
+        const h = rec.header;
+        if (stopped || h.offset < from) return;
+        if (h.offset >= stopAt || (bytes >= maxBytes && out.length > 0)) {
+          stopped = true;
+          return;
+        }
+        const keyStart = rec.valueAt - h.keyLength;
+        out.push({
+          offset: h.offset,
+          flags: h.flags,
+          expiresAt: h.expiresAt,
+          key: Buffer.from(rec.buf.subarray(keyStart, rec.valueAt)),
+          value:
+            h.flags & FLAG_TOMBSTONE
+              ? EMPTY
+              : Buffer.from(rec.buf.subarray(rec.valueAt, rec.valueAt + h.valueLength)),
+        });
+        bytes += rec.size;
+        this.next = h.offset + 1;
+      },
+      start + maxBytes + 64 * 1024,
+    );
+    if (r.problem && !stopped && r.end < seg.written) {
+      throw new CorruptionError(seg.name, r.problem.position, r.problem.reason);
+    }
+    return bytes;
+  }
+
+  /** Lets go of every held segment and stops watching the store. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.store.watchers.delete(this);
+    for (const s of this.held) s.release();
+    this.held = [];
+    this.flushed();
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
