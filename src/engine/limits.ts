@@ -74,3 +74,11 @@ export const EXPIRE_SWEEP_INTERVAL_MS = 1000;
 
 /** Largest number of keys one scan page may return. */
 export const MAX_SCAN_COUNT = 100_000;
+
+/**
+ * While the store has no active segment to append to (creating one failed,
+ * e.g. ENOSPC at open), a write tries again at most this often (ms); the
+ * writes in between are refused at once. Small: it only costs an open, a
+ * 32-byte write and an unlink per attempt.
+ */
+export const ACTIVE_SEGMENT_RETRY_MS = 200;

@@ -9,7 +9,11 @@
  * 2. Sealed segments, oldest first: load the hint if it passes its checks,
  *    else scan the records (CRC each) and rewrite the hint in the background
  *    (Bitcask #273: slow starts when hints are missing).
- * 3. The last segment is the active one: scan it. At the first bad record,
+ * 3. The last segment is the active one: scan it. A segment file with no
+ *    header (empty, or the last one torn at creation) holds no record: it is
+ *    removed, not reported as corruption, and a fresh active segment is
+ *    created after the others (if that fails, on a full disk, the store opens
+ *    for reads and refuses writes until it can: Store.openActiveSegment). At the first bad record,
  *    look for a valid record after it: none means a torn tail, truncated and
  *    logged with the bytes dropped; one means corruption in the middle, which
  *    is reported and the segment sealed as it is (valid records after the
@@ -50,7 +54,7 @@ import {
   recordSize,
 } from './record.js';
 import { resync, Segment, scanRecords } from './segment.js';
-import { checkSegmentHeader, encodeSegmentHeader, SEGMENT_HEADER_BYTES } from './segment-header.js';
+import { checkSegmentHeader, SEGMENT_HEADER_BYTES } from './segment-header.js';
 import { SparseIndex } from './sparse-index.js';
 import type { RecoveryStats, Store } from './store.js';
 
@@ -263,6 +267,19 @@ export function recover(store: Store): RecoveryResult {
     const name = segmentFile(base);
     const fd = fs.open(pathOf(name), readOnly || !isLast ? 'r' : 'r+');
     const size = fs.size(fd);
+    if (size === 0 || (size < SEGMENT_HEADER_BYTES && isLast)) {
+      // No header, so no record: a segment whose creation failed (ENOSPC) or was
+      // torn by a crash. Not corruption: removed (a read-write open), and if it
+      // was the last one a fresh active segment is created after the others.
+      fs.close(fd);
+      stats.truncatedBytes += size;
+      if (!readOnly) fs.unlink(pathOf(name));
+      log.warn(
+        { file: name, bytes: size },
+        `${readOnly ? 'ignored' : 'removed'} ${name}: ${size === 0 ? 'empty' : `only ${size} bytes`}, its header never reached the disk`,
+      );
+      continue;
+    }
     const seg = new Segment(fs, dir, name, base, fd, size);
     store.addSegment(seg);
     store.ordered.push(seg);
@@ -273,20 +290,9 @@ export function recover(store: Store): RecoveryResult {
     fs.read(fd, header, 0, SEGMENT_HEADER_BYTES, 0);
     const headerProblem = checkSegmentHeader(header.subarray(0, Math.min(size, SEGMENT_HEADER_BYTES)), base);
     if (size < SEGMENT_HEADER_BYTES) {
-      if (isLast && !readOnly) {
-        // Torn at creation: the file exists but its header never fully reached the disk.
-        const fresh = encodeSegmentHeader(base);
-        fs.truncate(fd, 0);
-        fs.write(fd, fresh, 0, fresh.length, 0);
-        stats.truncatedBytes += size;
-        log.warn({ file: name, bytes: size }, `rewrote the torn header of ${name} (${size} bytes dropped)`);
-        seg.size = seg.written = SEGMENT_HEADER_BYTES;
-        seg.index = new SparseIndex(base, indexIntervalBytes);
-      } else {
-        corruption(name, 0, 'segment is shorter than its header');
-        seg.size = seg.written = Math.max(size, SEGMENT_HEADER_BYTES);
-        seg.sealed = true;
-      }
+      corruption(name, 0, 'segment is shorter than its header');
+      seg.size = seg.written = SEGMENT_HEADER_BYTES;
+      seg.sealed = true;
       continue;
     }
     if (headerProblem) {
@@ -413,7 +419,7 @@ export function recover(store: Store): RecoveryResult {
       last.sealed = true;
       if (last.records === 0) store.nextOffset = Math.max(store.nextOffset, last.baseOffset + 1);
     }
-    if (!last || last.sealed) store.createSegment();
+    if (!last || last.sealed) store.openActiveSegment();
     if (last && sealLast && last.records > 0) needHints.push(last);
   }
   stats.ms = Math.round(performance.now() - t0);

@@ -42,6 +42,7 @@ import {
   type Value,
 } from './keys.js';
 import {
+  ACTIVE_SEGMENT_RETRY_MS,
   EXPIRE_SWEEP_INTERVAL_MS,
   EXPIRE_SWEEP_KEYS,
   MAX_CACHED_VALUE_BYTES,
@@ -185,6 +186,9 @@ export class Store extends EventEmitter {
   private closed = false;
   /** Set when an fsync failed: durability can no longer be promised, writes are refused. */
   private failure: KvError | undefined;
+  /** Set while there is no active segment to append to (openActiveSegment failed): writes are refused with it. */
+  private noActive: KvError | undefined;
+  private lastActiveAttempt = 0;
 
   // Write path state.
   private flushScheduled = false;
@@ -262,13 +266,32 @@ export class Store extends EventEmitter {
     this.segments[id] = seg;
   }
 
-  /** @internal Creates a new, empty active segment starting at nextOffset. */
+  /**
+   * @internal Creates a new, empty active segment starting at nextOffset. A
+   * creation that fails (ENOSPC writing the header) is undone: the file is
+   * closed and removed, nothing changes, and the error is an IO_ERROR (a
+   * 0-byte `N.seg` per attempt was left behind, and reported as corruption).
+   */
   createSegment(): Segment {
     const base = this.nextOffset;
     const name = segmentFile(base);
-    const fd = this.fs.open(join(this.dir, name), 'wx+');
-    const header = encodeSegmentHeader(base);
-    this.fs.write(fd, header, 0, header.length, 0);
+    const path = join(this.dir, name);
+    let fd = -1;
+    try {
+      fd = this.fs.open(path, 'wx+');
+      const header = encodeSegmentHeader(base);
+      this.fs.write(fd, header, 0, header.length, 0);
+    } catch (err) {
+      if (fd >= 0) {
+        try {
+          this.fs.close(fd);
+          this.fs.unlink(path);
+        } catch {
+          // Best effort: recovery removes an empty or headerless last segment.
+        }
+      }
+      throw ioError(`creating segment ${name}`, err);
+    }
     const seg = new Segment(this.fs, this.dir, name, base, fd, SEGMENT_HEADER_BYTES);
     seg.index = new SparseIndex(base, this.options.indexIntervalBytes);
     seg.dirty = true;
@@ -317,13 +340,39 @@ export class Store extends EventEmitter {
     }
   }
 
-  /** Seals the active segment and opens a new one; the hint and index are written in the background. */
+  /**
+   * Seals the active segment and opens a new one; the hint and index are
+   * written in the background. If the new one cannot be created, nothing
+   * changes (the active segment stays active) and the IO_ERROR goes to the
+   * write that needed the room.
+   */
   private rotate(): void {
     this.flushNow();
     const old = this.active;
-    old.sealed = true;
     this.createSegment();
+    old.sealed = true;
     this.sealInBackground(old, true);
+  }
+
+  /**
+   * @internal The end of recovery: appends go to a fresh active segment. If it
+   * cannot be created (a full disk), the store opens anyway: reads are served
+   * and writes refused with that IO_ERROR until a retry succeeds (checkWritable).
+   */
+  openActiveSegment(): void {
+    try {
+      this.createSegment();
+      this.noActive = undefined;
+    } catch (err) {
+      this.noActive = err as KvError;
+      this.noActive.message +=
+        '; the store is read-only until a new segment can be created (free disk space; writes resume by themselves)';
+      this.lastActiveAttempt = performance.now();
+      this.log.error(
+        { err },
+        'cannot create the active segment; serving reads, refusing writes until it can',
+      );
+    }
   }
 
   /**
@@ -408,6 +457,12 @@ export class Store extends EventEmitter {
     if (this.closed) throw closedError();
     if (this.options.readOnly) throw new KvError('INVALID_ARGUMENT', 'the store was opened read-only');
     if (this.failure) throw this.failure;
+    if (this.noActive) {
+      if (performance.now() - this.lastActiveAttempt < ACTIVE_SEGMENT_RETRY_MS) throw this.noActive;
+      this.openActiveSegment();
+      if (this.noActive) throw this.noActive;
+      this.log.info({ file: this.active.name }, 'created the active segment; writes are accepted again');
+    }
   }
 
   /**
@@ -464,7 +519,7 @@ export class Store extends EventEmitter {
     const waiters = this.unflushed;
     this.unflushed = [];
     try {
-      this.active.flush();
+      this.ordered[this.ordered.length - 1]?.flush(); // none only while noActive on an empty directory
     } catch (err) {
       const error = ioError('writing to the log', err);
       this.log.error({ err }, 'a write to the log failed; the writes of this tick are refused');

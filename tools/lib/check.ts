@@ -190,6 +190,13 @@ export function checkDir(fs: Fs, dir: string, now = Date.now()): CheckReport {
       const size = fs.size(fd);
       summary.bytes = size;
       report.diskBytes += size;
+      if (size === 0) {
+        // No header, so no record: a segment whose creation failed (ENOSPC). Not damage; the next open removes it.
+        report.notes.push(
+          `${file} is empty (its creation failed, e.g. on a full disk); the next open removes it`,
+        );
+        continue;
+      }
       if (prevOffset >= 0 && base <= prevOffset) {
         problem(
           'offsets',
