@@ -92,3 +92,27 @@ export const DEFAULT_OFFLINE_QUEUE_LIMIT = 10_000;
 
 /** Largest reply frame the client accepts by default (an MGET reply may exceed the server's request limit). */
 export const DEFAULT_CLIENT_MAX_REPLY_BYTES = 1024 * 1024 * 1024;
+
+// ---- RESP (Redis clients on the same port; src/resp/) -------------------
+
+/** Longest inline command line, and longest `*count` / `$length` line, bytes (Redis's PROTO_INLINE_MAX_SIZE). */
+export const RESP_MAX_INLINE_BYTES = 64 * 1024;
+
+/** Most arguments in one RESP request (Redis allows up to 2^31-1; the request size limit binds long before). */
+export const RESP_MAX_ARGS = 1024 * 1024;
+
+/** Most arguments in one RESP request before AUTH succeeds (Redis's limit too). */
+export const RESP_PREAUTH_MAX_ARGS = 10;
+
+/** SCAN's default COUNT in RESP (Redis's). */
+export const RESP_DEFAULT_SCAN_COUNT = 10;
+
+/**
+ * RESP SCAN cursors are integers (redis-py and redis-cli parse them), but a
+ * segkv scan resumes after a key: the server maps each cursor it hands out to
+ * that key, keeping the newest this many...
+ */
+export const RESP_SCAN_CURSORS = 100_000;
+
+/** ...and at most this many bytes of their keys; an evicted cursor answers `ERR invalid cursor`. */
+export const RESP_SCAN_CURSOR_BYTES = 32 * 1024 * 1024;

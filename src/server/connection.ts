@@ -61,9 +61,25 @@ export interface ConnectionHost {
   /** Opens a change feed on `sink` (FEED); its stream then receives the connection's frames. */
   openFeed(sink: StreamSink, id: number, from: number): { stream: StreamHandler; reply: FeedStart };
   /** Arrange for `flush()` to run once at the end of this tick. */
-  scheduleFlush(conn: Connection): void;
+  scheduleFlush(conn: ServedConnection): void;
   /** The connection closed. */
-  forget(conn: Connection): void;
+  forget(conn: ServedConnection): void;
+}
+
+/** What the server needs of a connection of either protocol (native here, RESP in src/resp/connection.ts). */
+export interface ServedConnection {
+  readonly id: number;
+  readonly remote: string;
+  readonly socket: Socket;
+  readonly isClosed: boolean;
+  /** Writes the replies queued this tick. */
+  flush(): void;
+  /** Graceful close for shutdown. */
+  shutdown(): void;
+  /** The idle timeout fired. */
+  idle(ms: number): void;
+  /** Closes a connection whose request has been arriving for too long. */
+  checkFrameDeadline(now: number): void;
 }
 
 /**
@@ -87,8 +103,13 @@ const FATAL_LINGER_MS = 2000;
 
 let nextConnectionId = 1;
 
-export class Connection implements Session, StreamSink {
-  readonly id = nextConnectionId++;
+/** A connection id, unique among both protocols' connections (CLIENT ID, CLIENT LIST). */
+export function newConnectionId(): number {
+  return nextConnectionId++;
+}
+
+export class Connection implements Session, StreamSink, ServedConnection {
+  readonly id = newConnectionId();
   readonly remote: string;
   authenticated: boolean;
   /** Unsent reply frames and their size. */
@@ -113,9 +134,11 @@ export class Connection implements Session, StreamSink {
   /** Set once FEED succeeded: every later frame goes to it instead of the command table. */
   private stream: StreamHandler | undefined;
 
+  /** @param first the bytes already read from the socket (by the server's protocol detection), if any */
   constructor(
     readonly socket: Socket,
     private readonly host: ConnectionHost,
+    first?: Buffer,
   ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     this.authenticated = host.password === undefined;
@@ -134,6 +157,7 @@ export class Connection implements Session, StreamSink {
     });
     socket.on('error', (err) => host.log.debug({ err, remote: this.remote }, 'connection error'));
     socket.on('close', () => this.onClose());
+    if (first !== undefined) this.onData(first);
   }
 
   // ---- Session (what command handlers see) ----------------------------------

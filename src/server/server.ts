@@ -17,11 +17,15 @@ import type { Logger } from 'pino';
 import type { Store } from '../engine/store.js';
 import { encodeFrame } from '../protocol/frame.js';
 import { FRAME_TIMEOUT_MS, PROTOCOL_VERSION, SHUTDOWN_GRACE_MS } from '../protocol/limits.js';
-import type { InfoSection } from '../protocol/messages.js';
+import { INFO_SECTIONS, type InfoSection } from '../protocol/messages.js';
 import type { StreamSink } from '../replication/feed.js';
 import { Replication } from '../replication/replication.js';
-import { Connection, type ConnectionHost } from './connection.js';
+import type { RespClientInfo, RespServer } from '../resp/command.js';
+import { RespConnection } from '../resp/connection.js';
+import { infoText } from '../resp/info.js';
+import { Connection, type ConnectionHost, type ServedConnection } from './connection.js';
 import { ServerMetrics } from './metrics.js';
+import { PendingConnection } from './protocol-detect.js';
 
 /**
  * What KvServer needs; main.ts fills it from ServerConfig (config.ts), where
@@ -58,7 +62,7 @@ export interface ConnectionCounters {
   rejectedConnections: number;
 }
 
-export class KvServer implements ConnectionHost {
+export class KvServer implements ConnectionHost, RespServer {
   readonly log: Logger;
   readonly version: string;
   readonly password: string | undefined;
@@ -69,8 +73,9 @@ export class KvServer implements ConnectionHost {
   /** Change feeds served and the tombstone horizon (src/replication/). */
   readonly replication: Replication;
   private readonly server: Server;
-  private readonly connections = new Set<Connection>();
-  private readonly dirty = new Set<Connection>();
+  /** Connections of both protocols, and those whose first byte has not arrived yet (protocol-detect.ts). */
+  private readonly connections = new Set<ServedConnection>();
+  private readonly dirty = new Set<ServedConnection>();
   private flushScheduled = false;
   private totalConnections = 0;
   private rejectedConnections = 0;
@@ -141,25 +146,32 @@ export class KvServer implements ConnectionHost {
       setTimeout(() => socket.destroy(), 2000).unref();
       return;
     }
-    const conn = new Connection(socket, this);
+    // The protocol (native or RESP) is chosen by the first byte the client sends.
+    let conn: ServedConnection = new PendingConnection(socket, this, (real) => {
+      conn = real;
+      this.connections.add(real);
+      this.log.debug(
+        { id: real.id, remote: real.remote, resp: real instanceof RespConnection },
+        'connection opened',
+      );
+    });
     this.connections.add(conn);
     if (this.options.idleTimeoutMs > 0) {
       socket.setTimeout(this.options.idleTimeoutMs, () => conn.idle(this.options.idleTimeoutMs));
     }
-    this.log.debug({ id: conn.id, remote: conn.remote }, 'connection opened');
   }
 
   openFeed(sink: StreamSink, id: number, from: number) {
     return this.replication.openFeed(sink, id, from);
   }
 
-  forget(conn: Connection): void {
+  forget(conn: ServedConnection): void {
     this.connections.delete(conn);
     this.dirty.delete(conn);
     this.log.debug({ id: conn.id, remote: conn.remote }, 'connection closed');
   }
 
-  scheduleFlush(conn: Connection): void {
+  scheduleFlush(conn: ServedConnection): void {
     this.dirty.add(conn);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
@@ -243,6 +255,52 @@ export class KvServer implements ConnectionHost {
       }
     }
     return out;
+  }
+
+  // ---- RespServer: what RESP commands see (src/resp/) ---------------------
+
+  infoText(sections: readonly string[]): string {
+    return infoText(sections, this.info(INFO_SECTIONS) as Parameters<typeof infoText>[1]);
+  }
+
+  clients(): RespClientInfo[] {
+    const now = Date.now();
+    const out: RespClientInfo[] = [];
+    for (const conn of this.connections) {
+      if (conn instanceof RespConnection) out.push(conn.info(now));
+      else if (conn instanceof Connection) {
+        const s = conn.socket;
+        out.push({
+          id: conn.id,
+          addr: conn.remote,
+          laddr: `${s.localAddress}:${s.localPort}`,
+          name: '',
+          ageSeconds: 0,
+          idleSeconds: 0,
+          cmd: 'NULL',
+          resp: 0,
+        });
+      }
+    }
+    return out;
+  }
+
+  configValues(): [string, string][] {
+    const fsync = this.store.stats().fsync.mode;
+    return [
+      ['bind', this.options.host],
+      ['port', String(this.port)],
+      ['maxclients', String(this.options.maxClients)],
+      ['timeout', String(Math.floor(this.options.idleTimeoutMs / 1000))],
+      ['requirepass', this.password ?? ''],
+      ['dir', this.store.dir],
+      ['databases', '1'],
+      ['appendonly', 'yes'],
+      ['appendfsync', fsync === 'always' ? 'always' : fsync === 'interval' ? 'everysec' : 'no'],
+      ['save', ''],
+      ['proto-max-bulk-len', String(this.maxFrameBytes)],
+      ['tls-port', this.options.tls ? String(this.port) : '0'],
+    ];
   }
 
   counters(): ConnectionCounters {

@@ -11,7 +11,9 @@ import { Packr, Unpackr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type KvClient } from '../../src/index.js';
 import { COMMAND_NAMES } from '../../src/protocol/messages.js';
+import { isRespStart } from '../../src/server/protocol-detect.js';
 import { rawFrame as frame } from '../../tools/lib/raw-connection.js';
+import { parseReply, type Reply } from '../resp/raw.js';
 import { RawConnection, type ServerProcess, spawnServer } from './spawn.js';
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
@@ -87,6 +89,8 @@ const badBytes = fc.oneof(
 
 interface Outcome {
   frames: unknown[];
+  /** When the bytes started like RESP (protocol-detect.ts), the RESP replies instead of frames. */
+  resp: Reply[];
   closed: boolean;
 }
 
@@ -96,6 +100,20 @@ async function exchange(port: number, bytes: Buffer): Promise<Outcome> {
   conn.socket.end(bytes);
   await conn.until(() => conn.closed, 3000);
   const frames: unknown[] = [];
+  const resp: Reply[] = [];
+  if (bytes.length > 0 && isRespStart(bytes[0]!)) {
+    // The server took this for a Redis client: every reply must be well-formed RESP.
+    let at = 0;
+    while (at < conn.received.length) {
+      const r = parseReply(conn.received, at);
+      expect(r, 'no partial RESP reply is left').toBeDefined();
+      resp.push(r!.value);
+      at = r!.end;
+    }
+    const closed = conn.closed;
+    conn.close();
+    return { frames, resp, closed };
+  }
   let rest = conn.received;
   while (rest.length >= 4 && rest.length >= 4 + rest.readUInt32BE(0)) {
     const n = rest.readUInt32BE(0);
@@ -105,7 +123,7 @@ async function exchange(port: number, bytes: Buffer): Promise<Outcome> {
   expect(rest.length, 'no partial frame is left').toBe(0);
   const closed = conn.closed;
   conn.close();
-  return { frames, closed };
+  return { frames, resp, closed };
 }
 
 function checkReply(reply: unknown): void {
@@ -215,7 +233,13 @@ describe('bad input before AUTH', () => {
       fc.asyncProperty(
         fc.array(fc.oneof(wellFramedRequest, badBytes), { minLength: 1, maxLength: 4 }),
         async (parts) => {
-          const { frames } = await exchange(server.port, Buffer.concat(parts));
+          const { frames, resp } = await exchange(server.port, Buffer.concat(parts));
+          for (const r of resp) {
+            // Before AUTH a RESP client gets errors (NOAUTH, unknown command, protocol) or QUIT's OK.
+            if (typeof r === 'object' && r !== null && 'error' in r)
+              expect(r.error).toMatch(/^(NOAUTH|ERR|WRONGPASS) /);
+            else expect(r).toEqual({ simple: 'OK' });
+          }
           for (const f of frames) {
             checkReply(f);
             const r = f as unknown[];

@@ -1,0 +1,73 @@
+/**
+ * The RESP command table and its dispatcher, in Redis 7's processCommand
+ * order: unknown command (or subcommand) → arity → NOAUTH → READONLY (the
+ * replication hook) → MOVED (the cluster hook) → the handler. Command names
+ * match case-insensitively.
+ *
+ * Adding a command: a row in one of commands/*.ts (name, arity, flags, key
+ * positions, docs, handler); COMMAND, COMMAND DOCS and PROTOCOL.md's RESP
+ * list come from here (test/resp checks the doc).
+ */
+import type { RespCommand, RespSession } from './command.js';
+import { wrongArity } from './command.js';
+import { CONNECTION_COMMANDS } from './commands/connection.js';
+import { KEYSPACE_COMMANDS } from './commands/keyspace.js';
+import { serverCommands, subcommandOf } from './commands/server.js';
+import { STRING_COMMANDS } from './commands/strings.js';
+import { err, type Reply, RespError } from './reply.js';
+
+const table = new Map<string, RespCommand>();
+for (const c of [
+  ...CONNECTION_COMMANDS,
+  ...STRING_COMMANDS,
+  ...KEYSPACE_COMMANDS,
+  ...serverCommands(() => table),
+]) {
+  table.set(c.name, c);
+}
+
+/** Every RESP command by lower-case name. */
+export const RESP_COMMANDS: ReadonlyMap<string, RespCommand> = table;
+
+/** Redis 7's unknown-command error: the name and the first ~128 bytes of arguments, quoted. */
+export function unknownCommand(argv: readonly Buffer[]): RespError {
+  let args = '';
+  for (let i = 1; i < argv.length && args.length < 128; i++) {
+    args += `'${argv[i]!.toString('utf8').slice(0, 128 - args.length)}' `;
+  }
+  return err(
+    `unknown command '${argv[0]!.toString('utf8').slice(0, 128)}', with args beginning with: ${args}`,
+  );
+}
+
+export const NOAUTH = 'NOAUTH Authentication required.';
+
+/** The command `argv` names (a subcommand for containers), checked for arity; throws Redis's error. */
+export function resolve(argv: Buffer[]): RespCommand {
+  const name = argv[0]!;
+  let c = table.get(name.length <= 16 ? name.toString('latin1').toLowerCase() : '');
+  if (c === undefined) throw unknownCommand(argv);
+  if (c.arity > 0 ? argv.length !== c.arity : argv.length < -c.arity) throw wrongArity(c.name);
+  if (c.subcommands !== undefined && argv.length >= 2) c = subcommandOf(c, argv);
+  return c;
+}
+
+/**
+ * Runs one request: resolves the command, checks access, runs its handler.
+ * Returns the reply or a promise of it; throws RespError (or a store error,
+ * which the connection translates). `s.lastCommand` is set for CLIENT LIST.
+ */
+export function execute(s: RespSession, argv: Buffer[]): Reply | Promise<Reply> {
+  const c = resolve(argv);
+  s.lastCommand = c.name;
+  if (!s.authenticated && !c.noAuth) throw new RespError(NOAUTH);
+  if (c.write) {
+    const refusal = s.server.writeRefusal?.();
+    if (refusal !== undefined) throw new RespError(refusal);
+  }
+  if (s.server.redirect !== undefined && c.keys[0] > 0) {
+    const moved = s.server.redirect(argv[c.keys[0]]!);
+    if (moved !== undefined) throw new RespError(moved);
+  }
+  return c.run(s, argv);
+}

@@ -1,0 +1,94 @@
+/**
+ * One port, two protocols: a connection's first byte says which it speaks.
+ * A native frame starts with the high byte of its uint32 length, 0x00-0x03
+ * for any frame up to the default 64 MiB limit; a RESP request starts with
+ * `*` (multibulk, what every Redis client sends) or a letter (an inline
+ * command typed into telnet). So `*` (0x2a) and ASCII letters select RESP,
+ * anything else the native protocol. (A native client's first frame would
+ * have to be ≥ 704 MiB, with --max-frame-bytes raised that far, to be
+ * mistaken: PROTOCOL.md §12.)
+ *
+ * Until its first bytes arrive a connection is a PendingConnection: counted
+ * against --max-clients, closed by shutdown and by the idle timeout (as a
+ * native connection: a fatal TIMEOUT frame), and replaced by the real
+ * connection, which is handed those first bytes.
+ */
+import type { Socket } from 'node:net';
+import { RespConnection, type RespHost } from '../resp/connection.js';
+import { Connection, type ServedConnection } from './connection.js';
+
+/** True if a connection whose first byte is `b` speaks RESP. */
+export function isRespStart(b: number): boolean {
+  return b === 0x2a || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a);
+}
+
+/** After the server ends a pending connection, the peer has this long to close. */
+const LINGER_MS = 2000;
+
+export class PendingConnection implements ServedConnection {
+  readonly id = 0;
+  readonly remote: string;
+  private closed = false;
+  private settled = false;
+  private readonly onError = () => {};
+  private readonly onEnd = () => this.shutdown();
+  private readonly onClose = () => {
+    this.closed = true;
+    this.host.forget(this);
+  };
+  private readonly onData = (chunk: Buffer) => this.settle(chunk);
+
+  /** @param adopt called with the real connection once the protocol is known */
+  constructor(
+    readonly socket: Socket,
+    private readonly host: RespHost,
+    private readonly adopt: (conn: ServedConnection) => void,
+  ) {
+    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    socket.on('error', this.onError);
+    socket.on('end', this.onEnd);
+    socket.on('close', this.onClose);
+    socket.on('data', this.onData);
+  }
+
+  private detach(): void {
+    this.settled = true;
+    this.socket.off('data', this.onData);
+    this.socket.off('error', this.onError);
+    this.socket.off('end', this.onEnd);
+    this.socket.off('close', this.onClose);
+  }
+
+  private settle(first: Buffer): void {
+    this.detach();
+    this.host.forget(this);
+    const conn = isRespStart(first[0]!)
+      ? new RespConnection(this.socket, this.host, first)
+      : new Connection(this.socket, this.host, first);
+    this.adopt(conn);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  flush(): void {}
+
+  checkFrameDeadline(): void {}
+
+  shutdown(): void {
+    if (this.closed || this.settled) return;
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), LINGER_MS).unref();
+  }
+
+  /** Idle before saying anything: answered as the native protocol answers an idle connection. */
+  idle(ms: number): void {
+    if (this.closed || this.settled) return;
+    this.detach();
+    this.host.forget(this);
+    const conn = new Connection(this.socket, this.host);
+    this.adopt(conn);
+    conn.idle(ms);
+  }
+}
