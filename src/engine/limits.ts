@@ -82,3 +82,11 @@ export const MAX_SCAN_COUNT = 100_000;
  * 32-byte write and an unlink per attempt.
  */
 export const ACTIVE_SEGMENT_RETRY_MS = 200;
+
+/**
+ * Damaged records a store remembers having logged (a read that meets one
+ * logs it once, at error). Past this many, each further one is counted but
+ * no longer logged one by one (a badly damaged disk must not flood the log
+ * nor grow memory without bound).
+ */
+export const MAX_LOGGED_CORRUPT_RECORDS = 10_000;

@@ -24,7 +24,7 @@ import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
-import { closedError, ioError, KvError } from '../errors.js';
+import { CorruptionError, closedError, ioError, KvError } from '../errors.js';
 import { type CompactionResult, type CompactionStats, Compactor } from './compaction/compactor.js';
 import { segmentFile } from './filenames.js';
 import type { Fs } from './fs.js';
@@ -46,6 +46,7 @@ import {
   EXPIRE_SWEEP_INTERVAL_MS,
   EXPIRE_SWEEP_KEYS,
   MAX_CACHED_VALUE_BYTES,
+  MAX_LOGGED_CORRUPT_RECORDS,
   MAX_SCAN_COUNT,
   MAX_SEGMENTS,
   MIN_CACHED_VALUE_BYTES,
@@ -135,7 +136,16 @@ export interface StoreStats {
   cache: { entries: number; bytes: number; hits: number; misses: number };
   fsync: { mode: string; count: number; totalMs: number };
   recovery: RecoveryStats;
+  /** Damage found by reads since the store opened (what recovery found is in `recovery.corruptions`). */
+  corruption: ReadCorruptionStats;
   compaction: CompactionStats;
+}
+
+export interface ReadCorruptionStats {
+  /** Distinct damaged records that reads met (each logged once, at error, with file and position). */
+  records: number;
+  /** Reads answered CORRUPTION (a client retrying a damaged key counts each time). */
+  reads: number;
 }
 
 export interface RecoveryStats {
@@ -189,6 +199,10 @@ export class Store extends EventEmitter {
   /** Set while there is no active segment to append to (openActiveSegment failed): writes are refused with it. */
   private noActive: KvError | undefined;
   private lastActiveAttempt = 0;
+  /** Damaged records reads have met, as `file:position`: each is logged once. */
+  private readonly corruptSeen = new Set<string>();
+  private corruptRecords = 0;
+  private corruptReads = 0;
 
   // Write path state.
   private flushScheduled = false;
@@ -850,7 +864,38 @@ export class Store extends EventEmitter {
   private readAt(slot: number, keyLength: number): Buffer {
     const kd = this.keydir;
     const seg = this.segments[kd.segmentOf(slot)]!;
-    return seg.readValue(kd.positionOf(slot), keyLength, kd.valueLengthOf(slot));
+    try {
+      return seg.readValue(kd.positionOf(slot), keyLength, kd.valueLengthOf(slot));
+    } catch (err) {
+      if (err instanceof CorruptionError) this.noteCorruptRead(err);
+      throw err;
+    }
+  }
+
+  /**
+   * A read met a damaged record: counted (stats().corruption, INFO, metrics)
+   * and logged once per record at error with its file and position, never its
+   * key or value, so the operator learns of it before a client complains.
+   */
+  private noteCorruptRead(err: CorruptionError): void {
+    this.corruptReads++;
+    const id = `${err.file}:${err.position}`;
+    if (this.corruptSeen.has(id)) return;
+    this.corruptRecords++;
+    if (this.corruptSeen.size >= MAX_LOGGED_CORRUPT_RECORDS) {
+      if (this.corruptSeen.size === MAX_LOGGED_CORRUPT_RECORDS) {
+        this.corruptSeen.add('');
+        this.log.error(
+          `more than ${MAX_LOGGED_CORRUPT_RECORDS} damaged records found by reads; no longer logging each (see INFO storage.corruption)`,
+        );
+      }
+      return;
+    }
+    this.corruptSeen.add(id);
+    this.log.error(
+      { file: err.file, position: err.position },
+      `corruption found by a read: ${err.message}; see README "Corruption found at run time"`,
+    );
   }
 
   get(key: Key): Promise<Buffer | undefined> {
@@ -1032,6 +1077,7 @@ export class Store extends EventEmitter {
       },
       fsync: { mode: this.options.fsync, count: this.fsyncCount, totalMs: Math.round(this.fsyncMs) },
       recovery: this.recoveryStats,
+      corruption: { records: this.corruptRecords, reads: this.corruptReads },
       compaction: { ...this.compactor.stats },
     };
   }

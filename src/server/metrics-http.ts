@@ -49,6 +49,8 @@ export const METRIC_NAMES = [
   'segkv_recovery_seconds',
   'segkv_recovery_truncated_bytes',
   'segkv_recovery_corruptions',
+  'segkv_read_corruptions_total',
+  'segkv_corrupt_reads_total',
 ] as const;
 
 /** Sets a counter to a total the server keeps (prom-client counters only go up, so reset first). */
@@ -187,6 +189,16 @@ export class MetricsEndpoint {
       'segkv_recovery_corruptions',
       'Corrupt records reported by the last recovery',
       () => stats().recovery.corruptions,
+    );
+    total(
+      'segkv_read_corruptions_total',
+      'Damaged records found by reads since startup (each logged once at error)',
+      () => stats().corruption.records,
+    );
+    total(
+      'segkv_corrupt_reads_total',
+      'Reads answered CORRUPTION since startup',
+      () => stats().corruption.reads,
     );
 
     this.http = createServer((req, res) => {

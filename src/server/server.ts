@@ -231,6 +231,7 @@ export class KvServer implements ConnectionHost, RespServer {
                   : 0,
             },
             recovery: stats.recovery,
+            corruption: stats.corruption,
           };
           break;
         case 'compaction': {

@@ -105,6 +105,51 @@ describe('kv-server on a damaged data directory', () => {
     expectReads(o, ['k7'], ['!CORRUPTION']);
   }, 30_000);
 
+  it('corruption found by a read (started from hints): logged once per record at error with file and position, counted in INFO and Prometheus', async () => {
+    const dir = copyDir(base);
+    const { file, position } = locate(dir, value(2, 7));
+    flipBit(join(dir, file), position + 10, 3);
+    const server = await startServer(main, dir, ['--metrics-port', '0']);
+    const client = connect({
+      host: '127.0.0.1',
+      port: server.port,
+      reconnect: false,
+      requestTimeoutMs: 5000,
+    });
+    try {
+      const start = server.stderr();
+      expect(start).toMatch(/"corruptions":0/); // hints loaded: the damage is not seen at startup
+      for (let n = 0; n < 3; n++) {
+        await expect(client.get('k7')).rejects.toMatchObject({ code: 'CORRUPTION' });
+      }
+      expect(await client.get('k8')).toBe(value(2, 8));
+      const info = (await client.info('storage')) as {
+        storage: { corruption: { records: number; reads: number } };
+      };
+      expect(info.storage.corruption).toEqual({ records: 1, reads: 3 });
+      const metricsPort = Number(/"metricsPort":(\d+)/.exec(server.stderr())?.[1]);
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      expect(text).toMatch(/^segkv_read_corruptions_total 1$/m);
+      expect(text).toMatch(/^segkv_corrupt_reads_total 3$/m);
+      const lines = server
+        .stderr()
+        .split('\n')
+        .filter((l) => l.includes('corruption found by a read'));
+      expect(lines.length, server.stderr()).toBe(1);
+      const line = JSON.parse(lines[0]!) as { level: number; file: string; position: number };
+      expect(line.level).toBe(50); // error
+      expect(line.file).toBe(file);
+      expect(line.position).toBeGreaterThan(0);
+      expect(line.position).toBeLessThanOrEqual(position);
+      // Never the value (nor the key).
+      expect(lines[0]).not.toContain('vvvvvvvv');
+      expect(lines[0]).not.toContain('"k7"');
+    } finally {
+      await client.close().catch(() => {});
+      await server.stop();
+    }
+  }, 30_000);
+
   it('a flipped bit in a sealed segment whose hint is gone: startup reports file and offset, the key is not served stale', async () => {
     const dir = copyDir(base);
     const { file, position } = locate(dir, value(2, 9));
