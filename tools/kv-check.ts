@@ -22,6 +22,7 @@ import {
   EXIT_PROBLEMS,
   parseCommandLine,
   refuseLockedDir,
+  requireSegkvData,
   runTool,
   ToolError,
   UsageError,
@@ -34,7 +35,8 @@ every record, offsets (increasing within and across segments), batches
 (complete), hint files (each entry against its record) and sparse indexes
 (each entry at a record start with its offset). Prints a report and exits
 0 if everything is clean, 1 if anything is wrong (or the directory is in use
-by a running server), 2 on a usage error. Reads only, unless --fix.
+by a running server), 2 on a usage error or a DIR that holds no segkv data
+or that this user may not read. Reads only, unless --fix.
 
 Options:
   --fix              Truncate a torn tail of the active (last) segment, after
@@ -83,6 +85,8 @@ async function main(argv: string[]): Promise<number> {
       `kv-check: warning: ${dir} is in use by process ${owner}; reading it anyway (--force-read-only)\n`,
     );
   }
+  // An empty or wrong directory is not an all-clear.
+  requireSegkvData(dir);
 
   if (!values.fix) {
     const report = checkDir(nodeFs, dir);
@@ -95,6 +99,8 @@ async function main(argv: string[]): Promise<number> {
   try {
     lock = lockDir(nodeFs, dir);
   } catch (err) {
+    // A system error (EACCES on the LOCK) is printed by runTool as one line naming the path.
+    if (typeof (err as NodeJS.ErrnoException).syscall === 'string') throw err;
     throw new ToolError((err as Error).message);
   }
   try {
@@ -128,10 +134,19 @@ async function main(argv: string[]): Promise<number> {
     }
     cutTornTail(dir, torn);
     const done = what.replace(/^rewrite/, 'rewrote').replace(/^truncate/, 'truncated');
-    process.stderr.write(`kv-check: fixed: ${done}\n`);
     const after = checkDir(nodeFs, dir);
-    if (json) process.stdout.write(JSON.stringify({ ...after, fixed: torn }) + '\n');
-    else process.stdout.write(`FIXED: ${done}.\n\nAfter the fix:\n${formatReport(after, verbose)}`);
+    // Said once: on stdout with the report, or on stderr beside the JSON.
+    if (json) {
+      process.stderr.write(`kv-check: fixed: ${done}\n`);
+      process.stdout.write(JSON.stringify({ ...after, fixed: torn }) + '\n');
+    } else if (after.ok && !verbose) {
+      // The report above still holds but for the cut bytes: one line for the check after the fix.
+      process.stdout.write(
+        `FIXED: ${done}.\nChecked again: ${after.records} records, ${after.keys} live keys, no problems.\n\nRESULT: OK\n`,
+      );
+    } else {
+      process.stdout.write(`FIXED: ${done}.\n\nAfter the fix:\n${formatReport(after, verbose)}`);
+    }
     if (!after.ok && !after.tornTail) {
       process.stderr.write(
         'kv-check: the remaining problems are not a torn tail and are not fixable by kv-check\n',

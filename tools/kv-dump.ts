@@ -14,6 +14,7 @@ import {
   Output,
   parseCommandLine,
   refuseLockedDir,
+  requireSegkvData,
   runTool,
   UsageError,
 } from './lib/cli.js';
@@ -80,6 +81,7 @@ async function main(argv: string[]): Promise<number> {
       `kv-dump: warning: ${dir} is in use by process ${owner}; reading it anyway (--force-read-only)\n`,
     );
   }
+  requireSegkvData(dir);
 
   const reader = new LogReader(nodeFs, dir);
   for (const note of reader.notes) process.stderr.write(`kv-dump: note: ${note}\n`);
@@ -111,9 +113,19 @@ async function main(argv: string[]): Promise<number> {
   await out.flush();
 
   const span = count > 0 ? ` (offsets ${first}..${last})` : '';
-  const more = next !== null ? `; continue with --from ${next}` : '';
+  const more =
+    next !== null ? `; continue with --from ${next}` : count === 0 ? `; ${endOfLog(reader, from)}` : '';
   process.stderr.write(`kv-dump: ${count} record${count === 1 ? '' : 's'}${span}${more}\n`);
   return damage.some((d) => !d.tornTail) ? EXIT_PROBLEMS : EXIT_OK;
+}
+
+/** Where the log ends, for a dump that found nothing from `from` on. */
+function endOfLog(reader: LogReader, from: number): string {
+  const last = reader.lastOffset();
+  if (last < 0) return 'the log holds no records';
+  return from > last
+    ? `--from ${from} is past the end of the log: its last record is offset ${last}`
+    : `no record from offset ${from} on (the last is offset ${last})`;
 }
 
 function describeDamage(d: DumpDamage): string {

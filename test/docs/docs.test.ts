@@ -4,7 +4,7 @@
  * names, PROTOCOL.md's INFO table against a real INFO reply, and
  * ARCHITECTURE.md's module map against src/server.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openStore } from '../../src/engine/store.js';
@@ -46,6 +46,34 @@ describe('README', () => {
     expect(pkg.scripts.pretest).toBe('npm run build');
     expect(pkg.scripts.test).toMatch(/biome check \. && vitest run/);
     expect(parseConfig([], {})).toMatchObject({ host: '127.0.0.1', port: 7379, dir: './data' });
+  });
+
+  it('links nothing outside the repository: every link is a file of the repository or a heading of the README', () => {
+    const headings = new Set(
+      [...readme.matchAll(/^#+ (.+)$/gm)].map((m) =>
+        m[1]!
+          .toLowerCase()
+          .replace(/[^a-z0-9 -]/g, '')
+          .replace(/ /g, '-'),
+      ),
+    );
+    const links = [...readme.matchAll(/!?\[[^\]]*\]\(([^)\s]+)\)/g)].map((m) => m[1]!);
+    expect(links.length).toBeGreaterThan(3);
+    for (const link of links) {
+      expect(link, 'no web links: the README ships in the package and must hold without them').not.toMatch(
+        /^[a-z]+:/i,
+      );
+      const [path = '', anchor] = link.split('#');
+      if (path === '') {
+        expect(headings.has(anchor!), `#${anchor} is a heading of the README`).toBe(true);
+        continue;
+      }
+      const target = resolve(root, path);
+      expect(target.startsWith(`${root}/`), `${link} stays inside the repository`).toBe(true);
+      expect(existsSync(target), `${link} exists`).toBe(true);
+    }
+    // Nor names a path outside it in prose (`../shared/...`, absolute paths of one machine).
+    expect(readme).not.toMatch(/`\.\.\/|\]\(\.\.\/|`\/work\//);
   });
 
   it('every flag of kv-server --help is in the configuration table, with its variable, field and default', () => {

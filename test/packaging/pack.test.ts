@@ -44,6 +44,10 @@ describe('npm pack → npm install → use', () => {
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as PackageJson;
     for (const bin of Object.values(pkg.bin)) expect(inTarball, bin).toContain(bin.replace(/^\.\//, ''));
     expect([...inTarball].some((p) => p.startsWith('dist/test/'))).toBe(false);
+    // package.json says MIT; the tarball carries the licence text it refers to.
+    expect(inTarball).toContain('LICENSE');
+    expect(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).license).toBe('MIT');
+    expect(readFileSync(join(root, 'LICENSE'), 'utf8')).toMatch(/^MIT License\n/);
 
     const app = join(work, 'app');
     mkdirSync(app);
@@ -88,6 +92,12 @@ describe('npm pack → npm install → use', () => {
 
     const help = await run('npx', ['--no', '--', 'kv-server', '--help'], app);
     expect(help.stdout).toContain('--metrics-port');
+    // --version reads the installed package.json.
+    const version = await run(join(app, 'node_modules/.bin/kv-server'), ['--version'], app, 15_000);
+    expect(version.stdout).toBe(
+      `kv-server ${JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version}\n`,
+    );
+
     // Every bin loads its modules (a dependency left in devDependencies would fail here).
     for (const bin of Object.keys(pkg.bin)) {
       const r = await run(join(app, 'node_modules/.bin', bin), ['--help'], app, 15_000);

@@ -61,9 +61,12 @@ export interface Run {
   stderr: string;
 }
 
-/** Runs a compiled tool with `node`, as an operator would; `input` is fed to its stdin. */
-export function run(tool: string, args: string[], input = ''): Run {
-  const r = spawnSync(process.execPath, [tool, ...args], { input, encoding: 'utf8', timeout: 60_000 });
+/**
+ * Runs a compiled tool with `node`, as an operator would; `input` is fed to its stdin.
+ * `as`: spawn options such as another uid (the permission tests run as nobody when we are root).
+ */
+export function run(tool: string, args: string[], input = '', as: { uid?: number; gid?: number } = {}): Run {
+  const r = spawnSync(process.execPath, [tool, ...args], { input, encoding: 'utf8', timeout: 60_000, ...as });
   if (r.error) throw r.error;
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }

@@ -139,7 +139,7 @@ describe('kv-check on a torn tail', () => {
 
     const fix = run(built.check, [dir, '--fix', '--yes']);
     expect(fix.code).toBe(0);
-    expect(fix.stderr).toContain(`truncated ${active} from byte ${intact}, dropping 60 bytes`);
+    expect(fix.stdout).toContain(`FIXED: truncated ${active} from byte ${intact}, dropping 60 bytes`);
     expect(fs.statSync(path).size).toBe(intact);
     expect(fs.existsSync(join(dir, 'LOCK'))).toBe(false);
 

@@ -5,11 +5,11 @@
  * input size. The SDK writes every command issued in one tick in one
  * socket write.
  *
- * Reports: a progress line with the rate on stderr, redrawn while running
- * when stderr is a terminal, written once at the end otherwise; the summary
- * (sent, replies, errors) on stdout, or as JSON with --json; the first
- * MAX_SHOWN_ERRORS errors on stderr with their line. Exit 1 if any command
- * failed or the connection was lost.
+ * Reports: while running, a progress line with the rate on stderr, redrawn
+ * when stderr is a terminal and erased at the end; the summary, once, on
+ * stdout (sent, replies, errors, time and rate), or as JSON with --json; the
+ * first MAX_SHOWN_ERRORS errors on stderr with their line. Exit 1 if any
+ * command failed or the connection was lost.
  */
 import { EXIT_OK, EXIT_PROBLEMS } from '../lib/cli.js';
 import { errorReply, resolveCommand, runCommand } from './commands.js';
@@ -43,6 +43,14 @@ export function progressText(
   return (
     `sent ${thousands(s.sent)}  replies ${thousands(s.replies)}  errors ${thousands(s.errors)}  ` +
     `${(elapsedMs / 1000).toFixed(1)}s  ${thousands(rate)} cmds/s`
+  );
+}
+
+/** The one summary line: `sent: 3, replies: 3, errors: 0 (0.0s, 1,234 cmds/s)`. */
+export function summaryText(s: PipeSummary): string {
+  return (
+    `sent: ${s.sent}, replies: ${s.replies}, errors: ${s.errors} ` +
+    `(${s.seconds.toFixed(1)}s, ${thousands(s.perSecond)} cmds/s)`
   );
 }
 
@@ -127,9 +135,9 @@ export async function runPipe(
     seconds: Number((ms / 1000).toFixed(3)),
     perSecond: Math.round(ms > 0 ? (stats.replies * 1000) / ms : 0),
   };
-  process.stderr.write(`${tty ? '\r' : ''}${progressText(stats, ms)}${tty ? '\x1b[0K' : ''}\n`);
+  if (tty) process.stderr.write('\r\x1b[0K'); // the summary below says it once
   if (lost) process.stderr.write(`${cannotConnect(o, watch.lastError ?? 'the connection was lost')}\n`);
   if (o.output === 'json') process.stdout.write(`${JSON.stringify({ ...summary, connectionLost: lost })}\n`);
-  else process.stdout.write(`sent: ${stats.sent}, replies: ${stats.replies}, errors: ${stats.errors}\n`);
+  else process.stdout.write(`${summaryText(summary)}\n`);
   return stats.errors > 0 || lost ? EXIT_PROBLEMS : EXIT_OK;
 }

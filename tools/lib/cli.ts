@@ -4,12 +4,17 @@
  * holds, and writing to stdout with backpressure.
  *
  * Exit codes: 0 clean / done, 1 problems found or the work was refused,
- * 2 usage errors (unknown flag, missing or bad argument, DIR not a directory).
+ * 2 usage errors (unknown flag, missing or bad argument, DIR not a directory,
+ * DIR not readable by this user, DIR holding no segkv data). Every error is
+ * one line on stderr, never a stack trace.
  */
-import { statSync } from 'node:fs';
+import { accessSync, constants, type Dirent, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { LOCK_FILE } from '../../src/engine/filenames.js';
 import { nodeFs } from '../../src/engine/fs.js';
 import { lockOwner } from '../../src/engine/lock.js';
+import { viewDataDir } from './data-dir.js';
 
 export const EXIT_OK = 0;
 export const EXIT_PROBLEMS = 1;
@@ -48,19 +53,83 @@ export function parseCommandLine(argv: string[], options: Options): CommandLine 
   }
 }
 
-/** The one DIR positional: present, alone, and a directory. */
+/** A data-directory problem the operator fixes (permissions, the wrong path): one line, exit 2, no --help pointer. */
+export class DataDirError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DataDirError';
+  }
+}
+
+function uid(): string {
+  return typeof process.getuid === 'function' ? ` (uid ${process.getuid()})` : '';
+}
+
+/** One line for a file-system error met on DIR or a file in it: the path, the cause, what to do. */
+export function fileProblem(dir: string, err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  const path = e.path ?? dir;
+  if (e.code === 'EACCES' || e.code === 'EPERM') {
+    return `DIR ${dir}: permission denied on ${path}; run as a user that may read it${uid()}, e.g. the server's, or fix its permissions`;
+  }
+  if (e.code === 'ENOENT') return `DIR ${dir}: ${path} does not exist`;
+  if (e.code === 'ENOTDIR') return `DIR ${dir}: ${path} is not a directory`;
+  if (e.code === 'EISDIR') return `DIR ${dir}: ${path} is a directory where segkv expects a file`;
+  return `DIR ${dir}: ${e.message}`;
+}
+
+/** The one DIR positional: present, alone, a directory this user may read. */
 export function dataDirArgument(positionals: string[]): string {
   if (positionals.length === 0) throw new UsageError('missing the data directory (DIR)');
   if (positionals.length > 1) throw new UsageError(`expected one DIR, got ${positionals.join(' ')}`);
   const dir = positionals[0]!;
+  argumentDir = dir;
   let isDir = false;
   try {
     isDir = statSync(dir).isDirectory();
-  } catch {
-    throw new UsageError(`${dir} does not exist`);
+    if (isDir) accessSync(dir, constants.R_OK | constants.X_OK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new UsageError(`${dir} does not exist`);
+    throw new DataDirError(fileProblem(dir, err));
   }
   if (!isDir) throw new UsageError(`${dir} is not a directory`);
   return dir;
+}
+
+/** Subdirectories of `dir` (one level) that hold segment files: where the operator may have meant. */
+function dataDirsBelow(dir: string): string[] {
+  const found: string[] = [];
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return found;
+  }
+  for (const e of entries) {
+    if (!e.isDirectory()) continue;
+    try {
+      if (viewDataDir(nodeFs, join(dir, e.name)).segments.length > 0) found.push(join(dir, e.name));
+    } catch {
+      // Unreadable: not a suggestion.
+    }
+  }
+  return found;
+}
+
+/**
+ * Refuses a directory without segkv data (no segment file, no compaction
+ * manifest): checking or dumping it would report an all-clear about the
+ * wrong directory. Names the subdirectories that do hold data, if any.
+ */
+export function requireSegkvData(dir: string): void {
+  const view = viewDataDir(nodeFs, dir);
+  if (view.segments.length > 0 || view.compactionPending || view.manifestProblem !== undefined) return;
+  const below = dataDirsBelow(dir);
+  const hint =
+    below.length > 0
+      ? ` ${below.join(', ')} ${below.length === 1 ? 'holds' : 'hold'} segkv data.`
+      : ' Give the directory kv-server uses (its --dir, default ./data).';
+  throw new DataDirError(`no segkv data in ${dir}: it holds no segment files (*.seg).${hint}`);
 }
 
 /** A non-negative safe integer option, or `fallback` when absent. */
@@ -78,6 +147,18 @@ export function integerOption(name: string, text: string | undefined, fallback: 
  * asked to read it anyway. Returns the owner's pid when reading anyway.
  */
 export function refuseLockedDir(dir: string, tool: string, forceReadOnly: boolean): number | undefined {
+  if (!forceReadOnly) {
+    // lockOwner takes an unreadable LOCK for no lock; a server may hold it all the same.
+    const lock = join(dir, LOCK_FILE);
+    try {
+      if (statSync(lock, { throwIfNoEntry: false })) accessSync(lock, constants.R_OK);
+    } catch (err) {
+      throw new DataDirError(
+        `DIR ${dir}: cannot read its lock file ${lock} (${(err as NodeJS.ErrnoException).code}), so ${tool} cannot ` +
+          `tell whether a server is using it; run as the server's user${uid()}, or pass --force-read-only`,
+      );
+    }
+  }
   const pid = lockOwner(nodeFs, dir);
   if (pid === undefined || forceReadOnly) return pid;
   throw new ToolError(
@@ -104,6 +185,13 @@ export function runTool(tool: string, main: (argv: string[]) => Promise<number>)
       if (err instanceof UsageError) {
         process.stderr.write(`${tool}: ${err.message}\nRun \`${tool} --help\` for usage.\n`);
         process.exitCode = EXIT_USAGE;
+      } else if (err instanceof DataDirError) {
+        process.stderr.write(`${tool}: ${err.message}\n`);
+        process.exitCode = EXIT_USAGE;
+      } else if (isErrno(err)) {
+        // A file of DIR this user may not read, or that vanished: one line, not a stack trace.
+        process.stderr.write(`${tool}: ${fileProblem(dirOf(err), err)}\n`);
+        process.exitCode = err.code === 'EACCES' || err.code === 'EPERM' ? EXIT_USAGE : EXIT_PROBLEMS;
       } else if (err instanceof ToolError) {
         process.stderr.write(`${tool}: ${err.message}\n`);
         process.exitCode = EXIT_PROBLEMS;
@@ -114,6 +202,18 @@ export function runTool(tool: string, main: (argv: string[]) => Promise<number>)
       }
     },
   );
+}
+
+/** A Node system error (it has a syscall), not a KvError, which has a code too. */
+function isErrno(err: unknown): err is NodeJS.ErrnoException {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string';
+}
+
+/** The DIR argument, once dataDirArgument has read it: messages about its files name it. */
+let argumentDir: string | undefined;
+
+function dirOf(err: NodeJS.ErrnoException): string {
+  return argumentDir ?? err.path ?? '.';
 }
 
 /** Writes text or bytes to stdout in large pieces, waiting when the pipe is full. */

@@ -155,6 +155,50 @@ export class LogReader {
     }
   }
 
+  /**
+   * The offset of the log's last valid record, -1 if it holds none: the last
+   * segment that holds a record, scanned from its last sparse index entry.
+   */
+  lastOffset(): number {
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      const last = this.segmentLastOffset(this.segments[i]!);
+      if (last >= 0) return last;
+    }
+    return -1;
+  }
+
+  /** The highest offset of a valid record in `files` from its last sparse index entry (or its start) on; -1 if none. */
+  private segmentLastOffset(files: SegmentFiles): number {
+    const fd = this.fs.open(join(this.dir, files.seg), 'r');
+    try {
+      const size = this.fs.size(fd);
+      let pos = this.startPosition(files, Number.MAX_SAFE_INTEGER);
+      let last = -1;
+      while (pos < size) {
+        const r = scanRecords(
+          this.fs,
+          fd,
+          pos,
+          size,
+          (rec) => {
+            if (rec.header.offset > last) last = rec.header.offset;
+          },
+          pos + STEP_BYTES,
+        );
+        if (!r.problem) {
+          pos = r.end;
+          continue;
+        }
+        const next = resync(this.fs, fd, r.problem.position, size, last);
+        if (next < 0) break;
+        pos = next;
+      }
+      return last;
+    } finally {
+      this.fs.close(fd);
+    }
+  }
+
   /** Where to start scanning `files` for `from`: its sparse index entry, or its first record. */
   private startPosition(files: SegmentFiles, from: number): number {
     if (!files.index || from <= files.baseOffset) return SEGMENT_HEADER_BYTES;
