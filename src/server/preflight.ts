@@ -11,7 +11,16 @@
  * connections (as before the check). A process that takes the port during
  * recovery still makes the real bind fail, with the same message.
  */
-import { accessSync, closeSync, constants, lstatSync, mkdirSync, openSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  statSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { LOCK_FILE } from '../engine/filenames.js';
@@ -60,7 +69,7 @@ export function dataDirProblem(dir: string, err: unknown): string {
   switch (e.code) {
     case 'EACCES':
     case 'EPERM':
-      return `--dir ${dir}: permission denied on ${path}; make it readable and writable by this user${uid()} (chown/chmod), or choose another --dir`;
+      return `--dir ${dir}: permission denied on ${path}; make it readable and writable by this user${uid()} with chown/chmod, or choose another --dir`;
     case 'EROFS':
       return `--dir ${dir}: ${path} is on a read-only file system; choose a --dir on a writable one`;
     case 'ENOTDIR':
@@ -77,7 +86,8 @@ export function dataDirProblem(dir: string, err: unknown): string {
 
 /**
  * Creates `dir` if missing, then checks it is a directory this process may
- * read, write and enter, and that its LOCK file (if any) can be opened.
+ * read, write and enter, that its files (segments, hints, indexes) are
+ * readable and writable, and that its LOCK file (if any) can be opened.
  * Throws SetupError with one line naming --dir, the path and the fix.
  */
 export function checkDataDir(dir: string): void {
@@ -89,6 +99,9 @@ export function checkDataDir(dir: string): void {
       );
     }
     accessSync(dir, constants.R_OK | constants.W_OK | constants.X_OK);
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.isFile() && e.name !== LOCK_FILE) accessSync(join(dir, e.name), constants.R_OK | constants.W_OK);
+    }
   } catch (err) {
     if (err instanceof SetupError) throw err;
     throw new SetupError(dataDirProblem(dir, err));

@@ -126,6 +126,18 @@ describe('kv-server setup problems: one line, exit 2', () => {
     expect(line).toContain('chown/chmod');
   });
 
+  it('a segment file this user may not write', () => {
+    const dir = join(openTempDir(), 'data');
+    mkdirSync(dir, { mode: 0o777 });
+    chmodSync(dir, 0o777);
+    const seg = join(dir, '00000000000000000000.seg');
+    writeFileSync(seg, '');
+    chmodSync(seg, asRoot ? 0o644 : 0o444);
+    const r = serverSync(['--dir', dir, '--port', '0'], unprivileged());
+    expect(r.status, r.stderr).toBe(2);
+    expect(expectOneLine(r.stderr)).toContain(`--dir ${dir}: permission denied on ${seg}`);
+  });
+
   it('a data directory that cannot be created (EACCES on its parent)', () => {
     const parent = join(openTempDir(), 'locked-parent');
     mkdirSync(parent);
