@@ -48,9 +48,8 @@ export function listenProblem(flag: string, host: string, port: number, err: unk
   }
 }
 
-/** Binds `host:port` and lets go at once; throws SetupError if it cannot be bound. Port 0 always can. */
+/** Binds `host:port` and lets go at once; throws SetupError if it cannot be bound. Port 0 checks the host. */
 export async function checkPort(flag: string, host: string, port: number): Promise<void> {
-  if (port === 0) return;
   const probe = createServer();
   await new Promise<void>((resolve, reject) => {
     probe.once('error', (err) => reject(new SetupError(listenProblem(flag, host, port, err))));

@@ -80,6 +80,17 @@ describe('kv-server setup problems: one line, exit 2', () => {
     expect(existsSync(dir)).toBe(false);
   });
 
+  it('a --host this machine does not have is reported before the data directory is created', () => {
+    const dir = join(tempDir(), 'not-yet');
+    // 192.0.2.0/24 is TEST-NET-1: documentation only, never a local address.
+    const r = serverSync(['--dir', dir, '--host', '192.0.2.1', '--port', '0']);
+    expect(r.status).toBe(2);
+    expect(expectOneLine(r.stderr)).toBe(
+      'kv-server: --host 192.0.2.1: no network interface of this machine has that address; give one it has (127.0.0.1, 0.0.0.0 for all)',
+    );
+    expect(existsSync(dir)).toBe(false);
+  });
+
   it('the probe lets the port go: a free fixed port is served after recovery', async () => {
     const port = await holdPort();
     holders.pop()!.close();

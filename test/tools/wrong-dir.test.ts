@@ -82,7 +82,7 @@ describe('a directory this user may not read: one line, exit 2', () => {
       const r = run(tool, [dir], '', unprivileged);
       expect(r.code, r.stderr).toBe(2);
       expect(expectOneLine(r.stderr, name)).toContain(
-        `DIR ${dir}: permission denied on ${dir}; run as a user`,
+        `DIR ${dir}: permission denied on ${dir}; run as the user kv-server runs as`,
       );
     }
     fs.chmodSync(dir, 0o700);

@@ -70,7 +70,8 @@ export function fileProblem(dir: string, err: unknown): string {
   const e = err as NodeJS.ErrnoException;
   const path = e.path ?? dir;
   if (e.code === 'EACCES' || e.code === 'EPERM') {
-    return `DIR ${dir}: permission denied on ${path}; run as a user that may read it${uid()}, e.g. the server's, or fix its permissions`;
+    const me = typeof process.getuid === 'function' ? ` (this is uid ${process.getuid()})` : '';
+    return `DIR ${dir}: permission denied on ${path}; run as the user kv-server runs as${me}, or fix its permissions`;
   }
   if (e.code === 'ENOENT') return `DIR ${dir}: ${path} does not exist`;
   if (e.code === 'ENOTDIR') return `DIR ${dir}: ${path} is not a directory`;
