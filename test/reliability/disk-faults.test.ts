@@ -133,6 +133,22 @@ describe('disk full and I/O errors through the server', () => {
     });
   }
 
+  it('ENOSPC creating a new segment (rotation) answers IO_ERROR, not INTERNAL, and leaves no empty segment', async () => {
+    const r = await rig('interval');
+    await r.client.set('a', '1');
+    const active = r.store.stats().segments.at(-1)!.file;
+    r.mem.failWrites((p) => (p.endsWith('.seg') && !p.endsWith(active) ? 'ENOSPC' : undefined));
+    const codes = new Set<string>();
+    for (let i = 0; i < 40; i++) codes.add(await codeOf(r.client.set(`big${i}`, 'x'.repeat(500))));
+    expect([...codes].sort()).toEqual(['IO_ERROR', 'OK']);
+    await expect(r.client.set('more', 'x'.repeat(500))).rejects.toThrow(/creating segment .*ENOSPC/);
+    expect(r.mem.readdir(memPath('data')).filter((n) => n.endsWith('.seg'))).toEqual([active]);
+    expect(await r.other.get('a')).toBe('1');
+    r.mem.failWrites(undefined);
+    await r.client.set('more', 'x'.repeat(500));
+    expect(r.store.stats().segments.length).toBe(2);
+  });
+
   it('a failing fsync (EIO, always) refuses the write; later writes are refused until a reopen (documented in store.ts)', async () => {
     const r = await rig('always');
     await r.client.set('a', '1');
