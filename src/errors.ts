@@ -44,6 +44,8 @@ export type ErrorCode =
   | 'CONNECTION_CLOSED'
   /** The command exists but this server or store cannot run it (e.g. COMPACT without a compactor). */
   | 'NOT_SUPPORTED'
+  /** A write sent to a read-only replica; the message names its primary. */
+  | 'READONLY'
   /** FEED from an offset the log cannot serve exactly (below the tombstone horizon, or past its end). */
   | 'OFFSET_OUT_OF_RANGE'
   /** An unexpected failure inside the server; its log has the details. */

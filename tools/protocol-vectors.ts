@@ -490,10 +490,59 @@ add(
             [0, 0, 0, bin('a'), bin('1')],
             [1, 1, 0, bin('a'), null],
           ],
+          next: 2,
           end: 2,
         },
       ],
       note: 'records [offset, flags (1 tombstone, 2 batch, 4 batch end), expiresAt, key, value or nil]; the feed then follows new writes',
+    },
+  ],
+);
+add(
+  'ROLE on a primary; REPLICAOF NO ONE on a primary changes nothing',
+  ['ROLE', 'REPLICAOF'],
+  [],
+  [],
+  [
+    {
+      req: [1, 'ROLE'],
+      res: [
+        1,
+        {
+          role: 'primary',
+          logId: '',
+          epoch: 0,
+          epochs: [[0, 0]],
+          end: 0,
+          horizon: 0,
+          primary: null,
+          link: null,
+        },
+      ],
+      match: 'id',
+      note: 'logId is random (16 bytes, hex), chosen when the log was created',
+    },
+    { req: [2, 'REPLICAOF', 'NO', 'ONE'], res: [2, true] },
+  ],
+);
+add(
+  'a replica refuses writes with READONLY, naming its primary',
+  ['SET', 'GET'],
+  ['READONLY'],
+  ['--replica-of', '127.0.0.1:1'],
+  [
+    {
+      req: [1, 'SET', 'k', bin('v')],
+      res: err(
+        1,
+        'READONLY',
+        'this server is a read-only replica of 127.0.0.1:1; send writes there (or promote it: REPLICAOF NO ONE)',
+      ),
+    },
+    {
+      req: [2, 'GET', 'k'],
+      res: [2, null],
+      note: 'reads are served (here: an empty replica whose primary is down)',
     },
   ],
 );

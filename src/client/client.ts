@@ -29,6 +29,7 @@ import type {
   CommandName,
   HelloReply,
   InfoSection,
+  RoleReply,
   WireScanOptions,
   WireSetOptions,
 } from '../protocol/messages.js';
@@ -680,6 +681,17 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
   /** Runs a compaction now; resolves when it is done (NOT_SUPPORTED until the store has a compactor). */
   compact(): Promise<unknown> {
     return this.issue('COMPACT', [], (raw) => raw);
+  }
+
+  /** The server's replication role and lineage (ROLE). */
+  role(): Promise<RoleReply> {
+    return this.issue('ROLE', [], (raw) => raw as RoleReply);
+  }
+
+  /** REPLICAOF: follow the primary at `host`:`port`, or with `null` stop following and take writes (REPLICAOF NO ONE). */
+  replicaOf(primary: { host: string; port: number } | null): Promise<true> {
+    const args = primary === null ? ['NO', 'ONE'] : [primary.host, primary.port];
+    return this.issue('REPLICAOF', args, () => true as const);
   }
 
   /** Round trip: resolves 'PONG', or `message` echoed. */

@@ -30,10 +30,15 @@ export interface FeedConnectOptions {
 }
 
 const AUTH_ID = 0;
-const FEED_ID = 1;
-const ACK_ID = 2;
+const REQUEST_ID = 1;
+const FEED_ID = 2;
+const ACK_ID = 3;
 
-/** One open feed: `start` is the server's first reply; `batches()` yields the rest. */
+/**
+ * One connection for a feed: `connect`, optionally a few `request`s (one at a
+ * time; a replica asks ROLE first), then `feed(from)`, whose first reply it
+ * resolves with; `next()` then yields the batches.
+ */
 export class FeedConnection {
   private readonly reader: FrameReader;
   private queue: FeedBatch[] = [];
@@ -42,7 +47,9 @@ export class FeedConnection {
   private failure: Error | undefined;
   private ended = false;
   private wake: (() => void) | undefined;
-  private opened: { resolve: (s: FeedStart) => void; reject: (e: Error) => void } | undefined;
+  /** The reply awaited now (a request, or FEED's start reply), if any. */
+  private awaiting: { id: number; resolve: (v: unknown) => void; reject: (e: Error) => void } | undefined;
+  private streaming = false;
   private closedByUs = false;
 
   private constructor(
@@ -52,11 +59,8 @@ export class FeedConnection {
     this.reader = new FrameReader(options.maxReplyBytes);
   }
 
-  /** Connects and sends FEED from `from`; resolves with the server's first reply. */
-  static open(
-    options: FeedConnectOptions,
-    from: number,
-  ): Promise<{ feed: FeedConnection; start: FeedStart }> {
+  /** Connects (and sends AUTH when a password is set). */
+  static connect(options: FeedConnectOptions): Promise<FeedConnection> {
     const o = options;
     const socket = o.tls
       ? tlsConnect({
@@ -69,7 +73,6 @@ export class FeedConnection {
     socket.setNoDelay(true);
     const feed = new FeedConnection(socket, o);
     return new Promise((resolve, reject) => {
-      feed.opened = { resolve: (start) => resolve({ feed, start }), reject };
       const timer = setTimeout(() => {
         socket.destroy(
           new KvError('TIMEOUT', `connecting to ${o.host}:${o.port} took over ${o.connectTimeoutMs} ms`),
@@ -78,14 +81,57 @@ export class FeedConnection {
       socket.once(o.tls ? 'secureConnect' : 'connect', () => {
         clearTimeout(timer);
         if (o.password !== undefined) socket.write(encodeFrame([AUTH_ID, 'AUTH', o.password]));
-        socket.write(encodeFrame([FEED_ID, 'FEED', from]));
+        resolve(feed);
       });
       socket.on('data', (chunk: Buffer) => feed.onData(chunk));
-      socket.on('error', (err) => feed.fail(err));
+      socket.on('error', (err) => {
+        feed.fail(err);
+        reject(err);
+      });
       socket.on('close', () => {
         clearTimeout(timer);
-        feed.fail(new KvError('CONNECTION_CLOSED', `the feed connection to ${o.host}:${o.port} closed`));
+        const err = new KvError('CONNECTION_CLOSED', `the feed connection to ${o.host}:${o.port} closed`);
+        feed.fail(err);
+        reject(err);
       });
+    });
+  }
+
+  /** Connects and opens a feed from `from`; resolves with the server's first reply. */
+  static async open(
+    options: FeedConnectOptions,
+    from: number,
+  ): Promise<{ feed: FeedConnection; start: FeedStart }> {
+    const feed = await FeedConnection.connect(options);
+    try {
+      return { feed, start: await feed.feed(from) };
+    } catch (err) {
+      feed.close();
+      throw err;
+    }
+  }
+
+  /** One request/reply before the feed (e.g. ROLE). */
+  request(command: string, ...args: unknown[]): Promise<unknown> {
+    return this.call(REQUEST_ID, [REQUEST_ID, command, ...args]);
+  }
+
+  /** Sends FEED from `from` (with FEED's options map, if any); resolves with the start reply. From then on the connection is a feed. */
+  async feed(from: number, options?: Record<string, unknown>): Promise<FeedStart> {
+    const req = options ? [FEED_ID, 'FEED', from, options] : [FEED_ID, 'FEED', from];
+    return (await this.call(FEED_ID, req, true)) as FeedStart;
+  }
+
+  /** Sends `req` and awaits its reply; with `thenStream`, the frames after that reply are the feed's batches. */
+  private call(id: number, req: unknown[], thenStream = false): Promise<unknown> {
+    if (this.ended) return Promise.reject(this.failure ?? new KvError('CLOSED', 'the feed was closed'));
+    if (this.awaiting || this.streaming)
+      return Promise.reject(new Error('one request at a time, before the feed'));
+    return new Promise((resolve, reject) => {
+      this.awaiting = { id, resolve, reject };
+      // Set now: the first batch may arrive in the same chunk as the reply.
+      this.streaming = thenStream;
+      this.socket.write(encodeFrame(req));
     });
   }
 
@@ -111,21 +157,30 @@ export class FeedConnection {
         return;
       }
       if (!Array.isArray(frame)) continue;
+      const [id, result] = frame as [number | null, unknown];
       if (frame.length === 3) {
-        // An error reply (AUTH or FEED refused) or a fatal frame: the feed is over.
-        this.fail(wireError(frame[2]));
+        const err = wireError(frame[2]);
+        const a = this.awaiting;
+        if (a && id === a.id) {
+          // A refused request (ROLE, FEED): the connection stays usable.
+          this.awaiting = undefined;
+          this.streaming = false;
+          a.reject(err);
+          continue;
+        }
+        // A refused AUTH, or a fatal frame: the connection is over.
+        this.fail(err);
         this.socket.destroy();
         return;
       }
-      const [id, result] = frame as [number, unknown];
       if (id === AUTH_ID && this.options.password !== undefined) continue;
-      if (id !== FEED_ID || typeof result !== 'object' || result === null) continue;
-      if (this.opened) {
-        const o = this.opened;
-        this.opened = undefined;
-        o.resolve(result as FeedStart);
+      const a = this.awaiting;
+      if (a && id === a.id) {
+        this.awaiting = undefined;
+        a.resolve(result);
         continue;
       }
+      if (!this.streaming || id !== FEED_ID || typeof result !== 'object' || result === null) continue;
       const batch = result as FeedBatch;
       this.queue.push(batch);
       this.queuedRecords += batch.records.length;
@@ -147,10 +202,9 @@ export class FeedConnection {
     if (this.ended) return;
     this.ended = true;
     if (!this.closedByUs) this.failure = err;
-    if (this.opened) {
-      this.opened.reject(err);
-      this.opened = undefined;
-    }
+    const a = this.awaiting;
+    this.awaiting = undefined;
+    a?.reject(err);
     this.notify();
   }
 

@@ -9,6 +9,7 @@
  *   *.compacting                a compaction output not yet swapped in
  *   COMPACTION                  a committed compaction's manifest (compaction/manifest.ts)
  *   HORIZON                     replication: the tombstone horizon (replication/horizon-file.ts)
+ *   EPOCHS                      replication: log id and epoch history (replication/epochs-file.ts)
  *
  * Offsets are 20-digit zero-padded decimals, so a lexical sort is a numeric sort
  * and a binary search over names finds the segment holding any offset.
@@ -20,6 +21,8 @@ export const TEMP_SUFFIX = '.tmp';
 export const COMPACTION_MANIFEST = 'COMPACTION';
 /** Replication's tombstone horizon and compaction mark (replication/horizon-file.ts). */
 export const HORIZON_FILE = 'HORIZON';
+/** Replication's log id and epoch history (replication/epochs-file.ts). */
+export const EPOCHS_FILE = 'EPOCHS';
 /** Suffix of a compaction output not yet swapped in. */
 export const COMPACTING_SUFFIX = '.compacting';
 

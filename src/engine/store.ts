@@ -114,6 +114,15 @@ export interface LogRecord {
   position: number;
 }
 
+/** A record from a primary's log (applyReplicated): value null for a tombstone. */
+export interface ReplicatedRecord {
+  offset: number;
+  flags: number;
+  expiresAt: number;
+  key: Uint8Array;
+  value: Uint8Array | null;
+}
+
 export interface SegmentStats {
   file: string;
   baseOffset: number;
@@ -760,6 +769,63 @@ export class Store extends EventEmitter {
         this.cache?.delete(k);
       }
       return this.ack().then(() => n);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * @internal Replication (src/replication/replica.ts): appends records read
+   * from a primary's log at the primary's offsets, flags and expiry times, so
+   * the replica's log holds the same records at the same offsets. `records`
+   * are whole batches (a batch's records up to the one flagged batch end),
+   * offsets strictly increasing and ≥ nextOffset (gaps are kept: offsets
+   * the primary compacted away stay unused). Acknowledged like a write.
+   */
+  applyReplicated(records: readonly ReplicatedRecord[]): Promise<true> {
+    try {
+      this.checkWritable();
+      // Check everything before writing anything.
+      let last = this.nextOffset - 1;
+      for (const r of records) {
+        if (!Number.isSafeInteger(r.offset) || r.offset <= last) {
+          throw new KvError(
+            'INVALID_ARGUMENT',
+            `replicated offset ${r.offset} does not follow ${last} (the log's next offset is ${this.nextOffset})`,
+          );
+        }
+        last = r.offset;
+      }
+      const tail = records[records.length - 1];
+      if (tail && (tail.flags & FLAG_BATCH) !== 0 && (tail.flags & FLAG_BATCH_END) === 0) {
+        throw new KvError('INVALID_ARGUMENT', 'a replicated batch ends without its end record');
+      }
+      let i = 0;
+      while (i < records.length) {
+        // One group: a single record, or a batch through its end record (kept in one segment).
+        let j = i;
+        let bytes = 0;
+        for (;;) {
+          const r = records[j]!;
+          bytes += recordSize(r.key.length, r.value === null ? 0 : r.value.length);
+          if ((r.flags & FLAG_BATCH) === 0 || (r.flags & FLAG_BATCH_END) !== 0) break;
+          j++;
+        }
+        this.makeRoom(bytes);
+        const seg = this.active;
+        for (; i <= j; i++) {
+          const r = records[i]!;
+          const k = toInternalKey(Buffer.from(r.key.buffer, r.key.byteOffset, r.key.byteLength));
+          const v = r.value === null ? undefined : toValueBytes(r.value);
+          this.recordUndo(k);
+          this.nextOffset = r.offset;
+          const position = this.append(k, v, r.expiresAt, r.flags);
+          if (v === undefined || (r.flags & FLAG_TOMBSTONE) !== 0) this.unpoint(k);
+          else this.point(k, seg, position, v.length, r.expiresAt);
+          this.cache?.delete(k);
+        }
+      }
+      return this.ack();
     } catch (err) {
       return Promise.reject(err);
     }

@@ -30,7 +30,19 @@ export const COMMAND_NAMES = [
   'INFO',
   'COMPACT',
   'FEED',
+  'ROLE',
+  'REPLICAOF',
 ] as const;
+
+/** Commands that write: refused with READONLY on a replica. */
+export const WRITE_COMMANDS: ReadonlySet<string> = new Set<CommandName>([
+  'SET',
+  'DEL',
+  'MSET',
+  'INCR',
+  'EXPIRE',
+  'PERSIST',
+]);
 
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
@@ -114,6 +126,24 @@ export interface FeedStart {
 /** Every later frame of a feed (`[id, FeedBatch]`); `records` is empty in a heartbeat. */
 export interface FeedBatch {
   records: WireFeedRecord[];
+  /** Every record below this offset has now been sent (the feed's position). */
+  next: number;
   /** The log's next offset when the frame was sent: how far behind the reader is. */
   end: number;
+}
+
+/** Reply of ROLE: what a replica needs to decide how to sync, and what an operator asks first. */
+export interface RoleReply {
+  role: 'primary' | 'replica';
+  /** The log's lineage: its id (hex) and epoch history [[epoch, startOffset], ...]. */
+  logId: string;
+  epoch: number;
+  epochs: [number, number][];
+  /** The log's next offset. */
+  end: number;
+  /** The tombstone horizon: a feed from an offset ≥ it (or 0) is exact. */
+  horizon: number;
+  /** On a replica: its primary (HOST:PORT) and the link's status; nil on a primary. */
+  primary: string | null;
+  link: string | null;
 }

@@ -58,6 +58,8 @@ export class FeedStream implements StreamHandler {
     from: number,
     private readonly log: Logger,
     private readonly onEnd: (feed: FeedStream) => void,
+    /** Set when the reader is a replica (FEED option replica.port): its listening port. */
+    readonly replicaPort?: number,
   ) {
     this.cursor = new LogCursor(store, from);
   }
@@ -106,7 +108,7 @@ export class FeedStream implements StreamHandler {
   }
 
   private send(records: WireFeedRecord[]): void {
-    const batch: FeedBatch = { records, end: this.store.nextOffset };
+    const batch: FeedBatch = { records, next: this.cursor.next, end: this.store.nextOffset };
     this.sink.send(encodeFrame([this.id, batch]));
   }
 
@@ -160,6 +162,13 @@ export class FeedStream implements StreamHandler {
     this.cursor.close();
     this.onDrain();
     this.onEnd(this);
+  }
+
+  /** Ends the feed from the server side: a fatal frame saying why, then the connection closes. */
+  end(reason: string): void {
+    if (this.closed) return;
+    this.sink.fatal('CLOSED', reason);
+    this.onClose();
   }
 
   private fail(err: unknown): void {

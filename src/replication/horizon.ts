@@ -23,8 +23,9 @@
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { HORIZON_FILE, tempFile } from '../engine/filenames.js';
+import { HORIZON_FILE } from '../engine/filenames.js';
 import type { Store } from '../engine/store.js';
+import { writeFileDurably } from './durable-file.js';
 import { decodeHorizon, encodeHorizon, type HorizonState } from './horizon-file.js';
 
 interface CompactionStart {
@@ -71,6 +72,14 @@ export class TombstoneHorizon {
     store.on('compaction', this.onCompaction);
   }
 
+  /**
+   * A replica after a full resync: its log from 0 is its primary's compacted
+   * log, which lacks the tombstones below the primary's horizon.
+   */
+  raiseTo(horizon: number): void {
+    if (horizon > this.state.tombstoneHorizon) this.save({ ...this.state, tombstoneHorizon: horizon });
+  }
+
   /** Whether a feed from `offset` replays the log's state exactly. */
   servesFrom(offset: number): boolean {
     return offset === 0 || offset >= this.state.tombstoneHorizon;
@@ -81,19 +90,8 @@ export class TombstoneHorizon {
     this.state = next;
     const fs = this.store.options.fs;
     const dir = this.store.dir;
-    const tmp = join(dir, tempFile(HORIZON_FILE));
     try {
-      if (fs.exists(tmp)) fs.unlink(tmp);
-      const data = encodeHorizon(next);
-      const fd = fs.open(tmp, 'wx');
-      try {
-        fs.write(fd, data, 0, data.length, 0);
-        fs.fsyncSync(fd);
-      } finally {
-        fs.close(fd);
-      }
-      fs.rename(tmp, join(dir, HORIZON_FILE));
-      fs.fsyncDir(dir);
+      writeFileDurably(fs, dir, HORIZON_FILE, encodeHorizon(next));
     } catch (err) {
       // A stale file could let a replica resume below the real horizon: remove it,
       // so the next open assumes the worst (full resync) instead.

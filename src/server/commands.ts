@@ -26,6 +26,8 @@ import {
   PREAUTH_COMMANDS,
   type WireScanPage,
 } from '../protocol/messages.js';
+import { parsePrimaryAddress } from '../replication/replica.js';
+import type { Replication } from '../replication/replication.js';
 
 /** What a handler may see and do about its connection and server. */
 export interface Session {
@@ -41,7 +43,9 @@ export interface Session {
   /** The INFO sections asked for. */
   info(sections: readonly InfoSection[]): Record<string, unknown>;
   /** Turns the connection into a change feed from `from` (FEED); returns the first reply. */
-  openFeed(id: number, from: number): FeedStart;
+  openFeed(id: number, from: number, replicaPort?: number): FeedStart;
+  /** This server's replication (role, REPLICAOF). */
+  readonly replication: Replication;
 }
 
 type Handler = (s: Session, req: unknown[]) => unknown;
@@ -374,15 +378,59 @@ const SPECS: Record<CommandName, CommandSpec> = {
     },
   },
   FEED: {
-    usage: 'from',
+    usage: 'from [{replica}]',
     minArgs: 1,
-    maxArgs: 1,
+    maxArgs: 2,
     run: (s, req) => {
       const from = req[2];
       if (typeof from !== 'number' || !Number.isSafeInteger(from) || from < 0) {
         throw new KvError('WRONG_ARGS', 'FEED: from must be an integer offset ≥ 0');
       }
-      return s.openFeed(req[0] as number, from);
+      const o = options(req, 3, 'FEED', ['replica']);
+      let replicaPort: number | undefined;
+      if (o.replica !== undefined && o.replica !== null) {
+        const r = o.replica;
+        if (
+          !isPlainMap(r) ||
+          typeof r.port !== 'number' ||
+          !Number.isInteger(r.port) ||
+          r.port < 0 ||
+          r.port > 65535
+        ) {
+          throw new KvError('WRONG_ARGS', 'FEED: option replica must be {port: int 0..65535}');
+        }
+        replicaPort = r.port;
+      }
+      return s.openFeed(req[0] as number, from, replicaPort);
+    },
+  },
+  ROLE: {
+    usage: '',
+    minArgs: 0,
+    maxArgs: 0,
+    run: (s) => s.replication.roleReply(),
+  },
+  REPLICAOF: {
+    usage: 'host port | NO ONE',
+    minArgs: 2,
+    maxArgs: 2,
+    run: async (s, req) => {
+      const [host, port] = [req[2], req[3]];
+      if (typeof host !== 'string' || (typeof port !== 'string' && typeof port !== 'number')) {
+        throw wrongArgs('REPLICAOF', SPECS.REPLICAOF.usage);
+      }
+      if (host.toUpperCase() === 'NO' && String(port).toUpperCase() === 'ONE') {
+        await s.replication.promote();
+        return true;
+      }
+      let primary: ReturnType<typeof parsePrimaryAddress>;
+      try {
+        primary = parsePrimaryAddress(`${host}:${port}`);
+      } catch (err) {
+        throw new KvError('WRONG_ARGS', `REPLICAOF: ${(err as Error).message}`);
+      }
+      await s.replication.replicaOf(primary);
+      return true;
     },
   },
 };

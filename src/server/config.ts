@@ -98,6 +98,11 @@ export interface ServerConfig {
    * (two performance.now() calls) for the per-command latency histograms.
    */
   metricsPort: number | undefined;
+  /**
+   * Start as a read-only replica of this primary, `HOST:PORT`; the replica sends `password` to it.
+   * Default undefined: a primary. `REPLICAOF` changes it at run time (not saved).
+   */
+  replicaOf: string | undefined;
   /** The store's `compaction` options, from `--compaction-*` flags and `SEGKV_COMPACTION_*` env (camelCased), checked. */
   compaction: CompactionSettings;
 }
@@ -231,6 +236,13 @@ export const SETTINGS: readonly Setting[] = [
     min: 0,
     max: 65535,
     help: 'serve Prometheus metrics on this port at /metrics, same host (default: off; 0 = any free port)',
+  },
+  {
+    key: 'replicaOf',
+    flag: 'replica-of',
+    kind: 'string',
+    fallback: undefined,
+    help: 'start as a read-only replica of this primary, HOST:PORT (REPLICAOF NO ONE promotes it)',
   },
 ];
 

@@ -39,8 +39,9 @@ import {
   PREAUTH_MAX_FRAME_BYTES,
   REPLY_HIGH_WATER_BYTES,
 } from '../protocol/limits.js';
-import type { FeedStart, InfoSection } from '../protocol/messages.js';
+import { type FeedStart, type InfoSection, WRITE_COMMANDS } from '../protocol/messages.js';
 import type { StreamHandler, StreamSink } from '../replication/feed.js';
+import type { Replication } from '../replication/replication.js';
 import { COMMAND_TABLE, type Session } from './commands.js';
 import type { ServerMetrics } from './metrics.js';
 
@@ -58,8 +59,8 @@ export interface ConnectionHost {
   /** Per-command counters, network bytes and request timing (INFO stats, metrics endpoint, slow log). */
   readonly metrics: ServerMetrics;
   info(sections: readonly InfoSection[]): Record<string, unknown>;
-  /** Opens a change feed on `sink` (FEED); its stream then receives the connection's frames. */
-  openFeed(sink: StreamSink, id: number, from: number): { stream: StreamHandler; reply: FeedStart };
+  /** Replication: role, feeds, READONLY. */
+  readonly replication: Replication;
   /** Arrange for `flush()` to run once at the end of this tick. */
   scheduleFlush(conn: ServedConnection): void;
   /** The connection closed. */
@@ -184,8 +185,11 @@ export class Connection implements Session, StreamSink, ServedConnection {
   quitAfterReply(): void {
     this.ending = true;
   }
-  openFeed(id: number, from: number): FeedStart {
-    const { stream, reply } = this.host.openFeed(this, id, from);
+  get replication(): Replication {
+    return this.host.replication;
+  }
+  openFeed(id: number, from: number, replicaPort?: number): FeedStart {
+    const { stream, reply } = this.host.replication.openFeed(this, id, from, replicaPort);
     this.stream = stream;
     return reply;
   }
@@ -355,6 +359,13 @@ export class Connection implements Session, StreamSink, ServedConnection {
     if (!this.authenticated && !command.preAuth) {
       this.replyError(id, new KvError('NOAUTH', `${command.name} needs authentication; send AUTH first`));
       return;
+    }
+    if (WRITE_COMMANDS.has(command.name)) {
+      const refused = this.host.replication.refuseWrite();
+      if (refused) {
+        this.replyError(id, refused);
+        return;
+      }
     }
     this.host.commandsProcessed++;
     const metrics = this.host.metrics;

@@ -18,6 +18,7 @@ import type { StoreOptions } from '../engine/options.js';
 import { openStore, type Store } from '../engine/store.js';
 import { KvError } from '../errors.js';
 import { packageVersion } from '../package-version.js';
+import { type PrimaryAddress, parsePrimaryAddress } from '../replication/replica.js';
 import {
   type CommandLine,
   ConfigError,
@@ -88,6 +89,14 @@ async function main(): Promise<void> {
     if (err instanceof SetupError) fail(err.message, 2);
     throw err;
   }
+  let replicaOf: PrimaryAddress | undefined;
+  if (config.replicaOf !== undefined) {
+    try {
+      replicaOf = parsePrimaryAddress(config.replicaOf);
+    } catch (err) {
+      fail(`bad setting --replica-of: ${(err as Error).message}`, 2);
+    }
+  }
   const log = await createLogger(config.logLevel, config.logFormat);
   if (line.configFile !== undefined)
     log.info({ file: line.configFile }, 'settings read from the config file');
@@ -127,6 +136,7 @@ async function main(): Promise<void> {
       tls,
       version: packageVersion(),
       slowlogThresholdMs: config.slowlogThresholdMs,
+      replicaOf,
     },
     log,
   );
@@ -168,7 +178,7 @@ async function main(): Promise<void> {
     log.info({ signal, clients: server.clientCount }, 'shutting down');
     void (async () => {
       await Promise.all([server.close(), metrics?.close()]);
-      await store.close();
+      await server.store.close(); // a replica's resync may have reopened it
       log.info('store closed; bye');
       process.exit(0);
     })().catch((err: unknown) => {

@@ -18,7 +18,7 @@ import type { Store } from '../engine/store.js';
 import { encodeFrame } from '../protocol/frame.js';
 import { FRAME_TIMEOUT_MS, PROTOCOL_VERSION, SHUTDOWN_GRACE_MS } from '../protocol/limits.js';
 import { INFO_SECTIONS, type InfoSection } from '../protocol/messages.js';
-import type { StreamSink } from '../replication/feed.js';
+import type { PrimaryAddress } from '../replication/replica.js';
 import { Replication } from '../replication/replication.js';
 import type { RespClientInfo, RespServer } from '../resp/command.js';
 import { RespConnection } from '../resp/connection.js';
@@ -52,6 +52,8 @@ export interface ServerOptions {
   slowlogThresholdMs?: number | undefined;
   /** A started frame must be complete within this, ms (slow clients). Default FRAME_TIMEOUT_MS (30 s); tests shorten it. */
   frameTimeoutMs?: number | undefined;
+  /** Start as a read-only replica of this primary (config `replicaOf`); it is sent `password` too. Default: a primary. */
+  replicaOf?: PrimaryAddress | undefined;
 }
 
 /** The connection counters of INFO `clients` and the metrics endpoint. */
@@ -89,7 +91,7 @@ export class KvServer implements ConnectionHost, RespServer {
   }, 250).unref();
 
   constructor(
-    readonly store: Store,
+    store: Store,
     private readonly options: ServerOptions,
     log: Logger,
   ) {
@@ -99,7 +101,10 @@ export class KvServer implements ConnectionHost, RespServer {
     this.maxFrameBytes = options.maxFrameBytes;
     this.frameTimeoutMs = options.frameTimeoutMs ?? FRAME_TIMEOUT_MS;
     this.metrics = new ServerMetrics({ slowlogThresholdMs: options.slowlogThresholdMs, log });
-    this.replication = new Replication(store, log);
+    this.replication = new Replication(store, log, {
+      replicaOf: options.replicaOf,
+      password: options.password,
+    });
     const onSocket = (socket: Socket) => this.accept(socket);
     if (options.tls) {
       this.server = createTlsServer(
@@ -122,9 +127,15 @@ export class KvServer implements ConnectionHost, RespServer {
         this.server.off('error', onError);
         const address = this.server.address() as AddressInfo;
         this.port = address.port;
+        this.replication.start(address.port);
         resolve(address);
       });
     });
+  }
+
+  /** The open store: a replica's full resync or truncation replaces it (replication.ts). */
+  get store(): Store {
+    return this.replication.store;
   }
 
   private accept(socket: Socket): void {
@@ -159,10 +170,6 @@ export class KvServer implements ConnectionHost, RespServer {
     if (this.options.idleTimeoutMs > 0) {
       socket.setTimeout(this.options.idleTimeoutMs, () => conn.idle(this.options.idleTimeoutMs));
     }
-  }
-
-  openFeed(sink: StreamSink, id: number, from: number) {
-    return this.replication.openFeed(sink, id, from);
   }
 
   forget(conn: ServedConnection): void {
@@ -286,6 +293,13 @@ export class KvServer implements ConnectionHost, RespServer {
     return out;
   }
 
+  /** RESP's READONLY hook: a replica refuses writes (Redis wording). */
+  writeRefusal(): string | undefined {
+    return this.replication.role === 'replica'
+      ? "READONLY You can't write against a read only replica."
+      : undefined;
+  }
+
   configValues(): [string, string][] {
     const fsync = this.store.stats().fsync.mode;
     return [
@@ -317,11 +331,11 @@ export class KvServer implements ConnectionHost, RespServer {
     return this.connections.size;
   }
 
-  /** Stops accepting, finishes in-flight requests, closes every connection. Idempotent. */
+  /** Stops accepting, finishes in-flight requests, closes every connection, stops replication. Idempotent. */
   close(): Promise<void> {
     if (this.closing) return this.closing;
     clearInterval(this.frameSweep);
-    this.replication.close();
+    const replication = this.replication.close();
     this.closing = new Promise<void>((resolve) => {
       this.server.close();
       for (const conn of this.connections) conn.shutdown();
@@ -329,7 +343,10 @@ export class KvServer implements ConnectionHost, RespServer {
       const poll = setInterval(() => {
         if (this.connections.size === 0) {
           clearInterval(poll);
-          resolve();
+          void replication.then(resolve, (err: unknown) => {
+            this.log.error({ err }, 'stopping replication failed');
+            resolve();
+          });
         } else if (Date.now() - started > SHUTDOWN_GRACE_MS) {
           this.log.warn(
             { clients: this.connections.size },

@@ -366,6 +366,31 @@ const TABLE: CliCommand[] = [
     run: compactCommand,
   },
   {
+    name: 'ROLE',
+    params: '',
+    summary: "Replication role (primary or replica), the log's id, epochs, end and tombstone horizon.",
+    group: 'server',
+    minArgs: 0,
+    maxArgs: 0,
+    run: async (ctx) => mapOf({ ...(await ctx.client.role()) }),
+  },
+  {
+    name: 'REPLICAOF',
+    params: 'host port | NO ONE',
+    summary: 'Follow a primary as a read-only replica; NO ONE promotes this server to a primary.',
+    group: 'server',
+    minArgs: 2,
+    maxArgs: 2,
+    run: async (ctx, [host, port]) => {
+      if (upper(host) === 'NO' && upper(port) === 'ONE') await ctx.client.replicaOf(null);
+      else {
+        const p = integerArg(port!, 'REPLICAOF', 'port');
+        await ctx.client.replicaOf({ host: host!.toString('utf8'), port: p });
+      }
+      return OK;
+    },
+  },
+  {
     name: 'PING',
     params: '[message]',
     summary: 'Replies PONG, or the message.',

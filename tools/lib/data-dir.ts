@@ -15,6 +15,8 @@ import { decodeManifest } from '../../src/engine/compaction/manifest.js';
 import {
   COMPACTING_SUFFIX,
   COMPACTION_MANIFEST,
+  EPOCHS_FILE,
+  HORIZON_FILE,
   isTemporary,
   LOCK_FILE,
   parseName,
@@ -77,7 +79,12 @@ export function viewDataDir(fs: Fs, dir: string): DataDirView {
       if (replaced.has(parsed.baseOffset)) {
         view.notes.push(`${name} was replaced by the interrupted compaction; the next open deletes it`);
       } else take(parsed.baseOffset, parsed.kind, name);
-    } else if (name === LOCK_FILE || name === COMPACTION_MANIFEST) {
+    } else if (
+      name === LOCK_FILE ||
+      name === COMPACTION_MANIFEST ||
+      name === HORIZON_FILE ||
+      name === EPOCHS_FILE
+    ) {
       // Expected.
     } else if (!isTemporary(name)) {
       view.notes.push(`${name} is not a segkv file; ignored`);

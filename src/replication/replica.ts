@@ -1,0 +1,230 @@
+/**
+ * A replica's link to its primary: connect, ask ROLE (the primary's lineage:
+ * log id, epochs, end, tombstone horizon), choose how to sync, then FEED and
+ * apply every record at the primary's offset (Store.applyReplicated),
+ * acknowledging (ACK) what is applied. On any failure the link is down, and
+ * it reconnects with backoff, resuming from the local log's next offset.
+ *
+ * How to sync (ARCHITECTURE.md, Replication):
+ * - partial: same log id, and the local log's next offset X is ≥ the
+ *   primary's tombstone horizon and ≤ its end, after cutting a divergent
+ *   tail: X is first lowered to the end, on the primary, of the local last
+ *   epoch (KIP-101), the tail past it truncated;
+ * - full: anything else (a new replica, another lineage, below the horizon,
+ *   a tail that cannot be cut safely): the local directory is emptied and
+ *   the feed read from 0 — the primary's compacted log is a snapshot.
+ *
+ * The position survives restarts because it is the log itself: the replica's
+ * log holds the primary's records at the primary's offsets, so its next
+ * offset is where to resume. Batches are applied whole: a batch cut by a
+ * frame boundary waits for its end record.
+ */
+import type { Logger } from 'pino';
+import { FeedConnection } from '../client/feed.js';
+import type { ReplicatedRecord } from '../engine/store.js';
+import { KvError } from '../errors.js';
+import { DEFAULT_CLIENT_MAX_REPLY_BYTES, DEFAULT_CONNECT_TIMEOUT_MS } from '../protocol/limits.js';
+import type { FeedBatch, RoleReply, WireFeedRecord } from '../protocol/messages.js';
+import type { Replication } from './replication.js';
+
+export type LinkStatus = 'connecting' | 'sync' | 'up' | 'down' | 'stopped';
+
+/** Reconnect backoff, ms: first delay, doubled per failure up to the max. */
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 2000;
+
+export interface PrimaryAddress {
+  host: string;
+  port: number;
+}
+
+/** Parses `HOST:PORT` (the setting --replica-of); throws INVALID_ARGUMENT. */
+export function parsePrimaryAddress(text: string): PrimaryAddress {
+  const m = /^(.+):(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[2]) : Number.NaN;
+  if (!m || port < 1 || port > 65535) {
+    throw new KvError(
+      'INVALID_ARGUMENT',
+      `a primary's address is HOST:PORT (e.g. 127.0.0.1:7379), got '${text}'`,
+    );
+  }
+  return { host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+export class ReplicaLink {
+  status: LinkStatus = 'connecting';
+  /** Everything below this offset is applied (what the link last ACKed). */
+  applied = 0;
+  /** The primary's log end as last reported, and when (Date.now()). */
+  primaryEnd = 0;
+  lastContactAt = 0;
+  /** Full and partial resyncs done by this link. */
+  fullResyncs = 0;
+  partialResyncs = 0;
+  private feed: FeedConnection | undefined;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private wakeRetry: (() => void) | undefined;
+  private readonly done: Promise<void>;
+
+  constructor(
+    readonly primary: PrimaryAddress,
+    private readonly repl: Replication,
+    private readonly password: string | undefined,
+    private readonly log: Logger,
+  ) {
+    this.done = this.run();
+  }
+
+  get address(): string {
+    return `${this.primary.host}:${this.primary.port}`;
+  }
+
+  private async run(): Promise<void> {
+    let delay = RETRY_MIN_MS;
+    while (!this.stopped) {
+      let wasUp = false;
+      try {
+        wasUp = await this.session(() => {
+          delay = RETRY_MIN_MS;
+        });
+      } catch (err) {
+        if (this.stopped) break;
+        const e = err as Error;
+        this.log.warn(
+          { primary: this.address, err: { message: e.message, code: (e as KvError).code } },
+          'replication link down',
+        );
+      }
+      this.feed?.close();
+      this.feed = undefined;
+      if (this.stopped) break;
+      if (wasUp) delay = RETRY_MIN_MS;
+      this.status = 'down';
+      await new Promise<void>((resolve) => {
+        this.wakeRetry = resolve;
+        this.retryTimer = setTimeout(resolve, delay);
+      });
+      delay = Math.min(RETRY_MAX_MS, delay * 2);
+    }
+    this.status = 'stopped';
+  }
+
+  /** One connection's life: handshake, sync, stream. Resolves when stopped, rejects on failure. */
+  private async session(onUp: () => void): Promise<boolean> {
+    this.status = 'connecting';
+    const feed = await FeedConnection.connect({
+      host: this.primary.host,
+      port: this.primary.port,
+      password: this.password,
+      connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
+      maxReplyBytes: DEFAULT_CLIENT_MAX_REPLY_BYTES,
+    });
+    this.feed = feed;
+    if (this.stopped) return false;
+    const role = (await feed.request('ROLE')) as RoleReply;
+    this.lastContactAt = Date.now();
+    const { from, full } = await this.chooseStart(role);
+    if (this.stopped) return false;
+    const start = await feed.feed(from, { replica: { port: this.repl.listeningPort } });
+    this.status = 'up';
+    onUp();
+    this.applied = from;
+    this.primaryEnd = start.end;
+    this.log.info(
+      { primary: this.address, from, primaryEnd: start.end, epoch: role.epoch },
+      from === 0 ? 'replication link up: full resync from offset 0' : 'replication link up: partial resync',
+    );
+    if (full) this.fullResyncs++;
+    else this.partialResyncs++;
+    let pending: ReplicatedRecord[] = [];
+    for (;;) {
+      const batch: FeedBatch | undefined = await feed.next();
+      if (batch === undefined || this.stopped) return true;
+      this.lastContactAt = Date.now();
+      this.primaryEnd = batch.end;
+      if (batch.records.length > 0) {
+        const ready: ReplicatedRecord[] = pending;
+        pending = [];
+        for (const r of batch.records) ready.push(toReplicated(r));
+        // A batch cut by the frame boundary waits for its end record.
+        let cut = ready.length;
+        while (cut > 0 && (ready[cut - 1]!.flags & 6) === 2) cut--;
+        if (cut < ready.length) pending = ready.splice(cut);
+        if (ready.length > 0) {
+          await this.repl.store.applyReplicated(ready);
+          this.applied = ready[ready.length - 1]!.offset + 1;
+        }
+      }
+      // Everything the primary has sent below `next` is applied, unless a batch still waits for its end.
+      if (pending.length === 0) this.applied = Math.max(this.applied, batch.next);
+      feed.ack(this.applied);
+    }
+  }
+
+  /** Decides partial or full resync from the primary's ROLE; empties or truncates the local log as needed. */
+  private async chooseStart(role: RoleReply): Promise<{ from: number; full: boolean }> {
+    const repl = this.repl;
+    const local = repl.store.nextOffset;
+    const lineage = repl.epochs.lineage;
+    let reason: string | undefined;
+    let from = local;
+    if (local === 0) reason = 'the local log is empty';
+    else if (role.logId !== lineage.logId) reason = 'the primary holds another log (log id differs)';
+    else {
+      // KIP-101: where did our last epoch end on the primary? Past that, our tail diverged.
+      const end = endOffsetFor(role.epochs, repl.epochs.epoch, role.end);
+      if (end < local) {
+        if (end >= repl.horizon.state.compactedThrough) {
+          this.log.warn(
+            { primary: this.address, epoch: repl.epochs.epoch, from: end, to: local, records: local - end },
+            'truncating a divergent tail before following',
+          );
+          await repl.truncateLog(end);
+          from = end;
+        } else reason = `the divergent tail from ${end} cannot be cut: a compaction ran after it was written`;
+      }
+      if (reason === undefined && from > 0 && from < role.horizon) {
+        reason = `offset ${from} is below the primary's tombstone horizon ${role.horizon}`;
+      }
+      if (reason === undefined && from > role.end)
+        reason = `offset ${from} is past the primary's end ${role.end}`;
+    }
+    if (reason !== undefined) {
+      if (local > 0) {
+        this.log.warn(
+          { primary: this.address, localOffset: local, reason },
+          'full resync: emptying the local log',
+        );
+        this.status = 'sync';
+        await repl.resetLog();
+      }
+      repl.horizon.raiseTo(role.horizon);
+      from = 0;
+    }
+    repl.epochs.adopt({
+      logId: role.logId,
+      epochs: role.epochs.map(([epoch, startOffset]) => ({ epoch, startOffset })),
+    });
+    return { from, full: from === 0 };
+  }
+
+  /** Stops the link and resolves when its loop has ended. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.wakeRetry?.();
+    this.feed?.close();
+    await this.done;
+  }
+}
+
+/** KIP-101 on the primary's history: the start of the first epoch after `epoch`, or `end`. */
+function endOffsetFor(epochs: readonly [number, number][], epoch: number, end: number): number {
+  for (const [e, start] of epochs) if (e > epoch) return start;
+  return end;
+}
+
+function toReplicated(r: WireFeedRecord): ReplicatedRecord {
+  return { offset: r[0], flags: r[1], expiresAt: r[2], key: r[3], value: r[4] };
+}
