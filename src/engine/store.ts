@@ -987,6 +987,16 @@ export class Store extends EventEmitter {
     return expiresAt === 0 ? -1 : expiresAt - this.options.clock.now();
   }
 
+  /** When the key expires, ms since the epoch; -1 if it has no expiry, -2 if it does not exist (Redis PEXPIRETIME). */
+  expiresAt(key: Key): number {
+    if (this.closed) throw closedError();
+    const k = toInternalKey(key);
+    const slot = this.liveSlot(k);
+    if (slot < 0) return -2;
+    const expiresAt = this.keydir.expiresAtOf(slot, k);
+    return expiresAt === 0 ? -1 : expiresAt;
+  }
+
   /** One page of keys in byte order, filtered by prefix and range; resumable by cursor. */
   scan(options: ScanOptions = {}): ScanPage {
     const page = this.scanInternal(options);

@@ -1,12 +1,13 @@
 /**
  * One port, two protocols: a connection's first byte says which it speaks.
  * A native frame starts with the high byte of its uint32 length, 0x00-0x03
- * for any frame up to the default 64 MiB limit; a RESP request starts with
- * `*` (multibulk, what every Redis client sends) or a letter (an inline
- * command typed into telnet). So `*` (0x2a) and ASCII letters select RESP,
- * anything else the native protocol. (A native client's first frame would
- * have to be ≥ 704 MiB, with --max-frame-bytes raised that far, to be
- * mistaken: PROTOCOL.md §12.)
+ * for any frame up to the default 64 MiB limit. A RESP request starts with
+ * `*` (multibulk, what every Redis client sends) or, for an inline command
+ * (telnet), with any text: a letter, a quote, a blank. So printable ASCII
+ * (0x20-0x7e) and TAB, LF, CR select RESP; any other byte (0x00-0x08, the
+ * other control bytes, 0x7f-0xff) the native protocol. A native client's
+ * first frame would have to be at least 144 MiB (0x09000000), with
+ * --max-frame-bytes raised that far, to be mistaken (PROTOCOL.md §12).
  *
  * Until its first bytes arrive a connection is a PendingConnection: counted
  * against --max-clients, closed by shutdown and by the idle timeout (as a
@@ -19,7 +20,7 @@ import { Connection, type ServedConnection } from './connection.js';
 
 /** True if a connection whose first byte is `b` speaks RESP. */
 export function isRespStart(b: number): boolean {
-  return b === 0x2a || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a);
+  return (b >= 0x20 && b <= 0x7e) || b === 0x09 || b === 0x0a || b === 0x0d;
 }
 
 /** After the server ends a pending connection, the peer has this long to close. */

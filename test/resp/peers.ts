@@ -13,12 +13,17 @@
  * file ends.
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll } from 'vitest';
 
 const live = new Set<ChildProcess>();
+const dirs = new Set<string>();
 afterAll(() => {
   for (const p of live) p.kill('SIGKILL');
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
 /** The Debian package of each tool the RESP tests use. */
@@ -89,10 +94,25 @@ export interface RedisPeer {
 export async function startRedis(extra: string[] = []): Promise<RedisPeer> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
+    // Its own directory: BGREWRITEAOF writes appendonlydir/ even with appendonly off.
+    const dir = mkdtempSync(join(tmpdir(), 'segkv-redis-peer-'));
+    dirs.add(dir);
     const proc = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        dir,
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        ...extra,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir },
     );
     live.add(proc);
     let output = '';

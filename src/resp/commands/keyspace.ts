@@ -78,9 +78,9 @@ function expireCommand(name: string, unit: Unit, absolute: boolean) {
     if (!isInt64(when)) throw invalid();
     const store = s.store;
     const key = argv[1]!;
-    const ttl = store.ttl(key);
-    if (ttl === -2) return 0;
-    const current = ttl === -1 ? -1n : BigInt(now + ttl);
+    const at = store.expiresAt(key);
+    if (at === -2) return 0;
+    const current = BigInt(at);
     if (nx && current !== -1n) return 0;
     if (xx && current === -1n) return 0;
     if (gt && (when <= current || current === -1n)) return 0;
@@ -107,10 +107,9 @@ function ttlCommand(unit: Unit) {
 
 function expireTimeCommand(unit: Unit) {
   return (s: { store: Store }, argv: Buffer[]): Reply => {
-    const ttl = s.store.ttl(argv[1]!);
-    if (ttl < 0) return ttl;
-    const at = Date.now() + ttl;
-    return unit === 'ms' ? at : Math.floor(at / 1000);
+    const at = s.store.expiresAt(argv[1]!);
+    if (at < 0) return at;
+    return unit === 'ms' ? at : Math.floor((at + 500) / 1000);
   };
 }
 

@@ -136,9 +136,7 @@ export function serverCommands(table: () => ReadonlyMap<string, RespCommand>): R
         synopsis: '(parameter value) ...',
       },
       (_s, argv) => {
-        throw err(
-          `Unknown option or number of arguments for CONFIG SET - '${argv[2]!.toString('latin1')}' (segkv is configured by kv-server flags)`,
-        );
+        throw err(`Unknown option or number of arguments for CONFIG SET - '${argv[2]!.toString('latin1')}'`);
       },
     ),
     command(
