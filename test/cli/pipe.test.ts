@@ -2,9 +2,13 @@
  * `kv-cli --pipe` against a real kv-server: 100k commands loaded with a
  * bounded window and counted back, RESP input, and error accounting.
  */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ServerProcess, spawnServer } from '../server/spawn.js';
-import { cli, ensureBuilt } from './helpers.js';
+import { cli, ensureBuilt, KV_CLI } from './helpers.js';
 
 let server: ServerProcess;
 let p: string[];
@@ -33,6 +37,33 @@ describe('--pipe', () => {
       cursor: null,
       keys: [...Array(11)].map((_, i) => (i === 0 ? 'bulk:9999' : `bulk:9999${i - 1}`)),
     });
+  });
+
+  it('on a terminal the progress line is erased at the end: the summary is said once', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'segkv-pipe-tty-'));
+    try {
+      const input = join(dir, 'in.txt');
+      const lines = Array.from({ length: 30_000 }, (_, i) => `set tty:${i} v${i}`);
+      writeFileSync(input, `${lines.join('\n')}\n`);
+      // script(1) gives kv-cli a terminal for stdout and stderr, as a user at a shell has.
+      const command = `${process.execPath} ${KV_CLI} ${p.join(' ')} --pipe < ${input}`;
+      const r = spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.status, r.stdout).toBe(0);
+      // What stays on the screen: each line as the last carriage return and erase-line leave it.
+      const screen = r.stdout
+        .split(/\r?\n/)
+        .map((l) =>
+          l
+            .slice(l.lastIndexOf('\r') + 1)
+            .split('\x1b[0K')
+            .join(''),
+        )
+        .filter((l) => l.trim() !== '');
+      expect(screen).toHaveLength(1);
+      expect(screen[0]).toMatch(/^sent: 30000, replies: 30000, errors: 0 \([\d.]+s, [\d,]+ cmds\/s\)$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('takes RESP as redis-cli --pipe does', () => {
