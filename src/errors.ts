@@ -42,6 +42,8 @@ export type ErrorCode =
   | 'TIMEOUT'
   /** The connection closed before the reply arrived; the command may or may not have been applied. */
   | 'CONNECTION_CLOSED'
+  /** The client could not connect: refused, unreachable, a TLS mismatch, or the peer is not a segkv server (the message says which and what to pass; `cause` is the socket error). */
+  | 'CONNECTION_FAILED'
   /** The command exists but this server or store cannot run it (e.g. COMPACT without a compactor). */
   | 'NOT_SUPPORTED'
   /** A write sent to a read-only replica; the message names its primary. */

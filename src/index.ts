@@ -1,8 +1,9 @@
-/** segkv's public API. The embedded engine; the client SDK joins it with the server. */
+/** segkv's public API: the client SDK and the embedded engine (engine/api.ts: only what a user may call). */
 
 export {
   type ClientEventMap,
   type ClientOptions,
+  type ClientScanOptions,
   type ClientStatus,
   connect,
   type FeedOptions,
@@ -10,5 +11,5 @@ export {
   KvClient,
   type ValueEncoding,
 } from './client/index.js';
-export * from './engine/index.js';
+export * from './engine/api.js';
 export { CorruptionError, type ErrorCode, KvError } from './errors.js';

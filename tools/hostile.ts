@@ -36,7 +36,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
-import { connect, type KvClient } from '../src/index.js';
+import { KvClient } from '../src/index.js';
 import { COMMAND_NAMES } from '../src/protocol/messages.js';
 import { RawConnection, rawFrame } from './lib/raw-connection.js';
 
@@ -145,7 +145,7 @@ class WellBehaved {
   failures: string[] = [];
   private n = 0;
   constructor(port: number) {
-    this.client = connect({
+    this.client = new KvClient({
       host: '127.0.0.1',
       port,
       password: PASSWORD,

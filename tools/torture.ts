@@ -45,7 +45,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { connect, type KvClient } from '../src/index.js';
+import { KvClient } from '../src/index.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const KV_SERVER = join(HERE, '..', 'src', 'server', 'main.js');
@@ -342,10 +342,11 @@ async function runMode(mode: Mode, o: Options): Promise<Counters> {
       void server.exited.then(() => {
         if (!killSent) unexpectedExit = true;
       });
-      const clients = [0, 1].map(() =>
-        connect({ host: '127.0.0.1', port: server.port, reconnect: false, requestTimeoutMs: 10_000 }),
+      const clients = [0, 1].map(
+        () =>
+          new KvClient({ host: '127.0.0.1', port: server.port, reconnect: false, requestTimeoutMs: 10_000 }),
       );
-      const admin = connect({
+      const admin = new KvClient({
         host: '127.0.0.1',
         port: server.port,
         reconnect: false,
@@ -461,7 +462,7 @@ async function runMode(mode: Mode, o: Options): Promise<Counters> {
       if (last) {
         // 3. A clean restart after SIGTERM: the state must be exactly the acknowledged one.
         const again = await startServerRetrying(dir, mode);
-        const client = connect({ host: '127.0.0.1', port: again.port, reconnect: false });
+        const client = new KvClient({ host: '127.0.0.1', port: again.port, reconnect: false });
         try {
           verify(await readAll(client), acked, inflight, c, `${mode} final`, true);
         } finally {

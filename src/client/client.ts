@@ -8,6 +8,19 @@
  * protocol violation and drops the connection; connection status is one
  * union type changed only by `setStatus`.
  *
+ * Connecting: once the socket is open the client sends HELLO and waits
+ * (helloTimeoutMs) for a reply shaped like segkv's, which proves the peer is
+ * a segkv server and tells its frame limit; then AUTH (and HELLO again for
+ * the limit after AUTH). Only then is it `ready`. A peer that answers
+ * something else (HTTP, RESP, a TLS record) or nothing fails the attempt
+ * with CONNECTION_FAILED saying what it is and what to pass.
+ *
+ * Arguments are checked at run time (engine/arguments.ts): a plain
+ * JavaScript caller's unknown option or wrong shape rejects with
+ * INVALID_ARGUMENT; a request over the server's frame limit rejects with
+ * TOO_LARGE before it is sent, leaving the connection and the other
+ * commands of its tick alone.
+ *
  * Invariants: commands issued in the same tick leave in one socket write
  * (flushed on process.nextTick); every command settles exactly once; when a
  * connection drops, the commands written on it reject with CONNECTION_CLOSED
@@ -18,13 +31,24 @@
 import { EventEmitter } from 'node:events';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { checkTtlMs, type Key } from '../engine/keys.js';
-import { MAX_TTL_MS } from '../engine/limits.js';
-import type { ScanOptions, ScanPage, SetOptions } from '../engine/store.js';
+import {
+  checkKey,
+  checkOptions,
+  integer,
+  invalid,
+  keyList,
+  keyOption,
+  noFlags,
+  type SetOptions,
+  secondsToMs,
+  setOptionsFrom,
+} from '../engine/arguments.js';
+import type { Key } from '../engine/keys.js';
+import type { ScanOptions, ScanPage } from '../engine/store.js';
 import { KvError } from '../errors.js';
 import { FrameError, FrameReader, unpackr } from '../protocol/frame.js';
 import { FrameWriter } from '../protocol/frame-writer.js';
-import { MAX_REQUEST_ID } from '../protocol/limits.js';
+import { HANDSHAKE_MAX_REPLY_BYTES, MAX_REQUEST_ID } from '../protocol/limits.js';
 import type {
   CommandName,
   HelloReply,
@@ -36,17 +60,35 @@ import type {
 import { Command, type QueuedCommand, wireError } from './command.js';
 import { type Codec, codecFor } from './encoding.js';
 import { FeedConnection, type FeedOptions, type FeedRecord, feedRecord } from './feed.js';
+import { encodedSize, sizeBound } from './frame-size.js';
+import { connectFailure, notSegkv } from './handshake.js';
 import { type ClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js';
 
+/** Options of the client's `scan` and `keys`: the engine's, plus `raw` (keys as Buffers). */
+export interface ClientScanOptions extends ScanOptions {
+  /** Keys as Buffers holding their exact bytes (default false: strings, UTF-8 decoded). */
+  raw?: boolean;
+}
+
+const SCAN_FIELDS = ['prefix', 'match', 'start', 'end', 'cursor', 'count', 'raw'];
+
 /**
- * - `connecting`: opening a socket (first time or after a backoff delay)
+ * - `wait`: `lazyConnect`, and no command issued yet
+ * - `connecting`: opening a socket (first time or after a backoff delay), then the HELLO handshake
  * - `authenticating`: connected, AUTH sent, waiting for its reply
  * - `ready`: commands are written as they are issued
  * - `reconnecting`: waiting out the backoff delay before the next attempt
  * - `closing`: close() called; the last replies are awaited
  * - `closed`: for good; every command rejects with CLOSED
  */
-export type ClientStatus = 'connecting' | 'authenticating' | 'ready' | 'reconnecting' | 'closing' | 'closed';
+export type ClientStatus =
+  | 'wait'
+  | 'connecting'
+  | 'authenticating'
+  | 'ready'
+  | 'reconnecting'
+  | 'closing'
+  | 'closed';
 
 export interface ClientEventMap {
   /** The connection is open (and authenticated): commands flow. */
@@ -79,9 +121,12 @@ function expectBoolean(raw: unknown): boolean {
   return raw;
 }
 
-function keyList(keys: Key | readonly Key[]): readonly Key[] {
-  return typeof keys === 'string' || keys instanceof Uint8Array ? [keys] : keys;
-}
+/**
+ * The client's TTL and EXPIRE commands carry milliseconds, which is what
+ * segkv's native TTL/EXPIRE took before the server grew Redis's PTTL and
+ * PEXPIRE: where HELLO lists those, they are sent instead.
+ */
+const MS_COMMANDS: Partial<Record<CommandName, string>> = { TTL: 'PTTL', EXPIRE: 'PEXPIRE' };
 
 export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
   private statusValue: ClientStatus = 'connecting';
@@ -104,13 +149,45 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
   /** The fatal error frame the server sent before closing, if any. */
   private serverFatal: KvError | undefined;
   private lastError: Error | undefined;
+  /** What HELLO answered on the current connection (after AUTH, if any). */
+  private helloReply: HelloReply | undefined;
+  /** Set while the HELLO/AUTH handshake runs: why the attempt failed, if it did. */
+  private handshakeError: KvError | undefined;
+  private handshakeTimer: NodeJS.Timeout | undefined;
+  /** Why the client closed for good (giveUp), for ready() and connect(). */
+  private closeReason: KvError | undefined;
+  /** The first connection attempt's outcome, awaited by connect(). */
+  private firstAttempt: { resolve: () => void; reject: (err: KvError) => void } | undefined;
+  private everReady = false;
 
   constructor(options: ClientOptions = {}) {
     super();
     this.options = resolveClientOptions(options);
     this.codec = codecFor(this.options.valueEncoding) as Codec<V>;
     this.reader = new FrameReader(this.options.maxReplyBytes);
-    this.open();
+    if (this.options.lazyConnect) this.statusValue = 'wait';
+    else this.open();
+  }
+
+  /**
+   * Resolves once the first connection attempt is ready; rejects with why it
+   * failed (CONNECTION_FAILED: refused, TLS mismatch, not segkv; AUTH_FAILED).
+   * connect() awaits this.
+   */
+  firstConnection(): Promise<void> {
+    if (this.everReady) return Promise.resolve();
+    if (this.statusValue === 'closed' || this.statusValue === 'closing') {
+      return Promise.reject(this.closeReason ?? this.closedError());
+    }
+    if (this.statusValue === 'wait') this.open();
+    return new Promise((resolve, reject) => {
+      this.firstAttempt = { resolve, reject };
+    });
+  }
+
+  /** What the server answered to HELLO on this connection: name, version, limits, commands. */
+  get server(): HelloReply | undefined {
+    return this.helloReply;
   }
 
   get status(): ClientStatus {
@@ -132,7 +209,8 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
   ready(): Promise<void> {
     if (this.statusValue === 'ready') return Promise.resolve();
     if (this.statusValue === 'closing' || this.statusValue === 'closed')
-      return Promise.reject(this.closedError());
+      return Promise.reject(this.closeReason ?? this.closedError());
+    if (this.statusValue === 'wait') this.open();
     return new Promise((resolve, reject) => {
       const onConnect = () => {
         this.off('close', onClose);
@@ -142,7 +220,7 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
         if (this.statusValue !== 'closed') return;
         this.off('connect', onConnect);
         this.off('close', onClose);
-        reject(this.closedError());
+        reject(this.closeReason ?? this.closedError());
       };
       this.once('connect', onConnect);
       this.on('close', onClose);
@@ -155,7 +233,9 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
     const o = this.options;
     this.setStatus('connecting');
     this.serverFatal = undefined;
-    this.reader = new FrameReader(o.maxReplyBytes);
+    this.handshakeError = undefined;
+    this.helloReply = undefined;
+    this.reader = new FrameReader(HANDSHAKE_MAX_REPLY_BYTES);
     const socket = o.tls
       ? tlsConnect({
           host: o.host,
@@ -178,10 +258,12 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
     socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
     socket.on('error', (err) => {
       this.lastError = err;
-      this.emitError(err);
+      // A failed attempt is reported once, explained, when its socket closes.
+      if (this.statusValue === 'ready') this.emitError(err);
     });
     socket.on('close', () => {
       clearTimeout(timer);
+      clearTimeout(this.handshakeTimer);
       this.onSocketClose(socket);
     });
   }
@@ -191,31 +273,84 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
       this.socket?.destroy();
       return;
     }
-    const password = this.options.password;
-    if (password === undefined) {
-      this.onReady();
-      return;
-    }
-    this.setStatus('authenticating');
-    const auth = new Command('AUTH', [password], () => true);
-    this.setDeadline(auth);
-    auth.promise.then(
-      () => this.onReady(),
+    const socket = this.socket;
+    this.handshakeTimer = setTimeout(() => {
+      this.failHandshake(
+        notSegkv(this.options, `it sent no reply to HELLO within ${this.options.helloTimeoutMs} ms`),
+      );
+    }, this.options.helloTimeoutMs);
+    this.handshakeHello().then(
+      (reply) => {
+        clearTimeout(this.handshakeTimer);
+        if (socket !== this.socket) return;
+        this.helloReply = reply;
+        if (this.options.password === undefined) this.onReady();
+        else this.authenticate(socket);
+      },
       (err: unknown) => {
-        const error = err instanceof Error ? err : new KvError('AUTH_FAILED', String(err));
-        if (error instanceof KvError && (error.code === 'AUTH_FAILED' || error.code === 'NOAUTH')) {
-          this.emitError(error);
-          this.giveUp(error);
-        } else this.socket?.destroy();
+        if (socket !== this.socket) return;
+        // A segkv server answers HELLO with its map, never an error.
+        this.failHandshake(
+          notSegkv(
+            this.options,
+            err instanceof KvError && err.code === 'CONNECTION_FAILED'
+              ? "its reply to HELLO is not segkv's"
+              : `it answered HELLO with an error (${String((err as Error).message)})`,
+          ),
+        );
       },
     );
+  }
+
+  /** AUTH, then HELLO again to learn the frame limit that applies once authenticated. */
+  private authenticate(socket: Socket | undefined): void {
+    this.setStatus('authenticating');
+    const auth = new Command('AUTH', [this.options.password], () => true);
+    this.setDeadline(auth);
+    auth.promise
+      .then(() => this.handshakeHello())
+      .then(
+        (reply) => {
+          if (socket !== this.socket) return;
+          this.helloReply = reply;
+          this.onReady();
+        },
+        (err: unknown) => {
+          if (socket !== this.socket) return;
+          const error = err instanceof Error ? err : new KvError('AUTH_FAILED', String(err));
+          if (error instanceof KvError && (error.code === 'AUTH_FAILED' || error.code === 'NOAUTH')) {
+            this.emitError(error);
+            this.giveUp(error);
+          } else this.socket?.destroy();
+        },
+      );
     this.write(auth);
+  }
+
+  /** The handshake's own HELLO: written at once on the open socket, whatever the status. */
+  private handshakeHello(): Promise<HelloReply> {
+    const cmd = new Command('HELLO', [], checkHello);
+    this.write(cmd);
+    return cmd.promise;
+  }
+
+  /** Ends the connection attempt: the peer is not (or not reachable as) a segkv server. */
+  private failHandshake(err: KvError): void {
+    if (this.handshakeError) return;
+    this.handshakeError = err;
+    this.emitError(err);
+    this.socket?.destroy();
   }
 
   private onReady(): void {
     if (this.statusValue === 'closing' || this.statusValue === 'closed') return;
     this.attempts = 0;
+    this.reader.maxFrameBytes = this.options.maxReplyBytes;
+    this.everReady = true;
     this.setStatus('ready');
+    const first = this.firstAttempt;
+    this.firstAttempt = undefined;
+    first?.resolve();
     const queued = this.offline;
     this.offline = [];
     for (const cmd of queued) if (!cmd.settled) this.write(cmd);
@@ -230,6 +365,10 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
         body = this.reader.next();
       } catch (err) {
         const length = err instanceof FrameError ? err.length : 0;
+        if (this.helloReply === undefined) {
+          this.failHandshake(notSegkv(this.options, chunk));
+          return;
+        }
         this.violation(
           `a reply frame of ${length} bytes exceeds maxReplyBytes (${this.options.maxReplyBytes}) or is empty`,
         );
@@ -240,6 +379,10 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
       try {
         reply = unpackr.unpack(body);
       } catch {
+        if (this.helloReply === undefined) {
+          this.failHandshake(notSegkv(this.options, chunk));
+          return;
+        }
         this.violation('a reply frame is not one MessagePack value');
         return;
       }
@@ -250,6 +393,10 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
   /** Matches a reply to the oldest written command. Returns false if the connection was dropped. */
   private onReply(reply: unknown): boolean {
     if (!Array.isArray(reply) || reply.length < 2 || reply.length > 3) {
+      if (this.helloReply === undefined) {
+        this.failHandshake(notSegkv(this.options, 'its reply to HELLO is not [id, result]'));
+        return false;
+      }
       this.violation('a reply is not [id, result] or [id, null, error]');
       return false;
     }
@@ -290,8 +437,11 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
     this.socket = undefined;
     this.writer.take(); // frames for a dead socket: their commands are failed below
     const o = this.options;
+    const failed = this.statusValue === 'connecting' || this.statusValue === 'authenticating';
     const err =
+      this.handshakeError ??
       this.serverFatal ??
+      (failed ? connectFailure(o, this.lastError) : undefined) ??
       new KvError(
         'CONNECTION_CLOSED',
         `the connection to ${o.host}:${o.port} closed before the reply` +
@@ -305,9 +455,19 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
     this.sentHead = 0;
     for (let i = head; i < sent.length; i++) sent[i]!.fail(err);
     const fatal = this.serverFatal;
-    this.lastError = undefined;
+    if (failed && !this.handshakeError) this.emitError(err);
+    this.lastError = failed ? err : undefined;
+    this.handshakeError = undefined;
     if (this.statusValue === 'closing' || this.statusValue === 'closed') {
       this.finishClose();
+      return;
+    }
+    // connect() gives up after its first attempt fails, with the reason.
+    const first = this.firstAttempt;
+    if (first && failed) {
+      this.firstAttempt = undefined;
+      this.giveUp(err);
+      first.reject(err);
       return;
     }
     // Giving up emits the one final 'close'; otherwise this connection's 'close', then a retry.
@@ -334,6 +494,10 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
   /** Closes for good after an unrecoverable error: queued commands reject with it. */
   private giveUp(err: KvError): void {
     clearTimeout(this.retryTimer);
+    this.closeReason = err;
+    const first = this.firstAttempt;
+    this.firstAttempt = undefined;
+    first?.reject(err);
     this.setStatus('closing');
     for (const cmd of this.offline) cmd.fail(err);
     this.offline = [];
@@ -368,6 +532,7 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
     });
     if (this.statusValue === 'closing') return done;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.handshakeTimer);
     const wasReady = this.statusValue === 'ready';
     this.setStatus('closing');
     for (const cmd of this.offline) cmd.fail(this.closedError());
@@ -398,6 +563,7 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
       return cmd.promise;
     }
     this.setDeadline(cmd);
+    if (status === 'wait') this.open();
     if (status === 'ready') this.write(cmd);
     else if (this.offline.length >= this.options.offlineQueueLimit) {
       cmd.fail(
@@ -433,7 +599,8 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
     const now = Date.now();
     const ms = this.options.requestTimeoutMs;
     let next = Number.POSITIVE_INFINITY;
-    const sweep = (list: readonly QueuedCommand[], from: number) => {
+    const last = this.lastError;
+    const sweep = (list: readonly QueuedCommand[], from: number, sent: boolean) => {
       for (let i = from; i < list.length; i++) {
         const cmd = list[i]!;
         if (cmd.settled) continue;
@@ -442,19 +609,42 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
           return;
         }
         cmd.fail(
-          new KvError(
-            'TIMEOUT',
-            `${cmd.name} got no reply within ${ms} ms; raise the client option requestTimeoutMs or check the server`,
-          ),
+          sent
+            ? new KvError(
+                'TIMEOUT',
+                `${cmd.name} got no reply within ${ms} ms; raise the client option requestTimeoutMs or check the server`,
+              )
+            : new KvError(
+                'TIMEOUT',
+                `${cmd.name} was not sent within ${ms} ms: not connected to ${this.options.host}:${this.options.port}` +
+                  (last ? ` (${last.message})` : ''),
+                { cause: last },
+              ),
         );
       }
     };
-    sweep(this.sent, this.sentHead);
-    sweep(this.offline, 0);
+    sweep(this.sent, this.sentHead, true);
+    sweep(this.offline, 0, false);
     if (next !== Number.POSITIVE_INFINITY) this.armTimeouts(next);
   }
 
   private write(cmd: QueuedCommand): void {
+    const ms = MS_COMMANDS[cmd.name];
+    if (ms !== undefined && this.helloReply?.commands.includes(ms)) cmd.name = ms as CommandName;
+    const limit = this.helloReply?.maxFrameBytes;
+    if (limit !== undefined && sizeBound(cmd.name, cmd.args) > limit) {
+      const bytes = encodedSize([MAX_REQUEST_ID, cmd.name, ...cmd.args]);
+      if (bytes > limit) {
+        cmd.fail(
+          new KvError(
+            'TOO_LARGE',
+            `${cmd.name}: the request is ${bytes} bytes, over this server's frame limit of ${limit} bytes ` +
+              '(kv-server --max-frame-bytes); nothing was sent',
+          ),
+        );
+        return;
+      }
+    }
     try {
       cmd.encode(this.writer, this.nextId);
     } catch (err) {
@@ -525,134 +715,256 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
     }
   }
 
-  /** The value of `key`, or undefined. */
-  get(key: Key): Promise<V | undefined> {
-    return this.issue('GET', [key], this.decodeValue);
-  }
-
-  /**
-   * Sets `key`; resolves true if written, false if ifAbsent/ifPresent said not to.
-   * A large Buffer value is sent without a copy: do not modify it until the promise settles.
-   */
-  set(key: Key, value: V, options?: SetOptions): Promise<boolean> {
-    let bytes: Uint8Array;
+  /** Rejects with the error `fn` throws (argument checks), else issues what it returns. */
+  private checked<T>(fn: () => Promise<T>): Promise<T> {
     try {
-      bytes = this.codec.encode(value);
+      return fn();
     } catch (err) {
       return Promise.reject(err);
     }
-    const args: unknown[] = [key, bytes];
-    if (options && (options.ttlMs !== undefined || options.ifAbsent || options.ifPresent)) {
-      const o: WireSetOptions = {};
-      if (options.ttlMs !== undefined) {
-        const tooLong = ttlLimitError(options.ttlMs);
-        if (tooLong) return Promise.reject(tooLong);
-        o.ttl = options.ttlMs;
-      }
-      if (options.ifAbsent) o.nx = true;
-      if (options.ifPresent) o.xx = true;
-      args.push(o);
-    }
-    return this.issue('SET', args, (raw) => raw === true);
   }
 
-  /** Deletes keys (atomically); resolves how many existed. */
-  del(keys: Key | readonly Key[]): Promise<number> {
-    return this.issue('DEL', keyList(keys), expectNumber);
-  }
-
-  /** Values of `keys`, in order; undefined for a missing key. */
-  mget(keys: readonly Key[]): Promise<(V | undefined)[]> {
-    return this.issue('MGET', keys, (raw) => {
-      if (!Array.isArray(raw)) throw new KvError('PROTOCOL_ERROR', 'MGET reply is not an array');
-      return raw.map(this.decodeValue);
+  /** The value of `key`, or undefined. */
+  get(key: Key): Promise<V | undefined> {
+    return this.checked(() => {
+      return this.issue('GET', [checkKey('get', key)], this.decodeValue);
     });
   }
 
-  /** Sets every pair atomically: all or none survive a crash. */
-  mset(entries: Readonly<Record<string, V>> | Iterable<readonly [Key, V]>): Promise<void> {
-    const args: unknown[] = [];
-    try {
-      const pairs: Iterable<readonly [Key, V]> =
-        Symbol.iterator in entries
-          ? (entries as Iterable<readonly [Key, V]>)
-          : (Object.entries(entries) as [string, V][]);
-      for (const [k, v] of pairs) args.push(k, this.codec.encode(v));
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.issue('MSET', args, () => undefined);
+  /**
+   * Sets `key`; resolves true if written, false if ifAbsent/ifPresent said
+   * not to. Options (SetOptions): `ttlMs` / `px` (ms) or `ex` (seconds),
+   * `ifAbsent` / `nx`, `ifPresent` / `xx`; or Redis's tokens as ioredis takes
+   * them: `set(k, v, 'EX', 10, 'NX')`. Without a TTL the key's earlier
+   * expiry is removed (as Redis SET). A large Buffer value is sent without a
+   * copy: do not modify it until the promise settles.
+   */
+  set(key: Key, value: V, options?: SetOptions): Promise<boolean>;
+  set(key: Key, value: V, ...redisTokens: (string | number)[]): Promise<boolean>;
+  set(key: Key, value: V, ...rest: unknown[]): Promise<boolean> {
+    return this.checked(() => {
+      const k = checkKey('set', key);
+      const o = setOptionsFrom('set', rest);
+      const bytes = this.codec.encode(value);
+      const args: unknown[] = [k, bytes];
+      if (o.ttlMs !== undefined || o.ifAbsent || o.ifPresent) {
+        const w: WireSetOptions = {};
+        if (o.ttlMs !== undefined) w.ttl = o.ttlMs;
+        if (o.ifAbsent) w.nx = true;
+        if (o.ifPresent) w.xx = true;
+        args.push(w);
+      }
+      return this.issue('SET', args, (raw) => raw === true);
+    });
   }
 
-  /** How many of `keys` exist (a key named twice counts twice). */
-  exists(keys: Key | readonly Key[]): Promise<number> {
-    return this.issue('EXISTS', keyList(keys), expectNumber);
+  /**
+   * Deletes keys (atomically); resolves how many existed (a key named twice
+   * counts once). As ioredis: `del('a', 'b')`, `del(['a', 'b'])`.
+   */
+  del(...keys: (Key | readonly Key[])[]): Promise<number> {
+    return this.checked(() => this.issue('DEL', keyList('del', keys), expectNumber));
+  }
+
+  /** Values of the keys, in order; undefined for a missing key. As ioredis: `mget('a', 'b')`, `mget(['a', 'b'])`. */
+  mget(...keys: (Key | readonly Key[])[]): Promise<(V | undefined)[]> {
+    return this.checked(() =>
+      this.issue('MGET', keyList('mget', keys), (raw) => {
+        if (!Array.isArray(raw)) throw new KvError('PROTOCOL_ERROR', 'MGET reply is not an array');
+        return raw.map(this.decodeValue);
+      }),
+    );
+  }
+
+  /**
+   * Sets every pair atomically: all or none survive a crash. Takes an
+   * object, a Map or an iterable of [key, value] pairs, or (as ioredis)
+   * `mset('k1', 'v1', 'k2', 'v2')`.
+   */
+  mset(entries: Readonly<Record<string, V>> | Iterable<readonly [Key, V]>): Promise<void>;
+  mset(...keysAndValues: (Key | V)[]): Promise<void>;
+  mset(...input: unknown[]): Promise<void> {
+    return this.checked(() => {
+      const args: unknown[] = [];
+      const first = input[0];
+      if (
+        input.length === 1 &&
+        typeof first === 'object' &&
+        first !== null &&
+        !(first instanceof Uint8Array)
+      ) {
+        const pairs: Iterable<unknown> =
+          Symbol.iterator in first ? (first as Iterable<unknown>) : Object.entries(first);
+        for (const pair of pairs) {
+          if (!Array.isArray(pair) || pair.length !== 2) {
+            throw invalid('mset: each entry must be a [key, value] pair');
+          }
+          args.push(checkKey('mset', pair[0]), this.codec.encode(pair[1] as V));
+        }
+      } else {
+        if (input.length % 2 !== 0) {
+          throw invalid('mset: takes an object, a Map, [key, value] pairs, or keys and values in turn');
+        }
+        for (let i = 0; i < input.length; i += 2) {
+          args.push(checkKey('mset', input[i]), this.codec.encode(input[i + 1] as V));
+        }
+      }
+      if (args.length === 0) throw invalid('mset: needs at least one key and value');
+      return this.issue('MSET', args, () => undefined);
+    });
+  }
+
+  /** How many of the keys exist (a key named twice counts twice). As ioredis: `exists('a', 'b')`, `exists(['a'])`. */
+  exists(...keys: (Key | readonly Key[])[]): Promise<number> {
+    return this.checked(() => this.issue('EXISTS', keyList('exists', keys), expectNumber));
   }
 
   /** Adds `delta` (default 1) to the decimal integer stored at `key` (absent = 0); resolves the new value. */
   incr(key: Key, delta = 1): Promise<number> {
-    return this.issue('INCR', delta === 1 ? [key] : [key, delta], expectNumber);
+    return this.checked(() => {
+      const k = checkKey('incr', key);
+      const d = integer('incr', 'delta', delta, 'units');
+      return this.issue('INCR', d === 1 ? [k] : [k, d], expectNumber);
+    });
   }
 
-  /** Remaining time to live in ms; -1 without expiry, -2 if the key does not exist. */
+  /** Redis INCRBY: `incr(key, delta)`. */
+  incrby(key: Key, delta: number): Promise<number> {
+    return this.incr(key, integer('incrby', 'delta', delta, 'units'));
+  }
+
+  /** Redis DECR: `incr(key, -1)`. */
+  decr(key: Key): Promise<number> {
+    return this.incr(key, -1);
+  }
+
+  /** Redis DECRBY: `incr(key, -delta)`. */
+  decrby(key: Key, delta: number): Promise<number> {
+    return this.incr(key, -integer('decrby', 'delta', delta, 'units'));
+  }
+
+  /** Remaining time to live in seconds, rounded (Redis TTL); -1 without expiry, -2 if the key does not exist. */
   ttl(key: Key): Promise<number> {
-    return this.issue('TTL', [key], expectNumber);
+    return this.pttl(key).then((ms) => (ms < 0 ? ms : Math.floor((ms + 500) / 1000)));
   }
 
-  /** Makes an existing key expire `ttlMs` ms from now; resolves false if it does not exist. */
-  expire(key: Key, ttlMs: number): Promise<boolean> {
-    const tooLong = ttlLimitError(ttlMs);
-    if (tooLong) return Promise.reject(tooLong);
-    return this.issue('EXPIRE', [key, ttlMs], expectBoolean);
+  /** Remaining time to live in milliseconds (Redis PTTL); -1 without expiry, -2 if the key does not exist. */
+  pttl(key: Key): Promise<number> {
+    return this.checked(() => {
+      // Sent as PTTL where the server has it (see write()).
+      return this.issue('TTL', [checkKey('pttl', key)], expectNumber);
+    });
+  }
+
+  /**
+   * Makes an existing key expire `seconds` from now (Redis EXPIRE); resolves
+   * false if it does not exist. As in Redis, a time ≤ 0 deletes the key
+   * (resolving whether it existed).
+   */
+  expire(key: Key, seconds: number, ...flags: never[]): Promise<boolean> {
+    return this.checked(() => {
+      noFlags('expire', flags);
+      const s = integer('expire', 'seconds', seconds, 'seconds');
+      return this.expireMs('expire', key, s <= 0 ? 0 : secondsToMs('expire', s));
+    });
+  }
+
+  /** `expire` in milliseconds (Redis PEXPIRE); a time ≤ 0 deletes the key. */
+  pexpire(key: Key, ms: number, ...flags: never[]): Promise<boolean> {
+    return this.checked(() => {
+      noFlags('pexpire', flags);
+      return this.expireMs('pexpire', key, integer('pexpire', 'ms', ms, 'milliseconds'));
+    });
+  }
+
+  private expireMs(where: string, key: unknown, ms: number): Promise<boolean> {
+    const k = checkKey(where, key);
+    // Redis: a time ≤ 0 deletes the key and answers whether it existed, which is DEL's answer.
+    if (ms <= 0) return this.issue('DEL', [k], (raw) => expectNumber(raw) > 0);
+    // Sent as PEXPIRE where the server has it (see write()).
+    return this.issue('EXPIRE', [k, ms], expectBoolean);
   }
 
   /** Removes a key's expiry; resolves false if it does not exist or has none. */
   persist(key: Key): Promise<boolean> {
-    return this.issue('PERSIST', [key], expectBoolean);
+    return this.checked(() => {
+      return this.issue('PERSIST', [checkKey('persist', key)], expectBoolean);
+    });
   }
 
   /**
    * One page of keys in byte order; pass `cursor` back for the next page.
-   * Keys are strings (their bytes decoded as UTF-8); with `raw: true`, Buffers
-   * holding their exact bytes (for keys written as bytes that are not UTF-8).
+   * Options: `prefix`, `match` (a glob pattern, Redis's rules: `*`, `?`,
+   * `[a-z]`, backslash escapes; `count` then counts keys examined, so a page
+   * may hold fewer keys, even none, with a cursor), `start`, `end`, `count`
+   * (default 100), `cursor`, `raw`. Keys are strings (their bytes decoded as
+   * UTF-8); with `raw: true`, Buffers holding their exact bytes (for keys
+   * written as bytes that are not UTF-8).
    */
-  scan(options: ScanOptions & { raw: true }): Promise<ScanPage<Buffer>>;
-  scan(options?: ScanOptions & { raw?: false }): Promise<ScanPage>;
-  scan(options: ScanOptions & { raw?: boolean } = {}): Promise<ScanPage<string | Buffer>> {
-    const o: WireScanOptions = {};
-    if (options.prefix !== undefined) o.prefix = options.prefix;
-    if (options.start !== undefined) o.start = options.start;
-    if (options.end !== undefined) o.end = options.end;
-    if (options.cursor !== undefined) o.cursor = options.cursor;
-    if (options.count !== undefined) o.count = options.count;
-    if (options.raw) o.raw = true;
-    const keyType = options.raw ? 'bin' : 'str';
-    return this.issue('SCAN', Object.keys(o).length > 0 ? [o] : [], (reply) => {
-      const page = reply as { keys?: unknown; cursor?: unknown };
-      if (typeof page !== 'object' || page === null || !Array.isArray(page.keys)) {
-        throw new KvError('PROTOCOL_ERROR', 'SCAN reply is not {keys, cursor}');
+  scan(options: ClientScanOptions & { raw: true }): Promise<ScanPage<Buffer>>;
+  scan(options?: ClientScanOptions & { raw?: false }): Promise<ScanPage>;
+  scan(options: ClientScanOptions = {}): Promise<ScanPage<string | Buffer>> {
+    return this.checked(() => {
+      const given = checkOptions<ClientScanOptions>('scan', options, SCAN_FIELDS) ?? {};
+      const o: WireScanOptions = {};
+      if (given.prefix !== undefined) o.prefix = keyOption('scan', 'prefix', given.prefix);
+      if (given.match !== undefined) o.match = keyOption('scan', 'match', given.match);
+      if (given.start !== undefined) o.start = keyOption('scan', 'start', given.start);
+      if (given.end !== undefined) o.end = keyOption('scan', 'end', given.end);
+      if (given.cursor !== undefined) {
+        if (typeof given.cursor !== 'string') throw invalid('scan: cursor must be a string a page returned');
+        o.cursor = given.cursor;
       }
-      for (const k of page.keys) {
-        if (options.raw ? !(k instanceof Uint8Array) : typeof k !== 'string') {
-          throw new KvError('PROTOCOL_ERROR', `SCAN reply has a key that is not ${keyType}`);
+      if (given.count !== undefined) o.count = integer('scan', 'count', given.count, 'keys');
+      const raw = given.raw === true;
+      if (given.raw !== undefined && typeof given.raw !== 'boolean')
+        throw invalid('scan: raw must be a boolean');
+      if (raw) o.raw = true;
+      const keyType = raw ? 'bin' : 'str';
+      return this.issue('SCAN', Object.keys(o).length > 0 ? [o] : [], (reply) => {
+        const page = reply as { keys?: unknown; cursor?: unknown };
+        if (typeof page !== 'object' || page === null || !Array.isArray(page.keys)) {
+          throw new KvError('PROTOCOL_ERROR', 'SCAN reply is not {keys, cursor}');
         }
-      }
-      if (page.cursor !== undefined && page.cursor !== null && typeof page.cursor !== 'string') {
-        throw new KvError('PROTOCOL_ERROR', 'SCAN reply has a cursor that is not str or nil');
-      }
-      const keys = options.raw
-        ? (page.keys as Uint8Array[]).map((k) => Buffer.from(k.buffer, k.byteOffset, k.byteLength))
-        : (page.keys as string[]);
-      return { keys, cursor: page.cursor ?? null };
+        for (const k of page.keys) {
+          if (raw ? !(k instanceof Uint8Array) : typeof k !== 'string') {
+            throw new KvError('PROTOCOL_ERROR', `SCAN reply has a key that is not ${keyType}`);
+          }
+        }
+        if (page.cursor !== undefined && page.cursor !== null && typeof page.cursor !== 'string') {
+          throw new KvError('PROTOCOL_ERROR', 'SCAN reply has a cursor that is not str or nil');
+        }
+        const keys = raw
+          ? (page.keys as Uint8Array[]).map((k) => Buffer.from(k.buffer, k.byteOffset, k.byteLength))
+          : (page.keys as string[]);
+        return { keys, cursor: page.cursor ?? null };
+      });
     });
   }
 
-  /** Every matching key, page by page: strings, or Buffers with `raw: true` (see scan). */
-  keys(options: Omit<ScanOptions, 'cursor'> & { raw: true }): AsyncGenerator<Buffer>;
-  keys(options?: Omit<ScanOptions, 'cursor'> & { raw?: false }): AsyncGenerator<string>;
-  async *keys(
-    options: Omit<ScanOptions, 'cursor'> & { raw?: boolean } = {},
-  ): AsyncGenerator<string | Buffer> {
+  /**
+   * Every matching key, page by page: strings, or Buffers with `raw: true`
+   * (see scan). As Redis's KEYS, `keys('user:*')` takes a glob pattern; or
+   * scan options (`{ prefix }`, `{ match }`, ...).
+   */
+  keys(pattern: string): AsyncGenerator<string>;
+  keys(options: Omit<ClientScanOptions, 'cursor'> & { raw: true }): AsyncGenerator<Buffer>;
+  keys(options?: Omit<ClientScanOptions, 'cursor'> & { raw?: false }): AsyncGenerator<string>;
+  keys(patternOrOptions: string | Omit<ClientScanOptions, 'cursor'> = {}): AsyncGenerator<string | Buffer> {
+    const options: Omit<ClientScanOptions, 'cursor'> =
+      typeof patternOrOptions === 'string' ? { match: patternOrOptions } : patternOrOptions;
+    if (options === null || typeof options !== 'object') {
+      throw invalid('keys: takes a glob pattern string or scan options');
+    }
+    checkOptions(
+      'keys',
+      options,
+      SCAN_FIELDS.filter((f) => f !== 'cursor'),
+    );
+    return this.keyPages(options);
+  }
+
+  private async *keyPages(options: Omit<ClientScanOptions, 'cursor'>): AsyncGenerator<string | Buffer> {
     let cursor: string | null = null;
     do {
       const next = { ...options, ...(cursor !== null && { cursor }) };
@@ -671,11 +983,15 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
 
   /** Server statistics: every section, or the one named. */
   info(section?: InfoSection): Promise<Record<string, unknown>> {
-    return this.issue(
-      'INFO',
-      section === undefined ? [] : [section],
-      (raw) => raw as Record<string, unknown>,
-    );
+    return this.checked(() => {
+      if (section !== undefined && typeof section !== 'string')
+        throw invalid('info: section must be a string');
+      return this.issue(
+        'INFO',
+        section === undefined ? [] : [section],
+        (raw) => raw as Record<string, unknown>,
+      );
+    });
   }
 
   /** Runs a compaction now; resolves when it is done (NOT_SUPPORTED until the store has a compactor). */
@@ -696,28 +1012,41 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
 
   /** Round trip: resolves 'PONG', or `message` echoed. */
   ping(message?: string): Promise<string> {
-    return this.issue('PING', message === undefined ? [] : [message], (raw) =>
-      typeof raw === 'string' ? raw : toBuffer(raw).toString('utf8'),
-    );
+    return this.checked(() => {
+      if (message !== undefined && typeof message !== 'string')
+        throw invalid('ping: message must be a string');
+      return this.issue('PING', message === undefined ? [] : [message], (raw) =>
+        typeof raw === 'string' ? raw : toBuffer(raw).toString('utf8'),
+      );
+    });
   }
 
   /** Server name, version, protocol version, limits and commands. */
   hello(): Promise<HelloReply> {
-    return this.issue('HELLO', [], (raw) => raw as HelloReply);
+    return this.issue('HELLO', [], checkHello);
+  }
+
+  /** @deprecated Redis and ioredis spell it `del`. */
+  delete(...keys: (Key | readonly Key[])[]): Promise<number> {
+    return this.del(...keys);
   }
 }
 
-/**
- * A TTL past MAX_TTL_MS is refused here, before it is sent (the server would
- * refuse it too): INVALID_ARGUMENT naming the limit. Other checks of ttlMs
- * are the server's.
- */
-function ttlLimitError(ttlMs: unknown): KvError | undefined {
-  if (typeof ttlMs !== 'number' || !(ttlMs > MAX_TTL_MS)) return undefined;
-  try {
-    checkTtlMs(ttlMs, 'ttlMs');
-  } catch (err) {
-    return err as KvError;
+/** A HELLO reply, checked to be segkv's: anything else means the peer is not a segkv server. */
+function checkHello(raw: unknown): HelloReply {
+  const h = raw as Partial<HelloReply> | null;
+  if (
+    typeof h !== 'object' ||
+    h === null ||
+    h.server !== 'segkv' ||
+    typeof h.protocol !== 'number' ||
+    typeof h.maxFrameBytes !== 'number' ||
+    !Array.isArray(h.commands)
+  ) {
+    throw new KvError(
+      'CONNECTION_FAILED',
+      'the reply to HELLO is not segkv\'s {server: "segkv", protocol, ...}',
+    );
   }
-  return undefined;
+  return h as HelloReply;
 }

@@ -9,7 +9,9 @@ import type { CommandName, WireError } from '../protocol/messages.js';
 
 /** A command seen without its result type: what the client's queues hold. */
 export interface QueuedCommand {
-  readonly name: CommandName;
+  /** Writable: the client may send a command under its server's name for it (PTTL for TTL). */
+  name: CommandName;
+  readonly args: readonly unknown[];
   readonly id: number;
   readonly settled: boolean;
   readonly deadline: number;
@@ -31,7 +33,7 @@ export class Command<T = unknown> implements QueuedCommand {
   deadline = Number.POSITIVE_INFINITY;
 
   constructor(
-    readonly name: CommandName,
+    public name: CommandName,
     readonly args: readonly unknown[],
     private readonly transform: (raw: unknown) => T,
   ) {

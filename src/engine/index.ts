@@ -1,4 +1,4 @@
-/** The embedded storage engine: `openStore` and its types. */
+/** The engine for segkv's own tools and tests: the Store with its internals. Users get engine/api.ts (openStore → KvStore). */
 export { type Clock, ManualClock, systemClock } from './clock.js';
 export { type Fs, nodeFs } from './fs.js';
 export type { Key, Value } from './keys.js';

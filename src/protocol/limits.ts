@@ -83,6 +83,20 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 /** Default time a client waits for the TCP/TLS connection to open before treating the attempt as failed. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
+/**
+ * Default time a client waits, once the socket is open, for the server's
+ * answer to HELLO (the handshake that proves the peer is a segkv server)
+ * before it gives the attempt up as "not a segkv server".
+ */
+export const DEFAULT_HELLO_TIMEOUT_MS = 2_000;
+
+/**
+ * Largest reply frame accepted during the handshake: a HELLO reply is a few
+ * hundred bytes, so a longer length prefix (e.g. "HTTP", "-ERR" or a TLS
+ * record read as a length) means the peer is not a segkv server, at once.
+ */
+export const HANDSHAKE_MAX_REPLY_BYTES = 64 * 1024;
+
 /** Reconnect backoff: first delay, doubling up to the max. */
 export const DEFAULT_RETRY_MIN_DELAY_MS = 50;
 export const DEFAULT_RETRY_MAX_DELAY_MS = 2_000;

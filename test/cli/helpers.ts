@@ -148,3 +148,69 @@ const live = new Set<ChildProcessWithoutNullStreams>();
 afterAll(() => {
   for (const p of live) p.kill('SIGKILL');
 });
+
+/**
+ * Runs kv-cli in a pseudo-terminal (120 columns); steps are [keys to type,
+ * text to wait for after the previous step's match]. Returns the transcript.
+ */
+export function inPty(
+  args: string[],
+  steps: [string, string][],
+  env: Record<string, string> = {},
+): { out: string; status: number | undefined } {
+  const driver = `
+import fcntl, json, os, pty, select, struct, sys, termios, time
+steps = json.loads(sys.argv[1])
+pid, fd = pty.fork()
+if pid == 0:
+    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack('HHHH', 24, 120, 0, 0))
+    os.execv(sys.argv[2], sys.argv[2:])
+out = b''
+pos = 0
+def wait_for(text):
+    global out, pos
+    end = time.time() + 20
+    while out.find(text.encode(), pos) < 0:
+        left = end - time.time()
+        if left <= 0: return False
+        r, _, _ = select.select([fd], [], [], left)
+        if not r: return False
+        try: data = os.read(fd, 65536)
+        except OSError: return False
+        if not data: return False
+        out += data
+    pos = out.find(text.encode(), pos) + len(text.encode())
+    return True
+result = {'ok': True}
+for keys, expect in steps:
+    if keys: os.write(fd, keys.encode())
+    if expect and not wait_for(expect):
+        result = {'ok': False, 'missing': expect}
+        break
+end = time.time() + 10
+while result['ok'] and time.time() < end:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        result['status'] = os.waitstatus_to_exitcode(status)
+        break
+    r, _, _ = select.select([fd], [], [], 0.05)
+    if r:
+        try: out += os.read(fd, 65536)
+        except OSError: pass
+if 'status' not in result:
+    try: os.kill(pid, 9)
+    except OSError: pass
+result['out'] = out.decode('utf8', 'replace')
+print(json.dumps(result))
+`;
+  const r = spawnSync('python3', ['-c', driver, JSON.stringify(steps), process.execPath, KV_CLI, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, TERM: 'xterm', ...env },
+    timeout: 50_000,
+  });
+  if (r.error) throw r.error;
+  const result = JSON.parse(r.stdout) as { ok: boolean; missing?: string; out: string; status?: number };
+  if (!result.ok)
+    throw new Error(`never saw ${JSON.stringify(result.missing)} in:\n${JSON.stringify(result.out)}`);
+  return { out: result.out, status: result.status };
+}

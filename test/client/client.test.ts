@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
-import { type ClientStatus, connect, type KvClient, type KvError, type SetOptions } from '../../src/index.js';
+import { type ClientStatus, connect, KvClient, type KvError, type SetOptions } from '../../src/index.js';
 import { type ServerProcess, spawnServer, tempDir } from '../server/spawn.js';
 
 const clients: KvClient<unknown>[] = [];
@@ -33,8 +33,7 @@ describe('client SDK against kv-server', () => {
 
   beforeAll(async () => {
     server = await spawnServer();
-    client = track(connect({ port: server.port }));
-    await client.ready();
+    client = track(await connect({ port: server.port }));
   });
   afterAll(async () => {
     await server.stop();
@@ -48,11 +47,15 @@ describe('client SDK against kv-server', () => {
     expect(await client.set('nope', 'x', { ifPresent: true })).toBe(false);
     expect(await client.get('a')).toBe('alpha');
     expect(await client.set('t', 'x', { ttlMs: 60_000 })).toBe(true);
-    const ttl = await client.ttl('t');
-    expect(ttl).toBeGreaterThan(50_000);
-    expect(ttl).toBeLessThanOrEqual(60_000);
+    const pttl = await client.pttl('t');
+    expect(pttl).toBeGreaterThan(50_000);
+    expect(pttl).toBeLessThanOrEqual(60_000);
+    // ttl() is Redis's TTL: seconds, rounded.
+    expect(await client.ttl('t')).toBe(60);
     expect(await client.ttl('a')).toBe(-1);
     expect(await client.ttl('missing')).toBe(-2);
+    expect(await client.pttl('a')).toBe(-1);
+    expect(await client.pttl('missing')).toBe(-2);
     expect(await client.exists(['a', 'a', 't', 'missing'])).toBe(3);
     expect(await client.exists('a')).toBe(1);
     expect(await client.incr('n')).toBe(1);
@@ -85,17 +88,20 @@ describe('client SDK against kv-server', () => {
 
   it('expire and persist an existing key; absent keys say false', async () => {
     await client.set('exp', 'kept');
-    expect(await client.expire('exp', 60_000)).toBe(true);
-    expect(await client.ttl('exp')).toBeGreaterThan(50_000);
+    expect(await client.expire('exp', 60)).toBe(true);
+    expect(await client.ttl('exp')).toBe(60);
+    expect(await client.pttl('exp')).toBeGreaterThan(50_000);
     expect(await client.get('exp')).toBe('kept');
     expect(await client.persist('exp')).toBe(true);
     expect(await client.ttl('exp')).toBe(-1);
     expect(await client.persist('exp')).toBe(false);
-    expect(await client.expire('exp-missing', 1000)).toBe(false);
+    expect(await client.expire('exp-missing', 1)).toBe(false);
+    expect(await client.pexpire('exp-missing', 1000)).toBe(false);
     expect(await client.persist('exp-missing')).toBe(false);
-    expect(await code(client.expire('exp', 0))).toBe('INVALID_ARGUMENT');
-    expect(await code(client.expire('exp', 'soon' as unknown as number))).toBe('WRONG_ARGS');
-    expect(await client.expire('exp', 30)).toBe(true);
+    expect(await code(client.expire('exp', 'soon' as unknown as number))).toBe('INVALID_ARGUMENT');
+    expect(await code(client.expire('exp', 1.5))).toBe('INVALID_ARGUMENT');
+    expect(await code(client.pexpire('exp', Number.NaN))).toBe('INVALID_ARGUMENT');
+    expect(await client.pexpire('exp', 30)).toBe(true);
     await new Promise((r) => setTimeout(r, 60));
     expect(await client.get('exp')).toBeUndefined();
   });
@@ -133,7 +139,7 @@ describe('client SDK against kv-server', () => {
     }))
       ranged.push(k.toString('hex'));
     expect(ranged).toEqual(['feff80']);
-    expect(await code(client.scan({ prefix: 7 as unknown as string }))).toBe('WRONG_ARGS');
+    expect(await code(client.scan({ prefix: 7 as unknown as string }))).toBe('INVALID_ARGUMENT');
   });
 
   it('ping, hello, dbsize, info, compact', async () => {
@@ -176,21 +182,21 @@ describe('client SDK against kv-server', () => {
   });
 
   it('value encodings: buffer, json, msgpack', async () => {
-    const b = track(connect({ port: server.port, valueEncoding: 'buffer' }));
+    const b = track(await connect({ port: server.port, valueEncoding: 'buffer' }));
     await b.set('enc:b', Buffer.from([1, 2, 3]));
     expect(await b.get('enc:b')).toEqual(Buffer.from([1, 2, 3]));
-    const j = track(connect<{ n: number; s: string[] }>({ port: server.port, valueEncoding: 'json' }));
+    const j = track(await connect<{ n: number; s: string[] }>({ port: server.port, valueEncoding: 'json' }));
     await j.set('enc:j', { n: 1, s: ['x'] });
     expect(await j.get('enc:j')).toEqual({ n: 1, s: ['x'] });
     expect(await client.get('enc:j')).toBe('{"n":1,"s":["x"]}');
-    const m = track(connect<unknown>({ port: server.port, valueEncoding: 'msgpack' }));
+    const m = track(await connect<unknown>({ port: server.port, valueEncoding: 'msgpack' }));
     await m.mset({ 'enc:m': { deep: [1, 'two', null] } });
     expect(await m.mget(['enc:m', 'nope'])).toEqual([{ deep: [1, 'two', null] }, undefined]);
     expect(await code(j.get('enc:b'))).toBe('INVALID_VALUE');
   });
 
   it('close(): sent commands get their replies, later ones reject with CLOSED', async () => {
-    const c = track(connect({ port: server.port }));
+    const c = track(new KvClient({ port: server.port }));
     const events: string[] = [];
     c.on('connect', () => events.push('connect'));
     c.on('close', () => events.push('close'));
@@ -205,8 +211,7 @@ describe('client SDK against kv-server', () => {
   });
 
   it('request timeout rejects with TIMEOUT while the server is stopped', async () => {
-    const c = track(connect({ port: server.port, requestTimeoutMs: 300 }));
-    await c.ready();
+    const c = track(await connect({ port: server.port, requestTimeoutMs: 300 }));
     server.proc.kill('SIGSTOP');
     try {
       const t0 = Date.now();
@@ -219,11 +224,11 @@ describe('client SDK against kv-server', () => {
     expect(await c.ping()).toBe('PONG');
   });
 
-  it('values near the max frame size; over it the server refuses and the client reconnects', async () => {
+  it('values near the max frame size; over it the client refuses before sending, alone', async () => {
     const max = 8 * 1024 * 1024;
     const s = await spawnServer({ args: ['--max-frame-bytes', String(max)] });
     try {
-      const c = track(connect({ port: s.port, valueEncoding: 'buffer', retryMinDelayMs: 20 }));
+      const c = track(await connect({ port: s.port, valueEncoding: 'buffer', retryMinDelayMs: 20 }));
       const big = Buffer.alloc(max - 64, 7);
       expect(await c.set('big', big)).toBe(true);
       const back = await c.get('big');
@@ -231,9 +236,27 @@ describe('client SDK against kv-server', () => {
       expect(back?.equals(big)).toBe(true);
       const errors: string[] = [];
       c.on('error', (e) => errors.push((e as KvError).code));
-      expect(await code(c.set('bigger', Buffer.alloc(max + 1)))).toBe('TOO_LARGE');
-      expect(errors).toContain('TOO_LARGE');
-      expect((await c.get('big'))?.length).toBe(big.length);
+      const closes: number[] = [];
+      c.on('close', () => closes.push(1));
+      // Commands of the same tick around the oversized one are not affected, nor is the connection.
+      const before = c.set('same-tick-1', Buffer.from('a'));
+      const over = c.set('bigger', Buffer.alloc(max + 1));
+      const after = c.get('big');
+      expect(await code(over)).toBe('TOO_LARGE');
+      expect(await before).toBe(true);
+      expect((await after)?.length).toBe(big.length);
+      const err = await over.catch((e: KvError) => e);
+      expect((err as KvError).message).toMatch(
+        /frame limit of 8388608 bytes.*--max-frame-bytes.*nothing was sent/,
+      );
+      // The exact boundary: a request of exactly max bytes goes, one byte more does not.
+      const fits = Buffer.alloc(max - 24, 1);
+      const sent = await code(c.set('edge', fits));
+      expect(['resolved', 'TOO_LARGE']).toContain(sent);
+      expect(errors).toEqual([]);
+      expect(closes).toEqual([]);
+      expect(c.status).toBe('ready');
+      expect(await s.stderr()).not.toMatch(/TOO_LARGE|too large/i);
     } finally {
       await s.stop();
     }
@@ -245,7 +268,7 @@ describe('reconnect', () => {
     const dir = tempDir();
     const first = await spawnServer({ dir, args: ['--fsync', 'always'] });
     const port = first.port;
-    const c = track(connect({ port, retryMinDelayMs: 20, retryMaxDelayMs: 100 }));
+    const c = track(await connect({ port, retryMinDelayMs: 20, retryMaxDelayMs: 100 }));
     const reconnecting: number[] = [];
     c.on('reconnecting', ({ attempt }) => reconnecting.push(attempt));
     c.on('error', () => {});
@@ -275,7 +298,7 @@ describe('reconnect', () => {
   it('bounded offline queue; no reconnect when disabled', async () => {
     const s = await spawnServer();
     await s.stop();
-    const c = track(connect({ port: s.port, offlineQueueLimit: 2, retryMinDelayMs: 50 }));
+    const c = track(new KvClient({ port: s.port, offlineQueueLimit: 2, retryMinDelayMs: 50 }));
     c.on('error', () => {});
     const a = c.get('x');
     const b = c.get('y');
@@ -283,9 +306,9 @@ describe('reconnect', () => {
     const codes = Promise.all([code(a), code(b)]);
     await c.close();
     expect(await codes).toEqual(['CLOSED', 'CLOSED']);
-    const once = track(connect({ port: s.port, reconnect: false }));
+    const once = track(new KvClient({ port: s.port, reconnect: false }));
     once.on('error', () => {});
-    expect(await code(once.get('x'))).toBe('CONNECTION_CLOSED');
+    expect(await code(once.get('x'))).toBe('CONNECTION_FAILED');
     expect(once.status).toBe('closed');
   });
 });
@@ -294,16 +317,17 @@ describe('auth and TLS', () => {
   it('right password works, wrong or missing password is refused', async () => {
     const s = await spawnServer({ env: { SEGKV_PASSWORD: 'correct horse' } });
     try {
-      const good = track(connect({ port: s.port, password: 'correct horse' }));
+      const good = track(await connect({ port: s.port, password: 'correct horse' }));
       expect(await good.set('k', 'v')).toBe(true);
-      const none = track(connect({ port: s.port }));
+      const none = track(await connect({ port: s.port }));
       expect(await code(none.get('k'))).toBe('NOAUTH');
       expect(await none.ping()).toBe('PONG');
-      const wrong = track(connect({ port: s.port, password: 'battery' }));
+      expect(await code(connect({ port: s.port, password: 'battery' }))).toBe('AUTH_FAILED');
+      const wrong = track(new KvClient({ port: s.port, password: 'battery' }));
       const errors: string[] = [];
       wrong.on('error', (e) => errors.push((e as KvError).code));
       expect(await code(wrong.get('k'))).toBe('AUTH_FAILED');
-      expect(await code(wrong.ready())).toBe('CLOSED');
+      expect(await code(wrong.ready())).toBe('AUTH_FAILED');
       if (wrong.status !== 'closed') await new Promise((r) => wrong.once('close', () => r(undefined)));
       expect(wrong.status).toBe('closed');
       expect(errors).toContain('AUTH_FAILED');
@@ -339,14 +363,22 @@ describe('auth and TLS', () => {
     );
     const s = await spawnServer({ dir: tempDir(), args: ['--tls-cert', cert, '--tls-key', key] });
     try {
-      const c = track(connect({ port: s.port, tls: { ca: readFileSync(cert) } }));
+      const c = track(await connect({ port: s.port, tls: { ca: readFileSync(cert) } }));
       expect(await c.set('secure', 'yes')).toBe(true);
       expect(await c.get('secure')).toBe('yes');
       expect(((await c.info('server')).server as { tls: boolean }).tls).toBe(true);
-      // A client that does not trust the certificate is refused.
-      const untrusting = track(connect({ port: s.port, tls: true, reconnect: false }));
-      untrusting.on('error', () => {});
-      expect(await code(untrusting.get('secure'))).toBe('CONNECTION_CLOSED');
+      // A client that does not trust the certificate is refused, and told what to pass.
+      const untrusting = await connect({ port: s.port, tls: true, reconnect: false }).catch(
+        (e: KvError) => e,
+      );
+      expect((untrusting as KvError).code).toBe('CONNECTION_FAILED');
+      expect((untrusting as KvError).message).toMatch(
+        /not trusted.*tls: \{ ca \}.*--cacert.*rejectUnauthorized: false.*--insecure/,
+      );
+      // Without TLS against the TLS server: told to pass tls.
+      const plain = await connect({ port: s.port, reconnect: false }).catch((e: KvError) => e);
+      expect((plain as KvError).code).toBe('CONNECTION_FAILED');
+      expect((plain as KvError).message).toMatch(/TLS.*(tls option|--tls)/);
     } finally {
       await s.stop();
     }
@@ -358,7 +390,7 @@ describe('restart', () => {
     it(`data written through the SDK survives ${signal} under --fsync always`, async () => {
       const dir = tempDir();
       const s = await spawnServer({ dir, args: ['--fsync', 'always'] });
-      const c = track(connect({ port: s.port, reconnect: false }));
+      const c = track(await connect({ port: s.port, reconnect: false }));
       c.on('error', () => {});
       const n = 300;
       await Promise.all(Array.from({ length: n }, (_, i) => c.set(`r${i}`, `value-${i}`)));
@@ -369,7 +401,7 @@ describe('restart', () => {
       await c.close();
       const again = await spawnServer({ dir });
       try {
-        const r = track(connect({ port: again.port }));
+        const r = track(await connect({ port: again.port }));
         const keys = Array.from({ length: n }, (_, i) => `r${i}`);
         const values = await r.mget(keys);
         expect(values[0]).toBeUndefined();
@@ -384,15 +416,18 @@ describe('restart', () => {
 
 describe('types', () => {
   it('connect() picks the value type from valueEncoding', () => {
-    const opts = { port: 1, reconnect: false } as const;
-    const utf8 = connect(opts);
-    const buf = connect({ ...opts, valueEncoding: 'buffer' });
-    const json = connect<{ n: number }>({ ...opts, valueEncoding: 'json' });
+    const opts = { port: 1, reconnect: false, lazyConnect: true } as const;
+    expectTypeOf(connect(opts)).toEqualTypeOf<Promise<KvClient<string>>>();
+    expectTypeOf(connect({ ...opts, valueEncoding: 'buffer' })).toEqualTypeOf<Promise<KvClient<Buffer>>>();
+    const utf8 = new KvClient<string>(opts);
+    const buf = new KvClient<Buffer>({ ...opts, valueEncoding: 'buffer' });
+    const json = new KvClient<{ n: number }>({ ...opts, valueEncoding: 'json' });
     expectTypeOf(utf8).toEqualTypeOf<KvClient<string>>();
     expectTypeOf(buf).toEqualTypeOf<KvClient<Buffer>>();
     expectTypeOf<ReturnType<typeof json.get>>().toEqualTypeOf<Promise<{ n: number } | undefined>>();
     expectTypeOf<ReturnType<typeof utf8.mget>>().toEqualTypeOf<Promise<(string | undefined)[]>>();
-    expectTypeOf(utf8.set).parameter(2).toEqualTypeOf<SetOptions | undefined>();
+    expectTypeOf(utf8.set).toBeCallableWith('k', 'v', { ex: 10, nx: true } satisfies SetOptions);
+    expectTypeOf(utf8.set).toBeCallableWith('k', 'v', 'EX', 10, 'NX');
     expectTypeOf(utf8.status).toEqualTypeOf<ClientStatus>();
     for (const c of [utf8, buf, json]) {
       c.on('error', () => {});

@@ -5,7 +5,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, type KvError } from '../../src/index.js';
+import { KvClient, type KvError } from '../../src/index.js';
 import { encodeFrame, FrameReader, unpackr } from '../../src/protocol/frame.js';
 
 let server: Server | undefined;
@@ -14,17 +14,38 @@ afterEach(() => {
   server = undefined;
 });
 
-/** Starts a server that answers each request with `answer(request)`; counts the chunks it receives. */
+/** What a segkv server answers to HELLO (the client's handshake). */
+const HELLO_REPLY = {
+  server: 'segkv',
+  version: '0.0.0-test',
+  protocol: 1,
+  authRequired: false,
+  authenticated: true,
+  maxFrameBytes: 1 << 20,
+  commands: ['HELLO', 'PING', 'GET', 'SET'],
+};
+
+/**
+ * Starts a server that answers HELLO as segkv does, then each request with
+ * `answer(request)`; counts the chunks and requests it receives after HELLO.
+ */
 async function scripted(answer: (req: unknown[], socket: Socket) => unknown[] | undefined) {
   const stats = { chunks: 0, requests: 0 };
   server = createServer((socket) => {
     const reader = new FrameReader(1 << 20);
+    let greeted = false;
     socket.on('data', (chunk: Buffer) => {
-      stats.chunks++;
+      if (greeted) stats.chunks++;
       reader.push(chunk);
       for (let b = reader.next(); b; b = reader.next()) {
+        const req = unpackr.unpack(b) as unknown[];
+        if (!greeted && req[1] === 'HELLO') {
+          greeted = true;
+          socket.write(encodeFrame([req[0], HELLO_REPLY]));
+          continue;
+        }
         stats.requests++;
-        const reply = answer(unpackr.unpack(b) as unknown[], socket);
+        const reply = answer(req, socket);
         if (reply) socket.write(encodeFrame(reply));
       }
     });
@@ -38,7 +59,7 @@ async function scripted(answer: (req: unknown[], socket: Socket) => unknown[] | 
 describe('pipelining', () => {
   it('commands issued in the same tick go out in one write', async () => {
     const { port, stats } = await scripted((req) => [req[0], 'PONG']);
-    const c = connect({ port, reconnect: false });
+    const c = new KvClient({ port, reconnect: false });
     await c.ready();
     const replies = await Promise.all(Array.from({ length: 200 }, () => c.ping()));
     expect(replies.every((r) => r === 'PONG')).toBe(true);
@@ -53,16 +74,16 @@ describe('pipelining', () => {
       ids.push(req[0] as number);
       return [req[0], Buffer.from(String(req[2]))];
     });
-    const c = connect({ port, reconnect: false });
+    const c = new KvClient({ port, reconnect: false });
     const got = await Promise.all(['a', 'b', 'c'].map((k) => c.get(k)));
     expect(got).toEqual(['a', 'b', 'c']);
-    expect(ids).toEqual([0, 1, 2]);
+    expect(ids).toEqual([1, 2, 3]); // 0 was the handshake's HELLO
     await c.close();
   });
 
   it('a reply with an unexpected id drops the connection with PROTOCOL_ERROR', async () => {
     const { port } = await scripted((req) => [(req[0] as number) + 100, 'PONG']);
-    const c = connect({ port, reconnect: false });
+    const c = new KvClient({ port, reconnect: false });
     const errors: string[] = [];
     c.on('error', (e) => errors.push((e as KvError).code));
     let code = '';
@@ -80,7 +101,7 @@ describe('pipelining', () => {
       socket.end(encodeFrame([null, null, { code: 'TOO_LARGE', message: 'nope' }]));
       return undefined;
     });
-    const c = connect({ port, reconnect: false });
+    const c = new KvClient({ port, reconnect: false });
     c.on('error', () => {});
     const results = await Promise.allSettled([c.set('a', 'x'), c.get('b')]);
     expect(results.map((r) => r.status === 'rejected' && (r.reason as KvError).code)).toEqual([

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compactingFile, segmentFile, tempFile } from '../../src/engine/filenames.js';
 import { openStore } from '../../src/engine/index.js';
-import { connect } from '../../src/index.js';
+import { KvClient } from '../../src/index.js';
 import { copyDir, flipBit, removeTempDirs, segFiles, silentLogger, tempDir } from '../engine/helpers.js';
 import { buildServer, cleanup, startServer } from './server-build.js';
 
@@ -65,7 +65,12 @@ interface Outcome {
 
 async function serveAndRead(dir: string): Promise<Outcome> {
   const server = await startServer(main, dir);
-  const client = connect({ host: '127.0.0.1', port: server.port, reconnect: false, requestTimeoutMs: 5000 });
+  const client = new KvClient({
+    host: '127.0.0.1',
+    port: server.port,
+    reconnect: false,
+    requestTimeoutMs: 5000,
+  });
   const reads = new Map<string, string | null>();
   try {
     for (let i = 0; i < KEYS; i++) {

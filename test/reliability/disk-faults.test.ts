@@ -14,7 +14,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/engine/index.js';
 import { MemFs, memPath } from '../../src/engine/mem-fs.js';
-import { connect, type KvClient } from '../../src/index.js';
+import { KvClient } from '../../src/index.js';
 import type { KvServer } from '../../src/server/server.js';
 import { silentLogger } from '../engine/helpers.js';
 import { inProcessServer } from '../server/in-process.js';
@@ -42,7 +42,7 @@ async function rig(fsync: 'always' | 'interval'): Promise<Rig> {
   const server = inProcessServer(store);
   const { port } = await server.listen();
   const opts = { host: '127.0.0.1', port, reconnect: false, requestTimeoutMs: 5000 };
-  const r = { mem, store, server, client: connect(opts), other: connect(opts) };
+  const r = { mem, store, server, client: new KvClient(opts), other: new KvClient(opts) };
   rigs.push(r);
   return r;
 }

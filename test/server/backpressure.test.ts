@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect } from '../../src/index.js';
+import { KvClient } from '../../src/index.js';
 import { RawConnection, type ServerProcess, spawnServer } from './spawn.js';
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
@@ -34,7 +34,7 @@ describe('backpressure', () => {
   });
 
   it('a client that never reads 200k GET replies of 1 KiB (200 MiB) leaves server RSS bounded', async () => {
-    const c = connect({ port: server.port, valueEncoding: 'buffer' });
+    const c = new KvClient<Buffer>({ port: server.port, valueEncoding: 'buffer' });
     await c.set('big', Buffer.alloc(1024, 1));
     const before = rssBytes(server.proc.pid!);
 
@@ -56,7 +56,7 @@ describe('backpressure', () => {
     const t0 = Date.now();
     expect((await c.get('big'))?.length).toBe(1024);
     expect(Date.now() - t0).toBeLessThan(1000);
-    const observer = connect({ port: server.port });
+    const observer = new KvClient({ port: server.port });
     const info = await observer.info('clients');
     await observer.close();
     expect((info.clients as { connected: number }).connected).toBeGreaterThanOrEqual(2);

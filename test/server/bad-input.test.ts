@@ -9,7 +9,7 @@
 import fc from 'fast-check';
 import { Packr, Unpackr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type KvClient } from '../../src/index.js';
+import { KvClient } from '../../src/index.js';
 import { COMMAND_NAMES } from '../../src/protocol/messages.js';
 import { isRespStart } from '../../src/server/protocol-detect.js';
 import { rawFrame as frame } from '../../tools/lib/raw-connection.js';
@@ -150,7 +150,7 @@ describe('bad input', () => {
 
   beforeAll(async () => {
     server = await spawnServer({ args: ['--max-frame-bytes', String(MAX_FRAME)] });
-    bystander = connect({ port: server.port, reconnect: false });
+    bystander = new KvClient({ port: server.port, reconnect: false });
     await bystander.set('stable', 'value');
     loop = (async () => {
       while (!stopBystander) {
@@ -259,7 +259,7 @@ describe('bad input before AUTH', () => {
       ),
       { numRuns: 100 },
     );
-    const c = connect({ port: server.port, password: 'pw', reconnect: false });
+    const c = new KvClient({ port: server.port, password: 'pw', reconnect: false });
     expect(await c.dbsize()).toBe(0);
     await c.close();
     expect(server.proc.exitCode).toBeNull();

@@ -1,7 +1,7 @@
 /** kv-server settings (flags beat env beat defaults) and the process's start and stop behaviour. */
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { connect } from '../../src/index.js';
+import { KvClient } from '../../src/index.js';
 import { ConfigError, envName, helpText, parseConfig, SETTINGS } from '../../src/server/config.js';
 import { MAIN, spawnServer, tempDir } from './spawn.js';
 
@@ -112,7 +112,7 @@ describe('kv-server process', () => {
 
   it('SIGTERM finishes in-flight requests, closes the store and exits 0', async () => {
     const s = await spawnServer({ args: ['--fsync', 'always'] });
-    const c = connect({ port: s.port, reconnect: false });
+    const c = new KvClient({ port: s.port, reconnect: false });
     c.on('error', () => {});
     await c.ready();
     const writes = Array.from({ length: 500 }, (_, i) => c.set(`k${i}`, 'v'));

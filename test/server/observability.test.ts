@@ -1,7 +1,7 @@
 /** INFO counters, the Prometheus endpoint, the slow-command log and the log formats of a real kv-server. */
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { connect } from '../../src/index.js';
+import { KvClient } from '../../src/index.js';
 import { COMMAND_NAMES } from '../../src/protocol/messages.js';
 import { METRIC_NAMES } from '../../src/server/metrics-http.js';
 import { MAIN, spawnServer, tempDir } from './spawn.js';
@@ -25,7 +25,7 @@ describe('observability', () => {
     try {
       const metricsPort = Number(/"metricsPort":(\d+)/.exec(s.stderr())?.[1]);
       expect(metricsPort).toBeGreaterThan(0);
-      const kv = connect({ port: s.port, reconnect: false });
+      const kv = new KvClient({ port: s.port, reconnect: false });
       await kv.set('k1', 'secret-value-1');
       await kv.mset({ a: 'secret-value-2', b: 'x' });
       expect(await kv.get('k1')).toBe('secret-value-1');
@@ -74,7 +74,7 @@ describe('observability', () => {
   it('without --metrics-port or --slowlog-threshold-ms nothing is timed and no metrics port opens', async () => {
     const s = await spawnServer();
     try {
-      const kv = connect({ port: s.port, reconnect: false });
+      const kv = new KvClient({ port: s.port, reconnect: false });
       await kv.set('k', 'v');
       const info = (await kv.info('stats')).stats as Record<string, unknown>;
       expect(info).toMatchObject({ slowCommands: 0, slowlogThresholdMs: null });

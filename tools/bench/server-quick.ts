@@ -19,7 +19,7 @@ import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { connect, type KvClient } from '../../src/index.js';
+import { KvClient } from '../../src/index.js';
 import { FrameReader } from '../../src/protocol/frame.js';
 import { FrameWriter } from '../../src/protocol/frame-writer.js';
 
@@ -121,7 +121,7 @@ if (values.raw) {
   if (ops.includes('get')) await rawPhase('GET');
 } else {
   const conns: KvClient<Buffer>[] = [];
-  for (let i = 0; i < clients; i++) conns.push(connect({ port, valueEncoding: 'buffer' }));
+  for (let i = 0; i < clients; i++) conns.push(new KvClient<Buffer>({ port, valueEncoding: 'buffer' }));
   await Promise.all(conns.map((c) => c.ready()));
   const phase = async (name: string, op: (c: KvClient<Buffer>, key: string) => Promise<unknown>) => {
     let done = 0;

@@ -69,7 +69,9 @@ async function setCommand(ctx: CommandContext, args: Buffer[]): Promise<Reply> {
     const word = upper(rest[i]);
     if ((word === 'EX' || word === 'PX') && ttlMs === undefined && i + 1 < rest.length) {
       const n = integerArg(rest[++i]!, 'SET', word === 'EX' ? 'EX seconds' : 'PX milliseconds');
-      if (n <= 0) throw new KvError('WRONG_ARGS', `SET: ${word} must be positive`);
+      // As the server's SET ttl and Redis: a time that is not positive is an invalid argument.
+      if (n <= 0)
+        throw new KvError('INVALID_ARGUMENT', `SET: invalid expire time ${n}; ${word} must be positive`);
       ttlMs = word === 'EX' ? n * 1000 : n;
     } else if (word === 'NX' && !ifPresent) ifAbsent = true;
     else if (word === 'XX' && !ifAbsent) ifPresent = true;
@@ -87,19 +89,6 @@ async function setCommand(ctx: CommandContext, args: Buffer[]): Promise<Reply> {
 /** Keys per SCAN page behind KEYS. */
 const KEYS_PAGE = 1000;
 
-/** `prefix*` (or `*`) of a MATCH pattern, as bytes: segkv scans by prefix, not glob. */
-function matchPrefix(pattern: Buffer, name = 'SCAN'): Buffer {
-  const star = pattern.length > 0 && pattern[pattern.length - 1] === 0x2a;
-  const body = star ? pattern.subarray(0, -1) : pattern;
-  if (!star || /[*?[\\]/.test(body.toString('latin1'))) {
-    throw new KvError(
-      'WRONG_ARGS',
-      `${name}: segkv scans by key prefix, so the pattern must be 'prefix*', got ${JSON.stringify(pattern.toString('utf8'))}`,
-    );
-  }
-  return body;
-}
-
 async function scanCommand(ctx: CommandContext, args: Buffer[]): Promise<Reply> {
   const o: ScanOptions = {};
   let i = 0;
@@ -116,7 +105,9 @@ async function scanCommand(ctx: CommandContext, args: Buffer[]): Promise<Reply> 
       throw syntaxError('SCAN', `SCAN: syntax error at ${JSON.stringify(args[i]!.toString('utf8'))}`);
     }
     // Prefixes and bounds go as bytes: a key typed with \x escapes is matched exactly.
-    if (word === 'MATCH' || word === 'PREFIX') o.prefix = word === 'MATCH' ? matchPrefix(arg) : arg;
+    // MATCH is a glob with Redis's rules, matched by the server (as bytes).
+    if (word === 'MATCH') o.match = arg;
+    else if (word === 'PREFIX') o.prefix = arg;
     else if (word === 'START') o.start = arg;
     else if (word === 'END') o.end = arg;
     else o.count = integerArg(arg, 'SCAN', 'COUNT');
@@ -130,14 +121,14 @@ async function scanCommand(ctx: CommandContext, args: Buffer[]): Promise<Reply> 
   };
 }
 
-/** KEYS: every page of a prefix scan, in one reply (as Redis's KEYS, slow on a large store). */
+/** KEYS: every page of a glob scan, in one reply (as Redis's KEYS, slow on a large store). */
 async function keysCommand(ctx: CommandContext, [pattern]: Buffer[]): Promise<Reply> {
-  const prefix = matchPrefix(pattern!, 'KEYS');
+  const all = pattern!.length === 1 && pattern![0] === 0x2a;
   const keys: Reply[] = [];
   let cursor: string | null = null;
   do {
     const page: ScanPage<Buffer> = await ctx.client.scan({
-      ...(prefix.length > 0 && { prefix }),
+      ...(!all && { match: pattern! }),
       ...(cursor !== null && { cursor }),
       count: KEYS_PAGE,
       raw: true,
@@ -272,11 +263,7 @@ const TABLE: CliCommand[] = [
     group: 'keys',
     minArgs: 1,
     maxArgs: 1,
-    run: async (ctx, [k]) => {
-      const ms = await ctx.client.ttl(k!);
-      // As Redis rounds: (ms + 500) / 1000, the negative answers passed through.
-      return integer(ms < 0 ? ms : Math.floor((ms + 500) / 1000));
-    },
+    run: async (ctx, [k]) => integer(await ctx.client.ttl(k!)),
   },
   {
     name: 'PTTL',
@@ -285,27 +272,28 @@ const TABLE: CliCommand[] = [
     group: 'keys',
     minArgs: 1,
     maxArgs: 1,
-    run: async (ctx, [k]) => integer(await ctx.client.ttl(k!)),
+    run: async (ctx, [k]) => integer(await ctx.client.pttl(k!)),
   },
   {
     name: 'EXPIRE',
     params: 'key seconds',
-    summary: 'Makes a key expire after this many seconds; 1 if it exists, else 0.',
+    summary: 'Makes a key expire after this many seconds (0 or less deletes it); 1 if it exists, else 0.',
     group: 'keys',
     minArgs: 2,
     maxArgs: 2,
     run: async (ctx, [k, t]) =>
-      integer((await ctx.client.expire(k!, integerArg(t!, 'EXPIRE', 'seconds') * 1000)) ? 1 : 0),
+      integer((await ctx.client.expire(k!, integerArg(t!, 'EXPIRE', 'seconds'))) ? 1 : 0),
   },
   {
     name: 'PEXPIRE',
     params: 'key milliseconds',
-    summary: 'Makes a key expire after this many milliseconds; 1 if it exists, else 0.',
+    summary:
+      'Makes a key expire after this many milliseconds (0 or less deletes it); 1 if it exists, else 0.',
     group: 'keys',
     minArgs: 2,
     maxArgs: 2,
     run: async (ctx, [k, t]) =>
-      integer((await ctx.client.expire(k!, integerArg(t!, 'PEXPIRE', 'milliseconds'))) ? 1 : 0),
+      integer((await ctx.client.pexpire(k!, integerArg(t!, 'PEXPIRE', 'milliseconds'))) ? 1 : 0),
   },
   {
     name: 'PERSIST',
@@ -318,8 +306,9 @@ const TABLE: CliCommand[] = [
   },
   {
     name: 'SCAN',
-    params: '[cursor] [MATCH prefix*] [PREFIX prefix] [START key] [END key] [COUNT count]',
-    summary: 'One page of keys in byte order and the cursor of the next page ("0" when done, or to start).',
+    params: '[cursor] [MATCH pattern] [PREFIX prefix] [START key] [END key] [COUNT count]',
+    summary:
+      'One page of keys in byte order and the cursor of the next page ("0" when done, or to start); MATCH: a glob (* ? [a-z]), COUNT then counts keys examined.',
     group: 'keys',
     minArgs: 0,
     maxArgs: 11,
@@ -329,7 +318,7 @@ const TABLE: CliCommand[] = [
     name: 'KEYS',
     params: 'pattern',
     summary:
-      "All keys matching 'prefix*' ('*' for all) in one reply: every SCAN page, slow on a large store.",
+      "All keys matching a glob pattern ('*' for all, 'user:*', '*:1') in one reply: slow on a large store.",
     group: 'keys',
     minArgs: 1,
     maxArgs: 1,

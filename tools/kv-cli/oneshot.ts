@@ -51,7 +51,10 @@ export async function runOnce(o: CliOptions, version: string): Promise<number> {
       if (i > 0 && o.intervalMs > 0) await new Promise((r) => setTimeout(r, o.intervalMs));
       const reply = await runCommand({ client, ...(watchCompaction && { watchCompaction }) }, args);
       if (reply.type === 'error') {
-        if (!watch.everConnected && (reply.code === 'CONNECTION_CLOSED' || reply.code === 'CLOSED')) {
+        if (
+          reply.code === 'CONNECTION_FAILED' ||
+          (!watch.everConnected && (reply.code === 'CONNECTION_CLOSED' || reply.code === 'CLOSED'))
+        ) {
           process.stderr.write(`${cannotConnect(o, watch.lastError ?? reply.message)}\n`);
         } else printError(reply, o);
         return EXIT_PROBLEMS;
@@ -65,7 +68,7 @@ export async function runOnce(o: CliOptions, version: string): Promise<number> {
 }
 
 /**
- * `--scan [--pattern prefix*]`: every key, one per line, as its bytes (as
+ * `--scan [--pattern GLOB]`: every key, one per line, as its bytes (as
  * redis-cli --scan prints them); with --json a JSON string, or {"base64"}
  * for bytes that are not UTF-8.
  */
@@ -80,7 +83,10 @@ export async function runScan(o: CliOptions): Promise<number> {
     for (;;) {
       const reply = await runCommand({ client }, args);
       if (reply.type === 'error') {
-        if (!watch.everConnected && (reply.code === 'CONNECTION_CLOSED' || reply.code === 'CLOSED')) {
+        if (
+          reply.code === 'CONNECTION_FAILED' ||
+          (!watch.everConnected && (reply.code === 'CONNECTION_CLOSED' || reply.code === 'CLOSED'))
+        ) {
           process.stderr.write(`${cannotConnect(o, watch.lastError ?? reply.message)}\n`);
         } else printError(reply, o);
         return EXIT_PROBLEMS;

@@ -44,7 +44,7 @@ Modes:
   -x                     Read the command's last argument from stdin.
   -r N                   Run the command N times (-i SECONDS apart).
       --scan             List every key, one per line (all SCAN pages).
-      --pattern P        With --scan: only keys matching 'prefix*'.
+      --pattern P        With --scan: only keys matching the glob P ('user:*', '*:1', Redis's rules).
       --pipe             Bulk load: read commands from stdin (one per line, quoted
                          as at the prompt, or RESP), send them pipelined, print a summary.
       --pipe-window N    Commands in flight during --pipe (default ${DEFAULT_PIPE_WINDOW}).
@@ -112,7 +112,7 @@ export interface CliOptions {
   lastArgFromStdin: boolean;
   /** -r: times to run the command. */
   repeat: number;
-  /** --scan --pattern: only keys matching this 'prefix*'. */
+  /** --scan --pattern: only keys matching this glob pattern (Redis's rules, matched by the server). */
   pattern: string | undefined;
   pipeWindow: number;
   /** --latency-samples; undefined = until interrupted. */

@@ -27,6 +27,8 @@ import { formatHuman, render } from './reply.js';
 
 /** How long a command waits for a lost connection to come back, ms. */
 export const RECONNECT_WAIT_MS = 1500;
+/** How long leaving (Ctrl-D, Ctrl-C, quit) waits for the client to close politely, ms. */
+const CLOSE_WAIT_MS = 1000;
 /** Largest count of redis-cli's repeat prefix (`5 ping`). */
 const MAX_REPEAT = 1_000_000;
 
@@ -198,7 +200,8 @@ export class Repl {
     if (this.finishing) return;
     this.finishing = true;
     this.hints?.clear();
-    await this.client.close();
+    // Leaving never waits on the server: a peer that does not answer QUIT is cut off.
+    await Promise.race([this.client.close(), delay(CLOSE_WAIT_MS)]);
     this.finished();
   }
 
@@ -247,24 +250,32 @@ export class Repl {
 
   /** Runs one server command and prints its reply; false if interrupted or unreachable. */
   private async runServerCommand(args: Buffer[]): Promise<boolean> {
-    const ok = await this.reachable();
-    if (ok !== true) {
-      this.write(`${ok}\n`);
-      return false;
-    }
-    const watchCompaction = compactionWatcher(this.o, process.stderr);
-    const reply = runCommand({ client: this.client, ...(watchCompaction && { watchCompaction }) }, args);
+    // Ctrl-C abandons the command, while it waits for the connection as well as for its reply.
     const interrupted = new Promise<typeof INTERRUPTED>((r) => {
       this.interrupt = () => r(INTERRUPTED);
     });
-    const r = await Promise.race([reply, interrupted]);
-    this.interrupt = undefined;
-    if (r === INTERRUPTED) {
-      this.write('(interrupted: the reply is dropped; the server may still apply the command)\n');
-      return false;
+    try {
+      const ok = await Promise.race([this.reachable(), interrupted]);
+      if (ok === INTERRUPTED) {
+        this.write('(interrupted)\n');
+        return false;
+      }
+      if (ok !== true) {
+        this.write(`${ok}\n`);
+        return false;
+      }
+      const watchCompaction = compactionWatcher(this.o, process.stderr);
+      const reply = runCommand({ client: this.client, ...(watchCompaction && { watchCompaction }) }, args);
+      const r = await Promise.race([reply, interrupted]);
+      if (r === INTERRUPTED) {
+        this.write('(interrupted: the reply is dropped; the server may still apply the command)\n');
+        return false;
+      }
+      this.write(render(r, this.o.output));
+      return true;
+    } finally {
+      this.interrupt = undefined;
     }
-    this.write(render(r, this.o.output));
-    return true;
   }
 
   /** AUTH: reconnects with the password, keeping the old session if it is refused. */
@@ -300,6 +311,13 @@ export class Repl {
   }
 }
 
-export function runRepl(o: CliOptions, version: string): Promise<number> {
-  return new Repl(o, version).start();
+/**
+ * Runs the REPL; once it is over (quit, Ctrl-D, Ctrl-C on an empty line) the
+ * process exits with its status as soon as stdout is flushed, as redis-cli
+ * does, whatever a socket or the terminal still holds open.
+ */
+export async function runRepl(o: CliOptions, version: string): Promise<number> {
+  const code = await new Repl(o, version).start();
+  process.stdout.write('', () => process.exit(code));
+  return code;
 }

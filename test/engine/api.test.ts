@@ -1,0 +1,152 @@
+/**
+ * The embedded engine's public API (engine/api.ts) as users get it from
+ * 'segkv': only the API is visible — in the types (the @ts-expect-error
+ * lines fail the build if an internal leaks back) and at run time — and a
+ * plain JavaScript caller's unknown options and wrong shapes throw
+ * INVALID_ARGUMENT; Redis's names mean Redis's units (ttl s, pttl ms).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, expectTypeOf, it } from 'vitest';
+import { type KvError, type KvStore, openStore } from '../../src/index.js';
+import { tempDir } from '../server/spawn.js';
+
+let store: KvStore | undefined;
+afterEach(async () => {
+  await store?.close();
+  store = undefined;
+});
+
+async function open(): Promise<KvStore> {
+  store = await openStore(tempDir(), { fsync: 'never' });
+  return store;
+}
+
+async function rejection(p: Promise<unknown>): Promise<KvError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as KvError;
+  }
+  throw new Error('expected a rejection');
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: plain JavaScript callers are what this file tests
+const asJs = (s: KvStore): any => s;
+
+describe('internals are hidden', () => {
+  it('in the types: the Store internals are not on KvStore', async () => {
+    const s = await open();
+    // @ts-expect-error sealActive is internal
+    void s.sealActive;
+    // @ts-expect-error point is internal
+    void s.point;
+    // @ts-expect-error replaceSegments is internal
+    void s.replaceSegments;
+    // @ts-expect-error the keydir is internal
+    void s.keydir;
+    expectTypeOf(s.del).returns.toEqualTypeOf<Promise<number>>();
+  });
+
+  it('at run time: none of them can be reached', async () => {
+    const s = asJs(await open());
+    for (const name of [
+      'sealActive',
+      'point',
+      'unpoint',
+      'replaceSegments',
+      'keydir',
+      'segments',
+      'flushPending',
+    ]) {
+      expect(s[name], name).toBeUndefined();
+    }
+  });
+
+  it("in the published declarations: 'segkv' and 'segkv/engine' name only KvStore", () => {
+    const dist = join(import.meta.dirname, '../../dist/src');
+    const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8'));
+    expect(pkg.exports['./engine'].types).toBe('./dist/src/engine/api.d.ts');
+    const api = readFileSync(join(dist, 'engine/api.d.ts'), 'utf8');
+    const index = readFileSync(join(dist, 'index.d.ts'), 'utf8');
+    for (const text of [api, index]) {
+      expect(text).not.toMatch(/\bsealActive\(|\breplaceSegments\(|\bpoint\(/);
+      expect(text).not.toMatch(/export \{[^}]*\bStore\b[^}]*\} from '\.\/store\.js'/);
+    }
+  });
+});
+
+describe('runtime argument checks', () => {
+  it("set(k, v, { ttl: 1000 }) throws INVALID_ARGUMENT naming 'ttl' (it is ttlMs, ex or px)", async () => {
+    const s = asJs(await open());
+    const err = await rejection(s.set('t', 'v', { ttl: 1000 }));
+    expect(err.code).toBe('INVALID_ARGUMENT');
+    expect(err.message).toMatch(/unknown option 'ttl'; the options are ttlMs, px, PX, ex, EX/);
+    expect(s.has('t')).toBe(false);
+  });
+
+  it('Redis names: nx/xx/ex/px/EX, and the token form', async () => {
+    const s = asJs(await open());
+    await s.set('a', '1');
+    expect(await s.set('a', '2', { nx: true })).toBe(false);
+    expect(await s.set('b', '2', { xx: true })).toBe(false);
+    await s.set('e', 'v', { EX: 10 });
+    expect(s.ttl('e')).toBe(10);
+    await s.set('e', 'v', 'PX', 4000, 'XX');
+    expect(s.pttl('e')).toBeLessThanOrEqual(4000);
+    expect(s.pttl('e')).toBeGreaterThan(3000);
+    expect((await rejection(s.set('e', 'v', { nx: true, ifPresent: true }))).code).toBe('INVALID_ARGUMENT');
+  });
+
+  it('scan, batch and openStore options are checked too', async () => {
+    const s = asJs(await open());
+    expect(() => s.scan({ prefx: 'a' })).toThrow(/unknown option 'prefx'/);
+    expect((await rejection(s.batch([{ type: 'set', key: 'k', value: 'v', ttl: 5 }]))).message).toMatch(
+      /unknown option 'ttl'/,
+    );
+    expect((await rejection(s.expire('a', 10, 'NX'))).code).toBe('INVALID_ARGUMENT');
+    expect((await rejection(s.expire('a', null))).message).toMatch(/persist/);
+    const bad = await rejection(openStore(tempDir(), { fsyncMode: 'always' } as never));
+    expect(bad.code).toBe('INVALID_ARGUMENT');
+    expect(bad.message).toMatch(/unknown option 'fsyncMode'/);
+    expect(
+      (await rejection(openStore(tempDir(), { compaction: { auto: false, minRatio: 1 } } as never))).message,
+    ).toMatch(/minRatio/);
+  });
+});
+
+describe('Redis semantics', () => {
+  it('ttl is seconds, pttl ms; expire seconds, pexpire ms; ≤ 0 deletes', async () => {
+    const s = await open();
+    await s.set('k', 'v');
+    expect(s.ttl('k')).toBe(-1);
+    expect(s.ttl('nope')).toBe(-2);
+    expect(await s.expire('k', 60)).toBe(true);
+    expect(s.ttl('k')).toBe(60);
+    expect(s.pttl('k')).toBeGreaterThan(59_000);
+    expect(await s.pexpire('k', 10_000)).toBe(true);
+    expect(s.ttl('k')).toBe(10);
+    expect(await s.persist('k')).toBe(true);
+    expect(s.pttl('k')).toBe(-1);
+    expect(await s.expire('k', -5)).toBe(true);
+    expect(s.has('k')).toBe(false);
+    expect(await s.expire('k', 5)).toBe(false);
+  });
+
+  it('del is the verb, as in the SDK: variadic, counts what existed; delete() stays as an alias', async () => {
+    const s = await open();
+    await s.batch([
+      { type: 'set', key: 'a', value: '1' },
+      { type: 'set', key: 'b', value: '2' },
+      { type: 'set', key: 'c', value: '3' },
+    ]);
+    expect(s.exists('a', 'b', 'nope')).toBe(2);
+    expect(s.exists(['a', 'a'])).toBe(2);
+    expect(await s.del('a', 'b', 'a', 'nope')).toBe(2);
+    expect(await s.del(['c'])).toBe(1);
+    expect(await s.del('c')).toBe(0);
+    await s.set('d', '4');
+    expect(await s.delete('d')).toBe(true);
+    expect(s.size).toBe(0);
+  });
+});
