@@ -72,10 +72,13 @@ describe('npm pack → npm install → use', () => {
       join(app, 'check.ts'),
       [
         "import { connect, type KvClient, KvError } from 'segkv';",
-        "import { openStore } from 'segkv/engine';",
-        'const c: KvClient<string> = connect({ port: 1, reconnect: false });',
-        "const n: number = await c.del('k');",
-        'void n; void openStore; void KvError;',
+        "import { openStore, type KvStore } from 'segkv/engine';",
+        'const c: KvClient<string> = await connect({ port: 1, reconnect: false, lazyConnect: true });',
+        "const n: number = await c.del('k', 'l');",
+        "const store: KvStore = await openStore('data');",
+        '// @ts-expect-error the Store internals are not in the published types',
+        'store.sealActive();',
+        'void n; void KvError;',
       ].join('\n'),
     );
     await run(
@@ -134,7 +137,7 @@ describe('npm pack → npm install → use', () => {
           "import { connect } from 'segkv';",
           "import { createRequire } from 'node:module';",
           "const version = createRequire(import.meta.url)('segkv/package.json').version;",
-          'const kv = connect({ port: Number(process.argv[2]) });',
+          'const kv = await connect({ port: Number(process.argv[2]) });',
           "await kv.set('greeting', 'hello from the tarball');",
           "console.log(version, await kv.get('greeting'));",
           'await kv.close();',
