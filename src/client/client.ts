@@ -42,6 +42,7 @@ import {
   type SetOptions,
   secondsToMs,
   setOptionsFrom,
+  ttlWithinLimit,
 } from '../engine/arguments.js';
 import type { Key } from '../engine/keys.js';
 import type { ScanOptions, ScanPage } from '../engine/store.js';
@@ -882,7 +883,7 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
     // Redis: a time ≤ 0 deletes the key and answers whether it existed, which is DEL's answer.
     if (ms <= 0) return this.issue('DEL', [k], (raw) => expectNumber(raw) > 0);
     // Sent as PEXPIRE where the server has it (see write()).
-    return this.issue('EXPIRE', [k, ms], expectBoolean);
+    return this.issue('EXPIRE', [k, ttlWithinLimit(where, 'the time', ms)], expectBoolean);
   }
 
   /** Removes a key's expiry; resolves false if it does not exist or has none. */

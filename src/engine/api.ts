@@ -24,6 +24,7 @@ import {
   type SetOptions,
   secondsToMs,
   setOptionsFrom,
+  ttlWithinLimit,
 } from './arguments.js';
 import { type CompactionResult, DEFAULT_COMPACTION } from './compaction/compactor.js';
 import type { Key, Value } from './keys.js';
@@ -245,7 +246,9 @@ class EmbeddedStore implements KvStore {
 
   /** Redis: a time ≤ 0 deletes the key (and answers whether it existed). */
   private expireMs(key: Key, ms: number): Promise<boolean> {
-    return ms <= 0 ? this.#store.delete(key) : this.#store.expire(key, ms);
+    return ms <= 0
+      ? this.#store.delete(key)
+      : this.#store.expire(key, ttlWithinLimit('expire', 'the time', ms));
   }
 
   persist(key: Key): Promise<boolean> {

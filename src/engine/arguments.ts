@@ -11,6 +11,7 @@
  */
 import { KvError } from '../errors.js';
 import type { Key } from './keys.js';
+import { MAX_TTL_MS } from './limits.js';
 
 /** Options of `set` (engine and SDK). Only one TTL field and only one of the conditions at a time. */
 export interface SetOptions {
@@ -130,7 +131,19 @@ export function integer(where: string, name: string, v: unknown, unit: string): 
 /** Seconds → ms, refusing a result past Number.MAX_SAFE_INTEGER. */
 export function secondsToMs(where: string, seconds: number): number {
   const ms = seconds * 1000;
-  if (!Number.isSafeInteger(ms)) throw invalid(`${where}: ${seconds} seconds is out of range`);
+  if (!Number.isSafeInteger(ms)) {
+    throw invalid(`${where}: ${seconds} seconds is out of range (at most ${MAX_TTL_MS} ms)`);
+  }
+  return ms;
+}
+
+/** A TTL in ms within MAX_TTL_MS (the largest expiry the log keeps exactly), else INVALID_ARGUMENT naming the limit. */
+export function ttlWithinLimit(where: string, name: string, ms: number): number {
+  if (ms > MAX_TTL_MS) {
+    throw invalid(
+      `${where}: ${name} must be at most ${MAX_TTL_MS} ms (2^52, about 142,000 years: the largest expiry the log keeps exactly), got ${ms} ms`,
+    );
+  }
   return ms;
 }
 
@@ -149,7 +162,7 @@ export function resolveSetOptions(where: string, options: unknown): ResolvedSetO
   if (ttlField !== undefined) {
     const seconds = (TTL_S_FIELDS as readonly string[]).includes(ttlField);
     const n = positiveInteger(where, ttlField, o[ttlField], seconds ? 'seconds' : 'milliseconds');
-    ttlMs = seconds ? secondsToMs(where, n) : n;
+    ttlMs = ttlWithinLimit(where, ttlField, seconds ? secondsToMs(where, n) : n);
   }
   let ifAbsent = false;
   for (const f of IF_ABSENT_FIELDS) ifAbsent = optBoolean(where, o, f) || ifAbsent;

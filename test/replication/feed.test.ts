@@ -73,7 +73,7 @@ async function take<V>(it: AsyncGenerator<FeedRecord<V>>, n: number): Promise<Fe
 describe('FEED', () => {
   it('streams every record (values, tombstones, batches, expiries), then new writes as they happen', async () => {
     const { port } = await start();
-    const c = connect({ port });
+    const c = await connect({ port });
     await c.set('a', '1');
     await c.mset({ b: '2', c: '3' });
     await c.del('a');
@@ -101,7 +101,7 @@ describe('FEED', () => {
 
   it('refuses an offset past the end, or below the tombstone horizon (also after a restart), with OFFSET_OUT_OF_RANGE', async () => {
     const s = await start();
-    const c = connect({ port: s.port });
+    const c = await connect({ port: s.port });
     await expect(take(c.feed({ from: 1 }), 1)).rejects.toMatchObject({ code: 'OFFSET_OUT_OF_RANGE' });
     for (let i = 0; i < 200; i++) await c.set(`k${i % 20}`, `v${i}`);
     await c.del('k1');
@@ -134,14 +134,14 @@ describe('FEED', () => {
     await store.close();
     const again = await start(s.dir);
     expect(again.server.replication.horizon.state.tombstoneHorizon).toBe(horizon);
-    const c2 = connect({ port: again.port });
+    const c2 = await connect({ port: again.port });
     await expect(take(c2.feed({ from: 100 }), 1)).rejects.toMatchObject({ code: 'OFFSET_OUT_OF_RANGE' });
     await c2.close();
   });
 
   it('while writes and compactions run, a feed from 0 replays to the server state, offsets strictly increasing', async () => {
     const { store, port } = await start(tempDir(), 8192);
-    const c = connect({ port });
+    const c = await connect({ port });
     for (let i = 0; i < 300; i++) await c.set(`k${i % 50}`, `pre${i}`);
     let writing = true;
     const writer = (async () => {
@@ -185,7 +185,7 @@ describe('FEED', () => {
 
   it('a reader that stops reading holds at most the high-water mark of frames on the server; it then gets everything', async () => {
     const { server, store, port } = await start(tempDir(), 1 << 20);
-    const c = connect({ port, valueEncoding: 'buffer' });
+    const c = await connect({ port, valueEncoding: 'buffer' });
     const value = Buffer.alloc(64 * 1024, 7);
     for (let i = 0; i < 400; i++) await c.set(`big${i}`, value); // ~26 MB of log
     const raw = netConnect({ host: '127.0.0.1', port });

@@ -98,7 +98,7 @@ describe('kv-server setup problems: one line, exit 2', () => {
     const s = await spawnServer({ port });
     try {
       expect(s.port).toBe(port);
-      const c = connect({ port, reconnect: false });
+      const c = await connect({ port, reconnect: false });
       c.on('error', () => {});
       expect(await c.ping()).toBe('PONG');
       await c.close();
