@@ -115,7 +115,7 @@ describe('kv-server on a damaged data directory', () => {
     const { file, position } = locate(dir, value(2, 7));
     flipBit(join(dir, file), position + 10, 3);
     const server = await startServer(main, dir, ['--metrics-port', '0']);
-    const client = connect({
+    const client = new KvClient({
       host: '127.0.0.1',
       port: server.port,
       reconnect: false,
