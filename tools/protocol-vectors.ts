@@ -799,6 +799,7 @@ const out = {
     CLOSED: 'a request racing the store closing at shutdown',
     INTERNAL: 'a server bug',
     CONNECTION_CLOSED: 'client-side only, never on the wire',
+    CONNECTION_FAILED: 'client-side only, never on the wire',
     LOCKED: 'opening a store only, never on the wire',
   },
   vectors,

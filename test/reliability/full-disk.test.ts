@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { segmentFile } from '../../src/engine/filenames.js';
-import { connect, type KvClient } from '../../src/index.js';
+import { KvClient } from '../../src/index.js';
 import { removeTempDirs, tempDir } from '../engine/helpers.js';
 import { buildServer, cleanup, startServer } from './server-build.js';
 
@@ -62,7 +62,7 @@ describe('kv-server on a full disk (tmpfs)', () => {
     const ballast = join(mountPoint, 'ballast');
     fs.writeFileSync(ballast, Buffer.alloc(256 * 1024));
     const server = await startServer(main, dir, FLAGS);
-    let client: KvClient = connect({ host: '127.0.0.1', port: server.port, reconnect: false });
+    let client: KvClient = new KvClient({ host: '127.0.0.1', port: server.port, reconnect: false });
     let acked = 0;
     const codes = new Set<string>();
     try {
@@ -97,7 +97,7 @@ describe('kv-server on a full disk (tmpfs)', () => {
     fs.writeFileSync(join(dir, segmentFile(Number(last.slice(0, 20)) + 100_000)), '');
 
     const again = await startServer(main, dir, FLAGS);
-    client = connect({ host: '127.0.0.1', port: again.port, reconnect: false });
+    client = new KvClient({ host: '127.0.0.1', port: again.port, reconnect: false });
     try {
       expect(again.stderr()).toMatch(/cannot create the active segment/);
       expect(await client.get('k0')).toBe(value(0));
@@ -116,7 +116,7 @@ describe('kv-server on a full disk (tmpfs)', () => {
       await again.stop();
     }
     const third = await startServer(main, dir, FLAGS);
-    client = connect({ host: '127.0.0.1', port: third.port, reconnect: false });
+    client = new KvClient({ host: '127.0.0.1', port: third.port, reconnect: false });
     try {
       expect(third.stderr()).toMatch(/"corruptions":0/);
       expect(await client.get('new')).toBe('x');

@@ -8,7 +8,7 @@
  * after a SIGKILL every acknowledged write is there.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect } from '../../src/index.js';
+import { KvClient } from '../../src/index.js';
 import { removeTempDirs, tempDir } from '../engine/helpers.js';
 import { buildServer, cleanup, startServer } from './server-build.js';
 
@@ -45,7 +45,7 @@ describe('interval mode under eager compaction (spawned kv-server)', () => {
   it('no write is refused and no fsync fails while compactions retire segments; nothing acknowledged is lost', async () => {
     const dir = tempDir();
     const server = await startServer(main, dir, FLAGS);
-    const client = connect({
+    const client = new KvClient({
       host: '127.0.0.1',
       port: server.port,
       reconnect: false,
@@ -82,7 +82,7 @@ describe('interval mode under eager compaction (spawned kv-server)', () => {
     server.proc.kill('SIGKILL');
     await server.stop();
     const again = await startServer(main, dir, FLAGS);
-    const reader = connect({
+    const reader = new KvClient({
       host: '127.0.0.1',
       port: again.port,
       reconnect: false,

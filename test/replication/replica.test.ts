@@ -8,7 +8,7 @@
  * that rejoins cuts the tail the new primary never had (KIP-101).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, type KvClient, KvError } from '../../src/index.js';
+import { KvClient, KvError } from '../../src/index.js';
 import { type ServerProcess, spawnServer } from '../server/spawn.js';
 
 const clients: KvClient<string>[] = [];
@@ -17,7 +17,7 @@ afterEach(async () => {
 });
 
 function client(port: number): KvClient<string> {
-  const c = connect({ port, reconnect: false, requestTimeoutMs: 20_000 });
+  const c = new KvClient({ port, reconnect: false, requestTimeoutMs: 20_000 });
   clients.push(c);
   return c;
 }

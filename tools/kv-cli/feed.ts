@@ -57,7 +57,8 @@ export async function runFeed(o: CliOptions): Promise<number> {
     return 0;
   } catch (err) {
     await out.flush();
-    const refused = err instanceof KvError && err.code !== 'CONNECTION_CLOSED';
+    const refused =
+      err instanceof KvError && err.code !== 'CONNECTION_CLOSED' && err.code !== 'CONNECTION_FAILED';
     const message = refused ? `(error) ${err.code}: ${err.message}` : (err as Error).message;
     process.stderr.write(`${connected || refused ? message : cannotConnect(o, message)}\n`);
     return EXIT_PROBLEMS;
