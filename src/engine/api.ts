@@ -114,8 +114,8 @@ export interface KvStore {
   scan(options?: ScanOptions): ScanPage;
   /** `scan` with keys as their exact bytes (for keys that are not UTF-8). */
   scanBuffers(options?: ScanOptions): ScanPage<Buffer>;
-  /** Every matching key, page by page (see scan). */
-  keys(options?: Omit<ScanOptions, 'cursor'>): AsyncGenerator<string>;
+  /** Every matching key, page by page: `keys('user:*')` takes a glob pattern, as Redis's KEYS; or scan options. */
+  keys(patternOrOptions?: string | Omit<ScanOptions, 'cursor'>): AsyncGenerator<string>;
   /** Records of the log from `offset` on, in offset order (tombstones and overwritten values included). */
   readFrom(offset: number, options?: { limit?: number }): AsyncGenerator<LogRecord>;
   /** Compacts the whole log now (like BGREWRITEAOF); reads and writes continue meanwhile. */
@@ -284,7 +284,8 @@ class EmbeddedStore implements KvStore {
     );
   }
 
-  keys(options?: Omit<ScanOptions, 'cursor'>): AsyncGenerator<string> {
+  keys(patternOrOptions?: string | Omit<ScanOptions, 'cursor'>): AsyncGenerator<string> {
+    const options = typeof patternOrOptions === 'string' ? { match: patternOrOptions } : patternOrOptions;
     const fields = SCAN_OPTION_FIELDS.filter((f) => f !== 'cursor');
     return this.#store.keys(checkOptions<ScanOptions>('keys', options, fields) ?? {});
   }

@@ -29,7 +29,10 @@ const HELLO_REPLY = {
  * Starts a server that answers HELLO as segkv does, then each request with
  * `answer(request)`; counts the chunks and requests it receives after HELLO.
  */
-async function scripted(answer: (req: unknown[], socket: Socket) => unknown[] | undefined) {
+async function scripted(
+  answer: (req: unknown[], socket: Socket) => unknown[] | undefined,
+  commands: string[] = HELLO_REPLY.commands,
+) {
   const stats = { chunks: 0, requests: 0 };
   server = createServer((socket) => {
     const reader = new FrameReader(1 << 20);
@@ -41,7 +44,11 @@ async function scripted(answer: (req: unknown[], socket: Socket) => unknown[] | 
         const req = unpackr.unpack(b) as unknown[];
         if (!greeted && req[1] === 'HELLO') {
           greeted = true;
-          socket.write(encodeFrame([req[0], HELLO_REPLY]));
+          socket.write(encodeFrame([req[0], { ...HELLO_REPLY, commands }]));
+          continue;
+        }
+        if (req[1] === 'QUIT') {
+          socket.end(encodeFrame([req[0], true]));
           continue;
         }
         stats.requests++;
@@ -108,5 +115,32 @@ describe('pipelining', () => {
       'TOO_LARGE',
       'TOO_LARGE',
     ]);
+  });
+});
+
+describe('Redis TTL commands', () => {
+  it('ttl/pttl/expire/pexpire go out as PTTL/PEXPIRE (ms) where HELLO lists them, else as segkv TTL/EXPIRE (ms)', async () => {
+    for (const withP of [true, false]) {
+      const seen: unknown[][] = [];
+      const commands = withP ? ['PTTL', 'PEXPIRE', 'TTL', 'EXPIRE'] : ['TTL', 'EXPIRE'];
+      const { port } = await scripted((req) => {
+        seen.push(req.slice(1));
+        return [req[0], req[1] === 'PTTL' || req[1] === 'TTL' ? 61_500 : true];
+      }, commands);
+      const c = new KvClient({ port, reconnect: false });
+      expect(await c.ttl('k')).toBe(62); // seconds, rounded as Redis rounds
+      expect(await c.pttl('k')).toBe(61_500);
+      expect(await c.expire('k', 5)).toBe(true);
+      expect(await c.pexpire('k', 250)).toBe(true);
+      const [ttl, exp] = withP ? ['PTTL', 'PEXPIRE'] : ['TTL', 'EXPIRE'];
+      expect(seen).toEqual([
+        [ttl, 'k'],
+        [ttl, 'k'],
+        [exp, 'k', 5000],
+        [exp, 'k', 250],
+      ]);
+      await c.close();
+      server?.close();
+    }
   });
 });

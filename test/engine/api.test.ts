@@ -149,4 +149,17 @@ describe('Redis semantics', () => {
     expect(await s.delete('d')).toBe(true);
     expect(s.size).toBe(0);
   });
+
+  it("keys('user:*') takes a glob, as Redis's KEYS and the SDK", async () => {
+    const s = await open();
+    await s.batch(['user:1', 'user:2', 'order:1'].map((key) => ({ type: 'set' as const, key, value: 'v' })));
+    const all = async (it: AsyncIterable<string>) => {
+      const out: string[] = [];
+      for await (const k of it) out.push(k);
+      return out.sort();
+    };
+    expect(await all(s.keys('user:*'))).toEqual(['user:1', 'user:2']);
+    expect(await all(s.keys('*:1'))).toEqual(['order:1', 'user:1']);
+    expect(await all(s.keys({ prefix: 'order' }))).toEqual(['order:1']);
+  });
 });
