@@ -62,7 +62,7 @@ import { Command, type QueuedCommand, wireError } from './command.js';
 import { type Codec, codecFor } from './encoding.js';
 import { FeedConnection, type FeedOptions, type FeedRecord, feedRecord } from './feed.js';
 import { encodedSize, sizeBound } from './frame-size.js';
-import { connectFailure, notSegkv } from './handshake.js';
+import { connectFailure, notSegkv, silentPeer } from './handshake.js';
 import { type ClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js';
 
 /** Options of the client's `scan` and `keys`: the engine's, plus `raw` (keys as Buffers). */
@@ -276,9 +276,7 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
     }
     const socket = this.socket;
     this.handshakeTimer = setTimeout(() => {
-      this.failHandshake(
-        notSegkv(this.options, `it sent no reply to HELLO within ${this.options.helloTimeoutMs} ms`),
-      );
+      this.failHandshake(silentPeer(this.options, this.options.helloTimeoutMs));
     }, this.options.helloTimeoutMs);
     this.handshakeHello().then(
       (reply) => {

@@ -34,7 +34,14 @@ function describeBytes(bytes: Buffer, o: Where): string {
   return `it answered ${bytes.subarray(0, PREVIEW_BYTES).toString('hex')}`;
 }
 
-/** CONNECTION_FAILED: the peer answered, or stayed silent, unlike a segkv server. */
+/** CONNECTION_FAILED for a peer that did not answer HELLO at all: Redis reads our frame as an unfinished inline command. */
+export function silentPeer(o: Where, ms: number): KvError {
+  return notSegkv(
+    o,
+    `it sent no reply to HELLO within ${ms} ms (a Redis server, for one, waits silently: use a Redis client there)`,
+  );
+}
+
 export function notSegkv(o: Where, what: Buffer | string): KvError {
   const why = typeof what === 'string' ? what : describeBytes(what, o);
   return new KvError('CONNECTION_FAILED', `${address(o)} is not a segkv server: ${why}`);

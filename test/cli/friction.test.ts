@@ -11,6 +11,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { haveTools, startRedis } from '../resp/peers.js';
 import { type ServerProcess, spawnServer } from '../server/spawn.js';
 import { cli, ensureBuilt, inPty, KV_CLI } from './helpers.js';
 
@@ -82,6 +83,23 @@ describe('a port that is not segkv', () => {
       expect(r.ms).toBeLessThan(5000); // ~1 s for the silent one, plus node's start on a busy machine
     });
   }
+
+  it.runIf(haveTools('redis-server'))(
+    'a real redis-server: "not a segkv server" within about a second',
+    async () => {
+      const redis = await startRedis();
+      try {
+        const r = await run(['-p', String(redis.port), 'ping']);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toMatch(
+          /it is not a segkv server: it sent no reply to HELLO within 1000 ms \(a Redis server/,
+        );
+        expect(r.ms).toBeLessThan(5000);
+      } finally {
+        redis.stop();
+      }
+    },
+  );
 
   it('the prompt on piped stdin says so too, and ends with the input, status 0', async () => {
     const r = await run(['-p', String(ports.http)], 'get x\n');
