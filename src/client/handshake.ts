@@ -78,8 +78,11 @@ export function connectFailure(o: Where, err: Error | undefined): KvError {
     o.tls &&
     (code?.startsWith('ERR_SSL_') || code === 'ECONNRESET' || /SSL|TLS/.test(err.message))
   ) {
+    // OpenSSL's message is a multi-line dump; its `reason` says it in words.
+    const reason = (err as { reason?: unknown }).reason;
+    const detail = typeof reason === 'string' ? reason : (err.message.split('\n')[0] ?? err.message);
     message =
-      `the TLS handshake with ${at} failed (${err.message}): the server does not seem to speak TLS; ` +
+      `the TLS handshake with ${at} failed (${detail}): the server does not seem to speak TLS; ` +
       'connect without tls (kv-cli without --tls)';
   } else if (!o.tls && code === 'ECONNRESET') {
     message =

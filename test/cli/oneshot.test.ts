@@ -229,6 +229,12 @@ describe.skipIf(!hasOpenssl)('a TLS server', () => {
     expect(plain.code).toBe(1);
     expect(plain.stderr).toMatch(/^Could not connect to segkv at 127\.0\.0\.1:\d+: .*TLS.*--tls/);
     expect(plain.stderr).not.toMatch(/CONNECTION_CLOSED/);
+    // --tls against a server without TLS: said, with what to drop.
+    const tlsToPlain = cli(['-p', String(server.port), '--tls', 'ping']);
+    expect(tlsToPlain.code).toBe(1);
+    expect(tlsToPlain.stderr).toMatch(
+      /^Could not connect to segkv at 127\.0\.0\.1:\d+: the TLS handshake with .* failed \(wrong version number\): the server does not seem to speak TLS; connect without tls \(kv-cli without --tls\)\n$/,
+    );
     expect(cli([...sp, '--tls', '--insecure', 'ping']).stdout).toBe('PONG\n');
     await s.stop();
   });
