@@ -5,6 +5,7 @@
  *   00000000000000000000.hint   its hint file (written when sealed or compacted)
  *   00000000000000000000.index  its sparse offset index (same moments)
  *   LOCK                        the directory lock (pid of the owner)
+ *   LOCK.<pid>.<start>          the lock's owner when the disk was too full to write LOCK's content
  *   *.tmp                       a file being written; never valid, swept on open
  *   *.compacting                a compaction output not yet swapped in
  *   COMPACTION                  a committed compaction's manifest (compaction/manifest.ts)
@@ -16,6 +17,23 @@
  */
 
 export const LOCK_FILE = 'LOCK';
+
+/**
+ * An empty file naming the lock's owner, for when LOCK exists but its content
+ * could not be written (ENOSPC: an empty file needs no data block, only a
+ * directory entry). `start` is the process start time ('' if unknown).
+ */
+export function lockOwnerFile(pid: number, start: string): string {
+  return `${LOCK_FILE}.${pid}.${start}`;
+}
+
+/** The pid and start time named by a lockOwnerFile name, or undefined. */
+export function parseLockOwnerFile(name: string): { pid: number; start: string } | undefined {
+  const m = /^LOCK\.(\d+)\.(\d*)$/.exec(name);
+  if (!m) return undefined;
+  const pid = Number(m[1]);
+  return Number.isSafeInteger(pid) && pid > 0 ? { pid, start: m[2]! } : undefined;
+}
 export const TEMP_SUFFIX = '.tmp';
 /** The compaction manifest: present only between a compaction's commit and the end of its swap. */
 export const COMPACTION_MANIFEST = 'COMPACTION';

@@ -6,11 +6,17 @@
  * checking the pid: if no such process runs, or a process with that pid
  * started at another time (pid reuse), the lock is stale and taken over.
  * Within one process a second open of the same directory is refused too.
+ *
+ * A full disk: LOCK is created (exclusively, which is what decides the
+ * owner) but its content cannot be written (ENOSPC). Then the owner is named
+ * by an empty `LOCK.<pid>.<start>` beside it (a directory entry, no data
+ * block), and an empty LOCK is live while such a file names a live process.
+ * An empty LOCK with no such file (torn by a power loss) is stale, as before.
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { KvError } from '../errors.js';
-import { LOCK_FILE } from './filenames.js';
+import { LOCK_FILE, lockOwnerFile, parseLockOwnerFile } from './filenames.js';
 import type { Fs } from './fs.js';
 
 /** Directories this process holds, per file system (a simulated one is a different disk). */
@@ -46,6 +52,44 @@ function isAlive(pid: number, startTime: string): boolean {
   return startTime === '' || startTimeOf(pid) === '' || startTimeOf(pid) === startTime;
 }
 
+/** The live process named by a `LOCK.<pid>.<start>` file in `dir` (an empty LOCK's owner), else undefined. */
+function liveOwnerByName(fs: Fs, dir: string): number | undefined {
+  let names: string[];
+  try {
+    names = fs.readdir(dir);
+  } catch {
+    return undefined;
+  }
+  for (const name of names) {
+    const o = parseLockOwnerFile(name);
+    if (o && isAlive(o.pid, o.start)) return o.pid;
+  }
+  return undefined;
+}
+
+/** Removes `LOCK.<pid>.<start>` files (a stale lock's, or ours at release). */
+function removeOwnerFiles(fs: Fs, dir: string, only?: string): void {
+  let names: string[];
+  try {
+    names = fs.readdir(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!parseLockOwnerFile(name) || (only !== undefined && name !== only)) continue;
+    try {
+      fs.unlink(join(dir, name));
+    } catch {
+      // Gone already.
+    }
+  }
+}
+
+/** The pid that owns a LOCK with this content (an empty one: see liveOwnerByName), if it still runs. */
+function liveOwnerOf(fs: Fs, dir: string, content: string): number | undefined {
+  return content === '' ? liveOwnerByName(fs, dir) : liveOwner(content);
+}
+
 /** The pid named by a LOCK file's content if that process still runs, else undefined (a stale lock). */
 function liveOwner(content: string): number | undefined {
   // Without its final newline the LOCK was torn (power loss before it reached the disk): its
@@ -68,7 +112,7 @@ export function lockOwner(fs: Fs, dir: string): number | undefined {
   } catch {
     return undefined;
   }
-  return liveOwner(content);
+  return liveOwnerOf(fs, dir, content);
 }
 
 export interface DirLock {
@@ -84,24 +128,50 @@ export function lockDir(fs: Fs, dir: string): DirLock {
   const path = join(dir, LOCK_FILE);
   const me = `${process.pid} ${startTimeOf(process.pid)}\n`;
   for (let attempt = 0; attempt < 3; attempt++) {
+    let fd: number;
     try {
-      const fd = fs.open(path, 'wx');
-      const bytes = Buffer.from(me);
-      fs.write(fd, bytes, 0, bytes.length, 0);
+      fd = fs.open(path, 'wx');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      fd = -1;
+    }
+    if (fd >= 0) {
+      // LOCK is ours (the exclusive create decided it); now say who we are.
+      let content = me;
+      let ownerFile: string | undefined;
+      try {
+        const bytes = Buffer.from(me);
+        fs.write(fd, bytes, 0, bytes.length, 0);
+      } catch (err) {
+        // A full disk: name the owner with an empty file instead (needs no data block).
+        content = '';
+        ownerFile = lockOwnerFile(process.pid, startTimeOf(process.pid));
+        try {
+          fs.truncate(fd, 0); // no half-written pid: an empty LOCK is what names the owner file
+          fs.close(fs.open(join(dir, ownerFile), 'wx'));
+        } catch {
+          fs.close(fd);
+          fs.unlink(path);
+          throw new KvError(
+            'IO_ERROR',
+            `cannot write the lock file ${path}: ${(err as Error).message}; free some disk space`,
+            { cause: err },
+          );
+        }
+      }
       fs.close(fd);
       heldHere.add(key);
       return {
         release() {
           heldHere.delete(key);
           try {
-            if (fs.readFile(path).toString() === me) fs.unlink(path);
+            if (fs.readFile(path).toString() === content) fs.unlink(path);
           } catch {
             // Already gone: nothing to release.
           }
+          if (ownerFile !== undefined) removeOwnerFiles(fs, dir, ownerFile);
         },
       };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     let owner = '';
     try {
@@ -109,7 +179,7 @@ export function lockDir(fs: Fs, dir: string): DirLock {
     } catch {
       continue; // removed between our open and our read: try again
     }
-    const pid = liveOwner(owner);
+    const pid = liveOwnerOf(fs, dir, owner);
     // Our own pid on a directory we do not hold: left by an instance that died
     // with its file system (a simulated power loss), so stale too.
     if (pid !== undefined && pid !== process.pid) {
@@ -119,6 +189,7 @@ export function lockDir(fs: Fs, dir: string): DirLock {
       );
     }
     // Stale (dead owner, or unreadable content from a crash mid-write): take it over.
+    removeOwnerFiles(fs, dir);
     try {
       fs.unlink(path);
     } catch {

@@ -6,13 +6,17 @@
  *   creation is undone (no 0-byte `N.seg` per attempt), the store keeps
  *   appending to its active segment once space is back; an empty segment
  *   with no header found at open is not corruption (recovery and kv-check);
+ * - B: the lock: LOCK's content (the owner's pid) cannot be written: the
+ *   owner is named by an empty `LOCK.<pid>.<start>` instead, which another
+ *   process honours, and which a stale lock's takeover removes;
  * - B: opening: recovery needs a fresh active segment (the last one had no
  *   header, or the directory is empty) and cannot create it: the store
  *   opens anyway, serves reads, refuses writes with a clear IO_ERROR, and
  *   accepts them again by itself once space is back.
  */
 import { describe, expect, it } from 'vitest';
-import { segmentFile } from '../../src/engine/filenames.js';
+import { lockOwnerFile, segmentFile } from '../../src/engine/filenames.js';
+import { lockOwner } from '../../src/engine/lock.js';
 import { MemFs, memPath } from '../../src/engine/mem-fs.js';
 import { openStore, type Store } from '../../src/engine/store.js';
 import { checkDir } from '../../tools/lib/check.js';
@@ -160,5 +164,38 @@ describe('opening on a full disk (B)', () => {
     const again = await open(fs);
     expect(again.getSync('a')?.toString()).toBe('1');
     await again.close();
+  });
+});
+
+describe('the lock on a full disk (B)', () => {
+  it('LOCK cannot hold the pid: an empty LOCK plus an owner file name us, and both go at close', async () => {
+    const fs = new MemFs();
+    fs.mkdirp(DIR);
+    fs.failWrites(() => 'ENOSPC');
+    const store = await open(fs);
+    expect(fs.readFile(`${DIR}/LOCK`).length).toBe(0);
+    expect(fs.readdir(DIR).filter((n) => n.startsWith('LOCK.'))).toHaveLength(1);
+    expect(lockOwner(fs, DIR)).toBe(process.pid);
+    await expect(open(fs)).rejects.toMatchObject({ code: 'LOCKED' });
+    fs.failWrites(undefined);
+    await store.close();
+    expect(fs.readdir(DIR).filter((n) => n.startsWith('LOCK'))).toEqual([]);
+  });
+
+  it('an empty LOCK whose owner file names a live process is honoured; a dead one is taken over', async () => {
+    const fs = new MemFs();
+    fs.mkdirp(DIR);
+    fs.close(fs.open(`${DIR}/LOCK`, 'wx'));
+    const live = lockOwnerFile(process.ppid, '');
+    fs.close(fs.open(`${DIR}/${live}`, 'wx'));
+    expect(lockOwner(fs, DIR)).toBe(process.ppid);
+    await expect(open(fs)).rejects.toThrow(new RegExp(`in use by process ${process.ppid}`));
+    fs.unlink(`${DIR}/${live}`);
+    fs.close(fs.open(`${DIR}/${lockOwnerFile(2 ** 22 + 12345, '')}`, 'wx')); // no such pid (above pid_max)
+    expect(lockOwner(fs, DIR)).toBeUndefined();
+    const store = await open(fs);
+    expect(fs.readdir(DIR).filter((n) => n.startsWith('LOCK.'))).toEqual([]);
+    expect(lockOwner(fs, DIR)).toBe(process.pid);
+    await store.close();
   });
 });

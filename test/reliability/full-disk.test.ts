@@ -10,6 +10,8 @@
  *   1 with ENOSPC), serves every acknowledged value, refuses writes with an
  *   IO_ERROR that says why; once space is freed, writes are accepted again
  *   without a restart.
+ * - Stopped, and the disk fills up again: the server starts though its LOCK
+ *   cannot hold its pid (an empty `LOCK.<pid>.<start>` names it instead).
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -47,6 +49,19 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
     return 'OK';
   } catch (err) {
     return (err as { code?: string }).code ?? String(err);
+  }
+}
+
+/** Writes `path` until the file system is full. */
+function fillUp(path: string): void {
+  const fd = fs.openSync(path, 'w');
+  try {
+    const chunk = Buffer.alloc(4096);
+    for (;;) fs.writeSync(fd, chunk);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
@@ -115,9 +130,14 @@ describe('kv-server on a full disk (tmpfs)', () => {
       await client.close().catch(() => {});
       await again.stop();
     }
+    // The disk fills up again while the server is stopped (its LOCK is gone): it starts all the same,
+    // its LOCK empty and an empty LOCK.<pid>.<start> naming it.
+    fillUp(join(mountPoint, 'ballast2'));
     const third = await startServer(main, dir, FLAGS);
     client = new KvClient({ host: '127.0.0.1', port: third.port, reconnect: false });
     try {
+      expect(fs.readFileSync(join(dir, 'LOCK')).length).toBe(0);
+      expect(fs.readdirSync(dir).filter((n) => n.startsWith(`LOCK.${third.proc.pid}.`))).toHaveLength(1);
       expect(third.stderr()).toMatch(/"corruptions":0/);
       expect(await client.get('new')).toBe('x');
       expect(await client.get(`k${acked - 1}`)).toBe(value(acked - 1));

@@ -19,6 +19,7 @@ import {
   HORIZON_FILE,
   isTemporary,
   LOCK_FILE,
+  parseLockOwnerFile,
   parseName,
 } from '../../src/engine/filenames.js';
 import type { Fs } from '../../src/engine/fs.js';
@@ -81,6 +82,7 @@ export function viewDataDir(fs: Fs, dir: string): DataDirView {
       } else take(parsed.baseOffset, parsed.kind, name);
     } else if (
       name === LOCK_FILE ||
+      parseLockOwnerFile(name) !== undefined ||
       name === COMPACTION_MANIFEST ||
       name === HORIZON_FILE ||
       name === EPOCHS_FILE
