@@ -376,9 +376,23 @@ add(
     { req: [5, 'PERSIST', 'k'], res: [5, false] },
     { req: [6, 'EXPIRE', 'missing', 1000], res: [6, false] },
     {
-      req: [7, 'EXPIRE', 'k', 0],
-      res: err(7, 'INVALID_ARGUMENT', 'EXPIRE: ms must be a positive integer number of ms, got 0'),
+      req: [7, 'EXPIRE', 'k', 1.5],
+      res: err(7, 'INVALID_ARGUMENT', 'EXPIRE: ms must be a positive integer number of ms, got 1.5'),
     },
+  ],
+);
+add(
+  'PEXPIRE and PTTL in ms; a time of 0 or less deletes the key, as in Redis',
+  ['PEXPIRE', 'PTTL'],
+  [],
+  [],
+  [
+    { req: [1, 'SET', 'k', bin('v')], res: [1, true] },
+    { req: [2, 'PEXPIRE', 'k', 600000], res: [2, true] },
+    { req: [3, 'PTTL', 'k'], res: [3, 600000], match: 'id', note: 'remaining ms, at most 600000' },
+    { req: [4, 'PEXPIRE', 'k', 0], res: [4, true], note: 'deleted' },
+    { req: [5, 'PTTL', 'k'], res: [5, -2] },
+    { req: [6, 'PEXPIRE', 'k', -5], res: [6, false], note: 'no such key any more' },
   ],
 );
 add(

@@ -23,7 +23,9 @@ export const COMMAND_NAMES = [
   'EXISTS',
   'INCR',
   'TTL',
+  'PTTL',
   'EXPIRE',
+  'PEXPIRE',
   'PERSIST',
   'SCAN',
   'DBSIZE',
@@ -41,6 +43,7 @@ export const WRITE_COMMANDS: ReadonlySet<string> = new Set<CommandName>([
   'MSET',
   'INCR',
   'EXPIRE',
+  'PEXPIRE',
   'PERSIST',
 ]);
 

@@ -136,6 +136,19 @@ function digest(v: string | Uint8Array): Buffer {
 
 const INTEGER = /^-?(0|[1-9][0-9]*)$/;
 
+/**
+ * EXPIRE / PEXPIRE `key ms`: as Redis's PEXPIRE, a time ≤ 0 deletes the key
+ * (true if it existed); otherwise true if the key exists and now expires
+ * `ms` from now.
+ */
+function expireMs(s: Session, req: unknown[], name: string): Promise<boolean> {
+  const k = key(req, 2, name);
+  const ms = req[3];
+  if (typeof ms !== 'number') throw new KvError('WRONG_ARGS', `${name}: ms must be an integer`);
+  if (Number.isInteger(ms) && ms <= 0) return s.store.delete(k);
+  return s.store.expire(k, checkTtlMs(ms, `${name}: ms`));
+}
+
 const SPECS: Record<CommandName, CommandSpec> = {
   HELLO: {
     usage: '',
@@ -301,16 +314,23 @@ const SPECS: Record<CommandName, CommandSpec> = {
     maxArgs: 1,
     run: (s, req) => s.store.ttl(key(req, 2, 'TTL')),
   },
+  PTTL: {
+    usage: 'key',
+    minArgs: 1,
+    maxArgs: 1,
+    run: (s, req) => s.store.ttl(key(req, 2, 'PTTL')),
+  },
   EXPIRE: {
     usage: 'key ms',
     minArgs: 2,
     maxArgs: 2,
-    run: (s, req) => {
-      const k = key(req, 2, 'EXPIRE');
-      const ms = req[3];
-      if (typeof ms !== 'number') throw new KvError('WRONG_ARGS', 'EXPIRE: ms must be an integer');
-      return s.store.expire(k, checkTtlMs(ms, 'EXPIRE: ms'));
-    },
+    run: (s, req) => expireMs(s, req, 'EXPIRE'),
+  },
+  PEXPIRE: {
+    usage: 'key ms',
+    minArgs: 2,
+    maxArgs: 2,
+    run: (s, req) => expireMs(s, req, 'PEXPIRE'),
   },
   PERSIST: {
     usage: 'key',

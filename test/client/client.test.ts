@@ -104,6 +104,11 @@ describe('client SDK against kv-server', () => {
     expect(await client.pexpire('exp', 30)).toBe(true);
     await new Promise((r) => setTimeout(r, 60));
     expect(await client.get('exp')).toBeUndefined();
+    // As Redis: a time of 0 or less deletes the key.
+    await client.set('exp', 'kept');
+    expect(await client.expire('exp', 0)).toBe(true);
+    expect(await client.get('exp')).toBeUndefined();
+    expect(await client.expire('exp', 0)).toBe(false);
   });
 
   it('scan pages and the keys() iterator', async () => {
