@@ -88,7 +88,9 @@ export async function* readLog(
           yield rec;
         }
         if (r.problem) {
-          throw new CorruptionError(seg.name, r.problem.position, r.problem.reason);
+          const err = new CorruptionError(seg.name, r.problem.position, r.problem.reason);
+          store.noteCorruptRead(err);
+          throw err;
         }
         pos = r.end;
         if (store.segments[seg.id] !== seg) break; // swapped out by a compaction: look up `next` again

@@ -151,9 +151,9 @@ export interface StoreStats {
 }
 
 export interface ReadCorruptionStats {
-  /** Distinct damaged records that reads met (each logged once, at error, with file and position). */
+  /** Distinct damaged records that reads (and compactions) met; each logged once, at error, with file and position. */
   records: number;
-  /** Reads answered CORRUPTION (a client retrying a damaged key counts each time). */
+  /** Reads answered CORRUPTION: by key or by offset (a client retrying a damaged key counts each time). */
   reads: number;
 }
 
@@ -939,12 +939,13 @@ export class Store extends EventEmitter {
   }
 
   /**
-   * A read met a damaged record: counted (stats().corruption, INFO, metrics)
-   * and logged once per record at error with its file and position, never its
-   * key or value, so the operator learns of it before a client complains.
+   * @internal A read met a damaged record (a GET, a read by offset, a
+   * compaction; `answered`: a reader got CORRUPTION for it): counted (stats().corruption, INFO, metrics) and logged once
+   * per record at error with its file and position, never its key or value,
+   * so the operator learns of it before a client complains.
    */
-  private noteCorruptRead(err: CorruptionError): void {
-    this.corruptReads++;
+  noteCorruptRead(err: CorruptionError, answered = true): void {
+    if (answered) this.corruptReads++;
     const id = `${err.file}:${err.position}`;
     if (this.corruptSeen.has(id)) return;
     this.corruptRecords++;

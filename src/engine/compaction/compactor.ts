@@ -17,7 +17,7 @@
  *   { phase: 'done', result } | { phase: 'error', error }
  */
 import type { Logger } from 'pino';
-import { KvError } from '../../errors.js';
+import { CorruptionError, KvError } from '../../errors.js';
 import type { Segment } from '../segment.js';
 import type { Store } from '../store.js';
 import { type CompactionChoice, type CompactionPolicyOptions, choose, everything } from './policy.js';
@@ -234,6 +234,7 @@ export class Compactor {
       traced('compactor.after-swap', tAfter);
       return r;
     } catch (err) {
+      if (err instanceof CorruptionError) this.store.noteCorruptRead(err, false);
       this.stats.failures++;
       this.stats.lastError = err instanceof Error ? err.message : String(err);
       this.failuresInARow++;
