@@ -290,8 +290,8 @@ export function helpText(): string {
       'read settings from this JSON file (fields as --print-config shows them)',
     `${' '.repeat(34)}env ${CONFIG_ENV}`,
     '  --print-config'.padEnd(34) + 'print the effective settings as JSON (password redacted) and exit',
-    '  --version'.padEnd(34) + 'print the version and exit',
-    '  --help'.padEnd(34) + 'print this help and exit',
+    '  --version, -v'.padEnd(34) + 'print the version and exit',
+    '  --help, -h'.padEnd(34) + 'print this help and exit',
     '',
     'Signals: SIGTERM/SIGINT stop accepting, finish in-flight requests, sync and close the store.',
   );
@@ -451,9 +451,9 @@ export function resolveCommandLine(
     if (raw === undefined) throw new ConfigError(`${flag} needs a value`);
     setCompaction(compactionFlags, key, compactionFromText(key, raw, flag));
   }
-  const options: Record<string, { type: 'string' | 'boolean' }> = {
-    help: { type: 'boolean' },
-    version: { type: 'boolean' },
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean', short: 'v' },
     'print-config': { type: 'boolean' },
     config: { type: 'string' },
   };

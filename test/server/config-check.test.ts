@@ -109,6 +109,9 @@ describe('kv-server refuses unknown names and bad compaction values', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toBe(`kv-server ${pkg.version}\n`);
     expect(parseConfig(['--version'], {})).toBe('version');
+    // As redis-server: -v and -h too.
+    expect(server(['-v']).stdout).toBe(`kv-server ${pkg.version}\n`);
+    expect(parseConfig(['-h'], {})).toBe('help');
   });
 
   it('suggestions are for typos, not for any name', () => {
