@@ -253,13 +253,14 @@ add(
   ],
 );
 add(
-  'SET with a ttl in ms; TTL counts down',
-  ['SET', 'TTL'],
+  'SET with a ttl in ms; TTL counts down in seconds, PTTL in ms',
+  ['SET', 'TTL', 'PTTL'],
   [],
   [],
   [
     { req: [1, 'SET', 'session', bin('data'), { ttl: 60000 }], res: [1, true] },
-    { req: [2, 'TTL', 'session'], res: [2, 60000], match: 'id', note: 'remaining ms, at most 60000' },
+    { req: [2, 'TTL', 'session'], res: [2, 60], match: 'id', note: 'remaining seconds, rounded: 60' },
+    { req: [3, 'PTTL', 'session'], res: [3, 60000], match: 'id', note: 'remaining ms, at most 60000' },
   ],
 );
 add(
@@ -370,14 +371,14 @@ add(
   [],
   [
     { req: [1, 'SET', 'k', bin('v')], res: [1, true] },
-    { req: [2, 'EXPIRE', 'k', 600000], res: [2, true] },
+    { req: [2, 'EXPIRE', 'k', 600], res: [2, true], note: 'seconds, as Redis' },
     { req: [3, 'PERSIST', 'k'], res: [3, true] },
     { req: [4, 'TTL', 'k'], res: [4, -1] },
     { req: [5, 'PERSIST', 'k'], res: [5, false] },
     { req: [6, 'EXPIRE', 'missing', 1000], res: [6, false] },
     {
       req: [7, 'EXPIRE', 'k', 1.5],
-      res: err(7, 'INVALID_ARGUMENT', 'EXPIRE: ms must be a positive integer number of ms, got 1.5'),
+      res: err(7, 'INVALID_ARGUMENT', 'EXPIRE: seconds must be an integer, got 1.5'),
     },
   ],
 );

@@ -137,16 +137,20 @@ function digest(v: string | Uint8Array): Buffer {
 const INTEGER = /^-?(0|[1-9][0-9]*)$/;
 
 /**
- * EXPIRE / PEXPIRE `key ms`: as Redis's PEXPIRE, a time ≤ 0 deletes the key
- * (true if it existed); otherwise true if the key exists and now expires
- * `ms` from now.
+ * EXPIRE `key seconds` / PEXPIRE `key ms` (unit: ms per unit of the
+ * argument), as Redis's: a time ≤ 0 deletes the key (true if it existed);
+ * otherwise true if the key exists and now expires that long from now.
  */
-function expireMs(s: Session, req: unknown[], name: string): Promise<boolean> {
+function expireMs(s: Session, req: unknown[], name: string, unit: 1 | 1000): Promise<boolean> {
   const k = key(req, 2, name);
-  const ms = req[3];
-  if (typeof ms !== 'number') throw new KvError('WRONG_ARGS', `${name}: ms must be an integer`);
-  if (Number.isInteger(ms) && ms <= 0) return s.store.delete(k);
-  return s.store.expire(k, checkTtlMs(ms, `${name}: ms`));
+  const t = req[3];
+  const what = unit === 1 ? 'ms' : 'seconds';
+  if (typeof t !== 'number') throw new KvError('WRONG_ARGS', `${name}: ${what} must be an integer`);
+  if (Number.isInteger(t) && t <= 0) return s.store.delete(k);
+  if (!Number.isInteger(t)) {
+    throw new KvError('INVALID_ARGUMENT', `${name}: ${what} must be an integer, got ${t}`);
+  }
+  return s.store.expire(k, checkTtlMs(t * unit, `${name}: the time`));
 }
 
 const SPECS: Record<CommandName, CommandSpec> = {
@@ -312,7 +316,11 @@ const SPECS: Record<CommandName, CommandSpec> = {
     usage: 'key',
     minArgs: 1,
     maxArgs: 1,
-    run: (s, req) => s.store.ttl(key(req, 2, 'TTL')),
+    run: (s, req) => {
+      // Redis TTL: seconds, rounded to the nearest (Redis's (ms + 500) / 1000).
+      const ms = s.store.ttl(key(req, 2, 'TTL'));
+      return ms < 0 ? ms : Math.floor((ms + 500) / 1000);
+    },
   },
   PTTL: {
     usage: 'key',
@@ -321,16 +329,16 @@ const SPECS: Record<CommandName, CommandSpec> = {
     run: (s, req) => s.store.ttl(key(req, 2, 'PTTL')),
   },
   EXPIRE: {
-    usage: 'key ms',
+    usage: 'key seconds',
     minArgs: 2,
     maxArgs: 2,
-    run: (s, req) => expireMs(s, req, 'EXPIRE'),
+    run: (s, req) => expireMs(s, req, 'EXPIRE', 1000),
   },
   PEXPIRE: {
     usage: 'key ms',
     minArgs: 2,
     maxArgs: 2,
-    run: (s, req) => expireMs(s, req, 'PEXPIRE'),
+    run: (s, req) => expireMs(s, req, 'PEXPIRE', 1),
   },
   PERSIST: {
     usage: 'key',

@@ -60,10 +60,10 @@ describe('MAX_TTL_MS, the largest TTL the log keeps exactly', () => {
       expect((r[2] as { message: string }).message).toContain(String(MAX_TTL_MS));
     }
     send(c, [5, 'SET', 'expire-at-limit', 'v']);
-    send(c, [6, 'EXPIRE', 'expire-at-limit', MAX_TTL_MS]);
+    send(c, [6, 'PEXPIRE', 'expire-at-limit', MAX_TTL_MS]);
     send(c, [7, 'SET', 'expire-over', 'v']);
-    send(c, [8, 'EXPIRE', 'expire-over', MAX_TTL_MS + 1]);
-    send(c, [9, 'EXPIRE', 'expire-over', 2n ** 64n - 1n]);
+    send(c, [8, 'PEXPIRE', 'expire-over', MAX_TTL_MS + 1]);
+    send(c, [9, 'PEXPIRE', 'expire-over', 2n ** 64n - 1n]);
     expect(await reply(c)).toEqual([5, true]);
     expect(await reply(c)).toEqual([6, true]);
     expect(await reply(c)).toEqual([7, true]);
@@ -76,7 +76,7 @@ describe('MAX_TTL_MS, the largest TTL the log keeps exactly', () => {
 
     const d = await RawConnection.open(server.port);
     const names = ['at-limit', 'expire-at-limit', 'expire-over', 'over-2', 'over-3', 'over-4'];
-    for (const [i, k] of names.entries()) send(d, [i, 'TTL', k]);
+    for (const [i, k] of names.entries()) send(d, [i, 'PTTL', k]);
     const ttls: number[] = [];
     for (const _ of names) ttls.push((await reply(d))[1] as number);
     // Set a few seconds ago, so a little under the limit; never wrapped into the past.
