@@ -50,6 +50,12 @@ export type ErrorCode =
   | 'READONLY'
   /** FEED from an offset the log cannot serve exactly (below the tombstone horizon, or past its end). */
   | 'OFFSET_OUT_OF_RANGE'
+  /** Cluster mode: another shard owns the key's slot; the message is `slot host:port` of its primary (Redis Cluster's MOVED). */
+  | 'MOVED'
+  /** Cluster mode: a multi-key command's keys hash to different slots. */
+  | 'CROSSSLOT'
+  /** Cluster mode: the slot's shard has no primary right now (a failover is under way), or the topology is not loaded. */
+  | 'CLUSTERDOWN'
   /** An unexpected failure inside the server; its log has the details. */
   | 'INTERNAL';
 

@@ -34,6 +34,7 @@ export const COMMAND_NAMES = [
   'FEED',
   'ROLE',
   'REPLICAOF',
+  'CLUSTER',
 ] as const;
 
 /** Commands that write: refused with READONLY on a replica. */
@@ -48,6 +49,53 @@ export const WRITE_COMMANDS: ReadonlySet<string> = new Set<CommandName>([
 ]);
 
 export type CommandName = (typeof COMMAND_NAMES)[number];
+
+/**
+ * Where each command's keys are in a request `[id, name, ...args]`: first
+ * index, last index (-1 = the last element), step; undefined when the
+ * command has no keys. Cluster mode routes a request by these (MOVED,
+ * CROSSSLOT); a command added to COMMAND_NAMES must say here where its keys are.
+ */
+export const KEY_SPECS: Readonly<
+  Record<CommandName, readonly [first: number, last: number, step: number] | undefined>
+> = {
+  HELLO: undefined,
+  PING: undefined,
+  AUTH: undefined,
+  QUIT: undefined,
+  GET: [2, 2, 1],
+  SET: [2, 2, 1],
+  DEL: [2, -1, 1],
+  MGET: [2, -1, 1],
+  MSET: [2, -1, 2],
+  EXISTS: [2, -1, 1],
+  INCR: [2, 2, 1],
+  TTL: [2, 2, 1],
+  EXPIRE: [2, 2, 1],
+  PERSIST: [2, 2, 1],
+  SCAN: undefined,
+  DBSIZE: undefined,
+  INFO: undefined,
+  COMPACT: undefined,
+  FEED: undefined,
+  ROLE: undefined,
+  REPLICAOF: undefined,
+  CLUSTER: undefined,
+};
+
+/** The keys of a request, by KEY_SPECS (elements that are not keys are left to the command's own checks). */
+export function requestKeys(name: CommandName, req: readonly unknown[]): (string | Uint8Array)[] {
+  const spec = KEY_SPECS[name];
+  if (spec === undefined) return [];
+  const [first, lastSpec, step] = spec;
+  const last = lastSpec < 0 ? req.length + lastSpec : lastSpec;
+  const keys: (string | Uint8Array)[] = [];
+  for (let i = first; i <= last && i < req.length; i += step) {
+    const k = req[i];
+    if (typeof k === 'string' || k instanceof Uint8Array) keys.push(k);
+  }
+  return keys;
+}
 
 /** Commands a connection may send before AUTH succeeds on a server with a password. */
 export const PREAUTH_COMMANDS: ReadonlySet<string> = new Set<CommandName>(['HELLO', 'PING', 'AUTH', 'QUIT']);

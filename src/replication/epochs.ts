@@ -65,9 +65,13 @@ export class EpochHistory {
     return logEnd;
   }
 
-  /** A promotion: a new epoch starts at `offset`. */
-  startEpoch(offset: number): number {
-    const epoch = this.epoch + 1;
+  /**
+   * A promotion: a new epoch starts at `offset`. `next` is the epoch the
+   * caller was given (cluster mode: the etcd leader key's revision); it is
+   * raised to one past the current epoch if it is not above it.
+   */
+  startEpoch(offset: number, next = this.epoch + 1): number {
+    const epoch = Math.max(next, this.epoch + 1);
     this.lineage = { ...this.lineage, epochs: [...this.lineage.epochs, { epoch, startOffset: offset }] };
     this.save();
     return epoch;

@@ -41,6 +41,8 @@ export class Replication {
   epochs: EpochHistory;
   readonly feeds = new Set<FeedStream>();
   link: ReplicaLink | undefined;
+  /** Cluster mode: etcd chooses the primary, so REPLICAOF from a client is refused. */
+  clusterManaged = false;
   /** This server's listening port, reported to primaries (INFO on the primary). */
   listeningPort = 0;
 
@@ -94,16 +96,21 @@ export class Replication {
     this.follow(primary);
   }
 
-  /** REPLICAOF NO ONE: stop following and take writes, in a new epoch starting at the log's end. */
-  async promote(): Promise<void> {
+  /**
+   * REPLICAOF NO ONE: stop following and take writes, in a new epoch starting
+   * at the log's end. Cluster mode passes the epoch etcd gave the leadership,
+   * and promotes a node that was not following anyone too (every leadership
+   * is a new epoch).
+   */
+  async promote(epoch?: number): Promise<void> {
     const link = this.link;
-    if (!link) return;
-    await link.stop();
+    if (!link && epoch === undefined) return;
+    if (link) await link.stop();
     this.link = undefined;
     await this.store.sync();
-    const epoch = this.epochs.startEpoch(this.store.nextOffset);
+    const started = this.epochs.startEpoch(this.store.nextOffset, epoch);
     this.log.warn(
-      { formerPrimary: link.address, epoch, startOffset: this.store.nextOffset },
+      { formerPrimary: link?.address ?? null, epoch: started, startOffset: this.store.nextOffset },
       'promoted to primary: a new epoch starts',
     );
   }

@@ -43,8 +43,14 @@ export interface RespServer {
    * `READONLY You can't write against a read only replica.`), or undefined.
    */
   writeRefusal?(): string | undefined;
-  /** Hook for cluster mode: the `MOVED slot host:port` error for a key this node does not serve, or undefined. */
-  redirect?(key: Buffer): string | undefined;
+  /**
+   * Hook for cluster mode: the error for a command on `keys` (all its keys;
+   * none for a keyless write) on this node — `MOVED slot host:port`,
+   * `CROSSSLOT ...`, `CLUSTERDOWN ...`, `READONLY ...` — or undefined.
+   */
+  readonly redirect?: ((keys: readonly Buffer[], write: boolean) => string | undefined) | undefined;
+  /** Hook for cluster mode: the error for a write whose ack is due after this node lost its leadership, or undefined. */
+  readonly ackRefusal?: (() => string | undefined) | undefined;
 }
 
 /** What a handler sees of its connection. */

@@ -65,9 +65,28 @@ export function execute(s: RespSession, argv: Buffer[]): Reply | Promise<Reply> 
     const refusal = s.server.writeRefusal?.();
     if (refusal !== undefined) throw new RespError(refusal);
   }
-  if (s.server.redirect !== undefined && c.keys[0] > 0) {
-    const moved = s.server.redirect(argv[c.keys[0]]!);
-    if (moved !== undefined) throw new RespError(moved);
+  const server = s.server;
+  if (server.redirect !== undefined && (c.write || c.keys[0] > 0)) {
+    const refused = server.redirect(commandKeys(c, argv), c.write);
+    if (refused !== undefined) throw new RespError(refused);
   }
-  return c.run(s, argv);
+  const reply = c.run(s, argv);
+  // Cluster fencing: a write is acknowledged only if this node still leads when its ack is due.
+  if (c.write && server.ackRefusal !== undefined && reply instanceof Promise)
+    return reply.then((r) => {
+      const refusal = server.ackRefusal!();
+      if (refusal !== undefined) throw new RespError(refusal);
+      return r;
+    });
+  return reply;
+}
+
+/** A command's keys by its key positions (first, last, step), as Redis's COMMAND INFO gives them. */
+export function commandKeys(c: RespCommand, argv: readonly Buffer[]): Buffer[] {
+  const [first, lastSpec, step] = c.keys;
+  if (first <= 0) return [];
+  const last = lastSpec < 0 ? argv.length + lastSpec : lastSpec;
+  const keys: Buffer[] = [];
+  for (let i = first; i <= last && i < argv.length; i += Math.max(1, step)) keys.push(argv[i]!);
+  return keys;
 }

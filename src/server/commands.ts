@@ -12,6 +12,8 @@
  * same tick, so no other request can interleave.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { ClusterGate } from '../cluster/node.js';
+import { keySlot } from '../cluster/slots.js';
 import { checkTtlMs, type Key, type Value } from '../engine/keys.js';
 import type { BatchOp, ScanOptions, SetOptions, Store } from '../engine/store.js';
 import { ioError, KvError } from '../errors.js';
@@ -46,6 +48,8 @@ export interface Session {
   openFeed(id: number, from: number, replicaPort?: number): FeedStart;
   /** This server's replication (role, REPLICAOF). */
   readonly replication: Replication;
+  /** Cluster mode's routing and topology; undefined outside a cluster. */
+  readonly cluster: ClusterGate | undefined;
 }
 
 type Handler = (s: Session, req: unknown[]) => unknown;
@@ -432,6 +436,30 @@ const SPECS: Record<CommandName, CommandSpec> = {
       return s.openFeed(req[0] as number, from, replicaPort);
     },
   },
+  CLUSTER: {
+    usage: 'SLOTS | KEYSLOT key',
+    minArgs: 1,
+    maxArgs: 2,
+    run: (s, req) => {
+      const sub = typeof req[2] === 'string' ? req[2].toUpperCase() : undefined;
+      if (sub === 'KEYSLOT' && req.length === 4) return keySlot(key(req, 3, 'CLUSTER KEYSLOT'));
+      if (sub === 'SLOTS' && req.length === 3) {
+        if (s.cluster === undefined)
+          throw new KvError(
+            'NOT_SUPPORTED',
+            'this server is not in cluster mode (kv-server --cluster NAME --etcd URL --shard ID)',
+          );
+        return s.cluster.slotOwners().map((o) => ({
+          start: o.range[0],
+          end: o.range[1],
+          shard: o.shard,
+          primary: o.primary ?? null,
+          replicas: o.replicas,
+        }));
+      }
+      throw wrongArgs('CLUSTER', SPECS.CLUSTER.usage);
+    },
+  },
   ROLE: {
     usage: '',
     minArgs: 0,
@@ -443,6 +471,11 @@ const SPECS: Record<CommandName, CommandSpec> = {
     minArgs: 2,
     maxArgs: 2,
     run: async (s, req) => {
+      if (s.replication.clusterManaged)
+        throw new KvError(
+          'NOT_SUPPORTED',
+          "REPLICAOF is not allowed in cluster mode: etcd chooses each shard's primary (kv-cluster status shows it)",
+        );
       const [host, port] = [req[2], req[3]];
       if (typeof host !== 'string' || (typeof port !== 'string' && typeof port !== 'number')) {
         throw wrongArgs('REPLICAOF', SPECS.REPLICAOF.usage);

@@ -35,8 +35,6 @@ export const COMPACTION_ENV_PREFIX = 'SEGKV_COMPACTION_';
 export const OTHER_PROGRAMS_ENV: Readonly<Record<string, string>> = {
   SEGKV_CLI_AUTH: 'kv-cli: the password',
   SEGKV_HISTORY: 'kv-cli: the history file',
-  SEGKV_ETCD: 'kv-cluster: the etcd endpoints',
-  SEGKV_CLUSTER: 'kv-cluster: the cluster name',
   SEGKV_BENCH_TRACE: 'npm run bench:compaction: stall attribution',
   SEGKV_QUICK_NODE_ARGS: 'tools/bench/server-quick.ts: node flags of the server',
   SEGKV_ENGINE: 'the test suite: which compiled engine the crash fixtures load',

@@ -17,8 +17,10 @@
  * `compaction: { minDeadRatio: 0.5 }`. Unknown flags, `SEGKV_*` variables
  * and file fields are refused, with the closest known name suggested.
  */
+
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { DEFAULT_LEASE_TTL_MS, MIN_LEASE_TTL_MS } from '../cluster/shard-member.js';
 import {
   DEFAULT_CACHE_BYTES,
   DEFAULT_FSYNC_INTERVAL_MS,
@@ -103,6 +105,18 @@ export interface ServerConfig {
    * Default undefined: a primary. `REPLICAOF` changes it at run time (not saved).
    */
   replicaOf: string | undefined;
+  /** Cluster mode (with `etcd` and `shard`): the cluster's name in etcd. Default undefined: no cluster. */
+  cluster: string | undefined;
+  /** etcd endpoints, comma-separated URLs (cluster mode). */
+  etcd: string | undefined;
+  /** This node's shard (cluster mode); `kv-cluster create` names them. */
+  shard: string | undefined;
+  /** This node's name in the cluster; default `host-port` of its announced address. */
+  nodeName: string | undefined;
+  /** The address other nodes and clients reach this node at, HOST:PORT; default --host and the listening port. */
+  announce: string | undefined;
+  /** Cluster mode: lease TTL in ms (whole seconds): how soon a silent primary is replaced. */
+  clusterLeaseMs: number;
   /** The store's `compaction` options, from `--compaction-*` flags and `SEGKV_COMPACTION_*` env (camelCased), checked. */
   compaction: CompactionSettings;
 }
@@ -243,6 +257,49 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'string',
     fallback: undefined,
     help: 'start as a read-only replica of this primary, HOST:PORT (REPLICAOF NO ONE promotes it)',
+  },
+  {
+    key: 'cluster',
+    flag: 'cluster',
+    kind: 'string',
+    fallback: undefined,
+    help: 'join this cluster (needs --etcd and --shard; create it with kv-cluster create)',
+  },
+  {
+    key: 'etcd',
+    flag: 'etcd',
+    kind: 'string',
+    fallback: undefined,
+    help: 'etcd endpoints for cluster mode, comma-separated URLs (http://127.0.0.1:2379)',
+  },
+  {
+    key: 'shard',
+    flag: 'shard',
+    kind: 'string',
+    fallback: undefined,
+    help: "this node's shard in the cluster",
+  },
+  {
+    key: 'nodeName',
+    flag: 'node-name',
+    kind: 'string',
+    fallback: undefined,
+    help: "this node's name in the cluster (default HOST-PORT of its announced address)",
+  },
+  {
+    key: 'announce',
+    flag: 'announce',
+    kind: 'string',
+    fallback: undefined,
+    help: 'the HOST:PORT other nodes and clients reach this node at (default --host and the port)',
+  },
+  {
+    key: 'clusterLeaseMs',
+    flag: 'cluster-lease-ms',
+    kind: 'int',
+    fallback: DEFAULT_LEASE_TTL_MS,
+    min: MIN_LEASE_TTL_MS,
+    help: 'cluster mode: lease TTL, ms, whole seconds: a primary silent this long is replaced',
   },
 ];
 

@@ -26,6 +26,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { ClusterGate } from '../cluster/node.js';
 import { MAX_KEY_BYTES } from '../engine/limits.js';
 import type { Store } from '../engine/store.js';
 import { type ErrorCode, KvError } from '../errors.js';
@@ -39,7 +40,13 @@ import {
   PREAUTH_MAX_FRAME_BYTES,
   REPLY_HIGH_WATER_BYTES,
 } from '../protocol/limits.js';
-import { type FeedStart, type InfoSection, WRITE_COMMANDS } from '../protocol/messages.js';
+import {
+  type FeedStart,
+  type InfoSection,
+  KEY_SPECS,
+  requestKeys,
+  WRITE_COMMANDS,
+} from '../protocol/messages.js';
 import type { StreamHandler, StreamSink } from '../replication/feed.js';
 import type { Replication } from '../replication/replication.js';
 import { COMMAND_TABLE, type Session } from './commands.js';
@@ -61,6 +68,8 @@ export interface ConnectionHost {
   info(sections: readonly InfoSection[]): Record<string, unknown>;
   /** Replication: role, feeds, READONLY. */
   readonly replication: Replication;
+  /** Cluster mode's routing and leadership gate (src/cluster/node.ts); undefined outside a cluster. */
+  readonly cluster: ClusterGate | undefined;
   /** Arrange for `flush()` to run once at the end of this tick. */
   scheduleFlush(conn: ServedConnection): void;
   /** The connection closed. */
@@ -188,6 +197,9 @@ export class Connection implements Session, StreamSink, ServedConnection {
   get replication(): Replication {
     return this.host.replication;
   }
+  get cluster(): ClusterGate | undefined {
+    return this.host.cluster;
+  }
   openFeed(id: number, from: number, replicaPort?: number): FeedStart {
     const { stream, reply } = this.host.replication.openFeed(this, id, from, replicaPort);
     this.stream = stream;
@@ -308,8 +320,9 @@ export class Connection implements Session, StreamSink, ServedConnection {
     }
     // The commonest request, [id, "GET", key], read in place (get-request.ts):
     // no MessagePack decode, no key string unless the cache or an expiry needs it.
-    // Untimed only; anything unusual takes the general path below.
-    if (this.authenticated && !this.host.metrics.timing && peekGet(body)) {
+    // Untimed and outside cluster mode only (a cluster routes every key); anything
+    // unusual takes the general path below.
+    if (this.authenticated && !this.host.metrics.timing && this.host.cluster === undefined && peekGet(body)) {
       const { id, keyStart, keyLength } = getRequest;
       if (keyLength <= MAX_KEY_BYTES) {
         this.host.commandsProcessed++;
@@ -360,8 +373,17 @@ export class Connection implements Session, StreamSink, ServedConnection {
       this.replyError(id, new KvError('NOAUTH', `${command.name} needs authentication; send AUTH first`));
       return;
     }
-    if (WRITE_COMMANDS.has(command.name)) {
+    const write = WRITE_COMMANDS.has(command.name);
+    if (write) {
       const refused = this.host.replication.refuseWrite();
+      if (refused) {
+        this.replyError(id, refused);
+        return;
+      }
+    }
+    const cluster = this.host.cluster;
+    if (cluster !== undefined && (write || KEY_SPECS[command.name] !== undefined)) {
+      const refused = cluster.check(requestKeys(command.name, req), write);
       if (refused) {
         this.replyError(id, refused);
         return;
@@ -380,6 +402,9 @@ export class Connection implements Session, StreamSink, ServedConnection {
       this.replyError(id, err);
       return;
     }
+    // Cluster fencing: a write is acknowledged only if this node still leads when its ack is due.
+    if (write && cluster !== undefined && result instanceof Promise)
+      result = result.then(cluster.acknowledge);
     if (result instanceof Promise) {
       // Replies written so far go before this one.
       this.takeWritten();

@@ -14,11 +14,13 @@
  */
 import { readFileSync } from 'node:fs';
 import type pino from 'pino';
+import type { ClusterNode } from '../cluster/node.js';
 import type { StoreOptions } from '../engine/options.js';
 import { openStore, type Store } from '../engine/store.js';
 import { KvError } from '../errors.js';
 import { packageVersion } from '../package-version.js';
 import { type PrimaryAddress, parsePrimaryAddress } from '../replication/replica.js';
+import { type ClusterSettings, clusterSettingsOf, joinCluster, joiningGate } from './cluster-mode.js';
 import {
   type CommandLine,
   ConfigError,
@@ -97,6 +99,12 @@ async function main(): Promise<void> {
       fail(`bad setting --replica-of: ${(err as Error).message}`, 2);
     }
   }
+  let clusterSettings: ClusterSettings | undefined;
+  try {
+    clusterSettings = clusterSettingsOf(config);
+  } catch (err) {
+    fail(`bad cluster setting: ${(err as Error).message}`, 2);
+  }
   const log = await createLogger(config.logLevel, config.logFormat);
   if (line.configFile !== undefined)
     log.info({ file: line.configFile }, 'settings read from the config file');
@@ -156,10 +164,23 @@ async function main(): Promise<void> {
       fail(message, 2);
     }
   }
+  // Cluster mode: nothing keyed is served until etcd has said who leads.
+  if (clusterSettings !== undefined) server.attachCluster(joiningGate(clusterSettings.shard));
+  let cluster: ClusterNode | undefined;
   try {
     const address = await server.listen();
     log.info({ host: address.address, port: address.port, tls: tls !== undefined, metricsPort }, 'listening');
+    if (clusterSettings !== undefined) {
+      cluster = await joinCluster(server, clusterSettings, config, address.port, log);
+      server.attachCluster(cluster);
+    }
   } catch (err) {
+    if (err instanceof SetupError) {
+      log.fatal(err.message);
+      await server.close();
+      await server.store.close();
+      fail(err.message, 2);
+    }
     // Taken by another process while the store was recovering (checkPort passed).
     const message = listenProblem('--port', config.host, config.port, err);
     log.fatal({ code: (err as NodeJS.ErrnoException).code }, message);
@@ -177,6 +198,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal, clients: server.clientCount }, 'shutting down');
     void (async () => {
+      await cluster?.stop(); // hands leadership over at once (the lease is revoked)
       await Promise.all([server.close(), metrics?.close()]);
       await server.store.close(); // a replica's resync may have reopened it
       log.info('store closed; bye');

@@ -14,6 +14,7 @@
 import { type AddressInfo, createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import type { Logger } from 'pino';
+import type { ClusterGate } from '../cluster/node.js';
 import type { Store } from '../engine/store.js';
 import { encodeFrame } from '../protocol/frame.js';
 import { FRAME_TIMEOUT_MS, PROTOCOL_VERSION, SHUTDOWN_GRACE_MS } from '../protocol/limits.js';
@@ -74,6 +75,11 @@ export class KvServer implements ConnectionHost, RespServer {
   readonly metrics: ServerMetrics;
   /** Change feeds served and the tombstone horizon (src/replication/). */
   readonly replication: Replication;
+  /** Cluster mode (src/cluster/node.ts), attached by attachCluster() once the server listens; undefined outside a cluster. */
+  cluster: ClusterGate | undefined;
+  /** RESP's cluster hooks: set only in cluster mode, so a plain server pays nothing per command. */
+  redirect: ((keys: readonly Buffer[], write: boolean) => string | undefined) | undefined;
+  ackRefusal: (() => string | undefined) | undefined;
   private readonly server: Server;
   /** Connections of both protocols, and those whose first byte has not arrived yet (protocol-detect.ts). */
   private readonly connections = new Set<ServedConnection>();
@@ -101,6 +107,9 @@ export class KvServer implements ConnectionHost, RespServer {
     this.maxFrameBytes = options.maxFrameBytes;
     this.frameTimeoutMs = options.frameTimeoutMs ?? FRAME_TIMEOUT_MS;
     this.metrics = new ServerMetrics({ slowlogThresholdMs: options.slowlogThresholdMs, log });
+    this.cluster = undefined;
+    this.redirect = undefined;
+    this.ackRefusal = undefined;
     this.replication = new Replication(store, log, {
       replicaOf: options.replicaOf,
       password: options.password,
@@ -291,6 +300,42 @@ export class KvServer implements ConnectionHost, RespServer {
       }
     }
     return out;
+  }
+
+  /**
+   * RESP's cluster hook: Redis Cluster's error for a command on `keys` here
+   * (`MOVED slot host:port`, `CROSSSLOT ...`, `CLUSTERDOWN ...`, `READONLY ...`), or undefined.
+   */
+  attachCluster(cluster: ClusterGate): void {
+    this.cluster = cluster;
+    this.redirect = (keys, write) => this.clusterRefusal(keys, write);
+    this.ackRefusal = () => this.clusterAckRefusal();
+  }
+
+  private clusterRefusal(keys: readonly Buffer[], write: boolean): string | undefined {
+    const refused = this.cluster?.check(keys, write);
+    if (refused === undefined) return undefined;
+    switch (refused.code) {
+      case 'MOVED':
+        return `MOVED ${refused.message}`;
+      case 'CROSSSLOT':
+        return "CROSSSLOT Keys in request don't hash to the same slot";
+      case 'READONLY':
+        return "READONLY You can't write against a read only replica.";
+      default:
+        return `CLUSTERDOWN ${refused.message}`;
+    }
+  }
+
+  /** RESP's ack hook: the error for a write whose ack is due after this node lost its leadership, or undefined. */
+  private clusterAckRefusal(): string | undefined {
+    if (this.cluster === undefined) return undefined;
+    try {
+      this.cluster.acknowledge(undefined);
+      return undefined;
+    } catch (err) {
+      return `CLUSTERDOWN ${(err as Error).message}`;
+    }
   }
 
   /** RESP's READONLY hook: a replica refuses writes (Redis wording). */

@@ -1,0 +1,18 @@
+/**
+ * Replication (src/replication/) as the data plane of a cluster node
+ * (node.ts): what etcd decides, replication carries out. Kept apart so that
+ * node.ts depends on an interface and its tests can drive it without a log.
+ */
+import type { Replication } from '../replication/replication.js';
+import type { ClusterDataPlane } from './node.js';
+
+export function replicationDataPlane(repl: Replication, onFence: (reason: string) => void): ClusterDataPlane {
+  return {
+    position: () => ({ epoch: repl.epochs.epoch, offset: repl.store.nextOffset }),
+    // A replica in the middle of a sync may hold an emptied or partial log: it must not lead.
+    canLead: () => repl.link === undefined || repl.link.status !== 'sync',
+    promote: (epoch) => repl.promote(epoch),
+    follow: (host, port) => repl.replicaOf({ host, port }),
+    fence: onFence,
+  };
+}
