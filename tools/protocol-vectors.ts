@@ -562,6 +562,32 @@ add(
   ],
 );
 add(
+  'CLUSTER KEYSLOT on any server; CLUSTER SLOTS outside cluster mode',
+  ['CLUSTER'],
+  ['NOT_SUPPORTED'],
+  [],
+  [
+    {
+      req: [1, 'CLUSTER', 'KEYSLOT', 'foo'],
+      res: [1, 12182],
+      note: "CRC16 of the key's bytes mod 16384, as Redis Cluster",
+    },
+    {
+      req: [2, 'CLUSTER', 'KEYSLOT', '{user1}:name'],
+      res: [2, 8106],
+      note: 'a hash tag: only "user1" is hashed',
+    },
+    {
+      req: [3, 'CLUSTER', 'SLOTS'],
+      res: err(
+        3,
+        'NOT_SUPPORTED',
+        'this server is not in cluster mode (kv-server --cluster NAME --etcd URL --shard ID)',
+      ),
+    },
+  ],
+);
+add(
   'pipelining: requests sent together are answered in order',
   ['SET', 'GET', 'PING'],
   [],
