@@ -30,6 +30,7 @@ import {
   REPLY_HIGH_WATER_BYTES,
   RESP_MAX_ARGS,
   RESP_PREAUTH_MAX_ARGS,
+  SHUTDOWN_GRACE_MS,
 } from '../protocol/limits.js';
 import { type ConnectionHost, newConnectionId } from '../server/connection.js';
 import type { RespClientInfo, RespServer, RespSession } from './command.js';
@@ -99,8 +100,11 @@ export class RespConnection implements RespSession {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.maybeResume());
     socket.on('end', () => {
+      // The peer sent everything: answer it, then close. Redis closes at once on EOF; a
+      // reply that never comes (WAIT 1 0, DEBUG SLEEP) must not hold the socket for ever.
       this.ending = true;
       this.endWhenFlushed();
+      setTimeout(() => this.socket.destroy(), SHUTDOWN_GRACE_MS).unref();
     });
     socket.on('error', (err) => host.log.debug({ err, remote: this.remote }, 'connection error'));
     socket.on('close', () => this.onClose());

@@ -282,6 +282,8 @@ const SCENARIOS: Record<string, Cmd[]> = {
     'COMMAND FOO',
     'COMMAND INFO nosuchcommand',
     'COMMAND DOCS nosuchcommand',
+    'COMMAND DOCS get',
+    'COMMAND DOCS strlen',
   ),
 };
 

@@ -110,14 +110,24 @@ export function encodeCommand(args: readonly (string | Buffer | number)[]): Buff
 
 export class RawResp {
   private buf: Buffer = Buffer.alloc(0);
+  /** Every byte received, latin1-decoded. */
+  received = '';
+  /** Set when the server sent something that is not RESP. */
+  parseError: Error | undefined;
   private waiting: ((r: Parsed | Error) => void)[] = [];
   private ready: Parsed[] = [];
   closed = false;
 
   private constructor(readonly socket: Socket) {
     socket.on('data', (d: Buffer) => {
+      this.received += d.toString('latin1');
       this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
-      this.drain();
+      try {
+        this.drain();
+      } catch (e) {
+        this.parseError = e as Error;
+        this.buf = Buffer.alloc(0);
+      }
     });
     socket.on('close', () => {
       this.closed = true;

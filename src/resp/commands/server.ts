@@ -163,7 +163,9 @@ export function serverCommands(table: () => ReadonlyMap<string, RespCommand>): R
       (_s, argv) => {
         const seconds = Number(argv[2]!.toString('latin1'));
         if (!Number.isFinite(seconds) || seconds <= 0) return OK;
-        return new Promise<Reply>((resolve) => setTimeout(() => resolve(OK), seconds * 1000));
+        // setTimeout's largest delay (~24.8 days); Redis would block that long anyway.
+        const ms = Math.min(seconds * 1000, 2 ** 31 - 1);
+        return new Promise<Reply>((resolve) => setTimeout(() => resolve(OK), ms));
       },
     ),
   ];
@@ -292,8 +294,10 @@ export function serverCommands(table: () => ReadonlyMap<string, RespCommand>): R
         const timeout = intArg(argv[2]!);
         if (timeout < 0n) throw err('timeout is negative');
         if (n <= 0n) return 0;
+        // A timeout of 0 waits for ever, as in Redis; the connection's close ends the wait.
         return new Promise<Reply>((resolve) => {
-          if (timeout > 0n) setTimeout(() => resolve(0), Number(timeout));
+          if (timeout > 0n)
+            setTimeout(() => resolve(0), Number(timeout > 2n ** 31n - 1n ? 2n ** 31n - 1n : timeout));
         });
       },
     ),
