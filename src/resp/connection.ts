@@ -32,6 +32,7 @@ import {
   RESP_PREAUTH_MAX_ARGS,
   SHUTDOWN_GRACE_MS,
 } from '../protocol/limits.js';
+import { COMMAND_NAMES } from '../protocol/messages.js';
 import { type ConnectionHost, newConnectionId } from '../server/connection.js';
 import type { RespClientInfo, RespServer, RespSession } from './command.js';
 import { RespProtocolError, RespReader } from './parser.js';
@@ -55,6 +56,9 @@ const COPY_TO_ONE_WRITE_BYTES = 256 * 1024;
 
 /** After the server ends a connection, the peer has this long to read the last replies and close. */
 const LINGER_MS = 2000;
+
+/** RESP command name → index of the native command of the same name (ServerMetrics.commands). */
+const NATIVE_INDEX: ReadonlyMap<string, number> = new Map(COMMAND_NAMES.map((n, i) => [n.toLowerCase(), i]));
 
 /** Replies of every RESP connection are encoded into one shared output buffer. */
 const writer = new RespWriter();
@@ -223,6 +227,8 @@ export class RespConnection implements RespSession {
   private handle(argv: Buffer[]): void {
     this.lastActive = Date.now();
     this.host.commandsProcessed++;
+    const metrics = this.host.metrics;
+    const started = metrics.timing ? performance.now() : -1;
     let result: Reply | Promise<Reply>;
     try {
       result = execute(this, argv);
@@ -230,6 +236,17 @@ export class RespConnection implements RespSession {
       this.replyError(e);
       return;
     }
+    // Counted (and timed, with the slow log or metrics endpoint on) under the native
+    // command of the same name, so INFO and Prometheus see both protocols' traffic.
+    const index = NATIVE_INDEX.get(this.lastCommand);
+    if (index !== undefined) metrics.commands[index]!++;
+    const observe =
+      started >= 0 && index !== undefined
+        ? () => {
+            const req = [0, COMMAND_NAMES[index], ...argv.slice(1)];
+            metrics.observe(index, performance.now() - started, req, this.remote);
+          }
+        : undefined;
     if (result instanceof Promise) {
       this.takeWritten();
       const slot: Slot = {
@@ -242,10 +259,19 @@ export class RespConnection implements RespSession {
       this.slots.push(slot);
       this.inflight++;
       result.then(
-        (value) => this.complete(slot, false, value),
-        (e) => this.complete(slot, true, e),
+        (value) => {
+          observe?.();
+          this.complete(slot, false, value);
+        },
+        (e) => {
+          observe?.();
+          this.complete(slot, true, e);
+        },
       );
-    } else if (this.slotHead < this.slots.length) {
+      return;
+    }
+    observe?.();
+    if (this.slotHead < this.slots.length) {
       writer.reply(result, this.proto);
       this.enqueue(writer.take());
     } else {

@@ -146,6 +146,14 @@ describe('RESP limits and flow control', () => {
     expect(lines.find((l) => l.startsWith(`id=${idB} `))).toMatch(/ cmd=client\|list /);
     expect(lines.some((l) => l.endsWith(' resp=0'))).toBe(true); // the native client
     expect((await b.call('CLIENT', 'LIST', 'ID', String(idA))).value).toMatch(new RegExp(`^id=${idA} `));
+    // RESP commands count under the native command of the same name (INFO stats, metrics).
+    const counted = async () =>
+      ((await native.info('stats')) as { stats: { commands: Record<string, number> } }).stats.commands.GET ??
+      0;
+    const before = await counted();
+    await a.call('GET', 'x');
+    await a.call('get', 'x');
+    expect(await counted()).toBe(before + 2);
     a.close();
     b.close();
     await native.close();

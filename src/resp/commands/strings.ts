@@ -10,6 +10,7 @@
  * ms are written again); any other SET clears it, as in Redis. An expiry
  * already in the past deletes the key, as Redis does.
  */
+import { MAX_KEY_BYTES } from '../../engine/limits.js';
 import type { Store } from '../../engine/store.js';
 import { KvError } from '../../errors.js';
 import { command, intArg, isInt64, parseInt64, type RespCommand, toRespError, word } from '../command.js';
@@ -162,7 +163,13 @@ export const STRING_COMMANDS: readonly RespCommand[] = [
       synopsis: 'key',
       acl: 'read string fast',
     },
-    (s, argv) => s.store.getSync(argv[1]!) ?? null,
+    (s, argv) => {
+      const key = argv[1]!;
+      // The hot read: the keydir is searched by the key's bytes, no key string built.
+      if (key.length > 0 && key.length <= MAX_KEY_BYTES)
+        return s.store.getSyncBytes(key, 0, key.length) ?? null;
+      return s.store.getSync(key) ?? null;
+    },
   ),
   command(
     'set',
