@@ -816,7 +816,7 @@ add(
       res: err(
         null,
         'TIMEOUT',
-        'connection closed after 300 ms without a request (server option --idle-timeout-ms)',
+        'connection idle for 300 ms: no bytes in either direction and no request in progress (server option --idle-timeout-ms)',
       ),
       closed: true,
     },

@@ -86,7 +86,7 @@ export interface ServedConnection {
   flush(): void;
   /** Graceful close for shutdown. */
   shutdown(): void;
-  /** The idle timeout fired. */
+  /** No traffic for the idle timeout (idle-clock.ts); the connection may decline while it owes a reply. */
   idle(ms: number): void;
   /** Closes a connection whose request has been arriving for too long. */
   checkFrameDeadline(now: number): void;
@@ -570,12 +570,13 @@ export class Connection implements Session, StreamSink, ServedConnection {
     this.endWhenFlushed();
   }
 
-  /** Idle timeout fired: close unless requests are still being served. */
+  /** The server's idle clock passed --idle-timeout-ms (idle-clock.ts): close unless a request is still being served. */
   idle(ms: number): void {
-    if (this.inflight > 0 || this.closed) return;
+    // A request in progress (awaiting its ack, or its reply queued) is never idle (PROTOCOL.md §5).
+    if (this.inflight > 0 || this.out.length > 0 || this.closed || this.ending) return;
     this.fatal(
       'TIMEOUT',
-      `connection closed after ${ms} ms without a request (server option --idle-timeout-ms)`,
+      `connection idle for ${ms} ms: no bytes in either direction and no request in progress (server option --idle-timeout-ms)`,
     );
   }
 

@@ -25,6 +25,7 @@ import type { RespClientInfo, RespServer } from '../resp/command.js';
 import { RespConnection } from '../resp/connection.js';
 import { infoText } from '../resp/info.js';
 import { Connection, type ConnectionHost, type ServedConnection } from './connection.js';
+import { IdleClock } from './idle-clock.js';
 import { ServerMetrics } from './metrics.js';
 import { PendingConnection } from './protocol-detect.js';
 
@@ -65,6 +66,9 @@ export interface ConnectionCounters {
   rejectedConnections: number;
 }
 
+/** Period of the sweep for overdue frames and idle connections (shorter when the idle timeout is short). */
+const SWEEP_INTERVAL_MS = 250;
+
 export class KvServer implements ConnectionHost, RespServer {
   readonly log: Logger;
   readonly version: string;
@@ -90,11 +94,10 @@ export class KvServer implements ConnectionHost, RespServer {
   private readonly startedAt = Date.now();
   private closing: Promise<void> | undefined;
   private port = 0;
-  /** Once a second: connections whose partial frame is overdue (slow clients) are closed. */
-  private readonly frameSweep = setInterval(() => {
-    const now = Date.now();
-    for (const conn of this.connections) conn.checkFrameDeadline(now);
-  }, 250).unref();
+  /** Four times a second (faster for a short idle timeout): overdue partial frames (slow clients) and idle connections are closed. */
+  private readonly frameSweep: NodeJS.Timeout;
+  /** The idle clock of each socket (idle-clock.ts). */
+  private readonly idleClocks = new WeakMap<Socket, IdleClock>();
 
   constructor(
     store: Store,
@@ -114,6 +117,18 @@ export class KvServer implements ConnectionHost, RespServer {
       replicaOf: options.replicaOf,
       password: options.password,
     });
+    const idleMs = options.idleTimeoutMs;
+    this.frameSweep = setInterval(
+      () => {
+        const now = Date.now();
+        for (const conn of this.connections) {
+          conn.checkFrameDeadline(now);
+          if (idleMs > 0 && (this.idleClocks.get(conn.socket)?.idleFor(now) ?? 0) >= idleMs)
+            conn.idle(idleMs);
+        }
+      },
+      idleMs > 0 ? Math.min(SWEEP_INTERVAL_MS, Math.max(10, Math.floor(idleMs / 4))) : SWEEP_INTERVAL_MS,
+    ).unref();
     const onSocket = (socket: Socket) => this.accept(socket);
     if (options.tls) {
       this.server = createTlsServer(
@@ -176,9 +191,7 @@ export class KvServer implements ConnectionHost, RespServer {
       );
     });
     this.connections.add(conn);
-    if (this.options.idleTimeoutMs > 0) {
-      socket.setTimeout(this.options.idleTimeoutMs, () => conn.idle(this.options.idleTimeoutMs));
-    }
+    if (this.options.idleTimeoutMs > 0) this.idleClocks.set(socket, new IdleClock(socket));
   }
 
   forget(conn: ServedConnection): void {
