@@ -834,7 +834,7 @@ const out = {
     '({"bin": text} is a MessagePack bin).',
   errorsWithoutExactVectors: {
     NOT_SUPPORTED: 'COMPACT on a store without a compactor; the COMPACT vector accepts it (match "id")',
-    BUSY: 'COMPACT while a compaction runs: timing-dependent',
+    BUSY: 'COMPACT while a compaction runs: timing-dependent (test/server/compact-busy.test.ts checks it from two connections)',
     IO_ERROR: 'needs the disk to refuse a write or fsync',
     CORRUPTION: 'needs a corrupted data directory',
     CLOSED: 'a request racing the store closing at shutdown',

@@ -157,6 +157,9 @@ function expireMs(s: Session, req: unknown[], name: string, unit: 1 | 1000): Pro
   return s.store.expire(k, checkTtlMs(t * unit, `${name}: the time`));
 }
 
+/** Stores with a COMPACT in progress (from any connection of any server on them). */
+const compacting = new WeakSet<Store>();
+
 const SPECS: Record<CommandName, CommandSpec> = {
   HELLO: {
     usage: '',
@@ -401,12 +404,27 @@ const SPECS: Record<CommandName, CommandSpec> = {
       if (typeof store.compact !== 'function') {
         throw new KvError('NOT_SUPPORTED', 'this store has no compactor yet; COMPACT is unavailable');
       }
-      // A compaction refused by the disk (ENOSPC, EIO, a failed swap) is the
-      // store's I/O error, not an unexpected server one: IO_ERROR, with the cause.
-      const result = await store.compact().catch((err: unknown) => {
-        throw err instanceof KvError ? err : ioError('COMPACT', err);
-      });
-      return isPlainMap(result) ? result : true;
+      // One compaction at a time, from any connection, automatic ones included: a second
+      // COMPACT gets BUSY at once (Redis BGREWRITEAOF: "already in progress") instead of
+      // queueing a whole-log rewrite behind the first. Marked before the first await, so
+      // two COMPACTs of one tick see each other.
+      if (compacting.has(store) || store.stats().compaction?.running === true) {
+        throw new KvError(
+          'BUSY',
+          'a compaction is already running; send COMPACT again once INFO compaction.running is false',
+        );
+      }
+      compacting.add(store);
+      try {
+        // A compaction refused by the disk (ENOSPC, EIO, a failed swap) is the
+        // store's I/O error, not an unexpected server one: IO_ERROR, with the cause.
+        const result = await store.compact().catch((err: unknown) => {
+          throw err instanceof KvError ? err : ioError('COMPACT', err);
+        });
+        return isPlainMap(result) ? result : true;
+      } finally {
+        compacting.delete(store);
+      }
     },
   },
   FEED: {
