@@ -399,7 +399,7 @@ add(
 add(
   'SCAN by prefix, page by page',
   ['SCAN'],
-  [],
+  ['INVALID_ARGUMENT'],
   [],
   [
     {
@@ -408,13 +408,28 @@ add(
     },
     {
       req: [2, 'SCAN', { prefix: 'user:', count: 2 }],
-      res: [2, { keys: ['user:1', 'user:2'], cursor: Buffer.from('user:2').toString('base64url') }],
+      res: [2, { keys: ['user:1', 'user:2'], cursor: 'AQ…' }],
+      match: 'id',
+      note: 'keys user:1, user:2 and a cursor (a str, different in every server process): pass it back for user:3',
     },
     {
       req: [3, 'SCAN', { prefix: 'user:', count: 2, cursor: Buffer.from('user:2').toString('base64url') }],
-      res: [3, { keys: ['user:3'], cursor: null }],
+      res: err(
+        3,
+        'INVALID_ARGUMENT',
+        'scan cursor is not one this server process returned; start the scan again without a cursor',
+      ),
+      note: 'a well-formed base64url string this server never returned',
     },
-    { req: [4, 'SCAN'], res: [4, { keys: ['user:1', 'user:2', 'user:3', 'zoo'], cursor: null }] },
+    {
+      req: [4, 'SCAN', { cursor: 'not a cursor!' }],
+      res: err(
+        4,
+        'INVALID_ARGUMENT',
+        'scan cursor is not one this server process returned; start the scan again without a cursor',
+      ),
+    },
+    { req: [5, 'SCAN'], res: [5, { keys: ['user:1', 'user:2', 'user:3', 'zoo'], cursor: null }] },
   ],
 );
 add(

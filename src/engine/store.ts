@@ -57,6 +57,7 @@ import { readLog, segmentIndexFor } from './log-reader.js';
 import { type ResolvedOptions, resolveOptions, type StoreOptions } from './options.js';
 import { encodeRecord, FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE, recordSize } from './record.js';
 import { recover } from './recovery.js';
+import { decodeCursor, encodeCursor } from './scan-cursor.js';
 import { sealSegment } from './sealer.js';
 import { Segment } from './segment.js';
 import { encodeSegmentHeader, SEGMENT_HEADER_BYTES } from './segment-header.js';
@@ -1029,11 +1030,7 @@ export class Store extends EventEmitter {
         (k) => this.liveSlot(k) >= 0,
       );
     }
-    const after =
-      options.cursor !== undefined && options.cursor !== ''
-        ? Buffer.from(options.cursor, 'base64url').toString('latin1')
-        : undefined;
-    if (after === '') throw new KvError('INVALID_ARGUMENT', 'scan cursor is not one this store returned');
+    const after = options.cursor !== undefined ? decodeCursor(options.cursor) : undefined;
     let prefix = options.prefix !== undefined ? internalizeKey(options.prefix) : undefined;
     let filter: ((k: string) => boolean) | undefined;
     if (options.match !== undefined) {
@@ -1054,7 +1051,7 @@ export class Store extends EventEmitter {
     const last = page.last;
     return {
       keys: page.keys,
-      cursor: page.more && last !== undefined ? Buffer.from(last, 'latin1').toString('base64url') : null,
+      cursor: page.more && last !== undefined ? encodeCursor(last) : null,
     };
   }
 
