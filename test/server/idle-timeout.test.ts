@@ -20,8 +20,10 @@ let server: ServerProcess;
 
 beforeAll(async () => {
   server = await spawnServer({ args: ['--idle-timeout-ms', String(IDLE_MS)] });
+  // Packed before connecting: the connection must not sit idle while the test process works.
+  const set = rawFrame(packr.pack([1, 'SET', 'big', Buffer.alloc(VALUE_BYTES, 0x61)]));
   const c = await RawConnection.open(server.port);
-  c.write(rawFrame(packr.pack([1, 'SET', 'big', Buffer.alloc(VALUE_BYTES, 0x61)])));
+  c.write(set);
   expect(await c.next(30_000)).toEqual([1, true]);
   c.close();
 }, 60_000);
@@ -94,8 +96,8 @@ describe('idle timeout and a slow reader', () => {
 
   it('requests keep a connection alive past the idle time', async () => {
     const c = await RawConnection.open(server.port);
-    for (let i = 0; i < 6; i++) {
-      await new Promise((r) => setTimeout(r, IDLE_MS / 2));
+    for (let i = 0; i < 12; i++) {
+      await new Promise((r) => setTimeout(r, IDLE_MS / 4));
       c.write(rawFrame(packr.pack([i, 'PING'])));
       expect(await c.next(5000)).toEqual([i, 'PONG']);
     }
