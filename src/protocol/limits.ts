@@ -118,6 +118,13 @@ export const RESP_MAX_ARGS = 1024 * 1024;
 /** Most arguments in one RESP request before AUTH succeeds (Redis's limit too). */
 export const RESP_PREAUTH_MAX_ARGS = 10;
 
+/**
+ * A connection refused for --max-clients is answered in its own protocol: the
+ * server waits this long for its first byte (Redis clients speak first), then
+ * sends the native MAX_CLIENTS frame.
+ */
+export const REFUSAL_FIRST_BYTE_WAIT_MS = 500;
+
 /** SCAN's default COUNT in RESP (Redis's). */
 export const RESP_DEFAULT_SCAN_COUNT = 10;
 

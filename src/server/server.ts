@@ -17,7 +17,12 @@ import type { Logger } from 'pino';
 import type { ClusterGate } from '../cluster/node.js';
 import type { Store } from '../engine/store.js';
 import { encodeFrame } from '../protocol/frame.js';
-import { FRAME_TIMEOUT_MS, PROTOCOL_VERSION, SHUTDOWN_GRACE_MS } from '../protocol/limits.js';
+import {
+  FRAME_TIMEOUT_MS,
+  PROTOCOL_VERSION,
+  REFUSAL_FIRST_BYTE_WAIT_MS,
+  SHUTDOWN_GRACE_MS,
+} from '../protocol/limits.js';
 import { INFO_SECTIONS, type InfoSection } from '../protocol/messages.js';
 import type { PrimaryAddress } from '../replication/replica.js';
 import { Replication } from '../replication/replication.js';
@@ -27,7 +32,7 @@ import { infoText } from '../resp/info.js';
 import { Connection, type ConnectionHost, type ServedConnection } from './connection.js';
 import { IdleClock } from './idle-clock.js';
 import { ServerMetrics } from './metrics.js';
-import { PendingConnection } from './protocol-detect.js';
+import { isRespStart, PendingConnection } from './protocol-detect.js';
 
 /**
  * What KvServer needs; main.ts fills it from ServerConfig (config.ts), where
@@ -177,8 +182,18 @@ export class KvServer implements ConnectionHost, RespServer {
         },
       ]);
       socket.on('error', () => {});
-      socket.end(frame);
-      setTimeout(() => socket.destroy(), 2000).unref();
+      // Refused in the client's protocol: a Redis client speaks first, so wait briefly for
+      // its first byte (protocol-detect.ts); a silent one gets the native frame.
+      let refused = false;
+      const refuse = (resp: boolean) => {
+        if (refused) return;
+        refused = true;
+        clearTimeout(wait);
+        socket.end(resp ? `-ERR max number of clients reached\r\n` : frame);
+        setTimeout(() => socket.destroy(), 2000).unref();
+      };
+      const wait = setTimeout(() => refuse(false), REFUSAL_FIRST_BYTE_WAIT_MS);
+      socket.once('data', (chunk: Buffer) => refuse(isRespStart(chunk[0]!)));
       return;
     }
     // The protocol (native or RESP) is chosen by the first byte the client sends.

@@ -177,6 +177,30 @@ describe('RESP limits and flow control', () => {
   });
 });
 
+describe('RESP over --max-clients', () => {
+  let server: ServerProcess;
+  beforeAll(async () => {
+    server = await spawnServer({ args: ['--max-clients', '1'] });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it("a Redis client is refused in RESP with Redis's words, a native one with the MAX_CLIENTS frame", async () => {
+    const holder = await RawResp.connect(server.port);
+    expect((await holder.call('PING')).raw).toBe('+PONG\r\n');
+    const refused = await RawResp.connect(server.port);
+    expect((await refused.call('PING')).raw).toBe('-ERR max number of clients reached\r\n');
+    await refused.waitClosed();
+    const native = new KvClient({ port: server.port, reconnect: false });
+    await expect(native.ping()).rejects.toMatchObject({
+      code: expect.stringMatching(/MAX_CLIENTS|CONNECTION_FAILED/),
+    });
+    await native.close().catch(() => {});
+    holder.close();
+  });
+});
+
 describe('RESP bad input', () => {
   let server: ServerProcess;
   let bystander: KvClient<string>;
