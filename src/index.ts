@@ -5,10 +5,14 @@ export {
   type ClientOptions,
   type ClientScanOptions,
   type ClientStatus,
+  type ClusterClientOptions,
+  type ClusterSlotRange,
   connect,
+  connectCluster,
   type FeedOptions,
   type FeedRecord,
   KvClient,
+  KvClusterClient,
   type ValueEncoding,
 } from './client/index.js';
 export * from './engine/api.js';

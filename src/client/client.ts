@@ -82,6 +82,15 @@ const SCAN_FIELDS = ['prefix', 'match', 'start', 'end', 'cursor', 'count', 'raw'
  * - `closing`: close() called; the last replies are awaited
  * - `closed`: for good; every command rejects with CLOSED
  */
+/** One row of CLUSTER SLOTS (protocol/PROTOCOL.md §6). */
+export interface ClusterSlotRange {
+  start: number;
+  end: number;
+  shard: string;
+  primary: { node: string; host: string; port: number } | null;
+  replicas: { node: string; host: string; port: number }[];
+}
+
 export type ClientStatus =
   | 'wait'
   | 'connecting'
@@ -1001,6 +1010,11 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
   /** The server's replication role and lineage (ROLE). */
   role(): Promise<RoleReply> {
     return this.issue('ROLE', [], (raw) => raw as RoleReply);
+  }
+
+  /** CLUSTER SLOTS: the slot ranges of a cluster with their primary and replicas (cluster mode only). */
+  clusterSlots(): Promise<ClusterSlotRange[]> {
+    return this.issue('CLUSTER', ['SLOTS'], (raw) => raw as ClusterSlotRange[]);
   }
 
   /** REPLICAOF: follow the primary at `host`:`port`, or with `null` stop following and take writes (REPLICAOF NO ONE). */

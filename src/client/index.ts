@@ -2,7 +2,14 @@
 import { KvClient } from './client.js';
 import type { ClientOptions } from './options.js';
 
-export { type ClientEventMap, type ClientScanOptions, type ClientStatus, KvClient } from './client.js';
+export {
+  type ClientEventMap,
+  type ClientScanOptions,
+  type ClientStatus,
+  type ClusterSlotRange,
+  KvClient,
+} from './client.js';
+export { type ClusterClientOptions, connectCluster, KvClusterClient } from './cluster.js';
 export type { ValueEncoding } from './encoding.js';
 export type { FeedOptions, FeedRecord } from './feed.js';
 export type { ClientOptions } from './options.js';

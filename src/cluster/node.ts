@@ -114,7 +114,7 @@ export class ClusterNode implements ClusterGate {
   readonly acknowledge = <T>(result: T): T => {
     if (this.member.writable()) return result;
     throw new KvError(
-      'CLUSTERDOWN',
+      'FENCED',
       `this node stopped being the primary of shard ${this.member.shard} before acknowledging the write; it may or may not have been applied — retry on the new primary`,
     );
   };

@@ -362,7 +362,8 @@ export class KvServer implements ConnectionHost, RespServer {
       this.cluster.acknowledge(undefined);
       return undefined;
     } catch (err) {
-      return `CLUSTERDOWN ${(err as Error).message}`;
+      // Not CLUSTERDOWN: Redis clients resend on that, and this write may have been applied.
+      return `FENCED ${(err as Error).message}`;
     }
   }
 

@@ -185,7 +185,7 @@ describe.skipIf(!etcdAvailable)('a cluster of kv-servers on etcd', () => {
       current.proc.kill('SIGCONT');
       const reply = await lateReply;
       expect(reply.ok, JSON.stringify(reply)).toBe(false);
-      expect(['READONLY', 'CLUSTERDOWN']).toContain((reply as { code: string }).code);
+      expect(['READONLY', 'CLUSTERDOWN', 'FENCED']).toContain((reply as { code: string }).code);
     } finally {
       current.proc.kill('SIGCONT');
     }

@@ -1,0 +1,118 @@
+/**
+ * connectCluster against real kv-server nodes on a private etcd: keys land on
+ * the shard their slot names, CROSSSLOT is the server's, and reads and writes
+ * ride through a failover (the stale map's primary is gone: READONLY or a
+ * refused connection, then the reloaded map).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectCluster, type KvClusterClient } from '../../src/client/cluster.js';
+import { SlotMap } from '../../src/cluster/slot-map.js';
+import { keySlot } from '../../src/cluster/slots.js';
+import { createCluster } from '../../src/cluster/state.js';
+import { type ServerProcess, spawnServer } from '../server/spawn.js';
+import { type EtcdProcess, etcdAvailable, startEtcd } from './etcd.js';
+import { WireClient } from './wire-client.js';
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe.skipIf(!etcdAvailable)('connectCluster', () => {
+  let etcd: EtcdProcess;
+  let servers: ServerProcess[] = [];
+  let kv: KvClusterClient;
+
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    await createCluster(etcd.client(), 'cc', SlotMap.even(['s1', 's2']));
+    const node = (shard: string, name: string) =>
+      spawnServer({
+        args: [
+          '--cluster',
+          'cc',
+          '--etcd',
+          etcd.url,
+          '--shard',
+          shard,
+          '--node-name',
+          name,
+          '--cluster-lease-ms',
+          '2000',
+        ],
+      });
+    servers = await Promise.all([node('s1', 'a1'), node('s1', 'a2'), node('s2', 'b1'), node('s2', 'b2')]);
+    const probe = await WireClient.open(servers[0]!.port);
+    await until('every shard led and replicated', async () => {
+      const r = await probe.call('CLUSTER', 'SLOTS');
+      const rows = r.ok ? (r.value as { primary: unknown; replicas: unknown[] }[]) : [];
+      return rows.length === 2 && rows.every((x) => x.primary !== null && x.replicas.length === 1)
+        ? true
+        : undefined;
+    });
+    probe.close();
+  });
+  afterAll(async () => {
+    await kv?.close();
+    await etcd?.stop();
+  });
+
+  it('routes every key to the primary of its slot', async () => {
+    kv = await connectCluster({ nodes: [{ host: '127.0.0.1', port: servers[3]!.port }] });
+    const keys = Array.from({ length: 60 }, (_, i) => `user:${i}`);
+    await Promise.all(keys.map((k) => kv.set(k, `v-${k}`)));
+    expect(await Promise.all(keys.map((k) => kv.get(k)))).toEqual(keys.map((k) => `v-${k}`));
+    const slots = await kv.clusterSlots();
+    for (const k of keys.slice(0, 10)) {
+      const row = slots.find((r) => keySlot(k) >= r.start && keySlot(k) <= r.end)!;
+      const c = await WireClient.open(row.primary!.port);
+      expect(await c.call('GET', k)).toEqual({ ok: true, value: Buffer.from(`v-${k}`) });
+      c.close();
+    }
+    expect(await kv.mget('{u1}:a', '{u1}:b')).toEqual([undefined, undefined]);
+    await expect(kv.mget('user:1', 'user:2', 'user:3', 'user:4')).rejects.toMatchObject({
+      code: 'CROSSSLOT',
+    });
+    await expect(kv.del(['{t}1', '{t}2'])).resolves.toBe(0);
+  });
+
+  it('rides through a failover: reads are retried, writes resume on the new primary', async () => {
+    const slots = await kv.clusterSlots();
+    const victimPort = slots[0]!.primary!.port;
+    const victim = servers.find((s) => s.port === victimPort)!;
+    const inShard = Array.from({ length: 400 }, (_, i) => `fo:${i}`).filter(
+      (k) => keySlot(k) >= slots[0]!.start && keySlot(k) <= slots[0]!.end,
+    );
+    for (const k of inShard) await kv.set(k, 'before');
+    // Every write above is on the replica before the primary dies (replication is asynchronous).
+    const replica = await WireClient.open(slots[0]!.replicas[0]!.port);
+    await until('the replica to catch up', async () => {
+      const r = await replica.call('GET', inShard.at(-1));
+      return r.ok && r.value !== null ? true : undefined;
+    });
+    replica.close();
+    await victim.stop('SIGKILL');
+    // A read issued right after the crash waits out the failover instead of failing.
+    expect(await kv.get(inShard[0]!)).toBe('before');
+    const after = await kv.set(inShard[1]!, 'after');
+    expect(after).toBe(true);
+    expect(await kv.get(inShard[1]!)).toBe('after');
+    expect(await Promise.all(inShard.slice(2).map((k) => kv.get(k)))).toEqual(
+      inShard.slice(2).map(() => 'before'),
+    );
+  });
+
+  it('refuses unknown options and bad node lists', async () => {
+    await expect(connectCluster({ nodes: [] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(
+      connectCluster({ nodes: [{ host: '127.0.0.1', port: 1 }], lazy: true } as never),
+    ).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
+  });
+});
