@@ -15,8 +15,9 @@
  * copied, or the buffer had to grow); buffers handed out are never written
  * again (a new buffer is started after each take).
  */
+import { KvError } from '../errors.js';
 import { packr } from './frame.js';
-import { FRAME_HEADER_BYTES } from './limits.js';
+import { FRAME_HEADER_BYTES, MAX_REPLY_BYTES } from './limits.js';
 
 /** Bin values at least this large are referenced, not copied, into the output. */
 export const ZERO_COPY_BYTES = 64 * 1024;
@@ -41,30 +42,34 @@ export class FrameWriter {
     return this.doneBytes + this.pos - this.start;
   }
 
-  /** Appends one frame holding `value`. */
-  frame(value: unknown): void {
+  /**
+   * Appends one frame holding `value`. A body over `maxBytes` (default
+   * MAX_REPLY_BYTES, what a uint32 length prefix can say) leaves nothing
+   * behind and throws KvError TOO_LARGE: a frame is written whole or not at all.
+   */
+  frame(value: unknown, maxBytes = MAX_REPLY_BYTES): void {
     this.begin();
     try {
       this.value(value, 0);
     } catch (err) {
-      this.fail(err, value);
+      this.fail(err, value, maxBytes);
       return;
     }
-    this.end();
+    this.end(maxBytes);
   }
 
-  /** Appends one frame holding `[id, result]` (a success reply), without building the array. */
-  reply(id: number, result: unknown): void {
+  /** Appends one frame holding `[id, result]` (a success reply), without building the array; `maxBytes` as for frame(). */
+  reply(id: number, result: unknown, maxBytes = MAX_REPLY_BYTES): void {
     this.begin();
     try {
       this.byte(0x92);
       this.number(id);
       this.value(result, 1);
     } catch (err) {
-      this.fail(err, [id, result]);
+      this.fail(err, [id, result], maxBytes);
       return;
     }
-    this.end();
+    this.end(maxBytes);
   }
 
   // The frame being written: where its header is, and the state to roll back to.
@@ -87,9 +92,14 @@ export class FrameWriter {
     this.frameBefore = this.length;
   }
 
-  /** Writes the header of the frame begun last. */
-  private end(): void {
-    this.frameBuf.writeUInt32BE(this.length - this.frameBefore, this.frameAt);
+  /** Writes the header of the frame begun last, or undoes the frame if its body is over `maxBytes`. */
+  private end(maxBytes: number): void {
+    const body = this.length - this.frameBefore;
+    if (body > maxBytes) {
+      this.rollback(this.frameAt);
+      throw tooLarge(body, maxBytes);
+    }
+    this.frameBuf.writeUInt32BE(body, this.frameAt);
   }
 
   private rollback(to: number): void {
@@ -105,7 +115,7 @@ export class FrameWriter {
    * not handle is encoded by msgpackr instead; any other error leaves no
    * partial frame behind (the stream stays valid for the next one) and is rethrown.
    */
-  private fail(err: unknown, value: unknown): void {
+  private fail(err: unknown, value: unknown, maxBytes: number): void {
     const headerAt = this.frameAt;
     const headerBuf = this.frameBuf;
     if (!(err instanceof Unsupported)) {
@@ -120,6 +130,10 @@ export class FrameWriter {
     } catch (packErr) {
       this.rollback(headerAt);
       throw packErr;
+    }
+    if (packed.length > maxBytes) {
+      this.rollback(headerAt);
+      throw tooLarge(packed.length, maxBytes);
     }
     // msgpackr may reuse its buffer for the next pack: never keep a reference to it.
     const body = packed.length >= ZERO_COPY_BYTES ? Buffer.from(packed) : packed;
@@ -312,6 +326,14 @@ export class FrameWriter {
     else this.buf.writeBigInt64BE(BigInt(x), at + 1);
     this.pos = at + 9;
   }
+}
+
+/** A frame body over the limit: TOO_LARGE, and the frame was not written. */
+function tooLarge(bytes: number, maxBytes: number): KvError {
+  return new KvError(
+    'TOO_LARGE',
+    `the reply would be a frame of ${bytes} bytes, over the largest frame of ${maxBytes} bytes (a uint32 length prefix); ask for fewer or smaller values at once`,
+  );
 }
 
 const TWO_64 = 2 ** 64;

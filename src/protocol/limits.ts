@@ -17,6 +17,13 @@ export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
 export const MIN_MAX_FRAME_BYTES = 1024;
 export const MAX_MAX_FRAME_BYTES = 2 ** 32 - 1;
 
+/**
+ * Largest frame body the server can send: the length prefix is a uint32.
+ * A reply that would be larger (an MGET of many large values) is answered
+ * with TOO_LARGE instead, and nothing of it is sent (PROTOCOL.md §2).
+ */
+export const MAX_REPLY_BYTES = 2 ** 32 - 1;
+
 /** Largest frame a connection may send before AUTH succeeds (when a password is set): enough for AUTH, nothing more. */
 export const PREAUTH_MAX_FRAME_BYTES = 1024;
 

@@ -37,6 +37,8 @@ export interface Session {
   readonly version: string;
   readonly password: string | undefined;
   readonly maxFrameBytes: number;
+  /** Largest reply frame body (MAX_REPLY_BYTES): MGET stops reading values past it. */
+  readonly maxReplyBytes: number;
   authenticated: boolean;
   /** Called after a failed AUTH; the connection closes after too many. */
   authFailed(): void;
@@ -257,7 +259,19 @@ const SPECS: Record<CommandName, CommandSpec> = {
     maxArgs: Number.POSITIVE_INFINITY,
     run: (s, req) => {
       const out = new Array<Buffer | null>(req.length - 2);
-      for (let i = 2; i < req.length; i++) out[i - 2] = s.store.getSync(key(req, i, 'MGET')) ?? null;
+      // Values only: the frame's envelope adds a few bytes per key, which the writer checks exactly.
+      let bytes = 0;
+      for (let i = 2; i < req.length; i++) {
+        const v = s.store.getSync(key(req, i, 'MGET')) ?? null;
+        if (v !== null && (bytes += v.length) > s.maxReplyBytes) {
+          // Stop reading values the reply could never carry (PROTOCOL.md §2: TOO_LARGE, nothing else).
+          throw new KvError(
+            'TOO_LARGE',
+            `the MGET reply would hold over ${s.maxReplyBytes} bytes of values, more than one frame can carry; ask for fewer keys at once`,
+          );
+        }
+        out[i - 2] = v;
+      }
       return out;
     },
   },

@@ -58,6 +58,8 @@ export interface ConnectionHost {
   readonly version: string;
   readonly password: string | undefined;
   readonly maxFrameBytes: number;
+  /** Largest reply frame body; a larger reply is answered TOO_LARGE (MAX_REPLY_BYTES; tests lower it). */
+  readonly maxReplyBytes: number;
   /** A started frame must be complete within this, ms. */
   readonly frameTimeoutMs: number;
   readonly log: Logger;
@@ -183,6 +185,9 @@ export class Connection implements Session, StreamSink, ServedConnection {
   }
   get maxFrameBytes(): number {
     return this.host.maxFrameBytes;
+  }
+  get maxReplyBytes(): number {
+    return this.host.maxReplyBytes;
   }
   info(sections: readonly InfoSection[]): Record<string, unknown> {
     return this.host.info(sections);
@@ -334,7 +339,7 @@ export class Connection implements Session, StreamSink, ServedConnection {
           this.replyError(id, err);
           return;
         }
-        if (this.slotHead < this.slots.length) this.enqueue(encodeReply(id, result));
+        if (this.slotHead < this.slots.length) this.enqueue(this.encodeReply(id, result));
         else this.writeReply(id, result);
         return;
       }
@@ -430,7 +435,7 @@ export class Connection implements Session, StreamSink, ServedConnection {
       }
     } else {
       if (started >= 0) metrics.observe(command.index, performance.now() - started, req, this.remote);
-      if (this.slotHead < this.slots.length) this.enqueue(encodeReply(id, result));
+      if (this.slotHead < this.slots.length) this.enqueue(this.encodeReply(id, result));
       else this.writeReply(id, result);
       if (command.name === 'AUTH' && this.authenticated) this.reader.maxFrameBytes = this.host.maxFrameBytes;
     }
@@ -444,7 +449,14 @@ export class Connection implements Session, StreamSink, ServedConnection {
    * Only when no earlier reply is pending, so order holds.
    */
   private writeReply(id: number, result: unknown): void {
-    writer.reply(id, result);
+    try {
+      writer.reply(id, result, this.host.maxReplyBytes);
+    } catch (err) {
+      // A reply too large to frame was not written at all: its request gets TOO_LARGE instead.
+      if (!(err instanceof KvError)) throw err;
+      this.replyError(id, err);
+      return;
+    }
     this.written = true;
   }
 
@@ -454,6 +466,17 @@ export class Connection implements Session, StreamSink, ServedConnection {
     this.written = false;
     const frames = writer.take();
     if (frames.length > 0) this.push(frames);
+  }
+
+  /** The frames of a success reply `[id, result]`, or of its TOO_LARGE error when it cannot be framed. */
+  private encodeReply(id: number, result: unknown): Buffer[] {
+    try {
+      writer.reply(id, result, this.host.maxReplyBytes);
+    } catch (err) {
+      if (!(err instanceof KvError)) throw err;
+      return this.errorFrame(id, err);
+    }
+    return writer.take();
   }
 
   private enqueue(frames: Buffer[]): void {
@@ -602,11 +625,5 @@ const writer = new FrameWriter();
 /** The frame(s) of `value`: views of the shared writer's buffer (more than one only around a large value). */
 function frameOf(value: unknown): Buffer[] {
   writer.frame(value);
-  return writer.take();
-}
-
-/** The frames of a success reply `[id, result]`. */
-function encodeReply(id: number, result: unknown): Buffer[] {
-  writer.reply(id, result);
   return writer.take();
 }

@@ -19,8 +19,13 @@ import type { Store } from '../engine/store.js';
 import { encodeFrame } from '../protocol/frame.js';
 import {
   FRAME_TIMEOUT_MS,
+<<<<<<< HEAD
   PROTOCOL_VERSION,
   REFUSAL_FIRST_BYTE_WAIT_MS,
+=======
+  MAX_REPLY_BYTES,
+  PROTOCOL_VERSION,
+>>>>>>> dcbee43 (server: a reply that cannot be framed (body over 2^32-1, MAX_REPLY_BYTES) gets TOO_LARGE and nothing else — FrameWriter undoes the frame and throws instead of writing a wrong prefix, MGET stops reading values past the limit; tested with the limit lowered (issue 11 E))
   SHUTDOWN_GRACE_MS,
 } from '../protocol/limits.js';
 import { INFO_SECTIONS, type InfoSection } from '../protocol/messages.js';
@@ -59,6 +64,8 @@ export interface ServerOptions {
   slowlogThresholdMs?: number | undefined;
   /** A started frame must be complete within this, ms (slow clients). Default FRAME_TIMEOUT_MS (30 s); tests shorten it. */
   frameTimeoutMs?: number | undefined;
+  /** Largest reply frame body; larger replies get TOO_LARGE. Default MAX_REPLY_BYTES (2^32-1, the uint32 prefix); tests lower it. */
+  maxReplyBytes?: number | undefined;
   /** Start as a read-only replica of this primary (config `replicaOf`); it is sent `password` too. Default: a primary. */
   replicaOf?: PrimaryAddress | undefined;
 }
@@ -80,6 +87,7 @@ export class KvServer implements ConnectionHost, RespServer {
   readonly password: string | undefined;
   readonly maxFrameBytes: number;
   readonly frameTimeoutMs: number;
+  readonly maxReplyBytes: number;
   commandsProcessed = 0;
   readonly metrics: ServerMetrics;
   /** Change feeds served and the tombstone horizon (src/replication/). */
@@ -114,6 +122,7 @@ export class KvServer implements ConnectionHost, RespServer {
     this.password = options.password;
     this.maxFrameBytes = options.maxFrameBytes;
     this.frameTimeoutMs = options.frameTimeoutMs ?? FRAME_TIMEOUT_MS;
+    this.maxReplyBytes = options.maxReplyBytes ?? MAX_REPLY_BYTES;
     this.metrics = new ServerMetrics({ slowlogThresholdMs: options.slowlogThresholdMs, log });
     this.cluster = undefined;
     this.redirect = undefined;

@@ -8,6 +8,7 @@ import { Packr, Unpackr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { FrameReader } from '../../src/protocol/frame.js';
 import { FrameWriter, ZERO_COPY_BYTES } from '../../src/protocol/frame-writer.js';
+import { MAX_REPLY_BYTES } from '../../src/protocol/limits.js';
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 const unpackr = new Unpackr({ useRecords: false, int64AsType: 'number', mapsAsObjects: true });
@@ -183,6 +184,44 @@ describe('FrameWriter integers (PROTOCOL.md §3: the smallest int format, signed
   it('writes undefined as nil (an extension would be outside the protocol)', () => {
     expect(body(undefined)).toBe('c0');
     expect(body({ a: undefined })).toBe('81a161c0');
+  });
+});
+
+describe('FrameWriter: a frame over the limit (issue 11 E: a reply over 4 GiB went out with a wrong prefix)', () => {
+  it('the default limit is what a uint32 length prefix can say', () => {
+    expect(MAX_REPLY_BYTES).toBe(2 ** 32 - 1);
+  });
+
+  it('writes nothing of a frame over maxBytes and throws TOO_LARGE; frames around it are intact', () => {
+    const big = Buffer.alloc(ZERO_COPY_BYTES + 1000, 7); // referenced, not copied
+    for (const limit of [100, ZERO_COPY_BYTES, 2 * ZERO_COPY_BYTES + 1000]) {
+      const w = new FrameWriter();
+      w.reply(1, 'before');
+      const values = [big, big, big];
+      expect(() => w.reply(2, values, limit)).toThrow(expect.objectContaining({ code: 'TOO_LARGE' }));
+      expect(() => w.frame([3, values], limit)).toThrow(expect.objectContaining({ code: 'TOO_LARGE' }));
+      // Through the msgpackr fallback (a Date) too.
+      expect(() => w.frame([4, new Date(0), values], limit)).toThrow(
+        expect.objectContaining({ code: 'TOO_LARGE' }),
+      );
+      w.reply(5, 'after', limit);
+      expect(
+        Buffer.concat(w.take()).equals(
+          reference([
+            [1, 'before'],
+            [5, 'after'],
+          ]),
+        ),
+      ).toBe(true);
+    }
+  });
+
+  it('a frame of exactly maxBytes is written', () => {
+    const w = new FrameWriter();
+    const n = reference([[1, 'x'.repeat(300)]]).length - 4;
+    w.reply(1, 'x'.repeat(300), n);
+    expect(() => w.reply(2, 'x'.repeat(300), n - 1)).toThrow(expect.objectContaining({ code: 'TOO_LARGE' }));
+    expect(Buffer.concat(w.take()).equals(reference([[1, 'x'.repeat(300)]]))).toBe(true);
   });
 });
 
