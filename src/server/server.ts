@@ -19,13 +19,9 @@ import type { Store } from '../engine/store.js';
 import { encodeFrame } from '../protocol/frame.js';
 import {
   FRAME_TIMEOUT_MS,
-<<<<<<< HEAD
-  PROTOCOL_VERSION,
-  REFUSAL_FIRST_BYTE_WAIT_MS,
-=======
   MAX_REPLY_BYTES,
   PROTOCOL_VERSION,
->>>>>>> dcbee43 (server: a reply that cannot be framed (body over 2^32-1, MAX_REPLY_BYTES) gets TOO_LARGE and nothing else — FrameWriter undoes the frame and throws instead of writing a wrong prefix, MGET stops reading values past the limit; tested with the limit lowered (issue 11 E))
+  REFUSAL_FIRST_BYTE_WAIT_MS,
   SHUTDOWN_GRACE_MS,
 } from '../protocol/limits.js';
 import { INFO_SECTIONS, type InfoSection } from '../protocol/messages.js';
