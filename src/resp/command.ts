@@ -7,6 +7,7 @@
  * Arity is checked before the handler runs, Redis style: a positive arity is
  * the exact argc, a negative one the minimum.
  */
+import type { ClusterGate } from '../cluster/node.js';
 import type { Store } from '../engine/store.js';
 import { KvError } from '../errors.js';
 import { err, NOT_AN_INTEGER, type Reply, RespError } from './reply.js';
@@ -48,6 +49,8 @@ export interface RespServer {
    * none for a keyless write) on this node — `MOVED slot host:port`,
    * `CROSSSLOT ...`, `CLUSTERDOWN ...`, `READONLY ...` — or undefined.
    */
+  /** Cluster mode (src/cluster/node.ts): the slot map for CLUSTER SLOTS/SHARDS/INFO; undefined outside a cluster. */
+  readonly cluster?: ClusterGate | undefined;
   readonly redirect?: ((keys: readonly Buffer[], write: boolean) => string | undefined) | undefined;
   /** Hook for cluster mode: the error for a write whose ack is due after this node lost its leadership, or undefined. */
   readonly ackRefusal?: (() => string | undefined) | undefined;

@@ -4,6 +4,9 @@
  * ride through a failover (the stale map's primary is gone: READONLY or a
  * refused connection, then the reloaded map).
  */
+import { execFile as execFileCb, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import Redis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectCluster, type KvClusterClient } from '../../src/client/cluster.js';
 import { SlotMap } from '../../src/cluster/slot-map.js';
@@ -12,6 +15,23 @@ import { createCluster } from '../../src/cluster/state.js';
 import { type ServerProcess, spawnServer } from '../server/spawn.js';
 import { type EtcdProcess, etcdAvailable, startEtcd } from './etcd.js';
 import { WireClient } from './wire-client.js';
+
+const execFile = promisify(execFileCb);
+const redisCli = (() => {
+  try {
+    execFileSync('sh', ['-c', 'command -v redis-cli'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    if (process.env.CI)
+      throw new Error(
+        'redis-cli not found on PATH (install Debian package redis-tools); CI must not skip it',
+      );
+    console.warn(
+      'skipping the redis-cli -c check: redis-cli not found on PATH (install Debian package redis-tools)',
+    );
+    return false;
+  }
+})();
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -79,6 +99,31 @@ describe.skipIf(!etcdAvailable)('connectCluster', () => {
       code: 'CROSSSLOT',
     });
     await expect(kv.del(['{t}1', '{t}2'])).resolves.toBe(0);
+  });
+
+  it('speaks Redis Cluster over RESP: ioredis Cluster and redis-cli -c route by CLUSTER SLOTS and MOVED', async () => {
+    const cluster = new Redis.Cluster([{ host: '127.0.0.1', port: servers[0]!.port }], { lazyConnect: true });
+    try {
+      await cluster.connect();
+      const keys = Array.from({ length: 20 }, (_, i) => `rc:${i}`);
+      for (const k of keys) expect(await cluster.set(k, `r-${k}`)).toBe('OK');
+      for (const k of keys) expect(await cluster.get(k)).toBe(`r-${k}`);
+      expect(await cluster.get('user:7')).toBe('v-user:7');
+      const slots = await cluster.cluster('SLOTS');
+      expect(slots.map((r) => [r[0], r[1]])).toEqual([
+        [0, 8191],
+        [8192, 16383],
+      ]);
+    } finally {
+      cluster.disconnect();
+    }
+    if (redisCli) {
+      // Ask a node that does not own the key: -c follows the MOVED.
+      const k = 'user:7';
+      const other = (await kv.clusterSlots()).find((r) => keySlot(k) < r.start || keySlot(k) > r.end)!;
+      const { stdout } = await execFile('redis-cli', ['-c', '-p', String(other.primary!.port), 'GET', k]);
+      expect(stdout.trim()).toBe('v-user:7');
+    }
   });
 
   it('rides through a failover: reads are retried, writes resume on the new primary', async () => {

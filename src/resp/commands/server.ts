@@ -13,6 +13,7 @@ import { globMatch } from '../../engine/glob.js';
 import { command, intArg, type RespCommand, type RespSession, word, wrongArity } from '../command.js';
 import { docsReply, infoReply } from '../docs.js';
 import { err, OK, type Reply, type RespError, RespMap, Simple, Verbatim } from '../reply.js';
+import { CLUSTER_COMMAND } from './cluster.js';
 
 const SERVER = { group: 'server' } as const;
 
@@ -301,22 +302,7 @@ export function serverCommands(table: () => ReadonlyMap<string, RespCommand>): R
         });
       },
     ),
-    command(
-      'cluster',
-      -2,
-      '',
-      [0, 0, 0],
-      {
-        group: 'cluster',
-        summary: 'A container for cluster commands',
-        since: '3.0.0',
-        complexity: 'Depends on subcommand.',
-      },
-      // Cluster mode plugs in here (SLOTS, SHARDS, KEYSLOT, ... and MOVED redirects).
-      () => {
-        throw err('This instance has cluster support disabled');
-      },
-    ),
+    CLUSTER_COMMAND,
     command(
       'readonly',
       1,
