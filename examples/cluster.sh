@@ -44,7 +44,7 @@ start() {
     done
   done
   # Ready when every shard has a primary and a replica.
-  for _ in $(seq 150); do
+  for _ in $(seq 600); do
     replicas=$(node dist/tools/kv-cluster.js status --etcd "$ETCD_URL" --cluster "$CLUSTER" 2>/dev/null | grep -c '^  replica' || true)
     [ "$replicas" -ge "$SHARDS" ] && break
     sleep 0.2

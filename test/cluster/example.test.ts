@@ -18,7 +18,7 @@ describe.skipIf(!etcdAvailable)('examples/cluster.sh', () => {
       ETCD_PORT: String(await freePort()),
     };
     try {
-      const { stdout } = await execFile(script, ['start'], { env, timeout: 100_000 });
+      const { stdout } = await execFile(script, ['start'], { env, timeout: 170_000 });
       expect(stdout).toContain('cluster demo: 3 shard(s), 16384 slots');
       for (const s of ['s1', 's2', 's3'])
         expect(stdout).toMatch(new RegExp(`shard ${s} {2}slots \\d+-\\d+ {2}ok\\n`));
@@ -26,5 +26,5 @@ describe.skipIf(!etcdAvailable)('examples/cluster.sh', () => {
     } finally {
       await execFile(script, ['stop'], { env, timeout: 10_000 });
     }
-  }, 120_000);
+  }, 180_000);
 });
