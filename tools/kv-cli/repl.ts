@@ -132,7 +132,8 @@ export class Repl {
   /** Starts: waits briefly for the first connection, then shows the prompt. */
   async start(): Promise<number> {
     const first = await this.reachable();
-    if (first !== true) this.write(`${first}\n`);
+    // Left (Ctrl-D) during the wait: the client was closed on purpose, nothing to report.
+    if (first !== true && !this.finishing) this.write(`${first}\n`);
     this.started = true;
     if (this.queue.length === 0 && !this.inputEnded && !this.busy) this.prompt();
     await this.done;
