@@ -237,6 +237,32 @@ export class MemFs implements Fs {
   }
 
   /**
+   * The file system after a process crash (SIGKILL) at this instant: every
+   * byte and name stays (the page cache survives), and what is durable stays
+   * as durable as it was, so a later crash() of the copy can still lose it.
+   */
+  killProcess(): MemFs {
+    const next = new MemFs();
+    const copies = new Map<MemFile, MemFile>();
+    const copyOf = (file: MemFile): MemFile => {
+      let copy = copies.get(file);
+      if (!copy) {
+        const data = Buffer.from(file.data.subarray(0, file.length));
+        copy = { data, length: data.length, durable: Buffer.from(file.durable) };
+        copies.set(file, copy);
+      }
+      return copy;
+    };
+    for (const [d, entries] of this.dirs) {
+      next.dirs.set(d, new Map([...entries].map(([name, file]) => [name, copyOf(file)])));
+    }
+    for (const [d, entries] of this.durableDirs) {
+      next.durableDirs.set(d, new Map([...entries].map(([name, file]) => [name, copyOf(file)])));
+    }
+    return next;
+  }
+
+  /**
    * The file system after a power loss at this instant. `random` (0 ≤ x < 1)
    * decides how much of each file's unsynced appended tail survives in 'tear' mode.
    */

@@ -335,8 +335,11 @@ export function recover(store: Store): RecoveryResult {
       seg.index = new SparseIndex(base, indexIntervalBytes);
     }
 
-    // Scan.
+    // Scan. A scanned segment may hold bytes a crashed process wrote and never
+    // fsynced: dirty, so the first sync round makes them durable before any
+    // later write's fsync counts, and before its hint is written.
     stats.scanned++;
+    if (!readOnly) seg.dirty = true;
     const index = seg.index ?? new SparseIndex(base, indexIntervalBytes);
     let batch: { key: string; header: RecordHeader; position: number }[] = [];
     let batchStart = -1;

@@ -261,7 +261,8 @@ export class Store extends EventEmitter {
       const result = recover(this);
       this.recoveryStats = result.stats;
       // A read-only open writes nothing, not even a missing hint.
-      if (!this.options.readOnly) for (const s of result.needHints) this.sealInBackground(s, false);
+      // Data first, then the hint (a durable hint over data that is not would point past the file's end).
+      if (!this.options.readOnly) for (const s of result.needHints) this.sealInBackground(s, true);
     } catch (err) {
       this.lock?.release();
       throw err;
