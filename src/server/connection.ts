@@ -47,6 +47,7 @@ import {
   requestKeys,
   WRITE_COMMANDS,
 } from '../protocol/messages.js';
+import { checkRequest, type RequestProblem } from '../protocol/request-check.js';
 import type { StreamHandler, StreamSink } from '../replication/feed.js';
 import type { Replication } from '../replication/replication.js';
 import { COMMAND_TABLE, type Session } from './commands.js';
@@ -344,6 +345,9 @@ export class Connection implements Session, StreamSink, ServedConnection {
         return;
       }
     }
+    // Extensions and strs that are not UTF-8 (request-check.ts) are refused before decoding.
+    const refused = checkRequest(body);
+    if (refused !== undefined && this.refuse(refused)) return;
     let req: unknown;
     try {
       req = unpackr.unpack(body);
@@ -439,6 +443,48 @@ export class Connection implements Session, StreamSink, ServedConnection {
       else this.writeReply(id, result);
       if (command.name === 'AUTH' && this.authenticated) this.reader.maxFrameBytes = this.host.maxFrameBytes;
     }
+  }
+
+  /**
+   * Answers a request holding an extension value or a str that is not UTF-8
+   * (PROTOCOL.md §3) without decoding it; false when the envelope itself is
+   * unreadable (no valid id), which the decoder's checks then answer.
+   */
+  private refuse(p: RequestProblem): boolean {
+    const id = p.id;
+    if (p.element === 0) {
+      this.fatal('PROTOCOL_ERROR', 'a request id must be an integer from 0 to 4294967295');
+      return true;
+    }
+    if (id === undefined || id < 0 || id > MAX_REQUEST_ID) return false;
+    if (p.element === 1 || p.name === undefined) {
+      this.replyError(id, new KvError('PROTOCOL_ERROR', 'the command name must be a MessagePack str'));
+      return true;
+    }
+    const command = COMMAND_TABLE.get(p.name) ?? COMMAND_TABLE.get(p.name.toUpperCase());
+    const arg = p.element - 1;
+    if (command === undefined) {
+      this.replyError(id, new KvError('UNKNOWN_COMMAND', 'unknown command; see protocol/PROTOCOL.md'));
+    } else if (!this.authenticated && !command.preAuth) {
+      this.replyError(id, new KvError('NOAUTH', `${command.name} needs authentication; send AUTH first`));
+    } else if (p.problem === 'extension') {
+      this.replyError(
+        id,
+        new KvError(
+          'WRONG_ARGS',
+          `${command.name}: argument ${arg} holds a MessagePack extension (type ${p.extType}); the protocol has no extension types`,
+        ),
+      );
+    } else {
+      this.replyError(
+        id,
+        new KvError(
+          'INVALID_ARGUMENT',
+          `${command.name}: argument ${arg} holds a str that is not valid UTF-8; send such bytes as bin`,
+        ),
+      );
+    }
+    return true;
   }
 
   // ---- replying -----------------------------------------------------------
