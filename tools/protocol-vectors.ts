@@ -14,7 +14,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { encodeFrame as frame, packr } from '../src/protocol/frame.js';
 import { FrameWriter } from '../src/protocol/frame-writer.js';
-import { COMMAND_NAMES } from '../src/protocol/messages.js';
+import { COMMAND_NAMES, INFO_SECTIONS } from '../src/protocol/messages.js';
 
 const ROOT = resolve(import.meta.dirname, import.meta.dirname.includes('/dist/') ? '../..' : '..');
 const version = (JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as { version: string })
@@ -201,6 +201,44 @@ add(
   [
     { req: [1, 'SET', 'k', bin('v')], res: err(1, 'NOAUTH', 'SET needs authentication; send AUTH first') },
     { req: [2, 'PING'], res: [2, 'PONG'] },
+  ],
+);
+add(
+  'before AUTH: an unknown command is UNKNOWN_COMMAND; the 1,024-byte limit lifts right after AUTH, within one write',
+  ['AUTH', 'SET'],
+  ['UNKNOWN_COMMAND', 'AUTH_FAILED'],
+  ['--password', 's3cret'],
+  [
+    {
+      req: [1, 'FLUSHALL'],
+      res: err(1, 'UNKNOWN_COMMAND', "unknown command 'FLUSHALL'; see protocol/PROTOCOL.md"),
+    },
+    {
+      raw: Buffer.concat([frame([2, 'AUTH', 's3cret']), frame([3, 'SET', 'k', Buffer.alloc(2000, 0x78)])]),
+      res: [2, true],
+      note: 'AUTH and a 2 KiB SET in one write',
+    },
+    { res: [3, true] },
+    {
+      req: [4, 'AUTH', 'wrong'],
+      res: err(4, 'AUTH_FAILED', 'wrong password'),
+      note: 'a wrong AUTH does not de-authenticate',
+    },
+    { req: [5, 'DBSIZE'], res: [5, 1] },
+  ],
+);
+add(
+  'frames after QUIT in the same write are neither executed nor answered',
+  ['QUIT', 'SET'],
+  [],
+  [],
+  [
+    {
+      raw: Buffer.concat([frame([1, 'QUIT']), frame([2, 'SET', 'after-quit', bin('v')])]),
+      res: [1, true],
+      closed: true,
+    },
+    { conn: 1, req: [3, 'EXISTS', 'after-quit'], res: [3, 0] },
   ],
 );
 add(
@@ -466,6 +504,13 @@ add(
   [{ req: [1, 'INFO', 'keyspace'], res: [1, { keyspace: { keys: 0, expiringKeys: 0 } }] }],
 );
 add(
+  'INFO section names match in any case, as in Redis',
+  ['INFO'],
+  [],
+  [],
+  [{ req: [1, 'INFO', 'KeySpace'], res: [1, { keyspace: { keys: 0, expiringKeys: 0 } }] }],
+);
+add(
   'INFO of every section',
   ['INFO'],
   [],
@@ -473,9 +518,9 @@ add(
   [
     {
       req: [1, 'INFO'],
-      res: [1, { server: {}, keyspace: {}, storage: {}, compaction: {}, clients: {} }],
+      res: [1, Object.fromEntries(INFO_SECTIONS.map((name) => [name, {}]))],
       match: 'id',
-      note: 'a map of the five sections; values depend on the server state',
+      note: `a map of the ${INFO_SECTIONS.length} sections (${INFO_SECTIONS.join(', ')}); values depend on the server state`,
     },
   ],
 );

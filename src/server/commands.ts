@@ -402,8 +402,9 @@ const SPECS: Record<CommandName, CommandSpec> = {
     maxArgs: 1,
     run: (s, req) => {
       if (req.length === 2) return s.info(INFO_SECTIONS);
-      const section = req[2];
-      if (typeof section !== 'string' || !(INFO_SECTIONS as readonly string[]).includes(section)) {
+      // Section names match in any case, as Redis's INFO does (replies use the lower-case name).
+      const section = typeof req[2] === 'string' ? req[2].toLowerCase() : undefined;
+      if (section === undefined || !(INFO_SECTIONS as readonly string[]).includes(section)) {
         throw new KvError('WRONG_ARGS', `INFO: the section must be one of ${INFO_SECTIONS.join(', ')}`);
       }
       return s.info([section as InfoSection]);
