@@ -46,6 +46,10 @@ export type ErrorCode =
   | 'CONNECTION_FAILED'
   /** The command exists but this server or store cannot run it (e.g. COMPACT without a compactor). */
   | 'NOT_SUPPORTED'
+  /** --min-replicas-ack N and fewer than N replicas connected: the write was refused, nothing written. */
+  | 'NOREPLICAS'
+  /** --min-replicas-ack N: the write is in the primary's log but fewer than N replicas acknowledged it in time. */
+  | 'NOT_ENOUGH_REPLICAS'
   /** A write sent to a read-only replica; the message names its primary. */
   | 'READONLY'
   /** FEED from an offset the log cannot serve exactly (below the tombstone horizon, or past its end). */

@@ -601,6 +601,34 @@ add(
   ],
 );
 add(
+  'WAIT on a primary without replicas',
+  ['SET', 'WAIT'],
+  [],
+  [],
+  [
+    { req: [1, 'SET', 'k', bin('v')], res: [1, true] },
+    { req: [2, 'WAIT', 0, 0], res: [2, 0], note: 'no replica asked for: at once' },
+    { req: [3, 'WAIT', 1, 50], res: [3, 0], note: 'after 50 ms: no replica holds the write' },
+  ],
+);
+add(
+  '--min-replicas-ack: a write without enough replicas connected is refused, nothing written',
+  ['SET', 'GET'],
+  ['NOREPLICAS'],
+  ['--min-replicas-ack', '1'],
+  [
+    {
+      req: [1, 'SET', 'k', bin('v')],
+      res: err(
+        1,
+        'NOREPLICAS',
+        '0 replicas are connected and this server acknowledges a write only once 1 have it (server option --min-replicas-ack); nothing was written',
+      ),
+    },
+    { req: [2, 'GET', 'k'], res: [2, null] },
+  ],
+);
+add(
   'a replica refuses writes with READONLY, naming its primary',
   ['SET', 'GET'],
   ['READONLY'],
@@ -895,6 +923,8 @@ const out = {
   errorsWithoutExactVectors: {
     NOT_SUPPORTED: 'COMPACT on a store without a compactor; the COMPACT vector accepts it (match "id")',
     BUSY: 'COMPACT while a compaction runs: timing-dependent (test/server/compact-busy.test.ts checks it from two connections)',
+    NOT_ENOUGH_REPLICAS:
+      'a replica that stops acknowledging while connected: timing-dependent (test/replication/sync-ack.test.ts)',
     IO_ERROR: 'needs the disk to refuse a write or fsync',
     CORRUPTION: 'needs a corrupted data directory',
     CLOSED: 'a request racing the store closing at shutdown',

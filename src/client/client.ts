@@ -1007,6 +1007,15 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
     return this.issue('COMPACT', [], (raw) => raw);
   }
 
+  /**
+   * WAIT: resolves how many replicas hold every write this client's connection
+   * made so far, as soon as `numReplicas` do or after `timeoutMs` (0 = no timeout).
+   * After a reconnect it only covers writes made on the new connection.
+   */
+  wait(numReplicas: number, timeoutMs: number): Promise<number> {
+    return this.issue('WAIT', [numReplicas, timeoutMs], expectNumber);
+  }
+
   /** The server's replication role and lineage (ROLE). */
   role(): Promise<RoleReply> {
     return this.issue('ROLE', [], (raw) => raw as RoleReply);

@@ -21,9 +21,11 @@
  * pages, bounded by `maxBytes`), so nothing changes under it mid-read.
  */
 import { CorruptionError } from '../errors.js';
+import type { Fs } from './fs.js';
+import { MAX_KEY_BYTES } from './limits.js';
 import { buildIndex, segmentIndexFor } from './log-reader.js';
-import { FLAG_TOMBSTONE } from './record.js';
-import { type Segment, scanRecords } from './segment.js';
+import { checkRecord, decodeHeader, FLAG_TOMBSTONE, RECORD_HEADER_BYTES } from './record.js';
+import type { Segment } from './segment.js';
 import { SEGMENT_HEADER_BYTES } from './segment-header.js';
 import type { Store } from './store.js';
 
@@ -54,6 +56,8 @@ export class LogCursor implements LogWatcher {
   private held: Segment[] = [];
   private closed = false;
   private wake: (() => void) | undefined;
+  /** Read buffer, reused; grown for a record larger than it. */
+  private buf = Buffer.allocUnsafe(CURSOR_READ_BYTES);
 
   constructor(
     private readonly store: Store,
@@ -135,44 +139,59 @@ export class LogCursor implements LogWatcher {
     return out;
   }
 
-  /** Reads records of `seg` from `next` (below `stopAt`) into `out`; returns the bytes read. */
+  /**
+   * Reads records of `seg` from `next` (below `stopAt`) into `out`; returns
+   * the bytes read. Positioned reads into the cursor's own buffer, reused
+   * from read to read (a feed reads small tails many times a second).
+   */
   private readSegment(seg: Segment, stopAt: number, maxBytes: number, out: CursorRecord[]): number {
     const fs = this.store.options.fs;
     if (!seg.index) seg.index = buildIndex(fs, seg, this.store.options.indexIntervalBytes);
     const from = this.next;
-    const start = seg.index.lookup(from, SEGMENT_HEADER_BYTES);
+    const end = seg.written;
+    let pos = seg.index.lookup(from, SEGMENT_HEADER_BYTES);
     let bytes = 0;
-    let stopped = false;
-    const r = scanRecords(
-      fs,
-      seg.fd,
-      start,
-      seg.written,
-      (rec) => {
-        const h = rec.header;
-        if (stopped || h.offset < from) return;
-        if (h.offset >= stopAt || (bytes >= maxBytes && out.length > 0)) {
-          stopped = true;
-          return;
+    while (pos < end) {
+      const want = Math.min(end - pos, this.buf.length);
+      const n = readFully(fs, seg.fd, this.buf, want, pos);
+      if (n === 0) throw new CorruptionError(seg.name, pos, `the file ends before its ${end} written bytes`);
+      const buf = this.buf;
+      let at = 0;
+      while (at < n) {
+        if (n - at < RECORD_HEADER_BYTES) {
+          if (pos + n >= end) throw new CorruptionError(seg.name, pos + at, 'truncated record header');
+          break; // the rest of the header is in the next read
         }
-        const keyStart = rec.valueAt - h.keyLength;
-        out.push({
-          offset: h.offset,
-          flags: h.flags,
-          expiresAt: h.expiresAt,
-          key: Buffer.from(rec.buf.subarray(keyStart, rec.valueAt)),
-          value:
-            h.flags & FLAG_TOMBSTONE
-              ? EMPTY
-              : Buffer.from(rec.buf.subarray(rec.valueAt, rec.valueAt + h.valueLength)),
-        });
-        bytes += rec.size;
-        this.next = h.offset + 1;
-      },
-      start + maxBytes + 64 * 1024,
-    );
-    if (r.problem && !stopped && r.end < seg.written) {
-      throw new CorruptionError(seg.name, r.problem.position, r.problem.reason);
+        const h = decodeHeader(buf, at, n, MAX_KEY_BYTES);
+        if (!h) throw new CorruptionError(seg.name, pos + at, 'invalid record header');
+        const size = RECORD_HEADER_BYTES + h.keyLength + h.valueLength;
+        if (at + size > n) {
+          if (pos + at + size > end)
+            throw new CorruptionError(seg.name, pos + at, 'record runs past the end of the segment');
+          if (at === 0) this.buf = Buffer.allocUnsafe(size); // a record larger than the buffer
+          break;
+        }
+        if (h.offset >= from) {
+          if (h.offset >= stopAt || (bytes >= maxBytes && out.length > 0)) return bytes;
+          if (!checkRecord(buf, at, size))
+            throw new CorruptionError(seg.name, pos + at, 'record fails its CRC');
+          const keyAt = at + RECORD_HEADER_BYTES;
+          const valueAt = keyAt + h.keyLength;
+          out.push({
+            offset: h.offset,
+            flags: h.flags,
+            expiresAt: h.expiresAt,
+            key: Buffer.from(buf.subarray(keyAt, valueAt)),
+            value:
+              h.flags & FLAG_TOMBSTONE ? EMPTY : Buffer.from(buf.subarray(valueAt, valueAt + h.valueLength)),
+          });
+          bytes += size;
+          this.next = h.offset + 1;
+        }
+        at += size;
+      }
+      pos += at;
+      if (bytes >= maxBytes) return bytes;
     }
     return bytes;
   }
@@ -189,3 +208,17 @@ export class LogCursor implements LogWatcher {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** Size of a cursor's read buffer: one read covers a feed batch (FEED_BATCH_BYTES) and change. */
+const CURSOR_READ_BYTES = 320 * 1024;
+
+/** Reads up to `length` bytes at `position` (fewer only at the end of the file). */
+function readFully(fs: Fs, fd: number, buf: Buffer, length: number, position: number): number {
+  let got = 0;
+  while (got < length) {
+    const n = fs.read(fd, buf, got, length - got, position + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
+}

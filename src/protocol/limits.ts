@@ -82,6 +82,12 @@ export const FEED_HEARTBEAT_MS = 1000;
 /** The SDK's feed iterator stops reading the socket while this many records wait for the consumer. */
 export const FEED_CLIENT_BUFFERED_RECORDS = 10_000;
 
+/** Default of --min-replicas-timeout-ms: how long a write waits for its replica acknowledgements. */
+export const DEFAULT_MIN_REPLICAS_TIMEOUT_MS = 10_000;
+
+/** Largest WAIT numreplicas and --min-replicas-ack (more replicas than anyone runs). */
+export const MAX_REPLICAS = 1024;
+
 // ---- client SDK ---------------------------------------------------------
 
 /** Default time a client waits for a reply before rejecting with TIMEOUT; 0 disables. */

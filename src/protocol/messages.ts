@@ -35,6 +35,7 @@ export const COMMAND_NAMES = [
   'ROLE',
   'REPLICAOF',
   'CLUSTER',
+  'WAIT',
 ] as const;
 
 /** Commands that write: refused with READONLY on a replica. */
@@ -103,7 +104,15 @@ export function requestKeys(name: CommandName, req: readonly unknown[]): (string
 export const PREAUTH_COMMANDS: ReadonlySet<string> = new Set<CommandName>(['HELLO', 'PING', 'AUTH', 'QUIT']);
 
 /** Sections of INFO, in reply order. */
-export const INFO_SECTIONS = ['server', 'keyspace', 'storage', 'compaction', 'clients', 'stats'] as const;
+export const INFO_SECTIONS = [
+  'server',
+  'keyspace',
+  'storage',
+  'compaction',
+  'clients',
+  'stats',
+  'replication',
+] as const;
 export type InfoSection = (typeof INFO_SECTIONS)[number];
 
 /** The error object of an error or fatal response. */

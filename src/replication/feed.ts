@@ -60,6 +60,8 @@ export class FeedStream implements StreamHandler {
     private readonly onEnd: (feed: FeedStream) => void,
     /** Set when the reader is a replica (FEED option replica.port): its listening port. */
     readonly replicaPort?: number,
+    /** Called when an ACK moves `acked`. */
+    private readonly onAck: () => void = () => {},
   ) {
     this.cursor = new LogCursor(store, from);
   }
@@ -78,6 +80,12 @@ export class FeedStream implements StreamHandler {
 
   get remote(): string {
     return this.sink.remote;
+  }
+
+  /** The reader's IP address (without the port). */
+  get remoteHost(): string {
+    const r = this.sink.remote;
+    return r.slice(0, r.lastIndexOf(':')).replace(/^::ffff:/, '');
   }
 
   private async pump(): Promise<void> {
@@ -143,6 +151,7 @@ export class FeedStream implements StreamHandler {
       if (offset > this.acked) {
         this.acked = offset;
         this.ackedAt = Date.now();
+        this.onAck();
       }
       return;
     }

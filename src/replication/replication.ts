@@ -21,6 +21,7 @@ import {
 } from '../engine/filenames.js';
 import { Store } from '../engine/store.js';
 import { KvError } from '../errors.js';
+import { DEFAULT_MIN_REPLICAS_TIMEOUT_MS } from '../protocol/limits.js';
 import type { FeedStart, RoleReply } from '../protocol/messages.js';
 import { EpochHistory } from './epochs.js';
 import { FeedStream, type StreamSink } from './feed.js';
@@ -28,11 +29,64 @@ import { TombstoneHorizon } from './horizon.js';
 import { type PrimaryAddress, ReplicaLink } from './replica.js';
 import { truncateLogFiles } from './truncate.js';
 
+/** One replica as INFO `replication` lists it on a primary. */
+export interface ReplicaInfo {
+  /** Its address: the connection's IP and the port it listens on. */
+  address: string;
+  /** Every record below this offset is applied there (its last ACK). */
+  ackedOffset: number;
+  /** Records of this log it does not have yet (log end − ackedOffset). */
+  lagRecords: number;
+  /** Age of the oldest record it does not have yet, ms (0 when caught up). */
+  lagMs: number;
+}
+
+/** INFO `replication` (PROTOCOL.md §6 INFO). */
+export interface ReplicationInfo {
+  role: 'primary' | 'replica';
+  logId: string;
+  epoch: number;
+  /** The log's next offset. */
+  offset: number;
+  horizon: number;
+  /** Replica: its primary and link; nil on a primary. */
+  primary: string | null;
+  link: string | null;
+  /** Replica: the primary's offset as last heard, records behind it, ms since the primary was last heard. */
+  primaryOffset: number | null;
+  lagRecords: number | null;
+  lastContactMs: number | null;
+  fullResyncs: number;
+  partialResyncs: number;
+  /** Primary: replicas connected now, and each one. */
+  connectedReplicas: number;
+  replicas: ReplicaInfo[];
+  /** Change feeds open that are not replicas. */
+  feeds: number;
+  /** --min-replicas-ack. */
+  minReplicasAck: number;
+}
+
+/** Samples of (log end, time) for lag in ms: one at most every SAMPLE_MS, the last MAX_SAMPLES kept. */
+const SAMPLE_MS = 5;
+const MAX_SAMPLES = 4096;
+
+interface AckWaiter {
+  offset: number;
+  count: number;
+  resolve: (acked: number) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
 export interface ReplicationOptions {
   /** Follow this primary from the start (kv-server --replica-of). */
   replicaOf?: PrimaryAddress | undefined;
   /** The password a replica sends to its primary (the server's own --password). */
   password?: string | undefined;
+  /** --min-replicas-ack: replicas that must have a write before it is acknowledged (default 0). */
+  minReplicasAck?: number | undefined;
+  /** --min-replicas-timeout-ms: how long a write waits for them (default 10 s). */
+  minReplicasTimeoutMs?: number | undefined;
 }
 
 export class Replication {
@@ -45,6 +99,12 @@ export class Replication {
   clusterManaged = false;
   /** This server's listening port, reported to primaries (INFO on the primary). */
   listeningPort = 0;
+  private samples: { offset: number; at: number }[] = [];
+  private waiters: AckWaiter[] = [];
+  private readonly watcher = {
+    flushed: () => this.sample(),
+    replacing: () => {},
+  };
 
   constructor(
     store: Store,
@@ -54,6 +114,146 @@ export class Replication {
     this.store = store;
     this.horizon = new TombstoneHorizon(store, log);
     this.epochs = new EpochHistory(store, log);
+    store.watchers.add(this.watcher);
+  }
+
+  /** --min-replicas-ack: a write is acknowledged once this many replicas have it. */
+  get minReplicasAck(): number {
+    return this.options.minReplicasAck ?? 0;
+  }
+
+  /** --min-replicas-timeout-ms. */
+  get minReplicasTimeoutMs(): number {
+    return this.options.minReplicasTimeoutMs ?? DEFAULT_MIN_REPLICAS_TIMEOUT_MS;
+  }
+
+  private sample(): void {
+    const now = Date.now();
+    const last = this.samples[this.samples.length - 1];
+    const offset = this.store.nextOffset;
+    if (last && (last.offset === offset || now - last.at < SAMPLE_MS)) return;
+    this.samples.push({ offset, at: now });
+    if (this.samples.length > MAX_SAMPLES) this.samples.splice(0, MAX_SAMPLES / 2);
+  }
+
+  /** How long ago the record at `offset` was written, about (ms); 0 if it is not written yet. */
+  private ageOf(offset: number, now: number): number {
+    if (offset >= this.store.nextOffset) return 0;
+    for (const s of this.samples) if (s.offset > offset) return now - s.at;
+    return this.samples.length > 0 ? now - this.samples[0]!.at : 0;
+  }
+
+  /** Replica feeds on this server (a primary's replicas). */
+  private replicaFeeds(): FeedStream[] {
+    return [...this.feeds].filter((f) => f.replicaPort !== undefined);
+  }
+
+  /** How many replicas have acknowledged every record below `offset`. */
+  ackedBy(offset: number): number {
+    let n = 0;
+    for (const f of this.feeds) if (f.replicaPort !== undefined && f.acked >= offset) n++;
+    return n;
+  }
+
+  /**
+   * Resolves with how many replicas hold every record below `offset` as soon
+   * as `count` do, or when `timeoutMs` passes (0: never times out) — WAIT, and
+   * the acknowledgement of writes under --min-replicas-ack.
+   */
+  waitForAcks(count: number, timeoutMs: number, offset: number): Promise<number> {
+    const now = this.ackedBy(offset);
+    if (now >= count || count <= 0) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      const w: AckWaiter = { offset, count, resolve, timer: undefined };
+      if (timeoutMs > 0) {
+        w.timer = setTimeout(() => {
+          this.waiters = this.waiters.filter((x) => x !== w);
+          resolve(this.ackedBy(offset));
+        }, timeoutMs);
+      }
+      this.waiters.push(w);
+    });
+  }
+
+  /** A replica acknowledged more (feed.ts): wake the waiters it satisfies. */
+  private onAck(): void {
+    if (this.waiters.length === 0) return;
+    const still: AckWaiter[] = [];
+    for (const w of this.waiters) {
+      const n = this.ackedBy(w.offset);
+      if (n >= w.count) {
+        clearTimeout(w.timer);
+        w.resolve(n);
+      } else still.push(w);
+    }
+    this.waiters = still;
+  }
+
+  /**
+   * Under --min-replicas-ack N: NOREPLICAS before a write when fewer than N
+   * replicas are connected (nothing is written); else undefined.
+   */
+  refuseForReplicas(): KvError | undefined {
+    const n = this.minReplicasAck;
+    if (n <= 0 || this.link) return undefined;
+    const connected = this.replicaFeeds().length;
+    if (connected >= n) return undefined;
+    return new KvError(
+      'NOREPLICAS',
+      `${connected} replicas are connected and this server acknowledges a write only once ${n} have it (server option --min-replicas-ack); nothing was written`,
+    );
+  }
+
+  /**
+   * Under --min-replicas-ack N: the acknowledgement of a write whose records
+   * end below `offset` — `ack` (the local one), then N replica ACKs, or
+   * NOT_ENOUGH_REPLICAS after --min-replicas-timeout-ms.
+   */
+  async replicatedAck<T>(ack: Promise<T>, offset: number): Promise<T> {
+    const value = await ack;
+    const n = this.minReplicasAck;
+    const timeoutMs = this.minReplicasTimeoutMs;
+    const got = await this.waitForAcks(n, timeoutMs, offset);
+    if (got < n) {
+      throw new KvError(
+        'NOT_ENOUGH_REPLICAS',
+        `the write is in this server's log but only ${got} of ${n} replicas acknowledged it within ${timeoutMs} ms (server options --min-replicas-ack, --min-replicas-timeout-ms); it may be lost if this server fails now`,
+      );
+    }
+    return value;
+  }
+
+  info(): ReplicationInfo {
+    const now = Date.now();
+    const end = this.store.nextOffset;
+    const link = this.link;
+    const replicas = this.replicaFeeds().map((f) => {
+      const acked = Math.max(0, f.acked);
+      return {
+        address: `${f.remoteHost}:${f.replicaPort}`,
+        ackedOffset: acked,
+        lagRecords: Math.max(0, end - acked),
+        lagMs: this.ageOf(acked, now),
+      };
+    });
+    return {
+      role: this.role,
+      logId: this.epochs.logId,
+      epoch: this.epochs.epoch,
+      offset: end,
+      horizon: this.horizon.state.tombstoneHorizon,
+      primary: link?.address ?? null,
+      link: link?.status ?? null,
+      primaryOffset: link ? link.primaryEnd : null,
+      lagRecords: link ? Math.max(0, link.primaryEnd - link.applied) : null,
+      lastContactMs: link && link.lastContactAt > 0 ? now - link.lastContactAt : null,
+      fullResyncs: link?.fullResyncs ?? 0,
+      partialResyncs: link?.partialResyncs ?? 0,
+      connectedReplicas: replicas.length,
+      replicas,
+      feeds: this.feeds.size - replicas.length,
+      minReplicasAck: this.minReplicasAck,
+    };
   }
 
   /** Starts following `options.replicaOf`, if set (once the server listens). */
@@ -151,8 +351,12 @@ export class Replication {
       sink,
       from,
       this.log,
-      (f) => this.feeds.delete(f),
+      (f) => {
+        this.feeds.delete(f);
+        if (f.replicaPort !== undefined) this.log.info({ replica: f.remote }, 'replica disconnected');
+      },
       replicaPort,
+      () => this.onAck(),
     );
     this.feeds.add(stream);
     this.log.info(
@@ -198,11 +402,14 @@ export class Replication {
     const old = this.store;
     this.closeFeeds();
     this.horizon.close();
+    old.watchers.delete(this.watcher);
     await old.close();
     change(old.dir, old.options.fs);
     const fresh = new Store(old.dir, old.options);
     await fresh.start();
     this.store = fresh;
+    this.samples = [];
+    fresh.watchers.add(this.watcher);
     this.horizon = new TombstoneHorizon(fresh, this.log);
     this.epochs = new EpochHistory(fresh, this.log);
   }
@@ -211,5 +418,11 @@ export class Replication {
     await this.link?.stop();
     this.closeFeeds();
     this.horizon.close();
+    this.store.watchers.delete(this.watcher);
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.resolve(this.ackedBy(w.offset));
+    }
+    this.waiters = [];
   }
 }

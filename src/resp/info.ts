@@ -109,12 +109,39 @@ function section(name: string, n: Native): [string, unknown][] {
         ['slow_commands', s.slowCommands],
       ];
     }
-    case 'replication':
+    case 'replication': {
+      // segkv's replication section (src/replication/replication.ts) in Redis's words.
+      const r = n.replication ?? {};
+      if (r.role === 'replica') {
+        const [host, port] = String(r.primary ?? ':').split(/:(?=[^:]*$)/);
+        return [
+          ['role', 'slave'],
+          ['master_host', host],
+          ['master_port', port],
+          ['master_link_status', r.link === 'up' ? 'up' : 'down'],
+          ['master_last_io_seconds_ago', Math.floor(num(r.lastContactMs) / 1000)],
+          ['master_sync_in_progress', r.link === 'sync' ? 1 : 0],
+          ['slave_repl_offset', r.offset],
+          ['slave_read_only', 1],
+          ['connected_slaves', 0],
+          ['master_repl_offset', r.offset],
+        ];
+      }
+      const replicas = Array.isArray(r.replicas) ? (r.replicas as Record<string, unknown>[]) : [];
       return [
         ['role', 'master'],
-        ['connected_slaves', 0],
-        ['master_repl_offset', storage.nextOffset],
+        ['connected_slaves', replicas.length],
+        ...replicas.map((x, i): [string, unknown] => {
+          const [ip, port] = String(x.address).split(/:(?=[^:]*$)/);
+          return [
+            `slave${i}`,
+            `ip=${ip},port=${port},state=online,offset=${num(x.ackedOffset)},lag=${Math.floor(num(x.lagMs) / 1000)}`,
+          ];
+        }),
+        ['master_replid', r.logId ?? ''],
+        ['master_repl_offset', r.offset ?? storage.nextOffset],
       ];
+    }
     case 'cpu': {
       const u = process.cpuUsage();
       return [

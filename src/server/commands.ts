@@ -15,9 +15,10 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ClusterGate } from '../cluster/node.js';
 import { keySlot } from '../cluster/slots.js';
 import { checkTtlMs, type Key, type Value } from '../engine/keys.js';
+import { MAX_TTL_MS } from '../engine/limits.js';
 import type { BatchOp, ScanOptions, SetOptions, Store } from '../engine/store.js';
 import { ioError, KvError } from '../errors.js';
-import { PREAUTH_MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../protocol/limits.js';
+import { MAX_REPLICAS, PREAUTH_MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../protocol/limits.js';
 import {
   COMMAND_NAMES,
   type CommandName,
@@ -52,6 +53,8 @@ export interface Session {
   readonly replication: Replication;
   /** Cluster mode's routing and topology; undefined outside a cluster. */
   readonly cluster: ClusterGate | undefined;
+  /** The log's next offset after this connection's last write (WAIT). */
+  readonly lastWriteOffset: number;
 }
 
 type Handler = (s: Session, req: unknown[]) => unknown;
@@ -498,6 +501,21 @@ const SPECS: Record<CommandName, CommandSpec> = {
     minArgs: 0,
     maxArgs: 0,
     run: (s) => s.replication.roleReply(),
+  },
+  WAIT: {
+    usage: 'numreplicas timeoutMs',
+    minArgs: 2,
+    maxArgs: 2,
+    run: (s, req) => {
+      const [n, ms] = [req[2], req[3]];
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > MAX_REPLICAS) {
+        throw new KvError('WRONG_ARGS', `WAIT: numreplicas must be an integer from 0 to ${MAX_REPLICAS}`);
+      }
+      if (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 0 || ms > MAX_TTL_MS) {
+        throw new KvError('WRONG_ARGS', 'WAIT: timeoutMs must be an integer ≥ 0 (0 waits forever)');
+      }
+      return s.replication.waitForAcks(n, ms, s.lastWriteOffset);
+    },
   },
   REPLICAOF: {
     usage: 'host port | NO ONE',

@@ -32,8 +32,10 @@ import {
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_CLIENTS,
   DEFAULT_MAX_FRAME_BYTES,
+  DEFAULT_MIN_REPLICAS_TIMEOUT_MS,
   DEFAULT_PORT,
   MAX_MAX_FRAME_BYTES,
+  MAX_REPLICAS,
   MIN_MAX_FRAME_BYTES,
 } from '../protocol/limits.js';
 import {
@@ -117,6 +119,14 @@ export interface ServerConfig {
   announce: string | undefined;
   /** Cluster mode: lease TTL in ms (whole seconds): how soon a silent primary is replaced. */
   clusterLeaseMs: number;
+  /**
+   * Acknowledge a write only once this many replicas have it (Kafka's acks=all with
+   * min.insync.replicas). Default 0: replicas follow asynchronously. Fewer replicas
+   * connected: writes are refused (NOREPLICAS); slower ones: writes wait (see minReplicasTimeoutMs).
+   */
+  minReplicasAck: number;
+  /** How long a write waits for its replica acknowledgements before NOT_ENOUGH_REPLICAS, ms. Default 10000. */
+  minReplicasTimeoutMs: number;
   /** The store's `compaction` options, from `--compaction-*` flags and `SEGKV_COMPACTION_*` env (camelCased), checked. */
   compaction: CompactionSettings;
 }
@@ -300,6 +310,23 @@ export const SETTINGS: readonly Setting[] = [
     fallback: DEFAULT_LEASE_TTL_MS,
     min: MIN_LEASE_TTL_MS,
     help: 'cluster mode: lease TTL, ms, whole seconds: a primary silent this long is replaced',
+  },
+  {
+    key: 'minReplicasAck',
+    flag: 'min-replicas-ack',
+    kind: 'int',
+    fallback: 0,
+    min: 0,
+    max: MAX_REPLICAS,
+    help: 'acknowledge a write only once this many replicas have it (0 = do not wait)',
+  },
+  {
+    key: 'minReplicasTimeoutMs',
+    flag: 'min-replicas-timeout-ms',
+    kind: 'int',
+    fallback: DEFAULT_MIN_REPLICAS_TIMEOUT_MS,
+    min: 1,
+    help: 'how long a write waits for --min-replicas-ack replicas before NOT_ENOUGH_REPLICAS, ms',
   },
 ];
 

@@ -144,6 +144,8 @@ export class Connection implements Session, StreamSink, ServedConnection {
   private framesRead = 0;
   /** writeReply() encoded replies into the shared writer that takeWritten() has not queued yet. */
   private written = false;
+  /** The log's next offset after this connection's last write (WAIT). */
+  lastWriteOffset = 0;
   /** Set once FEED succeeded: every later frame goes to it instead of the command table. */
   private stream: StreamHandler | undefined;
 
@@ -384,7 +386,7 @@ export class Connection implements Session, StreamSink, ServedConnection {
     }
     const write = WRITE_COMMANDS.has(command.name);
     if (write) {
-      const refused = this.host.replication.refuseWrite();
+      const refused = this.host.replication.refuseWrite() ?? this.host.replication.refuseForReplicas();
       if (refused) {
         this.replyError(id, refused);
         return;
@@ -410,6 +412,14 @@ export class Connection implements Session, StreamSink, ServedConnection {
     } catch (err) {
       this.replyError(id, err);
       return;
+    }
+    if (write) {
+      // WAIT waits for the replicas to hold everything below this; so does --min-replicas-ack.
+      const replication = this.host.replication;
+      this.lastWriteOffset = this.host.store.nextOffset;
+      if (replication.minReplicasAck > 0 && result instanceof Promise) {
+        result = replication.replicatedAck(result, this.lastWriteOffset);
+      }
     }
     // Cluster fencing: a write is acknowledged only if this node still leads when its ack is due.
     if (write && cluster !== undefined && result instanceof Promise)

@@ -145,6 +145,8 @@ async function main(): Promise<void> {
       version: packageVersion(),
       slowlogThresholdMs: config.slowlogThresholdMs,
       replicaOf,
+      minReplicasAck: config.minReplicasAck,
+      minReplicasTimeoutMs: config.minReplicasTimeoutMs,
     },
     log,
   );

@@ -51,6 +51,14 @@ export const METRIC_NAMES = [
   'segkv_recovery_corruptions',
   'segkv_read_corruptions_total',
   'segkv_corrupt_reads_total',
+  'segkv_replication_is_replica',
+  'segkv_replication_offset',
+  'segkv_replication_epoch',
+  'segkv_replication_link_up',
+  'segkv_replication_lag_records',
+  'segkv_replication_connected_replicas',
+  'segkv_replication_replica_lag_records',
+  'segkv_replication_replica_lag_seconds',
 ] as const;
 
 /** Sets a counter to a total the server keeps (prom-client counters only go up, so reset first). */
@@ -200,6 +208,46 @@ export class MetricsEndpoint {
       'Reads answered CORRUPTION since startup',
       () => stats().corruption.reads,
     );
+
+    const repl = () => server.replication.info();
+    gauge('segkv_replication_is_replica', '1 on a replica, 0 on a primary', () =>
+      repl().role === 'replica' ? 1 : 0,
+    );
+    gauge('segkv_replication_offset', "The log's next offset", () => repl().offset);
+    gauge('segkv_replication_epoch', 'Current epoch', () => repl().epoch);
+    gauge('segkv_replication_link_up', 'Replica: 1 while the link to the primary is up', () =>
+      repl().link === 'up' ? 1 : 0,
+    );
+    gauge(
+      'segkv_replication_lag_records',
+      'Replica: records behind its primary as last heard',
+      () => repl().lagRecords ?? 0,
+    );
+    gauge(
+      'segkv_replication_connected_replicas',
+      'Primary: replicas connected now',
+      () => repl().connectedReplicas,
+    );
+    new Gauge({
+      name: 'segkv_replication_replica_lag_records',
+      help: 'Primary: records each replica lacks',
+      labelNames: ['replica'],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const x of repl().replicas) this.labels({ replica: x.address }).set(x.lagRecords);
+      },
+    });
+    new Gauge({
+      name: 'segkv_replication_replica_lag_seconds',
+      help: 'Primary: age of the oldest record each replica lacks',
+      labelNames: ['replica'],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const x of repl().replicas) this.labels({ replica: x.address }).set(x.lagMs / 1000);
+      },
+    });
 
     this.http = createServer((req, res) => {
       if (req.method !== 'GET' || (req.url !== '/metrics' && !req.url?.startsWith('/metrics?'))) {

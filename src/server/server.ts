@@ -64,6 +64,10 @@ export interface ServerOptions {
   maxReplyBytes?: number | undefined;
   /** Start as a read-only replica of this primary (config `replicaOf`); it is sent `password` too. Default: a primary. */
   replicaOf?: PrimaryAddress | undefined;
+  /** Acknowledge a write only once this many replicas have it (config `minReplicasAck`). Default 0: not waiting. */
+  minReplicasAck?: number | undefined;
+  /** How long a write waits for them before NOT_ENOUGH_REPLICAS, ms (config `minReplicasTimeoutMs`). Default 10 s. */
+  minReplicasTimeoutMs?: number | undefined;
 }
 
 /** The connection counters of INFO `clients` and the metrics endpoint. */
@@ -126,6 +130,8 @@ export class KvServer implements ConnectionHost, RespServer {
     this.replication = new Replication(store, log, {
       replicaOf: options.replicaOf,
       password: options.password,
+      minReplicasAck: options.minReplicasAck,
+      minReplicasTimeoutMs: options.minReplicasTimeoutMs,
     });
     const idleMs = options.idleTimeoutMs;
     this.frameSweep = setInterval(
@@ -301,6 +307,9 @@ export class KvServer implements ConnectionHost, RespServer {
             slowCommands: this.metrics.slowCommands,
             slowlogThresholdMs: this.metrics.slowlogThresholdMs ?? null,
           };
+          break;
+        case 'replication':
+          out.replication = this.replication.info();
           break;
       }
     }

@@ -157,7 +157,15 @@ describe('client SDK against kv-server', () => {
     await client.set('d', 'x');
     expect(await client.dbsize()).toBeGreaterThan(0);
     const info = await client.info();
-    expect(Object.keys(info)).toEqual(['server', 'keyspace', 'storage', 'compaction', 'clients', 'stats']);
+    expect(Object.keys(info)).toEqual([
+      'server',
+      'keyspace',
+      'storage',
+      'compaction',
+      'clients',
+      'stats',
+      'replication',
+    ]);
     expect((info.clients as { connected: number }).connected).toBeGreaterThanOrEqual(1);
     expect((info.keyspace as { keys: number }).keys).toBe(await client.dbsize());
     expect(Object.keys(await client.info('storage'))).toEqual(['storage']);

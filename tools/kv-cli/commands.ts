@@ -335,7 +335,7 @@ const TABLE: CliCommand[] = [
   },
   {
     name: 'INFO',
-    params: '[server|keyspace|storage|compaction|clients|stats]',
+    params: '[server|keyspace|storage|compaction|clients|stats|replication]',
     summary: 'Server statistics: every section, or the one named.',
     group: 'server',
     minArgs: 0,
@@ -353,6 +353,19 @@ const TABLE: CliCommand[] = [
     minArgs: 0,
     maxArgs: 0,
     run: compactCommand,
+  },
+  {
+    name: 'WAIT',
+    params: 'numreplicas timeout-ms',
+    summary:
+      'Waits until that many replicas hold every write of this session (or the timeout); replies how many do.',
+    group: 'server',
+    minArgs: 2,
+    maxArgs: 2,
+    run: async (ctx, [n, ms]) =>
+      integer(
+        await ctx.client.wait(integerArg(n!, 'WAIT', 'numreplicas'), integerArg(ms!, 'WAIT', 'timeout-ms')),
+      ),
   },
   {
     name: 'ROLE',
