@@ -35,7 +35,6 @@ import {
   DEFAULT_MIN_REPLICAS_TIMEOUT_MS,
   DEFAULT_PORT,
   MAX_MAX_FRAME_BYTES,
-  MAX_REPLICAS,
   MIN_MAX_FRAME_BYTES,
 } from '../protocol/limits.js';
 import {
@@ -317,7 +316,6 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'int',
     fallback: 0,
     min: 0,
-    max: MAX_REPLICAS,
     help: 'acknowledge a write only once this many replicas have it (0 = do not wait)',
   },
   {

@@ -10,7 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, type KvClient, KvError } from '../../src/index.js';
+import { KvClient, KvError } from '../../src/index.js';
 import type { ReplicationInfo } from '../../src/replication/replication.js';
 import { type ServerProcess, spawnServer } from '../server/spawn.js';
 
@@ -20,7 +20,7 @@ afterEach(async () => {
 });
 
 function client(port: number): KvClient<string> {
-  const c = connect({ port, reconnect: false, requestTimeoutMs: 30_000 });
+  const c = new KvClient<string>({ port, reconnect: false, requestTimeoutMs: 30_000 });
   clients.push(c as KvClient<unknown>);
   return c;
 }
@@ -129,7 +129,12 @@ describe('--min-replicas-ack', () => {
   it("a SIGSTOPped replica does not grow the primary's memory, nor slow its other clients", async () => {
     const p = await spawnServer({ args: [...QUIET, '--cache-bytes', '0'] });
     const r = await replicaOf(p);
-    const pc = connect({ port: p.port, valueEncoding: 'buffer', reconnect: false, requestTimeoutMs: 30_000 });
+    const pc = new KvClient<Buffer>({
+      port: p.port,
+      valueEncoding: 'buffer',
+      reconnect: false,
+      requestTimeoutMs: 30_000,
+    });
     clients.push(pc as KvClient<unknown>);
     r.proc.kill('SIGSTOP');
     const value = Buffer.alloc(64 * 1024, 3);
@@ -164,7 +169,7 @@ describe('--min-replicas-ack', () => {
       const inFlight: ({ k: string; v: string | undefined } | undefined)[] = [];
       let stop = false;
       const writers = [0, 1, 2, 3].map(async (w) => {
-        const c = connect({ port: p.port, reconnect: false, requestTimeoutMs: 5_000 });
+        const c = new KvClient<string>({ port: p.port, reconnect: false, requestTimeoutMs: 5_000 });
         clients.push(c as KvClient<unknown>);
         for (let i = 0; !stop; i++) {
           const k = `w${w}-${i % 200}`;
