@@ -83,6 +83,7 @@ export const KEY_SPECS: Readonly<
   FEED: undefined,
   ROLE: undefined,
   REPLICAOF: undefined,
+  WAIT: undefined,
   CLUSTER: undefined,
 };
 
