@@ -782,9 +782,10 @@ export class Store extends EventEmitter {
    * the replica's log holds the same records at the same offsets. `records`
    * are whole batches (a batch's records up to the one flagged batch end),
    * offsets strictly increasing and ≥ nextOffset (gaps are kept: offsets
-   * the primary compacted away stay unused). Acknowledged like a write.
+   * the primary compacted away stay unused). `next`, the primary's position
+   * after them, moves nextOffset past offsets it has no record for. Acknowledged like a write.
    */
-  applyReplicated(records: readonly ReplicatedRecord[]): Promise<true> {
+  applyReplicated(records: readonly ReplicatedRecord[], next = 0): Promise<true> {
     try {
       this.checkWritable();
       // Check everything before writing anything.
@@ -827,6 +828,8 @@ export class Store extends EventEmitter {
           this.cache?.delete(k);
         }
       }
+      // The primary's log may go on past its last record (compaction dropped it): follow its position.
+      if (next > this.nextOffset) this.nextOffset = next;
       return this.ack();
     } catch (err) {
       return Promise.reject(err);

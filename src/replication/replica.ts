@@ -152,12 +152,17 @@ export class ReplicaLink {
         while (cut > 0 && (ready[cut - 1]!.flags & 6) === 2) cut--;
         if (cut < ready.length) pending = ready.splice(cut);
         if (ready.length > 0) {
-          await this.repl.store.applyReplicated(ready);
+          await this.repl.store.applyReplicated(ready, pending.length === 0 ? batch.next : 0);
           this.applied = ready[ready.length - 1]!.offset + 1;
         }
       }
       // Everything the primary has sent below `next` is applied, unless a batch still waits for its end.
-      if (pending.length === 0) this.applied = Math.max(this.applied, batch.next);
+      if (pending.length === 0) {
+        this.applied = Math.max(this.applied, batch.next);
+        if (batch.records.length === 0 && batch.next > this.repl.store.nextOffset) {
+          await this.repl.store.applyReplicated([], batch.next);
+        }
+      }
       feed.ack(this.applied);
     }
   }
