@@ -12,8 +12,9 @@ import { connectCluster, type KvClusterClient } from '../../src/client/cluster.j
 import { SlotMap } from '../../src/cluster/slot-map.js';
 import { keySlot } from '../../src/cluster/slots.js';
 import { createCluster } from '../../src/cluster/state.js';
-import { type ServerProcess, spawnServer } from '../server/spawn.js';
+import type { ServerProcess } from '../server/spawn.js';
 import { type EtcdProcess, etcdAvailable, startEtcd } from './etcd.js';
+import { clusterNode, until } from './harness.js';
 import { WireClient } from './wire-client.js';
 
 const execFile = promisify(execFileCb);
@@ -33,16 +34,6 @@ const redisCli = (() => {
   }
 })();
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe.skipIf(!etcdAvailable)('connectCluster', () => {
   let etcd: EtcdProcess;
   let servers: ServerProcess[] = [];
@@ -52,20 +43,7 @@ describe.skipIf(!etcdAvailable)('connectCluster', () => {
     etcd = await startEtcd();
     await createCluster(etcd.client(), 'cc', SlotMap.even(['s1', 's2']));
     const node = (shard: string, name: string) =>
-      spawnServer({
-        args: [
-          '--cluster',
-          'cc',
-          '--etcd',
-          etcd.url,
-          '--shard',
-          shard,
-          '--node-name',
-          name,
-          '--cluster-lease-ms',
-          '2000',
-        ],
-      });
+      clusterNode({ etcd: etcd.url, cluster: 'cc', shard, name, leaseMs: 2000 });
     servers = await Promise.all([node('s1', 'a1'), node('s1', 'a2'), node('s2', 'b1'), node('s2', 'b2')]);
     const probe = await WireClient.open(servers[0]!.port);
     await until('every shard led and replicated', async () => {

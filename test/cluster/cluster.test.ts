@@ -8,25 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SlotMap } from '../../src/cluster/slot-map.js';
 import { keySlot } from '../../src/cluster/slots.js';
 import { createCluster } from '../../src/cluster/state.js';
-import { type ServerProcess, spawnServer } from '../server/spawn.js';
+import type { ServerProcess } from '../server/spawn.js';
 import { type EtcdProcess, etcdAvailable, startEtcd } from './etcd.js';
+import { clusterNode, until } from './harness.js';
 import { type Reply, WireClient } from './wire-client.js';
 
 const LEASE_MS = 2_000;
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Keys whose slot falls in [first, last]. */
 function keysIn(first: number, last: number, n: number, prefix = 'k'): string[] {
@@ -66,21 +53,13 @@ describe.skipIf(!etcdAvailable)('a cluster of kv-servers on etcd', () => {
   });
 
   const node = (shard: string, name: string, dir?: string) =>
-    spawnServer({
-      args: [
-        '--cluster',
-        'c',
-        '--etcd',
-        etcd.url,
-        '--shard',
-        shard,
-        '--node-name',
-        name,
-        '--cluster-lease-ms',
-        String(LEASE_MS),
-        '--fsync',
-        'always',
-      ],
+    clusterNode({
+      etcd: etcd.url,
+      cluster: 'c',
+      shard,
+      name,
+      leaseMs: LEASE_MS,
+      args: ['--fsync', 'always'],
       ...(dir !== undefined && { dir }),
     });
 
