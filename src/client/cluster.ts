@@ -9,8 +9,8 @@
  * - One KvClient per node, each pipelining on its own connection; commands of
  *   one tick to one node leave in one write.
  * - A command is resent only when it surely was not run: `MOVED`,
- *   `READONLY` and `CLUSTERDOWN` are answers given before running it, and a
- *   connection that never opened carried nothing. A read is also resent
+ *   `READONLY`, `CLUSTERDOWN` and `NOREPLICAS` are answers given before
+ *   running it, and a connection that never opened carried nothing. A read is also resent
  *   after its connection dropped. A write whose outcome is unknown — its
  *   connection dropped after it was sent (`CONNECTION_CLOSED`), or the node
  *   lost its lease before acknowledging it (`FENCED`) — rejects with that
@@ -180,7 +180,11 @@ export class KvClusterClient<V = string> {
           void this.refresh().catch(() => {});
           continue;
         }
-        const notRun = code === 'READONLY' || code === 'CLUSTERDOWN' || code === 'CONNECTION_FAILED';
+        const notRun =
+          code === 'READONLY' ||
+          code === 'CLUSTERDOWN' ||
+          code === 'CONNECTION_FAILED' ||
+          code === 'NOREPLICAS';
         const readLost = !write && (code === 'CONNECTION_CLOSED' || code === 'CLOSED' || code === 'TIMEOUT');
         if (!notRun && !readLost) throw err;
         this.clients
