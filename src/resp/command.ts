@@ -10,6 +10,7 @@
 import type { ClusterGate } from '../cluster/node.js';
 import type { Store } from '../engine/store.js';
 import { KvError } from '../errors.js';
+import type { Replication } from '../replication/replication.js';
 import { err, NOT_AN_INTEGER, type Reply, RespError } from './reply.js';
 import type { Protocol } from './writer.js';
 
@@ -49,6 +50,8 @@ export interface RespServer {
    * none for a keyless write) on this node — `MOVED slot host:port`,
    * `CROSSSLOT ...`, `CLUSTERDOWN ...`, `READONLY ...` — or undefined.
    */
+  /** Replication (src/replication/): ROLE, WAIT, REPLICAOF, and --min-replicas-ack for RESP writes. */
+  readonly replication: Replication;
   /** Cluster mode (src/cluster/node.ts): the slot map for CLUSTER SLOTS/SHARDS/INFO; undefined outside a cluster. */
   readonly cluster?: ClusterGate | undefined;
   readonly redirect?: ((keys: readonly Buffer[], write: boolean) => string | undefined) | undefined;
@@ -66,6 +69,8 @@ export interface RespSession {
   clientName: string;
   /** The full name of the command being run (CLIENT LIST `cmd=`). */
   lastCommand: string;
+  /** The log's end after this connection's last write: what WAIT waits for the replicas to hold. */
+  lastWriteOffset: number;
   /** Called after a failed AUTH; the connection closes after too many. */
   authFailed(): void;
   /** Reply to this request, then close the connection (QUIT). */

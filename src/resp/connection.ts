@@ -71,6 +71,7 @@ export class RespConnection implements RespSession {
   proto: Protocol = 2;
   clientName = '';
   lastCommand = 'NULL';
+  lastWriteOffset = 0;
   private readonly createdAt = Date.now();
   private lastActive = Date.now();
   private out: Buffer[] = [];

@@ -70,10 +70,19 @@ export function execute(s: RespSession, argv: Buffer[]): Reply | Promise<Reply> 
     const refused = server.redirect(commandKeys(c, argv), c.write);
     if (refused !== undefined) throw new RespError(refused);
   }
-  const reply = c.run(s, argv);
+  let reply = c.run(s, argv);
+  if (!c.write) return reply;
+  // WAIT waits for the replicas to hold everything below this; so does --min-replicas-ack.
+  const replication = server.replication;
+  s.lastWriteOffset = server.store.nextOffset;
+  if (replication.minReplicasAck > 0 && reply instanceof Promise)
+    reply = replication.replicatedAck(reply, s.lastWriteOffset).catch((e: unknown) => {
+      const code = (e as { code?: string }).code;
+      throw code === 'NOT_ENOUGH_REPLICAS' ? new RespError(`NOT_ENOUGH_REPLICAS ${(e as Error).message}`) : e;
+    });
   // Cluster fencing: a write is acknowledged only if this node still leads when its ack is due.
-  if (c.write && server.ackRefusal !== undefined && reply instanceof Promise)
-    return reply.then((r) => {
+  if (server.ackRefusal !== undefined && reply instanceof Promise)
+    reply = reply.then((r) => {
       const refusal = server.ackRefusal!();
       if (refusal !== undefined) throw new RespError(refusal);
       return r;

@@ -383,9 +383,11 @@ export class KvServer implements ConnectionHost, RespServer {
 
   /** RESP's READONLY hook: a replica refuses writes (Redis wording). */
   writeRefusal(): string | undefined {
-    return this.replication.role === 'replica'
-      ? "READONLY You can't write against a read only replica."
-      : undefined;
+    if (this.replication.role === 'replica') return "READONLY You can't write against a read only replica.";
+    // Redis's words for min-replicas-to-write; segkv also waits for the replicas' acks (--min-replicas-ack).
+    if (this.replication.refuseForReplicas() !== undefined)
+      return 'NOREPLICAS Not enough good replicas to write.';
+    return undefined;
   }
 
   configValues(): [string, string][] {

@@ -272,8 +272,34 @@ export function serverCommands(table: () => ReadonlyMap<string, RespCommand>): R
         since: '2.8.12',
         acl: 'admin fast dangerous',
       },
-      // Replication plugs in here (DESIGN.md §6): a replica answers ["slave", host, port, state, offset].
-      (s) => ['master', s.store.stats().nextOffset, []],
+      // Redis's shapes: ["master", offset, [[ip, port, acked offset], ...]] or
+      // ["slave", host, port, state, offset].
+      (s) => {
+        const info = s.server.replication.info();
+        if (info.role === 'primary')
+          return [
+            Buffer.from('master'),
+            info.offset,
+            info.replicas.map((r) => {
+              const at = r.address.lastIndexOf(':');
+              return [
+                Buffer.from(r.address.slice(0, at)),
+                Buffer.from(r.address.slice(at + 1)),
+                Buffer.from(String(r.ackedOffset)),
+              ];
+            }),
+          ];
+        const primary = info.primary ?? ':0';
+        const at = primary.lastIndexOf(':');
+        const state = info.link === 'up' ? 'connected' : info.link === 'sync' ? 'sync' : 'connect';
+        return [
+          Buffer.from('slave'),
+          Buffer.from(primary.slice(0, at)),
+          Number(primary.slice(at + 1)),
+          Buffer.from(state),
+          info.offset,
+        ];
+      },
     ),
     command(
       'wait',
@@ -288,18 +314,41 @@ export function serverCommands(table: () => ReadonlyMap<string, RespCommand>): R
         synopsis: 'numreplicas timeout',
         acl: 'slow connection',
       },
-      // Replication plugs in here: until then no replica acknowledges anything, so
-      // WAIT 0 answers 0 at once and WAIT n>0 answers 0 after its timeout (0 = never), as Redis.
-      (_s, argv) => {
+      // How many replicas hold every write this connection made so far (Redis semantics).
+      (s, argv) => {
         const n = intArg(argv[1]!);
         const timeout = intArg(argv[2]!);
         if (timeout < 0n) throw err('timeout is negative');
-        if (n <= 0n) return 0;
-        // A timeout of 0 waits for ever, as in Redis; the connection's close ends the wait.
-        return new Promise<Reply>((resolve) => {
-          if (timeout > 0n)
-            setTimeout(() => resolve(0), Number(timeout > 2n ** 31n - 1n ? 2n ** 31n - 1n : timeout));
-        });
+        const ms = timeout > 2n ** 31n - 1n ? 2 ** 31 - 1 : Number(timeout);
+        const count = n > 2n ** 31n ? 2 ** 31 : Number(n);
+        return s.server.replication.waitForAcks(count, ms, s.lastWriteOffset);
+      },
+    ),
+    command(
+      'replicaof',
+      3,
+      'admin noscript stale no_async_loading',
+      [0, 0, 0],
+      {
+        ...SERVER,
+        summary: 'Configure a server as replica of another, or promote it to a master',
+        since: '5.0.0',
+        synopsis: 'host port',
+        acl: 'admin slow dangerous',
+      },
+      async (s, argv) => {
+        const repl = s.server.replication;
+        if (repl.clusterManaged) throw err('REPLICAOF not allowed in cluster mode.');
+        const host = argv[1]!.toString();
+        const port = argv[2]!.toString();
+        if (host.toLowerCase() === 'no' && port.toLowerCase() === 'one') {
+          await repl.promote();
+          return OK;
+        }
+        const n = intArg(argv[2]!);
+        if (n < 1n || n > 65535n) throw err('Invalid master port');
+        await repl.replicaOf({ host, port: Number(n) });
+        return OK;
       },
     ),
     CLUSTER_COMMAND,
