@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { type ChildProcess, spawn } from 'node:child_process';
 /**
  * hostile: attacks a running kv-server with hostile clients while one
  * well-behaved client keeps writing and reading, and reports per attack the
@@ -28,8 +29,7 @@
  * Usage: node dist/tools/hostile.js [--quick] [--seed S]
  * (spawns kv-server from this build on a temporary directory, port 0)
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -50,23 +50,18 @@ export const IDLE_MS = 1500;
 /** A server's RSS above this during an attack is a violation. */
 const RSS_BOUND_BYTES = 512 * 1024 * 1024;
 
-const DOCUMENTED = new Set([
-  'PROTOCOL_ERROR',
-  'UNKNOWN_COMMAND',
-  'WRONG_ARGS',
-  'NOAUTH',
-  'AUTH_FAILED',
-  'TOO_LARGE',
-  'MAX_CLIENTS',
-  'TIMEOUT',
-  'INVALID_KEY',
-  'INVALID_VALUE',
-  'INVALID_ARGUMENT',
-  'NOT_SUPPORTED',
-  'BUSY',
-  'IO_ERROR',
-  'CORRUPTION',
-]);
+/** Every error code PROTOCOL.md §8 documents (its table's first column): any other code in a reply is a violation. */
+const DOCUMENTED: ReadonlySet<string> = (() => {
+  // tools/hostile.ts (run by the tests) or dist/tools/hostile.js (npm run hostile).
+  const paths = ['../protocol/PROTOCOL.md', '../../protocol/PROTOCOL.md'].map((p) =>
+    fileURLToPath(new URL(p, import.meta.url)),
+  );
+  const doc = readFileSync(paths.find((p) => existsSync(p)) ?? paths[0]!, 'utf8');
+  const section = doc.slice(doc.indexOf('## 8. Error codes'), doc.indexOf('\n## 9.'));
+  const codes = new Set([...section.matchAll(/^\| `([A-Z_]+)` +\|/gm)].map((m) => m[1]!));
+  if (codes.size < 15) throw new Error('hostile: cannot read the error codes of PROTOCOL.md §8');
+  return codes;
+})();
 
 export interface AttackResult {
   name: string;
