@@ -65,15 +65,18 @@ async function startReplica(dir: string, primaryPort: number): Promise<{ store: 
   return { store, server };
 }
 
-/** Keys with value and expiry time (ms, to 100 ms), by key. */
+/**
+ * Keys with value and absolute expiry time (ms since the epoch, exact: the
+ * replica holds the primary's records), by key. Not now + ttl: the
+ * remaining time is read at a different instant for each store, and rounding
+ * it made the two sides differ across a 100 ms boundary now and then.
+ */
 function contents(store: Store): Map<string, string> {
   const out = new Map<string, string>();
-  const now = Date.now();
   for (const [k] of store.keydir.entries()) {
     const v = store.getSync(Buffer.from(k, 'latin1'));
     if (v === undefined) continue;
-    const ttl = store.ttl(Buffer.from(k, 'latin1'));
-    out.set(k, `${v.toString('latin1')} @${ttl < 0 ? ttl : Math.round((now + ttl) / 100)}`);
+    out.set(k, `${v.toString('latin1')} @${store.expiresAt(Buffer.from(k, 'latin1'))}`);
   }
   return out;
 }
