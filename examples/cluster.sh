@@ -7,7 +7,9 @@
 #
 # Needs `etcd` (Debian: apt-get install etcd-server) and a build (npm run build).
 # Settings by environment: DIR (default ./data/cluster), BASE_PORT (7001: the
-# nodes take BASE_PORT..BASE_PORT+5), ETCD_PORT (2379), SHARDS (3), CLUSTER (demo).
+# nodes take BASE_PORT..BASE_PORT+5) or PORTS (a space-separated list, one per
+# node), ETCD_PORT (2379; its peer port ETCD_PEER_PORT, default ETCD_PORT+1),
+# SHARDS (3), CLUSTER (demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${DIR:-./data/cluster}
@@ -15,6 +17,7 @@ BASE_PORT=${BASE_PORT:-7001}
 ETCD_PORT=${ETCD_PORT:-2379}
 SHARDS=${SHARDS:-3}
 CLUSTER=${CLUSTER:-demo}
+ETCD_PEER_PORT=${ETCD_PEER_PORT:-$((ETCD_PORT + 1))}
 ETCD_URL="http://127.0.0.1:${ETCD_PORT}"
 
 start() {
@@ -23,9 +26,9 @@ start() {
   mkdir -p "$DIR"
   etcd --name demo --data-dir "$DIR/etcd" \
     --listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
-    --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
-    --initial-cluster "demo=http://127.0.0.1:$((ETCD_PORT + 1))" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "demo=http://127.0.0.1:$ETCD_PEER_PORT" \
     --log-level error >"$DIR/etcd.log" 2>&1 &
   echo $! >"$DIR/etcd.pid"
   for _ in $(seq 100); do
@@ -33,14 +36,17 @@ start() {
     sleep 0.1
   done
   node dist/tools/kv-cluster.js create --etcd "$ETCD_URL" --cluster "$CLUSTER" --shards "$SHARDS" || true
-  port=$BASE_PORT
+  # shellcheck disable=SC2206
+  ports=(${PORTS:-$(seq "$BASE_PORT" $((BASE_PORT + 2 * SHARDS - 1)))})
+  i=0
   for s in $(seq "$SHARDS"); do
     for n in 1 2; do
+      port=${ports[$i]}
+      i=$((i + 1))
       node dist/src/server/main.js --dir "$DIR/s$s-n$n" --port "$port" \
         --cluster "$CLUSTER" --etcd "$ETCD_URL" --shard "s$s" --node-name "s$s-n$n" \
         >"$DIR/s$s-n$n.log" 2>&1 &
       echo $! >"$DIR/s$s-n$n.pid"
-      port=$((port + 1))
     done
   done
   # Ready when every shard has a primary and a replica.

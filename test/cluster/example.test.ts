@@ -11,11 +11,16 @@ const script = resolve(import.meta.dirname, '../../examples/cluster.sh');
 
 describe.skipIf(!etcdAvailable)('examples/cluster.sh', () => {
   it('starts a 3-shard × 2-node cluster with a primary and a replica per shard', async () => {
+    const ports = new Set<number>();
+    while (ports.size < 8) ports.add(await freePort());
+    const [etcdPort, etcdPeerPort, ...nodePorts] = [...ports];
     const env = {
       ...process.env,
       DIR: tempDir(),
-      BASE_PORT: String(await freePort()),
-      ETCD_PORT: String(await freePort()),
+      // Ports known free (consecutive ones may be taken by other tests' servers).
+      PORTS: nodePorts.join(' '),
+      ETCD_PORT: String(etcdPort),
+      ETCD_PEER_PORT: String(etcdPeerPort),
     };
     try {
       const { stdout } = await execFile(script, ['start'], { env, timeout: 170_000 });
