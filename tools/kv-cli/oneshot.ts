@@ -1,7 +1,8 @@
 /**
  * `kv-cli [options] CMD ARGS`: one command, its reply on stdout, exit 0; an
  * error reply or an unreachable server goes to stderr with exit 1. The
- * client does not reconnect: one attempt, as redis-cli.
+ * client does not reconnect: one attempt, as redis-cli. With -c a MOVED
+ * reply is followed to the node it names (redirect.ts).
  */
 import { EXIT_OK, EXIT_PROBLEMS, Output } from '../lib/cli.js';
 import { runCommand } from './commands.js';
@@ -9,6 +10,7 @@ import { compactionWatcher } from './compact-progress.js';
 import { ConnectionWatch, cannotConnect, openClient } from './connection.js';
 import { helpText } from './help.js';
 import type { CliOptions } from './options.js';
+import { MAX_REDIRECTS, redirectOf } from './redirect.js';
 import { bulk, formatHuman, type Reply, render, toJson } from './reply.js';
 
 async function readStdin(): Promise<Buffer> {
@@ -43,13 +45,24 @@ export async function runOnce(o: CliOptions, version: string): Promise<number> {
   }
   if (name === 'QUIT' || name === 'EXIT' || name === 'CLEAR') return EXIT_OK;
 
-  const client = openClient(o, { reconnect: false });
-  const watch = new ConnectionWatch(client);
+  let client = openClient(o, { reconnect: false });
+  let watch = new ConnectionWatch(client);
   const watchCompaction = compactionWatcher(o, process.stderr);
   try {
     for (let i = 0; i < o.repeat; i++) {
       if (i > 0 && o.intervalMs > 0) await new Promise((r) => setTimeout(r, o.intervalMs));
-      const reply = await runCommand({ client, ...(watchCompaction && { watchCompaction }) }, args);
+      let reply = await runCommand({ client, ...(watchCompaction && { watchCompaction }) }, args);
+      // -c: follow MOVED to the slot's node and stay there (silently, as redis-cli does outside its prompt).
+      for (let hops = 0; o.cluster && hops < MAX_REDIRECTS; hops++) {
+        const to = redirectOf(reply);
+        if (to === undefined) break;
+        await client.close();
+        o.host = to.host;
+        o.port = to.port;
+        client = openClient(o, { reconnect: false });
+        watch = new ConnectionWatch(client);
+        reply = await runCommand({ client, ...(watchCompaction && { watchCompaction }) }, args);
+      }
       if (reply.type === 'error') {
         if (
           reply.code === 'CONNECTION_FAILED' ||

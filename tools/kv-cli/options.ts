@@ -34,6 +34,8 @@ Connection:
       --cert FILE        Client certificate (PEM); --key FILE its private key.
       --sni NAME         Server name for TLS (default the host).
       --insecure         Do not verify the server's certificate.
+  -c                     Cluster mode: follow MOVED redirects to the node that owns
+                         the key's slot (and stay connected there), as redis-cli -c.
 
 Output (the same in a terminal and in a pipe):
       --raw              Bare values, one per line, nil as an empty line: for scripts.
@@ -76,6 +78,7 @@ const FLAGS = {
   key: { type: 'string' },
   sni: { type: 'string' },
   insecure: { type: 'boolean' },
+  c: { type: 'boolean', short: 'c' },
   raw: { type: 'boolean' },
   'no-raw': { type: 'boolean' },
   json: { type: 'boolean' },
@@ -104,6 +107,8 @@ export interface CliOptions {
   passwordFrom: 'flag' | 'env' | undefined;
   authWarning: boolean;
   tls: ConnectionOptions | undefined;
+  /** -c: follow MOVED redirects (one-shot and prompt modes). */
+  cluster: boolean;
   output: OutputMode;
   mode: Mode;
   /** The command and its arguments (mode 'command'). */
@@ -186,6 +191,8 @@ export function parseOptions(
             : 'repl';
   if (values.x && mode !== 'command') throw new UsageError('-x needs a command');
   if (values.r !== undefined && mode !== 'command') throw new UsageError('-r needs a command');
+  if (values.c && mode !== 'command' && mode !== 'repl')
+    throw new UsageError(`-c goes with a command or the prompt, not ${modes[0]}`);
   if (values.pattern !== undefined && mode !== 'scan') throw new UsageError('--pattern goes with --scan');
   if (values.from !== undefined && mode !== 'feed') throw new UsageError('--from goes with --feed');
   const feedFrom = integerOption('from', values.from as string | undefined, 0);
@@ -235,6 +242,7 @@ export function parseOptions(
     passwordFrom: flagPassword !== undefined ? 'flag' : envPassword !== undefined ? 'env' : undefined,
     authWarning: values['no-auth-warning'] !== true,
     tls,
+    cluster: values.c === true,
     output: values.json ? 'json' : values.raw ? 'raw' : 'human',
     mode,
     command,

@@ -11,6 +11,7 @@
  * server unreachable, so a command is never held back to run later.
  * Ctrl-C abandons a command still waiting for its reply (the server may
  * still apply it), clears a half-typed line, or leaves on an empty one.
+ * With -c a MOVED reply moves the session to the node it names (redirect.ts).
  */
 import { createInterface, type Interface } from 'node:readline';
 import { EXIT_OK } from '../lib/cli.js';
@@ -23,6 +24,7 @@ import { HintRenderer } from './hint-renderer.js';
 import { HISTORY_MAX, History, historyPath } from './history.js';
 import type { CliOptions } from './options.js';
 import { QuoteError, splitArgs } from './quoting.js';
+import { MAX_REDIRECTS, type Redirect, redirectLine, redirectOf } from './redirect.js';
 import { formatHuman, render } from './reply.js';
 
 /** How long a command waits for a lost connection to come back, ms. */
@@ -265,18 +267,45 @@ export class Repl {
         this.write(`${ok}\n`);
         return false;
       }
-      const watchCompaction = compactionWatcher(this.o, process.stderr);
-      const reply = runCommand({ client: this.client, ...(watchCompaction && { watchCompaction }) }, args);
-      const r = await Promise.race([reply, interrupted]);
-      if (r === INTERRUPTED) {
-        this.write('(interrupted: the reply is dropped; the server may still apply the command)\n');
-        return false;
+      for (let hops = 0; ; hops++) {
+        const watchCompaction = compactionWatcher(this.o, process.stderr);
+        const reply = runCommand({ client: this.client, ...(watchCompaction && { watchCompaction }) }, args);
+        const r = await Promise.race([reply, interrupted]);
+        if (r === INTERRUPTED) {
+          this.write('(interrupted: the reply is dropped; the server may still apply the command)\n');
+          return false;
+        }
+        const to = this.o.cluster && hops < MAX_REDIRECTS ? redirectOf(r) : undefined;
+        if (to === undefined) {
+          this.write(render(r, this.o.output));
+          return true;
+        }
+        // -c: say so, move to the node that owns the slot, and send the command again there.
+        this.write(redirectLine(to));
+        const ready = await Promise.race([this.moveTo(to), interrupted]);
+        if (ready === INTERRUPTED) {
+          this.write('(interrupted)\n');
+          return false;
+        }
+        if (ready !== true) {
+          this.write(`${ready}\n`);
+          return false;
+        }
       }
-      this.write(render(r, this.o.output));
-      return true;
     } finally {
       this.interrupt = undefined;
     }
+  }
+
+  /** -c: connects to the node a MOVED named (the prompt follows); true once it answers, else the message. */
+  private async moveTo(to: Redirect): Promise<true | string> {
+    const old = this.client;
+    this.o.host = to.host;
+    this.o.port = to.port;
+    this.client = this.newClient();
+    this.watch = new ConnectionWatch(this.client);
+    void Promise.race([old.close(), delay(CLOSE_WAIT_MS)]);
+    return this.reachable();
   }
 
   /** AUTH: reconnects with the password, keeping the old session if it is refused. */
