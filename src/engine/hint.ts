@@ -78,7 +78,7 @@ export class HintWriter {
       this.body = bigger;
     }
     this.starts.push(this.used);
-    writeEntry(this.body, this.used, key, offset, position, valueLength, expiresAt, flags);
+    writeHintEntry(this.body, this.used, key, offset, position, valueLength, expiresAt, flags);
     this.used += n;
     return this.starts.length - 1;
   }
@@ -109,7 +109,16 @@ export class HintWriter {
   }
 }
 
-function writeEntry(
+/** Little-endian u32 store without Buffer's range checks (callers pass valid u32s). */
+function putU32(buf: Uint8Array, at: number, n: number): void {
+  buf[at] = n;
+  buf[at + 1] = n >>> 8;
+  buf[at + 2] = n >>> 16;
+  buf[at + 3] = n >>> 24;
+}
+
+/** Writes one entry at `at` (HINT_ENTRY_BYTES + key.length bytes); `key` is latin1, one byte per char. */
+export function writeHintEntry(
   buf: Buffer,
   at: number,
   key: string,
@@ -119,19 +128,41 @@ function writeEntry(
   expiresAt: number,
   flags: number,
 ): void {
-  buf.writeUInt32LE(offset % TWO_32, at);
-  buf.writeUInt32LE(Math.floor(offset / TWO_32), at + 4);
-  buf.writeUInt32LE(position, at + 8);
-  buf.writeUInt32LE(valueLength, at + 12);
-  buf.writeUInt32LE(expiresAt % TWO_32, at + 16);
-  buf.writeUInt32LE(Math.floor(expiresAt / TWO_32), at + 20);
+  const k = key.length;
+  putU32(buf, at, offset % TWO_32);
+  putU32(buf, at + 4, Math.floor(offset / TWO_32));
+  putU32(buf, at + 8, position);
+  putU32(buf, at + 12, valueLength);
+  putU32(buf, at + 16, expiresAt % TWO_32);
+  putU32(buf, at + 20, Math.floor(expiresAt / TWO_32));
   buf[at + 24] = flags;
-  buf.writeUInt16LE(key.length, at + 25);
-  buf.write(key, at + HINT_ENTRY_BYTES, 'latin1');
+  buf[at + 25] = k;
+  buf[at + 26] = k >>> 8;
+  const keyAt = at + HINT_ENTRY_BYTES;
+  if (k <= 64) {
+    for (let i = 0; i < k; i++) buf[keyAt + i] = key.charCodeAt(i);
+  } else {
+    buf.write(key, keyAt, k, 'latin1');
+  }
 }
 
 /** Writes the header of a hint whose `bodyLength` bytes of entries are in place after it. */
 function writeHeader(buf: Buffer, baseOffset: number, count: number, bodyLength: number): void {
+  writeHintHeader(buf, baseOffset, count, bodyLength, crc32(buf.subarray(HINT_HEADER_BYTES)));
+}
+
+/**
+ * Writes a hint header (HINT_HEADER_BYTES) at the start of `buf`, for a body
+ * of `count` entries, `bodyLength` bytes, whose crc32 is `bodyCrc`: for a
+ * writer that streams the body (the body need not follow in `buf`).
+ */
+export function writeHintHeader(
+  buf: Buffer,
+  baseOffset: number,
+  count: number,
+  bodyLength: number,
+  bodyCrc: number,
+): void {
   buf.writeUInt32LE(HINT_MAGIC, 0);
   buf.writeUInt16LE(HINT_FORMAT_VERSION, 4);
   buf.writeUInt16LE(0, 6);
@@ -139,7 +170,7 @@ function writeHeader(buf: Buffer, baseOffset: number, count: number, bodyLength:
   buf.writeUInt32LE(Math.floor(baseOffset / TWO_32), 12);
   buf.writeUInt32LE(count, 16);
   buf.writeUInt32LE(bodyLength, 20);
-  buf.writeUInt32LE(crc32(buf.subarray(HINT_HEADER_BYTES)), 24);
+  buf.writeUInt32LE(bodyCrc, 24);
   buf.writeUInt32LE(crc32(buf.subarray(0, 28)), 28);
 }
 
@@ -149,7 +180,7 @@ export function encodeHint(baseOffset: number, entries: readonly HintEntry[]): B
   const buf = Buffer.allocUnsafe(HINT_HEADER_BYTES + bodyLength);
   let at = HINT_HEADER_BYTES;
   for (const e of entries) {
-    writeEntry(buf, at, e.key, e.offset, e.position, e.valueLength, e.expiresAt, e.flags);
+    writeHintEntry(buf, at, e.key, e.offset, e.position, e.valueLength, e.expiresAt, e.flags);
     at += HINT_ENTRY_BYTES + e.key.length;
   }
   writeHeader(buf, baseOffset, entries.length, bodyLength);

@@ -90,3 +90,26 @@ export const ACTIVE_SEGMENT_RETRY_MS = 200;
  * nor grow memory without bound).
  */
 export const MAX_LOGGED_CORRUPT_RECORDS = 10_000;
+
+/**
+ * The active segment's hint is built in memory as records are appended
+ * (hint-builder.ts), in chunks of this size; an entry never straddles two
+ * (one of MAX_KEY_BYTES fits).
+ */
+export const HINT_CHUNK_BYTES = 256 * 1024;
+
+/** Free hint chunks kept for the next active segment (a fresh buffer costs a page fault per 4 KiB). */
+export const HINT_SPARE_CHUNKS = 16;
+
+/**
+ * The in-progress hint squeezes out the entries of overwritten records once
+ * they take this many bytes and more than the entries kept: its memory stays
+ * within about twice the hint's size, at an amortised copy per entry.
+ */
+export const HINT_COMPACT_MIN_BYTES = 1024 * 1024;
+
+/**
+ * Bytes of hint written per step when a segment is sealed (copy, CRC, write):
+ * a step keeps the event loop to about a millisecond (DESIGN.md §1.4).
+ */
+export const HINT_WRITE_STEP_BYTES = 256 * 1024;

@@ -41,6 +41,7 @@ import {
 } from './filenames.js';
 import type { Fs } from './fs.js';
 import { decodeHintBatches, HintBatch } from './hint.js';
+import { HintBuilder } from './hint-builder.js';
 import { hashBytes } from './keydir.js';
 import { MAX_KEY_BYTES } from './limits.js';
 import {
@@ -165,7 +166,10 @@ export function recover(store: Store): RecoveryResult {
     position: number,
   ) => {
     if (h.offset > seg.lastOffset) seg.lastOffset = h.offset;
-    if ((h.flags & FLAG_TOMBSTONE) !== 0 || (h.expiresAt !== 0 && h.expiresAt <= now)) store.unpoint(key);
+    // The last segment's in-progress hint gets the records applied, as appends give it them.
+    seg.hint?.add(key, h.offset, position, h.valueLength, h.expiresAt, h.flags);
+    if ((h.flags & FLAG_TOMBSTONE) !== 0 || (h.expiresAt !== 0 && h.expiresAt <= now))
+      store.unpoint(key, position);
     else store.point(key, seg, position, h.valueLength, h.expiresAt);
   };
 
@@ -333,6 +337,8 @@ export function recover(store: Store): RecoveryResult {
       needHints.push(seg);
     } else {
       seg.index = new SparseIndex(base, indexIntervalBytes);
+      // Appends go on in this segment: its hint is built from the records recovered (hint-builder.ts).
+      if (!readOnly) seg.hint = new HintBuilder();
     }
 
     // Scan. A scanned segment may hold bytes a crashed process wrote and never
@@ -420,6 +426,7 @@ export function recover(store: Store): RecoveryResult {
     if (last && sealLast) {
       // Keep the damaged segment as it is (read-only) and append after it.
       last.sealed = true;
+      last.hint = undefined; // no hint over damage: the sealer's scan refuses it too
       if (last.records === 0) store.nextOffset = Math.max(store.nextOffset, last.baseOffset + 1);
     }
     if (!last || last.sealed) store.openActiveSegment();

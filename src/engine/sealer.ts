@@ -1,34 +1,94 @@
 /**
  * Sealing: what makes a full segment fast to load. After the active segment
- * is rotated out, this fsyncs it (through the store's sync rounds), scans it once to build its hint (the last
- * record of each key in it) and its sparse offset index, and writes both
- * under temporary names: fsync, rename, fsync the directory. Crash-safe at
- * every step: a missing hint means a rescan at open, a `.tmp` is swept.
+ * is rotated out, this fsyncs it (through the store's sync rounds), then
+ * writes its hint (the last record of each key in it) and its sparse offset
+ * index under temporary names: fsync, rename, fsync the directory. Crash-safe
+ * at every step: a missing hint means a rescan at open, a `.tmp` is swept.
  *
- * Runs in the background on the event loop, in 256 KiB steps; the store
- * retains the segment meanwhile, and only a hinted segment may be compacted.
+ * The hint and index were built while the segment was active
+ * (hint-builder.ts, sparse-index.ts), so sealing reads nothing back: it
+ * streams the hint out in HINT_WRITE_STEP_BYTES steps. A segment without one
+ * (recovered with damage, rescanned at open for want of a valid hint, or
+ * whose in-progress hint was given up after a failed write) is scanned
+ * instead, in 256 KiB steps.
+ *
+ * Runs in the background on the event loop; the store retains the segment
+ * meanwhile, and only a hinted segment may be compacted.
  */
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
 import { hintFile, indexFile, tempFile } from './filenames.js';
 import type { Fs } from './fs.js';
-import { HintWriter } from './hint.js';
+import { HINT_HEADER_BYTES, HintWriter } from './hint.js';
+import type { HintBuilder } from './hint-builder.js';
+import { HINT_WRITE_STEP_BYTES, MAX_KEY_BYTES } from './limits.js';
 import { FLAG_TOMBSTONE } from './record.js';
 import { type Segment, scanRecords } from './segment.js';
 import { SEGMENT_HEADER_BYTES } from './segment-header.js';
 import { SparseIndex } from './sparse-index.js';
 import type { Store } from './store.js';
 
-/** Writes `seg`'s hint and index files. Resolves when they are durable (or when it gave up, logged). */
+/**
+ * Writes `seg`'s hint and index files: from `built`, the hint built while it
+ * was active, else by scanning it. Resolves when they are durable (or when
+ * it gave up, logged).
+ */
 export async function sealSegment(
   store: Store,
   seg: Segment,
   fsyncData: boolean,
   log: Logger,
+  built?: HintBuilder,
 ): Promise<void> {
   const fs = store.options.fs;
-  // Through the store's sync rounds, never on its own: they keep the order of the log's fsyncs.
-  if (fsyncData) await store.syncLog();
+  try {
+    // Through the store's sync rounds, never on its own: they keep the order of the log's fsyncs.
+    if (fsyncData) await store.syncLog();
+    if (built !== undefined && seg.index !== undefined) {
+      // Not `if (store closed)`: close() waits for this task (see below).
+      if (store.segments[seg.id] !== seg) return; // compacted away meanwhile
+      await writeFileAtomically(fs, store.dir, hintFile(seg.baseOffset), (fd) =>
+        writeBuiltHint(fs, fd, built, seg.baseOffset),
+      );
+      await writeFileAtomically(fs, store.dir, indexFile(seg.baseOffset), seg.index.encode());
+      fs.fsyncDir(store.dir);
+      seg.hinted = true;
+      log.debug({ file: seg.name, keys: built.count }, 'segment sealed');
+      return;
+    }
+  } finally {
+    built?.release();
+  }
+  await scanAndSeal(store, seg, log);
+}
+
+/**
+ * Streams a built hint into `fd`: the entries after the header, a step at a
+ * time (the event loop runs between steps), their CRC as they go, then the header.
+ */
+async function writeBuiltHint(fs: Fs, fd: number, built: HintBuilder, baseOffset: number): Promise<void> {
+  const step = Buffer.allocUnsafe(Math.max(HINT_WRITE_STEP_BYTES, HINT_HEADER_BYTES + MAX_KEY_BYTES));
+  const cursor = { entry: 0 };
+  let at = HINT_HEADER_BYTES;
+  let crc = 0;
+  for (;;) {
+    const n = built.fill(step, cursor);
+    if (n === 0) break;
+    crc = crc32(step.subarray(0, n), crc);
+    fs.write(fd, step, 0, n, at);
+    at += n;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  if (at !== HINT_HEADER_BYTES + built.bytes)
+    throw new Error(`hint of ${built.bytes} bytes wrote ${at - HINT_HEADER_BYTES}`);
+  built.header(step, baseOffset, crc);
+  fs.write(fd, step, 0, HINT_HEADER_BYTES, 0);
+}
+
+/** The hint and index of a segment that has no built hint: one scan of its records, in steps. */
+async function scanAndSeal(store: Store, seg: Segment, log: Logger): Promise<void> {
+  const fs = store.options.fs;
   const hint = new HintWriter();
   const kd = store.keydir;
   // Keys the keydir cannot vouch for (deleted, expired, rewritten in a later segment or
@@ -94,15 +154,22 @@ export async function sealSegment(
  * thread pool, not on the event loop (a sync fsync here stalled foreground
  * requests for tens of ms at each seal). On failure `name` is untouched and
  * the temporary file is removed (else swept at the next open). The caller
- * fsyncs the directory.
+ * fsyncs the directory. `data`: the bytes, or a function that writes them
+ * into the temporary file's descriptor.
  */
-export async function writeFileAtomically(fs: Fs, dir: string, name: string, data: Buffer): Promise<void> {
+export async function writeFileAtomically(
+  fs: Fs,
+  dir: string,
+  name: string,
+  data: Buffer | ((fd: number) => Promise<void>),
+): Promise<void> {
   const tmp = join(dir, tempFile(name));
   if (fs.exists(tmp)) fs.unlink(tmp);
   try {
     const fd = fs.open(tmp, 'wx');
     try {
-      fs.write(fd, data, 0, data.length, 0);
+      if (typeof data === 'function') await data(fd);
+      else fs.write(fd, data, 0, data.length, 0);
       await fs.fsync(fd);
     } finally {
       fs.close(fd);

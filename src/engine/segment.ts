@@ -15,6 +15,7 @@
 import { join } from 'node:path';
 import { CorruptionError } from '../errors.js';
 import type { Fs } from './fs.js';
+import type { HintBuilder } from './hint-builder.js';
 import { MAX_KEY_BYTES, WRITE_CHUNK_BYTES } from './limits.js';
 import { checkRecord, decodeHeader, RECORD_HEADER_BYTES, type RecordHeader, recordKey } from './record.js';
 import { SEGMENT_HEADER_BYTES } from './segment-header.js';
@@ -47,6 +48,12 @@ export class Segment {
   index: SparseIndex | undefined;
   /** Set when written since the last fsync. */
   dirty = false;
+  /**
+   * The active segment's hint, built as records are appended (hint-builder.ts);
+   * handed to the sealer at rotation. Undefined once sealed, on a read-only
+   * open, or when given up (a failed write): the sealer then scans.
+   */
+  hint: HintBuilder | undefined;
 
   private chunks: Chunk[] = [];
   /** A written chunk's buffer, reused by the next reserve. */

@@ -29,6 +29,7 @@ import { type CompactionResult, type CompactionStats, Compactor } from './compac
 import { segmentFile } from './filenames.js';
 import type { Fs } from './fs.js';
 import { compileGlob } from './glob.js';
+import { HintBuilder } from './hint-builder.js';
 import { KeyIndex } from './key-index.js';
 import { Keydir } from './keydir.js';
 import {
@@ -319,6 +320,7 @@ export class Store extends EventEmitter {
     }
     const seg = new Segment(this.fs, this.dir, name, base, fd, SEGMENT_HEADER_BYTES);
     seg.index = new SparseIndex(base, this.options.indexIntervalBytes);
+    seg.hint = new HintBuilder();
     seg.dirty = true;
     this.addSegment(seg);
     this.ordered.push(seg);
@@ -376,7 +378,10 @@ export class Store extends EventEmitter {
     const old = this.active;
     this.createSegment();
     old.sealed = true;
-    this.sealInBackground(old, true);
+    // Its hint, built while it was active, is frozen from now on: the sealer writes it out.
+    const hint = old.hint;
+    old.hint = undefined;
+    this.sealInBackground(old, true, hint);
   }
 
   /**
@@ -403,10 +408,11 @@ export class Store extends EventEmitter {
   /**
    * Makes a sealed segment fast to load, in the background (sealer.ts):
    * fsync it, write its hint and index. A failure only costs a rescan at open.
+   * `hint`: the hint built while it was active; without one, the sealer scans it.
    */
-  private sealInBackground(seg: Segment, fsyncData: boolean): void {
+  private sealInBackground(seg: Segment, fsyncData: boolean, hint?: HintBuilder): void {
     seg.retain();
-    const task = sealSegment(this, seg, fsyncData, this.log)
+    const task = sealSegment(this, seg, fsyncData, this.log, hint)
       .catch((err) => {
         this.log.error(
           { err, file: seg.name },
@@ -420,10 +426,19 @@ export class Store extends EventEmitter {
 
   // ---- keydir maintenance --------------------------------------------------
 
-  /** @internal Points `key` at a record, keeping live-byte counts. */
+  /**
+   * @internal Points `key` at a record, keeping live-byte counts and, when
+   * `seg` is the active segment, its in-progress hint (hint-builder.ts): the
+   * key's earlier record there, if any, is no longer its last.
+   */
   point(key: string, seg: Segment, position: number, valueLength: number, expiresAt: number): void {
     const kd = this.keydir;
     kd.set(key, seg.id, position, valueLength, expiresAt); // one lookup: the old location is in kd.prev*
+    const hint = seg.hint;
+    if (hint !== undefined) {
+      if (kd.prevSegment === seg.id) hint.dropAt(kd.prevPosition);
+      else if (hint.orphanCount > 0) hint.adopt(key);
+    }
     if (kd.prevSegment >= 0) {
       this.segments[kd.prevSegment]!.liveBytes -= recordSize(key.length, kd.prevValueLength);
     } else if (this.keyIndex) {
@@ -432,15 +447,31 @@ export class Store extends EventEmitter {
     seg.liveBytes += recordSize(key.length, valueLength);
   }
 
-  /** @internal Removes `key` from the keydir, keeping live-byte counts. */
-  unpoint(key: string): boolean {
+  /**
+   * @internal Removes `key` from the keydir, keeping live-byte counts and the
+   * active segment's in-progress hint. `appendedAt`: the position of the
+   * record of `key` just appended to the active segment that leaves it
+   * absent (a tombstone, or an expired value during recovery), -1 if none
+   * (an expiry): that record, else the one the keydir pointed at, becomes
+   * the key's last record there that the keydir does not point at.
+   */
+  unpoint(key: string, appendedAt = -1): boolean {
     const kd = this.keydir;
     const slot = kd.slot(key);
-    if (slot < 0) return false;
-    this.segments[kd.segmentOf(slot)]!.liveBytes -= recordSize(key.length, kd.valueLengthOf(slot));
-    kd.delete(key);
-    this.keyIndex?.noteDelete();
-    return true;
+    const active = this.ordered[this.ordered.length - 1];
+    const hint = active?.hint;
+    if (slot >= 0) {
+      const segId = kd.segmentOf(slot);
+      if (hint !== undefined && segId === active!.id) {
+        if (appendedAt >= 0) hint.dropAt(kd.positionOf(slot));
+        else hint.orphan(key, kd.positionOf(slot));
+      }
+      this.segments[segId]!.liveBytes -= recordSize(key.length, kd.valueLengthOf(slot));
+      kd.delete(key);
+      this.keyIndex?.noteDelete();
+    }
+    if (appendedAt >= 0 && hint !== undefined) hint.orphan(key, appendedAt);
+    return slot >= 0;
   }
 
   private recordUndo(key: string): void {
@@ -502,6 +533,7 @@ export class Store extends EventEmitter {
     const { buf, at } = seg.reserve(size);
     encodeRecord(buf, at, offset, expiresAt, flags, key, value);
     seg.index?.observe(offset, position);
+    seg.hint?.add(key, offset, position, value ? value.length : 0, expiresAt, flags);
     seg.lastOffset = offset;
     seg.records++;
     return position;
@@ -543,9 +575,13 @@ export class Store extends EventEmitter {
     this.tickAck = undefined;
     const waiters = this.unflushed;
     this.unflushed = [];
+    const seg = this.ordered[this.ordered.length - 1]; // none only while noActive on an empty directory
     try {
-      this.ordered[this.ordered.length - 1]?.flush(); // none only while noActive on an empty directory
+      seg?.flush();
     } catch (err) {
+      // The buffered records are gone from the segment: its in-progress hint has
+      // entries for them, so it is given up and the segment scanned when sealed.
+      if (seg !== undefined) seg.hint = undefined;
       const error = ioError('writing to the log', err);
       this.log.error({ err }, 'a write to the log failed; the writes of this tick are refused');
       this.rollback();
@@ -716,8 +752,7 @@ export class Store extends EventEmitter {
       if (this.liveSlot(k) < 0) return this.ack().then(() => false);
       this.makeRoom(recordSize(k.length, 0));
       this.recordUndo(k);
-      this.append(k, undefined, 0, FLAG_TOMBSTONE);
-      this.unpoint(k);
+      this.unpoint(k, this.append(k, undefined, 0, FLAG_TOMBSTONE));
       this.cache?.delete(k);
       return this.ack();
     } catch (err) {
@@ -774,7 +809,7 @@ export class Store extends EventEmitter {
         this.recordUndo(k);
         const position = this.append(k, v, expiresAt, flags);
         if (v) this.point(k, seg, position, v.length, expiresAt);
-        else this.unpoint(k);
+        else this.unpoint(k, position);
         this.cache?.delete(k);
       }
       return this.ack().then(() => n);
@@ -830,7 +865,7 @@ export class Store extends EventEmitter {
           this.recordUndo(k);
           this.nextOffset = r.offset;
           const position = this.append(k, v, r.expiresAt, r.flags);
-          if (v === undefined || (r.flags & FLAG_TOMBSTONE) !== 0) this.unpoint(k);
+          if (v === undefined || (r.flags & FLAG_TOMBSTONE) !== 0) this.unpoint(k, position);
           else this.point(k, seg, position, v.length, r.expiresAt);
           this.cache?.delete(k);
         }

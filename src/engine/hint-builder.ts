@@ -1,0 +1,241 @@
+/**
+ * The hint of the active segment, built as its records are appended, so that
+ * sealing a full segment writes it out without reading the segment again.
+ * The bytes are hint.ts's entries; only the file's header is added at the end.
+ *
+ * Invariant (what the store keeps, store.ts `point`/`unpoint`): for every key
+ * with a record in the segment, exactly one entry is kept, its last record
+ * there, in record order; and either the keydir points at that record, or
+ * `orphans` holds the key with that record's position (its last record here
+ * is a tombstone or an expired value, or it expired since). So the entry to
+ * drop when a key gets a newer record is found from the keydir's previous
+ * location (kd.prev*) without a lookup, or from `orphans` for the rarer keys
+ * the keydir no longer holds. The result is what a scan of the segment keeping
+ * each key's last record gives (test/engine/hint-builder.test.ts).
+ *
+ * Storage: entries in chunks of HINT_CHUNK_BYTES (never straddling two),
+ * their record positions and starts in typed arrays (positions increase, so
+ * an entry is found by binary search), a byte per entry for "dropped". When
+ * dropped entries outweigh kept ones the chunks are squeezed in place.
+ *
+ * Only the store's event loop touches a builder. Once the segment is sealed
+ * the builder is frozen and handed to the sealer (sealer.ts), which streams
+ * it to the hint file in steps and then releases its chunks.
+ */
+import { crc32 } from 'node:zlib';
+import { HINT_ENTRY_BYTES, HINT_HEADER_BYTES, writeHintEntry, writeHintHeader } from './hint.js';
+import { HINT_CHUNK_BYTES, HINT_COMPACT_MIN_BYTES, HINT_SPARE_CHUNKS } from './limits.js';
+
+const INITIAL_ENTRIES = 1024;
+
+/** Chunks of sealed segments' builders, kept for the next ones. */
+const spare: Buffer[] = [];
+
+function takeChunk(): Buffer {
+  return spare.pop() ?? Buffer.allocUnsafeSlow(HINT_CHUNK_BYTES);
+}
+
+/** Where HintBuilder.fill resumes: the next entry to copy. */
+export interface HintCursor {
+  entry: number;
+}
+
+export class HintBuilder {
+  /** Entries kept (added, not dropped). */
+  count = 0;
+  /** Bytes of the entries kept: the hint's body length. */
+  bytes = 0;
+  /** Entries added and not squeezed out (kept or dropped). */
+  private entries = 0;
+  private droppedBytes = 0;
+  private chunks: Buffer[] = [];
+  /** Bytes used in the last chunk. */
+  private used = HINT_CHUNK_BYTES;
+  /** Entry i starts at byte starts[i] of the chunks taken as one run (chunk * HINT_CHUNK_BYTES + at). */
+  private starts = new Uint32Array(INITIAL_ENTRIES);
+  /** Record position of entry i; strictly increasing. */
+  private positions = new Uint32Array(INITIAL_ENTRIES);
+  private dropped = new Uint8Array(INITIAL_ENTRIES);
+  /** Keys whose kept entry the keydir does not point at: key → that record's position. */
+  private readonly orphans = new Map<string, number>();
+
+  /** Adds the entry of a record just appended at `position` (after every earlier one). */
+  add(
+    key: string,
+    offset: number,
+    position: number,
+    valueLength: number,
+    expiresAt: number,
+    flags: number,
+  ): void {
+    const size = HINT_ENTRY_BYTES + key.length;
+    if (this.used + size > HINT_CHUNK_BYTES) {
+      this.chunks.push(takeChunk());
+      this.used = 0;
+    }
+    const n = this.entries;
+    if (n === this.positions.length) this.grow();
+    const at = this.used;
+    writeHintEntry(
+      this.chunks[this.chunks.length - 1]!,
+      at,
+      key,
+      offset,
+      position,
+      valueLength,
+      expiresAt,
+      flags,
+    );
+    this.starts[n] = (this.chunks.length - 1) * HINT_CHUNK_BYTES + at;
+    this.positions[n] = position;
+    this.dropped[n] = 0;
+    this.entries = n + 1;
+    this.used = at + size;
+    this.count++;
+    this.bytes += size;
+  }
+
+  /** Drops the entry of the record at `position` (a newer record of its key was appended). */
+  dropAt(position: number): void {
+    const i = this.find(position);
+    if (i < 0 || this.dropped[i] !== 0) return;
+    this.dropped[i] = 1;
+    const size = this.entrySize(i);
+    this.count--;
+    this.bytes -= size;
+    this.droppedBytes += size;
+    if (this.droppedBytes >= HINT_COMPACT_MIN_BYTES && this.droppedBytes > this.bytes) this.squeeze();
+  }
+
+  /** Keys the keydir no longer points at here (see the invariant above). */
+  get orphanCount(): number {
+    return this.orphans.size;
+  }
+
+  /** `key`'s kept entry is the record at `position`, which the keydir does not point at. */
+  orphan(key: string, position: number): void {
+    const earlier = this.orphans.get(key);
+    if (earlier !== undefined && earlier !== position) this.dropAt(earlier);
+    this.orphans.set(key, position);
+  }
+
+  /** `key` got a newer record and the keydir did not point at its last one here: drop that one, if any. */
+  adopt(key: string): void {
+    const earlier = this.orphans.get(key);
+    if (earlier === undefined) return;
+    this.orphans.delete(key);
+    this.dropAt(earlier);
+  }
+
+  /** Writes the hint's header (HINT_HEADER_BYTES) into `buf` for a body whose crc32 is `bodyCrc`. */
+  header(buf: Buffer, baseOffset: number, bodyCrc: number): void {
+    writeHintHeader(buf, baseOffset, this.count, this.bytes, bodyCrc);
+  }
+
+  /**
+   * Copies kept entries, from `cursor` on and in order, into `out` until the
+   * next one does not fit (`out` must hold at least one entry of the longest key);
+   * returns the bytes copied (0 when every entry has been copied).
+   */
+  fill(out: Buffer, cursor: HintCursor): number {
+    let n = 0;
+    let i = cursor.entry;
+    for (; i < this.entries; i++) {
+      if (this.dropped[i] !== 0) continue;
+      const size = this.entrySize(i);
+      if (n + size > out.length) break;
+      const start = this.starts[i]!;
+      const chunk = this.chunks[Math.floor(start / HINT_CHUNK_BYTES)]!;
+      const at = start % HINT_CHUNK_BYTES;
+      n += chunk.copy(out, n, at, at + size);
+    }
+    cursor.entry = i;
+    return n;
+  }
+
+  /** The whole hint file in one buffer (tests, small segments). */
+  encode(baseOffset: number): Buffer {
+    const buf = Buffer.allocUnsafe(HINT_HEADER_BYTES + this.bytes);
+    const n = this.fill(buf.subarray(HINT_HEADER_BYTES), { entry: 0 });
+    if (n !== this.bytes) throw new Error(`hint builder copied ${n} bytes of ${this.bytes}`);
+    this.header(buf, baseOffset, crc32(buf.subarray(HINT_HEADER_BYTES)));
+    return buf;
+  }
+
+  /** Gives the chunks back for the next segment's builder; the builder is empty after. */
+  release(): void {
+    for (const c of this.chunks) if (spare.length < HINT_SPARE_CHUNKS) spare.push(c);
+    this.chunks = [];
+    this.used = HINT_CHUNK_BYTES;
+    this.entries = this.count = this.bytes = this.droppedBytes = 0;
+    this.orphans.clear();
+  }
+
+  private entrySize(i: number): number {
+    const start = this.starts[i]!;
+    const chunk = this.chunks[Math.floor(start / HINT_CHUNK_BYTES)]!;
+    const at = (start % HINT_CHUNK_BYTES) + 25; // the entry's key length (hint.ts)
+    return HINT_ENTRY_BYTES + (chunk[at]! | (chunk[at + 1]! << 8));
+  }
+
+  /** Entry index of the record at `position`, -1 if none. */
+  private find(position: number): number {
+    const p = this.positions;
+    let lo = 0;
+    let hi = this.entries - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const v = p[mid]!;
+      if (v < position) lo = mid + 1;
+      else if (v > position) hi = mid - 1;
+      else return mid;
+    }
+    return -1;
+  }
+
+  private grow(): void {
+    const cap = this.positions.length * 2;
+    const starts = new Uint32Array(cap);
+    starts.set(this.starts);
+    this.starts = starts;
+    const positions = new Uint32Array(cap);
+    positions.set(this.positions);
+    this.positions = positions;
+    const dropped = new Uint8Array(cap);
+    dropped.set(this.dropped);
+    this.dropped = dropped;
+  }
+
+  /**
+   * Moves the kept entries down over the dropped ones, in place and in order
+   * (an entry still never straddles two chunks, and never moves up: packing
+   * a subsequence first-fit ends no later than packing the whole), then gives
+   * back the chunks left empty.
+   */
+  private squeeze(): void {
+    let chunk = 0;
+    let used = 0;
+    let n = 0;
+    for (let i = 0; i < this.entries; i++) {
+      if (this.dropped[i] !== 0) continue;
+      const size = this.entrySize(i);
+      if (used + size > HINT_CHUNK_BYTES) {
+        chunk++;
+        used = 0;
+      }
+      const start = this.starts[i]!;
+      const from = start % HINT_CHUNK_BYTES;
+      this.chunks[Math.floor(start / HINT_CHUNK_BYTES)]!.copy(this.chunks[chunk]!, used, from, from + size);
+      this.starts[n] = chunk * HINT_CHUNK_BYTES + used;
+      this.positions[n] = this.positions[i]!;
+      this.dropped[n] = 0;
+      n++;
+      used += size;
+    }
+    const keep = n === 0 ? 0 : chunk + 1;
+    for (const c of this.chunks.splice(keep)) if (spare.length < HINT_SPARE_CHUNKS) spare.push(c);
+    this.used = keep === 0 ? HINT_CHUNK_BYTES : used;
+    this.entries = n;
+    this.droppedBytes = 0;
+  }
+}

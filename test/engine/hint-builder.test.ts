@@ -1,0 +1,262 @@
+/**
+ * The hint built while a segment is active (hint-builder.ts) against the hint
+ * a scan of the segment gives (each key's last record in it, in record order,
+ * tombstones and expired values included): equal for the active segment after
+ * every step, and every sealed segment's `.hint` file equal to the scan of its
+ * file, under random sets (with and without TTLs), deletes, batches (a key
+ * twice in one, deletes in them), PEXPIRE/PERSIST, expiries passing (lazily
+ * on read and by the sweep), replicated records with offset gaps, clean
+ * reopens and power losses mid-segment (a torn tail cut at recovery). Then a
+ * restart from those hints gives the keydir a restart by scanning gives.
+ * Also the builder alone: squeezing out dropped entries changes nothing.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/engine/clock.js';
+import { parseName } from '../../src/engine/filenames.js';
+import { encodeHint, type HintEntry } from '../../src/engine/hint.js';
+import { HintBuilder } from '../../src/engine/hint-builder.js';
+import { MemFs } from '../../src/engine/mem-fs.js';
+import { FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE } from '../../src/engine/record.js';
+import { scanRecords } from '../../src/engine/segment.js';
+import { SEGMENT_HEADER_BYTES } from '../../src/engine/segment-header.js';
+import { openStore, type Store } from '../../src/engine/store.js';
+import { silentLogger } from './helpers.js';
+
+const DIR = '/mem/db';
+
+/** What a scan of the segment file `name` gives as its hint. */
+function scannedHint(fs: MemFs, name: string): Buffer {
+  const base = parseName(name)!.baseOffset;
+  const fd = fs.open(`${DIR}/${name}`, 'r');
+  try {
+    const last = new Map<string, HintEntry>();
+    const r = scanRecords(fs, fd, SEGMENT_HEADER_BYTES, fs.size(fd), (rec) => {
+      const h = rec.header;
+      last.delete(rec.key);
+      last.set(rec.key, {
+        key: rec.key,
+        offset: h.offset,
+        position: rec.position,
+        valueLength: h.valueLength,
+        expiresAt: h.expiresAt,
+        flags: h.flags,
+      });
+    });
+    expect(r.problem).toBeUndefined();
+    return encodeHint(base, [...last.values()]);
+  } finally {
+    fs.close(fd);
+  }
+}
+
+/** The active segment's built hint and every sealed segment's hint file equal their scans. */
+async function checkHints(s: Store, fs: MemFs): Promise<void> {
+  s.flushPending();
+  const active = s.active;
+  expect(active.hint).toBeDefined();
+  expect(active.hint!.encode(active.baseOffset).equals(scannedHint(fs, active.name))).toBe(true);
+  await s.settleBackground();
+  for (const seg of s.ordered) {
+    if (seg === active) continue;
+    expect(seg.hinted).toBe(true);
+    const file = fs.readFile(`${DIR}/${seg.name.replace('.seg', '.hint')}`);
+    expect(file.equals(scannedHint(fs, seg.name))).toBe(true);
+  }
+}
+
+function keydirOf(s: Store): string[] {
+  const out: string[] = [];
+  for (const [k] of s.keydir.entries()) {
+    const loc = s.keydir.get(k)!;
+    out.push(
+      `${k} ${s.segments[loc.segment]!.baseOffset}@${loc.position} ${loc.valueLength} ${loc.expiresAt}`,
+    );
+  }
+  return out.sort();
+}
+
+type Op =
+  | { t: 'set'; key: number; size: number; ttlMs: number | null }
+  | { t: 'del'; key: number }
+  | { t: 'batch'; items: { key: number; del: boolean }[] }
+  | { t: 'expire'; key: number; ttlMs: number | null }
+  | { t: 'advance'; ms: number }
+  | { t: 'get'; key: number }
+  | { t: 'replicate'; gap: number; items: { key: number; del: boolean; ttlMs: number | null }[] }
+  | { t: 'reopen' }
+  | { t: 'crash'; seed: number };
+
+const key = fc.integer({ min: 0, max: 15 });
+const ttl = fc.option(fc.integer({ min: 1, max: 3000 }), { freq: 3 });
+const op: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 12,
+    arbitrary: fc.record({ t: fc.constant('set' as const), key, size: fc.nat({ max: 200 }), ttlMs: ttl }),
+  },
+  { weight: 4, arbitrary: fc.record({ t: fc.constant('del' as const), key }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      t: fc.constant('batch' as const),
+      items: fc.array(fc.record({ key, del: fc.boolean() }), { minLength: 1, maxLength: 5 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      t: fc.constant('expire' as const),
+      key,
+      ttlMs: fc.option(fc.integer({ min: 1, max: 3000 })),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ t: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 2000 }) }),
+  },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('get' as const), key }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      t: fc.constant('replicate' as const),
+      gap: fc.nat({ max: 3 }),
+      items: fc.array(fc.record({ key, del: fc.boolean(), ttlMs: ttl }), { minLength: 1, maxLength: 4 }),
+    }),
+  },
+  { weight: 1, arbitrary: fc.constant({ t: 'reopen' as const }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('crash' as const), seed: fc.nat() }) },
+);
+
+describe('the hint built while appending', () => {
+  it('equals the hint a scan of the segment gives, through reopens and power losses; a restart from it gives the scanned keydir', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(op, { minLength: 10, maxLength: 120 }),
+        fc.boolean(),
+        async (ops, bigSegments) => {
+          const clock = new ManualClock();
+          let fs = new MemFs();
+          const open = (f: MemFs) =>
+            openStore(DIR, {
+              fs: f,
+              fsync: 'never',
+              maxSegmentBytes: bigSegments ? 64 * 1024 : 1500,
+              cacheBytes: 0,
+              clock,
+              logger: silentLogger,
+              compaction: { auto: false },
+            });
+          let s = await open(fs);
+          try {
+            for (const o of ops) {
+              const k = `key-${'key' in o ? o.key : 0}`;
+              if (o.t === 'set') {
+                await s.set(k, `${k}:${'v'.repeat(o.size)}`, o.ttlMs === null ? {} : { ttlMs: o.ttlMs });
+              } else if (o.t === 'del') {
+                await s.delete(k);
+              } else if (o.t === 'batch') {
+                await s.batch(
+                  o.items.map((it) =>
+                    it.del
+                      ? { type: 'del' as const, key: `key-${it.key}` }
+                      : { type: 'set' as const, key: `key-${it.key}`, value: `b${it.key}` },
+                  ),
+                );
+              } else if (o.t === 'expire') {
+                await s.expire(k, o.ttlMs);
+              } else if (o.t === 'advance') {
+                clock.advance(o.ms);
+              } else if (o.t === 'get') {
+                s.getSync(k);
+              } else if (o.t === 'replicate') {
+                let offset = s.nextOffset + o.gap;
+                const n = o.items.length;
+                await s.applyReplicated(
+                  o.items.map((it, i) => ({
+                    offset: offset++,
+                    flags:
+                      (it.del ? FLAG_TOMBSTONE : 0) |
+                      (n > 1 ? FLAG_BATCH | (i === n - 1 ? FLAG_BATCH_END : 0) : 0),
+                    expiresAt: it.ttlMs === null ? 0 : clock.now() + it.ttlMs,
+                    key: Buffer.from(`key-${it.key}`),
+                    value: it.del ? null : Buffer.from(`r${it.key}`),
+                  })),
+                );
+              } else if (o.t === 'reopen') {
+                await s.close();
+                s = await open(fs);
+              } else {
+                s.flushPending();
+                let seed = o.seed;
+                const crashed = fs.crash(
+                  'tear',
+                  () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31,
+                );
+                await s.close();
+                fs = crashed;
+                s = await open(fs);
+              }
+              await checkHints(s, fs);
+            }
+            await s.close();
+            const withHints = await open(fs);
+            const fromHints = keydirOf(withHints);
+            const stats = withHints.recoveryStats;
+            await withHints.close();
+            expect(stats.fromHints).toBe(stats.segments - 1);
+            for (const name of fs.readdir(DIR)) if (name.endsWith('.hint')) fs.unlink(`${DIR}/${name}`);
+            const scanned = await open(fs);
+            expect(scanned.recoveryStats.fromHints).toBe(0);
+            expect(keydirOf(scanned)).toEqual(fromHints);
+            await scanned.close();
+          } finally {
+            await s.close();
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+});
+
+describe('HintBuilder', () => {
+  it('squeezing out dropped entries keeps the kept ones, in order, and finds them by position', () => {
+    fc.assert(
+      fc.property(
+        // Enough bytes (≥ 300 entries of ≥ 4 KiB) that HINT_COMPACT_MIN_BYTES of them get dropped.
+        fc.array(fc.record({ keyLength: fc.integer({ min: 4096, max: 16384 }), drop: fc.nat({ max: 3 }) }), {
+          minLength: 300,
+          maxLength: 1000,
+        }),
+        (entries) => {
+          const b = new HintBuilder();
+          const kept: HintEntry[] = [];
+          let position = 100;
+          entries.forEach((e, i) => {
+            const entry = {
+              key: String.fromCharCode(97 + (i % 26)).repeat(e.keyLength),
+              offset: i,
+              position,
+              valueLength: i * 7,
+              expiresAt: i % 3 === 0 ? 0 : 1_700_000_000_000 + i,
+              flags: i % 5 === 0 ? FLAG_TOMBSTONE : 0,
+            };
+            b.add(entry.key, entry.offset, entry.position, entry.valueLength, entry.expiresAt, entry.flags);
+            kept.push(entry);
+            position += 27 + e.keyLength + entry.valueLength;
+            // Drop a few earlier entries now and then: enough dropped bytes make it squeeze.
+            for (let d = 0; d < e.drop && kept.length > 1; d++) {
+              const victim = kept.splice(Math.floor((i * 7919 + d) % (kept.length - 1)), 1)[0]!;
+              b.dropAt(victim.position);
+            }
+          });
+          expect(b.count).toBe(kept.length);
+          expect(b.encode(42).equals(encodeHint(42, kept))).toBe(true);
+          b.release();
+          expect(b.count).toBe(0);
+        },
+      ),
+      { numRuns: 10 },
+    );
+  });
+});
