@@ -44,6 +44,9 @@ Options:
                      (MSET, not timed) so that reads hit.
   --prefill-start N  With --prefill, start at key N instead of 0.
   --seed N           Seed of the key sequence (default 1).
+  --wait N           End every batch with WAIT N 0 (block until N replicas hold
+                     the connection's writes; not counted as a request), so
+                     latency and ops/s include replication.
   --target T         segkv (default) or redis.
   --json             Print one JSON object instead of the table.
   --quiet, -q        No progress line.
@@ -72,6 +75,7 @@ const OPTIONS = {
   prefill: { type: 'boolean' },
   'prefill-start': { type: 'string' },
   seed: { type: 'string' },
+  wait: { type: 'string' },
   target: { type: 'string' },
   json: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
@@ -92,6 +96,8 @@ export interface BenchReport {
   keyspace: number;
   readRatio: number;
   keysPerOp: number;
+  /** --wait: replicas every batch WAITs for; null without. */
+  waitReplicas: number | null;
   prefill: TestResult | null;
   results: TestResult[];
 }
@@ -170,6 +176,7 @@ async function main(argv: string[]): Promise<number> {
     readRatio,
     keysPerOp: positive('keys-per-op', v['keys-per-op'] as string | undefined, 10),
     seed: integerOption('seed', v.seed as string | undefined, 1),
+    waitReplicas: v.wait === undefined ? undefined : integerOption('wait', v.wait as string | undefined, 0),
   };
   const json = v.json === true;
   const progress = !json && v.quiet !== true && process.stderr.isTTY ? progressLine : undefined;
@@ -186,6 +193,7 @@ async function main(argv: string[]): Promise<number> {
     keyspace,
     readRatio,
     keysPerOp: options.keysPerOp,
+    waitReplicas: options.waitReplicas ?? null,
     prefill: null,
     results: [],
   };
@@ -194,7 +202,7 @@ async function main(argv: string[]): Promise<number> {
     if (start < keyspace) {
       report.prefill = await prefill(
         adapter,
-        { ...options, keysPerOp: Math.max(options.keysPerOp, 100) },
+        { ...options, waitReplicas: undefined, keysPerOp: Math.max(options.keysPerOp, 100) },
         start,
         keyspace,
       );

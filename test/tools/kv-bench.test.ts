@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KvClient } from '../../src/index.js';
 import { type ServerProcess, spawnServer } from '../server/spawn.js';
 import { REPO } from './helpers.js';
 
@@ -116,6 +117,66 @@ describe('kv-bench', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/cannot connect to the segkv server at 127\.0\.0\.1:1/);
   });
+
+  it('--wait N ends every batch with WAIT N 0: not counted as a request, the replica has every write when it ends', async () => {
+    const replica = await spawnServer({
+      args: ['--fsync', 'never', '--replica-of', `127.0.0.1:${server.port}`],
+    });
+    const pc = new KvClient({ port: server.port, reconnect: false });
+    const rc = new KvClient({ port: replica.port, reconnect: false });
+    try {
+      const deadline = Date.now() + 15_000;
+      while ((await rc.role()).link !== 'up') {
+        if (Date.now() > deadline) throw new Error('the replica did not link within 15 s');
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      const r = bench([
+        '-p',
+        String(server.port),
+        '-c',
+        '3',
+        '-P',
+        '7',
+        '-n',
+        '400',
+        '-t',
+        'set',
+        '--wait',
+        '1',
+        '--json',
+      ]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const report = JSON.parse(r.stdout);
+      expect(report.waitReplicas).toBe(1);
+      expect(report.results[0]).toMatchObject({ test: 'set', requests: 400, errors: 0 });
+      // Every batch waited for the replica: it holds the primary's whole log already.
+      expect((await rc.role()).end).toBe((await pc.role()).end);
+      // An error reply to the WAIT counts as an error, still not as a request.
+      const bad = bench([
+        '-p',
+        String(server.port),
+        '-c',
+        '2',
+        '-P',
+        '5',
+        '-n',
+        '50',
+        '-t',
+        'set',
+        '--wait',
+        '99999',
+        '--json',
+      ]);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/error replies in set; first: WRONG_ARGS: WAIT/);
+      expect(JSON.parse(bad.stdout).results[0]).toMatchObject({ requests: 50, errors: 10 });
+    } finally {
+      await pc.close();
+      await rc.close();
+      await replica.stop();
+    }
+  }, 60_000);
 
   it('exits 2 on an unknown test', () => {
     const r = bench(['-t', 'nope']);

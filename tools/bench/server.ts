@@ -24,16 +24,11 @@
  * relative, which is why each table row carries the ratio segkv/Redis.
  * Results: tools/bench/results/server-<date>.json and .svg (grouped bars).
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { join } from 'node:path';
-import type { BenchReport } from '../kv-bench.js';
 import type { TestResult } from '../lib/load.js';
-import { probe } from '../lib/load.js';
-import { segkvWire } from '../lib/wire.js';
 import {
-  BENCH_DIST_DIR,
   benchArgs,
   fmt,
   formatTable,
@@ -44,20 +39,9 @@ import {
   UsageError,
   writeResults,
 } from './lib.js';
-import {
-  aptInstallRedis,
-  findRedisServer,
-  freePort,
-  killProcess,
-  parseInfo,
-  RespClient,
-  redisServerArgs,
-  stopProcess,
-} from './redis-peer.js';
+import { freePort } from './redis-peer.js';
 import { serverChart } from './server-chart.js';
-
-const KV_SERVER = join(BENCH_DIST_DIR, '..', '..', 'src', 'server', 'main.js');
-const KV_BENCH = join(BENCH_DIST_DIR, '..', 'kv-bench.js');
+import { kvBench, type Mode, redisBinary, ServerProc, type Store, settledRss } from './server-procs.js';
 
 const HELP = `usage: npm run bench:server -- [options]
 
@@ -77,9 +61,6 @@ const HELP = `usage: npm run bench:server -- [options]
   --out FILE        JSON results path (default tools/bench/results/server-<date>.json; the SVG beside it)
   --help            this text
 `;
-
-type Mode = 'interval' | 'always';
-type Store = 'segkv' | 'redis';
 
 interface Config {
   durationS: number;
@@ -172,151 +153,6 @@ function parseArgs(argv: string[]): Config {
 
 const log = (msg: string) => logLine('bench:server', msg);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** redis-server on PATH (or given), installed from Debian if missing and we may; undefined = skip the peer. */
-function redisBinary(explicit: string | undefined): string | undefined {
-  const found = findRedisServer(explicit);
-  if (found) return found;
-  log('redis-server not found: trying apt-get update && apt-get install -y redis-server');
-  const status = aptInstallRedis();
-  if (status !== 0) log(`installing redis-server failed (exit ${status}); the Redis peer is SKIPPED`);
-  return findRedisServer();
-}
-
-/** VmRSS of a process in bytes (Linux), or NaN. */
-function rssBytes(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : Number.NaN;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** A server process of either kind, on a loopback port, on its own directory. */
-class ServerProc {
-  private constructor(
-    readonly store: Store,
-    readonly proc: ChildProcess,
-    readonly port: number,
-    /** ms from spawn until it served PING with all data loaded. */
-    readonly readyMs: number,
-  ) {}
-
-  static async start(store: Store, bin: string, dir: string, mode: Mode, port: number): Promise<ServerProc> {
-    const args =
-      store === 'segkv'
-        ? [
-            KV_SERVER,
-            '--dir',
-            dir,
-            '--host',
-            '127.0.0.1',
-            '--port',
-            String(port),
-            '--fsync',
-            mode,
-            '--log-level',
-            'warn',
-          ]
-        : redisServerArgs(port, dir, mode === 'always' ? 'always' : 'everysec');
-    const t0 = performance.now();
-    const proc = spawn(store === 'segkv' ? process.execPath : bin, args, {
-      stdio: ['ignore', 'ignore', store === 'segkv' ? 'inherit' : 'ignore'],
-    });
-    let exited = false;
-    proc.once('exit', () => {
-      exited = true;
-    });
-    const deadline = Date.now() + 600_000;
-    for (;;) {
-      if (exited) throw new Error(`${store} server exited at start (dir ${dir})`);
-      if (Date.now() > deadline) {
-        proc.kill('SIGKILL');
-        throw new Error(`${store} server not ready after 600 s`);
-      }
-      try {
-        if (store === 'segkv') {
-          // kv-server binds its port only once the keydir is loaded; a LOADING reply would also mean "not yet".
-          if ((await probe(segkvWire, '127.0.0.1', port, 'PING')) === undefined) break;
-        } else if (await redisLoaded(port)) break;
-      } catch {
-        // not listening yet
-      }
-      await sleep(5);
-    }
-    return new ServerProc(store, proc, port, performance.now() - t0);
-  }
-
-  get rss(): number {
-    return rssBytes(this.proc.pid!);
-  }
-
-  /** SIGTERM (a clean shutdown: both sync their log) and wait for the exit. */
-  async stop(): Promise<void> {
-    await stopProcess(this.proc, 60_000);
-  }
-
-  killNow(): void {
-    killProcess(this.proc);
-  }
-}
-
-/**
- * RSS once the server is idle and its allocator has given back what the load
- * left behind (V8's memory reducer, jemalloc's decay): sampled every second
- * until it changes by less than 1% over 3 s, at most 30 s.
- */
-async function settledRss(srv: ServerProc): Promise<number> {
-  const samples = [srv.rss];
-  for (let i = 0; i < 30; i++) {
-    await sleep(1000);
-    samples.push(srv.rss);
-    const n = samples.length;
-    if (n >= 4 && Math.abs(samples[n - 1]! - samples[n - 4]!) < 0.01 * samples[n - 1]!) break;
-  }
-  return samples[samples.length - 1]!;
-}
-
-/** Redis answers PING and INFO persistence says loading:0. */
-async function redisLoaded(port: number): Promise<boolean> {
-  const c = await RespClient.connect(port);
-  try {
-    await c.command(['PING']);
-    return parseInfo(await c.command(['INFO', 'persistence'])).get('loading') === '0';
-  } catch {
-    return false;
-  } finally {
-    c.close();
-  }
-}
-
-/** Runs kv-bench in a child process with `args` and returns its --json report. */
-function kvBench(store: Store, port: number, args: string[]): Promise<BenchReport> {
-  return new Promise((resolve, reject) => {
-    const all = [KV_BENCH, '--json', '-p', String(port), '--target', store, ...args];
-    const child = spawn(process.execPath, all, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.stderr.on('data', (d) => {
-      err += d;
-    });
-    child.on('error', reject);
-    // 'close', not 'exit': stdout may still hold data when the process has exited.
-    child.on('close', (code) => {
-      try {
-        const report = JSON.parse(out) as BenchReport;
-        if (code !== 0) reject(new Error(`kv-bench ${all.slice(1).join(' ')} exited ${code}: ${err.trim()}`));
-        else resolve(report);
-      } catch {
-        reject(new Error(`kv-bench ${all.slice(1).join(' ')} exited ${code}: ${err.trim()}`));
-      }
-    });
-  });
-}
 
 /** One measured row: medians over the repeats. */
 export interface ThroughputRow {
@@ -562,7 +398,7 @@ async function main(): Promise<void> {
     for (const s of live) s.killNow();
   });
   const notes: string[] = [];
-  const redisBin = redisBinary(cfg.redis);
+  const redisBin = redisBinary(cfg.redis, 'bench:server');
   let redisVersion: string | null = null;
   if (!redisBin) {
     const msg = 'redis-server is not installed and could not be installed: the Redis peer is SKIPPED';

@@ -11,6 +11,11 @@
  * of its reply, recorded in µs in an HDR histogram (hdr-histogram-js, 3
  * significant digits). An MSET/MGET of several keys counts as one request.
  *
+ * With `waitReplicas` set, every batch ends with `WAIT n 0` (Redis semantics,
+ * both stores: block until n replicas hold this connection's writes), so a
+ * batch's latency includes its replication; the WAIT is not counted as a
+ * request, an error reply to it is.
+ *
  * Everything runs on one event loop; `performance.now()` is read once per
  * received chunk, not per reply.
  */
@@ -50,6 +55,8 @@ export interface LoadOptions {
   keysPerOp: number;
   /** PRNG seed (xorshift32), so a run can be repeated key for key. */
   seed: number;
+  /** End every batch with `WAIT waitReplicas 0` (not counted as a request); undefined: no WAIT. */
+  waitReplicas?: number | undefined;
 }
 
 export interface LatencyMs {
@@ -85,6 +92,8 @@ export interface Progress {
 /** Which request a test sends next. */
 interface Workload {
   templates: Template[];
+  /** Sent after every batch (WAIT), its reply not counted as a request. */
+  trailer: Template | undefined;
   /** Index into templates for the next request. */
   pick(): number;
   /** The next key number. */
@@ -118,7 +127,8 @@ function workload(adapter: WireAdapter, test: TestName, o: LoadOptions, rng: Xor
     }
     return args;
   };
-  const one = (t: Template): Workload => ({ templates: [t], pick: () => 0, key: random });
+  const trailer = o.waitReplicas === undefined ? undefined : adapter.template('WAIT', [o.waitReplicas, 0]);
+  const one = (t: Template): Workload => ({ templates: [t], trailer, pick: () => 0, key: random });
   switch (test) {
     case 'ping':
       return one(adapter.template('PING', []));
@@ -136,6 +146,7 @@ function workload(adapter: WireAdapter, test: TestName, o: LoadOptions, rng: Xor
       const r = o.readRatio;
       return {
         templates: [adapter.template('GET', [KEY]), adapter.template('SET', [KEY, value])],
+        trailer,
         pick: () => (rng.next() < r ? 0 : 1),
         key: random,
       };
@@ -169,6 +180,11 @@ class Run implements ReplySink {
   reply(error: string | undefined, nil: boolean): void {
     this.done++;
     this.histogram.recordValue(this.latencyUs);
+    this.count(error, nil);
+  }
+
+  /** A reply's error or nil, without counting it as a request (the trailer's). */
+  count(error: string | undefined, nil: boolean): void {
     if (error !== undefined) {
       this.errors++;
       this.firstError ??= error;
@@ -187,10 +203,14 @@ class Run implements ReplySink {
 }
 
 /** One connection: sends a batch, counts its replies, sends the next. */
-class BenchConnection {
+class BenchConnection implements ReplySink {
   private readonly out: Buffer;
   private pending: Buffer | undefined;
+  /** Replies still expected for this batch: its requests', then the trailer's. */
   private awaiting = 0;
+  /** Of those, the requests' (the rest is the trailer). */
+  private awaitingRequests = 0;
+  private received = 0;
   private sentAt = 0;
   private nextId = 1;
   private finished!: () => void;
@@ -203,7 +223,7 @@ class BenchConnection {
     private readonly run: Run,
   ) {
     const largest = Math.max(...run.work.templates.map((t) => t.bytes.length));
-    this.out = Buffer.allocUnsafe(largest * run.options.pipeline);
+    this.out = Buffer.allocUnsafe(largest * run.options.pipeline + (run.work.trailer?.bytes.length ?? 0));
     this.done = new Promise<void>((resolve, reject) => {
       this.finished = resolve;
       this.failed = reject;
@@ -236,7 +256,17 @@ class BenchConnection {
       }
       at += t.bytes.length;
     }
-    this.awaiting = n;
+    const trailer = work.trailer;
+    if (trailer) {
+      trailer.bytes.copy(out, at);
+      if (trailer.idAt >= 0) {
+        out.writeUInt32BE(this.nextId, at + trailer.idAt);
+        this.nextId = this.nextId >= 0xfffffffe ? 1 : this.nextId + 1;
+      }
+      at += trailer.bytes.length;
+    }
+    this.awaitingRequests = n;
+    this.awaiting = n + (trailer ? 1 : 0);
     this.sentAt = now;
     // Safe to reuse `out` for the next batch: it is only refilled after every reply to this one arrived.
     this.socket.write(out.subarray(0, at));
@@ -250,20 +280,29 @@ class BenchConnection {
       buf = Buffer.concat([this.pending, chunk]);
       this.pending = undefined;
     }
-    const before = run.done;
+    this.received = 0;
     let consumed: number;
     try {
-      consumed = this.adapter.parse(buf, 0, buf.length, run);
+      consumed = this.adapter.parse(buf, 0, buf.length, this);
     } catch (err) {
       this.failed(err as Error);
       this.socket.destroy();
       return;
     }
     if (consumed < buf.length) this.pending = buf.subarray(consumed);
-    this.awaiting -= run.done - before;
+    this.awaiting -= this.received;
     if (this.awaiting < 0) {
       this.failed(new Error(`the ${this.adapter.target} server sent more replies than requests`));
     } else if (this.awaiting === 0) this.sendBatch();
+  }
+
+  /** A reply of this batch: a request's, or (after them) the trailer's. */
+  reply(error: string | undefined, nil: boolean): void {
+    this.received++;
+    if (this.awaitingRequests > 0) {
+      this.awaitingRequests--;
+      this.run.reply(error, nil);
+    } else this.run.count(error, false);
   }
 
   /** Sends raw bytes and waits for `count` replies (AUTH before the run). */

@@ -44,8 +44,8 @@ export interface ReplySink {
 
 export interface WireAdapter {
   readonly target: 'segkv' | 'redis';
-  /** Encodes `command` with `args`; an arg equal to KEY (the symbol) is a key slot. */
-  template(command: string, args: readonly (typeof KEY | string | Buffer)[]): Template;
+  /** Encodes `command` with `args`; an arg equal to KEY (the symbol) is a key slot; numbers are integers (RESP: decimal text). */
+  template(command: string, args: readonly (typeof KEY | string | number | Buffer)[]): Template;
   /** Consumes the complete replies in buf[start, end); returns the offset of the first incomplete one. */
   parse(buf: Buffer, start: number, end: number, sink: ReplySink): number;
 }
@@ -134,7 +134,12 @@ export const respWire: WireAdapter = {
     const keys = args.filter((a) => a === KEY).length;
     const parts: Buffer[] = [Buffer.from(`*${args.length + 1}\r\n`)];
     for (const a of [command, ...args]) {
-      const b = a === KEY ? Buffer.from(KEY_PLACEHOLDER) : typeof a === 'string' ? Buffer.from(a) : a;
+      const b =
+        a === KEY
+          ? Buffer.from(KEY_PLACEHOLDER)
+          : typeof a === 'string' || typeof a === 'number'
+            ? Buffer.from(String(a))
+            : a;
       parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
     }
     const bytes = Buffer.concat(parts);
