@@ -9,39 +9,20 @@
  * 64) and undefined is nil (test/protocol/frame-writer.test.ts checks both).
  * Anything else (bigint, Date, Map, …) falls back to msgpackr for that frame.
  *
- * Invariants: frames are appended whole and in order; `take()` hands back
- * every byte written since the last take, as few buffers as possible (one,
- * unless a value of at least ZERO_COPY_BYTES was referenced instead of
- * copied, or the buffer had to grow); buffers handed out are never written
- * again (a new buffer is started after each take).
+ * Invariants: frames are appended whole and in order; the buffer itself
+ * (growth, take, zero-copy of large values) is output-buffer.ts's.
  */
 import { KvError } from '../errors.js';
 import { packr } from './frame.js';
 import { FRAME_HEADER_BYTES, MAX_REPLY_BYTES } from './limits.js';
+import { OutputBuffer, ZERO_COPY_BYTES } from './output-buffer.js';
 
-/** Bin values at least this large are referenced, not copied, into the output. */
-export const ZERO_COPY_BYTES = 64 * 1024;
-
-/** Size of a fresh output buffer. */
-const CHUNK_BYTES = 64 * 1024;
+export { ZERO_COPY_BYTES };
 
 class Unsupported extends Error {}
 const UNSUPPORTED = new Unsupported();
 
-export class FrameWriter {
-  private buf: Buffer = Buffer.allocUnsafe(CHUNK_BYTES);
-  private pos = 0;
-  /** Start of the bytes of `buf` not yet handed out or moved to `done`. */
-  private start = 0;
-  /** Finished pieces, in order, before buf[start, pos). */
-  private done: Buffer[] = [];
-  private doneBytes = 0;
-
-  /** Bytes written and not yet taken. */
-  get length(): number {
-    return this.doneBytes + this.pos - this.start;
-  }
-
+export class FrameWriter extends OutputBuffer {
   /**
    * Appends one frame holding `value`. A body over `maxBytes` (default
    * MAX_REPLY_BYTES, what a uint32 length prefix can say) leaves nothing
@@ -139,59 +120,6 @@ export class FrameWriter {
     const body = packed.length >= ZERO_COPY_BYTES ? Buffer.from(packed) : packed;
     headerBuf.writeUInt32BE(body.length, headerAt);
     this.bytes(body);
-  }
-
-  /** Everything written since the last take. */
-  take(): Buffer[] {
-    this.seal();
-    const out = this.done;
-    this.done = [];
-    this.doneBytes = 0;
-    return out;
-  }
-
-  /** Moves buf[start, pos) to `done` and starts writing into a fresh region. */
-  private seal(): void {
-    if (this.pos > this.start) {
-      this.done.push(this.buf.subarray(this.start, this.pos));
-      this.doneBytes += this.pos - this.start;
-    }
-    if (this.buf.length - this.pos < 1024) {
-      this.buf = Buffer.allocUnsafe(CHUNK_BYTES);
-      this.pos = 0;
-    }
-    this.start = this.pos;
-  }
-
-  /** Makes room for `n` contiguous bytes; returns the position they start at. */
-  private reserve(n: number): number {
-    if (this.buf.length - this.pos >= n) return this.pos;
-    if (this.pos > this.start) {
-      this.done.push(this.buf.subarray(this.start, this.pos));
-      this.doneBytes += this.pos - this.start;
-    }
-    this.buf = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, n));
-    this.pos = 0;
-    this.start = 0;
-    return 0;
-  }
-
-  private bytes(b: Uint8Array): undefined {
-    if (b.length >= ZERO_COPY_BYTES) {
-      this.seal();
-      this.done.push(Buffer.from(b.buffer, b.byteOffset, b.length));
-      this.doneBytes += b.length;
-      return;
-    }
-    const at = this.reserve(b.length);
-    this.buf.set(b, at);
-    this.pos = at + b.length;
-  }
-
-  private byte(x: number): undefined {
-    const at = this.reserve(1);
-    this.buf[at] = x;
-    this.pos = at + 1;
   }
 
   private typed(tag: number, x: number, width: 1 | 2 | 4): undefined {

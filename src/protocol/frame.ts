@@ -16,6 +16,7 @@
  * structures (a msgpackr extension) survive from one frame to the next.
  */
 import { Packr, Unpackr } from 'msgpackr';
+import { ChunkQueue } from './chunk-queue.js';
 import { FRAME_HEADER_BYTES } from './limits.js';
 
 /** Packs plain MessagePack: maps as maps (minimal size), Buffers as bin, no msgpackr records. */
@@ -45,32 +46,13 @@ export function encodeFrame(value: unknown): Buffer {
 
 /**
  * Splits a byte stream into frame bodies. Feed chunks with `push`, take
- * bodies with `next` until it returns undefined (need more bytes).
+ * bodies with `next` until it returns undefined (need more bytes); the
+ * chunks are held by ChunkQueue (chunk-queue.ts).
  */
-export class FrameReader {
-  /** The buffer being read and the read position in it. */
-  private head: Buffer = Buffer.alloc(0);
-  private offset = 0;
-  /** Chunks received after `head`, not yet merged into it. */
-  private tail: Buffer[] = [];
-  private tailBytes = 0;
-
+export class FrameReader extends ChunkQueue {
   /** @param maxFrameBytes largest body accepted; may be changed between frames (e.g. after AUTH). */
-  constructor(public maxFrameBytes: number) {}
-
-  /** Bytes received and not yet returned as frames. */
-  get buffered(): number {
-    return this.head.length - this.offset + this.tailBytes;
-  }
-
-  push(chunk: Buffer): void {
-    if (this.offset >= this.head.length && this.tailBytes === 0) {
-      this.head = chunk;
-      this.offset = 0;
-    } else {
-      this.tail.push(chunk);
-      this.tailBytes += chunk.length;
-    }
+  constructor(public maxFrameBytes: number) {
+    super();
   }
 
   /** The next complete body (a view; valid as long as the caller keeps it), or undefined. Throws FrameError. */
@@ -92,14 +74,5 @@ export class FrameReader {
     const start = this.offset + FRAME_HEADER_BYTES;
     this.offset = start + length;
     return this.head.subarray(start, this.offset);
-  }
-
-  /** Copies the unread part of head and every tail chunk into one buffer. */
-  private merge(): void {
-    const parts = [this.head.subarray(this.offset), ...this.tail];
-    this.head = Buffer.concat(parts, this.head.length - this.offset + this.tailBytes);
-    this.offset = 0;
-    this.tail = [];
-    this.tailBytes = 0;
   }
 }

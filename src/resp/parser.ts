@@ -23,6 +23,7 @@
  * Buffers: a request inside one received chunk is a set of views of it (no
  * copy); a request spread over chunks is copied once, when complete.
  */
+import { ChunkQueue } from '../protocol/chunk-queue.js';
 import { RESP_MAX_INLINE_BYTES } from '../protocol/limits.js';
 
 export class RespProtocolError extends Error {
@@ -34,7 +35,6 @@ export class RespProtocolError extends Error {
 
 const CR = 0x0d;
 const LF = 0x0a;
-const EMPTY = Buffer.alloc(0);
 
 /**
  * Redis's string2ll for a length line: optional `-`, digits, no leading zero
@@ -66,11 +66,7 @@ export interface RespLimits {
   preAuth: boolean;
 }
 
-export class RespReader {
-  private head: Buffer = EMPTY;
-  private offset = 0;
-  private tail: Buffer[] = [];
-  private tailBytes = 0;
+export class RespReader extends ChunkQueue {
   /** The multibulk request being read: its arguments so far, how many remain, its bytes so far. */
   private args: Buffer[] | undefined;
   private remaining = 0;
@@ -78,26 +74,13 @@ export class RespReader {
   /** Length of the bulk whose header was read and body was not, or -1. */
   private bulkLength = -1;
 
-  constructor(public limits: RespLimits) {}
-
-  /** Bytes received and not yet returned in requests. */
-  get buffered(): number {
-    return this.head.length - this.offset + this.tailBytes;
+  constructor(public limits: RespLimits) {
+    super();
   }
 
   /** True while a request has started arriving and is not complete. */
-  get partial(): boolean {
+  override get partial(): boolean {
     return this.args !== undefined || this.buffered > 0;
-  }
-
-  push(chunk: Buffer): void {
-    if (this.offset >= this.head.length && this.tailBytes === 0) {
-      this.head = chunk;
-      this.offset = 0;
-    } else {
-      this.tail.push(chunk);
-      this.tailBytes += chunk.length;
-    }
   }
 
   /** The next complete request's arguments (views), or undefined. Throws RespProtocolError. */
@@ -213,22 +196,6 @@ export class RespReader {
       );
     }
     return args;
-  }
-
-  /** Copies the unread part of head and every tail chunk into one buffer. */
-  private merge(): void {
-    if (this.tailBytes === 0) {
-      if (this.offset >= this.head.length) {
-        this.head = EMPTY;
-        this.offset = 0;
-      }
-      return;
-    }
-    const parts = [this.head.subarray(this.offset), ...this.tail];
-    this.head = Buffer.concat(parts, this.head.length - this.offset + this.tailBytes);
-    this.offset = 0;
-    this.tail = [];
-    this.tailBytes = 0;
   }
 }
 

@@ -1,34 +1,18 @@
 /**
  * Encodes RESP2 / RESP3 replies (reply.ts) straight into one growing output
- * buffer shared by every RESP connection; `take()` hands back what was
- * written since the last take as views (one, unless a bulk of at least
- * ZERO_COPY_BYTES was referenced instead of copied, or the buffer grew).
- * Buffers handed out are never written again.
+ * buffer shared by every RESP connection (the buffer, its growth, `take()`
+ * and the zero-copy of large bulks: src/protocol/output-buffer.ts).
  *
  * RESP2 has no map, set, null, double, boolean or verbatim type: maps are
  * flat arrays, sets arrays, verbatim text a bulk string, nulls `$-1` (or
  * `*-1` for a null array), as Redis encodes them for a RESP2 client.
  */
-import { ZERO_COPY_BYTES } from '../protocol/frame-writer.js';
+import { OutputBuffer } from '../protocol/output-buffer.js';
 import { NullArray, type Reply, RespMap, RespSet, Simple, Verbatim } from './reply.js';
-
-/** Size of a fresh output buffer. */
-const CHUNK_BYTES = 64 * 1024;
 
 export type Protocol = 2 | 3;
 
-export class RespWriter {
-  private buf: Buffer = Buffer.allocUnsafe(CHUNK_BYTES);
-  private pos = 0;
-  private start = 0;
-  private done: Buffer[] = [];
-  private doneBytes = 0;
-
-  /** Bytes written and not yet taken. */
-  get length(): number {
-    return this.doneBytes + this.pos - this.start;
-  }
-
+export class RespWriter extends OutputBuffer {
   /** Appends one reply. */
   reply(value: Reply, proto: Protocol): void {
     this.value(value, proto);
@@ -37,23 +21,6 @@ export class RespWriter {
   /** Appends an error reply; `message` is the whole line (prefix included). */
   error(message: string): void {
     this.ascii('-', message);
-  }
-
-  /** Everything written since the last take. */
-  take(): Buffer[] {
-    if (this.pos > this.start) {
-      this.done.push(this.buf.subarray(this.start, this.pos));
-      this.doneBytes += this.pos - this.start;
-    }
-    if (this.buf.length - this.pos < 1024) {
-      this.buf = Buffer.allocUnsafe(CHUNK_BYTES);
-      this.pos = 0;
-    }
-    this.start = this.pos;
-    const out = this.done;
-    this.done = [];
-    this.doneBytes = 0;
-    return out;
   }
 
   private value(v: Reply, proto: Protocol): void {
@@ -143,32 +110,7 @@ export class RespWriter {
 
   private bulk(b: Uint8Array): void {
     this.ascii('$', String(b.length));
-    if (b.length >= ZERO_COPY_BYTES) {
-      if (this.pos > this.start) {
-        this.done.push(this.buf.subarray(this.start, this.pos));
-        this.doneBytes += this.pos - this.start;
-      }
-      this.start = this.pos;
-      this.done.push(Buffer.from(b.buffer, b.byteOffset, b.length));
-      this.doneBytes += b.length;
-    } else {
-      const at = this.reserve(b.length);
-      this.buf.set(b, at);
-      this.pos = at + b.length;
-    }
+    this.bytes(b);
     this.raw('\r\n');
-  }
-
-  /** Makes room for `n` contiguous bytes; returns where they start. */
-  private reserve(n: number): number {
-    if (this.buf.length - this.pos >= n) return this.pos;
-    if (this.pos > this.start) {
-      this.done.push(this.buf.subarray(this.start, this.pos));
-      this.doneBytes += this.pos - this.start;
-    }
-    this.buf = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, n));
-    this.pos = 0;
-    this.start = 0;
-    return 0;
   }
 }

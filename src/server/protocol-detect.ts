@@ -16,7 +16,8 @@
  */
 import type { Socket } from 'node:net';
 import { RespConnection, type RespHost } from '../resp/connection.js';
-import { Connection, type ServedConnection } from './connection.js';
+import { Connection } from './connection.js';
+import type { ServedConnection } from './served-connection.js';
 
 /** True if a connection whose first byte is `b` speaks RESP. */
 export function isRespStart(b: number): boolean {

@@ -30,10 +30,11 @@ import { Replication } from '../replication/replication.js';
 import type { RespClientInfo, RespServer } from '../resp/command.js';
 import { RespConnection } from '../resp/connection.js';
 import { infoText } from '../resp/info.js';
-import { Connection, type ConnectionHost, type ServedConnection } from './connection.js';
+import { Connection } from './connection.js';
 import { IdleClock } from './idle-clock.js';
 import { ServerMetrics } from './metrics.js';
 import { isRespStart, PendingConnection } from './protocol-detect.js';
+import type { ConnectionHost, ServedConnection } from './served-connection.js';
 
 /**
  * What KvServer needs; main.ts fills it from ServerConfig (config.ts), where

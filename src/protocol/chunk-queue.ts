@@ -1,0 +1,59 @@
+/**
+ * The received bytes of one connection, as the request readers see them: the
+ * native FrameReader (frame.ts) and the RESP RespReader (src/resp/parser.ts)
+ * both read from `head` at `offset` and call `merge()` when what they need
+ * runs past its end.
+ *
+ * Invariants: a chunk pushed while nothing is buffered becomes `head` itself
+ * (a request inside it is read as views, no copy); later chunks wait in the
+ * tail, and `merge()` copies the unread part of head and the whole tail into
+ * one buffer, once, when a reader needs bytes beyond head — so a request
+ * split over many chunks costs O(N), not O(N²).
+ */
+
+const EMPTY = Buffer.alloc(0);
+
+export class ChunkQueue {
+  /** The buffer being read and the read position in it. */
+  protected head: Buffer = EMPTY;
+  protected offset = 0;
+  /** Chunks received after `head`, not yet merged into it. */
+  private tail: Buffer[] = [];
+  protected tailBytes = 0;
+
+  /** Bytes received and not yet returned in requests. */
+  get buffered(): number {
+    return this.head.length - this.offset + this.tailBytes;
+  }
+
+  /** True while part of a request has arrived and the rest has not. */
+  get partial(): boolean {
+    return this.buffered > 0;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.offset >= this.head.length && this.tailBytes === 0) {
+      this.head = chunk;
+      this.offset = 0;
+    } else {
+      this.tail.push(chunk);
+      this.tailBytes += chunk.length;
+    }
+  }
+
+  /** Copies the unread part of head and every tail chunk into one buffer (head read to its end, no tail: head empties). */
+  protected merge(): void {
+    if (this.tailBytes === 0) {
+      if (this.offset >= this.head.length) {
+        this.head = EMPTY;
+        this.offset = 0;
+      }
+      return;
+    }
+    const parts = [this.head.subarray(this.offset), ...this.tail];
+    this.head = Buffer.concat(parts, this.head.length - this.offset + this.tailBytes);
+    this.offset = 0;
+    this.tail = [];
+    this.tailBytes = 0;
+  }
+}

@@ -1,0 +1,423 @@
+/**
+ * What both protocols' connections share (native: connection.ts; RESP:
+ * src/resp/connection.ts): reading chunks into a request reader, the
+ * in-order reply queue, backpressure, the once-per-tick flush, and closing.
+ * A subclass says how a request is read and run and how a reply is encoded.
+ *
+ * Invariants:
+ * - Replies go out in request order. A synchronous reply is encoded at once
+ *   into the protocol's shared writer unless an earlier request still awaits
+ *   its promise (a write waiting for its ack); then it waits in `slots`
+ *   behind it, and a settled promise's reply is encoded only when it
+ *   reaches the head of the queue.
+ * - The synchronous replies of one received chunk (and the acks drained
+ *   together) are taken from the shared writer as one view before control
+ *   leaves the connection (`takeWritten`). Replies of one tick leave in one
+ *   socket write (the server's flush runs once per tick, setImmediate),
+ *   large values without a copy.
+ * - Backpressure: while unsent reply bytes exceed REPLY_HIGH_WATER_BYTES or
+ *   MAX_INFLIGHT_REQUESTS requests await their reply, the socket is paused
+ *   and requests already received wait unread; both resume on 'drain' / as
+ *   replies complete. Memory per connection is thus bounded by the limits
+ *   plus one request, whatever the client sends.
+ * - Slow clients: a request that has been arriving (incomplete) for longer
+ *   than the host's frameTimeoutMs is a fatal timeout (the server's sweep
+ *   calls checkFrameDeadline).
+ * - Closing: once nothing more is read (`ending`), the socket is ended when
+ *   every reply owed has been written, and destroyed LINGER_MS later if the
+ *   peer does not close.
+ *
+ * Everything runs on the event loop; a connection touches only its own
+ * socket, the shared writer (between a write and its take, never across a
+ * yield) and the shared store.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { ClusterGate } from '../cluster/node.js';
+import type { Store } from '../engine/store.js';
+import { MAX_AUTH_FAILURES, MAX_INFLIGHT_REQUESTS, REPLY_HIGH_WATER_BYTES } from '../protocol/limits.js';
+import type { InfoSection } from '../protocol/messages.js';
+import type { Replication } from '../replication/replication.js';
+import type { ServerMetrics } from './metrics.js';
+
+/** What a connection needs from its server. */
+export interface ConnectionHost {
+  readonly store: Store;
+  readonly version: string;
+  readonly password: string | undefined;
+  readonly maxFrameBytes: number;
+  /** Largest reply frame body; a larger reply is answered TOO_LARGE (MAX_REPLY_BYTES; tests lower it). */
+  readonly maxReplyBytes: number;
+  /** A started frame must be complete within this, ms. */
+  readonly frameTimeoutMs: number;
+  readonly log: Logger;
+  /** Counts every request dispatched (INFO clients.commands). */
+  commandsProcessed: number;
+  /** Per-command counters, network bytes and request timing (INFO stats, metrics endpoint, slow log). */
+  readonly metrics: ServerMetrics;
+  info(sections: readonly InfoSection[]): Record<string, unknown>;
+  /** Replication: role, feeds, READONLY. */
+  readonly replication: Replication;
+  /** Cluster mode's routing and leadership gate (src/cluster/node.ts); undefined outside a cluster. */
+  readonly cluster: ClusterGate | undefined;
+  /** Arrange for `flush()` to run once at the end of this tick. */
+  scheduleFlush(conn: ServedConnection): void;
+  /** The connection closed. */
+  forget(conn: ServedConnection): void;
+}
+
+/** What the server needs of a connection of either protocol. */
+export interface ServedConnection {
+  readonly id: number;
+  readonly remote: string;
+  readonly socket: Socket;
+  readonly isClosed: boolean;
+  /** Writes the replies queued this tick. */
+  flush(): void;
+  /** Graceful close for shutdown. */
+  shutdown(): void;
+  /** No traffic for the idle timeout (idle-clock.ts); the connection may decline while it owes a reply. */
+  idle(ms: number): void;
+  /** Closes a connection whose request has been arriving for too long. */
+  checkFrameDeadline(now: number): void;
+}
+
+/** A protocol's shared output writer: replies are encoded into it and taken as views (output-buffer.ts). */
+export interface ReplyWriter {
+  /** Bytes written and not yet taken. */
+  readonly length: number;
+  take(): Buffer[];
+}
+
+/** A protocol's request reader over the received chunks (chunk-queue.ts). */
+export interface RequestReader {
+  push(chunk: Buffer): void;
+  /** Part of a request has arrived and the rest has not. */
+  readonly partial: boolean;
+}
+
+/**
+ * A reply not yet sendable: its promise is pending, or an earlier one is.
+ * Holds encoded `frames`, or the outcome of its promise (`settled`), which is
+ * encoded only when it reaches the head of the queue.
+ */
+interface Slot {
+  frames: Buffer[] | undefined;
+  settled: boolean;
+  failed: boolean;
+  /** What encoding the outcome needs besides it: the request id (native) or the RESP version. */
+  tag: number;
+  value: unknown;
+}
+
+/** Up to this many queued bytes are copied into one buffer for one write; more go out corked as they are. */
+const COPY_TO_ONE_WRITE_BYTES = 256 * 1024;
+
+/** After the server ends a connection, the peer has this long to read the last replies and close. */
+const LINGER_MS = 2000;
+
+let nextConnectionId = 1;
+
+/** A connection id, unique among both protocols' connections (CLIENT ID, CLIENT LIST). */
+export function newConnectionId(): number {
+  return nextConnectionId++;
+}
+
+export abstract class ServedConnectionBase<Request> implements ServedConnection {
+  readonly id = newConnectionId();
+  readonly remote: string;
+  authenticated: boolean;
+  /** The log's next offset after this connection's last write (WAIT). */
+  lastWriteOffset = 0;
+  /** Unsent reply buffers and their size. */
+  protected out: Buffer[] = [];
+  protected outBytes = 0;
+  /** Replies waiting for an earlier one; slots[slotHead] is the oldest. */
+  private slots: Slot[] = [];
+  private slotHead = 0;
+  /** Requests awaiting their promise. */
+  protected inflight = 0;
+  private paused = false;
+  /** No more requests are read: QUIT, end of input, shutdown or a fatal error. */
+  protected ending = false;
+  private closed = false;
+  private authFailures = 0;
+  /** When the request now partly buffered started arriving (Date.now()), 0 if none is partial. */
+  private partialSince = 0;
+  /** Requests read so far on this connection. */
+  private requestsRead = 0;
+  /** Replies were encoded into the shared writer that takeWritten() has not queued yet. */
+  protected written = false;
+  protected abstract readonly reader: RequestReader;
+
+  constructor(
+    readonly socket: Socket,
+    protected readonly host: ConnectionHost,
+    /** The protocol's writer, shared by all its connections. */
+    private readonly writer: ReplyWriter,
+  ) {
+    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.authenticated = host.password === undefined;
+  }
+
+  // ---- what a protocol provides ----------------------------------------------
+
+  /** The next complete request, or undefined (none complete yet, or the stream was unreadable and fatal() ran). */
+  protected abstract nextRequest(): Request | undefined;
+  /** Runs one request; its reply is written, enqueued or awaited (awaitReply). */
+  protected abstract handle(request: Request): void;
+  /** Encodes the reply of a settled slot at the head of the queue (into the writer, setting `written`, or push()). */
+  protected abstract settledReply(tag: number, failed: boolean, value: unknown): void;
+  /** handle() threw: a bug, not bad input; log it and close the connection. */
+  protected abstract unexpected(err: unknown): void;
+  /** A request has been arriving for longer than `limitMs`: close with the protocol's timeout error. */
+  protected abstract requestTimedOut(limitMs: number): void;
+  /** Nothing more is read from this connection (the native protocol closes its change feed). */
+  protected ended(): void {}
+
+  /** Installs the socket handlers and reads `first` (bytes protocol detection already read). Subclass constructors end with it. */
+  protected listen(first: Buffer | undefined): void {
+    const socket = this.socket;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.onDrain());
+    socket.on('end', () => this.onEnd());
+    socket.on('error', (err) => this.host.log.debug({ err, remote: this.remote }, 'connection error'));
+    socket.on('close', () => this.onClose());
+    if (first !== undefined) this.onData(first);
+  }
+
+  protected onDrain(): void {
+    this.maybeResume();
+  }
+
+  /** The peer will send nothing more: answer what it sent, then close our side. */
+  protected onEnd(): void {
+    this.ending = true;
+    this.ended();
+    this.endWhenFlushed();
+  }
+
+  // ---- session state both protocols share ------------------------------------
+
+  authFailed(): void {
+    // The reply to this AUTH is queued first; flush() then ends the connection.
+    if (++this.authFailures >= MAX_AUTH_FAILURES) this.ending = true;
+  }
+  quitAfterReply(): void {
+    this.ending = true;
+  }
+
+  // ---- reading -----------------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    if (this.ending) return;
+    this.host.metrics.bytesIn += chunk.length;
+    this.reader.push(chunk);
+    const before = this.requestsRead;
+    this.process();
+    // The slow-client clock runs only while a request is incomplete and nothing
+    // completes: one comparison per chunk, the deadline is checked by the
+    // server's periodic sweep (checkFrameDeadline).
+    if (!this.reader.partial) this.partialSince = 0;
+    else if (this.partialSince === 0 || this.requestsRead !== before) this.partialSince = Date.now();
+  }
+
+  /** Slowloris bound: a request arriving for longer than the host's frameTimeoutMs closes the connection. */
+  checkFrameDeadline(now: number): void {
+    if (this.partialSince === 0 || this.paused || this.closed || this.ending) return;
+    const limit = this.host.frameTimeoutMs;
+    if (now - this.partialSince > limit) this.requestTimedOut(limit);
+  }
+
+  /**
+   * Reads and runs requests until none is complete, or backpressure says
+   * stop. Synchronous replies are encoded into the shared writer as they
+   * come and taken once at the end, as one view for the whole batch.
+   */
+  private process(): void {
+    try {
+      this.processRequests();
+    } finally {
+      this.takeWritten();
+    }
+  }
+
+  private processRequests(): void {
+    while (!this.ending) {
+      if (this.blocked()) {
+        if (!this.paused) {
+          this.paused = true;
+          this.socket.pause();
+        }
+        return;
+      }
+      const request = this.nextRequest();
+      if (request === undefined) return;
+      this.requestsRead++;
+      try {
+        this.handle(request);
+      } catch (err) {
+        this.unexpected(err);
+        return;
+      }
+    }
+  }
+
+  private blocked(): boolean {
+    // Replies encoded into the shared writer but not yet taken count too: without them a
+    // single received chunk of GETs (~4000 frames) was answered whole before the limit was
+    // seen (60 KiB values: ~240 MiB buffered per connection; test/reliability/backpressure-chunk).
+    const pending = this.written ? this.writer.length : 0;
+    return (
+      this.outBytes + this.socket.writableLength + pending > REPLY_HIGH_WATER_BYTES ||
+      this.inflight >= MAX_INFLIGHT_REQUESTS
+    );
+  }
+
+  private maybeResume(): void {
+    if (!this.paused || this.closed || this.blocked()) return;
+    this.paused = false;
+    this.process();
+    if (!this.paused && !this.ending) this.socket.resume();
+  }
+
+  // ---- the reply queue ---------------------------------------------------------
+
+  /** An earlier reply awaits its promise: a reply now must be enqueued, not written to the shared writer. */
+  protected get awaiting(): boolean {
+    return this.slotHead < this.slots.length;
+  }
+
+  /**
+   * Queues the reply to a request whose result is a promise, behind every
+   * reply before it; `observe` (request timing) runs when it settles.
+   */
+  protected awaitReply(result: Promise<unknown>, tag: number, observe: (() => void) | undefined): void {
+    // Replies written so far go before this one.
+    this.takeWritten();
+    const slot: Slot = { frames: undefined, settled: false, failed: false, tag, value: undefined };
+    this.slots.push(slot);
+    this.inflight++;
+    result.then(
+      (value) => {
+        observe?.();
+        this.complete(slot, false, value);
+      },
+      (err) => {
+        observe?.();
+        this.complete(slot, true, err);
+      },
+    );
+  }
+
+  /** Queues what was encoded into the shared writer. Every path that wrote calls this before returning to the event loop. */
+  protected takeWritten(): void {
+    if (!this.written) return;
+    this.written = false;
+    const frames = this.writer.take();
+    if (frames.length > 0) this.push(frames);
+  }
+
+  /** Queues encoded reply buffers, behind any reply still awaited. */
+  protected enqueue(frames: Buffer[]): void {
+    if (this.slotHead < this.slots.length) {
+      this.slots.push({ frames, settled: true, failed: false, tag: 0, value: undefined });
+      return;
+    }
+    this.takeWritten();
+    this.push(frames);
+  }
+
+  /** Adds encoded buffers to the unsent output and asks for a flush this tick. */
+  protected push(frames: Buffer[]): void {
+    const out = this.out;
+    for (const f of frames) {
+      const last = out[out.length - 1];
+      if (last !== undefined && last.buffer === f.buffer && last.byteOffset + last.length === f.byteOffset) {
+        // Consecutive views of the shared output buffer: widen instead of adding a piece.
+        out[out.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + f.length);
+      } else out.push(f);
+      this.outBytes += f.length;
+    }
+    this.host.scheduleFlush(this);
+  }
+
+  private complete(slot: Slot, failed: boolean, value: unknown): void {
+    this.inflight--;
+    if (this.closed) return;
+    slot.settled = true;
+    slot.failed = failed;
+    slot.value = value;
+    const slots = this.slots;
+    while (this.slotHead < slots.length) {
+      const head = slots[this.slotHead]!;
+      if (!head.settled) break;
+      this.slotHead++;
+      if (head.frames !== undefined) {
+        this.takeWritten();
+        this.push(head.frames);
+      } else this.settledReply(head.tag, head.failed, head.value);
+    }
+    this.takeWritten();
+    if (this.slotHead === slots.length) {
+      this.slots = [];
+      this.slotHead = 0;
+    }
+    if (this.ending) this.endWhenFlushed();
+    if (this.paused) this.maybeResume();
+  }
+
+  /** Writes everything queued, in one write when small. Called once per tick by the server. */
+  flush(): void {
+    if (this.closed || this.out.length === 0) return;
+    const out = this.out;
+    const bytes = this.outBytes;
+    this.out = [];
+    this.outBytes = 0;
+    this.host.metrics.bytesOut += bytes;
+    if (out.length === 1) this.socket.write(out[0]!);
+    else if (bytes <= COPY_TO_ONE_WRITE_BYTES) this.socket.write(Buffer.concat(out, bytes));
+    else {
+      this.socket.cork();
+      for (const b of out) this.socket.write(b);
+      this.socket.uncork();
+    }
+    if (this.ending) this.endWhenFlushed();
+    else if (this.paused) this.maybeResume();
+  }
+
+  // ---- closing -----------------------------------------------------------------
+
+  /** Ends the socket once every reply owed has been written. */
+  protected endWhenFlushed(): void {
+    if (this.closed) return;
+    if (this.slotHead < this.slots.length || this.out.length > 0) return; // flush or complete() calls again
+    this.socket.end();
+    // A peer that never reads would hold the socket open forever.
+    setTimeout(() => this.socket.destroy(), LINGER_MS).unref();
+  }
+
+  /** Graceful close for shutdown: read nothing more, finish what was dispatched, then end. */
+  shutdown(): void {
+    if (this.closed) return;
+    this.ending = true;
+    this.ended();
+    this.socket.pause();
+    this.endWhenFlushed();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private onClose(): void {
+    this.closed = true;
+    this.ended();
+    this.out = [];
+    this.slots = [];
+    this.host.forget(this);
+  }
+
+  abstract idle(ms: number): void;
+}
