@@ -5,7 +5,7 @@
  * map of a new cluster; `status` shows shards, primaries, replicas, epochs,
  * offsets and health.
  */
-import { Etcd3 } from 'etcd3';
+import { openEtcd } from '../src/cluster/etcd-client.js';
 import { SlotMap } from '../src/cluster/slot-map.js';
 import { formatRanges, SLOT_COUNT } from '../src/cluster/slots.js';
 import { type ClusterState, createCluster, readClusterState } from '../src/cluster/state.js';
@@ -99,11 +99,7 @@ async function main(argv: string[]): Promise<number> {
   ).split(',');
   const cluster = (values.cluster as string | undefined) ?? process.env.SEGKV_CLUSTER ?? 'segkv';
   const json = values.json === true;
-  const etcd = new Etcd3({
-    hosts,
-    dialTimeout: ETCD_TIMEOUT_MS,
-    defaultCallOptions: () => ({ deadline: Date.now() + ETCD_TIMEOUT_MS }),
-  });
+  const etcd = openEtcd(hosts, ETCD_TIMEOUT_MS);
   try {
     switch (command) {
       case 'create': {

@@ -9,6 +9,7 @@
  * | this node leads, epoch E      | promote: stop following, open epoch E, accept writes |
  * | node N at host:port leads     | follow host:port (truncating a divergent tail) |
  * | fenced (lease not renewed)    | refuse writes at once, keep serving reads       |
+ * | resumed (same lease renewed)  | accept writes again, same epoch                 |
  *
  * Writes are gated twice: a write request is refused unless the node leads
  * (READONLY naming the primary, or MOVED for another shard's slot), and its
@@ -89,6 +90,7 @@ export class ClusterNode implements ClusterGate {
       this.data.fence(reason);
       void this.view.refresh();
     });
+    this.member.on('resumed', () => void this.view.refresh());
   }
 
   /** Loads the topology (refusing a cluster that was never created), then joins the shard. */

@@ -29,7 +29,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import type { Etcd3, Lease, Watcher } from 'etcd3';
+import { type Etcd3, EtcdLeaseInvalidError, type Lease, type Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import { KvError } from '../errors.js';
 import { checkName, leaderKey, memberKey, membersPrefix } from './etcd-keys.js';
@@ -110,6 +110,8 @@ export interface ShardMemberEvents {
   replica: [leader: LeaderInfo | undefined];
   /** This node stopped being writable: its lease could expire, or it lost leadership. */
   fenced: [reason: string];
+  /** This node leads again in the same `epoch`: it renewed the lease its leader key is bound to. */
+  resumed: [epoch: number];
 }
 
 export class ShardMember extends EventEmitter<ShardMemberEvents> {
@@ -122,6 +124,8 @@ export class ShardMember extends EventEmitter<ShardMemberEvents> {
   private readonly marginMs: number;
   private readonly now: () => number;
   private lease: Lease | undefined;
+  /** The lease's id as etcd reports it on keys bound to it. */
+  private leaseId: string | undefined;
   /** Monotonic time until which etcd surely keeps the lease. */
   private validUntil = 0;
   private roleValue: MemberRole = 'starting';
@@ -246,35 +250,50 @@ export class ShardMember extends EventEmitter<ShardMemberEvents> {
     }
   }
 
+  /**
+   * Renews the lease this node holds, or grants a new one when etcd says it is
+   * gone. The old lease is tried first even when the fence has passed: etcd
+   * may still hold it (a restart of etcd gives every lease a fresh TTL), and
+   * then so does the leader key bound to it, which this node may resume.
+   */
   private async renew(): Promise<void> {
     const sent = this.now();
     const deadline = { deadline: Date.now() + ETCD_CALL_TIMEOUT_MS };
-    if (this.lease === undefined || this.lease.revoked() || sent >= this.validUntil) {
-      if (this.roleValue === 'primary') this.stepDown('lease expired');
-      const lease = this.etcd.lease(this.ttlMs / 1000, { autoKeepAlive: false, ...deadline });
-      lease.on('lost', () => {});
+    if (this.lease !== undefined && !this.lease.revoked()) {
       try {
-        await lease.grant();
+        const res = await this.lease.keepaliveOnce(deadline);
+        const ttl = Number(res.TTL) * 1000;
+        if (ttl > 0) {
+          this.setValidUntil(sent + Math.min(ttl, this.ttlMs));
+          return;
+        }
       } catch (err) {
-        throw new Error(`cannot grant a lease: ${(err as Error).message}`);
+        if (!(err instanceof EtcdLeaseInvalidError))
+          throw new Error(`cannot renew the lease: ${(err as Error).message}`);
       }
-      this.lease = lease;
-      this.setValidUntil(sent + this.ttlMs);
-      return;
+      // etcd no longer has the lease: whatever was bound to it is gone.
+      this.o.log?.warn({ shard: this.shard }, 'cluster: the lease expired in etcd; taking a new one');
+      this.dropLease('lease lost');
     }
+    if (this.roleValue === 'primary') this.stepDown('no lease');
+    const lease = this.etcd.lease(this.ttlMs / 1000, { autoKeepAlive: false, ...deadline });
+    lease.on('lost', () => {});
+    let id: string;
     try {
-      const res = await this.lease.keepaliveOnce(deadline);
-      const ttl = Number(res.TTL) * 1000;
-      if (ttl <= 0) {
-        this.lease = undefined;
-        this.validUntil = 0;
-        if (this.roleValue === 'primary') this.stepDown('lease lost');
-        return;
-      }
-      this.setValidUntil(sent + Math.min(ttl, this.ttlMs));
+      id = await lease.grant();
     } catch (err) {
-      throw new Error(`cannot renew the lease: ${(err as Error).message}`);
+      throw new Error(`cannot grant a lease: ${(err as Error).message}`);
     }
+    this.lease = lease;
+    this.leaseId = id;
+    this.setValidUntil(sent + this.ttlMs);
+  }
+
+  private dropLease(reason: string): void {
+    this.lease = undefined;
+    this.leaseId = undefined;
+    this.validUntil = 0;
+    this.stepDown(reason);
   }
 
   private setValidUntil(t: number): void {
@@ -301,23 +320,44 @@ export class ShardMember extends EventEmitter<ShardMemberEvents> {
   }
 
   private async lookAtLeader(): Promise<void> {
-    const res = await this.etcd.get(leaderKey(this.cluster, this.shard)).exec();
+    const key = leaderKey(this.cluster, this.shard);
+    const res = await this.etcd.get(key).exec();
     const kv = res.kvs[0];
     if (kv !== undefined) {
       this.deferringSince = 0;
       const leader = parseLeader(kv.value.toString(), Number(kv.create_revision));
-      if (leader.node === this.node && this.lease !== undefined && this.roleValue === 'primary') return;
-      if (this.roleValue === 'primary') this.stepDown(`node ${leader.node} leads epoch ${leader.epoch}`);
       if (leader.node === this.node) {
-        // Our own key from an earlier lease of this process: leave it to expire.
+        if (
+          this.leaseId !== undefined &&
+          String(kv.lease) === this.leaseId &&
+          leader.epoch === this.epochValue
+        ) {
+          // Still ours, on the lease this node renews: nobody else can have led since.
+          if (this.roleValue !== 'primary') this.resume();
+          return;
+        }
+        // This node's name on a key it no longer holds (an earlier lease, or an
+        // earlier run of this node): nobody acknowledges writes under it, so
+        // free it now instead of leaving the shard without a primary until it expires.
+        this.stepDown('the leader key is on another lease');
+        await this.etcd
+          .if(key, 'Create', '==', String(kv.create_revision))
+          .then(this.etcd.delete().key(key))
+          .commit();
+        this.o.log?.warn(
+          { shard: this.shard, epoch: leader.epoch },
+          'cluster: removed a stale leader key of this node',
+        );
         return;
       }
+      if (this.roleValue === 'primary') this.stepDown(`node ${leader.node} leads epoch ${leader.epoch}`);
       if (this.leaderValue?.epoch !== leader.epoch || this.leaderValue.node !== leader.node) {
         this.leaderValue = leader;
         this.emit('replica', leader);
       }
       return;
     }
+    this.stepDown('the leader key is gone');
     if (this.leaderValue !== undefined) {
       this.leaderValue = undefined;
       this.emit('replica', undefined);
@@ -329,6 +369,20 @@ export class ShardMember extends EventEmitter<ShardMemberEvents> {
       if (this.now() - this.deferringSince < 2 * this.ttlMs) return;
     }
     await this.campaign();
+  }
+
+  /**
+   * Leads again in the same epoch after a fence: the leader key never left
+   * this node's lease, which etcd has just renewed, so no other node led in
+   * between and the log needs no new epoch.
+   */
+  private resume(): void {
+    if (!(this.now() < this.validUntil - this.marginMs)) return;
+    this.roleValue = 'primary';
+    this.leaderValue = { node: this.node, host: this.o.host, port: this.o.port, epoch: this.epochValue };
+    this.armFence();
+    this.o.log?.info({ shard: this.shard, epoch: this.epochValue }, 'cluster: lease renewed; leading again');
+    this.emit('resumed', this.epochValue);
   }
 
   /** Whether another live member advertises a higher (epoch, offset), or the same with a smaller name. */

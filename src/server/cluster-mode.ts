@@ -5,9 +5,9 @@
  * (src/cluster/node.ts) driving this server's replication, attached to the
  * server's request paths.
  */
-import { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { replicationDataPlane } from '../cluster/data-plane.js';
+import { openEtcd } from '../cluster/etcd-client.js';
 import { checkName } from '../cluster/etcd-keys.js';
 import { type ClusterGate, ClusterNode } from '../cluster/node.js';
 import { KvError } from '../errors.js';
@@ -99,11 +99,7 @@ export async function joinCluster(
 ): Promise<ClusterNode> {
   const host = s.announce?.host ?? config.host;
   const announcedPort = s.announce?.port ?? port;
-  const etcd = new Etcd3({
-    hosts: [...s.etcd],
-    dialTimeout: ETCD_CALL_TIMEOUT_MS,
-    defaultCallOptions: () => ({ deadline: Date.now() + ETCD_CALL_TIMEOUT_MS }),
-  });
+  const etcd = openEtcd(s.etcd, ETCD_CALL_TIMEOUT_MS);
   const node = new ClusterNode({
     etcd,
     cluster: s.cluster,

@@ -5,7 +5,11 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
+import { openEtcd } from '../../src/cluster/etcd-client.js';
+
+/** Deadline of the helper's own etcd calls, ms. */
+const CALL_TIMEOUT_MS = 2_000;
 
 /** Whether an `etcd` binary is on PATH. */
 export function etcdOnPath(): boolean {
@@ -66,7 +70,7 @@ export async function startEtcd(dir: string): Promise<EtcdProcess> {
       err += d.toString();
     });
     proc = p;
-    const probe = new Etcd3({ hosts: url });
+    const probe = openEtcd([url], CALL_TIMEOUT_MS);
     const deadline = Date.now() + 15_000;
     try {
       for (;;) {
@@ -98,7 +102,7 @@ export async function startEtcd(dir: string): Promise<EtcdProcess> {
     url,
     dir,
     client() {
-      const c = new Etcd3({ hosts: url });
+      const c = openEtcd([url], CALL_TIMEOUT_MS);
       clients.push(c);
       return c;
     },
