@@ -136,6 +136,7 @@ const STORE_OPTION_FIELDS = [
   'fsync',
   'fsyncIntervalMs',
   'cacheBytes',
+  'slotCacheBytes',
   'indexIntervalBytes',
   'logger',
   'fs',

@@ -29,6 +29,11 @@
  * Single-threaded: only the event loop touches it. The compactor's swap uses
  * `moveIfAt`, a compare-and-set: an entry moves only if it still points where
  * the compactor read it, so a write that landed during the merge wins.
+ *
+ * `values`, the small-value cache (slot-cache.ts), is addressed by slot: every
+ * change of what a slot points at (write, freeSlot, clear) drops the slot's
+ * cached value here, whichever path the change comes from. Moves keep it
+ * (the record moved, its value is the same).
  */
 import {
   KEYDIR_ARENA_CHUNK_BYTES,
@@ -37,6 +42,7 @@ import {
   KEYDIR_PAGE_SLOTS,
   MAX_SEGMENTS,
 } from './limits.js';
+import type { SlotCache } from './slot-cache.js';
 
 const PAGE_SHIFT = Math.log2(KEYDIR_PAGE_SLOTS);
 const PAGE_MASK = KEYDIR_PAGE_SLOTS - 1;
@@ -102,6 +108,8 @@ export class Keydir {
   private deadKeyBytes = 0;
 
   private readonly expiries = new Map<string, number>();
+  /** The small-value cache by slot, if the store has one; dropped on every change of a slot. */
+  values: SlotCache | undefined;
   /** Where `warm` leaves what it read, so its reads are not optimised away. */
   private warmed = 0;
 
@@ -410,6 +418,7 @@ export class Keydir {
     this.arenaEnd = 0;
     this.deadKeyBytes = 0;
     this.expiries.clear();
+    this.values?.clear();
   }
 
   /** The key of a live slot, as a fresh flat string. */
@@ -444,6 +453,7 @@ export class Keydir {
 
   /** Returns slot s, already out of the table (its expiry too), to the free list; it keeps its key bytes for reuse. */
   private freeSlot(s: number): void {
+    this.values?.drop(s);
     const page = s >>> PAGE_SHIFT;
     const at = s & PAGE_MASK;
     this.lenPages[page]![at] = 0;
@@ -484,6 +494,7 @@ export class Keydir {
     valueLength: number,
     expiresAt: number,
   ): void {
+    this.values?.drop(s);
     const page = s >>> PAGE_SHIFT;
     const i = s & PAGE_MASK;
     this.segPages[page]![i] = segment;

@@ -10,8 +10,11 @@
  * writes are rejected, every later write is refused until the store is
  * reopened, and reads may still see the rejected writes until then.
  *
- * Read path: keydir → (segment, position, value length) → hot-value cache or
- * one positioned read of the record, checked against its CRC.
+ * Read path: keydir → slot → the small-value cache by slot (values up to
+ * 4 KiB, slot-cache.ts: no system call, no key string) or the lru-cache
+ * (larger values) → else one positioned read of the record, checked against
+ * its CRC, which fills the cache. Writes fill the small-value cache too; the
+ * keydir drops a slot's cached value whenever the slot changes.
  *
  * Invariants upheld here (DESIGN.md §1): acks follow the durability mode (1);
  * batches are written contiguously in one segment, flagged so recovery applies
@@ -51,6 +54,7 @@ import {
   MAX_SCAN_COUNT,
   MAX_SEGMENTS,
   MIN_CACHED_VALUE_BYTES,
+  SLOT_CACHE_MAX_VALUE_BYTES,
 } from './limits.js';
 import { type DirLock, lockDir } from './lock.js';
 import type { LogWatcher } from './log-cursor.js';
@@ -62,6 +66,7 @@ import { decodeCursor, encodeCursor } from './scan-cursor.js';
 import { sealSegment } from './sealer.js';
 import { Segment } from './segment.js';
 import { encodeSegmentHeader, SEGMENT_HEADER_BYTES } from './segment-header.js';
+import { SlotCache } from './slot-cache.js';
 import { SparseIndex } from './sparse-index.js';
 
 export interface SetOptions {
@@ -201,6 +206,10 @@ export class Store extends EventEmitter {
   private readonly log: Logger;
   private lock: DirLock | undefined;
   private readonly cache: LRUCache<string, Buffer> | undefined;
+  /** The small-value cache (also keydir.values, which drops its entries): undefined when off. */
+  private readonly slotCache: SlotCache | undefined;
+  /** Values of this length and under go to the small-value cache (-1: it is off). */
+  private readonly slotCacheMax: number;
   private cacheHits = 0;
   private cacheMisses = 0;
   private keyIndex: KeyIndex | undefined;
@@ -244,6 +253,13 @@ export class Store extends EventEmitter {
         maxSize: options.cacheBytes,
         sizeCalculation: (v, k) => v.length + k.length + 64,
       });
+    }
+    if (options.slotCacheBytes > 0) {
+      this.slotCache = new SlotCache(options.slotCacheBytes, SLOT_CACHE_MAX_VALUE_BYTES);
+      this.keydir.values = this.slotCache;
+      this.slotCacheMax = this.slotCache.maxValueBytes;
+    } else {
+      this.slotCacheMax = -1;
     }
     this.compactor = new Compactor(this, options.compaction, options.logger);
   }
@@ -429,11 +445,11 @@ export class Store extends EventEmitter {
   /**
    * @internal Points `key` at a record, keeping live-byte counts and, when
    * `seg` is the active segment, its in-progress hint (hint-builder.ts): the
-   * key's earlier record there, if any, is no longer its last.
+   * key's earlier record there, if any, is no longer its last. Returns the key's keydir slot.
    */
-  point(key: string, seg: Segment, position: number, valueLength: number, expiresAt: number): void {
+  point(key: string, seg: Segment, position: number, valueLength: number, expiresAt: number): number {
     const kd = this.keydir;
-    kd.set(key, seg.id, position, valueLength, expiresAt); // one lookup: the old location is in kd.prev*
+    const slot = kd.set(key, seg.id, position, valueLength, expiresAt); // one lookup: the old location is in kd.prev*
     const hint = seg.hint;
     if (hint !== undefined) {
       if (kd.prevSegment === seg.id) hint.dropAt(kd.prevPosition);
@@ -445,6 +461,7 @@ export class Store extends EventEmitter {
       this.keyIndex.noteInsert(key);
     }
     seg.liveBytes += recordSize(key.length, valueLength);
+    return slot;
   }
 
   /**
@@ -737,9 +754,10 @@ export class Store extends EventEmitter {
   private writeValue(k: string, v: Uint8Array, expiresAt: number): void {
     this.makeRoom(recordSize(k.length, v.length));
     const position = this.append(k, v, expiresAt, 0);
-    this.point(k, this.active, position, v.length, expiresAt);
+    const slot = this.point(k, this.active, position, v.length, expiresAt);
     this.recordUndoOfPoint(k);
     this.cache?.delete(k);
+    this.fill(slot, v);
   }
 
   /** Deletes `key`; resolves whether it existed. A tombstone is written only if it did. */
@@ -808,7 +826,7 @@ export class Store extends EventEmitter {
           (v ? 0 : FLAG_TOMBSTONE) | (n > 1 ? FLAG_BATCH | (i === n - 1 ? FLAG_BATCH_END : 0) : 0);
         this.recordUndo(k);
         const position = this.append(k, v, expiresAt, flags);
-        if (v) this.point(k, seg, position, v.length, expiresAt);
+        if (v) this.fill(this.point(k, seg, position, v.length, expiresAt), v);
         else this.unpoint(k, position);
         this.cache?.delete(k);
       }
@@ -866,7 +884,7 @@ export class Store extends EventEmitter {
           this.nextOffset = r.offset;
           const position = this.append(k, v, r.expiresAt, r.flags);
           if (v === undefined || (r.flags & FLAG_TOMBSTONE) !== 0) this.unpoint(k, position);
-          else this.point(k, seg, position, v.length, r.expiresAt);
+          else this.fill(this.point(k, seg, position, v.length, r.expiresAt), v);
           this.cache?.delete(k);
         }
       }
@@ -938,7 +956,11 @@ export class Store extends EventEmitter {
     const kd = this.keydir;
     const slot = kd.slotBytes(buf, start, length);
     if (slot < 0) return undefined;
-    if (!kd.hasExpiry(slot) && !this.caches(kd.valueLengthOf(slot))) return this.readAt(slot, length);
+    if (!kd.hasExpiry(slot)) {
+      const n = kd.valueLengthOf(slot);
+      if (n <= this.slotCacheMax) return this.slotValue(slot, length);
+      if (!this.caches(n)) return this.readAt(slot, length);
+    }
     const k = buf.toString('latin1', start, start + length);
     const expiresAt = kd.expiresAtOf(slot, k);
     if (expiresAt !== 0 && expiresAt <= this.options.clock.now()) {
@@ -948,20 +970,40 @@ export class Store extends EventEmitter {
     return this.valueAt(k, slot);
   }
 
-  /** Whether a value of this length goes through the cache (small ones are cheaper to read). */
+  /**
+   * Whether a value of this length goes through the lru-cache: not the small
+   * ones (the slot cache's, or with it off, those cheaper to read than to look up).
+   */
   private caches(valueLength: number): boolean {
     return (
       this.cache !== undefined &&
+      valueLength > this.slotCacheMax &&
       valueLength >= MIN_CACHED_VALUE_BYTES &&
       valueLength <= MAX_CACHED_VALUE_BYTES
     );
   }
 
-  /** The value of internal key `k` at keydir `slot` (live): the cache, else one positioned read. */
+  /** Caches a value just written at `slot`, if small (larger ones leave the lru-cache, dropped by the caller). */
+  private fill(slot: number, v: Uint8Array): void {
+    if (v.length <= this.slotCacheMax) this.slotCache!.put(slot, v);
+  }
+
+  /** The value at keydir `slot` (live, small): from the small-value cache, else read and cached. */
+  private slotValue(slot: number, keyLength: number): Buffer {
+    const sc = this.slotCache!;
+    const hit = sc.get(slot);
+    if (hit !== undefined) return hit;
+    const value = this.readAt(slot, keyLength);
+    sc.put(slot, value);
+    return value;
+  }
+
+  /** The value of internal key `k` at keydir `slot` (live): a cache, else one positioned read. */
   private valueAt(k: string, slot: number): Buffer {
     const cache = this.cache;
-    if (cache === undefined || !this.caches(this.keydir.valueLengthOf(slot)))
-      return this.readAt(slot, k.length);
+    const n = this.keydir.valueLengthOf(slot);
+    if (n <= this.slotCacheMax) return this.slotValue(slot, k.length);
+    if (cache === undefined || !this.caches(n)) return this.readAt(slot, k.length);
     const hit = cache.get(k);
     if (hit !== undefined) {
       this.cacheHits++;
@@ -1190,10 +1232,10 @@ export class Store extends EventEmitter {
       firstOffset: this.ordered[0]?.baseOffset ?? 0,
       nextOffset: this.nextOffset,
       cache: {
-        entries: this.cache?.size ?? 0,
-        bytes: this.cache?.calculatedSize ?? 0,
-        hits: this.cacheHits,
-        misses: this.cacheMisses,
+        entries: (this.cache?.size ?? 0) + (this.slotCache?.size ?? 0),
+        bytes: (this.cache?.calculatedSize ?? 0) + (this.slotCache?.bytes ?? 0),
+        hits: this.cacheHits + (this.slotCache?.hits ?? 0),
+        misses: this.cacheMisses + (this.slotCache?.misses ?? 0),
       },
       fsync: { mode: this.options.fsync, count: this.fsyncCount, totalMs: Math.round(this.fsyncMs) },
       recovery: this.recoveryStats,

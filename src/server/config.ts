@@ -25,6 +25,8 @@ import {
   DEFAULT_CACHE_BYTES,
   DEFAULT_FSYNC_INTERVAL_MS,
   DEFAULT_MAX_SEGMENT_BYTES,
+  DEFAULT_SLOT_CACHE_BYTES,
+  MAX_SLOT_CACHE_BYTES,
 } from '../engine/limits.js';
 import { type FsyncMode, resolveCompaction } from '../engine/options.js';
 import {
@@ -74,6 +76,8 @@ export interface ServerConfig {
   maxSegmentBytes: number;
   /** Hot-value cache size, bytes; 0 disables. Default 64 MiB. More memory, fewer preads. */
   cacheBytes: number;
+  /** Small-value cache size (values up to 4 KiB, by keydir slot), bytes; 0 disables. Default 32 MiB. */
+  slotCacheBytes: number;
   /** Largest request frame body, bytes, checked on the length prefix. Default 64 MiB. */
   maxFrameBytes: number;
   /** Simultaneous connections; more are refused with MAX_CLIENTS. Default 10000. */
@@ -188,6 +192,15 @@ export const SETTINGS: readonly Setting[] = [
     fallback: DEFAULT_CACHE_BYTES,
     min: 0,
     help: 'hot-value cache size, bytes; 0 disables',
+  },
+  {
+    key: 'slotCacheBytes',
+    flag: 'slot-cache-bytes',
+    kind: 'int',
+    fallback: DEFAULT_SLOT_CACHE_BYTES,
+    min: 0,
+    max: MAX_SLOT_CACHE_BYTES,
+    help: 'small-value cache size (values up to 4 KiB), bytes; 0 disables',
   },
   {
     key: 'maxFrameBytes',

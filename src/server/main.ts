@@ -51,6 +51,7 @@ function storeOptions(config: ServerConfig, logger: pino.Logger): StoreOptions {
   o.fsyncIntervalMs = config.fsyncIntervalMs;
   o.maxSegmentBytes = config.maxSegmentBytes;
   o.cacheBytes = config.cacheBytes;
+  o.slotCacheBytes = config.slotCacheBytes;
   return o;
 }
 

@@ -13,9 +13,14 @@
  * every second).
  *
  * Caches:
- *   cold  segkv cacheBytes 0; classic-level cacheSize 0 and fillCache false;
- *         lmdb without its object cache (reads go to the memory map).
- *   hot   segkv cacheBytes 1 GiB; classic-level cacheSize 1 GiB; lmdb cache: true.
+ *   cold  segkv cacheBytes 0 and slotCacheBytes 0 (every read a pread);
+ *         classic-level cacheSize 0 and fillCache false; lmdb without its
+ *         object cache (reads go to the memory map).
+ *   lru   segkv slotCacheBytes 0, cacheBytes 1 GiB (the lru-cache alone, for
+ *         values of 512 B and more); the peers as in hot.
+ *   hot   segkv cacheBytes and slotCacheBytes 1 GiB (the small-value cache by
+ *         keydir slot for values up to 4 KiB); classic-level cacheSize 1 GiB;
+ *         lmdb cache: true.
  * The OS page cache stays warm in both (dropping it needs root and would hit
  * other users of the machine): "cold" means the engine's own cache is off.
  */
@@ -27,7 +32,7 @@ import { openStore } from '../../src/engine/index.js';
 export type EngineName = 'segkv' | 'classic-level' | 'lmdb';
 export const ENGINES: readonly EngineName[] = ['segkv', 'classic-level', 'lmdb'];
 export type Mode = 'always' | 'interval' | 'never';
-export type CacheMode = 'cold' | 'hot' | 'default';
+export type CacheMode = 'cold' | 'lru' | 'hot' | 'default';
 
 const HOT_CACHE_BYTES = 1024 * 1024 * 1024;
 
@@ -49,8 +54,9 @@ export async function openEngine(
   if (name === 'segkv') {
     const store = await openStore(dir, {
       fsync: mode,
-      ...(cache === 'cold' && { cacheBytes: 0 }),
-      ...(cache === 'hot' && { cacheBytes: HOT_CACHE_BYTES }),
+      ...(cache === 'cold' && { cacheBytes: 0, slotCacheBytes: 0 }),
+      ...(cache === 'lru' && { cacheBytes: HOT_CACHE_BYTES, slotCacheBytes: 0 }),
+      ...(cache === 'hot' && { cacheBytes: HOT_CACHE_BYTES, slotCacheBytes: HOT_CACHE_BYTES }),
     });
     return {
       put: (k, v) => store.set(k, v),
@@ -64,7 +70,7 @@ export async function openEngine(
       keyEncoding: 'utf8',
       valueEncoding: 'buffer',
       ...(cache === 'cold' && { cacheSize: 0 }),
-      ...(cache === 'hot' && { cacheSize: HOT_CACHE_BYTES }),
+      ...(cache !== 'cold' && cache !== 'default' && { cacheSize: HOT_CACHE_BYTES }),
     });
     await db.open();
     const putOptions = { sync: mode === 'always' };
@@ -79,7 +85,7 @@ export async function openEngine(
     path: join(dir, 'data.mdb'),
     encoding: 'binary',
     ...(mode === 'always' ? { overlappingSync: false } : { noSync: true }),
-    ...(cache === 'hot' && { cache: true }),
+    ...((cache === 'hot' || cache === 'lru') && { cache: true }),
   });
   return {
     put: (k, v) => db.put(k, v),

@@ -6,7 +6,7 @@
  *
  * Keys are 16 bytes ("key" + 13 digits of a bijective scramble of i, so
  * inserts arrive in pseudo-random order), built as flat strings; values are
- * one 100-byte Buffer.
+ * one Buffer of `valueBytes` (default 100).
  */
 import { readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,8 +25,17 @@ export type Job =
       concurrency: number;
       /** Stop issuing writes after this long; ops/s is over the writes done. */
       maxSeconds: number;
+      valueBytes?: number;
     }
-  | { kind: 'gets'; engine: EngineName; dir: string; keys: number; reads: number; cache: CacheMode }
+  | {
+      kind: 'gets';
+      engine: EngineName;
+      dir: string;
+      keys: number;
+      reads: number;
+      cache: CacheMode;
+      valueBytes?: number;
+    }
   | { kind: 'restart'; engine: EngineName; dir: string; keys: number; hints: boolean; memory: boolean };
 
 export interface SetsResult {
@@ -65,9 +74,9 @@ export function keyOf(i: number): string {
   return keyBuf.toString('latin1', 0, KEY_BYTES);
 }
 
-export function makeValue(): Buffer {
-  const v = Buffer.alloc(VALUE_BYTES);
-  for (let i = 0; i < VALUE_BYTES; i++) v[i] = 0x61 + (i % 26);
+export function makeValue(n = VALUE_BYTES): Buffer {
+  const v = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) v[i] = 0x61 + (i % 26);
   return v;
 }
 
@@ -84,7 +93,7 @@ function usedBytes(): number {
 
 async function runSets(job: Extract<Job, { kind: 'sets' }>): Promise<SetsResult> {
   const eng = await openEngine(job.engine, job.dir, job.mode, 'default');
-  const value = makeValue();
+  const value = makeValue(job.valueBytes);
   let next = 0;
   let done = 0;
   const t0 = performance.now();
@@ -121,7 +130,7 @@ async function runGets(job: Extract<Job, { kind: 'gets' }>): Promise<GetsResult>
     s ^= s << 5;
     order[i] = keyOf((s >>> 0) % job.keys);
   }
-  if (job.cache === 'hot') for (let i = 0; i < job.keys; i++) eng.get(keyOf(i));
+  if (job.cache === 'hot' || job.cache === 'lru') for (let i = 0; i < job.keys; i++) eng.get(keyOf(i));
   let misses = 0;
   let bytes = 0;
   const t0 = performance.now();
@@ -132,7 +141,7 @@ async function runGets(job: Extract<Job, { kind: 'gets' }>): Promise<GetsResult>
   }
   const seconds = (performance.now() - t0) / 1000;
   await eng.close();
-  if (bytes !== (job.reads - misses) * VALUE_BYTES)
+  if (bytes !== (job.reads - misses) * (job.valueBytes ?? VALUE_BYTES))
     throw new Error('a read returned a value of the wrong size');
   return { reads: job.reads, misses, seconds, opsPerSec: job.reads / seconds };
 }

@@ -7,7 +7,10 @@
  *             --concurrency outstanding promises (same for every engine; the
  *             durability mapping is in adapters.ts)
  *   gets      `keys` random reads of a `keys`-key data set, engine cache off
- *             (cold) and on and warmed (hot)
+ *             (cold: a pread each) and on and warmed (hot: the small-value
+ *             cache by keydir slot); then segkv alone on `keys`/4 keys of
+ *             1 KiB values (the lru-cache's size range) through each read
+ *             path: pread, lru-cache, slot cache
  *   restart   open time of a `keys` and a `big-keys` data set, segkv with and
  *             without hint files (deleted for the "without" run)
  *   memory    segkv bytes per key after a restart (heap + arrayBuffers delta
@@ -172,12 +175,21 @@ function printTable(rows: Row[], engines: EngineName[]): string {
 
 // ---- the benchmark -----------------------------------------------------------
 
+/** Value size of the read-path rows: one the lru-cache takes (it skips values under 512 B). */
+const READ_PATH_VALUE_BYTES = 1024;
+/** segkv's read paths, by the cache mode that selects each (adapters.ts). */
+const READ_PATHS: readonly (readonly ['cold' | 'lru' | 'hot', string])[] = [
+  ['cold', 'pread'],
+  ['lru', 'lru-cache'],
+  ['hot', 'slot cache'],
+];
+
 function log(msg: string): void {
   logLine('bench:engine', msg);
 }
 
-async function load(engine: EngineName, keys: number, cfg: Config): Promise<string> {
-  const dir = freshDir(`${engine}-${keys}`);
+async function load(engine: EngineName, keys: number, cfg: Config, valueBytes = 100): Promise<string> {
+  const dir = freshDir(`${engine}-${keys}-${valueBytes}`);
   const r = await runChild<SetsResult>({
     kind: 'sets',
     engine,
@@ -186,8 +198,9 @@ async function load(engine: EngineName, keys: number, cfg: Config): Promise<stri
     keys,
     concurrency: cfg.concurrency,
     maxSeconds: 1e9,
+    valueBytes,
   });
-  log(`loaded ${keys} keys into ${engine} at ${fmt(r.opsPerSec)}/s`);
+  log(`loaded ${keys} keys of ${valueBytes} B into ${engine} at ${fmt(r.opsPerSec)}/s`);
   return dir;
 }
 
@@ -259,6 +272,34 @@ async function main(): Promise<void> {
       }
       rows.push(row);
     }
+    // The read paths side by side, on values the lru-cache takes (512 B and more).
+    const keys = Math.max(1000, Math.floor(cfg.keys / 4));
+    const dir = await load('segkv', keys, cfg, READ_PATH_VALUE_BYTES);
+    for (const [cache, label] of READ_PATHS) {
+      const row: Row = {
+        name: `get ${READ_PATH_VALUE_BYTES} B ${label}`,
+        unit: 'ops/s',
+        samples: {},
+        higherIsBetter: true,
+        note: `${keys} keys of ${READ_PATH_VALUE_BYTES} B, segkv only`,
+      };
+      for (let r = 0; r < cfg.repeat; r++) {
+        const res = await runChild<GetsResult>({
+          kind: 'gets',
+          engine: 'segkv',
+          dir,
+          keys,
+          reads: cfg.keys,
+          cache,
+          valueBytes: READ_PATH_VALUE_BYTES,
+        });
+        if (res.misses) throw new Error(`segkv missed ${res.misses} keys`);
+        (row.samples.segkv ??= []).push(res.opsPerSec);
+        log(`${row.name}: ${fmt(res.opsPerSec)} ops/s`);
+      }
+      rows.push(row);
+    }
+    rmSync(dir, { recursive: true, force: true });
   }
 
   const memRows: Row[] = [];
@@ -382,6 +423,24 @@ function checkTargets(rows: Row[], cfg: Config): Target[] {
         met: setI >= 2 * setIL,
       });
     }
+  }
+  const cold = med('get random cold', 'segkv');
+  const hot = med('get random hot', 'segkv');
+  if (cold !== undefined && hot !== undefined) {
+    out.push({
+      target: 'hot small GET (slot cache) faster than a pread',
+      measured: `${(hot / cold).toFixed(2)}x`,
+      met: hot > cold,
+    });
+  }
+  const paths = READ_PATHS.map(([, label]) => med(`get ${READ_PATH_VALUE_BYTES} B ${label}`, 'segkv'));
+  if (paths.every((p) => p !== undefined)) {
+    const [pread, lru, slot] = paths as number[];
+    out.push({
+      target: `slot cache faster than pread and lru-cache (${READ_PATH_VALUE_BYTES} B)`,
+      measured: `${(slot! / pread!).toFixed(2)}x pread, ${(slot! / lru!).toFixed(2)}x lru-cache`,
+      met: slot! > pread! && slot! > lru!,
+    });
   }
   for (const c of ['cold', 'hot']) {
     const g = med(`get random ${c}`, 'segkv');

@@ -1,0 +1,333 @@
+/**
+ * The small-value cache: values of at most SLOT_CACHE_MAX_VALUE_BYTES, kept
+ * in one byte arena and found by the keydir slot the lookup already found, so
+ * a GET of a hot small value costs no system call, no key string, no Map and
+ * no object per entry (issue 15). lru-cache (store.ts) keeps larger values.
+ *
+ *   arena  one Buffer of `capacity` bytes (a multiple of 8) used as a ring:
+ *          entries are appended at `head` and leave at `tail`.
+ *            entry   slot i32 · word u32 · value bytes · padding to 8
+ *            word    value length << 1 | referenced bit (set by a hit)
+ *            slot    ≥ 0 the keydir slot; DROPPED (-1): invalidated, its bytes
+ *                    come back when the tail passes; PAD (-2): the unused end
+ *                    of the arena before the ring wrapped to 0
+ *   table  open addressing (linear probing, backward-shift deletion) of
+ *          [slot + 1, entry offset] Int32 pairs, 0 = empty, load ≤ 1/2
+ *
+ * Eviction is CLOCK over the ring: to make room at `head`, the entry at
+ * `tail` is examined. A dropped entry or the padding is reclaimed; a
+ * referenced one loses its bit and moves to `head` (the free space is
+ * [head, tail), so the copy never overwrites a live byte), keeping its
+ * place in the cache for another lap; any other is evicted. A lap clears
+ * every bit, so making room always ends.
+ *
+ * Correctness rests on one rule: whoever changes what a keydir slot points
+ * at drops the slot here first. The keydir does so itself (Keydir.write and
+ * freeSlot, clear), so sets, deletes, expiries, rollbacks, replicated
+ * records and recovery invalidate whatever path they come from. A
+ * compaction move (Keydir.moveIfAt / moveSlotIfAt) keeps the entry: the
+ * record moved, its value did not. A truncation or resync reopens the
+ * store, which starts with an empty cache.
+ *
+ * Single-threaded, like the keydir. Values are copied in and out: a Buffer
+ * this returns is the caller's, never a view of the arena.
+ */
+import { SLOT_CACHE_INITIAL_TABLE } from './limits.js';
+
+const HEADER_BYTES = 8;
+const DROPPED = -1;
+const PAD = -2;
+const REFERENCED = 1;
+/** Values up to this many bytes are copied by a JS loop, longer ones by Buffer.copy. */
+const COPY_LOOP_BYTES = 64;
+
+/** Bytes an entry of a value of `n` bytes takes in the arena. */
+export function slotCacheEntryBytes(n: number): number {
+  return (HEADER_BYTES + n + 7) & ~7;
+}
+
+export class SlotCache {
+  /** Arena bytes (a multiple of 8). */
+  readonly capacity: number;
+  /** Largest value accepted, bytes. */
+  readonly maxValueBytes: number;
+  hits = 0;
+  misses = 0;
+
+  private readonly arena: Buffer;
+  private readonly words: Int32Array;
+  private head = 0;
+  private tail = 0;
+  /** Bytes between tail and head: live, dropped and padding entries. */
+  private used = 0;
+  /** Bytes of live entries (header and padding included). */
+  private liveBytes = 0;
+  private count = 0;
+  private table: Int32Array;
+  private shift: number;
+  private mask: number;
+
+  constructor(capacityBytes: number, maxValueBytes: number) {
+    this.capacity = capacityBytes & ~7;
+    // An entry never takes more than an eighth of the arena: room is always found in one lap.
+    this.maxValueBytes = Math.min(maxValueBytes, (this.capacity >>> 3) - HEADER_BYTES);
+    // Untouched pages of the arena cost no memory: it is filled from the start on.
+    this.arena = Buffer.allocUnsafeSlow(this.capacity);
+    this.words = new Int32Array(this.arena.buffer, this.arena.byteOffset, this.capacity >>> 2);
+    this.table = new Int32Array(2 * SLOT_CACHE_INITIAL_TABLE);
+    this.mask = SLOT_CACHE_INITIAL_TABLE - 1;
+    this.shift = 32 - Math.log2(SLOT_CACHE_INITIAL_TABLE);
+  }
+
+  /** Number of values held. */
+  get size(): number {
+    return this.count;
+  }
+
+  /** Arena bytes held by values (headers and padding included). */
+  get bytes(): number {
+    return this.liveBytes;
+  }
+
+  /** Whether a value of `n` bytes may be cached. */
+  fits(n: number): boolean {
+    return n <= this.maxValueBytes;
+  }
+
+  /** A copy of the value cached for `slot` (marked referenced), or undefined. Counts a hit or a miss. */
+  get(slot: number): Buffer | undefined {
+    const at = this.find(slot);
+    if (at < 0) {
+      this.misses++;
+      return undefined;
+    }
+    this.hits++;
+    const w = this.words;
+    const i = (at >>> 2) + 1;
+    const word = w[i]!;
+    w[i] = word | REFERENCED;
+    const n = word >>> 1;
+    const out = Buffer.allocUnsafe(n);
+    const from = at + HEADER_BYTES;
+    if (n <= COPY_LOOP_BYTES) {
+      const a = this.arena;
+      for (let j = 0; j < n; j++) out[j] = a[from + j]!;
+    } else this.arena.copy(out, 0, from, from + n);
+    return out;
+  }
+
+  /** Whether `slot` has a cached value (no hit counted, no bit set). */
+  has(slot: number): boolean {
+    return this.find(slot) >= 0;
+  }
+
+  /** Caches `value` for `slot` (replacing what it had). Values over maxValueBytes are not kept. */
+  put(slot: number, value: Uint8Array): void {
+    const n = value.length;
+    if (n > this.maxValueBytes) {
+      this.drop(slot);
+      return;
+    }
+    if (this.count > 0) this.drop(slot);
+    const size = slotCacheEntryBytes(n);
+    const at = this.makeRoom(size);
+    const w = this.words;
+    w[at >>> 2] = slot;
+    w[(at >>> 2) + 1] = n << 1;
+    const to = at + HEADER_BYTES;
+    if (n <= COPY_LOOP_BYTES) {
+      const a = this.arena;
+      for (let j = 0; j < n; j++) a[to + j] = value[j]!;
+    } else this.arena.set(value, to);
+    this.head = at + size;
+    this.used += size;
+    this.liveBytes += size;
+    this.insert(slot, at);
+  }
+
+  /** Forgets the value of `slot`, if any. */
+  drop(slot: number): void {
+    if (this.count === 0) return;
+    const t = this.table;
+    const mask = this.mask;
+    const key = slot + 1;
+    for (let i = Math.imul(key, 0x9e3779b1) >>> this.shift; ; i = (i + 1) & mask) {
+      const k = t[2 * i]!;
+      if (k === 0) return;
+      if (k === key) {
+        const at = t[2 * i + 1]!;
+        const w = this.words;
+        w[at >>> 2] = DROPPED;
+        this.liveBytes -= slotCacheEntryBytes(w[(at >>> 2) + 1]! >>> 1);
+        this.removeBucket(i);
+        return;
+      }
+    }
+  }
+
+  /** Forgets every value. */
+  clear(): void {
+    this.head = 0;
+    this.tail = 0;
+    this.used = 0;
+    this.liveBytes = 0;
+    this.count = 0;
+    this.table = new Int32Array(2 * SLOT_CACHE_INITIAL_TABLE);
+    this.mask = SLOT_CACHE_INITIAL_TABLE - 1;
+    this.shift = 32 - Math.log2(SLOT_CACHE_INITIAL_TABLE);
+  }
+
+  /** Average table probes of a hit (1 = every value in its home bucket); for tests and benchmarks. */
+  averageProbes(): number {
+    const t = this.table;
+    const mask = this.mask;
+    let total = 0;
+    for (let i = 0; i <= mask; i++) {
+      const k = t[2 * i]!;
+      if (k === 0) continue;
+      const home = Math.imul(k, 0x9e3779b1) >>> this.shift;
+      total += ((i - home) & mask) + 1;
+    }
+    return this.count === 0 ? 0 : total / this.count;
+  }
+
+  /** Arena offset of the entry of `slot`, or -1. */
+  private find(slot: number): number {
+    const t = this.table;
+    const mask = this.mask;
+    const key = slot + 1;
+    for (let i = Math.imul(key, 0x9e3779b1) >>> this.shift; ; i = (i + 1) & mask) {
+      const k = t[2 * i]!;
+      if (k === key) return t[2 * i + 1]!;
+      if (k === 0) return -1;
+    }
+  }
+
+  /**
+   * Frees `size` contiguous bytes at `head` (wrapping the ring, reclaiming,
+   * moving or evicting tail entries) and returns where they start.
+   */
+  private makeRoom(size: number): number {
+    const cap = this.capacity;
+    const w = this.words;
+    for (;;) {
+      if (this.used === 0) {
+        this.head = 0;
+        this.tail = 0;
+      }
+      if (this.used === 0 || this.head > this.tail) {
+        // Live bytes are [tail, head): free are [head, cap) and [0, tail).
+        if (cap - this.head >= size) return this.head;
+        const gap = cap - this.head;
+        if (gap > 0) {
+          w[this.head >>> 2] = PAD;
+          w[(this.head >>> 2) + 1] = (gap - HEADER_BYTES) << 1;
+          this.used += gap;
+        }
+        this.head = 0;
+        continue;
+      }
+      // Live bytes are [tail, cap) and [0, head): free are [head, tail).
+      if (this.tail - this.head >= size) return this.head;
+      const at = this.tail;
+      const slot = w[at >>> 2]!;
+      const word = w[(at >>> 2) + 1]!;
+      const n = slotCacheEntryBytes(word >>> 1);
+      if (slot >= 0 && (word & REFERENCED) !== 0) {
+        // Second chance: the entry moves to head, its bit cleared.
+        if (this.head !== at) {
+          this.arena.copyWithin(this.head, at, at + n);
+          this.relocate(slot, this.head);
+        }
+        w[(this.head >>> 2) + 1] = word & ~REFERENCED;
+        this.head += n;
+      } else {
+        this.used -= n;
+        if (slot >= 0) {
+          this.liveBytes -= n;
+          this.forget(slot);
+        }
+      }
+      this.tail = at + n;
+      if (this.tail === cap) this.tail = 0;
+    }
+  }
+
+  private insert(slot: number, at: number): void {
+    if (2 * (this.count + 1) > this.mask + 1) this.grow();
+    const t = this.table;
+    const mask = this.mask;
+    const key = slot + 1;
+    let i = Math.imul(key, 0x9e3779b1) >>> this.shift;
+    while (t[2 * i] !== 0) i = (i + 1) & mask;
+    t[2 * i] = key;
+    t[2 * i + 1] = at;
+    this.count++;
+  }
+
+  /** Points the table entry of `slot` at its entry's new offset. */
+  private relocate(slot: number, at: number): void {
+    const t = this.table;
+    const mask = this.mask;
+    const key = slot + 1;
+    for (let i = Math.imul(key, 0x9e3779b1) >>> this.shift; ; i = (i + 1) & mask) {
+      if (t[2 * i] === key) {
+        t[2 * i + 1] = at;
+        return;
+      }
+    }
+  }
+
+  /** Removes `slot` from the table (its entry is being evicted). */
+  private forget(slot: number): void {
+    const t = this.table;
+    const mask = this.mask;
+    const key = slot + 1;
+    for (let i = Math.imul(key, 0x9e3779b1) >>> this.shift; ; i = (i + 1) & mask) {
+      if (t[2 * i] === key) {
+        this.removeBucket(i);
+        return;
+      }
+    }
+  }
+
+  /** Empties bucket i (backward shift: later members of its probe run move into the hole). */
+  private removeBucket(i: number): void {
+    const t = this.table;
+    const mask = this.mask;
+    for (let j = (i + 1) & mask; ; j = (j + 1) & mask) {
+      const k = t[2 * j]!;
+      if (k === 0) break;
+      const home = Math.imul(k, 0x9e3779b1) >>> this.shift;
+      // Move j into the hole at i unless its home lies cyclically in (i, j].
+      if (i <= j ? home <= i || home > j : home <= i && home > j) {
+        t[2 * i] = k;
+        t[2 * i + 1] = t[2 * j + 1]!;
+        i = j;
+      }
+    }
+    t[2 * i] = 0;
+    t[2 * i + 1] = 0;
+    this.count--;
+  }
+
+  /** Doubles the table. */
+  private grow(): void {
+    const old = this.table;
+    const capacity = 2 * (this.mask + 1);
+    const t = new Int32Array(2 * capacity);
+    const mask = capacity - 1;
+    const shift = this.shift - 1;
+    for (let j = 0; j < old.length; j += 2) {
+      const k = old[j]!;
+      if (k === 0) continue;
+      let i = Math.imul(k, 0x9e3779b1) >>> shift;
+      while (t[2 * i] !== 0) i = (i + 1) & mask;
+      t[2 * i] = k;
+      t[2 * i + 1] = old[j + 1]!;
+    }
+    this.table = t;
+    this.mask = mask;
+    this.shift = shift;
+  }
+}

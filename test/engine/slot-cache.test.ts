@@ -1,0 +1,376 @@
+/**
+ * The small-value cache (slot-cache.ts): eviction by bytes with CLOCK's
+ * second chance, agreement with a Map under random puts, drops and gets, and
+ * in the store: never a stale value across random sets, deletes, expiries,
+ * compactions and reopens, and a hot GET that makes no read system call.
+ */
+import * as fs from 'node:fs';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ManualClock, openStore, type Store, type StoreOptions } from '../../src/engine/index.js';
+import { SlotCache, slotCacheEntryBytes } from '../../src/engine/slot-cache.js';
+import { noSyncFs, recordingFs, removeTempDirs, silentLogger, tempDir } from './helpers.js';
+
+afterAll(removeTempDirs);
+
+const RUNS = Number(process.env.SEGKV_FC_RUNS ?? 60);
+
+const fill = (slot: number, n: number, salt = 0) => Buffer.alloc(n, (slot * 7 + salt) & 0xff);
+
+describe('SlotCache', () => {
+  it('holds at most its capacity in bytes, evicting the oldest unreferenced values first', () => {
+    const cache = new SlotCache(1024, 4096);
+    const entry = slotCacheEntryBytes(100); // 112
+    expect(entry).toBe(112);
+    for (let s = 0; s < 30; s++) {
+      cache.put(s, fill(s, 100));
+      expect(cache.bytes).toBeLessThanOrEqual(1024);
+      expect(cache.bytes).toBe(cache.size * entry);
+    }
+    // 9 entries of 112 B fit in 1024 B; the ring leaves at most one entry's worth unused at its end.
+    expect(cache.size).toBeGreaterThanOrEqual(8);
+    expect(cache.size).toBeLessThanOrEqual(9);
+    // The newest are there, the oldest gone.
+    expect(cache.get(29)?.equals(fill(29, 100))).toBe(true);
+    expect(cache.has(0)).toBe(false);
+    expect(cache.has(20)).toBe(false);
+  });
+
+  it('gives a value read since it was cached a second chance (CLOCK)', () => {
+    const cache = new SlotCache(1024, 4096);
+    for (let s = 0; s < 8; s++) cache.put(s, fill(s, 100));
+    expect(cache.get(0)?.equals(fill(0, 100))).toBe(true); // referenced: survives the next lap
+    for (let s = 8; s < 12; s++) cache.put(s, fill(s, 100));
+    expect(cache.has(0)).toBe(true);
+    expect(cache.has(1)).toBe(false);
+    expect(cache.has(2)).toBe(false);
+    expect(cache.get(0)?.equals(fill(0, 100))).toBe(true);
+    // Not read again: a full lap later it is gone.
+    for (let s = 12; s < 40; s++) cache.put(s, fill(s, 100));
+    expect(cache.has(0)).toBe(false);
+  });
+
+  it('makes room for a large value by evicting as many bytes of small ones as it needs', () => {
+    const cache = new SlotCache(4096, 4096);
+    for (let s = 0; s < 200; s++) cache.put(s, fill(s, 16)); // 24 B each: more than fit
+    expect(cache.bytes).toBeLessThanOrEqual(4096);
+    const before = cache.size;
+    cache.put(1000, fill(1000, cache.maxValueBytes));
+    expect(cache.get(1000)?.equals(fill(1000, cache.maxValueBytes))).toBe(true);
+    expect(cache.size).toBeLessThan(before);
+    expect(cache.bytes).toBeLessThanOrEqual(4096);
+    // Larger than an eighth of the arena: not kept, and an older value of that slot is dropped.
+    cache.put(5, fill(5, cache.maxValueBytes + 1));
+    expect(cache.has(5)).toBe(false);
+  });
+
+  it('returns copies, not views of its arena', () => {
+    const cache = new SlotCache(1024, 4096);
+    cache.put(1, fill(1, 100));
+    const a = cache.get(1)!;
+    for (let s = 2; s < 40; s++) cache.put(s, fill(s, 100, 99));
+    expect(a.equals(fill(1, 100))).toBe(true);
+  });
+
+  it('agrees with a Map under random puts, drops, gets and clears', () => {
+    type Op =
+      | { t: 'put'; slot: number; n: number; salt: number }
+      | { t: 'drop'; slot: number }
+      | { t: 'get'; slot: number }
+      | { t: 'clear' };
+    const slot = fc.integer({ min: 0, max: 40 });
+    const op: fc.Arbitrary<Op> = fc.oneof(
+      {
+        weight: 6,
+        arbitrary: fc.record({
+          t: fc.constant('put' as const),
+          slot,
+          n: fc.integer({ min: 0, max: 300 }),
+          salt: fc.nat(255),
+        }),
+      },
+      { weight: 2, arbitrary: fc.record({ t: fc.constant('drop' as const), slot }) },
+      { weight: 6, arbitrary: fc.record({ t: fc.constant('get' as const), slot }) },
+      { weight: 1, arbitrary: fc.constant({ t: 'clear' as const }) },
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: 64, max: 3000 }), fc.array(op, { maxLength: 300 }), (capacity, ops) => {
+        const cache = new SlotCache(capacity, 4096);
+        const model = new Map<number, Buffer>();
+        for (const o of ops) {
+          if (o.t === 'put') {
+            const v = fill(o.slot, o.n, o.salt);
+            cache.put(o.slot, v);
+            if (cache.fits(o.n)) model.set(o.slot, v);
+            else model.delete(o.slot);
+          } else if (o.t === 'drop') {
+            cache.drop(o.slot);
+            model.delete(o.slot);
+          } else if (o.t === 'clear') {
+            cache.clear();
+            model.clear();
+          } else {
+            const got = cache.get(o.slot);
+            // Absent is allowed (evicted); a value must be the last one put.
+            if (got !== undefined) expect(got.equals(model.get(o.slot)!)).toBe(true);
+            else model.delete(o.slot);
+          }
+          let bytes = 0;
+          for (const [s, v] of model) if (cache.has(s)) bytes += slotCacheEntryBytes(v.length);
+          expect(cache.bytes).toBe(bytes);
+          expect(cache.bytes).toBeLessThanOrEqual(cache.capacity);
+          for (let s = 0; s <= 40; s++) if (cache.has(s)) expect(model.has(s)).toBe(true);
+        }
+      }),
+      { numRuns: RUNS * 5 },
+    );
+  });
+});
+
+// ---- in the store --------------------------------------------------------------
+
+const KEYS = ['a', 'b', 'c', 'k1', 'k2', 'long'.repeat(20), 'é'];
+
+type StoreOp =
+  | { t: 'set'; key: string; n: number; salt: number; ttlMs?: number }
+  | { t: 'del'; key: string }
+  | { t: 'expire'; key: string; ttlMs: number }
+  | { t: 'batch'; sets: { key: string; n: number; salt: number }[]; del: string }
+  | { t: 'get'; key: string }
+  | { t: 'refused'; key: string; n: number; salt: number }
+  | { t: 'advance'; ms: number }
+  | { t: 'compact' }
+  | { t: 'reopen' };
+
+const key = fc.constantFrom(...KEYS);
+// Sizes on both sides of the slot cache's largest value (4096 B cache: 504 B) and the lru-cache's smallest (512 B).
+const size = fc.oneof(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 400, max: 900 }));
+const storeOp: fc.Arbitrary<StoreOp> = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc
+      .record({
+        key,
+        n: size,
+        salt: fc.nat(255),
+        ttl: fc.option(fc.integer({ min: 1, max: 2000 }), { nil: undefined }),
+      })
+      .map(({ ttl, ...o }) =>
+        ttl === undefined ? { t: 'set' as const, ...o } : { t: 'set' as const, ...o, ttlMs: ttl },
+      ),
+  },
+  { weight: 2, arbitrary: key.map((k) => ({ t: 'del' as const, key: k })) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      t: fc.constant('expire' as const),
+      key,
+      ttlMs: fc.integer({ min: 1, max: 2000 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      t: fc.constant('batch' as const),
+      sets: fc.array(fc.record({ key, n: size, salt: fc.nat(255) }), { minLength: 1, maxLength: 4 }),
+      del: key,
+    }),
+  },
+  { weight: 6, arbitrary: key.map((k) => ({ t: 'get' as const, key: k })) },
+  // A set the OS refuses: undone in the keydir after its value was cached.
+  {
+    weight: 1,
+    arbitrary: fc.record({ t: fc.constant('refused' as const), key, n: size, salt: fc.nat(255) }),
+  },
+  { weight: 2, arbitrary: fc.integer({ min: 0, max: 1500 }).map((ms) => ({ t: 'advance' as const, ms })) },
+  { weight: 2, arbitrary: fc.constant({ t: 'compact' as const }) },
+  { weight: 1, arbitrary: fc.constant({ t: 'reopen' as const }) },
+);
+
+function bytesOf(k: string, n: number, salt: number): Buffer {
+  const v = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) v[i] = (k.charCodeAt(0) + salt + i) & 0xff;
+  return v;
+}
+
+interface Entry {
+  value: Buffer;
+  expiresAt: number;
+}
+
+function check(store: Store, model: Map<string, Entry>, clock: ManualClock, step: string): void {
+  for (const k of KEYS) {
+    const e = model.get(k);
+    const want = e && (e.expiresAt === 0 || e.expiresAt > clock.now()) ? e.value : undefined;
+    // Twice: the first may fill the cache, the second is then a hit.
+    for (let i = 0; i < 2; i++) {
+      const got = store.getSync(k);
+      if (want === undefined) expect(got, `${step}: get ${k}`).toBeUndefined();
+      else expect(got?.equals(want), `${step}: get ${k}`).toBe(true);
+      const framed = Buffer.concat([Buffer.from('*'), Buffer.from(k, 'utf8'), Buffer.from('*')]);
+      const gotBytes = store.getSyncBytes(framed, 1, framed.length - 2);
+      if (want === undefined) expect(gotBytes, `${step}: getSyncBytes ${k}`).toBeUndefined();
+      else expect(gotBytes?.equals(want), `${step}: getSyncBytes ${k}`).toBe(true);
+    }
+  }
+}
+
+describe('the small-value cache in the store', () => {
+  it('never serves a stale value across sets, deletes, expiries, batches, compactions and reopens', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(storeOp, { minLength: 1, maxLength: 60 }), async (ops) => {
+        const dir = tempDir();
+        const clock = new ManualClock();
+        let refuseWrites = false;
+        const opts: StoreOptions = {
+          clock,
+          logger: silentLogger,
+          fsync: 'never',
+          fs: {
+            ...noSyncFs,
+            write(fd, buf, offset, length, position) {
+              if (refuseWrites) throw Object.assign(new Error('ENOSPC (injected)'), { code: 'ENOSPC' });
+              noSyncFs.write(fd, buf, offset, length, position);
+            },
+          },
+          maxSegmentBytes: 2048,
+          slotCacheBytes: 4096, // small: values are evicted and re-read all the time
+          cacheBytes: 1 << 20,
+          compaction: { auto: false },
+        };
+        const model = new Map<string, Entry>();
+        const live = (k: string) => {
+          const e = model.get(k);
+          return e && (e.expiresAt === 0 || e.expiresAt > clock.now()) ? e : undefined;
+        };
+        let store = await openStore(dir, opts);
+        try {
+          for (let i = 0; i < ops.length; i++) {
+            const o = ops[i]!;
+            const step = `step ${i} ${JSON.stringify(o)}`;
+            switch (o.t) {
+              case 'set':
+                await store.set(
+                  o.key,
+                  bytesOf(o.key, o.n, o.salt),
+                  o.ttlMs === undefined ? undefined : { ttlMs: o.ttlMs },
+                );
+                model.set(o.key, {
+                  value: bytesOf(o.key, o.n, o.salt),
+                  expiresAt: o.ttlMs === undefined ? 0 : clock.now() + o.ttlMs,
+                });
+                break;
+              case 'del':
+                await store.delete(o.key);
+                model.delete(o.key);
+                break;
+              case 'expire': {
+                const e = live(o.key);
+                await store.expire(o.key, o.ttlMs);
+                if (e) e.expiresAt = clock.now() + o.ttlMs;
+                break;
+              }
+              case 'batch':
+                await store.batch([
+                  ...o.sets.map((s) => ({
+                    type: 'set' as const,
+                    key: s.key,
+                    value: bytesOf(s.key, s.n, s.salt),
+                  })),
+                  { type: 'del' as const, key: o.del },
+                ]);
+                for (const s of o.sets)
+                  model.set(s.key, { value: bytesOf(s.key, s.n, s.salt), expiresAt: 0 });
+                model.delete(o.del);
+                break;
+              case 'get':
+                store.getSync(o.key);
+                break;
+              case 'refused': {
+                refuseWrites = true;
+                const write = store.set(o.key, bytesOf(o.key, o.n, o.salt));
+                // Visible (and cached) until the flush is refused.
+                expect(store.getSync(o.key)?.equals(bytesOf(o.key, o.n, o.salt)), step).toBe(true);
+                await expect(write, step).rejects.toThrow(/ENOSPC/);
+                refuseWrites = false;
+                break;
+              }
+              case 'advance':
+                clock.advance(o.ms);
+                break;
+              case 'compact':
+                await store.compact();
+                break;
+              case 'reopen':
+                await store.close();
+                store = await openStore(dir, opts);
+                break;
+            }
+            check(store, model, clock, step);
+          }
+        } finally {
+          await store.close();
+          fs.rmSync(dir, { recursive: true, force: true });
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  }, 300_000);
+
+  it('answers a hot GET of a small value with no read system call', async () => {
+    const dir = tempDir();
+    const rec = recordingFs();
+    const opts: StoreOptions = { logger: silentLogger, fs: rec.fs, fsync: 'never' };
+    let store = await openStore(dir, opts);
+    const reads = () => rec.calls.filter((c) => c.op === 'read').length;
+    try {
+      const value = Buffer.alloc(100, 0x61);
+      for (let i = 0; i < 100; i++) await store.set(`key${i}`, value);
+      // Filled on write: no read at all.
+      let before = reads();
+      for (let i = 0; i < 100; i++) {
+        expect(store.getSync(`key${i}`)?.equals(value)).toBe(true);
+        const k = Buffer.from(`key${i}`, 'latin1');
+        expect(store.getSyncBytes(k, 0, k.length)?.equals(value)).toBe(true);
+      }
+      expect(reads() - before).toBe(0);
+
+      // After a reopen the cache is empty: the first GET of each key reads once, the next none.
+      await store.close();
+      store = await openStore(dir, opts);
+      before = reads();
+      for (let i = 0; i < 100; i++) expect(store.getSync(`key${i}`)?.equals(value)).toBe(true);
+      expect(reads() - before).toBe(100);
+      before = reads();
+      for (let r = 0; r < 3; r++) {
+        for (let i = 0; i < 100; i++) {
+          const k = Buffer.from(`key${i}`, 'latin1');
+          expect(store.getSyncBytes(k, 0, k.length)?.equals(value)).toBe(true);
+        }
+      }
+      expect(reads() - before).toBe(0);
+      const stats = store.stats().cache;
+      expect(stats.hits).toBe(300);
+      expect(stats.misses).toBe(100);
+
+      // With the small-value cache off, every GET of a 100-byte value is a read.
+      await store.close();
+      store = await openStore(dir, { ...opts, slotCacheBytes: 0 });
+      before = reads();
+      for (let r = 0; r < 2; r++) for (let i = 0; i < 100; i++) store.getSync(`key${i}`);
+      expect(reads() - before).toBe(200);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('refuses a bad slotCacheBytes', async () => {
+    const dir = tempDir();
+    await expect(openStore(dir, { slotCacheBytes: -1, logger: silentLogger })).rejects.toThrow(
+      /slotCacheBytes/,
+    );
+    await expect(openStore(dir, { slotCacheBytes: 1.5, logger: silentLogger })).rejects.toThrow(
+      /slotCacheBytes/,
+    );
+  });
+});
