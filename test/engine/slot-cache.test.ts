@@ -229,7 +229,9 @@ describe('the small-value cache in the store', () => {
           fs: {
             ...noSyncFs,
             write(fd, buf, offset, length, position) {
-              if (refuseWrites) throw Object.assign(new Error('ENOSPC (injected)'), { code: 'ENOSPC' });
+              // Records only: a new segment's header still goes through, so the store keeps a place to write.
+              if (refuseWrites && position > 0)
+                throw Object.assign(new Error('ENOSPC (injected)'), { code: 'ENOSPC' });
               noSyncFs.write(fd, buf, offset, length, position);
             },
           },
