@@ -131,6 +131,15 @@ export class Keydir {
     return this.expiries.size;
   }
 
+  /**
+   * One past the highest slot ever used: slots 0..slotLimit-1 may be read
+   * with segmentOf/positionOf (a free one has a segment id no segment has).
+   * The compactor's liveness snapshot walks them (compaction/snapshot.ts).
+   */
+  get slotLimit(): number {
+    return this.nextSlot;
+  }
+
   /** The slot of `key`, or -1. Slots are stable until the key is deleted. */
   slot(key: string): number {
     const h = hashOf(key);

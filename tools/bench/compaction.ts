@@ -82,6 +82,8 @@ const HELP = `usage: npm run bench:compaction -- [options]
   SEGKV_BENCH_TRACE=1   print on stderr, for each compaction and baseline, the
                         event-loop stalls and which engine sections and GCs
                         overlap them (compaction-trace.ts)
+  SEGKV_BENCH_CHILD_ARGS=FLAGS  extra node flags for the job processes, e.g.
+                        '--cpu-prof --cpu-prof-dir=/tmp/prof' to profile them
 `;
 
 interface Config {
@@ -153,7 +155,9 @@ function parseArgs(argv: string[]): Config {
 }
 
 const childScript = join(BENCH_DIST_DIR, 'compaction-child.js');
-const job = <R>(j: Job) => runChild<R>(childScript, j, ['--max-old-space-size=8192']);
+/** Extra node flags for the job processes, e.g. SEGKV_BENCH_CHILD_ARGS='--cpu-prof --cpu-prof-dir=/tmp/p'. */
+const childArgs = (process.env.SEGKV_BENCH_CHILD_ARGS ?? '').split(' ').filter((a) => a !== '');
+const job = <R>(j: Job) => runChild<R>(childScript, j, ['--max-old-space-size=8192', ...childArgs]);
 const log = (msg: string) => logLine('bench:compaction', msg);
 const MB = 1e6;
 

@@ -22,7 +22,9 @@ import type { Segment } from '../segment.js';
 import type { Store } from '../store.js';
 import { type CompactionChoice, type CompactionPolicyOptions, choose, everything } from './policy.js';
 import { Reaper } from './reaper.js';
-import { rewrite } from './rewrite.js';
+import { abortOutputs } from './rewrite.js';
+import { rewrite } from './rewrite-host.js';
+import { RewriteWorker } from './rewrite-worker.js';
 import { SwapIncomplete, type SwapStep, swap } from './swap.js';
 import { traced } from './trace.js';
 
@@ -95,6 +97,8 @@ export class Compactor {
   private nextAutoAt = 0;
   /** Frees the compacted-away files' blocks a few MiB per loop turn after their close. */
   private readonly reaper: Reaper;
+  /** Where the rewrite runs with the real file system (rewrite-host.ts). */
+  private readonly worker = new RewriteWorker();
 
   constructor(
     private readonly store: Store,
@@ -112,7 +116,9 @@ export class Compactor {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    this.worker.cancel();
     await this.current?.catch(() => {});
+    await this.worker.terminate();
     await this.reaper.stop();
   }
 
@@ -194,6 +200,7 @@ export class Compactor {
           store.emit('compaction', { phase: 'progress', ...p });
         },
         () => this.stopped,
+        this.worker,
       );
       let fresh: Segment[];
       try {
@@ -205,7 +212,7 @@ export class Compactor {
           this.incomplete = err;
           this.log.fatal({ err }, err.message);
         } else {
-          result.writer.abort();
+          abortOutputs(store.options.fs, store.dir, result.outputs);
         }
         throw err;
       }

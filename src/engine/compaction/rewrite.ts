@@ -5,22 +5,34 @@
  * `.compacting` names with their hint and index, and fsynced; nothing visible
  * changes until swap.ts commits them.
  *
- * What survives a record:
- * - a value the keydir points at exactly (live), unless expired;
- * - a tombstone (or an expired value, rewritten as a tombstone) for a key that
- *   is absent from the keydir, once per key, and only when the run does not
- *   start at the oldest segment: then an older segment outside the run may
- *   still hold a value it must keep shadowing. A run that starts at the oldest
+ * One code path, two hosts: `rewriteSegments` never touches the Store or the
+ * keydir, only its job (the inputs' descriptors and the liveness snapshot,
+ * snapshot.ts) and an `Fs`. With the real file system it runs in a worker
+ * thread (rewrite-worker.ts), so reading, CRC-checking and writing never hold
+ * the event loop; with any other `Fs` (MemFs, the crash tests' counting
+ * wrappers, which a worker cannot share) it runs on the event loop in steps
+ * of STEP_MS with a full loop turn between them (rewrite-host.ts).
+ *
+ * What survives a record (`now` is the snapshot's time):
+ * - a value that was live at the snapshot (the keydir pointed at exactly that
+ *   segment and position), unless expired;
+ * - only when the run does not start at the oldest segment (then an older
+ *   segment outside the run may still hold a value it must keep shadowing):
+ *   the first deletion of each key in the run — a tombstone, or an expired
+ *   value rewritten as a tombstone. The worker cannot ask the keydir whether
+ *   a newer record shadows it, so it keeps it (a newer record has a higher
+ *   offset and wins at every load; if that record is kept in the same output,
+ *   the deletion leaves that output's hint). A run that starts at the oldest
  *   segment drops them all (nutsdb #77: tombstones kept forever).
  * Batch flags are cleared: a kept record stands alone.
  *
- * Runs on the event loop in small steps (STEP_MS of work, then a yield), so
- * foreground reads and writes keep flowing (DESIGN.md §1.4). Inputs are read
- * sequentially in large chunks into one reused buffer; outputs are fsynced in
- * the background every SYNC_EVERY_BYTES while the rewrite goes on (as Redis's
- * AOF rewrite does every 4 MB), so the disk writes back while we compute and
- * the final fsync has little left to do. Decisions
- * made against the keydir here are re-checked at commit (swap.ts): a write
+ * Inputs are read sequentially in large chunks into one reused buffer;
+ * outputs are fsynced in the background every SYNC_EVERY_BYTES while the
+ * rewrite goes on (as Redis's AOF rewrite does every 4 MB), so the disk
+ * writes back while we compute and the final fsync has little left to do.
+ * Live values whose records turn out expired are reported (`expired`): the
+ * event loop drops them from the keydir before the swap, if still there.
+ * Decisions made on the snapshot are re-checked at commit (swap.ts): a write
  * that lands meanwhile always wins.
  */
 import { join } from 'node:path';
@@ -40,18 +52,17 @@ import {
   type RecordHeader,
   recordKey,
 } from '../record.js';
-import type { Segment } from '../segment.js';
 import { encodeSegmentHeader, SEGMENT_HEADER_BYTES } from '../segment-header.js';
 import { SparseIndex } from '../sparse-index.js';
-import type { Store } from '../store.js';
-import { fullTurn } from './loop.js';
+import { Moves } from './moves.js';
 import { traced } from './trace.js';
 
 /**
  * Time the rewrite may hold the event loop before it yields, in ms (DESIGN.md
- * §1.4: a few ms at most). Measured (bench:compaction, 300 MB): 1 ms halves
- * foreground get/set p50 during compaction against 3 ms, for ~10% more CPU
- * and no visible change in wall time.
+ * §1.4: a few ms at most), when it runs there. Measured (bench:compaction,
+ * 300 MB): 1 ms halves foreground get/set p50 during compaction against 3 ms,
+ * for ~10% more CPU and no visible change in wall time. In the worker a step
+ * only paces progress reports and looks for cancellation.
  */
 const STEP_MS = 1;
 /** Records processed between two looks at the clock. */
@@ -126,104 +137,71 @@ class InputReader {
   }
 }
 
-export interface Output {
+/** An output segment as the swap needs it. */
+export interface OutputSegment {
   baseOffset: number;
   name: string;
+  /** Open read-write; the swap closes it (or abortOutputs does). */
   fd: number;
   size: number;
   records: number;
   lastOffset: number;
   index: SparseIndex;
+}
+
+interface Output extends OutputSegment {
   /** The output's hint, built entry by entry as records are kept (bytes, no object per entry). */
   hint: HintWriter;
 }
 
-/** Moves per page: each page is six typed arrays of this many entries (384 KiB in all). */
-const MOVES_PAGE_SHIFT = 14;
-const MOVES_PAGE = 1 << MOVES_PAGE_SHIFT;
-const MOVES_MASK = MOVES_PAGE - 1;
-
-/**
- * Kept live values: where each was and where it now is, one entry per kept
- * record, in pages of typed arrays. No JS string or object per entry: with
- * ~1M kept keys, arrays of numbers and key strings made the scavenger copy
- * them again and again and then major GCs trace them (10–40 ms pauses
- * during the rewrite, measured with the benchmark's stall trace); typed
- * arrays live off the JS heap and pages never need copying to grow.
- */
-export class Moves {
-  count = 0;
-  private readonly slotPages: Int32Array[] = [];
-  private readonly fromSegmentPages: Uint32Array[] = [];
-  private readonly fromPositionPages: Uint32Array[] = [];
-  private readonly toOutputPages: Uint32Array[] = [];
-  private readonly toPositionPages: Uint32Array[] = [];
-  private readonly sizePages: Uint32Array[] = [];
-
-  /** Adds a kept record: the key's keydir slot when read, where it was, where it goes, and its size in bytes. */
-  add(
-    slot: number,
-    fromSegment: number,
-    fromPosition: number,
-    toOutput: number,
-    toPosition: number,
-    size: number,
-  ): void {
-    const i = this.count & MOVES_MASK;
-    if (i === 0) {
-      this.slotPages.push(new Int32Array(MOVES_PAGE));
-      this.fromSegmentPages.push(new Uint32Array(MOVES_PAGE));
-      this.fromPositionPages.push(new Uint32Array(MOVES_PAGE));
-      this.toOutputPages.push(new Uint32Array(MOVES_PAGE));
-      this.toPositionPages.push(new Uint32Array(MOVES_PAGE));
-      this.sizePages.push(new Uint32Array(MOVES_PAGE));
-    }
-    const p = this.count >>> MOVES_PAGE_SHIFT;
-    this.slotPages[p]![i] = slot;
-    this.fromSegmentPages[p]![i] = fromSegment;
-    this.fromPositionPages[p]![i] = fromPosition;
-    this.toOutputPages[p]![i] = toOutput;
-    this.toPositionPages[p]![i] = toPosition;
-    this.sizePages[p]![i] = size;
-    this.count++;
-  }
-
-  /** The key's keydir slot when the record was read: the swap checks and moves it without hashing the key again. */
-  slot(i: number): number {
-    return this.slotPages[i >>> MOVES_PAGE_SHIFT]![i & MOVES_MASK]!;
-  }
-
-  fromSegment(i: number): number {
-    return this.fromSegmentPages[i >>> MOVES_PAGE_SHIFT]![i & MOVES_MASK]!;
-  }
-
-  fromPosition(i: number): number {
-    return this.fromPositionPages[i >>> MOVES_PAGE_SHIFT]![i & MOVES_MASK]!;
-  }
-
-  /** Index of the output in RewriteResult.outputs. */
-  toOutput(i: number): number {
-    return this.toOutputPages[i >>> MOVES_PAGE_SHIFT]![i & MOVES_MASK]!;
-  }
-
-  toPosition(i: number): number {
-    return this.toPositionPages[i >>> MOVES_PAGE_SHIFT]![i & MOVES_MASK]!;
-  }
-
-  /** The record's size in bytes (header + key + value). */
-  size(i: number): number {
-    return this.sizePages[i >>> MOVES_PAGE_SHIFT]![i & MOVES_MASK]!;
-  }
+/** One input segment of a rewrite. */
+export interface RewriteInput {
+  /** Segment id (the keydir's segment number). */
+  id: number;
+  name: string;
+  /** Open for reading and not closed before the rewrite ends (the compactor retains it); usable from a worker. */
+  fd: number;
+  size: number;
 }
 
-export interface RewriteResult {
-  outputs: Output[];
+/** Everything a rewrite needs: it never reads the keydir. */
+export interface RewriteJob {
+  dir: string;
+  maxSegmentBytes: number;
+  indexIntervalBytes: number;
+  /** The run starts at the oldest segment: drop every deletion. */
+  prefix: boolean;
+  /** Time of the liveness snapshot, ms since the epoch: records expiring at or before it are dropped. */
+  now: number;
+  inputs: RewriteInput[];
+  /**
+   * Per input, the records live at the snapshot: [slot, position] pairs of
+   * u32 in any order (snapshot.ts). Sorted in place by the rewrite.
+   */
+  live: Uint32Array[];
+}
+
+/** Live values the rewrite found expired: the event loop drops each key if it still points there. */
+export interface ExpiredLive {
+  slots: number[];
+  segments: number[];
+  positions: number[];
+  keys: string[];
+}
+
+export interface RewriteOutcome {
+  outputs: OutputSegment[];
   moves: Moves;
-  /** Keys whose tombstone or expired record was dropped because the keydir had a newer record; re-checked at commit. */
-  shadowedBy: string[];
-  /** `store.rollbacks` when the rewrite started: if it moved, the keydir went backwards meanwhile. */
-  rollbacksAtStart: number;
+  expired: ExpiredLive;
   bytesRead: number;
+}
+
+/** Where the rewrite runs: the event loop (in steps) or the worker. */
+export interface RewriteHost {
+  /** Called between steps: a full event-loop turn in-thread; lets the worker's fsync callbacks run. */
+  pause(): Promise<void>;
+  isCancelled(): boolean;
+  onProgress(p: RewriteProgress): void;
 }
 
 export interface RewriteProgress {
@@ -254,6 +232,7 @@ class OutputWriter {
     private readonly dir: string,
     private readonly maxSegmentBytes: number,
     private readonly indexIntervalBytes: number,
+    private readonly pause: () => Promise<void>,
   ) {}
 
   /**
@@ -280,8 +259,21 @@ class OutputWriter {
   }
 
   /** Adds the last reserved record to its output's hint. */
-  hint(key: string, offset: number, valueLength: number, expiresAt: number, flags: number): void {
-    this.outputs[this.lastOut]!.hint.add(key, offset, this.lastPosition, valueLength, expiresAt, flags);
+  /** Returns the hint entry's number in its output's hint. */
+  hint(key: string, offset: number, valueLength: number, expiresAt: number, flags: number): number {
+    return this.outputs[this.lastOut]!.hint.add(
+      key,
+      offset,
+      this.lastPosition,
+      valueLength,
+      expiresAt,
+      flags,
+    );
+  }
+
+  /** Retracts a hint entry of output `out` (a later record of its key is in the same output). */
+  dropHint(out: number, entry: number): void {
+    this.outputs[out]!.hint.drop(entry);
   }
 
   private open(baseOffset: number): Output {
@@ -360,14 +352,14 @@ class OutputWriter {
 
   /**
    * Writes and fsyncs a hint or index file of an output, FILE_WRITE_BYTES at
-   * a time with the event loop running in between (one write of a 2.5 MB
-   * hint held it up to 18 ms while the disk was busy with the outputs).
+   * a time with a pause in between (in-thread, one write of a 2.5 MB hint
+   * held the event loop up to 18 ms while the disk was busy with the outputs).
    */
   private async writeFile(name: string, data: Buffer): Promise<void> {
     const fd = this.fs.open(join(this.dir, compactingFile(name)), 'wx');
     try {
       for (let at = 0; at < data.length; at += FILE_WRITE_BYTES) {
-        await fullTurn();
+        await this.pause();
         const t = performance.now();
         this.fs.write(fd, data, at, Math.min(FILE_WRITE_BYTES, data.length - at), at);
         traced('finish.file-write', t);
@@ -377,66 +369,66 @@ class OutputWriter {
       this.fs.close(fd);
     }
   }
+}
 
-  /** Closes and deletes every output file: the store stays exactly as it was. */
-  abort(): void {
-    for (const o of this.outputs) {
+/** Closes and deletes every output file of a rewrite: the store stays exactly as it was. */
+export function abortOutputs(fs: Fs, dir: string, outputs: readonly OutputSegment[]): void {
+  for (const o of outputs) {
+    try {
+      fs.close(o.fd);
+    } catch {
+      // already closed
+    }
+    for (const name of [o.name, hintFile(o.baseOffset), indexFile(o.baseOffset)]) {
+      const path = join(dir, compactingFile(name));
       try {
-        this.fs.close(o.fd);
+        if (fs.exists(path)) fs.unlink(path);
       } catch {
-        // already closed
-      }
-      for (const name of [o.name, hintFile(o.baseOffset), indexFile(o.baseOffset)]) {
-        const path = join(this.dir, compactingFile(name));
-        try {
-          if (this.fs.exists(path)) this.fs.unlink(path);
-        } catch {
-          // Swept at the next open.
-        }
+        // Swept at the next open.
       }
     }
   }
 }
 
-export async function rewrite(
-  store: Store,
-  inputs: readonly Segment[],
-  prefix: boolean,
-  onProgress: (p: RewriteProgress) => void,
-  isCancelled: () => boolean,
-): Promise<RewriteResult & { writer: { abort(): void } }> {
-  const { fs, maxSegmentBytes, indexIntervalBytes, clock } = store.options;
-  const writer = new OutputWriter(fs, store.dir, maxSegmentBytes, indexIntervalBytes);
+/**
+ * Sorts [slot, position] pairs by position, in place: as little-endian u64s
+ * with the position in the high word, a native numeric sort.
+ */
+function sortByPosition(pairs: Uint32Array): Uint32Array {
+  new BigUint64Array(pairs.buffer, pairs.byteOffset, pairs.length >>> 1).sort();
+  return pairs;
+}
+
+const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+export async function rewriteSegments(fs: Fs, job: RewriteJob, host: RewriteHost): Promise<RewriteOutcome> {
+  if (!littleEndian) throw new Error('the compactor needs a little-endian machine');
+  const { inputs, prefix, now } = job;
+  const writer = new OutputWriter(fs, job.dir, job.maxSegmentBytes, job.indexIntervalBytes, host.pause);
   const moves = new Moves();
-  const shadowedBy: string[] = [];
-  const rollbacksAtStart = store.rollbacks;
-  const keptTombstones = new Set<string>();
-  const kd = store.keydir;
+  const expired: ExpiredLive = { slots: [], segments: [], positions: [], keys: [] };
+  /** Deletions kept, by key: the output and hint entry, so a later live value of the key in the same output retracts it from the hint. */
+  const keptDeletions = new Map<string, { out: number; entry: number }>();
   const bytesTotal = inputs.reduce((n, s) => n + s.size, 0);
   let bytesDone = 0;
-  /** A record that is not live: only a deletion (tombstone, or an expiry) may still be needed. */
-  const keepDeletion = (key: string, offset: number, tombstone: boolean, expired: boolean, slot: number) => {
-    if (prefix || (!tombstone && !expired)) return;
-    if (slot >= 0) {
-      shadowedBy.push(key);
-      return;
-    }
-    if (keptTombstones.has(key)) return;
-    keptTombstones.add(key);
+  const keepDeletion = (key: string, offset: number) => {
+    if (keptDeletions.has(key)) return;
     const at = writer.reserve(RECORD_HEADER_BYTES + key.length, offset);
     encodeRecord(writer.buf, at, offset, 0, FLAG_TOMBSTONE, key, undefined);
-    writer.hint(key, offset, 0, 0, FLAG_TOMBSTONE);
+    keptDeletions.set(key, { out: writer.lastOut, entry: writer.hint(key, offset, 0, 0, FLAG_TOMBSTONE) });
   };
   const reader = new InputReader(fs);
   const h: RecordHeader = { offset: 0, expiresAt: 0, flags: 0, keyLength: 0, valueLength: 0 };
   try {
     for (let si = 0; si < inputs.length; si++) {
       const seg = inputs[si]!;
+      const live = sortByPosition(job.live[si] ?? new Uint32Array(0));
+      /** Next live pair (index of its slot in `live`). */
+      let li = 0;
       let pos = SEGMENT_HEADER_BYTES;
       bytesDone += SEGMENT_HEADER_BYTES;
       reader.open(seg.fd, pos, seg.size);
       while (pos < seg.size) {
-        const now = clock.now();
         const stepFrom = pos;
         const stepUntil = performance.now() + STEP_MS;
         let records = 0;
@@ -452,54 +444,62 @@ export async function rewrite(
           if (at < 0) throw new CorruptionError(seg.name, pos, 'truncated record');
           const buf = reader.buf;
           if (!checkRecord(buf, at, size)) throw new CorruptionError(seg.name, pos, 'record fails its CRC');
-          const key = recordKey(buf, at, h.keyLength);
           const position = pos;
           pos += size;
           const tombstone = (h.flags & FLAG_TOMBSTONE) !== 0;
-          const expired = h.expiresAt !== 0 && h.expiresAt <= now;
-          let slot = kd.slot(key);
-          if (!tombstone && slot >= 0 && kd.segmentOf(slot) === seg.id && kd.positionOf(slot) === position) {
-            if (!expired) {
-              const to = writer.reserve(size, h.offset);
-              if ((h.flags & (FLAG_BATCH | FLAG_BATCH_END)) === 0) buf.copy(writer.buf, to, at, at + size);
-              else {
-                const valueAt = at + RECORD_HEADER_BYTES + h.keyLength;
-                encodeRecord(
-                  writer.buf,
-                  to,
-                  h.offset,
-                  h.expiresAt,
-                  0,
-                  key,
-                  buf.subarray(valueAt, valueAt + h.valueLength),
-                );
-              }
-              writer.hint(key, h.offset, h.valueLength, h.expiresAt, 0);
-              moves.add(slot, seg.id, position, writer.lastOut, writer.lastPosition, size);
-            } else {
-              store.expireKey(key);
-              slot = -1;
-              keepDeletion(key, h.offset, tombstone, expired, slot);
+          const isExpired = h.expiresAt !== 0 && h.expiresAt <= now;
+          while (li < live.length && live[li + 1]! < position) li += 2;
+          const isLive = !tombstone && li < live.length && live[li + 1] === position;
+          if (isLive && !isExpired) {
+            const slot = live[li]!;
+            const to = writer.reserve(size, h.offset);
+            if ((h.flags & (FLAG_BATCH | FLAG_BATCH_END)) === 0) buf.copy(writer.buf, to, at, at + size);
+            else {
+              const valueAt = at + RECORD_HEADER_BYTES + h.keyLength;
+              encodeRecord(
+                writer.buf,
+                to,
+                h.offset,
+                h.expiresAt,
+                0,
+                recordKey(buf, at, h.keyLength),
+                buf.subarray(valueAt, valueAt + h.valueLength),
+              );
             }
-          } else {
-            keepDeletion(key, h.offset, tombstone, expired, slot);
+            if (keptDeletions.size === 0)
+              writer.hint(recordKey(buf, at, h.keyLength), h.offset, h.valueLength, h.expiresAt, 0);
+            else {
+              const key = recordKey(buf, at, h.keyLength);
+              const d = keptDeletions.get(key);
+              if (d !== undefined && d.out === writer.lastOut) writer.dropHint(d.out, d.entry);
+              writer.hint(key, h.offset, h.valueLength, h.expiresAt, 0);
+            }
+            moves.add(slot, seg.id, position, writer.lastOut, writer.lastPosition, size);
+          } else if (isLive || ((tombstone || isExpired) && !prefix)) {
+            const key = recordKey(buf, at, h.keyLength);
+            if (isLive) {
+              expired.slots.push(live[li]!);
+              expired.segments.push(seg.id);
+              expired.positions.push(position);
+              expired.keys.push(key);
+            }
+            if (!prefix) keepDeletion(key, h.offset);
           }
           if (++records % RECORDS_PER_CLOCK_CHECK === 0 && performance.now() >= stepUntil) break;
         }
         traced('rewrite.step', stepUntil - STEP_MS);
         bytesDone += pos - stepFrom;
-        onProgress({ segmentsDone: si, segmentsTotal: inputs.length, bytesDone, bytesTotal });
-        // A full turn, not one setImmediate: the foreground's immediates (the
-        // write path's flush and acks) queued meanwhile run before the next step.
-        await fullTurn();
-        if (isCancelled()) throw new Error('compaction cancelled: the store is closing');
+        host.onProgress({ segmentsDone: si, segmentsTotal: inputs.length, bytesDone, bytesTotal });
+        await host.pause();
+        if (host.isCancelled()) throw new Error('compaction cancelled: the store is closing');
       }
     }
-    onProgress({ segmentsDone: inputs.length, segmentsTotal: inputs.length, bytesDone, bytesTotal });
+    host.onProgress({ segmentsDone: inputs.length, segmentsTotal: inputs.length, bytesDone, bytesTotal });
     await writer.finish();
   } catch (err) {
-    writer.abort();
+    abortOutputs(fs, job.dir, writer.outputs);
     throw err;
   }
-  return { outputs: writer.outputs, moves, shadowedBy, rollbacksAtStart, bytesRead: bytesTotal, writer };
+  const outputs: OutputSegment[] = writer.outputs.map(({ hint: _, ...o }) => o);
+  return { outputs, moves, expired, bytesRead: bytesTotal };
 }

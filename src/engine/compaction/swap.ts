@@ -4,10 +4,11 @@
  * Protocol (ARCHITECTURE.md "Compaction swap" has it with the crash cases):
  *   0. The outputs `<base>.{seg,hint,index}.compacting` are written and fsynced (rewrite.ts).
  *   1. verify    — on the event loop, after flushing pending writes: if a write
- *                  was undone since the rewrite began (the only way the keydir
- *                  moves backwards), check that every live record of the inputs
- *                  is among the outputs and every dropped deletion is still
- *                  shadowed. Else abort.
+ *                  was undone since the rewrite's snapshot (the only way the
+ *                  keydir moves backwards), check that every live record of the
+ *                  inputs is among the outputs. Else abort. (The rewrite drops
+ *                  a deletion only in a run from the oldest segment, or when an
+ *                  earlier deletion of its key in the run is kept.)
  *   2. commit    — write `COMPACTION.tmp` (inputs, outputs), fsync, rename to
  *                  `COMPACTION`, fsync the directory. Before this point a crash
  *                  leaves the old set (recovery deletes `*.compacting`); after
@@ -41,7 +42,7 @@ import type { Store } from '../store.js';
 import { fullTurn } from './loop.js';
 import { decodeManifest, encodeManifest, type Manifest } from './manifest.js';
 import type { Reaper } from './reaper.js';
-import type { RewriteResult } from './rewrite.js';
+import type { RewriteResult } from './rewrite-host.js';
 import { traced } from './trace.js';
 
 /** Named steps of the protocol; a test hook can crash the process at each. */
@@ -122,9 +123,9 @@ export async function swap(
   let t = performance.now();
   // 1. verify
   // The keydir only moves forward (to newer records) except when a refused
-  // write is undone. So unless that happened since the rewrite began, every
-  // input record the keydir points at was live when the rewrite read it (and
-  // kept), and every deletion it dropped is still shadowed: nothing to check.
+  // write is undone. So unless that happened since the rewrite's snapshot,
+  // every input record the keydir points at was live at the snapshot (and
+  // kept): nothing to check.
   store.flushPending();
   if (store.rollbacks !== result.rollbacksAtStart) {
     // By the slot the rewrite saw (Keydir.moveSlotIfAt says why that is exact): no key hashing here.
@@ -142,10 +143,6 @@ export async function swap(
           `${seg.name} has live records the rewrite did not keep (a write was undone meanwhile)`,
         );
       }
-    }
-    for (const key of result.shadowedBy) {
-      if (kd.slot(key) < 0)
-        throw new SwapAborted('a deletion the rewrite dropped is needed again (a write was undone)');
     }
   }
   traced('swap.verify', t);

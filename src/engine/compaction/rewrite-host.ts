@@ -1,0 +1,71 @@
+/**
+ * Runs a rewrite for the compactor: takes the liveness snapshot on the event
+ * loop (snapshot.ts), runs `rewriteSegments` (rewrite.ts) in the worker
+ * thread when the store uses the real file system (rewrite-worker.ts), or on
+ * the event loop in ~1 ms steps with any other `Fs` (MemFs and the crash
+ * tests' wrappers cannot be shared with a thread), then drops from the keydir
+ * the live values the rewrite found expired, in ~1 ms slices. Same function,
+ * same bytes, either way (test/engine/compaction/worker.test.ts).
+ */
+import { nodeFs } from '../fs.js';
+import type { Segment } from '../segment.js';
+import type { Store } from '../store.js';
+import { fullTurn } from './loop.js';
+import type { Moves } from './moves.js';
+import { type OutputSegment, type RewriteJob, type RewriteProgress, rewriteSegments } from './rewrite.js';
+import type { RewriteWorker } from './rewrite-worker.js';
+import { liveSnapshot } from './snapshot.js';
+import { traced } from './trace.js';
+
+/** Time a slice of dropping expired keys may hold the event loop, in ms. */
+const EXPIRE_STEP_MS = 1;
+
+export interface RewriteResult {
+  outputs: OutputSegment[];
+  moves: Moves;
+  /** `store.rollbacks` before the snapshot: if it moved, the keydir went backwards meanwhile. */
+  rollbacksAtStart: number;
+  bytesRead: number;
+}
+
+export async function rewrite(
+  store: Store,
+  inputs: readonly Segment[],
+  prefix: boolean,
+  onProgress: (p: RewriteProgress) => void,
+  isCancelled: () => boolean,
+  worker: RewriteWorker,
+): Promise<RewriteResult> {
+  const { fs, maxSegmentBytes, indexIntervalBytes, clock } = store.options;
+  const kd = store.keydir;
+  const rollbacksAtStart = store.rollbacks;
+  const now = clock.now();
+  const live = await liveSnapshot(kd, inputs);
+  if (isCancelled()) throw new Error('compaction cancelled: the store is closing');
+  const job: RewriteJob = {
+    dir: store.dir,
+    maxSegmentBytes,
+    indexIntervalBytes,
+    prefix,
+    now,
+    inputs: inputs.map((s) => ({ id: s.id, name: s.name, fd: s.fd, size: s.size })),
+    live,
+  };
+  const outcome =
+    fs === nodeFs
+      ? await worker.run(job, onProgress)
+      : await rewriteSegments(fs, job, { pause: fullTurn, isCancelled, onProgress });
+  const { slots, segments, positions, keys } = outcome.expired;
+  for (let i = 0; i < slots.length; ) {
+    const t = performance.now();
+    do {
+      const slot = slots[i]!;
+      if (slot < kd.slotLimit && kd.segmentOf(slot) === segments[i] && kd.positionOf(slot) === positions[i])
+        store.expireKey(keys[i]!);
+      i++;
+    } while (i < slots.length && performance.now() < t + EXPIRE_STEP_MS);
+    traced('rewrite.expire-slice', t);
+    if (i < slots.length) await fullTurn();
+  }
+  return { outputs: outcome.outputs, moves: outcome.moves, rollbacksAtStart, bytesRead: outcome.bytesRead };
+}

@@ -1,0 +1,248 @@
+/**
+ * The rewrite's worker thread: runs `rewriteSegments` (rewrite.ts) with the
+ * real file system, so reading, CRC-checking and writing the outputs never
+ * hold the event loop. This one module is both sides: `RewriteWorker` (event
+ * loop) starts a worker on this same file, and the code at the bottom serves
+ * it there (workerData says which side we are on).
+ *
+ * What crosses: the job (input descriptors — file descriptors are the
+ * process's, so the worker reads the inputs through the segments' own — and
+ * the liveness snapshot's pair lists, transferred); progress reports, at
+ * most every PROGRESS_EVERY_MS; the outcome (output descriptors, whose files
+ * the worker leaves open for the swap; the moves' typed-array pages and the
+ * outputs' sparse-index entries, transferred, not copied); or an error,
+ * rebuilt on the event loop with its class (CorruptionError), code and errno
+ * so it surfaces as a rewrite error in-thread would.
+ *
+ * Cancellation is a flag in shared memory that the rewrite reads between
+ * steps (it then deletes its outputs and fails): terminating the worker
+ * mid-write would leak its open descriptors and leave `*.compacting` files
+ * to the next open's sweep. Descriptors opened in the worker are not
+ * tracked by it (trackUnmanagedFds: false): they belong to the swap. One
+ * worker per store, started on the first compaction, unref'd while idle
+ * (ref'd while a rewrite runs), terminated by the compactor's stop().
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { CorruptionError } from '../../errors.js';
+import { nodeFs } from '../fs.js';
+import { SparseIndex } from '../sparse-index.js';
+import { Moves, type MovesPages } from './moves.js';
+import {
+  type ExpiredLive,
+  type OutputSegment,
+  type RewriteHost,
+  type RewriteJob,
+  type RewriteOutcome,
+  type RewriteProgress,
+  rewriteSegments,
+} from './rewrite.js';
+
+/** Least time between two progress reports from the worker, in ms. */
+const PROGRESS_EVERY_MS = 20;
+const WORKER_TAG = 'segkv-rewrite';
+
+interface WireOutput extends Omit<OutputSegment, 'index'> {
+  indexInterval: number;
+  relOffsets: Float64Array;
+  positions: Float64Array;
+}
+
+interface WireError {
+  message: string;
+  stack: string | undefined;
+  code: string | undefined;
+  errno: number | undefined;
+  syscall: string | undefined;
+  path: string | undefined;
+  corruption: { file: string; position: number } | undefined;
+}
+
+type Reply =
+  | { type: 'progress'; progress: RewriteProgress }
+  | { type: 'done'; outputs: WireOutput[]; moves: MovesPages; expired: ExpiredLive; bytesRead: number }
+  | { type: 'error'; error: WireError };
+
+function toWire(err: unknown): WireError {
+  const e = (err instanceof Error ? err : new Error(String(err))) as NodeJS.ErrnoException;
+  return {
+    message: e.message,
+    stack: e.stack,
+    code: typeof e.code === 'string' ? e.code : undefined,
+    errno: e.errno,
+    syscall: e.syscall,
+    path: e.path,
+    corruption: err instanceof CorruptionError ? { file: err.file, position: err.position } : undefined,
+  };
+}
+
+function fromWire(w: WireError): Error {
+  let err: Error;
+  if (w.corruption) {
+    err = new CorruptionError(w.corruption.file, w.corruption.position, 'corruption');
+    err.message = w.message;
+  } else {
+    const e = new Error(w.message) as NodeJS.ErrnoException;
+    if (w.code !== undefined) e.code = w.code;
+    if (w.errno !== undefined) e.errno = w.errno;
+    if (w.syscall !== undefined) e.syscall = w.syscall;
+    if (w.path !== undefined) e.path = w.path;
+    err = e;
+  }
+  if (w.stack) err.stack = `${w.stack}\n    (in the compaction worker thread)`;
+  return err;
+}
+
+/**
+ * This file as the worker runs it: the built .js. From TypeScript sources
+ * (vitest) that is its build under dist/ (`npm run build` first).
+ */
+function workerFile(): string {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith('.js')) return here;
+  const built = fileURLToPath(
+    new URL('../../../dist/src/engine/compaction/rewrite-worker.js', import.meta.url),
+  );
+  if (!existsSync(built))
+    throw new Error(`the compaction worker needs the build of ${here}: run npm run build (no ${built})`);
+  return built;
+}
+
+interface Pending {
+  resolve(o: RewriteOutcome): void;
+  reject(err: Error): void;
+  onProgress(p: RewriteProgress): void;
+}
+
+/** The event loop's side: one worker, one job at a time. */
+export class RewriteWorker {
+  private worker: Worker | undefined;
+  private readonly cancelFlag = new Int32Array(new SharedArrayBuffer(4));
+  private pending: Pending | undefined;
+
+  /** Runs a rewrite in the worker; its outputs are left open for the swap. */
+  run(job: RewriteJob, onProgress: (p: RewriteProgress) => void): Promise<RewriteOutcome> {
+    if (this.pending) return Promise.reject(new Error('a rewrite is already running in the worker'));
+    const w = this.start();
+    Atomics.store(this.cancelFlag, 0, 0);
+    return new Promise<RewriteOutcome>((resolve, reject) => {
+      this.pending = { resolve, reject, onProgress };
+      w.ref(); // a pending rewrite keeps the process alive, as an in-thread one does
+      w.postMessage(
+        { job },
+        job.live.map((l) => l.buffer as ArrayBuffer),
+      );
+    });
+  }
+
+  /** Makes a running rewrite stop at its next step (it deletes its outputs and fails). */
+  cancel(): void {
+    Atomics.store(this.cancelFlag, 0, 1);
+  }
+
+  /** Stops the worker (after cancel() and the rewrite's end, at the store's close). */
+  async terminate(): Promise<void> {
+    const w = this.worker;
+    this.worker = undefined;
+    if (w) await w.terminate();
+  }
+
+  private start(): Worker {
+    if (this.worker) return this.worker;
+    const w = new Worker(workerFile(), {
+      workerData: { tag: WORKER_TAG, cancel: this.cancelFlag.buffer },
+      // The outputs' descriptors it opens are handed to the event loop, which
+      // closes them: the worker must not close them (or their reused numbers) when it exits.
+      trackUnmanagedFds: false,
+    });
+    w.unref();
+    w.on('message', (m: Reply) => this.onReply(m));
+    const lost = (err: Error) => {
+      if (this.worker === w) this.worker = undefined;
+      this.finish()?.reject(err);
+    };
+    w.on('error', (err) => lost(err));
+    w.on('exit', (code) => lost(new Error(`the compaction worker exited (code ${code}) during a rewrite`)));
+    this.worker = w;
+    return w;
+  }
+
+  private finish(): Pending | undefined {
+    const p = this.pending;
+    this.pending = undefined;
+    this.worker?.unref();
+    return p;
+  }
+
+  private onReply(m: Reply): void {
+    if (m.type === 'progress') {
+      this.pending?.onProgress(m.progress);
+      return;
+    }
+    const p = this.finish();
+    if (!p) return;
+    if (m.type === 'error') {
+      p.reject(fromWire(m.error));
+      return;
+    }
+    const outputs: OutputSegment[] = m.outputs.map(({ indexInterval, relOffsets, positions, ...o }) => {
+      const index = new SparseIndex(o.baseOffset, indexInterval);
+      index.relOffsets = Array.from(relOffsets);
+      index.positions = Array.from(positions);
+      return { ...o, index };
+    });
+    p.resolve({ outputs, moves: Moves.fromPages(m.moves), expired: m.expired, bytesRead: m.bytesRead });
+  }
+}
+
+// ---- the worker's side ------------------------------------------------------------
+
+async function serve(job: RewriteJob, cancel: Int32Array): Promise<void> {
+  const port = parentPort!;
+  let lastReport = 0;
+  const host: RewriteHost = {
+    pause: () => new Promise((resolve) => setImmediate(resolve)),
+    isCancelled: () => Atomics.load(cancel, 0) === 1,
+    onProgress: (progress) => {
+      const t = performance.now();
+      if (t - lastReport < PROGRESS_EVERY_MS && progress.bytesDone !== progress.bytesTotal) return;
+      lastReport = t;
+      port.postMessage({ type: 'progress', progress } satisfies Reply);
+    },
+  };
+  try {
+    const o = await rewriteSegments(nodeFs, job, host);
+    const outputs: WireOutput[] = o.outputs.map(({ index, ...rest }) => ({
+      ...rest,
+      indexInterval: index.intervalBytes,
+      relOffsets: Float64Array.from(index.relOffsets),
+      positions: Float64Array.from(index.positions),
+    }));
+    const moves = o.moves.pages();
+    const transfer: ArrayBuffer[] = [
+      ...outputs.flatMap((x) => [x.relOffsets.buffer as ArrayBuffer, x.positions.buffer as ArrayBuffer]),
+      ...[
+        moves.slot,
+        moves.fromSegment,
+        moves.fromPosition,
+        moves.toOutput,
+        moves.toPosition,
+        moves.size,
+      ].flatMap((pages) => pages.map((a) => a.buffer as ArrayBuffer)),
+    ];
+    port.postMessage(
+      { type: 'done', outputs, moves, expired: o.expired, bytesRead: o.bytesRead } satisfies Reply,
+      transfer,
+    );
+  } catch (err) {
+    port.postMessage({ type: 'error', error: toWire(err) } satisfies Reply);
+  }
+}
+
+if (!isMainThread && (workerData as { tag?: string } | null)?.tag === WORKER_TAG) {
+  const cancel = new Int32Array((workerData as { cancel: SharedArrayBuffer }).cancel);
+  parentPort!.on('message', (m: { job: RewriteJob }) => {
+    void serve(m.job, cancel);
+  });
+}

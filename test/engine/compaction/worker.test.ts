@@ -1,0 +1,353 @@
+/**
+ * The rewrite in the worker thread (rewrite-worker.ts) against the same
+ * function on the event loop (rewrite-host.ts runs it there for any Fs but
+ * the real one): same output bytes, same moves, same expired keys, for a run
+ * from the oldest segment and for a run that must keep its deletions; errors
+ * in the worker surface as in-thread ones (a CorruptionError with its file);
+ * and a process SIGKILLed while the worker is writing the outputs loses
+ * nothing and leaves nothing behind.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { abortOutputs } from '../../../src/engine/compaction/rewrite.js';
+import { rewrite } from '../../../src/engine/compaction/rewrite-host.js';
+import { RewriteWorker } from '../../../src/engine/compaction/rewrite-worker.js';
+import {
+  type Fs,
+  ManualClock,
+  nodeFs,
+  openStore,
+  type Store,
+  type StoreOptions,
+} from '../../../src/engine/index.js';
+import {
+  buildEngine,
+  copyDir,
+  FIXTURES,
+  flipBit,
+  removeEngineBuilds,
+  removeTempDirs,
+  segFiles,
+  silentLogger,
+  tempDir,
+} from '../helpers.js';
+import { dataset, keyName } from './fixtures/dataset.js';
+import { leftovers } from './util.js';
+
+/** nodeFs under another identity: the rewrite then runs on the event loop, as with MemFs. */
+const inThreadFs: Fs = { ...nodeFs };
+const T0 = 1_700_000_000_000;
+
+function options(fs: Fs, clock: ManualClock): StoreOptions {
+  return {
+    fs,
+    clock,
+    maxSegmentBytes: 4096,
+    fsync: 'never',
+    logger: silentLogger,
+    cacheBytes: 0,
+    compaction: { auto: false },
+  };
+}
+
+/** A directory holding the crash tests' data set (sets, deletes, batches, short and long TTLs) on 4 KiB segments. */
+async function dataDir(): Promise<string> {
+  const dir = tempDir();
+  const clock = new ManualClock(T0);
+  const store = await openStore(dir, options(nodeFs, clock));
+  for (const op of dataset(11, 1500, 200)) {
+    if (op.t === 'set') {
+      const ttlMs = op.ttl === 'short' ? 10 : op.ttl === 'long' ? 3_600_000 : undefined;
+      await store.set(op.key, op.value, ttlMs === undefined ? {} : { ttlMs });
+    } else if (op.t === 'del') await store.delete(op.key);
+    else await store.batch(op.ops);
+  }
+  store.sealActive();
+  await store.settleBackground();
+  await store.close();
+  return dir;
+}
+
+/** Both stores on copies of `dir`, at the same time: one compacts in the worker, one on the event loop. */
+async function pair(dir: string): Promise<{ worker: Store; loop: Store; dirs: [string, string] }> {
+  const a = copyDir(dir);
+  const b = copyDir(dir);
+  // Past the short TTLs: the rewrite drops (or turns into tombstones) those records.
+  const worker = await openStore(a, options(nodeFs, new ManualClock(T0 + 60_000)));
+  const loop = await openStore(b, options(inThreadFs, new ManualClock(T0 + 60_000)));
+  await worker.settleBackground();
+  await loop.settleBackground();
+  return { worker, loop, dirs: [a, b] };
+}
+
+function files(dir: string, pred: (n: string) => boolean): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  for (const n of fs.readdirSync(dir).filter(pred).sort()) out.set(n, fs.readFileSync(join(dir, n)));
+  return out;
+}
+
+let data: string;
+
+beforeAll(async () => {
+  data = await dataDir();
+});
+
+afterAll(() => {
+  removeTempDirs();
+  removeEngineBuilds();
+});
+
+describe('the rewrite in the worker thread', () => {
+  it('writes the same bytes as on the event loop, with the same moves and expired keys, for a run that keeps its deletions', async () => {
+    const { worker, loop, dirs } = await pair(data);
+    const w = new RewriteWorker();
+    try {
+      // A run from the second segment: deletions must be kept (an older segment may hold values they shadow).
+      const inputsW = worker.ordered.slice(1, -1);
+      const inputsL = loop.ordered.slice(1, -1);
+      expect(inputsW.length).toBeGreaterThan(5);
+      const rw = await rewrite(
+        worker,
+        inputsW,
+        false,
+        () => {},
+        () => false,
+        w,
+      );
+      const rl = await rewrite(
+        loop,
+        inputsL,
+        false,
+        () => {},
+        () => false,
+        w,
+      );
+      const outW = files(dirs[0], (n) => n.endsWith('.compacting'));
+      const outL = files(dirs[1], (n) => n.endsWith('.compacting'));
+      expect([...outW.keys()].length, 'outputs: segment, hint and index each').toBe(3 * rw.outputs.length);
+      expect([...outW.keys()]).toEqual([...outL.keys()]);
+      for (const [name, bytes] of outW)
+        expect(bytes.equals(outL.get(name)!), `${name} byte for byte`).toBe(true);
+      const movesOf = (r: typeof rw) =>
+        Array.from({ length: r.moves.count }, (_, i) => [
+          r.moves.slot(i),
+          r.moves.fromSegment(i),
+          r.moves.fromPosition(i),
+          r.moves.toOutput(i),
+          r.moves.toPosition(i),
+          r.moves.size(i),
+        ]);
+      expect(rw.moves.count).toBeGreaterThan(0);
+      expect(movesOf(rw)).toEqual(movesOf(rl));
+      const described = (r: typeof rw) =>
+        r.outputs.map(({ fd: _, index, ...o }) => ({
+          ...o,
+          offsets: index.relOffsets,
+          positions: index.positions,
+        }));
+      expect(described(rw)).toEqual(described(rl));
+      // The outputs hold more records than the moved values: the deletions a partial run keeps.
+      const records = rw.outputs.reduce((n, o) => n + o.records, 0);
+      expect(records).toBeGreaterThan(rw.moves.count);
+      // The expired keys left both keydirs alike.
+      for (let i = 0; i < 200; i++) expect(worker.getSync(keyName(i))).toEqual(loop.getSync(keyName(i)));
+      expect(worker.stats().keys).toBe(loop.stats().keys);
+      abortOutputs(nodeFs, dirs[0], rw.outputs);
+      abortOutputs(inThreadFs, dirs[1], rl.outputs);
+      expect(leftovers(dirs[0])).toEqual([]);
+    } finally {
+      await w.terminate();
+      await worker.close();
+      await loop.close();
+    }
+  });
+
+  it('gives byte-identical merged segments, hints and indexes to the event-loop path for a whole-log compaction', async () => {
+    const { worker, loop, dirs } = await pair(data);
+    try {
+      const a = await worker.compact();
+      const b = await loop.compact();
+      expect(a?.segmentsIn).toBeGreaterThan(5);
+      expect({ ...a, durationMs: 0 }).toEqual({ ...b, durationMs: 0 });
+      for (let i = 0; i < 200; i++) expect(worker.getSync(keyName(i))).toEqual(loop.getSync(keyName(i)));
+    } finally {
+      await worker.close();
+      await loop.close();
+    }
+    const pick = (n: string) => /\.(seg|hint|index)$/.test(n);
+    const fa = files(dirs[0], pick);
+    const fb = files(dirs[1], pick);
+    expect([...fa.keys()]).toEqual([...fb.keys()]);
+    for (const [name, bytes] of fa) expect(bytes.equals(fb.get(name)!), `${name} byte for byte`).toBe(true);
+  });
+
+  it('fails with the CorruptionError of the damaged record, deletes its outputs, and leaves the store as it was', async () => {
+    const dir = copyDir(data);
+    const victim = segFiles(dir)[2]!;
+    flipBit(join(dir, victim), 200, 3); // inside the segment's first records; its hint still loads
+    const store = await openStore(dir, options(nodeFs, new ManualClock(T0 + 60_000)));
+    try {
+      const before = segFiles(dir);
+      const err = await store.compact().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(Error);
+      expect((err as { code?: string }).code).toBe('CORRUPTION');
+      expect((err as Error).name).toBe('CorruptionError');
+      expect((err as { file?: string }).file).toBe(victim);
+      expect((err as Error).message).toContain(victim);
+      expect(store.stats().compaction.failures).toBe(1);
+      expect(leftovers(dir)).toEqual([]);
+      expect(segFiles(dir)).toEqual(before);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('SIGKILL while the worker writes the outputs', () => {
+  const KEYS = 3000;
+  const VERSIONS = 6;
+  const SEGMENT_BYTES = 1 << 20;
+  const value = (k: number, v: number) =>
+    `${keyName(k)}:${v}:`.padEnd(1000, String.fromCharCode(97 + ((k + v) % 26)));
+  let engine: string;
+  let big: string;
+
+  beforeAll(async () => {
+    engine = buildEngine();
+    big = tempDir();
+    const store = await openStore(big, {
+      maxSegmentBytes: SEGMENT_BYTES,
+      fsync: 'never',
+      logger: silentLogger,
+      compaction: { auto: false },
+    });
+    for (let v = 0; v < VERSIONS; v++) {
+      const acks: Promise<unknown>[] = [];
+      for (let k = 0; k < KEYS; k++) {
+        if (v === VERSIONS - 1 && k % 10 === 0) acks.push(store.delete(keyName(k)));
+        else acks.push(store.set(keyName(k), value(k, v)));
+      }
+      await Promise.all(acks);
+    }
+    store.sealActive();
+    await store.settleBackground();
+    await store.close();
+  }, 120_000);
+
+  /** Runs the fixture on a copy; SIGKILLs it once `ready(dir)` holds. Returns the copy and how it ended. */
+  function killWhen(
+    ready: (dir: string) => boolean,
+  ): Promise<{ dir: string; killed: boolean; stderr: string }> {
+    const dir = copyDir(big);
+    return new Promise((resolve, reject) => {
+      const child: ChildProcess = spawn(
+        process.execPath,
+        [join(FIXTURES, 'worker-compact.mjs'), dir, String(SEGMENT_BYTES)],
+        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SEGKV_ENGINE: engine } },
+      );
+      let stderr = '';
+      let killed = false;
+      child.stderr!.on('data', (b: Buffer) => {
+        stderr += b.toString();
+      });
+      const poll = setInterval(() => {
+        if (!killed && ready(dir)) {
+          killed = true;
+          child.kill('SIGKILL');
+        }
+      }, 1);
+      child.on('error', reject);
+      child.on('close', () => {
+        clearInterval(poll);
+        resolve({ dir, killed, stderr });
+      });
+    });
+  }
+
+  const outputBytes = (dir: string) => {
+    let n = 0;
+    for (const f of fs.readdirSync(dir))
+      if (f.endsWith('.seg.compacting')) n += fs.statSync(join(dir, f)).size;
+    return n;
+  };
+
+  for (const [what, threshold] of [
+    ['as its first output bytes land', 1],
+    ['with about 1 MiB of outputs written', SEGMENT_BYTES],
+  ] as const) {
+    it(`${what}: the next open loses nothing and sweeps the outputs`, async () => {
+      let run = await killWhen((d) => outputBytes(d) >= threshold && !fs.existsSync(join(d, 'COMPACTION')));
+      // On a very busy machine the child may finish between two polls: try again.
+      for (let i = 0; i < 3 && !run.killed; i++)
+        run = await killWhen((d) => outputBytes(d) >= threshold && !fs.existsSync(join(d, 'COMPACTION')));
+      expect(run.killed, `the child was killed mid-rewrite (${run.stderr})`).toBe(true);
+      expect(
+        fs.readdirSync(run.dir).some((f) => f.endsWith('.seg.compacting')),
+        'the kill left outputs under .compacting names',
+      ).toBe(true);
+      const store = await openStore(run.dir, {
+        maxSegmentBytes: SEGMENT_BYTES,
+        fsync: 'never',
+        logger: silentLogger,
+        compaction: { auto: false },
+      });
+      try {
+        expect(leftovers(run.dir)).toEqual([]);
+        expect(store.stats().keys).toBe(KEYS - KEYS / 10);
+        for (let k = 0; k < KEYS; k++) {
+          const got = store.getSync(keyName(k))?.toString();
+          if (k % 10 === 0) expect(got, keyName(k)).toBeUndefined();
+          else expect(got, keyName(k)).toBe(value(k, VERSIONS - 1));
+        }
+        // And it compacts, in the worker, after the crash.
+        const r = await store.compact();
+        expect(r?.keysKept).toBe(KEYS - KEYS / 10);
+        for (let k = 1; k < KEYS; k += 7)
+          if (k % 10 !== 0) expect(store.getSync(keyName(k))?.toString()).toBe(value(k, VERSIONS - 1));
+      } finally {
+        await store.close();
+      }
+    });
+  }
+
+  it('close() during the rewrite cancels it in the worker: compact() rejects, no output is left, nothing is lost', async () => {
+    const dir = copyDir(big);
+    const opts = {
+      maxSegmentBytes: SEGMENT_BYTES,
+      fsync: 'never',
+      logger: silentLogger,
+      compaction: { auto: false },
+    } as const;
+    const store = await openStore(dir, opts);
+    const running = store.compact().then(
+      () => 'resolved',
+      (e: unknown) => e,
+    );
+    await new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        if (outputBytes(dir) > 0 || store.stats().compaction.runs > 0) {
+          clearInterval(poll);
+          resolve();
+        }
+      }, 1);
+    });
+    await store.close();
+    const outcome = await running;
+    // On a very busy machine the rewrite may have finished first: then it completed normally.
+    if (outcome !== 'resolved') expect(outcome).toBeInstanceOf(Error);
+    expect(leftovers(dir)).toEqual([]);
+    const again = await openStore(dir, opts);
+    try {
+      expect(again.stats().keys).toBe(KEYS - KEYS / 10);
+      for (let k = 1; k < KEYS; k += 7)
+        if (k % 10 !== 0) expect(again.getSync(keyName(k))?.toString()).toBe(value(k, VERSIONS - 1));
+    } finally {
+      await again.close();
+    }
+  });
+});
