@@ -135,3 +135,12 @@ export const HINT_COMPACT_MIN_BYTES = 1024 * 1024;
  * a step keeps the event loop to about a millisecond (DESIGN.md §1.4).
  */
 export const HINT_WRITE_STEP_BYTES = 256 * 1024;
+
+/**
+ * Compaction runs with fewer input bytes than this rewrite on the event loop
+ * (in ~1 ms steps) even with the real file system, instead of in the worker
+ * thread: starting the worker held the event loop 10–24 ms and took 265–336
+ * ms to come online on the busy 2-core machine (measured 2026-12-05), more
+ * than such a run's few ms of work. The worker then stays up for larger runs.
+ */
+export const COMPACTION_WORKER_MIN_BYTES = 4 * 1024 * 1024;

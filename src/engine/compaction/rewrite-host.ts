@@ -1,13 +1,15 @@
 /**
  * Runs a rewrite for the compactor: takes the liveness snapshot on the event
  * loop (snapshot.ts), runs `rewriteSegments` (rewrite.ts) in the worker
- * thread when the store uses the real file system (rewrite-worker.ts), or on
- * the event loop in ~1 ms steps with any other `Fs` (MemFs and the crash
- * tests' wrappers cannot be shared with a thread), then drops from the keydir
+ * thread when the store uses the real file system (rewrite-worker.ts) and
+ * the run has at least COMPACTION_WORKER_MIN_BYTES, or on the event loop in
+ * ~1 ms steps otherwise (MemFs and the crash tests' wrappers cannot be
+ * shared with a thread; a small run costs less than starting one), then drops from the keydir
  * the live values the rewrite found expired, in ~1 ms slices. Same function,
  * same bytes, either way (test/engine/compaction/worker.test.ts).
  */
 import { nodeFs } from '../fs.js';
+import { COMPACTION_WORKER_MIN_BYTES } from '../limits.js';
 import type { Segment } from '../segment.js';
 import type { Store } from '../store.js';
 import { fullTurn } from './loop.js';
@@ -35,6 +37,8 @@ export async function rewrite(
   onProgress: (p: RewriteProgress) => void,
   isCancelled: () => boolean,
   worker: RewriteWorker,
+  /** Runs with fewer input bytes stay on the event loop (tests pass 0 to use the worker always). */
+  workerMinBytes = COMPACTION_WORKER_MIN_BYTES,
 ): Promise<RewriteResult> {
   const { fs, maxSegmentBytes, indexIntervalBytes, clock } = store.options;
   const kd = store.keydir;
@@ -51,8 +55,9 @@ export async function rewrite(
     inputs: inputs.map((s) => ({ id: s.id, name: s.name, fd: s.fd, size: s.size })),
     live,
   };
+  const bytesIn = inputs.reduce((n, s) => n + s.size, 0);
   const outcome =
-    fs === nodeFs
+    fs === nodeFs && bytesIn >= workerMinBytes
       ? await worker.run(job, onProgress)
       : await rewriteSegments(fs, job, { pause: fullTurn, isCancelled, onProgress });
   const { slots, segments, positions, keys } = outcome.expired;

@@ -164,51 +164,49 @@ describe('the rewrite in the worker thread', () => {
     }
   });
 
-  it('gives byte-identical merged segments, hints and indexes to the event-loop path for a whole-log compaction', async () => {
+  it('gives byte-identical merged segments, hints and indexes to the event-loop path for a run from the oldest segment', async () => {
     const { worker, loop, dirs } = await pair(data);
+    const w = new RewriteWorker();
     try {
-      const a = await worker.compact();
-      const b = await loop.compact();
-      expect(a?.segmentsIn).toBeGreaterThan(5);
-      expect({ ...a, durationMs: 0 }).toEqual({ ...b, durationMs: 0 });
-      for (let i = 0; i < 200; i++) expect(worker.getSync(keyName(i))).toEqual(loop.getSync(keyName(i)));
+      const rw = await rewrite(
+        worker,
+        worker.ordered.slice(0, -1),
+        true,
+        () => {},
+        () => false,
+        w,
+        0,
+      );
+      const rl = await rewrite(
+        loop,
+        loop.ordered.slice(0, -1),
+        true,
+        () => {},
+        () => false,
+        w,
+        0,
+      );
+      expect(
+        rw.outputs.reduce((n, o) => n + o.records, 0),
+        'no deletion kept',
+      ).toBe(rw.moves.count);
+      const outW = files(dirs[0], (n) => n.endsWith('.compacting'));
+      const outL = files(dirs[1], (n) => n.endsWith('.compacting'));
+      expect(outW.size).toBe(3 * rw.outputs.length);
+      expect([...outW.keys()]).toEqual([...outL.keys()]);
+      for (const [name, bytes] of outW)
+        expect(bytes.equals(outL.get(name)!), `${name} byte for byte`).toBe(true);
+      abortOutputs(nodeFs, dirs[0], rw.outputs);
+      abortOutputs(inThreadFs, dirs[1], rl.outputs);
     } finally {
+      await w.terminate();
       await worker.close();
       await loop.close();
-    }
-    const pick = (n: string) => /\.(seg|hint|index)$/.test(n);
-    const fa = files(dirs[0], pick);
-    const fb = files(dirs[1], pick);
-    expect([...fa.keys()]).toEqual([...fb.keys()]);
-    for (const [name, bytes] of fa) expect(bytes.equals(fb.get(name)!), `${name} byte for byte`).toBe(true);
-  });
-
-  it('fails with the CorruptionError of the damaged record, deletes its outputs, and leaves the store as it was', async () => {
-    const dir = copyDir(data);
-    const victim = segFiles(dir)[2]!;
-    flipBit(join(dir, victim), 200, 3); // inside the segment's first records; its hint still loads
-    const store = await openStore(dir, options(nodeFs, new ManualClock(T0 + 60_000)));
-    try {
-      const before = segFiles(dir);
-      const err = await store.compact().then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-      expect(err).toBeInstanceOf(Error);
-      expect((err as { code?: string }).code).toBe('CORRUPTION');
-      expect((err as Error).name).toBe('CorruptionError');
-      expect((err as { file?: string }).file).toBe(victim);
-      expect((err as Error).message).toContain(victim);
-      expect(store.stats().compaction.failures).toBe(1);
-      expect(leftovers(dir)).toEqual([]);
-      expect(segFiles(dir)).toEqual(before);
-    } finally {
-      await store.close();
     }
   });
 });
 
-describe('SIGKILL while the worker writes the outputs', () => {
+describe('the worker on a larger log: SIGKILL while it writes, close() while it runs, a damaged record', () => {
   const KEYS = 3000;
   const VERSIONS = 6;
   const SEGMENT_BYTES = 1 << 20;
@@ -348,6 +346,37 @@ describe('SIGKILL while the worker writes the outputs', () => {
         if (k % 10 !== 0) expect(again.getSync(keyName(k))?.toString()).toBe(value(k, VERSIONS - 1));
     } finally {
       await again.close();
+    }
+  });
+
+  it('fails with the CorruptionError of the damaged record, deletes its outputs, and leaves the store as it was', async () => {
+    const dir = copyDir(big);
+    const victim = segFiles(dir)[2]!;
+    flipBit(join(dir, victim), 5000, 3); // a value byte of an early record; its hint still loads
+    const opts = {
+      maxSegmentBytes: SEGMENT_BYTES,
+      fsync: 'never',
+      logger: silentLogger,
+      compaction: { auto: false },
+    } as const;
+    const store = await openStore(dir, opts);
+    try {
+      const before = segFiles(dir);
+      const err = await store.compact().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).name).toBe('CorruptionError');
+      expect((err as { code?: string }).code).toBe('CORRUPTION');
+      expect((err as { file?: string }).file).toBe(victim);
+      expect((err as Error).message).toContain(victim);
+      expect((err as Error).stack).toContain('in the compaction worker thread');
+      expect(store.stats().compaction.failures).toBe(1);
+      expect(leftovers(dir)).toEqual([]);
+      expect(segFiles(dir)).toEqual(before);
+    } finally {
+      await store.close();
     }
   });
 });
