@@ -186,6 +186,13 @@ export class KvClusterClient<V = string> {
           code === 'CONNECTION_FAILED' ||
           code === 'NOREPLICAS';
         const readLost = !write && (code === 'CONNECTION_CLOSED' || code === 'CLOSED' || code === 'TIMEOUT');
+        if (code === 'CLOSED' && write && !this.closed)
+          // Another command's error closed this node's connection under this write: its fate is unknown.
+          throw new KvError(
+            'CONNECTION_CLOSED',
+            `the connection to ${address} closed after the write was queued; it may or may not have been applied`,
+            { cause: err },
+          );
         if (!notRun && !readLost) throw err;
         this.clients
           .get(address)

@@ -64,13 +64,21 @@ export class ClusterWriters {
 
   start(): void {
     const prefix = this.o.prefix ?? 'w';
-    this.running = Array.from({ length: this.o.writers }, (_, w) => this.writer(`${prefix}${w}`));
+    this.running = Array.from({ length: this.o.writers }, (_, w) =>
+      this.writer(`${prefix}${w}`).catch((err: unknown) => {
+        this.unexpected ??= err as Error;
+      }),
+    );
   }
+
+  /** The first error no failover explains (it stopped its writer), if any. */
+  unexpected: Error | undefined;
 
   /** Stops the writers; rejects with the first unexpected error one of them met. */
   async stop(): Promise<void> {
     this.stopping = true;
     await Promise.all(this.running);
+    if (this.unexpected !== undefined) throw this.unexpected;
   }
 
   private async writer(name: string): Promise<void> {
