@@ -131,7 +131,7 @@ export class RewriteWorker {
       w.ref(); // a pending rewrite keeps the process alive, as an in-thread one does
       w.postMessage(
         { job },
-        job.live.map((l) => l.buffer as ArrayBuffer),
+        job.live.flatMap((pages) => pages.map((p) => p.buffer as ArrayBuffer)),
       );
     });
   }

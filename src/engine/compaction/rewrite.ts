@@ -176,9 +176,9 @@ export interface RewriteJob {
   inputs: RewriteInput[];
   /**
    * Per input, the records live at the snapshot: [slot, position] pairs of
-   * u32 in any order (snapshot.ts). Sorted in place by the rewrite.
+   * u32 in any order, in pages (snapshot.ts). Joined and sorted by the rewrite.
    */
-  live: Uint32Array[];
+  live: Uint32Array[][];
 }
 
 /** Live values the rewrite found expired: the event loop drops each key if it still points there. */
@@ -391,11 +391,17 @@ export function abortOutputs(fs: Fs, dir: string, outputs: readonly OutputSegmen
 }
 
 /**
- * Sorts [slot, position] pairs by position, in place: as little-endian u64s
- * with the position in the high word, a native numeric sort.
+ * The pages of [slot, position] pairs joined and sorted by position: as
+ * little-endian u64s with the position in the high word, a native numeric sort.
  */
-function sortByPosition(pairs: Uint32Array): Uint32Array {
-  new BigUint64Array(pairs.buffer, pairs.byteOffset, pairs.length >>> 1).sort();
+function sortByPosition(pages: readonly Uint32Array[]): Uint32Array {
+  const pairs = new Uint32Array(pages.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of pages) {
+    pairs.set(p, at);
+    at += p.length;
+  }
+  new BigUint64Array(pairs.buffer, 0, pairs.length >>> 1).sort();
   return pairs;
 }
 
@@ -422,7 +428,7 @@ export async function rewriteSegments(fs: Fs, job: RewriteJob, host: RewriteHost
   try {
     for (let si = 0; si < inputs.length; si++) {
       const seg = inputs[si]!;
-      const live = sortByPosition(job.live[si] ?? new Uint32Array(0));
+      const live = sortByPosition(job.live[si] ?? []);
       /** Next live pair (index of its slot in `live`). */
       let li = 0;
       let pos = SEGMENT_HEADER_BYTES;

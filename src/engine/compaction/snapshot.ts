@@ -22,38 +22,40 @@ import { traced } from './trace.js';
 /** Time a slice of the walk may hold the event loop, in ms (as the rewrite's and the swap's steps). */
 const SNAPSHOT_STEP_MS = 1;
 /** Slots walked between two looks at the clock. */
-const SLOTS_PER_CLOCK_CHECK = 4096;
-/** Pairs a list starts with room for. */
-const INITIAL_PAIRS = 1024;
+const SLOTS_PER_CLOCK_CHECK = 1024;
+/** Pairs per page of a list: pages are never copied to grow, and cross to the worker by transfer. */
+const PAGE_PAIRS = 1 << 15;
 
-/** A growable list of u32 pairs. */
-class PairList {
-  data = new Uint32Array(2 * INITIAL_PAIRS);
-  length = 0;
+/** An input's pairs, in pages of u32s; the last page is a view of the part filled. */
+class PairPages {
+  readonly pages: Uint32Array[] = [];
+  cur = new Uint32Array(0);
+  at = 0;
 
-  push(a: number, b: number): void {
-    if (this.length + 2 > this.data.length) {
-      const bigger = new Uint32Array(2 * this.data.length);
-      bigger.set(this.data);
-      this.data = bigger;
-    }
-    this.data[this.length++] = a;
-    this.data[this.length++] = b;
+  newPage(): Uint32Array {
+    this.cur = new Uint32Array(2 * PAGE_PAIRS);
+    this.pages.push(this.cur);
+    this.at = 0;
+    return this.cur;
   }
 
-  /** The pairs, in a buffer of their own (transferable). */
-  take(): Uint32Array {
-    return this.length === this.data.length ? this.data : this.data.slice(0, this.length);
+  take(): Uint32Array[] {
+    const n = this.pages.length;
+    if (n > 0) this.pages[n - 1] = this.cur.subarray(0, this.at);
+    return this.pages;
   }
 }
 
-/** Per input (same order), the [slot, position] pairs of the keydir entries pointing into it. */
-export async function liveSnapshot(kd: Keydir, inputs: readonly Segment[]): Promise<Uint32Array[]> {
+/**
+ * Per input (same order), the [slot, position] pairs of the keydir entries
+ * pointing into it, in pages (rewrite.ts joins and sorts them, in the worker).
+ */
+export async function liveSnapshot(kd: Keydir, inputs: readonly Segment[]): Promise<Uint32Array[][]> {
   const inputOf = new Int32Array(MAX_SEGMENTS + 1).fill(-1);
-  inputs.forEach((s, i) => {
-    inputOf[s.id] = i;
+  inputs.forEach((seg, i) => {
+    inputOf[seg.id] = i;
   });
-  const lists = inputs.map(() => new PairList());
+  const lists = inputs.map(() => new PairPages());
   for (let s = 0; s < kd.slotLimit; ) {
     const t = performance.now();
     const until = t + SNAPSHOT_STEP_MS;
@@ -62,7 +64,11 @@ export async function liveSnapshot(kd: Keydir, inputs: readonly Segment[]): Prom
       const to = Math.min(kd.slotLimit, s + SLOTS_PER_CLOCK_CHECK);
       for (; s < to; s++) {
         const i = inputOf[kd.segmentOf(s)]!;
-        if (i >= 0) lists[i]!.push(s, kd.positionOf(s));
+        if (i < 0) continue;
+        const l = lists[i]!;
+        const page = l.at < l.cur.length ? l.cur : l.newPage();
+        page[l.at++] = s;
+        page[l.at++] = kd.positionOf(s);
       }
     } while (s < kd.slotLimit && performance.now() < until);
     traced('snapshot.slice', t);
