@@ -52,6 +52,8 @@ export type ErrorCode =
   | 'NOT_ENOUGH_REPLICAS'
   /** A write sent to a read-only replica; the message names its primary. */
   | 'READONLY'
+  /** A replica in a full resync: its data is partial until it has caught up, so reads are refused (Redis's LOADING). Retry later or read from the primary. */
+  | 'LOADING'
   /** FEED from an offset the log cannot serve exactly (below the tombstone horizon, or past its end). */
   | 'OFFSET_OUT_OF_RANGE'
   /** Cluster mode: another shard owns the key's slot; the message is `slot host:port` of its primary (Redis Cluster's MOVED). */

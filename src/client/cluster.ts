@@ -152,6 +152,8 @@ export class KvClusterClient<V = string> {
     const slot = keySlot(typeof key === 'string' ? key : Buffer.from(key));
     let delay = RETRY_MIN_MS;
     let last: unknown;
+    // A replica in a full resync answers LOADING: the read goes to the primary instead.
+    let primaryOnly = false;
     for (let attempt = 0; attempt < MAX_CLUSTER_ATTEMPTS; attempt++) {
       let owners = this.slots[slot];
       if (owners?.primary === undefined) {
@@ -161,7 +163,7 @@ export class KvClusterClient<V = string> {
         owners = this.slots[slot];
       }
       const address =
-        !write && this.readFromReplicas && owners !== undefined && owners.replicas.length > 0
+        !write && !primaryOnly && this.readFromReplicas && owners !== undefined && owners.replicas.length > 0
           ? owners.replicas[this.turn++ % owners.replicas.length]!
           : owners?.primary;
       if (address === undefined) {
@@ -178,6 +180,10 @@ export class KvClusterClient<V = string> {
           const to = (err as Error).message.split(' ')[1];
           if (to !== undefined) this.slots[slot] = { primary: to, replicas: [] };
           void this.refresh().catch(() => {});
+          continue;
+        }
+        if (code === 'LOADING' && !write) {
+          primaryOnly = true;
           continue;
         }
         const notRun =

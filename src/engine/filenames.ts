@@ -41,6 +41,8 @@ export const COMPACTION_MANIFEST = 'COMPACTION';
 export const HORIZON_FILE = 'HORIZON';
 /** Replication's log id and epoch history (replication/epochs-file.ts). */
 export const EPOCHS_FILE = 'EPOCHS';
+/** A replica's unfinished full resync (replication/resync-file.ts). */
+export const RESYNC_FILE = 'RESYNC';
 /** Suffix of a compaction output not yet swapped in. */
 export const COMPACTING_SUFFIX = '.compacting';
 

@@ -49,6 +49,17 @@ export const WRITE_COMMANDS: ReadonlySet<string> = new Set<CommandName>([
   'PERSIST',
 ]);
 
+/** Commands that read keys: refused with LOADING on a replica in a full resync. */
+export const READ_COMMANDS: ReadonlySet<string> = new Set<CommandName>([
+  'GET',
+  'MGET',
+  'EXISTS',
+  'TTL',
+  'PTTL',
+  'SCAN',
+  'DBSIZE',
+]);
+
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
 /**

@@ -12,7 +12,9 @@
  *   epoch (KIP-101), the tail past it truncated;
  * - full: anything else (a new replica, another lineage, below the horizon,
  *   a tail that cannot be cut safely): the local directory is emptied and
- *   the feed read from 0 — the primary's compacted log is a snapshot.
+ *   the feed read from 0 — the primary's compacted log is a snapshot. Until
+ *   the log reaches the primary's end as of the feed's start, reads get
+ *   LOADING (full-resync-mark.ts): the data is partial, not merely stale.
  *
  * The position survives restarts because it is the log itself: the replica's
  * log holds the primary's records at the primary's offsets, so its next
@@ -131,6 +133,7 @@ export class ReplicaLink {
     onUp();
     this.applied = from;
     this.primaryEnd = start.end;
+    this.repl.resync.started(start.end, from);
     this.log.info(
       { primary: this.address, from, primaryEnd: start.end, epoch: role.epoch },
       from === 0 ? 'replication link up: full resync from offset 0' : 'replication link up: partial resync',
@@ -163,6 +166,7 @@ export class ReplicaLink {
           await this.repl.store.applyReplicated([], batch.next);
         }
       }
+      this.repl.resync.applied(this.applied);
       feed.ack(this.applied);
     }
   }
@@ -196,6 +200,8 @@ export class ReplicaLink {
         reason = `offset ${from} is past the primary's end ${role.end}`;
     }
     if (reason !== undefined) {
+      // From here until the log reaches the primary's end, reads get LOADING (even across restarts).
+      repl.resync.begin();
       if (local > 0) {
         this.log.warn(
           { primary: this.address, localOffset: local, reason },

@@ -25,6 +25,7 @@ import { DEFAULT_MIN_REPLICAS_TIMEOUT_MS } from '../protocol/limits.js';
 import type { FeedStart, RoleReply } from '../protocol/messages.js';
 import { EpochHistory } from './epochs.js';
 import { FeedStream, type StreamSink } from './feed.js';
+import { FullResyncMark } from './full-resync-mark.js';
 import { TombstoneHorizon } from './horizon.js';
 import { type PrimaryAddress, ReplicaLink } from './replica.js';
 import { truncateLogFiles } from './truncate.js';
@@ -93,6 +94,8 @@ export class Replication {
   store: Store;
   horizon: TombstoneHorizon;
   epochs: EpochHistory;
+  /** A full resync not finished yet: reads get LOADING while following (full-resync-mark.ts). */
+  readonly resync: FullResyncMark;
   readonly feeds = new Set<FeedStream>();
   link: ReplicaLink | undefined;
   /** Cluster mode: etcd chooses the primary, so REPLICAOF from a client is refused. */
@@ -114,6 +117,7 @@ export class Replication {
     this.store = store;
     this.horizon = new TombstoneHorizon(store, log);
     this.epochs = new EpochHistory(store, log);
+    this.resync = new FullResyncMark(store.options.fs, store.dir, log);
     store.watchers.add(this.watcher);
   }
 
@@ -260,6 +264,11 @@ export class Replication {
   start(listeningPort: number): void {
     this.listeningPort = listeningPort;
     if (this.options.replicaOf && !this.link) this.follow(this.options.replicaOf);
+    else if (this.resync.pending) {
+      this.log.warn(
+        'this server stopped in the middle of a full resync: its data is partial; it serves it as a primary, or refuses reads (LOADING) until caught up once it follows a primary again',
+      );
+    }
   }
 
   get role(): 'primary' | 'replica' {
@@ -273,6 +282,13 @@ export class Replication {
       'READONLY',
       `this server is a read-only replica of ${this.link.address}; send writes there (or promote it: REPLICAOF NO ONE)`,
     );
+  }
+
+  /** LOADING for a read on a replica whose full resync has not caught up yet, or undefined. */
+  refuseRead(): KvError | undefined {
+    const link = this.link;
+    if (!link || !this.resync.pending) return undefined;
+    return this.resync.error(link.address);
   }
 
   roleReply(): RoleReply {
@@ -308,6 +324,13 @@ export class Replication {
     if (link) await link.stop();
     this.link = undefined;
     await this.store.sync();
+    if (this.resync.pending) {
+      this.log.warn(
+        { offset: this.store.nextOffset, target: this.resync.target },
+        'promoted in the middle of a full resync: the data is partial (what the primary had sent so far)',
+      );
+      this.resync.clear();
+    }
     const started = this.epochs.startEpoch(this.store.nextOffset, epoch);
     this.log.warn(
       { formerPrimary: link?.address ?? null, epoch: started, startOffset: this.store.nextOffset },
@@ -318,6 +341,8 @@ export class Replication {
   private follow(primary: PrimaryAddress): void {
     this.log.info({ primary: `${primary.host}:${primary.port}` }, 'following a primary (replica, read-only)');
     this.closeFeeds();
+    // An empty log has everything still to load: no reads until the first sync has caught up.
+    if (this.store.nextOffset === 0 && !this.resync.pending) this.resync.begin();
     this.link = new ReplicaLink(primary, this, this.options.password, this.log);
   }
 

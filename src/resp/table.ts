@@ -1,7 +1,7 @@
 /**
  * The RESP command table and its dispatcher, in Redis 7's processCommand
- * order: unknown command (or subcommand) → arity → NOAUTH → READONLY (the
- * replication hook) → MOVED (the cluster hook) → the handler. Command names
+ * order: unknown command (or subcommand) → arity → NOAUTH → READONLY or
+ * LOADING (the replication hooks) → MOVED (the cluster hook) → the handler. Command names
  * match case-insensitively.
  *
  * Adding a command: a row in one of commands/*.ts (name, arity, flags, key
@@ -25,6 +25,11 @@ for (const c of [
 ]) {
   table.set(c.name, c);
 }
+
+/** Reads of the whole keyspace (no key arguments): refused with LOADING like the keyed ones. */
+const KEYSPACE_READS: ReadonlySet<string> = new Set(['keys', 'scan', 'dbsize']);
+/** A replica's reads during a full resync (Redis's words while it loads an RDB). */
+const LOADING = 'LOADING segkv is loading the dataset from its primary';
 
 /** Every RESP command by lower-case name. */
 export const RESP_COMMANDS: ReadonlyMap<string, RespCommand> = table;
@@ -64,6 +69,11 @@ export function execute(s: RespSession, argv: Buffer[]): Reply | Promise<Reply> 
   if (c.write) {
     const refusal = s.server.writeRefusal?.();
     if (refusal !== undefined) throw new RespError(refusal);
+  } else if (
+    (c.keys[0] > 0 || KEYSPACE_READS.has(c.name)) &&
+    s.server.replication.refuseRead() !== undefined
+  ) {
+    throw new RespError(LOADING);
   }
   const server = s.server;
   if (server.redirect !== undefined && (c.write || c.keys[0] > 0)) {

@@ -29,6 +29,7 @@ import {
   type FeedStart,
   type InfoSection,
   KEY_SPECS,
+  READ_COMMANDS,
   requestKeys,
   WRITE_COMMANDS,
 } from '../protocol/messages.js';
@@ -142,9 +143,16 @@ export class Connection extends ServedConnectionBase<Buffer> implements Session,
     }
     // The commonest request, [id, "GET", key], read in place (get-request.ts):
     // no MessagePack decode, no key string unless the cache or an expiry needs it.
-    // Untimed and outside cluster mode only (a cluster routes every key); anything
+    // Untimed, outside cluster mode (a cluster routes every key) and outside a full
+    // resync (reads get LOADING) only; anything
     // unusual takes the general path below.
-    if (this.authenticated && !this.host.metrics.timing && this.host.cluster === undefined && peekGet(body)) {
+    if (
+      this.authenticated &&
+      !this.host.metrics.timing &&
+      this.host.cluster === undefined &&
+      !this.host.replication.resync.pending &&
+      peekGet(body)
+    ) {
       const { id, keyStart, keyLength } = getRequest;
       if (keyLength <= MAX_KEY_BYTES) {
         this.host.commandsProcessed++;
@@ -201,6 +209,12 @@ export class Connection extends ServedConnectionBase<Buffer> implements Session,
     const write = WRITE_COMMANDS.has(command.name);
     if (write) {
       const refused = this.host.replication.refuseWrite() ?? this.host.replication.refuseForReplicas();
+      if (refused) {
+        this.replyError(id, refused);
+        return;
+      }
+    } else if (READ_COMMANDS.has(command.name)) {
+      const refused = this.host.replication.refuseRead();
       if (refused) {
         this.replyError(id, refused);
         return;

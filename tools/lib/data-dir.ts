@@ -21,6 +21,7 @@ import {
   LOCK_FILE,
   parseLockOwnerFile,
   parseName,
+  RESYNC_FILE,
 } from '../../src/engine/filenames.js';
 import type { Fs } from '../../src/engine/fs.js';
 
@@ -85,7 +86,8 @@ export function viewDataDir(fs: Fs, dir: string): DataDirView {
       parseLockOwnerFile(name) !== undefined ||
       name === COMPACTION_MANIFEST ||
       name === HORIZON_FILE ||
-      name === EPOCHS_FILE
+      name === EPOCHS_FILE ||
+      name === RESYNC_FILE
     ) {
       // Expected.
     } else if (!isTemporary(name)) {
