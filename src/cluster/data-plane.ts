@@ -9,8 +9,9 @@ import type { ClusterDataPlane } from './node.js';
 export function replicationDataPlane(repl: Replication, onFence: (reason: string) => void): ClusterDataPlane {
   return {
     position: () => ({ epoch: repl.epochs.epoch, offset: repl.store.nextOffset }),
-    // A replica in the middle of a sync may hold an emptied or partial log: it must not lead.
-    canLead: () => repl.link === undefined || repl.link.status !== 'sync',
+    // A replica in the middle of a sync, or of a full resync not caught up yet (even one
+    // interrupted by a restart), holds an emptied or partial log: it must not lead.
+    canLead: () => (repl.link === undefined || repl.link.status !== 'sync') && !repl.resync.pending,
     promote: (epoch) => repl.promote(epoch),
     follow: (host, port) => repl.replicaOf({ host, port }),
     fence: onFence,
