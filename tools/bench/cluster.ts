@@ -13,7 +13,11 @@
  * Failover time = SIGKILL → first acknowledged write on the new primary.
  * Each round starts a fresh set of processes; the table shows medians.
  *
- *   npm run bench:cluster [-- --rounds 5 --lease-ms 2000]   (--quick: 2 rounds)
+ * Then throughput (cluster-throughput.ts): SET and GET ops/s through the
+ * cluster SDK with 1, 2 and 3 shards, each ratio against 1 shard.
+ *
+ *   npm run bench:cluster [-- --rounds 5 --lease-ms 2000 --duration-ms 3000 --runs 3 --inflight 64]
+ *   (--quick: 2 failover rounds, 1 throughput run of 1 s per workload)
  */
 import { type ChildProcess, execFile as execFileCb, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -24,6 +28,7 @@ import { SlotMap } from '../../src/cluster/slot-map.js';
 import { createCluster } from '../../src/cluster/state.js';
 import { encodeFrame, FrameReader, unpackr } from '../../src/protocol/frame.js';
 import { etcdOnPath, freePort, startEtcd } from '../lib/etcd.js';
+import { clusterThroughput, THROUGHPUT_KEYS, THROUGHPUT_VALUE_BYTES } from './cluster-throughput.js';
 import {
   benchArgs,
   commandLine,
@@ -37,10 +42,14 @@ import {
 } from './lib.js';
 import { findRedisServer, killProcess } from './redis-peer.js';
 
-const HELP = `Usage: npm run bench:cluster -- [--rounds N] [--lease-ms MS] [--quick]
+const HELP = `Usage: npm run bench:cluster -- [--rounds N] [--lease-ms MS] [--duration-ms MS] [--runs N]
+                              [--inflight N] [--quick]
 
 Failover time (SIGKILL of the primary → first acknowledged write on the new
-one), segkv on etcd vs Redis Sentinel with the same detection timeout.
+one), segkv on etcd vs Redis Sentinel with the same detection timeout; then
+SET/GET ops/s through connectCluster with 1, 2 and 3 shards (one primary
+each), --runs runs of --duration-ms per workload, --inflight requests in
+flight.
 `;
 
 const MAIN = resolve(import.meta.dirname, '../../src/server/main.js');
@@ -196,10 +205,20 @@ async function main(): Promise<void> {
   const args = benchArgs(process.argv.slice(2), HELP, {
     rounds: { type: 'string' },
     'lease-ms': { type: 'string' },
+    'duration-ms': { type: 'string' },
+    runs: { type: 'string' },
+    inflight: { type: 'string' },
     quick: { type: 'boolean' },
     out: { type: 'string' },
   });
-  const rounds = args.int('rounds', args.flag('quick') ? 2 : 5, 1);
+  const quick = args.flag('quick');
+  const rounds = args.int('rounds', quick ? 2 : 5, 1);
+  const throughputOptions = {
+    shardCounts: [1, 2, 3],
+    durationMs: args.int('duration-ms', quick ? 1000 : 3000, 100),
+    runs: args.int('runs', quick ? 1 : 3, 1),
+    inflight: args.int('inflight', 64, 1),
+  };
   const leaseMs = args.int('lease-ms', 2000, 1000);
   const started = new Date();
   if (!etcdOnPath()) throw new Error('etcd not found on PATH (install Debian package etcd-server)');
@@ -237,6 +256,30 @@ async function main(): Promise<void> {
     );
     const ratio = redis.length ? median(segkv) / median(redis) : Number.NaN;
     if (redis.length) process.stdout.write(`segkv / Sentinel: ${ratio.toFixed(2)}×\n`);
+    const throughput = await clusterThroughput(roundDir('throughput'), throughputOptions);
+    const peer = throughput[0]!;
+    const base = throughput[1]!;
+    process.stdout.write(
+      `\nthroughput, ${throughputOptions.inflight} requests in flight from one process, ${THROUGHPUT_VALUE_BYTES} B values, ` +
+        `${THROUGHPUT_KEYS} keys, median of ${throughputOptions.runs} × ${throughputOptions.durationMs} ms; ` +
+        'cluster: connectCluster, one primary per shard; standalone: connect() to a kv-server outside cluster mode\n',
+    );
+    const times = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+    process.stdout.write(
+      `${formatTable(
+        ['setup', 'SET ops/s', 'vs 1 shard', 'vs standalone', 'GET ops/s', 'vs 1 shard', 'vs standalone'],
+        throughput.map((t) => [
+          t.shards === 0 ? 'standalone' : `${t.shards} shard${t.shards > 1 ? 's' : ''}`,
+          t.setMedian.toFixed(0),
+          times(t.setMedian, base.setMedian),
+          times(t.setMedian, peer.setMedian),
+          t.getMedian.toFixed(0),
+          times(t.getMedian, base.getMedian),
+          times(t.getMedian, peer.getMedian),
+        ]),
+        1,
+      )}\n`,
+    );
     printTargets(13, [
       {
         target: 'failover time ≤ Redis Sentinel (median)',
@@ -255,6 +298,7 @@ async function main(): Promise<void> {
         rounds,
         segkvMs: segkv,
         sentinelMs: redis,
+        throughput: { ...throughputOptions, rows: throughput },
       },
       args.string('out'),
     );

@@ -23,7 +23,7 @@ export interface ClusterNodeSpec {
   readonly name: string;
   readonly dir: string;
   readonly leaseMs: number;
-  /** More kv-server flags. */
+  /** More kv-server flags (not --log-level: the 'listening' line is read at level info). */
   readonly args?: readonly string[];
 }
 
@@ -41,11 +41,21 @@ export interface ClusterNodeProcess {
 
 /** Starts a node; resolves once it listens. */
 export function spawnClusterNode(spec: ClusterNodeSpec): Promise<ClusterNodeProcess> {
+  return spawnNode(spec, [
+    ...['--cluster', spec.cluster, '--etcd', spec.etcd, '--shard', spec.shard, '--node-name', spec.name],
+    ...['--cluster-lease-ms', String(spec.leaseMs), ...(spec.args ?? [])],
+  ]);
+}
+
+/** Starts a kv-server on `spec.dir` with `more` flags (a standalone one when they name no cluster). */
+export function spawnNode(
+  spec: ClusterNodeSpec,
+  more: readonly string[] = spec.args ?? [],
+): Promise<ClusterNodeProcess> {
   const args = [
     KV_SERVER,
     ...['--dir', spec.dir, '--host', '127.0.0.1', '--port', '0', '--log-level', 'info'],
-    ...['--cluster', spec.cluster, '--etcd', spec.etcd, '--shard', spec.shard, '--node-name', spec.name],
-    ...['--cluster-lease-ms', String(spec.leaseMs), ...(spec.args ?? [])],
+    ...more,
   ];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
