@@ -407,6 +407,46 @@ export class Keydir {
     }
   }
 
+  /**
+   * The hash table's shape, for tests and benchmarks: load, and the average
+   * and longest number of buckets a lookup reads, for a key that is there
+   * (its distance from its home bucket + 1) and for one that is not (from a
+   * random home bucket to the next empty one). O(buckets).
+   */
+  probeStats(): { load: number; hitProbes: number; maxHitProbes: number; missProbes: number } {
+    const t = this.table;
+    const mask = this.mask;
+    const buckets = mask + 1;
+    let hit = 0;
+    let maxHit = 0;
+    for (let i = 0; i < buckets; i++) {
+      if (t[2 * i + 1] === 0) continue;
+      const d = ((i - (t[2 * i]! & mask)) & mask) + 1;
+      hit += d;
+      if (d > maxHit) maxHit = d;
+    }
+    // A miss from home h reads the run of full buckets from h, then one empty: a run of r full
+    // buckets costs r+1, r, ..., 2 from its members and 1 from the empty bucket after it.
+    let miss = 0;
+    let start = 0;
+    while (start < buckets && t[2 * start + 1] !== 0) start++; // an empty bucket exists (load < 1)
+    let run = 0;
+    for (let k = 1; k <= buckets; k++) {
+      const i = (start + k) & mask;
+      if (t[2 * i + 1] !== 0) run++;
+      else {
+        miss += ((run + 1) * (run + 2)) / 2;
+        run = 0;
+      }
+    }
+    return {
+      load: this.count / buckets,
+      hitProbes: this.count === 0 ? 0 : hit / this.count,
+      maxHitProbes: maxHit,
+      missProbes: miss / buckets,
+    };
+  }
+
   /** Keys with an expiry, with it (ms since epoch). */
   expiring(): IterableIterator<[string, number]> {
     return this.expiries.entries();

@@ -231,4 +231,28 @@ describe('keydir byte methods (the hint loader)', () => {
     expect(kd.get('abcdefgh')).toEqual({ segment: 1, position: 2, valueLength: 3, expiresAt: 0 });
     expect(kd.size).toBe(1);
   });
+
+  it('keeps probes short: a lookup reads ~2 buckets at the highest load, and keyEquals runs only on a full 32-bit hash match', () => {
+    // Keys shaped as the benchmarks' ("key" + 13 digits) and as users' ("user:<n>").
+    for (const shape of [
+      (i: number) => `key${String(Math.imul(i, 0x9e3779b1) >>> 0).padStart(13, '0')}`,
+      (i: number) => `user:${i}`,
+    ]) {
+      const kd = new Keydir();
+      // Just under a doubling: the table at its highest load (KEYDIR_MAX_LOAD).
+      const n = Math.floor(0.75 * 2 ** 17) - 1;
+      for (let i = 0; i < n; i++) kd.set(shape(i), 1, i, 100, 0);
+      const full = kd.probeStats();
+      expect(full.load).toBeGreaterThan(0.74);
+      // Linear probing with a uniform hash at load 3/4: 2.5 for a hit, 8.5 for a miss (Knuth).
+      expect(full.hitProbes).toBeLessThan(3);
+      expect(full.missProbes).toBeLessThan(10);
+      // Deletes shift later members back (no tombstones): churn leaves the table as good as new.
+      for (let i = 0; i < n; i += 2) kd.delete(shape(i));
+      for (let i = n; i < n + n / 2; i++) kd.set(shape(i), 1, i, 100, 0);
+      const churned = kd.probeStats();
+      expect(churned.hitProbes).toBeLessThan(3);
+      expect(churned.missProbes).toBeLessThan(10);
+    }
+  });
 });
