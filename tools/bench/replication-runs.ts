@@ -20,6 +20,7 @@
  * Lag in ms, per primary sample: how long until the replica's offset reached
  * what the primary's was then (interpolated between polls).
  */
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { KvClient } from '../../src/index.js';
 import type { TestResult } from '../lib/load.js';
@@ -286,6 +287,31 @@ export interface SetRunResult {
   result: TestResult;
   /** Per replica, when polled. */
   lag: LagStats[];
+  /**
+   * CPU time (user + system, /proc/PID/stat) per acknowledged SET during the
+   * run, µs: the primary's, and each replica's. Unlike ops/s, it does not
+   * depend on how the shared machine scheduled the processes.
+   */
+  cpuUsPerSet: { primary: number; replicas: number[] };
+}
+
+/** Clock ticks per second of /proc/PID/stat's times. */
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/**
+ * CPU time a process has used so far (user + system), ms, with that of its
+ * children it has waited for (Redis's fork) if asked; NaN if it is gone.
+ */
+export function cpuMs(pid: number, children = false): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after "(comm) ": state is field 3, utime 14, stime 15, cutime 16, cstime 17.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const own = Number(f[11]) + Number(f[12]);
+    return ((own + (children ? Number(f[13]) + Number(f[14]) : 0)) * 1000) / CLOCK_TICKS;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 /** kv-bench -t set against the topology's primary, with lag polling if asked. */
@@ -295,9 +321,16 @@ export async function setRun(t: Topology, o: SetRunOptions): Promise<SetRunResul
     ...['-r', String(o.keys), '--duration', String(o.durationS), '--seed', String(o.seed)],
     ...(o.wait === undefined ? [] : ['--wait', String(o.wait)]),
   ];
+  const pids = [t.primary, ...t.replicas].map((srv) => srv.proc.pid!);
+  const cpuBefore = pids.map((pid) => cpuMs(pid));
+  const cpuPerSet = (result: TestResult) => {
+    const per = pids.map((pid, i) => ((cpuMs(pid) - cpuBefore[i]!) * 1000) / Math.max(1, result.requests));
+    return { primary: per[0]!, replicas: per.slice(1) };
+  };
   if (o.lagPollMs <= 0 || t.replicas.length === 0) {
     const report = await kvBench(t.store, t.primary.port, args);
-    return { result: report.results[0]!, lag: [] };
+    const result = report.results[0]!;
+    return { result, lag: [], cpuUsPerSet: cpuPerSet(result) };
   }
   const primary = await offsetProbe(t.store, t.primary.port, 'primary');
   const replicas = await Promise.all(t.replicas.map((r) => offsetProbe(t.store, r.port, 'replica')));
@@ -311,10 +344,11 @@ export async function setRun(t: Topology, o: SetRunOptions): Promise<SetRunResul
       await poller.stop();
     }
     const result = report.results[0]!;
+    const cpuUsPerSet = cpuPerSet(result);
     const after = await primary.read();
     // segkv offsets count records; Redis's count bytes of the replication stream.
     const units = t.store === 'segkv' ? 1 : (after - before) / Math.max(1, result.requests);
-    return { result, lag: t.replicas.map((_, i) => poller.stats(i, units)) };
+    return { result, lag: t.replicas.map((_, i) => poller.stats(i, units)), cpuUsPerSet };
   } finally {
     await primary.close();
     for (const r of replicas) await r.close();
@@ -340,6 +374,8 @@ export interface ResyncResult {
   childPrivatePeakBytes: number;
   /** Keys on the replica at the end (DBSIZE): must equal `keys`. */
   replicaKeys: number;
+  /** CPU time from REPLICAOF until caught up, ms: the primary's (Redis: with its fork child), the replica's. */
+  cpuMs: { primary: number; replica: number };
 }
 
 /** Private memory (clean + dirty) of each child process of `pid`, summed; 0 if none. */
@@ -397,6 +433,9 @@ export async function resyncRun(
     let ms: number;
     let persistedMs: number;
     let replicaKeys: number;
+    const replicaPid = replica.proc.pid!;
+    const cpuBefore = [cpuMs(pid, true), cpuMs(replicaPid)];
+    let cpuAfter: number[] = [];
     try {
       if (store === 'segkv') {
         const pc = segkvClient(t.primary.port);
@@ -411,6 +450,7 @@ export async function resyncRun(
             await sleep(RSS_SAMPLE_MS);
           }
           ms = performance.now() - started;
+          cpuAfter = [cpuMs(pid, true), cpuMs(replicaPid)];
           persistedMs = ms; // in its log (per --fsync) as it is applied
           replicaKeys = await rc.dbsize();
         } finally {
@@ -428,6 +468,7 @@ export async function resyncRun(
             await sleep(RSS_SAMPLE_MS);
           }
           ms = performance.now() - started;
+          cpuAfter = [cpuMs(pid, true), cpuMs(replicaPid)];
           replicaKeys = Number(await rc.command(['DBSIZE']));
           // A replica with appendonly yes writes its first AOF after the sync (and refuses SIGTERM until then).
           for (;;) {
@@ -453,6 +494,7 @@ export async function resyncRun(
       rssGrowth: (peak - rssBefore) / rssBefore,
       childPrivatePeakBytes: childPeak,
       replicaKeys,
+      cpuMs: { primary: cpuAfter[0]! - cpuBefore[0]!, replica: cpuAfter[1]! - cpuBefore[1]! },
     };
   } finally {
     const stopStart = performance.now();

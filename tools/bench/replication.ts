@@ -201,8 +201,10 @@ interface RowStats {
   p50Ms: number;
   p99Ms: number;
   runs: { opsPerSec: number; p50Ms: number; p99Ms: number; errors: number; firstError?: string }[];
-  /** Per replica: medians over the runs of each lag figure. */
+  /** Per run, per replica: lag figures. */
   lag: LagStats[][];
+  /** Medians over the runs: CPU µs per SET of the primary, and of a replica (mean over its replicas). */
+  cpuUsPerSet: { primary: number; replica: number };
 }
 
 interface Row {
@@ -233,6 +235,16 @@ function rowStats(runs: SetRunResult[]): RowStats {
       ...(x.firstError !== undefined && { firstError: x.firstError }),
     })),
     lag: runs.map((x) => x.lag),
+    cpuUsPerSet: {
+      primary: median(runs.map((x) => x.cpuUsPerSet.primary)),
+      replica: runs[0]!.cpuUsPerSet.replicas.length
+        ? median(
+            runs.map(
+              (x) => x.cpuUsPerSet.replicas.reduce((a, b) => a + b, 0) / x.cpuUsPerSet.replicas.length,
+            ),
+          )
+        : Number.NaN,
+    },
   };
 }
 
@@ -307,6 +319,21 @@ function throughputTable(rows: Row[]): string {
   );
 }
 
+function cpuTable(rows: Row[]): string {
+  const us = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(1));
+  return formatTable(
+    ['CPU µs per SET', 'segkv primary', 'redis primary', 'segkv replica', 'redis replica'],
+    rows.map((r) => [
+      r.label,
+      us(r.segkv.cpuUsPerSet.primary),
+      us(r.redis?.cpuUsPerSet.primary),
+      us(r.segkv.cpuUsPerSet.replica),
+      us(r.redis?.cpuUsPerSet.replica),
+    ]),
+    1,
+  );
+}
+
 function lagTable(rows: Row[]): string {
   const body: string[][] = [];
   for (const r of rows.filter((x) => SCENARIOS.find((s) => s.id === x.id)?.lag)) {
@@ -358,6 +385,18 @@ function resyncTable(seg: ResyncResult, red: ResyncResult | undefined): string {
       '',
     ],
     ['fork child private memory, peak', '-', red ? mib(red.childPrivatePeakBytes) : '-', ''],
+    [
+      'CPU time during it: primary (Redis: + fork)',
+      `${(seg.cpuMs.primary / 1000).toFixed(2)} s`,
+      red ? `${(red.cpuMs.primary / 1000).toFixed(2)} s` : '-',
+      '',
+    ],
+    [
+      'CPU time during it: replica',
+      `${(seg.cpuMs.replica / 1000).toFixed(2)} s`,
+      red ? `${(red.cpuMs.replica / 1000).toFixed(2)} s` : '-',
+      '',
+    ],
     ['keys on the replica after', fmt(seg.replicaKeys), red ? fmt(red.replicaKeys) : '-', ''],
   ];
   return formatTable([`full resync, ${fmt(seg.keys)} keys`, 'segkv', 'redis', 'ratio'], rows, 1);
@@ -394,7 +433,12 @@ async function main(): Promise<void> {
   ];
   if (rows.length) {
     out.push('', `${load}, ${cfg.repeat} run(s) per row (median); fsync interval / appendfsync everysec`);
-    out.push(throughputTable(rows), '', `lag: offsets polled every ${cfg.lagPollMs} ms`, lagTable(rows));
+    out.push(
+      throughputTable(rows),
+      '',
+      'CPU time (user + system, /proc/PID/stat) per SET, median over the runs',
+    );
+    out.push(cpuTable(rows), '', `lag: offsets polled every ${cfg.lagPollMs} ms`, lagTable(rows));
   }
   if (resync) out.push('', resyncTable(resync.segkv, resync.redis));
   process.stdout.write(`${out.join('\n')}\n`);
