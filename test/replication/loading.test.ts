@@ -7,29 +7,13 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { KvClient, KvError } from '../../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { type KvClient, KvError } from '../../src/index.js';
 import { RawResp } from '../resp/raw.js';
 import { spawnServer } from '../server/spawn.js';
+import { testClients, until } from './helpers.js';
 
-const clients: KvClient<string>[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) await c.close();
-});
-
-function client(port: number): KvClient<string> {
-  const c = new KvClient({ port, reconnect: false, requestTimeoutMs: 20_000 });
-  clients.push(c);
-  return c;
-}
-
-async function until(what: string, pred: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const { client } = testClients(20_000);
 
 /** GET on the replica: the value, or 'LOADING'; anything else throws. */
 async function read(c: KvClient<string>, key: string): Promise<string | undefined> {
@@ -92,7 +76,11 @@ describe('a replica in a full resync', () => {
       expect((await resp.call('PING')).raw).toBe('+PONG\r\n');
       resp.close();
       p.proc.kill('SIGCONT');
-      await until('the restarted replica to catch up', async () => (await read(ac, 'last')) !== 'LOADING');
+      await until(
+        'the restarted replica to catch up',
+        async () => (await read(ac, 'last')) !== 'LOADING',
+        30_000,
+      );
       expect((await ac.role()).end).toBeGreaterThanOrEqual(end);
       expect(existsSync(join(again.dir, 'RESYNC'))).toBe(false);
       expect(again.stderr()).toContain('full resync complete: serving reads');

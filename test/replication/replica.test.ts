@@ -7,28 +7,12 @@
  * back), REPLICAOF NO ONE promotes in a new epoch, and a former primary
  * that rejoins cuts the tail the new primary never had (KIP-101).
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { KvClient, KvError } from '../../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { type KvClient, KvError } from '../../src/index.js';
 import { type ServerProcess, spawnServer } from '../server/spawn.js';
+import { testClients, until } from './helpers.js';
 
-const clients: KvClient<string>[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) await c.close();
-});
-
-function client(port: number): KvClient<string> {
-  const c = new KvClient({ port, reconnect: false, requestTimeoutMs: 20_000 });
-  clients.push(c);
-  return c;
-}
-
-async function until(what: string, pred: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const { client } = testClients(20_000);
 
 /** Every key with its value and whether it has a TTL, in key order. */
 async function contents(c: KvClient<string>): Promise<[string, string | undefined, boolean][]> {

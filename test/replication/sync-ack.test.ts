@@ -9,29 +9,13 @@
  * write.
  */
 import { readFileSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { KvClient, KvError } from '../../src/index.js';
 import type { ReplicationInfo } from '../../src/replication/replication.js';
 import { type ServerProcess, spawnServer } from '../server/spawn.js';
+import { testClients, until } from './helpers.js';
 
-const clients: KvClient<unknown>[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) await c.close();
-});
-
-function client(port: number): KvClient<string> {
-  const c = new KvClient<string>({ port, reconnect: false, requestTimeoutMs: 30_000 });
-  clients.push(c as KvClient<unknown>);
-  return c;
-}
-
-async function until(what: string, pred: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const { client, track } = testClients(30_000);
 
 async function replInfo(c: KvClient<unknown>): Promise<ReplicationInfo> {
   return (await c.info('replication')).replication as ReplicationInfo;
@@ -129,13 +113,14 @@ describe('--min-replicas-ack', () => {
   it("a SIGSTOPped replica does not grow the primary's memory, nor slow its other clients", async () => {
     const p = await spawnServer({ args: [...QUIET, '--cache-bytes', '0'] });
     const r = await replicaOf(p);
-    const pc = new KvClient<Buffer>({
-      port: p.port,
-      valueEncoding: 'buffer',
-      reconnect: false,
-      requestTimeoutMs: 30_000,
-    });
-    clients.push(pc as KvClient<unknown>);
+    const pc = track(
+      new KvClient<Buffer>({
+        port: p.port,
+        valueEncoding: 'buffer',
+        reconnect: false,
+        requestTimeoutMs: 30_000,
+      }),
+    );
     r.proc.kill('SIGSTOP');
     const value = Buffer.alloc(64 * 1024, 3);
     for (let i = 0; i < 100; i++) await pc.set(`warm${i}`, value);
@@ -169,8 +154,7 @@ describe('--min-replicas-ack', () => {
       const inFlight: ({ k: string; v: string | undefined } | undefined)[] = [];
       let stop = false;
       const writers = [0, 1, 2, 3].map(async (w) => {
-        const c = new KvClient<string>({ port: p.port, reconnect: false, requestTimeoutMs: 5_000 });
-        clients.push(c as KvClient<unknown>);
+        const c = track(new KvClient<string>({ port: p.port, reconnect: false, requestTimeoutMs: 5_000 }));
         for (let i = 0; !stop; i++) {
           const k = `w${w}-${i % 200}`;
           const v = i % 10 === 9 ? undefined : `${cycle}-${w}-${i}`;
