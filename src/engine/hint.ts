@@ -129,12 +129,15 @@ export function writeHintEntry(
   flags: number,
 ): void {
   const k = key.length;
-  putU32(buf, at, offset % TWO_32);
-  putU32(buf, at + 4, Math.floor(offset / TWO_32));
+  // Integers below 2^53: `>>> 0` is the low 32 bits exactly (no float modulo).
+  const offsetLow = offset >>> 0;
+  const expiresLow = expiresAt >>> 0;
+  putU32(buf, at, offsetLow);
+  putU32(buf, at + 4, (offset - offsetLow) / TWO_32);
   putU32(buf, at + 8, position);
   putU32(buf, at + 12, valueLength);
-  putU32(buf, at + 16, expiresAt % TWO_32);
-  putU32(buf, at + 20, Math.floor(expiresAt / TWO_32));
+  putU32(buf, at + 16, expiresLow);
+  putU32(buf, at + 20, (expiresAt - expiresLow) / TWO_32);
   buf[at + 24] = flags;
   buf[at + 25] = k;
   buf[at + 26] = k >>> 8;

@@ -99,9 +99,11 @@ function putU32(buf: Buffer, at: number, n: number): void {
   buf[at + 3] = n >>> 24;
 }
 
+/** Little-endian u64 of an integer below 2^53 (`>>> 0` is its low 32 bits exactly; no float modulo). */
 function writeU64(buf: Buffer, at: number, n: number): void {
-  putU32(buf, at, n % TWO_32);
-  putU32(buf, at + 4, Math.floor(n / TWO_32));
+  const low = n >>> 0;
+  putU32(buf, at, low);
+  putU32(buf, at + 4, (n - low) / TWO_32);
 }
 
 function readU64(buf: Buffer, at: number): number {

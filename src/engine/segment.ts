@@ -21,6 +21,8 @@ import { checkRecord, decodeHeader, RECORD_HEADER_BYTES, type RecordHeader, reco
 import { SEGMENT_HEADER_BYTES } from './segment-header.js';
 import type { SparseIndex } from './sparse-index.js';
 
+const EMPTY = Buffer.alloc(0);
+
 interface Chunk {
   /** Segment position of buf[0]. */
   start: number;
@@ -87,11 +89,15 @@ export class Segment {
     return this.dataBytes - this.liveBytes;
   }
 
+  /** The write-buffer chunk the last `reserve` placed its bytes in. */
+  reserved: Buffer = EMPTY;
+
   /**
    * Reserves `n` bytes at the end of the write buffer; the caller encodes a
-   * record into `buf` at `at`. The record's position is `this.size` before the call.
+   * record into `this.reserved` at the index returned (no object per write).
+   * The record's position is `this.size` before the call.
    */
-  reserve(n: number): { buf: Buffer; at: number } {
+  reserve(n: number): number {
     let last = this.chunks[this.chunks.length - 1];
     if (!last || last.buf.length - last.used < n) {
       let buf = this.spare;
@@ -103,7 +109,8 @@ export class Segment {
     const at = last.used;
     last.used += n;
     this.size += n;
-    return { buf: last.buf, at };
+    this.reserved = last.buf;
+    return at;
   }
 
   /** Writes the buffered records to the OS (no fsync). On error the file is cut back and the buffer dropped. */

@@ -547,8 +547,8 @@ export class Store extends EventEmitter {
     const seg = this.active;
     const position = seg.size;
     const offset = this.nextOffset++;
-    const { buf, at } = seg.reserve(size);
-    encodeRecord(buf, at, offset, expiresAt, flags, key, value);
+    const at = seg.reserve(size);
+    encodeRecord(seg.reserved, at, offset, expiresAt, flags, key, value);
     seg.index?.observe(offset, position);
     seg.hint?.add(key, offset, position, value ? value.length : 0, expiresAt, flags);
     seg.lastOffset = offset;
