@@ -144,3 +144,11 @@ export const HINT_WRITE_STEP_BYTES = 256 * 1024;
  * than such a run's few ms of work. The worker then stays up for larger runs.
  */
 export const COMPACTION_WORKER_MIN_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A clean close seals the active segment when it holds this many bytes of
+ * records or more, so the next open loads it from its hint instead of
+ * scanning it (Store.close). Below this the scan is cheap (~10 ms) and a
+ * small sealed segment per restart is not worth it.
+ */
+export const SEAL_AT_CLOSE_MIN_BYTES = 4 * 1024 * 1024;

@@ -9,7 +9,9 @@
  * 2. Sealed segments, oldest first: load the hint if it passes its checks,
  *    else scan the records (CRC each) and rewrite the hint in the background
  *    (Bitcask #273: slow starts when hints are missing).
- * 3. The last segment is the active one: scan it. A segment file with no
+ * 3. The last segment is the active one: scan it — unless a clean close
+ *    sealed it (Store.close: it has a valid hint), then it loads like the
+ *    others and a fresh active segment is opened after it. A segment file with no
  *    header (empty, or the last one torn at creation) holds no record: it is
  *    removed, not reported as corruption, and a fresh active segment is
  *    created after the others (if that fails, on a full disk, the store opens
@@ -304,8 +306,11 @@ export function recover(store: Store): RecoveryResult {
       if (isLast) sealLast = true;
     }
 
-    // Sealed segments: the hint if it is good.
-    if (!isLast) {
+    // Sealed segments: the hint if it is good. The last segment is sealed too
+    // when it has a hint (a clean close sealed it: Store.close); otherwise, or
+    // if that hint fails its checks, it is the active one and scanned.
+    const sealedAtClose = isLast && hints.has(base) && !headerProblem;
+    if (!isLast || sealedAtClose) {
       seg.sealed = true;
       if (indexes.has(base)) {
         try {
@@ -334,8 +339,10 @@ export function recover(store: Store): RecoveryResult {
           `ignoring hint ${hintName} (${problem}); scanning ${name}`,
         );
       }
-      needHints.push(seg);
-    } else {
+      if (!isLast) needHints.push(seg);
+      else seg.sealed = false;
+    }
+    if (isLast) {
       seg.index = new SparseIndex(base, indexIntervalBytes);
       // Appends go on in this segment: its hint is built from the records recovered (hint-builder.ts).
       if (!readOnly) seg.hint = new HintBuilder();

@@ -54,6 +54,7 @@ import {
   MAX_SCAN_COUNT,
   MAX_SEGMENTS,
   MIN_CACHED_VALUE_BYTES,
+  SEAL_AT_CLOSE_MIN_BYTES,
   SLOT_CACHE_MAX_VALUE_BYTES,
 } from './limits.js';
 import { type DirLock, lockDir } from './lock.js';
@@ -1253,6 +1254,34 @@ export class Store extends EventEmitter {
     return this.closed;
   }
 
+  /**
+   * A clean close seals an active segment of SEAL_AT_CLOSE_MIN_BYTES or more
+   * (its hint was built as it was written, so this costs a write of the hint),
+   * so the next open loads it from its hint instead of scanning it
+   * (recovery.ts) and appends to a fresh segment. Smaller ones stay active:
+   * scanning them costs little, and sealing each would leave a small segment
+   * per restart. A failure only costs that scan.
+   */
+  private async sealAtClose(): Promise<void> {
+    const seg = this.ordered[this.ordered.length - 1];
+    if (this.failure || seg === undefined || seg.sealed || seg.hint === undefined) return;
+    if (seg.dataBytes < SEAL_AT_CLOSE_MIN_BYTES) return;
+    const hint = seg.hint;
+    seg.hint = undefined;
+    seg.sealed = true;
+    seg.retain();
+    try {
+      await sealSegment(this, seg, true, this.log, hint);
+    } catch (err) {
+      this.log.warn(
+        { err, file: seg.name },
+        'sealing the active segment at close failed; the next open scans it',
+      );
+    } finally {
+      seg.release();
+    }
+  }
+
   /** Flushes, fsyncs, closes every file and releases the lock. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -1265,6 +1294,7 @@ export class Store extends EventEmitter {
       } catch {
         // Logged by syncDirty; close anyway.
       }
+      await this.sealAtClose();
     }
     this.closed = true;
     await Promise.allSettled([...this.background]);

@@ -8,7 +8,8 @@
  * on read and by the sweep), replicated records with offset gaps, clean
  * reopens and power losses mid-segment (a torn tail cut at recovery). Then a
  * restart from those hints gives the keydir a restart by scanning gives.
- * Also the builder alone: squeezing out dropped entries changes nothing.
+ * Also the builder alone: squeezing out dropped entries changes nothing; and
+ * a clean close seals a big active segment, whose hint the next open loads.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -16,6 +17,7 @@ import { ManualClock } from '../../src/engine/clock.js';
 import { parseName } from '../../src/engine/filenames.js';
 import { encodeHint, type HintEntry } from '../../src/engine/hint.js';
 import { HintBuilder } from '../../src/engine/hint-builder.js';
+import { SEAL_AT_CLOSE_MIN_BYTES } from '../../src/engine/limits.js';
 import { MemFs } from '../../src/engine/mem-fs.js';
 import { FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE } from '../../src/engine/record.js';
 import { scanRecords } from '../../src/engine/segment.js';
@@ -258,5 +260,88 @@ describe('HintBuilder', () => {
       ),
       { numRuns: 10 },
     );
+  });
+});
+
+describe('sealing at a clean close', () => {
+  const open = (fs: MemFs) =>
+    openStore(DIR, { fs, fsync: 'never', cacheBytes: 0, logger: silentLogger, compaction: { auto: false } });
+  const fill = async (s: Store, from: number, bytes: number) => {
+    const value = Buffer.alloc(1000, 'v');
+    let i = from;
+    for (; s.active.dataBytes < bytes; i++) {
+      void s.set(`key-${i}`, value);
+      if (i % 500 === 0) await s.delete(`key-${i - 250}`);
+    }
+    await s.sync();
+    return i;
+  };
+
+  it(`seals an active segment of ${SEAL_AT_CLOSE_MIN_BYTES} bytes or more: the next open loads it from its hint, appends after it, and has the keydir a scan gives`, async () => {
+    const fs = new MemFs();
+    const s = await open(fs);
+    const n = await fill(s, 0, SEAL_AT_CLOSE_MIN_BYTES + 1000);
+    expect(s.ordered.length).toBe(1);
+    const name = s.active.name;
+    await s.close();
+    expect(fs.readFile(`${DIR}/${name.replace('.seg', '.hint')}`).equals(scannedHint(fs, name))).toBe(true);
+
+    const again = await open(fs);
+    expect(again.recoveryStats).toMatchObject({ segments: 1, fromHints: 1, scanned: 0 });
+    expect(again.ordered.length).toBe(2); // a fresh active segment after it
+    expect(again.ordered[0]!.sealed && again.ordered[0]!.hinted).toBe(true);
+    const fromHint = keydirOf(again);
+    await again.set('after', 'close');
+    expect(again.active.name).not.toBe(name);
+    await again.close();
+
+    for (const f of fs.readdir(DIR)) if (f.endsWith('.hint')) fs.unlink(`${DIR}/${f}`);
+    const scanned = await open(fs);
+    expect(scanned.recoveryStats.fromHints).toBe(0);
+    expect(scanned.getSync('after')?.toString()).toBe('close');
+    expect(scanned.getSync(`key-${n - 1}`)?.length).toBe(1000);
+    expect(scanned.getSync('key-250')).toBeUndefined();
+    await scanned.delete('after');
+    // The same keydir as from the hint, the record written after it apart.
+    expect(keydirOf(scanned)).toEqual(fromHint);
+    await scanned.close();
+  });
+
+  it('scans a segment sealed at close whose hint fails its checks, and appends to it as the active one', async () => {
+    const fs = new MemFs();
+    const s = await open(fs);
+    const n = await fill(s, 0, SEAL_AT_CLOSE_MIN_BYTES);
+    const name = s.active.name;
+    await s.close();
+    const hintPath = `${DIR}/${name.replace('.seg', '.hint')}`;
+    const hint = fs.readFile(hintPath);
+    hint[hint.length - 3]! ^= 1;
+    const fd = fs.open(hintPath, 'r+');
+    fs.write(fd, hint, 0, hint.length, 0);
+    fs.close(fd);
+    const again = await open(fs);
+    expect(again.recoveryStats).toMatchObject({ segments: 1, fromHints: 0, scanned: 1, corruptions: 0 });
+    expect(again.active.name).toBe(name);
+    expect(again.getSync(`key-${n - 1}`)?.length).toBe(1000);
+    await again.set('after', 'bad hint');
+    expect(again.active.name).toBe(name);
+    await again.close();
+    const third = await open(fs); // sealed again at this close, with a good hint
+    expect(third.recoveryStats).toMatchObject({ fromHints: 1, scanned: 0 });
+    expect(third.getSync('after')?.toString()).toBe('bad hint');
+    await third.close();
+  });
+
+  it('leaves a smaller active segment active: the next open scans it and appends to it', async () => {
+    const fs = new MemFs();
+    const s = await open(fs);
+    await fill(s, 0, 100_000);
+    const name = s.active.name;
+    await s.close();
+    expect(fs.readdir(DIR).filter((f) => f.endsWith('.hint'))).toEqual([]);
+    const again = await open(fs);
+    expect(again.recoveryStats).toMatchObject({ segments: 1, fromHints: 0, scanned: 1 });
+    expect(again.active.name).toBe(name);
+    await again.close();
   });
 });
