@@ -529,6 +529,22 @@ async function main(): Promise<void> {
     }
   }
   printTargets(3, targets);
+  // Issue 15: foreground p99 during compaction within 1.5x of its value without (medians of the runs).
+  const fgTargets: Target[] = [];
+  for (const s of shapes) {
+    const p = `${Math.round(s.live * 100)}% live`;
+    for (const op of ['get', 'set'] as const) {
+      const during = median(s.loaded.map((r) => r[op]!.p99));
+      const without = median(s.baseline.map((r) => r[op].p99));
+      fgTargets.push({
+        target: `${p}: foreground ${op} p99 during compaction <= 1.5x without`,
+        measured: `${fmt(during)} µs vs ${fmt(without)} µs = ${(during / without).toFixed(2)}x`,
+        met: during <= 1.5 * without,
+      });
+    }
+  }
+  printTargets(15, fgTargets);
+  targets.push(...fgTargets);
 
   if (cfg.json) {
     const path = writeResults(

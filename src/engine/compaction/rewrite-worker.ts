@@ -20,13 +20,17 @@
  * to the next open's sweep. Descriptors opened in the worker are not
  * tracked by it (trackUnmanagedFds: false): they belong to the swap. One
  * worker per store, started on the first compaction, unref'd while idle
- * (ref'd while a rewrite runs), terminated by the compactor's stop().
+ * (ref'd while a rewrite runs), terminated by the compactor's stop(). The
+ * worker lowers its own CPU priority (COMPACTION_WORKER_NICE), so the event
+ * loop wins the CPU whenever it has work.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { CorruptionError } from '../../errors.js';
 import { nodeFs } from '../fs.js';
+import { COMPACTION_WORKER_NICE } from '../limits.js';
 import { SparseIndex } from '../sparse-index.js';
 import { Moves, type MovesPages } from './moves.js';
 import {
@@ -240,7 +244,22 @@ async function serve(job: RewriteJob, cancel: Int32Array): Promise<void> {
   }
 }
 
+/**
+ * Lowers this thread's CPU priority (COMPACTION_WORKER_NICE), where the OS
+ * allows it per thread (Linux, by the thread id in /proc/thread-self); else
+ * the worker runs at the process's priority.
+ */
+function lowerPriority(): void {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isSafeInteger(tid) && tid > 0) setPriority(tid, COMPACTION_WORKER_NICE);
+  } catch {
+    // not Linux, or not allowed: keep the default priority
+  }
+}
+
 if (!isMainThread && (workerData as { tag?: string } | null)?.tag === WORKER_TAG) {
+  lowerPriority();
   const cancel = new Int32Array((workerData as { cancel: SharedArrayBuffer }).cancel);
   parentPort!.on('message', (m: { job: RewriteJob }) => {
     void serve(m.job, cancel);
