@@ -60,7 +60,7 @@ export type ErrorCode =
   | 'MOVED'
   /** Cluster mode: a multi-key command's keys hash to different slots. */
   | 'CROSSSLOT'
-  /** Cluster mode: the slot's shard has no primary right now (a failover is under way), or the topology is not loaded. The command was not run. */
+  /** Cluster mode: the slot's shard has no primary right now (a failover is under way), a planned switchover pauses its writes, or the topology is not loaded. The command was not run. */
   | 'CLUSTERDOWN'
   /** Cluster mode: this node lost its leadership before acknowledging a write; the write may or may not have been applied. */
   | 'FENCED'

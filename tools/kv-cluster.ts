@@ -3,13 +3,21 @@
  * kv-cluster: operates a segkv cluster through etcd, which holds its slot map,
  * its members and each shard's leader (src/cluster/). `create` writes the slot
  * map of a new cluster; `status` shows shards, primaries, replicas, epochs,
- * offsets and health.
+ * offsets and health; `failover` hands a shard to a replica with no lost
+ * write (tools/lib/switchover.ts).
  */
 import { openEtcd } from '../src/cluster/etcd-client.js';
+import { checkName } from '../src/cluster/etcd-keys.js';
 import { SlotMap } from '../src/cluster/slot-map.js';
 import { formatRanges, SLOT_COUNT } from '../src/cluster/slots.js';
 import { type ClusterState, createCluster, readClusterState } from '../src/cluster/state.js';
-import { EXIT_OK, EXIT_PROBLEMS, parseCommandLine, runTool, UsageError } from './lib/cli.js';
+import {
+  DEFAULT_SWITCHOVER_TIMEOUT_MS,
+  MAX_SWITCHOVER_TIMEOUT_MS,
+  MIN_SWITCHOVER_TIMEOUT_MS,
+} from '../src/cluster/switchover-request.js';
+import { EXIT_OK, EXIT_PROBLEMS, integerOption, parseCommandLine, runTool, UsageError } from './lib/cli.js';
+import { runSwitchover } from './lib/switchover.js';
 
 const HELP = `Usage: kv-cluster COMMAND [options]
 
@@ -25,6 +33,18 @@ Commands:
   status                        Shards with their slot ranges, primary, replicas,
                                 epochs, offsets and lag. Exit 1 when a shard has
                                 no primary.
+  failover --shard ID [--to NODE] [--timeout-ms MS]
+                                Planned switchover (Redis's CLUSTER FAILOVER,
+                                Patroni's switchover): the primary refuses new
+                                writes (clients retry), the target replica (--to,
+                                default the most advanced one) catches up with
+                                every record, then takes the shard in a new
+                                epoch; the old primary follows it. No write it
+                                acknowledged is lost, with or without
+                                --min-replicas-ack. Prints the new primary and
+                                the time taken; exit 1 if the target did not
+                                catch up within --timeout-ms (default
+                                ${DEFAULT_SWITCHOVER_TIMEOUT_MS}): the old primary then takes writes again.
 
 Options:
   --etcd URL[,URL...]  etcd endpoints (default: $SEGKV_ETCD, else http://127.0.0.1:2379).
@@ -32,13 +52,17 @@ Options:
   --json               Print one JSON object instead of text.
   --help, -h           Show this help.
 
-Exit status: 0 done, 1 a problem was found (status) or etcd refused, 2 usage error.
+Exit status: 0 done, 1 a problem was found (status), the switchover failed or
+timed out, or etcd refused; 2 usage error.
 `;
 
 const OPTIONS = {
   etcd: { type: 'string' },
   cluster: { type: 'string' },
   shards: { type: 'string' },
+  shard: { type: 'string' },
+  to: { type: 'string' },
+  'timeout-ms': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -90,7 +114,11 @@ async function main(argv: string[]): Promise<number> {
     return EXIT_OK;
   }
   const [command, ...extra] = positionals;
-  if (command === undefined) throw new UsageError('name a command: create or status (kv-cluster --help)');
+  if (command === undefined)
+    throw new UsageError('name a command: create, status or failover (kv-cluster --help)');
+  for (const flag of ['shard', 'to', 'timeout-ms'] as const)
+    if (values[flag] !== undefined && command !== 'failover')
+      throw new UsageError(`--${flag} is for failover`);
   if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
   const hosts = (
     (values.etcd as string | undefined) ??
@@ -119,9 +147,44 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(json ? `${JSON.stringify({ cluster, healthy, shards: state.shards })}\n` : text);
         return healthy ? EXIT_OK : EXIT_PROBLEMS;
       }
+      case 'failover': {
+        if (values.shards !== undefined) throw new UsageError('--shards is for create');
+        const shard = values.shard as string | undefined;
+        if (shard === undefined)
+          throw new UsageError('failover needs --shard ID (kv-cluster status lists them)');
+        const to = values.to as string | undefined;
+        const timeoutMs = integerOption(
+          'timeout-ms',
+          values['timeout-ms'] as string | undefined,
+          DEFAULT_SWITCHOVER_TIMEOUT_MS,
+        );
+        if (timeoutMs < MIN_SWITCHOVER_TIMEOUT_MS || timeoutMs > MAX_SWITCHOVER_TIMEOUT_MS)
+          throw new UsageError(
+            `--timeout-ms must be ${MIN_SWITCHOVER_TIMEOUT_MS}..${MAX_SWITCHOVER_TIMEOUT_MS}, got ${timeoutMs}`,
+          );
+        try {
+          checkName('--shard', shard);
+          if (to !== undefined) checkName('--to', to);
+        } catch (err) {
+          throw new UsageError((err as Error).message);
+        }
+        const r = await runSwitchover(etcd, cluster, shard, to, timeoutMs);
+        if (!r.ok) {
+          if (json) process.stdout.write(`${JSON.stringify(r)}\n`);
+          process.stderr.write(`kv-cluster: ${r.message}\n`);
+          return EXIT_PROBLEMS;
+        }
+        process.stdout.write(
+          json
+            ? `${JSON.stringify(r)}\n`
+            : `shard ${shard}: ${r.to.node} (${r.to.host}:${r.to.port}) is the primary in epoch ${r.to.epoch}, ` +
+                `${r.from.node} (${r.from.host}:${r.from.port}, epoch ${r.from.epoch}) follows it; switchover took ${r.ms} ms\n`,
+        );
+        return EXIT_OK;
+      }
       default:
         throw new UsageError(
-          `unknown command ${JSON.stringify(command)}; kv-cluster knows create and status`,
+          `unknown command ${JSON.stringify(command)}; kv-cluster knows create, status and failover`,
         );
     }
   } catch (err) {

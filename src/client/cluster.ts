@@ -9,8 +9,8 @@
  * - One KvClient per node, each pipelining on its own connection; commands of
  *   one tick to one node leave in one write.
  * - A command is resent only when it surely was not run: `MOVED`,
- *   `READONLY`, `CLUSTERDOWN` and `NOREPLICAS` are answers given before
- *   running it, and a connection that never opened carried nothing. A read is also resent
+ *   `READONLY`, `CLUSTERDOWN` (also a planned switchover's pause) and
+ *   `NOREPLICAS` are answers given before running it, and a connection that never opened carried nothing. A read is also resent
  *   after its connection dropped. A write whose outcome is unknown — its
  *   connection dropped after it was sent (`CONNECTION_CLOSED`), or the node
  *   lost its lease before acknowledging it (`FENCED`) — rejects with that
@@ -200,11 +200,15 @@ export class KvClusterClient<V = string> {
             { cause: err },
           );
         if (!notRun && !readLost) throw err;
-        this.clients
-          .get(address)
-          ?.close()
-          .catch(() => {});
-        this.clients.delete(address);
+        // A node that answered (READONLY, CLUSTERDOWN, NOREPLICAS) keeps its connection: other
+        // commands in flight on it are fine. One that failed is dropped and reconnected.
+        if (code !== 'READONLY' && code !== 'CLUSTERDOWN' && code !== 'NOREPLICAS') {
+          this.clients
+            .get(address)
+            ?.close()
+            .catch(() => {});
+          this.clients.delete(address);
+        }
         await sleep(delay);
         delay = Math.min(RETRY_MAX_MS, delay * 2);
         await this.refresh().catch(() => {});

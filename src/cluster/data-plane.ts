@@ -15,5 +15,12 @@ export function replicationDataPlane(repl: Replication, onFence: (reason: string
     promote: (epoch) => repl.promote(epoch),
     follow: (host, port) => repl.replicaOf({ host, port }),
     fence: onFence,
+    appliedFrom: (host, port) => {
+      const link = repl.link;
+      return link !== undefined && link.status === 'up' && link.address === `${host}:${port}`
+        ? link.applied
+        : undefined;
+    },
+    sync: () => repl.store.sync(),
   };
 }

@@ -7,6 +7,7 @@
  * | `/segkv/<c>/slots`                    | the slot map (slot-map.ts)    | until changed       |
  * | `/segkv/<c>/shards/<s>/leader`        | the shard primary (member.ts) | the leader's lease  |
  * | `/segkv/<c>/shards/<s>/members/<n>`   | a node's address and position | the node's lease    |
+ * | `/segkv/<c>/shards/<s>/switchover`    | a planned switchover (switchover-request.ts) | kv-cluster's lease |
  *
  * Leader and member keys are bound to a lease, so a node that stops renewing
  * disappears from etcd within the lease's TTL without anyone deleting it.
@@ -47,4 +48,8 @@ export function membersPrefix(cluster: string, shard: string): string {
 
 export function memberKey(cluster: string, shard: string, node: string): string {
   return `${membersPrefix(cluster, shard)}${node}`;
+}
+
+export function switchoverKey(cluster: string, shard: string): string {
+  return `${shardPrefix(cluster, shard)}switchover`;
 }

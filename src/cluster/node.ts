@@ -10,6 +10,7 @@
  * | node N at host:port leads     | follow host:port (truncating a divergent tail) |
  * | fenced (lease not renewed)    | refuse writes at once, keep serving reads       |
  * | resumed (same lease renewed)  | accept writes again, same epoch                 |
+ * | switchover requested          | switchover.ts: pause writes, hand over, follow  |
  *
  * Writes are gated twice: a write request is refused unless the node leads
  * (READONLY naming the primary, or MOVED for another shard's slot), and its
@@ -21,10 +22,11 @@ import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { KvError } from '../errors.js';
 import { type LeaderInfo, type MemberPosition, ShardMember } from './shard-member.js';
+import { SwitchoverParticipant, type SwitchoverPlane } from './switchover.js';
 import { ClusterView, type SlotOwner } from './topology.js';
 
 /** What a node needs from replication. */
-export interface ClusterDataPlane {
+export interface ClusterDataPlane extends SwitchoverPlane {
   /** This node's log position (its last epoch and next offset). */
   position(): MemberPosition;
   /** Whether this node's log is complete enough to lead (not in the middle of a full resync). */
@@ -65,6 +67,7 @@ export interface ClusterNodeOptions {
 export class ClusterNode implements ClusterGate {
   readonly member: ShardMember;
   readonly view: ClusterView;
+  readonly switchover: SwitchoverParticipant;
   private readonly data: ClusterDataPlane;
   private readonly log: Logger | undefined;
 
@@ -84,7 +87,11 @@ export class ClusterNode implements ClusterGate {
       ...(o.log !== undefined && { log: o.log }),
     });
     this.view = new ClusterView(o.etcd, o.cluster, o.shard, o.log);
-    this.member.on('primary', (epoch) => void this.apply(() => this.data.promote(epoch), 'promote'));
+    this.switchover = new SwitchoverParticipant(o.etcd, this.member, o.dataPlane, o.log);
+    this.member.on('primary', (epoch) => {
+      this.switchover.onPromoted();
+      void this.apply(() => this.data.promote(epoch), 'promote');
+    });
     this.member.on('replica', (leader) => this.onLeader(leader));
     this.member.on('fenced', (reason) => {
       this.data.fence(reason);
@@ -102,9 +109,11 @@ export class ClusterNode implements ClusterGate {
         `cluster ${this.member.cluster} has no shard ${this.member.shard} (kv-cluster status lists its shards)`,
       );
     await this.member.start();
+    await this.switchover.start();
   }
 
   async stop(): Promise<void> {
+    await this.switchover.stop();
     await this.member.stop();
     await this.view.stop();
   }
@@ -128,8 +137,8 @@ export class ClusterNode implements ClusterGate {
 
   /**
    * The error a command on `keys` gets here, or undefined when this node may
-   * run it: MOVED / CROSSSLOT / CLUSTERDOWN from the topology; for a write, READONLY
-   * unless this node leads.
+   * run it: MOVED / CROSSSLOT / CLUSTERDOWN from the topology; for a write,
+   * CLUSTERDOWN while a switchover pauses writes, READONLY unless this node leads.
    */
   check(keys: readonly (string | Uint8Array)[], write: boolean): KvError | undefined {
     try {
@@ -137,6 +146,8 @@ export class ClusterNode implements ClusterGate {
     } catch (err) {
       return err as KvError;
     }
+    const paused = write ? this.switchover.pausedFor : undefined;
+    if (paused !== undefined) return new KvError('CLUSTERDOWN', `${paused}; not run, retry in a moment`);
     if (write && !this.member.writable()) {
       const leader = this.member.leader;
       if (leader === undefined || leader.node === this.member.node)

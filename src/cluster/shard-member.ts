@@ -15,6 +15,13 @@
  *   (epoch, offset), or the same with a smaller node name, and campaigns
  *   anyway once it has deferred for two lease TTLs (the better one may be
  *   unable to reach etcd).
+ * - **Planned switchover** (switchover.ts, switchover-request.ts). The
+ *   primary gives the shard up with `release()`: one transaction deletes its
+ *   leader key (if still this leadership's) and marks the request
+ *   `released`. While such a request names the epoch this member last saw
+ *   leading, only its target campaigns at once (if it holds the log up to
+ *   the request's offset); the others defer for up to one lease TTL, then
+ *   follow the usual order.
  * - **Fencing.** A renewal sent at time t keeps the lease alive in etcd until
  *   at least t + TTL (etcd counts from when it receives it). The node counts
  *   from the send time, on a monotonic clock that keeps running while the
@@ -32,7 +39,8 @@ import { performance } from 'node:perf_hooks';
 import { type Etcd3, EtcdLeaseInvalidError, type Lease, type Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import { KvError } from '../errors.js';
-import { checkName, leaderKey, memberKey, membersPrefix } from './etcd-keys.js';
+import { checkName, leaderKey, memberKey, membersPrefix, switchoverKey } from './etcd-keys.js';
+import { parseSwitchover, type SwitchoverRequest } from './switchover-request.js';
 
 /** Default lease TTL: how long a silent primary keeps its shard (and how soon a failover can start). */
 export const DEFAULT_LEASE_TTL_MS = 5_000;
@@ -135,7 +143,15 @@ export class ShardMember extends EventEmitter<ShardMemberEvents> {
   private fenceTimer: NodeJS.Timeout | undefined;
   private watcher: Watcher | undefined;
   private ticking = false;
+  /** A round was asked for while one ran (a watch event): run another at once. */
+  private tickAgain = false;
   private deferringSince = 0;
+  /** Since when this member defers to a switchover's target (at most one TTL), 0 when not. */
+  private switchoverDeferSince = 0;
+  /** The epoch of the last leader key seen (this node's own included); 0 before any. */
+  private lastLeaderEpoch = 0;
+  /** A switchover release is in flight: nothing more is acknowledged until it is known to have failed. */
+  private releasing = false;
 
   constructor(options: ShardMemberOptions) {
     super();
@@ -181,7 +197,12 @@ export class ShardMember extends EventEmitter<ShardMemberEvents> {
    * safety margin. Checked at the moment a write is acknowledged.
    */
   writable(): boolean {
-    return this.roleValue === 'primary' && this.now() < this.validUntil - this.marginMs;
+    return this.roleValue === 'primary' && !this.releasing && this.leaseHolds();
+  }
+
+  /** The lease surely holds for another safety margin. */
+  private leaseHolds(): boolean {
+    return this.now() < this.validUntil - this.marginMs;
   }
 
   /** Registers, watches the leader key and starts the renewal loop. Resolves after the first round. */
@@ -214,18 +235,40 @@ export class ShardMember extends EventEmitter<ShardMemberEvents> {
   }
 
   /**
-   * Planned switchover: stops acknowledging writes, then deletes the leader key
-   * if it is still this node's, so the most advanced member takes over. The
-   * caller makes sure a replica has every write first.
+   * Planned switchover: in one transaction, deletes the leader key if it is
+   * still this leadership's and the switchover key `key` is still at
+   * `modRevision`, and writes `value` there (keeping its lease). Nothing is
+   * acknowledged from the moment it is sent. Resolves true when the leader
+   * key is no longer this leadership's (this node stepped down), false when
+   * a condition failed and the key is still its own (it leads on).
+   * An etcd error steps down too: the outcome is unknown; if the key is still
+   * this node's, the next round resumes leadership in the same epoch.
    */
-  async resign(): Promise<void> {
-    if (this.roleValue !== 'primary') return;
-    this.stepDown('resigned');
-    const key = leaderKey(this.cluster, this.shard);
-    await this.etcd
-      .if(key, 'Create', '==', String(this.epochValue))
-      .then(this.etcd.delete().key(key))
-      .commit();
+  async release(key: string, modRevision: number, value: string): Promise<boolean> {
+    if (this.roleValue !== 'primary') return false;
+    const leader = leaderKey(this.cluster, this.shard);
+    this.releasing = true;
+    let released: boolean;
+    try {
+      const res = await this.etcd
+        .if(leader, 'Create', '==', this.epochValue)
+        .and(key, 'Mod', '==', modRevision)
+        .then(this.etcd.delete().key(leader), this.etcd.put(key).value(value).ignoreLease())
+        .commit();
+      released = res.succeeded;
+      if (!released) {
+        // A retried transaction fails its conditions when its first attempt committed: look.
+        const kv = (await this.etcd.get(leader).exec()).kvs[0];
+        released = kv === undefined || Number(kv.create_revision) !== this.epochValue;
+      }
+    } catch (err) {
+      this.releasing = false;
+      this.stepDown(`switchover release failed: ${(err as Error).message}`);
+      throw err;
+    }
+    this.releasing = false;
+    if (released) this.stepDown('switched over: released the shard to the target');
+    return released;
   }
 
   private stopped(): boolean {
@@ -234,7 +277,11 @@ export class ShardMember extends EventEmitter<ShardMemberEvents> {
 
   /** One round: renew (or re-grant) the lease, advertise, look at the leader key, campaign if it is free. */
   private async tick(): Promise<void> {
-    if (this.ticking || this.roleValue === 'stopped') return;
+    if (this.roleValue === 'stopped') return;
+    if (this.ticking) {
+      this.tickAgain = true;
+      return;
+    }
     this.ticking = true;
     clearTimeout(this.timer);
     try {
@@ -245,8 +292,13 @@ export class ShardMember extends EventEmitter<ShardMemberEvents> {
       this.o.log?.warn({ err: (err as Error).message }, 'cluster: etcd round failed');
     } finally {
       this.ticking = false;
+      const again = this.tickAgain;
+      this.tickAgain = false;
       if (!this.stopped())
-        this.timer = setTimeout(() => void this.tick(), Math.floor(this.ttlMs / RENEWALS_PER_TTL));
+        this.timer = setTimeout(
+          () => void this.tick(),
+          again ? 0 : Math.floor(this.ttlMs / RENEWALS_PER_TTL),
+        );
     }
   }
 
@@ -305,7 +357,7 @@ export class ShardMember extends EventEmitter<ShardMemberEvents> {
   private armFence(): void {
     clearTimeout(this.fenceTimer);
     if (this.roleValue !== 'primary') return;
-    if (!this.writable()) {
+    if (!this.leaseHolds()) {
       this.stepDown('lease not renewed in time');
       return;
     }
@@ -325,7 +377,9 @@ export class ShardMember extends EventEmitter<ShardMemberEvents> {
     const kv = res.kvs[0];
     if (kv !== undefined) {
       this.deferringSince = 0;
+      this.switchoverDeferSince = 0;
       const leader = parseLeader(kv.value.toString(), Number(kv.create_revision));
+      this.lastLeaderEpoch = leader.epoch;
       if (leader.node === this.node) {
         if (
           this.leaseId !== undefined &&
@@ -362,8 +416,21 @@ export class ShardMember extends EventEmitter<ShardMemberEvents> {
       this.leaderValue = undefined;
       this.emit('replica', undefined);
     }
-    if (this.now() >= this.validUntil - this.marginMs) return;
+    if (!this.leaseHolds()) return;
     if (this.o.canLead && !this.o.canLead()) return;
+    const switchover = await this.releasedSwitchover();
+    if (switchover !== undefined) {
+      // A planned switchover released the shard to its target: it alone campaigns at once.
+      if (switchover.to === this.node && this.o.position().offset >= (switchover.offset ?? 0)) {
+        await this.campaign();
+        return;
+      }
+      if (switchover.to !== this.node) {
+        // One TTL on its own clock: if the target does not come, the usual order (most advanced first) follows.
+        if (this.switchoverDeferSince === 0) this.switchoverDeferSince = this.now();
+        if (this.now() - this.switchoverDeferSince < this.ttlMs) return;
+      }
+    }
     if (await this.someoneBetter()) {
       if (this.deferringSince === 0) this.deferringSince = this.now();
       if (this.now() - this.deferringSince < 2 * this.ttlMs) return;
@@ -377,12 +444,20 @@ export class ShardMember extends EventEmitter<ShardMemberEvents> {
    * between and the log needs no new epoch.
    */
   private resume(): void {
-    if (!(this.now() < this.validUntil - this.marginMs)) return;
+    if (!this.leaseHolds()) return;
     this.roleValue = 'primary';
     this.leaderValue = { node: this.node, host: this.o.host, port: this.o.port, epoch: this.epochValue };
     this.armFence();
     this.o.log?.info({ shard: this.shard, epoch: this.epochValue }, 'cluster: lease renewed; leading again');
     this.emit('resumed', this.epochValue);
+  }
+
+  /** The shard's switchover request if it released the leadership this member last saw, else undefined. */
+  private async releasedSwitchover(): Promise<SwitchoverRequest | undefined> {
+    const json = await this.etcd.get(switchoverKey(this.cluster, this.shard)).string();
+    const r = json === null ? undefined : parseSwitchover(json);
+    if (r === undefined || r.phase !== 'released' || r.epoch !== this.lastLeaderEpoch) return undefined;
+    return r;
   }
 
   /** Whether another live member advertises a higher (epoch, offset), or the same with a smaller name. */
@@ -412,7 +487,9 @@ export class ShardMember extends EventEmitter<ShardMemberEvents> {
     if (!res.succeeded) return;
     // The transaction's revision is the leader key's create revision.
     this.epochValue = Number(res.header.revision);
+    this.lastLeaderEpoch = this.epochValue;
     this.deferringSince = 0;
+    this.switchoverDeferSince = 0;
     this.roleValue = 'primary';
     this.leaderValue = { node: this.node, host: this.o.host, port: this.o.port, epoch: this.epochValue };
     // The lease was renewed no later than `sent`'s round; keep the fence from that renewal.
