@@ -50,6 +50,12 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 0;
  */
 export const REPLY_HIGH_WATER_BYTES = 4 * 1024 * 1024;
 
+/**
+ * The one buffer every served socket reads into (server/socket-reads.ts):
+ * the most one read takes from the kernel, as Node's own default read size.
+ */
+export const READ_BUFFER_BYTES = 64 * 1024;
+
 /** Backpressure: a connection also stops being read while this many of its requests await an async reply (writes awaiting their ack). */
 export const MAX_INFLIGHT_REQUESTS = 8192;
 

@@ -18,6 +18,10 @@ import type { Socket } from 'node:net';
 import { RespConnection, type RespHost } from '../resp/connection.js';
 import { Connection } from './connection.js';
 import type { ServedConnection } from './served-connection.js';
+import { setSink } from './socket-reads.js';
+
+/** A detached pending connection's sink: its successor installs its own at once. */
+const ignore = (): void => {};
 
 /** True if a connection whose first byte is `b` speaks RESP. */
 export function isRespStart(b: number): boolean {
@@ -50,12 +54,12 @@ export class PendingConnection implements ServedConnection {
     socket.on('error', this.onError);
     socket.on('end', this.onEnd);
     socket.on('close', this.onClose);
-    socket.on('data', this.onData);
+    setSink(socket, this.onData);
   }
 
   private detach(): void {
     this.settled = true;
-    this.socket.off('data', this.onData);
+    setSink(this.socket, ignore);
     this.socket.off('error', this.onError);
     this.socket.off('end', this.onEnd);
     this.socket.off('close', this.onClose);

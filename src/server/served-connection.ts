@@ -9,7 +9,9 @@
  *   into the protocol's shared writer unless an earlier request still awaits
  *   its promise (a write waiting for its ack); then it waits in `slots`
  *   behind it, and a settled promise's reply is encoded only when it
- *   reaches the head of the queue.
+ *   reaches the head of the queue. A request awaiting the very promise of
+ *   the slot queued last (the writes of one tick share the store's ack)
+ *   joins that slot: one promise reaction answers the whole run, in order.
  * - The synchronous replies of one received chunk (and the acks drained
  *   together) are taken from the shared writer as one view before control
  *   leaves the connection (`takeWritten`). Replies of one tick leave in one
@@ -39,6 +41,7 @@ import { MAX_AUTH_FAILURES, MAX_INFLIGHT_REQUESTS, REPLY_HIGH_WATER_BYTES } from
 import type { InfoSection } from '../protocol/messages.js';
 import type { Replication } from '../replication/replication.js';
 import type { ServerMetrics } from './metrics.js';
+import { setSink } from './socket-reads.js';
 
 /** What a connection needs from its server. */
 export interface ConnectionHost {
@@ -103,10 +106,14 @@ export interface RequestReader {
  */
 interface Slot {
   frames: Buffer[] | undefined;
+  /** The promise awaited (undefined for `frames`): later requests awaiting the very same one join this slot. */
+  promise: Promise<unknown> | undefined;
   settled: boolean;
   failed: boolean;
   /** What encoding the outcome needs besides it: the request id (native) or the RESP version. */
   tag: number;
+  /** The tags of the requests right behind this one that await the same promise (the writes of one tick share the store's ack). */
+  more: number[] | undefined;
   value: unknown;
 }
 
@@ -179,7 +186,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection 
   protected listen(first: Buffer | undefined): void {
     const socket = this.socket;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    setSink(socket, (chunk) => this.onData(chunk));
     socket.on('drain', () => this.onDrain());
     socket.on('end', () => this.onEnd());
     socket.on('error', (err) => this.host.log.debug({ err, remote: this.remote }, 'connection error'));
@@ -294,11 +301,29 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection 
    * reply before it; `observe` (request timing) runs when it settles.
    */
   protected awaitReply(result: Promise<unknown>, tag: number, observe: (() => void) | undefined): void {
+    this.inflight++;
+    if (observe === undefined) {
+      // The request before this one awaits the same promise (the writes of one tick share the
+      // store's ack): its slot answers both, one promise reaction for the whole run.
+      const last = this.slots[this.slots.length - 1];
+      if (last !== undefined && last.promise === result && !last.settled) {
+        if (last.more === undefined) last.more = [tag];
+        else last.more.push(tag);
+        return;
+      }
+    }
     // Replies written so far go before this one.
     this.takeWritten();
-    const slot: Slot = { frames: undefined, settled: false, failed: false, tag, value: undefined };
+    const slot: Slot = {
+      frames: undefined,
+      promise: result,
+      settled: false,
+      failed: false,
+      tag,
+      more: undefined,
+      value: undefined,
+    };
     this.slots.push(slot);
-    this.inflight++;
     result.then(
       (value) => {
         observe?.();
@@ -322,7 +347,15 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection 
   /** Queues encoded reply buffers, behind any reply still awaited. */
   protected enqueue(frames: Buffer[]): void {
     if (this.slotHead < this.slots.length) {
-      this.slots.push({ frames, settled: true, failed: false, tag: 0, value: undefined });
+      this.slots.push({
+        frames,
+        promise: undefined,
+        settled: true,
+        failed: false,
+        tag: 0,
+        more: undefined,
+        value: undefined,
+      });
       return;
     }
     this.takeWritten();
@@ -344,8 +377,9 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection 
   }
 
   private complete(slot: Slot, failed: boolean, value: unknown): void {
-    this.inflight--;
+    this.inflight -= slot.more === undefined ? 1 : 1 + slot.more.length;
     if (this.closed) return;
+    slot.promise = undefined;
     slot.settled = true;
     slot.failed = failed;
     slot.value = value;
@@ -357,7 +391,11 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection 
       if (head.frames !== undefined) {
         this.takeWritten();
         this.push(head.frames);
-      } else this.settledReply(head.tag, head.failed, head.value);
+      } else {
+        this.settledReply(head.tag, head.failed, head.value);
+        const more = head.more;
+        if (more !== undefined) for (const tag of more) this.settledReply(tag, head.failed, head.value);
+      }
     }
     this.takeWritten();
     if (this.slotHead === slots.length) {

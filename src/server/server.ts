@@ -35,6 +35,7 @@ import { IdleClock } from './idle-clock.js';
 import { ServerMetrics } from './metrics.js';
 import { isRespStart, PendingConnection } from './protocol-detect.js';
 import type { ConnectionHost, ServedConnection } from './served-connection.js';
+import { deliverChunks } from './socket-reads.js';
 
 /**
  * What KvServer needs; main.ts fills it from ServerConfig (config.ts), where
@@ -208,6 +209,8 @@ export class KvServer implements ConnectionHost, RespServer {
       socket.once('data', (chunk: Buffer) => refuse(isRespStart(chunk[0]!)));
       return;
     }
+    // Reads go through the shared read buffer (socket-reads.ts); TLS sockets keep Node's 'data'.
+    if (!this.options.tls) deliverChunks(socket, () => {});
     // The protocol (native or RESP) is chosen by the first byte the client sends.
     let conn: ServedConnection = new PendingConnection(socket, this, (real) => {
       conn = real;

@@ -2,11 +2,12 @@
  * Replies are batched: the replies to a burst of pipelined requests leave in
  * one socket write, reads and acknowledged writes alike, and in order.
  */
-import { Packr } from 'msgpackr';
+import { Packr, Unpackr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawConnection, type ServerProcess, spawnServer } from './spawn.js';
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
+const unpackr = new Unpackr({ useRecords: false, int64AsType: 'number' });
 function frame(v: unknown): Buffer {
   const body = packr.pack(v);
   const head = Buffer.alloc(4);
@@ -44,4 +45,47 @@ describe('reply batching', () => {
       conn.close();
     });
   }
+
+  it('runs of SETs awaiting the same ack, with GETs, DELs and errors between them, are answered in order', async () => {
+    const conn = await RawConnection.open(server.port);
+    const requests: Buffer[] = [];
+    const expected: Buffer[] = [];
+    for (let i = 0; i < 300; i++) {
+      const key = `run:${i % 7}`;
+      switch (i % 6) {
+        case 0:
+        case 1:
+        case 2:
+          requests.push(frame([i, 'SET', key, Buffer.from(`v${i}`)]));
+          expected.push(frame([i, true]));
+          break;
+        case 3:
+          // The SET before it (i - 1) wrote run:((i - 1) % 7); a GET sees writes not yet acknowledged.
+          requests.push(frame([i, 'GET', `run:${(i - 1) % 7}`]));
+          expected.push(frame([i, Buffer.from(`v${i - 1}`)]));
+          break;
+        case 4:
+          requests.push(frame([i, 'SET', '', Buffer.from('x')]));
+          expected.push(Buffer.alloc(0)); // an INVALID_KEY error, checked below
+          break;
+        default:
+          requests.push(frame([i, 'DEL', `absent:${i}`]));
+          expected.push(frame([i, 0]));
+      }
+    }
+    conn.write(Buffer.concat(requests));
+    const replies: unknown[] = [];
+    while (replies.length < 300) {
+      const f = await conn.frame();
+      expect(f, `reply ${replies.length} arrived`).toBeDefined();
+      replies.push(unpackr.unpack(f!.subarray(4)));
+    }
+    for (let i = 0; i < 300; i++) {
+      const r = replies[i] as unknown[];
+      expect(r[0], `reply ${i} in order`).toBe(i);
+      if (i % 6 === 4) expect((r[2] as { code: string }).code).toBe('INVALID_KEY');
+      else expect(frame(r)).toEqual(expected[i]);
+    }
+    conn.close();
+  });
 });

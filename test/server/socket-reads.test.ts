@@ -1,0 +1,87 @@
+/**
+ * server/socket-reads.ts: accepted sockets read into the one shared buffer
+ * (net.Socket's onread) on this Node, each chunk handed on as a copy the
+ * connection owns, and pause() still stops delivery (backpressure).
+ */
+import { once } from 'node:events';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { deliverChunks, setSink } from '../../src/server/socket-reads.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(check: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await sleep(5);
+  }
+}
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+/** A loopback server whose accepted socket delivers through deliverChunks; the client socket and what arrived. */
+async function pair(): Promise<{ client: Socket; served: Socket; chunks: Buffer[]; viaOnread: boolean }> {
+  const chunks: Buffer[] = [];
+  let served: Socket | undefined;
+  let viaOnread = false;
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    served = s;
+    viaOnread = deliverChunks(s, (c) => chunks.push(c));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  client.setNoDelay(true);
+  await once(client, 'connect');
+  await until(() => served !== undefined);
+  cleanups.push(() => {
+    client.destroy();
+    served?.destroy();
+    server.close();
+  });
+  return { client, served: served!, chunks, viaOnread };
+}
+
+describe('socket reads', () => {
+  it('a plain accepted socket reads through the shared buffer, and each chunk is a copy that later reads leave intact', async () => {
+    const { client, served, chunks, viaOnread } = await pair();
+    expect(viaOnread).toBe(true);
+    client.write('first chunk');
+    await until(() => Buffer.concat(chunks).length === 11);
+    const kept = chunks.slice();
+    client.write('SECOND CHUNK, LONGER THAN THE FIRST');
+    await until(() => Buffer.concat(chunks).length === 11 + 35);
+    expect(Buffer.concat(kept).toString()).toBe('first chunk');
+    expect(Buffer.concat(chunks).toString()).toBe('first chunkSECOND CHUNK, LONGER THAN THE FIRST');
+    expect(served.bytesRead).toBe(46); // the idle clock (idle-clock.ts) reads this
+  });
+
+  it('pause() stops delivery until resume() (backpressure)', async () => {
+    const { client, served, chunks } = await pair();
+    served.pause();
+    client.write('held back');
+    await sleep(200);
+    expect(chunks.length).toBe(0);
+    served.resume();
+    await until(() => Buffer.concat(chunks).toString() === 'held back');
+  });
+
+  it('setSink moves later chunks to a new sink; end of input is still an end event', async () => {
+    const { client, served, chunks } = await pair();
+    const later: Buffer[] = [];
+    client.write('one');
+    await until(() => chunks.length > 0);
+    setSink(served, (c) => later.push(c));
+    client.write('two');
+    await until(() => later.length > 0);
+    expect(Buffer.concat(chunks).toString()).toBe('one');
+    expect(Buffer.concat(later).toString()).toBe('two');
+    const ended = once(served, 'end');
+    client.end();
+    await ended;
+  });
+});
