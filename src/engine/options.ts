@@ -41,8 +41,9 @@ export interface StoreOptions {
   /**
    * Bytes of small values (up to 4 KiB) kept in memory, addressed by keydir
    * slot: a hit costs no system call. Default 32 MiB; 0 disables it (values
-   * under 512 B are then read from the file each time). Filled on write and
-   * on read, so it is resident memory once that much has been written.
+   * under 512 B are then read from the file each time). Filled on read (and
+   * refreshed when a cached key is written), so it is resident memory once
+   * that much has been read.
    */
   slotCacheBytes?: number;
   /** Distance between sparse offset index entries, in bytes. Default 4096. */

@@ -145,6 +145,19 @@ export class SlotCache {
     this.insert(slot, at);
   }
 
+  /**
+   * The slot whose value `drop` last removed (-1: none since the last
+   * `takeDropped`): a write refreshes the cache only for a key that was in it.
+   */
+  private lastDropped = -1;
+
+  /** Whether the last value `drop` removed was `slot`'s (and forgets that it was). */
+  takeDropped(slot: number): boolean {
+    const was = this.lastDropped === slot;
+    this.lastDropped = -1;
+    return was;
+  }
+
   /** Forgets the value of `slot`, if any. */
   drop(slot: number): void {
     if (this.count === 0) return;
@@ -160,6 +173,7 @@ export class SlotCache {
         w[at >>> 2] = DROPPED;
         this.liveBytes -= slotCacheEntryBytes(w[(at >>> 2) + 1]! >>> 1);
         this.removeBucket(i);
+        this.lastDropped = slot;
         return;
       }
     }

@@ -328,14 +328,22 @@ describe('the small-value cache in the store', () => {
     try {
       const value = Buffer.alloc(100, 0x61);
       for (let i = 0; i < 100; i++) await store.set(`key${i}`, value);
-      // Filled on write: no read at all.
+      // Filled on read: the first GET of each key reads once, the next none.
       let before = reads();
       for (let i = 0; i < 100; i++) {
         expect(store.getSync(`key${i}`)?.equals(value)).toBe(true);
         const k = Buffer.from(`key${i}`, 'latin1');
         expect(store.getSyncBytes(k, 0, k.length)?.equals(value)).toBe(true);
       }
+      expect(reads() - before).toBe(100);
+      // A write of a cached key refreshes it: still no read, and the new value.
+      const newer = Buffer.alloc(100, 0x62);
+      for (let i = 0; i < 50; i++) await store.set(`key${i}`, newer);
+      before = reads();
+      for (let i = 0; i < 100; i++)
+        expect(store.getSync(`key${i}`)?.equals(i < 50 ? newer : value)).toBe(true);
       expect(reads() - before).toBe(0);
+      for (let i = 0; i < 50; i++) await store.set(`key${i}`, value);
 
       // After a reopen the cache is empty: the first GET of each key reads once, the next none.
       await store.close();
