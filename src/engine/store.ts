@@ -993,7 +993,7 @@ export class Store extends EventEmitter {
    */
   private fill(slot: number, v: Uint8Array): void {
     const sc = this.slotCache;
-    if (sc !== undefined && sc.takeDropped(slot) && v.length <= this.slotCacheMax) sc.put(slot, v);
+    if (sc?.takeDropped(slot) && v.length <= this.slotCacheMax) sc.put(slot, v);
   }
 
   /** The value at keydir `slot` (live, small): from the small-value cache, else read and cached. */
