@@ -70,6 +70,7 @@ export function execute(s: RespSession, argv: Buffer[]): Reply | Promise<Reply> 
     const refusal = s.server.writeRefusal?.();
     if (refusal !== undefined) throw new RespError(refusal);
   } else if (
+    s.server.replication.resync.pending &&
     (c.keys[0] > 0 || KEYSPACE_READS.has(c.name)) &&
     s.server.replication.refuseRead() !== undefined
   ) {

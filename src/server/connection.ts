@@ -213,7 +213,8 @@ export class Connection extends ServedConnectionBase<Buffer> implements Session,
         this.replyError(id, refused);
         return;
       }
-    } else if (READ_COMMANDS.has(command.name)) {
+    } else if (this.host.replication.resync.pending && READ_COMMANDS.has(command.name)) {
+      // A replica in a full resync (rare): the set lookup is skipped on every other request.
       const refused = this.host.replication.refuseRead();
       if (refused) {
         this.replyError(id, refused);
