@@ -36,7 +36,7 @@ import {
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { openStore, type Store } from '../../src/engine/index.js';
-import { StallTrace } from './compaction-trace.js';
+import { SchedStat, StallTrace } from './compaction-trace.js';
 import { keyOf } from './engine-jobs.js';
 
 export const KEY_BYTES = 16;
@@ -174,12 +174,25 @@ export interface CompactResult {
   after: StoreFigures;
   get?: Latencies;
   set?: Latencies;
+  /** The event loop's thread while measured: ms on a CPU and ms runnable but waiting for one (Linux; NaN elsewhere). */
+  loopRunMs: number;
+  loopWaitMs: number;
 }
 
 export interface ForegroundResult {
   ms: number;
   get: Latencies;
   set: Latencies;
+  loopRunMs: number;
+  loopWaitMs: number;
+}
+
+/** ms the calling thread ran and waited for a CPU since `s` was last read (and reads it again). */
+function schedDelta(s: SchedStat): { runMs: number; waitMs: number } {
+  const run = s.run;
+  const wait = s.wait;
+  s.read();
+  return { runMs: (s.run - run) / 1e6, waitMs: (s.wait - wait) / 1e6 };
 }
 
 export type JobResult = DiskResult | LoadResult | CompactResult | ForegroundResult;
@@ -402,11 +415,15 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
   loop.enable();
   const trace = process.env.SEGKV_BENCH_TRACE ? new StallTrace() : undefined;
   trace?.start();
+  const sched = new SchedStat();
+  sched.read();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const r = await store.compact();
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
+  const loopSched = schedDelta(sched);
+  sched.close();
   // Let the foreground catch up on the pairs that fell due during the last
   // synchronous piece: their latency is part of the compaction's. The loop
   // monitors too: a stall is only recorded once the timer it delayed fires.
@@ -440,6 +457,8 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
     finishMs: swapFrom - readDone,
     before,
     after,
+    loopRunMs: loopSched.runMs,
+    loopWaitMs: loopSched.waitMs,
   };
   if (fg) {
     out.get = summarize(fg.getUs);
@@ -459,14 +478,24 @@ async function runForeground(job: Extract<Job, { kind: 'foreground' }>): Promise
   fg.measure(true);
   const trace = process.env.SEGKV_BENCH_TRACE ? new StallTrace() : undefined;
   trace?.start();
+  const sched = new SchedStat();
+  sched.read();
   const t0 = performance.now();
   await sleep(job.ms);
   const ms = performance.now() - t0;
+  const loopSched = schedDelta(sched);
+  sched.close();
   if (trace) process.stderr.write(`baseline ${job.shape.live * 100}% live ${trace.stop()}\n`);
   await sleep(SETTLE_MS);
   await fg.stop();
   await store.close();
-  return { ms, get: summarize(fg.getUs), set: summarize(fg.setUs) };
+  return {
+    ms,
+    get: summarize(fg.getUs),
+    set: summarize(fg.setUs),
+    loopRunMs: loopSched.runMs,
+    loopWaitMs: loopSched.waitMs,
+  };
 }
 
 export async function runJob(job: Job): Promise<JobResult> {

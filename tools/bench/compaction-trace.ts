@@ -5,8 +5,12 @@
  *   - GC pauses (PerformanceObserver 'gc');
  *   - synchronous sections the engine reports through the trace hook
  *     (globalThis.__segkvTrace, set only here; see compaction/trace.ts);
- * then prints, on stderr, which sections and GCs overlap the gaps.
+ * then prints, on stderr, which sections and GCs overlap the gaps, and how
+ * each gap splits between the event loop's thread running, waiting for a CPU
+ * in the run queue, and neither (blocked in a system call or a page fault),
+ * from the kernel's per-thread counters (/proc/thread-self/schedstat, Linux).
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { PerformanceObserver } from 'node:perf_hooks';
 
 /** A gap longer than this (ms) counts as a stall: the 1 ms timer fired this much late. */
@@ -18,10 +22,48 @@ interface Span {
   ms: number;
 }
 
+interface Gap extends Span {
+  /** Of the gap, ms the thread ran on a CPU and ms it waited in the run queue (NaN when unknown). */
+  runMs: number;
+  waitMs: number;
+}
+
+/** The calling thread's time on a CPU and waiting for one, ns (Linux schedstat); NaN elsewhere. */
+export class SchedStat {
+  private fd = -1;
+  private readonly buf = Buffer.alloc(128);
+  run = Number.NaN;
+  wait = Number.NaN;
+
+  constructor() {
+    try {
+      this.fd = openSync('/proc/thread-self/schedstat', 'r');
+    } catch {
+      this.fd = -1;
+    }
+  }
+
+  read(): void {
+    if (this.fd < 0) return;
+    const n = readSync(this.fd, this.buf, 0, this.buf.length, 0);
+    const [run, wait] = this.buf.toString('latin1', 0, n).split(' ');
+    this.run = Number(run);
+    this.wait = Number(wait);
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
 export class StallTrace {
   private readonly sections: Span[] = [];
   private readonly gcs: Span[] = [];
-  private readonly gaps: Span[] = [];
+  private readonly gaps: Gap[] = [];
+  private sched: SchedStat | undefined;
+  private run0 = 0;
+  private wait0 = 0;
   private timer: NodeJS.Timeout | undefined;
   private obs: PerformanceObserver | undefined;
   private usage0: NodeJS.ResourceUsage | undefined;
@@ -49,11 +91,28 @@ export class StallTrace {
       }
     });
     this.obs.observe({ entryTypes: ['gc'] });
+    const sched = new SchedStat();
+    this.sched = sched;
+    sched.read();
+    this.run0 = sched.run;
+    this.wait0 = sched.wait;
     let last = performance.now();
+    let lastRun = sched.run;
+    let lastWait = sched.wait;
     this.timer = setInterval(() => {
       const now = performance.now();
-      if (now - last > 1 + GAP_MS) this.gaps.push({ label: 'gap', start: last, ms: now - last });
+      sched.read();
+      if (now - last > 1 + GAP_MS)
+        this.gaps.push({
+          label: 'gap',
+          start: last,
+          ms: now - last,
+          runMs: (sched.run - lastRun) / 1e6,
+          waitMs: (sched.wait - lastWait) / 1e6,
+        });
       last = now;
+      lastRun = sched.run;
+      lastWait = sched.wait;
     }, 1);
   }
 
@@ -63,6 +122,12 @@ export class StallTrace {
     const ms = performance.now() - this.t0;
     this.cpu = `${ms.toFixed(0)} ms: CPU user ${((u.userCPUTime - u0.userCPUTime) / 1000).toFixed(0)} ms, system ${((u.systemCPUTime - u0.systemCPUTime) / 1000).toFixed(0)} ms; involuntary context switches ${u.involuntaryContextSwitches - u0.involuntaryContextSwitches}, voluntary ${u.voluntaryContextSwitches - u0.voluntaryContextSwitches}`;
     if (this.timer) clearInterval(this.timer);
+    const sched = this.sched;
+    if (sched) {
+      sched.read();
+      this.cpu += `; event-loop thread ran ${((sched.run - this.run0) / 1e6).toFixed(0)} ms, waited for a CPU ${((sched.wait - this.wait0) / 1e6).toFixed(0)} ms`;
+      sched.close();
+    }
     this.obs?.disconnect();
     (globalThis as { __segkvTrace?: unknown }).__segkvTrace = undefined;
     return this.report();
@@ -86,8 +151,12 @@ export class StallTrace {
       byLabel.set(s.label, b);
     }
     let gapTotal = 0;
+    let gapRun = 0;
+    let gapWait = 0;
     for (const g of this.gaps) {
       gapTotal += g.ms;
+      gapRun += g.runMs;
+      gapWait += g.waitMs;
       for (const s of all) {
         const o = Math.min(g.start + g.ms, s.start + s.ms) - Math.max(g.start, s.start);
         if (o > 0) byLabel.get(s.label)!.inGaps += o;
@@ -96,6 +165,9 @@ export class StallTrace {
     const f = (x: number) => x.toFixed(2).padStart(9);
     lines.push(
       `stall trace: ${this.gaps.length} gaps > ${GAP_MS} ms late, ${gapTotal.toFixed(1)} ms in all, longest ${Math.max(0, ...this.gaps.map((g) => g.ms)).toFixed(1)} ms`,
+    );
+    lines.push(
+      `  in the gaps the event loop's thread ran ${gapRun.toFixed(1)} ms, waited for a CPU ${gapWait.toFixed(1)} ms, was blocked ${(gapTotal - gapRun - gapWait).toFixed(1)} ms`,
     );
     lines.push(`  ${'section'.padEnd(28)}  count   total ms    max ms  >2ms  ms inside gaps`);
     for (const [label, b] of [...byLabel].sort((a, b) => b[1].inGaps - a[1].inGaps)) {
@@ -110,8 +182,9 @@ export class StallTrace {
         const o = Math.min(g.start + g.ms, s.start + s.ms) - Math.max(g.start, s.start);
         if (o > 0.2) parts.push(`${s.label} ${o.toFixed(1)}`);
       }
+      const split = `run ${g.runMs.toFixed(1)} wait ${g.waitMs.toFixed(1)} blocked ${(g.ms - g.runMs - g.waitMs).toFixed(1)}`;
       lines.push(
-        `    ${g.ms.toFixed(1).padStart(6)} at ${g.start.toFixed(0)}: ${parts.join(', ') || '(nothing traced)'}`,
+        `    ${g.ms.toFixed(1).padStart(6)} at ${g.start.toFixed(0)} (${split}): ${parts.join(', ') || '(nothing traced)'}`,
       );
     }
     return lines.join('\n');

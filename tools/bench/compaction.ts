@@ -196,6 +196,15 @@ function tableOf(rows: Row[]): string {
   return formatTable(head, lines, 2);
 }
 
+/** Median share of wall time a thread spent runnable but waiting for a CPU, e.g. "12% (5..30%)". */
+function waitShare(runs: [waitMs: number, wallMs: number][]): string {
+  const shares = runs.map(([w, t]) => (100 * w) / t).filter((x) => Number.isFinite(x));
+  if (shares.length === 0) return 'n/a';
+  const range =
+    shares.length > 1 ? ` (${Math.min(...shares).toFixed(0)}..${Math.max(...shares).toFixed(0)}%)` : '';
+  return `${median(shares).toFixed(0)}%${range}`;
+}
+
 // ---- Redis -----------------------------------------------------------------------
 
 function redisBinary(cfg: Config): string | undefined {
@@ -495,7 +504,9 @@ async function main(): Promise<void> {
       `note: ${Math.round(s.live * 100)}% live: ${s.records} writes of ${RECORD_BYTES} B over ${s.keys} keys; ` +
         `${i0.segmentsIn} segments in, ${i0.segmentsOut} out; foreground ${cfg.rate} pairs/s, ` +
         `max get latency during compaction ${fmt(median(s.loaded.map((r) => r.get!.max)))} µs ` +
-        `(without ${fmt(median(s.baseline.map((r) => r.get.max)))} µs)` +
+        `(without ${fmt(median(s.baseline.map((r) => r.get.max)))} µs); ` +
+        `the event loop's thread waited for a CPU ${waitShare(s.loaded.map((r) => [r.loopWaitMs, r.wallMs]))} of the time under load during compaction ` +
+        `(without ${waitShare(s.baseline.map((r) => [r.loopWaitMs, r.ms]))}: other work on the machine)` +
         (s.redis ? `; redis ${s.redis.version} load ${fmt(s.redis.loadMs)} ms` : '') +
         '\n',
     );

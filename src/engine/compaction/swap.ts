@@ -25,8 +25,9 @@
  *                  reader lets go).
  *   5. done      — unlink `COMPACTION`, fsync the directory.
  * Steps 1–3 are short synchronous pieces with the event loop running between
- * them (the manifest's fsync runs in the thread pool), so foreground writes
- * may land from the verify on. That is safe: pending writes are flushed
+ * them (the manifest's fsync, and every rename, unlink and directory fsync
+ * of steps 2, 3 and 5, run in the thread pool: dir-ops.ts), so foreground
+ * writes may land from the verify on. That is safe: pending writes are flushed
  * before the verify, so every later undo restores a location the keydir held
  * at or after the verify, which is either outside the inputs or a record the
  * verify vouched for (kept); step 4 moves those by compare-and-set, with a
@@ -39,6 +40,7 @@ import type { Fs } from '../fs.js';
 import { writeFileAtomically } from '../sealer.js';
 import { Segment } from '../segment.js';
 import type { Store } from '../store.js';
+import { type DirOps, dirOps } from './dir-ops.js';
 import { fullTurn } from './loop.js';
 import { decodeManifest, encodeManifest, type Manifest } from './manifest.js';
 import type { Reaper } from './reaper.js';
@@ -75,6 +77,20 @@ export function applyManifestFiles(fs: Fs, dir: string, m: Manifest): void {
     if (fs.exists(path)) fs.unlink(path);
   }
   fs.fsyncDir(dir);
+}
+
+/** Step 3 as the swap runs it: the same calls as applyManifestFiles, each in the thread pool (dir-ops.ts). */
+async function applyManifestFilesOffLoop(ops: DirOps, dir: string, m: Manifest): Promise<void> {
+  const { outputs, removed } = manifestFiles(m);
+  for (const name of outputs) {
+    const from = join(dir, compactingFile(name));
+    if (await ops.exists(from)) await ops.rename(from, join(dir, name));
+  }
+  for (const name of removed) {
+    const path = join(dir, name);
+    if (await ops.exists(path)) await ops.unlink(path);
+  }
+  await ops.fsyncDir(dir);
 }
 
 /**
@@ -160,9 +176,7 @@ export async function swap(
   // manifest is left behind.
   await writeFileAtomically(fs, dir, COMPACTION_MANIFEST, encodeManifest(manifest));
   try {
-    t = performance.now();
-    fs.fsyncDir(dir);
-    traced('swap.commit-fsyncdir', t);
+    await dirOps(fs).fsyncDir(dir);
   } catch (err) {
     // The manifest is in place, durable or not: the outputs must stay, and the
     // next open rolls forward (or, if the rename was lost, back). Never delete them now.
@@ -222,9 +236,7 @@ async function finish(
   traced('swap.close-outputs', t);
   // Held open once more, so that freeing their blocks happens in the thread pool, not at their close (reaper.ts).
   for (const seg of inputs) reaper.hold(seg);
-  t = performance.now();
-  applyManifestFiles(fs, dir, manifest);
-  traced('swap.files', t);
+  await applyManifestFilesOffLoop(dirOps(fs), dir, manifest);
   onStep('files-swapped');
   await fullTurn();
   t = performance.now();
@@ -286,10 +298,9 @@ async function finish(
   onStep('keydir-swapped');
 
   // 5. done
-  t = performance.now();
-  fs.unlink(join(dir, COMPACTION_MANIFEST));
-  fs.fsyncDir(dir);
-  traced('swap.done', t);
+  const ops = dirOps(fs);
+  await ops.unlink(join(dir, COMPACTION_MANIFEST));
+  await ops.fsyncDir(dir);
   onStep('done');
   return fresh;
 }
