@@ -85,14 +85,7 @@ async function runs(
 
 /** The peer in the same run: one standalone kv-server (no cluster mode) through connect(). */
 export async function standaloneThroughput(root: string, o: ThroughputOptions): Promise<ThroughputRow> {
-  const node = await spawnNode({
-    etcd: '',
-    cluster: '',
-    shard: '',
-    name: 'standalone',
-    dir: join(root, 'standalone'),
-    leaseMs: LEASE_MS,
-  });
+  const node = await spawnNode({ name: 'standalone', dir: join(root, 'standalone') });
   const kv = await connect({ host: '127.0.0.1', port: node.port });
   try {
     const { setOps, getOps } = await runs(kv, 'standalone kv-server', o);

@@ -1,10 +1,10 @@
 /**
- * kv-server nodes in cluster mode as child processes, for the tools that run
- * a whole cluster on one machine (`npm run torture:cluster`, `npm run
- * bench:cluster`): spawn one on a free port and learn the port from its
- * 'listening' log line, and wait until every shard has a primary and its
- * replicas, as CLUSTER SLOTS of any live node says. (The test suite spawns
- * its nodes through test/server/spawn.ts, which cleans up after vitest.)
+ * kv-server nodes as child processes, for the tools that run several on one
+ * machine (`npm run torture:cluster`, `npm run bench:cluster`, `npm run
+ * torture:replication`): spawn one on a free port and learn the port from its
+ * 'listening' log line; in cluster mode, wait until every shard has a primary
+ * and its replicas, as CLUSTER SLOTS of any live node says. (The test suite
+ * spawns its nodes through test/server/spawn.ts, which cleans up after vitest.)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -16,19 +16,23 @@ export const NODE_START_TIMEOUT_MS = 30_000;
 /** Bytes of a node's stderr kept for the report when something goes wrong. */
 const STDERR_TAIL_BYTES = 200_000;
 
-export interface ClusterNodeSpec {
-  readonly etcd: string;
-  readonly cluster: string;
-  readonly shard: string;
+/** A kv-server node: its name (for reports) and data directory. */
+export interface NodeSpec {
   readonly name: string;
   readonly dir: string;
-  readonly leaseMs: number;
   /** More kv-server flags (not --log-level: the 'listening' line is read at level info). */
   readonly args?: readonly string[];
 }
 
-export interface ClusterNodeProcess {
-  readonly spec: ClusterNodeSpec;
+export interface ClusterNodeSpec extends NodeSpec {
+  readonly etcd: string;
+  readonly cluster: string;
+  readonly shard: string;
+  readonly leaseMs: number;
+}
+
+export interface NodeProcess<S extends NodeSpec = NodeSpec> {
+  readonly spec: S;
   readonly proc: ChildProcess;
   readonly port: number;
   /** The tail of what the node wrote on stderr. */
@@ -39,6 +43,8 @@ export interface ClusterNodeProcess {
   kill(): Promise<void>;
 }
 
+export type ClusterNodeProcess = NodeProcess<ClusterNodeSpec>;
+
 /** Starts a node; resolves once it listens. */
 export function spawnClusterNode(spec: ClusterNodeSpec): Promise<ClusterNodeProcess> {
   return spawnNode(spec, [
@@ -48,10 +54,10 @@ export function spawnClusterNode(spec: ClusterNodeSpec): Promise<ClusterNodeProc
 }
 
 /** Starts a kv-server on `spec.dir` with `more` flags (a standalone one when they name no cluster). */
-export function spawnNode(
-  spec: ClusterNodeSpec,
+export function spawnNode<S extends NodeSpec>(
+  spec: S,
   more: readonly string[] = spec.args ?? [],
-): Promise<ClusterNodeProcess> {
+): Promise<NodeProcess<S>> {
   const args = [
     KV_SERVER,
     ...['--dir', spec.dir, '--host', '127.0.0.1', '--port', '0', '--log-level', 'info'],

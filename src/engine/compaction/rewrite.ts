@@ -18,12 +18,19 @@
  *   segment and position), unless expired;
  * - only when the run does not start at the oldest segment (then an older
  *   segment outside the run may still hold a value it must keep shadowing):
- *   the first deletion of each key in the run — a tombstone, or an expired
- *   value rewritten as a tombstone. The worker cannot ask the keydir whether
- *   a newer record shadows it, so it keeps it (a newer record has a higher
- *   offset and wins at every load; if that record is kept in the same output,
- *   the deletion leaves that output's hint). A run that starts at the oldest
- *   segment drops them all (nutsdb #77: tombstones kept forever).
+ *   the deletion that is the LAST record of its key in the run, if it is one
+ *   — a tombstone, or a value expired at `now`, rewritten as a tombstone.
+ *   Found before the rewrite from the inputs' hints (each holds the last
+ *   record of every key in its segment: `lastDeletions`). The last, not the
+ *   first: a replica that resumes its feed from an offset inside the run
+ *   (horizon.ts allows any offset above the tombstone horizon, and only
+ *   prefix runs raise it) must still get the deletion that ends its key's
+ *   history; with the first one kept, a SET between the two deletions stayed
+ *   on the replica (found by `npm run torture:replication`). At most one
+ *   deletion per key, so tombstones cannot pile up between prefix runs. If a
+ *   hint cannot be read, every deletion in the run is kept. A run that
+ *   starts at the oldest segment drops them all (nutsdb #77: tombstones kept
+ *   forever).
  * Batch flags are cleared: a kept record stands alone.
  *
  * Inputs are read sequentially in large chunks into one reused buffer;
@@ -39,9 +46,9 @@
  */
 import { join } from 'node:path';
 import { CorruptionError } from '../../errors.js';
-import { compactingFile, hintFile, indexFile, segmentFile } from '../filenames.js';
+import { compactingFile, hintFile, indexFile, parseName, segmentFile } from '../filenames.js';
 import type { Fs } from '../fs.js';
-import { HintWriter } from '../hint.js';
+import { decodeHint, HintWriter } from '../hint.js';
 import { MAX_KEY_BYTES } from '../limits.js';
 import {
   checkRecord,
@@ -424,6 +431,36 @@ function sortByPosition(pages: readonly Uint32Array[]): Uint32Array {
 
 const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
+/**
+ * Per key whose last record in the run is a deletion (a tombstone, or a value
+ * expired at `now`), that record's offset, from the inputs' hints read in
+ * order; undefined if a hint is missing or fails its checks.
+ */
+export function lastDeletions(
+  fs: Fs,
+  dir: string,
+  inputs: readonly RewriteInput[],
+  now: number,
+): Map<string, number> | undefined {
+  const last = new Map<string, number>();
+  for (const seg of inputs) {
+    const parsed = parseName(seg.name);
+    if (parsed === undefined) return undefined;
+    let buf: Buffer;
+    try {
+      buf = fs.readFile(join(dir, hintFile(parsed.baseOffset)));
+    } catch {
+      return undefined;
+    }
+    const damage = decodeHint(buf, parsed.baseOffset, (key, offset, _position, _length, expiresAt, flags) => {
+      if ((flags & FLAG_TOMBSTONE) !== 0 || (expiresAt !== 0 && expiresAt <= now)) last.set(key, offset);
+      else last.delete(key);
+    });
+    if (damage !== undefined) return undefined;
+  }
+  return last;
+}
+
 export async function rewriteSegments(fs: Fs, job: RewriteJob, host: RewriteHost): Promise<RewriteOutcome> {
   if (!littleEndian) throw new Error('the compactor needs a little-endian machine');
   const { inputs, prefix, now } = job;
@@ -434,10 +471,15 @@ export async function rewriteSegments(fs: Fs, job: RewriteJob, host: RewriteHost
   const keptDeletions = new Map<string, { out: number; entry: number }>();
   const bytesTotal = inputs.reduce((n, s) => n + s.size, 0);
   let bytesDone = 0;
+  /** Per key, the offset of the one deletion to keep (non-prefix runs); undefined: keep every deletion. */
+  const keep = prefix ? undefined : lastDeletions(fs, job.dir, inputs, now);
   const keepDeletion = (key: string, offset: number) => {
-    if (keptDeletions.has(key)) return;
+    if (keep !== undefined && keep.get(key) !== offset) return;
     const at = writer.reserve(RECORD_HEADER_BYTES + key.length, offset);
     encodeRecord(writer.buf, at, offset, 0, FLAG_TOMBSTONE, key, undefined);
+    // Without hints every deletion is kept: the output's hint keeps only a key's last one.
+    const earlier = keptDeletions.get(key);
+    if (earlier !== undefined && earlier.out === writer.lastOut) writer.dropHint(earlier.out, earlier.entry);
     keptDeletions.set(key, { out: writer.lastOut, entry: writer.hint(key, offset, 0, 0, FLAG_TOMBSTONE) });
   };
   const reader = new InputReader(fs);

@@ -11,7 +11,8 @@
  * runs that must keep their tombstones, and races store.compact().
  *
  * And the partial compaction built by hand: key set in segment 1, deleted
- * in segment 3, only segments 2–4 compacted: the key stays deleted.
+ * in segment 3, only segments 2–4 compacted: the key stays deleted; and a
+ * key deleted, set and deleted again inside the run keeps its last deletion.
  */
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -303,6 +304,67 @@ describe('partial compaction (a run that does not start at the oldest segment)',
       expect(store.getSync('victim')).toBeUndefined();
       for await (const r of store.readFrom(0))
         expect(r.tombstone, 'a prefix compaction drops tombstones').toBe(false);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("keeps a key's LAST deletion in the run, so a feed resumed inside the run still ends the key deleted", async () => {
+    // A replica may resume from any offset above the tombstone horizon, which only prefix runs raise.
+    // With victim: SET (outside) … DEL, SET, DEL (inside the run), a feed from the middle SET on must
+    // still carry a deletion of victim: keeping the first DEL instead left the SET on the replica.
+    const dir = tempDir();
+    const v = (c: string) => c.repeat(100);
+    const name = (p: string, i: number) => `${p}${String(i).padStart(2, '0')}`;
+    const opts: StoreOptions = {
+      maxSegmentBytes: 1024,
+      logger: silentLogger,
+      fsync: 'never',
+      cacheBytes: 0,
+      compaction: { auto: false },
+    };
+    let store: Store = await openStore(dir, opts);
+    // Values are 133-byte records (seven fill a segment), a tombstone 33 bytes (fits after seven).
+    await store.set('victim', v('V')); // segment 1, outside the run
+    for (let i = 1; i <= 6; i++) await store.set(name('live', i), v('L'));
+    for (let i = 1; i <= 7; i++) await store.set(name('dead', i), v('d')); // segment 2
+    await store.delete('victim');
+    await store.set('victim', v('W')); // segment 3
+    for (let i = 8; i <= 13; i++) await store.set(name('dead', i), v('d'));
+    for (let i = 14; i <= 20; i++) await store.set(name('dead', i), v('d')); // segment 4
+    await store.delete('victim');
+    const lastDelete = store.nextOffset - 1;
+    for (let i = 1; i <= 20; i++) await store.set(name('dead', i), v('n'));
+    let middleSet = -1;
+    for await (const r of store.readFrom(0))
+      if (r.key.toString() === 'victim' && r.value.toString() === v('W')) middleSet = r.offset;
+    expect(middleSet).toBeGreaterThan(0);
+    const before = segFiles(dir);
+    expect(before).toHaveLength(7);
+    await store.close();
+
+    const starts: { segments: number; prefix: boolean }[] = [];
+    store = await openStore(dir, {
+      ...opts,
+      compaction: { auto: true, checkIntervalMs: 10, minIntervalMs: 0, minDeadBytes: 0, minDeadRatio: 0.5 },
+    });
+    store.on('compaction', (e: { phase: string; segments: number; prefix: boolean }) => {
+      if (e.phase === 'start') starts.push({ segments: e.segments, prefix: e.prefix });
+    });
+    await until(() => store.stats().compaction.runs >= 1, 5000, 'the automatic compaction');
+    await store.close();
+    expect(starts[0]).toEqual({ segments: 3, prefix: false });
+
+    store = await openStore(dir, opts);
+    try {
+      expect(store.getSync('victim')).toBeUndefined();
+      const victims: string[] = [];
+      for await (const r of store.readFrom(middleSet))
+        if (r.key.toString() === 'victim') victims.push(`${r.tombstone ? 'DEL' : 'SET'}@${r.offset}`);
+      expect(victims, 'the feed from the middle SET on still deletes victim').toEqual([`DEL@${lastDelete}`]);
+      let tombstones = 0;
+      for await (const r of store.readFrom(0)) if (r.tombstone) tombstones++;
+      expect(tombstones, 'one deletion per key is kept, not every one').toBe(1);
     } finally {
       await store.close();
     }
