@@ -29,8 +29,11 @@
  * record moved, its value did not. A truncation or resync reopens the
  * store, which starts with an empty cache.
  *
- * Single-threaded, like the keydir. Values are copied in and out: a Buffer
- * this returns is the caller's, never a view of the arena.
+ * Single-threaded, like the keydir. Values are copied in; `get` copies one
+ * out (the Buffer is the caller's), while `locate` gives the value's place
+ * in `arena` for a caller that copies the bytes straight to where they go
+ * (the server's GET reply): they stay valid only until the next put or
+ * clear, which may move or overwrite them.
  */
 import { SLOT_CACHE_INITIAL_TABLE } from './limits.js';
 
@@ -53,8 +56,18 @@ export class SlotCache {
   readonly maxValueBytes: number;
   hits = 0;
   misses = 0;
+  /**
+   * No value has been evicted since the cache was made or cleared: it still
+   * has room for what is written, so the store fills it on every small write
+   * (a GET after a bulk load is a hit); once full, only writes of values it
+   * held (takeDropped), so a write of a cold key evicts nothing.
+   */
+  warm = true;
 
-  private readonly arena: Buffer;
+  /** The ring's bytes; read-only outside this class, and a located value only until the next put or clear. */
+  readonly arena: Buffer;
+  /** Length of the value `locate` found last. */
+  located = 0;
   private readonly words: Int32Array;
   private head = 0;
   private tail = 0;
@@ -94,21 +107,32 @@ export class SlotCache {
     return n <= this.maxValueBytes;
   }
 
-  /** A copy of the value cached for `slot` (marked referenced), or undefined. Counts a hit or a miss. */
-  get(slot: number): Buffer | undefined {
+  /**
+   * Where the value cached for `slot` starts in `arena` (its length in
+   * `located`), marked referenced; -1 if none. Counts a hit or a miss. The
+   * bytes are valid until the next put or clear.
+   */
+  locate(slot: number): number {
     const at = this.find(slot);
     if (at < 0) {
       this.misses++;
-      return undefined;
+      return -1;
     }
     this.hits++;
     const w = this.words;
     const i = (at >>> 2) + 1;
     const word = w[i]!;
     w[i] = word | REFERENCED;
-    const n = word >>> 1;
+    this.located = word >>> 1;
+    return at + HEADER_BYTES;
+  }
+
+  /** A copy of the value cached for `slot` (marked referenced), or undefined. Counts a hit or a miss. */
+  get(slot: number): Buffer | undefined {
+    const from = this.locate(slot);
+    if (from < 0) return undefined;
+    const n = this.located;
     const out = Buffer.allocUnsafe(n);
-    const from = at + HEADER_BYTES;
     if (n <= COPY_LOOP_BYTES) {
       const a = this.arena;
       for (let j = 0; j < n; j++) out[j] = a[from + j]!;
@@ -123,12 +147,21 @@ export class SlotCache {
 
   /** Caches `value` for `slot` (replacing what it had). Values over maxValueBytes are not kept. */
   put(slot: number, value: Uint8Array): void {
-    const n = value.length;
-    if (n > this.maxValueBytes) {
+    if (value.length > this.maxValueBytes) {
       this.drop(slot);
       return;
     }
     if (this.count > 0) this.drop(slot);
+    this.putNew(slot, value);
+  }
+
+  /**
+   * put() of a slot known to hold no value here (the keydir's update of it
+   * just dropped it) and a value of at most maxValueBytes: one table probe
+   * fewer, for the write path.
+   */
+  putNew(slot: number, value: Uint8Array): void {
+    const n = value.length;
     const size = slotCacheEntryBytes(n);
     const at = this.makeRoom(size);
     const w = this.words;
@@ -181,6 +214,7 @@ export class SlotCache {
 
   /** Forgets every value. */
   clear(): void {
+    this.warm = true;
     this.head = 0;
     this.tail = 0;
     this.used = 0;
@@ -260,6 +294,7 @@ export class SlotCache {
         if (slot >= 0) {
           this.liveBytes -= n;
           this.forget(slot);
+          this.warm = false;
         }
       }
       this.tail = at + n;

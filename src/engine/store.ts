@@ -948,27 +948,72 @@ export class Store extends EventEmitter {
 
   /**
    * getSync of the internal key held in buf[start, start + length) (1 to
-   * MAX_KEY_BYTES bytes, its latin1 chars): the server's GET, which finds the
-   * slot from the request's bytes and builds a key string only for the cache
-   * or an expiry.
+   * MAX_KEY_BYTES bytes, its latin1 chars): RESP's GET, which finds the slot
+   * from the request's bytes. A Buffer the caller may keep (a copy when the
+   * value came from the small-value cache).
    */
   getSyncBytes(buf: Buffer, start: number, length: number): Buffer | undefined {
+    if (!this.viewSyncBytes(buf, start, length)) return undefined;
+    const v = this.valueView;
+    if (v.bytes !== this.slotCache?.arena) return v.bytes;
+    const out = Buffer.allocUnsafe(v.length);
+    v.bytes.copy(out, 0, v.start, v.start + v.length);
+    return out;
+  }
+
+  /**
+   * Where viewSyncBytes put the value it found: bytes[start, start + length),
+   * a view of the small-value cache's arena or a Buffer the store may share
+   * (lru-cache). Read it before calling the store again; never write it.
+   */
+  readonly valueView: { bytes: Buffer; start: number; length: number } = {
+    bytes: Buffer.alloc(0),
+    start: 0,
+    length: 0,
+  };
+
+  /**
+   * The native GET: finds the internal key held in buf[start, start +
+   * length) (1 to MAX_KEY_BYTES bytes, its latin1 chars) by its bytes and
+   * puts its value in `valueView` (true), or answers false for no value. A
+   * small value is not copied out of the small-value cache: the server
+   * copies it straight into its reply. A key string is built only for an
+   * expiry or the lru-cache.
+   */
+  viewSyncBytes(buf: Buffer, start: number, length: number): boolean {
     if (this.closed) throw closedError();
     const kd = this.keydir;
     const slot = kd.slotBytes(buf, start, length);
-    if (slot < 0) return undefined;
-    if (!kd.hasExpiry(slot)) {
-      const n = kd.valueLengthOf(slot);
-      if (n <= this.slotCacheMax) return this.slotValue(slot, length);
-      if (!this.caches(n)) return this.readAt(slot, length);
+    if (slot < 0) return false;
+    let k: string | undefined;
+    if (kd.hasExpiry(slot)) {
+      k = buf.toString('latin1', start, start + length);
+      const expiresAt = kd.expiresAtOf(slot, k);
+      if (expiresAt !== 0 && expiresAt <= this.options.clock.now()) {
+        this.dropExpired(k);
+        return false;
+      }
     }
-    const k = buf.toString('latin1', start, start + length);
-    const expiresAt = kd.expiresAtOf(slot, k);
-    if (expiresAt !== 0 && expiresAt <= this.options.clock.now()) {
-      this.dropExpired(k);
-      return undefined;
-    }
-    return this.valueAt(k, slot);
+    const n = kd.valueLengthOf(slot);
+    const view = this.valueView;
+    if (n <= this.slotCacheMax) {
+      const sc = this.slotCache!;
+      const at = sc.locate(slot);
+      if (at >= 0) {
+        view.bytes = sc.arena;
+        view.start = at;
+        view.length = sc.located;
+        return true;
+      }
+      const value = this.readAt(slot, length);
+      sc.put(slot, value);
+      view.bytes = value;
+    } else if (this.caches(n)) {
+      view.bytes = this.valueAt(k ?? buf.toString('latin1', start, start + length), slot);
+    } else view.bytes = this.readAt(slot, length);
+    view.start = 0;
+    view.length = view.bytes.length;
+    return true;
   }
 
   /**
@@ -985,15 +1030,18 @@ export class Store extends EventEmitter {
   }
 
   /**
-   * Refreshes the small-value cache with a value just written at `slot`, if
-   * small and the key's old value was cached (the keydir's update just dropped
-   * it): a hot key stays hot, and a cold write costs no copy (filling on every
-   * write cost ~1.6 µs of CPU per engine set, ~50%). Larger values leave the
+   * Puts a value just written at `slot` in the small-value cache, if small
+   * and either the key's old value was cached (the keydir's update just
+   * dropped it: a hot key stays hot) or the cache has never evicted (`warm`:
+   * a GET after a bulk load is a hit, not a pread). A cold write into a full
+   * cache costs no copy and evicts nothing. Larger values leave the
    * lru-cache, dropped by the caller.
    */
   private fill(slot: number, v: Uint8Array): void {
     const sc = this.slotCache;
-    if (sc?.takeDropped(slot) && v.length <= this.slotCacheMax) sc.put(slot, v);
+    if (sc === undefined || v.length > this.slotCacheMax) return;
+    // The keydir's update dropped any value of the slot: putNew needs no probe for it.
+    if (sc.takeDropped(slot) || sc.warm) sc.putNew(slot, v);
   }
 
   /** The value at keydir `slot` (live, small): from the small-value cache, else read and cached. */

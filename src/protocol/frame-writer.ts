@@ -19,6 +19,9 @@ import { OutputBuffer, ZERO_COPY_BYTES } from './output-buffer.js';
 
 export { ZERO_COPY_BYTES };
 
+/** Values up to this many bytes are copied by a JS loop (cheaper than a native call), longer ones by Buffer.copy. */
+const COPY_LOOP_BYTES = 64;
+
 class Unsupported extends Error {}
 const UNSUPPORTED = new Unsupported();
 
@@ -49,6 +52,32 @@ export class FrameWriter extends OutputBuffer {
     } catch (err) {
       this.fail(err, [id, result], maxBytes);
       return;
+    }
+    this.end(maxBytes);
+  }
+
+  /**
+   * Appends one frame holding `[id, bin]` whose bin is src[from, from + n),
+   * copied straight from `src` (the server's GET copies a value from the
+   * small-value cache's arena with no Buffer in between). A value of at least
+   * ZERO_COPY_BYTES is referenced, not copied: `src` must then stay unchanged
+   * until the reply is written (a read's own Buffer; the cache's arena holds
+   * smaller values only). `maxBytes` as for frame().
+   */
+  replyBin(id: number, src: Buffer, from: number, n: number, maxBytes = MAX_REPLY_BYTES): void {
+    this.begin();
+    this.byte(0x92);
+    this.number(id);
+    if (n < 0x100) this.typed(0xc4, n, 1);
+    else if (n < 0x10000) this.typed(0xc5, n, 2);
+    else this.typed(0xc6, n, 4);
+    if (n >= ZERO_COPY_BYTES) this.bytes(src.subarray(from, from + n));
+    else {
+      const at = this.reserve(n);
+      const buf = this.buf;
+      if (n <= COPY_LOOP_BYTES) for (let i = 0; i < n; i++) buf[at + i] = src[from + i]!;
+      else src.copy(buf, at, from, from + n);
+      this.pos = at + n;
     }
     this.end(maxBytes);
   }

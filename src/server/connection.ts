@@ -157,15 +157,7 @@ export class Connection extends ServedConnectionBase<Buffer> implements Session,
       if (keyLength <= MAX_KEY_BYTES) {
         this.host.commandsProcessed++;
         this.host.metrics.commands[GET_INDEX]!++;
-        let result: Buffer | null;
-        try {
-          result = this.host.store.getSyncBytes(body, keyStart, keyLength) ?? null;
-        } catch (err) {
-          this.replyError(id, err);
-          return;
-        }
-        if (this.awaiting) this.enqueue(this.encodeReply(id, result));
-        else this.writeReply(id, result);
+        this.replyGet(id, body, keyStart, keyLength);
         return;
       }
     }
@@ -328,6 +320,37 @@ export class Connection extends ServedConnectionBase<Buffer> implements Session,
       return;
     }
     this.written = true;
+  }
+
+  /**
+   * Answers `[id, "GET", key]` (key in body[keyStart, keyStart + keyLength)):
+   * the value is copied from where the store holds it (the small-value
+   * cache's arena, a read) straight into the reply, with no Buffer between.
+   */
+  private replyGet(id: number, body: Buffer, keyStart: number, keyLength: number): void {
+    const store = this.host.store;
+    let found: boolean;
+    try {
+      found = store.viewSyncBytes(body, keyStart, keyLength);
+    } catch (err) {
+      this.replyError(id, err);
+      return;
+    }
+    if (!found) {
+      if (this.awaiting) this.enqueue(this.encodeReply(id, null));
+      else this.writeReply(id, null);
+      return;
+    }
+    const v = store.valueView;
+    try {
+      writer.replyBin(id, v.bytes, v.start, v.length, this.host.maxReplyBytes);
+    } catch (err) {
+      if (!(err instanceof KvError)) throw err;
+      this.replyError(id, err);
+      return;
+    }
+    if (this.awaiting) this.enqueue(writer.take());
+    else this.written = true;
   }
 
   /** The frames of a success reply `[id, result]`, or of its TOO_LARGE error when it cannot be framed. */

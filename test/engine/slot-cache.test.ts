@@ -72,6 +72,21 @@ describe('SlotCache', () => {
     expect(a.equals(fill(1, 100))).toBe(true);
   });
 
+  it('is warm until it first evicts a value; clear makes it warm again', () => {
+    const cache = new SlotCache(1024, 4096);
+    for (let s = 0; s < 9; s++) {
+      cache.putNew(s, fill(s, 100)); // 9 × 112 B fit in 1024
+      expect(cache.warm).toBe(true);
+    }
+    cache.drop(3); // dropped, not evicted
+    expect(cache.warm).toBe(true);
+    for (let s = 9; s < 12; s++) cache.put(s, fill(s, 100));
+    expect(cache.warm).toBe(false);
+    expect(cache.has(0)).toBe(false);
+    cache.clear();
+    expect(cache.warm).toBe(true);
+  });
+
   it('agrees with a Map under random puts, drops, gets and clears', () => {
     type Op =
       | { t: 'put'; slot: number; n: number; salt: number }
@@ -109,6 +124,13 @@ describe('SlotCache', () => {
           } else if (o.t === 'clear') {
             cache.clear();
             model.clear();
+          } else if (o.slot % 2 === 0) {
+            // locate: the value's place in the arena, read in place (the server's GET).
+            const at = cache.locate(o.slot);
+            if (at >= 0) {
+              const seen = cache.arena.subarray(at, at + cache.located);
+              expect(seen.equals(model.get(o.slot)!)).toBe(true);
+            } else model.delete(o.slot);
           } else {
             const got = cache.get(o.slot);
             // Absent is allowed (evicted); a value must be the last one put.
@@ -211,6 +233,14 @@ function check(store: Store, model: Map<string, Entry>, clock: ManualClock, step
       const gotBytes = store.getSyncBytes(framed, 1, framed.length - 2);
       if (want === undefined) expect(gotBytes, `${step}: getSyncBytes ${k}`).toBeUndefined();
       else expect(gotBytes?.equals(want), `${step}: getSyncBytes ${k}`).toBe(true);
+      // The server's GET: a view of where the store holds the value (the cache's arena, a read).
+      const found = store.viewSyncBytes(framed, 1, framed.length - 2);
+      expect(found, `${step}: viewSyncBytes ${k} found`).toBe(want !== undefined);
+      if (found) {
+        const v = store.valueView;
+        const seen = v.bytes.subarray(v.start, v.start + v.length);
+        expect(seen.equals(want!), `${step}: viewSyncBytes ${k}`).toBe(true);
+      }
     }
   }
 }
@@ -328,14 +358,17 @@ describe('the small-value cache in the store', () => {
     try {
       const value = Buffer.alloc(100, 0x61);
       for (let i = 0; i < 100; i++) await store.set(`key${i}`, value);
-      // Filled on read: the first GET of each key reads once, the next none.
+      // Filled on write while the cache has never evicted: no GET reads.
       let before = reads();
       for (let i = 0; i < 100; i++) {
         expect(store.getSync(`key${i}`)?.equals(value)).toBe(true);
         const k = Buffer.from(`key${i}`, 'latin1');
         expect(store.getSyncBytes(k, 0, k.length)?.equals(value)).toBe(true);
+        expect(store.viewSyncBytes(k, 0, k.length)).toBe(true);
+        const v = store.valueView;
+        expect(v.bytes.subarray(v.start, v.start + v.length).equals(value)).toBe(true);
       }
-      expect(reads() - before).toBe(100);
+      expect(reads() - before).toBe(0);
       // A write of a cached key refreshes it: still no read, and the new value.
       const newer = Buffer.alloc(100, 0x62);
       for (let i = 0; i < 50; i++) await store.set(`key${i}`, newer);
@@ -362,6 +395,19 @@ describe('the small-value cache in the store', () => {
       const stats = store.stats().cache;
       expect(stats.hits).toBe(300);
       expect(stats.misses).toBe(100);
+
+      // A cache that has evicted (not warm) is filled by a write only of a key it held: a cold
+      // write evicts nothing, and its first GET reads once.
+      await store.close();
+      store = await openStore(dir, { ...opts, slotCacheBytes: 8192 });
+      for (let i = 100; i < 200; i++) await store.set(`key${i}`, value); // 100 × 112 B > 8 KiB
+      before = reads();
+      for (let i = 100; i < 110; i++) expect(store.getSync(`key${i}`)?.equals(value)).toBe(true);
+      expect(reads() - before).toBe(10); // the first were evicted
+      await store.set('cold', value);
+      before = reads();
+      for (let r = 0; r < 2; r++) expect(store.getSync('cold')?.equals(value)).toBe(true);
+      expect(reads() - before).toBe(1);
 
       // With the small-value cache off, every GET of a 100-byte value is a read.
       await store.close();

@@ -80,6 +80,67 @@ describe('FrameWriter', () => {
     );
   });
 
+  it('replyBin(id, src, from, n) writes the same bytes as reply(id, src[from, from + n)), among other frames', () => {
+    const sizes = fc.oneof(
+      fc.integer({ min: 0, max: 300 }),
+      fc.constantFrom(64, 65, 255, 256, 65535, 65536, ZERO_COPY_BYTES - 1, ZERO_COPY_BYTES + 1),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 2 ** 32 - 1 }), sizes, fc.nat(50), fc.nat(255)), {
+          minLength: 1,
+          maxLength: 12,
+        }),
+        (replies) => {
+          const w = new FrameWriter();
+          const want: unknown[] = [];
+          for (const [id, n, from, fill] of replies) {
+            // The value sits inside a larger buffer, as a value does in the small-value cache's arena.
+            const src = Buffer.alloc(from + n + 7, 0xee);
+            for (let i = 0; i < n; i++) src[from + i] = (fill + i) & 0xff;
+            w.replyBin(id, src, from, n);
+            w.frame('between');
+            want.push([id, Buffer.from(src.subarray(from, from + n))], 'between');
+          }
+          expect(Buffer.concat(w.take()).equals(reference(want))).toBe(true);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it('replyBin copies a value under ZERO_COPY_BYTES: changing its source afterwards changes no reply', () => {
+    const w = new FrameWriter();
+    const src = Buffer.alloc(ZERO_COPY_BYTES - 1, 1);
+    w.replyBin(7, src, 0, 100);
+    w.replyBin(8, src, 0, src.length);
+    src.fill(2);
+    expect(
+      Buffer.concat(w.take()).equals(
+        reference([
+          [7, Buffer.alloc(100, 1)],
+          [8, Buffer.alloc(ZERO_COPY_BYTES - 1, 1)],
+        ]),
+      ),
+    ).toBe(true);
+  });
+
+  it('replyBin over maxBytes writes nothing and throws TOO_LARGE', () => {
+    const w = new FrameWriter();
+    const src = Buffer.alloc(1000, 3);
+    w.reply(1, 'before');
+    expect(() => w.replyBin(2, src, 10, 900, 500)).toThrow(expect.objectContaining({ code: 'TOO_LARGE' }));
+    w.replyBin(3, src, 10, 400, 500);
+    expect(
+      Buffer.concat(w.take()).equals(
+        reference([
+          [1, 'before'],
+          [3, Buffer.alloc(400, 3)],
+        ]),
+      ),
+    ).toBe(true);
+  });
+
   it('references large values instead of copying them, and frames still parse', () => {
     const w = new FrameWriter();
     const big = Buffer.alloc(ZERO_COPY_BYTES + 10, 9);
