@@ -3,8 +3,8 @@
  * object over the internal `Store` (store.ts) that shows only what a user
  * may call. The Store's internals (sealActive, point, replaceSegments, the
  * keydir, ...) are neither in this type nor reachable at run time (the Store
- * sits in a #private field); compaction, recovery, the server and the tools
- * keep using the Store itself.
+ * sits in a #private field); the server and the tools keep using the Store
+ * itself, compaction and recovery the segment log beneath it (segment-log.ts).
  *
  * Also the one place where a plain JavaScript caller's arguments are checked
  * (arguments.ts): unknown options and wrong shapes throw INVALID_ARGUMENT,

@@ -8,7 +8,7 @@
  * - A compaction swap never makes the cursor skip or repeat a record, nor
  *   read a compacted copy of a range it has not read yet: when a swap
  *   replaces segments the cursor has not finished (their last offset ≥ its
- *   position), the store tells it first (`LogWatcher.replacing`) and the
+ *   position), the log tells it first (`LogWatcher.replacing`) and the
  *   cursor retains those originals and reads them instead of the outputs.
  *   A compaction that ran before the cursor opened is the caller's concern
  *   (the tombstone horizon, src/replication/horizon.ts).
@@ -23,19 +23,13 @@
 import { CorruptionError } from '../errors.js';
 import type { Fs } from './fs.js';
 import { MAX_KEY_BYTES } from './limits.js';
-import { buildIndex, segmentIndexFor } from './log-reader.js';
+import { buildIndex } from './log-reader.js';
 import { checkRecord, decodeHeader, FLAG_TOMBSTONE, RECORD_HEADER_BYTES } from './record.js';
 import type { Segment } from './segment.js';
 import { SEGMENT_HEADER_BYTES } from './segment-header.js';
-import type { Store } from './store.js';
+import { type LogView, type LogWatcher, segmentIndexFor } from './segment-log.js';
 
-/** What the store tells its cursors (Store.watchers). */
-export interface LogWatcher {
-  /** Records were handed to the OS: a cursor at the end has more to read. */
-  flushed(): void;
-  /** A compaction is about to replace `inputs` (a contiguous run) by its outputs. */
-  replacing(inputs: readonly Segment[]): void;
-}
+export type { LogWatcher } from './segment-log.js';
 
 /** One record as the cursor reads it. */
 export interface CursorRecord {
@@ -60,11 +54,11 @@ export class LogCursor implements LogWatcher {
   private buf = Buffer.allocUnsafe(CURSOR_READ_BYTES);
 
   constructor(
-    private readonly store: Store,
+    private readonly log: LogView,
     from: number,
   ) {
     this.next = from;
-    store.watchers.add(this);
+    log.watchers.add(this);
   }
 
   flushed(): void {
@@ -100,7 +94,7 @@ export class LogCursor implements LogWatcher {
    */
   read(maxBytes: number): CursorRecord[] {
     const out: CursorRecord[] = [];
-    if (this.closed || this.store.isClosed) return out;
+    if (this.closed || this.log.isClosed) return out;
     let bytes = 0;
     while (bytes < maxBytes) {
       // Held originals first: they cover their offsets instead of the outputs.
@@ -110,7 +104,7 @@ export class LogCursor implements LogWatcher {
       let stopAt = Number.POSITIVE_INFINITY;
       if (h && h.baseOffset <= this.next) seg = h;
       else {
-        const ordered = this.store.ordered;
+        const ordered = this.log.ordered;
         const i = segmentIndexFor(ordered, this.next);
         const found = ordered[i];
         if (!found) return out;
@@ -130,7 +124,7 @@ export class LogCursor implements LogWatcher {
         // Read to its end (or to stopAt): the next record is in a later segment.
         if (seg.lastOffset >= this.next) {
           if (stopAt !== Number.POSITIVE_INFINITY) this.next = stopAt;
-          else if (seg === this.store.active || seg.written < seg.size)
+          else if (seg === this.log.active || seg.written < seg.size)
             return out; // the end of the log
           else this.next = seg.lastOffset + 1;
         }
@@ -145,8 +139,8 @@ export class LogCursor implements LogWatcher {
    * from read to read (a feed reads small tails many times a second).
    */
   private readSegment(seg: Segment, stopAt: number, maxBytes: number, out: CursorRecord[]): number {
-    const fs = this.store.options.fs;
-    if (!seg.index) seg.index = buildIndex(fs, seg, this.store.options.indexIntervalBytes);
+    const fs = this.log.options.fs;
+    if (!seg.index) seg.index = buildIndex(fs, seg, this.log.options.indexIntervalBytes);
     const from = this.next;
     const end = seg.written;
     let pos = seg.index.lookup(from, SEGMENT_HEADER_BYTES);
@@ -196,11 +190,11 @@ export class LogCursor implements LogWatcher {
     return bytes;
   }
 
-  /** Lets go of every held segment and stops watching the store. Idempotent. */
+  /** Lets go of every held segment and stops watching the log. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.store.watchers.delete(this);
+    this.log.watchers.delete(this);
     for (const s of this.held) s.release();
     this.held = [];
     this.flushed();

@@ -13,22 +13,21 @@ import type { Fs } from './fs.js';
 import { FLAG_TOMBSTONE } from './record.js';
 import { type Segment, scanRecords } from './segment.js';
 import { SEGMENT_HEADER_BYTES } from './segment-header.js';
+import { type LogView, segmentIndexFor } from './segment-log.js';
 import { SparseIndex } from './sparse-index.js';
-import type { LogRecord, Store } from './store.js';
 
-/** Index in `ordered` of the last segment whose base offset is ≤ offset (0 if none). */
-export function segmentIndexFor(ordered: readonly { readonly baseOffset: number }[], offset: number): number {
-  let lo = 0;
-  let hi = ordered.length - 1;
-  let found = 0;
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1;
-    if (ordered[mid]!.baseOffset <= offset) {
-      found = mid;
-      lo = mid + 1;
-    } else hi = mid - 1;
-  }
-  return found;
+export { segmentIndexFor } from './segment-log.js';
+
+/** A record read back from the log by offset (Store.readFrom). */
+export interface LogRecord {
+  offset: number;
+  key: Buffer;
+  /** Empty for a tombstone. */
+  value: Buffer;
+  tombstone: boolean;
+  expiresAt: number;
+  segment: string;
+  position: number;
 }
 
 /** Builds a segment's sparse index by scanning it (when its `.index` file is missing or bad). */
@@ -42,7 +41,7 @@ export function buildIndex(fs: Fs, seg: Segment, intervalBytes: number): SparseI
 
 /** Records from `offset` on, in offset order, tombstones and overwritten values included. */
 export async function* readLog(
-  store: Store,
+  log: LogView,
   offset: number,
   options: { limit?: number },
 ): AsyncGenerator<LogRecord> {
@@ -51,19 +50,19 @@ export async function* readLog(
   // by offset after each one, so a compaction that swaps segments while we
   // iterate (outputs keep offsets) neither skips nor repeats records.
   let next = offset;
-  while (limit > 0 && !store.isClosed) {
-    const i = segmentIndexFor(store.ordered, next);
-    const seg = store.ordered[i];
+  while (limit > 0 && !log.isClosed) {
+    const i = segmentIndexFor(log.ordered, next);
+    const seg = log.ordered[i];
     if (!seg) return;
     seg.retain();
     try {
-      if (!seg.index) seg.index = buildIndex(store.options.fs, seg, store.options.indexIntervalBytes);
+      if (!seg.index) seg.index = buildIndex(log.options.fs, seg, log.options.indexIntervalBytes);
       let pos = seg.index.lookup(next, SEGMENT_HEADER_BYTES);
       while (pos < seg.written && limit > 0) {
         const out: LogRecord[] = [];
         const from = next;
         const r = scanRecords(
-          store.options.fs,
+          log.options.fs,
           seg.fd,
           pos,
           seg.written,
@@ -89,19 +88,19 @@ export async function* readLog(
         }
         if (r.problem) {
           const err = new CorruptionError(seg.name, r.problem.position, r.problem.reason);
-          store.noteCorruptRead(err);
+          log.noteCorruptRead(err);
           throw err;
         }
         pos = r.end;
-        if (store.segments[seg.id] !== seg) break; // swapped out by a compaction: look up `next` again
+        if (log.segments[seg.id] !== seg) break; // swapped out by a compaction: look up `next` again
       }
-      const at = store.ordered.indexOf(seg);
+      const at = log.ordered.indexOf(seg);
       if (at >= 0) {
         // Done with this segment: continue at the next one, wherever its offsets start.
-        const following = store.ordered[at + 1];
+        const following = log.ordered[at + 1];
         if (!following) return;
         next = Math.max(next, seg.lastOffset + 1, following.baseOffset);
-      } else if (store.segments[seg.id] === seg && pos >= seg.written) {
+      } else if (log.segments[seg.id] === seg && pos >= seg.written) {
         // Read to its end while a compaction swapped it out: its outputs hold nothing newer.
         next = Math.max(next, seg.lastOffset + 1);
       }

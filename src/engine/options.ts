@@ -5,7 +5,7 @@
 import pino, { type Logger } from 'pino';
 import { KvError } from '../errors.js';
 import { type Clock, systemClock } from './clock.js';
-import { type CompactionOptions, DEFAULT_COMPACTION } from './compaction/compactor.js';
+import { type CompactionOptions, DEFAULT_COMPACTION } from './compaction/options.js';
 import { type Fs, nodeFs } from './fs.js';
 import {
   DEFAULT_CACHE_BYTES,
@@ -56,7 +56,7 @@ export interface StoreOptions {
   clock?: Clock;
   /** Open without taking the lock or writing anything (kv-check --force-read-only). Default false. */
   readOnly?: boolean;
-  /** Background compaction: policy thresholds and schedule (see compaction/compactor.ts for each default). */
+  /** Background compaction: policy thresholds and schedule (see compaction/options.ts for each default). */
   compaction?: Partial<CompactionOptions>;
 }
 

@@ -58,8 +58,8 @@ import {
 } from './record.js';
 import { resync, Segment, scanRecords } from './segment.js';
 import { checkSegmentHeader, SEGMENT_HEADER_BYTES } from './segment-header.js';
+import type { LogEdit } from './segment-log.js';
 import { SparseIndex } from './sparse-index.js';
-import type { RecoveryStats, Store } from './store.js';
 
 /**
  * Hint entries loaded per batch: enough that the keydir table reads of a
@@ -68,10 +68,21 @@ import type { RecoveryStats, Store } from './store.js';
  */
 const HINT_LOAD_BATCH_ENTRIES = 64;
 
+export interface RecoveryStats {
+  ms: number;
+  segments: number;
+  fromHints: number;
+  scanned: number;
+  truncatedBytes: number;
+  corruptions: number;
+}
+
 export interface RecoveryResult {
   stats: RecoveryStats;
   /** Sealed segments that had no valid hint: the store writes one in the background. */
   needHints: Segment[];
+  /** The last segment is sealed or there is none: the store opens a fresh active segment (Store.openActiveSegment). */
+  needActive: boolean;
 }
 
 /**
@@ -104,9 +115,9 @@ export function pendingSwapView(
   };
 }
 
-export function recover(store: Store): RecoveryResult {
-  const { fs, logger: log, clock, readOnly, indexIntervalBytes } = store.options;
-  const dir = store.dir;
+export function recover(segLog: LogEdit): RecoveryResult {
+  const { fs, logger: log, clock, readOnly, indexIntervalBytes } = segLog.options;
+  const dir = segLog.dir;
   const t0 = performance.now();
   const stats: RecoveryStats = {
     ms: 0,
@@ -171,15 +182,15 @@ export function recover(store: Store): RecoveryResult {
     // The last segment's in-progress hint gets the records applied, as appends give it them.
     seg.hint?.add(key, h.offset, position, h.valueLength, h.expiresAt, h.flags);
     if ((h.flags & FLAG_TOMBSTONE) !== 0 || (h.expiresAt !== 0 && h.expiresAt <= now))
-      store.unpoint(key, position);
-    else store.point(key, seg, position, h.valueLength, h.expiresAt);
+      segLog.unpoint(key, position);
+    else segLog.point(key, seg, position, h.valueLength, h.expiresAt);
   };
 
   /**
    * `apply` for every entry of a hint, taking the keys as bytes from the hint
    * buffer (no string per key), a batch at a time: the batch's hashes first,
    * then its table buckets read together (Keydir.warm), then its entries
-   * applied in order. The live-byte counts move as Store.point/unpoint move
+   * applied in order. The live-byte counts move as SegmentLog.point/unpoint move
    * them; the store's sorted key index does not exist yet (the first scan
    * builds it), so there is nothing to tell it. Returns the hint's problem, if
    * it has one, before applying anything.
@@ -206,8 +217,8 @@ export function recover(store: Store): RecoveryResult {
       fs.close(fd);
     }
   };
-  const kd = store.keydir;
-  const segments = store.segments;
+  const kd = segLog.keydir;
+  const segments = segLog.segments;
   const batch = new HintBatch(HINT_LOAD_BATCH_ENTRIES);
   const hashes = new Int32Array(HINT_LOAD_BATCH_ENTRIES);
   const loadHint = (seg: Segment, buf: Buffer): string | undefined =>
@@ -262,7 +273,7 @@ export function recover(store: Store): RecoveryResult {
     if (!h || (h.flags & FLAG_BATCH) !== 0) return;
     if (position + recordSize(h.keyLength, h.valueLength) !== end) return;
     const key = recordKey(buf, 0, h.keyLength);
-    if (store.unpoint(key)) log.error({ key }, `dropped ${key}: its latest record is the damaged one`);
+    if (segLog.unpoint(key)) log.error({ key }, `dropped ${key}: its latest record is the damaged one`);
   };
 
   let maxOffset = -1;
@@ -287,8 +298,7 @@ export function recover(store: Store): RecoveryResult {
       continue;
     }
     const seg = new Segment(fs, dir, name, base, fd, size);
-    store.addSegment(seg);
-    store.ordered.push(seg);
+    segLog.pushSegment(seg);
     stats.segments++;
 
     // Header.
@@ -427,19 +437,20 @@ export function recover(store: Store): RecoveryResult {
     if (seg.lastOffset > maxOffset) maxOffset = seg.lastOffset;
   }
 
-  store.nextOffset = Math.max(maxOffset + 1, bases.length > 0 ? bases[bases.length - 1]! : 0);
+  segLog.nextOffset = Math.max(maxOffset + 1, bases.length > 0 ? bases[bases.length - 1]! : 0);
+  let needActive = false;
   if (!readOnly) {
-    const last = store.ordered[store.ordered.length - 1];
+    const last = segLog.ordered[segLog.ordered.length - 1];
     if (last && sealLast) {
       // Keep the damaged segment as it is (read-only) and append after it.
       last.sealed = true;
       last.hint = undefined; // no hint over damage: the sealer's scan refuses it too
-      if (last.records === 0) store.nextOffset = Math.max(store.nextOffset, last.baseOffset + 1);
+      if (last.records === 0) segLog.nextOffset = Math.max(segLog.nextOffset, last.baseOffset + 1);
     }
-    if (!last || last.sealed) store.openActiveSegment();
+    needActive = !last || last.sealed;
     if (last && sealLast && last.records > 0) needHints.push(last);
   }
   stats.ms = Math.round(performance.now() - t0);
-  log.info(stats, `recovered ${store.keydir.size} keys from ${stats.segments} segments in ${stats.ms} ms`);
-  return { stats, needHints };
+  log.info(stats, `recovered ${segLog.keydir.size} keys from ${stats.segments} segments in ${stats.ms} ms`);
+  return { stats, needHints, needActive };
 }

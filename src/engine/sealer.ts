@@ -26,8 +26,8 @@ import { HINT_WRITE_STEP_BYTES, MAX_KEY_BYTES } from './limits.js';
 import { FLAG_TOMBSTONE } from './record.js';
 import { type Segment, scanRecords } from './segment.js';
 import { SEGMENT_HEADER_BYTES } from './segment-header.js';
+import type { LogView } from './segment-log.js';
 import { SparseIndex } from './sparse-index.js';
-import type { Store } from './store.js';
 
 /**
  * Writes `seg`'s hint and index files: from `built`, the hint built while it
@@ -35,24 +35,26 @@ import type { Store } from './store.js';
  * it gave up, logged).
  */
 export async function sealSegment(
-  store: Store,
+  segLog: LogView,
+  /** The store's sync round (Store.syncLog): the only way segment data is fsynced. */
+  syncLog: () => Promise<void>,
   seg: Segment,
   fsyncData: boolean,
   log: Logger,
   built?: HintBuilder,
 ): Promise<void> {
-  const fs = store.options.fs;
+  const fs = segLog.options.fs;
   try {
     // Through the store's sync rounds, never on its own: they keep the order of the log's fsyncs.
-    if (fsyncData) await store.syncLog();
+    if (fsyncData) await syncLog();
     if (built !== undefined && seg.index !== undefined) {
       // Not `if (store closed)`: close() waits for this task (see below).
-      if (store.segments[seg.id] !== seg) return; // compacted away meanwhile
-      await writeFileAtomically(fs, store.dir, hintFile(seg.baseOffset), (fd) =>
+      if (segLog.segments[seg.id] !== seg) return; // compacted away meanwhile
+      await writeFileAtomically(fs, segLog.dir, hintFile(seg.baseOffset), (fd) =>
         writeBuiltHint(fs, fd, built, seg.baseOffset),
       );
-      await writeFileAtomically(fs, store.dir, indexFile(seg.baseOffset), seg.index.encode());
-      fs.fsyncDir(store.dir);
+      await writeFileAtomically(fs, segLog.dir, indexFile(seg.baseOffset), seg.index.encode());
+      fs.fsyncDir(segLog.dir);
       seg.hinted = true;
       log.debug({ file: seg.name, keys: built.count }, 'segment sealed');
       return;
@@ -60,7 +62,7 @@ export async function sealSegment(
   } finally {
     built?.release();
   }
-  await scanAndSeal(store, seg, log);
+  await scanAndSeal(segLog, seg, log);
 }
 
 /**
@@ -87,14 +89,14 @@ async function writeBuiltHint(fs: Fs, fd: number, built: HintBuilder, baseOffset
 }
 
 /** The hint and index of a segment that has no built hint: one scan of its records, in steps. */
-async function scanAndSeal(store: Store, seg: Segment, log: Logger): Promise<void> {
-  const fs = store.options.fs;
+async function scanAndSeal(segLog: LogView, seg: Segment, log: Logger): Promise<void> {
+  const fs = segLog.options.fs;
   const hint = new HintWriter();
-  const kd = store.keydir;
+  const kd = segLog.keydir;
   // Keys the keydir cannot vouch for (deleted, expired, rewritten in a later segment or
   // moved by compaction): their last record here is found with this map, entry numbers by key.
   const unsure = new Map<string, number>();
-  const index = new SparseIndex(seg.baseOffset, store.options.indexIntervalBytes);
+  const index = new SparseIndex(seg.baseOffset, segLog.options.indexIntervalBytes);
   let pos = SEGMENT_HEADER_BYTES;
   while (pos < seg.size) {
     const r = scanRecords(
@@ -140,11 +142,11 @@ async function scanAndSeal(store: Store, seg: Segment, log: Logger): Promise<voi
   }
   // Not `if (store closed)`: close() waits for this task, and a segment sealed just
   // before close must still get its hint, or every later open rescans it.
-  if (store.segments[seg.id] !== seg) return; // compacted away meanwhile: its hint would be an orphan
+  if (segLog.segments[seg.id] !== seg) return; // compacted away meanwhile: its hint would be an orphan
   seg.index = index;
-  await writeFileAtomically(fs, store.dir, hintFile(seg.baseOffset), hint.finish(seg.baseOffset));
-  await writeFileAtomically(fs, store.dir, indexFile(seg.baseOffset), index.encode());
-  fs.fsyncDir(store.dir);
+  await writeFileAtomically(fs, segLog.dir, hintFile(seg.baseOffset), hint.finish(seg.baseOffset));
+  await writeFileAtomically(fs, segLog.dir, indexFile(seg.baseOffset), index.encode());
+  fs.fsyncDir(segLog.dir);
   seg.hinted = true;
   log.debug({ file: seg.name, keys: hint.count }, 'segment sealed');
 }

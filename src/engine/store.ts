@@ -20,19 +20,23 @@
  * batches are written contiguously in one segment, flagged so recovery applies
  * them whole or not at all (2); one owner per directory via lock.ts (5).
  *
+ * Beneath it, the segment log (segment-log.ts) owns the segments, the
+ * appends at nextOffset and the keydir's compare-and-set; recovery and
+ * compaction work on that log, never on the Store (compaction through
+ * compaction/host.ts, which the Store implements).
+ *
  * Concurrency: everything runs on the event loop; the only asynchronous steps
  * are fsyncs and the background sealing of full segments (hint + index files).
  */
 import { EventEmitter } from 'node:events';
-import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { CorruptionError, closedError, ioError, KvError } from '../errors.js';
 import { type CompactionResult, type CompactionStats, Compactor } from './compaction/compactor.js';
-import { segmentFile } from './filenames.js';
+import type { CompactionHost } from './compaction/host.js';
 import type { Fs } from './fs.js';
 import { compileGlob } from './glob.js';
-import { HintBuilder } from './hint-builder.js';
+import type { HintBuilder } from './hint-builder.js';
 import { KeyIndex } from './key-index.js';
 import { Keydir } from './keydir.js';
 import {
@@ -50,25 +54,25 @@ import {
   EXPIRE_SWEEP_INTERVAL_MS,
   EXPIRE_SWEEP_KEYS,
   MAX_CACHED_VALUE_BYTES,
-  MAX_LOGGED_CORRUPT_RECORDS,
   MAX_SCAN_COUNT,
-  MAX_SEGMENTS,
   MIN_CACHED_VALUE_BYTES,
   SEAL_AT_CLOSE_MIN_BYTES,
   SLOT_CACHE_MAX_VALUE_BYTES,
 } from './limits.js';
 import { type DirLock, lockDir } from './lock.js';
-import type { LogWatcher } from './log-cursor.js';
-import { readLog, segmentIndexFor } from './log-reader.js';
+import { type LogRecord, readLog } from './log-reader.js';
 import { type ResolvedOptions, resolveOptions, type StoreOptions } from './options.js';
-import { encodeRecord, FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE, recordSize } from './record.js';
-import { recover } from './recovery.js';
+import { FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE, recordSize } from './record.js';
+import { type RecoveryStats, recover } from './recovery.js';
 import { decodeCursor, encodeCursor } from './scan-cursor.js';
 import { sealSegment } from './sealer.js';
-import { Segment } from './segment.js';
-import { encodeSegmentHeader, SEGMENT_HEADER_BYTES } from './segment-header.js';
+import type { Segment } from './segment.js';
+import { SEGMENT_HEADER_BYTES } from './segment-header.js';
+import { type LogWatcher, SegmentLog } from './segment-log.js';
 import { SlotCache } from './slot-cache.js';
-import { SparseIndex } from './sparse-index.js';
+
+export type { LogRecord } from './log-reader.js';
+export type { RecoveryStats } from './recovery.js';
 
 export interface SetOptions {
   /** Time to live in ms; the key reads as absent once it has passed. */
@@ -108,18 +112,6 @@ export interface ScanPage<K = string> {
   keys: K[];
   /** Pass back to get the next page; null when the scan is complete. */
   cursor: string | null;
-}
-
-/** A record read back from the log by offset (readFrom). */
-export interface LogRecord {
-  offset: number;
-  key: Buffer;
-  /** Empty for a tombstone. */
-  value: Buffer;
-  tombstone: boolean;
-  expiresAt: number;
-  segment: string;
-  position: number;
 }
 
 /** A record from a primary's log (applyReplicated): value null for a tombstone. */
@@ -165,15 +157,6 @@ export interface ReadCorruptionStats {
   reads: number;
 }
 
-export interface RecoveryStats {
-  ms: number;
-  segments: number;
-  fromHints: number;
-  scanned: number;
-  truncatedBytes: number;
-  corruptions: number;
-}
-
 interface Waiter {
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -182,15 +165,18 @@ interface Waiter {
 /** Undo log entries: key, then the previous location (segment -1 = absent). */
 const UNDO_STRIDE = 5;
 
-export class Store extends EventEmitter {
+export class Store extends EventEmitter implements CompactionHost {
   readonly dir: string;
   readonly options: ResolvedOptions;
   readonly keydir = new Keydir();
-  /** Segment table, indexed by segment id (what the keydir stores). */
-  readonly segments: (Segment | undefined)[] = [];
-  /** Live segments in offset order; the last one is active. */
-  ordered: Segment[] = [];
-  nextOffset = 0;
+  /**
+   * @internal The log beneath the store (segment-log.ts): its segments, the
+   * active one, the next offset and the keydir's compare-and-set. Recovery,
+   * compaction and the log's readers use it, not the Store.
+   */
+  readonly segmentLog: SegmentLog;
+  /** Segment table, indexed by segment id (what the keydir stores): the log's. */
+  readonly segments: readonly (Segment | undefined)[];
   recoveryStats: RecoveryStats = {
     ms: 0,
     segments: 0,
@@ -199,9 +185,6 @@ export class Store extends EventEmitter {
     truncatedBytes: 0,
     corruptions: 0,
   };
-
-  /** @internal Log cursors (change feed, replication) told of flushes and compaction swaps (log-cursor.ts). */
-  readonly watchers = new Set<LogWatcher>();
 
   private readonly fs: Fs;
   private readonly log: Logger;
@@ -220,22 +203,15 @@ export class Store extends EventEmitter {
   /** Set while there is no active segment to append to (openActiveSegment failed): writes are refused with it. */
   private noActive: KvError | undefined;
   private lastActiveAttempt = 0;
-  /** Damaged records reads have met, as `file:position`: each is logged once. */
-  private readonly corruptSeen = new Set<string>();
-  private corruptRecords = 0;
-  private corruptReads = 0;
 
   // Write path state.
   private flushScheduled = false;
   private unflushed: Waiter[] = [];
   private tickAck: Promise<true> | undefined;
   private undo: (string | number)[] = [];
-  /** @internal Count of undone write ticks; the compaction swap checks it. */
-  rollbacks = 0;
   /** The sync round running (syncLog), and the one queued behind it. */
   private syncing: Promise<void> | undefined;
   private nextSync: Promise<void> | undefined;
-  private dirDirty = false;
   private fsyncCount = 0;
   private fsyncMs = 0;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -247,6 +223,8 @@ export class Store extends EventEmitter {
     super();
     this.dir = dir;
     this.options = options;
+    this.segmentLog = new SegmentLog(dir, options, this.keydir);
+    this.segments = this.segmentLog.segments;
     this.fs = options.fs;
     this.log = options.logger;
     if (options.cacheBytes > 0) {
@@ -265,8 +243,28 @@ export class Store extends EventEmitter {
     this.compactor = new Compactor(this, options.compaction, options.logger);
   }
 
+  /** Live segments in offset order; the last one is active (the log's). */
+  get ordered(): readonly Segment[] {
+    return this.segmentLog.ordered;
+  }
+
   get active(): Segment {
-    return this.ordered[this.ordered.length - 1]!;
+    return this.segmentLog.active;
+  }
+
+  /** The offset the next record gets. */
+  get nextOffset(): number {
+    return this.segmentLog.nextOffset;
+  }
+
+  /** @internal Count of undone write ticks; the compaction swap checks it. */
+  get rollbacks(): number {
+    return this.segmentLog.rollbacks;
+  }
+
+  /** @internal Log cursors (change feed, replication) told of flushes and compaction swaps (log-cursor.ts). */
+  get watchers(): Set<LogWatcher> {
+    return this.segmentLog.watchers;
   }
 
   /** @internal Opens the directory: lock, recovery, timers. */
@@ -276,8 +274,9 @@ export class Store extends EventEmitter {
       this.lock = lockDir(this.fs, this.dir);
     }
     try {
-      const result = recover(this);
+      const result = recover(this.segmentLog);
       this.recoveryStats = result.stats;
+      if (result.needActive) this.openActiveSegment();
       // A read-only open writes nothing, not even a missing hint.
       // Data first, then the hint (a durable hint over data that is not would point past the file's end).
       if (!this.options.readOnly) for (const s of result.needHints) this.sealInBackground(s, true);
@@ -295,56 +294,6 @@ export class Store extends EventEmitter {
 
   // ---- segments ---------------------------------------------------------
 
-  /** @internal Registers a segment in the table; returns its id. */
-  addSegment(seg: Segment): void {
-    let id = this.segments.indexOf(undefined);
-    if (id < 0) id = this.segments.length;
-    if (id >= MAX_SEGMENTS) {
-      throw new KvError(
-        'BUSY',
-        `more than ${MAX_SEGMENTS} segments are open; raise maxSegmentBytes or compact`,
-      );
-    }
-    seg.id = id;
-    this.segments[id] = seg;
-  }
-
-  /**
-   * @internal Creates a new, empty active segment starting at nextOffset. A
-   * creation that fails (ENOSPC writing the header) is undone: the file is
-   * closed and removed, nothing changes, and the error is an IO_ERROR (a
-   * 0-byte `N.seg` per attempt was left behind, and reported as corruption).
-   */
-  createSegment(): Segment {
-    const base = this.nextOffset;
-    const name = segmentFile(base);
-    const path = join(this.dir, name);
-    let fd = -1;
-    try {
-      fd = this.fs.open(path, 'wx+');
-      const header = encodeSegmentHeader(base);
-      this.fs.write(fd, header, 0, header.length, 0);
-    } catch (err) {
-      if (fd >= 0) {
-        try {
-          this.fs.close(fd);
-          this.fs.unlink(path);
-        } catch {
-          // Best effort: recovery removes an empty or headerless last segment.
-        }
-      }
-      throw ioError(`creating segment ${name}`, err);
-    }
-    const seg = new Segment(this.fs, this.dir, name, base, fd, SEGMENT_HEADER_BYTES);
-    seg.index = new SparseIndex(base, this.options.indexIntervalBytes);
-    seg.hint = new HintBuilder();
-    seg.dirty = true;
-    this.addSegment(seg);
-    this.ordered.push(seg);
-    this.dirDirty = true;
-    return seg;
-  }
-
   /** @internal Seals the active segment if it holds any record (for a full compaction). */
   sealActive(): void {
     this.checkWritable();
@@ -361,30 +310,6 @@ export class Store extends EventEmitter {
   }
 
   /**
-   * @internal The compaction swap: `fresh` takes the place of the contiguous
-   * run `inputs` in offset order. The inputs stay in the segment table (keydir
-   * entries may still point into them) until retireSegments.
-   */
-  replaceSegments(inputs: readonly Segment[], fresh: readonly Segment[]): void {
-    for (const w of this.watchers) w.replacing(inputs);
-    const at = this.ordered.indexOf(inputs[0]!);
-    this.ordered.splice(at, inputs.length, ...fresh);
-  }
-
-  /**
-   * @internal The end of a compaction swap: once no keydir entry points into
-   * `inputs`, they leave the segment table and close when their readers let go.
-   */
-  retireSegments(inputs: readonly Segment[]): void {
-    for (const seg of inputs) {
-      this.segments[seg.id] = undefined;
-      seg.retire(false, (err) => {
-        if (err) this.log.warn({ err, file: seg.name }, 'closing a compacted segment failed');
-      });
-    }
-  }
-
-  /**
    * Seals the active segment and opens a new one; the hint and index are
    * written in the background. If the new one cannot be created, nothing
    * changes (the active segment stays active) and the IO_ERROR goes to the
@@ -392,9 +317,7 @@ export class Store extends EventEmitter {
    */
   private rotate(): void {
     this.flushNow();
-    const old = this.active;
-    this.createSegment();
-    old.sealed = true;
+    const old = this.segmentLog.rotate();
     // Its hint, built while it was active, is frozen from now on: the sealer writes it out.
     const hint = old.hint;
     old.hint = undefined;
@@ -408,7 +331,7 @@ export class Store extends EventEmitter {
    */
   openActiveSegment(): void {
     try {
-      this.createSegment();
+      this.segmentLog.createSegment();
       this.noActive = undefined;
     } catch (err) {
       this.noActive = err as KvError;
@@ -429,7 +352,7 @@ export class Store extends EventEmitter {
    */
   private sealInBackground(seg: Segment, fsyncData: boolean, hint?: HintBuilder): void {
     seg.retain();
-    const task = sealSegment(this, seg, fsyncData, this.log, hint)
+    const task = sealSegment(this.segmentLog, () => this.syncLog(), seg, fsyncData, this.log, hint)
       .catch((err) => {
         this.log.error(
           { err, file: seg.name },
@@ -441,56 +364,7 @@ export class Store extends EventEmitter {
     void task.finally(() => this.background.delete(task));
   }
 
-  // ---- keydir maintenance --------------------------------------------------
-
-  /**
-   * @internal Points `key` at a record, keeping live-byte counts and, when
-   * `seg` is the active segment, its in-progress hint (hint-builder.ts): the
-   * key's earlier record there, if any, is no longer its last. Returns the key's keydir slot.
-   */
-  point(key: string, seg: Segment, position: number, valueLength: number, expiresAt: number): number {
-    const kd = this.keydir;
-    const slot = kd.set(key, seg.id, position, valueLength, expiresAt); // one lookup: the old location is in kd.prev*
-    const hint = seg.hint;
-    if (hint !== undefined) {
-      if (kd.prevSegment === seg.id) hint.dropAt(kd.prevPosition);
-      else if (hint.orphanCount > 0) hint.adopt(key);
-    }
-    if (kd.prevSegment >= 0) {
-      this.segments[kd.prevSegment]!.liveBytes -= recordSize(key.length, kd.prevValueLength);
-    } else if (this.keyIndex) {
-      this.keyIndex.noteInsert(key);
-    }
-    seg.liveBytes += recordSize(key.length, valueLength);
-    return slot;
-  }
-
-  /**
-   * @internal Removes `key` from the keydir, keeping live-byte counts and the
-   * active segment's in-progress hint. `appendedAt`: the position of the
-   * record of `key` just appended to the active segment that leaves it
-   * absent (a tombstone, or an expired value during recovery), -1 if none
-   * (an expiry): that record, else the one the keydir pointed at, becomes
-   * the key's last record there that the keydir does not point at.
-   */
-  unpoint(key: string, appendedAt = -1): boolean {
-    const kd = this.keydir;
-    const slot = kd.slot(key);
-    const active = this.ordered[this.ordered.length - 1];
-    const hint = active?.hint;
-    if (slot >= 0) {
-      const segId = kd.segmentOf(slot);
-      if (hint !== undefined && segId === active!.id) {
-        if (appendedAt >= 0) hint.dropAt(kd.positionOf(slot));
-        else hint.orphan(key, kd.positionOf(slot));
-      }
-      this.segments[segId]!.liveBytes -= recordSize(key.length, kd.valueLengthOf(slot));
-      kd.delete(key);
-      this.keyIndex?.noteDelete();
-    }
-    if (appendedAt >= 0 && hint !== undefined) hint.orphan(key, appendedAt);
-    return slot >= 0;
-  }
+  // ---- undo of a refused tick ------------------------------------------------
 
   private recordUndo(key: string): void {
     const kd = this.keydir;
@@ -513,14 +387,21 @@ export class Store extends EventEmitter {
   }
 
   private rollback(): void {
-    this.rollbacks++;
+    this.segmentLog.rollbacks++;
     const u = this.undo;
     for (let i = u.length - UNDO_STRIDE; i >= 0; i -= UNDO_STRIDE) {
       const key = u[i] as string;
       const segId = u[i + 1] as number;
       this.cache?.delete(key);
-      if (segId < 0) this.unpoint(key);
-      else this.point(key, this.segments[segId]!, u[i + 2] as number, u[i + 3] as number, u[i + 4] as number);
+      if (segId < 0) this.segmentLog.unpoint(key);
+      else
+        this.segmentLog.point(
+          key,
+          this.segments[segId]!,
+          u[i + 2] as number,
+          u[i + 3] as number,
+          u[i + 4] as number,
+        );
     }
     this.undo = [];
   }
@@ -537,24 +418,6 @@ export class Store extends EventEmitter {
       if (this.noActive) throw this.noActive;
       this.log.info({ file: this.active.name }, 'created the active segment; writes are accepted again');
     }
-  }
-
-  /**
-   * Appends one record to the active segment; returns its position. Callers
-   * make room first (makeRoom), before recording undo: rotating flushes.
-   */
-  private append(key: string, value: Uint8Array | undefined, expiresAt: number, flags: number): number {
-    const size = recordSize(key.length, value ? value.length : 0);
-    const seg = this.active;
-    const position = seg.size;
-    const offset = this.nextOffset++;
-    const at = seg.reserve(size);
-    encodeRecord(seg.reserved, at, offset, expiresAt, flags, key, value);
-    seg.index?.observe(offset, position);
-    seg.hint?.add(key, offset, position, value ? value.length : 0, expiresAt, flags);
-    seg.lastOffset = offset;
-    seg.records++;
-    return position;
   }
 
   /** Rotates if `bytes` more would overflow the active segment; a batch makes room once, so it never spans two. */
@@ -593,7 +456,7 @@ export class Store extends EventEmitter {
     this.tickAck = undefined;
     const waiters = this.unflushed;
     this.unflushed = [];
-    const seg = this.ordered[this.ordered.length - 1]; // none only while noActive on an empty directory
+    const seg = this.segmentLog.ordered[this.segmentLog.ordered.length - 1]; // none only while noActive on an empty directory
     try {
       seg?.flush();
     } catch (err) {
@@ -607,7 +470,7 @@ export class Store extends EventEmitter {
       return;
     }
     this.undo = [];
-    for (const w of this.watchers) w.flushed();
+    for (const w of this.segmentLog.watchers) w.flushed();
     if (this.options.fsync === 'always') {
       if (waiters.length === 0) return;
       this.syncLog().then(
@@ -675,8 +538,8 @@ export class Store extends EventEmitter {
       s.dirty = false;
       s.retain();
     }
-    const syncDir = this.dirDirty;
-    this.dirDirty = false;
+    const syncDir = this.segmentLog.dirDirty;
+    this.segmentLog.dirDirty = false;
     const t0 = performance.now();
     try {
       for (const s of dirty) await s.sync();
@@ -754,8 +617,8 @@ export class Store extends EventEmitter {
   /** Appends a value record for `k` and points the keydir at it (undoable, cache invalidated): set and expire. */
   private writeValue(k: string, v: Uint8Array, expiresAt: number): void {
     this.makeRoom(recordSize(k.length, v.length));
-    const position = this.append(k, v, expiresAt, 0);
-    const slot = this.point(k, this.active, position, v.length, expiresAt);
+    const position = this.segmentLog.append(k, v, expiresAt, 0);
+    const slot = this.segmentLog.point(k, this.active, position, v.length, expiresAt);
     this.recordUndoOfPoint(k);
     this.cache?.delete(k);
     this.fill(slot, v);
@@ -771,7 +634,7 @@ export class Store extends EventEmitter {
       if (this.liveSlot(k) < 0) return this.ack().then(() => false);
       this.makeRoom(recordSize(k.length, 0));
       this.recordUndo(k);
-      this.unpoint(k, this.append(k, undefined, 0, FLAG_TOMBSTONE));
+      this.segmentLog.unpoint(k, this.segmentLog.append(k, undefined, 0, FLAG_TOMBSTONE));
       this.cache?.delete(k);
       return this.ack();
     } catch (err) {
@@ -826,9 +689,9 @@ export class Store extends EventEmitter {
         const flags =
           (v ? 0 : FLAG_TOMBSTONE) | (n > 1 ? FLAG_BATCH | (i === n - 1 ? FLAG_BATCH_END : 0) : 0);
         this.recordUndo(k);
-        const position = this.append(k, v, expiresAt, flags);
-        if (v) this.fill(this.point(k, seg, position, v.length, expiresAt), v);
-        else this.unpoint(k, position);
+        const position = this.segmentLog.append(k, v, expiresAt, flags);
+        if (v) this.fill(this.segmentLog.point(k, seg, position, v.length, expiresAt), v);
+        else this.segmentLog.unpoint(k, position);
         this.cache?.delete(k);
       }
       return this.ack().then(() => n);
@@ -882,15 +745,15 @@ export class Store extends EventEmitter {
           const k = toInternalKey(Buffer.from(r.key.buffer, r.key.byteOffset, r.key.byteLength));
           const v = r.value === null ? undefined : toValueBytes(r.value);
           this.recordUndo(k);
-          this.nextOffset = r.offset;
-          const position = this.append(k, v, r.expiresAt, r.flags);
-          if (v === undefined || (r.flags & FLAG_TOMBSTONE) !== 0) this.unpoint(k, position);
-          else this.fill(this.point(k, seg, position, v.length, r.expiresAt), v);
+          this.segmentLog.nextOffset = r.offset;
+          const position = this.segmentLog.append(k, v, r.expiresAt, r.flags);
+          if (v === undefined || (r.flags & FLAG_TOMBSTONE) !== 0) this.segmentLog.unpoint(k, position);
+          else this.fill(this.segmentLog.point(k, seg, position, v.length, r.expiresAt), v);
           this.cache?.delete(k);
         }
       }
       // The primary's log may go on past its last record (compaction dropped it): follow its position.
-      if (next > this.nextOffset) this.nextOffset = next;
+      if (next > this.nextOffset) this.segmentLog.nextOffset = next;
       return this.ack();
     } catch (err) {
       return Promise.reject(err);
@@ -929,7 +792,7 @@ export class Store extends EventEmitter {
    * the expiry, so recovery and compaction see it expired too.
    */
   private dropExpired(k: string): void {
-    this.unpoint(k);
+    this.segmentLog.unpoint(k);
     this.cache?.delete(k);
   }
 
@@ -1090,24 +953,7 @@ export class Store extends EventEmitter {
    * so the operator learns of it before a client complains.
    */
   noteCorruptRead(err: CorruptionError, answered = true): void {
-    if (answered) this.corruptReads++;
-    const id = `${err.file}:${err.position}`;
-    if (this.corruptSeen.has(id)) return;
-    this.corruptRecords++;
-    if (this.corruptSeen.size >= MAX_LOGGED_CORRUPT_RECORDS) {
-      if (this.corruptSeen.size === MAX_LOGGED_CORRUPT_RECORDS) {
-        this.corruptSeen.add('');
-        this.log.error(
-          `more than ${MAX_LOGGED_CORRUPT_RECORDS} damaged records found by reads; no longer logging each (see INFO storage.corruption)`,
-        );
-      }
-      return;
-    }
-    this.corruptSeen.add(id);
-    this.log.error(
-      { file: err.file, position: err.position },
-      `corruption found by a read: ${err.message}; see README "Corruption found at run time"`,
-    );
+    this.segmentLog.noteCorruptRead(err, answered);
   }
 
   get(key: Key): Promise<Buffer | undefined> {
@@ -1168,11 +1014,14 @@ export class Store extends EventEmitter {
         `scan count must be an integer from 1 to ${MAX_SCAN_COUNT}, got ${count}`,
       );
     }
-    if (!this.keyIndex) {
-      this.keyIndex = new KeyIndex(
+    let keyIndex = this.keyIndex;
+    if (!keyIndex) {
+      keyIndex = new KeyIndex(
         Array.from(this.keydir.entries(), ([k]) => k),
         (k) => this.liveSlot(k) >= 0,
       );
+      this.keyIndex = keyIndex;
+      this.segmentLog.keyIndex = keyIndex; // the log tells it of keys the keydir gains and loses from now on
     }
     const after = options.cursor !== undefined ? decodeCursor(options.cursor) : undefined;
     let prefix = options.prefix !== undefined ? internalizeKey(options.prefix) : undefined;
@@ -1184,7 +1033,7 @@ export class Store extends EventEmitter {
       else if (!prefix.startsWith(glob.prefix)) return { keys: [], cursor: null };
       if (!glob.prefixOnly) filter = glob.test;
     }
-    const page = this.keyIndex.page({
+    const page = keyIndex.page({
       ...(after !== undefined && { after }),
       ...(options.start !== undefined && { start: internalizeKey(options.start) }),
       ...(options.end !== undefined && { end: internalizeKey(options.end) }),
@@ -1216,12 +1065,12 @@ export class Store extends EventEmitter {
   async *readFrom(offset: number, options: { limit?: number } = {}): AsyncGenerator<LogRecord> {
     if (this.closed) throw closedError();
     if (!this.options.readOnly) this.flushNow();
-    yield* readLog(this, offset, options);
+    yield* readLog(this.segmentLog, offset, options);
   }
 
   /** Index in `ordered` of the last segment whose base offset is ≤ offset (0 if none). */
   segmentIndexFor(offset: number): number {
-    return segmentIndexFor(this.ordered, offset);
+    return this.segmentLog.segmentIndexFor(offset);
   }
 
   private sweepExpired(): void {
@@ -1295,7 +1144,7 @@ export class Store extends EventEmitter {
       },
       fsync: { mode: this.options.fsync, count: this.fsyncCount, totalMs: Math.round(this.fsyncMs) },
       recovery: this.recoveryStats,
-      corruption: { records: this.corruptRecords, reads: this.corruptReads },
+      corruption: { records: this.segmentLog.corruptRecords, reads: this.segmentLog.corruptReads },
       compaction: { ...this.compactor.stats },
     };
   }
@@ -1326,7 +1175,7 @@ export class Store extends EventEmitter {
     seg.sealed = true;
     seg.retain();
     try {
-      await sealSegment(this, seg, true, this.log, hint);
+      await sealSegment(this.segmentLog, () => this.syncLog(), seg, true, this.log, hint);
     } catch (err) {
       this.log.warn(
         { err, file: seg.name },
@@ -1352,10 +1201,9 @@ export class Store extends EventEmitter {
       await this.sealAtClose();
     }
     this.closed = true;
+    this.segmentLog.closed = true;
     await Promise.allSettled([...this.background]);
-    for (const s of this.ordered) s.retire(false);
-    this.ordered = [];
-    this.keydir.clear();
+    this.segmentLog.closeSegments();
     this.cache?.clear();
     this.lock?.release();
     this.emit('close');

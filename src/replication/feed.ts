@@ -63,7 +63,7 @@ export class FeedStream implements StreamHandler {
     /** Called when an ACK moves `acked`. */
     private readonly onAck: () => void = () => {},
   ) {
-    this.cursor = new LogCursor(store, from);
+    this.cursor = new LogCursor(store.segmentLog, from);
   }
 
   /** The reply to FEED. */

@@ -48,7 +48,7 @@ describe('LogCursor', () => {
     await churn(store, 300, 'a');
     const expected = [];
     for await (const r of store.readFrom(0)) expected.push(r.offset);
-    const cursor = new LogCursor(store, 0);
+    const cursor = new LogCursor(store.segmentLog, 0);
     const first = readAll(cursor, 500);
     expect(first.map((r) => r.offset)).toEqual(expected);
     expect(cursor.read(500)).toEqual([]);
@@ -74,7 +74,7 @@ describe('LogCursor', () => {
         value: r.value,
       });
     }
-    const cursor = new LogCursor(store, from);
+    const cursor = new LogCursor(store.segmentLog, from);
     const got = cursor.read(1500); // part-way into the log
     expect(got.length).toBeGreaterThan(0);
     expect(got.length).toBeLessThan(before.length);
@@ -97,7 +97,7 @@ describe('LogCursor', () => {
   it('compactions that start and finish between reads neither skip nor repeat a record', async () => {
     const store = await open(tempDir());
     await churn(store, 200, 'a');
-    const cursor = new LogCursor(store, 0);
+    const cursor = new LogCursor(store.segmentLog, 0);
     const seen: number[] = [];
     for (let round = 0; round < 6; round++) {
       for (const r of cursor.read(700)) seen.push(r.offset);

@@ -19,37 +19,17 @@
 import type { Logger } from 'pino';
 import { CorruptionError, KvError } from '../../errors.js';
 import type { Segment } from '../segment.js';
-import type { Store } from '../store.js';
-import { type CompactionChoice, type CompactionPolicyOptions, choose, everything } from './policy.js';
+import type { CompactionHost } from './host.js';
+import type { CompactionOptions } from './options.js';
+import { type CompactionChoice, choose, everything } from './policy.js';
 import { Reaper } from './reaper.js';
 import { abortOutputs } from './rewrite.js';
 import { rewrite } from './rewrite-host.js';
 import { RewriteWorker } from './rewrite-worker.js';
-import { SwapIncomplete, type SwapStep, swap } from './swap.js';
+import { SwapIncomplete, swap } from './swap.js';
 import { traced } from './trace.js';
 
-export interface CompactionOptions extends CompactionPolicyOptions {
-  /** Compact automatically by policy. Default true. */
-  auto: boolean;
-  /** How often the policy is consulted, in ms. Default 10,000. */
-  checkIntervalMs: number;
-  /** Least time between the starts of two automatic runs, in ms. Default 60,000. */
-  minIntervalMs: number;
-  /** Longest backoff after failures, in ms. Default 600,000. */
-  maxBackoffMs: number;
-  /** Test hook: called at each named step of the swap protocol. */
-  onStep?: (step: SwapStep) => void;
-}
-
-export const DEFAULT_COMPACTION: CompactionOptions = {
-  auto: true,
-  minDeadRatio: 0.5,
-  minDeadBytes: 16 * 1024 * 1024,
-  maxDeadBytes: 1024 * 1024 * 1024,
-  checkIntervalMs: 10_000,
-  minIntervalMs: 60_000,
-  maxBackoffMs: 600_000,
-};
+export { type CompactionOptions, DEFAULT_COMPACTION } from './options.js';
 
 export interface CompactionResult {
   reason: CompactionChoice['reason'];
@@ -101,11 +81,11 @@ export class Compactor {
   private readonly worker = new RewriteWorker();
 
   constructor(
-    private readonly store: Store,
+    private readonly host: CompactionHost,
     private readonly options: CompactionOptions,
     private readonly log: Logger,
   ) {
-    this.reaper = new Reaper(store.options.fs, log);
+    this.reaper = new Reaper(host.segmentLog.options.fs, log);
   }
 
   start(): void {
@@ -131,7 +111,7 @@ export class Compactor {
 
   /** Sealed segments in offset order with their figures; the active one last and never compactable. */
   private figures() {
-    return this.store.ordered.map((s) => ({
+    return this.host.segmentLog.ordered.map((s) => ({
       baseOffset: s.baseOffset,
       bytes: s.size,
       deadBytes: s.deadBytes,
@@ -147,8 +127,8 @@ export class Compactor {
     do {
       while (this.current) await this.current.catch(() => {});
       if (this.stopped) throw this.incomplete ?? new KvError('CLOSED', 'the store is closing');
-      this.store.sealActive();
-      await this.store.settleBackground();
+      this.host.sealActive();
+      await this.host.settleBackground();
       // An automatic run may have started while we waited: never run two at once.
     } while (this.current);
     if (this.stopped) throw this.incomplete ?? new KvError('CLOSED', 'the store is closing');
@@ -172,15 +152,15 @@ export class Compactor {
   }
 
   private async runOnce(choice: CompactionChoice): Promise<CompactionResult | undefined> {
-    const store = this.store;
-    const inputs: Segment[] = store.ordered.slice(choice.from, choice.to);
+    const host = this.host;
+    const inputs: Segment[] = host.segmentLog.ordered.slice(choice.from, choice.to);
     const prefix = choice.from === 0;
     const t0 = performance.now();
     const bytesIn = inputs.reduce((n, s) => n + s.size, 0);
     this.stats.running = true;
     this.stats.lastRunAt = Date.now();
     this.nextAutoAt = Date.now() + this.options.minIntervalMs;
-    store.emit('compaction', {
+    host.emit('compaction', {
       phase: 'start',
       reason: choice.reason,
       segments: inputs.length,
@@ -192,19 +172,19 @@ export class Compactor {
     for (const s of inputs) s.retain();
     try {
       const result = await rewrite(
-        store,
+        host,
         inputs,
         prefix,
         (p) => {
           this.stats.progress = p;
-          store.emit('compaction', { phase: 'progress', ...p });
+          host.emit('compaction', { phase: 'progress', ...p });
         },
         () => this.stopped,
         this.worker,
       );
       let fresh: Segment[];
       try {
-        fresh = await swap(store, inputs, result, this.options.onStep ?? (() => {}), this.reaper);
+        fresh = await swap(host, inputs, result, this.options.onStep ?? (() => {}), this.reaper);
       } catch (err) {
         if (err instanceof SwapIncomplete) {
           // Past the commit point: the outputs are the truth now. Stop compacting until a restart finishes the swap.
@@ -212,7 +192,7 @@ export class Compactor {
           this.incomplete = err;
           this.log.fatal({ err }, err.message);
         } else {
-          abortOutputs(store.options.fs, store.dir, result.outputs);
+          abortOutputs(host.segmentLog.options.fs, host.segmentLog.dir, result.outputs);
         }
         throw err;
       }
@@ -237,11 +217,11 @@ export class Compactor {
       st.lastError = null;
       this.failuresInARow = 0;
       this.log.info(r, `compaction reclaimed ${r.reclaimedBytes} bytes in ${r.durationMs} ms`);
-      store.emit('compaction', { phase: 'done', result: r });
+      host.emit('compaction', { phase: 'done', result: r });
       traced('compactor.after-swap', tAfter);
       return r;
     } catch (err) {
-      if (err instanceof CorruptionError) this.store.noteCorruptRead(err, false);
+      if (err instanceof CorruptionError) this.host.segmentLog.noteCorruptRead(err, false);
       this.stats.failures++;
       this.stats.lastError = err instanceof Error ? err.message : String(err);
       this.failuresInARow++;
@@ -255,7 +235,7 @@ export class Compactor {
           { err, retryInMs: backoff },
           'compaction failed; the store is unchanged and it will be retried',
         );
-        store.emit('compaction', { phase: 'error', error: err });
+        host.emit('compaction', { phase: 'error', error: err });
       }
       throw err;
     } finally {

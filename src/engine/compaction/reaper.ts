@@ -22,7 +22,7 @@ import { close as closeInThreadPool } from 'node:fs';
 import type { Logger } from 'pino';
 import { type Fs, nodeFs } from '../fs.js';
 import type { Segment } from '../segment.js';
-import type { Store } from '../store.js';
+import type { LogEdit } from '../segment-log.js';
 
 export class Reaper {
   /** Descriptors held on inputs whose segment is not closed yet. */
@@ -47,18 +47,12 @@ export class Reaper {
   }
 
   /**
-   * The end of a swap, as `store.retireSegments` does it (the inputs leave
-   * the segment table and close when their readers let go), and once each is
-   * closed its held descriptor is closed off the event loop.
+   * The end of a swap: the inputs leave the segment table and close when
+   * their readers let go (LogEdit.retireSegments), and once each is closed
+   * its held descriptor is closed off the event loop.
    */
-  retire(store: Store, inputs: readonly Segment[]): void {
-    for (const seg of inputs) {
-      store.segments[seg.id] = undefined;
-      seg.retire(false, (err) => {
-        if (err) this.log.warn({ err, file: seg.name }, 'closing a compacted segment failed');
-        this.closed(seg);
-      });
-    }
+  retire(segLog: LogEdit, inputs: readonly Segment[]): void {
+    segLog.retireSegments(inputs, (seg) => this.closed(seg));
   }
 
   /** `seg` was retired and is now closed: no reader is left, its blocks may go. */

@@ -11,7 +11,7 @@
 import { nodeFs } from '../fs.js';
 import { COMPACTION_WORKER_MIN_BYTES } from '../limits.js';
 import type { Segment } from '../segment.js';
-import type { Store } from '../store.js';
+import type { CompactionHost } from './host.js';
 import { fullTurn } from './loop.js';
 import type { Moves } from './moves.js';
 import { type OutputSegment, type RewriteJob, type RewriteProgress, rewriteSegments } from './rewrite.js';
@@ -25,13 +25,13 @@ const EXPIRE_STEP_MS = 1;
 export interface RewriteResult {
   outputs: OutputSegment[];
   moves: Moves;
-  /** `store.rollbacks` before the snapshot: if it moved, the keydir went backwards meanwhile. */
+  /** The log's `rollbacks` before the snapshot: if it moved, the keydir went backwards meanwhile. */
   rollbacksAtStart: number;
   bytesRead: number;
 }
 
 export async function rewrite(
-  store: Store,
+  host: CompactionHost,
   inputs: readonly Segment[],
   prefix: boolean,
   onProgress: (p: RewriteProgress) => void,
@@ -40,14 +40,15 @@ export async function rewrite(
   /** Runs with fewer input bytes stay on the event loop (tests pass 0 to use the worker always). */
   workerMinBytes = COMPACTION_WORKER_MIN_BYTES,
 ): Promise<RewriteResult> {
-  const { fs, maxSegmentBytes, indexIntervalBytes, clock } = store.options;
-  const kd = store.keydir;
-  const rollbacksAtStart = store.rollbacks;
+  const segLog = host.segmentLog;
+  const { fs, maxSegmentBytes, indexIntervalBytes, clock } = segLog.options;
+  const kd = segLog.keydir;
+  const rollbacksAtStart = segLog.rollbacks;
   const now = clock.now();
   const live = await liveSnapshot(kd, inputs);
   if (isCancelled()) throw new Error('compaction cancelled: the store is closing');
   const job: RewriteJob = {
-    dir: store.dir,
+    dir: segLog.dir,
     maxSegmentBytes,
     indexIntervalBytes,
     prefix,
@@ -66,7 +67,7 @@ export async function rewrite(
     do {
       const slot = slots[i]!;
       if (slot < kd.slotLimit && kd.segmentOf(slot) === segments[i] && kd.positionOf(slot) === positions[i])
-        store.expireKey(keys[i]!);
+        host.expireKey(keys[i]!);
       i++;
     } while (i < slots.length && performance.now() < t + EXPIRE_STEP_MS);
     traced('rewrite.expire-slice', t);

@@ -10,7 +10,7 @@
  * points into an input when its slot is walked was live at the start, and
  * one that left meanwhile is a record the swap's compare-and-set will not
  * move (a newer write wins). The one way an entry moves back into an input
- * is an undone write (store.rollbacks): the swap's verify then checks every
+ * is an undone write (SegmentLog.rollbacks): the swap's verify then checks every
  * live record of the inputs is among the outputs, or aborts.
  */
 import type { Keydir } from '../keydir.js';

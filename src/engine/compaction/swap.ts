@@ -39,22 +39,16 @@ import { COMPACTION_MANIFEST, compactingFile, hintFile, indexFile, segmentFile }
 import type { Fs } from '../fs.js';
 import { writeFileAtomically } from '../sealer.js';
 import { Segment } from '../segment.js';
-import type { Store } from '../store.js';
 import { type DirOps, dirOps } from './dir-ops.js';
+import type { CompactionHost } from './host.js';
 import { fullTurn } from './loop.js';
 import { decodeManifest, encodeManifest, type Manifest } from './manifest.js';
+import type { SwapStep } from './options.js';
 import type { Reaper } from './reaper.js';
 import type { RewriteResult } from './rewrite-host.js';
 import { traced } from './trace.js';
 
-/** Named steps of the protocol; a test hook can crash the process at each. */
-export type SwapStep =
-  | 'outputs-written'
-  | 'verified'
-  | 'committed'
-  | 'files-swapped'
-  | 'keydir-swapped'
-  | 'done';
+export type { SwapStep } from './options.js';
 
 /** The swap stopped before its commit point: the store is exactly as it was. */
 export class SwapAborted extends Error {}
@@ -124,15 +118,16 @@ export function resolveCompaction(fs: Fs, dir: string): boolean {
 }
 
 export async function swap(
-  store: Store,
+  host: CompactionHost,
   inputs: readonly Segment[],
   result: RewriteResult,
   onStep: (step: SwapStep) => void,
   reaper: Reaper,
 ): Promise<Segment[]> {
-  const { fs } = store.options;
-  const dir = store.dir;
-  const kd = store.keydir;
+  const segLog = host.segmentLog;
+  const { fs } = segLog.options;
+  const dir = segLog.dir;
+  const kd = segLog.keydir;
   const { moves, outputs } = result;
   onStep('outputs-written');
 
@@ -142,8 +137,8 @@ export async function swap(
   // write is undone. So unless that happened since the rewrite's snapshot,
   // every input record the keydir points at was live at the snapshot (and
   // kept): nothing to check.
-  store.flushPending();
-  if (store.rollbacks !== result.rollbacksAtStart) {
+  host.flushPending();
+  if (segLog.rollbacks !== result.rollbacksAtStart) {
     // By the slot the rewrite saw (Keydir.moveSlotIfAt says why that is exact): no key hashing here.
     const movedBytes: number[] = [];
     for (let i = 0; i < moves.count; i++) {
@@ -196,7 +191,7 @@ export async function swap(
 
   try {
     await fullTurn();
-    return await finish(store, inputs, result, manifest, onStep, reaper);
+    return await finish(host, inputs, result, manifest, onStep, reaper);
   } catch (err) {
     throw new SwapIncomplete(
       `the compaction committed but could not finish its swap (${(err as Error).message}); restart to complete it`,
@@ -216,22 +211,23 @@ const MOVE_STEP_MS = 1;
 const MOVES_PER_CLOCK_CHECK = 256;
 
 async function finish(
-  store: Store,
+  host: CompactionHost,
   inputs: readonly Segment[],
   result: RewriteResult,
   manifest: Manifest,
   onStep: (step: SwapStep) => void,
   reaper: Reaper,
 ): Promise<Segment[]> {
-  const { fs } = store.options;
-  const dir = store.dir;
-  const kd = store.keydir;
+  const segLog = host.segmentLog;
+  const { fs } = segLog.options;
+  const dir = segLog.dir;
+  const kd = segLog.keydir;
   const { moves, outputs } = result;
 
   // 3. files
   let t = performance.now();
   // Taken before the yields below: an undo from here on gets the second move pass.
-  const rollbacks = store.rollbacks;
+  const rollbacks = segLog.rollbacks;
   for (const o of outputs) fs.close(o.fd);
   traced('swap.close-outputs', t);
   // Held open once more, so that freeing their blocks happens in the thread pool, not at their close (reaper.ts).
@@ -249,10 +245,10 @@ async function finish(
     seg.index = o.index;
     seg.records = o.records;
     seg.lastOffset = o.lastOffset;
-    store.addSegment(seg);
+    segLog.addSegment(seg);
     return seg;
   });
-  store.replaceSegments(inputs, fresh);
+  segLog.replaceSegments(inputs, fresh);
   traced('swap.open-outputs', t);
   const move = (from: number, to: number) => {
     for (let i = from; i < to; i++) {
@@ -260,7 +256,7 @@ async function finish(
       const fromSegment = moves.fromSegment(i);
       if (kd.moveSlotIfAt(moves.slot(i), fromSegment, moves.fromPosition(i), out.id, moves.toPosition(i))) {
         const size = moves.size(i);
-        store.segments[fromSegment]!.liveBytes -= size;
+        segLog.segments[fromSegment]!.liveBytes -= size;
         out.liveBytes += size;
       }
     }
@@ -284,8 +280,8 @@ async function finish(
   // possibly an input record this pass had not moved yet (and that the rewrite
   // kept, since it was live). One more pass moves those.
   t = performance.now();
-  store.flushPending();
-  if (store.rollbacks !== rollbacks) move(0, n);
+  host.flushPending();
+  if (segLog.rollbacks !== rollbacks) move(0, n);
   const stranded = inputs.filter((s) => s.liveBytes !== 0);
   if (stranded.length > 0) {
     // Cannot happen by the reasoning above; if it does, keep the inputs open so reads stay right until a restart.
@@ -293,7 +289,7 @@ async function finish(
       `keydir entries still point into ${stranded.map((s) => s.name).join(', ')} after the swap`,
     );
   }
-  reaper.retire(store, inputs);
+  reaper.retire(segLog, inputs);
   traced('swap.retire', t);
   onStep('keydir-swapped');
 

@@ -1,0 +1,38 @@
+/**
+ * The compaction options and their defaults (resolved with the other store
+ * options in ../options.ts). Types and constants only: imported by the
+ * store's options without pulling in the compactor.
+ */
+import type { CompactionPolicyOptions } from './policy.js';
+
+/** Named steps of the swap protocol (swap.ts); a test hook can crash the process at each. */
+export type SwapStep =
+  | 'outputs-written'
+  | 'verified'
+  | 'committed'
+  | 'files-swapped'
+  | 'keydir-swapped'
+  | 'done';
+
+export interface CompactionOptions extends CompactionPolicyOptions {
+  /** Compact automatically by policy. Default true. */
+  auto: boolean;
+  /** How often the policy is consulted, in ms. Default 10,000. */
+  checkIntervalMs: number;
+  /** Least time between the starts of two automatic runs, in ms. Default 60,000. */
+  minIntervalMs: number;
+  /** Longest backoff after failures, in ms. Default 600,000. */
+  maxBackoffMs: number;
+  /** Test hook: called at each named step of the swap protocol. */
+  onStep?: (step: SwapStep) => void;
+}
+
+export const DEFAULT_COMPACTION: CompactionOptions = {
+  auto: true,
+  minDeadRatio: 0.5,
+  minDeadBytes: 16 * 1024 * 1024,
+  maxDeadBytes: 1024 * 1024 * 1024,
+  checkIntervalMs: 10_000,
+  minIntervalMs: 60_000,
+  maxBackoffMs: 600_000,
+};

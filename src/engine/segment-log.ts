@@ -1,0 +1,344 @@
+/**
+ * The segment log: the log's segments in offset order (the last one active,
+ * appended to), the segment table the keydir's entries name by id, the next
+ * offset, and the keydir itself with its compare-and-set (`point`/`unpoint`,
+ * which keep every segment's live-byte count and the active segment's
+ * in-progress hint). Kafka's `Log` under its cleaner and manager.
+ *
+ * Who uses it, and through what (the dependency direction is
+ * store → segment-log ← compaction, recovery, sealer, log-reader, log-cursor,
+ * replication; this module imports none of them):
+ * - `LogView`: reading it by offset or by key (log-reader.ts, log-cursor.ts
+ *   and so the change feed, sealer.ts).
+ * - `LogEdit`: changing its segment list and its keydir (recovery.ts, the
+ *   compaction swap).
+ * - The class itself: the Store (store.ts), the only writer: it appends,
+ *   rotates, and owns acknowledgement, fsync rounds, caches and expiry.
+ *
+ * Invariants:
+ * - `ordered` holds the live segments in increasing base offset, contiguous
+ *   in offsets; only the last one (the active one) is appended to.
+ * - Every keydir entry names a segment in `segments` by id, and each
+ *   segment's `liveBytes` is the sum of the record sizes the keydir points at
+ *   in it (point, unpoint and the swap move them together).
+ * - A segment leaves `segments` (retireSegments) only once no keydir entry
+ *   points into it, and closes only when its readers let go (Segment.retain).
+ *
+ * Concurrency: everything runs on the event loop; nothing here is
+ * asynchronous. Readers that span event-loop turns retain the segments they
+ * read and watch for swaps (`watchers`).
+ */
+import { join } from 'node:path';
+import { type CorruptionError, ioError, KvError } from '../errors.js';
+import { segmentFile } from './filenames.js';
+import { HintBuilder } from './hint-builder.js';
+import type { Keydir } from './keydir.js';
+import { MAX_LOGGED_CORRUPT_RECORDS, MAX_SEGMENTS } from './limits.js';
+import type { ResolvedOptions } from './options.js';
+import { encodeRecord, recordSize } from './record.js';
+import { Segment } from './segment.js';
+import { encodeSegmentHeader, SEGMENT_HEADER_BYTES } from './segment-header.js';
+import { SparseIndex } from './sparse-index.js';
+
+/** What the log tells its cursors (log-cursor.ts, replication): flushes and compaction swaps. */
+export interface LogWatcher {
+  /** Records were handed to the OS: a cursor at the end has more to read. */
+  flushed(): void;
+  /** A compaction is about to replace `inputs` (a contiguous run) by its outputs. */
+  replacing(inputs: readonly Segment[]): void;
+}
+
+/** The sorted key index of scans, told of keys the keydir gains and loses (key-index.ts). */
+export interface KeyInsertions {
+  noteInsert(key: string): void;
+  noteDelete(): void;
+}
+
+/** The log as its readers see it: segments by offset and by id, the keydir, the end. */
+export interface LogView {
+  readonly dir: string;
+  readonly options: ResolvedOptions;
+  readonly keydir: Keydir;
+  /** Segment table, indexed by segment id (what the keydir stores). */
+  readonly segments: readonly (Segment | undefined)[];
+  /** Live segments in offset order; the last one is active. */
+  readonly ordered: readonly Segment[];
+  /** The segment appended to (the last of `ordered`). */
+  readonly active: Segment;
+  /** The offset the next appended record gets. */
+  readonly nextOffset: number;
+  readonly isClosed: boolean;
+  /** Count of undone write ticks: the keydir went backwards that many times (compaction checks it). */
+  readonly rollbacks: number;
+  /** Cursors told of flushes and compaction swaps; a cursor adds and deletes itself. */
+  readonly watchers: Set<LogWatcher>;
+  /** Index in `ordered` of the last segment whose base offset is ≤ offset (0 if none). */
+  segmentIndexFor(offset: number): number;
+  /** A read met a damaged record: counted and logged once (see SegmentLog.noteCorruptRead). */
+  noteCorruptRead(err: CorruptionError, answered?: boolean): void;
+}
+
+/** The log as recovery and the compaction swap change it: the segment list and the keydir. */
+export interface LogEdit extends LogView {
+  nextOffset: number;
+  /** Registers a segment in the table (sets its id), not in `ordered`. */
+  addSegment(seg: Segment): void;
+  /** addSegment, then appends it to `ordered` (recovery, in offset order). */
+  pushSegment(seg: Segment): void;
+  /** The compaction swap: `fresh` takes the place of the contiguous run `inputs` in `ordered`. */
+  replaceSegments(inputs: readonly Segment[], fresh: readonly Segment[]): void;
+  /** The end of a swap: `inputs` leave the table; each closes when its readers let go, then `onClosed`. */
+  retireSegments(inputs: readonly Segment[], onClosed?: (seg: Segment) => void): void;
+  point(key: string, seg: Segment, position: number, valueLength: number, expiresAt: number): number;
+  unpoint(key: string, appendedAt?: number): boolean;
+}
+
+/** Index in `ordered` of the last segment whose base offset is ≤ offset (0 if none): a binary search. */
+export function segmentIndexFor(ordered: readonly { readonly baseOffset: number }[], offset: number): number {
+  let lo = 0;
+  let hi = ordered.length - 1;
+  let found = 0;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ordered[mid]!.baseOffset <= offset) {
+      found = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return found;
+}
+
+export class SegmentLog implements LogEdit {
+  readonly dir: string;
+  readonly options: ResolvedOptions;
+  readonly keydir: Keydir;
+  readonly segments: (Segment | undefined)[] = [];
+  ordered: Segment[] = [];
+  nextOffset = 0;
+  rollbacks = 0;
+  readonly watchers = new Set<LogWatcher>();
+  /** Set by the Store as it closes: readers stop. */
+  closed = false;
+  /** A segment file was created since the directory's last fsync (the Store's sync round clears it). */
+  dirDirty = false;
+  /** The scans' sorted key index, once built (the Store builds it at the first scan). */
+  keyIndex: KeyInsertions | undefined;
+  /** Damaged records reads have met, as `file:position`: each is logged once. */
+  private readonly corruptSeen = new Set<string>();
+  /** Distinct damaged records reads met; reads answered CORRUPTION. */
+  corruptRecords = 0;
+  corruptReads = 0;
+
+  constructor(dir: string, options: ResolvedOptions, keydir: Keydir) {
+    this.dir = dir;
+    this.options = options;
+    this.keydir = keydir;
+  }
+
+  get active(): Segment {
+    return this.ordered[this.ordered.length - 1]!;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  segmentIndexFor(offset: number): number {
+    return segmentIndexFor(this.ordered, offset);
+  }
+
+  // ---- segments ---------------------------------------------------------
+
+  addSegment(seg: Segment): void {
+    let id = this.segments.indexOf(undefined);
+    if (id < 0) id = this.segments.length;
+    if (id >= MAX_SEGMENTS) {
+      throw new KvError(
+        'BUSY',
+        `more than ${MAX_SEGMENTS} segments are open; raise maxSegmentBytes or compact`,
+      );
+    }
+    seg.id = id;
+    this.segments[id] = seg;
+  }
+
+  pushSegment(seg: Segment): void {
+    this.addSegment(seg);
+    this.ordered.push(seg);
+  }
+
+  /**
+   * Creates a new, empty active segment starting at nextOffset. A creation
+   * that fails (ENOSPC writing the header) is undone: the file is closed and
+   * removed, nothing changes, and the error is an IO_ERROR (a 0-byte `N.seg`
+   * per attempt was left behind, and reported as corruption).
+   */
+  createSegment(): Segment {
+    const fs = this.options.fs;
+    const base = this.nextOffset;
+    const name = segmentFile(base);
+    const path = join(this.dir, name);
+    let fd = -1;
+    try {
+      fd = fs.open(path, 'wx+');
+      const header = encodeSegmentHeader(base);
+      fs.write(fd, header, 0, header.length, 0);
+    } catch (err) {
+      if (fd >= 0) {
+        try {
+          fs.close(fd);
+          fs.unlink(path);
+        } catch {
+          // Best effort: recovery removes an empty or headerless last segment.
+        }
+      }
+      throw ioError(`creating segment ${name}`, err);
+    }
+    const seg = new Segment(fs, this.dir, name, base, fd, SEGMENT_HEADER_BYTES);
+    seg.index = new SparseIndex(base, this.options.indexIntervalBytes);
+    seg.hint = new HintBuilder();
+    seg.dirty = true;
+    this.pushSegment(seg);
+    this.dirDirty = true;
+    return seg;
+  }
+
+  /**
+   * Seals the active segment and creates a new one after it; returns the
+   * sealed one (its in-progress hint still on it: the caller writes it out).
+   * If the new one cannot be created, nothing changes and the IO_ERROR is thrown.
+   * The caller flushes first.
+   */
+  rotate(): Segment {
+    const old = this.active;
+    this.createSegment();
+    old.sealed = true;
+    return old;
+  }
+
+  replaceSegments(inputs: readonly Segment[], fresh: readonly Segment[]): void {
+    for (const w of this.watchers) w.replacing(inputs);
+    const at = this.ordered.indexOf(inputs[0]!);
+    this.ordered.splice(at, inputs.length, ...fresh);
+  }
+
+  retireSegments(inputs: readonly Segment[], onClosed?: (seg: Segment) => void): void {
+    for (const seg of inputs) {
+      this.segments[seg.id] = undefined;
+      seg.retire(false, (err) => {
+        if (err) this.options.logger.warn({ err, file: seg.name }, 'closing a compacted segment failed');
+        onClosed?.(seg);
+      });
+    }
+  }
+
+  /** Closes every segment (when their readers let go) and empties the keydir: the Store's close. */
+  closeSegments(): void {
+    for (const s of this.ordered) s.retire(false);
+    this.ordered = [];
+    this.keydir.clear();
+  }
+
+  // ---- appends -------------------------------------------------------------
+
+  /**
+   * Encodes one record at nextOffset into the active segment's write buffer
+   * and returns its position; the caller made room (no rotation here) and
+   * points the keydir at it.
+   */
+  append(key: string, value: Uint8Array | undefined, expiresAt: number, flags: number): number {
+    const size = recordSize(key.length, value ? value.length : 0);
+    const seg = this.active;
+    const position = seg.size;
+    const offset = this.nextOffset++;
+    const at = seg.reserve(size);
+    encodeRecord(seg.reserved, at, offset, expiresAt, flags, key, value);
+    seg.index?.observe(offset, position);
+    seg.hint?.add(key, offset, position, value ? value.length : 0, expiresAt, flags);
+    seg.lastOffset = offset;
+    seg.records++;
+    return position;
+  }
+
+  // ---- keydir compare-and-set ------------------------------------------------
+
+  /**
+   * Points `key` at a record, keeping live-byte counts and, when `seg` is
+   * the active segment, its in-progress hint (hint-builder.ts): the key's
+   * earlier record there, if any, is no longer its last. Returns the key's keydir slot.
+   */
+  point(key: string, seg: Segment, position: number, valueLength: number, expiresAt: number): number {
+    const kd = this.keydir;
+    const slot = kd.set(key, seg.id, position, valueLength, expiresAt); // one lookup: the old location is in kd.prev*
+    const hint = seg.hint;
+    if (hint !== undefined) {
+      if (kd.prevSegment === seg.id) hint.dropAt(kd.prevPosition);
+      else if (hint.orphanCount > 0) hint.adopt(key);
+    }
+    if (kd.prevSegment >= 0) {
+      this.segments[kd.prevSegment]!.liveBytes -= recordSize(key.length, kd.prevValueLength);
+    } else if (this.keyIndex) {
+      this.keyIndex.noteInsert(key);
+    }
+    seg.liveBytes += recordSize(key.length, valueLength);
+    return slot;
+  }
+
+  /**
+   * Removes `key` from the keydir, keeping live-byte counts and the active
+   * segment's in-progress hint. `appendedAt`: the position of the record of
+   * `key` just appended to the active segment that leaves it absent (a
+   * tombstone, or an expired value during recovery), -1 if none (an
+   * expiry): that record, else the one the keydir pointed at, becomes the
+   * key's last record there that the keydir does not point at.
+   */
+  unpoint(key: string, appendedAt = -1): boolean {
+    const kd = this.keydir;
+    const slot = kd.slot(key);
+    const active = this.ordered[this.ordered.length - 1];
+    const hint = active?.hint;
+    if (slot >= 0) {
+      const segId = kd.segmentOf(slot);
+      if (hint !== undefined && segId === active!.id) {
+        if (appendedAt >= 0) hint.dropAt(kd.positionOf(slot));
+        else hint.orphan(key, kd.positionOf(slot));
+      }
+      this.segments[segId]!.liveBytes -= recordSize(key.length, kd.valueLengthOf(slot));
+      kd.delete(key);
+      this.keyIndex?.noteDelete();
+    }
+    if (appendedAt >= 0 && hint !== undefined) hint.orphan(key, appendedAt);
+    return slot >= 0;
+  }
+
+  // ---- damage found by reads -----------------------------------------------
+
+  /**
+   * A read met a damaged record (a GET, a read by offset, a compaction;
+   * `answered`: a reader got CORRUPTION for it): counted (stats().corruption,
+   * INFO, metrics) and logged once per record at error with its file and
+   * position, never its key or value, so the operator learns of it before a
+   * client complains.
+   */
+  noteCorruptRead(err: CorruptionError, answered = true): void {
+    if (answered) this.corruptReads++;
+    const id = `${err.file}:${err.position}`;
+    if (this.corruptSeen.has(id)) return;
+    this.corruptRecords++;
+    const log = this.options.logger;
+    if (this.corruptSeen.size >= MAX_LOGGED_CORRUPT_RECORDS) {
+      if (this.corruptSeen.size === MAX_LOGGED_CORRUPT_RECORDS) {
+        this.corruptSeen.add('');
+        log.error(
+          `more than ${MAX_LOGGED_CORRUPT_RECORDS} damaged records found by reads; no longer logging each (see INFO storage.corruption)`,
+        );
+      }
+      return;
+    }
+    this.corruptSeen.add(id);
+    log.error(
+      { file: err.file, position: err.position },
+      `corruption found by a read: ${err.message}; see README "Corruption found at run time"`,
+    );
+  }
+}
