@@ -11,7 +11,13 @@
  * last write of each key is live, so the live fraction of records is exactly
  * `live`, and the dead records are spread over the whole log.
  *
- * Foreground load: an open-loop schedule of `rate` pairs per second (one get
+ * Foreground load (compact jobs with a rate): measured for `withoutMs`
+ * before the compaction, during it, and for `withoutMs` after it, in the
+ * same process: the windows without compaction (pooled) are the baseline.
+ * Adjacent in time, they see the same load from the rest of a shared machine
+ * as the compaction window does (a baseline in a separate process seconds
+ * later saw a different machine: its own p99 varied 2× run to run).
+ * Open-loop schedule of `rate` pairs per second (one get
  * of a random existing key, one set of a random existing key). Latency is from
  * the pair's scheduled time to the get's return / the set's ack, measured with
  * process.hrtime.bigint, so time spent queued behind background work counts
@@ -110,16 +116,17 @@ interface CopyJob {
   link: boolean;
   shape: Shape;
   maxSegmentBytes: number;
-  /** Foreground pairs (1 get + 1 set) per second; for a compact job, 0 is compaction alone. */
+  /** Foreground pairs (1 get + 1 set) per second; 0 is compaction alone. */
   rate: number;
   warmupMs: number;
+  /** With a rate: ms of foreground measured without compaction just before it, and again just after. */
+  withoutMs: number;
 }
 
 export type Job =
   | { kind: 'disk'; dir: string; bytes: number; writeBytes: number }
   | { kind: 'load'; dir: string; shape: Shape; maxSegmentBytes: number }
-  | ({ kind: 'compact' } & CopyJob)
-  | ({ kind: 'foreground'; ms: number } & CopyJob);
+  | ({ kind: 'compact' } & CopyJob);
 
 export interface DiskResult {
   bytes: number;
@@ -174,12 +181,15 @@ export interface CompactResult {
   after: StoreFigures;
   get?: Latencies;
   set?: Latencies;
+  /** With a rate: the foreground in the windows before and after the compaction, pooled. */
+  without?: ForegroundResult;
   /** The event loop's thread while measured: ms on a CPU and ms runnable but waiting for one (Linux; NaN elsewhere). */
   loopRunMs: number;
   loopWaitMs: number;
 }
 
 export interface ForegroundResult {
+  /** Wall time measured, ms. */
   ms: number;
   get: Latencies;
   set: Latencies;
@@ -309,12 +319,20 @@ function summarize(samples: number[]): Latencies {
   };
 }
 
-/** The open-loop foreground load; `stop()` resolves once every set issued has been acked. */
-class Foreground {
+/** Where a measurement window's latencies go, µs. */
+class Samples {
   readonly getUs: number[] = [];
   readonly setUs: number[] = [];
+}
+
+/**
+ * The open-loop foreground load; `stop()` resolves once every set issued has
+ * been acked. A pair counts in the window (Samples) current at its scheduled
+ * time, even if its set is acked after the next window began.
+ */
+class Foreground {
   private stopped = false;
-  private measuring = false;
+  private measuring: Samples | undefined;
   private inFlight = 0;
   private drained: (() => void) | undefined;
   private rng = 0x2545f491;
@@ -354,13 +372,13 @@ class Foreground {
         const measuring = this.measuring;
         const v = this.store.getSync(keyOf(this.rand() % this.keyCount));
         if (v === undefined || v.length !== VALUE_BYTES) throw new Error('a foreground get missed');
-        if (measuring) this.getUs.push(Number(process.hrtime.bigint() - due) / 1000);
+        measuring?.getUs.push(Number(process.hrtime.bigint() - due) / 1000);
         const at = this.rand() % span;
         this.inFlight++;
         void this.store
           .set(keyOf(this.rand() % this.keyCount), values.subarray(at, at + VALUE_BYTES))
           .then(() => {
-            if (measuring) this.setUs.push(Number(process.hrtime.bigint() - due) / 1000);
+            measuring?.setUs.push(Number(process.hrtime.bigint() - due) / 1000);
             if (--this.inFlight === 0) this.drained?.();
           });
       }
@@ -369,13 +387,14 @@ class Foreground {
     setImmediate(tick);
   }
 
-  measure(on: boolean): void {
-    this.measuring = on;
+  /** Pairs scheduled from now on count in `window` (none: not measured). */
+  measure(window: Samples | undefined): void {
+    this.measuring = window;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.measuring = false;
+    this.measuring = undefined;
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
   }
 }
@@ -410,7 +429,34 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
     await sleep(job.warmupMs);
   }
   const before = figures(store);
-  fg?.measure(true);
+  const withoutWindows: Samples[] = [];
+  const withoutSched = new SchedStat();
+  let withoutMs = 0;
+  let withoutRun = 0;
+  let withoutWait = 0;
+  /** One window of foreground without compaction. */
+  const measureWithout = async () => {
+    if (!fg || job.withoutMs <= 0) return;
+    const w = new Samples();
+    withoutWindows.push(w);
+    const wTrace = process.env.SEGKV_BENCH_TRACE ? new StallTrace() : undefined;
+    wTrace?.start();
+    withoutSched.read();
+    fg.measure(w);
+    const t = performance.now();
+    await sleep(job.withoutMs);
+    withoutMs += performance.now() - t;
+    if (wTrace)
+      process.stderr.write(
+        `without compaction (${withoutWindows.length === 1 ? 'before' : 'after'}) ${job.shape.live * 100}% live ${wTrace.stop()}\n`,
+      );
+    const d = schedDelta(withoutSched);
+    withoutRun += d.runMs;
+    withoutWait += d.waitMs;
+  };
+  await measureWithout();
+  const during = new Samples();
+  fg?.measure(during);
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
   const trace = process.env.SEGKV_BENCH_TRACE ? new StallTrace() : undefined;
@@ -434,10 +480,13 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
     process.stderr.write(
       `${job.rate > 0 ? 'loaded' : 'idle'} ${job.shape.live * 100}% live ${trace.stop()}\n`,
     );
-  await fg?.stop();
   if (!r) throw new Error('nothing to compact');
   await store.settleBackground();
+  // Before the window after, whose writes would add to it.
   const after = figures(store);
+  await measureWithout();
+  withoutSched.close();
+  await fg?.stop();
   await store.close();
   const out: CompactResult = {
     wallMs,
@@ -461,41 +510,19 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
     loopWaitMs: loopSched.waitMs,
   };
   if (fg) {
-    out.get = summarize(fg.getUs);
-    out.set = summarize(fg.setUs);
+    out.get = summarize(during.getUs);
+    out.set = summarize(during.setUs);
+  }
+  if (withoutWindows.length > 0) {
+    out.without = {
+      ms: withoutMs,
+      get: summarize(withoutWindows.flatMap((w) => w.getUs)),
+      set: summarize(withoutWindows.flatMap((w) => w.setUs)),
+      loopRunMs: withoutRun,
+      loopWaitMs: withoutWait,
+    };
   }
   return out;
-}
-
-async function runForeground(job: Extract<Job, { kind: 'foreground' }>): Promise<ForegroundResult> {
-  // Never compacts: links are enough.
-  workingCopy(job.master, job.dir, true);
-  const store = await openStore(job.dir, storeOptions(job.maxSegmentBytes));
-  await store.settleBackground();
-  const fg = new Foreground(store, keysOf(job.shape), job.rate);
-  fg.start();
-  await sleep(job.warmupMs);
-  fg.measure(true);
-  const trace = process.env.SEGKV_BENCH_TRACE ? new StallTrace() : undefined;
-  trace?.start();
-  const sched = new SchedStat();
-  sched.read();
-  const t0 = performance.now();
-  await sleep(job.ms);
-  const ms = performance.now() - t0;
-  const loopSched = schedDelta(sched);
-  sched.close();
-  if (trace) process.stderr.write(`baseline ${job.shape.live * 100}% live ${trace.stop()}\n`);
-  await sleep(SETTLE_MS);
-  await fg.stop();
-  await store.close();
-  return {
-    ms,
-    get: summarize(fg.getUs),
-    set: summarize(fg.setUs),
-    loopRunMs: loopSched.runMs,
-    loopWaitMs: loopSched.waitMs,
-  };
 }
 
 export async function runJob(job: Job): Promise<JobResult> {
@@ -506,7 +533,5 @@ export async function runJob(job: Job): Promise<JobResult> {
       return runLoad(job);
     case 'compact':
       return runCompact(job);
-    case 'foreground':
-      return runForeground(job);
   }
 }

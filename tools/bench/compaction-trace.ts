@@ -10,7 +10,7 @@
  * in the run queue, and neither (blocked in a system call or a page fault),
  * from the kernel's per-thread counters (/proc/thread-self/schedstat, Linux).
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { PerformanceObserver } from 'node:perf_hooks';
 
 /** A gap longer than this (ms) counts as a stall: the 1 ms timer fired this much late. */
@@ -57,7 +57,29 @@ export class SchedStat {
   }
 }
 
+/** Every thread of this process: name, ns on a CPU, ns waiting for one (Linux; empty elsewhere). */
+function threadTimes(): Map<string, { name: string; run: number; wait: number }> {
+  const out = new Map<string, { name: string; run: number; wait: number }>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const [run, wait] = readFileSync(`/proc/self/task/${tid}/schedstat`, 'latin1').split(' ');
+      const name = readFileSync(`/proc/self/task/${tid}/comm`, 'latin1').trim();
+      out.set(tid, { name, run: Number(run), wait: Number(wait) });
+    } catch {
+      // the thread exited meanwhile
+    }
+  }
+  return out;
+}
+
 export class StallTrace {
+  private threads0 = new Map<string, { name: string; run: number; wait: number }>();
   private readonly sections: Span[] = [];
   private readonly gcs: Span[] = [];
   private readonly gaps: Gap[] = [];
@@ -70,6 +92,7 @@ export class StallTrace {
   private t0 = 0;
 
   start(): void {
+    this.threads0 = threadTimes();
     this.usage0 = process.resourceUsage();
     this.t0 = performance.now();
     (globalThis as { __segkvTrace?: (label: string, start: number) => void }).__segkvTrace = (
@@ -122,6 +145,17 @@ export class StallTrace {
     const ms = performance.now() - this.t0;
     this.cpu = `${ms.toFixed(0)} ms: CPU user ${((u.userCPUTime - u0.userCPUTime) / 1000).toFixed(0)} ms, system ${((u.systemCPUTime - u0.systemCPUTime) / 1000).toFixed(0)} ms; involuntary context switches ${u.involuntaryContextSwitches - u0.involuntaryContextSwitches}, voluntary ${u.voluntaryContextSwitches - u0.voluntaryContextSwitches}`;
     if (this.timer) clearInterval(this.timer);
+    // Per thread (all but the event loop are called "node" in Node 20): CPU and run-queue wait over the trace.
+    const threads: string[] = [];
+    for (const [tid, t] of threadTimes()) {
+      const t0 = this.threads0.get(tid);
+      const run = t.run - (t0?.run ?? 0);
+      const wait = t.wait - (t0?.wait ?? 0);
+      if (run < 1e6 && wait < 1e6) continue;
+      const name = tid === String(process.pid) ? 'event loop' : `${t.name} ${tid}`;
+      threads.push(`${name} ${(run / 1e6).toFixed(0)}/${(wait / 1e6).toFixed(0)}`);
+    }
+    this.cpu += `\n  threads (ran / waited for a CPU, ms): ${threads.join(', ')}`;
     const sched = this.sched;
     if (sched) {
       sched.read();

@@ -8,8 +8,10 @@
  *   ~--bytes of log (16-byte keys, 1 KiB values; compaction-jobs.ts), then:
  *     idle      store.compact() alone: time, MB/s of input, space before/after
  *     loaded    store.compact() under an open-loop foreground load (--rate
- *               pairs/s of 1 get + 1 set): get/set p50/p99 during compaction
- *     baseline  the same load for as long, without compaction
+ *               pairs/s of 1 get + 1 set): get/set p50/p99 during compaction,
+ *               and without it: the same load measured in the same process
+ *               just before and just after the compaction, each window as
+ *               long as the idle compaction took (at least 1 s); pooled
  *     redis     the same writes into redis-server (appendonly yes, appendfsync
  *               everysec, no RDB saves, no automatic rewrite), then
  *               BGREWRITEAOF timed to completion; AOF size before/after
@@ -79,7 +81,7 @@ const HELP = `usage: npm run bench:compaction -- [options]
   --no-json             do not write the JSON file
   --help                this text
 
-  SEGKV_BENCH_TRACE=1   print on stderr, for each compaction and baseline, the
+  SEGKV_BENCH_TRACE=1   print on stderr, for each compaction, the
                         event-loop stalls and which engine sections and GCs
                         overlap them (compaction-trace.ts)
   SEGKV_BENCH_CHILD_ARGS=FLAGS  extra node flags for the job processes, e.g.
@@ -299,6 +301,7 @@ interface ShapeResults {
   load: LoadResult;
   idle: CompactResult[];
   loaded: CompactResult[];
+  /** The loaded runs' windows without compaction (before and after it, pooled). */
   baseline: ForegroundResult[];
   redis?: RedisShapeResult;
 }
@@ -357,7 +360,14 @@ async function main(): Promise<void> {
     const common = { master, shape, maxSegmentBytes: cfg.segmentBytes, link: cfg.link };
     for (let r = 0; r < cfg.repeat; r++) {
       const dir1 = root.dir(`idle-${pct}`);
-      const idle = await job<CompactResult>({ kind: 'compact', dir: dir1, ...common, rate: 0, warmupMs: 0 });
+      const idle = await job<CompactResult>({
+        kind: 'compact',
+        dir: dir1,
+        ...common,
+        rate: 0,
+        warmupMs: 0,
+        withoutMs: 0,
+      });
       rmSync(dir1, { recursive: true, force: true });
       res.idle.push(idle);
       log(
@@ -372,19 +382,11 @@ async function main(): Promise<void> {
         ...common,
         rate: cfg.rate,
         warmupMs: cfg.warmupMs,
+        withoutMs: Math.max(1000, idle.wallMs),
       });
       rmSync(dir2, { recursive: true, force: true });
       res.loaded.push(loaded);
-      const dir3 = root.dir(`baseline-${pct}`);
-      const base = await job<ForegroundResult>({
-        kind: 'foreground',
-        dir: dir3,
-        ...common,
-        rate: cfg.rate,
-        warmupMs: cfg.warmupMs,
-        ms: Math.max(1000, loaded.wallMs),
-      });
-      rmSync(dir3, { recursive: true, force: true });
+      const base = loaded.without!;
       res.baseline.push(base);
       log(
         `${pct}% live: under load ${fmt(loaded.wallMs)} ms; get p50/p99 ${fmt(loaded.get!.p50)}/${fmt(loaded.get!.p99)} µs ` +
