@@ -40,12 +40,10 @@ import { type Etcd3, EtcdLeaseInvalidError, type Lease, type Watcher } from 'etc
 import type { Logger } from 'pino';
 import { KvError } from '../errors.js';
 import { checkName, leaderKey, memberKey, membersPrefix, switchoverKey } from './etcd-keys.js';
+import { DEFAULT_LEASE_TTL_MS, MIN_LEASE_TTL_MS } from './limits.js';
 import { parseSwitchover, type SwitchoverRequest } from './switchover-request.js';
 
-/** Default lease TTL: how long a silent primary keeps its shard (and how soon a failover can start). */
-export const DEFAULT_LEASE_TTL_MS = 5_000;
-/** Shortest lease TTL accepted; etcd itself rounds up to its own minimum (1.5 × its election timeout). */
-export const MIN_LEASE_TTL_MS = 1_000;
+export { DEFAULT_LEASE_TTL_MS, MIN_LEASE_TTL_MS };
 /** Renewals per lease TTL: a lost renewal or two still leaves time before the fence. */
 export const RENEWALS_PER_TTL = 4;
 /** Longest an etcd call may take before it counts as failed. */

@@ -200,6 +200,20 @@ function u32(buf: Buffer, at: number): number {
 }
 
 /**
+ * The entry count a hint file's header claims, from its first
+ * HINT_HEADER_BYTES bytes, or undefined if the header fails its own checks
+ * (magic, CRC, version). For estimates only (recovery sizes the keydir with
+ * it): the body is not checked here.
+ */
+export function hintHeaderCount(header: Buffer): number | undefined {
+  if (header.length < HINT_HEADER_BYTES) return undefined;
+  if (header.readUInt32LE(0) !== HINT_MAGIC) return undefined;
+  if (header.readUInt32LE(28) !== crc32(header.subarray(0, 28))) return undefined;
+  if (header.readUInt16LE(4) !== HINT_FORMAT_VERSION) return undefined;
+  return header.readUInt32LE(16);
+}
+
+/**
  * Checks the header, both CRCs and the bounds of every entry. Returns the
  * entry count, or an error description.
  */

@@ -24,7 +24,10 @@
  * (always, with fixed-size keys). Arena bytes freed for good are counted and
  * the arena is rewritten once they outweigh the live ones, so deletes never
  * leak memory. The table doubles at KEYDIR_MAX_LOAD; both are O(keys) steps,
- * amortised over as many writes.
+ * amortised over as many writes. Recovery sizes the table up front from the
+ * hint files' entry counts (`reserve`), so a restart rehashes nothing, and
+ * shrinks it once at the end if that estimate was far too high (`fit`);
+ * `resizes` counts the rehashes.
  *
  * Single-threaded: only the event loop touches it. The compactor's swap uses
  * `moveIfAt`, a compare-and-set: an entry moves only if it still points where
@@ -39,6 +42,7 @@ import {
   KEYDIR_ARENA_CHUNK_BYTES,
   KEYDIR_INITIAL_CAPACITY,
   KEYDIR_MAX_LOAD,
+  KEYDIR_MAX_RESERVE_KEYS,
   KEYDIR_PAGE_SLOTS,
   MAX_SEGMENTS,
 } from './limits.js';
@@ -92,6 +96,7 @@ export class Keydir {
   private table = new Int32Array(2 * KEYDIR_INITIAL_CAPACITY);
   private mask = KEYDIR_INITIAL_CAPACITY - 1;
   private count = 0;
+  private rehashes = 0;
 
   private segPages: Uint16Array[] = [];
   private posPages: Uint32Array[] = [];
@@ -124,6 +129,41 @@ export class Keydir {
 
   get size(): number {
     return this.count;
+  }
+
+  /** Times the hash table was rebuilt with its entries re-placed (doubled, or shrunk by `fit`). */
+  get resizes(): number {
+    return this.rehashes;
+  }
+
+  /** Buckets of the hash table (a power of two). */
+  get capacity(): number {
+    return this.mask + 1;
+  }
+
+  /**
+   * Makes room for `keys` keys in all (at most KEYDIR_MAX_RESERVE_KEYS) with
+   * no doubling on the way: recovery calls it with the hint files' entry
+   * counts before loading them. Never shrinks; on an empty table (recovery's
+   * case) it is an allocation, not a rehash.
+   */
+  reserve(keys: number): void {
+    const want = Math.min(Math.max(0, Math.floor(keys)), KEYDIR_MAX_RESERVE_KEYS);
+    let capacity = this.mask + 1;
+    while (want > capacity * KEYDIR_MAX_LOAD) capacity *= 2;
+    if (capacity > this.mask + 1) this.rebuild(capacity);
+  }
+
+  /**
+   * Shrinks the table when a `reserve` overshot (keys overwritten or deleted
+   * across segments count once per hint): while fewer than a quarter of
+   * KEYDIR_MAX_LOAD of the buckets are used, it is halved, in one rehash.
+   * A table that grew by doubling is never that empty, so this is a no-op then.
+   */
+  fit(): void {
+    let capacity = this.mask + 1;
+    while (capacity > KEYDIR_INITIAL_CAPACITY && this.count < (capacity * KEYDIR_MAX_LOAD) / 4) capacity /= 2;
+    if (capacity < this.mask + 1) this.rebuild(capacity);
   }
 
   /** Number of keys that carry an expiry. */
@@ -456,6 +496,7 @@ export class Keydir {
     this.table = new Int32Array(2 * KEYDIR_INITIAL_CAPACITY);
     this.mask = KEYDIR_INITIAL_CAPACITY - 1;
     this.count = 0;
+    this.rehashes = 0;
     this.segPages = [];
     this.posPages = [];
     this.lenPages = [];
@@ -653,10 +694,15 @@ export class Keydir {
     }
   }
 
-  /** Doubles the table, re-placing every entry by its stored hash. */
+  /** Doubles the table. */
   private grow(): void {
+    this.rebuild(2 * (this.mask + 1));
+  }
+
+  /** A table of `capacity` buckets (a power of two, above the load limit), every entry re-placed by its stored hash. */
+  private rebuild(capacity: number): void {
     const old = this.table;
-    const capacity = 2 * (this.mask + 1);
+    if (this.count > 0) this.rehashes++;
     const t = new Int32Array(2 * capacity);
     const mask = capacity - 1;
     for (let j = 0; j < old.length; j += 2) {

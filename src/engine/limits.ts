@@ -80,6 +80,13 @@ export const KEYDIR_INITIAL_CAPACITY = 1024;
 /** Keys per bucket at which the keydir hash table doubles (linear probing stays short below 3/4). */
 export const KEYDIR_MAX_LOAD = 0.75;
 
+/**
+ * Most keys Keydir.reserve sizes the hash table for ahead of time (a 512 MiB
+ * table of 8-byte buckets): recovery's estimate, the hint files' entry counts, may count a key
+ * once per segment, and past this the table grows by doubling as it fills.
+ */
+export const KEYDIR_MAX_RESERVE_KEYS = 2 ** 25;
+
 /** Keydir key bytes are stored in chunks of this size; a key never straddles two (MAX_KEY_BYTES fits). */
 export const KEYDIR_ARENA_CHUNK_BYTES = 1024 * 1024;
 

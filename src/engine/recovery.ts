@@ -42,7 +42,7 @@ import {
   segmentFile,
 } from './filenames.js';
 import type { Fs } from './fs.js';
-import { decodeHintBatches, HintBatch } from './hint.js';
+import { decodeHintBatches, HINT_HEADER_BYTES, HintBatch, hintHeaderCount } from './hint.js';
 import { HintBuilder } from './hint-builder.js';
 import { hashBytes } from './keydir.js';
 import { MAX_KEY_BYTES } from './limits.js';
@@ -67,6 +67,55 @@ import { SparseIndex } from './sparse-index.js';
  * cache is still there when the batch is applied.
  */
 const HINT_LOAD_BATCH_ENTRIES = 64;
+
+/**
+ * About how many keys the segments of `bases` hold, for Keydir.reserve: the
+ * entry counts in the hint files' headers, plus, for a segment without a
+ * usable hint (it is scanned), its bytes at the hinted segments' bytes per
+ * entry. A key with entries in several segments counts once per segment, so
+ * this overshoots by the log's dead entries (Keydir.fit corrects a large
+ * overshoot); 0 when nothing is hinted (the table grows as keys arrive).
+ */
+function estimateKeys(
+  fs: Fs,
+  bases: readonly number[],
+  hints: ReadonlySet<number>,
+  pathOf: (name: string) => string,
+): number {
+  const header = Buffer.alloc(HINT_HEADER_BYTES);
+  let entries = 0;
+  let hintedBytes = 0;
+  let scannedBytes = 0;
+  for (const base of bases) {
+    let count: number | undefined;
+    let bytes = 0;
+    try {
+      const fd = fs.open(pathOf(segmentFile(base)), 'r');
+      try {
+        bytes = fs.size(fd);
+      } finally {
+        fs.close(fd);
+      }
+      if (hints.has(base)) {
+        const hfd = fs.open(pathOf(hintFile(base)), 'r');
+        try {
+          if (fs.read(hfd, header, 0, HINT_HEADER_BYTES, 0) === HINT_HEADER_BYTES)
+            count = hintHeaderCount(header);
+        } finally {
+          fs.close(hfd);
+        }
+      }
+    } catch {
+      // An estimate: the load itself reports what cannot be read.
+    }
+    if (count === undefined) scannedBytes += bytes;
+    else {
+      entries += count;
+      hintedBytes += bytes;
+    }
+  }
+  return hintedBytes > 0 ? entries + Math.round((scannedBytes * entries) / hintedBytes) : 0;
+}
 
 export interface RecoveryStats {
   ms: number;
@@ -166,6 +215,9 @@ export function recover(segLog: LogEdit): RecoveryResult {
       }
     }
   }
+
+  // Size the keydir's table for what the hints say is coming: no rehash while loading.
+  segLog.keydir.reserve(estimateKeys(fs, bases, hints, pathOf));
 
   const corruption = (file: string, position: number, reason: string) => {
     stats.corruptions++;
@@ -437,6 +489,7 @@ export function recover(segLog: LogEdit): RecoveryResult {
     if (seg.lastOffset > maxOffset) maxOffset = seg.lastOffset;
   }
 
+  segLog.keydir.fit();
   segLog.nextOffset = Math.max(maxOffset + 1, bases.length > 0 ? bases[bases.length - 1]! : 0);
   let needActive = false;
   if (!readOnly) {

@@ -3,13 +3,13 @@
  * settings checked together, the gate that refuses keyed commands while the
  * node joins, and the join itself — an etcd client, a ClusterNode
  * (src/cluster/node.ts) driving this server's replication, attached to the
- * server's request paths.
+ * server's request paths. The etcd client and the cluster node are imported
+ * only when a node joins: a standalone server never loads etcd3 and gRPC
+ * (~25 MiB of RSS; test/server/lazy-cluster.test.ts).
  */
 import type { Logger } from 'pino';
-import { replicationDataPlane } from '../cluster/data-plane.js';
-import { openEtcd } from '../cluster/etcd-client.js';
 import { checkName } from '../cluster/etcd-keys.js';
-import { type ClusterGate, ClusterNode } from '../cluster/node.js';
+import type { ClusterGate, ClusterNode } from '../cluster/node.js';
 import { KvError } from '../errors.js';
 import { parsePrimaryAddress } from '../replication/replica.js';
 import type { ServerConfig } from './config.js';
@@ -99,6 +99,11 @@ export async function joinCluster(
 ): Promise<ClusterNode> {
   const host = s.announce?.host ?? config.host;
   const announcedPort = s.announce?.port ?? port;
+  const [{ openEtcd }, { ClusterNode }, { replicationDataPlane }] = await Promise.all([
+    import('../cluster/etcd-client.js'),
+    import('../cluster/node.js'),
+    import('../cluster/data-plane.js'),
+  ]);
   const etcd = openEtcd(s.etcd, ETCD_CALL_TIMEOUT_MS);
   const node = new ClusterNode({
     etcd,

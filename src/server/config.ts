@@ -20,7 +20,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { DEFAULT_LEASE_TTL_MS, MIN_LEASE_TTL_MS } from '../cluster/shard-member.js';
+import { DEFAULT_LEASE_TTL_MS, MIN_LEASE_TTL_MS } from '../cluster/limits.js';
 import {
   DEFAULT_CACHE_BYTES,
   DEFAULT_FSYNC_INTERVAL_MS,
