@@ -31,7 +31,8 @@ Commands:
                                 s1..sN when a count is given). Refused if the
                                 cluster already exists.
   status                        Shards with their slot ranges, primary, replicas,
-                                epochs, offsets and lag. Exit 1 when a shard has
+                                epochs, offsets and lag, and a planned switchover
+                                in progress (its phase). Exit 1 when a shard has
                                 no primary.
   failover --shard ID [--to NODE] [--timeout-ms MS]
                                 Planned switchover (Redis's CLUSTER FAILOVER,
@@ -103,6 +104,16 @@ function statusText(state: ClusterState): { text: string; healthy: boolean } {
       const lag = primary ? `  lag ${Math.max(0, primary.offset - r.offset)} records` : '';
       lines.push(`  replica  ${r.node}  ${r.host}:${r.port}  epoch ${r.epoch}  offset ${r.offset}${lag}`);
     }
+    const sw = s.switchover;
+    if (sw !== undefined)
+      lines.push(
+        `  switchover  ${sw.from} -> ${sw.to}  ${sw.phase}` +
+          (sw.phase === 'paused' || sw.phase === 'caught-up'
+            ? ' (the primary refuses writes: CLUSTERDOWN, retried)'
+            : '') +
+          (sw.offset !== undefined ? `  at offset ${sw.offset}` : '') +
+          (sw.reason !== undefined ? `  (${sw.reason})` : ''),
+      );
   }
   return { text: `${lines.join('\n')}\n`, healthy };
 }

@@ -6,10 +6,11 @@
  */
 import type { Etcd3 } from 'etcd3';
 import { KvError } from '../errors.js';
-import { leaderKey, membersPrefix, slotMapKey } from './etcd-keys.js';
+import { leaderKey, membersPrefix, slotMapKey, switchoverKey } from './etcd-keys.js';
 import type { LeaderInfo, MemberInfo } from './shard-member.js';
 import { SlotMap } from './slot-map.js';
 import type { SlotRange } from './slots.js';
+import { parseSwitchover, type SwitchoverRequest } from './switchover-request.js';
 
 export interface ShardState {
   readonly id: string;
@@ -18,6 +19,8 @@ export interface ShardState {
   readonly leader: LeaderInfo | undefined;
   /** Live members (their lease holds), the leader included, by node name. */
   readonly members: readonly MemberInfo[];
+  /** A planned switchover (kv-cluster failover) whose request key exists: in progress, or just ended. */
+  readonly switchover?: SwitchoverRequest;
 }
 
 export interface ClusterState {
@@ -59,9 +62,10 @@ export async function readClusterState(etcd: Etcd3, cluster: string): Promise<Cl
     );
   const shards = await Promise.all(
     slotMap.shards.map(async (s): Promise<ShardState> => {
-      const [leaderRes, members] = await Promise.all([
+      const [leaderRes, members, switchoverJson] = await Promise.all([
         etcd.get(leaderKey(cluster, s.id)).exec(),
         etcd.getAll().prefix(membersPrefix(cluster, s.id)).strings(),
+        etcd.get(switchoverKey(cluster, s.id)).string(),
       ]);
       const kv = leaderRes.kvs[0];
       let leader: LeaderInfo | undefined;
@@ -72,7 +76,8 @@ export async function readClusterState(etcd: Etcd3, cluster: string): Promise<Cl
       const list = Object.values(members)
         .map((m) => JSON.parse(m) as MemberInfo)
         .sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
-      return { id: s.id, slots: s.slots, leader, members: list };
+      const switchover = switchoverJson === null ? undefined : parseSwitchover(switchoverJson);
+      return { id: s.id, slots: s.slots, leader, members: list, ...(switchover ? { switchover } : {}) };
     }),
   );
   return { cluster, slotMap, shards };

@@ -1,8 +1,10 @@
-/** kv-cluster create/status as real processes against a private etcd. */
+/** kv-cluster create/status as real processes against a private etcd (failover: switchover.test.ts). */
 import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { switchoverKey } from '../../src/cluster/etcd-keys.js';
 import { ShardMember } from '../../src/cluster/shard-member.js';
+import { newSwitchover } from '../../src/cluster/switchover-request.js';
 import { type EtcdProcess, etcdAvailable, freePort, startEtcd } from './etcd.js';
 
 const TOOL = resolve(import.meta.dirname, '../../dist/tools/kv-cluster.js');
@@ -76,6 +78,21 @@ describe.skipIf(!etcdAvailable)('kv-cluster', () => {
     const json = JSON.parse((await run('status', '--etcd', etcd.url, '--cluster', 'k2', '--json')).stdout);
     expect(json.healthy, JSON.stringify(json)).toBe(true);
     expect(json.shards[0].leader.node).toBe('a1');
+
+    // A planned switchover in progress shows with its phase (kv-cluster failover writes this key).
+    const request = { ...newSwitchover('a1', 'a2', a1.epoch, 5_000), phase: 'paused', offset: 10 };
+    await client.put(switchoverKey('k2', 'a')).value(JSON.stringify(request));
+    const during = await run('status', '--etcd', etcd.url, '--cluster', 'k2');
+    expect(during.stdout).toContain(
+      '  switchover  a1 -> a2  paused (the primary refuses writes: CLUSTERDOWN, retried)  at offset 10',
+    );
+    const duringJson = JSON.parse(
+      (await run('status', '--etcd', etcd.url, '--cluster', 'k2', '--json')).stdout,
+    );
+    expect(duringJson.shards[0].switchover).toMatchObject({ from: 'a1', to: 'a2', phase: 'paused' });
+    expect(duringJson.shards[1].switchover).toBeUndefined();
+    await client.delete().key(switchoverKey('k2', 'a'));
+    expect((await run('status', '--etcd', etcd.url, '--cluster', 'k2')).stdout).not.toContain('switchover');
   });
 
   it('says what is wrong: unknown cluster, no etcd, usage', async () => {
