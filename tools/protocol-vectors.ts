@@ -12,6 +12,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { encodeFrame as frame, packr } from '../src/protocol/frame.js';
 import { FrameWriter } from '../src/protocol/frame-writer.js';
 import { COMMAND_NAMES, INFO_SECTIONS } from '../src/protocol/messages.js';
@@ -573,6 +574,58 @@ add(
     },
   ],
 );
+/**
+ * One log record in the record format (ARCHITECTURE.md "Record"), written
+ * from its byte table: the bytes a raw feed carries.
+ */
+function logRecord(offset: number, flags: number, key: string, value: string | null): Buffer {
+  const k = Buffer.from(key, 'utf8');
+  const v = value === null ? Buffer.alloc(0) : Buffer.from(value, 'utf8');
+  const r = Buffer.alloc(27 + k.length + v.length);
+  r.writeUInt32LE(offset, 4); // offset u64 (high half 0)
+  r.writeUInt32LE(0, 12); // expiresAt u64: none
+  r.writeUInt8(flags, 20);
+  r.writeUInt16LE(k.length, 21);
+  r.writeUInt32LE(v.length, 23);
+  k.copy(r, 27);
+  v.copy(r, 27 + k.length);
+  r.writeUInt32LE(crc32(r.subarray(4)), 0);
+  return r;
+}
+
+add(
+  'FEED raw: record runs, the log records as the segments hold them (replicas)',
+  ['SET', 'DEL', 'FEED'],
+  ['WRONG_ARGS'],
+  [],
+  [
+    { req: [1, 'SET', 'a', bin('1')], res: [1, true] },
+    { req: [2, 'DEL', 'a'], res: [2, 1] },
+    {
+      conn: 1,
+      req: [3, 'FEED', 0, { raw: 1 }],
+      res: err(3, 'WRONG_ARGS', 'FEED: option raw must be a boolean'),
+    },
+    {
+      conn: 1,
+      req: [4, 'FEED', 0, { raw: true }],
+      res: [4, { from: 0, end: 2, horizon: 0, format: 1 }],
+      note: 'format: the record format of the runs',
+    },
+    {
+      conn: 1,
+      res: [
+        4,
+        {
+          next: 2,
+          end: 2,
+          raw: Buffer.concat([logRecord(0, 0, 'a', '1'), logRecord(1, 1, 'a', null)]),
+        },
+      ],
+      note: 'raw: whole records back to back (27-byte header: crc32, offset, expiresAt, flags, key length, value length; key; value); the reader checks every CRC',
+    },
+  ],
+);
 add(
   'ROLE on a primary; REPLICAOF NO ONE on a primary changes nothing',
   ['ROLE', 'REPLICAOF'],
@@ -629,9 +682,9 @@ add(
   ],
 );
 add(
-  'a replica refuses writes with READONLY, naming its primary',
+  'a replica refuses writes with READONLY, naming its primary; reads with LOADING before its first sync',
   ['SET', 'GET'],
-  ['READONLY'],
+  ['READONLY', 'LOADING'],
   ['--replica-of', '127.0.0.1:1'],
   [
     {
@@ -644,8 +697,12 @@ add(
     },
     {
       req: [2, 'GET', 'k'],
-      res: [2, null],
-      note: 'reads are served (here: an empty replica whose primary is down)',
+      res: err(
+        2,
+        'LOADING',
+        'this replica is loading the dataset from its primary 127.0.0.1:1 (full resync); read from the primary or retry later',
+      ),
+      note: 'reads get LOADING until the first sync has caught up (here: an empty replica whose primary is down); a caught-up replica serves them',
     },
   ],
 );

@@ -716,6 +716,7 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
       for (;;) {
         const batch = await feed.next();
         if (batch === undefined) return;
+        if ('raw' in batch) throw new KvError('PROTOCOL_ERROR', 'the server sent a raw feed frame unasked');
         for (const r of batch.records) yield feedRecord(r, decode);
       }
     } finally {

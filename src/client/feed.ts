@@ -4,7 +4,8 @@
  * FEED, then batches of records as the server sends them.
  *
  * Flow control: batches wait in a queue until the consumer takes them; while
- * more than FEED_CLIENT_BUFFERED_RECORDS records wait, the socket is paused,
+ * more than FEED_CLIENT_BUFFERED_RECORDS records (or, of a raw feed,
+ * FEED_CLIENT_BUFFERED_BYTES of runs) wait, the socket is paused,
  * so TCP pushes back on the server (which then stops reading its log for this
  * feed). Memory is bounded by that plus one frame.
  *
@@ -16,8 +17,8 @@ import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import { FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE } from '../engine/record.js';
 import { KvError } from '../errors.js';
 import { encodeFrame, FrameError, FrameReader, unpackr } from '../protocol/frame.js';
-import { FEED_CLIENT_BUFFERED_RECORDS } from '../protocol/limits.js';
-import type { FeedBatch, FeedStart, WireFeedRecord } from '../protocol/messages.js';
+import { FEED_CLIENT_BUFFERED_BYTES, FEED_CLIENT_BUFFERED_RECORDS } from '../protocol/limits.js';
+import type { FeedBatch, FeedStart, RawFeedBatch, WireFeedRecord } from '../protocol/messages.js';
 import { wireError } from './command.js';
 
 export interface FeedConnectOptions {
@@ -41,8 +42,9 @@ const ACK_ID = 3;
  */
 export class FeedConnection {
   private readonly reader: FrameReader;
-  private queue: FeedBatch[] = [];
+  private queue: (FeedBatch | RawFeedBatch)[] = [];
   private queuedRecords = 0;
+  private queuedBytes = 0;
   private paused = false;
   private failure: Error | undefined;
   private ended = false;
@@ -181,10 +183,15 @@ export class FeedConnection {
         continue;
       }
       if (!this.streaming || id !== FEED_ID || typeof result !== 'object' || result === null) continue;
-      const batch = result as FeedBatch;
+      const batch = result as FeedBatch | RawFeedBatch;
       this.queue.push(batch);
-      this.queuedRecords += batch.records.length;
-      if (this.queuedRecords > FEED_CLIENT_BUFFERED_RECORDS && !this.paused) {
+      if ('raw' in batch) this.queuedBytes += batch.raw.length;
+      else this.queuedRecords += batch.records.length;
+      if (
+        (this.queuedRecords > FEED_CLIENT_BUFFERED_RECORDS ||
+          this.queuedBytes > FEED_CLIENT_BUFFERED_BYTES) &&
+        !this.paused
+      ) {
         this.paused = true;
         this.socket.pause();
       }
@@ -209,12 +216,17 @@ export class FeedConnection {
   }
 
   /** The next batch; undefined once the feed is closed by `close()`. Rejects when the connection fails. */
-  async next(): Promise<FeedBatch | undefined> {
+  async next(): Promise<FeedBatch | RawFeedBatch | undefined> {
     for (;;) {
       const batch = this.queue.shift();
       if (batch) {
-        this.queuedRecords -= batch.records.length;
-        if (this.paused && this.queuedRecords <= FEED_CLIENT_BUFFERED_RECORDS / 2) {
+        if ('raw' in batch) this.queuedBytes -= batch.raw.length;
+        else this.queuedRecords -= batch.records.length;
+        if (
+          this.paused &&
+          this.queuedRecords <= FEED_CLIENT_BUFFERED_RECORDS / 2 &&
+          this.queuedBytes <= FEED_CLIENT_BUFFERED_BYTES / 2
+        ) {
           this.paused = false;
           this.socket.resume();
         }

@@ -24,7 +24,14 @@ import { CorruptionError } from '../errors.js';
 import type { Fs } from './fs.js';
 import { MAX_KEY_BYTES } from './limits.js';
 import { buildIndex } from './log-reader.js';
-import { checkRecord, decodeHeader, FLAG_TOMBSTONE, RECORD_HEADER_BYTES } from './record.js';
+import {
+  checkRecord,
+  decodeHeader,
+  decodeHeaderInto,
+  FLAG_TOMBSTONE,
+  RECORD_HEADER_BYTES,
+  type RecordHeader,
+} from './record.js';
 import type { Segment } from './segment.js';
 import { SEGMENT_HEADER_BYTES } from './segment-header.js';
 import { type LogView, type LogWatcher, segmentIndexFor } from './segment-log.js';
@@ -52,6 +59,9 @@ export class LogCursor implements LogWatcher {
   private wake: (() => void) | undefined;
   /** Read buffer, reused; grown for a record larger than it. */
   private buf = Buffer.allocUnsafe(CURSOR_READ_BYTES);
+  /** readRaw: bytes of the run gathered in `buf` so far. */
+  private fill = 0;
+  private readonly header: RecordHeader = { offset: 0, expiresAt: 0, flags: 0, keyLength: 0, valueLength: 0 };
 
   constructor(
     private readonly log: LogView,
@@ -94,7 +104,32 @@ export class LogCursor implements LogWatcher {
    */
   read(maxBytes: number): CursorRecord[] {
     const out: CursorRecord[] = [];
-    if (this.closed || this.log.isClosed) return out;
+    this.walk(maxBytes, (seg, stopAt, budget) => this.readSegment(seg, stopAt, budget, out));
+    return out;
+  }
+
+  /**
+   * Up to about `maxBytes` of whole records from `next` on (at least one if
+   * any is readable) as the segments hold them: a record run
+   * (record-run.ts), empty at the end of the log. One positioned read per
+   * segment touched, straight into the cursor's buffer; headers are read to
+   * find the records' bounds, CRCs are not checked (the raw feed's reader
+   * checks them). The bytes are valid until the next read.
+   */
+  readRaw(maxBytes: number): Buffer {
+    this.fill = 0;
+    this.walk(maxBytes, (seg, stopAt, budget) => this.readRawSegment(seg, stopAt, budget));
+    return this.buf.subarray(0, this.fill);
+  }
+
+  /**
+   * The walk over segments both reads share: held originals first, then the
+   * live segments from `next`. `readOne` reads records of a segment from
+   * `next` (below `stopAt`, about `budget` bytes) and returns the bytes it
+   * read, 0 when the segment has nothing more below `stopAt`.
+   */
+  private walk(maxBytes: number, readOne: (seg: Segment, stopAt: number, budget: number) => number): void {
+    if (this.closed || this.log.isClosed) return;
     let bytes = 0;
     while (bytes < maxBytes) {
       // Held originals first: they cover their offsets instead of the outputs.
@@ -107,30 +142,29 @@ export class LogCursor implements LogWatcher {
         const ordered = this.log.ordered;
         const i = segmentIndexFor(ordered, this.next);
         const found = ordered[i];
-        if (!found) return out;
+        if (!found) return;
         seg = found;
         if (h) stopAt = h.baseOffset; // an output overlapping the held run: read it only up to there
         if (seg.lastOffset < this.next || seg.records === 0) {
           // Nothing at or after `next` here (a gap, or an empty active segment): on to the following one.
           const following = ordered[i + 1];
-          if (!following) return out;
+          if (!following) return;
           this.next = Math.min(following.baseOffset, stopAt);
           continue;
         }
       }
-      const before = out.length;
-      bytes += this.readSegment(seg, stopAt, maxBytes - bytes, out);
-      if (out.length === before) {
+      const got = readOne(seg, stopAt, maxBytes - bytes);
+      bytes += got;
+      if (got === 0) {
         // Read to its end (or to stopAt): the next record is in a later segment.
         if (seg.lastOffset >= this.next) {
           if (stopAt !== Number.POSITIVE_INFINITY) this.next = stopAt;
           else if (seg === this.log.active || seg.written < seg.size)
-            return out; // the end of the log
+            return; // the end of the log
           else this.next = seg.lastOffset + 1;
         }
       }
     }
-    return out;
   }
 
   /**
@@ -190,7 +224,73 @@ export class LogCursor implements LogWatcher {
     return bytes;
   }
 
-  /** Lets go of every held segment and stops watching the log. Idempotent. */
+  /**
+   * Reads whole records of `seg` from `next` (below `stopAt`, about
+   * `maxBytes` more in all) into buf[fill, ...): readRaw's step. Records
+   * below `next` that the sparse index's position leaves in front are read
+   * and dropped (moved over). Returns the bytes added.
+   */
+  private readRawSegment(seg: Segment, stopAt: number, maxBytes: number): number {
+    const fs = this.log.options.fs;
+    if (!seg.index) seg.index = buildIndex(fs, seg, this.log.options.indexIntervalBytes);
+    const end = seg.written;
+    const h = this.header;
+    const first = this.fill;
+    let pos = seg.index.lookup(this.next, SEGMENT_HEADER_BYTES);
+    while (pos < end) {
+      const base = this.fill;
+      const n = readFully(fs, seg.fd, this.buf, Math.min(end - pos, this.buf.length - base), pos, base);
+      if (n === 0) throw new CorruptionError(seg.name, pos, `the file ends before its ${end} written bytes`);
+      const buf = this.buf;
+      const limit = base + n;
+      let at = base;
+      let keptAt = -1;
+      let stop = false;
+      let need = 0; // bytes of the record cut by the end of this read
+      while (at < limit) {
+        if (!decodeHeaderInto(buf, at, limit, MAX_KEY_BYTES, h)) {
+          if (limit - at >= RECORD_HEADER_BYTES)
+            throw new CorruptionError(seg.name, pos + at - base, 'invalid record header');
+          if (pos + limit - base >= end)
+            throw new CorruptionError(seg.name, pos + at - base, 'truncated record header');
+          need = RECORD_HEADER_BYTES;
+          break;
+        }
+        const size = RECORD_HEADER_BYTES + h.keyLength + h.valueLength;
+        if (at + size > limit) {
+          if (pos + at - base + size > end)
+            throw new CorruptionError(seg.name, pos + at - base, 'record runs past the end of the segment');
+          need = size;
+          break;
+        }
+        if (h.offset >= this.next) {
+          const kept = keptAt < 0 ? 0 : at - keptAt;
+          if (h.offset >= stopAt || (base - first + kept >= maxBytes && base + kept > 0)) {
+            stop = true;
+            break;
+          }
+          if (keptAt < 0) keptAt = at;
+          this.next = h.offset + 1;
+        }
+        at += size;
+      }
+      if (keptAt >= 0) {
+        if (keptAt > base) buf.copyWithin(base, keptAt, at);
+        this.fill = base + (at - keptAt);
+      }
+      pos += at - base;
+      if (stop || this.fill - first >= maxBytes) break;
+      if (need > 0 && this.buf.length - this.fill < need) {
+        // A record larger than the room left: a bigger buffer, keeping what is in it.
+        const bigger = Buffer.allocUnsafe(this.fill + Math.max(need, CURSOR_READ_BYTES));
+        this.buf.copy(bigger, 0, 0, this.fill);
+        this.buf = bigger;
+      }
+    }
+    return this.fill - first;
+  }
+
+  /** Lets go of every held segment and stops watching the store. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -207,10 +307,10 @@ const EMPTY = Buffer.alloc(0);
 const CURSOR_READ_BYTES = 320 * 1024;
 
 /** Reads up to `length` bytes at `position` (fewer only at the end of the file). */
-function readFully(fs: Fs, fd: number, buf: Buffer, length: number, position: number): number {
+function readFully(fs: Fs, fd: number, buf: Buffer, length: number, position: number, at = 0): number {
   let got = 0;
   while (got < length) {
-    const n = fs.read(fd, buf, got, length - got, position + got);
+    const n = fs.read(fd, buf, at + got, length - got, position + got);
     if (n === 0) break;
     got += n;
   }

@@ -33,9 +33,15 @@ import { type CorruptionError, ioError, KvError } from '../errors.js';
 import { segmentFile } from './filenames.js';
 import { HintBuilder } from './hint-builder.js';
 import type { Keydir } from './keydir.js';
-import { MAX_LOGGED_CORRUPT_RECORDS, MAX_SEGMENTS } from './limits.js';
+import { MAX_KEY_BYTES, MAX_LOGGED_CORRUPT_RECORDS, MAX_SEGMENTS } from './limits.js';
 import type { ResolvedOptions } from './options.js';
-import { encodeRecord, recordSize } from './record.js';
+import {
+  decodeHeaderInto,
+  encodeRecord,
+  RECORD_HEADER_BYTES,
+  type RecordHeader,
+  recordSize,
+} from './record.js';
 import { Segment } from './segment.js';
 import { encodeSegmentHeader, SEGMENT_HEADER_BYTES } from './segment-header.js';
 import { SparseIndex } from './sparse-index.js';
@@ -258,6 +264,41 @@ export class SegmentLog implements LogEdit {
     seg.lastOffset = offset;
     seg.records++;
     return position;
+  }
+
+  /**
+   * Appends run[from, to), whole records as a segment holds them (a checked
+   * record run, record-run.ts; offsets above nextOffset), to the active
+   * segment's write buffer with one copy, then per record, in order: the
+   * sparse index and the hint learn of it and `each` gets its key, position
+   * and header (`h`, reused) and where its value starts in `run`, to point
+   * the keydir. The caller made room. nextOffset moves past the last record.
+   */
+  appendRun(
+    run: Buffer,
+    from: number,
+    to: number,
+    h: RecordHeader,
+    each: (key: string, seg: Segment, position: number, valueAt: number) => void,
+  ): void {
+    const seg = this.active;
+    const base = seg.size;
+    const into = seg.reserve(to - from);
+    run.copy(seg.reserved, into, from, to);
+    for (let p = from; p < to; ) {
+      decodeHeaderInto(run, p, to, MAX_KEY_BYTES, h);
+      const position = base + (p - from);
+      const keyAt = p + RECORD_HEADER_BYTES;
+      const valueAt = keyAt + h.keyLength;
+      const key = run.toString('latin1', keyAt, valueAt);
+      seg.index?.observe(h.offset, position);
+      seg.hint?.add(key, h.offset, position, h.valueLength, h.expiresAt, h.flags);
+      seg.lastOffset = h.offset;
+      seg.records++;
+      this.nextOffset = h.offset + 1;
+      each(key, seg, position, valueAt);
+      p = valueAt + h.valueLength;
+    }
   }
 
   // ---- keydir compare-and-set ------------------------------------------------

@@ -62,7 +62,8 @@ import {
 import { type DirLock, lockDir } from './lock.js';
 import { type LogRecord, readLog } from './log-reader.js';
 import { type ResolvedOptions, resolveOptions, type StoreOptions } from './options.js';
-import { FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE, recordSize } from './record.js';
+import { FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE, type RecordHeader, recordSize } from './record.js';
+import { checkRun, groupEnd } from './record-run.js';
 import { type RecoveryStats, recover } from './recovery.js';
 import { decodeCursor, encodeCursor } from './scan-cursor.js';
 import { sealSegment } from './sealer.js';
@@ -759,6 +760,67 @@ export class Store extends EventEmitter implements CompactionHost {
       return Promise.reject(err);
     }
   }
+
+  /**
+   * @internal Replication from a raw feed (record-run.ts): `run` holds whole
+   * records as the primary's segment held them, whole batches only. Checked
+   * first (headers, CRCs, offsets above nextOffset: a damaged run is refused
+   * whole, CORRUPTION, nothing applied), then copied into the active segment
+   * as is, as many groups per copy as fit (a batch never spans two
+   * segments), and the keydir, hint and index updated from the headers: no
+   * decode into objects, no re-encoding, no CRC recomputed. `next` as in
+   * applyReplicated. Acknowledged like a write.
+   */
+  applyReplicatedRaw(run: Buffer, next = 0): Promise<true> {
+    try {
+      this.checkWritable();
+      const check = checkRun(run, this.nextOffset - 1, 'the raw feed');
+      if (check.whole !== run.length) {
+        throw new KvError('INVALID_ARGUMENT', 'a replicated record run ends inside a batch');
+      }
+      const max = this.options.maxSegmentBytes;
+      const h = this.runHeader;
+      let at = 0;
+      while (at < run.length) {
+        // One copy: the first group (after making room for it), then every following group that fits.
+        let end = groupEnd(run, at);
+        this.makeRoom(end - at);
+        const seg = this.active;
+        const room = max - seg.size;
+        while (end < run.length) {
+          const after = groupEnd(run, end);
+          if (after - at > room) break;
+          end = after;
+        }
+        this.segmentLog.appendRun(run, at, end, h, (k, into, position, valueAt) => {
+          if ((h.flags & FLAG_TOMBSTONE) !== 0) {
+            this.recordUndo(k);
+            this.segmentLog.unpoint(k, position);
+          } else {
+            const v = h.valueLength;
+            const slot = this.segmentLog.point(k, into, position, v, h.expiresAt);
+            this.recordUndoOfPoint(k);
+            this.fill(slot, run.subarray(valueAt, valueAt + v));
+          }
+          this.cache?.delete(k);
+        });
+        at = end;
+      }
+      if (next > this.nextOffset) this.segmentLog.nextOffset = next;
+      return this.ack();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Scratch header of applyReplicatedRaw. */
+  private readonly runHeader: RecordHeader = {
+    offset: 0,
+    expiresAt: 0,
+    flags: 0,
+    keyLength: 0,
+    valueLength: 0,
+  };
 
   /** Resolves once everything written so far is on disk (fsync), whatever the mode. */
   async sync(): Promise<void> {

@@ -88,6 +88,9 @@ export const FEED_HEARTBEAT_MS = 1000;
 /** The SDK's feed iterator stops reading the socket while this many records wait for the consumer. */
 export const FEED_CLIENT_BUFFERED_RECORDS = 10_000;
 
+/** A raw feed's reader (a replica) stops reading the socket while this many bytes of record runs wait to be applied. */
+export const FEED_CLIENT_BUFFERED_BYTES = 4 * 1024 * 1024;
+
 /** Default of --min-replicas-timeout-ms: how long a write waits for its replica acknowledgements. */
 export const DEFAULT_MIN_REPLICAS_TIMEOUT_MS = 10_000;
 

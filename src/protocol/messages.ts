@@ -195,6 +195,8 @@ export interface FeedStart {
   end: number;
   /** The tombstone horizon: a FEED from an offset ≥ it (or from 0) replays the log exactly. */
   horizon: number;
+  /** A raw feed (option raw): the record format of its runs (record-run.ts RECORD_RUN_FORMAT). */
+  format?: number;
 }
 
 /** Every later frame of a feed (`[id, FeedBatch]`); `records` is empty in a heartbeat. */
@@ -203,6 +205,14 @@ export interface FeedBatch {
   /** Every record below this offset has now been sent (the feed's position). */
   next: number;
   /** The log's next offset when the frame was sent: how far behind the reader is. */
+  end: number;
+}
+
+/** Every later frame of a raw feed (FEED option raw): `raw` holds a record run (empty in a heartbeat). */
+export interface RawFeedBatch {
+  /** Whole records back to back, as the log's segments hold them (record.ts). */
+  raw: Uint8Array;
+  next: number;
   end: number;
 }
 

@@ -10,6 +10,11 @@
  * server, however long the log. Between batches the pump yields to the event
  * loop, so other clients are served.
  *
+ * Raw (FEED option raw, what replicas ask for): each frame carries a record
+ * run (record-run.ts), the segment's own bytes read with one positioned
+ * read per segment (LogCursor.readRaw) and framed with one copy: no record
+ * decoded, no CRC computed, nothing re-encoded. The reader checks the CRCs.
+ *
  * The only frames a feed connection may send after FEED are
  * `[id, "ACK", offset]` (every record below `offset` is applied); anything
  * else is a fatal PROTOCOL_ERROR.
@@ -17,10 +22,16 @@
 import type { Logger } from 'pino';
 import { LogCursor } from '../engine/log-cursor.js';
 import { FLAG_TOMBSTONE } from '../engine/record.js';
+import { RECORD_RUN_FORMAT } from '../engine/record-run.js';
 import type { Store } from '../engine/store.js';
 import { type ErrorCode, KvError } from '../errors.js';
 import { encodeFrame, unpackr } from '../protocol/frame.js';
-import { FEED_BATCH_BYTES, FEED_HEARTBEAT_MS, FEED_HIGH_WATER_BYTES } from '../protocol/limits.js';
+import {
+  FEED_BATCH_BYTES,
+  FEED_HEARTBEAT_MS,
+  FEED_HIGH_WATER_BYTES,
+  FRAME_HEADER_BYTES,
+} from '../protocol/limits.js';
 import type { FeedBatch, FeedStart, WireFeedRecord } from '../protocol/messages.js';
 
 /** What a feed needs from its connection. */
@@ -62,6 +73,8 @@ export class FeedStream implements StreamHandler {
     readonly replicaPort?: number,
     /** Called when an ACK moves `acked`. */
     private readonly onAck: () => void = () => {},
+    /** FEED option raw: frames carry record runs instead of decoded records. */
+    readonly raw = false,
   ) {
     this.cursor = new LogCursor(store.segmentLog, from);
   }
@@ -70,7 +83,9 @@ export class FeedStream implements StreamHandler {
   startReply(horizon: number): FeedStart {
     // The pump starts once this reply is queued (the command returns first).
     setImmediate(() => void this.pump().catch((err) => this.fail(err)));
-    return { from: this.cursor.next, end: this.store.nextOffset, horizon };
+    const reply: FeedStart = { from: this.cursor.next, end: this.store.nextOffset, horizon };
+    if (this.raw) reply.format = RECORD_RUN_FORMAT;
+    return reply;
   }
 
   /** The offset of the next record this feed will send. */
@@ -96,6 +111,17 @@ export class FeedStream implements StreamHandler {
         });
         continue;
       }
+      if (this.raw) {
+        const run = this.cursor.readRaw(FEED_BATCH_BYTES);
+        if (run.length === 0) {
+          const timedOut = await this.waitForRecords();
+          if (timedOut && !this.closed) this.sendRaw(run);
+          continue;
+        }
+        this.sendRaw(run);
+        await new Promise((resolve) => setImmediate(resolve));
+        continue;
+      }
       const records = this.cursor.read(FEED_BATCH_BYTES);
       if (records.length === 0) {
         const timedOut = await this.waitForRecords();
@@ -118,6 +144,10 @@ export class FeedStream implements StreamHandler {
   private send(records: WireFeedRecord[]): void {
     const batch: FeedBatch = { records, next: this.cursor.next, end: this.store.nextOffset };
     this.sink.send(encodeFrame([this.id, batch]));
+  }
+
+  private sendRaw(run: Buffer): void {
+    this.sink.send(encodeRawBatch(this.id, run, this.cursor.next, this.store.nextOffset));
   }
 
   /** Resolves true after FEED_HEARTBEAT_MS without new records, false when records (or the end) came. */
@@ -186,4 +216,67 @@ export class FeedStream implements StreamHandler {
     if (err instanceof KvError) this.sink.fatal(err.code, `the feed stopped: ${err.message}`);
     else this.sink.fatal('INTERNAL', 'the feed stopped: unexpected server error; see the server log');
   }
+}
+
+/**
+ * The frame `[id, {"next": next, "end": end, "raw": bin}]` of a raw feed,
+ * encoded by hand so the run is copied once, straight into the frame (as
+ * msgpackr would encode it: minimal integer and bin headers).
+ */
+export function encodeRawBatch(id: number, run: Buffer, next: number, end: number): Buffer {
+  const n = run.length;
+  const binHeader = n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+  const head = 1 + uintBytes(id) + 1 + 5 + uintBytes(next) + 4 + uintBytes(end) + 4 + binHeader;
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + head + n);
+  frame.writeUInt32BE(head + n, 0);
+  let at = FRAME_HEADER_BYTES;
+  frame[at++] = 0x92; // array of 2
+  at = putUint(frame, at, id);
+  frame[at++] = 0x83; // map of 3
+  at += frame.write('\xa4next', at, 'latin1');
+  at = putUint(frame, at, next);
+  at += frame.write('\xa3end', at, 'latin1');
+  at = putUint(frame, at, end);
+  at += frame.write('\xa3raw', at, 'latin1');
+  if (binHeader === 2) {
+    frame[at++] = 0xc4;
+    frame[at++] = n;
+  } else if (binHeader === 3) {
+    frame[at++] = 0xc5;
+    frame.writeUInt16BE(n, at);
+    at += 2;
+  } else {
+    frame[at++] = 0xc6;
+    frame.writeUInt32BE(n, at);
+    at += 4;
+  }
+  run.copy(frame, at);
+  return frame;
+}
+
+/** Bytes of a MessagePack unsigned integer (n: a safe integer ≥ 0). */
+function uintBytes(n: number): number {
+  return n < 0x80 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9;
+}
+
+function putUint(buf: Buffer, at: number, n: number): number {
+  if (n < 0x80) buf[at++] = n;
+  else if (n < 0x100) {
+    buf[at++] = 0xcc;
+    buf[at++] = n;
+  } else if (n < 0x10000) {
+    buf[at++] = 0xcd;
+    buf.writeUInt16BE(n, at);
+    at += 2;
+  } else if (n < 0x100000000) {
+    buf[at++] = 0xce;
+    buf.writeUInt32BE(n, at);
+    at += 4;
+  } else {
+    buf[at++] = 0xcf;
+    buf.writeUInt32BE(Math.floor(n / 0x100000000), at);
+    buf.writeUInt32BE(n >>> 0, at + 4);
+    at += 8;
+  }
+  return at;
 }

@@ -2,7 +2,9 @@
  * A replica's link to its primary: connect, ask ROLE (the primary's lineage:
  * log id, epochs, end, tombstone horizon), choose how to sync, then FEED and
  * apply every record at the primary's offset (Store.applyReplicated),
- * acknowledging (ACK) what is applied. On any failure the link is down, and
+ * acknowledging (ACK) what is applied. The feed is raw (FEED option raw):
+ * record runs as the primary's segments hold them, checked (CRCs, offsets)
+ * and appended as is (Store.applyReplicatedRaw). On any failure the link is down, and
  * it reconnects with backoff, resuming from the local log's next offset.
  *
  * How to sync (ARCHITECTURE.md, Replication):
@@ -23,10 +25,10 @@
  */
 import type { Logger } from 'pino';
 import { FeedConnection } from '../client/feed.js';
-import type { ReplicatedRecord } from '../engine/store.js';
+import { RECORD_RUN_FORMAT, wholePrefix } from '../engine/record-run.js';
 import { KvError } from '../errors.js';
 import { DEFAULT_CLIENT_MAX_REPLY_BYTES, DEFAULT_CONNECT_TIMEOUT_MS } from '../protocol/limits.js';
-import type { FeedBatch, RoleReply, WireFeedRecord } from '../protocol/messages.js';
+import type { RoleReply } from '../protocol/messages.js';
 import type { Replication } from './replication.js';
 
 export type LinkStatus = 'connecting' | 'sync' | 'up' | 'down' | 'stopped';
@@ -128,7 +130,13 @@ export class ReplicaLink {
     this.lastContactAt = Date.now();
     const { from, full } = await this.chooseStart(role);
     if (this.stopped) return false;
-    const start = await feed.feed(from, { replica: { port: this.repl.listeningPort } });
+    const start = await feed.feed(from, { replica: { port: this.repl.listeningPort }, raw: true });
+    if (start.format !== RECORD_RUN_FORMAT) {
+      throw new KvError(
+        'PROTOCOL_ERROR',
+        `the primary's raw feed carries record format ${start.format}; this server reads format ${RECORD_RUN_FORMAT}`,
+      );
+    }
     this.status = 'up';
     onUp();
     this.applied = from;
@@ -140,30 +148,32 @@ export class ReplicaLink {
     );
     if (full) this.fullResyncs++;
     else this.partialResyncs++;
-    let pending: ReplicatedRecord[] = [];
+    /** Records of a batch cut by a frame boundary, waiting for its end record. */
+    let pending: Buffer | undefined;
     for (;;) {
-      const batch: FeedBatch | undefined = await feed.next();
+      const batch = await feed.next();
       if (batch === undefined || this.stopped) return true;
+      if (!('raw' in batch))
+        throw new KvError('PROTOCOL_ERROR', 'the primary sent decoded records on a raw feed');
       this.lastContactAt = Date.now();
       this.primaryEnd = batch.end;
-      if (batch.records.length > 0) {
-        const ready: ReplicatedRecord[] = pending;
-        pending = [];
-        for (const r of batch.records) ready.push(toReplicated(r));
-        // A batch cut by the frame boundary waits for its end record.
-        let cut = ready.length;
-        while (cut > 0 && (ready[cut - 1]!.flags & 6) === 2) cut--;
-        if (cut < ready.length) pending = ready.splice(cut);
-        if (ready.length > 0) {
-          await this.repl.store.applyReplicated(ready, pending.length === 0 ? batch.next : 0);
-          this.applied = ready[ready.length - 1]!.offset + 1;
+      const raw = Buffer.from(batch.raw.buffer, batch.raw.byteOffset, batch.raw.byteLength);
+      const run = pending === undefined ? raw : Buffer.concat([pending, raw]);
+      pending = undefined;
+      if (run.length > 0) {
+        const whole = wholePrefix(run);
+        if (whole < run.length) pending = Buffer.from(run.subarray(whole)); // a copy: the frame's buffer is not ours to keep
+        if (whole > 0) {
+          const store = this.repl.store;
+          await store.applyReplicatedRaw(run.subarray(0, whole), pending === undefined ? batch.next : 0);
+          this.applied = store.nextOffset;
         }
       }
       // Everything the primary has sent below `next` is applied, unless a batch still waits for its end.
-      if (pending.length === 0) {
+      if (pending === undefined) {
         this.applied = Math.max(this.applied, batch.next);
-        if (batch.records.length === 0 && batch.next > this.repl.store.nextOffset) {
-          await this.repl.store.applyReplicated([], batch.next);
+        if (run.length === 0 && batch.next > this.repl.store.nextOffset) {
+          await this.repl.store.applyReplicatedRaw(EMPTY, batch.next);
         }
       }
       this.repl.resync.applied(this.applied);
@@ -236,6 +246,4 @@ function endOffsetFor(epochs: readonly [number, number][], epoch: number, end: n
   return end;
 }
 
-function toReplicated(r: WireFeedRecord): ReplicatedRecord {
-  return { offset: r[0], flags: r[1], expiresAt: r[2], key: r[3], value: r[4] };
-}
+const EMPTY = Buffer.alloc(0);

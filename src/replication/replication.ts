@@ -355,6 +355,7 @@ export class Replication {
     id: number,
     from: number,
     replicaPort?: number,
+    raw = false,
   ): { stream: FeedStream; reply: FeedStart } {
     const end = this.store.nextOffset;
     const horizon = this.horizon.state.tombstoneHorizon;
@@ -382,10 +383,11 @@ export class Replication {
       },
       replicaPort,
       () => this.onAck(),
+      raw,
     );
     this.feeds.add(stream);
     this.log.info(
-      { remote: sink.remote, from, end, replica: replicaPort !== undefined },
+      { remote: sink.remote, from, end, replica: replicaPort !== undefined, raw },
       'change feed opened',
     );
     return { stream, reply: stream.startReply(horizon) };

@@ -48,7 +48,7 @@ export interface Session {
   /** The INFO sections asked for. */
   info(sections: readonly InfoSection[]): Record<string, unknown>;
   /** Turns the connection into a change feed from `from` (FEED); returns the first reply. */
-  openFeed(id: number, from: number, replicaPort?: number): FeedStart;
+  openFeed(id: number, from: number, replicaPort?: number, raw?: boolean): FeedStart;
   /** This server's replication (role, REPLICAOF). */
   readonly replication: Replication;
   /** Cluster mode's routing and topology; undefined outside a cluster. */
@@ -446,7 +446,7 @@ const SPECS: Record<CommandName, CommandSpec> = {
     },
   },
   FEED: {
-    usage: 'from [{replica}]',
+    usage: 'from [{replica, raw}]',
     minArgs: 1,
     maxArgs: 2,
     run: (s, req) => {
@@ -454,7 +454,7 @@ const SPECS: Record<CommandName, CommandSpec> = {
       if (typeof from !== 'number' || !Number.isSafeInteger(from) || from < 0) {
         throw new KvError('WRONG_ARGS', 'FEED: from must be an integer offset ≥ 0');
       }
-      const o = options(req, 3, 'FEED', ['replica']);
+      const o = options(req, 3, 'FEED', ['replica', 'raw']);
       let replicaPort: number | undefined;
       if (o.replica !== undefined && o.replica !== null) {
         const r = o.replica;
@@ -469,7 +469,9 @@ const SPECS: Record<CommandName, CommandSpec> = {
         }
         replicaPort = r.port;
       }
-      return s.openFeed(req[0] as number, from, replicaPort);
+      const raw = o.raw ?? false;
+      if (typeof raw !== 'boolean') throw new KvError('WRONG_ARGS', 'FEED: option raw must be a boolean');
+      return s.openFeed(req[0] as number, from, replicaPort, raw);
     },
   },
   CLUSTER: {

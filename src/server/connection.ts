@@ -86,8 +86,8 @@ export class Connection extends ServedConnectionBase<Buffer> implements Session,
   get cluster(): ClusterGate | undefined {
     return this.host.cluster;
   }
-  openFeed(id: number, from: number, replicaPort?: number): FeedStart {
-    const { stream, reply } = this.host.replication.openFeed(this, id, from, replicaPort);
+  openFeed(id: number, from: number, replicaPort?: number, raw = false): FeedStart {
+    const { stream, reply } = this.host.replication.openFeed(this, id, from, replicaPort, raw);
     this.stream = stream;
     return reply;
   }

@@ -8,6 +8,9 @@
 import { connect as netConnect } from 'node:net';
 import { Packr } from 'msgpackr';
 import { afterEach, describe, expect, it } from 'vitest';
+import { FeedConnection } from '../../src/client/feed.js';
+import { decodeHeader, RECORD_HEADER_BYTES } from '../../src/engine/record.js';
+import { checkRun, RECORD_RUN_FORMAT } from '../../src/engine/record-run.js';
 import { openStore, type Store } from '../../src/engine/store.js';
 import { connect, type FeedRecord, KvError } from '../../src/index.js';
 import { FEED_BATCH_BYTES, FEED_HIGH_WATER_BYTES } from '../../src/protocol/limits.js';
@@ -99,6 +102,58 @@ describe('FEED', () => {
     await c.close();
   });
 
+  it('raw: record runs holding the records the decoded feed sends, whole, in the log format; a bad raw option is WRONG_ARGS', async () => {
+    const { port } = await start();
+    const c = await connect({ port });
+    for (let i = 0; i < 200; i++) await c.set(`k${i % 30}`, `v${i}-${'x'.repeat(i % 70)}`);
+    await c.mset({ b: '2', c: '3' });
+    await c.del('k1');
+    await c.set('t', 'x', { ttlMs: 60_000 });
+    const end = (await c.role()).end;
+    const decoded: string[] = [];
+    for await (const r of c.feed({ from: 0 })) {
+      decoded.push(`${r.offset} ${r.key} ${r.value} ${r.tombstone} ${r.expiresAt} ${r.batch}${r.batchEnd}`);
+      if (r.offset >= end - 1) break;
+    }
+    const opts = { host: '127.0.0.1', port, connectTimeoutMs: 5000, maxReplyBytes: 8 << 20 };
+    const bad = await FeedConnection.connect(opts);
+    await expect(bad.feed(0, { raw: 'yes' })).rejects.toMatchObject({ code: 'WRONG_ARGS' });
+    bad.close();
+    const feed = await FeedConnection.connect(opts);
+    const start0 = await feed.feed(0, { raw: true });
+    expect(start0).toMatchObject({ from: 0, end, format: RECORD_RUN_FORMAT });
+    const fromRaw: string[] = [];
+    let next = 0;
+    while (next < end) {
+      const batch = await feed.next();
+      if (batch === undefined || !('raw' in batch)) throw new Error('expected a raw batch');
+      const run = Buffer.from(batch.raw);
+      expect(checkRun(run, next - 1, 'test').whole).toBe(run.length);
+      for (let at = 0; at < run.length; ) {
+        const h = decodeHeader(run, at, run.length, 1 << 16)!;
+        const k = at + RECORD_HEADER_BYTES;
+        const key = run.toString('utf8', k, k + h.keyLength);
+        const tomb = (h.flags & 1) !== 0;
+        const value = tomb
+          ? undefined
+          : run.toString('utf8', k + h.keyLength, k + h.keyLength + h.valueLength);
+        fromRaw.push(
+          `${h.offset} ${key} ${value} ${tomb} ${h.expiresAt} ${(h.flags & 2) !== 0}${(h.flags & 4) !== 0}`,
+        );
+        at = k + h.keyLength + h.valueLength;
+      }
+      next = batch.next;
+    }
+    expect(fromRaw).toEqual(decoded);
+    // Live: a write after the reader caught up arrives as a run of one record.
+    await c.set('late', 'v');
+    let live = await feed.next();
+    while (live && 'raw' in live && live.raw.length === 0) live = await feed.next(); // heartbeats
+    expect(live && 'raw' in live && checkRun(Buffer.from(live.raw), end - 1, 'test').records).toBe(1);
+    feed.close();
+    await c.close();
+  });
+
   it('refuses an offset past the end, or below the tombstone horizon (also after a restart), with OFFSET_OUT_OF_RANGE', async () => {
     const s = await start();
     const c = await connect({ port: s.port });
@@ -185,42 +240,52 @@ describe('FEED', () => {
     await c.close();
   }, 60_000);
 
-  it('a reader that stops reading holds at most the high-water mark of frames on the server; it then gets everything', async () => {
-    const { server, store, port } = await start(tempDir(), 1 << 20);
-    const c = await connect({ port, valueEncoding: 'buffer' });
-    const value = Buffer.alloc(64 * 1024, 7);
-    for (let i = 0; i < 400; i++) await c.set(`big${i}`, value); // ~26 MB of log
-    const raw = netConnect({ host: '127.0.0.1', port });
-    await new Promise((r) => raw.once('connect', r));
-    raw.pause(); // never read (for now)
-    raw.write(frame([1, 'FEED', 0]));
-    let peak = 0;
-    for (let t = 0; t < 20; t++) {
-      await new Promise((r) => setTimeout(r, 50));
-      for (const f of server.replication.feeds) {
-        peak = Math.max(peak, (f as unknown as { sink: { unsentBytes: number } }).sink.unsentBytes);
+  it.each([
+    ['', [1, 'FEED', 0]],
+    [' (raw)', [1, 'FEED', 0, { raw: true }]],
+  ])(
+    'a reader that stops reading holds at most the high-water mark of frames on the server; it then gets everything%s',
+    async (_, request) => {
+      const { server, store, port } = await start(tempDir(), 1 << 20);
+      const c = await connect({ port, valueEncoding: 'buffer' });
+      const value = Buffer.alloc(64 * 1024, 7);
+      for (let i = 0; i < 400; i++) await c.set(`big${i}`, value); // ~26 MB of log
+      const raw = netConnect({ host: '127.0.0.1', port });
+      await new Promise((r) => raw.once('connect', r));
+      raw.pause(); // never read (for now)
+      raw.write(frame(request));
+      let peak = 0;
+      for (let t = 0; t < 20; t++) {
+        await new Promise((r) => setTimeout(r, 50));
+        for (const f of server.replication.feeds) {
+          peak = Math.max(peak, (f as unknown as { sink: { unsentBytes: number } }).sink.unsentBytes);
+        }
       }
-    }
-    const [stream] = [...server.replication.feeds];
-    expect(stream).toBeDefined();
-    // Stalled part-way: it did not read the log ahead into memory.
-    expect(stream!.position).toBeLessThan(200);
-    expect(peak).toBeLessThanOrEqual(FEED_HIGH_WATER_BYTES + FEED_BATCH_BYTES + 128 * 1024);
-    // Other clients are served meanwhile.
-    expect((await c.get('big1'))?.length).toBe(value.length);
-    // Resumed, the reader gets all 400 records.
-    let received = 0;
-    raw.on('data', (chunk: Buffer) => {
-      received += chunk.length;
-    });
-    raw.resume();
-    const deadline = Date.now() + 15_000;
-    while ((stream!.position < store.nextOffset || received <= 400 * value.length) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(stream!.position).toBe(store.nextOffset);
-    expect(received).toBeGreaterThan(400 * value.length);
-    raw.destroy();
-    await c.close();
-  }, 30_000);
+      const [stream] = [...server.replication.feeds];
+      expect(stream).toBeDefined();
+      // Stalled part-way: it did not read the log ahead into memory.
+      expect(stream!.position).toBeLessThan(200);
+      expect(peak).toBeLessThanOrEqual(FEED_HIGH_WATER_BYTES + FEED_BATCH_BYTES + 128 * 1024);
+      // Other clients are served meanwhile.
+      expect((await c.get('big1'))?.length).toBe(value.length);
+      // Resumed, the reader gets all 400 records.
+      let received = 0;
+      raw.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+      });
+      raw.resume();
+      const deadline = Date.now() + 15_000;
+      while (
+        (stream!.position < store.nextOffset || received <= 400 * value.length) &&
+        Date.now() < deadline
+      ) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(stream!.position).toBe(store.nextOffset);
+      expect(received).toBeGreaterThan(400 * value.length);
+      raw.destroy();
+      await c.close();
+    },
+    30_000,
+  );
 });

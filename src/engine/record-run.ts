@@ -1,0 +1,130 @@
+/**
+ * A record run: whole records back to back exactly as a segment holds them
+ * (record.ts, format version RECORD_RUN_FORMAT), in strictly increasing
+ * offset order — the unit of the raw change feed (FEED {raw: true},
+ * protocol/PROTOCOL.md) that a replica appends to its own log as is
+ * (Store.applyReplicatedRaw). Kafka's follower fetch ships record batches
+ * the same way: bytes off the leader's log, checked and appended by the
+ * follower without re-encoding.
+ *
+ * Nothing here trusts the bytes: `checkRun` checks every header's bounds,
+ * every CRC and the offsets' order before anything is applied, so a run
+ * damaged on the way (or read from a damaged segment: the primary does not
+ * check CRCs when it serves a raw feed) is refused whole with a CORRUPTION
+ * error naming the offset, never half applied.
+ */
+import { KvError } from '../errors.js';
+import { MAX_KEY_BYTES } from './limits.js';
+import {
+  checkRecord,
+  decodeHeaderInto,
+  FLAG_BATCH,
+  FLAG_BATCH_END,
+  RECORD_HEADER_BYTES,
+  type RecordHeader,
+} from './record.js';
+
+/** The record format a run carries (record.ts, version 1); a FEED's start reply names it. */
+export const RECORD_RUN_FORMAT = 1;
+
+/** What `checkRun` found. */
+export interface RunCheck {
+  /** Records in the run. */
+  records: number;
+  /** Offset of its last record (-1 if none). */
+  lastOffset: number;
+  /**
+   * Bytes from the start that end on a whole batch: a single record, or a
+   * batch's records through the one flagged batch end. The rest (a batch cut
+   * by a frame boundary) waits for the next run.
+   */
+  whole: number;
+  /** Offset of the last record within `whole` (-1 if none). */
+  wholeLastOffset: number;
+}
+
+const scratch: RecordHeader = { offset: 0, expiresAt: 0, flags: 0, keyLength: 0, valueLength: 0 };
+
+/**
+ * Checks a run in buf[0, buf.length): whole records only, valid headers and
+ * CRCs, offsets strictly increasing and all above `after`. Throws a
+ * CORRUPTION KvError naming `source` and the first bad record.
+ */
+export function checkRun(buf: Buffer, after: number, source: string): RunCheck {
+  const end = buf.length;
+  let at = 0;
+  let last = after;
+  let records = 0;
+  let whole = 0;
+  let wholeLast = -1;
+  const h = scratch;
+  while (at < end) {
+    if (!decodeHeaderInto(buf, at, end, MAX_KEY_BYTES, h)) {
+      throw runError(
+        source,
+        at,
+        last,
+        end - at < RECORD_HEADER_BYTES ? 'a truncated header' : 'an invalid header',
+      );
+    }
+    const size = RECORD_HEADER_BYTES + h.keyLength + h.valueLength;
+    if (at + size > end) throw runError(source, at, last, 'a truncated record');
+    if (!checkRecord(buf, at, size))
+      throw runError(source, at, last, `a record (offset ${h.offset}) failing its CRC`);
+    if (!Number.isSafeInteger(h.offset) || h.offset <= last) {
+      throw runError(source, at, last, `offset ${h.offset} out of order`);
+    }
+    last = h.offset;
+    records++;
+    at += size;
+    if ((h.flags & FLAG_BATCH) === 0 || (h.flags & FLAG_BATCH_END) !== 0) {
+      whole = at;
+      wholeLast = last;
+    }
+  }
+  return { records, lastOffset: records > 0 ? last : -1, whole, wholeLastOffset: wholeLast };
+}
+
+function runError(source: string, at: number, after: number, what: string): KvError {
+  return new KvError(
+    'CORRUPTION',
+    `${source} holds ${what} at byte ${at} of a record run (after offset ${after}); nothing of the run was applied`,
+  );
+}
+
+/**
+ * Bytes from the start of `buf` that end on a whole batch (see
+ * RunCheck.whole), from the headers alone: what a replica applies now,
+ * keeping the rest (a batch cut by a frame boundary) for the next run. A run
+ * holds whole records only, so a header that does not decode or a record
+ * running past the end is damage: the whole run is returned, for `checkRun`
+ * to refuse with the reason.
+ */
+export function wholePrefix(buf: Buffer): number {
+  const end = buf.length;
+  const h = scratch;
+  let at = 0;
+  let whole = 0;
+  while (at < end) {
+    if (!decodeHeaderInto(buf, at, end, MAX_KEY_BYTES, h)) return end;
+    at += RECORD_HEADER_BYTES + h.keyLength + h.valueLength;
+    if (at > end) return end;
+    if ((h.flags & FLAG_BATCH) === 0 || (h.flags & FLAG_BATCH_END) !== 0) whole = at;
+  }
+  return whole;
+}
+
+/**
+ * The end of the group starting at `at` in a checked run: past one record,
+ * or past a batch's records through its end record (a group stays in one
+ * segment). Headers only; `checkRun` has vouched for them.
+ */
+export function groupEnd(buf: Buffer, at: number): number {
+  const end = buf.length;
+  const h = scratch;
+  for (;;) {
+    decodeHeaderInto(buf, at, end, MAX_KEY_BYTES, h);
+    at += RECORD_HEADER_BYTES + h.keyLength + h.valueLength;
+    if ((h.flags & FLAG_BATCH) === 0 || (h.flags & FLAG_BATCH_END) !== 0 || at >= end) return at;
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * Record runs (src/engine/record-run.ts): LogCursor.readRaw gives the log's
+ * own bytes, whole records only, the same records `read` gives (at every
+ * batch size, from any offset, across a compaction swap mid-read), and
+ * Store.applyReplicatedRaw appends them to another store at the same
+ * offsets: equal keys, values and expiry times, also after a reopen (hints
+ * and indexes built from the raw path). A damaged run is refused whole:
+ * nothing of it is applied.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { type CursorRecord, LogCursor } from '../../src/engine/log-cursor.js';
+import { decodeHeader, RECORD_HEADER_BYTES } from '../../src/engine/record.js';
+import { checkRun, wholePrefix } from '../../src/engine/record-run.js';
+import { openStore, type Store } from '../../src/engine/store.js';
+import { KvError } from '../../src/errors.js';
+import { removeTempDirs, silentLogger, tempDir } from './helpers.js';
+
+afterEach(removeTempDirs);
+
+async function open(dir: string, maxSegmentBytes = 2048): Promise<Store> {
+  return openStore(dir, {
+    maxSegmentBytes,
+    logger: silentLogger,
+    cacheBytes: 0,
+    compaction: { auto: false },
+  });
+}
+
+/** Sets, deletes, batches (MSET-like) and expiries over 40 keys. */
+async function churn(store: Store, n: number, tag: string): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const k = `k${i % 40}`;
+    if (i % 7 === 3) await store.delete(k);
+    else if (i % 11 === 5)
+      await store.batch([
+        { type: 'set', key: `${k}a`, value: `${tag}-${i}` },
+        { type: 'set', key: `${k}b`, value: 'y'.repeat(i % 90) },
+        { type: 'del', key: 'k0' },
+      ]);
+    else if (i % 13 === 6) await store.set(k, `${tag}-${i}`, { ttlMs: 600_000 + i });
+    else await store.set(k, `${tag}-${i}-${'x'.repeat(i % 50)}`);
+  }
+}
+
+/** The records of a run, decoded (as `read` gives them). */
+function decodeRun(run: Buffer): CursorRecord[] {
+  const out: CursorRecord[] = [];
+  let at = 0;
+  while (at < run.length) {
+    const h = decodeHeader(run, at, run.length, 1 << 16)!;
+    const keyAt = at + RECORD_HEADER_BYTES;
+    out.push({
+      offset: h.offset,
+      flags: h.flags,
+      expiresAt: h.expiresAt,
+      key: Buffer.from(run.subarray(keyAt, keyAt + h.keyLength)),
+      value: Buffer.from(run.subarray(keyAt + h.keyLength, keyAt + h.keyLength + h.valueLength)),
+    });
+    at = keyAt + h.keyLength + h.valueLength;
+  }
+  return out;
+}
+
+function summary(recs: readonly CursorRecord[]): string[] {
+  return recs.map((r) => `${r.offset}:${r.flags}:${r.expiresAt}:${r.key.toString()}=${r.value.toString()}`);
+}
+
+/** Every run until the end of the log, each copied (readRaw's bytes live until the next read). */
+function rawAll(cursor: LogCursor, maxBytes: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (;;) {
+    const run = cursor.readRaw(maxBytes);
+    if (run.length === 0) return out;
+    out.push(Buffer.from(run));
+  }
+}
+
+function readAll(cursor: LogCursor): CursorRecord[] {
+  const out: CursorRecord[] = [];
+  for (;;) {
+    const batch = cursor.read(1 << 20);
+    if (batch.length === 0) return out;
+    out.push(...batch);
+  }
+}
+
+/** Keys with values and expiry times, sorted. */
+function state(store: Store): string[] {
+  const out: string[] = [];
+  for (const [k] of store.keydir.entries()) {
+    const v = store.getSync(Buffer.from(k, 'latin1'));
+    if (v !== undefined) out.push(`${k}=${v.toString()}@${store.expiresAt(Buffer.from(k, 'latin1'))}`);
+  }
+  return out.sort();
+}
+
+async function offsets(store: Store): Promise<string[]> {
+  const out: string[] = [];
+  for await (const r of store.readFrom(0)) out.push(`${r.offset}:${r.tombstone}:${r.key}:${r.value}`);
+  return out;
+}
+
+describe('LogCursor.readRaw', () => {
+  it('gives the records `read` gives, whole, within the size asked (one record at least), from any offset', async () => {
+    const store = await open(tempDir());
+    await churn(store, 400, 'a');
+    for (const from of [0, 1, 57, 230, store.nextOffset - 1]) {
+      const expected = summary(readAll(new LogCursor(store, from)));
+      for (const maxBytes of [1, 100, 700, 5000, 1 << 20]) {
+        const cursor = new LogCursor(store, from);
+        const runs = rawAll(cursor, maxBytes);
+        for (const run of runs) {
+          const check = checkRun(run, -1, 'test');
+          if (check.records > 1) expect(run.length).toBeLessThan(maxBytes + 200);
+        }
+        expect(summary(runs.flatMap(decodeRun))).toEqual(expected);
+        cursor.close();
+      }
+    }
+    await store.close();
+  });
+
+  it('a compaction swap mid-read: the raw cursor keeps reading the originals, nothing skipped or repeated', async () => {
+    const store = await open(tempDir());
+    await churn(store, 600, 'a');
+    const from = 123;
+    const before = summary(readAll(new LogCursor(store, from)));
+    const cursor = new LogCursor(store, from);
+    const got = decodeRun(Buffer.from(cursor.readRaw(1500)));
+    expect(got.length).toBeGreaterThan(0);
+    const result = await store.compact();
+    expect(result?.segmentsIn).toBeGreaterThan(2);
+    got.push(...rawAll(cursor, 1500).flatMap(decodeRun));
+    expect(summary(got)).toEqual(before);
+    await store.set('z', '1');
+    expect(decodeRun(cursor.readRaw(1 << 20)).map((r) => r.offset)).toEqual([store.nextOffset - 1]);
+    cursor.close();
+    await store.close();
+  });
+});
+
+describe('Store.applyReplicatedRaw', () => {
+  it('appends runs at the primary offsets; batches cut between runs wait; equal after a reopen', async () => {
+    const primary = await open(tempDir());
+    await churn(primary, 500, 'a');
+    await primary.compact(); // gaps in the offsets
+    await churn(primary, 300, 'b');
+    const dir = tempDir();
+    let replica = await open(dir, 1500); // other segment bounds than the primary's
+    const cursor = new LogCursor(primary, 0);
+    let pending = Buffer.alloc(0);
+    let cuts = 0;
+    for (;;) {
+      const raw = cursor.readRaw(333); // small runs: batches are cut between them
+      if (raw.length === 0) break;
+      const run = Buffer.concat([pending, raw]);
+      const whole = wholePrefix(run);
+      pending = Buffer.from(run.subarray(whole));
+      if (pending.length > 0) cuts++;
+      if (whole > 0) await replica.applyReplicatedRaw(run.subarray(0, whole), 0);
+    }
+    expect(pending.length).toBe(0);
+    expect(cuts).toBeGreaterThan(0);
+    cursor.close();
+    expect(replica.nextOffset).toBe(primary.nextOffset);
+    expect(await offsets(replica)).toEqual(await offsets(primary));
+    expect(state(replica)).toEqual(state(primary));
+    await replica.close();
+    replica = await open(dir, 1500);
+    expect(state(replica)).toEqual(state(primary));
+    expect(await offsets(replica)).toEqual(await offsets(primary));
+    await replica.close();
+    await primary.close();
+  });
+
+  it('refuses a run with a damaged record, offsets out of order, or a cut batch, applying none of it', async () => {
+    const primary = await open(tempDir(), 1 << 20);
+    await primary.set('a', '1');
+    await primary.batch([
+      { type: 'set', key: 'b', value: '2' },
+      { type: 'set', key: 'c', value: '3' },
+    ]);
+    await primary.set('d', '4');
+    const run = Buffer.from(new LogCursor(primary, 0).readRaw(1 << 20));
+    const replica = await open(tempDir());
+    const refused = async (bytes: Buffer, why: RegExp) => {
+      const err = await replica.applyReplicatedRaw(bytes).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(KvError);
+      expect((err as KvError).message).toMatch(why);
+      expect(replica.nextOffset).toBe(0);
+      expect(replica.size).toBe(0);
+    };
+    const damaged = Buffer.from(run);
+    damaged[damaged.length - 1]! ^= 0x40; // the last value byte
+    await refused(damaged, /offset 3\) failing its CRC/);
+    const torn = run.subarray(0, run.length - 1);
+    await refused(torn, /truncated record/);
+    const first = RECORD_HEADER_BYTES + 2;
+    await refused(Buffer.concat([run.subarray(first), run.subarray(0, first)]), /offset 0 out of order/);
+    const cut = wholePrefix(run.subarray(0, first + RECORD_HEADER_BYTES + 2));
+    expect(cut).toBe(first); // the batch's first record waits for its end
+    await refused(run.subarray(0, first + RECORD_HEADER_BYTES + 2), /inside a batch/);
+    // The intact run applies.
+    await replica.applyReplicatedRaw(run);
+    expect(state(replica)).toEqual(state(primary));
+    await replica.close();
+    await primary.close();
+  });
+});
