@@ -1,29 +1,73 @@
 /**
- * Recognises the commonest request, `[id, "GET", key]`, in a frame body
- * without decoding it: the server's GET path then looks the key up by its
- * bytes, with no MessagePack decode and no key string.
+ * Recognises the commonest requests, `[id, "GET", key]` and
+ * `[id, "SET", key, value]`, in a frame body without decoding it: the
+ * server's GET then looks the key up by its bytes, with no MessagePack
+ * decode and no key string, and its SET hands the store the key and a view
+ * of the value with no decode either.
  *
- * Only one exact shape is recognised; anything else (another command, "get"
+ * Only exact shapes are recognised; anything else (another command, "get"
  * in lower case, an id encoded as a signed or 64-bit int, a non-ASCII str
- * key, trailing bytes, …) answers false and goes through the general path,
- * which decodes it with msgpackr and gives the same answer or error as
- * always. For the shapes it accepts, the key bytes are the key's internal
- * form: a bin key as is, an ASCII str key its chars (non-ASCII str keys are
- * left to the general path, which decodes UTF-8 the way msgpackr does).
+ * key, a SET with options or a str value, trailing bytes, …) answers false
+ * and goes through the general path, which decodes it with msgpackr and
+ * gives the same answer or error as always. For the shapes it accepts, the
+ * key bytes are the key's internal form: a bin key as is, an ASCII str key
+ * its chars (non-ASCII str keys are left to the general path, which decodes
+ * UTF-8 the way msgpackr does).
  *
- *   0x93 | id: fixint 0x00-0x7f, 0xcc u8, 0xcd u16, 0xce u32
- *        | 0xa3 'G' 'E' 'T'
- *        | key: fixstr 0xa1-0xbf, 0xd9 str8, 0xda str16, 0xdb str32,
- *               0xc4 bin8, 0xc5 bin16, 0xc6 bin32 — and nothing after it
+ *   GET  0x93 | id | 0xa3 'G' 'E' 'T' | key                 — nothing after
+ *   SET  0x94 | id | 0xa3 'S' 'E' 'T' | key | value (a bin)  — nothing after
+ *     id:    fixint 0x00-0x7f, 0xcc u8, 0xcd u16, 0xce u32
+ *     key:   fixstr 0xa1-0xbf, 0xd9 str8, 0xda str16, 0xdb str32,
+ *            0xc4 bin8, 0xc5 bin16, 0xc6 bin32 (1 byte or more)
+ *     value: 0xc4 bin8, 0xc5 bin16, 0xc6 bin32 (0 bytes or more)
  */
 
-/** Where peekGet found the request's parts; valid until its next call. */
-export const getRequest = { id: 0, keyStart: 0, keyLength: 0 };
+/** Where peekGet or peekSet found the request's parts; valid until the next call of either. */
+export const getRequest = { id: 0, keyStart: 0, keyLength: 0, valueStart: 0, valueLength: 0 };
 
 /** True (and `getRequest` filled in) if `body` is exactly `[id, "GET", key]` in a shape described above. */
 export function peekGet(body: Buffer): boolean {
   const end = body.length;
   if (end < 7 || body[0] !== 0x93) return false;
+  const at = peekHead(body, 0x47);
+  return at >= 0 && peekKey(body, at) === end;
+}
+
+/** True (and `getRequest` filled in) if `body` is exactly `[id, "SET", key, value]` in a shape described above. */
+export function peekSet(body: Buffer): boolean {
+  const end = body.length;
+  if (end < 9 || body[0] !== 0x94) return false;
+  let at = peekHead(body, 0x53);
+  if (at < 0) return false;
+  at = peekKey(body, at);
+  if (at < 0 || at >= end) return false;
+  const tag = body[at]!;
+  let length: number;
+  if (tag === 0xc4) {
+    if (at + 2 > end) return false;
+    length = body[at + 1]!;
+    at += 2;
+  } else if (tag === 0xc5) {
+    if (at + 3 > end) return false;
+    length = (body[at + 1]! << 8) | body[at + 2]!;
+    at += 3;
+  } else if (tag === 0xc6) {
+    if (at + 5 > end) return false;
+    length = body.readUInt32BE(at + 1);
+    at += 5;
+  } else return false;
+  if (at + length !== end) return false;
+  getRequest.valueStart = at;
+  getRequest.valueLength = length;
+  return true;
+}
+
+/**
+ * Reads the id and the command name `<first>ET` after the array header at
+ * 0; fills getRequest.id and returns where the key starts, or -1.
+ */
+function peekHead(body: Buffer, first: number): number {
+  const end = body.length;
   let at = 1;
   const tag = body[at]!;
   let id: number;
@@ -34,18 +78,24 @@ export function peekGet(body: Buffer): boolean {
     id = body[at + 1]!;
     at += 2;
   } else if (tag === 0xcd) {
-    if (at + 3 > end) return false;
+    if (at + 3 > end) return -1;
     id = (body[at + 1]! << 8) | body[at + 2]!;
     at += 3;
   } else if (tag === 0xce) {
-    if (at + 5 > end) return false;
+    if (at + 5 > end) return -1;
     id = body.readUInt32BE(at + 1);
     at += 5;
-  } else return false;
-  if (at + 5 > end) return false;
-  if (body[at] !== 0xa3 || body[at + 1] !== 0x47 || body[at + 2] !== 0x45 || body[at + 3] !== 0x54)
-    return false;
-  at += 4;
+  } else return -1;
+  if (at + 5 > end) return -1;
+  if (body[at] !== 0xa3 || body[at + 1] !== first || body[at + 2] !== 0x45 || body[at + 3] !== 0x54)
+    return -1;
+  getRequest.id = id;
+  return at + 4;
+}
+
+/** Reads a key (str of ASCII or bin, 1 byte or more) at `at`; fills getRequest.keyStart/keyLength and returns where it ends, or -1. */
+function peekKey(body: Buffer, at: number): number {
+  const end = body.length;
   const k = body[at]!;
   let length: number;
   let str = true;
@@ -53,25 +103,25 @@ export function peekGet(body: Buffer): boolean {
     length = k & 0x1f;
     at += 1;
   } else if (k === 0xd9 || k === 0xc4) {
-    if (at + 2 > end) return false;
+    if (at + 2 > end) return -1;
     length = body[at + 1]!;
     str = k === 0xd9;
     at += 2;
   } else if (k === 0xda || k === 0xc5) {
-    if (at + 3 > end) return false;
+    if (at + 3 > end) return -1;
     length = (body[at + 1]! << 8) | body[at + 2]!;
     str = k === 0xda;
     at += 3;
   } else if (k === 0xdb || k === 0xc6) {
-    if (at + 5 > end) return false;
+    if (at + 5 > end) return -1;
     length = body.readUInt32BE(at + 1);
     str = k === 0xdb;
     at += 5;
-  } else return false;
-  if (length === 0 || at + length !== end) return false;
-  if (str) for (let i = at; i < end; i++) if (body[i]! >= 0x80) return false;
-  getRequest.id = id;
+  } else return -1;
+  const keyEnd = at + length;
+  if (length === 0 || keyEnd > end) return -1;
+  if (str) for (let i = at; i < keyEnd; i++) if (body[i]! >= 0x80) return -1;
   getRequest.keyStart = at;
   getRequest.keyLength = length;
-  return true;
+  return keyEnd;
 }

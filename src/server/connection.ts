@@ -23,7 +23,7 @@ import type { Store } from '../engine/store.js';
 import { type ErrorCode, KvError } from '../errors.js';
 import { FrameError, FrameReader, unpackr } from '../protocol/frame.js';
 import { FrameWriter } from '../protocol/frame-writer.js';
-import { getRequest, peekGet } from '../protocol/get-request.js';
+import { getRequest, peekGet, peekSet } from '../protocol/get-request.js';
 import { MAX_REQUEST_ID, PREAUTH_MAX_FRAME_BYTES } from '../protocol/limits.js';
 import {
   type FeedStart,
@@ -141,23 +141,20 @@ export class Connection extends ServedConnectionBase<Buffer> implements Session,
       this.stream.onFrame(body);
       return;
     }
-    // The commonest request, [id, "GET", key], read in place (get-request.ts):
-    // no MessagePack decode, no key string unless the cache or an expiry needs it.
-    // Untimed, outside cluster mode (a cluster routes every key) and outside a full
-    // resync (reads get LOADING) only; anything
+    // The commonest requests, [id, "GET", key] and [id, "SET", key, bin], read in
+    // place (get-request.ts): no MessagePack decode, no key string unless the
+    // cache or an expiry needs it. Untimed only (the slow log and metrics time the
+    // general path), a GET outside a full resync (reads get LOADING) only; in a
+    // cluster the key's slot is checked as the general path does. Anything
     // unusual takes the general path below.
-    if (
-      this.authenticated &&
-      !this.host.metrics.timing &&
-      this.host.cluster === undefined &&
-      !this.host.replication.resync.pending &&
-      peekGet(body)
-    ) {
-      const { id, keyStart, keyLength } = getRequest;
-      if (keyLength <= MAX_KEY_BYTES) {
-        this.host.commandsProcessed++;
-        this.host.metrics.commands[GET_INDEX]!++;
-        this.replyGet(id, body, keyStart, keyLength);
+    if (this.authenticated && !this.host.metrics.timing) {
+      if (!this.host.replication.resync.pending && peekGet(body)) {
+        if (getRequest.keyLength <= MAX_KEY_BYTES) {
+          this.runGet(body);
+          return;
+        }
+      } else if (peekSet(body) && getRequest.keyLength <= MAX_KEY_BYTES) {
+        this.runSet(body);
         return;
       }
     }
@@ -323,6 +320,62 @@ export class Connection extends ServedConnectionBase<Buffer> implements Session,
   }
 
   /**
+   * Runs `[id, "SET", key, value]` as peekSet found it: what the general
+   * path does for a SET without options (replica and min-replicas refusals,
+   * counters, WAIT's offset, --min-replicas-ack), with the key and value
+   * handed to the store as views of the frame (it copies both into its log).
+   */
+  private runSet(body: Buffer): void {
+    const { id, keyStart, keyLength, valueStart, valueLength } = getRequest;
+    const replication = this.host.replication;
+    const refused = replication.refuseWrite() ?? replication.refuseForReplicas();
+    if (refused) {
+      this.replyError(id, refused);
+      return;
+    }
+    const key = body.subarray(keyStart, keyStart + keyLength);
+    const cluster = this.host.cluster;
+    if (cluster !== undefined) {
+      const moved = cluster.check([key], true);
+      if (moved) {
+        this.replyError(id, moved);
+        return;
+      }
+    }
+    this.host.commandsProcessed++;
+    this.host.metrics.commands[SET_INDEX]!++;
+    const store = this.host.store;
+    let result: Promise<unknown>;
+    try {
+      result = store.set(key, body.subarray(valueStart, valueStart + valueLength));
+    } catch (err) {
+      this.replyError(id, err);
+      return;
+    }
+    this.lastWriteOffset = store.nextOffset;
+    if (replication.minReplicasAck > 0) result = replication.replicatedAck(result, this.lastWriteOffset);
+    // Cluster fencing: acknowledged only if this node still leads when the ack is due.
+    if (cluster !== undefined) result = result.then(cluster.acknowledge);
+    this.awaitReply(result, id, undefined);
+  }
+
+  /** Runs `[id, "GET", key]` as peekGet found it: the cluster's slot check, the counters, the reply. */
+  private runGet(body: Buffer): void {
+    const { id, keyStart, keyLength } = getRequest;
+    const cluster = this.host.cluster;
+    if (cluster !== undefined) {
+      const moved = cluster.check([body.subarray(keyStart, keyStart + keyLength)], false);
+      if (moved) {
+        this.replyError(id, moved);
+        return;
+      }
+    }
+    this.host.commandsProcessed++;
+    this.host.metrics.commands[GET_INDEX]!++;
+    this.replyGet(id, body, keyStart, keyLength);
+  }
+
+  /**
    * Answers `[id, "GET", key]` (key in body[keyStart, keyStart + keyLength)):
    * the value is copied from where the store holds it (the small-value
    * cache's arena, a read) straight into the reply, with no Buffer between.
@@ -412,6 +465,8 @@ export class Connection extends ServedConnectionBase<Buffer> implements Session,
 
 /** Counter index of GET (ServerMetrics.commands), for the GET path that skips the command table. */
 const GET_INDEX = COMMAND_TABLE.get('GET')!.index;
+/** Counter index of SET, for the SET path that skips the command table. */
+const SET_INDEX = COMMAND_TABLE.get('SET')!.index;
 
 /** Replies of every connection are encoded into one shared output buffer; each reply is a view of it. */
 const writer = new FrameWriter();

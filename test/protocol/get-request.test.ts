@@ -1,8 +1,8 @@
-/** peekGet accepts exactly the [id, "GET", key] bodies it claims to, and reads them as msgpackr does. */
+/** peekGet and peekSet accept exactly the [id, "GET", key] and [id, "SET", key, bin] bodies they claim to, and read them as msgpackr does. */
 import fc from 'fast-check';
 import { Packr, Unpackr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { getRequest, peekGet } from '../../src/protocol/get-request.js';
+import { getRequest, peekGet, peekSet } from '../../src/protocol/get-request.js';
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 const unpackr = new Unpackr({ useRecords: false, int64AsType: 'number', mapsAsObjects: true });
@@ -54,5 +54,58 @@ describe('peekGet', () => {
     for (let n = 0; n < body.length; n++) expect(peekGet(body.subarray(0, n))).toBe(false);
     expect(peekGet(Buffer.concat([body, Buffer.from([0xc0])]))).toBe(false);
     expect(peekGet(body)).toBe(true);
+  });
+});
+
+describe('peekSet', () => {
+  it('reads id, key and value of every [id, "SET", key, bin] with an ASCII str or bin key, as msgpackr does', () => {
+    const ascii = fc.string({
+      minLength: 1,
+      maxLength: 300,
+      unit: fc.integer({ min: 0, max: 0x7f }).map((c) => String.fromCharCode(c)),
+    });
+    const bin = (min: number) =>
+      fc.uint8Array({ minLength: min, maxLength: 70_000 }).map((b) => Buffer.from(b));
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+        fc.oneof(ascii, bin(1)),
+        bin(0),
+        (id, key, value) => {
+          const body = packr.pack([id, 'SET', key, value]);
+          expect(peekSet(body)).toBe(true);
+          expect(peekGet(body)).toBe(false);
+          const [rid, , rkey, rvalue] = unpackr.unpack(body) as [number, string, unknown, Buffer];
+          expect(getRequest.id).toBe(rid);
+          const { keyStart, keyLength, valueStart, valueLength } = getRequest;
+          expect(body.subarray(keyStart, keyStart + keyLength)).toEqual(internalBytes(rkey));
+          expect(body.subarray(valueStart, valueStart + valueLength)).toEqual(Buffer.from(rvalue));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it.each([
+    ['lower-case command', [1, 'set', 'k', Buffer.from('v')]],
+    ['GET', [1, 'GET', 'k']],
+    ['options', [1, 'SET', 'k', Buffer.from('v'), { nx: true }]],
+    ['a str value', [1, 'SET', 'k', 'v']],
+    ['a number value', [1, 'SET', 'k', 7]],
+    ['no value', [1, 'SET', 'k']],
+    ['an empty key', [1, 'SET', '', Buffer.from('v')]],
+    ['a non-ASCII str key', [1, 'SET', 'clé', Buffer.from('v')]],
+    ['a negative id', [-1, 'SET', 'k', Buffer.from('v')]],
+    ['an id too large for u32', [2 ** 32, 'SET', 'k', Buffer.from('v')]],
+    ['a key that is a number', [1, 'SET', 7, Buffer.from('v')]],
+  ])('leaves %s to the general path', (_name, value) => {
+    expect(peekSet(packr.pack(value))).toBe(false);
+  });
+
+  it('leaves truncated bodies and trailing bytes to the general path', () => {
+    const body = packr.pack([300, 'SET', 'some-key', Buffer.alloc(300, 1)]);
+    for (let n = 0; n < body.length; n++) expect(peekSet(body.subarray(0, n))).toBe(false);
+    expect(peekSet(Buffer.concat([body, Buffer.from([0xc0])]))).toBe(false);
+    expect(peekSet(body)).toBe(true);
   });
 });

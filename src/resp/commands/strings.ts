@@ -106,11 +106,29 @@ function parseFlags(argv: Buffer[], from: number, forSet: boolean): SetFlags {
   return f;
 }
 
+/** The store's ack promise the last plain SET got, and the OK promise made of it. */
+let lastAck: Promise<boolean> | undefined;
+let lastOk: Promise<Reply> = Promise.resolve(OK);
+
+/**
+ * OK once `ack` resolves. The writes of one tick share the store's ack
+ * promise; their plain SETs share one OK promise of it too, so a pipeline of
+ * SETs joins one reply slot of the connection (served-connection.ts) and is
+ * answered by one promise reaction, as on the native protocol.
+ */
+function okWhen(ack: Promise<boolean>): Promise<Reply> {
+  if (ack !== lastAck) {
+    lastAck = ack;
+    lastOk = ack.then(() => OK);
+  }
+  return lastOk;
+}
+
 function set(s: { store: Store }, argv: Buffer[]): Reply | Promise<Reply> {
   const store = s.store;
   const key = argv[1]!;
   const value = argv[2]!;
-  if (argv.length === 3) return store.set(key, value).then(() => OK);
+  if (argv.length === 3) return okWhen(store.set(key, value));
   const f = parseFlags(argv, 3, true);
   const now = Date.now();
   const at = f.expiry === undefined ? undefined : expiryAt(f.expiry, 'set', now);
