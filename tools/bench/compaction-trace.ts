@@ -209,8 +209,14 @@ export class StallTrace {
         `  ${label.padEnd(28)} ${String(b.n).padStart(6)} ${f(b.total)} ${f(b.max)} ${String(b.over2).padStart(5)} ${f(b.inGaps)}`,
       );
     }
-    lines.push('  longest gaps, with what overlaps them (ms):');
-    for (const g of [...this.gaps].sort((a, b) => b.ms - a.ms).slice(0, 12)) {
+    const longest = [...this.gaps].sort((a, b) => b.ms - a.ms).slice(0, 12);
+    // The gaps in which the event loop itself ran longest: its own work, whatever the machine did.
+    const busiest = [...this.gaps]
+      .sort((a, b) => b.runMs - a.runMs)
+      .slice(0, 8)
+      .filter((g) => !longest.includes(g));
+    lines.push('  longest gaps, then those the event loop ran most in, with what overlaps them (ms):');
+    for (const g of [...longest, ...busiest]) {
       const parts: string[] = [];
       for (const s of all) {
         const o = Math.min(g.start + g.ms, s.start + s.ms) - Math.max(g.start, s.start);

@@ -144,8 +144,8 @@ describe('the rewrite in the worker thread', () => {
       const described = (r: typeof rw) =>
         r.outputs.map(({ fd: _, index, ...o }) => ({
           ...o,
-          offsets: index.relOffsets,
-          positions: index.positions,
+          offsets: Array.from(index.relOffsets),
+          positions: Array.from(index.positions),
         }));
       expect(described(rw)).toEqual(described(rl));
       // The outputs hold more records than the moved values: the deletions a partial run keeps.
