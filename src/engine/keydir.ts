@@ -4,12 +4,13 @@
  * object or string per key. Every key owns a small-integer slot; the slot's
  * fields live in paged typed arrays, its key bytes in a byte arena, and an
  * open-addressing hash table (linear probing, backward-shift deletion) maps
- * the key's hash to its slot. About 50 bytes a key for 16-byte keys, of which
+ * the key's hash to its slot. About 45 bytes a key for 16-byte keys, of which
  * 16 are the key itself (a Map<string, slot> costs ~90 and tops out at 2^24
  * entries).
  *
  *   per slot   segment u16 · position u32 · valueLength u32 (top bit: has an
- *              expiry) · keyAt f64 (arena byte offset) · keyLength u16 = 20 B
+ *              expiry) · keyAt u32 (arena byte offset; a u8 page more per
+ *              slot once the arena passes 4 GiB) · keyLength u16 = 16 B
  *   table      Int32Array of [hash, slot + 1] pairs, 0 = empty; load kept at
  *              most KEYDIR_MAX_LOAD, so 8/load bytes per key
  *   arena      the key bytes, in chunks of KEYDIR_ARENA_CHUNK_BYTES
@@ -101,7 +102,10 @@ export class Keydir {
   private segPages: Uint16Array[] = [];
   private posPages: Uint32Array[] = [];
   private lenPages: Uint32Array[] = [];
-  private keyAtPages: Float64Array[] = [];
+  /** Low 32 bits of each slot's arena offset. */
+  private keyAtPages: Uint32Array[] = [];
+  /** Bits 32-39 of the arena offsets, only once the arena has passed 4 GiB (then one page per slot page). */
+  private keyAtHighPages: Uint8Array[] | undefined;
   private keyLenPages: Uint16Array[] = [];
   private nextSlot = 0;
   private freeSlots: number[] = [];
@@ -126,6 +130,17 @@ export class Keydir {
   prevPosition = 0;
   prevValueLength = 0;
   prevExpiresAt = 0;
+
+  /**
+   * `firstArenaChunk` (tests only) starts the arena's offsets at that chunk
+   * instead of 0, so a test reaches offsets past 4 GiB without the memory.
+   */
+  constructor(firstArenaChunk = 0) {
+    if (firstArenaChunk > 0) {
+      this.arena.length = firstArenaChunk;
+      this.arenaEnd = firstArenaChunk * KEYDIR_ARENA_CHUNK_BYTES;
+    }
+  }
 
   get size(): number {
     return this.count;
@@ -255,7 +270,7 @@ export class Keydir {
     }
     this.clearPrev();
     const s = this.allocSlot(key.length);
-    this.storeKey(key, this.keyAtPages[s >>> PAGE_SHIFT]![s & PAGE_MASK]!);
+    this.storeKey(key, this.keyAtOf(s >>> PAGE_SHIFT, s & PAGE_MASK));
     this.insert(i, h, s, key, segment, position, valueLength, expiresAt);
     return s;
   }
@@ -332,7 +347,7 @@ export class Keydir {
     }
     this.clearPrev();
     const s = this.allocSlot(length);
-    this.storeKeyBytes(buf, start, length, this.keyAtPages[s >>> PAGE_SHIFT]![s & PAGE_MASK]!);
+    this.storeKeyBytes(buf, start, length, this.keyAtOf(s >>> PAGE_SHIFT, s & PAGE_MASK));
     const key = expiresAt > 0 ? buf.toString('latin1', start, start + length) : '';
     this.insert(i, h, s, key, segment, position, valueLength, expiresAt);
     return s;
@@ -501,6 +516,7 @@ export class Keydir {
     this.posPages = [];
     this.lenPages = [];
     this.keyAtPages = [];
+    this.keyAtHighPages = undefined;
     this.keyLenPages = [];
     this.nextSlot = 0;
     this.freeSlots = [];
@@ -515,7 +531,7 @@ export class Keydir {
   private keyOf(s: number): string {
     const page = s >>> PAGE_SHIFT;
     const at = s & PAGE_MASK;
-    const keyAt = this.keyAtPages[page]![at]!;
+    const keyAt = this.keyAtOf(page, at);
     const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
     const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES;
     return this.arena[chunk]!.toString('latin1', from, from + this.keyLenPages[page]![at]!);
@@ -555,7 +571,7 @@ export class Keydir {
     const page = s >>> PAGE_SHIFT;
     const at = s & PAGE_MASK;
     if (this.keyLenPages[page]![at] !== n) return false;
-    const keyAt = this.keyAtPages[page]![at]!;
+    const keyAt = this.keyAtOf(page, at);
     const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
     const bytes = this.arena[chunk]!;
     const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES;
@@ -568,7 +584,7 @@ export class Keydir {
     const at = s & PAGE_MASK;
     const n = key.length;
     if (this.keyLenPages[page]![at] !== n) return false;
-    const keyAt = this.keyAtPages[page]![at]!;
+    const keyAt = this.keyAtOf(page, at);
     const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
     const bytes = this.arena[chunk]!;
     const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES;
@@ -613,7 +629,7 @@ export class Keydir {
         this.deadKeyBytes += old - n;
       } else {
         this.deadKeyBytes += old;
-        this.keyAtPages[page]![at] = this.appendSpace(n);
+        this.setKeyAt(page, at, this.appendSpace(n));
       }
       this.keyLenPages[page]![at] = n;
       return s;
@@ -623,14 +639,29 @@ export class Keydir {
       this.segPages.push(new Uint16Array(KEYDIR_PAGE_SLOTS));
       this.posPages.push(new Uint32Array(KEYDIR_PAGE_SLOTS));
       this.lenPages.push(new Uint32Array(KEYDIR_PAGE_SLOTS));
-      this.keyAtPages.push(new Float64Array(KEYDIR_PAGE_SLOTS));
+      this.keyAtPages.push(new Uint32Array(KEYDIR_PAGE_SLOTS));
+      this.keyAtHighPages?.push(new Uint8Array(KEYDIR_PAGE_SLOTS));
       this.keyLenPages.push(new Uint16Array(KEYDIR_PAGE_SLOTS));
     }
     const page = s >>> PAGE_SHIFT;
     const at = s & PAGE_MASK;
-    this.keyAtPages[page]![at] = this.appendSpace(n);
+    this.setKeyAt(page, at, this.appendSpace(n));
     this.keyLenPages[page]![at] = n;
     return s;
+  }
+
+  /** The arena offset of the key at (page, at). */
+  private keyAtOf(page: number, at: number): number {
+    const low = this.keyAtPages[page]![at]!;
+    const high = this.keyAtHighPages;
+    return high === undefined ? low : low + high[page]![at]! * 2 ** 32;
+  }
+
+  private setKeyAt(page: number, at: number, keyAt: number): void {
+    this.keyAtPages[page]![at] = keyAt >>> 0;
+    if (keyAt >= 2 ** 32 && this.keyAtHighPages === undefined)
+      this.keyAtHighPages = this.keyAtPages.map(() => new Uint8Array(KEYDIR_PAGE_SLOTS));
+    if (this.keyAtHighPages !== undefined) this.keyAtHighPages[page]![at] = Math.floor(keyAt / 2 ** 32);
   }
 
   private storeKey(key: string, keyAt: number): void {
@@ -678,7 +709,7 @@ export class Keydir {
         continue;
       }
       const n = this.keyLenPages[page]![at]!;
-      const keyAt = this.keyAtPages[page]![at]!;
+      const keyAt = this.keyAtOf(page, at);
       const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
       const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES;
       const room = this.arena.length * KEYDIR_ARENA_CHUNK_BYTES - this.arenaEnd;
@@ -689,7 +720,7 @@ export class Keydir {
       }
       const to = this.arenaEnd - (this.arena.length - 1) * KEYDIR_ARENA_CHUNK_BYTES;
       old[chunk]!.copy(this.arena[this.arena.length - 1]!, to, from, from + n);
-      this.keyAtPages[page]![at] = this.arenaEnd;
+      this.setKeyAt(page, at, this.arenaEnd);
       this.arenaEnd += n;
     }
   }

@@ -16,12 +16,15 @@ import { join } from 'node:path';
 import { CorruptionError } from '../errors.js';
 import type { Fs } from './fs.js';
 import type { HintBuilder } from './hint-builder.js';
-import { MAX_KEY_BYTES, WRITE_CHUNK_BYTES } from './limits.js';
+import { MAX_KEY_BYTES, WRITE_CHUNK_BYTES, WRITE_SPARE_CHUNKS } from './limits.js';
 import { checkRecord, decodeHeader, RECORD_HEADER_BYTES, type RecordHeader, recordKey } from './record.js';
 import { SEGMENT_HEADER_BYTES } from './segment-header.js';
 import type { SparseIndex } from './sparse-index.js';
 
 const EMPTY = Buffer.alloc(0);
+
+/** Write-buffer chunks flushed to the OS, for the next reserves of any segment (at most WRITE_SPARE_CHUNKS). */
+const spareChunks: Buffer[] = [];
 
 interface Chunk {
   /** Segment position of buf[0]. */
@@ -58,8 +61,6 @@ export class Segment {
   hint: HintBuilder | undefined;
 
   private chunks: Chunk[] = [];
-  /** A written chunk's buffer, reused by the next reserve. */
-  private spare: Buffer | undefined;
   private readers = 0;
   private retired: (() => void) | undefined;
   /** Set once the descriptor is closed: `fd` may name another file by then, so nothing may use it. */
@@ -100,9 +101,10 @@ export class Segment {
   reserve(n: number): number {
     let last = this.chunks[this.chunks.length - 1];
     if (!last || last.buf.length - last.used < n) {
-      let buf = this.spare;
-      this.spare = undefined;
-      if (!buf || buf.length < n) buf = Buffer.allocUnsafe(Math.max(WRITE_CHUNK_BYTES, n));
+      const buf =
+        n <= WRITE_CHUNK_BYTES
+          ? (spareChunks.pop() ?? Buffer.allocUnsafeSlow(WRITE_CHUNK_BYTES))
+          : Buffer.allocUnsafeSlow(n);
       last = { start: this.size, buf, used: 0 };
       this.chunks.push(last);
     }
@@ -122,10 +124,12 @@ export class Segment {
       for (const c of chunks) this.fs.write(this.fd, c.buf, 0, c.used, c.start);
       this.written = this.size;
       this.dirty = true;
-      // The bytes are with the OS now and reads copy out of chunks, so one
-      // chunk buffer is kept for the next tick instead of allocating 1 MiB each time.
-      const first = chunks[0]!.buf;
-      if (first.length === WRITE_CHUNK_BYTES) this.spare = first;
+      // The bytes are with the OS now and reads copy out of chunks, so the
+      // chunk buffers go back to the pool for the next ticks (of any segment)
+      // instead of 1 MiB allocated per chunk and left to the GC.
+      for (const c of chunks)
+        if (c.buf.length === WRITE_CHUNK_BYTES && spareChunks.length < WRITE_SPARE_CHUNKS)
+          spareChunks.push(c.buf);
     } catch (err) {
       this.size = this.written;
       try {

@@ -255,4 +255,32 @@ describe('keydir byte methods (the hint loader)', () => {
       expect(churned.missProbes).toBeLessThan(10);
     }
   });
+
+  it('keeps keys whose arena offsets pass 4 GiB (key offsets are u32 plus a high byte from then on)', () => {
+    // The arena starts 1 MiB below 4 GiB: ~2.5 MiB of keys cross the line.
+    const kd = new Keydir(2 ** 32 / KEYDIR_ARENA_CHUNK_BYTES - 1);
+    const model = new Map<string, Loc>();
+    const k = (i: number) => `key:${i}:`.padEnd(20 + (i % 23), 'x');
+    const n = 45_000;
+    let bytes = 0;
+    for (let i = 0; i < n; i++) bytes += k(i).length;
+    expect(bytes).toBeGreaterThan(1.2 * KEYDIR_ARENA_CHUNK_BYTES);
+    for (let i = 0; i < n; i++) {
+      if (i % 2 === 0) kd.set(k(i), 3, i, 10, 0);
+      else {
+        const b = Buffer.from(k(i), 'latin1');
+        kd.setBytes(hashBytes(b, 0, b.length), b, 0, b.length, 3, i, 10, 0);
+      }
+      model.set(k(i), { segment: 3, position: i, valueLength: 10, expiresAt: 0 });
+    }
+    for (let i = 0; i < n; i += 5) {
+      kd.delete(k(i));
+      model.delete(k(i));
+    }
+    for (let i = 0; i < n; i += 10) {
+      kd.set(k(i), 4, i, 11, 0); // freed slots reused: offsets below and above 4 GiB
+      model.set(k(i), { segment: 4, position: i, valueLength: 11, expiresAt: 0 });
+    }
+    agree(kd, model);
+  });
 });
