@@ -183,12 +183,49 @@ export class SlotCache {
    * `takeDropped`): a write refreshes the cache only for a key that was in it.
    */
   private lastDropped = -1;
+  /** Where the entry `drop` removed last lies (still marked dropped: no makeRoom or clear since). */
+  private lastDroppedAt = -1;
+  /** The entry `refill` may revive in place: set by a true takeDropped, used once. */
+  private revivable = -1;
 
   /** Whether the last value `drop` removed was `slot`'s (and forgets that it was). */
   takeDropped(slot: number): boolean {
     const was = this.lastDropped === slot;
+    this.revivable = was ? this.lastDroppedAt : -1;
     this.lastDropped = -1;
     return was;
+  }
+
+  /**
+   * putNew() of the slot a true takeDropped just named, with its new value:
+   * when the value takes as many arena bytes as the one dropped, the dropped
+   * entry is revived in place (its referenced bit kept) instead of a new one
+   * appended, so rewriting a cached key does not advance the ring or evict.
+   */
+  refill(slot: number, value: Uint8Array): void {
+    const at = this.revivable;
+    this.revivable = -1;
+    const w = this.words;
+    const n = value.length;
+    if (at < 0 || w[at >>> 2] !== DROPPED) {
+      this.putNew(slot, value);
+      return;
+    }
+    const word = w[(at >>> 2) + 1]!;
+    const size = slotCacheEntryBytes(n);
+    if (slotCacheEntryBytes(word >>> 1) !== size) {
+      this.putNew(slot, value);
+      return;
+    }
+    w[at >>> 2] = slot;
+    w[(at >>> 2) + 1] = (n << 1) | (word & REFERENCED);
+    const to = at + HEADER_BYTES;
+    if (n <= COPY_LOOP_BYTES) {
+      const a = this.arena;
+      for (let j = 0; j < n; j++) a[to + j] = value[j]!;
+    } else this.arena.set(value, to);
+    this.liveBytes += size;
+    this.insert(slot, at);
   }
 
   /** Forgets the value of `slot`, if any. */
@@ -207,6 +244,7 @@ export class SlotCache {
         this.liveBytes -= slotCacheEntryBytes(w[(at >>> 2) + 1]! >>> 1);
         this.removeBucket(i);
         this.lastDropped = slot;
+        this.lastDroppedAt = at;
         return;
       }
     }
@@ -215,6 +253,8 @@ export class SlotCache {
   /** Forgets every value. */
   clear(): void {
     this.warm = true;
+    this.lastDropped = -1;
+    this.revivable = -1;
     this.head = 0;
     this.tail = 0;
     this.used = 0;
@@ -256,6 +296,9 @@ export class SlotCache {
    * moving or evicting tail entries) and returns where they start.
    */
   private makeRoom(size: number): number {
+    // The ring moves: a dropped entry may be reclaimed, so none is revivable any more.
+    this.lastDropped = -1;
+    this.revivable = -1;
     const cap = this.capacity;
     const w = this.words;
     for (;;) {

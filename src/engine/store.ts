@@ -966,7 +966,8 @@ export class Store extends EventEmitter implements CompactionHost {
     const sc = this.slotCache;
     if (sc === undefined || v.length > this.slotCacheMax) return;
     // The keydir's update dropped any value of the slot: putNew needs no probe for it.
-    if (sc.takeDropped(slot) || sc.warm) sc.putNew(slot, v);
+    if (sc.takeDropped(slot)) sc.refill(slot, v);
+    else if (sc.warm) sc.putNew(slot, v);
   }
 
   /** The value at keydir `slot` (live, small): from the small-value cache, else read and cached. */

@@ -87,10 +87,32 @@ describe('SlotCache', () => {
     expect(cache.warm).toBe(true);
   });
 
+  it('a rewrite of a cached value of the same entry size is revived in place, referenced bit kept', () => {
+    const cache = new SlotCache(1024, 4096);
+    for (let s = 0; s < 8; s++) cache.put(s, fill(s, 100)); // 8 × 112 B of 1024
+    const before = cache.locate(3);
+    cache.drop(3); // the keydir's update
+    expect(cache.takeDropped(3)).toBe(true);
+    cache.refill(3, fill(3, 98, 1)); // 98 B: also a 112-byte entry
+    expect(cache.locate(3)).toBe(before);
+    expect(cache.get(3)?.equals(fill(3, 98, 1))).toBe(true);
+    expect(cache.bytes).toBe(8 * 112);
+    // Another size is appended instead; the ring has to move for it.
+    cache.drop(4);
+    expect(cache.takeDropped(4)).toBe(true);
+    cache.refill(4, fill(4, 200, 2));
+    expect(cache.get(4)?.equals(fill(4, 200, 2))).toBe(true);
+    // Slot 3 was read (referenced): it survives the lap that makes room, slot 0 does not.
+    for (let s = 8; s < 10; s++) cache.put(s, fill(s, 100));
+    expect(cache.get(3)?.equals(fill(3, 98, 1))).toBe(true);
+    expect(cache.has(0)).toBe(false);
+  });
+
   it('agrees with a Map under random puts, drops, gets and clears', () => {
     type Op =
       | { t: 'put'; slot: number; n: number; salt: number }
       | { t: 'drop'; slot: number }
+      | { t: 'rewrite'; slot: number; n: number; salt: number }
       | { t: 'get'; slot: number }
       | { t: 'clear' };
     const slot = fc.integer({ min: 0, max: 40 });
@@ -105,6 +127,16 @@ describe('SlotCache', () => {
         }),
       },
       { weight: 2, arbitrary: fc.record({ t: fc.constant('drop' as const), slot }) },
+      {
+        weight: 4,
+        arbitrary: fc.record({
+          t: fc.constant('rewrite' as const),
+          slot,
+          // Mostly sizes whose entries match one another (revived in place), some that do not.
+          n: fc.oneof(fc.constantFrom(97, 100, 104), fc.integer({ min: 0, max: 300 })),
+          salt: fc.nat(255),
+        }),
+      },
       { weight: 6, arbitrary: fc.record({ t: fc.constant('get' as const), slot }) },
       { weight: 1, arbitrary: fc.constant({ t: 'clear' as const }) },
     );
@@ -118,6 +150,15 @@ describe('SlotCache', () => {
             cache.put(o.slot, v);
             if (cache.fits(o.n)) model.set(o.slot, v);
             else model.delete(o.slot);
+          } else if (o.t === 'rewrite') {
+            // What the store does on a write: the keydir drops the slot, then the new value
+            // refills it if it was cached (revived in place when the size allows).
+            const v = fill(o.slot, o.n, o.salt);
+            cache.drop(o.slot);
+            if (cache.takeDropped(o.slot) && cache.fits(o.n)) {
+              cache.refill(o.slot, v);
+              model.set(o.slot, v);
+            } else model.delete(o.slot);
           } else if (o.t === 'drop') {
             cache.drop(o.slot);
             model.delete(o.slot);
