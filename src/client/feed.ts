@@ -218,20 +218,8 @@ export class FeedConnection {
   /** The next batch; undefined once the feed is closed by `close()`. Rejects when the connection fails. */
   async next(): Promise<FeedBatch | RawFeedBatch | undefined> {
     for (;;) {
-      const batch = this.queue.shift();
-      if (batch) {
-        if ('raw' in batch) this.queuedBytes -= batch.raw.length;
-        else this.queuedRecords -= batch.records.length;
-        if (
-          this.paused &&
-          this.queuedRecords <= FEED_CLIENT_BUFFERED_RECORDS / 2 &&
-          this.queuedBytes <= FEED_CLIENT_BUFFERED_BYTES / 2
-        ) {
-          this.paused = false;
-          this.socket.resume();
-        }
-        return batch;
-      }
+      const batch = this.nextQueued();
+      if (batch) return batch;
       if (this.ended) {
         if (this.failure) throw this.failure;
         return undefined;
@@ -240,6 +228,23 @@ export class FeedConnection {
         this.wake = resolve;
       });
     }
+  }
+
+  /** The next batch if one has arrived already, else undefined (never waits; a replica applies all that came at once). */
+  nextQueued(): FeedBatch | RawFeedBatch | undefined {
+    const batch = this.queue.shift();
+    if (batch === undefined) return undefined;
+    if ('raw' in batch) this.queuedBytes -= batch.raw.length;
+    else this.queuedRecords -= batch.records.length;
+    if (
+      this.paused &&
+      this.queuedRecords <= FEED_CLIENT_BUFFERED_RECORDS / 2 &&
+      this.queuedBytes <= FEED_CLIENT_BUFFERED_BYTES / 2
+    ) {
+      this.paused = false;
+      this.socket.resume();
+    }
+    return batch;
   }
 
   /** Tells the server every record below `offset` is applied (replicas). */

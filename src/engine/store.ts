@@ -762,54 +762,65 @@ export class Store extends EventEmitter implements CompactionHost {
   }
 
   /**
-   * @internal Replication from a raw feed (record-run.ts): `run` holds whole
-   * records as the primary's segment held them, whole batches only. Checked
-   * first (headers, CRCs, offsets above nextOffset: a damaged run is refused
-   * whole, CORRUPTION, nothing applied), then copied into the active segment
-   * as is, as many groups per copy as fit (a batch never spans two
-   * segments), and the keydir, hint and index updated from the headers: no
-   * decode into objects, no re-encoding, no CRC recomputed. `next` as in
-   * applyReplicated. Acknowledged like a write.
+   * @internal Replication from a raw feed (record-run.ts): each run holds
+   * whole records as the primary's segment held them, whole batches only,
+   * and the runs follow each other. All are checked first (headers, CRCs,
+   * offsets above nextOffset and increasing from run to run: a damaged run
+   * is refused, CORRUPTION, and nothing of any is applied), then copied into
+   * the active segment as they are, as many groups per copy as fit (a batch
+   * never spans two segments), and the keydir, hint and index updated from
+   * the headers: no decode into objects, no re-encoding, no CRC recomputed.
+   * `next` as in applyReplicated. Acknowledged like a write (one ack for all).
    */
-  applyReplicatedRaw(run: Buffer, next = 0): Promise<true> {
+  applyReplicatedRaw(runs: Buffer | readonly Buffer[], next = 0): Promise<true> {
     try {
       this.checkWritable();
-      const check = checkRun(run, this.nextOffset - 1, 'the raw feed');
-      if (check.whole !== run.length) {
-        throw new KvError('INVALID_ARGUMENT', 'a replicated record run ends inside a batch');
-      }
-      const max = this.options.maxSegmentBytes;
-      const h = this.runHeader;
-      let at = 0;
-      while (at < run.length) {
-        // One copy: the first group (after making room for it), then every following group that fits.
-        let end = groupEnd(run, at);
-        this.makeRoom(end - at);
-        const seg = this.active;
-        const room = max - seg.size;
-        while (end < run.length) {
-          const after = groupEnd(run, end);
-          if (after - at > room) break;
-          end = after;
+      const list = Buffer.isBuffer(runs) ? [runs] : runs;
+      let after = this.nextOffset - 1;
+      for (const run of list) {
+        const check = checkRun(run, after, 'the raw feed');
+        if (check.whole !== run.length) {
+          throw new KvError('INVALID_ARGUMENT', 'a replicated record run ends inside a batch');
         }
-        this.segmentLog.appendRun(run, at, end, h, (k, into, position, valueAt) => {
-          if ((h.flags & FLAG_TOMBSTONE) !== 0) {
-            this.recordUndo(k);
-            this.segmentLog.unpoint(k, position);
-          } else {
-            const v = h.valueLength;
-            const slot = this.segmentLog.point(k, into, position, v, h.expiresAt);
-            this.recordUndoOfPoint(k);
-            this.fill(slot, run.subarray(valueAt, valueAt + v));
-          }
-          this.cache?.delete(k);
-        });
-        at = end;
+        if (check.records > 0) after = check.lastOffset;
       }
+      for (const run of list) this.appendReplicatedRun(run);
       if (next > this.nextOffset) this.segmentLog.nextOffset = next;
       return this.ack();
     } catch (err) {
       return Promise.reject(err);
+    }
+  }
+
+  /** applyReplicatedRaw's append of one checked run. */
+  private appendReplicatedRun(run: Buffer): void {
+    const max = this.options.maxSegmentBytes;
+    const h = this.runHeader;
+    let at = 0;
+    while (at < run.length) {
+      // One copy: the first group (after making room for it), then every following group that fits.
+      let end = groupEnd(run, at);
+      this.makeRoom(end - at);
+      const seg = this.active;
+      const room = max - seg.size;
+      while (end < run.length) {
+        const after = groupEnd(run, end);
+        if (after - at > room) break;
+        end = after;
+      }
+      this.segmentLog.appendRun(run, at, end, h, (k, into, position, valueAt) => {
+        if ((h.flags & FLAG_TOMBSTONE) !== 0) {
+          this.recordUndo(k);
+          this.segmentLog.unpoint(k, position);
+        } else {
+          const v = h.valueLength;
+          const slot = this.segmentLog.point(k, into, position, v, h.expiresAt);
+          this.recordUndoOfPoint(k);
+          this.fill(slot, run.subarray(valueAt, valueAt + v));
+        }
+        this.cache?.delete(k);
+      });
+      at = end;
     }
   }
 

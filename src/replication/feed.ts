@@ -61,6 +61,8 @@ export class FeedStream implements StreamHandler {
   private closed = false;
   private drained: (() => void) | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** The pending waitForRecords' resolve. */
+  private beat: ((timedOut: boolean) => void) | undefined;
 
   constructor(
     readonly id: number,
@@ -150,12 +152,24 @@ export class FeedStream implements StreamHandler {
     this.sink.send(encodeRawBatch(this.id, run, this.cursor.next, this.store.nextOffset));
   }
 
-  /** Resolves true after FEED_HEARTBEAT_MS without new records, false when records (or the end) came. */
+  /**
+   * Resolves true after FEED_HEARTBEAT_MS without new records, false when
+   * records (or the end) came. One timer for the feed's life, re-armed per
+   * wait (a caught-up feed waits once per tick of writes).
+   */
   private waitForRecords(): Promise<boolean> {
     return new Promise((resolve) => {
-      this.heartbeat = setTimeout(() => resolve(true), FEED_HEARTBEAT_MS);
+      this.beat = resolve;
+      if (this.heartbeat === undefined) {
+        this.heartbeat = setTimeout(() => {
+          const b = this.beat;
+          this.beat = undefined;
+          b?.(true);
+        }, FEED_HEARTBEAT_MS);
+      } else this.heartbeat.refresh();
       void this.cursor.waitForRecords().then(() => {
-        clearTimeout(this.heartbeat);
+        if (this.beat !== resolve) return; // the heartbeat came first
+        this.beat = undefined;
         resolve(false);
       });
     });

@@ -27,7 +27,11 @@ import type { Logger } from 'pino';
 import { FeedConnection } from '../client/feed.js';
 import { RECORD_RUN_FORMAT, wholePrefix } from '../engine/record-run.js';
 import { KvError } from '../errors.js';
-import { DEFAULT_CLIENT_MAX_REPLY_BYTES, DEFAULT_CONNECT_TIMEOUT_MS } from '../protocol/limits.js';
+import {
+  DEFAULT_CLIENT_MAX_REPLY_BYTES,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  FEED_CLIENT_BUFFERED_BYTES,
+} from '../protocol/limits.js';
 import type { RoleReply } from '../protocol/messages.js';
 import type { Replication } from './replication.js';
 
@@ -150,32 +154,33 @@ export class ReplicaLink {
     else this.partialResyncs++;
     /** Records of a batch cut by a frame boundary, waiting for its end record. */
     let pending: Buffer | undefined;
+    const store = this.repl.store;
     for (;;) {
-      const batch = await feed.next();
+      let batch = await feed.next();
       if (batch === undefined || this.stopped) return true;
-      if (!('raw' in batch))
-        throw new KvError('PROTOCOL_ERROR', 'the primary sent decoded records on a raw feed');
-      this.lastContactAt = Date.now();
-      this.primaryEnd = batch.end;
-      const raw = Buffer.from(batch.raw.buffer, batch.raw.byteOffset, batch.raw.byteLength);
-      const run = pending === undefined ? raw : Buffer.concat([pending, raw]);
-      pending = undefined;
-      if (run.length > 0) {
+      // Every frame that has arrived, applied together: one tick, one ack, one ACK.
+      const runs: Buffer[] = [];
+      let next = 0;
+      let bytes = 0;
+      while (batch !== undefined) {
+        if (!('raw' in batch))
+          throw new KvError('PROTOCOL_ERROR', 'the primary sent decoded records on a raw feed');
+        this.primaryEnd = batch.end;
+        const raw = Buffer.from(batch.raw.buffer, batch.raw.byteOffset, batch.raw.byteLength);
+        const run = pending === undefined ? raw : Buffer.concat([pending, raw]);
+        pending = undefined;
         const whole = wholePrefix(run);
-        if (whole < run.length) pending = Buffer.from(run.subarray(whole)); // a copy: the frame's buffer is not ours to keep
-        if (whole > 0) {
-          const store = this.repl.store;
-          await store.applyReplicatedRaw(run.subarray(0, whole), pending === undefined ? batch.next : 0);
-          this.applied = store.nextOffset;
-        }
+        // A batch cut by the frame boundary waits for its end record (a copy: the frame's buffer is not ours to keep).
+        if (whole < run.length) pending = Buffer.from(run.subarray(whole));
+        if (whole > 0) runs.push(run.subarray(0, whole));
+        bytes += whole;
+        // Everything the primary has sent below `next` is applied, unless a batch still waits for its end.
+        next = pending === undefined ? batch.next : 0;
+        batch = bytes < FEED_CLIENT_BUFFERED_BYTES ? feed.nextQueued() : undefined;
       }
-      // Everything the primary has sent below `next` is applied, unless a batch still waits for its end.
-      if (pending === undefined) {
-        this.applied = Math.max(this.applied, batch.next);
-        if (run.length === 0 && batch.next > this.repl.store.nextOffset) {
-          await this.repl.store.applyReplicatedRaw(EMPTY, batch.next);
-        }
-      }
+      this.lastContactAt = Date.now();
+      if (runs.length > 0 || next > store.nextOffset) await store.applyReplicatedRaw(runs, next);
+      this.applied = Math.max(this.applied, store.nextOffset);
       this.repl.resync.applied(this.applied);
       feed.ack(this.applied);
     }
@@ -245,5 +250,3 @@ function endOffsetFor(epochs: readonly [number, number][], epoch: number, end: n
   for (const [e, start] of epochs) if (e > epoch) return start;
   return end;
 }
-
-const EMPTY = Buffer.alloc(0);

@@ -76,8 +76,12 @@ interface AckWaiter {
   offset: number;
   count: number;
   resolve: (acked: number) => void;
-  timer: NodeJS.Timeout | undefined;
+  /** Date.now() past which it resolves with what it has; 0 = never. */
+  deadline: number;
 }
+
+/** Waiters time out at most this late (one timer for all of them, not one per write). */
+const ACK_TIMER_SLACK_MS = 10;
 
 export interface ReplicationOptions {
   /** Follow this primary from the start (kv-server --replica-of). */
@@ -103,7 +107,12 @@ export class Replication {
   /** This server's listening port, reported to primaries (INFO on the primary). */
   listeningPort = 0;
   private samples: { offset: number; at: number }[] = [];
+  /** WAIT and --min-replicas-ack waiters in offset order (writes add at the end); those before `waitHead` are done. */
   private waiters: AckWaiter[] = [];
+  private waitHead = 0;
+  /** The one timer that times waiters out, and when it fires (Date.now(); Infinity: not armed). */
+  private waitTimer: NodeJS.Timeout | undefined;
+  private waitTimerAt = Number.POSITIVE_INFINITY;
   private readonly watcher = {
     flushed: () => this.sample(),
     replacing: () => {},
@@ -168,29 +177,80 @@ export class Replication {
     const now = this.ackedBy(offset);
     if (now >= count || count <= 0) return Promise.resolve(now);
     return new Promise((resolve) => {
-      const w: AckWaiter = { offset, count, resolve, timer: undefined };
-      if (timeoutMs > 0) {
-        w.timer = setTimeout(() => {
-          this.waiters = this.waiters.filter((x) => x !== w);
-          resolve(this.ackedBy(offset));
-        }, timeoutMs);
-      }
-      this.waiters.push(w);
+      const deadline = timeoutMs > 0 ? Date.now() + timeoutMs : 0;
+      const w: AckWaiter = { offset, count, resolve, deadline };
+      const ws = this.waiters;
+      let i = ws.length;
+      while (i > this.waitHead && ws[i - 1]!.offset > offset) i--; // a WAIT for older writes: rare
+      if (i === ws.length) ws.push(w);
+      else ws.splice(i, 0, w);
+      if (deadline > 0 && deadline + ACK_TIMER_SLACK_MS < this.waitTimerAt) this.armWaitTimer(deadline);
     });
   }
 
-  /** A replica acknowledged more (feed.ts): wake the waiters it satisfies. */
+  /**
+   * A replica acknowledged more (feed.ts): wake the waiters it satisfies.
+   * Only waiters at or below the highest acked offset can be, and they are
+   * the front of the offset-ordered list: the cost is what is woken.
+   */
   private onAck(): void {
-    if (this.waiters.length === 0) return;
-    const still: AckWaiter[] = [];
-    for (const w of this.waiters) {
+    const ws = this.waiters;
+    if (this.waitHead === ws.length) return;
+    let max = -1;
+    for (const f of this.feeds) if (f.replicaPort !== undefined && f.acked > max) max = f.acked;
+    let i = this.waitHead;
+    let kept = i;
+    for (; i < ws.length && ws[i]!.offset <= max; i++) {
+      const w = ws[i]!;
       const n = this.ackedBy(w.offset);
-      if (n >= w.count) {
-        clearTimeout(w.timer);
-        w.resolve(n);
-      } else still.push(w);
+      if (n >= w.count) w.resolve(n);
+      else ws[kept++] = w; // needs more replicas than have it yet: stays, in order
     }
-    this.waiters = still;
+    // The kept ones move up against the unexamined rest.
+    let to = i;
+    while (kept > this.waitHead) ws[--to] = ws[--kept]!;
+    this.waitHead = to;
+    this.compactWaiters();
+  }
+
+  /** Drops the done front of the waiter list once it is most of it. */
+  private compactWaiters(): void {
+    if (this.waitHead === this.waiters.length) {
+      this.waiters = [];
+      this.waitHead = 0;
+    } else if (this.waitHead > 1024 && this.waitHead * 2 > this.waiters.length) {
+      this.waiters = this.waiters.slice(this.waitHead);
+      this.waitHead = 0;
+    }
+  }
+
+  private armWaitTimer(deadline: number): void {
+    clearTimeout(this.waitTimer);
+    // Never sooner than ACK_TIMER_SLACK_MS from now: a stream of deadlines is served in few passes.
+    const at = Math.max(deadline, Date.now() + ACK_TIMER_SLACK_MS);
+    this.waitTimerAt = at;
+    this.waitTimer = setTimeout(() => this.timeOutWaiters(), at - Date.now());
+  }
+
+  /** The timer fired: waiters past their deadline resolve with how many replicas have their writes. */
+  private timeOutWaiters(): void {
+    this.waitTimer = undefined;
+    this.waitTimerAt = Number.POSITIVE_INFINITY;
+    const now = Date.now();
+    const ws = this.waiters;
+    let kept = this.waitHead;
+    let next = Number.POSITIVE_INFINITY;
+    for (let i = this.waitHead; i < ws.length; i++) {
+      const w = ws[i]!;
+      if (w.deadline > 0 && w.deadline <= now) w.resolve(this.ackedBy(w.offset));
+      else {
+        ws[kept++] = w;
+        if (w.deadline > 0 && w.deadline < next) next = w.deadline;
+      }
+    }
+    ws.length = kept;
+    this.compactWaiters();
+    if (next !== Number.POSITIVE_INFINITY) this.armWaitTimer(next);
   }
 
   /**
@@ -200,7 +260,8 @@ export class Replication {
   refuseForReplicas(): KvError | undefined {
     const n = this.minReplicasAck;
     if (n <= 0 || this.link) return undefined;
-    const connected = this.replicaFeeds().length;
+    let connected = 0;
+    for (const f of this.feeds) if (f.replicaPort !== undefined) connected++;
     if (connected >= n) return undefined;
     return new KvError(
       'NOREPLICAS',
@@ -213,18 +274,21 @@ export class Replication {
    * end below `offset` — `ack` (the local one), then N replica ACKs, or
    * NOT_ENOUGH_REPLICAS after --min-replicas-timeout-ms.
    */
-  async replicatedAck<T>(ack: Promise<T>, offset: number): Promise<T> {
-    const value = await ack;
-    const n = this.minReplicasAck;
-    const timeoutMs = this.minReplicasTimeoutMs;
-    const got = await this.waitForAcks(n, timeoutMs, offset);
-    if (got < n) {
-      throw new KvError(
-        'NOT_ENOUGH_REPLICAS',
-        `the write is in this server's log but only ${got} of ${n} replicas acknowledged it within ${timeoutMs} ms (server options --min-replicas-ack, --min-replicas-timeout-ms); it may be lost if this server fails now`,
-      );
-    }
-    return value;
+  replicatedAck<T>(ack: Promise<T>, offset: number): Promise<T> {
+    return ack.then((value) => {
+      const n = this.minReplicasAck;
+      if (this.ackedBy(offset) >= n) return value;
+      const timeoutMs = this.minReplicasTimeoutMs;
+      return this.waitForAcks(n, timeoutMs, offset).then((got) => {
+        if (got < n) {
+          throw new KvError(
+            'NOT_ENOUGH_REPLICAS',
+            `the write is in this server's log but only ${got} of ${n} replicas acknowledged it within ${timeoutMs} ms (server options --min-replicas-ack, --min-replicas-timeout-ms); it may be lost if this server fails now`,
+          );
+        }
+        return value;
+      });
+    });
   }
 
   info(): ReplicationInfo {
@@ -446,10 +510,12 @@ export class Replication {
     this.closeFeeds();
     this.horizon.close();
     this.store.watchers.delete(this.watcher);
-    for (const w of this.waiters) {
-      clearTimeout(w.timer);
-      w.resolve(this.ackedBy(w.offset));
-    }
+    clearTimeout(this.waitTimer);
+    this.waitTimer = undefined;
+    this.waitTimerAt = Number.POSITIVE_INFINITY;
+    const ws = this.waiters;
+    for (let i = this.waitHead; i < ws.length; i++) ws[i]!.resolve(this.ackedBy(ws[i]!.offset));
     this.waiters = [];
+    this.waitHead = 0;
   }
 }

@@ -200,8 +200,20 @@ describe('Store.applyReplicatedRaw', () => {
     const cut = wholePrefix(run.subarray(0, first + RECORD_HEADER_BYTES + 2));
     expect(cut).toBe(first); // the batch's first record waits for its end
     await refused(run.subarray(0, first + RECORD_HEADER_BYTES + 2), /inside a batch/);
-    // The intact run applies.
-    await replica.applyReplicatedRaw(run);
+    // Several runs at once: checked together, so a damaged second run leaves the first unapplied too.
+    const cutAt = first + 2 * (RECORD_HEADER_BYTES + 2); // after the batch
+    const err = await replica
+      .applyReplicatedRaw([run.subarray(0, cutAt), damaged.subarray(cutAt)])
+      .catch((e: unknown) => e);
+    expect((err as KvError).code).toBe('CORRUPTION');
+    expect(replica.nextOffset).toBe(0);
+    const reordered = await replica
+      .applyReplicatedRaw([run.subarray(cutAt), run.subarray(0, cutAt)])
+      .catch((e: unknown) => e);
+    expect((reordered as KvError).message).toMatch(/out of order/);
+    expect(replica.nextOffset).toBe(0);
+    // The intact runs apply, together.
+    await replica.applyReplicatedRaw([run.subarray(0, cutAt), run.subarray(cutAt)]);
     expect(state(replica)).toEqual(state(primary));
     await replica.close();
     await primary.close();
