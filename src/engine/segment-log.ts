@@ -99,6 +99,9 @@ export interface LogEdit extends LogView {
   unpoint(key: string, appendedAt?: number): boolean;
 }
 
+/** Undo log entries: key, then the previous location (segment -1 = absent). */
+const UNDO_STRIDE = 5;
+
 /** Index in `ordered` of the last segment whose base offset is ≤ offset (0 if none): a binary search. */
 export function segmentIndexFor(ordered: readonly { readonly baseOffset: number }[], offset: number): number {
   let lo = 0;
@@ -121,7 +124,9 @@ export class SegmentLog implements LogEdit {
   readonly segments: (Segment | undefined)[] = [];
   ordered: Segment[] = [];
   nextOffset = 0;
-  rollbacks = 0;
+  private undone = 0;
+  /** The keydir changes of this tick, to undo if its write is refused (UNDO_STRIDE numbers per change). */
+  private undo: (string | number)[] = [];
   readonly watchers = new Set<LogWatcher>();
   /** Set by the Store as it closes: readers stop. */
   closed = false;
@@ -143,6 +148,10 @@ export class SegmentLog implements LogEdit {
 
   get active(): Segment {
     return this.ordered[this.ordered.length - 1]!;
+  }
+
+  get rollbacks(): number {
+    return this.undone;
   }
 
   get isClosed(): boolean {
@@ -350,6 +359,53 @@ export class SegmentLog implements LogEdit {
     }
     if (appendedAt >= 0 && hint !== undefined) hint.orphan(key, appendedAt);
     return slot >= 0;
+  }
+
+  // ---- a tick's undo log ------------------------------------------------------
+
+  /** Records `key`'s keydir entry (or its absence) before the Store changes it this tick. */
+  recordUndo(key: string): void {
+    const kd = this.keydir;
+    const slot = kd.slot(key);
+    if (slot < 0) this.undo.push(key, -1, 0, 0, 0);
+    else
+      this.undo.push(
+        key,
+        kd.segmentOf(slot),
+        kd.positionOf(slot),
+        kd.valueLengthOf(slot),
+        kd.expiresAtOf(slot, key),
+      );
+  }
+
+  /** recordUndo for a key `point` has just moved: its old location is still in keydir.prev*. */
+  recordUndoOfPoint(key: string): void {
+    const kd = this.keydir;
+    this.undo.push(key, kd.prevSegment, kd.prevPosition, kd.prevValueLength, kd.prevExpiresAt);
+  }
+
+  /** The tick's records reached the OS: its keydir changes stand; cursors are told there is more to read. */
+  commitTick(): void {
+    this.undo = [];
+    for (const w of this.watchers) w.flushed();
+  }
+
+  /**
+   * The tick's write was refused: its keydir changes are undone, newest
+   * first (`onKey` for each key, so the Store drops it from its caches), and
+   * `rollbacks` counts it (the compaction swap checks it: the keydir went back).
+   */
+  rollbackTick(onKey: (key: string) => void): void {
+    this.undone++;
+    const u = this.undo;
+    for (let i = u.length - UNDO_STRIDE; i >= 0; i -= UNDO_STRIDE) {
+      const key = u[i] as string;
+      const segId = u[i + 1] as number;
+      onKey(key);
+      if (segId < 0) this.unpoint(key);
+      else this.point(key, this.segments[segId]!, u[i + 2] as number, u[i + 3] as number, u[i + 4] as number);
+    }
+    this.undo = [];
   }
 
   // ---- damage found by reads -----------------------------------------------

@@ -163,9 +163,6 @@ interface Waiter {
   reject: (err: unknown) => void;
 }
 
-/** Undo log entries: key, then the previous location (segment -1 = absent). */
-const UNDO_STRIDE = 5;
-
 export class Store extends EventEmitter implements CompactionHost {
   readonly dir: string;
   readonly options: ResolvedOptions;
@@ -209,7 +206,6 @@ export class Store extends EventEmitter implements CompactionHost {
   private flushScheduled = false;
   private unflushed: Waiter[] = [];
   private tickAck: Promise<true> | undefined;
-  private undo: (string | number)[] = [];
   /** The sync round running (syncLog), and the one queued behind it. */
   private syncing: Promise<void> | undefined;
   private nextSync: Promise<void> | undefined;
@@ -365,48 +361,6 @@ export class Store extends EventEmitter implements CompactionHost {
     void task.finally(() => this.background.delete(task));
   }
 
-  // ---- undo of a refused tick ------------------------------------------------
-
-  private recordUndo(key: string): void {
-    const kd = this.keydir;
-    const slot = kd.slot(key);
-    if (slot < 0) this.undo.push(key, -1, 0, 0, 0);
-    else
-      this.undo.push(
-        key,
-        kd.segmentOf(slot),
-        kd.positionOf(slot),
-        kd.valueLengthOf(slot),
-        kd.expiresAtOf(slot, key),
-      );
-  }
-
-  /** recordUndo for a key `point` has just moved: its old location is still in keydir.prev*. */
-  private recordUndoOfPoint(key: string): void {
-    const kd = this.keydir;
-    this.undo.push(key, kd.prevSegment, kd.prevPosition, kd.prevValueLength, kd.prevExpiresAt);
-  }
-
-  private rollback(): void {
-    this.segmentLog.rollbacks++;
-    const u = this.undo;
-    for (let i = u.length - UNDO_STRIDE; i >= 0; i -= UNDO_STRIDE) {
-      const key = u[i] as string;
-      const segId = u[i + 1] as number;
-      this.cache?.delete(key);
-      if (segId < 0) this.segmentLog.unpoint(key);
-      else
-        this.segmentLog.point(
-          key,
-          this.segments[segId]!,
-          u[i + 2] as number,
-          u[i + 3] as number,
-          u[i + 4] as number,
-        );
-    }
-    this.undo = [];
-  }
-
   // ---- write path ---------------------------------------------------------
 
   private checkWritable(): void {
@@ -466,12 +420,11 @@ export class Store extends EventEmitter implements CompactionHost {
       if (seg !== undefined) seg.hint = undefined;
       const error = ioError('writing to the log', err);
       this.log.error({ err }, 'a write to the log failed; the writes of this tick are refused');
-      this.rollback();
+      this.segmentLog.rollbackTick((key) => this.cache?.delete(key));
       for (const w of waiters) w.reject(error);
       return;
     }
-    this.undo = [];
-    for (const w of this.segmentLog.watchers) w.flushed();
+    this.segmentLog.commitTick();
     if (this.options.fsync === 'always') {
       if (waiters.length === 0) return;
       this.syncLog().then(
@@ -620,7 +573,7 @@ export class Store extends EventEmitter implements CompactionHost {
     this.makeRoom(recordSize(k.length, v.length));
     const position = this.segmentLog.append(k, v, expiresAt, 0);
     const slot = this.segmentLog.point(k, this.active, position, v.length, expiresAt);
-    this.recordUndoOfPoint(k);
+    this.segmentLog.recordUndoOfPoint(k);
     this.cache?.delete(k);
     this.fill(slot, v);
   }
@@ -634,7 +587,7 @@ export class Store extends EventEmitter implements CompactionHost {
       // would acknowledge a state a power loss can undo, so wait like a write would.
       if (this.liveSlot(k) < 0) return this.ack().then(() => false);
       this.makeRoom(recordSize(k.length, 0));
-      this.recordUndo(k);
+      this.segmentLog.recordUndo(k);
       this.segmentLog.unpoint(k, this.segmentLog.append(k, undefined, 0, FLAG_TOMBSTONE));
       this.cache?.delete(k);
       return this.ack();
@@ -689,7 +642,7 @@ export class Store extends EventEmitter implements CompactionHost {
         const { k, v, expiresAt } = prepared[i]!;
         const flags =
           (v ? 0 : FLAG_TOMBSTONE) | (n > 1 ? FLAG_BATCH | (i === n - 1 ? FLAG_BATCH_END : 0) : 0);
-        this.recordUndo(k);
+        this.segmentLog.recordUndo(k);
         const position = this.segmentLog.append(k, v, expiresAt, flags);
         if (v) this.fill(this.segmentLog.point(k, seg, position, v.length, expiresAt), v);
         else this.segmentLog.unpoint(k, position);
@@ -745,7 +698,7 @@ export class Store extends EventEmitter implements CompactionHost {
           const r = records[i]!;
           const k = toInternalKey(Buffer.from(r.key.buffer, r.key.byteOffset, r.key.byteLength));
           const v = r.value === null ? undefined : toValueBytes(r.value);
-          this.recordUndo(k);
+          this.segmentLog.recordUndo(k);
           this.segmentLog.nextOffset = r.offset;
           const position = this.segmentLog.append(k, v, r.expiresAt, r.flags);
           if (v === undefined || (r.flags & FLAG_TOMBSTONE) !== 0) this.segmentLog.unpoint(k, position);
@@ -810,12 +763,12 @@ export class Store extends EventEmitter implements CompactionHost {
       }
       this.segmentLog.appendRun(run, at, end, h, (k, into, position, valueAt) => {
         if ((h.flags & FLAG_TOMBSTONE) !== 0) {
-          this.recordUndo(k);
+          this.segmentLog.recordUndo(k);
           this.segmentLog.unpoint(k, position);
         } else {
           const v = h.valueLength;
           const slot = this.segmentLog.point(k, into, position, v, h.expiresAt);
-          this.recordUndoOfPoint(k);
+          this.segmentLog.recordUndoOfPoint(k);
           this.fill(slot, run.subarray(valueAt, valueAt + v));
         }
         this.cache?.delete(k);

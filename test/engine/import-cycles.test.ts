@@ -9,7 +9,7 @@
  * `npx madge --circular --extensions ts src/` gives the same answer.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -124,6 +124,18 @@ describe('engine import graph', () => {
     const dir = resolve(root, 'src/engine');
     const cycles = cyclesOf(graphOf(dir)).map((c) => c.map((f) => relative(dir, f)).join(' → '));
     expect(cycles).toEqual([]);
+  });
+
+  it('the engine imports nothing from the layers above it (server, replication, cluster, protocol, client)', () => {
+    const dir = resolve(root, 'src/engine');
+    const allowed = new Set([resolve(root, 'src/errors.ts')]);
+    for (const f of tsFiles(dir)) {
+      for (const spec of importsOf(readFileSync(f, 'utf8'))) {
+        const target = resolve(dirname(f), spec.replace(/\.js$/, '.ts'));
+        if (!target.startsWith(dir + sep))
+          expect(allowed, `${relative(root, f)} imports ${spec}`).toContain(target);
+      }
+    }
   });
 
   it('the log and the modules beneath the Store never import the Store', () => {
