@@ -14,8 +14,8 @@
  *   restart   open time of a `keys` and a `big-keys` data set, segkv with and
  *             without hint files (deleted for the "without" run)
  *   memory    segkv bytes per key after a restart (heap + arrayBuffers delta
- *             after gc, in a fresh process per size), total and beyond the
- *             16 key bytes
+ *             after gc, in a fresh process per size, caches off: the
+ *             keydir's own), total and beyond the 16 key bytes
  *
  * Every measurement runs in a fresh child process (engine-child.ts), repeated
  * --repeat times with the engines interleaved; the table shows medians and
