@@ -24,7 +24,7 @@
  * worker lowers its own CPU priority (COMPACTION_WORKER_NICE), so the event
  * loop wins the CPU whenever it has work.
  */
-import { existsSync, readdirSync, readlinkSync } from 'node:fs';
+import { existsSync, readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
@@ -156,14 +156,12 @@ export class RewriteWorker {
   private start(): Worker {
     if (this.worker) return this.worker;
     const t = performance.now();
-    const before = threadIds();
     const w = new Worker(workerFile(), {
       workerData: { tag: WORKER_TAG, cancel: this.cancelFlag.buffer },
       // The outputs' descriptors it opens are handed to the event loop, which
       // closes them: the worker must not close them (or their reused numbers) when it exits.
       trackUnmanagedFds: false,
     });
-    lowerNewThread(before);
     traced('worker.start', t);
     w.unref();
     w.on('message', (m: Reply) => this.onReply(m));
@@ -247,35 +245,6 @@ async function serve(job: RewriteJob, cancel: Int32Array): Promise<void> {
     );
   } catch (err) {
     port.postMessage({ type: 'error', error: toWire(err) } satisfies Reply);
-  }
-}
-
-/** The process's thread ids (Linux), or undefined where /proc/self/task is not there. */
-function threadIds(): Set<string> | undefined {
-  try {
-    return new Set(readdirSync('/proc/self/task'));
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Lowers the priority of the worker's thread from the event loop, right
- * after `new Worker` created it: the worker's own lowerPriority() runs only
- * once Node has booted in it and loaded this module, and that boot (~100 ms
- * of CPU, measured with --cpu-prof) then ran at the event loop's priority,
- * at the start of the first compaction. Only when exactly one thread
- * appeared (the worker's): anything else is left as it is.
- */
-function lowerNewThread(before: Set<string> | undefined): void {
-  const after = threadIds();
-  if (!before || !after) return;
-  const fresh = [...after].filter((t) => !before.has(t));
-  if (fresh.length !== 1) return;
-  try {
-    setPriority(Number(fresh[0]), COMPACTION_WORKER_NICE);
-  } catch {
-    // not allowed: the worker lowers itself once it runs
   }
 }
 
