@@ -72,7 +72,18 @@ function isExt(tag: number): boolean {
   return (tag >= 0xd4 && tag <= 0xd8) || (tag >= 0xc7 && tag <= 0xc9);
 }
 
-/** The signed type byte of the extension whose tag is at `pos`. */
+/** Where the extension whose tag is at `pos` ends (its type byte and data included); past `b` if cut. */
+function extEnd(b: Buffer, pos: number): number {
+  const tag = b[pos]!;
+  if (tag >= 0xd4) return pos + 2 + (1 << (tag - 0xd4)); // fixext 1, 2, 4, 8, 16
+  const lenBytes = tag === 0xc7 ? 1 : tag === 0xc8 ? 2 : 4;
+  if (pos + 1 + lenBytes > b.length) return Number.POSITIVE_INFINITY;
+  const len =
+    lenBytes === 1 ? b[pos + 1]! : lenBytes === 2 ? b.readUInt16BE(pos + 1) : b.readUInt32BE(pos + 1);
+  return pos + 2 + lenBytes + len;
+}
+
+/** The signed type byte of the (whole) extension whose tag is at `pos`. */
 function extTypeAt(body: Buffer, pos: number): number {
   const tag = body[pos]!;
   const off = tag >= 0xd4 ? 1 : tag === 0xc7 ? 2 : tag === 0xc8 ? 3 : 5;
@@ -208,8 +219,9 @@ function skipValue(b: Buffer, at: number, end: number): number {
           at += 5;
           continue;
         default:
-          // 0xc1 (never used) is malformed; every other remaining tag is an extension.
-          return isExt(t) ? -2 - at : MALFORMED;
+          // 0xc1 (never used) is malformed; every other remaining tag is an extension,
+          // refused only when whole (a cut one is malformed: the decoder answers it).
+          return isExt(t) && extEnd(b, at) <= end ? -2 - at : MALFORMED;
       }
     }
     const start = at + head;

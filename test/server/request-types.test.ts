@@ -146,4 +146,28 @@ describe('checkRequest', () => {
       name: 'GET',
     });
   });
+
+  it('leaves an extension cut short by the end of the body to the decoder (a frame that ends inside it)', () => {
+    // [id, "AUTH", fixext 1 with no type byte]: found by the bad-input property, was INTERNAL.
+    expect(checkRequest(hex('93 ce247f5915 a4 41555448 d4'))).toBeUndefined();
+    expect(checkRequest(hex('93 01 a4 41555448 d4 2a'))).toBeUndefined(); // type, no data
+    expect(checkRequest(hex('93 01 a4 41555448 c7'))).toBeUndefined(); // ext 8 without its length
+    expect(checkRequest(hex('93 01 a4 41555448 c8 0005 2a 0102'))).toBeUndefined(); // 2 of 5 data bytes
+    expect(checkRequest(hex('93 01 a4 41555448 c7 02 2a 0102'))).toMatchObject({
+      problem: 'extension',
+      extType: 42,
+    });
+    expect(checkRequest(hex('93 01 a4 41555448 d5 2a 0102'))).toMatchObject({
+      problem: 'extension',
+      extType: 42,
+    });
+  });
+
+  it('a server answers a frame that ends inside an extension with an error, not INTERNAL', async () => {
+    const c = await RawConnection.open(authServer.port);
+    c.write(Buffer.from('0000000c93ce247f5915a441555448d4', 'hex'));
+    const reply = (await next(c)) as unknown[];
+    expect(reply[2]).toMatchObject({ code: 'PROTOCOL_ERROR' });
+    c.close();
+  });
 });
