@@ -41,6 +41,7 @@ import type { Logger } from 'pino';
 import { KvError } from '../errors.js';
 import { checkName, leaderKey, memberKey, membersPrefix, switchoverKey } from './etcd-keys.js';
 import { DEFAULT_LEASE_TTL_MS, MIN_LEASE_TTL_MS } from './limits.js';
+import type { LeaderInfo, MemberInfo, MemberPosition } from './member-info.js';
 import { parseSwitchover, type SwitchoverRequest } from './switchover-request.js';
 
 export { DEFAULT_LEASE_TTL_MS, MIN_LEASE_TTL_MS };
@@ -49,27 +50,7 @@ export const RENEWALS_PER_TTL = 4;
 /** Longest an etcd call may take before it counts as failed. */
 export const ETCD_CALL_TIMEOUT_MS = 1_000;
 
-/** Where a member is in the log, for choosing the most advanced one. */
-export interface MemberPosition {
-  readonly epoch: number;
-  readonly offset: number;
-}
-
-/** What a member advertises in its member key (and the leader in the leader key). */
-export interface MemberInfo extends MemberPosition {
-  readonly node: string;
-  readonly host: string;
-  readonly port: number;
-}
-
-/** The shard's current leader, as read from etcd. */
-export interface LeaderInfo {
-  readonly node: string;
-  readonly host: string;
-  readonly port: number;
-  /** The leader key's create revision. */
-  readonly epoch: number;
-}
+export type { LeaderInfo, MemberInfo, MemberPosition } from './member-info.js';
 
 export type MemberRole = 'starting' | 'replica' | 'primary' | 'stopped';
 

@@ -30,7 +30,7 @@
  */
 import { KvError } from '../errors.js';
 import { checkName } from './etcd-keys.js';
-import type { MemberInfo, MemberPosition } from './shard-member.js';
+import type { MemberInfo, MemberPosition } from './member-info.js';
 
 /** Version of the switchover JSON. */
 export const SWITCHOVER_VERSION = 1;

@@ -26,6 +26,7 @@
 import type { Logger } from 'pino';
 import { FeedConnection } from '../client/feed.js';
 import { RECORD_RUN_FORMAT, wholePrefix } from '../engine/record-run.js';
+import type { Store } from '../engine/store.js';
 import { KvError } from '../errors.js';
 import {
   DEFAULT_CLIENT_MAX_REPLY_BYTES,
@@ -33,7 +34,24 @@ import {
   FEED_CLIENT_BUFFERED_BYTES,
 } from '../protocol/limits.js';
 import type { RoleReply } from '../protocol/messages.js';
-import type { Replication } from './replication.js';
+import type { EpochHistory } from './epochs.js';
+import type { FullResyncMark } from './full-resync-mark.js';
+import type { TombstoneHorizon } from './horizon.js';
+
+/** What a link needs of the server's replication state (Replication implements it). */
+export interface ReplicaHost {
+  /** The store; a full resync or a truncation replaces it (so read it anew each time). */
+  readonly store: Store;
+  readonly epochs: EpochHistory;
+  readonly horizon: TombstoneHorizon;
+  readonly resync: FullResyncMark;
+  /** This server's listening port, sent to the primary with FEED. */
+  readonly listeningPort: number;
+  /** Empties the log for a full resync (the store is closed and reopened). */
+  resetLog(): Promise<void>;
+  /** Cuts a divergent tail at `offset` (the store is closed and reopened). */
+  truncateLog(offset: number): Promise<void>;
+}
 
 export type LinkStatus = 'connecting' | 'sync' | 'up' | 'down' | 'stopped';
 
@@ -77,7 +95,7 @@ export class ReplicaLink {
 
   constructor(
     readonly primary: PrimaryAddress,
-    private readonly repl: Replication,
+    private readonly repl: ReplicaHost,
     private readonly password: string | undefined,
     private readonly log: Logger,
   ) {

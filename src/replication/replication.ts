@@ -27,7 +27,7 @@ import { EpochHistory } from './epochs.js';
 import { FeedStream, type StreamSink } from './feed.js';
 import { FullResyncMark } from './full-resync-mark.js';
 import { TombstoneHorizon } from './horizon.js';
-import { type PrimaryAddress, ReplicaLink } from './replica.js';
+import { type PrimaryAddress, type ReplicaHost, ReplicaLink } from './replica.js';
 import { truncateLogFiles } from './truncate.js';
 
 /** One replica as INFO `replication` lists it on a primary. */
@@ -94,7 +94,7 @@ export interface ReplicationOptions {
   minReplicasTimeoutMs?: number | undefined;
 }
 
-export class Replication {
+export class Replication implements ReplicaHost {
   store: Store;
   horizon: TombstoneHorizon;
   epochs: EpochHistory;
