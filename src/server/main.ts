@@ -167,31 +167,12 @@ async function main(): Promise<void> {
       fail(message, 2);
     }
   }
-  // Cluster mode: nothing keyed is served until etcd has said who leads.
-  if (clusterSettings !== undefined) server.attachCluster(joiningGate(clusterSettings.shard));
+  // Signal handlers go in before the port opens: a SIGTERM sent as soon as the
+  // 'listening' line appears must shut down cleanly, not meet the default action.
+  // One that comes while the port is being opened waits until it is.
   let cluster: ClusterNode | undefined;
-  try {
-    const address = await server.listen();
-    log.info({ host: address.address, port: address.port, tls: tls !== undefined, metricsPort }, 'listening');
-    if (clusterSettings !== undefined) {
-      cluster = await joinCluster(server, clusterSettings, config, address.port, log);
-      server.attachCluster(cluster);
-    }
-  } catch (err) {
-    if (err instanceof SetupError) {
-      log.fatal(err.message);
-      await server.close();
-      await server.store.close();
-      fail(err.message, 2);
-    }
-    // Taken by another process while the store was recovering (checkPort passed).
-    const message = listenProblem('--port', config.host, config.port, err);
-    log.fatal({ code: (err as NodeJS.ErrnoException).code }, message);
-    await metrics?.close();
-    await store.close();
-    fail(message, 2);
-  }
-
+  let up = false;
+  let pendingSignal: string | undefined;
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
@@ -211,8 +192,44 @@ async function main(): Promise<void> {
       process.exit(1);
     });
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  const onSignal = (signal: string) => {
+    if (up) stop(signal);
+    else if (pendingSignal === undefined) pendingSignal = signal;
+    else {
+      log.warn({ signal }, 'second signal while starting; exiting now');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  // Cluster mode: nothing keyed is served until etcd has said who leads.
+  if (clusterSettings !== undefined) server.attachCluster(joiningGate(clusterSettings.shard));
+  try {
+    const address = await server.listen();
+    up = true;
+    if (pendingSignal !== undefined) {
+      stop(pendingSignal);
+      return;
+    }
+    log.info({ host: address.address, port: address.port, tls: tls !== undefined, metricsPort }, 'listening');
+    if (clusterSettings !== undefined) {
+      cluster = await joinCluster(server, clusterSettings, config, address.port, log);
+      server.attachCluster(cluster);
+    }
+  } catch (err) {
+    if (err instanceof SetupError) {
+      log.fatal(err.message);
+      await server.close();
+      await server.store.close();
+      fail(err.message, 2);
+    }
+    // Taken by another process while the store was recovering (checkPort passed).
+    const message = listenProblem('--port', config.host, config.port, err);
+    log.fatal({ code: (err as NodeJS.ErrnoException).code }, message);
+    await metrics?.close();
+    await store.close();
+    fail(message, 2);
+  }
 }
 
 main().catch((err: unknown) => {

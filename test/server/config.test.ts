@@ -128,4 +128,13 @@ describe('kv-server process', () => {
     expect(s.stderr()).toContain('"msg":"store closed; bye"');
     await c.close();
   });
+
+  it("a SIGTERM sent the moment the 'listening' line appears still shuts down cleanly", async () => {
+    // The handlers used to go in just after that line: a signal in between met the default action.
+    for (let i = 0; i < 5; i++) {
+      const s = await spawnServer(); // resolves on the 'listening' line
+      expect(await s.stop('SIGTERM')).toBe(0);
+      expect(s.stderr()).toContain('"msg":"store closed; bye"');
+    }
+  });
 });
