@@ -42,6 +42,7 @@ import { AckProbe } from './lib/ack-probe.js';
 import { type ClusterNodeProcess, spawnClusterNode, waitHealthy } from './lib/cluster-nodes.js';
 import { ClusterWriters } from './lib/cluster-writers.js';
 import { startEtcd } from './lib/etcd.js';
+import { markdownTable } from './lib/table.js';
 
 const SHARDS = ['s1', 's2', 's3'];
 const NODES_PER_SHARD = 2;
@@ -104,13 +105,6 @@ interface CycleRow {
   wholeMs: number;
   sdkAcks: number;
   lateAcks: number;
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => `| ${r.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`;
-  const sep = `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`;
-  return [line(rows[0]!), sep, ...rows.slice(1).map(line)].join('\n');
 }
 
 async function main(): Promise<void> {
@@ -283,7 +277,7 @@ async function main(): Promise<void> {
     for (const v of violations.slice(0, 50)) process.stdout.write(`VIOLATION ${v}\n`);
     process.stdout.write(
       `\ntorture:cluster summary (${SHARDS.length} shards × ${NODES_PER_SHARD} nodes, --min-replicas-ack 1, ` +
-        `lease ${o.leaseMs} ms, ${((Date.now() - started) / 1000).toFixed(1)} s)\n${table([header, ...body])}\n`,
+        `lease ${o.leaseMs} ms, ${((Date.now() - started) / 1000).toFixed(1)} s)\n${markdownTable([header, ...body])}\n`,
     );
     const codes = [...writers.codes].map(([c, n]) => `${c} ${n}`).join(', ') || 'none';
     const probeAcks = probe.writes.filter((w) => w.ok).length;

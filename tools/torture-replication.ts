@@ -31,6 +31,8 @@ import { parseArgs } from 'node:util';
 import { KvClient } from '../src/index.js';
 import { type NodeProcess, type NodeSpec, spawnNode } from './lib/cluster-nodes.js';
 import { FAILOVER_CODES, type KeyLog } from './lib/cluster-writers.js';
+import { mulberry32 } from './lib/prng.js';
+import { markdownTable } from './lib/table.js';
 
 const WRITERS = 6;
 const KEYS_PER_WRITER = 40;
@@ -80,18 +82,6 @@ function parseOptions(argv: string[]): Options {
     cycles: num('cycles', values.cycles, quick ? 3 : 30, 1),
     seed: num('seed', values.seed, Math.floor(Math.random() * 2 ** 31), 0),
     maxSeconds: num('max-seconds', values['max-seconds'], quick ? 90 : 1200, 1),
-  };
-}
-
-/** mulberry32: the run's moments and choices follow from --seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
   };
 }
 
@@ -231,16 +221,9 @@ interface CycleRow {
   violations: number;
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => `| ${r.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`;
-  const sep = `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`;
-  return [line(rows[0]!), sep, ...rows.slice(1).map(line)].join('\n');
-}
-
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
-  const rand = random(o.seed);
+  const rand = mulberry32(o.seed);
   const started = Date.now();
   const root = mkdtempSync(join(tmpdir(), 'segkv-torture-replication-'));
   const log = (m: string) =>
@@ -368,7 +351,7 @@ async function main(): Promise<void> {
     const codes = [...writers.codes].map(([c, n]) => `${c} ${n}`).join(', ') || 'none';
     process.stdout.write(
       `\ntorture:replication summary (primary + 2 replicas, --min-replicas-ack 1, seed ${o.seed}, ` +
-        `${((Date.now() - started) / 1000).toFixed(1)} s)\n${table([header, ...body])}\n` +
+        `${((Date.now() - started) / 1000).toFixed(1)} s)\n${markdownTable([header, ...body])}\n` +
         `writes acknowledged ${writers.acks}, not acknowledged ${writers.failed} (${codes}); ` +
         `keys checked ${writers.logs.size}; violations ${violations.length}\n` +
         'checked after every cycle: every acknowledged write on the primary, no deleted key back, no value ' +

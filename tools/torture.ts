@@ -46,6 +46,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { KvClient } from '../src/index.js';
+import { markdownTable } from './lib/table.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const KV_SERVER = join(HERE, '..', 'src', 'server', 'main.js');
@@ -486,13 +487,6 @@ async function runMode(mode: Mode, o: Options): Promise<Counters> {
   return c;
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => `| ${r.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`;
-  const sep = `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`;
-  return [line(rows[0]!), sep, ...rows.slice(1).map(line)].join('\n');
-}
-
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   const started = Date.now();
@@ -536,7 +530,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     `\ntorture summary (seed ${o.seed}, ${((Date.now() - started) / 1000).toFixed(1)} s)\n`,
   );
-  process.stdout.write(`${table(rows)}\n`);
+  process.stdout.write(`${markdownTable(rows)}\n`);
   for (const [mode, c] of results) {
     process.stdout.write(
       `${mode}: compactions completed ${c.compactionsDone}, killed mid-compaction ${c.compactionsKilledMidRun}, ` +

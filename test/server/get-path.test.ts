@@ -9,6 +9,7 @@
  */
 import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mulberry32 } from '../../tools/lib/prng.js';
 import { rawFrame } from '../../tools/lib/raw-connection.js';
 import { RawConnection, type ServerProcess, spawnServer } from './spawn.js';
 
@@ -29,18 +30,6 @@ function valueFor(key: string, version: number, n: number): Buffer {
     b[i] = x >>> 24;
   }
   return b;
-}
-
-/** A small seeded PRNG (mulberry32): the same ops on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 let server: ServerProcess;
@@ -66,7 +55,7 @@ describe('native GET from the small-value cache', () => {
   it('answers every pipelined GET with the latest value across overwrites, deletes, expiries, compactions and evictions', async () => {
     const c = await RawConnection.open(server.port);
     const model = new Map<string, Buffer>();
-    const rand = prng(15);
+    const rand = mulberry32(15);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
     let id = 0;
     let version = 0;

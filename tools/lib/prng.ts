@@ -1,0 +1,15 @@
+/**
+ * mulberry32: a small seeded PRNG, so a run's random choices follow from its
+ * seed and a failure can be replayed (the torture runs, test fixtures).
+ * Returns numbers in [0, 1).
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
