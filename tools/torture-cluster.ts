@@ -39,6 +39,7 @@ import { keySlot } from '../src/cluster/slots.js';
 import { createCluster } from '../src/cluster/state.js';
 import { connectCluster } from '../src/index.js';
 import { AckProbe } from './lib/ack-probe.js';
+import { integerAtLeast } from './lib/cli.js';
 import { type ClusterNodeProcess, spawnClusterNode, waitHealthy } from './lib/cluster-nodes.js';
 import { ClusterWriters } from './lib/cluster-writers.js';
 import { startEtcd } from './lib/etcd.js';
@@ -80,17 +81,12 @@ function parseOptions(argv: string[]): Options {
     process.exit(0);
   }
   const quick = values.quick === true;
-  const num = (name: string, v: string | undefined, def: number, min: number) => {
-    const n = v === undefined ? def : Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got ${v}`);
-    return n;
-  };
-  const leaseMs = num('lease-ms', values['lease-ms'], 2000, 1000);
+  const leaseMs = integerAtLeast('lease-ms', values['lease-ms'], 2000, 1000);
   if (leaseMs % 1000 !== 0) throw new Error(`--lease-ms must be whole seconds, got ${leaseMs}`);
   return {
-    cycles: num('cycles', values.cycles, quick ? 2 : 20, 1),
+    cycles: integerAtLeast('cycles', values.cycles, quick ? 2 : 20, 1),
     leaseMs,
-    maxSeconds: num('max-seconds', values['max-seconds'], quick ? 75 : 1800, 1),
+    maxSeconds: integerAtLeast('max-seconds', values['max-seconds'], quick ? 75 : 1800, 1),
   };
 }
 

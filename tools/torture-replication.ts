@@ -29,6 +29,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KvClient } from '../src/index.js';
+import { integerAtLeast } from './lib/cli.js';
 import { type NodeProcess, type NodeSpec, spawnNode } from './lib/cluster-nodes.js';
 import { FAILOVER_CODES, type KeyLog } from './lib/cluster-writers.js';
 import { mulberry32 } from './lib/prng.js';
@@ -73,15 +74,10 @@ function parseOptions(argv: string[]): Options {
     process.exit(0);
   }
   const quick = values.quick === true;
-  const num = (name: string, v: string | undefined, def: number, min: number) => {
-    const n = v === undefined ? def : Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got ${v}`);
-    return n;
-  };
   return {
-    cycles: num('cycles', values.cycles, quick ? 3 : 30, 1),
-    seed: num('seed', values.seed, Math.floor(Math.random() * 2 ** 31), 0),
-    maxSeconds: num('max-seconds', values['max-seconds'], quick ? 90 : 1200, 1),
+    cycles: integerAtLeast('cycles', values.cycles, quick ? 3 : 30, 1),
+    seed: integerAtLeast('seed', values.seed, Math.floor(Math.random() * 2 ** 31), 0),
+    maxSeconds: integerAtLeast('max-seconds', values['max-seconds'], quick ? 90 : 1200, 1),
   };
 }
 

@@ -144,6 +144,22 @@ export function integerOption(name: string, text: string | undefined, fallback: 
 }
 
 /**
+ * An integer option of at least `min`, `fallback` when absent (the torture
+ * runs' --cycles, --seed, --max-seconds, --lease-ms).
+ */
+export function integerAtLeast(
+  name: string,
+  text: string | undefined,
+  fallback: number,
+  min: number,
+): number {
+  const n = text === undefined ? fallback : Number(text);
+  if (!Number.isInteger(n) || n < min)
+    throw new UsageError(`--${name} must be an integer ≥ ${min}, got ${text}`);
+  return n;
+}
+
+/**
  * Refuses a directory whose LOCK names a running process, unless the operator
  * asked to read it anyway. Returns the owner's pid when reading anyway.
  */
