@@ -31,7 +31,7 @@ import { parseArgs } from 'node:util';
 import { KvClient } from '../src/index.js';
 import { integerAtLeast } from './lib/cli.js';
 import { type NodeProcess, type NodeSpec, spawnNode } from './lib/cluster-nodes.js';
-import { FAILOVER_CODES, type KeyLog } from './lib/cluster-writers.js';
+import { ClusterWriters, type WriteTarget } from './lib/cluster-writers.js';
 import { mulberry32 } from './lib/prng.js';
 import { markdownTable } from './lib/table.js';
 
@@ -96,94 +96,41 @@ async function withClient<T>(port: number, f: (c: KvClient<string>) => Promise<T
   }
 }
 
-/** SDK writers on whichever node is the primary now, with the model that checks them (cluster-writers.ts). */
-class Writers {
-  readonly logs = new Map<string, KeyLog>();
-  acks = 0;
-  failed = 0;
-  readonly codes = new Map<string, number>();
-  unexpected: Error | undefined;
-  private stopping = false;
-  private running: Promise<void>[] = [];
-  private seq = 0;
+/**
+ * A writer's target: a client on whichever node is the primary now
+ * (reopened when the primary moves, and after a failure: `reconnect: false`
+ * keeps a closed connection closed).
+ */
+function primaryTarget(primaryPort: () => number): WriteTarget {
+  let port = primaryPort();
+  let c: KvClient<string> | undefined = client(port);
+  // Opened right before a write: a client left idle on a dead port closes itself.
+  const current = async () => {
+    if (c !== undefined && port === primaryPort()) return c;
+    await c?.close().catch(() => {});
+    port = primaryPort();
+    c = client(port);
+    return c;
+  };
+  const drop = async () => {
+    await c?.close().catch(() => {});
+    c = undefined;
+  };
+  return {
+    set: async (key, value) => (await current()).set(key, value),
+    del: async (key) => (await current()).del(key),
+    failed: drop,
+    close: drop,
+  };
+}
 
-  constructor(private readonly primaryPort: () => number) {}
-
-  start(): void {
-    this.stopping = false;
-    this.running = Array.from({ length: WRITERS }, (_, w) =>
-      this.writer(`w${w}`).catch((err: unknown) => {
-        this.unexpected ??= err as Error;
-      }),
-    );
-  }
-
-  async stop(): Promise<void> {
-    this.stopping = true;
-    await Promise.all(this.running);
-  }
-
-  private async writer(name: string): Promise<void> {
-    let port = this.primaryPort();
-    let c = client(port);
-    try {
-      for (let i = 0; !this.stopping; i++) {
-        if (port !== this.primaryPort()) {
-          await c.close().catch(() => {});
-          port = this.primaryPort();
-          c = client(port);
-        }
-        const key = `${name}:${i % KEYS_PER_WRITER}`;
-        let log = this.logs.get(key);
-        if (log === undefined) {
-          log = { acked: null, maybe: [] };
-          this.logs.set(key, log);
-        }
-        const value = i % 7 === 3 ? null : `${name}-${++this.seq}`;
-        try {
-          if (value === null) await c.del(key);
-          else await c.set(key, value);
-          log.acked = value;
-          log.maybe = [];
-          this.acks++;
-        } catch (err) {
-          log.maybe.push(value);
-          this.failed++;
-          const code = (err as { code?: string }).code ?? 'NO_CODE';
-          this.codes.set(code, (this.codes.get(code) ?? 0) + 1);
-          if (!FAILOVER_CODES.includes(code)) throw err;
-          // A closed connection stays closed (reconnect: false): open a fresh one.
-          await c.close().catch(() => {});
-          await sleep(20);
-          c = client(port);
-        }
-      }
-    } finally {
-      await c.close().catch(() => {});
-    }
-  }
-
-  /** Checks every key on `port` against the model; then the model takes what the key holds. */
-  async verify(port: number): Promise<string[]> {
-    const bad: string[] = [];
-    await withClient(port, async (c) => {
-      const keys = [...this.logs.keys()];
-      const got = await c.mget(keys);
-      keys.forEach((key, i) => {
-        const log = this.logs.get(key)!;
-        const v = got[i] ?? null;
-        if (![log.acked, ...log.maybe].includes(v))
-          bad.push(
-            `${key} reads ${JSON.stringify(v)}; acknowledged ${JSON.stringify(log.acked)}` +
-              (log.maybe.length ? `, unknown since: ${JSON.stringify(log.maybe)}` : '') +
-              (log.acked === null && v !== null ? ' (a deleted key came back)' : ''),
-          );
-        log.acked = v;
-        log.maybe = [];
-      });
-    });
-    return bad;
-  }
+/** Checks every key on `port` against the writers' model; the model then takes what the key holds. */
+async function verify(writers: ClusterWriters, port: number): Promise<string[]> {
+  return withClient(port, async (c) => {
+    const keys = [...writers.logs.keys()];
+    const got = await c.mget(keys);
+    return keys.flatMap((key, i) => writers.check(key, got[i] ?? null, true) ?? []);
+  });
 }
 
 /** Every key and value on a node. */
@@ -235,7 +182,10 @@ async function main(): Promise<void> {
   let primary = 'n1';
   const portOf = (name: string) => nodes.get(name)!.port;
   const replicas = () => [...nodes.keys()].filter((n) => n !== primary);
-  const writers = new Writers(() => portOf(primary));
+  const writers = new ClusterWriters(() => primaryTarget(() => portOf(primary)), {
+    writers: WRITERS,
+    keysPerWriter: KEYS_PER_WRITER,
+  });
 
   /** Waits until both replicas hold every write the primary acknowledged (a marker write, WAIT 2). */
   const caughtUp = async (cycle: number) => {
@@ -295,10 +245,10 @@ async function main(): Promise<void> {
         await withClient(portOf(other), (c) => c.replicaOf({ host: '127.0.0.1', port: portOf(best) }));
       }
       await start(victim, portOf(primary));
-      await writers.stop();
+      await writers.stop().catch(() => {}); // a writer's unexpected error is a violation, below
       await caughtUp(cycle);
       const recoveryMs = Date.now() - at;
-      const found = await writers.verify(portOf(primary));
+      const found = await verify(writers, portOf(primary));
       const image = await dump(portOf(primary));
       for (const r of replicas()) found.push(...differences(r, image, await dump(portOf(r))));
       for (const v of found) violations.push(`cycle ${cycle + 1}: ${v}`);
@@ -323,7 +273,7 @@ async function main(): Promise<void> {
       if (violations.length > 0) break;
       writers.start();
     }
-    await writers.stop();
+    await writers.stop().catch(() => {});
 
     const header = [
       'cycle',

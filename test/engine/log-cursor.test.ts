@@ -6,41 +6,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { type CursorRecord, LogCursor } from '../../src/engine/log-cursor.js';
-import { openStore, type Store } from '../../src/engine/store.js';
-import { removeTempDirs, silentLogger, tempDir } from './helpers.js';
+import { removeTempDirs, tempDir } from './helpers.js';
+import { churn, openLogStore as open, readAll, summary } from './log-fixture.js';
 
 afterEach(removeTempDirs);
-
-async function open(dir: string): Promise<Store> {
-  return openStore(dir, {
-    maxSegmentBytes: 2048,
-    logger: silentLogger,
-    cacheBytes: 0,
-    compaction: { auto: false },
-  });
-}
-
-/** Writes sets and deletes over 40 keys: plenty of overwritten values and tombstones. */
-async function churn(store: Store, n: number, tag: string): Promise<void> {
-  for (let i = 0; i < n; i++) {
-    const k = `k${i % 40}`;
-    if (i % 7 === 3) await store.delete(k);
-    else await store.set(k, `${tag}-${i}-${'x'.repeat(i % 50)}`);
-  }
-}
-
-function summary(recs: readonly CursorRecord[]): string[] {
-  return recs.map((r) => `${r.offset}:${r.flags}:${r.key.toString()}=${r.value.toString()}`);
-}
-
-function readAll(cursor: LogCursor, maxBytes = 1 << 20): CursorRecord[] {
-  const out: CursorRecord[] = [];
-  for (;;) {
-    const batch = cursor.read(maxBytes);
-    if (batch.length === 0) return out;
-    out.push(...batch);
-  }
-}
 
 describe('LogCursor', () => {
   it('reads every record in offset order, then what is written after it caught up', async () => {
@@ -55,7 +24,7 @@ describe('LogCursor', () => {
     const woke = cursor.waitForRecords();
     await store.set('late', 'v');
     await woke;
-    expect(summary(cursor.read(500))).toEqual([`${store.nextOffset - 1}:0:late=v`]);
+    expect(summary(cursor.read(500))).toEqual([`${store.nextOffset - 1}:0:0:late=v`]);
     cursor.close();
     await store.close();
   });

@@ -11,36 +11,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type CursorRecord, LogCursor } from '../../src/engine/log-cursor.js';
 import { decodeHeader, RECORD_HEADER_BYTES } from '../../src/engine/record.js';
 import { checkRun, wholePrefix } from '../../src/engine/record-run.js';
-import { openStore, type Store } from '../../src/engine/store.js';
+import type { Store } from '../../src/engine/store.js';
 import { KvError } from '../../src/errors.js';
-import { removeTempDirs, silentLogger, tempDir } from './helpers.js';
+import { removeTempDirs, tempDir } from './helpers.js';
+import { churn, openLogStore as open, readAll, summary } from './log-fixture.js';
 
 afterEach(removeTempDirs);
-
-async function open(dir: string, maxSegmentBytes = 2048): Promise<Store> {
-  return openStore(dir, {
-    maxSegmentBytes,
-    logger: silentLogger,
-    cacheBytes: 0,
-    compaction: { auto: false },
-  });
-}
-
-/** Sets, deletes, batches (MSET-like) and expiries over 40 keys. */
-async function churn(store: Store, n: number, tag: string): Promise<void> {
-  for (let i = 0; i < n; i++) {
-    const k = `k${i % 40}`;
-    if (i % 7 === 3) await store.delete(k);
-    else if (i % 11 === 5)
-      await store.batch([
-        { type: 'set', key: `${k}a`, value: `${tag}-${i}` },
-        { type: 'set', key: `${k}b`, value: 'y'.repeat(i % 90) },
-        { type: 'del', key: 'k0' },
-      ]);
-    else if (i % 13 === 6) await store.set(k, `${tag}-${i}`, { ttlMs: 600_000 + i });
-    else await store.set(k, `${tag}-${i}-${'x'.repeat(i % 50)}`);
-  }
-}
 
 /** The records of a run, decoded (as `read` gives them). */
 function decodeRun(run: Buffer): CursorRecord[] {
@@ -61,10 +37,6 @@ function decodeRun(run: Buffer): CursorRecord[] {
   return out;
 }
 
-function summary(recs: readonly CursorRecord[]): string[] {
-  return recs.map((r) => `${r.offset}:${r.flags}:${r.expiresAt}:${r.key.toString()}=${r.value.toString()}`);
-}
-
 /** Every run until the end of the log, each copied (readRaw's bytes live until the next read). */
 function rawAll(cursor: LogCursor, maxBytes: number): Buffer[] {
   const out: Buffer[] = [];
@@ -72,15 +44,6 @@ function rawAll(cursor: LogCursor, maxBytes: number): Buffer[] {
     const run = cursor.readRaw(maxBytes);
     if (run.length === 0) return out;
     out.push(Buffer.from(run));
-  }
-}
-
-function readAll(cursor: LogCursor): CursorRecord[] {
-  const out: CursorRecord[] = [];
-  for (;;) {
-    const batch = cursor.read(1 << 20);
-    if (batch.length === 0) return out;
-    out.push(...batch);
   }
 }
 
@@ -103,7 +66,7 @@ async function offsets(store: Store): Promise<string[]> {
 describe('LogCursor.readRaw', () => {
   it('gives the records `read` gives, whole, within the size asked (one record at least), from any offset', async () => {
     const store = await open(tempDir());
-    await churn(store, 400, 'a');
+    await churn(store, 400, 'a', true);
     for (const from of [0, 1, 57, 230, store.nextOffset - 1]) {
       const expected = summary(readAll(new LogCursor(store, from)));
       for (const maxBytes of [1, 100, 700, 5000, 1 << 20]) {
@@ -122,7 +85,7 @@ describe('LogCursor.readRaw', () => {
 
   it('a compaction swap mid-read: the raw cursor keeps reading the originals, nothing skipped or repeated', async () => {
     const store = await open(tempDir());
-    await churn(store, 600, 'a');
+    await churn(store, 600, 'a', true);
     const from = 123;
     const before = summary(readAll(new LogCursor(store, from)));
     const cursor = new LogCursor(store, from);
@@ -142,9 +105,9 @@ describe('LogCursor.readRaw', () => {
 describe('Store.applyReplicatedRaw', () => {
   it('appends runs at the primary offsets; batches cut between runs wait; equal after a reopen', async () => {
     const primary = await open(tempDir());
-    await churn(primary, 500, 'a');
+    await churn(primary, 500, 'a', true);
     await primary.compact(); // gaps in the offsets
-    await churn(primary, 300, 'b');
+    await churn(primary, 300, 'b', true);
     const dir = tempDir();
     let replica = await open(dir, 1500); // other segment bounds than the primary's
     const cursor = new LogCursor(primary, 0);

@@ -243,18 +243,36 @@ describe('compaction against a Map model', () => {
 });
 
 describe('partial compaction (a run that does not start at the oldest segment)', () => {
+  // Values make 133-byte records (27 + 6 + 100): seven fill a 1024-byte segment (24-byte header).
+  const v = (c: string) => c.repeat(100);
+  const name = (p: string, i: number) => `${p}${String(i).padStart(2, '0')}`;
+  const opts: StoreOptions = {
+    maxSegmentBytes: 1024,
+    logger: silentLogger,
+    fsync: 'never',
+    cacheBytes: 0,
+    compaction: { auto: false },
+  };
+
+  /** Reopens `dir` with an eager automatic compactor until its first run ends; that run's start event. */
+  async function firstAutomaticRun(
+    dir: string,
+  ): Promise<{ segments: number; reason: string; prefix: boolean }> {
+    const starts: { segments: number; reason: string; prefix: boolean }[] = [];
+    const store = await openStore(dir, {
+      ...opts,
+      compaction: { auto: true, checkIntervalMs: 10, minIntervalMs: 0, minDeadBytes: 0, minDeadRatio: 0.5 },
+    });
+    store.on('compaction', (e: { phase: string; segments: number; reason: string; prefix: boolean }) => {
+      if (e.phase === 'start') starts.push({ segments: e.segments, reason: e.reason, prefix: e.prefix });
+    });
+    await until(() => store.stats().compaction.runs >= 1, 5000, 'the automatic compaction');
+    await store.close();
+    return starts[0]!;
+  }
+
   it('keeps a tombstone that shadows a value in an older segment outside the run', async () => {
-    // Records of 27 + 6 + 100 = 133 bytes: seven fill a 1024-byte segment (24-byte header).
     const dir = tempDir();
-    const v = (c: string) => c.repeat(100);
-    const name = (p: string, i: number) => `${p}${String(i).padStart(2, '0')}`;
-    const opts: StoreOptions = {
-      maxSegmentBytes: 1024,
-      logger: silentLogger,
-      fsync: 'never',
-      cacheBytes: 0,
-      compaction: { auto: false },
-    };
     let store: Store = await openStore(dir, opts);
     // Segment 1: the victim and six keys that stay live (dead ratio 1/7).
     await store.set('victim', v('V'));
@@ -273,17 +291,7 @@ describe('partial compaction (a run that does not start at the oldest segment)',
     await store.close();
 
     // Reopen with the automatic scheduler: the policy must pick exactly segments 2–4.
-    const starts: { segments: number; reason: string }[] = [];
-    store = await openStore(dir, {
-      ...opts,
-      compaction: { auto: true, checkIntervalMs: 10, minIntervalMs: 0, minDeadBytes: 0, minDeadRatio: 0.5 },
-    });
-    store.on('compaction', (e: { phase: string; segments: number; reason: string }) => {
-      if (e.phase === 'start') starts.push({ segments: e.segments, reason: e.reason });
-    });
-    await until(() => store.stats().compaction.runs >= 1, 5000, 'the automatic compaction');
-    await store.close();
-    expect(starts[0]).toEqual({ segments: 3, reason: 'dead-ratio' });
+    expect(await firstAutomaticRun(dir)).toEqual({ segments: 3, reason: 'dead-ratio', prefix: false });
     const after = segFiles(dir);
     expect(after[0], 'segment 1 is outside the run, untouched').toBe(before[0]);
     for (const f of before.slice(1, 4)) expect(after, `${f} was compacted away`).not.toContain(f);
@@ -314,17 +322,8 @@ describe('partial compaction (a run that does not start at the oldest segment)',
     // With victim: SET (outside) … DEL, SET, DEL (inside the run), a feed from the middle SET on must
     // still carry a deletion of victim: keeping the first DEL instead left the SET on the replica.
     const dir = tempDir();
-    const v = (c: string) => c.repeat(100);
-    const name = (p: string, i: number) => `${p}${String(i).padStart(2, '0')}`;
-    const opts: StoreOptions = {
-      maxSegmentBytes: 1024,
-      logger: silentLogger,
-      fsync: 'never',
-      cacheBytes: 0,
-      compaction: { auto: false },
-    };
     let store: Store = await openStore(dir, opts);
-    // Values are 133-byte records (seven fill a segment), a tombstone 33 bytes (fits after seven).
+    // A tombstone is 33 bytes: it fits after seven values.
     await store.set('victim', v('V')); // segment 1, outside the run
     for (let i = 1; i <= 6; i++) await store.set(name('live', i), v('L'));
     for (let i = 1; i <= 7; i++) await store.set(name('dead', i), v('d')); // segment 2
@@ -343,17 +342,7 @@ describe('partial compaction (a run that does not start at the oldest segment)',
     expect(before).toHaveLength(7);
     await store.close();
 
-    const starts: { segments: number; prefix: boolean }[] = [];
-    store = await openStore(dir, {
-      ...opts,
-      compaction: { auto: true, checkIntervalMs: 10, minIntervalMs: 0, minDeadBytes: 0, minDeadRatio: 0.5 },
-    });
-    store.on('compaction', (e: { phase: string; segments: number; prefix: boolean }) => {
-      if (e.phase === 'start') starts.push({ segments: e.segments, prefix: e.prefix });
-    });
-    await until(() => store.stats().compaction.runs >= 1, 5000, 'the automatic compaction');
-    await store.close();
-    expect(starts[0]).toEqual({ segments: 3, prefix: false });
+    expect(await firstAutomaticRun(dir)).toMatchObject({ segments: 3, prefix: false });
 
     store = await openStore(dir, opts);
     try {
