@@ -257,15 +257,22 @@ export class SegmentLog implements LogEdit {
   // ---- appends -------------------------------------------------------------
 
   /**
-   * Encodes one record at nextOffset into the active segment's write buffer
-   * and returns its position; the caller made room (no rotation here) and
-   * points the keydir at it.
+   * Encodes one record at nextOffset (or at `offset`, a replicated record's,
+   * which the caller checked is not below it) into the active segment's
+   * write buffer and returns its position; nextOffset moves past it. The
+   * caller made room (no rotation here) and points the keydir at it.
    */
-  append(key: string, value: Uint8Array | undefined, expiresAt: number, flags: number): number {
+  append(
+    key: string,
+    value: Uint8Array | undefined,
+    expiresAt: number,
+    flags: number,
+    offset = this.nextOffset,
+  ): number {
     const size = recordSize(key.length, value ? value.length : 0);
     const seg = this.active;
     const position = seg.size;
-    const offset = this.nextOffset++;
+    this.nextOffset = offset + 1;
     const at = seg.reserve(size);
     encodeRecord(seg.reserved, at, offset, expiresAt, flags, key, value);
     seg.index?.observe(offset, position);
@@ -308,6 +315,15 @@ export class SegmentLog implements LogEdit {
       each(key, seg, position, valueAt);
       p = valueAt + h.valueLength;
     }
+  }
+
+  /**
+   * Moves nextOffset forward to `next` with no record for the offsets
+   * skipped (a primary's log goes on past records its compaction dropped);
+   * never backward.
+   */
+  skipTo(next: number): void {
+    if (next > this.nextOffset) this.nextOffset = next;
   }
 
   // ---- keydir compare-and-set ------------------------------------------------

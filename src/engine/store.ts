@@ -699,15 +699,14 @@ export class Store extends EventEmitter implements CompactionHost {
           const k = toInternalKey(Buffer.from(r.key.buffer, r.key.byteOffset, r.key.byteLength));
           const v = r.value === null ? undefined : toValueBytes(r.value);
           this.segmentLog.recordUndo(k);
-          this.segmentLog.nextOffset = r.offset;
-          const position = this.segmentLog.append(k, v, r.expiresAt, r.flags);
+          const position = this.segmentLog.append(k, v, r.expiresAt, r.flags, r.offset);
           if (v === undefined || (r.flags & FLAG_TOMBSTONE) !== 0) this.segmentLog.unpoint(k, position);
           else this.fill(this.segmentLog.point(k, seg, position, v.length, r.expiresAt), v);
           this.cache?.delete(k);
         }
       }
       // The primary's log may go on past its last record (compaction dropped it): follow its position.
-      if (next > this.nextOffset) this.segmentLog.nextOffset = next;
+      this.segmentLog.skipTo(next);
       return this.ack();
     } catch (err) {
       return Promise.reject(err);
@@ -738,7 +737,7 @@ export class Store extends EventEmitter implements CompactionHost {
         if (check.records > 0) after = check.lastOffset;
       }
       for (const run of list) this.appendReplicatedRun(run);
-      if (next > this.nextOffset) this.segmentLog.nextOffset = next;
+      this.segmentLog.skipTo(next);
       return this.ack();
     } catch (err) {
       return Promise.reject(err);
