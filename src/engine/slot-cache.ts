@@ -14,6 +14,20 @@
  *   table  open addressing (linear probing, backward-shift deletion) of
  *          [slot + 1, entry offset] Int32 pairs, 0 = empty, load ≤ 1/2
  *
+ * Memory: the arena is reserved whole, but a page costs RSS only once the
+ * ring's head has reached it, so the cache takes what it holds, not its
+ * capacity, until it is full.
+ *
+ * Filling: a read that misses caches its value (`put`). A write caches its
+ * value while the cache is `warm` (`putWritten`): it has never evicted, so a
+ * GET after a bulk load that fits is a hit. A write that would have to evict
+ * ends that: the data written outgrow the cache, so the values only written
+ * (never read: CLOCK's bit unset) are shed, the arena is replaced by one
+ * holding just the read ones (the old one's pages go back to the OS when it
+ * is collected), and from then on a write refreshes only a value the cache
+ * holds (takeDropped, refill). A 1M-key load into the default 32 MiB cache
+ * so leaves it nearly empty instead of full of the last keys written.
+ *
  * Eviction is CLOCK over the ring: to make room at `head`, the entry at
  * `tail` is examined. A dropped entry or the padding is reclaimed; a
  * referenced one loses its bit and moves to `head` (the free space is
@@ -59,16 +73,22 @@ export class SlotCache {
   /**
    * No value has been evicted since the cache was made or cleared: it still
    * has room for what is written, so the store fills it on every small write
-   * (a GET after a bulk load is a hit); once full, only writes of values it
-   * held (takeDropped), so a write of a cold key evicts nothing.
+   * (putWritten; a GET after a bulk load is a hit); once a write or a read
+   * would evict, only writes of values it holds (takeDropped), so a write of a
+   * cold key evicts nothing.
    */
   warm = true;
+  /** Times the write-filled values were shed (putWritten found the cache full). */
+  sheds = 0;
 
-  /** The ring's bytes; read-only outside this class, and a located value only until the next put or clear. */
-  readonly arena: Buffer;
+  /**
+   * The ring's bytes; read-only outside this class, and a located value only
+   * until the next put or clear (a shed replaces the Buffer).
+   */
+  arena: Buffer;
   /** Length of the value `locate` found last. */
   located = 0;
-  private readonly words: Int32Array;
+  private words: Int32Array;
   private head = 0;
   private tail = 0;
   /** Bytes between tail and head: live, dropped and padding entries. */
@@ -156,14 +176,35 @@ export class SlotCache {
   }
 
   /**
+   * Caches the value a write just stored at `slot` (known to hold no value
+   * here, at most maxValueBytes), while the cache is warm: if that needs an
+   * eviction, the write-filled values are shed instead (see the file
+   * header), and this one is kept only if `hot` (it replaces a cached one).
+   */
+  putWritten(slot: number, value: Uint8Array, hot = false): void {
+    const size = slotCacheEntryBytes(value.length);
+    let at = this.makeRoom(size, false);
+    if (at < 0) {
+      this.shed();
+      if (!hot) return;
+      at = this.makeRoom(size, true);
+    }
+    this.place(slot, value, at, size);
+  }
+
+  /**
    * put() of a slot known to hold no value here (the keydir's update of it
    * just dropped it) and a value of at most maxValueBytes: one table probe
    * fewer, for the write path.
    */
   putNew(slot: number, value: Uint8Array): void {
+    const size = slotCacheEntryBytes(value.length);
+    this.place(slot, value, this.makeRoom(size, true), size);
+  }
+
+  /** Writes `slot`'s entry at `at` (made room for, `size` bytes) and indexes it. */
+  private place(slot: number, value: Uint8Array, at: number, size: number): void {
     const n = value.length;
-    const size = slotCacheEntryBytes(n);
-    const at = this.makeRoom(size);
     const w = this.words;
     w[at >>> 2] = slot;
     w[(at >>> 2) + 1] = n << 1;
@@ -207,16 +248,18 @@ export class SlotCache {
     this.revivable = -1;
     const w = this.words;
     const n = value.length;
-    if (at < 0 || w[at >>> 2] !== DROPPED) {
-      this.putNew(slot, value);
+    if (
+      at < 0 ||
+      w[at >>> 2] !== DROPPED ||
+      slotCacheEntryBytes(w[(at >>> 2) + 1]! >>> 1) !== slotCacheEntryBytes(n)
+    ) {
+      // Appended: while warm, a full cache sheds what was only written rather than evict.
+      if (this.warm) this.putWritten(slot, value, true);
+      else this.putNew(slot, value);
       return;
     }
     const word = w[(at >>> 2) + 1]!;
     const size = slotCacheEntryBytes(n);
-    if (slotCacheEntryBytes(word >>> 1) !== size) {
-      this.putNew(slot, value);
-      return;
-    }
     w[at >>> 2] = slot;
     w[(at >>> 2) + 1] = (n << 1) | (word & REFERENCED);
     const to = at + HEADER_BYTES;
@@ -292,10 +335,49 @@ export class SlotCache {
   }
 
   /**
-   * Frees `size` contiguous bytes at `head` (wrapping the ring, reclaiming,
-   * moving or evicting tail entries) and returns where they start.
+   * Keeps only the values read since they were cached (CLOCK's bit set; their
+   * bits cleared), copied in ring order into a new arena, and ends `warm`.
+   * The old arena, with every page the ring touched, becomes garbage.
    */
-  private makeRoom(size: number): number {
+  private shed(): void {
+    const old = this.words;
+    const from = this.arena;
+    const cap = this.capacity;
+    this.arena = Buffer.allocUnsafeSlow(cap);
+    this.words = new Int32Array(this.arena.buffer, this.arena.byteOffset, cap >>> 2);
+    const w = this.words;
+    let at = this.tail;
+    let left = this.used;
+    this.clear();
+    this.warm = false;
+    this.sheds++;
+    let head = 0;
+    while (left > 0) {
+      const slot = old[at >>> 2]!;
+      const word = old[(at >>> 2) + 1]!;
+      const n = slotCacheEntryBytes(word >>> 1);
+      if (slot >= 0 && (word & REFERENCED) !== 0) {
+        from.copy(this.arena, head, at, at + n);
+        w[(head >>> 2) + 1] = word & ~REFERENCED;
+        this.insert(slot, head);
+        head += n;
+      }
+      left -= n;
+      at += n;
+      if (at === cap) at = 0;
+    }
+    this.head = head;
+    this.used = head;
+    this.liveBytes = head;
+  }
+
+  /**
+   * Frees `size` contiguous bytes at `head` (wrapping the ring, reclaiming,
+   * moving or evicting tail entries) and returns where they start; -1, when
+   * `evict` is false, instead of evicting a value (entries it moved or
+   * reclaimed on the way stay so).
+   */
+  private makeRoom(size: number, evict: boolean): number {
     // The ring moves: a dropped entry may be reclaimed, so none is revivable any more.
     this.lastDropped = -1;
     this.revivable = -1;
@@ -333,6 +415,7 @@ export class SlotCache {
         w[(this.head >>> 2) + 1] = word & ~REFERENCED;
         this.head += n;
       } else {
+        if (slot >= 0 && !evict) return -1;
         this.used -= n;
         if (slot >= 0) {
           this.liveBytes -= n;

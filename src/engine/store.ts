@@ -921,8 +921,9 @@ export class Store extends EventEmitter implements CompactionHost {
    * Puts a value just written at `slot` in the small-value cache, if small
    * and either the key's old value was cached (the keydir's update just
    * dropped it: a hot key stays hot) or the cache has never evicted (`warm`:
-   * a GET after a bulk load is a hit, not a pread). A cold write into a full
-   * cache costs no copy and evicts nothing. Larger values leave the
+   * a GET after a bulk load that fits is a hit, not a pread; a load that
+   * outgrows it sheds the values only written, SlotCache.putWritten). A cold
+   * write into a full cache costs no copy and evicts nothing. Larger values leave the
    * lru-cache, dropped by the caller.
    */
   private fill(slot: number, v: Uint8Array): void {
@@ -930,7 +931,7 @@ export class Store extends EventEmitter implements CompactionHost {
     if (sc === undefined || v.length > this.slotCacheMax) return;
     // The keydir's update dropped any value of the slot: putNew needs no probe for it.
     if (sc.takeDropped(slot)) sc.refill(slot, v);
-    else if (sc.warm) sc.putNew(slot, v);
+    else if (sc.warm) sc.putWritten(slot, v);
   }
 
   /** The value at keydir `slot` (live, small): from the small-value cache, else read and cached. */

@@ -87,6 +87,48 @@ describe('SlotCache', () => {
     expect(cache.warm).toBe(true);
   });
 
+  it('sheds the values only written when a write would evict, keeping the ones read, in a new arena', () => {
+    const cache = new SlotCache(1024, 4096);
+    for (let s = 0; s < 9; s++) cache.putWritten(s, fill(s, 100)); // 9 × 112 B fit in 1024
+    expect(cache.size).toBe(9);
+    expect(cache.warm).toBe(true);
+    expect(cache.get(2)?.equals(fill(2, 100))).toBe(true); // read: referenced
+    expect(cache.get(7)?.equals(fill(7, 100))).toBe(true);
+    const arena = cache.arena;
+    cache.putWritten(9, fill(9, 100)); // no room without evicting: shed
+    expect(cache.warm).toBe(false);
+    expect(cache.sheds).toBe(1);
+    expect(cache.arena).not.toBe(arena);
+    expect(cache.has(9)).toBe(false);
+    for (let s = 0; s < 9; s++) expect(cache.has(s)).toBe(s === 2 || s === 7);
+    expect(cache.bytes).toBe(2 * 112);
+    expect(cache.size).toBe(2);
+    expect(cache.get(2)?.equals(fill(2, 100))).toBe(true);
+    expect(cache.get(7)?.equals(fill(7, 100))).toBe(true);
+    // A read still fills it, up to its capacity, and evicts by CLOCK from there.
+    for (let s = 10; s < 40; s++) cache.put(s, fill(s, 100));
+    expect(cache.has(39)).toBe(true);
+    expect(cache.bytes).toBeLessThanOrEqual(1024);
+  });
+
+  it('sheds after the ring wrapped, with padding and dropped entries in it', () => {
+    const cache = new SlotCache(1024, 4096);
+    for (let s = 0; s < 9; s++) cache.put(s, fill(s, 100));
+    for (let s = 0; s < 9; s += 2) cache.get(s);
+    cache.drop(4);
+    cache.clear(); // warm again; the ring starts over
+    for (let s = 0; s < 6; s++) cache.putWritten(s, fill(s, 100));
+    cache.get(1);
+    cache.drop(3);
+    for (let s = 6; s < 9; s++) cache.putWritten(s, fill(s, 100)); // 8 live + 1 dropped = 9 × 112
+    cache.get(8);
+    cache.putWritten(20, fill(20, 200)); // reclaims slot 3's bytes, then would evict 0: shed
+    expect(cache.warm).toBe(false);
+    for (let s = 0; s <= 20; s++) expect(cache.has(s)).toBe(s === 1 || s === 8);
+    expect(cache.get(8)?.equals(fill(8, 100))).toBe(true);
+    expect(cache.get(1)?.equals(fill(1, 100))).toBe(true);
+  });
+
   it('a rewrite of a cached value of the same entry size is revived in place, referenced bit kept', () => {
     const cache = new SlotCache(1024, 4096);
     for (let s = 0; s < 8; s++) cache.put(s, fill(s, 100)); // 8 × 112 B of 1024
@@ -113,6 +155,7 @@ describe('SlotCache', () => {
       | { t: 'put'; slot: number; n: number; salt: number }
       | { t: 'drop'; slot: number }
       | { t: 'rewrite'; slot: number; n: number; salt: number }
+      | { t: 'write'; slot: number; n: number; salt: number }
       | { t: 'get'; slot: number }
       | { t: 'clear' };
     const slot = fc.integer({ min: 0, max: 40 });
@@ -137,11 +180,20 @@ describe('SlotCache', () => {
           salt: fc.nat(255),
         }),
       },
+      {
+        weight: 8,
+        arbitrary: fc.record({
+          t: fc.constant('write' as const),
+          slot,
+          n: fc.integer({ min: 0, max: 300 }),
+          salt: fc.nat(255),
+        }),
+      },
       { weight: 6, arbitrary: fc.record({ t: fc.constant('get' as const), slot }) },
-      { weight: 1, arbitrary: fc.constant({ t: 'clear' as const }) },
+      { weight: 2, arbitrary: fc.constant({ t: 'clear' as const }) },
     );
     fc.assert(
-      fc.property(fc.integer({ min: 64, max: 3000 }), fc.array(op, { maxLength: 300 }), (capacity, ops) => {
+      fc.property(fc.integer({ min: 64, max: 3000 }), fc.array(op, { maxLength: 300, size: 'medium' }), (capacity, ops) => {
         const cache = new SlotCache(capacity, 4096);
         const model = new Map<number, Buffer>();
         for (const o of ops) {
@@ -159,6 +211,19 @@ describe('SlotCache', () => {
               cache.refill(o.slot, v);
               model.set(o.slot, v);
             } else model.delete(o.slot);
+          } else if (o.t === 'write') {
+            // The store's write of a key: the keydir drops the slot; a warm cache takes the
+            // value (or sheds what was only written), a cold one only a value it held.
+            const v = fill(o.slot, o.n, o.salt);
+            cache.drop(o.slot);
+            const held = cache.takeDropped(o.slot);
+            model.delete(o.slot);
+            if (cache.fits(o.n)) {
+              if (held) cache.refill(o.slot, v);
+              else if (cache.warm) cache.putWritten(o.slot, v);
+              if (cache.has(o.slot)) model.set(o.slot, v);
+            }
+            // A shed keeps only values the model has, unchanged (checked below).
           } else if (o.t === 'drop') {
             cache.drop(o.slot);
             model.delete(o.slot);

@@ -56,6 +56,7 @@ const HELP = `usage: npm run bench:server -- [options]
   --modes LIST      durability pairs: interval (everysec), always (default interval,always)
   --sizes LIST      key counts for the memory and restart figures (default 1000000,5000000)
   --no-memory       skip memory and restart
+  --no-throughput   skip the throughput rows (memory and restart only)
   --redis PATH      redis-server binary (default: the one on PATH, installed with apt-get if missing)
   --quick           CI smoke: 2000 requests per run, 1 run, --sizes 100000 (< 60 s)
   --out FILE        JSON results path (default tools/bench/results/server-<date>.json; the SVG beside it)
@@ -74,6 +75,7 @@ interface Config {
   modes: Mode[];
   sizes: number[];
   memory: boolean;
+  throughput: boolean;
   redis: string | undefined;
   out: string | undefined;
   quick: boolean;
@@ -104,6 +106,7 @@ function parseArgs(argv: string[]): Config {
     modes: { type: 'string' },
     sizes: { type: 'string' },
     'no-memory': { type: 'boolean' },
+    'no-throughput': { type: 'boolean' },
     redis: { type: 'string' },
     out: { type: 'string' },
     quick: { type: 'boolean' },
@@ -136,6 +139,7 @@ function parseArgs(argv: string[]): Config {
     modes,
     sizes: sizes ?? [1_000_000, 5_000_000],
     memory: !a.flag('no-memory'),
+    throughput: !a.flag('no-throughput'),
     redis: a.string('redis'),
     out: a.string('out'),
     quick: a.flag('quick'),
@@ -409,7 +413,7 @@ async function main(): Promise<void> {
     redisVersion = /v=([\d.]+)/.exec(v)?.[1] ?? v.trim();
   }
   const loadBefore = loadavg();
-  const rows = await throughput(cfg, root, redisBin, live);
+  const rows = cfg.throughput ? await throughput(cfg, root, redisBin, live) : [];
   const memory: MemoryResult[] = [];
   if (cfg.memory) {
     memory.push(await memoryAndRestart(cfg, root, 'segkv', '', live));
@@ -432,9 +436,8 @@ async function main(): Promise<void> {
   const out = [
     `bench:server — ${started.toISOString()} — ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, redis ${redisVersion ?? 'skipped'}`,
     `load: ${command}; load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} → ${loadAfter.map((x) => x.toFixed(1)).join(' ')}`,
-    '',
-    throughputTable(rows),
   ];
+  if (rows.length > 0) out.push('', throughputTable(rows));
   if (memory.length > 0) out.push('', memoryTable(memory));
   for (const n of notes) out.push('', `NOTE: ${n}`);
   process.stdout.write(`${out.join('\n')}\n`);
@@ -449,10 +452,12 @@ async function main(): Promise<void> {
     notes,
   };
   const jsonPath = writeResults('server', started, data, cfg.out);
-  const svgPath = jsonPath.replace(/\.json$/, '') + '.svg';
-  writeFileSync(svgPath, serverChart(rows, `segkv vs Redis ${redisVersion ?? ''} — ${command}`));
   log(`results: ${jsonPath}`);
-  log(`chart: ${svgPath}`);
+  if (rows.length > 0) {
+    const svgPath = jsonPath.replace(/\.json$/, '') + '.svg';
+    writeFileSync(svgPath, serverChart(rows, `segkv vs Redis ${redisVersion ?? ''} — ${command}`));
+    log(`chart: ${svgPath}`);
+  }
 }
 
 runMain(main);
