@@ -40,9 +40,9 @@ export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 /**
  * Default size of the small-value cache (slot-cache.ts), bytes. 0 disables
  * it. A value takes its length plus 8 bytes, rounded up to 8: 32 MiB holds
- * ~300k values of 100 B. Filled on write (until it first evicts) as well as
- * on read, so a server that writes more than this holds about this much more
- * resident memory.
+ * ~300k values of 100 B. Filled on read, and on write until the writes
+ * outgrow it (then the values only written are shed: slot-cache.ts); a page
+ * of it costs resident memory only once a value went there.
  */
 export const DEFAULT_SLOT_CACHE_BYTES = 32 * 1024 * 1024;
 
