@@ -55,24 +55,43 @@ export class FrameReader extends ChunkQueue {
     super();
   }
 
-  /** The next complete body (a view; valid as long as the caller keeps it), or undefined. Throws FrameError. */
-  next(): Buffer | undefined {
+  /** Where the body `nextFrame` found lies: frameBytes[frameStart, frameEnd). Valid until the next push or read. */
+  frameBytes: Buffer = this.head;
+  frameStart = 0;
+  frameEnd = 0;
+
+  /**
+   * Finds the next complete body without making a view of it (true, and
+   * `frameBytes`/`frameStart`/`frameEnd` say where), or false (need more
+   * bytes). Throws FrameError.
+   */
+  nextFrame(): boolean {
     let avail = this.head.length - this.offset;
     if (avail < FRAME_HEADER_BYTES) {
-      if (avail + this.tailBytes < FRAME_HEADER_BYTES) return undefined;
+      if (avail + this.tailBytes < FRAME_HEADER_BYTES) return false;
       this.merge();
       avail = this.head.length - this.offset;
     }
-    const length = this.head.readUInt32BE(this.offset);
+    const head = this.head;
+    const at = this.offset;
+    const length = ((head[at]! << 24) | (head[at + 1]! << 16) | (head[at + 2]! << 8) | head[at + 3]!) >>> 0;
     if (length === 0) throw new FrameError('empty', 0);
     if (length > this.maxFrameBytes) throw new FrameError('too-large', length);
     const need = FRAME_HEADER_BYTES + length;
     if (avail < need) {
-      if (avail + this.tailBytes < need) return undefined;
+      if (avail + this.tailBytes < need) return false;
       this.merge();
     }
     const start = this.offset + FRAME_HEADER_BYTES;
     this.offset = start + length;
-    return this.head.subarray(start, this.offset);
+    this.frameBytes = this.head;
+    this.frameStart = start;
+    this.frameEnd = this.offset;
+    return true;
+  }
+
+  /** The next complete body (a view; valid as long as the caller keeps it), or undefined. Throws FrameError. */
+  next(): Buffer | undefined {
+    return this.nextFrame() ? this.frameBytes.subarray(this.frameStart, this.frameEnd) : undefined;
   }
 }

@@ -22,24 +22,28 @@
  *     value: 0xc4 bin8, 0xc5 bin16, 0xc6 bin32 (0 bytes or more)
  */
 
-/** Where peekGet or peekSet found the request's parts; valid until the next call of either. */
+/** Where peekGet or peekSet found the request's parts (positions in the buffer given); valid until the next call of either. */
 export const getRequest = { id: 0, keyStart: 0, keyLength: 0, valueStart: 0, valueLength: 0 };
 
-/** True (and `getRequest` filled in) if `body` is exactly `[id, "GET", key]` in a shape described above. */
-export function peekGet(body: Buffer): boolean {
-  const end = body.length;
-  if (end < 7 || body[0] !== 0x93) return false;
-  const at = peekHead(body, 0x47);
-  return at >= 0 && peekKey(body, at) === end;
+/**
+ * True (and `getRequest` filled in) if the body in body[start, end) is
+ * exactly `[id, "GET", key]` in a shape described above.
+ */
+export function peekGet(body: Buffer, start = 0, end = body.length): boolean {
+  if (end - start < 7 || body[start] !== 0x93) return false;
+  const at = peekHead(body, start, end, 0x47);
+  return at >= 0 && peekKey(body, at, end) === end;
 }
 
-/** True (and `getRequest` filled in) if `body` is exactly `[id, "SET", key, value]` in a shape described above. */
-export function peekSet(body: Buffer): boolean {
-  const end = body.length;
-  if (end < 9 || body[0] !== 0x94) return false;
-  let at = peekHead(body, 0x53);
+/**
+ * True (and `getRequest` filled in) if the body in body[start, end) is
+ * exactly `[id, "SET", key, value]` in a shape described above.
+ */
+export function peekSet(body: Buffer, start = 0, end = body.length): boolean {
+  if (end - start < 9 || body[start] !== 0x94) return false;
+  let at = peekHead(body, start, end, 0x53);
   if (at < 0) return false;
-  at = peekKey(body, at);
+  at = peekKey(body, at, end);
   if (at < 0 || at >= end) return false;
   const tag = body[at]!;
   let length: number;
@@ -53,7 +57,7 @@ export function peekSet(body: Buffer): boolean {
     at += 3;
   } else if (tag === 0xc6) {
     if (at + 5 > end) return false;
-    length = body.readUInt32BE(at + 1);
+    length = u32(body, at + 1);
     at += 5;
   } else return false;
   if (at + length !== end) return false;
@@ -62,13 +66,17 @@ export function peekSet(body: Buffer): boolean {
   return true;
 }
 
+/** The big-endian uint32 at `at` (the caller checked it lies before the end). */
+function u32(b: Buffer, at: number): number {
+  return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+}
+
 /**
  * Reads the id and the command name `<first>ET` after the array header at
- * 0; fills getRequest.id and returns where the key starts, or -1.
+ * `start`; fills getRequest.id and returns where the key starts, or -1.
  */
-function peekHead(body: Buffer, first: number): number {
-  const end = body.length;
-  let at = 1;
+function peekHead(body: Buffer, start: number, end: number, first: number): number {
+  let at = start + 1;
   const tag = body[at]!;
   let id: number;
   if (tag < 0x80) {
@@ -83,7 +91,7 @@ function peekHead(body: Buffer, first: number): number {
     at += 3;
   } else if (tag === 0xce) {
     if (at + 5 > end) return -1;
-    id = body.readUInt32BE(at + 1);
+    id = u32(body, at + 1);
     at += 5;
   } else return -1;
   if (at + 5 > end) return -1;
@@ -94,8 +102,7 @@ function peekHead(body: Buffer, first: number): number {
 }
 
 /** Reads a key (str of ASCII or bin, 1 byte or more) at `at`; fills getRequest.keyStart/keyLength and returns where it ends, or -1. */
-function peekKey(body: Buffer, at: number): number {
-  const end = body.length;
+function peekKey(body: Buffer, at: number, end: number): number {
   const k = body[at]!;
   let length: number;
   let str = true;
@@ -114,7 +121,7 @@ function peekKey(body: Buffer, at: number): number {
     at += 3;
   } else if (k === 0xdb || k === 0xc6) {
     if (at + 5 > end) return -1;
-    length = body.readUInt32BE(at + 1);
+    length = u32(body, at + 1);
     str = k === 0xdb;
     at += 5;
   } else return -1;

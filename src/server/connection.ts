@@ -39,7 +39,7 @@ import type { Replication } from '../replication/replication.js';
 import { COMMAND_TABLE, type Session } from './commands.js';
 import { type ConnectionHost, ServedConnectionBase } from './served-connection.js';
 
-export class Connection extends ServedConnectionBase<Buffer> implements Session, StreamSink {
+export class Connection extends ServedConnectionBase<FrameReader> implements Session, StreamSink {
   protected readonly reader: FrameReader;
   /** Set once FEED succeeded: every later frame goes to it instead of the command table. */
   private stream: StreamHandler | undefined;
@@ -99,7 +99,7 @@ export class Connection extends ServedConnectionBase<Buffer> implements Session,
     this.enqueue([frame]);
   }
   get unsentBytes(): number {
-    return this.outBytes + this.socket.writableLength;
+    return this.outBytes + this.socketQueued;
   }
 
   // ---- reading ------------------------------------------------------------
@@ -108,9 +108,10 @@ export class Connection extends ServedConnectionBase<Buffer> implements Session,
     this.fatal('TIMEOUT', `a frame was not completed within ${limitMs / 1000} s (a slow or stalled client)`);
   }
 
-  protected nextRequest(): Buffer | undefined {
+  /** The reader, positioned on the next complete frame (FrameReader.nextFrame: no view made yet), or undefined. */
+  protected nextRequest(): FrameReader | undefined {
     try {
-      return this.reader.next();
+      return this.reader.nextFrame() ? this.reader : undefined;
     } catch (err) {
       if (err instanceof FrameError) {
         if (err.reason === 'empty') this.fatal('PROTOCOL_ERROR', 'a frame must not be empty (length 0)');
@@ -136,9 +137,12 @@ export class Connection extends ServedConnectionBase<Buffer> implements Session,
     this.fatal('INTERNAL', 'unexpected server error; see the server log');
   }
 
-  protected handle(body: Buffer): void {
+  protected handle(frame: FrameReader): void {
+    const bytes = frame.frameBytes;
+    const start = frame.frameStart;
+    const end = frame.frameEnd;
     if (this.stream !== undefined) {
-      this.stream.onFrame(body);
+      this.stream.onFrame(bytes.subarray(start, end));
       return;
     }
     // The commonest requests, [id, "GET", key] and [id, "SET", key, bin], read in
@@ -148,16 +152,17 @@ export class Connection extends ServedConnectionBase<Buffer> implements Session,
     // cluster the key's slot is checked as the general path does. Anything
     // unusual takes the general path below.
     if (this.authenticated && !this.host.metrics.timing) {
-      if (!this.host.replication.resync.pending && peekGet(body)) {
+      if (!this.host.replication.resync.pending && peekGet(bytes, start, end)) {
         if (getRequest.keyLength <= MAX_KEY_BYTES) {
-          this.runGet(body);
+          this.runGet(bytes);
           return;
         }
-      } else if (peekSet(body) && getRequest.keyLength <= MAX_KEY_BYTES) {
-        this.runSet(body);
+      } else if (peekSet(bytes, start, end) && getRequest.keyLength <= MAX_KEY_BYTES) {
+        this.runSet(bytes);
         return;
       }
     }
+    const body = bytes.subarray(start, end);
     // Extensions and strs that are not UTF-8 (request-check.ts) are refused before decoding.
     const refused = checkRequest(body);
     if (refused !== undefined && this.refuse(refused)) return;

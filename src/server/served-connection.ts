@@ -42,6 +42,7 @@ import type { InfoSection } from '../protocol/messages.js';
 import type { Replication } from '../replication/replication.js';
 import type { ServerMetrics } from './metrics.js';
 import { setSink } from './socket-reads.js';
+import { SocketWrites } from './socket-writes.js';
 
 /** What a connection needs from its server. */
 export interface ConnectionHost {
@@ -63,7 +64,7 @@ export interface ConnectionHost {
   readonly replication: Replication;
   /** Cluster mode's routing and leadership gate (src/cluster/node.ts); undefined outside a cluster. */
   readonly cluster: ClusterGate | undefined;
-  /** Arrange for `flush()` to run once at the end of this tick. */
+  /** Arrange for `flush()` to run at the end of this tick (called once until that flush). */
   scheduleFlush(conn: ServedConnection): void;
   /** The connection closed. */
   forget(conn: ServedConnection): void;
@@ -153,9 +154,13 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection 
   private partialSince = 0;
   /** Requests read so far on this connection. */
   private requestsRead = 0;
+  /** The server will call flush() this tick (scheduleFlush was called since the last flush). */
+  private flushQueued = false;
   /** Replies were encoded into the shared writer that takeWritten() has not queued yet. */
   protected written = false;
   protected abstract readonly reader: RequestReader;
+  /** The socket's writes: straight through its handle when it can (socket-writes.ts). */
+  private readonly writes: SocketWrites;
 
   constructor(
     readonly socket: Socket,
@@ -165,6 +170,12 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection 
   ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     this.authenticated = host.password === undefined;
+    this.writes = new SocketWrites(socket, () => this.onDrain());
+  }
+
+  /** Reply bytes written to the socket and not yet handed to the kernel. */
+  protected get socketQueued(): number {
+    return this.writes.queued;
   }
 
   // ---- what a protocol provides ----------------------------------------------
@@ -277,7 +288,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection 
     // seen (60 KiB values: ~240 MiB buffered per connection; test/reliability/backpressure-chunk).
     const pending = this.written ? this.writer.length : 0;
     return (
-      this.outBytes + this.socket.writableLength + pending > REPLY_HIGH_WATER_BYTES ||
+      this.outBytes + this.writes.queued + pending > REPLY_HIGH_WATER_BYTES ||
       this.inflight >= MAX_INFLIGHT_REQUESTS
     );
   }
@@ -373,7 +384,10 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection 
       } else out.push(f);
       this.outBytes += f.length;
     }
-    this.host.scheduleFlush(this);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      this.host.scheduleFlush(this);
+    }
   }
 
   private complete(slot: Slot, failed: boolean, value: unknown): void {
@@ -408,14 +422,15 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection 
 
   /** Writes everything queued, in one write when small. Called once per tick by the server. */
   flush(): void {
+    this.flushQueued = false;
     if (this.closed || this.out.length === 0) return;
     const out = this.out;
     const bytes = this.outBytes;
     this.out = [];
     this.outBytes = 0;
     this.host.metrics.bytesOut += bytes;
-    if (out.length === 1) this.socket.write(out[0]!);
-    else if (bytes <= COPY_TO_ONE_WRITE_BYTES) this.socket.write(Buffer.concat(out, bytes));
+    if (out.length === 1) this.writes.write(out[0]!);
+    else if (bytes <= COPY_TO_ONE_WRITE_BYTES) this.writes.write(Buffer.concat(out, bytes));
     else {
       this.socket.cork();
       for (const b of out) this.socket.write(b);

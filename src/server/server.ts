@@ -102,7 +102,8 @@ export class KvServer implements ConnectionHost, RespServer {
   private readonly server: Server;
   /** Connections of both protocols, and those whose first byte has not arrived yet (protocol-detect.ts). */
   private readonly connections = new Set<ServedConnection>();
-  private readonly dirty = new Set<ServedConnection>();
+  /** Connections with replies queued this tick, each once (a connection asks only when it has not asked yet). */
+  private dirty: ServedConnection[] = [];
   private flushScheduled = false;
   private totalConnections = 0;
   private rejectedConnections = 0;
@@ -226,12 +227,11 @@ export class KvServer implements ConnectionHost, RespServer {
 
   forget(conn: ServedConnection): void {
     this.connections.delete(conn);
-    this.dirty.delete(conn);
     this.log.debug({ id: conn.id, remote: conn.remote }, 'connection closed');
   }
 
   scheduleFlush(conn: ServedConnection): void {
-    this.dirty.add(conn);
+    this.dirty.push(conn);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     // setImmediate, not a microtask: replies of every connection read in this poll
@@ -242,11 +242,12 @@ export class KvServer implements ConnectionHost, RespServer {
   }
 
   private flushAll(): void {
+    // A flush may queue more (a paused connection resumes and answers what it had
+    // received): those are flushed in this same pass. A closed one's flush does nothing.
+    const dirty = this.dirty;
+    for (let i = 0; i < dirty.length; i++) dirty[i]!.flush();
+    this.dirty = [];
     this.flushScheduled = false;
-    for (const conn of this.dirty) {
-      this.dirty.delete(conn);
-      conn.flush();
-    }
   }
 
   info(sections: readonly InfoSection[]): Record<string, unknown> {

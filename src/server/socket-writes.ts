@@ -1,0 +1,142 @@
+/**
+ * How a served socket's replies reach the kernel: straight through the
+ * socket's handle (libuv's try-write, one `write` system call), instead of
+ * net.Socket's Writable machinery, which for every write builds a write
+ * request object, keeps stream state, and schedules a callback tick.
+ *
+ * Invariants:
+ * - Order: a direct write is issued only while the Writable holds nothing
+ *   (`writableLength === 0`, not corked, not ending). libuv keeps the order
+ *   of everything after it: a direct write the kernel did not take whole is
+ *   queued in libuv, and any later write, direct or through the stream,
+ *   finds that queue non-empty and lines up behind it.
+ * - A write the kernel refuses at once (EPIPE, ECONNRESET) wrote nothing, so
+ *   it is handed to `socket.write`, which fails the same way and lets Node
+ *   close the socket as usual.
+ * - A write libuv queued (the kernel took only part) keeps its buffer alive
+ *   on its request until libuv calls `oncomplete`; the socket's `pending`
+ *   counts those bytes (backpressure) and `done` is called when they are
+ *   written (what 'drain' says for the stream), or the socket is destroyed
+ *   if the write failed.
+ * - Node does not offer this for user code: the handle's `writeBuffer` and
+ *   the request class come from the `stream_wrap` binding. When this Node
+ *   does not have them, or the socket is not plain TCP (TLS), every write
+ *   goes through `socket.write`: behaviour is the same, only slower.
+ *
+ * Everything runs on the event loop.
+ */
+import type { Socket } from 'node:net';
+
+interface WriteRequest {
+  handle: unknown;
+  buffer: Buffer | null;
+  oncomplete: ((status: number) => void) | null;
+}
+
+interface StreamWrapBinding {
+  WriteWrap: new () => WriteRequest;
+  streamBaseState: Int32Array;
+  kLastWriteWasAsync: number;
+}
+
+interface WritableHandle {
+  writeBuffer?: (req: WriteRequest, buf: Buffer) => number;
+}
+
+/** Node's stream_wrap binding, or undefined where it is not there (another Node, a runtime without it). */
+function streamWrap(): StreamWrapBinding | undefined {
+  try {
+    const binding = (process as unknown as { binding(name: string): unknown }).binding('stream_wrap') as
+      | Partial<StreamWrapBinding>
+      | undefined;
+    if (
+      binding === undefined ||
+      typeof binding.WriteWrap !== 'function' ||
+      !(binding.streamBaseState instanceof Int32Array) ||
+      typeof binding.kLastWriteWasAsync !== 'number'
+    )
+      return undefined;
+    return binding as StreamWrapBinding;
+  } catch {
+    return undefined;
+  }
+}
+
+const binding = streamWrap();
+
+/**
+ * A write request for writes the kernel takes whole: those never reach
+ * libuv's queue, so one request object serves them all; one that is queued
+ * keeps its request and a fresh one is made for the next.
+ */
+let spare: WriteRequest | undefined;
+
+/** One socket's direct writes: what libuv still holds of them. */
+export class SocketWrites {
+  /** Bytes of direct writes queued in libuv, not yet handed to the kernel. */
+  pending = 0;
+  /** Writes may go straight through the handle (plain TCP on a Node that has the binding). */
+  readonly direct: boolean;
+
+  /** @param done called when every queued direct write has been written */
+  constructor(
+    private readonly socket: Socket,
+    private readonly done: () => void,
+  ) {
+    const handle = (socket as unknown as { _handle?: WritableHandle | null })._handle;
+    this.direct =
+      binding !== undefined &&
+      (socket as { encrypted?: boolean }).encrypted !== true &&
+      handle != null &&
+      typeof handle.writeBuffer === 'function';
+  }
+
+  /** Bytes written and not yet handed to the kernel, by either path. */
+  get queued(): number {
+    return this.socket.writableLength + this.pending;
+  }
+
+  /** Writes `buf` (never written again by the caller). */
+  write(buf: Buffer): void {
+    const socket = this.socket;
+    const handle = (socket as unknown as { _handle?: WritableHandle | null })._handle;
+    if (
+      !this.direct ||
+      binding === undefined ||
+      handle == null ||
+      socket.writableLength !== 0 ||
+      socket.writableCorked !== 0 ||
+      socket.writableEnded ||
+      socket.destroyed ||
+      socket.connecting
+    ) {
+      socket.write(buf);
+      return;
+    }
+    const req = spare ?? new binding.WriteWrap();
+    spare = req;
+    const err = handle.writeBuffer!(req, buf);
+    if (err !== 0) {
+      // Nothing was written: let the stream report it the usual way.
+      socket.write(buf);
+      return;
+    }
+    if (binding.streamBaseState[binding.kLastWriteWasAsync] === 0) return;
+    // libuv queued the rest: this request is now that write's.
+    spare = undefined;
+    const bytes = buf.length;
+    this.pending += bytes;
+    req.buffer = buf;
+    req.oncomplete = (status: number) => {
+      req.buffer = null;
+      req.oncomplete = null;
+      this.pending -= bytes;
+      if (socket.destroyed) return;
+      if (status < 0) {
+        socket.destroy(new Error(`write failed (libuv status ${status})`));
+        return;
+      }
+      if (this.pending === 0) this.done();
+    };
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * server/socket-writes.ts: a served socket's replies go straight through its
+ * handle on this Node; a write the kernel does not take whole is queued in
+ * libuv behind nothing and before everything later (direct or through the
+ * stream), counted in `pending` (backpressure), and `done` says when it is
+ * written; a write to a closed peer closes the socket without an exception.
+ */
+import { once } from 'node:events';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SocketWrites } from '../../src/server/socket-writes.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(check: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await sleep(5);
+  }
+}
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+/** A loopback pair: the accepted socket (written through SocketWrites) and the client, paused (reads nothing until resumed). */
+async function pair(): Promise<{ client: Socket; served: Socket; writes: SocketWrites; done: () => number }> {
+  let served: Socket | undefined;
+  const server = createServer((s) => {
+    served = s;
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  client.pause();
+  await once(client, 'connect');
+  await until(() => served !== undefined);
+  let doneCalls = 0;
+  const writes = new SocketWrites(served!, () => doneCalls++);
+  cleanups.push(() => {
+    client.destroy();
+    served?.destroy();
+    server.close();
+  });
+  return { client, served: served!, writes, done: () => doneCalls };
+}
+
+/** Buffer number i of `size` bytes, every byte telling where it belongs. */
+function piece(i: number, size: number): Buffer {
+  const b = Buffer.allocUnsafe(size);
+  for (let j = 0; j < size; j++) b[j] = (i * 7 + j) & 0xff;
+  return b;
+}
+
+describe('socket writes', () => {
+  it('a plain socket writes through its handle; small writes arrive whole and in order, and bytesWritten counts them', async () => {
+    const { client, served, writes } = await pair();
+    expect(writes.direct).toBe(true);
+    const got: Buffer[] = [];
+    client.on('data', (c: Buffer) => got.push(c));
+    client.resume();
+    const sent = [Buffer.from('one '), Buffer.from('two '), Buffer.from('three')];
+    for (const b of sent) writes.write(b);
+    expect(writes.pending).toBe(0);
+    expect(served.writableLength).toBe(0); // nothing went through the stream
+    await until(() => Buffer.concat(got).length === 13);
+    expect(Buffer.concat(got).toString()).toBe('one two three');
+    expect(served.bytesWritten).toBe(13); // the idle clock (idle-clock.ts) reads this
+  });
+
+  it('writes the kernel cannot take wait in libuv, counted in pending; later writes of both paths follow them in order; done once all are written', async () => {
+    const { client, served, writes, done } = await pair();
+    const size = 64 * 1024;
+    const sent: Buffer[] = [];
+    // Fill the socket buffers until libuv has to queue.
+    for (let i = 0; writes.pending === 0; i++) {
+      if (i > 2000) throw new Error('the kernel took 128 MiB without pushing back');
+      const b = piece(i, size);
+      sent.push(b);
+      writes.write(b);
+    }
+    expect(writes.queued).toBeGreaterThan(0);
+    // More direct writes line up behind the queued one ...
+    for (let i = 0; i < 3; i++) {
+      const b = piece(sent.length, size);
+      sent.push(b);
+      writes.write(b);
+    }
+    // ... and so does a write through the stream, and direct ones after it (they go through the stream too).
+    const viaStream = piece(sent.length, 1000);
+    sent.push(viaStream);
+    served.write(viaStream);
+    const last = piece(sent.length, 10);
+    sent.push(last);
+    writes.write(last);
+    expect(done()).toBe(0);
+    const total = sent.reduce((n, b) => n + b.length, 0);
+    const got: Buffer[] = [];
+    let gotBytes = 0;
+    client.on('data', (c: Buffer) => {
+      got.push(c);
+      gotBytes += c.length;
+    });
+    client.resume();
+    await until(() => gotBytes === total);
+    expect(Buffer.concat(got).equals(Buffer.concat(sent))).toBe(true);
+    await until(() => writes.pending === 0 && done() === 1);
+    expect(writes.queued).toBe(0);
+  });
+
+  it('writing to a peer that is gone closes the socket, with no exception', async () => {
+    const { client, served, writes } = await pair();
+    const errors: Error[] = [];
+    served.on('error', (err) => errors.push(err));
+    client.resetAndDestroy();
+    await sleep(50);
+    for (let i = 0; i < 100 && !served.destroyed; i++) {
+      writes.write(piece(i, 1024));
+      await sleep(5);
+    }
+    await until(() => served.destroyed);
+    expect(errors.length).toBeLessThanOrEqual(1);
+  });
+});
