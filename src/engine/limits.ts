@@ -81,6 +81,13 @@ export const WRITE_CHUNK_BYTES = 1024 * 1024;
  */
 export const WRITE_SPARE_CHUNKS = 8;
 
+/**
+ * Entries a write tick's undo log (undo-log.ts) keeps room for between
+ * ticks (~160 KiB); a larger tick, such as a replica applying megabytes of
+ * records at once, gives its room back when it ends.
+ */
+export const UNDO_KEEP_ENTRIES = 4096;
+
 /** Buckets of a new keydir hash table (a power of two); it doubles as keys arrive. */
 export const KEYDIR_INITIAL_CAPACITY = 1024;
 

@@ -115,6 +115,65 @@ export function wholePrefix(buf: Buffer): number {
 }
 
 /**
+ * Joins runs cut at any record boundary (a raw feed's frames end wherever
+ * FEED_BATCH_BYTES does, batches included) back into runs that end on whole
+ * batches, for a replica to apply. Each part given back is a view of the
+ * run pushed, except the one that completes a cut batch: the batch's
+ * waiting records and its rest from the new run, copied together (only
+ * those bytes). Waiting records are copied, as the pushed run's buffer is
+ * not the joiner's to keep.
+ */
+export class BatchJoiner {
+  private pending: Buffer | undefined;
+
+  /** True while a batch's first records wait for the run holding its end record. */
+  get waiting(): boolean {
+    return this.pending !== undefined;
+  }
+
+  /** The parts (0 to 2) of what waited plus `run` that end on whole batches, in order; the rest waits. */
+  push(run: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    let rest = run;
+    if (this.pending !== undefined) {
+      const k = firstGroupEnd(run);
+      const joined = Buffer.concat([this.pending, run.subarray(0, k)]);
+      this.pending = undefined;
+      rest = run.subarray(k);
+      this.take(joined, out);
+    }
+    this.take(rest, out);
+    return out;
+  }
+
+  private take(run: Buffer, out: Buffer[]): void {
+    if (run.length === 0) return;
+    const whole = wholePrefix(run);
+    if (whole < run.length) this.pending = Buffer.from(run.subarray(whole));
+    if (whole > 0) out.push(run.subarray(0, whole));
+  }
+}
+
+/**
+ * Bytes from the start of `buf` through its first record that ends a group
+ * (a record outside a batch, or a batch's end record), from the headers
+ * alone. `buf.length` if no record ends one, or on damage (for `checkRun`
+ * to refuse).
+ */
+function firstGroupEnd(buf: Buffer): number {
+  const end = buf.length;
+  const h = scratch;
+  let at = 0;
+  while (at < end) {
+    if (!decodeHeaderInto(buf, at, end, MAX_KEY_BYTES, h)) return end;
+    at += RECORD_HEADER_BYTES + h.keyLength + h.valueLength;
+    if (at > end) return end;
+    if ((h.flags & FLAG_BATCH) === 0 || (h.flags & FLAG_BATCH_END) !== 0) return at;
+  }
+  return end;
+}
+
+/**
  * The end of the group starting at `at` in a checked run: past one record,
  * or past a batch's records through its end record (a group stays in one
  * segment). Headers only; `checkRun` has vouched for them.

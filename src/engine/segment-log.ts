@@ -45,6 +45,7 @@ import {
 import { Segment } from './segment.js';
 import { encodeSegmentHeader, SEGMENT_HEADER_BYTES } from './segment-header.js';
 import { SparseIndex } from './sparse-index.js';
+import { UndoLog } from './undo-log.js';
 
 /** What the log tells its cursors (log-cursor.ts, replication): flushes and compaction swaps. */
 export interface LogWatcher {
@@ -99,9 +100,6 @@ export interface LogEdit extends LogView {
   unpoint(key: string, appendedAt?: number): boolean;
 }
 
-/** Undo log entries: key, then the previous location (segment -1 = absent). */
-const UNDO_STRIDE = 5;
-
 /** Index in `ordered` of the last segment whose base offset is ≤ offset (0 if none): a binary search. */
 export function segmentIndexFor(ordered: readonly { readonly baseOffset: number }[], offset: number): number {
   let lo = 0;
@@ -125,8 +123,8 @@ export class SegmentLog implements LogEdit {
   ordered: Segment[] = [];
   nextOffset = 0;
   private undone = 0;
-  /** The keydir changes of this tick, to undo if its write is refused (UNDO_STRIDE numbers per change). */
-  private undo: (string | number)[] = [];
+  /** The keydir changes of this tick, to undo if its write is refused. */
+  private readonly undo = new UndoLog();
   readonly watchers = new Set<LogWatcher>();
   /** Set by the Store as it closes: readers stop. */
   closed = false;
@@ -402,7 +400,7 @@ export class SegmentLog implements LogEdit {
 
   /** The tick's records reached the OS: its keydir changes stand; cursors are told there is more to read. */
   commitTick(): void {
-    this.undo = [];
+    this.undo.clear();
     for (const w of this.watchers) w.flushed();
   }
 
@@ -413,15 +411,12 @@ export class SegmentLog implements LogEdit {
    */
   rollbackTick(onKey: (key: string) => void): void {
     this.undone++;
-    const u = this.undo;
-    for (let i = u.length - UNDO_STRIDE; i >= 0; i -= UNDO_STRIDE) {
-      const key = u[i] as string;
-      const segId = u[i + 1] as number;
+    this.undo.forEachNewestFirst((key, segId, position, valueLength, expiresAt) => {
       onKey(key);
       if (segId < 0) this.unpoint(key);
-      else this.point(key, this.segments[segId]!, u[i + 2] as number, u[i + 3] as number, u[i + 4] as number);
-    }
-    this.undo = [];
+      else this.point(key, this.segments[segId]!, position, valueLength, expiresAt);
+    });
+    this.undo.clear();
   }
 
   // ---- damage found by reads -----------------------------------------------

@@ -25,7 +25,7 @@
  */
 import type { Logger } from 'pino';
 import { FeedConnection } from '../client/feed.js';
-import { RECORD_RUN_FORMAT, wholePrefix } from '../engine/record-run.js';
+import { BatchJoiner, RECORD_RUN_FORMAT } from '../engine/record-run.js';
 import type { Store } from '../engine/store.js';
 import { KvError } from '../errors.js';
 import {
@@ -170,8 +170,8 @@ export class ReplicaLink {
     );
     if (full) this.fullResyncs++;
     else this.partialResyncs++;
-    /** Records of a batch cut by a frame boundary, waiting for its end record. */
-    let pending: Buffer | undefined;
+    /** Frames cut batches anywhere: a cut batch waits here for its end record. */
+    const joiner = new BatchJoiner();
     const store = this.repl.store;
     for (;;) {
       let batch = await feed.next();
@@ -185,15 +185,12 @@ export class ReplicaLink {
           throw new KvError('PROTOCOL_ERROR', 'the primary sent decoded records on a raw feed');
         this.primaryEnd = batch.end;
         const raw = Buffer.from(batch.raw.buffer, batch.raw.byteOffset, batch.raw.byteLength);
-        const run = pending === undefined ? raw : Buffer.concat([pending, raw]);
-        pending = undefined;
-        const whole = wholePrefix(run);
-        // A batch cut by the frame boundary waits for its end record (a copy: the frame's buffer is not ours to keep).
-        if (whole < run.length) pending = Buffer.from(run.subarray(whole));
-        if (whole > 0) runs.push(run.subarray(0, whole));
-        bytes += whole;
+        for (const run of joiner.push(raw)) {
+          runs.push(run);
+          bytes += run.length;
+        }
         // Everything the primary has sent below `next` is applied, unless a batch still waits for its end.
-        next = pending === undefined ? batch.next : 0;
+        next = joiner.waiting ? 0 : batch.next;
         batch = bytes < FEED_CLIENT_BUFFERED_BYTES ? feed.nextQueued() : undefined;
       }
       this.lastContactAt = Date.now();

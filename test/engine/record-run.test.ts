@@ -10,7 +10,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { type CursorRecord, LogCursor } from '../../src/engine/log-cursor.js';
 import { decodeHeader, RECORD_HEADER_BYTES } from '../../src/engine/record.js';
-import { checkRun, wholePrefix } from '../../src/engine/record-run.js';
+import { BatchJoiner, checkRun, wholePrefix } from '../../src/engine/record-run.js';
 import type { Store } from '../../src/engine/store.js';
 import { KvError } from '../../src/errors.js';
 import { removeTempDirs, tempDir } from './helpers.js';
@@ -111,19 +111,23 @@ describe('Store.applyReplicatedRaw', () => {
     const dir = tempDir();
     let replica = await open(dir, 1500); // other segment bounds than the primary's
     const cursor = new LogCursor(primary, 0);
-    let pending = Buffer.alloc(0);
+    const joiner = new BatchJoiner();
     let cuts = 0;
+    let joins = 0;
     for (;;) {
       const raw = cursor.readRaw(333); // small runs: batches are cut between them
       if (raw.length === 0) break;
-      const run = Buffer.concat([pending, raw]);
-      const whole = wholePrefix(run);
-      pending = Buffer.from(run.subarray(whole));
-      if (pending.length > 0) cuts++;
-      if (whole > 0) await replica.applyReplicatedRaw(run.subarray(0, whole), 0);
+      const wasWaiting = joiner.waiting;
+      const frame = Buffer.from(raw);
+      const runs = joiner.push(frame);
+      if (joiner.waiting) cuts++;
+      if (wasWaiting && runs.length > 0) joins++;
+      if (runs.length > 0) await replica.applyReplicatedRaw(runs, 0);
+      frame.fill(0xee); // a frame's buffer is not kept: what waits must be a copy
     }
-    expect(pending.length).toBe(0);
+    expect(joiner.waiting).toBe(false);
     expect(cuts).toBeGreaterThan(0);
+    expect(joins).toBe(cuts);
     cursor.close();
     expect(replica.nextOffset).toBe(primary.nextOffset);
     expect(await offsets(replica)).toEqual(await offsets(primary));
