@@ -723,8 +723,10 @@ export class Store extends EventEmitter implements CompactionHost {
    * never spans two segments), and the keydir, hint and index updated from
    * the headers: no decode into objects, no re-encoding, no CRC recomputed.
    * `next` as in applyReplicated. Acknowledged like a write (one ack for all).
+   * `fillCache` false leaves the small-value cache alone (a full resync:
+   * nothing reads the replica until it ends, and most keys are never read).
    */
-  applyReplicatedRaw(runs: Buffer | readonly Buffer[], next = 0): Promise<true> {
+  applyReplicatedRaw(runs: Buffer | readonly Buffer[], next = 0, fillCache = true): Promise<true> {
     try {
       this.checkWritable();
       const list = Buffer.isBuffer(runs) ? [runs] : runs;
@@ -736,7 +738,7 @@ export class Store extends EventEmitter implements CompactionHost {
         }
         if (check.records > 0) after = check.lastOffset;
       }
-      for (const run of list) this.appendReplicatedRun(run);
+      for (const run of list) this.appendReplicatedRun(run, fillCache);
       this.segmentLog.skipTo(next);
       return this.ack();
     } catch (err) {
@@ -745,7 +747,7 @@ export class Store extends EventEmitter implements CompactionHost {
   }
 
   /** applyReplicatedRaw's append of one checked run. */
-  private appendReplicatedRun(run: Buffer): void {
+  private appendReplicatedRun(run: Buffer, fillCache: boolean): void {
     const max = this.options.maxSegmentBytes;
     const h = this.runHeader;
     let at = 0;
@@ -768,7 +770,7 @@ export class Store extends EventEmitter implements CompactionHost {
           const v = h.valueLength;
           const slot = this.segmentLog.point(k, into, position, v, h.expiresAt);
           this.segmentLog.recordUndoOfPoint(k);
-          this.fill(slot, run.subarray(valueAt, valueAt + v));
+          if (fillCache) this.fill(slot, run.subarray(valueAt, valueAt + v));
         }
         this.cache?.delete(k);
       });

@@ -194,7 +194,8 @@ export class ReplicaLink {
         batch = bytes < FEED_CLIENT_BUFFERED_BYTES ? feed.nextQueued() : undefined;
       }
       this.lastContactAt = Date.now();
-      if (runs.length > 0 || next > store.nextOffset) await store.applyReplicatedRaw(runs, next);
+      if (runs.length > 0 || next > store.nextOffset)
+        await store.applyReplicatedRaw(runs, next, !this.repl.resync.pending); // no cache fill while loading
       this.applied = Math.max(this.applied, store.nextOffset);
       this.repl.resync.applied(this.applied);
       feed.ack(this.applied);
