@@ -430,9 +430,10 @@ async function main(): Promise<void> {
     loadavgAfter: loadAfter,
   };
   const load = cfg.requests > 0 ? `-n ${cfg.requests}` : `--duration ${cfg.durationS}`;
-  const command =
-    `kv-bench -c ${cfg.clients} -d ${cfg.valueBytes} -r ${cfg.keys} ${load} -P {${cfg.pipelines.join(',')}} ` +
-    `-t {${cfg.workloads.join(',')}}, ${cfg.repeat} runs per row (median)`;
+  const command = cfg.throughput
+    ? `kv-bench -c ${cfg.clients} -d ${cfg.valueBytes} -r ${cfg.keys} ${load} -P {${cfg.pipelines.join(',')}} ` +
+      `-t {${cfg.workloads.join(',')}}, ${cfg.repeat} runs per row (median)`
+    : `memory and restart only: kv-bench --prefill -c 16 -P 16 -d ${cfg.valueBytes} up to {${cfg.sizes.join(',')}} keys`;
   const out = [
     `bench:server — ${started.toISOString()} — ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, redis ${redisVersion ?? 'skipped'}`,
     `load: ${command}; load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} → ${loadAfter.map((x) => x.toFixed(1)).join(' ')}`,
