@@ -71,6 +71,7 @@ import type { Segment } from './segment.js';
 import { SEGMENT_HEADER_BYTES } from './segment-header.js';
 import { type LogWatcher, SegmentLog } from './segment-log.js';
 import { SlotCache } from './slot-cache.js';
+import { TickAck } from './tick-ack.js';
 
 export type { LogRecord } from './log-reader.js';
 export type { RecoveryStats } from './recovery.js';
@@ -158,11 +159,6 @@ export interface ReadCorruptionStats {
   reads: number;
 }
 
-interface Waiter {
-  resolve: () => void;
-  reject: (err: unknown) => void;
-}
-
 export class Store extends EventEmitter implements CompactionHost {
   readonly dir: string;
   readonly options: ResolvedOptions;
@@ -204,8 +200,8 @@ export class Store extends EventEmitter implements CompactionHost {
 
   // Write path state.
   private flushScheduled = false;
-  private unflushed: Waiter[] = [];
-  private tickAck: Promise<true> | undefined;
+  /** The ack of the writes buffered this tick (tick-ack.ts), made by the first of them. */
+  private tickAck: TickAck | undefined;
   /** The sync round running (syncLog), and the one queued behind it. */
   private syncing: Promise<void> | undefined;
   private nextSync: Promise<void> | undefined;
@@ -382,35 +378,61 @@ export class Store extends EventEmitter implements CompactionHost {
   }
 
   /**
-   * The acknowledgement of the writes of this tick: one promise shared by all
-   * of them (they are flushed, fsynced and refused together), so a write
-   * allocates no promise of its own.
+   * The acknowledgement of the writes of this tick (tick-ack.ts): one object
+   * shared by all of them (they are flushed, fsynced and refused together),
+   * so a write allocates nothing of its own for it.
    */
-  private ack(): Promise<true> {
-    let p = this.tickAck;
-    if (p === undefined) {
-      p = this.tickAck = new Promise<true>((resolve, reject) => {
-        this.unflushed.push({ resolve: () => resolve(true), reject });
-      });
+  private tickAckNow(): TickAck {
+    let a = this.tickAck;
+    if (a === undefined) {
+      a = this.tickAck = new TickAck();
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setImmediate(() => this.flushNow());
+        setImmediate(this.flushIfDue);
       }
     }
-    return p;
+    return a;
   }
+
+  /** The tick's acknowledgement as a promise (the embedded API). */
+  private ack(): Promise<true> {
+    return this.tickAckNow().promise();
+  }
+
+  /** The store's own end-of-tick flush, unless the server's flushed the tick first (flushTick). */
+  private readonly flushIfDue = (): void => {
+    if (this.flushScheduled) this.flushNow(true);
+  };
 
   /** @internal Hands buffered records to the OS now (the compaction swap starts with this). */
   flushPending(): void {
     this.flushNow();
   }
 
-  /** Hands every buffered record to the OS now, then acks or queues for fsync. */
-  private flushNow(): void {
+  /**
+   * @internal The server's end of tick (server.ts flushAll), before it writes
+   * its replies: the writes of this tick reach the OS now and, unless the
+   * mode waits for an fsync, their TickAck listeners are called before this
+   * returns, so their replies leave in the same socket writes. Nothing to do
+   * when no write is pending.
+   */
+  flushTick(): void {
+    if (this.flushScheduled) this.flushNow(true);
+  }
+
+  /**
+   * Hands every buffered record to the OS now, then acks or queues for fsync.
+   * `tickEnd`: called at the end of a tick (flushIfDue, flushTick), where
+   * nothing is half done, so the ack's listeners may run at once. Elsewhere
+   * (a rotation inside a write, a sync, a compaction swap, a feed read: maybe
+   * in the middle of a connection's batch of requests, its replies not yet
+   * taken from the shared writer) the ack settles in a microtask, once the
+   * current call stack has unwound, as a promise's reactions would.
+   */
+  private flushNow(tickEnd = false): void {
     this.flushScheduled = false;
+    const ack = this.tickAck;
     this.tickAck = undefined;
-    const waiters = this.unflushed;
-    this.unflushed = [];
     const seg = this.segmentLog.ordered[this.segmentLog.ordered.length - 1]; // none only while noActive on an empty directory
     try {
       seg?.flush();
@@ -421,23 +443,21 @@ export class Store extends EventEmitter implements CompactionHost {
       const error = ioError('writing to the log', err);
       this.log.error({ err }, 'a write to the log failed; the writes of this tick are refused');
       this.segmentLog.rollbackTick((key) => this.cache?.delete(key));
-      for (const w of waiters) w.reject(error);
+      if (ack === undefined) return;
+      if (tickEnd) ack.reject(error);
+      else queueMicrotask(() => ack.reject(error));
       return;
     }
     this.segmentLog.commitTick();
+    if (ack === undefined) return;
     if (this.options.fsync === 'always') {
-      if (waiters.length === 0) return;
+      // Settled in a promise reaction: the stack has unwound.
       this.syncLog().then(
-        () => {
-          for (const w of waiters) w.resolve();
-        },
-        (err) => {
-          for (const w of waiters) w.reject(err);
-        },
+        () => ack.resolve(),
+        (err) => ack.reject(err),
       );
-    } else {
-      for (const w of waiters) w.resolve();
-    }
+    } else if (tickEnd) ack.resolve();
+    else queueMicrotask(() => ack.resolve());
   }
 
   /**
@@ -543,6 +563,18 @@ export class Store extends EventEmitter implements CompactionHost {
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /**
+   * @internal The server's SET without options: `set` answering the tick's
+   * acknowledgement object (tick-ack.ts) instead of a promise, for a caller
+   * that listens to it (no promise, no microtask per tick). Throws what
+   * `set` rejects with.
+   */
+  setForAck(key: Key, value: Value): TickAck {
+    this.checkWritable();
+    this.writeValue(toInternalKey(key), toValueBytes(value), 0);
+    return this.tickAckNow();
   }
 
   /**

@@ -20,6 +20,7 @@ import type { Socket } from 'node:net';
 import type { ClusterGate } from '../cluster/node.js';
 import { MAX_KEY_BYTES } from '../engine/limits.js';
 import type { Store } from '../engine/store.js';
+import type { TickAck } from '../engine/tick-ack.js';
 import { type ErrorCode, KvError } from '../errors.js';
 import { FrameError, FrameReader, unpackr } from '../protocol/frame.js';
 import { FrameWriter } from '../protocol/frame-writer.js';
@@ -350,9 +351,23 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
     this.host.commandsProcessed++;
     this.host.metrics.commands[SET_INDEX]!++;
     const store = this.host.store;
+    const value = body.subarray(valueStart, valueStart + valueLength);
+    if (replication.minReplicasAck === 0 && cluster === undefined) {
+      // The common case: the reply waits on the store's tick ack itself, no promise (tick-ack.ts).
+      let ack: TickAck;
+      try {
+        ack = store.setForAck(key, value);
+      } catch (err) {
+        this.replyError(id, err);
+        return;
+      }
+      this.lastWriteOffset = store.nextOffset;
+      this.awaitAck(ack, id);
+      return;
+    }
     let result: Promise<unknown>;
     try {
-      result = store.set(key, body.subarray(valueStart, valueStart + valueLength));
+      result = store.set(key, value);
     } catch (err) {
       this.replyError(id, err);
       return;

@@ -37,6 +37,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ClusterGate } from '../cluster/node.js';
 import type { Store } from '../engine/store.js';
+import type { AckListener, TickAck } from '../engine/tick-ack.js';
 import { MAX_AUTH_FAILURES, MAX_INFLIGHT_REQUESTS, REPLY_HIGH_WATER_BYTES } from '../protocol/limits.js';
 import type { InfoSection } from '../protocol/messages.js';
 import type { Replication } from '../replication/replication.js';
@@ -107,8 +108,11 @@ export interface RequestReader {
  */
 interface Slot {
   frames: Buffer[] | undefined;
-  /** The promise awaited (undefined for `frames`): later requests awaiting the very same one join this slot. */
-  promise: Promise<unknown> | undefined;
+  /**
+   * The promise or store ack awaited (undefined for `frames`): later
+   * requests awaiting the very same one join this slot.
+   */
+  promise: Promise<unknown> | TickAck | undefined;
   settled: boolean;
   failed: boolean;
   /** What encoding the outcome needs besides it: the request id (native) or the RESP version. */
@@ -131,7 +135,7 @@ export function newConnectionId(): number {
   return nextConnectionId++;
 }
 
-export abstract class ServedConnectionBase<Request> implements ServedConnection {
+export abstract class ServedConnectionBase<Request> implements ServedConnection, AckListener {
   readonly id = newConnectionId();
   readonly remote: string;
   authenticated: boolean;
@@ -312,29 +316,8 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection 
    * reply before it; `observe` (request timing) runs when it settles.
    */
   protected awaitReply(result: Promise<unknown>, tag: number, observe: (() => void) | undefined): void {
-    this.inflight++;
-    if (observe === undefined) {
-      // The request before this one awaits the same promise (the writes of one tick share the
-      // store's ack): its slot answers both, one promise reaction for the whole run.
-      const last = this.slots[this.slots.length - 1];
-      if (last !== undefined && last.promise === result && !last.settled) {
-        if (last.more === undefined) last.more = [tag];
-        else last.more.push(tag);
-        return;
-      }
-    }
-    // Replies written so far go before this one.
-    this.takeWritten();
-    const slot: Slot = {
-      frames: undefined,
-      promise: result,
-      settled: false,
-      failed: false,
-      tag,
-      more: undefined,
-      value: undefined,
-    };
-    this.slots.push(slot);
+    if (observe === undefined && this.joinLast(result, tag)) return;
+    const slot = this.awaitSlot(result, tag);
     result.then(
       (value) => {
         observe?.();
@@ -345,6 +328,57 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection 
         this.complete(slot, true, err);
       },
     );
+  }
+
+  /**
+   * Queues the reply to a write whose result is the store's tick
+   * acknowledgement (tick-ack.ts), behind every reply before it: the store
+   * calls ackSettled when the tick's writes are acknowledged, with no
+   * promise; the reply's value is then `true`. The server's flush is asked
+   * for now, so that it runs after the store's flush in this tick and sends
+   * the reply at once (server.ts flushAll).
+   */
+  protected awaitAck(ack: TickAck, tag: number): void {
+    this.askFlush();
+    if (this.joinLast(ack, tag)) return;
+    ack.listen(this, this.awaitSlot(ack, tag));
+  }
+
+  /** A TickAck this connection listens to settled: `slot` is the one awaitAck queued. */
+  ackSettled(slot: unknown, failed: boolean, error: unknown): void {
+    this.complete(slot as Slot, failed, failed ? error : true);
+  }
+
+  /**
+   * Adds `tag` to the last slot if it awaits the very same promise or ack
+   * (the writes of one tick share the store's ack): one settlement answers
+   * the whole run. Counts it in flight.
+   */
+  private joinLast(awaited: Promise<unknown> | TickAck, tag: number): boolean {
+    const last = this.slots[this.slots.length - 1];
+    if (last === undefined || last.promise !== awaited || last.settled) return false;
+    this.inflight++;
+    if (last.more === undefined) last.more = [tag];
+    else last.more.push(tag);
+    return true;
+  }
+
+  /** Queues a new slot awaiting `awaited`, after the replies written so far; counts it in flight. */
+  private awaitSlot(awaited: Promise<unknown> | TickAck, tag: number): Slot {
+    this.inflight++;
+    // Replies written so far go before this one.
+    this.takeWritten();
+    const slot: Slot = {
+      frames: undefined,
+      promise: awaited,
+      settled: false,
+      failed: false,
+      tag,
+      more: undefined,
+      value: undefined,
+    };
+    this.slots.push(slot);
+    return slot;
   }
 
   /** Queues what was encoded into the shared writer. Every path that wrote calls this before returning to the event loop. */
@@ -384,6 +418,11 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection 
       } else out.push(f);
       this.outBytes += f.length;
     }
+    this.askFlush();
+  }
+
+  /** Asks the server for a flush() of this connection this tick (once until it comes). */
+  private askFlush(): void {
     if (!this.flushQueued) {
       this.flushQueued = true;
       this.host.scheduleFlush(this);

@@ -242,6 +242,10 @@ export class KvServer implements ConnectionHost, RespServer {
   }
 
   private flushAll(): void {
+    // The store's writes of this tick first: their acks (TickAck listeners, `interval`
+    // and `never`) queue their replies now, so they leave in this flush, not one
+    // event-loop turn later.
+    this.store.flushTick();
     // A flush may queue more (a paused connection resumes and answers what it had
     // received): those are flushed in this same pass. A closed one's flush does nothing.
     const dirty = this.dirty;

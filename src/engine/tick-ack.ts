@@ -1,0 +1,92 @@
+/**
+ * The acknowledgement shared by the writes of one tick: they are written to
+ * the OS together (Store.flushNow), fsynced together (`always`) and refused
+ * together, so one object answers all of them.
+ *
+ * Two ways to wait for it:
+ * - `promise()`: the embedded API's `set`/`delete`/… resolve with it. The
+ *   promise is made at the first call only, and settled with the ack.
+ * - `listen(listener, tag)`: the server's SET path. The listener is called
+ *   synchronously, inside the store's flush, with the tag it gave: no
+ *   promise, no closure, no microtask between the write reaching the OS (or
+ *   the disk, `always`) and the reply being queued, so the reply leaves in
+ *   the same event-loop turn as the flush (Redis acks `everysec` writes the
+ *   same way: beforeSleep writes the AOF buffer, then the replies).
+ *
+ * Invariant: settled at most once, and only by the Store, after what the
+ * durability mode promises (DESIGN.md §1): `interval`/`never` once the
+ * tick's records were handed to the OS, `always` once they were fsynced; a
+ * refused write or fsync settles it failed with the error. Listeners added
+ * after it settled are called at once.
+ *
+ * Only the event loop touches it.
+ */
+
+/** Who waits on a TickAck without a promise (a served connection). */
+export interface AckListener {
+  /** The ack settled (`failed`: refused, with `error`); `tag` is what listen() was given. */
+  ackSettled(tag: unknown, failed: boolean, error: unknown): void;
+}
+
+export class TickAck {
+  settled = false;
+  /** Why the writes were refused; undefined when they were acknowledged (or not yet settled). */
+  error: unknown = undefined;
+  private listeners: AckListener[] = [];
+  private tags: unknown[] = [];
+  private made: Promise<true> | undefined;
+  private resolvePromise: ((v: true) => void) | undefined;
+  private rejectPromise: ((err: unknown) => void) | undefined;
+  private failed = false;
+
+  /** Calls `listener.ackSettled(tag, error)` when this settles (at once if it has). */
+  listen(listener: AckListener, tag: unknown): void {
+    if (this.settled) {
+      listener.ackSettled(tag, this.failed, this.error);
+      return;
+    }
+    this.listeners.push(listener);
+    this.tags.push(tag);
+  }
+
+  /** A promise of the ack: resolves true, or rejects with the error. The same promise at every call. */
+  promise(): Promise<true> {
+    let p = this.made;
+    if (p === undefined) {
+      if (this.settled) p = this.failed ? Promise.reject(this.error) : Promise.resolve(true);
+      else
+        p = new Promise<true>((resolve, reject) => {
+          this.resolvePromise = resolve;
+          this.rejectPromise = reject;
+        });
+      this.made = p;
+    }
+    return p;
+  }
+
+  /** @internal The Store: the tick's writes are acknowledged. */
+  resolve(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.resolvePromise?.(true);
+    this.notify();
+  }
+
+  /** @internal The Store: the tick's writes are refused with `error`. */
+  reject(error: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.failed = true;
+    this.error = error;
+    this.rejectPromise?.(error);
+    this.notify();
+  }
+
+  private notify(): void {
+    const listeners = this.listeners;
+    const tags = this.tags;
+    this.listeners = [];
+    this.tags = [];
+    for (let i = 0; i < listeners.length; i++) listeners[i]!.ackSettled(tags[i], this.failed, this.error);
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * The tick's acknowledgement without a promise (tick-ack.ts), as the
+ * server's SET uses it (Store.setForAck, Store.flushTick): listeners are
+ * called inside the end-of-tick flush, only after what the durability mode
+ * promises, failed when the write is refused, never in the middle of a
+ * caller's call stack (a rotation inside a write), and the promises of the
+ * embedded API settle with the same outcome.
+ */
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { MemFs } from '../../src/engine/mem-fs.js';
+import type { FsyncMode } from '../../src/engine/options.js';
+import { openStore, type Store } from '../../src/engine/store.js';
+import { type AckListener, TickAck } from '../../src/engine/tick-ack.js';
+
+const DIR = '/mem/db';
+
+function open(fs: MemFs, fsync: FsyncMode, maxSegmentBytes = 64 * 1024): Promise<Store> {
+  return openStore(DIR, {
+    fs,
+    fsync,
+    fsyncIntervalMs: 60_000,
+    maxSegmentBytes,
+    logger: pino({ level: 'silent' }),
+    compaction: { auto: false },
+  });
+}
+
+/** Records each ackSettled call, with the file's live length when it came. */
+class Recorder implements AckListener {
+  calls: { tag: unknown; failed: boolean; error: unknown; fileBytes: number }[] = [];
+  constructor(private readonly fileBytes: () => number) {}
+  ackSettled(tag: unknown, failed: boolean, error: unknown): void {
+    this.calls.push({ tag, failed, error, fileBytes: this.fileBytes() });
+  }
+}
+
+function segmentBytes(fs: MemFs, store: Store): number {
+  const file = store.stats().segments.at(-1)!.file;
+  return fs.readFile(`${DIR}/${file}`).length;
+}
+
+const turn = () => new Promise((r) => setImmediate(r));
+
+describe('TickAck', () => {
+  it('calls each listener once with its tag, settles once, and a late listener at once', async () => {
+    const ack = new TickAck();
+    const seen: unknown[] = [];
+    const l: AckListener = { ackSettled: (tag, failed) => seen.push([tag, failed]) };
+    ack.listen(l, 1);
+    ack.listen(l, 2);
+    const p = ack.promise();
+    expect(ack.promise()).toBe(p);
+    expect(seen).toEqual([]);
+    ack.resolve();
+    ack.reject(new Error('too late'));
+    expect(seen).toEqual([
+      [1, false],
+      [2, false],
+    ]);
+    await expect(p).resolves.toBe(true);
+    ack.listen(l, 3);
+    expect(seen.at(-1)).toEqual([3, false]);
+    const failed = new TickAck();
+    const err = new Error('refused');
+    failed.reject(err);
+    await expect(failed.promise()).rejects.toBe(err);
+  });
+
+  it('interval: setForAck is acknowledged inside flushTick, after its bytes reached the file', async () => {
+    const fs = new MemFs();
+    const store = await open(fs, 'interval');
+    const rec = new Recorder(() => segmentBytes(fs, store));
+    const before = segmentBytes(fs, store);
+    const ack = store.setForAck('k1', Buffer.from('v1'));
+    expect(store.setForAck('k2', Buffer.from('v2'))).toBe(ack); // one ack per tick
+    const promised = store.set('k3', 'v3'); // the embedded API shares it
+    ack.listen(rec, 'a');
+    expect(rec.calls).toEqual([]);
+    expect(segmentBytes(fs, store)).toBe(before);
+    store.flushTick();
+    expect(rec.calls).toHaveLength(1);
+    expect(rec.calls[0]!.failed).toBe(false);
+    expect(rec.calls[0]!.fileBytes).toBeGreaterThan(before);
+    await expect(promised).resolves.toBe(true);
+    // Nothing pending: the next flushTick does nothing, and a new write gets a new ack.
+    store.flushTick();
+    const next = store.setForAck('k1', Buffer.from('v4'));
+    expect(next).not.toBe(ack);
+    await turn(); // the store's own end-of-tick flush, when no server flushes it first
+    expect(next.settled).toBe(true);
+    expect(store.getSync('k1')?.toString()).toBe('v4');
+    await store.close();
+  });
+
+  it('always: acknowledged only once the fsync returned, never by the flush alone', async () => {
+    const fs = new MemFs();
+    const store = await open(fs, 'always');
+    await store.sync();
+    fs.holdFsyncs((p) => p.endsWith('.seg'));
+    const rec = new Recorder(() => segmentBytes(fs, store));
+    store.setForAck('k', Buffer.from('v')).listen(rec, 0);
+    store.flushTick();
+    for (let i = 0; i < 5; i++) await turn();
+    expect(rec.calls).toEqual([]);
+    fs.holdFsyncs(undefined);
+    expect(fs.releaseFsyncs()).toBeGreaterThan(0);
+    for (let i = 0; i < 5 && rec.calls.length === 0; i++) await turn();
+    expect(rec.calls).toHaveLength(1);
+    expect(rec.calls[0]!.failed).toBe(false);
+    await store.close();
+  });
+
+  it('a refused write settles the ack failed, and the write is undone', async () => {
+    const fs = new MemFs();
+    const store = await open(fs, 'interval');
+    const rec = new Recorder(() => 0);
+    fs.failWrites((p) => (p.endsWith('.seg') ? 'ENOSPC' : undefined));
+    store.setForAck('k', Buffer.from('v')).listen(rec, 7);
+    store.flushTick();
+    expect(rec.calls).toHaveLength(1);
+    expect(rec.calls[0]!.tag).toBe(7);
+    expect(rec.calls[0]!.failed).toBe(true);
+    expect((rec.calls[0]!.error as { code?: string }).code).toBe('IO_ERROR');
+    expect(store.has('k')).toBe(false);
+    fs.failWrites(undefined);
+    await store.close();
+  });
+
+  it('a rotation inside a write does not call listeners from within that write', async () => {
+    const fs = new MemFs();
+    const store = await open(fs, 'interval', 1024);
+    let inWrite = false;
+    let calledInWrite = false;
+    let calls = 0;
+    const l: AckListener = {
+      ackSettled: () => {
+        calls++;
+        if (inWrite) calledInWrite = true;
+      },
+    };
+    const value = Buffer.alloc(300, 1);
+    store.setForAck('a', value).listen(l, 0);
+    inWrite = true;
+    for (let i = 0; i < 5; i++) store.setForAck(`k${i}`, value); // rotates: flushes the first ack's write
+    inWrite = false;
+    expect(store.stats().segments.length).toBeGreaterThan(1);
+    expect(calledInWrite).toBe(false);
+    await Promise.resolve(); // settled in a microtask once the stack unwound
+    expect(calls).toBe(1);
+    store.flushTick();
+    await store.close();
+  });
+});
