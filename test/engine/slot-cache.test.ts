@@ -193,63 +193,67 @@ describe('SlotCache', () => {
       { weight: 2, arbitrary: fc.constant({ t: 'clear' as const }) },
     );
     fc.assert(
-      fc.property(fc.integer({ min: 64, max: 3000 }), fc.array(op, { maxLength: 300, size: 'medium' }), (capacity, ops) => {
-        const cache = new SlotCache(capacity, 4096);
-        const model = new Map<number, Buffer>();
-        for (const o of ops) {
-          if (o.t === 'put') {
-            const v = fill(o.slot, o.n, o.salt);
-            cache.put(o.slot, v);
-            if (cache.fits(o.n)) model.set(o.slot, v);
-            else model.delete(o.slot);
-          } else if (o.t === 'rewrite') {
-            // What the store does on a write: the keydir drops the slot, then the new value
-            // refills it if it was cached (revived in place when the size allows).
-            const v = fill(o.slot, o.n, o.salt);
-            cache.drop(o.slot);
-            if (cache.takeDropped(o.slot) && cache.fits(o.n)) {
-              cache.refill(o.slot, v);
-              model.set(o.slot, v);
-            } else model.delete(o.slot);
-          } else if (o.t === 'write') {
-            // The store's write of a key: the keydir drops the slot; a warm cache takes the
-            // value (or sheds what was only written), a cold one only a value it held.
-            const v = fill(o.slot, o.n, o.salt);
-            cache.drop(o.slot);
-            const held = cache.takeDropped(o.slot);
-            model.delete(o.slot);
-            if (cache.fits(o.n)) {
-              if (held) cache.refill(o.slot, v);
-              else if (cache.warm) cache.putWritten(o.slot, v);
-              if (cache.has(o.slot)) model.set(o.slot, v);
+      fc.property(
+        fc.integer({ min: 64, max: 3000 }),
+        fc.array(op, { maxLength: 300, size: 'medium' }),
+        (capacity, ops) => {
+          const cache = new SlotCache(capacity, 4096);
+          const model = new Map<number, Buffer>();
+          for (const o of ops) {
+            if (o.t === 'put') {
+              const v = fill(o.slot, o.n, o.salt);
+              cache.put(o.slot, v);
+              if (cache.fits(o.n)) model.set(o.slot, v);
+              else model.delete(o.slot);
+            } else if (o.t === 'rewrite') {
+              // What the store does on a write: the keydir drops the slot, then the new value
+              // refills it if it was cached (revived in place when the size allows).
+              const v = fill(o.slot, o.n, o.salt);
+              cache.drop(o.slot);
+              if (cache.takeDropped(o.slot) && cache.fits(o.n)) {
+                cache.refill(o.slot, v);
+                model.set(o.slot, v);
+              } else model.delete(o.slot);
+            } else if (o.t === 'write') {
+              // The store's write of a key: the keydir drops the slot; a warm cache takes the
+              // value (or sheds what was only written), a cold one only a value it held.
+              const v = fill(o.slot, o.n, o.salt);
+              cache.drop(o.slot);
+              const held = cache.takeDropped(o.slot);
+              model.delete(o.slot);
+              if (cache.fits(o.n)) {
+                if (held) cache.refill(o.slot, v);
+                else if (cache.warm) cache.putWritten(o.slot, v);
+                if (cache.has(o.slot)) model.set(o.slot, v);
+              }
+              // A shed keeps only values the model has, unchanged (checked below).
+            } else if (o.t === 'drop') {
+              cache.drop(o.slot);
+              model.delete(o.slot);
+            } else if (o.t === 'clear') {
+              cache.clear();
+              model.clear();
+            } else if (o.slot % 2 === 0) {
+              // locate: the value's place in the arena, read in place (the server's GET).
+              const at = cache.locate(o.slot);
+              if (at >= 0) {
+                const seen = cache.arena.subarray(at, at + cache.located);
+                expect(seen.equals(model.get(o.slot)!)).toBe(true);
+              } else model.delete(o.slot);
+            } else {
+              const got = cache.get(o.slot);
+              // Absent is allowed (evicted); a value must be the last one put.
+              if (got !== undefined) expect(got.equals(model.get(o.slot)!)).toBe(true);
+              else model.delete(o.slot);
             }
-            // A shed keeps only values the model has, unchanged (checked below).
-          } else if (o.t === 'drop') {
-            cache.drop(o.slot);
-            model.delete(o.slot);
-          } else if (o.t === 'clear') {
-            cache.clear();
-            model.clear();
-          } else if (o.slot % 2 === 0) {
-            // locate: the value's place in the arena, read in place (the server's GET).
-            const at = cache.locate(o.slot);
-            if (at >= 0) {
-              const seen = cache.arena.subarray(at, at + cache.located);
-              expect(seen.equals(model.get(o.slot)!)).toBe(true);
-            } else model.delete(o.slot);
-          } else {
-            const got = cache.get(o.slot);
-            // Absent is allowed (evicted); a value must be the last one put.
-            if (got !== undefined) expect(got.equals(model.get(o.slot)!)).toBe(true);
-            else model.delete(o.slot);
+            let bytes = 0;
+            for (const [s, v] of model) if (cache.has(s)) bytes += slotCacheEntryBytes(v.length);
+            expect(cache.bytes).toBe(bytes);
+            expect(cache.bytes).toBeLessThanOrEqual(cache.capacity);
+            for (let s = 0; s <= 40; s++) if (cache.has(s)) expect(model.has(s)).toBe(true);
           }
-          let bytes = 0;
-          for (const [s, v] of model) if (cache.has(s)) bytes += slotCacheEntryBytes(v.length);
-          expect(cache.bytes).toBe(bytes);
-          expect(cache.bytes).toBeLessThanOrEqual(cache.capacity);
-          for (let s = 0; s <= 40; s++) if (cache.has(s)) expect(model.has(s)).toBe(true);
-        }
-      }),
+        },
+      ),
       { numRuns: RUNS * 5 },
     );
   });
