@@ -374,8 +374,8 @@ export class SlotCache {
   /**
    * Frees `size` contiguous bytes at `head` (wrapping the ring, reclaiming,
    * moving or evicting tail entries) and returns where they start; -1, when
-   * `evict` is false, instead of evicting a value (entries it moved or
-   * reclaimed on the way stay so).
+   * `evict` is false, instead of moving or evicting a value (dropped entries
+   * and padding it reclaimed on the way stay reclaimed).
    */
   private makeRoom(size: number, evict: boolean): number {
     // The ring moves: a dropped entry may be reclaimed, so none is revivable any more.
@@ -406,6 +406,8 @@ export class SlotCache {
       const slot = w[at >>> 2]!;
       const word = w[(at >>> 2) + 1]!;
       const n = slotCacheEntryBytes(word >>> 1);
+      // A write-fill touches no live entry: a shed must see the referenced bits as they are.
+      if (slot >= 0 && !evict) return -1;
       if (slot >= 0 && (word & REFERENCED) !== 0) {
         // Second chance: the entry moves to head, its bit cleared.
         if (this.head !== at) {
@@ -415,7 +417,6 @@ export class SlotCache {
         w[(this.head >>> 2) + 1] = word & ~REFERENCED;
         this.head += n;
       } else {
-        if (slot >= 0 && !evict) return -1;
         this.used -= n;
         if (slot >= 0) {
           this.liveBytes -= n;

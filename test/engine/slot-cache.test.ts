@@ -530,6 +530,38 @@ describe('the small-value cache in the store', () => {
     }
   });
 
+  it('keeps only the values read once a load outgrows it: the rest of the load is not cached', async () => {
+    const dir = tempDir();
+    const rec = recordingFs();
+    const store = await openStore(dir, {
+      logger: silentLogger,
+      fs: rec.fs,
+      fsync: 'never',
+      slotCacheBytes: 16384,
+    });
+    const reads = () => rec.calls.filter((c) => c.op === 'read').length;
+    try {
+      const value = Buffer.alloc(100, 0x61);
+      for (let i = 0; i < 100; i++) await store.set(`key${i}`, value); // 100 × 112 B < 16 KiB
+      let before = reads();
+      for (let i = 0; i < 10; i++) expect(store.getSync(`key${i}`)?.equals(value)).toBe(true);
+      expect(reads() - before).toBe(0); // filled by the writes
+      for (let i = 100; i < 1000; i++) await store.set(`key${i}`, value); // outgrows it: shed
+      const { cache } = store.stats();
+      expect(cache.entries).toBe(10);
+      expect(cache.bytes).toBe(10 * slotCacheEntryBytes(100));
+      before = reads();
+      for (let i = 0; i < 10; i++) expect(store.getSync(`key${i}`)?.equals(value)).toBe(true);
+      expect(reads() - before).toBe(0); // the read ones stayed
+      for (let i = 10; i < 20; i++) expect(store.getSync(`key${i}`)?.equals(value)).toBe(true);
+      expect(reads() - before).toBe(10); // the only-written ones went
+      for (let i = 990; i < 1000; i++) expect(store.getSync(`key${i}`)?.equals(value)).toBe(true);
+      expect(reads() - before).toBe(20); // and the load after the shed was not cached
+    } finally {
+      await store.close();
+    }
+  });
+
   it('refuses a bad slotCacheBytes', async () => {
     const dir = tempDir();
     await expect(openStore(dir, { slotCacheBytes: -1, logger: silentLogger })).rejects.toThrow(
