@@ -606,7 +606,10 @@ export class Store extends EventEmitter implements CompactionHost {
     const position = this.segmentLog.append(k, v, expiresAt, 0);
     const slot = this.segmentLog.point(k, this.active, position, v.length, expiresAt);
     this.segmentLog.recordUndoOfPoint(k);
-    this.cache?.delete(k);
+    // The lru-cache holds a key only while its value has a length it caches:
+    // no old value of such a length (the common small value), no lookup.
+    const kd = this.keydir;
+    if (kd.prevSegment >= 0 && this.caches(kd.prevValueLength)) this.cache!.delete(k);
     this.fill(slot, v);
   }
 
