@@ -184,3 +184,11 @@ export const SEAL_AT_CLOSE_MIN_BYTES = 4 * 1024 * 1024;
  * compaction on the loaded 2-core test machine.
  */
 export const COMPACTION_WORKER_NICE = 19;
+
+/**
+ * CPU time, in ms, the compaction worker may spend ahead of its budget
+ * (`compaction.cpuShare`, compaction/pacer.ts) after it has slept or waited:
+ * a few of its ~1 ms steps, so a paced worker still runs in short bursts
+ * rather than sleeping after every step, and never in long ones.
+ */
+export const COMPACTION_CPU_BURST_MS = 5;

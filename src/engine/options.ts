@@ -146,6 +146,10 @@ export function resolveCompaction(c: Partial<CompactionOptions> = {}): Compactio
   if (typeof ratio !== 'number' || !(ratio > 0 && ratio <= 1)) {
     throw new KvError('INVALID_ARGUMENT', `option compaction.minDeadRatio must be in (0, 1], got ${ratio}`);
   }
+  const cpuShare = c.cpuShare ?? d.cpuShare;
+  if (typeof cpuShare !== 'number' || !(cpuShare > 0 && cpuShare <= 1)) {
+    throw new KvError('INVALID_ARGUMENT', `option compaction.cpuShare must be in (0, 1], got ${cpuShare}`);
+  }
   const big = Number.MAX_SAFE_INTEGER;
   return {
     auto: c.auto ?? d.auto,
@@ -161,6 +165,7 @@ export function resolveCompaction(c: Partial<CompactionOptions> = {}): Compactio
     ),
     minIntervalMs: positiveInt('compaction.minIntervalMs', c.minIntervalMs, d.minIntervalMs, 0, 86_400_000),
     maxBackoffMs: positiveInt('compaction.maxBackoffMs', c.maxBackoffMs, d.maxBackoffMs, 10, 86_400_000),
+    cpuShare,
     ...(c.onStep && { onStep: c.onStep }),
   };
 }

@@ -70,6 +70,9 @@ describe('kv-server refuses unknown names and bad compaction values', () => {
       [['--compaction-min-dead-ratio', 'abc'], {}, "--compaction-min-dead-ratio must be a number, got 'abc'"],
       [['--compaction-min-dead-ratio=0'], {}, '--compaction-min-dead-ratio must be in (0, 1], got 0'],
       [['--compaction-auto', 'maybe'], {}, "--compaction-auto must be true or false, got 'maybe'"],
+      [['--compaction-cpu-share', '0'], {}, '--compaction-cpu-share must be in (0, 1], got 0'],
+      [['--compaction-cpu-share=1.5'], {}, '--compaction-cpu-share must be in (0, 1], got 1.5'],
+      [[], { SEGKV_COMPACTION_CPU_SHARE: 'half' }, "SEGKV_COMPACTION_CPU_SHARE must be a number, got 'half'"],
       [
         ['--compaction-check-interval-ms', '5'],
         {},
@@ -90,16 +93,27 @@ describe('kv-server refuses unknown names and bad compaction values', () => {
   });
 
   it("good compaction values reach --print-config typed; other segkv programs' variables are left alone", () => {
-    const r = server(['--compaction-min-dead-ratio', '0.25', '--compaction-auto=false', '--print-config'], {
-      SEGKV_COMPACTION_MIN_DEAD_BYTES: '1024',
-      SEGKV_CLI_AUTH: 'kv-cli password',
-      SEGKV_HISTORY: '',
-    });
+    const r = server(
+      [
+        '--compaction-min-dead-ratio',
+        '0.25',
+        '--compaction-auto=false',
+        '--compaction-cpu-share',
+        '0.5',
+        '--print-config',
+      ],
+      {
+        SEGKV_COMPACTION_MIN_DEAD_BYTES: '1024',
+        SEGKV_CLI_AUTH: 'kv-cli password',
+        SEGKV_HISTORY: '',
+      },
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).compaction).toMatchObject({
       minDeadRatio: 0.25,
       auto: false,
       minDeadBytes: 1024,
+      cpuShare: 0.5,
     });
   });
 

@@ -121,6 +121,8 @@ interface CopyJob {
   warmupMs: number;
   /** With a rate: ms of foreground measured without compaction just before it, and again just after. */
   withoutMs: number;
+  /** compaction.cpuShare of the store; undefined: the store's default. */
+  cpuShare: number | undefined;
 }
 
 export type Job =
@@ -207,10 +209,19 @@ function schedDelta(s: SchedStat): { runMs: number; waitMs: number } {
 
 export type JobResult = DiskResult | LoadResult | CompactResult | ForegroundResult;
 
-function storeOptions(maxSegmentBytes: number, onStep: (step: string) => void = () => {}) {
+function storeOptions(
+  maxSegmentBytes: number,
+  onStep: (step: string) => void = () => {},
+  cpuShare: number | undefined = undefined,
+) {
   // Same fsync policy as the Redis peer (appendfsync everysec); the value
   // cache off so foreground gets read the log like any miss would.
-  return { maxSegmentBytes, fsync: 'interval', cacheBytes: 0, compaction: { auto: false, onStep } } as const;
+  return {
+    maxSegmentBytes,
+    fsync: 'interval',
+    cacheBytes: 0,
+    compaction: { auto: false, onStep, ...(cpuShare !== undefined && { cpuShare }) },
+  } as const;
 }
 
 function dirBytes(dir: string): number {
@@ -417,7 +428,7 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
       swapMs = performance.now() - swapFrom;
     }
   };
-  const store = await openStore(job.dir, storeOptions(job.maxSegmentBytes, onStep));
+  const store = await openStore(job.dir, storeOptions(job.maxSegmentBytes, onStep, job.cpuShare));
   await store.settleBackground();
   store.on('compaction', (e: { phase: string; bytesDone?: number; bytesTotal?: number }) => {
     if (e.phase === 'progress' && e.bytesDone === e.bytesTotal) readDone = performance.now();

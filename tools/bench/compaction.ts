@@ -69,6 +69,9 @@ const HELP = `usage: npm run bench:compaction -- [options]
   --disk-bytes SIZE     bytes of the sequential-write measurement (default 512m)
   --rate N              foreground pairs (1 get + 1 set) per second (default 2000)
   --warmup-ms N         foreground load before measuring (default 500)
+  --cpu-share X         compaction.cpuShare of the store, in (0, 1]: the
+                        worker's CPU budget (default: the store's, 0.25;
+                        1 is unthrottled)
   --link                hard-link the data set's sealed segments into each
                         compaction's working copy instead of copying them:
                         faster, but freeing the compacted-away files then
@@ -96,6 +99,7 @@ interface Config {
   diskBytes: number;
   rate: number;
   warmupMs: number;
+  cpuShare: number | undefined;
   link: boolean;
   redis: boolean;
   redisPath: string | undefined;
@@ -112,6 +116,13 @@ function parseSize(name: string, v: string): number {
   return Math.round(Number(m[1]) * unit);
 }
 
+function cpuShareOption(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (!(x > 0 && x <= 1)) throw new UsageError(`--cpu-share must be in (0, 1], got ${v}`);
+  return x;
+}
+
 function parseArgs(argv: string[]): Config {
   const a = benchArgs(argv, HELP, {
     bytes: { type: 'string' },
@@ -121,6 +132,7 @@ function parseArgs(argv: string[]): Config {
     'disk-bytes': { type: 'string' },
     rate: { type: 'string' },
     'warmup-ms': { type: 'string' },
+    'cpu-share': { type: 'string' },
     link: { type: 'boolean' },
     'no-redis': { type: 'boolean' },
     redis: { type: 'string' },
@@ -146,6 +158,7 @@ function parseArgs(argv: string[]): Config {
     diskBytes: size('disk-bytes', q(512 * 1024 ** 2, 64 * 1024 ** 2)),
     rate: a.int('rate', 2000, 1),
     warmupMs: a.int('warmup-ms', q(500, 200), 0),
+    cpuShare: cpuShareOption(a.string('cpu-share')),
     link: a.flag('link'),
     redis: !a.flag('no-redis'),
     redisPath: a.string('redis'),
@@ -319,7 +332,7 @@ async function main(): Promise<void> {
     notes.push(msg);
   }
   log(
-    `bytes=${cfg.bytes} shapes=${cfg.shapes.join(',')}% repeat=${cfg.repeat} segment=${cfg.segmentBytes} rate=${cfg.rate}/s tmp=${root.path}`,
+    `bytes=${cfg.bytes} shapes=${cfg.shapes.join(',')}% repeat=${cfg.repeat} segment=${cfg.segmentBytes} rate=${cfg.rate}/s cpu-share=${cfg.cpuShare ?? 'default'} tmp=${root.path}`,
   );
 
   const disk: DiskResult[] = [];
@@ -357,7 +370,13 @@ async function main(): Promise<void> {
       loaded: [],
       baseline: [],
     };
-    const common = { master, shape, maxSegmentBytes: cfg.segmentBytes, link: cfg.link };
+    const common = {
+      master,
+      shape,
+      maxSegmentBytes: cfg.segmentBytes,
+      link: cfg.link,
+      cpuShare: cfg.cpuShare,
+    };
     for (let r = 0; r < cfg.repeat; r++) {
       const dir1 = root.dir(`idle-${pct}`);
       const idle = await job<CompactResult>({

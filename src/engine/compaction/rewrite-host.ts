@@ -14,7 +14,13 @@ import type { Segment } from '../segment.js';
 import type { CompactionHost } from './host.js';
 import { fullTurn } from './loop.js';
 import type { Moves } from './moves.js';
-import { type OutputSegment, type RewriteJob, type RewriteProgress, rewriteSegments } from './rewrite.js';
+import {
+  type OutputSegment,
+  type RewriteJob,
+  type RewriteOutcome,
+  type RewriteProgress,
+  rewriteSegments,
+} from './rewrite.js';
 import type { RewriteWorker } from './rewrite-worker.js';
 import { liveSnapshot } from './snapshot.js';
 import { traced } from './trace.js';
@@ -28,6 +34,10 @@ export interface RewriteResult {
   /** The log's `rollbacks` before the snapshot: if it moved, the keydir went backwards meanwhile. */
   rollbacksAtStart: number;
   bytesRead: number;
+  /** CPU time the worker's thread spent on the rewrite, ms; NaN when it ran on the event loop. */
+  workerCpuMs: number;
+  /** Time the worker slept to keep within compaction.cpuShare, ms (0 on the event loop). */
+  workerSleptMs: number;
 }
 
 export async function rewrite(
@@ -53,11 +63,12 @@ export async function rewrite(
     indexIntervalBytes,
     prefix,
     now,
+    cpuShare: segLog.options.compaction.cpuShare,
     inputs: inputs.map((s) => ({ id: s.id, name: s.name, fd: s.fd, size: s.size })),
     live,
   };
   const bytesIn = inputs.reduce((n, s) => n + s.size, 0);
-  const outcome =
+  const outcome: RewriteOutcome & { cpuMs?: number; sleptMs?: number } =
     fs === nodeFs && bytesIn >= workerMinBytes
       ? await worker.run(job, onProgress)
       : await rewriteSegments(fs, job, { pause: fullTurn, isCancelled, onProgress });
@@ -73,5 +84,12 @@ export async function rewrite(
     traced('rewrite.expire-slice', t);
     if (i < slots.length) await fullTurn();
   }
-  return { outputs: outcome.outputs, moves: outcome.moves, rollbacksAtStart, bytesRead: outcome.bytesRead };
+  return {
+    outputs: outcome.outputs,
+    moves: outcome.moves,
+    rollbacksAtStart,
+    bytesRead: outcome.bytesRead,
+    workerCpuMs: outcome.cpuMs ?? Number.NaN,
+    workerSleptMs: outcome.sleptMs ?? 0,
+  };
 }

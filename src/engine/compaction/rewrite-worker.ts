@@ -22,7 +22,8 @@
  * worker per store, started on the first compaction, unref'd while idle
  * (ref'd while a rewrite runs), terminated by the compactor's stop(). The
  * worker lowers its own CPU priority (COMPACTION_WORKER_NICE), so the event
- * loop wins the CPU whenever it has work.
+ * loop wins the CPU whenever it has work, and keeps within its CPU budget
+ * (`compaction.cpuShare`, pacer.ts) by sleeping between steps.
  */
 import { existsSync, readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
@@ -33,6 +34,7 @@ import { nodeFs } from '../fs.js';
 import { COMPACTION_WORKER_NICE } from '../limits.js';
 import { SparseIndex } from '../sparse-index.js';
 import { Moves, type MovesPages } from './moves.js';
+import { CpuPacer, threadCpuClock } from './pacer.js';
 import {
   type ExpiredLive,
   type OutputSegment,
@@ -66,7 +68,15 @@ interface WireError {
 
 type Reply =
   | { type: 'progress'; progress: RewriteProgress }
-  | { type: 'done'; outputs: WireOutput[]; moves: MovesPages; expired: ExpiredLive; bytesRead: number }
+  | {
+      type: 'done';
+      outputs: WireOutput[];
+      moves: MovesPages;
+      expired: ExpiredLive;
+      bytesRead: number;
+      cpuMs: number;
+      sleptMs: number;
+    }
   | { type: 'error'; error: WireError };
 
 function toWire(err: unknown): WireError {
@@ -114,8 +124,16 @@ function workerFile(): string {
   return built;
 }
 
+/** A rewrite's outcome from the worker, with what its thread spent. */
+export interface WorkerOutcome extends RewriteOutcome {
+  /** CPU time of the worker's thread during the rewrite, ms (its wall time where that cannot be read). */
+  cpuMs: number;
+  /** Time the worker slept to keep within compaction.cpuShare, ms. */
+  sleptMs: number;
+}
+
 interface Pending {
-  resolve(o: RewriteOutcome): void;
+  resolve(o: WorkerOutcome): void;
   reject(err: Error): void;
   onProgress(p: RewriteProgress): void;
 }
@@ -127,11 +145,11 @@ export class RewriteWorker {
   private pending: Pending | undefined;
 
   /** Runs a rewrite in the worker; its outputs are left open for the swap. */
-  run(job: RewriteJob, onProgress: (p: RewriteProgress) => void): Promise<RewriteOutcome> {
+  run(job: RewriteJob, onProgress: (p: RewriteProgress) => void): Promise<WorkerOutcome> {
     if (this.pending) return Promise.reject(new Error('a rewrite is already running in the worker'));
     const w = this.start();
     Atomics.store(this.cancelFlag, 0, 0);
-    return new Promise<RewriteOutcome>((resolve, reject) => {
+    return new Promise<WorkerOutcome>((resolve, reject) => {
       this.pending = { resolve, reject, onProgress };
       w.ref(); // a pending rewrite keeps the process alive, as an in-thread one does
       w.postMessage(
@@ -199,7 +217,14 @@ export class RewriteWorker {
       ...o,
       index: SparseIndex.ofEntries(o.baseOffset, indexInterval, relOffsets, positions),
     }));
-    p.resolve({ outputs, moves: Moves.fromPages(m.moves), expired: m.expired, bytesRead: m.bytesRead });
+    p.resolve({
+      outputs,
+      moves: Moves.fromPages(m.moves),
+      expired: m.expired,
+      bytesRead: m.bytesRead,
+      cpuMs: m.cpuMs,
+      sleptMs: m.sleptMs,
+    });
     traced('worker.done', t);
   }
 }
@@ -209,8 +234,17 @@ export class RewriteWorker {
 async function serve(job: RewriteJob, cancel: Int32Array): Promise<void> {
   const port = parentPort!;
   let lastReport = 0;
+  const clock = threadCpuClock();
+  const cpu0 = clock.read();
+  const pacer = new CpuPacer(job.cpuShare, clock.read);
+  let sleptMs = 0;
   const host: RewriteHost = {
-    pause: () => new Promise((resolve) => setImmediate(resolve)),
+    pause: () => {
+      const ms = pacer.delayMs();
+      if (ms <= 0) return new Promise((resolve) => setImmediate(resolve));
+      sleptMs += ms;
+      return new Promise((resolve) => setTimeout(resolve, ms));
+    },
     isCancelled: () => Atomics.load(cancel, 0) === 1,
     onProgress: (progress) => {
       const t = performance.now();
@@ -239,12 +273,23 @@ async function serve(job: RewriteJob, cancel: Int32Array): Promise<void> {
         moves.size,
       ].flatMap((pages) => pages.map((a) => a.buffer as ArrayBuffer)),
     ];
+    const cpuMs = clock.read() - cpu0;
     port.postMessage(
-      { type: 'done', outputs, moves, expired: o.expired, bytesRead: o.bytesRead } satisfies Reply,
+      {
+        type: 'done',
+        outputs,
+        moves,
+        expired: o.expired,
+        bytesRead: o.bytesRead,
+        cpuMs,
+        sleptMs,
+      } satisfies Reply,
       transfer,
     );
   } catch (err) {
     port.postMessage({ type: 'error', error: toWire(err) } satisfies Reply);
+  } finally {
+    clock.close();
   }
 }
 

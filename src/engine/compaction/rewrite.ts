@@ -182,6 +182,8 @@ export interface RewriteJob {
   prefix: boolean;
   /** Time of the liveness snapshot, ms since the epoch: records expiring at or before it are dropped. */
   now: number;
+  /** compaction.cpuShare: the worker's CPU budget between steps (pacer.ts); the in-thread rewrite ignores it. */
+  cpuShare: number;
   inputs: RewriteInput[];
   /**
    * Per input, the records live at the snapshot: [slot, position] pairs of

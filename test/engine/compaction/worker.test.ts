@@ -22,6 +22,7 @@ import {
   type Store,
   type StoreOptions,
 } from '../../../src/engine/index.js';
+import { COMPACTION_CPU_BURST_MS } from '../../../src/engine/limits.js';
 import {
   buildEngine,
   copyDir,
@@ -348,6 +349,48 @@ describe('the worker on a larger log: SIGKILL while it writes, close() while it 
       await again.close();
     }
   });
+
+  it('keeps the worker within compaction.cpuShare: its thread CPU stays under share x wall time plus the burst', async () => {
+    // Small enough to bind even on a loaded machine, where the unthrottled worker at nice 19 got ~7% of a CPU.
+    const share = 0.02;
+    const measure = async (cpuShare: number) => {
+      const dir = copyDir(big);
+      const store = await openStore(dir, {
+        maxSegmentBytes: SEGMENT_BYTES,
+        fsync: 'never',
+        logger: silentLogger,
+        compaction: { auto: false, cpuShare },
+      });
+      const w = new RewriteWorker();
+      try {
+        const t = performance.now();
+        const r = await rewrite(
+          store,
+          store.ordered.slice(0, -1),
+          true,
+          () => {},
+          () => false,
+          w,
+          0,
+        );
+        const wallMs = performance.now() - t;
+        abortOutputs(nodeFs, dir, r.outputs);
+        return { wallMs, cpuMs: r.workerCpuMs, sleptMs: r.workerSleptMs };
+      } finally {
+        await w.terminate();
+        await store.close();
+      }
+    };
+    const paced = await measure(share);
+    const free = await measure(1);
+    expect(free.sleptMs, 'cpuShare 1 never sleeps').toBe(0);
+    expect(free.cpuMs).toBeGreaterThan(0);
+    // The bucket allows COMPACTION_CPU_BURST_MS ahead, and the last step and the reply run past the last check.
+    const bound = share * paced.wallMs + COMPACTION_CPU_BURST_MS + 15;
+    expect(paced.cpuMs, `worker CPU ${paced.cpuMs} ms in ${paced.wallMs} ms wall`).toBeLessThanOrEqual(bound);
+    // It slept for what it would otherwise have spent: at least (cpu / share - cpu - burst / share) ms.
+    expect(paced.sleptMs, 'it slept to keep within its share').toBeGreaterThan(0);
+  }, 120_000);
 
   it('fails with the CorruptionError of the damaged record, deletes its outputs, and leaves the store as it was', async () => {
     const dir = copyDir(big);
