@@ -39,6 +39,7 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { openStore, type Store } from '../../src/engine/index.js';
@@ -188,6 +189,11 @@ export interface CompactResult {
   /** The event loop's thread while measured: ms on a CPU and ms runnable but waiting for one (Linux; NaN elsewhere). */
   loopRunMs: number;
   loopWaitMs: number;
+  /** The machine's 1-minute load average as the compaction started (other work on a shared machine). */
+  loadAvg: number;
+  /** With a rate: the worker thread's CPU time during the rewrite and the time it slept to keep within compaction.cpuShare, ms (NaN on the event loop). */
+  workerCpuMs: number;
+  workerSleptMs: number;
 }
 
 export interface ForegroundResult {
@@ -474,6 +480,7 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
   trace?.start();
   const sched = new SchedStat();
   sched.read();
+  const loadAvg = loadavg()[0]!;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const r = await store.compact();
@@ -519,6 +526,9 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
     after,
     loopRunMs: loopSched.runMs,
     loopWaitMs: loopSched.waitMs,
+    loadAvg,
+    workerCpuMs: r.workerCpuMs ?? Number.NaN,
+    workerSleptMs: r.workerSleptMs,
   };
   if (fg) {
     out.get = summarize(during.getUs);

@@ -451,6 +451,14 @@ async function main(): Promise<void> {
         ratio: '%',
       },
       {
+        name: `${p}: worker thread CPU time`,
+        unit: 'ms',
+        samples: s.idle.map((r) => r.workerCpuMs).filter((x) => Number.isFinite(x)),
+        vs: 'slept (cpuShare)',
+        vsSamples: s.idle.map((r) => r.workerSleptMs),
+        ratio: 'x',
+      },
+      {
         name: `${p}: output fsync wait after the last read`,
         unit: 'ms',
         samples: s.idle.map((r) => r.finishMs),
@@ -528,6 +536,7 @@ async function main(): Promise<void> {
         `(without ${fmt(median(s.baseline.map((r) => r.get.max)))} µs); ` +
         `the event loop's thread waited for a CPU ${waitShare(s.loaded.map((r) => [r.loopWaitMs, r.wallMs]))} of the time under load during compaction ` +
         `(without ${waitShare(s.baseline.map((r) => [r.loopWaitMs, r.ms]))}: other work on the machine)` +
+        `; machine load average (1 min) as the loaded compactions started ${s.loaded.map((r) => r.loadAvg.toFixed(1)).join(', ')}` +
         (s.redis ? `; redis ${s.redis.version} load ${fmt(s.redis.loadMs)} ms` : '') +
         '\n',
     );

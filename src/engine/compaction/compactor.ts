@@ -40,6 +40,10 @@ export interface CompactionResult {
   bytesWritten: number;
   reclaimedBytes: number;
   durationMs: number;
+  /** CPU time of the worker thread that ran the rewrite, ms; null when it ran on the event loop. */
+  workerCpuMs: number | null;
+  /** Time that worker slept to keep within compaction.cpuShare, ms. */
+  workerSleptMs: number;
 }
 
 export interface CompactionStats {
@@ -207,6 +211,8 @@ export class Compactor {
         bytesWritten: bytesOut,
         reclaimedBytes: bytesIn - bytesOut,
         durationMs: Math.round(performance.now() - t0),
+        workerCpuMs: Number.isNaN(result.workerCpuMs) ? null : Math.round(result.workerCpuMs),
+        workerSleptMs: Math.round(result.workerSleptMs),
       };
       const st = this.stats;
       st.runs++;
