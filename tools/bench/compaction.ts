@@ -70,8 +70,8 @@ const HELP = `usage: npm run bench:compaction -- [options]
   --rate N              foreground pairs (1 get + 1 set) per second (default 2000)
   --warmup-ms N         foreground load before measuring (default 500)
   --cpu-share X         compaction.cpuShare of the store, in (0, 1]: the
-                        worker's CPU budget (default: the store's, 0.25;
-                        1 is unthrottled)
+                        worker's CPU budget (default: the store's, 1,
+                        unthrottled)
   --link                hard-link the data set's sealed segments into each
                         compaction's working copy instead of copying them:
                         faster, but freeing the compacted-away files then
