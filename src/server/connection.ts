@@ -410,8 +410,7 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
       return;
     }
     if (!found) {
-      if (this.awaiting) this.enqueue(this.encodeReply(id, null));
-      else this.writeReply(id, null);
+      this.writeReply(id, null);
       return;
     }
     const v = store.valueView;
@@ -422,8 +421,7 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
       this.replyError(id, err);
       return;
     }
-    if (this.awaiting) this.enqueue(writer.take());
-    else this.written = true;
+    this.written = true; // behind any reply still awaited (takeWrittenBehind)
   }
 
   /** The frames of a success reply `[id, result]`, or of its TOO_LARGE error when it cannot be framed. */

@@ -6,10 +6,11 @@
  *
  * Invariants:
  * - Replies go out in request order. A synchronous reply is encoded at once
- *   into the protocol's shared writer unless an earlier request still awaits
- *   its promise (a write waiting for its ack); then it waits in `slots`
- *   behind it, and a settled promise's reply is encoded only when it
- *   reaches the head of the queue. A request awaiting the very promise of
+ *   into the protocol's shared writer; if an earlier request still awaits
+ *   its promise (a write waiting for its ack), the run of such replies is
+ *   taken as one view and waits in `slots` behind it (takeWrittenBehind),
+ *   and a settled promise's reply is encoded only when it reaches the head
+ *   of the queue. A request awaiting the very promise of
  *   the slot queued last (the writes of one tick share the store's ack)
  *   joins that slot: one promise reaction answers the whole run, in order.
  * - The synchronous replies of one received chunk (and the acks drained
@@ -261,7 +262,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
     try {
       this.processRequests();
     } finally {
-      this.takeWritten();
+      this.takeWrittenBehind();
     }
   }
 
@@ -355,6 +356,8 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
    * the whole run. Counts it in flight.
    */
   private joinLast(awaited: Promise<unknown> | TickAck, tag: number): boolean {
+    // Replies written since go between: they end the run (the last slot then holds them).
+    this.takeWrittenBehind();
     const last = this.slots[this.slots.length - 1];
     if (last === undefined || last.promise !== awaited || last.settled) return false;
     this.inflight++;
@@ -367,7 +370,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
   private awaitSlot(awaited: Promise<unknown> | TickAck, tag: number): Slot {
     this.inflight++;
     // Replies written so far go before this one.
-    this.takeWritten();
+    this.takeWrittenBehind();
     const slot: Slot = {
       frames: undefined,
       promise: awaited,
@@ -381,7 +384,10 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
     return slot;
   }
 
-  /** Queues what was encoded into the shared writer. Every path that wrote calls this before returning to the event loop. */
+  /**
+   * Sends what was encoded into the shared writer (the settled replies at the
+   * head of the queue: complete() calls it). Reading calls takeWrittenBehind.
+   */
   protected takeWritten(): void {
     if (!this.written) return;
     this.written = false;
@@ -389,22 +395,47 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
     if (frames.length > 0) this.push(frames);
   }
 
-  /** Queues encoded reply buffers, behind any reply still awaited. */
-  protected enqueue(frames: Buffer[]): void {
-    if (this.slotHead < this.slots.length) {
-      this.slots.push({
-        frames,
-        promise: undefined,
-        settled: true,
-        failed: false,
-        tag: 0,
-        more: undefined,
-        value: undefined,
-      });
+  /**
+   * Queues what was encoded into the shared writer behind any reply still
+   * awaited. A synchronous reply (a GET after a SET awaiting its ack) is
+   * encoded into the writer as if nothing were awaited: the run of them is
+   * taken here as one view, once, not one slot per reply. Every path that
+   * wrote calls this (or takeWritten) before returning to the event loop.
+   */
+  protected takeWrittenBehind(): void {
+    if (!this.written) return;
+    if (this.slotHead === this.slots.length) {
+      this.takeWritten();
       return;
     }
-    this.takeWritten();
-    this.push(frames);
+    this.written = false;
+    const frames = this.writer.take();
+    if (frames.length > 0) this.queueBehind(frames);
+  }
+
+  /** Queues encoded reply buffers, behind any reply still awaited. */
+  protected enqueue(frames: Buffer[]): void {
+    this.takeWrittenBehind();
+    if (this.slotHead < this.slots.length) this.queueBehind(frames);
+    else this.push(frames);
+  }
+
+  /** Adds sendable frames after the last awaited reply: to the last slot if it holds frames, else a new one. */
+  private queueBehind(frames: Buffer[]): void {
+    const last = this.slots[this.slots.length - 1]!;
+    if (last.frames !== undefined) {
+      for (const f of frames) last.frames.push(f);
+      return;
+    }
+    this.slots.push({
+      frames,
+      promise: undefined,
+      settled: true,
+      failed: false,
+      tag: 0,
+      more: undefined,
+      value: undefined,
+    });
   }
 
   /** Adds encoded buffers to the unsent output and asks for a flush this tick. */
@@ -432,6 +463,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
   private complete(slot: Slot, failed: boolean, value: unknown): void {
     this.inflight -= slot.more === undefined ? 1 : 1 + slot.more.length;
     if (this.closed) return;
+    this.takeWrittenBehind(); // (none: replies read are taken before control leaves the connection)
     slot.promise = undefined;
     slot.settled = true;
     slot.failed = failed;
