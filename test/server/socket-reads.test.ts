@@ -5,23 +5,11 @@
  */
 import { once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { deliverChunks, setSink } from '../../src/server/socket-reads.js';
+import { cleanups, closeAfterTest, sleep, until } from './socket-test-kit.js';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(check: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await sleep(5);
-  }
-}
-
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const c of cleanups.splice(0)) c();
-});
+closeAfterTest();
 
 /** A loopback server whose accepted socket delivers through deliverChunks; the client socket and what arrived. */
 async function pair(): Promise<{ client: Socket; served: Socket; chunks: Buffer[]; viaOnread: boolean }> {

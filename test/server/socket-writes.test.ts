@@ -7,23 +7,11 @@
  */
 import { once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SocketWrites } from '../../src/server/socket-writes.js';
+import { cleanups, closeAfterTest, sleep, until } from './socket-test-kit.js';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(check: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await sleep(5);
-  }
-}
-
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const c of cleanups.splice(0)) c();
-});
+closeAfterTest();
 
 /** A loopback pair: the accepted socket (written through SocketWrites) and the client, paused (reads nothing until resumed). */
 async function pair(): Promise<{ client: Socket; served: Socket; writes: SocketWrites; done: () => number }> {
