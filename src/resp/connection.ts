@@ -17,6 +17,7 @@
  *   and the connection is closed, as Redis does.
  */
 import type { Socket } from 'node:net';
+import { TickAck } from '../engine/tick-ack.js';
 import { KvError } from '../errors.js';
 import {
   PREAUTH_MAX_FRAME_BYTES,
@@ -28,7 +29,7 @@ import { COMMAND_NAMES } from '../protocol/messages.js';
 import { type ConnectionHost, ServedConnectionBase } from '../server/served-connection.js';
 import type { RespClientInfo, RespServer, RespSession } from './command.js';
 import { RespProtocolError, RespReader } from './parser.js';
-import { type Reply, RespError } from './reply.js';
+import { OK, type Reply, RespError } from './reply.js';
 import { execute } from './table.js';
 import { type Protocol, RespWriter } from './writer.js';
 
@@ -49,6 +50,8 @@ export class RespConnection extends ServedConnectionBase<Buffer[]> implements Re
   private readonly createdAt = Date.now();
   private lastActive = Date.now();
   protected readonly reader: RespReader;
+  /** A plain SET's reply once its tick is acknowledged (awaitAck). */
+  protected override readonly ackReply: unknown = OK;
 
   constructor(
     socket: Socket,
@@ -129,9 +132,9 @@ export class RespConnection extends ServedConnectionBase<Buffer[]> implements Re
     this.host.commandsProcessed++;
     const metrics = this.host.metrics;
     const started = metrics.timing ? performance.now() : -1;
-    let result: Reply | Promise<Reply>;
+    let result: Reply | Promise<Reply> | TickAck;
     try {
-      result = execute(this, argv);
+      result = execute(this, argv, started < 0);
     } catch (e) {
       this.replyError(e);
       return;
@@ -149,6 +152,10 @@ export class RespConnection extends ServedConnectionBase<Buffer[]> implements Re
         : undefined;
     if (result instanceof Promise) {
       this.awaitReply(result, this.proto, observe);
+      return;
+    }
+    if (result instanceof TickAck) {
+      this.awaitAck(result, this.proto); // a plain SET (untimed): +OK when the tick is acknowledged
       return;
     }
     observe?.();

@@ -8,6 +8,7 @@
  * positions, docs, handler); COMMAND, COMMAND DOCS and PROTOCOL.md's RESP
  * list come from here (test/resp checks the doc).
  */
+import type { TickAck } from '../engine/tick-ack.js';
 import type { RespCommand, RespSession } from './command.js';
 import { wrongArity } from './command.js';
 import { CONNECTION_COMMANDS } from './commands/connection.js';
@@ -61,8 +62,13 @@ export function resolve(argv: Buffer[]): RespCommand {
  * Runs one request: resolves the command, checks access, runs its handler.
  * Returns the reply or a promise of it; throws RespError (or a store error,
  * which the connection translates). `s.lastCommand` is set for CLIENT LIST.
+ *
+ * With `ack`, a SET without options, outside a cluster and without
+ * --min-replicas-ack, returns the store's tick acknowledgement itself
+ * (tick-ack.ts), for the connection to listen to: its +OK then leaves in the
+ * same event-loop turn as the flush, as the native SET's reply does.
  */
-export function execute(s: RespSession, argv: Buffer[]): Reply | Promise<Reply> {
+export function execute(s: RespSession, argv: Buffer[], ack = false): Reply | Promise<Reply> | TickAck {
   const c = resolve(argv);
   s.lastCommand = c.name;
   if (!s.authenticated && !c.noAuth) throw new RespError(NOAUTH);
@@ -81,10 +87,21 @@ export function execute(s: RespSession, argv: Buffer[]): Reply | Promise<Reply> 
     const refused = server.redirect(commandKeys(c, argv), c.write);
     if (refused !== undefined) throw new RespError(refused);
   }
+  const replication = server.replication;
+  if (
+    ack &&
+    c.name === 'set' &&
+    argv.length === 3 &&
+    replication.minReplicasAck === 0 &&
+    server.ackRefusal === undefined
+  ) {
+    const tick = server.store.setForAck(argv[1]!, argv[2]!);
+    s.lastWriteOffset = server.store.nextOffset;
+    return tick;
+  }
   let reply = c.run(s, argv);
   if (!c.write) return reply;
   // WAIT waits for the replicas to hold everything below this; so does --min-replicas-ack.
-  const replication = server.replication;
   s.lastWriteOffset = server.store.nextOffset;
   if (replication.minReplicasAck > 0 && reply instanceof Promise)
     reply = replication.replicatedAck(reply, s.lastWriteOffset).catch((e: unknown) => {

@@ -335,7 +335,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
    * Queues the reply to a write whose result is the store's tick
    * acknowledgement (tick-ack.ts), behind every reply before it: the store
    * calls ackSettled when the tick's writes are acknowledged, with no
-   * promise; the reply's value is then `true`. The server's flush is asked
+   * promise; the reply's value is then `ackReply`. The server's flush is asked
    * for now, so that it runs after the store's flush in this tick and sends
    * the reply at once (server.ts flushAll).
    */
@@ -347,8 +347,11 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
 
   /** A TickAck this connection listens to settled: `slot` is the one awaitAck queued. */
   ackSettled(slot: unknown, failed: boolean, error: unknown): void {
-    this.complete(slot as Slot, failed, failed ? error : true);
+    this.complete(slot as Slot, failed, failed ? error : this.ackReply);
   }
+
+  /** The reply value of an acknowledged write awaited through awaitAck (native: true; RESP: +OK). */
+  protected readonly ackReply: unknown = true;
 
   /**
    * Adds `tag` to the last slot if it awaits the very same promise or ack

@@ -2,13 +2,16 @@
  * RESP SET shares the store's per-tick ack: the plain SETs of one tick get
  * one OK promise (so a pipeline of them joins one reply slot of the
  * connection, as native SETs do), and a pipeline of SETs and GETs over a
- * real socket is still answered in order.
+ * real socket is still answered in order. An untimed plain SET outside a
+ * cluster and without --min-replicas-ack hands the connection the store's
+ * tick ack itself (no promise: its +OK leaves in the flush's turn).
  */
 import { Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/engine/index.js';
+import { TickAck } from '../../src/engine/tick-ack.js';
 import { OK } from '../../src/resp/reply.js';
-import { RESP_COMMANDS } from '../../src/resp/table.js';
+import { execute, RESP_COMMANDS } from '../../src/resp/table.js';
 import { removeTempDirs, silentLogger, tempDir } from '../engine/helpers.js';
 import { type ServerProcess, spawnServer } from '../server/spawn.js';
 
@@ -36,6 +39,33 @@ describe('RESP SET and the per-tick ack', () => {
       expect(await d).toBe(OK);
       expect(store.getSync('a')?.toString()).toBe('4');
       expect(store.getSync('b')?.toString()).toBe('2');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('execute gives a plain SET the tick ack only when asked, outside a cluster and without --min-replicas-ack', async () => {
+    const store = await openStore(tempDir(), { logger: silentLogger, fsync: 'never' });
+    try {
+      const replication = {
+        minReplicasAck: 0,
+        resync: { pending: false },
+        replicatedAck: (ack: Promise<unknown>) => ack,
+      };
+      const server = { store, replication } as Record<string, unknown>;
+      const s = { store, server, authenticated: true, lastWriteOffset: 0 } as never;
+      const plain = execute(s, argv('set', 'a', '1'), true);
+      expect(plain).toBeInstanceOf(TickAck);
+      expect((s as { lastWriteOffset: number }).lastWriteOffset).toBe(store.nextOffset);
+      expect(execute(s, argv('set', 'b', '2', 'NX'), true)).toBeInstanceOf(Promise);
+      expect(execute(s, argv('set', 'c', '3'), false)).toBeInstanceOf(Promise); // timed: the promise path
+      replication.minReplicasAck = 1;
+      expect(execute(s, argv('set', 'd', '4'), true)).toBeInstanceOf(Promise);
+      replication.minReplicasAck = 0;
+      server.ackRefusal = () => undefined;
+      expect(execute(s, argv('set', 'e', '5'), true)).toBeInstanceOf(Promise);
+      await (plain as TickAck).promise();
+      expect(store.getSync('a')?.toString()).toBe('1');
     } finally {
       await store.close();
     }
