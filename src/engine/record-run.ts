@@ -136,7 +136,7 @@ export class BatchJoiner {
     const out: Buffer[] = [];
     let rest = run;
     if (this.pending !== undefined) {
-      const k = firstGroupEnd(run);
+      const k = groupEnd(run, 0);
       const joined = Buffer.concat([this.pending, run.subarray(0, k)]);
       this.pending = undefined;
       rest = run.subarray(k);
@@ -155,35 +155,20 @@ export class BatchJoiner {
 }
 
 /**
- * Bytes from the start of `buf` through its first record that ends a group
- * (a record outside a batch, or a batch's end record), from the headers
- * alone. `buf.length` if no record ends one, or on damage (for `checkRun`
- * to refuse).
- */
-function firstGroupEnd(buf: Buffer): number {
-  const end = buf.length;
-  const h = scratch;
-  let at = 0;
-  while (at < end) {
-    if (!decodeHeaderInto(buf, at, end, MAX_KEY_BYTES, h)) return end;
-    at += RECORD_HEADER_BYTES + h.keyLength + h.valueLength;
-    if (at > end) return end;
-    if ((h.flags & FLAG_BATCH) === 0 || (h.flags & FLAG_BATCH_END) !== 0) return at;
-  }
-  return end;
-}
-
-/**
- * The end of the group starting at `at` in a checked run: past one record,
- * or past a batch's records through its end record (a group stays in one
- * segment). Headers only; `checkRun` has vouched for them.
+ * The end of the group starting at `at`: past one record, or past a batch's
+ * records through its end record (a group stays in one segment), from the
+ * headers alone. In a checked run that is all; in bytes not yet checked (a
+ * batch's rest in the next frame, BatchJoiner) a header that does not
+ * decode, or a run that ends first, gives `buf.length`, for `checkRun` to
+ * refuse or the next run to complete.
  */
 export function groupEnd(buf: Buffer, at: number): number {
   const end = buf.length;
   const h = scratch;
   for (;;) {
-    decodeHeaderInto(buf, at, end, MAX_KEY_BYTES, h);
+    if (!decodeHeaderInto(buf, at, end, MAX_KEY_BYTES, h)) return end;
     at += RECORD_HEADER_BYTES + h.keyLength + h.valueLength;
-    if ((h.flags & FLAG_BATCH) === 0 || (h.flags & FLAG_BATCH_END) !== 0 || at >= end) return at;
+    if (at >= end) return end;
+    if ((h.flags & FLAG_BATCH) === 0 || (h.flags & FLAG_BATCH_END) !== 0) return at;
   }
 }
