@@ -21,17 +21,16 @@
  * tracked by it (trackUnmanagedFds: false): they belong to the swap. One
  * worker per store, started on the first compaction, unref'd while idle
  * (ref'd while a rewrite runs), terminated by the compactor's stop(). The
- * worker lowers its own CPU priority (COMPACTION_WORKER_NICE), so the event
+ * worker's thread runs at a low CPU priority (COMPACTION_WORKER_NICE, set
+ * as it starts: thread-priority.ts), so the event
  * loop wins the CPU whenever it has work, and keeps within its CPU budget
  * (`compaction.cpuShare`, pacer.ts) by sleeping between steps.
  */
-import { existsSync, readlinkSync } from 'node:fs';
-import { setPriority } from 'node:os';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { CorruptionError } from '../../errors.js';
 import { nodeFs } from '../fs.js';
-import { COMPACTION_WORKER_NICE } from '../limits.js';
 import { SparseIndex } from '../sparse-index.js';
 import { Moves, type MovesPages } from './moves.js';
 import { CpuPacer, threadCpuClock } from './pacer.js';
@@ -44,6 +43,7 @@ import {
   type RewriteProgress,
   rewriteSegments,
 } from './rewrite.js';
+import { lowerNewThread, lowerThisThread, threadIds } from './thread-priority.js';
 import { traced } from './trace.js';
 
 /** Least time between two progress reports from the worker, in ms. */
@@ -174,12 +174,15 @@ export class RewriteWorker {
   private start(): Worker {
     if (this.worker) return this.worker;
     const t = performance.now();
+    const threadsBefore = threadIds();
     const w = new Worker(workerFile(), {
       workerData: { tag: WORKER_TAG, cancel: this.cancelFlag.buffer },
       // The outputs' descriptors it opens are handed to the event loop, which
       // closes them: the worker must not close them (or their reused numbers) when it exits.
       trackUnmanagedFds: false,
     });
+    // Before it runs much of its start-up: Node's bootstrap and our modules' loading (thread-priority.ts).
+    lowerNewThread(threadsBefore);
     traced('worker.start', t);
     w.unref();
     w.on('message', (m: Reply) => this.onReply(m));
@@ -293,22 +296,8 @@ async function serve(job: RewriteJob, cancel: Int32Array): Promise<void> {
   }
 }
 
-/**
- * Lowers this thread's CPU priority (COMPACTION_WORKER_NICE), where the OS
- * allows it per thread (Linux, by the thread id in /proc/thread-self); else
- * the worker runs at the process's priority.
- */
-function lowerPriority(): void {
-  try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (Number.isSafeInteger(tid) && tid > 0) setPriority(tid, COMPACTION_WORKER_NICE);
-  } catch {
-    // not Linux, or not allowed: keep the default priority
-  }
-}
-
 if (!isMainThread && (workerData as { tag?: string } | null)?.tag === WORKER_TAG) {
-  lowerPriority();
+  lowerThisThread(); // in case the event loop could not (thread-priority.ts)
   const cancel = new Int32Array((workerData as { cancel: SharedArrayBuffer }).cancel);
   parentPort!.on('message', (m: { job: RewriteJob }) => {
     void serve(m.job, cancel);
