@@ -159,6 +159,15 @@ export class RewriteWorker {
     });
   }
 
+  /**
+   * The worker's thread (worker_threads' threadId) while it lives: one
+   * thread serves every rewrite of the store; undefined before the first
+   * one and after terminate() or the thread's death (the next run starts another).
+   */
+  get threadId(): number | undefined {
+    return this.worker?.threadId;
+  }
+
   /** Makes a running rewrite stop at its next step (it deletes its outputs and fails). */
   cancel(): void {
     Atomics.store(this.cancelFlag, 0, 1);

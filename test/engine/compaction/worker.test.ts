@@ -10,6 +10,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { abortOutputs } from '../../../src/engine/compaction/rewrite.js';
 import { rewrite } from '../../../src/engine/compaction/rewrite-host.js';
@@ -422,4 +423,127 @@ describe('the worker on a larger log: SIGKILL while it writes, close() while it 
       await store.close();
     }
   });
+
+  it("runs one store's rewrites one after another in the same worker thread", async () => {
+    const dir = copyDir(big);
+    const store = await openStore(dir, {
+      maxSegmentBytes: SEGMENT_BYTES,
+      fsync: 'never',
+      logger: silentLogger,
+      compaction: { auto: false },
+    });
+    const w = new RewriteWorker();
+    const once = async () => {
+      const r = await rewrite(
+        store,
+        store.ordered.slice(0, -1),
+        true,
+        () => {},
+        () => false,
+        w,
+        0,
+      );
+      abortOutputs(nodeFs, dir, r.outputs);
+      expect(r.workerCpuMs, 'the rewrite ran in the worker').toBeGreaterThan(0);
+      return w.threadId;
+    };
+    try {
+      expect(w.threadId, 'no thread before the first rewrite').toBeUndefined();
+      const first = await once();
+      expect(first).toBeGreaterThan(0);
+      expect(await once(), "the second rewrite ran in the first one's thread").toBe(first);
+    } finally {
+      await w.terminate();
+      await store.close();
+    }
+    expect(w.threadId, 'terminate() ends the thread').toBeUndefined();
+  }, 120_000);
+
+  it('a worker thread that dies mid-rewrite fails that rewrite; the next rewrite starts a new thread and completes', async () => {
+    const dir = copyDir(big);
+    // Paced (compaction.cpuShare), so the rewrite is still running when its thread is killed.
+    const store = await openStore(dir, {
+      maxSegmentBytes: SEGMENT_BYTES,
+      fsync: 'never',
+      logger: silentLogger,
+      compaction: { auto: false, cpuShare: 0.05 },
+    });
+    const w = new RewriteWorker();
+    const inputs = store.ordered.slice(0, -1);
+    try {
+      let midway!: () => void;
+      const progressed = new Promise<void>((resolve) => (midway = resolve));
+      const failed = rewrite(
+        store,
+        inputs,
+        true,
+        (p) => {
+          if (p.bytesDone < p.bytesTotal) midway();
+        },
+        () => false,
+        w,
+        0,
+      ).then(
+        () => 'resolved',
+        (e: unknown) => e,
+      );
+      await progressed;
+      const dead = w.threadId;
+      // The thread ends under the RewriteWorker (as a crash would), not through its terminate().
+      await (w as unknown as { worker: Worker }).worker.terminate();
+      const err = await failed;
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toMatch(/compaction worker exited/);
+      expect(w.threadId, 'the dead thread is forgotten').toBeUndefined();
+      const r = await rewrite(
+        store,
+        inputs,
+        true,
+        () => {},
+        () => false,
+        w,
+        0,
+      );
+      expect(w.threadId).toBeGreaterThan(0);
+      expect(w.threadId).not.toBe(dead);
+      expect(r.bytesRead).toBe(inputs.reduce((n, s) => n + s.size, 0));
+      expect(r.outputs.length).toBeGreaterThan(0);
+      abortOutputs(nodeFs, dir, r.outputs);
+    } finally {
+      await w.terminate();
+      await store.close();
+    }
+  }, 120_000);
+
+  for (const mode of ['close', 'no-close'] as const) {
+    it(`the process exits by itself after a compaction in the worker (${mode === 'close' ? 'store closed' : 'store left open: the idle worker holds no handle'})`, async () => {
+      const dir = copyDir(big);
+      const child = spawn(
+        process.execPath,
+        [join(FIXTURES, 'worker-compact.mjs'), dir, String(SEGMENT_BYTES), mode],
+        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SEGKV_ENGINE: engine } },
+      );
+      let out = '';
+      let stderr = '';
+      child.stdout!.on('data', (b: Buffer) => {
+        out += b.toString();
+      });
+      child.stderr!.on('data', (b: Buffer) => {
+        stderr += b.toString();
+      });
+      const code = await new Promise<number | null | 'still running'>((resolve) => {
+        const timer = setTimeout(() => {
+          child.kill('SIGKILL');
+          resolve('still running');
+        }, 60_000);
+        child.on('close', (c) => {
+          clearTimeout(timer);
+          resolve(c);
+        });
+      });
+      expect(code, `exit code (${stderr})`).toBe(0);
+      const cpu = /done (\S+)/.exec(out)?.[1];
+      expect(Number(cpu), `the compaction ran in the worker (${out})`).toBeGreaterThan(0);
+    }, 90_000);
+  }
 });
