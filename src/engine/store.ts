@@ -548,21 +548,29 @@ export class Store extends EventEmitter implements CompactionHost {
    */
   set(key: Key, value: Value, options?: SetOptions): Promise<boolean> {
     try {
-      this.checkWritable();
-      const k = toInternalKey(key);
-      const v = toValueBytes(value);
-      const expiresAt = this.expiresAtFor(options?.ttlMs);
-      if (options && (options.ifAbsent || options.ifPresent)) {
-        const exists = this.liveSlot(k) >= 0;
-        // A no-op answers only once what it observed is as durable as a write's ack (see delete).
-        if ((options.ifAbsent && exists) || (options.ifPresent && !exists))
-          return this.ack().then(() => false);
-      }
-      this.writeValue(k, v, expiresAt);
-      return this.ack();
+      // A no-op answers only once what it observed is as durable as a write's ack (see delete).
+      return this.setNow(key, value, options) ? this.ack() : this.ack().then(() => false);
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /**
+   * @internal `set` without the promise, for the server (which waits on
+   * writeAck()): writes now, answers whether it wrote (false: ifAbsent or
+   * ifPresent said not to). Throws what `set` rejects with.
+   */
+  setNow(key: Key, value: Value, options?: SetOptions): boolean {
+    this.checkWritable();
+    const k = toInternalKey(key);
+    const v = toValueBytes(value);
+    const expiresAt = this.expiresAtFor(options?.ttlMs);
+    if (options && (options.ifAbsent || options.ifPresent)) {
+      const exists = this.liveSlot(k) >= 0;
+      if ((options.ifAbsent && exists) || (options.ifPresent && !exists)) return false;
+    }
+    this.writeValue(k, v, expiresAt);
+    return true;
   }
 
   /**
@@ -578,6 +586,19 @@ export class Store extends EventEmitter implements CompactionHost {
   }
 
   /**
+   * @internal The acknowledgement covering every write made so far: the
+   * server's write commands call a `…Now` method (setNow, deleteNow,
+   * expireNow, batchNow), then wait on this (tick-ack.ts), as the embedded
+   * API's promises do. Taken after the write, it is the ack of the tick the
+   * write landed in (a rotation inside the write flushed the tick before
+   * it). A write that wrote nothing waits on it too: what it observed may be
+   * a write not yet durable (see delete).
+   */
+  writeAck(): TickAck {
+    return this.tickAckNow();
+  }
+
+  /**
    * Sets the expiry of an existing key to `ttlMs` from now, or clears it
    * with `null` (Redis PEXPIRE / PERSIST). Resolves whether the key existed
    * (clearing: existed with an expiry); otherwise writes nothing. The record
@@ -586,18 +607,22 @@ export class Store extends EventEmitter implements CompactionHost {
    */
   expire(key: Key, ttlMs: number | null): Promise<boolean> {
     try {
-      this.checkWritable();
-      const k = toInternalKey(key);
-      const expiresAt = ttlMs === null ? 0 : this.expiresAtFor(ttlMs);
-      const slot = this.liveSlot(k);
-      if (slot < 0 || (ttlMs === null && this.keydir.expiresAtOf(slot, k) === 0)) {
-        return this.ack().then(() => false); // as durable as a write (see delete)
-      }
-      this.writeValue(k, this.valueAt(k, slot), expiresAt);
-      return this.ack();
+      // A no-op is as durable as a write (see delete).
+      return this.expireNow(key, ttlMs) ? this.ack() : this.ack().then(() => false);
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /** @internal `expire` without the promise (see setNow): whether it wrote. */
+  expireNow(key: Key, ttlMs: number | null): boolean {
+    this.checkWritable();
+    const k = toInternalKey(key);
+    const expiresAt = ttlMs === null ? 0 : this.expiresAtFor(ttlMs);
+    const slot = this.liveSlot(k);
+    if (slot < 0 || (ttlMs === null && this.keydir.expiresAtOf(slot, k) === 0)) return false;
+    this.writeValue(k, this.valueAt(k, slot), expiresAt);
+    return true;
   }
 
   /** Appends a value record for `k` and points the keydir at it (undoable, cache invalidated): set and expire. */
@@ -616,19 +641,24 @@ export class Store extends EventEmitter implements CompactionHost {
   /** Deletes `key`; resolves whether it existed. A tombstone is written only if it did. */
   delete(key: Key): Promise<boolean> {
     try {
-      this.checkWritable();
-      const k = toInternalKey(key);
       // Absent maybe only because of a delete still waiting for its fsync: answering at once
       // would acknowledge a state a power loss can undo, so wait like a write would.
-      if (this.liveSlot(k) < 0) return this.ack().then(() => false);
-      this.makeRoom(recordSize(k.length, 0));
-      this.segmentLog.recordUndo(k);
-      this.segmentLog.unpoint(k, this.segmentLog.append(k, undefined, 0, FLAG_TOMBSTONE));
-      this.cache?.delete(k);
-      return this.ack();
+      return this.deleteNow(key) ? this.ack() : this.ack().then(() => false);
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /** @internal `delete` without the promise (see setNow): whether the key existed (and a tombstone was written). */
+  deleteNow(key: Key): boolean {
+    this.checkWritable();
+    const k = toInternalKey(key);
+    if (this.liveSlot(k) < 0) return false;
+    this.makeRoom(recordSize(k.length, 0));
+    this.segmentLog.recordUndo(k);
+    this.segmentLog.unpoint(k, this.segmentLog.append(k, undefined, 0, FLAG_TOMBSTONE));
+    this.cache?.delete(k);
+    return true;
   }
 
   /**
@@ -637,56 +667,61 @@ export class Store extends EventEmitter implements CompactionHost {
    */
   batch(ops: readonly BatchOp[]): Promise<number> {
     try {
-      this.checkWritable();
-      if (!Array.isArray(ops)) throw new KvError('INVALID_ARGUMENT', 'batch takes an array of operations');
-      // Validate everything before writing anything.
-      const prepared: { k: string; v: Uint8Array | undefined; expiresAt: number }[] = [];
-      const present = new Map<string, boolean>();
-      const exists = (k: string) => present.get(k) ?? this.liveSlot(k) >= 0;
-      let bytes = 0;
-      for (const op of ops) {
-        if (op === null || typeof op !== 'object') {
-          throw new KvError(
-            'INVALID_ARGUMENT',
-            `a batch op must be an object {type, key, value?}, got ${String(op)}`,
-          );
-        }
-        const k = toInternalKey(op.key);
-        if (op.type === 'set') {
-          const v = toValueBytes(op.value);
-          prepared.push({ k, v, expiresAt: this.expiresAtFor(op.ttlMs) });
-          present.set(k, true);
-          bytes += recordSize(k.length, v.length);
-        } else if (op.type === 'del') {
-          if (!exists(k)) continue;
-          prepared.push({ k, v: undefined, expiresAt: 0 });
-          present.set(k, false);
-          bytes += recordSize(k.length, 0);
-        } else {
-          throw new KvError(
-            'INVALID_ARGUMENT',
-            `batch op type must be set or del, got ${String((op as BatchOp).type)}`,
-          );
-        }
-      }
-      if (prepared.length === 0) return this.ack().then(() => 0); // as durable as a write (see delete)
-      this.makeRoom(bytes);
-      const n = prepared.length;
-      const seg = this.active;
-      for (let i = 0; i < n; i++) {
-        const { k, v, expiresAt } = prepared[i]!;
-        const flags =
-          (v ? 0 : FLAG_TOMBSTONE) | (n > 1 ? FLAG_BATCH | (i === n - 1 ? FLAG_BATCH_END : 0) : 0);
-        this.segmentLog.recordUndo(k);
-        const position = this.segmentLog.append(k, v, expiresAt, flags);
-        if (v) this.fill(this.segmentLog.point(k, seg, position, v.length, expiresAt), v);
-        else this.segmentLog.unpoint(k, position);
-        this.cache?.delete(k);
-      }
-      return this.ack().then(() => n);
+      const n = this.batchNow(ops);
+      return this.ack().then(() => n); // a batch writing nothing is as durable as a write (see delete)
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /** @internal `batch` without the promise (see setNow): the number of records written. */
+  batchNow(ops: readonly BatchOp[]): number {
+    this.checkWritable();
+    if (!Array.isArray(ops)) throw new KvError('INVALID_ARGUMENT', 'batch takes an array of operations');
+    // Validate everything before writing anything.
+    const prepared: { k: string; v: Uint8Array | undefined; expiresAt: number }[] = [];
+    const present = new Map<string, boolean>();
+    const exists = (k: string) => present.get(k) ?? this.liveSlot(k) >= 0;
+    let bytes = 0;
+    for (const op of ops) {
+      if (op === null || typeof op !== 'object') {
+        throw new KvError(
+          'INVALID_ARGUMENT',
+          `a batch op must be an object {type, key, value?}, got ${String(op)}`,
+        );
+      }
+      const k = toInternalKey(op.key);
+      if (op.type === 'set') {
+        const v = toValueBytes(op.value);
+        prepared.push({ k, v, expiresAt: this.expiresAtFor(op.ttlMs) });
+        present.set(k, true);
+        bytes += recordSize(k.length, v.length);
+      } else if (op.type === 'del') {
+        if (!exists(k)) continue;
+        prepared.push({ k, v: undefined, expiresAt: 0 });
+        present.set(k, false);
+        bytes += recordSize(k.length, 0);
+      } else {
+        throw new KvError(
+          'INVALID_ARGUMENT',
+          `batch op type must be set or del, got ${String((op as BatchOp).type)}`,
+        );
+      }
+    }
+    if (prepared.length === 0) return 0;
+    this.makeRoom(bytes);
+    const n = prepared.length;
+    const seg = this.active;
+    for (let i = 0; i < n; i++) {
+      const { k, v, expiresAt } = prepared[i]!;
+      const flags = (v ? 0 : FLAG_TOMBSTONE) | (n > 1 ? FLAG_BATCH | (i === n - 1 ? FLAG_BATCH_END : 0) : 0);
+      this.segmentLog.recordUndo(k);
+      const position = this.segmentLog.append(k, v, expiresAt, flags);
+      if (v) this.fill(this.segmentLog.point(k, seg, position, v.length, expiresAt), v);
+      else this.segmentLog.unpoint(k, position);
+      this.cache?.delete(k);
+    }
+    return n;
   }
 
   /**

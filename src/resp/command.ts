@@ -2,8 +2,9 @@
  * The shape of a RESP command (one row of the command table, table.ts) and
  * the argument helpers every handler uses, with Redis's wording for each
  * mistake. A handler gets the whole argv (argv[0] is the command name as
- * sent) and returns a Reply or a promise of one (writes resolve once
- * acknowledged per the fsync mode); it throws RespError for an error reply.
+ * sent) and returns a Reply, a promise of one, or for a write the store's
+ * tick ack and its reply (acked-write.ts: answered once acknowledged per the
+ * fsync mode); it throws RespError for an error reply.
  * Arity is checked before the handler runs, Redis style: a positive arity is
  * the exact argc, a negative one the minimum.
  */
@@ -11,6 +12,7 @@ import type { ClusterGate } from '../cluster/node.js';
 import type { Store } from '../engine/store.js';
 import { KvError } from '../errors.js';
 import type { Replication } from '../replication/replication.js';
+import type { AckedWrite } from '../server/acked-write.js';
 import { err, NOT_AN_INTEGER, type Reply, RespError } from './reply.js';
 import type { Protocol } from './writer.js';
 
@@ -79,7 +81,7 @@ export interface RespSession {
   onAuthenticated(): void;
 }
 
-export type Handler = (s: RespSession, argv: Buffer[]) => Reply | Promise<Reply>;
+export type Handler = (s: RespSession, argv: Buffer[]) => Reply | Promise<Reply> | AckedWrite;
 
 export interface RespCommand {
   /** Lower case, as COMMAND and error messages name it; `parent|sub` for a subcommand. */

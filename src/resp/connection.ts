@@ -17,7 +17,6 @@
  *   and the connection is closed, as Redis does.
  */
 import type { Socket } from 'node:net';
-import { TickAck } from '../engine/tick-ack.js';
 import { KvError } from '../errors.js';
 import {
   PREAUTH_MAX_FRAME_BYTES,
@@ -26,6 +25,7 @@ import {
   SHUTDOWN_GRACE_MS,
 } from '../protocol/limits.js';
 import { COMMAND_NAMES } from '../protocol/messages.js';
+import { type AckedWrite, isAckedWrite, repliesOnTickAck } from '../server/acked-write.js';
 import { type ConnectionHost, ServedConnectionBase } from '../server/served-connection.js';
 import type { RespClientInfo, RespServer, RespSession } from './command.js';
 import { RespProtocolError, RespReader } from './parser.js';
@@ -50,7 +50,7 @@ export class RespConnection extends ServedConnectionBase<Buffer[]> implements Re
   private readonly createdAt = Date.now();
   private lastActive = Date.now();
   protected readonly reader: RespReader;
-  /** A plain SET's reply once its tick is acknowledged (awaitAck). */
+  /** A plain SET's reply once its tick is acknowledged (awaitWrite). */
   protected override readonly ackReply: unknown = OK;
 
   constructor(
@@ -132,9 +132,9 @@ export class RespConnection extends ServedConnectionBase<Buffer[]> implements Re
     this.host.commandsProcessed++;
     const metrics = this.host.metrics;
     const started = metrics.timing ? performance.now() : -1;
-    let result: Reply | Promise<Reply> | TickAck;
+    let result: Reply | Promise<Reply> | AckedWrite;
     try {
-      result = execute(this, argv, started < 0);
+      result = execute(this, argv, repliesOnTickAck(this.host));
     } catch (e) {
       this.replyError(e);
       return;
@@ -154,8 +154,8 @@ export class RespConnection extends ServedConnectionBase<Buffer[]> implements Re
       this.awaitReply(result, this.proto, observe);
       return;
     }
-    if (result instanceof TickAck) {
-      this.awaitAck(result, this.proto); // a plain SET (untimed): +OK when the tick is acknowledged
+    if (isAckedWrite(result)) {
+      this.awaitWrite(result, this.proto); // its reply once the tick is acknowledged
       return;
     }
     observe?.();

@@ -8,14 +8,14 @@
  * positions, docs, handler); COMMAND, COMMAND DOCS and PROTOCOL.md's RESP
  * list come from here (test/resp checks the doc).
  */
-import type { TickAck } from '../engine/tick-ack.js';
+import { type AckedWrite, ackedPromise, isAckedWrite } from '../server/acked-write.js';
 import type { RespCommand, RespSession } from './command.js';
 import { wrongArity } from './command.js';
 import { CONNECTION_COMMANDS } from './commands/connection.js';
 import { KEYSPACE_COMMANDS } from './commands/keyspace.js';
 import { serverCommands, subcommandOf } from './commands/server.js';
 import { STRING_COMMANDS } from './commands/strings.js';
-import { err, type Reply, RespError } from './reply.js';
+import { err, OK, type Reply, RespError } from './reply.js';
 
 const table = new Map<string, RespCommand>();
 for (const c of [
@@ -63,12 +63,14 @@ export function resolve(argv: Buffer[]): RespCommand {
  * Returns the reply or a promise of it; throws RespError (or a store error,
  * which the connection translates). `s.lastCommand` is set for CLIENT LIST.
  *
- * With `ack`, a SET without options, outside a cluster and without
- * --min-replicas-ack, returns the store's tick acknowledgement itself
- * (tick-ack.ts), for the connection to listen to: its +OK then leaves in the
- * same event-loop turn as the flush, as the native SET's reply does.
+ * A write's handler returns its store's tick ack and reply (acked-write.ts).
+ * With `ack` (the connection's repliesOnTickAck: untimed, outside a cluster,
+ * without --min-replicas-ack) that is returned as it is, for the connection
+ * to wait on the ack itself: the reply then leaves in the same event-loop
+ * turn as the flush, as the native protocol's does. Without, it becomes a
+ * promise, chained through --min-replicas-ack and cluster fencing.
  */
-export function execute(s: RespSession, argv: Buffer[], ack = false): Reply | Promise<Reply> | TickAck {
+export function execute(s: RespSession, argv: Buffer[], ack = false): Reply | Promise<Reply> | AckedWrite {
   const c = resolve(argv);
   s.lastCommand = c.name;
   if (!s.authenticated && !c.noAuth) throw new RespError(NOAUTH);
@@ -87,22 +89,19 @@ export function execute(s: RespSession, argv: Buffer[], ack = false): Reply | Pr
     const refused = server.redirect(commandKeys(c, argv), c.write);
     if (refused !== undefined) throw new RespError(refused);
   }
-  const replication = server.replication;
-  if (
-    ack &&
-    c.name === 'set' &&
-    argv.length === 3 &&
-    replication.minReplicasAck === 0 &&
-    server.ackRefusal === undefined
-  ) {
-    const tick = server.store.setForAck(argv[1]!, argv[2]!);
-    s.lastWriteOffset = server.store.nextOffset;
-    return tick;
-  }
-  let reply = c.run(s, argv);
-  if (!c.write) return reply;
+  const result = c.run(s, argv);
+  if (!c.write) return result;
   // WAIT waits for the replicas to hold everything below this; so does --min-replicas-ack.
   s.lastWriteOffset = server.store.nextOffset;
+  if (!isAckedWrite(result)) return chainWrite(s, result);
+  return ack ? result : chainWrite(s, ackedPromise(result, OK) as Promise<Reply>);
+}
+
+/** A write's reply through --min-replicas-ack (the replicas' acks) and cluster fencing. */
+function chainWrite(s: RespSession, result: Reply | Promise<Reply>): Reply | Promise<Reply> {
+  const server = s.server;
+  const replication = server.replication;
+  let reply = result;
   if (replication.minReplicasAck > 0 && reply instanceof Promise)
     reply = replication.replicatedAck(reply, s.lastWriteOffset).catch((e: unknown) => {
       const code = (e as { code?: string }).code;

@@ -1,8 +1,9 @@
 /**
  * The command table: one handler per command of protocol/PROTOCOL.md §6.
  * A handler gets the decoded request `[id, name, ...args]` and returns the
- * result, or a promise of it (writes resolve once acknowledged per the fsync
- * mode); it throws KvError for an error reply.
+ * result, or a promise of it; a write returns its store's tick ack and its
+ * reply (acked-write.ts: answered once acknowledged per the fsync mode); it
+ * throws KvError for an error reply.
  *
  * Invariants: argument types and counts are checked here (WRONG_ARGS) before
  * the store sees anything; key and value limits are the store's (INVALID_KEY,
@@ -31,6 +32,7 @@ import {
 } from '../protocol/messages.js';
 import { parsePrimaryAddress } from '../replication/replica.js';
 import type { Replication } from '../replication/replication.js';
+import { type AckedReply, ackedBy } from './acked-write.js';
 
 /** What a handler may see and do about its connection and server. */
 export interface Session {
@@ -150,16 +152,17 @@ const INTEGER = /^-?(0|[1-9][0-9]*)$/;
  * argument), as Redis's: a time ≤ 0 deletes the key (true if it existed);
  * otherwise true if the key exists and now expires that long from now.
  */
-function expireMs(s: Session, req: unknown[], name: string, unit: 1 | 1000): Promise<boolean> {
+function expireMs(s: Session, req: unknown[], name: string, unit: 1 | 1000): AckedReply {
   const k = key(req, 2, name);
   const t = req[3];
   const what = unit === 1 ? 'ms' : 'seconds';
   if (typeof t !== 'number') throw new KvError('WRONG_ARGS', `${name}: ${what} must be an integer`);
-  if (Number.isInteger(t) && t <= 0) return s.store.delete(k);
+  const store = s.store;
+  if (Number.isInteger(t) && t <= 0) return ackedBy(store, store.deleteNow(k));
   if (!Number.isInteger(t)) {
     throw new KvError('INVALID_ARGUMENT', `${name}: ${what} must be an integer, got ${t}`);
   }
-  return s.store.expire(k, checkTtlMs(t * unit, `${name}: the time`));
+  return ackedBy(store, store.expireNow(k, checkTtlMs(t * unit, `${name}: the time`)));
 }
 
 /** Stores with a COMPACT in progress (from any connection of any server on them). */
@@ -232,7 +235,7 @@ const SPECS: Record<CommandName, CommandSpec> = {
     run: (s, req) => {
       const k = key(req, 2, 'SET');
       const v = value(req, 3, 'SET');
-      if (req.length === 4) return s.store.set(k, v); // no options: the common case allocates nothing more
+      if (req.length === 4) return s.store.setForAck(k, v); // no options: the reply is the plain `true`
       const o = options(req, 4, 'SET', ['ttl', 'nx', 'xx']);
       const ttl = optNumber(o, 'ttl', 'SET');
       const nx = optBool(o, 'nx', 'SET');
@@ -242,7 +245,7 @@ const SPECS: Record<CommandName, CommandSpec> = {
       if (ttl !== undefined) so.ttlMs = checkTtlMs(ttl, 'SET: option ttl');
       if (nx) so.ifAbsent = true;
       if (xx) so.ifPresent = true;
-      return s.store.set(k, v, so);
+      return ackedBy(s.store, s.store.setNow(k, v, so));
     },
   },
   DEL: {
@@ -250,10 +253,11 @@ const SPECS: Record<CommandName, CommandSpec> = {
     minArgs: 1,
     maxArgs: Number.POSITIVE_INFINITY,
     run: (s, req) => {
-      if (req.length === 3) return s.store.delete(key(req, 2, 'DEL')).then((existed) => (existed ? 1 : 0));
+      const store = s.store;
+      if (req.length === 3) return ackedBy(store, store.deleteNow(key(req, 2, 'DEL')) ? 1 : 0);
       const ops: BatchOp[] = [];
       for (let i = 2; i < req.length; i++) ops.push({ type: 'del', key: key(req, i, 'DEL') });
-      return s.store.batch(ops);
+      return ackedBy(store, store.batchNow(ops));
     },
   },
   MGET: {
@@ -288,7 +292,8 @@ const SPECS: Record<CommandName, CommandSpec> = {
       for (let i = 2; i < req.length; i += 2) {
         ops.push({ type: 'set', key: key(req, i, 'MSET'), value: value(req, i + 1, 'MSET') });
       }
-      return s.store.batch(ops).then(() => true);
+      s.store.batchNow(ops);
+      return ackedBy(s.store, true);
     },
   },
   EXISTS: {
@@ -333,7 +338,8 @@ const SPECS: Record<CommandName, CommandSpec> = {
       }
       const ttl = s.store.ttl(k);
       const so: SetOptions = ttl > 0 ? { ttlMs: ttl } : {};
-      return s.store.set(k, String(next), so).then(() => next);
+      s.store.setNow(k, String(next), so);
+      return ackedBy(s.store, next);
     },
   },
   TTL: {
@@ -368,7 +374,7 @@ const SPECS: Record<CommandName, CommandSpec> = {
     usage: 'key',
     minArgs: 1,
     maxArgs: 1,
-    run: (s, req) => s.store.expire(key(req, 2, 'PERSIST'), null),
+    run: (s, req) => ackedBy(s.store, s.store.expireNow(key(req, 2, 'PERSIST'), null)),
   },
   SCAN: {
     usage: '[{prefix, match, start, end, cursor, count, raw}]',

@@ -37,6 +37,7 @@ import {
 import { checkRequest, type RequestProblem } from '../protocol/request-check.js';
 import type { StreamHandler, StreamSink } from '../replication/feed.js';
 import type { Replication } from '../replication/replication.js';
+import { ackedPromise, isAckedWrite, repliesOnTickAck } from './acked-write.js';
 import { COMMAND_TABLE, type Session } from './commands.js';
 import { type ConnectionHost, ServedConnectionBase } from './served-connection.js';
 
@@ -238,16 +239,15 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
       return;
     }
     if (write) {
-      // WAIT waits for the replicas to hold everything below this; so does --min-replicas-ack.
-      const replication = this.host.replication;
-      this.lastWriteOffset = this.host.store.nextOffset;
-      if (replication.minReplicasAck > 0 && result instanceof Promise) {
-        result = replication.replicatedAck(result, this.lastWriteOffset);
-      }
+      this.replyToWrite(
+        id,
+        result,
+        started < 0
+          ? undefined
+          : () => metrics.observe(command.index, performance.now() - started, req, this.remote),
+      );
+      return;
     }
-    // Cluster fencing: a write is acknowledged only if this node still leads when its ack is due.
-    if (write && cluster !== undefined && result instanceof Promise)
-      result = result.then(cluster.acknowledge);
     if (result instanceof Promise) {
       this.awaitReply(
         result,
@@ -328,8 +328,9 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
   /**
    * Runs `[id, "SET", key, value]` as peekSet found it: what the general
    * path does for a SET without options (replica and min-replicas refusals,
-   * counters, WAIT's offset, --min-replicas-ack), with the key and value
-   * handed to the store as views of the frame (it copies both into its log).
+   * the cluster's slot check, counters, replyToWrite), with the key and
+   * value handed to the store as views of the frame (it copies both into
+   * its log).
    */
   private runSet(body: Buffer): void {
     const { id, keyStart, keyLength, valueStart, valueLength } = getRequest;
@@ -351,32 +352,45 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
     this.host.commandsProcessed++;
     this.host.metrics.commands[SET_INDEX]!++;
     const store = this.host.store;
-    const value = body.subarray(valueStart, valueStart + valueLength);
-    if (replication.minReplicasAck === 0 && cluster === undefined) {
-      // The common case: the reply waits on the store's tick ack itself, no promise (tick-ack.ts).
-      let ack: TickAck;
-      try {
-        ack = store.setForAck(key, value);
-      } catch (err) {
-        this.replyError(id, err);
-        return;
-      }
-      this.lastWriteOffset = store.nextOffset;
-      this.awaitAck(ack, id);
-      return;
-    }
-    let result: Promise<unknown>;
+    let ack: TickAck;
     try {
-      result = store.set(key, value);
+      ack = store.setForAck(key, body.subarray(valueStart, valueStart + valueLength));
     } catch (err) {
       this.replyError(id, err);
       return;
     }
-    this.lastWriteOffset = store.nextOffset;
-    if (replication.minReplicasAck > 0) result = replication.replicatedAck(result, this.lastWriteOffset);
-    // Cluster fencing: acknowledged only if this node still leads when the ack is due.
-    if (cluster !== undefined) result = result.then(cluster.acknowledge);
-    this.awaitReply(result, id, undefined);
+    this.replyToWrite(id, ack, undefined);
+  }
+
+  /**
+   * Replies to a write command once it is acknowledged: `result` is what its
+   * handler returned (a TickAck or AckedReply, acked-write.ts; a promise, or
+   * a value). Notes the log's end for WAIT. Where repliesOnTickAck allows,
+   * the reply waits on the store's tick ack itself; otherwise on a promise,
+   * through --min-replicas-ack (the replicas' acks) and cluster fencing (a
+   * write is acknowledged only if this node still leads when its ack is due).
+   */
+  private replyToWrite(id: number, result: unknown, observe: (() => void) | undefined): void {
+    // WAIT waits for the replicas to hold everything below this; so does --min-replicas-ack.
+    this.lastWriteOffset = this.host.store.nextOffset;
+    if (isAckedWrite(result)) {
+      if (repliesOnTickAck(this.host)) {
+        this.awaitWrite(result, id);
+        return;
+      }
+      result = ackedPromise(result, true);
+    }
+    if (result instanceof Promise) {
+      const replication = this.host.replication;
+      if (replication.minReplicasAck > 0) result = replication.replicatedAck(result, this.lastWriteOffset);
+      const cluster = this.host.cluster;
+      if (cluster !== undefined) result = (result as Promise<unknown>).then(cluster.acknowledge);
+      this.awaitReply(result as Promise<unknown>, id, observe);
+      return;
+    }
+    observe?.();
+    if (this.awaiting) this.enqueue(this.encodeReply(id, result));
+    else this.writeReply(id, result);
   }
 
   /** Runs `[id, "GET", key]` as peekGet found it: the cluster's slot check, the counters, the reply. */

@@ -42,6 +42,7 @@ import type { AckListener, TickAck } from '../engine/tick-ack.js';
 import { MAX_AUTH_FAILURES, MAX_INFLIGHT_REQUESTS, REPLY_HIGH_WATER_BYTES } from '../protocol/limits.js';
 import type { InfoSection } from '../protocol/messages.js';
 import type { Replication } from '../replication/replication.js';
+import { AckedReply, type AckedWrite } from './acked-write.js';
 import type { ServerMetrics } from './metrics.js';
 import { setSink } from './socket-reads.js';
 import { SocketWrites } from './socket-writes.js';
@@ -120,6 +121,7 @@ interface Slot {
   tag: number;
   /** The tags of the requests right behind this one that await the same promise (the writes of one tick share the store's ack). */
   more: number[] | undefined;
+  /** The outcome once settled; for a write awaiting a TickAck, its reply from the start. */
   value: unknown;
 }
 
@@ -317,7 +319,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
    * reply before it; `observe` (request timing) runs when it settles.
    */
   protected awaitReply(result: Promise<unknown>, tag: number, observe: (() => void) | undefined): void {
-    if (observe === undefined && this.joinLast(result, tag)) return;
+    if (observe === undefined && this.joinLast(result, tag, undefined)) return;
     const slot = this.awaitSlot(result, tag);
     result.then(
       (value) => {
@@ -332,37 +334,47 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
   }
 
   /**
-   * Queues the reply to a write whose result is the store's tick
-   * acknowledgement (tick-ack.ts), behind every reply before it: the store
-   * calls ackSettled when the tick's writes are acknowledged, with no
-   * promise; the reply's value is then `ackReply`. The server's flush is asked
-   * for now, so that it runs after the store's flush in this tick and sends
-   * the reply at once (server.ts flushAll).
+   * Queues the reply to a write (acked-write.ts) behind every reply before
+   * it, waiting on the store's tick acknowledgement (tick-ack.ts) itself:
+   * the store calls ackSettled when the tick's writes are acknowledged, with
+   * no promise; the reply is then the write's value (a bare TickAck:
+   * `ackReply`). The server's flush is asked for now, so that it runs after
+   * the store's flush in this tick and sends the reply at once (server.ts
+   * flushAll). Only where repliesOnTickAck allows it.
    */
-  protected awaitAck(ack: TickAck, tag: number): void {
+  protected awaitWrite(write: AckedWrite, tag: number): void {
+    if (write instanceof AckedReply) this.awaitAck(write.ack, tag, write.value);
+    else this.awaitAck(write, tag, this.ackReply);
+  }
+
+  private awaitAck(ack: TickAck, tag: number, value: unknown): void {
     this.askFlush();
-    if (this.joinLast(ack, tag)) return;
-    ack.listen(this, this.awaitSlot(ack, tag));
+    if (this.joinLast(ack, tag, value)) return;
+    const slot = this.awaitSlot(ack, tag);
+    slot.value = value;
+    ack.listen(this, slot);
   }
 
-  /** A TickAck this connection listens to settled: `slot` is the one awaitAck queued. */
+  /** A TickAck this connection listens to settled: `slot` is the one awaitAck queued, holding the reply. */
   ackSettled(slot: unknown, failed: boolean, error: unknown): void {
-    this.complete(slot as Slot, failed, failed ? error : this.ackReply);
+    const s = slot as Slot;
+    this.complete(s, failed, failed ? error : s.value);
   }
 
-  /** The reply value of an acknowledged write awaited through awaitAck (native: true; RESP: +OK). */
+  /** The reply to a write acknowledged as a bare TickAck (native: true; RESP: +OK). */
   protected readonly ackReply: unknown = true;
 
   /**
    * Adds `tag` to the last slot if it awaits the very same promise or ack
-   * (the writes of one tick share the store's ack): one settlement answers
-   * the whole run. Counts it in flight.
+   * (the writes of one tick share the store's ack) with the same reply
+   * (`value`: an ack's, known in advance; undefined for a promise): one
+   * settlement answers the whole run. Counts it in flight.
    */
-  private joinLast(awaited: Promise<unknown> | TickAck, tag: number): boolean {
+  private joinLast(awaited: Promise<unknown> | TickAck, tag: number, value: unknown): boolean {
     // Replies written since go between: they end the run (the last slot then holds them).
     this.takeWrittenBehind();
     const last = this.slots[this.slots.length - 1];
-    if (last === undefined || last.promise !== awaited || last.settled) return false;
+    if (last === undefined || last.promise !== awaited || last.settled || last.value !== value) return false;
     this.inflight++;
     if (last.more === undefined) last.more = [tag];
     else last.more.push(tag);
@@ -466,7 +478,8 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
   private complete(slot: Slot, failed: boolean, value: unknown): void {
     this.inflight -= slot.more === undefined ? 1 : 1 + slot.more.length;
     if (this.closed) return;
-    this.takeWrittenBehind(); // (none: replies read are taken before control leaves the connection)
+    // Nothing is in the shared writer here: a settlement comes from a promise reaction,
+    // or the store's end-of-tick flush, after every connection took what it wrote.
     slot.promise = undefined;
     slot.settled = true;
     slot.failed = failed;

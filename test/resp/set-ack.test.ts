@@ -1,10 +1,11 @@
 /**
- * RESP SET shares the store's per-tick ack: the plain SETs of one tick get
- * one OK promise (so a pipeline of them joins one reply slot of the
- * connection, as native SETs do), and a pipeline of SETs and GETs over a
- * real socket is still answered in order. An untimed plain SET outside a
- * cluster and without --min-replicas-ack hands the connection the store's
- * tick ack itself (no promise: its +OK leaves in the flush's turn).
+ * RESP writes share the store's per-tick ack (acked-write.ts): the plain
+ * SETs of one tick answer the same TickAck (so a pipeline of them joins one
+ * reply slot of the connection, as native SETs do), other writes that ack
+ * with their reply, and a pipeline of SETs and GETs over a real socket is
+ * still answered in order. Only where the connection may wait on the ack
+ * itself (untimed, outside a cluster, without --min-replicas-ack) does
+ * execute hand it out; otherwise a promise of the reply.
  */
 import { Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -12,6 +13,7 @@ import { openStore } from '../../src/engine/index.js';
 import { TickAck } from '../../src/engine/tick-ack.js';
 import { OK } from '../../src/resp/reply.js';
 import { execute, RESP_COMMANDS } from '../../src/resp/table.js';
+import { AckedReply } from '../../src/server/acked-write.js';
 import { removeTempDirs, silentLogger, tempDir } from '../engine/helpers.js';
 import { type ServerProcess, spawnServer } from '../server/spawn.js';
 
@@ -20,31 +22,33 @@ afterAll(removeTempDirs);
 const argv = (...xs: string[]) => xs.map((x) => Buffer.from(x));
 
 describe('RESP SET and the per-tick ack', () => {
-  it('plain SETs of one tick get the same OK promise; the next tick a new one', async () => {
+  it('plain SETs of one tick answer the same tick ack; a SET with options its ack and reply', async () => {
     const store = await openStore(tempDir(), { logger: silentLogger, fsync: 'never' });
     try {
       const set = RESP_COMMANDS.get('set')!;
       const s = { store } as never;
       const a = set.run(s, argv('set', 'a', '1'));
       const b = set.run(s, argv('set', 'b', '2'));
-      expect(a).toBeInstanceOf(Promise);
+      expect(a).toBeInstanceOf(TickAck);
       expect(b).toBe(a);
-      // With an option it is a promise of its own (NX may answer nil).
+      // With an option: the same tick's ack, with its own reply (NX may answer nil).
       const c = set.run(s, argv('set', 'c', '3', 'NX'));
-      expect(c).not.toBe(a);
-      expect(await a).toBe(OK);
-      expect(await c).toBe(OK);
+      expect(c).toBeInstanceOf(AckedReply);
+      expect((c as AckedReply).ack).toBe(a);
+      expect((c as AckedReply).value).toBe(OK);
+      await (a as TickAck).promise();
       const d = set.run(s, argv('set', 'a', '4'));
       expect(d).not.toBe(a);
-      expect(await d).toBe(OK);
+      await (d as TickAck).promise();
       expect(store.getSync('a')?.toString()).toBe('4');
       expect(store.getSync('b')?.toString()).toBe('2');
+      expect(store.getSync('c')?.toString()).toBe('3');
     } finally {
       await store.close();
     }
   });
 
-  it('execute gives a plain SET the tick ack only when asked, outside a cluster and without --min-replicas-ack', async () => {
+  it("execute hands out a write's tick ack only when asked (the connection's repliesOnTickAck), else a promise of its reply", async () => {
     const store = await openStore(tempDir(), { logger: silentLogger, fsync: 'never' });
     try {
       const replication = {
@@ -57,15 +61,20 @@ describe('RESP SET and the per-tick ack', () => {
       const plain = execute(s, argv('set', 'a', '1'), true);
       expect(plain).toBeInstanceOf(TickAck);
       expect((s as { lastWriteOffset: number }).lastWriteOffset).toBe(store.nextOffset);
-      expect(execute(s, argv('set', 'b', '2', 'NX'), true)).toBeInstanceOf(Promise);
-      expect(execute(s, argv('set', 'c', '3'), false)).toBeInstanceOf(Promise); // timed: the promise path
-      replication.minReplicasAck = 1;
-      expect(execute(s, argv('set', 'd', '4'), true)).toBeInstanceOf(Promise);
-      replication.minReplicasAck = 0;
-      server.ackRefusal = () => undefined;
-      expect(execute(s, argv('set', 'e', '5'), true)).toBeInstanceOf(Promise);
+      const nx = execute(s, argv('set', 'b', '2', 'NX'), true);
+      expect(nx).toBeInstanceOf(AckedReply);
+      expect((nx as AckedReply).ack).toBe(plain);
+      const del = execute(s, argv('del', 'a', 'zz'), true);
+      expect((del as AckedReply).value).toBe(1);
+      const timed = execute(s, argv('set', 'c', '3'), false); // timed, clustered or min-replicas: a promise
+      expect(timed).toBeInstanceOf(Promise);
+      const timedDel = execute(s, argv('del', 'c'), false);
+      expect(timedDel).toBeInstanceOf(Promise);
       await (plain as TickAck).promise();
-      expect(store.getSync('a')?.toString()).toBe('1');
+      await expect(timed).resolves.toBe(OK);
+      await expect(timedDel).resolves.toBe(1);
+      expect(store.getSync('a')).toBeUndefined();
+      expect(store.getSync('b')?.toString()).toBe('2');
     } finally {
       await store.close();
     }

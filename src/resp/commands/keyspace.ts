@@ -13,6 +13,7 @@
 import type { BatchOp, Store } from '../../engine/store.js';
 import { KvError } from '../../errors.js';
 import { RESP_DEFAULT_SCAN_COUNT } from '../../protocol/limits.js';
+import { type AckedWrite, ackedBy } from '../../server/acked-write.js';
 import { command, intArg, isInt64, type RespCommand, word } from '../command.js';
 import { err, OK, type Reply, RespError, Simple, SYNTAX_ERROR } from '../reply.js';
 import { scanCursorsOf } from '../scan-cursors.js';
@@ -52,7 +53,7 @@ type Unit = 'seconds' | 'ms';
 
 /** EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT, as Redis 7's expireGenericCommand. */
 function expireCommand(name: string, unit: Unit, absolute: boolean) {
-  return (s: { store: Store }, argv: Buffer[]): Reply | Promise<Reply> => {
+  return (s: { store: Store }, argv: Buffer[]): Reply | AckedWrite => {
     let nx = false;
     let xx = false;
     let gt = false;
@@ -85,15 +86,19 @@ function expireCommand(name: string, unit: Unit, absolute: boolean) {
     if (xx && current === -1n) return 0;
     if (gt && (when <= current || current === -1n)) return 0;
     if (lt && current !== -1n && when >= current) return 0;
-    if (when <= BigInt(now)) return store.delete(key).then(() => 1);
+    if (when <= BigInt(now)) {
+      store.deleteNow(key);
+      return ackedBy(store, 1);
+    }
     // The log holds expiry times in ms since the epoch as JS numbers: beyond 2^53 they would round.
     if (when > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid();
-    return store.expire(key, Number(when) - now).then(
-      (done) => (done ? 1 : 0),
-      (e: unknown) => {
-        throw e instanceof KvError && e.code === 'INVALID_ARGUMENT' ? invalid() : e;
-      },
-    );
+    let done: boolean;
+    try {
+      done = store.expireNow(key, Number(when) - now);
+    } catch (e) {
+      throw e instanceof KvError && e.code === 'INVALID_ARGUMENT' ? invalid() : e;
+    }
+    return ackedBy(store, done ? 1 : 0);
   };
 }
 
@@ -179,8 +184,9 @@ export const KEYSPACE_COMMANDS: readonly RespCommand[] = [
       acl: 'keyspace write slow',
     },
     (s, argv) => {
-      if (argv.length === 2) return s.store.delete(argv[1]!).then((existed) => (existed ? 1 : 0));
-      return s.store.batch(argv.slice(1).map((key): BatchOp => ({ type: 'del', key })));
+      const store = s.store;
+      if (argv.length === 2) return ackedBy(store, store.deleteNow(argv[1]!) ? 1 : 0);
+      return ackedBy(store, store.batchNow(argv.slice(1).map((key): BatchOp => ({ type: 'del', key }))));
     },
   ),
   command(
@@ -197,7 +203,8 @@ export const KEYSPACE_COMMANDS: readonly RespCommand[] = [
       synopsis: 'key ...',
       acl: 'keyspace write fast',
     },
-    (s, argv) => s.store.batch(argv.slice(1).map((key): BatchOp => ({ type: 'del', key }))),
+    (s, argv) =>
+      ackedBy(s.store, s.store.batchNow(argv.slice(1).map((key): BatchOp => ({ type: 'del', key })))),
   ),
   command(
     'exists',
@@ -356,7 +363,7 @@ export const KEYSPACE_COMMANDS: readonly RespCommand[] = [
       synopsis: 'key',
       acl: 'keyspace write fast',
     },
-    (s, argv) => s.store.expire(argv[1]!, null).then((done) => (done ? 1 : 0)),
+    (s, argv) => ackedBy(s.store, s.store.expireNow(argv[1]!, null) ? 1 : 0),
   ),
   command(
     'keys',

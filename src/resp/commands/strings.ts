@@ -5,7 +5,8 @@
  *
  * Invariants: a read-modify-write (INCR, APPEND, GETSET, SET ... GET,
  * MSETNX) reads and issues its write in one synchronous step, so no other
- * request interleaves; writes answer once acknowledged per the fsync mode.
+ * request interleaves; writes answer once acknowledged per the fsync mode
+ * (they return the store's tick ack and their reply: acked-write.ts).
  * A key keeps its expiry through INCR/APPEND and SET KEEPTTL (its remaining
  * ms are written again); any other SET clears it, as in Redis. An expiry
  * already in the past deletes the key, as Redis does.
@@ -13,6 +14,7 @@
 import { MAX_KEY_BYTES } from '../../engine/limits.js';
 import type { Store } from '../../engine/store.js';
 import { KvError } from '../../errors.js';
+import { type AckedWrite, ackedBy } from '../../server/acked-write.js';
 import { command, intArg, isInt64, parseInt64, type RespCommand, toRespError, word } from '../command.js';
 import { err, NOT_AN_INTEGER, OK, type Reply, RespError, SYNTAX_ERROR } from '../reply.js';
 
@@ -24,10 +26,10 @@ export function remainingTtl(store: Store, key: Buffer): number | undefined {
   return ttl > 0 ? ttl : undefined;
 }
 
-/** Writes `value` keeping the key's current expiry (INCR, APPEND, SET KEEPTTL). */
-function setKeepingTtl(store: Store, key: Buffer, value: Uint8Array | string): Promise<boolean> {
+/** Writes `value` keeping the key's current expiry (INCR, APPEND, SET KEEPTTL); the caller waits on store.writeAck(). */
+function setKeepingTtl(store: Store, key: Buffer, value: Uint8Array | string): void {
   const ttlMs = remainingTtl(store, key);
-  return store.set(key, value, ttlMs === undefined ? {} : { ttlMs });
+  store.setNow(key, value, ttlMs === undefined ? {} : { ttlMs });
 }
 
 /** `ERR invalid expire time in '<cmd>' command`. */
@@ -54,19 +56,21 @@ export function expiryAt(e: ExpiryArg, cmd: string, now: number): number {
   return Number(ms);
 }
 
-/** Writes `value` to expire at `at` (ms since epoch); an `at` already past deletes the key instead. */
-function setExpiringAt(
-  store: Store,
-  key: Buffer,
-  value: Uint8Array,
-  at: number,
-  now: number,
-): Promise<unknown> {
+/**
+ * Writes `value` to expire at `at` (ms since epoch); an `at` already past
+ * deletes the key instead. The caller waits on store.writeAck().
+ */
+function setExpiringAt(store: Store, key: Buffer, value: Uint8Array, at: number, now: number): void {
   const ttlMs = at - now;
-  if (ttlMs <= 0) return store.delete(key);
-  return store.set(key, value, { ttlMs }).catch((e: unknown) => {
+  if (ttlMs <= 0) {
+    store.deleteNow(key);
+    return;
+  }
+  try {
+    store.setNow(key, value, { ttlMs });
+  } catch (e) {
     throw e instanceof KvError && e.code === 'INVALID_ARGUMENT' ? err(e.message) : e;
-  });
+  }
 }
 
 interface SetFlags {
@@ -106,52 +110,39 @@ function parseFlags(argv: Buffer[], from: number, forSet: boolean): SetFlags {
   return f;
 }
 
-/** The store's ack promise the last plain SET got, and the OK promise made of it. */
-let lastAck: Promise<boolean> | undefined;
-let lastOk: Promise<Reply> = Promise.resolve(OK);
-
 /**
- * OK once `ack` resolves. The writes of one tick share the store's ack
- * promise; their plain SETs share one OK promise of it too, so a pipeline of
- * SETs joins one reply slot of the connection (served-connection.ts) and is
- * answered by one promise reaction, as on the native protocol.
+ * SET. Without options it answers the store's tick ack itself (+OK once
+ * acknowledged; acked-write.ts): the plain SETs of one tick share it, so a
+ * pipeline of them joins one reply slot of the connection.
  */
-function okWhen(ack: Promise<boolean>): Promise<Reply> {
-  if (ack !== lastAck) {
-    lastAck = ack;
-    lastOk = ack.then(() => OK);
-  }
-  return lastOk;
-}
-
-function set(s: { store: Store }, argv: Buffer[]): Reply | Promise<Reply> {
+function set(s: { store: Store }, argv: Buffer[]): Reply | AckedWrite {
   const store = s.store;
   const key = argv[1]!;
   const value = argv[2]!;
-  if (argv.length === 3) return okWhen(store.set(key, value));
+  if (argv.length === 3) return store.setForAck(key, value);
   const f = parseFlags(argv, 3, true);
   const now = Date.now();
   const at = f.expiry === undefined ? undefined : expiryAt(f.expiry, 'set', now);
   const old = f.get ? (store.getSync(key) ?? null) : null;
   const exists = f.get ? old !== null : f.nx || f.xx ? store.has(key) : false;
   if ((f.nx && exists) || (f.xx && !exists)) return f.get ? old : null;
-  let write: Promise<unknown>;
-  if (at !== undefined) write = setExpiringAt(store, key, value, at, now);
-  else if (f.keepTtl) write = setKeepingTtl(store, key, value);
-  else write = store.set(key, value);
-  return write.then(() => (f.get ? old : OK));
+  if (at !== undefined) setExpiringAt(store, key, value, at, now);
+  else if (f.keepTtl) setKeepingTtl(store, key, value);
+  else store.setNow(key, value);
+  return ackedBy(store, f.get ? old : OK);
 }
 
 function setex(name: string, unit: 'EX' | 'PX') {
-  return (s: { store: Store }, argv: Buffer[]): Promise<Reply> => {
+  return (s: { store: Store }, argv: Buffer[]): AckedWrite => {
     const now = Date.now();
     const at = expiryAt({ unit, arg: argv[2]! }, name, now);
-    return setExpiringAt(s.store, argv[1]!, argv[3]!, at, now).then(() => OK);
+    setExpiringAt(s.store, argv[1]!, argv[3]!, at, now);
+    return ackedBy(s.store, OK);
   };
 }
 
 /** INCRBY's arithmetic on the stored value, with Redis's errors. */
-function incrBy(store: Store, key: Buffer, delta: bigint): Promise<Reply> {
+function incrBy(store: Store, key: Buffer, delta: bigint): AckedWrite {
   const current = store.getSync(key);
   let n = 0n;
   if (current !== undefined) {
@@ -161,7 +152,8 @@ function incrBy(store: Store, key: Buffer, delta: bigint): Promise<Reply> {
   }
   const next = n + delta;
   if (!isInt64(next)) throw err('increment or decrement would overflow');
-  return setKeepingTtl(store, key, next.toString()).then(() => bigOrNumber(next));
+  setKeepingTtl(store, key, next.toString());
+  return ackedBy(store, bigOrNumber(next));
 }
 
 function bigOrNumber(v: bigint): number | bigint {
@@ -216,7 +208,7 @@ export const STRING_COMMANDS: readonly RespCommand[] = [
       synopsis: 'key value',
       acl: 'write string fast',
     },
-    (s, argv) => s.store.set(argv[1]!, argv[2]!, { ifAbsent: true }).then((done) => (done ? 1 : 0)),
+    (s, argv) => ackedBy(s.store, s.store.setNow(argv[1]!, argv[2]!, { ifAbsent: true }) ? 1 : 0),
   ),
   command(
     'setex',
@@ -260,7 +252,8 @@ export const STRING_COMMANDS: readonly RespCommand[] = [
     },
     (s, argv) => {
       const old = s.store.getSync(argv[1]!) ?? null;
-      return s.store.set(argv[1]!, argv[2]!).then(() => old);
+      s.store.setNow(argv[1]!, argv[2]!);
+      return ackedBy(s.store, old);
     },
   ),
   command(
@@ -278,7 +271,8 @@ export const STRING_COMMANDS: readonly RespCommand[] = [
     (s, argv) => {
       const old = s.store.getSync(argv[1]!);
       if (old === undefined) return null;
-      return s.store.delete(argv[1]!).then(() => old);
+      s.store.deleteNow(argv[1]!);
+      return ackedBy(s.store, old);
     },
   ),
   command(
@@ -299,9 +293,10 @@ export const STRING_COMMANDS: readonly RespCommand[] = [
       const at = f.expiry === undefined ? undefined : expiryAt(f.expiry, 'getex', now);
       const value = s.store.getSync(argv[1]!);
       if (value === undefined) return null;
-      if (at !== undefined) return setExpiringAt(s.store, argv[1]!, value, at, now).then(() => value);
-      if (f.persist) return s.store.expire(argv[1]!, null).then(() => value);
-      return value;
+      if (at !== undefined) setExpiringAt(s.store, argv[1]!, value, at, now);
+      else if (f.persist) s.store.expireNow(argv[1]!, null);
+      else return value;
+      return ackedBy(s.store, value);
     },
   ),
   command(
@@ -341,7 +336,8 @@ export const STRING_COMMANDS: readonly RespCommand[] = [
       const ops = [];
       for (let i = 1; i < argv.length; i += 2)
         ops.push({ type: 'set' as const, key: argv[i]!, value: argv[i + 1]! });
-      return s.store.batch(ops).then(() => OK);
+      s.store.batchNow(ops);
+      return ackedBy(s.store, OK);
     },
   ),
   command(
@@ -363,7 +359,8 @@ export const STRING_COMMANDS: readonly RespCommand[] = [
       const ops = [];
       for (let i = 1; i < argv.length; i += 2)
         ops.push({ type: 'set' as const, key: argv[i]!, value: argv[i + 1]! });
-      return s.store.batch(ops).then(() => 1);
+      s.store.batchNow(ops);
+      return ackedBy(s.store, 1);
     },
   ),
   command(
@@ -441,13 +438,14 @@ export const STRING_COMMANDS: readonly RespCommand[] = [
     (s, argv) => {
       const current = s.store.getSync(argv[1]!);
       const next = current === undefined ? argv[2]! : Buffer.concat([current, argv[2]!]);
-      return setKeepingTtl(s.store, argv[1]!, next)
-        .then(() => next.length)
-        .catch((e: unknown) => {
-          throw e instanceof KvError && e.code === 'INVALID_VALUE'
-            ? err('string exceeds maximum allowed size (proto-max-bulk-len)')
-            : toRespError(e);
-        });
+      try {
+        setKeepingTtl(s.store, argv[1]!, next);
+      } catch (e) {
+        throw e instanceof KvError && e.code === 'INVALID_VALUE'
+          ? err('string exceeds maximum allowed size (proto-max-bulk-len)')
+          : toRespError(e);
+      }
+      return ackedBy(s.store, next.length);
     },
   ),
   command(
