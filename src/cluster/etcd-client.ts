@@ -40,3 +40,25 @@ export function openEtcd(hosts: readonly string[], callTimeoutMs: number): Etcd3
     },
   });
 }
+
+/**
+ * Cancels a watch, waiting at most `ms` for etcd to confirm it. etcd3's
+ * cancel waits for the watch stream's answer, which never comes while the
+ * stream is stuck reconnecting; a node that stops must not hang on that.
+ * The watcher is dropped either way (the client is closed after).
+ */
+export async function cancelWatch(
+  watcher: { cancel(): Promise<void> } | undefined,
+  ms: number,
+): Promise<void> {
+  if (watcher === undefined) return;
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  try {
+    await Promise.race([watcher.cancel().catch(() => {}), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -9,3 +9,5 @@
 export const DEFAULT_LEASE_TTL_MS = 5_000;
 /** Shortest lease TTL accepted; etcd itself rounds up to its own minimum (1.5 × its election timeout). */
 export const MIN_LEASE_TTL_MS = 1_000;
+/** Longest a stopping node waits for etcd to confirm a watch's cancel before dropping it, ms. */
+export const ETCD_WATCH_CANCEL_MS = 1_000;

@@ -39,8 +39,9 @@ import { performance } from 'node:perf_hooks';
 import { type Etcd3, EtcdLeaseInvalidError, type Lease, type Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import { KvError } from '../errors.js';
+import { cancelWatch } from './etcd-client.js';
 import { checkName, leaderKey, memberKey, membersPrefix, switchoverKey } from './etcd-keys.js';
-import { DEFAULT_LEASE_TTL_MS, MIN_LEASE_TTL_MS } from './limits.js';
+import { DEFAULT_LEASE_TTL_MS, ETCD_WATCH_CANCEL_MS, MIN_LEASE_TTL_MS } from './limits.js';
 import type { LeaderInfo, MemberInfo, MemberPosition } from './member-info.js';
 import { parseSwitchover, type SwitchoverRequest } from './switchover-request.js';
 
@@ -208,7 +209,7 @@ export class ShardMember extends EventEmitter<ShardMemberEvents> {
     clearTimeout(this.timer);
     clearTimeout(this.fenceTimer);
     if (wasPrimary) this.emit('fenced', 'stopped');
-    await this.watcher?.cancel().catch(() => {});
+    await cancelWatch(this.watcher, ETCD_WATCH_CANCEL_MS);
     await this.lease?.revoke({ deadline: Date.now() + ETCD_CALL_TIMEOUT_MS }).catch(() => {});
     this.lease = undefined;
   }

@@ -29,7 +29,9 @@
  */
 import type { Etcd3, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
+import { cancelWatch } from './etcd-client.js';
 import { switchoverKey } from './etcd-keys.js';
+import { ETCD_WATCH_CANCEL_MS } from './limits.js';
 import type { MemberPosition, ShardMember } from './shard-member.js';
 import {
   nextPhase,
@@ -98,7 +100,7 @@ export class SwitchoverParticipant {
     this.stopped = true;
     clearInterval(this.poll);
     this.resume(undefined);
-    await this.watcher?.cancel().catch(() => {});
+    await cancelWatch(this.watcher, ETCD_WATCH_CANCEL_MS);
   }
 
   /**

@@ -13,7 +13,9 @@
 import type { Etcd3, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import { KvError } from '../errors.js';
+import { cancelWatch } from './etcd-client.js';
 import { clusterPrefix } from './etcd-keys.js';
+import { ETCD_WATCH_CANCEL_MS } from './limits.js';
 import { keySlot, type SlotRange } from './slots.js';
 import { type ClusterState, readClusterState } from './state.js';
 
@@ -66,7 +68,7 @@ export class ClusterView {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    await this.watcher?.cancel().catch(() => {});
+    await cancelWatch(this.watcher, ETCD_WATCH_CANCEL_MS);
   }
 
   /** Re-reads the whole state now (coalesced with a read already under way). */

