@@ -142,6 +142,12 @@ export class HintBuilder {
   fill(out: Buffer, cursor: HintCursor): number {
     let n = 0;
     let i = cursor.entry;
+    // Kept entries that lie end to end in one chunk are copied as one run
+    // (one Buffer.copy per run of ~6,000 short entries instead of per entry).
+    let run: Buffer | undefined;
+    let runFrom = 0;
+    let runTo = 0;
+    let runOut = 0;
     for (; i < this.entries; i++) {
       if (this.dropped[i] !== 0) continue;
       const size = this.entrySize(i);
@@ -149,8 +155,18 @@ export class HintBuilder {
       const start = this.starts[i]!;
       const chunk = this.chunks[Math.floor(start / HINT_CHUNK_BYTES)]!;
       const at = start % HINT_CHUNK_BYTES;
-      n += chunk.copy(out, n, at, at + size);
+      if (chunk === run && at === runTo) {
+        runTo += size;
+      } else {
+        if (run !== undefined) run.copy(out, runOut, runFrom, runTo);
+        run = chunk;
+        runFrom = at;
+        runTo = at + size;
+        runOut = n;
+      }
+      n += size;
     }
+    if (run !== undefined) run.copy(out, runOut, runFrom, runTo);
     cursor.entry = i;
     return n;
   }

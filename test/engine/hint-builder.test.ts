@@ -15,7 +15,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/engine/clock.js';
 import { parseName } from '../../src/engine/filenames.js';
-import { encodeHint, type HintEntry } from '../../src/engine/hint.js';
+import { encodeHint, HINT_ENTRY_BYTES, HINT_HEADER_BYTES, type HintEntry } from '../../src/engine/hint.js';
 import { HintBuilder } from '../../src/engine/hint-builder.js';
 import { SEAL_AT_CLOSE_MIN_BYTES } from '../../src/engine/limits.js';
 import { MemFs } from '../../src/engine/mem-fs.js';
@@ -259,6 +259,52 @@ describe('HintBuilder', () => {
         },
       ),
       { numRuns: 10 },
+    );
+  });
+});
+
+describe('HintBuilder.fill', () => {
+  it('copies the kept entries in order through any output size, many short entries spanning chunks, some dropped', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ keyLength: fc.integer({ min: 1, max: 40 }), dropped: fc.boolean() }), {
+          minLength: 1,
+          maxLength: 12_000, // ~ up to 700 KiB of entries: several 256 KiB chunks
+        }),
+        fc.integer({ min: 0, max: 4000 }),
+        (entries, extraOut) => {
+          const b = new HintBuilder();
+          const kept: HintEntry[] = [];
+          let position = 100;
+          const all = entries.map((e, i) => {
+            const entry = {
+              key: `${i}:`.padEnd(e.keyLength + String(i).length + 1, 'k'),
+              offset: i,
+              position,
+              valueLength: i % 200,
+              expiresAt: 0,
+              flags: 0,
+            };
+            b.add(entry.key, entry.offset, entry.position, entry.valueLength, entry.expiresAt, entry.flags);
+            position += 27 + entry.key.length + entry.valueLength;
+            return entry;
+          });
+          entries.forEach((e, i) => {
+            if (e.dropped) b.dropAt(all[i]!.position);
+            else kept.push(all[i]!);
+          });
+          const want = encodeHint(0, kept).subarray(HINT_HEADER_BYTES);
+          // The smallest output sealing may use: one entry of the longest key.
+          const out = Buffer.alloc(HINT_ENTRY_BYTES + 60 + extraOut);
+          const got: Buffer[] = [];
+          const cursor = { entry: 0 };
+          for (let n = b.fill(out, cursor); n > 0; n = b.fill(out, cursor))
+            got.push(Buffer.from(out.subarray(0, n)));
+          expect(Buffer.concat(got).equals(want)).toBe(true);
+          b.release();
+        },
+      ),
+      { numRuns: 40 },
     );
   });
 });
