@@ -17,9 +17,14 @@ import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import { FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE } from '../engine/record.js';
 import { KvError } from '../errors.js';
 import { encodeFrame, FrameError, FrameReader, unpackr } from '../protocol/frame.js';
-import { FEED_CLIENT_BUFFERED_BYTES, FEED_CLIENT_BUFFERED_RECORDS } from '../protocol/limits.js';
+import {
+  FEED_CLIENT_BUFFERED_BYTES,
+  FEED_CLIENT_BUFFERED_RECORDS,
+  READ_BUFFER_BYTES,
+} from '../protocol/limits.js';
 import type { FeedBatch, FeedStart, RawFeedBatch, WireFeedRecord } from '../protocol/messages.js';
 import { wireError } from './command.js';
+import { type Slab, SlabFrameReader } from './slab-frames.js';
 
 export interface FeedConnectOptions {
   host: string;
@@ -28,7 +33,18 @@ export interface FeedConnectOptions {
   tls?: ConnectionOptions | undefined;
   connectTimeoutMs: number;
   maxReplyBytes: number;
+  /**
+   * Assemble frames in reused slabs (slab-frames.ts) and read a plain TCP
+   * socket into one reused buffer: a raw batch's bytes (`raw`) then stay
+   * valid only until `recycle()` after the batch was taken. For a replica,
+   * which copies every run into its log before recycling. Default false:
+   * a batch's bytes are the caller's to keep.
+   */
+  recycleFrames?: boolean | undefined;
 }
+
+/** What a plain TCP feed socket reads into when frames are recycled; each read is copied out in its callback. */
+let sharedReadBuffer: Buffer | undefined;
 
 const AUTH_ID = 0;
 const REQUEST_ID = 1;
@@ -41,8 +57,12 @@ const ACK_ID = 3;
  * resolves with; `next()` then yields the batches.
  */
 export class FeedConnection {
-  private readonly reader: FrameReader;
+  private readonly reader: FrameReader | undefined;
+  private readonly slabs: SlabFrameReader | undefined;
   private queue: (FeedBatch | RawFeedBatch)[] = [];
+  /** With recycleFrames: the slab holding each queued batch, and those of the batches taken since the last recycle(). */
+  private queueSlabs: (Slab | undefined)[] = [];
+  private taken: (Slab | undefined)[] = [];
   private queuedRecords = 0;
   private queuedBytes = 0;
   private paused = false;
@@ -58,7 +78,9 @@ export class FeedConnection {
     private readonly socket: Socket,
     private readonly options: FeedConnectOptions,
   ) {
-    this.reader = new FrameReader(options.maxReplyBytes);
+    if (options.recycleFrames === true)
+      this.slabs = new SlabFrameReader(options.maxReplyBytes, (body) => this.onBody(body));
+    else this.reader = new FrameReader(options.maxReplyBytes);
   }
 
   /** Connects (and sends AUTH when a password is set). */
@@ -71,7 +93,19 @@ export class FeedConnection {
           ...(isIP(o.host) === 0 && { servername: o.host }),
           ...o.tls,
         })
-      : netConnect({ host: o.host, port: o.port });
+      : o.recycleFrames === true
+        ? netConnect({
+            host: o.host,
+            port: o.port,
+            onread: {
+              buffer: () => (sharedReadBuffer ??= Buffer.allocUnsafe(READ_BUFFER_BYTES)),
+              callback: (nread: number, buf: Uint8Array) => {
+                feed.onData(buf as Buffer, nread);
+                return true;
+              },
+            },
+          })
+        : netConnect({ host: o.host, port: o.port });
     socket.setNoDelay(true);
     const feed = new FeedConnection(socket, o);
     return new Promise((resolve, reject) => {
@@ -137,66 +171,81 @@ export class FeedConnection {
     });
   }
 
-  private onData(chunk: Buffer): void {
-    this.reader.push(chunk);
-    for (;;) {
-      let body: Buffer | undefined;
-      try {
-        body = this.reader.next();
-      } catch (err) {
-        const why = err instanceof FrameError ? `a frame of ${err.length} bytes` : String(err);
-        this.fail(new KvError('PROTOCOL_ERROR', `the server sent ${why} (client option maxReplyBytes)`));
-        this.socket.destroy();
-        return;
-      }
-      if (body === undefined) return;
-      let frame: unknown;
-      try {
-        frame = unpackr.unpack(body);
-      } catch {
-        this.fail(new KvError('PROTOCOL_ERROR', 'the server sent a frame that is not MessagePack'));
-        this.socket.destroy();
-        return;
-      }
-      if (!Array.isArray(frame)) continue;
-      const [id, result] = frame as [number | null, unknown];
-      if (frame.length === 3) {
-        const err = wireError(frame[2]);
-        const a = this.awaiting;
-        if (a && id === a.id) {
-          // A refused request (ROLE, FEED): the connection stays usable.
-          this.awaiting = undefined;
-          this.streaming = false;
-          a.reject(err);
-          continue;
+  /** Bytes from the socket: chunk[0, length), which with recycleFrames is the shared read buffer (copied out here). */
+  private onData(chunk: Buffer, length = chunk.length): void {
+    if (this.ended) return;
+    try {
+      if (this.slabs !== undefined) this.slabs.push(chunk, 0, length);
+      else {
+        this.reader!.push(chunk);
+        for (;;) {
+          const body = this.reader!.next();
+          if (body === undefined || this.ended) return;
+          this.onBody(body);
         }
-        // A refused AUTH, or a fatal frame: the connection is over.
-        this.fail(err);
-        this.socket.destroy();
-        return;
       }
-      if (id === AUTH_ID && this.options.password !== undefined) continue;
+    } catch (err) {
+      if (!(err instanceof FrameError)) throw err;
+      this.fail(
+        new KvError(
+          'PROTOCOL_ERROR',
+          `the server sent a frame of ${err.length} bytes (client option maxReplyBytes)`,
+        ),
+      );
+      this.socket.destroy();
+    }
+  }
+
+  /** One frame's body (with recycleFrames, valid during this call unless its batch is queued, which holds it). */
+  private onBody(body: Buffer): void {
+    if (this.ended) return;
+    let frame: unknown;
+    try {
+      frame = unpackr.unpack(body);
+    } catch {
+      this.fail(new KvError('PROTOCOL_ERROR', 'the server sent a frame that is not MessagePack'));
+      this.socket.destroy();
+      return;
+    }
+    if (!Array.isArray(frame)) return;
+    const [id, result] = frame as [number | null, unknown];
+    if (frame.length === 3) {
+      const err = wireError(frame[2]);
       const a = this.awaiting;
       if (a && id === a.id) {
+        // A refused request (ROLE, FEED): the connection stays usable.
         this.awaiting = undefined;
-        a.resolve(result);
-        continue;
+        this.streaming = false;
+        a.reject(err);
+        return;
       }
-      if (!this.streaming || id !== FEED_ID || typeof result !== 'object' || result === null) continue;
-      const batch = result as FeedBatch | RawFeedBatch;
-      this.queue.push(batch);
-      if ('raw' in batch) this.queuedBytes += batch.raw.length;
-      else this.queuedRecords += batch.records.length;
-      if (
-        (this.queuedRecords > FEED_CLIENT_BUFFERED_RECORDS ||
-          this.queuedBytes > FEED_CLIENT_BUFFERED_BYTES) &&
-        !this.paused
-      ) {
-        this.paused = true;
-        this.socket.pause();
-      }
-      this.notify();
+      // A refused AUTH, or a fatal frame: the connection is over.
+      this.fail(err);
+      this.socket.destroy();
+      return;
     }
+    if (id === AUTH_ID && this.options.password !== undefined) return;
+    const a = this.awaiting;
+    if (a && id === a.id) {
+      this.awaiting = undefined;
+      // With recycleFrames the body's bytes are reused after this call: a reply keeps no view of them.
+      a.resolve(this.slabs !== undefined ? unpackr.unpack(Buffer.from(body))[1] : result);
+      return;
+    }
+    if (!this.streaming || id !== FEED_ID || typeof result !== 'object' || result === null) return;
+    const batch = result as FeedBatch | RawFeedBatch;
+    this.queue.push(batch);
+    if (this.slabs !== undefined) this.queueSlabs.push(this.slabs.hold());
+    if ('raw' in batch) this.queuedBytes += batch.raw.length;
+    else this.queuedRecords += batch.records.length;
+    if (
+      (this.queuedRecords > FEED_CLIENT_BUFFERED_RECORDS || this.queuedBytes > FEED_CLIENT_BUFFERED_BYTES) &&
+      !this.paused
+    ) {
+      this.paused = true;
+      this.socket.pause();
+    }
+    this.notify();
   }
 
   private notify(): void {
@@ -234,6 +283,7 @@ export class FeedConnection {
   nextQueued(): FeedBatch | RawFeedBatch | undefined {
     const batch = this.queue.shift();
     if (batch === undefined) return undefined;
+    if (this.slabs !== undefined) this.taken.push(this.queueSlabs.shift());
     if ('raw' in batch) this.queuedBytes -= batch.raw.length;
     else this.queuedRecords -= batch.records.length;
     if (
@@ -245,6 +295,17 @@ export class FeedConnection {
       this.socket.resume();
     }
     return batch;
+  }
+
+  /**
+   * With recycleFrames: the batches taken so far are done with, their bytes
+   * may be reused (call once every view of their `raw` is dropped or copied).
+   */
+  recycle(): void {
+    const slabs = this.slabs;
+    if (slabs === undefined) return;
+    for (const slab of this.taken) slabs.release(slab);
+    this.taken = [];
   }
 
   /** Tells the server every record below `offset` is applied (replicas). */

@@ -1248,6 +1248,16 @@ export class Store extends EventEmitter implements CompactionHost {
     };
   }
 
+  /**
+   * @internal Replication: sizes the keydir's table for `keys` keys in all
+   * (a full resync knows the primary's count), so loading them rehashes
+   * nothing; capped as recovery's estimate is (Keydir.reserve).
+   */
+  reserveKeys(keys: number): void {
+    if (this.closed) throw closedError();
+    this.keydir.reserve(keys);
+  }
+
   /** Number of keys (expired keys not yet swept included); cheaper than stats(). */
   get size(): number {
     return this.keydir.size;

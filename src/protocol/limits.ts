@@ -82,6 +82,17 @@ export const FEED_BATCH_BYTES = 256 * 1024;
  */
 export const FEED_HIGH_WATER_BYTES = 1024 * 1024;
 
+/**
+ * A raw feed's frames are written into reused buffers of this size on the
+ * server (replication/frame-pool.ts): a FEED_BATCH_BYTES run goes past that
+ * by up to its last record, and has its frame head; a frame that does not
+ * fit (a run ending in a record over 64 KiB) gets a buffer of its own.
+ */
+export const FEED_FRAME_BUFFER_BYTES = FEED_BATCH_BYTES + 64 * 1024;
+
+/** Free frame buffers a raw feed keeps: its unsent frames at the high water mark plus two. */
+export const FEED_FRAME_BUFFERS = FEED_HIGH_WATER_BYTES / FEED_BATCH_BYTES + 2;
+
 /** A caught-up feed sends an empty frame (with the log's end) this often, so its reader can tell a quiet log from a dead link. */
 export const FEED_HEARTBEAT_MS = 1000;
 
@@ -90,6 +101,19 @@ export const FEED_CLIENT_BUFFERED_RECORDS = 10_000;
 
 /** A raw feed's reader (a replica) stops reading the socket while this many bytes of record runs wait to be applied. */
 export const FEED_CLIENT_BUFFERED_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A raw feed's reader assembles frames in reused slabs of this many bytes
+ * (client/slab-frames.ts): four frames of FEED_FRAME_BUFFER_BYTES; a frame
+ * larger than a slab gets a buffer of its own.
+ */
+export const FEED_SLAB_BYTES = 4 * FEED_FRAME_BUFFER_BYTES;
+
+/**
+ * Slabs a raw feed's reader keeps for reuse: what FEED_CLIENT_BUFFERED_BYTES
+ * of waiting frames fill, plus the one arriving and one held.
+ */
+export const FEED_FREE_SLABS = Math.ceil(FEED_CLIENT_BUFFERED_BYTES / (4 * FEED_BATCH_BYTES)) + 2;
 
 /** Default of --min-replicas-timeout-ms: how long a write waits for its replica acknowledgements. */
 export const DEFAULT_MIN_REPLICAS_TIMEOUT_MS = 10_000;

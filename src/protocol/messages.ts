@@ -197,6 +197,11 @@ export interface FeedStart {
   horizon: number;
   /** A raw feed (option raw): the record format of its runs (record-run.ts RECORD_RUN_FORMAT). */
   format?: number;
+  /**
+   * A raw feed: the log's number of keys when the feed opened (a replica
+   * reading from 0 sizes its keydir with it). Absent from older servers.
+   */
+  keys?: number;
 }
 
 /** Every later frame of a feed (`[id, FeedBatch]`); `records` is empty in a heartbeat. */

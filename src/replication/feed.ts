@@ -33,6 +33,7 @@ import {
   FRAME_HEADER_BYTES,
 } from '../protocol/limits.js';
 import type { FeedBatch, FeedStart, WireFeedRecord } from '../protocol/messages.js';
+import { FramePool } from './frame-pool.js';
 
 /** What a feed needs from its connection. */
 export interface StreamSink {
@@ -40,6 +41,8 @@ export interface StreamSink {
   send(frame: Buffer): void;
   /** Bytes of frames not yet taken by the kernel (queued + socket buffer). */
   readonly unsentBytes: number;
+  /** Frames may wait behind an awaited reply, where `unsentBytes` does not count them. */
+  readonly holdsFrames: boolean;
   /** Closes the connection with a fatal frame. */
   fatal(code: ErrorCode, message: string): void;
   readonly remote: string;
@@ -58,6 +61,8 @@ export class FeedStream implements StreamHandler {
   /** When `acked` last moved (Date.now()). */
   ackedAt = 0;
   private readonly cursor: LogCursor;
+  /** A raw feed's frame buffers, reused once the kernel has taken every frame written in them. */
+  private readonly frames = new FramePool();
   private closed = false;
   private drained: (() => void) | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -86,7 +91,10 @@ export class FeedStream implements StreamHandler {
     // The pump starts once this reply is queued (the command returns first).
     setImmediate(() => void this.pump().catch((err) => this.fail(err)));
     const reply: FeedStart = { from: this.cursor.next, end: this.store.nextOffset, horizon };
-    if (this.raw) reply.format = RECORD_RUN_FORMAT;
+    if (this.raw) {
+      reply.format = RECORD_RUN_FORMAT;
+      reply.keys = this.store.size;
+    }
     return reply;
   }
 
@@ -149,7 +157,9 @@ export class FeedStream implements StreamHandler {
   }
 
   private sendRaw(run: Buffer): void {
-    this.sink.send(encodeRawBatch(this.id, run, this.cursor.next, this.store.nextOffset));
+    // Of the bytes sent, all but the unsent ones are the kernel's (a lower bound: the unsent may include others').
+    if (!this.sink.holdsFrames) this.frames.reclaim(this.frames.sent - this.sink.unsentBytes);
+    this.sink.send(encodeRawBatch(this.id, run, this.cursor.next, this.store.nextOffset, this.frames));
   }
 
   /**
@@ -235,13 +245,15 @@ export class FeedStream implements StreamHandler {
 /**
  * The frame `[id, {"next": next, "end": end, "raw": bin}]` of a raw feed,
  * encoded by hand so the run is copied once, straight into the frame (as
- * msgpackr would encode it: minimal integer and bin headers).
+ * msgpackr would encode it: minimal integer and bin headers); into a buffer
+ * of `pool` when given (in flight until the pool's reclaim).
  */
-export function encodeRawBatch(id: number, run: Buffer, next: number, end: number): Buffer {
+export function encodeRawBatch(id: number, run: Buffer, next: number, end: number, pool?: FramePool): Buffer {
   const n = run.length;
   const binHeader = n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
   const head = 1 + uintBytes(id) + 1 + 5 + uintBytes(next) + 4 + uintBytes(end) + 4 + binHeader;
-  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + head + n);
+  const size = FRAME_HEADER_BYTES + head + n;
+  const frame = pool === undefined ? Buffer.allocUnsafe(size) : pool.take(size);
   frame.writeUInt32BE(head + n, 0);
   let at = FRAME_HEADER_BYTES;
   frame[at++] = 0x92; // array of 2

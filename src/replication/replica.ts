@@ -145,6 +145,8 @@ export class ReplicaLink {
       password: this.password,
       connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
       maxReplyBytes: DEFAULT_CLIENT_MAX_REPLY_BYTES,
+      // Frames in reused slabs: each run is copied into the log before feed.recycle() below.
+      recycleFrames: true,
     });
     this.feed = feed;
     if (this.stopped) return false;
@@ -159,6 +161,10 @@ export class ReplicaLink {
         `the primary's raw feed carries record format ${start.format}; this server reads format ${RECORD_RUN_FORMAT}`,
       );
     }
+    if (start.keys !== undefined && !(Number.isSafeInteger(start.keys) && start.keys >= 0))
+      throw new KvError('PROTOCOL_ERROR', `the primary's FEED reply has keys ${String(start.keys)}`);
+    // A full resync loads about the primary's keys: size the keydir once instead of doubling it on the way.
+    if (from === 0 && start.keys !== undefined) this.repl.store.reserveKeys(start.keys);
     this.status = 'up';
     onUp();
     this.applied = from;
@@ -194,8 +200,15 @@ export class ReplicaLink {
         batch = bytes < FEED_CLIENT_BUFFERED_BYTES ? feed.nextQueued() : undefined;
       }
       this.lastContactAt = Date.now();
-      if (runs.length > 0 || next > store.nextOffset)
-        await store.applyReplicatedRaw(runs, next, !this.repl.resync.pending); // no cache fill while loading
+      // applyReplicatedRaw copies every run into the log (and the cache) before it returns its ack
+      // promise, so the frames' slabs may be reused from here (the joiner copied what it keeps).
+      const applied =
+        runs.length > 0 || next > store.nextOffset
+          ? store.applyReplicatedRaw(runs, next, !this.repl.resync.pending) // no cache fill while loading
+          : undefined;
+      runs.length = 0;
+      feed.recycle();
+      await applied;
       this.applied = Math.max(this.applied, store.nextOffset);
       this.repl.resync.applied(this.applied);
       feed.ack(this.applied);

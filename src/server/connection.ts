@@ -103,6 +103,9 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
   get unsentBytes(): number {
     return this.outBytes + this.socketQueued;
   }
+  get holdsFrames(): boolean {
+    return this.awaitingReply;
+  }
 
   // ---- reading ------------------------------------------------------------
 
