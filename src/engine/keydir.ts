@@ -4,17 +4,34 @@
  * object or string per key. Every key owns a small-integer slot; the slot's
  * fields live in paged typed arrays, its key bytes in a byte arena, and an
  * open-addressing hash table (linear probing, backward-shift deletion) maps
- * the key's hash to its slot. About 45 bytes a key for 16-byte keys, of which
+ * the key's hash to its slot. About 43 bytes a key for 16-byte keys, of which
  * 16 are the key itself (a Map<string, slot> costs ~90 and tops out at 2^24
  * entries).
  *
- *   per slot   segment u16 · position u32 · valueLength u32 (top bit: has an
- *              expiry) · keyAt u32 (arena byte offset; a u8 page more per
- *              slot once the arena passes 4 GiB) · keyLength u16 = 16 B
- *   table      Int32Array of [hash, slot + 1] pairs, 0 = empty; load kept at
- *              most KEYDIR_MAX_LOAD, so 8/load bytes per key
- *   arena      the key bytes, in chunks of KEYDIR_ARENA_CHUNK_BYTES
+ *   slot record  32 B, 8 u32 words, two records per 64-byte cache line, in
+ *                pages of KEYDIR_PAGE_SLOTS records (one ArrayBuffer each):
+ *                  w0  segment u16 (low) · keyLength u16 (high)
+ *                  w1  position u32
+ *                  w2  valueLength (low 31 bits) · has-an-expiry (top bit)
+ *                  w3  keyAt u32: arena offset of the key's bytes past the
+ *                      inline ones (a u8 page more per slot once the arena
+ *                      passes 4 GiB); unused for a key that fits inline
+ *                  w4-w7  the key's first KEYDIR_INLINE_KEY_BYTES (16) bytes
+ *   table        Int32Array of [hash, slot + 1] pairs, 0 = empty; load kept
+ *                at most KEYDIR_MAX_LOAD, so 8/load bytes per key
+ *   arena        the bytes of keys past their first 16, in chunks of
+ *                KEYDIR_ARENA_CHUNK_BYTES (empty while every key is short)
  * Expiry lives in a side Map only for keys that have one.
+ *
+ * Memory reads: a lookup reads its table bucket(s), which reject a
+ * different key by the full 32-bit hash, then the one record whose
+ * hash matched: the key's length, its bytes (up to 16 inline) and its whole
+ * location are in that one cache line, so a hit on a key of up to 16 bytes
+ * (the benchmarks' and most users') costs two dependent cache misses, and an
+ * overwrite (compare, note the old location, write the new one) the same
+ * two. A longer key adds one arena read. Keys shorter than 16 bytes pay for
+ * the unused inline bytes (a record is 32 B whatever the key), longer ones
+ * nothing over a separate arena.
  *
  * Keys are the latin1 form of the key bytes: one byte per char, and
  * key.length is the key's byte length (keys.ts). The hint loader passes keys
@@ -42,6 +59,7 @@
 import {
   KEYDIR_ARENA_CHUNK_BYTES,
   KEYDIR_INITIAL_CAPACITY,
+  KEYDIR_INLINE_KEY_BYTES,
   KEYDIR_MAX_LOAD,
   KEYDIR_MAX_RESERVE_KEYS,
   KEYDIR_PAGE_SLOTS,
@@ -51,6 +69,18 @@ import type { SlotCache } from './slot-cache.js';
 
 const PAGE_SHIFT = Math.log2(KEYDIR_PAGE_SLOTS);
 const PAGE_MASK = KEYDIR_PAGE_SLOTS - 1;
+/** u32 words of a slot record (see the header), and the word index of each field. */
+const RECORD_WORDS = 8;
+const RECORD_SHIFT = 3;
+const W_SEGMENT_KEYLEN = 0;
+const W_POSITION = 1;
+const W_VALUE_LENGTH = 2;
+const W_KEY_AT = 3;
+/** Byte offset of the inline key bytes in a record. */
+const INLINE_AT = 16;
+const INLINE = KEYDIR_INLINE_KEY_BYTES;
+const SEGMENT_MASK = 0xffff;
+const KEYLEN_SHIFT = 16;
 const HAS_EXPIRY = 0x80000000;
 const LENGTH_MASK = 0x7fffffff;
 /** Segment id of a free slot: MAX_SEGMENTS ids (0..MAX_SEGMENTS-1) are real. */
@@ -99,14 +129,12 @@ export class Keydir {
   private count = 0;
   private rehashes = 0;
 
-  private segPages: Uint16Array[] = [];
-  private posPages: Uint32Array[] = [];
-  private lenPages: Uint32Array[] = [];
-  /** Low 32 bits of each slot's arena offset. */
-  private keyAtPages: Uint32Array[] = [];
+  /** The slot records (header), KEYDIR_PAGE_SLOTS a page, as u32 words. */
+  private pages: Uint32Array[] = [];
+  /** The same pages as bytes (the inline key bytes). */
+  private bytePages: Buffer[] = [];
   /** Bits 32-39 of the arena offsets, only once the arena has passed 4 GiB (then one page per slot page). */
   private keyAtHighPages: Uint8Array[] | undefined;
-  private keyLenPages: Uint16Array[] = [];
   private nextSlot = 0;
   private freeSlots: number[] = [];
 
@@ -220,24 +248,33 @@ export class Keydir {
   }
 
   segmentOf(slot: number): number {
-    return this.segPages[slot >>> PAGE_SHIFT]![slot & PAGE_MASK]!;
+    return (
+      this.pages[slot >>> PAGE_SHIFT]![((slot & PAGE_MASK) << RECORD_SHIFT) + W_SEGMENT_KEYLEN]! &
+      SEGMENT_MASK
+    );
   }
 
   positionOf(slot: number): number {
-    return this.posPages[slot >>> PAGE_SHIFT]![slot & PAGE_MASK]!;
+    return this.pages[slot >>> PAGE_SHIFT]![((slot & PAGE_MASK) << RECORD_SHIFT) + W_POSITION]!;
   }
 
   valueLengthOf(slot: number): number {
-    return this.lenPages[slot >>> PAGE_SHIFT]![slot & PAGE_MASK]! & LENGTH_MASK;
+    return (
+      this.pages[slot >>> PAGE_SHIFT]![((slot & PAGE_MASK) << RECORD_SHIFT) + W_VALUE_LENGTH]! & LENGTH_MASK
+    );
   }
 
   /** Whether the key at `slot` has an expiry (expiresAtOf needs the key string only then). */
   hasExpiry(slot: number): boolean {
-    return (this.lenPages[slot >>> PAGE_SHIFT]![slot & PAGE_MASK]! & HAS_EXPIRY) !== 0;
+    return (
+      (this.pages[slot >>> PAGE_SHIFT]![((slot & PAGE_MASK) << RECORD_SHIFT) + W_VALUE_LENGTH]! &
+        HAS_EXPIRY) !==
+      0
+    );
   }
 
   expiresAtOf(slot: number, key: string): number {
-    const l = this.lenPages[slot >>> PAGE_SHIFT]![slot & PAGE_MASK]!;
+    const l = this.pages[slot >>> PAGE_SHIFT]![((slot & PAGE_MASK) << RECORD_SHIFT) + W_VALUE_LENGTH]!;
     return (l & HAS_EXPIRY) === 0 ? 0 : (this.expiries.get(key) ?? 0);
   }
 
@@ -270,7 +307,7 @@ export class Keydir {
     }
     this.clearPrev();
     const s = this.allocSlot(key.length);
-    this.storeKey(key, this.keyAtOf(s >>> PAGE_SHIFT, s & PAGE_MASK));
+    this.storeKey(key, s);
     this.insert(i, h, s, key, segment, position, valueLength, expiresAt);
     return s;
   }
@@ -291,9 +328,7 @@ export class Keydir {
       }
     }
     this.removeBucket(i);
-    const page = s >>> PAGE_SHIFT;
-    const at = s & PAGE_MASK;
-    if (this.lenPages[page]![at]! & HAS_EXPIRY) this.expiries.delete(key);
+    if (this.hasExpiry(s)) this.expiries.delete(key);
     this.freeSlot(s);
     return true;
   }
@@ -347,7 +382,7 @@ export class Keydir {
     }
     this.clearPrev();
     const s = this.allocSlot(length);
-    this.storeKeyBytes(buf, start, length, this.keyAtOf(s >>> PAGE_SHIFT, s & PAGE_MASK));
+    this.storeKeyBytes(buf, start, length, s);
     const key = expiresAt > 0 ? buf.toString('latin1', start, start + length) : '';
     this.insert(i, h, s, key, segment, position, valueLength, expiresAt);
     return s;
@@ -380,11 +415,11 @@ export class Keydir {
 
   /** Leaves the location at slot `s` in `prev*`; `key` is read only when the entry has an expiry. */
   private notePrev(s: number, key: string): void {
-    const page = s >>> PAGE_SHIFT;
-    const at = s & PAGE_MASK;
-    const l = this.lenPages[page]![at]!;
-    this.prevSegment = this.segPages[page]![at]!;
-    this.prevPosition = this.posPages[page]![at]!;
+    const p = this.pages[s >>> PAGE_SHIFT]!;
+    const b = (s & PAGE_MASK) << RECORD_SHIFT;
+    const l = p[b + W_VALUE_LENGTH]!;
+    this.prevSegment = p[b + W_SEGMENT_KEYLEN]! & SEGMENT_MASK;
+    this.prevPosition = p[b + W_POSITION]!;
     this.prevValueLength = l & LENGTH_MASK;
     this.prevExpiresAt = (l & HAS_EXPIRY) === 0 ? 0 : (this.expiries.get(key) ?? 0);
   }
@@ -428,8 +463,7 @@ export class Keydir {
   ): boolean {
     const s = this.slot(key);
     if (s < 0 || this.segmentOf(s) !== fromSegment || this.positionOf(s) !== fromPosition) return false;
-    this.segPages[s >>> PAGE_SHIFT]![s & PAGE_MASK] = segment;
-    this.posPages[s >>> PAGE_SHIFT]![s & PAGE_MASK] = position;
+    this.place(s, segment, position);
     return true;
   }
 
@@ -447,17 +481,22 @@ export class Keydir {
     position: number,
   ): boolean {
     if (this.segmentOf(s) !== fromSegment || this.positionOf(s) !== fromPosition) return false;
-    this.segPages[s >>> PAGE_SHIFT]![s & PAGE_MASK] = segment;
-    this.posPages[s >>> PAGE_SHIFT]![s & PAGE_MASK] = position;
+    this.place(s, segment, position);
     return true;
+  }
+
+  /** Sets slot s's segment and position, keeping its key length. */
+  private place(s: number, segment: number, position: number): void {
+    const p = this.pages[s >>> PAGE_SHIFT]!;
+    const b = (s & PAGE_MASK) << RECORD_SHIFT;
+    p[b + W_SEGMENT_KEYLEN] = (p[b + W_SEGMENT_KEYLEN]! & ~SEGMENT_MASK) | (segment & SEGMENT_MASK);
+    p[b + W_POSITION] = position;
   }
 
   /** Every key with its slot, in slot order (roughly insertion order). Keys are decoded on the fly. */
   *entries(): IterableIterator<[string, number]> {
     for (let s = 0; s < this.nextSlot; s++) {
-      const page = s >>> PAGE_SHIFT;
-      const at = s & PAGE_MASK;
-      if (this.segPages[page]![at] === FREE) continue;
+      if (this.segmentOf(s) === FREE) continue;
       yield [this.keyOf(s), s];
     }
   }
@@ -512,12 +551,9 @@ export class Keydir {
     this.mask = KEYDIR_INITIAL_CAPACITY - 1;
     this.count = 0;
     this.rehashes = 0;
-    this.segPages = [];
-    this.posPages = [];
-    this.lenPages = [];
-    this.keyAtPages = [];
+    this.pages = [];
+    this.bytePages = [];
     this.keyAtHighPages = undefined;
-    this.keyLenPages = [];
     this.nextSlot = 0;
     this.freeSlots = [];
     this.arena = [];
@@ -531,10 +567,29 @@ export class Keydir {
   private keyOf(s: number): string {
     const page = s >>> PAGE_SHIFT;
     const at = s & PAGE_MASK;
+    const n = this.keyLengthAt(page, at);
+    const inlineAt = (at << (RECORD_SHIFT + 2)) + INLINE_AT;
+    const bytes = this.bytePages[page]!;
+    if (n <= INLINE) return bytes.toString('latin1', inlineAt, inlineAt + n);
+    const key = Buffer.allocUnsafe(n);
+    bytes.copy(key, 0, inlineAt, inlineAt + INLINE);
     const keyAt = this.keyAtOf(page, at);
     const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
     const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES;
-    return this.arena[chunk]!.toString('latin1', from, from + this.keyLenPages[page]![at]!);
+    this.arena[chunk]!.copy(key, INLINE, from, from + n - INLINE);
+    return key.toString('latin1');
+  }
+
+  /** The key length of the slot at (page, at). */
+  private keyLengthAt(page: number, at: number): number {
+    return this.pages[page]![(at << RECORD_SHIFT) + W_SEGMENT_KEYLEN]! >>> KEYLEN_SHIFT;
+  }
+
+  /** Sets the key length of the slot at (page, at), keeping its segment. */
+  private setKeyLength(page: number, at: number, n: number): void {
+    const p = this.pages[page]!;
+    const b = at << RECORD_SHIFT;
+    p[b + W_SEGMENT_KEYLEN] = (p[b + W_SEGMENT_KEYLEN]! & SEGMENT_MASK) | (n << KEYLEN_SHIFT);
   }
 
   /** Empties bucket i (backward-shift deletion: later members of its probe run move into the hole). */
@@ -560,22 +615,27 @@ export class Keydir {
   /** Returns slot s, already out of the table (its expiry too), to the free list; it keeps its key bytes for reuse. */
   private freeSlot(s: number): void {
     this.values?.drop(s);
-    const page = s >>> PAGE_SHIFT;
-    const at = s & PAGE_MASK;
-    this.lenPages[page]![at] = 0;
-    this.segPages[page]![at] = FREE;
+    const p = this.pages[s >>> PAGE_SHIFT]!;
+    const b = (s & PAGE_MASK) << RECORD_SHIFT;
+    p[b + W_VALUE_LENGTH] = 0;
+    p[b + W_SEGMENT_KEYLEN] = (p[b + W_SEGMENT_KEYLEN]! & ~SEGMENT_MASK) | FREE;
     this.freeSlots.push(s);
   }
 
   private keyEqualsBytes(s: number, buf: Buffer, start: number, n: number): boolean {
     const page = s >>> PAGE_SHIFT;
     const at = s & PAGE_MASK;
-    if (this.keyLenPages[page]![at] !== n) return false;
+    if (this.keyLengthAt(page, at) !== n) return false;
+    const bytes = this.bytePages[page]!;
+    const inlineAt = (at << (RECORD_SHIFT + 2)) + INLINE_AT;
+    const m = Math.min(n, INLINE);
+    for (let i = 0; i < m; i++) if (bytes[inlineAt + i] !== buf[start + i]) return false;
+    if (n <= INLINE) return true;
     const keyAt = this.keyAtOf(page, at);
     const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
-    const bytes = this.arena[chunk]!;
-    const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES;
-    for (let i = 0; i < n; i++) if (bytes[from + i] !== buf[start + i]) return false;
+    const rest = this.arena[chunk]!;
+    const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES - INLINE;
+    for (let i = INLINE; i < n; i++) if (rest[from + i] !== buf[start + i]) return false;
     return true;
   }
 
@@ -583,12 +643,17 @@ export class Keydir {
     const page = s >>> PAGE_SHIFT;
     const at = s & PAGE_MASK;
     const n = key.length;
-    if (this.keyLenPages[page]![at] !== n) return false;
+    if (this.keyLengthAt(page, at) !== n) return false;
+    const bytes = this.bytePages[page]!;
+    const inlineAt = (at << (RECORD_SHIFT + 2)) + INLINE_AT;
+    const m = Math.min(n, INLINE);
+    for (let i = 0; i < m; i++) if (bytes[inlineAt + i] !== key.charCodeAt(i)) return false;
+    if (n <= INLINE) return true;
     const keyAt = this.keyAtOf(page, at);
     const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
-    const bytes = this.arena[chunk]!;
-    const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES;
-    for (let i = 0; i < n; i++) if (bytes[from + i] !== key.charCodeAt(i)) return false;
+    const rest = this.arena[chunk]!;
+    const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES - INLINE;
+    for (let i = INLINE; i < n; i++) if (rest[from + i] !== key.charCodeAt(i)) return false;
     return true;
   }
 
@@ -601,83 +666,103 @@ export class Keydir {
     expiresAt: number,
   ): void {
     this.values?.drop(s);
-    const page = s >>> PAGE_SHIFT;
-    const i = s & PAGE_MASK;
-    this.segPages[page]![i] = segment;
-    this.posPages[page]![i] = position;
+    const p = this.pages[s >>> PAGE_SHIFT]!;
+    const b = (s & PAGE_MASK) << RECORD_SHIFT;
+    p[b + W_SEGMENT_KEYLEN] = (p[b + W_SEGMENT_KEYLEN]! & ~SEGMENT_MASK) | (segment & SEGMENT_MASK);
+    p[b + W_POSITION] = position;
     if (expiresAt > 0) {
-      this.lenPages[page]![i] = (valueLength | HAS_EXPIRY) >>> 0;
+      p[b + W_VALUE_LENGTH] = (valueLength | HAS_EXPIRY) >>> 0;
       this.expiries.set(key, expiresAt);
     } else {
-      if (this.lenPages[page]![i]! & HAS_EXPIRY) this.expiries.delete(key);
-      this.lenPages[page]![i] = valueLength;
+      if (p[b + W_VALUE_LENGTH]! & HAS_EXPIRY) this.expiries.delete(key);
+      p[b + W_VALUE_LENGTH] = valueLength;
     }
   }
 
   /**
-   * A slot for a new key of n bytes, with room for them in the arena at its
-   * keyAt (the caller stores them): a freed slot (reusing its bytes if the key
-   * fits) or a new one.
+   * A slot for a new key of n bytes, with room in the arena at its keyAt for
+   * the bytes past the inline ones (the caller stores them): a freed slot
+   * (reusing its arena bytes if the key's fit) or a new one.
    */
   private allocSlot(n: number): number {
+    const need = n > INLINE ? n - INLINE : 0;
     let s = this.freeSlots.pop();
     if (s !== undefined) {
       const page = s >>> PAGE_SHIFT;
       const at = s & PAGE_MASK;
-      const old = this.keyLenPages[page]![at]!;
-      if (n <= old) {
-        this.deadKeyBytes += old - n;
+      const old = this.keyLengthAt(page, at);
+      const had = old > INLINE ? old - INLINE : 0;
+      if (need <= had) {
+        this.deadKeyBytes += had - need;
       } else {
-        this.deadKeyBytes += old;
-        this.setKeyAt(page, at, this.appendSpace(n));
+        this.deadKeyBytes += had;
+        this.setKeyAt(page, at, this.appendSpace(need));
       }
-      this.keyLenPages[page]![at] = n;
+      this.setKeyLength(page, at, n);
       return s;
     }
     s = this.nextSlot++;
     if ((s & PAGE_MASK) === 0) {
-      this.segPages.push(new Uint16Array(KEYDIR_PAGE_SLOTS));
-      this.posPages.push(new Uint32Array(KEYDIR_PAGE_SLOTS));
-      this.lenPages.push(new Uint32Array(KEYDIR_PAGE_SLOTS));
-      this.keyAtPages.push(new Uint32Array(KEYDIR_PAGE_SLOTS));
+      const words = new Uint32Array(KEYDIR_PAGE_SLOTS * RECORD_WORDS);
+      this.pages.push(words);
+      this.bytePages.push(Buffer.from(words.buffer, words.byteOffset, words.byteLength));
       this.keyAtHighPages?.push(new Uint8Array(KEYDIR_PAGE_SLOTS));
-      this.keyLenPages.push(new Uint16Array(KEYDIR_PAGE_SLOTS));
     }
     const page = s >>> PAGE_SHIFT;
     const at = s & PAGE_MASK;
-    this.setKeyAt(page, at, this.appendSpace(n));
-    this.keyLenPages[page]![at] = n;
+    if (need > 0) this.setKeyAt(page, at, this.appendSpace(need));
+    this.setKeyLength(page, at, n);
     return s;
   }
 
-  /** The arena offset of the key at (page, at). */
+  /** The arena offset of the bytes past the inline ones of the key at (page, at). */
   private keyAtOf(page: number, at: number): number {
-    const low = this.keyAtPages[page]![at]!;
+    const low = this.pages[page]![(at << RECORD_SHIFT) + W_KEY_AT]!;
     const high = this.keyAtHighPages;
     return high === undefined ? low : low + high[page]![at]! * 2 ** 32;
   }
 
   private setKeyAt(page: number, at: number, keyAt: number): void {
-    this.keyAtPages[page]![at] = keyAt >>> 0;
+    this.pages[page]![(at << RECORD_SHIFT) + W_KEY_AT] = keyAt >>> 0;
     if (keyAt >= 2 ** 32 && this.keyAtHighPages === undefined)
-      this.keyAtHighPages = this.keyAtPages.map(() => new Uint8Array(KEYDIR_PAGE_SLOTS));
+      this.keyAtHighPages = this.pages.map(() => new Uint8Array(KEYDIR_PAGE_SLOTS));
     if (this.keyAtHighPages !== undefined) this.keyAtHighPages[page]![at] = Math.floor(keyAt / 2 ** 32);
   }
 
-  private storeKey(key: string, keyAt: number): void {
+  /** Stores `key` as slot s's key: its first bytes inline, the rest at the slot's keyAt. */
+  private storeKey(key: string, s: number): void {
+    const page = s >>> PAGE_SHIFT;
+    const at = s & PAGE_MASK;
+    const n = key.length;
+    const inline = this.bytePages[page]!;
+    const inlineAt = (at << (RECORD_SHIFT + 2)) + INLINE_AT;
+    const m = Math.min(n, INLINE);
+    for (let i = 0; i < m; i++) inline[inlineAt + i] = key.charCodeAt(i);
+    if (n <= INLINE) return;
+    const keyAt = this.keyAtOf(page, at);
     const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
     const bytes = this.arena[chunk]!;
-    const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES;
-    for (let i = 0; i < key.length; i++) bytes[from + i] = key.charCodeAt(i);
+    const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES - INLINE;
+    for (let i = INLINE; i < n; i++) bytes[from + i] = key.charCodeAt(i);
   }
 
-  private storeKeyBytes(buf: Buffer, start: number, n: number, keyAt: number): void {
+  /** storeKey of the key in buf[start, start + n). */
+  private storeKeyBytes(buf: Buffer, start: number, n: number, s: number): void {
+    const page = s >>> PAGE_SHIFT;
+    const at = s & PAGE_MASK;
+    const inline = this.bytePages[page]!;
+    const inlineAt = (at << (RECORD_SHIFT + 2)) + INLINE_AT;
+    const m = Math.min(n, INLINE);
+    for (let i = 0; i < m; i++) inline[inlineAt + i] = buf[start + i]!;
+    if (n <= INLINE) return;
+    const keyAt = this.keyAtOf(page, at);
     const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
     const bytes = this.arena[chunk]!;
     const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES;
     // A JS loop beats the native copy on short keys (the common case).
-    if (n <= KEY_COPY_LOOP_BYTES) for (let i = 0; i < n; i++) bytes[from + i] = buf[start + i]!;
-    else buf.copy(bytes, from, start, start + n);
+    if (n - INLINE <= KEY_COPY_LOOP_BYTES)
+      for (let i = INLINE; i < n; i++) bytes[from + i - INLINE] = buf[start + i]!;
+    else buf.copy(bytes, from, start + INLINE, start + n);
   }
 
   /** Reserves n bytes at the end of the arena (never straddling two chunks); returns where. */
@@ -705,10 +790,12 @@ export class Keydir {
       const page = s >>> PAGE_SHIFT;
       const at = s & PAGE_MASK;
       if (free.has(s)) {
-        this.keyLenPages[page]![at] = 0; // its bytes are gone: a reuse appends
+        this.setKeyLength(page, at, 0); // its arena bytes are gone: a reuse appends
         continue;
       }
-      const n = this.keyLenPages[page]![at]!;
+      const len = this.keyLengthAt(page, at);
+      if (len <= INLINE) continue; // all inline
+      const n = len - INLINE;
       const keyAt = this.keyAtOf(page, at);
       const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
       const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES;

@@ -104,6 +104,13 @@ export const KEYDIR_MAX_RESERVE_KEYS = 2 ** 25;
 /** Keydir key bytes are stored in chunks of this size; a key never straddles two (MAX_KEY_BYTES fits). */
 export const KEYDIR_ARENA_CHUNK_BYTES = 1024 * 1024;
 
+/**
+ * Key bytes a keydir slot record holds inline (keydir.ts): a key up to this
+ * long is compared and stored with no read of the key arena, and a longer
+ * key keeps only its bytes past these in the arena. A multiple of 4.
+ */
+export const KEYDIR_INLINE_KEY_BYTES = 16;
+
 /** Keydir slots are allocated in pages of this many (typed arrays, no doubling waste). */
 export const KEYDIR_PAGE_SLOTS = 65536;
 

@@ -9,7 +9,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { hashBytes, Keydir } from '../../src/engine/keydir.js';
-import { KEYDIR_ARENA_CHUNK_BYTES } from '../../src/engine/limits.js';
+import { KEYDIR_ARENA_CHUNK_BYTES, KEYDIR_INLINE_KEY_BYTES } from '../../src/engine/limits.js';
 
 interface Loc {
   segment: number;
@@ -260,10 +260,10 @@ describe('keydir byte methods (the hint loader)', () => {
     // The arena starts 1 MiB below 4 GiB: ~2.5 MiB of keys cross the line.
     const kd = new Keydir(2 ** 32 / KEYDIR_ARENA_CHUNK_BYTES - 1);
     const model = new Map<string, Loc>();
-    const k = (i: number) => `key:${i}:`.padEnd(20 + (i % 23), 'x');
+    const k = (i: number) => `key:${i}:`.padEnd(36 + (i % 23), 'x');
     const n = 45_000;
-    let bytes = 0;
-    for (let i = 0; i < n; i++) bytes += k(i).length;
+    let bytes = 0; // the arena holds the bytes past the inline ones
+    for (let i = 0; i < n; i++) bytes += k(i).length - KEYDIR_INLINE_KEY_BYTES;
     expect(bytes).toBeGreaterThan(1.2 * KEYDIR_ARENA_CHUNK_BYTES);
     for (let i = 0; i < n; i++) {
       if (i % 2 === 0) kd.set(k(i), 3, i, 10, 0);
@@ -280,6 +280,73 @@ describe('keydir byte methods (the hint loader)', () => {
     for (let i = 0; i < n; i += 10) {
       kd.set(k(i), 4, i, 11, 0); // freed slots reused: offsets below and above 4 GiB
       model.set(k(i), { segment: 4, position: i, valueLength: 11, expiresAt: 0 });
+    }
+    agree(kd, model);
+  });
+
+  it('tells apart keys around the inline length: 15/16/17 bytes, a shared 16-byte prefix, equal hashes past it', () => {
+    const inline = KEYDIR_INLINE_KEY_BYTES;
+    const prefix = 'p'.repeat(inline);
+    // Equal 32-bit hashes between keys that share their inline bytes: only the arena tells them apart.
+    const seen = new Map<number, string>();
+    const colliding: string[] = [];
+    for (let i = 0; colliding.length < 6; i++) {
+      const k = `${prefix}${i}`;
+      const h = hashBytes(Buffer.from(k, 'latin1'), 0, k.length);
+      const other = seen.get(h);
+      if (other === undefined) seen.set(h, k);
+      else colliding.push(other, k);
+    }
+    const keys = [
+      ...colliding,
+      prefix.slice(1), // 15 bytes
+      prefix, // 16
+      `${prefix}q`, // 17
+      `${prefix.slice(1)}q`, // 16, differs in the last inline byte
+      `q${prefix.slice(1)}`, // 16, differs in the first
+      `${prefix}${'z'.repeat(300)}`,
+      `${prefix}${'z'.repeat(299)}y`,
+      'a',
+      '\u00ff'.repeat(inline + 1),
+    ];
+    const kd = new Keydir();
+    const model = new Map<string, Loc>();
+    const put = (k: string, segment: number, position: number, bytes: boolean) => {
+      if (bytes) {
+        const b = Buffer.concat([Buffer.from('zz'), Buffer.from(k, 'latin1')]);
+        kd.setBytes(hashBytes(b, 2, k.length), b, 2, k.length, segment, position, k.length, 0);
+      } else kd.set(k, segment, position, k.length, 0);
+      model.set(k, { segment, position, valueLength: k.length, expiresAt: 0 });
+    };
+    for (const [i, k] of keys.entries()) put(k, 1, i, i % 2 === 0);
+    agree(kd, model);
+    for (const k of keys) {
+      const b = Buffer.from(`x${k}`, 'latin1');
+      expect(kd.slotBytes(b, 1, k.length)).toBe(kd.slot(k));
+    }
+    // Free every other key, then reuse the slots with keys longer and shorter than the freed ones
+    // (inline-only slots taking arena keys and back), across table doublings.
+    for (const [i, k] of keys.entries())
+      if (i % 2 === 1) {
+        expect(kd.delete(k)).toBe(true);
+        model.delete(k);
+      }
+    agree(kd, model);
+    for (let r = 0; r < 3; r++) {
+      for (let i = 0; i < 5000; i++) put(i % 3 === 0 ? `${prefix}${r}:${i}` : `${r}:${i}`, 2, i, i % 2 === 0);
+      for (let i = 0; i < 5000; i += 2) {
+        const k = i % 3 === 0 ? `${prefix}${r}:${i}` : `${r}:${i}`;
+        expect(kd.delete(k)).toBe(true);
+        model.delete(k);
+      }
+    }
+    for (const [i, k] of keys.entries()) put(k, 3, i, i % 2 === 1);
+    agree(kd, model);
+    for (const [k, loc] of model) {
+      const s = kd.slot(k);
+      expect(kd.segmentOf(s)).toBe(loc.segment);
+      expect(kd.moveIfAt(k, loc.segment, loc.position, 9, loc.position + 1)).toBe(true);
+      model.set(k, { ...loc, segment: 9, position: loc.position + 1 });
     }
     agree(kd, model);
   });
