@@ -63,6 +63,7 @@ import {
   KEYDIR_MAX_LOAD,
   KEYDIR_MAX_RESERVE_KEYS,
   KEYDIR_PAGE_SLOTS,
+  KEYDIR_WARM_PROBES,
   MAX_SEGMENTS,
 } from './limits.js';
 import type { SlotCache } from './slot-cache.js';
@@ -352,6 +353,37 @@ export class Keydir {
     const mask = this.mask;
     let x = this.warmed;
     for (let j = 0; j < n; j++) x ^= t[2 * (hashes[j]! & mask) + 1]!;
+    this.warmed = x;
+  }
+
+  /**
+   * `warm` and then, for each hash whose bucket run holds an entry of that
+   * full hash within KEYDIR_WARM_PROBES buckets, the first word of that
+   * entry's slot record (which holds the key's length, inline bytes and
+   * location), so that the lookups that follow (the server's GETs and SETs of
+   * one received batch) find the table and the record in the CPU cache: the
+   * batch's misses overlap, in two rounds, instead of each lookup waiting for
+   * two in turn. A hint only: the outcome is the same without it.
+   */
+  warmRecords(hashes: Int32Array, n: number): void {
+    this.warm(hashes, n);
+    const t = this.table;
+    const mask = this.mask;
+    const pages = this.pages;
+    let x = this.warmed;
+    for (let j = 0; j < n; j++) {
+      const h = hashes[j]!;
+      let i = h & mask;
+      for (let k = 0; k < KEYDIR_WARM_PROBES; k++, i = (i + 1) & mask) {
+        const e = t[2 * i + 1]!;
+        if (e === 0) break;
+        if (t[2 * i] === h) {
+          const s = e - 1;
+          x ^= pages[s >>> PAGE_SHIFT]![(s & PAGE_MASK) << RECORD_SHIFT]!;
+          break;
+        }
+      }
+    }
     this.warmed = x;
   }
 

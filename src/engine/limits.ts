@@ -111,6 +111,9 @@ export const KEYDIR_ARENA_CHUNK_BYTES = 1024 * 1024;
  */
 export const KEYDIR_INLINE_KEY_BYTES = 16;
 
+/** Buckets Keydir.warmRecords reads from a hash's home looking for its entry (a hit takes ~1.5–2.5 on average). */
+export const KEYDIR_WARM_PROBES = 8;
+
 /** Keydir slots are allocated in pages of this many (typed arrays, no doubling waste). */
 export const KEYDIR_PAGE_SLOTS = 65536;
 

@@ -90,6 +90,35 @@ export class FrameReader extends ChunkQueue {
     return true;
   }
 
+  /**
+   * The bodies complete in the current buffer from the read position, at
+   * most `max`, without reading them: body k is aheadBytes[spans[2k],
+   * spans[2k + 1]). Returns how many. Stops at a header that is not
+   * complete or not valid (nextFrame then says why). For a look-ahead only
+   * (the server warms the keydir for a batch's keys); the read position does
+   * not move.
+   */
+  bodiesAhead(spans: Int32Array, max: number): number {
+    const head = this.head;
+    let at = this.offset;
+    let n = 0;
+    while (n < max && head.length - at >= FRAME_HEADER_BYTES) {
+      const length = ((head[at]! << 24) | (head[at + 1]! << 16) | (head[at + 2]! << 8) | head[at + 3]!) >>> 0;
+      if (length === 0 || length > this.maxFrameBytes || head.length - at - FRAME_HEADER_BYTES < length)
+        break;
+      spans[2 * n] = at + FRAME_HEADER_BYTES;
+      at += FRAME_HEADER_BYTES + length;
+      spans[2 * n + 1] = at;
+      n++;
+    }
+    return n;
+  }
+
+  /** The buffer bodiesAhead's spans index. */
+  get aheadBytes(): Buffer {
+    return this.head;
+  }
+
   /** The next complete body (a view; valid as long as the caller keeps it), or undefined. Throws FrameError. */
   next(): Buffer | undefined {
     return this.nextFrame() ? this.frameBytes.subarray(this.frameStart, this.frameEnd) : undefined;

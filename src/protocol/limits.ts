@@ -183,3 +183,10 @@ export const RESP_SCAN_CURSORS = 100_000;
 
 /** ...and at most this many bytes of their keys; an evicted cursor answers `ERR invalid cursor`. */
 export const RESP_SCAN_CURSOR_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Requests the native server looks ahead at in a received batch to warm the
+ * keydir for their keys (connection.ts lookAhead): GETs and SETs in the same
+ * read, so their memory misses overlap instead of each lookup waiting alone.
+ */
+export const LOOKAHEAD_FRAMES = 64;

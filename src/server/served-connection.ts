@@ -194,6 +194,8 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
 
   /** The next complete request, or undefined (none complete yet, or the stream was unreadable and fatal() ran). */
   protected abstract nextRequest(): Request | undefined;
+  /** Before a batch of received requests is run: a protocol may warm what they will read (a hint only). */
+  protected lookAhead(): void {}
   /** Runs one request; its reply is written, enqueued or awaited (awaitReply). */
   protected abstract handle(request: Request): void;
   /** Encodes the reply of a settled slot at the head of the queue (into the writer, setting `written`, or push()). */
@@ -267,6 +269,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
    */
   private process(): void {
     try {
+      this.lookAhead();
       this.processRequests();
     } finally {
       this.takeWrittenBehind();

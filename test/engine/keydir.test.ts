@@ -230,6 +230,23 @@ describe('keydir byte methods (the hint loader)', () => {
     kd.warm(new Int32Array([0, -1, 0x7fffffff, -0x80000000, 12345]), 5);
     expect(kd.get('abcdefgh')).toEqual({ segment: 1, position: 2, valueLength: 3, expiresAt: 0 });
     expect(kd.size).toBe(1);
+    // warmRecords also reads the records of entries whose hash matches, present or not.
+    const model = new Map<string, Loc>([
+      ['abcdefgh', { segment: 1, position: 2, valueLength: 3, expiresAt: 0 }],
+    ]);
+    for (let i = 0; i < 3000; i++) {
+      kd.set(`w${i}`, 2, i, i, 0);
+      model.set(`w${i}`, { segment: 2, position: i, valueLength: i, expiresAt: 0 });
+    }
+    const hashes = new Int32Array(64);
+    for (let j = 0; j < 64; j++) {
+      const k = j % 3 === 0 ? `absent${j}` : `w${j * 40}`;
+      hashes[j] = hashBytes(Buffer.from(k, 'latin1'), 0, k.length);
+    }
+    hashes[63] = -1;
+    kd.warmRecords(hashes, 64);
+    kd.warmRecords(new Int32Array(0), 0);
+    agree(kd, model);
   });
 
   it('keeps probes short: a lookup reads ~2 buckets at the highest load, and keyEquals runs only on a full 32-bit hash match', () => {
