@@ -202,9 +202,20 @@ export class Store extends EventEmitter implements CompactionHost {
   private flushScheduled = false;
   /** The ack of the writes buffered this tick (tick-ack.ts), made by the first of them. */
   private tickAck: TickAck | undefined;
+  /**
+   * @internal The server (server.ts): called right after an `always` ack
+   * settled with its fsync round, in that promise reaction (never inside a
+   * caller's stack), so the replies its listeners queued are written at once
+   * rather than at the end of the event loop's poll phase, behind the reads
+   * of every other request ready then (Redis writes its replies right after
+   * the fdatasync of beforeSleep).
+   */
+  afterSyncAck: (() => void) | undefined;
   /** The sync round running (syncLog), and the one queued behind it. */
   private syncing: Promise<void> | undefined;
-  private nextSync: Promise<void> | undefined;
+  private nextSync:
+    | { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void }
+    | undefined;
   private fsyncCount = 0;
   private fsyncMs = 0;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -453,8 +464,14 @@ export class Store extends EventEmitter implements CompactionHost {
     if (this.options.fsync === 'always') {
       // Settled in a promise reaction: the stack has unwound.
       this.syncLog().then(
-        () => ack.resolve(),
-        (err) => ack.reject(err),
+        () => {
+          ack.resolve();
+          this.afterSyncAck?.();
+        },
+        (err) => {
+          ack.reject(err);
+          this.afterSyncAck?.();
+        },
       );
     } else if (tickEnd) ack.resolve();
     else queueMicrotask(() => ack.resolve());
@@ -472,31 +489,55 @@ export class Store extends EventEmitter implements CompactionHost {
    * sealing of a full segment, sync(), close) goes through here.
    */
   syncLog(): Promise<void> {
-    // The queued round first: between the end of a round (its `finally` clears
-    // `syncing`) and the start of the one queued behind it there are a few
-    // microtasks, and code resuming from the finished round (a sync() caller, a
-    // sealer, whose rotation asks for a round) ran in them. Starting a round
-    // there ran two at once: the queued one then started too, took the
-    // segments written meanwhile, fsynced them while the other's fsync of an
-    // earlier segment was still pending, and a power cut kept later writes
-    // without earlier ones (power-loss.test.ts, "only a suffix", under load).
-    if (this.nextSync !== undefined) return this.nextSync;
+    // Queued behind the running round, and shared by everyone who asks meanwhile.
+    // The queued round starts in the running one's first promise reaction
+    // (roundDone), before anyone resuming from it runs: code resuming from a
+    // finished round (a sync() caller, a sealer, whose rotation asks for a
+    // round) once started a round of its own in the microtasks between the two,
+    // which then ran two rounds at once: one fsynced later segments while the
+    // other's fsync of an earlier segment was still pending, and a power cut
+    // kept later writes without earlier ones (power-loss.test.ts, "only a
+    // suffix", under load).
+    const queued = this.nextSync;
+    if (queued !== undefined) return queued.promise;
     if (this.syncing === undefined) return this.startSyncRound();
-    this.nextSync = this.syncing
-      .catch(() => {})
-      .then(() => {
-        this.nextSync = undefined;
-        return this.startSyncRound();
-      });
-    return this.nextSync;
+    let resolve!: () => void;
+    let reject!: (err: unknown) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.nextSync = { promise, resolve, reject };
+    return promise;
   }
 
   private startSyncRound(): Promise<void> {
-    const round = this.syncDirty().finally(() => {
-      if (this.syncing === round) this.syncing = undefined;
-    });
+    const round = this.syncDirty();
     this.syncing = round;
+    // Registered first, so it runs before the reactions of those waiting on the round.
+    round.then(
+      () => this.roundDone(round),
+      () => this.roundDone(round),
+    );
     return round;
+  }
+
+  /**
+   * A sync round finished: the queued one starts now, before the finished
+   * round's acks are settled and their replies written, so the device is
+   * not left idle meanwhile (group commit keeps one fsync in flight). In
+   * `always`, the writes buffered this tick (requests read while the round
+   * ran) are handed to the OS first, so the new round covers them too,
+   * instead of the one after it.
+   */
+  private roundDone(round: Promise<void>): void {
+    if (this.syncing !== round) return;
+    this.syncing = undefined;
+    const next = this.nextSync;
+    this.nextSync = undefined;
+    // flushNow's ack asks syncLog for a round: that starts it (nothing runs or is queued now).
+    if (this.flushScheduled && this.options.fsync === 'always' && !this.closed) this.flushNow();
+    if (next !== undefined) (this.syncing ?? this.startSyncRound()).then(next.resolve, next.reject);
   }
 
   /**

@@ -136,6 +136,8 @@ export class KvServer implements ConnectionHost, RespServer {
       minReplicasAck: options.minReplicasAck,
       minReplicasTimeoutMs: options.minReplicasTimeoutMs,
     });
+    // `always`: the replies of writes acknowledged by an fsync leave as soon as it completes.
+    store.afterSyncAck = this.flushAfterSync;
     const idleMs = options.idleTimeoutMs;
     this.frameSweep = setInterval(
       () => {
@@ -240,6 +242,11 @@ export class KvServer implements ConnectionHost, RespServer {
     // measured: +38% ops/s for set at -P 1 but -16% for mixed at -P 1 and -18% at -P 16.
     setImmediate(() => this.flushAll());
   }
+
+  /** The store's `always` acks settled (Store.afterSyncAck): write their replies now, not at the end of this turn. */
+  private readonly flushAfterSync = (): void => {
+    if (this.dirty.length > 0) this.flushAll();
+  };
 
   private flushAll(): void {
     // The store's writes of this tick first: their acks (TickAck listeners, `interval`
@@ -434,6 +441,7 @@ export class KvServer implements ConnectionHost, RespServer {
   close(): Promise<void> {
     if (this.closing) return this.closing;
     clearInterval(this.frameSweep);
+    if (this.store.afterSyncAck === this.flushAfterSync) this.store.afterSyncAck = undefined;
     const replication = this.replication.close();
     this.closing = new Promise<void>((resolve) => {
       this.server.close();

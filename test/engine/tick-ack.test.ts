@@ -111,6 +111,47 @@ describe('TickAck', () => {
     await store.close();
   });
 
+  it('always: when a round ends, the writes buffered meanwhile join the next round, which starts before the acks settle', async () => {
+    const fs = new MemFs();
+    const store = await open(fs, 'always');
+    await store.sync();
+    fs.holdFsyncs((p) => p.endsWith('.seg'));
+    const settled: string[] = [];
+    const l: AckListener = { ackSettled: (tag, failed) => settled.push(`${tag}${failed ? ' failed' : ''}`) };
+    store.afterSyncAck = () => settled.push(`replies (fsyncs in flight: ${fs.heldFsyncs().length})`);
+    store.setForAck('a', Buffer.from('1')).listen(l, 'a');
+    store.flushTick(); // round 1: a
+    expect(fs.heldFsyncs()).toHaveLength(1);
+    store.setForAck('b', Buffer.from('2')).listen(l, 'b');
+    store.flushTick(); // flushed, its round queued behind round 1
+    store.setForAck('c', Buffer.from('3')).listen(l, 'c'); // buffered only (read while round 1 runs)
+    const bytes = segmentBytes(fs, store);
+    for (let i = 0; i < 5; i++) await turn();
+    expect(settled).toEqual([]);
+    expect(fs.releaseFsyncs()).toBe(1);
+    // Microtasks only, no event-loop turn: round 2 (b and c) was issued before a's ack
+    // settled and its replies were asked for; c reached the file first.
+    for (let i = 0; i < 20; i++) await Promise.resolve();
+    expect(settled).toEqual(['a', 'replies (fsyncs in flight: 1)']);
+    expect(segmentBytes(fs, store)).toBeGreaterThan(bytes);
+    expect(fs.heldFsyncs()).toHaveLength(1);
+    // Neither b nor c is acknowledged before that fsync of theirs returns.
+    for (let i = 0; i < 5; i++) await turn();
+    expect(settled).toHaveLength(2);
+    fs.holdFsyncs(undefined);
+    expect(fs.releaseFsyncs()).toBe(1);
+    for (let i = 0; i < 5 && settled.length < 6; i++) await turn();
+    // (Each tick's ack asks for the replies: b's and c's are two ticks.)
+    expect(settled.slice(2).sort()).toEqual([
+      'b',
+      'c',
+      'replies (fsyncs in flight: 0)',
+      'replies (fsyncs in flight: 0)',
+    ]);
+    expect(settled.at(-1)).toBe('replies (fsyncs in flight: 0)');
+    await store.close();
+  });
+
   it('a refused write settles the ack failed, and the write is undone', async () => {
     const fs = new MemFs();
     const store = await open(fs, 'interval');
