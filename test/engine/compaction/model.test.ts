@@ -201,17 +201,17 @@ async function run(ops: Op[], maxSegmentBytes: number, auto: boolean): Promise<v
 }
 
 /**
- * Stores of the property runs. A run cut short by interruptAfterTimeLimit is
- * abandoned, not awaited: its store (and automatic compactor) is closed here
- * before its directory is removed.
- */
-/**
  * Time budget of each of the two model properties: both reach it before
  * their numRuns on the 2-core CI machine (15 s each took 30 of the suite's
  * ~600 s); in 9 s the two run ~120 and ~75 random histories (of 250 and 150).
  */
 const COMPACTION_MODEL_BUDGET_MS = 9_000;
 
+/**
+ * Stores of the property runs. A run cut short by interruptAfterTimeLimit is
+ * abandoned, not awaited: its store (and automatic compactor) is closed here
+ * before its directory is removed.
+ */
 const stores = new Set<Store>();
 const track = (s: Store): Store => {
   stores.add(s);
