@@ -104,8 +104,9 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
   get unsentBytes(): number {
     return this.outBytes + this.socketQueued;
   }
+  /** A reply is awaited: what is sent now waits behind it, outside `outBytes` (frame-pool.ts). */
   get holdsFrames(): boolean {
-    return this.awaitingReply;
+    return this.awaiting;
   }
 
   // ---- reading ------------------------------------------------------------

@@ -180,11 +180,6 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
     this.writes = new SocketWrites(socket, () => this.onDrain());
   }
 
-  /** A reply is awaited: what is sent now waits behind it, outside `outBytes`. */
-  protected get awaitingReply(): boolean {
-    return this.slotHead < this.slots.length;
-  }
-
   /** Reply bytes written to the socket and not yet handed to the kernel. */
   protected get socketQueued(): number {
     return this.writes.queued;
