@@ -312,7 +312,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
 
   // ---- the reply queue ---------------------------------------------------------
 
-  /** An earlier reply awaits its promise: a reply now must be enqueued, not written to the shared writer. */
+  /** An earlier reply still awaits its promise or ack: a reply sent now waits behind it (takeWrittenBehind, enqueue). */
   protected get awaiting(): boolean {
     return this.slotHead < this.slots.length;
   }
