@@ -26,7 +26,7 @@
  *
  * Single-threaded (the event loop); no I/O.
  */
-import { FrameError } from '../protocol/frame.js';
+import { checkFrameLength } from '../protocol/frame.js';
 import { FEED_FREE_SLABS, FEED_SLAB_BYTES, FRAME_HEADER_BYTES } from '../protocol/limits.js';
 
 /** A reused buffer holding consecutive frames; `users` counts the frames in it that are held. */
@@ -109,8 +109,7 @@ export class SlabFrameReader {
 
   /** A body of `length` bytes starts: place it in the current slab, the next one, or a buffer of its own. */
   private begin(length: number): void {
-    if (length === 0) throw new FrameError('empty', 0);
-    if (length > this.maxFrameBytes) throw new FrameError('too-large', length);
+    checkFrameLength(length, this.maxFrameBytes);
     this.length = length;
     this.got = 0;
     if (length > this.slabBytes) {

@@ -35,6 +35,12 @@ export class FrameError extends Error {
   }
 }
 
+/** Throws the FrameError of a length prefix that is 0 or over `maxFrameBytes`. */
+export function checkFrameLength(length: number, maxFrameBytes: number): void {
+  if (length === 0) throw new FrameError('empty', 0);
+  if (length > maxFrameBytes) throw new FrameError('too-large', length);
+}
+
 /** Encodes one value as a frame (length prefix + MessagePack body). */
 export function encodeFrame(value: unknown): Buffer {
   const body = packr.pack(value);
@@ -75,8 +81,7 @@ export class FrameReader extends ChunkQueue {
     const head = this.head;
     const at = this.offset;
     const length = ((head[at]! << 24) | (head[at + 1]! << 16) | (head[at + 2]! << 8) | head[at + 3]!) >>> 0;
-    if (length === 0) throw new FrameError('empty', 0);
-    if (length > this.maxFrameBytes) throw new FrameError('too-large', length);
+    checkFrameLength(length, this.maxFrameBytes);
     const need = FRAME_HEADER_BYTES + length;
     if (avail < need) {
       if (avail + this.tailBytes < need) return false;
