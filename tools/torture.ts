@@ -57,6 +57,15 @@ const GROUPS_PER_WORKER = 2;
 const MEMBERS = 4;
 /** Segment size: a record here is ~40-250 bytes, so the log rotates every few dozen records. */
 const SEGMENT_BYTES = 8 * 1024;
+/**
+ * With --sabotage, a cycle is not killed before this many writes were
+ * acknowledged in it (or SABOTAGE_WAIT_MS passed): the 4000 bytes cut off
+ * then hold acknowledged records, not only the writes in flight at the kill
+ * (whose loss is allowed). On a loaded machine a 30 ms cycle could ack none,
+ * and the self-test then saw nothing to report.
+ */
+const SABOTAGE_MIN_ACKED = 64;
+const SABOTAGE_WAIT_MS = 10_000;
 const COMPACTION_FLAGS = [
   '--compaction-min-dead-ratio',
   '0.1',
@@ -361,6 +370,7 @@ async function runMode(mode: Mode, o: Options): Promise<Counters> {
       }
       // 2. The workload, until the kill.
       let stop = false;
+      let ackedThisCycle = 0;
       const worker = async (w: number) => {
         const wr = rng(o.seed * 7919 + cycle * 104729 + w * 31 + (mode === 'always' ? 0 : 17));
         const client = clients[w % clients.length]!;
@@ -402,6 +412,7 @@ async function runMode(mode: Mode, o: Options): Promise<Counters> {
             return; // the kill: this operation stays in flight (it may or may not have landed)
           }
           c.writesAcked++;
+          ackedThisCycle++;
           for (const [k, v] of effects) {
             acked.set(k, v);
             inflight.delete(k);
@@ -411,6 +422,10 @@ async function runMode(mode: Mode, o: Options): Promise<Counters> {
       const workers = Array.from({ length: WORKERS }, (_, w) => worker(w));
       const afterCompact = rand() < 0.35;
       await sleep(30 + Math.floor(rand() * 500));
+      if (o.sabotage && !last) {
+        const until = Date.now() + SABOTAGE_WAIT_MS;
+        while (ackedThisCycle < SABOTAGE_MIN_ACKED && Date.now() < until) await sleep(10);
+      }
       if (last) {
         stop = true;
         await Promise.all(workers);
