@@ -387,6 +387,22 @@ export class Keydir {
     this.warmed = x;
   }
 
+  /** Hashes of the keys `warmKeys` was given last (grown as needed). */
+  private warmHashes = new Int32Array(0);
+
+  /**
+   * `warmRecords` for keys given as strings (the writes of one `Store.batch`):
+   * their buckets and records are read together, so the `set`s that follow
+   * find them in the CPU cache instead of each waiting for its own misses.
+   * A hint only: the outcome is the same without it.
+   */
+  warmKeys(keys: readonly string[], n: number): void {
+    if (this.warmHashes.length < n) this.warmHashes = new Int32Array(Math.max(n, 2 * this.warmHashes.length));
+    const hashes = this.warmHashes;
+    for (let j = 0; j < n; j++) hashes[j] = hashOf(keys[j]!);
+    this.warmRecords(hashes, n);
+  }
+
   /** `set` of the key in buf[start, start + length) with hash h (hashBytes). */
   setBytes(
     h: number,

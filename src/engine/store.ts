@@ -202,6 +202,10 @@ export class Store extends EventEmitter implements CompactionHost {
   private flushScheduled = false;
   /** The ack of the writes buffered this tick (tick-ack.ts), made by the first of them. */
   private tickAck: TickAck | undefined;
+  /** batchNow's ops, validated, reused by every batch (values cleared after each). */
+  private readonly batchKeys: string[] = [];
+  private readonly batchValues: (Uint8Array | undefined)[] = [];
+  private readonly batchExpires: number[] = [];
   /**
    * @internal The server (server.ts): called right after an `always` ack
    * settled with its fsync round, in that promise reaction (never inside a
@@ -719,50 +723,92 @@ export class Store extends EventEmitter implements CompactionHost {
   batchNow(ops: readonly BatchOp[]): number {
     this.checkWritable();
     if (!Array.isArray(ops)) throw new KvError('INVALID_ARGUMENT', 'batch takes an array of operations');
-    // Validate everything before writing anything.
-    const prepared: { k: string; v: Uint8Array | undefined; expiresAt: number }[] = [];
+    // Validate everything before writing anything, into the reused arrays
+    // (no object per op); values are let go of once written.
+    const keys = this.batchKeys;
+    const values = this.batchValues;
+    const expires = this.batchExpires;
+    let n = 0;
+    let used = 0;
+    let dels = false;
+    try {
+      for (const op of ops) {
+        if (op === null || typeof op !== 'object') {
+          throw new KvError(
+            'INVALID_ARGUMENT',
+            `a batch op must be an object {type, key, value?}, got ${String(op)}`,
+          );
+        }
+        const k = toInternalKey(op.key);
+        if (op.type === 'set') {
+          values[n] = toValueBytes(op.value);
+          expires[n] = this.expiresAtFor(op.ttlMs);
+        } else if (op.type === 'del') {
+          values[n] = undefined;
+          expires[n] = 0;
+          dels = true;
+        } else {
+          throw new KvError(
+            'INVALID_ARGUMENT',
+            `batch op type must be set or del, got ${String((op as BatchOp).type)}`,
+          );
+        }
+        keys[n++] = k;
+        used = n;
+      }
+      // A del of a key absent at that point of the batch writes nothing.
+      if (dels) n = this.dropAbsentDels(n);
+      if (n === 0) return 0;
+      let bytes = 0;
+      for (let i = 0; i < n; i++) bytes += recordSize(keys[i]!.length, values[i] ? values[i]!.length : 0);
+      this.makeRoom(bytes);
+      this.keydir.warmKeys(keys, n);
+      const seg = this.active;
+      const log = this.segmentLog;
+      for (let i = 0; i < n; i++) {
+        const k = keys[i]!;
+        const v = values[i];
+        const flags =
+          (v ? 0 : FLAG_TOMBSTONE) | (n > 1 ? FLAG_BATCH | (i === n - 1 ? FLAG_BATCH_END : 0) : 0);
+        const position = log.append(k, v, expires[i]!, flags);
+        if (v) {
+          const slot = log.point(k, seg, position, v.length, expires[i]!);
+          log.recordUndoOfPoint(k);
+          this.fill(slot, v);
+          const kd = this.keydir;
+          if (kd.prevSegment >= 0 && this.caches(kd.prevValueLength)) this.cache!.delete(k);
+        } else {
+          log.recordUndo(k);
+          log.unpoint(k, position);
+          this.cache?.delete(k);
+        }
+      }
+      return n;
+    } finally {
+      values.fill(undefined, 0, used + 1); // +1: a throw may follow the value of the op it refused
+    }
+  }
+
+  /** Compacts the batch's first `n` ops, leaving out each del of a key absent at that point of the batch; returns how many remain. */
+  private dropAbsentDels(n: number): number {
+    const keys = this.batchKeys;
+    const values = this.batchValues;
+    const expires = this.batchExpires;
     const present = new Map<string, boolean>();
-    const exists = (k: string) => present.get(k) ?? this.liveSlot(k) >= 0;
-    let bytes = 0;
-    for (const op of ops) {
-      if (op === null || typeof op !== 'object') {
-        throw new KvError(
-          'INVALID_ARGUMENT',
-          `a batch op must be an object {type, key, value?}, got ${String(op)}`,
-        );
-      }
-      const k = toInternalKey(op.key);
-      if (op.type === 'set') {
-        const v = toValueBytes(op.value);
-        prepared.push({ k, v, expiresAt: this.expiresAtFor(op.ttlMs) });
-        present.set(k, true);
-        bytes += recordSize(k.length, v.length);
-      } else if (op.type === 'del') {
-        if (!exists(k)) continue;
-        prepared.push({ k, v: undefined, expiresAt: 0 });
-        present.set(k, false);
-        bytes += recordSize(k.length, 0);
-      } else {
-        throw new KvError(
-          'INVALID_ARGUMENT',
-          `batch op type must be set or del, got ${String((op as BatchOp).type)}`,
-        );
-      }
-    }
-    if (prepared.length === 0) return 0;
-    this.makeRoom(bytes);
-    const n = prepared.length;
-    const seg = this.active;
+    let m = 0;
     for (let i = 0; i < n; i++) {
-      const { k, v, expiresAt } = prepared[i]!;
-      const flags = (v ? 0 : FLAG_TOMBSTONE) | (n > 1 ? FLAG_BATCH | (i === n - 1 ? FLAG_BATCH_END : 0) : 0);
-      this.segmentLog.recordUndo(k);
-      const position = this.segmentLog.append(k, v, expiresAt, flags);
-      if (v) this.fill(this.segmentLog.point(k, seg, position, v.length, expiresAt), v);
-      else this.segmentLog.unpoint(k, position);
-      this.cache?.delete(k);
+      const k = keys[i]!;
+      const v = values[i];
+      if (v === undefined) {
+        if (!(present.get(k) ?? this.liveSlot(k) >= 0)) continue;
+        present.set(k, false);
+      } else present.set(k, true);
+      keys[m] = k;
+      values[m] = v;
+      expires[m] = expires[i]!;
+      m++;
     }
-    return n;
+    return m;
   }
 
   /**
