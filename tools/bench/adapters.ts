@@ -38,6 +38,11 @@ const HOT_CACHE_BYTES = 1024 * 1024 * 1024;
 
 export interface Engine {
   put(key: string, value: Buffer): Promise<unknown>;
+  /**
+   * Every key set to `value` by the engine's batch API, one promise for all
+   * (segkv `batch`, atomic; classic-level `batch` of puts; lmdb `batch`).
+   */
+  putBatch(keys: readonly string[], value: Buffer): Promise<unknown>;
   /** Synchronous point read (all three engines have one). */
   get(key: string): Uint8Array | undefined;
   close(): Promise<void>;
@@ -60,6 +65,7 @@ export async function openEngine(
     });
     return {
       put: (k, v) => store.set(k, v),
+      putBatch: (keys, v) => store.batch(keys.map((key) => ({ type: 'set' as const, key, value: v }))),
       get: (k) => store.getSync(k),
       close: () => store.close(),
       recovery: () => ({ fromHints: store.recoveryStats.fromHints, scanned: store.recoveryStats.scanned }),
@@ -77,6 +83,11 @@ export async function openEngine(
     const getOptions = { fillCache: cache !== 'cold' };
     return {
       put: (k, v) => db.put(k, v, putOptions),
+      putBatch: (keys, v) =>
+        db.batch(
+          keys.map((key) => ({ type: 'put' as const, key, value: v })),
+          putOptions,
+        ),
       get: (k) => db.getSync(k, getOptions),
       close: () => db.close(),
     };
@@ -89,6 +100,10 @@ export async function openEngine(
   });
   return {
     put: (k, v) => db.put(k, v),
+    putBatch: (keys, v) =>
+      db.batch(() => {
+        for (const k of keys) db.put(k, v);
+      }),
     get: (k) => db.get(k),
     close: () => db.close(),
   };

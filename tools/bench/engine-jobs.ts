@@ -26,6 +26,11 @@ export type Job =
       /** Stop issuing writes after this long; ops/s is over the writes done. */
       maxSeconds: number;
       valueBytes?: number;
+      /**
+       * Keys per call of the engine's batch API (putBatch), `concurrency`
+       * such calls outstanding; absent: one put (one promise) per key.
+       */
+      batch?: number;
     }
   | {
       kind: 'gets';
@@ -98,6 +103,23 @@ async function runSets(job: Extract<Job, { kind: 'sets' }>): Promise<SetsResult>
   let done = 0;
   const t0 = performance.now();
   const deadline = t0 + job.maxSeconds * 1000;
+  const batch = job.batch ?? 0;
+  const batchWriter = async () => {
+    for (;;) {
+      const from = next;
+      if (from >= job.keys) return;
+      if (performance.now() > deadline) {
+        next = job.keys;
+        return;
+      }
+      const to = Math.min(job.keys, from + batch);
+      next = to;
+      const keys: string[] = []; // a fresh array: an engine may read it after the call returns
+      for (let i = from; i < to; i++) keys.push(keyOf(i));
+      await eng.putBatch(keys, value);
+      done += to - from;
+    }
+  };
   const writer = async () => {
     for (;;) {
       const i = next++;
@@ -111,7 +133,7 @@ async function runSets(job: Extract<Job, { kind: 'sets' }>): Promise<SetsResult>
     }
   };
   const writers: Promise<void>[] = [];
-  for (let w = 0; w < job.concurrency; w++) writers.push(writer());
+  for (let w = 0; w < job.concurrency; w++) writers.push(batch > 0 ? batchWriter() : writer());
   await Promise.all(writers);
   const seconds = (performance.now() - t0) / 1000;
   const ops = done;
