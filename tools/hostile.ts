@@ -33,11 +33,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { KvClient } from '../src/index.js';
 import { COMMAND_NAMES } from '../src/protocol/messages.js';
+import { integerAtLeast, parseOptionsStrictly, runHarness } from './lib/cli.js';
 import { RawConnection, rawFrame } from './lib/raw-connection.js';
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
@@ -601,18 +601,16 @@ export function startHostileServer(
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      quick: { type: 'boolean', default: false },
-      seed: { type: 'string' },
-      help: { type: 'boolean', default: false },
-    },
+  const values = parseOptionsStrictly(process.argv.slice(2), {
+    quick: { type: 'boolean', default: false },
+    seed: { type: 'string' },
+    help: { type: 'boolean', default: false },
   });
   if (values.help) {
     process.stdout.write('usage: hostile [--quick] [--seed S]\n');
     return;
   }
-  const seed = Number(values.seed ?? Date.now() % 1_000_000);
+  const seed = integerAtLeast('seed', values.seed, Date.now() % 1_000_000, 0);
   const here = dirname(fileURLToPath(import.meta.url));
   const dir = mkdtempSync(join(tmpdir(), 'segkv-hostile-'));
   const server = await startHostileServer(join(here, '..', 'src', 'server', 'main.js'), dir);
@@ -649,8 +647,5 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`hostile: ${(err as Error)?.stack ?? String(err)}\n`);
-    process.exit(1);
-  });
+  runHarness('hostile', main);
 }

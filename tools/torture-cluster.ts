@@ -33,13 +33,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { SlotMap } from '../src/cluster/slot-map.js';
 import { keySlot } from '../src/cluster/slots.js';
 import { createCluster } from '../src/cluster/state.js';
 import { connectCluster } from '../src/index.js';
 import { AckProbe } from './lib/ack-probe.js';
-import { integerAtLeast } from './lib/cli.js';
+import { integerAtLeast, parseOptionsStrictly, runHarness } from './lib/cli.js';
 import { type ClusterNodeProcess, spawnClusterNode, waitHealthy } from './lib/cluster-nodes.js';
 import { ClusterWriters } from './lib/cluster-writers.js';
 import { startEtcd } from './lib/etcd.js';
@@ -62,16 +61,12 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      cycles: { type: 'string' },
-      quick: { type: 'boolean', default: false },
-      'lease-ms': { type: 'string' },
-      'max-seconds': { type: 'string' },
-      help: { type: 'boolean', default: false },
-    },
-    strict: true,
+  const values = parseOptionsStrictly(argv, {
+    cycles: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    'lease-ms': { type: 'string' },
+    'max-seconds': { type: 'string' },
+    help: { type: 'boolean', default: false },
   });
   if (values.help) {
     process.stdout.write(
@@ -300,7 +295,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`torture:cluster: ${(err as Error)?.stack ?? String(err)}\n`);
-  process.exit(1);
-});
+runHarness('torture:cluster', main);

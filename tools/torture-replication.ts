@@ -27,9 +27,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { KvClient } from '../src/index.js';
-import { integerAtLeast } from './lib/cli.js';
+import { integerAtLeast, parseOptionsStrictly, runHarness } from './lib/cli.js';
 import { type NodeProcess, type NodeSpec, spawnNode } from './lib/cluster-nodes.js';
 import { ClusterWriters, type WriteTarget } from './lib/cluster-writers.js';
 import { mulberry32 } from './lib/prng.js';
@@ -55,16 +54,12 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      cycles: { type: 'string' },
-      quick: { type: 'boolean', default: false },
-      seed: { type: 'string' },
-      'max-seconds': { type: 'string' },
-      help: { type: 'boolean', default: false },
-    },
-    strict: true,
+  const values = parseOptionsStrictly(argv, {
+    cycles: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    seed: { type: 'string' },
+    'max-seconds': { type: 'string' },
+    help: { type: 'boolean', default: false },
   });
   if (values.help) {
     process.stdout.write(
@@ -318,7 +313,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`torture:replication: ${(err as Error)?.stack ?? String(err)}\n`);
-  process.exit(1);
-});
+runHarness('torture:replication', main);

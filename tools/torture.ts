@@ -44,8 +44,8 @@ import { mkdtempSync, readdirSync, rmSync, statSync, truncateSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { KvClient } from '../src/index.js';
+import { integerAtLeast, parseOptionsStrictly, runHarness, UsageError } from './lib/cli.js';
 import { markdownTable } from './lib/table.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -98,17 +98,14 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      cycles: { type: 'string' },
-      quick: { type: 'boolean', default: false },
-      modes: { type: 'string', default: 'always,interval' },
-      seed: { type: 'string' },
-      'max-seconds': { type: 'string' },
-      sabotage: { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
-    },
+  const values = parseOptionsStrictly(argv, {
+    cycles: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    modes: { type: 'string', default: 'always,interval' },
+    seed: { type: 'string' },
+    'max-seconds': { type: 'string' },
+    sabotage: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
   });
   if (values.help) {
     process.stdout.write(
@@ -122,12 +119,15 @@ function parseOptions(argv: string[]): Options {
   const modes = String(values.modes)
     .split(',')
     .map((m) => m.trim());
-  for (const m of modes) if (m !== 'always' && m !== 'interval') throw new Error(`unknown mode ${m}`);
+  for (const m of modes) {
+    if (m !== 'always' && m !== 'interval')
+      throw new UsageError(`--modes takes always and/or interval, got ${m}`);
+  }
   return {
-    cycles: Number(values.cycles ?? (quick ? 25 : 200)),
+    cycles: integerAtLeast('cycles', values.cycles, quick ? 25 : 200, 1),
     modes: modes as Mode[],
-    seed: Number(values.seed ?? Date.now() % 1_000_000),
-    maxSeconds: Number(values['max-seconds'] ?? (quick ? 25 : 1800)),
+    seed: integerAtLeast('seed', values.seed, Date.now() % 1_000_000, 0),
+    maxSeconds: integerAtLeast('max-seconds', values['max-seconds'], quick ? 25 : 1800, 1),
     quick,
     sabotage: values.sabotage === true,
   };
@@ -560,7 +560,4 @@ async function main(): Promise<void> {
   process.exitCode = violations.length > 0 ? 1 : 0;
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`torture: ${(err as Error)?.stack ?? String(err)}\n`);
-  process.exit(1);
-});
+runHarness('torture', main);

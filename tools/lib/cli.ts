@@ -1,12 +1,14 @@
 /**
- * What the operator tools (kv-check, kv-dump) share: argument parsing with
+ * What the operator tools (kv-check, kv-dump, kv-cli, kv-bench) and the test
+ * harnesses (torture, hostile) share: argument parsing with
  * usage errors, exit codes, the refusal to work on a directory a server
  * holds, and writing to stdout with backpressure.
  *
  * Exit codes: 0 clean / done, 1 problems found or the work was refused,
  * 2 usage errors (unknown flag, missing or bad argument, DIR not a directory,
  * DIR not readable by this user, DIR holding no segkv data). Every error is
- * one line on stderr, never a stack trace.
+ * one line on stderr, never a stack trace (but a harness's unexpected
+ * failure: see runHarness).
  */
 import { accessSync, constants, type Dirent, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -254,5 +256,36 @@ export class Output {
     if (!process.stdout.write(text)) {
       await new Promise<void>((resolve) => process.stdout.once('drain', resolve));
     }
+  }
+}
+
+/**
+ * Runs a test harness's main (torture, hostile; `tool` is its npm script):
+ * a usage error is one line and a pointer to --help, exit 2; anything else
+ * prints its stack (a harness's failure is for its developer to read) and
+ * exits 1. A run that finished exits with the code main set.
+ */
+export function runHarness(tool: string, main: () => Promise<void>): void {
+  main().catch((err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${tool}: ${err.message}\nRun \`npm run ${tool} -- --help\` for usage.\n`);
+      process.exit(EXIT_USAGE);
+    }
+    process.stderr.write(`${tool}: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(EXIT_PROBLEMS);
+  });
+}
+
+/** What parseOptionsStrictly returns for `options`: parseArgs's typed values. */
+export type StrictValues<T extends Options> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: T; strict: true; allowPositionals: false }>
+>['values'];
+
+/** node:util parseArgs, strict and without positionals, its errors as usage errors. */
+export function parseOptionsStrictly<T extends Options>(argv: string[], options: T): StrictValues<T> {
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message.split('. ')[0]!);
   }
 }
