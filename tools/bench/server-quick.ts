@@ -22,6 +22,7 @@ import { parseArgs } from 'node:util';
 import { KvClient } from '../../src/index.js';
 import { FrameReader } from '../../src/protocol/frame.js';
 import { FrameWriter } from '../../src/protocol/frame-writer.js';
+import { intOption, UsageError } from './lib.js';
 
 const writer = new FrameWriter();
 
@@ -37,11 +38,16 @@ const { values } = parseArgs({
     raw: { type: 'boolean', default: false },
   },
 });
-const clients = Number(values.clients);
-const pipeline = Number(values.pipeline);
-const valueBytes = Number(values['value-bytes']);
-const keyCount = Number(values.keys);
-const seconds = Number(values.seconds);
+const clients = intOption('--clients', values.clients, 1);
+const pipeline = intOption('--pipeline', values.pipeline, 1);
+const valueBytes = intOption('--value-bytes', values['value-bytes'], 0);
+const keyCount = intOption('--keys', values.keys, 1);
+const seconds = intOption('--seconds', values.seconds, 1);
+if (values.fsync !== 'interval' && values.fsync !== 'always' && values.fsync !== 'never')
+  throw new UsageError(`--fsync takes interval, always or never, got ${values.fsync}`);
+const ops = values.ops!.split(',');
+for (const op of ops)
+  if (op !== 'set' && op !== 'get') throw new UsageError(`--ops takes set and get, got ${op}`);
 
 const main = resolve(import.meta.dirname, '../../src/server/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'segkv-quick-'));
@@ -65,7 +71,6 @@ const port = await new Promise<number>((res, rej) => {
 });
 
 const value = Buffer.alloc(valueBytes, 'x');
-const ops = values.ops!.split(',');
 const keyOf = (k: number) => `key:${(k % keyCount).toString().padStart(8, '0')}`;
 
 function report(name: string, done: number, t0: number): void {
