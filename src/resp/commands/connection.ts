@@ -11,7 +11,15 @@
  * (REDIS_COMPAT_VERSION); INFO names segkv and its own version.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { command, intArg, type RespCommand, type RespSession, word, wrongArity } from '../command.js';
+import {
+  command,
+  intArg,
+  type RespClientInfo,
+  type RespCommand,
+  type RespSession,
+  word,
+  wrongArity,
+} from '../command.js';
 import { err, OK, type Reply, RespError, RespMap, Simple, SYNTAX_ERROR } from '../reply.js';
 
 /** The Redis version whose commands and replies segkv follows (HELLO version, INFO redis_version). */
@@ -111,16 +119,7 @@ function hello(s: RespSession, argv: Buffer[]): Reply {
 }
 
 /** One CLIENT LIST line, in Redis's field order (figures segkv does not track are 0). */
-export function clientLine(c: {
-  id: number;
-  addr: string;
-  laddr: string;
-  name: string;
-  ageSeconds: number;
-  idleSeconds: number;
-  cmd: string;
-  resp: number;
-}): string {
+export function clientLine(c: RespClientInfo): string {
   return (
     `id=${c.id} addr=${c.addr} laddr=${c.laddr} fd=-1 name=${c.name} age=${c.ageSeconds} idle=${c.idleSeconds} ` +
     'flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 ' +
