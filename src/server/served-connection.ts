@@ -38,7 +38,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ClusterGate } from '../cluster/node.js';
 import type { Store } from '../engine/store.js';
-import type { AckListener, TickAck } from '../engine/tick-ack.js';
+import { type AckListener, TickAck } from '../engine/tick-ack.js';
 import { MAX_AUTH_FAILURES, MAX_INFLIGHT_REQUESTS, REPLY_HIGH_WATER_BYTES } from '../protocol/limits.js';
 import type { InfoSection } from '../protocol/messages.js';
 import type { Replication } from '../replication/replication.js';
@@ -510,10 +510,18 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
     if (this.paused) this.maybeResume();
   }
 
-  /** Writes everything queued, in one write when small. Called once per tick by the server. */
+  /**
+   * Writes everything queued, in one write when small. Called once per tick
+   * by the server. While the oldest reply owed awaits the store's tick ack
+   * (`always`: its fsync), what is queued before it is held and leaves with
+   * it, in one write: the ack's settlement pushes its replies and asks for a
+   * flush (the store's afterSyncAck runs the server's at once), and the
+   * client, which waits for the rest of its pipeline anyway, gets one write
+   * instead of two (Redis also writes its `always` replies after the fsync).
+   */
   flush(): void {
     this.flushQueued = false;
-    if (this.closed || this.out.length === 0) return;
+    if (this.closed || this.out.length === 0 || this.headAwaitsAck()) return;
     const out = this.out;
     const bytes = this.outBytes;
     this.out = [];
@@ -528,6 +536,12 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
     }
     if (this.ending) this.endWhenFlushed();
     else if (this.paused) this.maybeResume();
+  }
+
+  /** The oldest reply owed awaits a TickAck: it settles within a sync round, and a push then asks for a flush. */
+  private headAwaitsAck(): boolean {
+    const head = this.slots[this.slotHead];
+    return head !== undefined && head.promise instanceof TickAck;
   }
 
   // ---- closing -----------------------------------------------------------------
