@@ -90,11 +90,14 @@ export class StallTrace {
   private obs: PerformanceObserver | undefined;
   private usage0: NodeJS.ResourceUsage | undefined;
   private t0 = 0;
+  /** CLOCK_MONOTONIC (ms) at performance.now() 0, to line the gaps up with the kernel's scheduler trace. */
+  private monoAtZero = 0;
 
   start(): void {
     this.threads0 = threadTimes();
     this.usage0 = process.resourceUsage();
     this.t0 = performance.now();
+    this.monoAtZero = Number(process.hrtime.bigint()) / 1e6 - performance.now();
     (globalThis as { __segkvTrace?: (label: string, start: number) => void }).__segkvTrace = (
       label,
       start,
@@ -152,7 +155,7 @@ export class StallTrace {
       const run = t.run - (t0?.run ?? 0);
       const wait = t.wait - (t0?.wait ?? 0);
       if (run < 1e6 && wait < 1e6) continue;
-      const name = tid === String(process.pid) ? 'event loop' : `${t.name} ${tid}`;
+      const name = tid === String(process.pid) ? `event loop ${tid}` : `${t.name} ${tid}`;
       threads.push(`${name} ${(run / 1e6).toFixed(0)}/${(wait / 1e6).toFixed(0)}`);
     }
     this.cpu += `\n  threads (ran / waited for a CPU, ms): ${threads.join(', ')}`;
@@ -202,6 +205,18 @@ export class StallTrace {
     );
     lines.push(
       `  in the gaps the event loop's thread ran ${gapRun.toFixed(1)} ms, waited for a CPU ${gapWait.toFixed(1)} ms, was blocked ${(gapTotal - gapRun - gapWait).toFixed(1)} ms`,
+    );
+    // Counted by what the event loop's thread did for most of the gap: its own
+    // work (ran), the machine's (waited for a CPU), or a system call or page fault (blocked).
+    const by = { ran: 0, waited: 0, blocked: 0 };
+    for (const g of this.gaps) {
+      const blocked = g.ms - g.runMs - g.waitMs;
+      if (g.runMs >= g.waitMs && g.runMs >= blocked) by.ran++;
+      else if (g.waitMs >= blocked) by.waited++;
+      else by.blocked++;
+    }
+    lines.push(
+      `  gaps by what the event loop's thread mostly did: ran ${by.ran}, waited for a CPU ${by.waited}, blocked ${by.blocked}; monotonic clock at performance.now() 0: ${this.monoAtZero.toFixed(3)} ms, trace from ${this.t0.toFixed(1)}`,
     );
     lines.push(`  ${'section'.padEnd(28)}  count   total ms    max ms  >2ms  ms inside gaps`);
     for (const [label, b] of [...byLabel].sort((a, b) => b[1].inGaps - a[1].inGaps)) {

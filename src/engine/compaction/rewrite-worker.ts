@@ -7,12 +7,22 @@
  *
  * What crosses: the job (input descriptors — file descriptors are the
  * process's, so the worker reads the inputs through the segments' own — and
- * the liveness snapshot's pair lists, transferred); progress reports, at
- * most every PROGRESS_EVERY_MS; the outcome (output descriptors, whose files
+ * the liveness snapshot's pair lists, transferred); the outcome (output descriptors, whose files
  * the worker leaves open for the swap; the moves' typed-array pages and the
  * outputs' sparse-index entries, transferred, not copied); or an error,
  * rebuilt on the event loop with its class (CorruptionError), code and errno
  * so it surfaces as a rewrite error in-thread would.
+ *
+ * Progress does not cross as messages: the worker writes it into shared
+ * memory (ProgressCells) and the event loop reads it every
+ * PROGRESS_EVERY_MS while a rewrite runs. Why: a message from the worker
+ * takes the port's lock and, still holding it, wakes the event loop, which
+ * then takes the same lock to read the message. When the woken loop
+ * preempted the worker (nice 19) inside that window, the loop slept on the
+ * lock until the worker got a CPU again: 2–24 ms per message on the loaded
+ * 2-core machine (kernel scheduler trace with user stacks: futex waits in
+ * MessagePort::OnMessage, none without compaction). One message per
+ * rewrite (its outcome) is left.
  *
  * Cancellation is a flag in shared memory that the rewrite reads between
  * steps (it then deletes its outputs and fails): terminating the worker
@@ -46,7 +56,7 @@ import {
 import { lowerNewThread, lowerThisThread, threadIds } from './thread-priority.js';
 import { traced } from './trace.js';
 
-/** Least time between two progress reports from the worker, in ms. */
+/** How often the event loop reads the running rewrite's progress from shared memory, in ms. */
 const PROGRESS_EVERY_MS = 20;
 const WORKER_TAG = 'segkv-rewrite';
 
@@ -67,7 +77,6 @@ interface WireError {
 }
 
 type Reply =
-  | { type: 'progress'; progress: RewriteProgress }
   | {
       type: 'done';
       outputs: WireOutput[];
@@ -132,6 +141,43 @@ export interface WorkerOutcome extends RewriteOutcome {
   sleptMs: number;
 }
 
+/**
+ * A rewrite's progress in shared memory, written by the worker, read by the
+ * event loop: a seqlock (an even count means the figures are whole) and
+ * segmentsDone, segmentsTotal, bytesDone, bytesTotal.
+ */
+class ProgressCells {
+  readonly seq: Int32Array;
+  readonly figures: Float64Array;
+
+  constructor(buffer = new SharedArrayBuffer(8 + 4 * 8)) {
+    this.seq = new Int32Array(buffer, 0, 1);
+    this.figures = new Float64Array(buffer, 8, 4);
+  }
+
+  get buffer(): SharedArrayBuffer {
+    return this.seq.buffer as SharedArrayBuffer;
+  }
+
+  write(p: RewriteProgress): void {
+    Atomics.add(this.seq, 0, 1);
+    this.figures[0] = p.segmentsDone;
+    this.figures[1] = p.segmentsTotal;
+    this.figures[2] = p.bytesDone;
+    this.figures[3] = p.bytesTotal;
+    Atomics.add(this.seq, 0, 1);
+  }
+
+  /** The figures if they changed since `seen` (the seq returned last time) and are whole; else undefined. */
+  read(seen: number): { seq: number; progress: RewriteProgress } | undefined {
+    const seq = Atomics.load(this.seq, 0);
+    if (seq === seen || (seq & 1) === 1) return undefined;
+    const f = this.figures;
+    const progress = { segmentsDone: f[0]!, segmentsTotal: f[1]!, bytesDone: f[2]!, bytesTotal: f[3]! };
+    return Atomics.load(this.seq, 0) === seq ? { seq, progress } : undefined;
+  }
+}
+
 interface Pending {
   resolve(o: WorkerOutcome): void;
   reject(err: Error): void;
@@ -142,6 +188,9 @@ interface Pending {
 export class RewriteWorker {
   private worker: Worker | undefined;
   private readonly cancelFlag = new Int32Array(new SharedArrayBuffer(4));
+  private readonly progress = new ProgressCells();
+  private progressSeen = 0;
+  private progressTimer: NodeJS.Timeout | undefined;
   private pending: Pending | undefined;
 
   /** Runs a rewrite in the worker; its outputs are left open for the swap. */
@@ -149,8 +198,10 @@ export class RewriteWorker {
     if (this.pending) return Promise.reject(new Error('a rewrite is already running in the worker'));
     const w = this.start();
     Atomics.store(this.cancelFlag, 0, 0);
+    this.progressSeen = Atomics.load(this.progress.seq, 0);
     return new Promise<WorkerOutcome>((resolve, reject) => {
       this.pending = { resolve, reject, onProgress };
+      this.progressTimer = setInterval(() => this.readProgress(), PROGRESS_EVERY_MS).unref();
       w.ref(); // a pending rewrite keeps the process alive, as an in-thread one does
       w.postMessage(
         { job },
@@ -185,7 +236,7 @@ export class RewriteWorker {
     const t = performance.now();
     const threadsBefore = threadIds();
     const w = new Worker(workerFile(), {
-      workerData: { tag: WORKER_TAG, cancel: this.cancelFlag.buffer },
+      workerData: { tag: WORKER_TAG, cancel: this.cancelFlag.buffer, progress: this.progress.buffer },
       // The outputs' descriptors it opens are handed to the event loop, which
       // closes them: the worker must not close them (or their reused numbers) when it exits.
       trackUnmanagedFds: false,
@@ -205,18 +256,25 @@ export class RewriteWorker {
     return w;
   }
 
+  /** Reports the running rewrite's progress if it moved since the last look. */
+  private readProgress(): void {
+    const r = this.progress.read(this.progressSeen);
+    if (!r || !this.pending) return;
+    this.progressSeen = r.seq;
+    this.pending.onProgress(r.progress);
+  }
+
   private finish(): Pending | undefined {
     const p = this.pending;
+    if (p) this.readProgress(); // the last figures (all bytes done), before the outcome
+    clearInterval(this.progressTimer);
+    this.progressTimer = undefined;
     this.pending = undefined;
     this.worker?.unref();
     return p;
   }
 
   private onReply(m: Reply): void {
-    if (m.type === 'progress') {
-      this.pending?.onProgress(m.progress);
-      return;
-    }
     const t = performance.now();
     const p = this.finish();
     if (!p) return;
@@ -243,9 +301,8 @@ export class RewriteWorker {
 
 // ---- the worker's side ------------------------------------------------------------
 
-async function serve(job: RewriteJob, cancel: Int32Array): Promise<void> {
+async function serve(job: RewriteJob, cancel: Int32Array, progress: ProgressCells): Promise<void> {
   const port = parentPort!;
-  let lastReport = 0;
   const clock = threadCpuClock();
   const cpu0 = clock.read();
   const pacer = new CpuPacer(job.cpuShare, clock.read);
@@ -258,12 +315,7 @@ async function serve(job: RewriteJob, cancel: Int32Array): Promise<void> {
       return new Promise((resolve) => setTimeout(resolve, ms));
     },
     isCancelled: () => Atomics.load(cancel, 0) === 1,
-    onProgress: (progress) => {
-      const t = performance.now();
-      if (t - lastReport < PROGRESS_EVERY_MS && progress.bytesDone !== progress.bytesTotal) return;
-      lastReport = t;
-      port.postMessage({ type: 'progress', progress } satisfies Reply);
-    },
+    onProgress: (p) => progress.write(p),
   };
   try {
     const o = await rewriteSegments(nodeFs, job, host);
@@ -307,8 +359,10 @@ async function serve(job: RewriteJob, cancel: Int32Array): Promise<void> {
 
 if (!isMainThread && (workerData as { tag?: string } | null)?.tag === WORKER_TAG) {
   lowerThisThread(); // in case the event loop could not (thread-priority.ts)
-  const cancel = new Int32Array((workerData as { cancel: SharedArrayBuffer }).cancel);
+  const data = workerData as { cancel: SharedArrayBuffer; progress: SharedArrayBuffer };
+  const cancel = new Int32Array(data.cancel);
+  const progress = new ProgressCells(data.progress);
   parentPort!.on('message', (m: { job: RewriteJob }) => {
-    void serve(m.job, cancel);
+    void serve(m.job, cancel, progress);
   });
 }

@@ -515,6 +515,55 @@ describe('the worker on a larger log: SIGKILL while it writes, close() while it 
     }
   }, 120_000);
 
+  it('reports progress through shared memory, monotone and ending with every byte read; the worker posts one message per rewrite', async () => {
+    const dir = copyDir(big);
+    // Paced, so the rewrite spans several of the event loop's looks at its progress.
+    const store = await openStore(dir, {
+      maxSegmentBytes: SEGMENT_BYTES,
+      fsync: 'never',
+      logger: silentLogger,
+      compaction: { auto: false, cpuShare: 0.2 },
+    });
+    const w = new RewriteWorker();
+    const inputs = store.ordered.slice(0, -1);
+    const bytesIn = inputs.reduce((n, s) => n + s.size, 0);
+    try {
+      const seen: { segmentsDone: number; segmentsTotal: number; bytesDone: number; bytesTotal: number }[] =
+        [];
+      let messages = 0;
+      const running = rewrite(
+        store,
+        inputs,
+        true,
+        (p) => seen.push(p),
+        () => false,
+        w,
+        0,
+      );
+      // The thread exists once the run has started (after the liveness snapshot's slices).
+      while (w.threadId === undefined) await new Promise((resolve) => setImmediate(resolve));
+      (w as unknown as { worker: Worker }).worker.on('message', () => messages++);
+      const r = await running;
+      abortOutputs(nodeFs, dir, r.outputs);
+      expect(seen.length, 'several progress reports').toBeGreaterThan(1);
+      for (let i = 1; i < seen.length; i++) {
+        expect(seen[i]!.bytesDone).toBeGreaterThanOrEqual(seen[i - 1]!.bytesDone);
+        expect(seen[i]!.segmentsDone).toBeGreaterThanOrEqual(seen[i - 1]!.segmentsDone);
+      }
+      expect(seen.every((p) => p.bytesTotal === bytesIn && p.segmentsTotal === inputs.length)).toBe(true);
+      expect(seen[seen.length - 1]).toEqual({
+        segmentsDone: inputs.length,
+        segmentsTotal: inputs.length,
+        bytesDone: bytesIn,
+        bytesTotal: bytesIn,
+      });
+      expect(messages, 'only the outcome crossed as a message').toBe(1);
+    } finally {
+      await w.terminate();
+      await store.close();
+    }
+  }, 120_000);
+
   for (const mode of ['close', 'no-close'] as const) {
     it(`the process exits by itself after a compaction in the worker (${mode === 'close' ? 'store closed' : 'store left open: the idle worker holds no handle'})`, async () => {
       const dir = copyDir(big);
