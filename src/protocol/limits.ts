@@ -44,6 +44,15 @@ export const DEFAULT_MAX_CLIENTS = 10_000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 0;
 
 /**
+ * kv-server's memory reducer (server/memory-reducer.ts) runs a last-resort
+ * GC once nothing was received or logged for this long after work...
+ */
+export const MEMORY_REDUCER_IDLE_MS = 1000;
+
+/** ...and only if V8's heap and external memory grew by this much since its last one. */
+export const MEMORY_REDUCER_MIN_GROWTH_BYTES = 8 * 1024 * 1024;
+
+/**
  * Backpressure: a connection stops being read (and stops executing the rest of
  * what it already sent) while its unsent reply bytes exceed this; it resumes
  * when the socket drains below it.

@@ -30,6 +30,7 @@ import {
   type ServerConfig,
 } from './config.js';
 import { createLogger } from './log.js';
+import { MemoryReducer } from './memory-reducer.js';
 import type { MetricsEndpoint } from './metrics-http.js';
 import { checkDataDir, checkPort, dataDirProblem, listenProblem, SetupError } from './preflight.js';
 import { KvServer } from './server.js';
@@ -212,6 +213,7 @@ async function main(): Promise<void> {
       return;
     }
     log.info({ host: address.address, port: address.port, tls: tls !== undefined, metricsPort }, 'listening');
+    new MemoryReducer(() => server.metrics.bytesIn + server.store.nextOffset, log).start();
     if (clusterSettings !== undefined) {
       cluster = await joinCluster(server, clusterSettings, config, address.port, log);
       server.attachCluster(cluster);

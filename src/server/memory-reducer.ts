@@ -1,0 +1,122 @@
+/**
+ * Gives memory back once the server has gone quiet after work (issue 15;
+ * ARCHITECTURE "Server memory").
+ *
+ * Under load V8 grows its young generation to two 16 MiB semi-spaces and
+ * lets tens of MiB of dead ArrayBuffers (received chunks, outgrown tables,
+ * sealed hints' chunks) wait for a major GC; idle, it runs none: after a
+ * 1M-key load its own memory reducer had not acted 50 s later. So every
+ * MEMORY_REDUCER_IDLE_MS the reducer looks at an activity count (bytes
+ * received plus the log's next offset: clients, and a replica's feed); when
+ * it has not moved for a whole interval, something happened since the last
+ * reduction, and V8's heap plus external memory grew by at least
+ * MEMORY_REDUCER_MIN_GROWTH_BYTES since then, it runs V8's reduce-memory
+ * GC once (Heap::CollectAllAvailableGarbage, what a low-memory notification
+ * runs: repeated major GCs until nothing more is freed, and the young
+ * generation shrunk back to its minimum). The first requests after it grow
+ * the young generation again as the load needs. A request arriving during
+ * the GC waits for it (milliseconds: the keydir and the values live outside
+ * V8's heap, which holds ~10 MiB at 1M keys).
+ *
+ * Node has no call for that GC (a plain `gc()` neither shrinks the young
+ * generation nor repeats until the ArrayBuffers' holders are gone too), but
+ * the inspector protocol's HeapProfiler.collectGarbage is V8's
+ * LowMemoryNotification; the reducer posts it on an in-process inspector
+ * session (node:inspector, no port, no domain enabled) connected for that
+ * one call. (`v8.queryObjects` also runs that GC first, but then marks the
+ * whole heap again to count: 345–741 ms against 40–140 ms, measured.)
+ * Measured at 1M keys (kv-bench --prefill): RSS 211–220 → ~182 MiB.
+ */
+import { Session } from 'node:inspector';
+import v8 from 'node:v8';
+import type { Logger } from 'pino';
+import { MEMORY_REDUCER_IDLE_MS, MEMORY_REDUCER_MIN_GROWTH_BYTES } from '../protocol/limits.js';
+
+/**
+ * Runs V8's reduce-memory GC (see the file comment) and calls `done` after
+ * it, with an error where there is no inspector (a Node built without it).
+ */
+export function reduceMemory(done: (err: Error | null) => void): void {
+  let session: Session;
+  try {
+    session = new Session();
+    session.connect();
+  } catch (err) {
+    done(err as Error);
+    return;
+  }
+  session.post('HeapProfiler.collectGarbage', (err) => {
+    // Disconnecting inside the session's own callback left the process unable to exit.
+    setImmediate(() => session.disconnect());
+    done(err);
+  });
+}
+
+/** V8's heap plus the external memory (ArrayBuffers) it tracks, in bytes. */
+function heldBytes(): number {
+  const h = v8.getHeapStatistics();
+  return h.total_heap_size + h.external_memory;
+}
+
+export class MemoryReducer {
+  /** Reductions run so far. */
+  reductions = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private lastActivity: number;
+  /** A reduction was asked for and has not finished. */
+  private reducing = false;
+  /** Activity seen since the last reduction. */
+  private worked = false;
+  /** heldBytes() right after the last reduction (or at start). */
+  private floor = heldBytes();
+
+  constructor(
+    /** Any count that moves while the server works (see the file comment). */
+    private readonly activity: () => number,
+    private readonly log: Logger,
+    private readonly idleMs = MEMORY_REDUCER_IDLE_MS,
+    private readonly minGrowthBytes = MEMORY_REDUCER_MIN_GROWTH_BYTES,
+  ) {
+    this.lastActivity = activity();
+  }
+
+  /** Starts the checks (the timer does not keep the process alive). */
+  start(): void {
+    this.timer ??= setInterval(() => this.check(), this.idleMs).unref();
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** One look (what the timer runs): reduces if the server went quiet after work. */
+  check(): void {
+    const now = this.activity();
+    if (now !== this.lastActivity) {
+      this.lastActivity = now;
+      this.worked = true;
+      return;
+    }
+    if (!this.worked || this.reducing) return;
+    this.worked = false;
+    const before = heldBytes();
+    if (before - this.floor < this.minGrowthBytes) return;
+    const t0 = performance.now();
+    this.reducing = true;
+    reduceMemory((err) => {
+      this.reducing = false;
+      this.floor = heldBytes();
+      if (err !== null) {
+        this.log.warn({ err }, 'idle: V8 could not be asked to give memory back; reducer off');
+        this.stop();
+        return;
+      }
+      this.reductions++;
+      this.log.debug(
+        { beforeBytes: before, afterBytes: this.floor, ms: Math.round(performance.now() - t0) },
+        'idle: memory given back',
+      );
+    });
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * The idle memory reducer (server/memory-reducer.ts): one reduce-memory GC
+ * once the server went quiet after work, none while it works, none twice for
+ * one quiet spell; and the GC it asks for is V8's reduce-memory one (the
+ * young generation back to its minimum, which a plain major GC right after a
+ * burst of allocation does not do).
+ */
+import v8 from 'node:v8';
+import { describe, expect, it } from 'vitest';
+import { KvClient } from '../../src/index.js';
+import { MemoryReducer, reduceMemory } from '../../src/server/memory-reducer.js';
+import { spawnServer } from './spawn.js';
+
+const silent = { debug() {}, warn() {} } as unknown as ConstructorParameters<typeof MemoryReducer>[1];
+
+function newSpaceBytes(): number {
+  return v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')!.space_size;
+}
+
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Grows the young generation: objects that survive a few scavenges, allocated fast. */
+function churn(): unknown[] {
+  const kept: unknown[] = [];
+  for (let i = 0; i < 400_000; i++) {
+    kept.push({ i, s: `v${i}` });
+    if (kept.length > 100_000) kept.splice(0, 50_000);
+  }
+  return kept;
+}
+
+describe('MemoryReducer', () => {
+  it('reduces once after a quiet interval that follows work, never while the count moves', async () => {
+    let activity = 0;
+    const r = new MemoryReducer(() => activity, silent, 1000, 0);
+    r.check(); // nothing happened yet
+    expect(r.reductions).toBe(0);
+    for (let i = 0; i < 5; i++) {
+      activity += 10;
+      r.check();
+    }
+    await new Promise((res) => setTimeout(res, 300));
+    expect(r.reductions).toBe(0);
+    r.check(); // quiet for one interval after work
+    await until(() => r.reductions === 1);
+    r.check();
+    r.check();
+    await new Promise((res) => setTimeout(res, 300));
+    expect(r.reductions).toBe(1); // the same quiet spell
+    activity++;
+    r.check();
+    r.check();
+    await until(() => r.reductions === 2);
+  });
+
+  it('does not reduce when the heap grew less than its minimum since the last one', async () => {
+    let activity = 0;
+    const r = new MemoryReducer(() => activity, silent, 1000, 1024 ** 4);
+    activity++;
+    r.check();
+    r.check();
+    await new Promise((res) => setTimeout(res, 300));
+    expect(r.reductions).toBe(0);
+  });
+
+  it("runs V8's reduce-memory GC: the young generation shrinks to its minimum right after a burst", async () => {
+    const kept = churn();
+    const grown = newSpaceBytes();
+    expect(grown).toBeGreaterThan(4 * 1024 * 1024); // the precondition: the burst grew it
+    kept.length = 0;
+    const err = await new Promise<Error | null>((res) => reduceMemory(res));
+    expect(err).toBeNull();
+    expect(newSpaceBytes()).toBeLessThanOrEqual(2 * 1024 * 1024);
+  });
+});
+
+describe('kv-server', () => {
+  it('gives memory back once its clients went quiet after a load', async () => {
+    const s = await spawnServer({ args: ['--log-level', 'debug'] });
+    try {
+      const kv = new KvClient({ port: s.port, reconnect: false });
+      const value = 'x'.repeat(2000);
+      for (let i = 0; i < 20; i++) {
+        await Promise.all(Array.from({ length: 1000 }, (_, j) => kv.set(`k${i}:${j}`, value)));
+      }
+      expect(s.stderr()).not.toContain('idle: memory given back');
+      await until(() => s.stderr().includes('idle: memory given back'), 15_000);
+      const line = s
+        .stderr()
+        .split('\n')
+        .find((l) => l.includes('idle: memory given back'))!;
+      const { beforeBytes, afterBytes } = JSON.parse(line) as { beforeBytes: number; afterBytes: number };
+      expect(afterBytes).toBeLessThan(beforeBytes);
+      await kv.close();
+    } finally {
+      await s.stop();
+    }
+  }, 60_000);
+});
