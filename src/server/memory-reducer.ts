@@ -9,7 +9,8 @@
  * MEMORY_REDUCER_IDLE_MS the reducer looks at an activity count (bytes
  * received plus the log's next offset: clients, and a replica's feed); when
  * it has not moved for a whole interval, something happened since the last
- * reduction, and V8's heap plus external memory grew by at least
+ * reduction (or since start: recovery's buffers are garbage too), and V8's
+ * heap plus external memory grew by at least
  * MEMORY_REDUCER_MIN_GROWTH_BYTES since then, it runs V8's reduce-memory
  * GC once (Heap::CollectAllAvailableGarbage, what a low-memory notification
  * runs: repeated major GCs until nothing more is freed, and the young
@@ -63,12 +64,14 @@ export class MemoryReducer {
   reductions = 0;
   private timer: NodeJS.Timeout | undefined;
   private lastActivity: number;
+  /** performance.now() of the check that last saw the count move (or of the start). */
+  private lastMovedAt = performance.now();
   /** A reduction was asked for and has not finished. */
   private reducing = false;
-  /** Activity seen since the last reduction. */
-  private worked = false;
-  /** heldBytes() right after the last reduction (or at start). */
-  private floor = heldBytes();
+  /** Activity seen since the last reduction (opening the store counts: recovery leaves garbage too). */
+  private worked = true;
+  /** heldBytes() right after the last reduction (0 before the first). */
+  private floor = 0;
 
   constructor(
     /** Any count that moves while the server works (see the file comment). */
@@ -93,16 +96,20 @@ export class MemoryReducer {
   /** One look (what the timer runs): reduces if the server went quiet after work. */
   check(): void {
     const now = this.activity();
+    const at = performance.now();
     if (now !== this.lastActivity) {
       this.lastActivity = now;
+      this.lastMovedAt = at;
       this.worked = true;
       return;
     }
-    if (!this.worked || this.reducing) return;
+    // Quiet means a whole interval of wall time: a loop turn that ran long
+    // can run the interval's callback twice in a row with no I/O between.
+    if (!this.worked || this.reducing || at - this.lastMovedAt < this.idleMs) return;
     this.worked = false;
     const before = heldBytes();
     if (before - this.floor < this.minGrowthBytes) return;
-    const t0 = performance.now();
+    const t0 = at;
     this.reducing = true;
     reduceMemory((err) => {
       this.reducing = false;
