@@ -199,3 +199,10 @@ export const RESP_SCAN_CURSOR_BYTES = 32 * 1024 * 1024;
  * read, so their memory misses overlap instead of each lookup waiting alone.
  */
 export const LOOKAHEAD_FRAMES = 64;
+
+/**
+ * A RESP request with more arguments than this ends the look-ahead over a
+ * batch (src/resp/parser.ts keysAhead): a GET has 2, a SET with every
+ * option about 6; larger ones (MSET, DEL of many keys) are not warmed.
+ */
+export const LOOKAHEAD_MAX_ARGS = 8;
