@@ -415,6 +415,15 @@ export class Store extends EventEmitter implements CompactionHost {
     return this.tickAckNow().promise();
   }
 
+  /**
+   * What set, expire and delete resolve: whether they wrote, once the tick's
+   * acknowledgement came. A write that wrote nothing waits for it too: what it
+   * observed may be a write not yet durable (see delete).
+   */
+  private ackWrote(wrote: boolean): Promise<boolean> {
+    return wrote ? this.ack() : this.ack().then(() => false);
+  }
+
   /** The store's own end-of-tick flush, unless the server's flushed the tick first (flushTick). */
   private readonly flushIfDue = (): void => {
     if (this.flushScheduled) this.flushNow(true);
@@ -595,8 +604,7 @@ export class Store extends EventEmitter implements CompactionHost {
    */
   set(key: Key, value: Value, options?: SetOptions): Promise<boolean> {
     try {
-      // A no-op answers only once what it observed is as durable as a write's ack (see delete).
-      return this.setNow(key, value, options) ? this.ack() : this.ack().then(() => false);
+      return this.ackWrote(this.setNow(key, value, options));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -654,8 +662,7 @@ export class Store extends EventEmitter implements CompactionHost {
    */
   expire(key: Key, ttlMs: number | null): Promise<boolean> {
     try {
-      // A no-op is as durable as a write (see delete).
-      return this.expireNow(key, ttlMs) ? this.ack() : this.ack().then(() => false);
+      return this.ackWrote(this.expireNow(key, ttlMs));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -690,7 +697,7 @@ export class Store extends EventEmitter implements CompactionHost {
     try {
       // Absent maybe only because of a delete still waiting for its fsync: answering at once
       // would acknowledge a state a power loss can undo, so wait like a write would.
-      return this.deleteNow(key) ? this.ack() : this.ack().then(() => false);
+      return this.ackWrote(this.deleteNow(key));
     } catch (err) {
       return Promise.reject(err);
     }
