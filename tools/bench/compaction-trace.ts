@@ -9,6 +9,10 @@
  * each gap splits between the event loop's thread running, waiting for a CPU
  * in the run queue, and neither (blocked in a system call or a page fault),
  * from the kernel's per-thread counters (/proc/thread-self/schedstat, Linux).
+ * It prints the event loop's thread id and the monotonic clock at
+ * performance.now() 0, so the gaps can be lined up with a kernel scheduler
+ * trace (ftrace sched_switch, trace_clock mono) of the same run: that is how
+ * the loop's sleeps on the port lock and in directory fsyncs were found.
  */
 import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { PerformanceObserver } from 'node:perf_hooks';
