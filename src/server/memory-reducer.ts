@@ -26,7 +26,7 @@
  * session (node:inspector, no port, no domain enabled) connected for that
  * one call. (`v8.queryObjects` also runs that GC first, but then marks the
  * whole heap again to count: 345–741 ms against 40–140 ms, measured.)
- * Measured at 1M keys (kv-bench --prefill): RSS 211–220 → ~182 MiB.
+ * Measured at 1M keys (kv-bench --prefill): RSS 216–222 → 162–182 MiB.
  */
 import { Session } from 'node:inspector';
 import v8 from 'node:v8';
