@@ -45,7 +45,8 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 0;
 
 /**
  * kv-server's memory reducer (server/memory-reducer.ts) runs a last-resort
- * GC once nothing was received or logged for this long after work...
+ * GC once nothing was received or logged for this long after work
+ * (the default of --idle-gc-ms)...
  */
 export const MEMORY_REDUCER_IDLE_MS = 1000;
 

@@ -37,6 +37,7 @@ import {
   DEFAULT_MIN_REPLICAS_TIMEOUT_MS,
   DEFAULT_PORT,
   MAX_MAX_FRAME_BYTES,
+  MEMORY_REDUCER_IDLE_MS,
   MIN_MAX_FRAME_BYTES,
 } from '../protocol/limits.js';
 import {
@@ -84,6 +85,13 @@ export interface ServerConfig {
   maxClients: number;
   /** Close a connection idle this long, ms; 0 never. Default 0. */
   idleTimeoutMs: number;
+  /**
+   * After this long with nothing received following work, run V8's
+   * memory-reducing GC once (memory-reducer.ts: gives back tens of MiB
+   * after a load; a request arriving meanwhile waits 40-150 ms), ms; 0 never.
+   * Default 1000.
+   */
+  idleGcMs: number;
   /** Require AUTH with this password. Default none. Prefer SEGKV_PASSWORD: flags show in `ps`. */
   password: string | undefined;
   /** TLS certificate, PEM file path; needs tlsKey too. Default: none (plain TCP). TLS costs CPU per byte. */
@@ -226,6 +234,14 @@ export const SETTINGS: readonly Setting[] = [
     fallback: DEFAULT_IDLE_TIMEOUT_MS,
     min: 0,
     help: 'close connections idle this long, ms; 0 = never',
+  },
+  {
+    key: 'idleGcMs',
+    flag: 'idle-gc-ms',
+    kind: 'int',
+    fallback: MEMORY_REDUCER_IDLE_MS,
+    min: 0,
+    help: 'after this long quiet following work, a memory-reducing GC (a request meanwhile waits it out), ms; 0 = never',
   },
   {
     key: 'password',

@@ -213,7 +213,9 @@ async function main(): Promise<void> {
       return;
     }
     log.info({ host: address.address, port: address.port, tls: tls !== undefined, metricsPort }, 'listening');
-    new MemoryReducer(() => server.metrics.bytesIn + server.store.nextOffset, log).start();
+    if (config.idleGcMs > 0) {
+      new MemoryReducer(() => server.metrics.bytesIn + server.store.nextOffset, log, config.idleGcMs).start();
+    }
     if (clusterSettings !== undefined) {
       cluster = await joinCluster(server, clusterSettings, config, address.port, log);
       server.attachCluster(cluster);

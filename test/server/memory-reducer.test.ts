@@ -129,4 +129,21 @@ describe('kv-server', () => {
       await s.stop();
     }
   }, 60_000);
+
+  it('--idle-gc-ms 0 turns it off: the same load and quiet give nothing back', async () => {
+    const s = await spawnServer({ args: ['--log-level', 'debug', '--idle-gc-ms', '0'] });
+    try {
+      const kv = new KvClient({ port: s.port, reconnect: false });
+      const value = 'x'.repeat(2000);
+      for (let i = 0; i < 20; i++) {
+        await Promise.all(Array.from({ length: 1000 }, (_, j) => kv.set(`k${i}:${j}`, value)));
+      }
+      await new Promise((r) => setTimeout(r, 5_000)); // five default intervals of quiet
+      expect(s.stderr()).not.toContain('idle: memory given back');
+      expect(s.stderr()).toContain('"msg":"listening"'); // the log was read
+      await kv.close();
+    } finally {
+      await s.stop();
+    }
+  }, 60_000);
 });
