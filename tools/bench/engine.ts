@@ -214,34 +214,35 @@ async function load(engine: EngineName, keys: number, cfg: Config, valueBytes = 
   return dir;
 }
 
-/** `interval` sets through each engine's batch API (Engine.putBatch): one promise per --batch keys. */
-async function batchSets(cfg: Config): Promise<Row> {
-  const row: Row = {
-    name: `batch set interval b=${cfg.batch} c=${cfg.batchConcurrency}`,
-    unit: 'ops/s',
-    samples: {},
-    higherIsBetter: true,
-  };
+/**
+ * One row of sets: `cfg.keys` sets into a fresh directory per engine and
+ * repeat, in `mode` with `concurrency` calls outstanding; with `batch`,
+ * through each engine's batch API (Engine.putBatch), one promise per
+ * `batch` keys.
+ */
+async function setsRow(
+  cfg: Config,
+  name: string,
+  dirTag: string,
+  job: { mode: Mode; concurrency: number; batch?: number },
+): Promise<Row> {
+  const row: Row = { name, unit: 'ops/s', samples: {}, higherIsBetter: true };
   const capped: string[] = [];
   for (let r = 0; r < cfg.repeat; r++) {
     for (const engine of cfg.engines) {
-      const dir = freshDir(`${engine}-batch-sets`);
+      const dir = freshDir(`${engine}-${dirTag}`);
       const res = await runChild<SetsResult>({
         kind: 'sets',
         engine,
         dir,
-        mode: 'interval',
         keys: cfg.keys,
-        concurrency: cfg.batchConcurrency,
         maxSeconds: cfg.maxSeconds,
-        batch: cfg.batch,
+        ...job,
       });
       rmSync(dir, { recursive: true, force: true });
       (row.samples[engine] ??= []).push(res.opsPerSec);
       if (res.ops < cfg.keys) capped.push(`${engine} ${res.ops}`);
-      log(
-        `${row.name} ${engine}: ${fmt(res.opsPerSec)} ops/s (${res.ops} ops in ${res.seconds.toFixed(2)} s)`,
-      );
+      log(`${name} ${engine}: ${fmt(res.opsPerSec)} ops/s (${res.ops} ops in ${res.seconds.toFixed(2)} s)`);
     }
   }
   if (capped.length) row.note = `stopped at --max-seconds: ${capped.join(', ')} ops`;
@@ -259,37 +260,18 @@ async function main(): Promise<void> {
   if (cfg.only.has('sets')) {
     for (const mode of ['always', 'interval', 'never'] as Mode[]) {
       const concurrency = mode === 'always' ? cfg.alwaysConcurrency : cfg.concurrency;
-      const row: Row = {
-        name: `set ${mode} c=${concurrency}`,
-        unit: 'ops/s',
-        samples: {},
-        higherIsBetter: true,
-      };
-      const capped: string[] = [];
-      for (let r = 0; r < cfg.repeat; r++) {
-        for (const engine of cfg.engines) {
-          const dir = freshDir(`${engine}-sets`);
-          const res = await runChild<SetsResult>({
-            kind: 'sets',
-            engine,
-            dir,
-            mode,
-            keys: cfg.keys,
-            concurrency,
-            maxSeconds: cfg.maxSeconds,
-          });
-          rmSync(dir, { recursive: true, force: true });
-          (row.samples[engine] ??= []).push(res.opsPerSec);
-          if (res.ops < cfg.keys) capped.push(`${engine} ${res.ops}`);
-          log(
-            `${row.name} ${engine}: ${fmt(res.opsPerSec)} ops/s (${res.ops} ops in ${res.seconds.toFixed(2)} s)`,
-          );
-        }
-      }
-      if (capped.length) row.note = `stopped at --max-seconds: ${capped.join(', ')} ops`;
-      rows.push(row);
+      rows.push(await setsRow(cfg, `set ${mode} c=${concurrency}`, 'sets', { mode, concurrency }));
     }
-    if (cfg.batch > 0) rows.push(await batchSets(cfg));
+    if (cfg.batch > 0) {
+      const name = `batch set interval b=${cfg.batch} c=${cfg.batchConcurrency}`;
+      rows.push(
+        await setsRow(cfg, name, 'batch-sets', {
+          mode: 'interval',
+          concurrency: cfg.batchConcurrency,
+          batch: cfg.batch,
+        }),
+      );
+    }
   }
 
   const datasets = new Map<EngineName, string>();
