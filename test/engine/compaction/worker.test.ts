@@ -216,16 +216,19 @@ describe('the worker on a larger log: SIGKILL while it writes, close() while it 
     `${keyName(k)}:${v}:`.padEnd(1000, String.fromCharCode(97 + ((k + v) % 26)));
   let engine: string;
   let big: string;
+  /** A store on `dir` (the larger log or a copy of it) with no automatic compaction; `cpuShare` paces its rewrites. */
+  const openCopy = (dir: string, cpuShare?: number) =>
+    openStore(dir, {
+      maxSegmentBytes: SEGMENT_BYTES,
+      fsync: 'never',
+      logger: silentLogger,
+      compaction: cpuShare === undefined ? { auto: false } : { auto: false, cpuShare },
+    });
 
   beforeAll(async () => {
     engine = buildEngine();
     big = tempDir();
-    const store = await openStore(big, {
-      maxSegmentBytes: SEGMENT_BYTES,
-      fsync: 'never',
-      logger: silentLogger,
-      compaction: { auto: false },
-    });
+    const store = await openCopy(big);
     for (let v = 0; v < VERSIONS; v++) {
       const acks: Promise<unknown>[] = [];
       for (let k = 0; k < KEYS; k++) {
@@ -356,12 +359,7 @@ describe('the worker on a larger log: SIGKILL while it writes, close() while it 
     const share = 0.02;
     const measure = async (cpuShare: number) => {
       const dir = copyDir(big);
-      const store = await openStore(dir, {
-        maxSegmentBytes: SEGMENT_BYTES,
-        fsync: 'never',
-        logger: silentLogger,
-        compaction: { auto: false, cpuShare },
-      });
+      const store = await openCopy(dir, cpuShare);
       const w = new RewriteWorker();
       try {
         const t = performance.now();
@@ -426,12 +424,7 @@ describe('the worker on a larger log: SIGKILL while it writes, close() while it 
 
   it("runs one store's rewrites one after another in the same worker thread", async () => {
     const dir = copyDir(big);
-    const store = await openStore(dir, {
-      maxSegmentBytes: SEGMENT_BYTES,
-      fsync: 'never',
-      logger: silentLogger,
-      compaction: { auto: false },
-    });
+    const store = await openCopy(dir);
     const w = new RewriteWorker();
     const once = async () => {
       const r = await rewrite(
@@ -462,12 +455,7 @@ describe('the worker on a larger log: SIGKILL while it writes, close() while it 
   it('a worker thread that dies mid-rewrite fails that rewrite; the next rewrite starts a new thread and completes', async () => {
     const dir = copyDir(big);
     // Paced (compaction.cpuShare), so the rewrite is still running when its thread is killed.
-    const store = await openStore(dir, {
-      maxSegmentBytes: SEGMENT_BYTES,
-      fsync: 'never',
-      logger: silentLogger,
-      compaction: { auto: false, cpuShare: 0.05 },
-    });
+    const store = await openCopy(dir, 0.05);
     const w = new RewriteWorker();
     const inputs = store.ordered.slice(0, -1);
     try {
@@ -518,12 +506,7 @@ describe('the worker on a larger log: SIGKILL while it writes, close() while it 
   it('reports progress through shared memory, monotone and ending with every byte read; the worker posts one message per rewrite', async () => {
     const dir = copyDir(big);
     // Paced, so the rewrite spans several of the event loop's looks at its progress.
-    const store = await openStore(dir, {
-      maxSegmentBytes: SEGMENT_BYTES,
-      fsync: 'never',
-      logger: silentLogger,
-      compaction: { auto: false, cpuShare: 0.2 },
-    });
+    const store = await openCopy(dir, 0.2);
     const w = new RewriteWorker();
     const inputs = store.ordered.slice(0, -1);
     const bytesIn = inputs.reduce((n, s) => n + s.size, 0);
