@@ -682,7 +682,11 @@ export class Store extends EventEmitter implements CompactionHost {
   /** Appends a value record for `k` and points the keydir at it (undoable, cache invalidated): set and expire. */
   private writeValue(k: string, v: Uint8Array, expiresAt: number): void {
     this.makeRoom(recordSize(k.length, v.length));
-    const position = this.segmentLog.append(k, v, expiresAt, 0);
+    this.pointValue(k, this.segmentLog.append(k, v, expiresAt, 0), v, expiresAt);
+  }
+
+  /** Points the keydir at `k`'s value record just appended at `position` (undoable, caches updated): set, expire, batch. */
+  private pointValue(k: string, position: number, v: Uint8Array, expiresAt: number): void {
     const slot = this.segmentLog.point(k, this.active, position, v.length, expiresAt);
     this.segmentLog.recordUndoOfPoint(k);
     // The lru-cache holds a key only while its value has a length it caches:
@@ -690,6 +694,13 @@ export class Store extends EventEmitter implements CompactionHost {
     const kd = this.keydir;
     if (kd.prevSegment >= 0 && this.caches(kd.prevValueLength)) this.cache!.delete(k);
     this.fill(slot, v);
+  }
+
+  /** Takes `k` out of the keydir for its tombstone just appended at `position` (undoable, cache dropped): delete, batch. */
+  private pointTombstone(k: string, position: number): void {
+    this.segmentLog.recordUndo(k);
+    this.segmentLog.unpoint(k, position);
+    this.cache?.delete(k);
   }
 
   /** Deletes `key`; resolves whether it existed. A tombstone is written only if it did. */
@@ -709,9 +720,7 @@ export class Store extends EventEmitter implements CompactionHost {
     const k = toInternalKey(key);
     if (this.liveSlot(k) < 0) return false;
     this.makeRoom(recordSize(k.length, 0));
-    this.segmentLog.recordUndo(k);
-    this.segmentLog.unpoint(k, this.segmentLog.append(k, undefined, 0, FLAG_TOMBSTONE));
-    this.cache?.delete(k);
+    this.pointTombstone(k, this.segmentLog.append(k, undefined, 0, FLAG_TOMBSTONE));
     return true;
   }
 
@@ -772,7 +781,6 @@ export class Store extends EventEmitter implements CompactionHost {
       for (let i = 0; i < n; i++) bytes += recordSize(keys[i]!.length, values[i] ? values[i]!.length : 0);
       this.makeRoom(bytes);
       this.keydir.warmKeys(keys, n);
-      const seg = this.active;
       const log = this.segmentLog;
       for (let i = 0; i < n; i++) {
         const k = keys[i]!;
@@ -780,17 +788,8 @@ export class Store extends EventEmitter implements CompactionHost {
         const flags =
           (v ? 0 : FLAG_TOMBSTONE) | (n > 1 ? FLAG_BATCH | (i === n - 1 ? FLAG_BATCH_END : 0) : 0);
         const position = log.append(k, v, expires[i]!, flags);
-        if (v) {
-          const slot = log.point(k, seg, position, v.length, expires[i]!);
-          log.recordUndoOfPoint(k);
-          this.fill(slot, v);
-          const kd = this.keydir;
-          if (kd.prevSegment >= 0 && this.caches(kd.prevValueLength)) this.cache!.delete(k);
-        } else {
-          log.recordUndo(k);
-          log.unpoint(k, position);
-          this.cache?.delete(k);
-        }
+        if (v) this.pointValue(k, position, v, expires[i]!);
+        else this.pointTombstone(k, position);
       }
       return n;
     } finally {
