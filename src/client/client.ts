@@ -38,7 +38,9 @@ import {
   invalid,
   keyList,
   keyOption,
+  limitArity,
   noFlags,
+  rejecting,
   type SetOptions,
   secondsToMs,
   setOptionsFrom,
@@ -724,18 +726,9 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
     }
   }
 
-  /** Rejects with the error `fn` throws (argument checks), else issues what it returns. */
-  private checked<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return fn();
-    } catch (err) {
-      return Promise.reject(err);
-    }
-  }
-
   /** The value of `key`, or undefined. */
   get(key: Key): Promise<V | undefined> {
-    return this.checked(() => {
+    return rejecting(() => {
       return this.issue('GET', [checkKey('get', key)], this.decodeValue);
     });
   }
@@ -751,7 +744,7 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
   set(key: Key, value: V, options?: SetOptions): Promise<boolean>;
   set(key: Key, value: V, ...redisTokens: (string | number)[]): Promise<boolean>;
   set(key: Key, value: V, ...rest: unknown[]): Promise<boolean> {
-    return this.checked(() => {
+    return rejecting(() => {
       const k = checkKey('set', key);
       const o = setOptionsFrom('set', rest);
       const bytes = this.codec.encode(value);
@@ -772,12 +765,12 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
    * counts once). As ioredis: `del('a', 'b')`, `del(['a', 'b'])`.
    */
   del(...keys: (Key | readonly Key[])[]): Promise<number> {
-    return this.checked(() => this.issue('DEL', keyList('del', keys), expectNumber));
+    return rejecting(() => this.issue('DEL', keyList('del', keys), expectNumber));
   }
 
   /** Values of the keys, in order; undefined for a missing key. As ioredis: `mget('a', 'b')`, `mget(['a', 'b'])`. */
   mget(...keys: (Key | readonly Key[])[]): Promise<(V | undefined)[]> {
-    return this.checked(() =>
+    return rejecting(() =>
       this.issue('MGET', keyList('mget', keys), (raw) => {
         if (!Array.isArray(raw)) throw new KvError('PROTOCOL_ERROR', 'MGET reply is not an array');
         return raw.map(this.decodeValue);
@@ -793,7 +786,7 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
   mset(entries: Readonly<Record<string, V>> | Iterable<readonly [Key, V]>): Promise<void>;
   mset(...keysAndValues: (Key | V)[]): Promise<void>;
   mset(...input: unknown[]): Promise<void> {
-    return this.checked(() => {
+    return rejecting(() => {
       const args: unknown[] = [];
       const first = input[0];
       if (
@@ -825,12 +818,12 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
 
   /** How many of the keys exist (a key named twice counts twice). As ioredis: `exists('a', 'b')`, `exists(['a'])`. */
   exists(...keys: (Key | readonly Key[])[]): Promise<number> {
-    return this.checked(() => this.issue('EXISTS', keyList('exists', keys), expectNumber));
+    return rejecting(() => this.issue('EXISTS', keyList('exists', keys), expectNumber));
   }
 
   /** Adds `delta` (default 1) to the decimal integer stored at `key` (absent = 0); resolves the new value. */
   incr(key: Key, delta = 1): Promise<number> {
-    return this.checked(() => {
+    return rejecting(() => {
       const k = checkKey('incr', key);
       const d = integer('incr', 'delta', delta, 'units');
       return this.issue('INCR', d === 1 ? [k] : [k, d], expectNumber);
@@ -859,7 +852,7 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
 
   /** Remaining time to live in milliseconds (Redis PTTL); -1 without expiry, -2 if the key does not exist. */
   pttl(key: Key): Promise<number> {
-    return this.checked(() => {
+    return rejecting(() => {
       // Sent as PTTL where the server has it (see write()).
       return this.issue('TTL', [checkKey('pttl', key)], expectNumber);
     });
@@ -871,7 +864,7 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
    * (resolving whether it existed).
    */
   expire(key: Key, seconds: number, ...flags: never[]): Promise<boolean> {
-    return this.checked(() => {
+    return rejecting(() => {
       noFlags('expire', flags);
       const s = integer('expire', 'seconds', seconds, 'seconds');
       return this.expireMs('expire', key, s <= 0 ? 0 : secondsToMs('expire', s));
@@ -880,7 +873,7 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
 
   /** `expire` in milliseconds (Redis PEXPIRE); a time ≤ 0 deletes the key. */
   pexpire(key: Key, ms: number, ...flags: never[]): Promise<boolean> {
-    return this.checked(() => {
+    return rejecting(() => {
       noFlags('pexpire', flags);
       return this.expireMs('pexpire', key, integer('pexpire', 'ms', ms, 'milliseconds'));
     });
@@ -896,7 +889,7 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
 
   /** Removes a key's expiry; resolves false if it does not exist or has none. */
   persist(key: Key): Promise<boolean> {
-    return this.checked(() => {
+    return rejecting(() => {
       return this.issue('PERSIST', [checkKey('persist', key)], expectBoolean);
     });
   }
@@ -913,7 +906,7 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
   scan(options: ClientScanOptions & { raw: true }): Promise<ScanPage<Buffer>>;
   scan(options?: ClientScanOptions & { raw?: false }): Promise<ScanPage>;
   scan(options: ClientScanOptions = {}): Promise<ScanPage<string | Buffer>> {
-    return this.checked(() => {
+    return rejecting(() => {
       const given = checkOptions<ClientScanOptions>('scan', options, SCAN_FIELDS) ?? {};
       const o: WireScanOptions = {};
       if (given.prefix !== undefined) o.prefix = keyOption('scan', 'prefix', given.prefix);
@@ -992,7 +985,7 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
 
   /** Server statistics: every section, or the one named. */
   info(section?: InfoSection): Promise<Record<string, unknown>> {
-    return this.checked(() => {
+    return rejecting(() => {
       if (section !== undefined && typeof section !== 'string')
         throw invalid('info: section must be a string');
       return this.issue(
@@ -1035,7 +1028,7 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
 
   /** Round trip: resolves 'PONG', or `message` echoed. */
   ping(message?: string): Promise<string> {
-    return this.checked(() => {
+    return rejecting(() => {
       if (message !== undefined && typeof message !== 'string')
         throw invalid('ping: message must be a string');
       return this.issue('PING', message === undefined ? [] : [message], (raw) =>
@@ -1054,6 +1047,34 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
     return this.del(...keys);
   }
 }
+
+// The methods with a fixed number of parameters; the variadic ones (and expire's flags) check their rest themselves.
+limitArity(
+  KvClient.prototype,
+  {
+    close: [],
+    ready: [],
+    get: ['key'],
+    incr: ['key', 'delta'],
+    incrby: ['key', 'delta'],
+    decr: ['key'],
+    decrby: ['key', 'delta'],
+    ttl: ['key'],
+    pttl: ['key'],
+    persist: ['key'],
+    scan: ['options'],
+    dbsize: [],
+    info: ['section'],
+    compact: [],
+    wait: ['numReplicas', 'timeoutMs'],
+    role: [],
+    clusterSlots: [],
+    replicaOf: ['primary'],
+    ping: ['message'],
+    hello: [],
+  },
+  { feed: ['options'], keys: ['patternOrOptions'] },
+);
 
 /** A HELLO reply, checked to be segkv's: anything else means the peer is not a segkv server. */
 function checkHello(raw: unknown): HelloReply {

@@ -23,7 +23,7 @@
 
 import { keySlot } from '../cluster/slots.js';
 import type { SetOptions } from '../engine/arguments.js';
-import { checkOptions, invalid } from '../engine/arguments.js';
+import { checkKey, checkOptions, invalid, limitArity, rejecting } from '../engine/arguments.js';
 import type { Key } from '../engine/keys.js';
 import { KvError } from '../errors.js';
 import { type ClusterSlotRange, KvClient } from './client.js';
@@ -147,9 +147,14 @@ export class KvClusterClient<V = string> {
   }
 
   /** Runs `op` on the node owning `key`'s slot, following MOVED and riding through failovers. */
-  private async route<T>(key: Key, write: boolean, op: (c: KvClient<V>) => Promise<T>): Promise<T> {
+  private async route<T>(
+    name: string,
+    key: unknown,
+    write: boolean,
+    op: (c: KvClient<V>) => Promise<T>,
+  ): Promise<T> {
     if (this.closed) throw new KvError('CLOSED', 'the cluster client is closed');
-    const slot = keySlot(typeof key === 'string' ? key : Buffer.from(key));
+    const slot = keySlot(checkKey(name, key));
     let delay = RETRY_MIN_MS;
     let last: unknown;
     // A replica in a full resync answers LOADING: the read goes to the primary instead.
@@ -218,50 +223,71 @@ export class KvClusterClient<V = string> {
   }
 
   get(key: Key): Promise<V | undefined> {
-    return this.route(key, false, (c) => c.get(key));
+    return this.route('get', key, false, (c) => c.get(key));
   }
-  set(key: Key, value: V, options?: SetOptions): Promise<boolean> {
-    return this.route(key, true, (c) =>
-      options === undefined ? c.set(key, value) : c.set(key, value, options),
-    );
+  /** As KvClient's `set`: SetOptions, or Redis's tokens (`set(k, v, 'EX', 10, 'NX')`). */
+  set(key: Key, value: V, options?: SetOptions): Promise<boolean>;
+  set(key: Key, value: V, ...redisTokens: (string | number)[]): Promise<boolean>;
+  set(key: Key, value: V, ...rest: unknown[]): Promise<boolean> {
+    return this.route('set', key, true, (c) => c.set(key, value, ...(rest as (string | number)[])));
   }
   del(...keys: (Key | readonly Key[])[]): Promise<number> {
-    const flat = flatten('del', keys);
-    return this.route(flat[0]!, true, (c) => c.del(flat));
+    return rejecting(() => {
+      const flat = flatten('del', keys);
+      return this.route('del', flat[0]!, true, (c) => c.del(flat));
+    });
   }
   mget(...keys: (Key | readonly Key[])[]): Promise<(V | undefined)[]> {
-    const flat = flatten('mget', keys);
-    return this.route(flat[0]!, false, (c) => c.mget(flat));
+    return rejecting(() => {
+      const flat = flatten('mget', keys);
+      return this.route('mget', flat[0]!, false, (c) => c.mget(flat));
+    });
   }
-  mset(entries: Readonly<Record<string, V>> | Iterable<readonly [Key, V]>): Promise<void> {
-    const list: (readonly [Key, V])[] =
-      Symbol.iterator in Object(entries)
-        ? [...(entries as Iterable<readonly [Key, V]>)]
-        : Object.entries(entries as Record<string, V>);
-    if (list.length === 0) return Promise.reject(invalid('mset: no entries'));
-    return this.route(list[0]![0], true, (c) => c.mset(list));
+  /** As KvClient's `mset`: an object, a Map, [key, value] pairs, or keys and values in turn (ioredis). */
+  mset(entries: Readonly<Record<string, V>> | Iterable<readonly [Key, V]>): Promise<void>;
+  mset(...keysAndValues: (Key | V)[]): Promise<void>;
+  mset(...input: unknown[]): Promise<void> {
+    if (input.length !== 1) {
+      // Keys and values in turn: KvClient checks them; the first key picks the node.
+      if (input.length === 0) return Promise.reject(invalid('mset: needs at least one key and value'));
+      return this.route('mset', input[0], true, (c) => c.mset(...(input as (Key | V)[])));
+    }
+    const entries = input[0];
+    if (typeof entries !== 'object' || entries === null) {
+      return Promise.reject(
+        invalid('mset: takes an object, a Map, [key, value] pairs, or keys and values in turn'),
+      );
+    }
+    const list: unknown[] =
+      Symbol.iterator in entries ? [...(entries as Iterable<unknown>)] : Object.entries(entries);
+    const first = list[0];
+    if (first === undefined) return Promise.reject(invalid('mset: no entries'));
+    if (!Array.isArray(first)) return Promise.reject(invalid('mset: each entry must be a [key, value] pair'));
+    return this.route('mset', first[0], true, (c) => c.mset(list as (readonly [Key, V])[]));
   }
   exists(...keys: (Key | readonly Key[])[]): Promise<number> {
-    const flat = flatten('exists', keys);
-    return this.route(flat[0]!, false, (c) => c.exists(flat));
+    return rejecting(() => {
+      const flat = flatten('exists', keys);
+      return this.route('exists', flat[0]!, false, (c) => c.exists(flat));
+    });
   }
   incr(key: Key, delta = 1): Promise<number> {
-    return this.route(key, true, (c) => c.incr(key, delta));
+    return this.route('incr', key, true, (c) => c.incr(key, delta));
   }
   ttl(key: Key): Promise<number> {
-    return this.route(key, false, (c) => c.ttl(key));
+    return this.route('ttl', key, false, (c) => c.ttl(key));
   }
   pttl(key: Key): Promise<number> {
-    return this.route(key, false, (c) => c.pttl(key));
+    return this.route('pttl', key, false, (c) => c.pttl(key));
   }
   expire(key: Key, seconds: number): Promise<boolean> {
-    return this.route(key, true, (c) => c.expire(key, seconds));
+    return this.route('expire', key, true, (c) => c.expire(key, seconds));
   }
   pexpire(key: Key, ms: number): Promise<boolean> {
-    return this.route(key, true, (c) => c.pexpire(key, ms));
+    return this.route('pexpire', key, true, (c) => c.pexpire(key, ms));
   }
   persist(key: Key): Promise<boolean> {
-    return this.route(key, true, (c) => c.persist(key));
+    return this.route('persist', key, true, (c) => c.persist(key));
   }
 
   /** PING every primary; resolves with how many answered. */
@@ -284,6 +310,21 @@ export class KvClusterClient<V = string> {
     this.clients.clear();
   }
 }
+
+// The methods with a fixed number of parameters; the variadic ones check their rest through KvClient.
+limitArity(KvClusterClient.prototype, {
+  refresh: [],
+  get: ['key'],
+  incr: ['key', 'delta'],
+  ttl: ['key'],
+  pttl: ['key'],
+  expire: ['key', 'seconds'],
+  pexpire: ['key', 'ms'],
+  persist: ['key'],
+  ping: [],
+  clusterSlots: [],
+  close: [],
+});
 
 function flatten(name: string, keys: readonly (Key | readonly Key[])[]): Key[] {
   const flat: Key[] = [];

@@ -20,7 +20,9 @@ import {
   integer,
   invalid,
   keyList,
+  limitArity,
   noFlags,
+  rejecting,
   type SetOptions,
   secondsToMs,
   setOptionsFrom,
@@ -147,14 +149,6 @@ const STORE_OPTION_FIELDS = [
 const SCAN_OPTION_FIELDS = ['prefix', 'match', 'start', 'end', 'cursor', 'count'];
 const BATCH_SET_FIELDS = ['type', 'key', 'value', 'ttlMs'];
 const BATCH_DEL_FIELDS = ['type', 'key'];
-
-function rejecting<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return fn();
-  } catch (err) {
-    return Promise.reject(err);
-  }
-}
 
 class EmbeddedStore implements KvStore {
   readonly #store: Store;
@@ -326,6 +320,31 @@ class EmbeddedStore implements KvStore {
     return this;
   }
 }
+
+// The methods with a fixed number of parameters; the variadic ones (and expire's flags) check their rest themselves.
+limitArity(
+  EmbeddedStore.prototype,
+  {
+    get: ['key'],
+    delete: ['key'],
+    persist: ['key'],
+    batch: ['ops'],
+    sync: [],
+    compact: [],
+    close: [],
+  },
+  {
+    getSync: ['key'],
+    has: ['key'],
+    ttl: ['key'],
+    pttl: ['key'],
+    scan: ['options'],
+    scanBuffers: ['options'],
+    keys: ['patternOrOptions'],
+    readFrom: ['offset', 'options'],
+    stats: [],
+  },
+);
 
 /**
  * Opens (creating if needed) the store in `dir`. Recovers the keydir from

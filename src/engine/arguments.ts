@@ -248,3 +248,51 @@ export function noFlags(where: string, flags: readonly unknown[]): void {
     );
   }
 }
+
+/** Runs `fn`; an argument error it throws becomes a rejection, as a promise-returning method's errors should. */
+export function rejecting<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return fn();
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/** A method's parameter names, for the message; the count is its most arguments. */
+export type ParamNames = readonly string[];
+
+/**
+ * Wraps the listed methods of `proto` so that a call with more arguments than
+ * the method takes is refused with INVALID_ARGUMENT instead of the extra being
+ * ignored: `get('a', 'b')` (as if get took several keys) or `close(callback)`
+ * would otherwise do something other than the caller meant. Methods in
+ * `promised` reject, as their other argument errors do; those in `sync` throw.
+ */
+export function limitArity<T extends object>(
+  proto: T,
+  promised: Partial<Record<keyof T & string, ParamNames>>,
+  sync: Partial<Record<keyof T & string, ParamNames>> = {},
+): void {
+  const wrap = (name: string, params: ParamNames, rejects: boolean): void => {
+    const target = proto as Record<string, unknown>;
+    const method = target[name];
+    if (typeof method !== 'function') throw new Error(`limitArity: ${name} is not a method`);
+    const max = params.length;
+    target[name] = {
+      [name](this: unknown) {
+        // `arguments` counts the call's arguments without allocating a rest array on this hot path.
+        // biome-ignore lint/complexity/noArguments: see above
+        const args = arguments;
+        if (args.length <= max) return Reflect.apply(method, this, args);
+        const takes = max === 0 ? 'no arguments' : `(${params.join(', ')})`;
+        const err = invalid(
+          `${name} takes ${takes}, got ${args.length} argument${args.length === 1 ? '' : 's'}`,
+        );
+        if (rejects) return Promise.reject(err);
+        throw err;
+      },
+    }[name];
+  };
+  for (const [name, params] of Object.entries(promised)) wrap(name, params as ParamNames, true);
+  for (const [name, params] of Object.entries(sync)) wrap(name, params as ParamNames, false);
+}

@@ -175,3 +175,20 @@ describe('connect options', () => {
     );
   });
 });
+
+describe('extra arguments', () => {
+  it('are refused with INVALID_ARGUMENT, and the call is not sent', async () => {
+    await kv.set('one', '1');
+    const err = await rejection(js.get('one', 'two'));
+    expect(err.code).toBe('INVALID_ARGUMENT');
+    expect(err.message).toBe('get takes (key), got 2 arguments');
+    expect((await rejection(js.ttl('one', 5))).message).toMatch(/^ttl takes \(key\)/);
+    expect((await rejection(js.incr('n', 1, 2))).message).toMatch(/^incr takes \(key, delta\)/);
+    expect(() => js.keys('a*', 'b*')).toThrow(/keys takes \(patternOrOptions\), got 2 arguments/);
+    // close(callback) would leave the caller waiting on a callback that is never called.
+    expect((await rejection(js.close(() => {}))).message).toBe('close takes no arguments, got 1 argument');
+    expect(kv.status).toBe('ready');
+    expect(await kv.get('one')).toBe('1');
+    expect(await js.incr('n', 2)).toBe(2);
+  });
+});

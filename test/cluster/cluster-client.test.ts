@@ -79,6 +79,26 @@ describe.skipIf(!etcdAvailable)('connectCluster', () => {
     await expect(kv.del(['{t}1', '{t}2'])).resolves.toBe(0);
   });
 
+  it("takes the SDK's argument forms and refuses wrong ones as the single-node client does", async () => {
+    // biome-ignore lint/suspicious/noExplicitAny: a plain JavaScript caller's view
+    const js: any = kv;
+    // ioredis's token form of set, and mset as keys and values in turn (one hash tag: one slot).
+    expect(await js.set('{f}tok', 'v', 'EX', 30, 'NX')).toBe(true);
+    expect(await kv.ttl('{f}tok')).toBe(30);
+    await js.mset('{f}a', '1', '{f}b', '2');
+    expect(await kv.mget('{f}a', '{f}b')).toEqual(['1', '2']);
+    await kv.mset(new Map([['{f}c', '3']]));
+    expect(await kv.get('{f}c')).toBe('3');
+    // A key of the wrong type is INVALID_KEY (it used to be a TypeError from hashing it).
+    await expect(js.get(5)).rejects.toMatchObject({ code: 'INVALID_KEY' });
+    await expect(js.del()).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(js.mset('{f}a')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(js.get('{f}a', '{f}b')).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: 'get takes (key), got 2 arguments',
+    });
+  });
+
   it('speaks Redis Cluster over RESP: ioredis Cluster and redis-cli -c route by CLUSTER SLOTS and MOVED', async () => {
     const cluster = new Redis.Cluster([{ host: '127.0.0.1', port: servers[0]!.port }], { lazyConnect: true });
     try {

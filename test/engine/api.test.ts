@@ -115,6 +115,25 @@ describe('runtime argument checks', () => {
   });
 });
 
+describe('extra arguments', () => {
+  it('a call with more arguments than the method takes is refused, not half-done', async () => {
+    const s = asJs(await open());
+    await s.set('a', '1');
+    await s.set('b', '2');
+    // get('a', 'b') reads as "get both" to an ioredis user: it must not answer a's value alone.
+    const err = await rejection(s.get('a', 'b'));
+    expect(err.code).toBe('INVALID_ARGUMENT');
+    expect(err.message).toBe('get takes (key), got 2 arguments');
+    expect(() => s.has('a', 'b')).toThrow(/has takes \(key\), got 2 arguments/);
+    expect(() => s.readFrom(0, {}, 1)).toThrow(/readFrom takes \(offset, options\)/);
+    expect((await rejection(s.close(() => {}))).message).toBe('close takes no arguments, got 1 argument');
+    // Nothing was done by the refused calls: the store is still open and whole.
+    expect(s.isClosed).toBe(false);
+    expect((await s.get('a')).toString()).toBe('1');
+    expect(s.has('b')).toBe(true);
+  });
+});
+
 describe('Redis semantics', () => {
   it('ttl is seconds, pttl ms; expire seconds, pexpire ms; ≤ 0 deletes', async () => {
     const s = await open();
