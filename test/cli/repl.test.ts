@@ -155,6 +155,35 @@ describe.skipIf(!hasPty)('REPL in a terminal', () => {
     expect(status).toBe(0); // Ctrl-D leaves
   });
 
+  it('Ctrl-C clears a typed line; Ctrl-C or Ctrl-D at an empty prompt leaves on a new line, as redis-cli', () => {
+    const prompt = `127.0.0.1:${server.port}> `;
+    // What the terminal shows: readline redraws a line from column 1 (ESC[1G ESC[0J), so only the
+    // last drawing of each line counts; the dim hints and cursor moves are dropped.
+    const redraw = `${ESC}[1G${ESC}[0J`;
+    const plain = (out: string) =>
+      out
+        .split('\n')
+        .map((line) => {
+          const at = line.lastIndexOf(redraw);
+          return at < 0 ? line : line.slice(at + redraw.length);
+        })
+        .join('\n')
+        .replaceAll(new RegExp(`${ESC}\\[2m[^${ESC}]*${ESC}\\[0m|${ESC}\\[\\d*[DGJK]`, 'g'), '');
+    for (const leave of ['\x03', '\x04']) {
+      const { out, status } = inPty(p, [
+        ['', prompt],
+        ['get half', 'alf'],
+        ['\x03', `^C\r\n`],
+        ['', prompt],
+        [leave, ''],
+      ]);
+      expect(status).toBe(0);
+      // The half-typed command was dropped, not run; the prompt's line was ended, and nothing
+      // (no "not connected>" from the closing connection) was drawn after it.
+      expect(plain(out)).toMatch(new RegExp(`get half\\^C\\r\\n${prompt}\\r\\n$`));
+    }
+  });
+
   it('compact draws a progress bar on the terminal, then prints the result', () => {
     cli([...p, 'mset', 'c1', 'a', 'c2', 'b']);
     cli([...p, 'mset', 'c1', 'x', 'c2', 'y']);

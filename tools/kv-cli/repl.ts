@@ -93,6 +93,13 @@ export class Repl {
       void this.pump();
     });
     this.rl.on('close', () => {
+      // Ctrl-D or Ctrl-C at the prompt: end the prompt's line, as redis-cli does, so the shell's
+      // prompt does not follow ours on the same line. (QUIT's Enter already ended it, and while a
+      // command runs no prompt is shown.)
+      if (this.interactive && this.started && !this.quitting && !this.busy && this.queue.length === 0) {
+        this.hints?.clear();
+        this.write('\n');
+      }
       this.inputEnded = true;
       void this.pump();
     });
@@ -113,7 +120,7 @@ export class Repl {
   /** Shows the prompt again if it changed while idle (connection lost or back). */
   private refreshPrompt(): void {
     const prompt = promptFor(this.o, this.connected);
-    if (!this.started || !this.interactive || this.busy || this.quitting) return;
+    if (!this.started || !this.interactive || this.busy || this.quitting || this.inputEnded) return;
     if (this.rl.getPrompt() === prompt) return;
     this.hints?.clear();
     this.rl.setPrompt(prompt);
