@@ -3,8 +3,9 @@
  * owner's pid and start time. One process owns a directory (DESIGN.md §1.5).
  *
  * Node has no flock, so a lock left by a dead process (SIGKILL) is detected by
- * checking the pid: if no such process runs, or a process with that pid
- * started at another time (pid reuse), the lock is stale and taken over.
+ * checking the pid: if no such process runs, it is a zombie (killed, not yet
+ * reaped), or a process with that pid started at another time (pid reuse),
+ * the lock is stale and taken over.
  * Within one process a second open of the same directory is refused too.
  *
  * A full disk: LOCK is created (exclusively, which is what decides the
@@ -31,25 +32,38 @@ function heldBy(fs: Fs): Set<string> {
   return set;
 }
 
-/** Start time of a process in clock ticks since boot (Linux), or '' if unknown. */
-function startTimeOf(pid: number): string {
+/** A process's state letter and start time (clock ticks since boot) from /proc (Linux), or undefined. */
+function procStat(pid: number): { state: string; startTime: string } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    // Field 22; the command name (field 2) may contain spaces, so count after its ')'.
+    // The command name (field 2) may contain spaces, so count after its ')': state is field 3, start time 22.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19] ?? '';
+    return { state: fields[0] ?? '', startTime: fields[19] ?? '' };
   } catch {
-    return '';
+    return undefined;
   }
 }
 
+/** Start time of a process in clock ticks since boot (Linux), or '' if unknown. */
+function startTimeOf(pid: number): string {
+  return procStat(pid)?.startTime ?? '';
+}
+
+/**
+ * Whether the process that wrote a lock still runs. A zombie (killed, not yet
+ * reaped by its parent: SIGKILL and an immediate restart) holds no files and
+ * writes nothing more, so it counts as dead although `kill(pid, 0)` succeeds.
+ */
 function isAlive(pid: number, startTime: string): boolean {
   try {
     process.kill(pid, 0);
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
-  return startTime === '' || startTimeOf(pid) === '' || startTimeOf(pid) === startTime;
+  const stat = procStat(pid);
+  if (stat === undefined) return true; // no /proc: kill(pid, 0) is all we know
+  if (stat.state === 'Z' || stat.state === 'X') return false;
+  return startTime === '' || stat.startTime === '' || stat.startTime === startTime;
 }
 
 /** The live process named by a `LOCK.<pid>.<start>` file in `dir` (an empty LOCK's owner), else undefined. */

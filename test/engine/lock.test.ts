@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore, type StoreOptions } from '../../src/engine/index.js';
 import { KvError } from '../../src/errors.js';
+import { until } from './compaction/util.js';
 import {
   buildEngine,
   FIXTURES,
@@ -165,6 +166,34 @@ describe('stale locks', () => {
       expect(fs.existsSync(join(dir, 'LOCK'))).toBe(false);
     });
   }
+
+  it('takes over the LOCK of a zombie: a SIGKILLed owner its parent has not reaped yet', async () => {
+    const dir = tempDir();
+    // A parent that forks a child which exits at once, and does not wait for it for 30 s.
+    const parent = spawn('python3', [
+      '-c',
+      'import os, sys, time\npid = os.fork()\nif pid == 0: os._exit(0)\nprint(pid, flush=True)\ntime.sleep(30)',
+    ]);
+    try {
+      const zombie = Number(
+        await new Promise<string>((r) => parent.stdout.once('data', (d) => r(String(d)))),
+      );
+      const stat = () => fs.readFileSync(`/proc/${zombie}/stat`, 'latin1');
+      await until(() => /\) Z /.test(stat()), 10_000, 'the child to be a zombie');
+      const start = stat()
+        .slice(stat().lastIndexOf(')') + 2)
+        .split(' ')[19];
+      // Its lock names it exactly (pid and start time), and kill(pid, 0) still succeeds on it.
+      fs.writeFileSync(join(dir, 'LOCK'), `${zombie} ${start}\n`);
+      expect(() => process.kill(zombie, 0)).not.toThrow();
+      const s = await openStore(dir, opts);
+      expect(fs.readFileSync(join(dir, 'LOCK'), 'utf8').startsWith(`${process.pid} `)).toBe(true);
+      await s.close();
+    } finally {
+      parent.kill('SIGKILL');
+      await exited(parent);
+    }
+  });
 
   it('does not take over the LOCK of a live process', async () => {
     const dir = tempDir();
