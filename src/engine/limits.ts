@@ -138,6 +138,13 @@ export const MAX_SCAN_COUNT = 100_000;
 export const ACTIVE_SEGMENT_RETRY_MS = 200;
 
 /**
+ * An error that repeats on every tick (a full disk fails every write) is
+ * logged in full once, then in one line per this interval counting the
+ * failures since (repeated-error-log.ts); Redis's AOF write errors: 30 s.
+ */
+export const REPEATED_ERROR_LOG_MS = 30_000;
+
+/**
  * Damaged records a store remembers having logged (a read that meets one
  * logs it once, at error). Past this many, each further one is counted but
  * no longer logged one by one (a badly damaged disk must not flood the log

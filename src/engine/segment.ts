@@ -116,8 +116,8 @@ export class Segment {
   }
 
   /** Writes the buffered records to the OS (no fsync). On error the file is cut back and the buffer dropped. */
-  flush(): void {
-    if (this.chunks.length === 0) return;
+  flush(): boolean {
+    if (this.chunks.length === 0) return false;
     const chunks = this.chunks;
     this.chunks = [];
     try {
@@ -130,6 +130,7 @@ export class Segment {
       for (const c of chunks)
         if (c.buf.length === WRITE_CHUNK_BYTES && spareChunks.length < WRITE_SPARE_CHUNKS)
           spareChunks.push(c.buf);
+      return true;
     } catch (err) {
       this.size = this.written;
       try {

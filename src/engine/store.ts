@@ -66,6 +66,7 @@ import { type ResolvedOptions, resolveOptions, type StoreOptions } from './optio
 import { FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE, type RecordHeader, recordSize } from './record.js';
 import { checkRun, groupEnd } from './record-run.js';
 import { type RecoveryStats, recover } from './recovery.js';
+import { RepeatedErrorLog } from './repeated-error-log.js';
 import { decodeCursor, encodeCursor } from './scan-cursor.js';
 import { sealSegment } from './sealer.js';
 import type { Segment } from './segment.js';
@@ -197,6 +198,8 @@ export class Store extends EventEmitter implements CompactionHost {
   private failure: KvError | undefined;
   /** Set while there is no active segment to append to (openActiveSegment failed): writes are refused with it. */
   private noActive: KvError | undefined;
+  /** The log of failed log writes: a full disk fails every tick's, and must not flood it. */
+  private readonly writeErrors: RepeatedErrorLog;
   private lastActiveAttempt = 0;
 
   // Write path state.
@@ -236,6 +239,12 @@ export class Store extends EventEmitter implements CompactionHost {
     this.segments = this.segmentLog.segments;
     this.fs = options.fs;
     this.log = options.logger;
+    this.writeErrors = new RepeatedErrorLog(
+      this.log,
+      options.clock,
+      'a write to the log',
+      'the writes of this tick are refused',
+    );
     if (options.cacheBytes > 0) {
       this.cache = new LRUCache<string, Buffer>({
         maxSize: options.cacheBytes,
@@ -459,14 +468,18 @@ export class Store extends EventEmitter implements CompactionHost {
     const ack = this.tickAck;
     this.tickAck = undefined;
     const seg = this.segmentLog.ordered[this.segmentLog.ordered.length - 1]; // none only while noActive on an empty directory
+    let wrote = false;
     try {
-      seg?.flush();
+      wrote = seg?.flush() ?? false;
     } catch (err) {
       // The buffered records are gone from the segment: its in-progress hint has
       // entries for them, so it is given up and the segment scanned when sealed.
       if (seg !== undefined) seg.hint = undefined;
       const error = ioError('writing to the log', err);
-      this.log.error({ err }, 'a write to the log failed; the writes of this tick are refused');
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EDQUOT')
+        error.message += '; free disk space: writes resume by themselves';
+      this.writeErrors.failed(err);
       this.segmentLog.rollbackTick((key) => this.cache?.delete(key));
       if (ack === undefined) return;
       if (tickEnd) ack.reject(error);
@@ -474,6 +487,7 @@ export class Store extends EventEmitter implements CompactionHost {
       return;
     }
     this.segmentLog.commitTick();
+    if (wrote) this.writeErrors.succeeded();
     if (ack === undefined) return;
     if (this.options.fsync === 'always') {
       // Settled in a promise reaction: the stack has unwound.

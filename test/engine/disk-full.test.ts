@@ -15,7 +15,9 @@
  *   accepts them again by itself once space is back.
  */
 import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/engine/clock.js';
 import { lockOwnerFile, segmentFile } from '../../src/engine/filenames.js';
+import { REPEATED_ERROR_LOG_MS } from '../../src/engine/limits.js';
 import { lockOwner } from '../../src/engine/lock.js';
 import { MemFs, memPath } from '../../src/engine/mem-fs.js';
 import { openStore, type Store } from '../../src/engine/store.js';
@@ -24,7 +26,10 @@ import { captureLogger, silentLogger } from './helpers.js';
 
 const DIR = memPath('db');
 
-function open(fs: MemFs, extra: { readOnly?: boolean; logger?: typeof silentLogger } = {}): Promise<Store> {
+function open(
+  fs: MemFs,
+  extra: { readOnly?: boolean; logger?: typeof silentLogger; clock?: ManualClock } = {},
+): Promise<Store> {
   return openStore(DIR, {
     fs,
     fsync: 'always',
@@ -196,6 +201,40 @@ describe('the lock on a full disk (B)', () => {
     const store = await open(fs);
     expect(fs.readdir(DIR).filter((n) => n.startsWith('LOCK.'))).toEqual([]);
     expect(lockOwner(fs, DIR)).toBe(process.pid);
+    await store.close();
+  });
+});
+
+describe('ENOSPC appending to the active segment (A)', () => {
+  it('refuses each write with IO_ERROR, logs it in full once, then one line per interval, then the recovery', async () => {
+    const fs = new MemFs();
+    const clock = new ManualClock();
+    const { logger, lines } = captureLogger();
+    const store = await open(fs, { logger, clock });
+    await store.set('before', 'v');
+    fs.failWrites((p) => (p.endsWith('.seg') ? 'ENOSPC' : undefined));
+    const errors = () => lines.filter((l) => l.level === 50);
+    await expect(store.set('k0', 'v')).rejects.toThrow(
+      /^writing to the log failed: .*ENOSPC.*; free disk space: writes resume by themselves$/,
+    );
+    for (let i = 1; i < 20; i++) expect(await codeOf(store.set(`k${i}`, 'v'))).toBe('IO_ERROR');
+    // The first failure, with its error; the other 19 ticks' failures are only counted.
+    expect(errors()).toHaveLength(1);
+    expect(errors()[0]!.msg).toBe('a write to the log failed; the writes of this tick are refused');
+    expect((errors()[0]!.err as { code?: string }).code).toBe('ENOSPC');
+    clock.advance(REPEATED_ERROR_LOG_MS);
+    expect(await codeOf(store.set('late', 'v'))).toBe('IO_ERROR');
+    expect(errors()).toHaveLength(2);
+    expect(errors()[1]!.msg).toMatch(/^a write to the log failed 20 more times in the last 30 s: .*ENOSPC/);
+    fs.failWrites(undefined);
+    await store.set('after', 'v');
+    await store.set('after2', 'v');
+    expect(lines.filter((l) => /works again/.test(String(l.msg))).map((l) => l.msg)).toEqual([
+      'a write to the log works again after 21 failures',
+    ]);
+    expect(store.getSync('before')?.toString()).toBe('v');
+    expect(store.getSync('k0')).toBeUndefined();
+    expect(store.getSync('after')?.toString()).toBe('v');
     await store.close();
   });
 });
