@@ -378,6 +378,26 @@ function flagNames(): string[] {
   return [...flags, 'config', 'print-config', 'help', 'version'].map((f) => `--${f}`);
 }
 
+/**
+ * An engine message in the operator's terms: `option maxSegmentBytes must be
+ * …` names the store option, which the operator set as `--max-segment-bytes`
+ * (or its SEGKV_ variable or config-file field): it says the flag instead.
+ */
+export function inFlagTerms(message: string): string {
+  return message.replace(
+    /\boption (compaction\.)?(\w+)/g,
+    (whole, compaction: string | undefined, key: string) => {
+      if (compaction) {
+        return COMPACTION_KEYS.includes(key as CompactionKey)
+          ? `--${compactionFlag(key as CompactionKey)}`
+          : whole;
+      }
+      const setting = SETTINGS.find((st) => st.key === key);
+      return setting ? `--${setting.flag}` : whole;
+    },
+  );
+}
+
 export function helpText(): string {
   const lines = [
     'Usage: kv-server [options]',

@@ -26,6 +26,7 @@ import {
   ConfigError,
   effectiveConfig,
   helpText,
+  inFlagTerms,
   resolveCommandLine,
   type ServerConfig,
 } from './config.js';
@@ -116,9 +117,11 @@ async function main(): Promise<void> {
     store = await openStore(config.dir, storeOptions(config, log));
   } catch (err) {
     if (err instanceof KvError) {
-      log.fatal({ code: err.code, dir: config.dir }, err.message);
-      if (err.code === 'INVALID_ARGUMENT') fail(`bad setting: ${err.message}; see kv-server --help`, 2);
-      fail(`cannot open ${config.dir}: ${err.message}`, 1);
+      const badSetting = err.code === 'INVALID_ARGUMENT';
+      const message = badSetting ? inFlagTerms(err.message) : err.message;
+      log.fatal({ code: err.code, dir: config.dir }, message);
+      if (badSetting) fail(`bad setting: ${message}; see kv-server --help`, 2);
+      fail(`cannot open ${config.dir}: ${message}`, 1);
     }
     const code = (err as NodeJS.ErrnoException).code;
     if (typeof code === 'string') {

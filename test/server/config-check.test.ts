@@ -49,6 +49,15 @@ describe('kv-server refuses unknown names and bad compaction values', () => {
     expect(foo.stderr).toMatch(/^kv-server: unknown option --compaction-foo\. See kv-server --help/);
   });
 
+  it("a value the engine refuses is named by the operator's flag, not the store option's name", () => {
+    const r = server(['--max-segment-bytes', '10']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(
+      'kv-server: bad setting: --max-segment-bytes must be an integer from 1024 to 4294967295, got 10; see kv-server --help\n',
+    );
+    expect(r.stderr).not.toContain('maxSegmentBytes');
+  });
+
   it('a misspelt SEGKV_COMPACTION_* or any unknown SEGKV_* variable: exit 2, naming it', () => {
     const ratio = server([], { SEGKV_COMPACTION_MIN_DEAD_RATION: '0.3' });
     expect(ratio.status).toBe(2);
