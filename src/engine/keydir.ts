@@ -4,7 +4,7 @@
  * object or string per key. Every key owns a small-integer slot; the slot's
  * fields live in paged typed arrays, its key bytes in a byte arena, and an
  * open-addressing hash table (linear probing, backward-shift deletion) maps
- * the key's hash to its slot. About 43 bytes a key for 16-byte keys, of which
+ * the key's hash to its slot. About 37 bytes a key for 16-byte keys, of which
  * 16 are the key itself (a Map<string, slot> costs ~90 and tops out at 2^24
  * entries).
  *
@@ -13,19 +13,25 @@
  *                  w0  segment u16 (low) · keyLength u16 (high)
  *                  w1  position u32
  *                  w2  valueLength (low 31 bits) · has-an-expiry (top bit)
- *                  w3  keyAt u32: arena offset of the key's bytes past the
- *                      inline ones (a u8 page more per slot once the arena
- *                      passes 4 GiB); unused for a key that fits inline
+ *                  w3  the key's 32-bit hash (what the table is rebuilt from)
  *                  w4-w7  the key's first KEYDIR_INLINE_KEY_BYTES (16) bytes
- *   table        Int32Array of [hash, slot + 1] pairs, 0 = empty; load kept
- *                at most KEYDIR_MAX_LOAD, so 8/load bytes per key
+ *                keyAt, the arena offset of a key's bytes past the inline
+ *                ones, is in side pages (a u32 per slot, and a u8 more once
+ *                the arena passes 4 GiB), made only once a key is longer
+ *                than KEYDIR_INLINE_KEY_BYTES
+ *   table        Int32Array of 4-byte buckets, 0 = empty: slot + 1 in the low
+ *                `slotBits` bits (KEYDIR_SLOT_BITS, widened if the slots
+ *                outgrow them), the top bits of the key's hash (its tag) in
+ *                the rest; load kept at most KEYDIR_MAX_LOAD, so 4/load bytes
+ *                per key (8/load with [hash, slot] pairs, until issue 15)
  *   arena        the bytes of keys past their first 16, in chunks of
  *                KEYDIR_ARENA_CHUNK_BYTES (empty while every key is short)
  * Expiry lives in a side Map only for keys that have one.
  *
  * Memory reads: a lookup reads its table bucket(s), which reject a
- * different key by the full 32-bit hash, then the one record whose
- * hash matched: the key's length, its bytes (up to 16 inline) and its whole
+ * different key by the hash's tag (all but 1 in 2^(32 - slotBits), 1 in 64
+ * below 2^26 keys), then the record whose tag matched, which rejects the
+ * rest by the full hash: the key's length, its bytes (up to 16 inline) and its whole
  * location are in that one cache line, so a hit on a key of up to 16 bytes
  * (the benchmarks' and most users') costs two dependent cache misses, and an
  * overwrite (compare, note the old location, write the new one) the same
@@ -56,6 +62,8 @@
  * cached value here, whichever path the change comes from. Moves keep it
  * (the record moved, its value is the same).
  */
+
+import { KvError } from '../errors.js';
 import {
   KEYDIR_ARENA_CHUNK_BYTES,
   KEYDIR_INITIAL_CAPACITY,
@@ -63,6 +71,7 @@ import {
   KEYDIR_MAX_LOAD,
   KEYDIR_MAX_RESERVE_KEYS,
   KEYDIR_PAGE_SLOTS,
+  KEYDIR_SLOT_BITS,
   KEYDIR_WARM_PROBES,
   MAX_SEGMENTS,
 } from './limits.js';
@@ -76,7 +85,7 @@ const RECORD_SHIFT = 3;
 const W_SEGMENT_KEYLEN = 0;
 const W_POSITION = 1;
 const W_VALUE_LENGTH = 2;
-const W_KEY_AT = 3;
+const W_HASH = 3;
 /** Byte offset of the inline key bytes in a record. */
 const INLINE_AT = 16;
 const INLINE = KEYDIR_INLINE_KEY_BYTES;
@@ -124,9 +133,12 @@ export interface Location {
 }
 
 export class Keydir {
-  /** [hash, slot + 1] pairs; slot + 1 = 0 marks an empty bucket. */
-  private table = new Int32Array(2 * KEYDIR_INITIAL_CAPACITY);
+  /** Buckets: slot + 1 in the bits of slotMask, the hash's tag in those of tagMask; 0 = empty. */
+  private table = new Int32Array(KEYDIR_INITIAL_CAPACITY);
   private mask = KEYDIR_INITIAL_CAPACITY - 1;
+  private slotBits: number;
+  private slotMask = 0;
+  private tagMask = 0;
   private count = 0;
   private rehashes = 0;
 
@@ -134,6 +146,8 @@ export class Keydir {
   private pages: Uint32Array[] = [];
   /** The same pages as bytes (the inline key bytes). */
   private bytePages: Buffer[] = [];
+  /** Arena offsets of the keys past their inline bytes (bits 0-31), only once a key is that long (then one page per slot page). */
+  private keyAtPages: Uint32Array[] | undefined;
   /** Bits 32-39 of the arena offsets, only once the arena has passed 4 GiB (then one page per slot page). */
   private keyAtHighPages: Uint8Array[] | undefined;
   private nextSlot = 0;
@@ -162,9 +176,13 @@ export class Keydir {
 
   /**
    * `firstArenaChunk` (tests only) starts the arena's offsets at that chunk
-   * instead of 0, so a test reaches offsets past 4 GiB without the memory.
+   * instead of 0, so a test reaches offsets past 4 GiB without the memory;
+   * `slotBits` (tests only) starts the buckets' slot field that narrow, so
+   * a test widens it with a few keys.
    */
-  constructor(firstArenaChunk = 0) {
+  constructor(firstArenaChunk = 0, slotBits = KEYDIR_SLOT_BITS) {
+    this.slotBits = 0;
+    this.setSlotBits(slotBits);
     if (firstArenaChunk > 0) {
       this.arena.length = firstArenaChunk;
       this.arenaEnd = firstArenaChunk * KEYDIR_ARENA_CHUNK_BYTES;
@@ -229,10 +247,14 @@ export class Keydir {
     const h = hashOf(key);
     const t = this.table;
     const mask = this.mask;
+    const tag = h & this.tagMask;
     for (let i = h & mask; ; i = (i + 1) & mask) {
-      const e = t[2 * i + 1]!;
+      const e = t[i]!;
       if (e === 0) return -1;
-      if (t[2 * i] === h && this.keyEquals(e - 1, key)) return e - 1;
+      if ((e & this.tagMask) === tag) {
+        const s = (e & this.slotMask) - 1;
+        if (this.hashAt(s) === h && this.keyEquals(s, key)) return s;
+      }
     }
   }
 
@@ -241,11 +263,27 @@ export class Keydir {
     const h = hashBytes(buf, start, length);
     const t = this.table;
     const mask = this.mask;
+    const tag = h & this.tagMask;
     for (let i = h & mask; ; i = (i + 1) & mask) {
-      const e = t[2 * i + 1]!;
+      const e = t[i]!;
       if (e === 0) return -1;
-      if (t[2 * i] === h && this.keyEqualsBytes(e - 1, buf, start, length)) return e - 1;
+      if ((e & this.tagMask) === tag) {
+        const s = (e & this.slotMask) - 1;
+        if (this.hashAt(s) === h && this.keyEqualsBytes(s, buf, start, length)) return s;
+      }
     }
+  }
+
+  /** The full hash of the key at slot `s` (its record's w3). */
+  private hashAt(s: number): number {
+    return this.pages[s >>> PAGE_SHIFT]![((s & PAGE_MASK) << RECORD_SHIFT) + W_HASH]! | 0;
+  }
+
+  /** Sets the width of the buckets' slot field (the rest holds the tag); the caller rebuilds a non-empty table. */
+  private setSlotBits(bits: number): void {
+    this.slotBits = bits;
+    this.slotMask = bits >= 31 ? 0x7fffffff : (1 << bits) - 1;
+    this.tagMask = ~this.slotMask;
   }
 
   segmentOf(slot: number): number {
@@ -295,12 +333,14 @@ export class Keydir {
     const h = hashOf(key);
     const t = this.table;
     const mask = this.mask;
+    const tag = h & this.tagMask;
     let i = h & mask;
     for (; ; i = (i + 1) & mask) {
-      const e = t[2 * i + 1]!;
+      const e = t[i]!;
       if (e === 0) break;
-      if (t[2 * i] === h && this.keyEquals(e - 1, key)) {
-        const s = e - 1;
+      if ((e & this.tagMask) !== tag) continue;
+      const s = (e & this.slotMask) - 1;
+      if (this.hashAt(s) === h && this.keyEquals(s, key)) {
         this.notePrev(s, key);
         this.write(s, key, segment, position, valueLength, expiresAt);
         return s;
@@ -318,15 +358,15 @@ export class Keydir {
     const h = hashOf(key);
     const t = this.table;
     const mask = this.mask;
+    const tag = h & this.tagMask;
     let i = h & mask;
     let s = -1;
     for (; ; i = (i + 1) & mask) {
-      const e = t[2 * i + 1]!;
+      const e = t[i]!;
       if (e === 0) return false;
-      if (t[2 * i] === h && this.keyEquals(e - 1, key)) {
-        s = e - 1;
-        break;
-      }
+      if ((e & this.tagMask) !== tag) continue;
+      s = (e & this.slotMask) - 1;
+      if (this.hashAt(s) === h && this.keyEquals(s, key)) break;
     }
     this.removeBucket(i);
     if (this.hasExpiry(s)) this.expiries.delete(key);
@@ -352,13 +392,13 @@ export class Keydir {
     const t = this.table;
     const mask = this.mask;
     let x = this.warmed;
-    for (let j = 0; j < n; j++) x ^= t[2 * (hashes[j]! & mask) + 1]!;
+    for (let j = 0; j < n; j++) x ^= t[hashes[j]! & mask]!;
     this.warmed = x;
   }
 
   /**
    * `warm` and then, for each hash whose bucket run holds an entry of that
-   * full hash within KEYDIR_WARM_PROBES buckets, the first word of that
+   * hash's tag within KEYDIR_WARM_PROBES buckets, the first word of that
    * entry's slot record (which holds the key's length, inline bytes and
    * location), so that the lookups that follow (the server's GETs and SETs of
    * one received batch) find the table and the record in the CPU cache: the
@@ -370,15 +410,17 @@ export class Keydir {
     const t = this.table;
     const mask = this.mask;
     const pages = this.pages;
+    const tagMask = this.tagMask;
     let x = this.warmed;
     for (let j = 0; j < n; j++) {
       const h = hashes[j]!;
+      const tag = h & tagMask;
       let i = h & mask;
       for (let k = 0; k < KEYDIR_WARM_PROBES; k++, i = (i + 1) & mask) {
-        const e = t[2 * i + 1]!;
+        const e = t[i]!;
         if (e === 0) break;
-        if (t[2 * i] === h) {
-          const s = e - 1;
+        if ((e & tagMask) === tag) {
+          const s = (e & this.slotMask) - 1;
           x ^= pages[s >>> PAGE_SHIFT]![(s & PAGE_MASK) << RECORD_SHIFT]!;
           break;
         }
@@ -416,12 +458,14 @@ export class Keydir {
   ): number {
     const t = this.table;
     const mask = this.mask;
+    const tag = h & this.tagMask;
     let i = h & mask;
     for (; ; i = (i + 1) & mask) {
-      const e = t[2 * i + 1]!;
+      const e = t[i]!;
       if (e === 0) break;
-      if (t[2 * i] === h && this.keyEqualsBytes(e - 1, buf, start, length)) {
-        const s = e - 1;
+      if ((e & this.tagMask) !== tag) continue;
+      const s = (e & this.slotMask) - 1;
+      if (this.hashAt(s) === h && this.keyEqualsBytes(s, buf, start, length)) {
         const key = expiresAt > 0 || this.hasExpiry(s) ? buf.toString('latin1', start, start + length) : '';
         this.notePrev(s, key);
         this.write(s, key, segment, position, valueLength, expiresAt);
@@ -443,15 +487,15 @@ export class Keydir {
   deleteBytes(h: number, buf: Buffer, start: number, length: number): boolean {
     const t = this.table;
     const mask = this.mask;
+    const tag = h & this.tagMask;
     let i = h & mask;
     let s = -1;
     for (; ; i = (i + 1) & mask) {
-      const e = t[2 * i + 1]!;
+      const e = t[i]!;
       if (e === 0) return false;
-      if (t[2 * i] === h && this.keyEqualsBytes(e - 1, buf, start, length)) {
-        s = e - 1;
-        break;
-      }
+      if ((e & this.tagMask) !== tag) continue;
+      s = (e & this.slotMask) - 1;
+      if (this.hashAt(s) === h && this.keyEqualsBytes(s, buf, start, length)) break;
     }
     this.removeBucket(i);
     const key = this.hasExpiry(s) ? buf.toString('latin1', start, start + length) : '';
@@ -491,11 +535,12 @@ export class Keydir {
     valueLength: number,
     expiresAt: number,
   ): void {
-    const t = this.table;
-    t[2 * i] = h;
-    t[2 * i + 1] = s + 1;
+    this.pages[s >>> PAGE_SHIFT]![((s & PAGE_MASK) << RECORD_SHIFT) + W_HASH] = h;
+    this.table[i] = (h & this.tagMask) | (s + 1);
     this.write(s, key, segment, position, valueLength, expiresAt);
     if (++this.count > (this.mask + 1) * KEYDIR_MAX_LOAD) this.grow();
+    // The next new slot's number + 1 must fit the buckets' slot field.
+    if (this.nextSlot >= this.slotMask) this.widenSlots();
   }
 
   /**
@@ -562,8 +607,9 @@ export class Keydir {
     let hit = 0;
     let maxHit = 0;
     for (let i = 0; i < buckets; i++) {
-      if (t[2 * i + 1] === 0) continue;
-      const d = ((i - (t[2 * i]! & mask)) & mask) + 1;
+      const e = t[i]!;
+      if (e === 0) continue;
+      const d = ((i - (this.hashAt((e & this.slotMask) - 1) & mask)) & mask) + 1;
       hit += d;
       if (d > maxHit) maxHit = d;
     }
@@ -571,11 +617,11 @@ export class Keydir {
     // buckets costs r+1, r, ..., 2 from its members and 1 from the empty bucket after it.
     let miss = 0;
     let start = 0;
-    while (start < buckets && t[2 * start + 1] !== 0) start++; // an empty bucket exists (load < 1)
+    while (start < buckets && t[start] !== 0) start++; // an empty bucket exists (load < 1)
     let run = 0;
     for (let k = 1; k <= buckets; k++) {
       const i = (start + k) & mask;
-      if (t[2 * i + 1] !== 0) run++;
+      if (t[i] !== 0) run++;
       else {
         miss += ((run + 1) * (run + 2)) / 2;
         run = 0;
@@ -595,12 +641,13 @@ export class Keydir {
   }
 
   clear(): void {
-    this.table = new Int32Array(2 * KEYDIR_INITIAL_CAPACITY);
+    this.table = new Int32Array(KEYDIR_INITIAL_CAPACITY);
     this.mask = KEYDIR_INITIAL_CAPACITY - 1;
     this.count = 0;
     this.rehashes = 0;
     this.pages = [];
     this.bytePages = [];
+    this.keyAtPages = undefined;
     this.keyAtHighPages = undefined;
     this.nextSlot = 0;
     this.freeSlots = [];
@@ -645,18 +692,16 @@ export class Keydir {
     const t = this.table;
     const mask = this.mask;
     for (let j = (i + 1) & mask; ; j = (j + 1) & mask) {
-      const e = t[2 * j + 1]!;
+      const e = t[j]!;
       if (e === 0) break;
-      const home = t[2 * j]! & mask;
+      const home = this.hashAt((e & this.slotMask) - 1) & mask;
       // Move j into the hole at i unless its home lies cyclically in (i, j].
       if (i <= j ? home <= i || home > j : home <= i && home > j) {
-        t[2 * i] = t[2 * j]!;
-        t[2 * i + 1] = e;
+        t[i] = e;
         i = j;
       }
     }
-    t[2 * i] = 0;
-    t[2 * i + 1] = 0;
+    t[i] = 0;
     this.count--;
   }
 
@@ -754,6 +799,7 @@ export class Keydir {
       const words = new Uint32Array(KEYDIR_PAGE_SLOTS * RECORD_WORDS);
       this.pages.push(words);
       this.bytePages.push(Buffer.from(words.buffer, words.byteOffset, words.byteLength));
+      this.keyAtPages?.push(new Uint32Array(KEYDIR_PAGE_SLOTS));
       this.keyAtHighPages?.push(new Uint8Array(KEYDIR_PAGE_SLOTS));
     }
     const page = s >>> PAGE_SHIFT;
@@ -765,13 +811,15 @@ export class Keydir {
 
   /** The arena offset of the bytes past the inline ones of the key at (page, at). */
   private keyAtOf(page: number, at: number): number {
-    const low = this.pages[page]![(at << RECORD_SHIFT) + W_KEY_AT]!;
+    const low = this.keyAtPages![page]![at]!;
     const high = this.keyAtHighPages;
     return high === undefined ? low : low + high[page]![at]! * 2 ** 32;
   }
 
   private setKeyAt(page: number, at: number, keyAt: number): void {
-    this.pages[page]![(at << RECORD_SHIFT) + W_KEY_AT] = keyAt >>> 0;
+    if (this.keyAtPages === undefined)
+      this.keyAtPages = this.pages.map(() => new Uint32Array(KEYDIR_PAGE_SLOTS));
+    this.keyAtPages[page]![at] = keyAt >>> 0;
     if (keyAt >= 2 ** 32 && this.keyAtHighPages === undefined)
       this.keyAtHighPages = this.pages.map(() => new Uint8Array(KEYDIR_PAGE_SLOTS));
     if (this.keyAtHighPages !== undefined) this.keyAtHighPages[page]![at] = Math.floor(keyAt / 2 ** 32);
@@ -865,20 +913,36 @@ export class Keydir {
     this.rebuild(2 * (this.mask + 1));
   }
 
-  /** A table of `capacity` buckets (a power of two, above the load limit), every entry re-placed by its stored hash. */
+  /**
+   * One bit more for the buckets' slot field (one less for the tag), and the
+   * table rebuilt so: the slots have outgrown KEYDIR_SLOT_BITS.
+   */
+  private widenSlots(): void {
+    if (this.slotBits >= 31) throw new KvError('INTERNAL', 'keydir: more than 2^31 - 2 keys');
+    this.setSlotBits(this.slotBits + 1);
+    this.rebuild(this.mask + 1);
+  }
+
+  /**
+   * A table of `capacity` buckets (a power of two, above the load limit),
+   * every live slot placed by the hash in its record. Slots are read in
+   * order (one pass over the record pages, not a random read per entry);
+   * a slot is in the table exactly when it is not free.
+   */
   private rebuild(capacity: number): void {
-    const old = this.table;
     if (this.count > 0) this.rehashes++;
-    const t = new Int32Array(2 * capacity);
+    const t = new Int32Array(capacity);
     const mask = capacity - 1;
-    for (let j = 0; j < old.length; j += 2) {
-      const e = old[j + 1]!;
-      if (e === 0) continue;
-      const h = old[j]!;
+    const tagMask = this.tagMask;
+    const pages = this.pages;
+    for (let s = 0; s < this.nextSlot; s++) {
+      const p = pages[s >>> PAGE_SHIFT]!;
+      const b = (s & PAGE_MASK) << RECORD_SHIFT;
+      if ((p[b + W_SEGMENT_KEYLEN]! & SEGMENT_MASK) === FREE) continue;
+      const h = p[b + W_HASH]! | 0;
       let i = h & mask;
-      while (t[2 * i + 1] !== 0) i = (i + 1) & mask;
-      t[2 * i] = h;
-      t[2 * i + 1] = e;
+      while (t[i] !== 0) i = (i + 1) & mask;
+      t[i] = (h & tagMask) | (s + 1);
     }
     this.table = t;
     this.mask = mask;

@@ -95,11 +95,19 @@ export const KEYDIR_INITIAL_CAPACITY = 1024;
 export const KEYDIR_MAX_LOAD = 0.75;
 
 /**
- * Most keys Keydir.reserve sizes the hash table for ahead of time (a 512 MiB
- * table of 8-byte buckets): recovery's estimate, the hint files' entry counts, may count a key
+ * Most keys Keydir.reserve sizes the hash table for ahead of time (a 256 MiB
+ * table of 4-byte buckets): recovery's estimate, the hint files' entry counts, may count a key
  * once per segment, and past this the table grows by doubling as it fills.
  */
 export const KEYDIR_MAX_RESERVE_KEYS = 2 ** 25;
+
+/**
+ * Bits of a keydir table bucket that hold its slot + 1 (keydir.ts); the other
+ * 32 - this hold the top bits of the key's hash, which reject a different
+ * key without reading its record (all but 1 in 64). Past 2^26 - 2 keys the
+ * field widens by a bit (a table rebuild), its tag narrowing.
+ */
+export const KEYDIR_SLOT_BITS = 26;
 
 /** Keydir key bytes are stored in chunks of this size; a key never straddles two (MAX_KEY_BYTES fits). */
 export const KEYDIR_ARENA_CHUNK_BYTES = 1024 * 1024;

@@ -51,10 +51,13 @@ const op = fc.oneof(
 );
 
 describe('keydir', () => {
-  it('agrees with a Map model over random set/delete/moveIfAt sequences', () => {
+  it.each([
+    ['', undefined],
+    [' with a 2-bit slot field in its buckets at first (widened as slots are taken, the tag narrowing)', 2],
+  ])('agrees with a Map model over random set/delete/moveIfAt sequences%s', (_, slotBits) => {
     fc.assert(
       fc.property(fc.array(op, { minLength: 1, maxLength: 3000 }), (ops) => {
-        const kd = new Keydir();
+        const kd = new Keydir(0, slotBits);
         const model = new Map<string, Loc>();
         for (const o of ops) {
           if (o.t === 'set') {
