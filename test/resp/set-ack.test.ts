@@ -2,7 +2,8 @@
  * RESP writes share the store's per-tick ack (acked-write.ts): the plain
  * SETs of one tick answer the same TickAck (so a pipeline of them joins one
  * reply slot of the connection, as native SETs do), other writes that ack
- * with their reply, and a pipeline of SETs and GETs over a real socket is
+ * with their reply (also when a condition refused them: SET NX, MSETNX,
+ * EXPIRE XX), and a pipeline of SETs and GETs over a real socket is
  * still answered in order. Only where the connection may wait on the ack
  * itself (untimed, outside a cluster, without --min-replicas-ack) does
  * execute hand it out; otherwise a promise of the reply.
@@ -36,6 +37,16 @@ describe('RESP SET and the per-tick ack', () => {
       expect(c).toBeInstanceOf(AckedReply);
       expect((c as AckedReply).ack).toBe(a);
       expect((c as AckedReply).value).toBe(OK);
+      // Refused by NX (c exists, written this tick): no write, but the reply waits for the same ack,
+      // so it never tells of a key whose write may yet be lost. So do MSETNX and EXPIRE NX.
+      const refused = set.run(s, argv('set', 'c', 'other', 'NX'));
+      expect(refused).toBeInstanceOf(AckedReply);
+      expect((refused as AckedReply).ack).toBe(a);
+      expect((refused as AckedReply).value).toBeNull();
+      const msetnx = RESP_COMMANDS.get('msetnx')!.run(s, argv('msetnx', 'z', '1', 'c', '2')) as AckedReply;
+      expect([msetnx.ack, msetnx.value]).toEqual([a, 0]);
+      const expire = RESP_COMMANDS.get('expire')!.run(s, argv('expire', 'c', '100', 'XX')) as AckedReply;
+      expect([expire.ack, expire.value]).toEqual([a, 0]);
       await (a as TickAck).promise();
       const d = set.run(s, argv('set', 'a', '4'));
       expect(d).not.toBe(a);

@@ -80,12 +80,14 @@ function expireCommand(name: string, unit: Unit, absolute: boolean) {
     const store = s.store;
     const key = argv[1]!;
     const at = store.expiresAt(key);
-    if (at === -2) return 0;
+    // Refused without writing: the reply still waits for the tick's ack (as the native
+    // EXPIRE's), so it never tells of a key or an expiry whose write may yet be lost.
+    if (at === -2) return ackedBy(store, 0);
     const current = BigInt(at);
-    if (nx && current !== -1n) return 0;
-    if (xx && current === -1n) return 0;
-    if (gt && (when <= current || current === -1n)) return 0;
-    if (lt && current !== -1n && when >= current) return 0;
+    if (nx && current !== -1n) return ackedBy(store, 0);
+    if (xx && current === -1n) return ackedBy(store, 0);
+    if (gt && (when <= current || current === -1n)) return ackedBy(store, 0);
+    if (lt && current !== -1n && when >= current) return ackedBy(store, 0);
     if (when <= BigInt(now)) {
       store.deleteNow(key);
       return ackedBy(store, 1);

@@ -125,7 +125,9 @@ function set(s: { store: Store }, argv: Buffer[]): Reply | AckedWrite {
   const at = f.expiry === undefined ? undefined : expiryAt(f.expiry, 'set', now);
   const old = f.get ? (store.getSync(key) ?? null) : null;
   const exists = f.get ? old !== null : f.nx || f.xx ? store.has(key) : false;
-  if ((f.nx && exists) || (f.xx && !exists)) return f.get ? old : null;
+  // Refused without writing: the reply still waits for the tick's ack (as the native SET's),
+  // so a SET NX never reports a key whose write may yet be lost (a lock taken by nobody).
+  if ((f.nx && exists) || (f.xx && !exists)) return ackedBy(store, f.get ? old : null);
   if (at !== undefined) setExpiringAt(store, key, value, at, now);
   else if (f.keepTtl) setKeepingTtl(store, key, value);
   else store.setNow(key, value);
@@ -355,7 +357,7 @@ export const STRING_COMMANDS: readonly RespCommand[] = [
     },
     (s, argv) => {
       if (argv.length % 2 === 0) throw err("wrong number of arguments for 'msetnx' command");
-      for (let i = 1; i < argv.length; i += 2) if (s.store.has(argv[i]!)) return 0;
+      for (let i = 1; i < argv.length; i += 2) if (s.store.has(argv[i]!)) return ackedBy(s.store, 0); // as SET NX
       const ops = [];
       for (let i = 1; i < argv.length; i += 2)
         ops.push({ type: 'set' as const, key: argv[i]!, value: argv[i + 1]! });
