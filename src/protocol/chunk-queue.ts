@@ -4,11 +4,17 @@
  * both read from `head` at `offset` and call `merge()` when what they need
  * runs past its end.
  *
- * Invariants: a chunk pushed while nothing is buffered becomes `head` itself
- * (a request inside it is read as views, no copy); later chunks wait in the
- * tail, and `merge()` copies the unread part of head and the whole tail into
- * one buffer, once, when a reader needs bytes beyond head — so a request
- * split over many chunks costs O(N), not O(N²).
+ * Invariants:
+ * - A chunk pushed while nothing is buffered becomes `head` itself (a request
+ *   inside it is read as views, no copy); later chunks wait in the tail, and
+ *   `merge()` copies the unread part of head and the whole tail into one
+ *   buffer, once, when a reader needs bytes beyond head — so a request split
+ *   over many chunks costs O(N), not O(N²).
+ * - A chunk may be a view of memory its sender reuses (the server's shared
+ *   read buffer, server/socket-reads.ts): before that memory is reused,
+ *   `keep(memory)` copies the unread bytes held in views of it, and only
+ *   those (bytes already copied are not copied again, so a large request
+ *   arriving over many reads still costs O(N)).
  */
 
 const EMPTY = Buffer.alloc(0);
@@ -39,6 +45,19 @@ export class ChunkQueue {
       this.tail.push(chunk);
       this.tailBytes += chunk.length;
     }
+  }
+
+  /**
+   * Copies the unread bytes held in views of `memory` (about to be reused)
+   * into buffers of their own; the read position's meaning is unchanged.
+   */
+  keep(memory: ArrayBufferLike): void {
+    if (this.head.buffer === memory) {
+      this.head = this.offset < this.head.length ? Buffer.from(this.head.subarray(this.offset)) : EMPTY;
+      this.offset = 0;
+    }
+    const tail = this.tail;
+    for (let i = 0; i < tail.length; i++) if (tail[i]!.buffer === memory) tail[i] = Buffer.from(tail[i]!);
   }
 
   /** Copies the unread part of head and every tail chunk into one buffer (head read to its end, no tail: head empties). */

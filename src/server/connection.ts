@@ -41,6 +41,7 @@ import type { Replication } from '../replication/replication.js';
 import { ackedPromise, isAckedWrite, repliesOnTickAck } from './acked-write.js';
 import { COMMAND_TABLE, type Session } from './commands.js';
 import { type ConnectionHost, ServedConnectionBase } from './served-connection.js';
+import { isReadBuffer } from './socket-reads.js';
 
 export class Connection extends ServedConnectionBase<FrameReader> implements Session, StreamSink {
   protected readonly reader: FrameReader;
@@ -51,7 +52,10 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
   constructor(socket: Socket, host: ConnectionHost, first?: Buffer) {
     super(socket, host, writer);
     this.reader = new FrameReader(this.authenticated ? host.maxFrameBytes : PREAUTH_MAX_FRAME_BYTES);
-    this.listen(first);
+    // Chunks may be views of the shared read buffer: runGet/runSet read them in place (the
+    // store copies a SET's key and value into its log and caches); every other body is copied
+    // before it is decoded (its bin values are views that commands, promises and the slow log keep).
+    this.listen(first, true);
   }
 
   protected override onDrain(): void {
@@ -171,7 +175,7 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
     const start = frame.frameStart;
     const end = frame.frameEnd;
     if (this.stream !== undefined) {
-      this.stream.onFrame(bytes.subarray(start, end));
+      this.stream.onFrame(ownBytes(bytes, start, end));
       return;
     }
     // The commonest requests, [id, "GET", key] and [id, "SET", key, bin], read in
@@ -191,7 +195,7 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
         return;
       }
     }
-    const body = bytes.subarray(start, end);
+    const body = ownBytes(bytes, start, end);
     // Extensions and strs that are not UTF-8 (request-check.ts) are refused before decoding.
     const refused = checkRequest(body);
     if (refused !== undefined && this.refuse(refused)) return;
@@ -532,6 +536,12 @@ const writer = new FrameWriter();
 /** lookAhead's scratch: the bodies' [start, end) and their keys' hashes. */
 const aheadSpans = new Int32Array(2 * LOOKAHEAD_FRAMES);
 const aheadHashes = new Int32Array(LOOKAHEAD_FRAMES);
+
+/** bytes[start, end) as a Buffer that outlives the read callback: a copy if it is a view of the shared read buffer. */
+function ownBytes(bytes: Buffer, start: number, end: number): Buffer {
+  const view = bytes.subarray(start, end);
+  return isReadBuffer(bytes) ? Buffer.from(view) : view;
+}
 
 /** The frame(s) of `value`: views of the shared writer's buffer (more than one only around a large value). */
 function frameOf(value: unknown): Buffer[] {

@@ -44,7 +44,7 @@ import type { InfoSection } from '../protocol/messages.js';
 import type { Replication } from '../replication/replication.js';
 import { AckedReply, type AckedWrite } from './acked-write.js';
 import type { ServerMetrics } from './metrics.js';
-import { setSink } from './socket-reads.js';
+import { isReadBuffer, setSink } from './socket-reads.js';
 import { SocketWrites } from './socket-writes.js';
 
 /** What a connection needs from its server. */
@@ -99,6 +99,8 @@ export interface ReplyWriter {
 /** A protocol's request reader over the received chunks (chunk-queue.ts). */
 export interface RequestReader {
   push(chunk: Buffer): void;
+  /** Copies the unread bytes held in views of `memory`, which is about to be reused (chunk-queue.ts). */
+  keep(memory: ArrayBufferLike): void;
   /** Part of a request has arrived and the rest has not. */
   readonly partial: boolean;
 }
@@ -202,11 +204,17 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
   /** Nothing more is read from this connection (the native protocol closes its change feed). */
   protected ended(): void {}
 
-  /** Installs the socket handlers and reads `first` (bytes protocol detection already read). Subclass constructors end with it. */
-  protected listen(first: Buffer | undefined): void {
+  /**
+   * Installs the socket handlers and reads `first` (bytes protocol detection
+   * already read). Subclass constructors end with it. `views`: chunks may be
+   * views of the server's shared read buffer (socket-reads.ts), valid during
+   * onData only: the unread bytes are copied before it returns, and the
+   * protocol copies what else it keeps of a request (a body it decodes).
+   */
+  protected listen(first: Buffer | undefined, views = false): void {
     const socket = this.socket;
     socket.setNoDelay(true);
-    setSink(socket, (chunk) => this.onData(chunk));
+    setSink(socket, (chunk) => this.onData(chunk), views);
     socket.on('drain', () => this.onDrain());
     socket.on('end', () => this.onEnd());
     socket.on('error', (err) => this.host.log.debug({ err, remote: this.remote }, 'connection error'));
@@ -242,7 +250,13 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
     this.host.metrics.bytesIn += chunk.length;
     this.reader.push(chunk);
     const before = this.requestsRead;
-    this.process();
+    try {
+      this.process();
+    } finally {
+      // A view of the shared read buffer: the next read overwrites it. What is left unread
+      // (a frame still arriving, requests held back by backpressure) is copied now.
+      if (isReadBuffer(chunk)) this.reader.keep(chunk.buffer);
+    }
     // The slow-client clock runs only while a request is incomplete and nothing
     // completes: one comparison per chunk, the deadline is checked by the
     // server's periodic sweep (checkFrameDeadline).

@@ -1,23 +1,30 @@
 /**
  * How a served socket's bytes reach its connection: read into one buffer
- * shared by every socket (net.Socket's `onread`), then copied into a Buffer
- * the connection owns, instead of Node's default of a fresh 64 KiB
- * allocation per read, shrunk to fit, wrapped and pushed through the
- * Readable stream machinery.
+ * shared by every socket (net.Socket's `onread`), instead of Node's default
+ * of a fresh 64 KiB allocation per read, shrunk to fit, wrapped and pushed
+ * through the Readable stream machinery.
+ *
+ * Two kinds of sink:
+ * - a copying sink (the default: protocol detection, RESP, whose parsed
+ *   arguments are views kept by the commands) gets a copy it owns (small
+ *   ones share Node's Buffer pool slabs, as Buffer.allocUnsafe does);
+ * - a sink that reads views (`views`, the native connection) gets a view of
+ *   the shared buffer itself, valid only until its callback returns: before
+ *   returning, it must copy whatever it keeps (the unread bytes of a frame
+ *   still arriving, ChunkQueue.keep; a request body that leaves the in-place
+ *   GET/SET paths). `isReadBuffer` says whether a Buffer is such a view.
  *
  * Invariants:
- * - A chunk handed to a sink is the sink's: it is a copy (small ones share
- *   Node's Buffer pool slabs, as Buffer.allocUnsafe does), never a view of
- *   the shared read buffer, so a request view kept past its callback (an
- *   awaited write, the slow log, a cache) stays intact. The shared buffer is
- *   only written by a read and only read by the callback of that same read.
+ * - The shared buffer is only written by a read and only read by the
+ *   callback of that same read (one read callback at a time): a view of it
+ *   is good until that callback returns.
  * - Pause/resume keep their meaning: with `onread` installed, socket.pause()
  *   stops reading at the handle (libuv readStop), so backpressure holds.
  * - Node does not offer `onread` for accepted sockets, only to the Socket
  *   constructor; it is installed here through the socket's own fields right
  *   after accept, before the first read. When this Node's socket does not
  *   have them (a TLS socket, another Node), the 'data' event is used, with
- *   the same sink: behaviour is the same, only slower.
+ *   the same sink and chunks the sink owns: behaviour is the same, only slower.
  *
  * Everything runs on the event loop: one read callback at a time.
  */
@@ -27,8 +34,13 @@ import { READ_BUFFER_BYTES } from '../protocol/limits.js';
 /** Where a socket's chunks go; changed when the protocol is detected. */
 export type ChunkSink = (chunk: Buffer) => void;
 
-/** The one buffer every socket reads into; each read is copied out in its callback. */
+/** The one buffer every socket reads into (its own ArrayBuffer, never a pool slab's). */
 let shared: Buffer | undefined;
+
+/** True if `b` is a view of the shared read buffer (valid only inside the read callback that delivered it). */
+export function isReadBuffer(b: Uint8Array): boolean {
+  return shared !== undefined && b.buffer === shared.buffer;
+}
 
 interface UserBufferHandle {
   useUserBuffer?: (buf: Uint8Array) => void;
@@ -38,6 +50,8 @@ interface UserBufferHandle {
 /** What a socket needs to deliver its chunks: the sink, switched by setSink. */
 interface Delivery {
   sink: ChunkSink;
+  /** The sink reads views of the shared buffer (see the header); else it gets copies. */
+  views: boolean;
 }
 
 const deliveries = new WeakMap<Socket, Delivery>();
@@ -59,7 +73,7 @@ function onreadFields(socket: Socket): { buffer: symbol; callback: symbol } | un
  * through the 'data' event.
  */
 export function deliverChunks(socket: Socket, sink: ChunkSink): boolean {
-  const delivery: Delivery = { sink };
+  const delivery: Delivery = { sink, views: false };
   deliveries.set(socket, delivery);
   const handle = (socket as unknown as { _handle?: UserBufferHandle | null })._handle;
   const fields = onreadFields(socket);
@@ -72,10 +86,14 @@ export function deliverChunks(socket: Socket, sink: ChunkSink): boolean {
     socket.on('data', (chunk: Buffer) => delivery.sink(chunk));
     return false;
   }
-  shared ??= Buffer.allocUnsafe(READ_BUFFER_BYTES);
+  shared ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
   const fieldsOf = socket as unknown as Record<symbol, unknown>;
   fieldsOf[fields.buffer] = shared;
   fieldsOf[fields.callback] = (nread: number, buf: Buffer) => {
+    if (delivery.views) {
+      delivery.sink(buf.subarray(0, nread));
+      return;
+    }
     const chunk = Buffer.allocUnsafe(nread);
     buf.copy(chunk, 0, 0, nread);
     delivery.sink(chunk);
@@ -84,13 +102,19 @@ export function deliverChunks(socket: Socket, sink: ChunkSink): boolean {
   return true;
 }
 
-/** Sends `socket`'s later chunks to `sink` (protocol detection hands the socket to its connection). */
-export function setSink(socket: Socket, sink: ChunkSink): void {
+/**
+ * Sends `socket`'s later chunks to `sink` (protocol detection hands the
+ * socket to its connection). `views`: the sink may be given views of the
+ * shared read buffer, valid until it returns (see the header).
+ */
+export function setSink(socket: Socket, sink: ChunkSink, views = false): void {
   const delivery = deliveries.get(socket);
-  if (delivery !== undefined) delivery.sink = sink;
-  else {
+  if (delivery !== undefined) {
+    delivery.sink = sink;
+    delivery.views = views;
+  } else {
     // Not accepted through deliverChunks: the socket may be reading already, keep Node's default.
-    const own: Delivery = { sink };
+    const own: Delivery = { sink, views: false };
     deliveries.set(socket, own);
     socket.on('data', (chunk: Buffer) => own.sink(chunk));
   }

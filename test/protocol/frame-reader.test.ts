@@ -58,3 +58,40 @@ describe('FrameReader.bodiesAhead', () => {
     expect(e.bodiesAhead(spans, 4)).toBe(0);
   });
 });
+
+describe('FrameReader.keep (chunks that are views of a reused buffer)', () => {
+  it('reads every frame intact when each chunk is a view of one buffer reused for the next, and keep runs in between', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ minLength: 1, maxLength: 300 }), { minLength: 1, maxLength: 20 }),
+        fc.array(fc.integer({ min: 1, max: 200 }), { minLength: 1, maxLength: 10 }),
+        fc.nat({ max: 3 }),
+        (bodies, sizes, readsPerChunk) => {
+          const stream = Buffer.concat(bodies.map((b) => framed(Buffer.from(b))));
+          const reused = Buffer.alloc(256);
+          const r = new FrameReader(1024);
+          const read: Buffer[] = [];
+          let at = 0;
+          for (let i = 0; at < stream.length; i++) {
+            const n = Math.min(sizes[i % sizes.length]!, stream.length - at, reused.length);
+            stream.copy(reused, 0, at, at + n);
+            at += n;
+            r.push(reused.subarray(0, n));
+            // Sometimes read a little, sometimes all that is complete, sometimes nothing.
+            for (let j = 0; j < (i % 2 === 0 ? readsPerChunk : 1000); j++) {
+              const b = r.next();
+              if (b === undefined) break;
+              read.push(Buffer.from(b));
+            }
+            r.keep(reused.buffer);
+            reused.fill(0xee); // the next read overwrites it
+          }
+          for (let b = r.next(); b !== undefined; b = r.next()) read.push(Buffer.from(b));
+          expect(read.map((b) => b.toString('hex'))).toEqual(
+            bodies.map((b) => Buffer.from(b).toString('hex')),
+          );
+        },
+      ),
+    );
+  });
+});

@@ -1,12 +1,13 @@
 /**
  * server/socket-reads.ts: accepted sockets read into the one shared buffer
  * (net.Socket's onread) on this Node, each chunk handed on as a copy the
- * connection owns, and pause() still stops delivery (backpressure).
+ * connection owns, and pause() still stops delivery (backpressure); a sink
+ * that reads views gets the shared buffer itself, which the next read reuses.
  */
 import { once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { deliverChunks, setSink } from '../../src/server/socket-reads.js';
+import { deliverChunks, isReadBuffer, setSink } from '../../src/server/socket-reads.js';
 import { cleanups, closeAfterTest, sleep, until } from './socket-test-kit.js';
 
 closeAfterTest();
@@ -71,5 +72,33 @@ describe('socket reads', () => {
     const ended = once(served, 'end');
     client.end();
     await ended;
+  });
+
+  it('a sink that reads views gets a view of the shared buffer, overwritten by the next read (so it must copy what it keeps)', async () => {
+    const { client, served, chunks } = await pair();
+    const seen: string[] = [];
+    let first: Buffer | undefined;
+    setSink(
+      served,
+      (c) => {
+        expect(isReadBuffer(c)).toBe(true);
+        seen.push(c.toString());
+        first ??= c;
+      },
+      true,
+    );
+    client.write('AAAAAAAA');
+    await until(() => seen.length === 1);
+    client.write('BBBB');
+    await until(() => seen.length === 2);
+    expect(seen).toEqual(['AAAAAAAA', 'BBBB']);
+    // The view kept past its callback now shows the second read's bytes.
+    expect(first!.toString()).toBe('BBBBAAAA');
+    expect(chunks.length).toBe(0);
+    // Back to a copying sink: chunks are owned again.
+    setSink(served, (c) => chunks.push(c));
+    client.write('CC');
+    await until(() => chunks.length === 1);
+    expect(isReadBuffer(chunks[0]!)).toBe(false);
   });
 });
