@@ -44,8 +44,21 @@ export function redisBinary(explicit: string | undefined, tag: string): string |
 
 /** VmRSS of a process in bytes (Linux), or NaN. */
 export function rssBytes(pid: number): number {
+  return statusBytes(pid, 'VmRSS');
+}
+
+/**
+ * RssFile of a process in bytes (Linux), or NaN: the part of its RSS that is
+ * file pages (its binary and libraries, shared with every process that maps
+ * them; ~42 MiB of node's own against a few of redis-server's).
+ */
+export function rssFileBytes(pid: number): number {
+  return statusBytes(pid, 'RssFile');
+}
+
+function statusBytes(pid: number, field: string): number {
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) * 1024 : Number.NaN;
   } catch {
     return Number.NaN;
@@ -125,6 +138,11 @@ export class ServerProc {
 
   get rss(): number {
     return rssBytes(this.proc.pid!);
+  }
+
+  /** The file pages of `rss` (rssFileBytes). */
+  get rssFile(): number {
+    return rssFileBytes(this.proc.pid!);
   }
 
   /** SIGTERM (a clean shutdown: both sync their log) and wait for the exit. */

@@ -195,8 +195,11 @@ function stats(runs: TestResult[]): RowStats {
 
 export interface MemoryResult {
   store: Store;
-  /** `bytes`: settled (see settledRss); `afterLoadBytes`: 1.5 s after the last write. */
-  rssBytes: { keys: number; bytes: number; afterLoadBytes: number }[];
+  /**
+   * `bytes`: settled (see settledRss); `afterLoadBytes`: 1.5 s after the last
+   * write; `fileBytes`: the file pages of `bytes` (binary and libraries, RssFile).
+   */
+  rssBytes: { keys: number; bytes: number; afterLoadBytes: number; fileBytes: number }[];
   restart: { keys: number; ms: number; rssBytes: number };
 }
 
@@ -317,7 +320,7 @@ async function memoryAndRestart(
     await sleep(1500); // one everysec/interval sync
     const afterLoad = srv.rss;
     const bytes = await settledRss(srv);
-    rss.push({ keys, bytes, afterLoadBytes: afterLoad });
+    rss.push({ keys, bytes, afterLoadBytes: afterLoad, fileBytes: srv.rssFile });
     log(
       `${store}: ${fmt(keys)} keys written in ${loadS.toFixed(1)} s, RSS ${(afterLoad / MiB).toFixed(0)} MiB after 1.5 s, ${(bytes / MiB).toFixed(0)} MiB settled`,
     );
@@ -374,6 +377,15 @@ function memoryTable(mem: MemoryResult[]): string {
       a === undefined ? '-' : `${(a / MiB).toFixed(0)} MiB`,
       b === undefined ? '-' : `${(b / MiB).toFixed(0)} MiB`,
       a !== undefined && b !== undefined ? ratio(a / b) : '-',
+    ]);
+    // Same reading, same moment, both servers: what of it is file pages (node's binary is ~42 MiB of them).
+    const fa = seg?.rssBytes[i]?.fileBytes;
+    const fb = red?.rssBytes[i]?.fileBytes;
+    rows.push([
+      '  of which file pages (binary, libs)',
+      fa === undefined ? '-' : `${(fa / MiB).toFixed(0)} MiB`,
+      fb === undefined ? '-' : `${(fb / MiB).toFixed(0)} MiB`,
+      '',
     ]);
   }
   const ra = seg?.restart;
