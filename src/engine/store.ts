@@ -696,21 +696,26 @@ export class Store extends EventEmitter implements CompactionHost {
   /** Appends a value record for `k` and points the keydir at it (undoable, cache invalidated): set and expire. */
   private writeValue(k: string, v: Uint8Array, expiresAt: number): void {
     this.makeRoom(recordSize(k.length, v.length));
-    this.pointValue(k, this.segmentLog.append(k, v, expiresAt, 0), v, expiresAt);
+    this.pointValue(k, this.segmentLog.append(k, v, expiresAt, 0), v.length, expiresAt, v);
   }
 
-  /** Points the keydir at `k`'s value record just appended at `position` (undoable, caches updated): set, expire, batch. */
-  private pointValue(k: string, position: number, v: Uint8Array, expiresAt: number): void {
-    const slot = this.segmentLog.point(k, this.active, position, v.length, expiresAt);
+  /**
+   * Points the keydir at `k`'s value record just appended to the active
+   * segment at `position` (undoable, caches updated): set, expire, batch and
+   * both replica apply paths. `v` fills the slot cache; without it (a full
+   * resync's raw feed) the slot cache is left alone.
+   */
+  private pointValue(k: string, position: number, length: number, expiresAt: number, v?: Uint8Array): void {
+    const slot = this.segmentLog.point(k, this.active, position, length, expiresAt);
     this.segmentLog.recordUndoOfPoint(k);
     // The lru-cache holds a key only while its value has a length it caches:
     // no old value of such a length (the common small value), no lookup.
     const kd = this.keydir;
     if (kd.prevSegment >= 0 && this.caches(kd.prevValueLength)) this.cache!.delete(k);
-    this.fill(slot, v);
+    if (v !== undefined) this.fill(slot, v);
   }
 
-  /** Takes `k` out of the keydir for its tombstone just appended at `position` (undoable, cache dropped): delete, batch. */
+  /** Takes `k` out of the keydir for its tombstone just appended at `position` (undoable, cache dropped): delete, batch, replication. */
   private pointTombstone(k: string, position: number): void {
     this.segmentLog.recordUndo(k);
     this.segmentLog.unpoint(k, position);
@@ -802,7 +807,7 @@ export class Store extends EventEmitter implements CompactionHost {
         const flags =
           (v ? 0 : FLAG_TOMBSTONE) | (n > 1 ? FLAG_BATCH | (i === n - 1 ? FLAG_BATCH_END : 0) : 0);
         const position = log.append(k, v, expires[i]!, flags);
-        if (v) this.pointValue(k, position, v, expires[i]!);
+        if (v) this.pointValue(k, position, v.length, expires[i]!, v);
         else this.pointTombstone(k, position);
       }
       return n;
@@ -872,16 +877,13 @@ export class Store extends EventEmitter implements CompactionHost {
           j++;
         }
         this.makeRoom(bytes);
-        const seg = this.active;
         for (; i <= j; i++) {
           const r = records[i]!;
           const k = toInternalKey(Buffer.from(r.key.buffer, r.key.byteOffset, r.key.byteLength));
           const v = r.value === null ? undefined : toValueBytes(r.value);
-          this.segmentLog.recordUndo(k);
           const position = this.segmentLog.append(k, v, r.expiresAt, r.flags, r.offset);
-          if (v === undefined || (r.flags & FLAG_TOMBSTONE) !== 0) this.segmentLog.unpoint(k, position);
-          else this.fill(this.segmentLog.point(k, seg, position, v.length, r.expiresAt), v);
-          this.cache?.delete(k);
+          if (v === undefined || (r.flags & FLAG_TOMBSTONE) !== 0) this.pointTombstone(k, position);
+          else this.pointValue(k, position, v.length, r.expiresAt, v);
         }
       }
       // The primary's log may go on past its last record (compaction dropped it): follow its position.
@@ -941,17 +943,18 @@ export class Store extends EventEmitter implements CompactionHost {
         if (after - at > room) break;
         end = after;
       }
-      this.segmentLog.appendRun(run, at, end, h, (k, into, position, valueAt) => {
-        if ((h.flags & FLAG_TOMBSTONE) !== 0) {
-          this.segmentLog.recordUndo(k);
-          this.segmentLog.unpoint(k, position);
-        } else {
-          const v = h.valueLength;
-          const slot = this.segmentLog.point(k, into, position, v, h.expiresAt);
-          this.segmentLog.recordUndoOfPoint(k);
-          if (fillCache) this.fill(slot, run.subarray(valueAt, valueAt + v));
-        }
-        this.cache?.delete(k);
+      // appendRun writes into the active segment, where pointValue points.
+      this.segmentLog.appendRun(run, at, end, h, (k, _into, position, valueAt) => {
+        const length = h.valueLength;
+        if ((h.flags & FLAG_TOMBSTONE) !== 0) this.pointTombstone(k, position);
+        else
+          this.pointValue(
+            k,
+            position,
+            length,
+            h.expiresAt,
+            fillCache ? run.subarray(valueAt, valueAt + length) : undefined,
+          );
       });
       at = end;
     }
