@@ -52,9 +52,9 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
   constructor(socket: Socket, host: ConnectionHost, first?: Buffer) {
     super(socket, host, writer);
     this.reader = new FrameReader(this.authenticated ? host.maxFrameBytes : PREAUTH_MAX_FRAME_BYTES);
-    // Chunks may be views of the shared read buffer: runGet/runSet read them in place (the
-    // store copies a SET's key and value into its log and caches); every other body is copied
-    // before it is decoded (its bin values are views that commands, promises and the slow log keep).
+    // Chunks may be views of the shared read buffer: runGet/runSet and the commands of
+    // KEEPS_NOTHING read them in place (the store copies keys and values into its log and
+    // caches); any other command's request is decoded from a copy (its bin values are views).
     this.listen(first, true);
   }
 
@@ -195,7 +195,9 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
         return;
       }
     }
-    const body = ownBytes(bytes, start, end);
+    // Decoded from the frame in place; a command that may keep part of it past its run
+    // (KEEPS_NOTHING says which do not) gets it decoded again from a copy, below.
+    const body = bytes.subarray(start, end);
     // Extensions and strs that are not UTF-8 (request-check.ts) are refused before decoding.
     const refused = checkRequest(body);
     if (refused !== undefined && this.refuse(refused)) return;
@@ -256,6 +258,10 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
         return;
       }
     }
+    const args: unknown[] =
+      KEEPS_NOTHING.has(command.name) || !isReadBuffer(bytes)
+        ? req
+        : (unpackr.unpack(Buffer.from(body)) as unknown[]);
     this.host.commandsProcessed++;
     const metrics = this.host.metrics;
     metrics.commands[command.index]!++;
@@ -264,7 +270,7 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
     const started = metrics.timing ? performance.now() : -1;
     let result: unknown;
     try {
-      result = command.run(this, req);
+      result = command.run(this, args);
     } catch (err) {
       this.replyError(id, err);
       return;
@@ -275,7 +281,7 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
         result,
         started < 0
           ? undefined
-          : () => metrics.observe(command.index, performance.now() - started, req, this.remote),
+          : () => metrics.observe(command.index, performance.now() - started, args, this.remote),
       );
       return;
     }
@@ -285,10 +291,10 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
         id,
         started < 0
           ? undefined
-          : () => metrics.observe(command.index, performance.now() - started, req, this.remote),
+          : () => metrics.observe(command.index, performance.now() - started, args, this.remote),
       );
     } else {
-      if (started >= 0) metrics.observe(command.index, performance.now() - started, req, this.remote);
+      if (started >= 0) metrics.observe(command.index, performance.now() - started, args, this.remote);
       if (this.awaiting) this.enqueue(this.encodeReply(id, result));
       else this.writeReply(id, result);
       if (command.name === 'AUTH' && this.authenticated) this.reader.maxFrameBytes = this.host.maxFrameBytes;
@@ -525,6 +531,16 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
     );
   }
 }
+
+/**
+ * Commands that keep nothing of their request past their run (the store copies
+ * keys and values into its log and caches before it returns): decoded in
+ * place even when the frame is a view of the shared read buffer, so a bulk
+ * load (MSET) copies nothing per request. Every other command's request is
+ * decoded from a copy (its bin values are views a promise, a feed or a later
+ * step may keep).
+ */
+const KEEPS_NOTHING: ReadonlySet<string> = new Set(['GET', 'SET', 'MGET', 'MSET', 'DEL', 'EXISTS']);
 
 /** Counter index of GET (ServerMetrics.commands), for the GET path that skips the command table. */
 const GET_INDEX = COMMAND_TABLE.get('GET')!.index;

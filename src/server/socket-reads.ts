@@ -11,8 +11,8 @@
  * - a sink that reads views (`views`, the native connection) gets a view of
  *   the shared buffer itself, valid only until its callback returns: before
  *   returning, it must copy whatever it keeps (the unread bytes of a frame
- *   still arriving, ChunkQueue.keep; a request body that leaves the in-place
- *   GET/SET paths). `isReadBuffer` says whether a Buffer is such a view.
+ *   still arriving, ChunkQueue.keep; the request of a command that may keep
+ *   part of it). `isReadBuffer` says whether a Buffer is such a view.
  *
  * Invariants:
  * - The shared buffer is only written by a read and only read by the

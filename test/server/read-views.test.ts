@@ -139,4 +139,24 @@ describe('requests read as views of the shared read buffer', () => {
     }
     c.close();
   });
+
+  it('MSET and MGET, decoded in place, store and return exact values when their frames span reads', async () => {
+    const c = await RawConnection.open(server.port);
+    const values = [pattern(100, 400), pattern(70_000, 401), pattern(5, 402), pattern(200_000, 403)];
+    const mset = frame([1, 'MSET', ...values.flatMap((v, i) => [`ms:${i}`, v])]);
+    const mget = frame([2, 'MGET', ...values.map((_, i) => `ms:${i}`)]);
+    const all = Buffer.concat([mset, mget]);
+    for (let at = 0; at < all.length; at += 50_001) {
+      c.write(all.subarray(at, Math.min(all.length, at + 50_001)));
+      await sleep(10);
+      if (at % 2 === 0) await trample(500 + at);
+    }
+    expect(await c.next(10_000)).toEqual([1, true]);
+    const reply = (await c.next(10_000)) as unknown[];
+    expect(reply[0]).toBe(2);
+    const got = reply[1] as Buffer[];
+    expect(got.length).toBe(values.length);
+    for (let i = 0; i < values.length; i++) expect(Buffer.compare(got[i]!, values[i]!)).toBe(0);
+    c.close();
+  });
 });
