@@ -185,10 +185,11 @@ export const HINT_WRITE_STEP_BYTES = 256 * 1024;
 
 /**
  * Compaction runs with fewer input bytes than this rewrite on the event loop
- * (in ~1 ms steps) even with the real file system, instead of in the worker
- * thread: starting the worker held the event loop 10–24 ms and took 265–336
- * ms to come online on the busy 2-core machine (measured 2026-12-05), more
- * than such a run's few ms of work. The worker then stays up for larger runs.
+ * (in ~1 ms steps) even with the real file system, instead of in the rewrite
+ * process (rewrite-process.ts): starting a worker thread held the event loop
+ * 10–24 ms and took 265–336 ms to come online on the busy 2-core machine
+ * (measured 2026-12-05), more than such a run's few ms of work; the process,
+ * started with the store, costs a message round trip and its copies.
  */
 export const COMPACTION_WORKER_MIN_BYTES = 4 * 1024 * 1024;
 
@@ -201,12 +202,13 @@ export const COMPACTION_WORKER_MIN_BYTES = 4 * 1024 * 1024;
 export const SEAL_AT_CLOSE_MIN_BYTES = 4 * 1024 * 1024;
 
 /**
- * Nice value of the compaction worker thread (Linux: set on the thread alone;
- * the event loop keeps its own). As RocksDB lowers its compaction threads'
- * CPU priority: the event loop must win the CPU whenever it has work. Threads
- * of a process share one scheduling group (autogroup), so an unlowered worker
- * took the event loop's CPU: foreground p50 went from ~3 to ~100 ms during
- * compaction on the loaded 2-core test machine.
+ * Nice value of the compaction's rewrite process, every thread of it (Linux;
+ * the server keeps its own: thread-priority.ts). As RocksDB lowers its
+ * compaction threads' CPU priority: the event loop must win the CPU whenever
+ * it has work. Processes of one session share one scheduling group
+ * (autogroup), so an unlowered rewrite took the event loop's CPU:
+ * foreground p50 went from ~3 to ~100 ms during compaction on the loaded
+ * 2-core test machine (measured with the rewrite in a worker thread).
  */
 export const COMPACTION_WORKER_NICE = 19;
 

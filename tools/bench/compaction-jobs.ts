@@ -162,7 +162,10 @@ export interface CompactResult {
   segmentsIn: number;
   segmentsOut: number;
   keysKept: number;
-  /** CPU time (user + system) of the process while store.compact() ran, ms. */
+  /**
+   * CPU time (user + system) while store.compact() ran, ms: this process's,
+   * plus the rewrite process's rewriting thread (workerCpuMs; its other threads are not counted).
+   */
   cpuMs: number;
   /** Of which in the kernel (system time), ms. */
   sysMs: number;
@@ -191,7 +194,7 @@ export interface CompactResult {
   loopWaitMs: number;
   /** The machine's 1-minute load average as the compaction started (other work on a shared machine). */
   loadAvg: number;
-  /** With a rate: the worker thread's CPU time during the rewrite and the time it slept to keep within compaction.cpuShare, ms (NaN on the event loop). */
+  /** With a rate: the rewrite process's rewriting thread's CPU time during the rewrite and the time it slept to keep within compaction.cpuShare, ms (NaN on the event loop). */
   workerCpuMs: number;
   workerSleptMs: number;
 }
@@ -515,7 +518,7 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
     segmentsIn: r.segmentsIn,
     segmentsOut: r.segmentsOut,
     keysKept: r.keysKept,
-    cpuMs: (cpu.user + cpu.system) / 1000,
+    cpuMs: (cpu.user + cpu.system) / 1000 + (r.workerCpuMs ?? 0),
     sysMs: cpu.system / 1000,
     loopMaxMs: loop.max / 1e6,
     loopP99Ms: loop.percentile(99) / 1e6,

@@ -70,7 +70,7 @@ const HELP = `usage: npm run bench:compaction -- [options]
   --rate N              foreground pairs (1 get + 1 set) per second (default 2000)
   --warmup-ms N         foreground load before measuring (default 500)
   --cpu-share X         compaction.cpuShare of the store, in (0, 1]: the
-                        worker's CPU budget (default: the store's, 1,
+                        rewrite process's CPU budget (default: the store's, 1,
                         unthrottled)
   --link                hard-link the data set's sealed segments into each
                         compaction's working copy instead of copying them:
@@ -451,7 +451,7 @@ async function main(): Promise<void> {
         ratio: '%',
       },
       {
-        name: `${p}: worker thread CPU time`,
+        name: `${p}: rewrite thread CPU time (child)`,
         unit: 'ms',
         samples: s.idle.map((r) => r.workerCpuMs).filter((x) => Number.isFinite(x)),
         vs: 'slept (cpuShare)',

@@ -18,6 +18,7 @@
  */
 import type { Logger } from 'pino';
 import { CorruptionError, KvError } from '../../errors.js';
+import { nodeFs } from '../fs.js';
 import type { Segment } from '../segment.js';
 import type { CompactionHost } from './host.js';
 import type { CompactionOptions } from './options.js';
@@ -25,7 +26,7 @@ import { type CompactionChoice, choose, everything } from './policy.js';
 import { Reaper } from './reaper.js';
 import { abortOutputs } from './rewrite.js';
 import { rewrite } from './rewrite-host.js';
-import { RewriteWorker } from './rewrite-worker.js';
+import { RewriteProcess } from './rewrite-process.js';
 import { SwapIncomplete, swap } from './swap.js';
 import { traced } from './trace.js';
 
@@ -40,9 +41,9 @@ export interface CompactionResult {
   bytesWritten: number;
   reclaimedBytes: number;
   durationMs: number;
-  /** CPU time of the worker thread that ran the rewrite, ms; null when it ran on the event loop. */
+  /** CPU time of the rewrite process's thread that ran the rewrite, ms; null when it ran on the event loop. */
   workerCpuMs: number | null;
-  /** Time that worker slept to keep within compaction.cpuShare, ms. */
+  /** Time that process slept to keep within compaction.cpuShare, ms. */
   workerSleptMs: number;
 }
 
@@ -82,7 +83,7 @@ export class Compactor {
   /** Frees the compacted-away files' blocks a few MiB per loop turn after their close. */
   private readonly reaper: Reaper;
   /** Where the rewrite runs with the real file system (rewrite-host.ts). */
-  private readonly worker = new RewriteWorker();
+  private readonly rewriter = new RewriteProcess();
 
   constructor(
     private readonly host: CompactionHost,
@@ -93,6 +94,8 @@ export class Compactor {
   }
 
   start(): void {
+    // The rewrite process starts with the store, not in the middle of serving (rewrite-process.ts).
+    if (this.host.segmentLog.options.fs === nodeFs) this.rewriter.prewarm();
     if (!this.options.auto) return;
     this.timer = setInterval(() => this.tick(), this.options.checkIntervalMs).unref();
   }
@@ -100,9 +103,9 @@ export class Compactor {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    this.worker.cancel();
+    this.rewriter.cancel();
     await this.current?.catch(() => {});
-    await this.worker.terminate();
+    await this.rewriter.terminate();
     await this.reaper.stop();
   }
 
@@ -184,7 +187,7 @@ export class Compactor {
           host.emit('compaction', { phase: 'progress', ...p });
         },
         () => this.stopped,
-        this.worker,
+        this.rewriter,
       );
       let fresh: Segment[];
       try {

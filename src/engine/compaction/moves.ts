@@ -5,7 +5,7 @@
  * scavenger copy them again and again and then major GCs trace them (10–40
  * ms pauses during the rewrite, measured with the benchmark's stall trace);
  * typed arrays live off the JS heap, pages never need copying to grow, and a
- * rewrite done in the worker (rewrite-worker.ts) hands its pages to the event
+ * rewrite done in its own process (rewrite-process.ts) hands its pages to the event
  * loop by transfer, without a copy.
  */
 

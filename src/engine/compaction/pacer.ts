@@ -1,6 +1,6 @@
 /**
  * The rewrite worker's CPU budget (`compaction.cpuShare`): a token bucket
- * over the worker thread's own CPU time, as RocksDB's rate limiter and
+ * over the rewrite process's rewriting thread's own CPU time, as RocksDB's rate limiter and
  * Kafka's cleaner throttler (`log.cleaner.io.max.bytes.per.second`) meter
  * bytes. Between two steps of the rewrite the worker asks `delayMs()`: the
  * budget grows by `share` ms of CPU per ms of wall time (at most
@@ -16,7 +16,7 @@
  * twice. Where it cannot be read, the wall time of the steps stands in
  * (stricter: it counts those waits too).
  *
- * Runs in the worker thread only; the in-thread rewrite (small runs, test
+ * Runs in the rewrite process only (rewrite-process.ts); the in-thread rewrite (small runs, test
  * file systems) is paced by its ~1 ms steps and full loop turns instead.
  */
 import { closeSync, openSync, readSync } from 'node:fs';

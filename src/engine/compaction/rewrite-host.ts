@@ -1,10 +1,11 @@
 /**
  * Runs a rewrite for the compactor: takes the liveness snapshot on the event
- * loop (snapshot.ts), runs `rewriteSegments` (rewrite.ts) in the worker
- * thread when the store uses the real file system (rewrite-worker.ts) and
- * the run has at least COMPACTION_WORKER_MIN_BYTES, or on the event loop in
- * ~1 ms steps otherwise (MemFs and the crash tests' wrappers cannot be
- * shared with a thread; a small run costs less than starting one), then drops from the keydir
+ * loop (snapshot.ts), runs `rewriteSegments` (rewrite.ts) in the store's
+ * rewrite process when the store uses the real file system
+ * (rewrite-process.ts) and the run has at least COMPACTION_WORKER_MIN_BYTES,
+ * or on the event loop in ~1 ms steps otherwise (MemFs and the crash tests'
+ * wrappers cannot be shared with another process; a small run costs less
+ * than the round trip), then drops from the keydir
  * the live values the rewrite found expired, in ~1 ms slices. Same function,
  * same bytes, either way (test/engine/compaction/worker.test.ts).
  */
@@ -21,7 +22,7 @@ import {
   type RewriteProgress,
   rewriteSegments,
 } from './rewrite.js';
-import type { RewriteWorker } from './rewrite-worker.js';
+import type { RewriteProcess } from './rewrite-process.js';
 import { liveSnapshot } from './snapshot.js';
 import { traced } from './trace.js';
 
@@ -46,7 +47,7 @@ export async function rewrite(
   prefix: boolean,
   onProgress: (p: RewriteProgress) => void,
   isCancelled: () => boolean,
-  worker: RewriteWorker,
+  worker: RewriteProcess,
   /** Runs with fewer input bytes stay on the event loop (tests pass 0 to use the worker always). */
   workerMinBytes = COMPACTION_WORKER_MIN_BYTES,
 ): Promise<RewriteResult> {

@@ -7,10 +7,10 @@
  *
  * One code path, two hosts: `rewriteSegments` never touches the Store or the
  * keydir, only its job (the inputs' descriptors and the liveness snapshot,
- * snapshot.ts) and an `Fs`. With the real file system it runs in a worker
- * thread (rewrite-worker.ts), so reading, CRC-checking and writing never hold
+ * snapshot.ts) and an `Fs`. With the real file system it runs in its own
+ * process (rewrite-process.ts), so reading, CRC-checking and writing never hold
  * the event loop; with any other `Fs` (MemFs, the crash tests' counting
- * wrappers, which a worker cannot share) it runs on the event loop in steps
+ * wrappers, which another process cannot share) it runs on the event loop in steps
  * of STEP_MS with a full loop turn between them (rewrite-host.ts).
  *
  * What survives a record (`now` is the snapshot's time):
