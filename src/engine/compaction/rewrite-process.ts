@@ -213,7 +213,10 @@ export class RewriteProcess {
       serialization: 'advanced',
       // Not the server's flags (--inspect, --cpu-prof, a test runner's loaders).
       execArgv: [],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // None of the server's: a child holding the server's stdout or stderr kept them open past
+      // the server's death (a supervisor or test waiting for them waited for the orphan too).
+      // Its errors come back as messages; its death fails the rewrite with its exit code.
+      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
     });
     // Its main thread before it runs much of its start-up; the threads it starts inherit that.
     if (c.pid !== undefined) lowerThread(c.pid);

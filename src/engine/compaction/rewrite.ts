@@ -90,6 +90,24 @@ const FILE_WRITE_BYTES = 256 * 1024;
 const SYNC_EVERY_BYTES = 8 * 1024 * 1024;
 
 /**
+ * Creates an output file. One of that name already there can only be stale:
+ * one rewrite runs at a time, and the store's open swept every `.compacting`
+ * file; but the rewrite process of a server that died can finish its
+ * current step after the new server's sweep (rewrite-process.ts), and its
+ * file would otherwise fail every later compaction until a restart. It is
+ * replaced (the orphan's writes, if any, go to the unlinked file).
+ */
+function createOutput(fs: Fs, path: string, flags: 'wx' | 'wx+'): number {
+  try {
+    return fs.open(path, flags);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    fs.unlink(path);
+    return fs.open(path, flags);
+  }
+}
+
+/**
  * Sequential reader of one input segment at a time: `ensure` makes a byte
  * range available in `buf`, reading ahead READ_BYTES at a time. Bytes
  * before the range asked for may be overwritten: callers use a record's
@@ -291,7 +309,7 @@ class OutputWriter {
     this.writeBuffer();
     this.unsynced = 0;
     const name = segmentFile(baseOffset);
-    const fd = this.fs.open(join(this.dir, compactingFile(name)), 'wx+');
+    const fd = createOutput(this.fs, join(this.dir, compactingFile(name)), 'wx+');
     const out: Output = {
       baseOffset,
       name,
@@ -382,7 +400,7 @@ class OutputWriter {
    * held the event loop up to 18 ms while the disk was busy with the outputs).
    */
   private async writeFile(name: string, data: Buffer): Promise<void> {
-    const fd = this.fs.open(join(this.dir, compactingFile(name)), 'wx');
+    const fd = createOutput(this.fs, join(this.dir, compactingFile(name)), 'wx');
     try {
       for (let at = 0; at < data.length; at += FILE_WRITE_BYTES) {
         await this.pause();

@@ -391,6 +391,37 @@ describe('the worker on a larger log: SIGKILL while it writes, close() while it 
     expect(paced.sleptMs, 'it slept to keep within its share').toBeGreaterThan(0);
   }, 120_000);
 
+  it("replaces a stale output of the same name (a dead server's rewrite process may write one after the next open's sweep)", async () => {
+    const dir = copyDir(big);
+    const store = await openCopy(dir);
+    const w = new RewriteProcess();
+    const run = () =>
+      rewrite(
+        store,
+        store.ordered.slice(0, -1),
+        true,
+        () => {},
+        () => false,
+        w,
+        0,
+      );
+    try {
+      const first = await run();
+      const names = first.outputs.map((o) => `${o.name}.compacting`);
+      abortOutputs(nodeFs, dir, first.outputs);
+      // As an orphan's half-written outputs: same names, other bytes.
+      for (const n of names) fs.writeFileSync(join(dir, n), 'stale');
+      const again = await run();
+      expect(again.outputs.map((o) => `${o.name}.compacting`)).toEqual(names);
+      for (const o of again.outputs) expect(fs.statSync(join(dir, `${o.name}.compacting`)).size).toBe(o.size);
+      abortOutputs(nodeFs, dir, again.outputs);
+      expect(leftovers(dir)).toEqual([]);
+    } finally {
+      await w.terminate();
+      await store.close();
+    }
+  }, 120_000);
+
   it('fails with the CorruptionError of the damaged record, deletes its outputs, and leaves the store as it was', async () => {
     const dir = copyDir(big);
     const victim = segFiles(dir)[2]!;
