@@ -19,6 +19,7 @@
 import type { Logger } from 'pino';
 import { CorruptionError, KvError } from '../../errors.js';
 import { nodeFs } from '../fs.js';
+import { COMPACTION_WORKER_MIN_BYTES } from '../limits.js';
 import type { Segment } from '../segment.js';
 import type { CompactionHost } from './host.js';
 import type { CompactionOptions } from './options.js';
@@ -94,8 +95,11 @@ export class Compactor {
   }
 
   start(): void {
-    // The rewrite process starts with the store, not in the middle of serving (rewrite-process.ts).
-    if (this.host.segmentLog.options.fs === nodeFs) this.rewriter.prewarm();
+    // The rewrite process starts with a store that already holds enough sealed bytes for a
+    // rewrite there, not in the middle of serving; else at the first such rewrite (rewrite-process.ts).
+    const log = this.host.segmentLog;
+    const sealed = log.ordered.reduce((n, s) => (s.sealed ? n + s.size : n), 0);
+    if (log.options.fs === nodeFs && sealed >= COMPACTION_WORKER_MIN_BYTES) this.rewriter.prewarm();
     if (!this.options.auto) return;
     this.timer = setInterval(() => this.tick(), this.options.checkIntervalMs).unref();
   }
