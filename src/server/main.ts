@@ -217,7 +217,14 @@ async function main(): Promise<void> {
     }
     log.info({ host: address.address, port: address.port, tls: tls !== undefined, metricsPort }, 'listening');
     if (config.idleGcMs > 0) {
-      new MemoryReducer(() => server.metrics.bytesIn + server.store.nextOffset, log, config.idleGcMs).start();
+      // Sealing counts as work: a segment's hint comes back from the hint worker (~20 MiB for a
+      // 64 MiB segment) after the last write, and is dropped once written.
+      const hinted = (): number => server.store.ordered.reduce((n, seg) => n + (seg.hinted ? 1 : 0), 0);
+      new MemoryReducer(
+        () => server.metrics.bytesIn + server.store.nextOffset + hinted(),
+        log,
+        config.idleGcMs,
+      ).start();
     }
     if (clusterSettings !== undefined) {
       cluster = await joinCluster(server, clusterSettings, config, address.port, log);
