@@ -44,7 +44,6 @@ import {
 import type { Fs } from './fs.js';
 import { decodeHintBatches, HINT_HEADER_BYTES, HintBatch, hintHeaderCount } from './hint.js';
 import { HintBuilder } from './hint-builder.js';
-import { scansInWorker } from './hint-worker.js';
 import { hashBytes } from './keydir.js';
 import { MAX_KEY_BYTES } from './limits.js';
 import {
@@ -408,9 +407,7 @@ export function recover(segLog: LogEdit): RecoveryResult {
     if (isLast) {
       seg.index = new SparseIndex(base, indexIntervalBytes);
       // Appends go on in this segment: its hint is built from the records recovered (hint-builder.ts).
-      // With the real file system it is scanned at sealing instead (hint-worker.ts).
-      if (!readOnly && scansInWorker(fs)) seg.hintScan = true;
-      else if (!readOnly) seg.hint = new HintBuilder();
+      if (!readOnly) seg.hint = new HintBuilder();
     }
 
     // Scan. A scanned segment may hold bytes a crashed process wrote and never
@@ -501,7 +498,6 @@ export function recover(segLog: LogEdit): RecoveryResult {
       // Keep the damaged segment as it is (read-only) and append after it.
       last.sealed = true;
       last.hint = undefined; // no hint over damage: the sealer's scan refuses it too
-      last.hintScan = false;
       if (last.records === 0) segLog.nextOffset = Math.max(segLog.nextOffset, last.baseOffset + 1);
     }
     needActive = !last || last.sealed;

@@ -5,12 +5,9 @@
  * index under temporary names: fsync, rename, fsync the directory. Crash-safe
  * at every step: a missing hint means a rescan at open, a `.tmp` is swept.
  *
- * The index was built while the segment was active (sparse-index.ts). The
- * hint is built in a worker thread from the segment's file (hint-worker.ts:
- * the real file system), or was built while the segment was active
- * (hint-builder.ts: MemFs and the crash tests' wrappers); either way the
- * event loop reads nothing back: it streams the hint out in
- * HINT_WRITE_STEP_BYTES steps. A segment without either
+ * The hint and index were built while the segment was active
+ * (hint-builder.ts, sparse-index.ts), so sealing reads nothing back: it
+ * streams the hint out in HINT_WRITE_STEP_BYTES steps. A segment without one
  * (recovered with damage, rescanned at open for want of a valid hint, or
  * whose in-progress hint was given up after a failed write) is scanned
  * instead, in 256 KiB steps.
@@ -26,7 +23,6 @@ import { hintFile, indexFile, tempFile } from './filenames.js';
 import type { Fs } from './fs.js';
 import { HINT_HEADER_BYTES, HintWriter } from './hint.js';
 import type { HintBuilder } from './hint-builder.js';
-import type { HintScanResult, HintWorker } from './hint-worker.js';
 import { HINT_WRITE_STEP_BYTES, MAX_KEY_BYTES } from './limits.js';
 import { FLAG_TOMBSTONE } from './record.js';
 import { type Segment, scanRecords } from './segment.js';
@@ -47,8 +43,6 @@ export async function sealSegment(
   fsyncData: boolean,
   log: Logger,
   built?: HintBuilder,
-  /** Scans `seg` for its hint when it has `hintScan` (the real file system). */
-  worker?: HintWorker,
 ): Promise<void> {
   const fs = segLog.options.fs;
   try {
@@ -66,36 +60,6 @@ export async function sealSegment(
       seg.hinted = true;
       log.debug({ file: seg.name, keys: built.count }, 'segment sealed');
       return;
-    }
-    if (built === undefined && seg.hintScan && seg.index !== undefined && worker !== undefined) {
-      if (segLog.segments[seg.id] !== seg) return; // compacted away meanwhile
-      let r: HintScanResult | undefined;
-      try {
-        r = await worker.scan({ fd: seg.fd, size: seg.size, baseOffset: seg.baseOffset });
-      } catch (err) {
-        // The thread could not start or died: the event loop's scan below does the same work.
-        log.warn({ err, file: seg.name }, 'the hint worker failed; scanning the segment on the event loop');
-      }
-      if (r === undefined) {
-        // falls through to scanAndSeal
-      } else if ('problem' in r) {
-        log.error(
-          { file: seg.name, position: r.problem.position },
-          `not writing a hint: ${r.problem.reason}`,
-        );
-        return;
-      } else {
-        if (segLog.segments[seg.id] !== seg) return;
-        const hint = r.hint;
-        await writeFileAtomically(fs, segLog.dir, hintFile(seg.baseOffset), (fd) =>
-          writeInSteps(fs, fd, hint),
-        );
-        await writeFileAtomically(fs, segLog.dir, indexFile(seg.baseOffset), seg.index.encode());
-        await dirOps(fs).fsyncDir(segLog.dir);
-        seg.hinted = true;
-        log.debug({ file: seg.name, bytes: hint.length }, 'segment sealed');
-        return;
-      }
     }
   } finally {
     built?.release();
@@ -124,14 +88,6 @@ async function writeBuiltHint(fs: Fs, fd: number, built: HintBuilder, baseOffset
     throw new Error(`hint of ${built.bytes} bytes wrote ${at - HINT_HEADER_BYTES}`);
   built.header(step, baseOffset, crc);
   fs.write(fd, step, 0, HINT_HEADER_BYTES, 0);
-}
-
-/** Writes `data` into `fd` a HINT_WRITE_STEP_BYTES step at a time (the event loop runs between steps). */
-async function writeInSteps(fs: Fs, fd: number, data: Buffer): Promise<void> {
-  for (let at = 0; at < data.length; at += HINT_WRITE_STEP_BYTES) {
-    if (at > 0) await new Promise((resolve) => setImmediate(resolve));
-    fs.write(fd, data, at, Math.min(HINT_WRITE_STEP_BYTES, data.length - at), at);
-  }
 }
 
 /** The hint and index of a segment that has no built hint: one scan of its records, in steps. */

@@ -32,7 +32,6 @@ import { join } from 'node:path';
 import { type CorruptionError, ioError, KvError } from '../errors.js';
 import { segmentFile } from './filenames.js';
 import { HintBuilder } from './hint-builder.js';
-import { scansInWorker } from './hint-worker.js';
 import type { Keydir } from './keydir.js';
 import { MAX_KEY_BYTES, MAX_LOGGED_CORRUPT_RECORDS, MAX_SEGMENTS } from './limits.js';
 import type { ResolvedOptions } from './options.js';
@@ -210,9 +209,7 @@ export class SegmentLog implements LogEdit {
     }
     const seg = new Segment(fs, this.dir, name, base, fd, SEGMENT_HEADER_BYTES);
     seg.index = new SparseIndex(base, this.options.indexIntervalBytes);
-    // The real file system: the hint is built from the file at sealing, in a worker (hint-worker.ts).
-    if (scansInWorker(this.options.fs)) seg.hintScan = true;
-    else seg.hint = new HintBuilder();
+    seg.hint = new HintBuilder();
     seg.dirty = true;
     this.pushSegment(seg);
     this.dirDirty = true;

@@ -56,17 +56,9 @@ export class Segment {
   /**
    * The active segment's hint, built as records are appended (hint-builder.ts);
    * handed to the sealer at rotation. Undefined once sealed, on a read-only
-   * open, with the real file system (`hintScan`: built at sealing, in a
-   * worker), or when given up (a failed write): the sealer then scans.
+   * open, or when given up (a failed write): the sealer then scans.
    */
   hint: HintBuilder | undefined;
-  /**
-   * Its hint is built at sealing by scanning it in a worker thread
-   * (hint-worker.ts; the real file system, where no `hint` is kept while
-   * appending). Cleared when that is given up (a failed write: the sealer
-   * then scans it on the event loop, building a fresh index too).
-   */
-  hintScan = false;
 
   private chunks: Chunk[] = [];
   private readers = 0;

@@ -38,7 +38,6 @@ import type { CompactionHost } from './compaction/host.js';
 import type { Fs } from './fs.js';
 import { compileGlob } from './glob.js';
 import type { HintBuilder } from './hint-builder.js';
-import { sharedHintWorker } from './hint-worker.js';
 import { KeyIndex } from './key-index.js';
 import { Keydir } from './keydir.js';
 import {
@@ -229,8 +228,6 @@ export class Store extends EventEmitter implements CompactionHost {
   private fsyncMs = 0;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly background = new Set<Promise<void>>();
-  /** Builds full segments' hints from their files (hint-worker.ts), with the real file system. */
-  private readonly hintWorker = sharedHintWorker();
   private expiryCursor: Iterator<[string, number]> | undefined;
   private readonly compactor: Compactor;
 
@@ -373,15 +370,7 @@ export class Store extends EventEmitter implements CompactionHost {
    */
   private sealInBackground(seg: Segment, fsyncData: boolean, hint?: HintBuilder): void {
     seg.retain();
-    const task = sealSegment(
-      this.segmentLog,
-      () => this.syncLog(),
-      seg,
-      fsyncData,
-      this.log,
-      hint,
-      this.hintWorker,
-    )
+    const task = sealSegment(this.segmentLog, () => this.syncLog(), seg, fsyncData, this.log, hint)
       .catch((err) => {
         this.log.error(
           { err, file: seg.name },
@@ -485,10 +474,7 @@ export class Store extends EventEmitter implements CompactionHost {
     } catch (err) {
       // The buffered records are gone from the segment: its in-progress hint has
       // entries for them, so it is given up and the segment scanned when sealed.
-      if (seg !== undefined) {
-        seg.hint = undefined;
-        seg.hintScan = false; // its index has entries for them too: the event loop's scan rebuilds both
-      }
+      if (seg !== undefined) seg.hint = undefined;
       const error = ioError('writing to the log', err);
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOSPC' || code === 'EDQUOT')
@@ -1395,8 +1381,7 @@ export class Store extends EventEmitter implements CompactionHost {
 
   /**
    * A clean close seals an active segment of SEAL_AT_CLOSE_MIN_BYTES or more
-   * (its hint is built from the file in the hint worker, or was built as it
-   * was written with MemFs: this costs a write of the hint),
+   * (its hint was built as it was written, so this costs a write of the hint),
    * so the next open loads it from its hint instead of scanning it
    * (recovery.ts) and appends to a fresh segment. Smaller ones stay active:
    * scanning them costs little, and sealing each would leave a small segment
@@ -1404,14 +1389,14 @@ export class Store extends EventEmitter implements CompactionHost {
    */
   private async sealAtClose(): Promise<void> {
     const seg = this.ordered[this.ordered.length - 1];
-    if (this.failure || seg === undefined || seg.sealed || (seg.hint === undefined && !seg.hintScan)) return;
+    if (this.failure || seg === undefined || seg.sealed || seg.hint === undefined) return;
     if (seg.dataBytes < SEAL_AT_CLOSE_MIN_BYTES) return;
     const hint = seg.hint;
     seg.hint = undefined;
     seg.sealed = true;
     seg.retain();
     try {
-      await sealSegment(this.segmentLog, () => this.syncLog(), seg, true, this.log, hint, this.hintWorker);
+      await sealSegment(this.segmentLog, () => this.syncLog(), seg, true, this.log, hint);
     } catch (err) {
       this.log.warn(
         { err, file: seg.name },

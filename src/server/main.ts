@@ -217,8 +217,8 @@ async function main(): Promise<void> {
     }
     log.info({ host: address.address, port: address.port, tls: tls !== undefined, metricsPort }, 'listening');
     if (config.idleGcMs > 0) {
-      // Sealing counts as work: a segment's hint comes back from the hint worker (~20 MiB for a
-      // 64 MiB segment) after the last write, and is dropped once written.
+      // Sealing counts as work: a sealed segment's hint (~20 MiB for a 64 MiB segment) is written
+      // in the background after the last write, and dropped once written.
       const hinted = (): number => server.store.ordered.reduce((n, seg) => n + (seg.hinted ? 1 : 0), 0);
       new MemoryReducer(
         () => server.metrics.bytesIn + server.store.nextOffset + hinted(),
