@@ -9,7 +9,7 @@
  */
 import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mulberry32 } from '../../tools/lib/prng.js';
+import { mulberry32, seededBytes } from '../../tools/lib/prng.js';
 import { rawFrame } from '../../tools/lib/raw-connection.js';
 import { RawConnection, type ServerProcess, spawnServer } from './spawn.js';
 
@@ -23,13 +23,7 @@ const SIZES = [0, 1, 40, 64, 65, 100, 511, 700, 2040, 2041, 3000];
 
 /** A deterministic value for (key, version, size): a stale or misplaced one never matches. */
 function valueFor(key: string, version: number, n: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = (version * 2654435761 + key.length * 97 + key.charCodeAt(key.length - 1)) >>> 0;
-  for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
+  return seededBytes(n, version * 2654435761 + key.length * 97 + key.charCodeAt(key.length - 1));
 }
 
 let server: ServerProcess;

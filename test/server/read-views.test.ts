@@ -10,6 +10,7 @@
  */
 import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seededBytes } from '../../tools/lib/prng.js';
 import { rawFrame } from '../../tools/lib/raw-connection.js';
 import { RawConnection, type ServerProcess, spawnServer } from './spawn.js';
 
@@ -18,15 +19,7 @@ const frame = (req: unknown[]) => rawFrame(packr.pack(req));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Bytes that differ from request to request: a wrong copy or an overwrite never matches. */
-function pattern(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
+const pattern = (n: number, seed: number): Buffer => seededBytes(n, (seed * 2654435761) >>> 0);
 
 let server: ServerProcess;
 
