@@ -37,7 +37,7 @@ import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { KvClient } from '../src/index.js';
 import { COMMAND_NAMES } from '../src/protocol/messages.js';
-import { integerAtLeast, parseOptionsStrictly, runHarness } from './lib/cli.js';
+import { integerAtLeast, ownChild, parseOptionsStrictly, runHarness } from './lib/cli.js';
 import { RawConnection, rawFrame } from './lib/raw-connection.js';
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
@@ -576,10 +576,12 @@ export function startHostileServer(
     '2000',
   );
   args.push('--fsync', 'interval');
-  const proc = spawn(process.execPath, args, {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, SEGKV_PASSWORD: PASSWORD },
-  });
+  const proc = ownChild(
+    spawn(process.execPath, args, {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, SEGKV_PASSWORD: PASSWORD },
+    }),
+  );
   let err = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`kv-server did not listen:\n${err}`)), 20_000);

@@ -45,7 +45,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KvClient } from '../src/index.js';
-import { integerAtLeast, parseOptionsStrictly, runHarness, UsageError } from './lib/cli.js';
+import { integerAtLeast, ownChild, parseOptionsStrictly, runHarness, UsageError } from './lib/cli.js';
 import { markdownTable } from './lib/table.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -209,7 +209,7 @@ function startServer(dir: string, mode: Mode): Promise<Running> {
   args.push('--max-segment-bytes', String(SEGMENT_BYTES), '--log-level', 'info', ...COMPACTION_FLAGS);
   // interval: a tick every few ms, so the periodic fsync keeps racing rotations and compaction swaps.
   if (mode === 'interval') args.push('--fsync-interval-ms', String(INTERVAL_TICK_MS));
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = ownChild(spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] }));
   let err = '';
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
     proc.on('exit', (code, signal) => res({ code, signal })),

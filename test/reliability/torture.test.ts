@@ -5,7 +5,9 @@
  * 4000 bytes are cut off the newest segment, losing acknowledged writes) it
  * must report violations and exit 1. The long runs are the npm scripts.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO } from '../engine/helpers.js';
@@ -50,6 +52,25 @@ describe('torture (short)', () => {
     expect(r.stdout).toMatch(/^VIOLATION always cycle \d+: \S+ (lost acknowledged|holds)/m);
   }, 120_000);
 
+  it('a harness stopped by SIGTERM (a test timeout, Ctrl-C) takes its kv-servers with it', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'segkv-harness-'));
+    try {
+      // Its data directories (and so its servers' command lines) are under `tmp`.
+      const harness = spawn(process.execPath, [torture, '--cycles', '100', '--modes', 'always'], {
+        env: { ...process.env, TMPDIR: tmp },
+        stdio: 'ignore',
+      });
+      const gone = new Promise((resolve) => harness.once('exit', resolve));
+      await waitFor(() => serversUnder(tmp).length > 0, 30_000, 'a server of the harness');
+      harness.kill('SIGTERM');
+      await gone;
+      await waitFor(() => serversUnder(tmp).length === 0, 5_000, 'its servers to be gone');
+    } finally {
+      for (const pid of serversUnder(tmp)) process.kill(pid, 'SIGKILL');
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('every harness refuses a bad command line in one line with exit 2, before starting anything', () => {
     // `--cycles abc` used to run 0 cycles of torture and print "promise checked".
     const bad: [string, string[], RegExp][] = [
@@ -77,3 +98,25 @@ describe('torture (short)', () => {
     }
   });
 });
+
+/** Pids of the processes whose command line names a path under `dir`. */
+function serversUnder(dir: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(dir)) pids.push(Number(name));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
+async function waitFor(check: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

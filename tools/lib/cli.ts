@@ -10,6 +10,7 @@
  * one line on stderr, never a stack trace (but a harness's unexpected
  * failure: see runHarness).
  */
+import type { ChildProcess } from 'node:child_process';
 import { accessSync, constants, type Dirent, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
@@ -265,7 +266,40 @@ export class Output {
  * prints its stack (a harness's failure is for its developer to read) and
  * exits 1. A run that finished exits with the code main set.
  */
+/** Servers a harness started and has not seen exit (ownChild). */
+const children = new Set<ChildProcess>();
+
+/**
+ * Makes `child` (a kv-server or etcd a harness started) die with the harness:
+ * killed when the harness exits, and when it is stopped by SIGTERM or SIGINT
+ * (a test's timeout, Ctrl-C), which would otherwise leave it running.
+ */
+export function ownChild(child: ChildProcess): ChildProcess {
+  if (children.size === 0 && !exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', killChildren);
+  }
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+let exitHookInstalled = false;
+
+function killChildren(): void {
+  for (const child of children) child.kill('SIGKILL');
+  children.clear();
+}
+
 export function runHarness(tool: string, main: () => Promise<void>): void {
+  for (const [signal, status] of [
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const) {
+    process.once(signal, () => {
+      killChildren();
+      process.exit(status);
+    });
+  }
   main().catch((err: unknown) => {
     if (err instanceof UsageError) {
       process.stderr.write(`${tool}: ${err.message}\nRun \`npm run ${tool} -- --help\` for usage.\n`);

@@ -9,6 +9,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { type ClusterSlotRange, KvClient } from '../../src/index.js';
+import { ownChild } from './cli.js';
 
 const KV_SERVER = join(import.meta.dirname, '..', '..', 'src', 'server', 'main.js');
 /** How long a node may take to listen (a loaded machine, a long recovery). */
@@ -63,7 +64,7 @@ export function spawnNode<S extends NodeSpec>(
     ...['--dir', spec.dir, '--host', '127.0.0.1', '--port', '0', '--log-level', 'info'],
     ...more,
   ];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = ownChild(spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] }));
   let err = '';
   let exited = false;
   const exit = new Promise<void>((res) =>

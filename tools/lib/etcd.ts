@@ -7,6 +7,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { Etcd3 } from 'etcd3';
 import { openEtcd } from '../../src/cluster/etcd-client.js';
+import { ownChild } from './cli.js';
 
 /** Deadline of the helper's own etcd calls, ms. */
 const CALL_TIMEOUT_MS = 2_000;
@@ -54,16 +55,18 @@ export async function startEtcd(dir: string): Promise<EtcdProcess> {
   let proc: ChildProcess | undefined;
 
   const launch = async () => {
-    const p = spawn(
-      'etcd',
-      [
-        ...['--name', 'test', '--data-dir', `${dir}/etcd`],
-        ...['--listen-client-urls', url, '--advertise-client-urls', url],
-        ...['--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer],
-        ...['--initial-cluster', `test=${peer}`],
-        ...['--heartbeat-interval', '50', '--election-timeout', '250', '--log-level', 'error'],
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
+    const p = ownChild(
+      spawn(
+        'etcd',
+        [
+          ...['--name', 'test', '--data-dir', `${dir}/etcd`],
+          ...['--listen-client-urls', url, '--advertise-client-urls', url],
+          ...['--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer],
+          ...['--initial-cluster', `test=${peer}`],
+          ...['--heartbeat-interval', '50', '--election-timeout', '250', '--log-level', 'error'],
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      ),
     );
     let err = '';
     p.stderr?.on('data', (d: Buffer) => {
