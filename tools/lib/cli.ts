@@ -260,46 +260,38 @@ export class Output {
   }
 }
 
-/**
- * Runs a test harness's main (torture, hostile; `tool` is its npm script):
- * a usage error is one line and a pointer to --help, exit 2; anything else
- * prints its stack (a harness's failure is for its developer to read) and
- * exits 1. A run that finished exits with the code main set.
- */
-/** Servers a harness started and has not seen exit (ownChild). */
+/** Servers a harness started that have not exited (ownChild): killed when the harness exits. */
 const children = new Set<ChildProcess>();
+let exitHookInstalled = false;
 
 /**
  * Makes `child` (a kv-server or etcd a harness started) die with the harness:
- * killed when the harness exits, and when it is stopped by SIGTERM or SIGINT
- * (a test's timeout, Ctrl-C), which would otherwise leave it running.
+ * killed when the harness exits, also when runHarness turns a SIGTERM or
+ * SIGINT (a test's timeout, Ctrl-C) into an exit, which would otherwise
+ * leave it running.
  */
 export function ownChild(child: ChildProcess): ChildProcess {
-  if (children.size === 0 && !exitHookInstalled) {
+  if (!exitHookInstalled) {
     exitHookInstalled = true;
-    process.once('exit', killChildren);
+    process.once('exit', () => {
+      for (const c of children) c.kill('SIGKILL');
+    });
   }
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;
 }
-let exitHookInstalled = false;
 
-function killChildren(): void {
-  for (const child of children) child.kill('SIGKILL');
-  children.clear();
-}
-
+/**
+ * Runs a test harness's main (torture, hostile; `tool` is its npm script):
+ * a usage error is one line and a pointer to --help, exit 2; anything else
+ * prints its stack (a harness's failure is for its developer to read) and
+ * exits 1. A run that finished exits with the code main set. SIGTERM and
+ * SIGINT exit too (143, 130), so the servers it owns (ownChild) go with it.
+ */
 export function runHarness(tool: string, main: () => Promise<void>): void {
-  for (const [signal, status] of [
-    ['SIGTERM', 143],
-    ['SIGINT', 130],
-  ] as const) {
-    process.once(signal, () => {
-      killChildren();
-      process.exit(status);
-    });
-  }
+  process.once('SIGTERM', () => process.exit(143));
+  process.once('SIGINT', () => process.exit(130));
   main().catch((err: unknown) => {
     if (err instanceof UsageError) {
       process.stderr.write(`${tool}: ${err.message}\nRun \`npm run ${tool} -- --help\` for usage.\n`);
