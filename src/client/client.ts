@@ -39,6 +39,7 @@ import {
   keyList,
   keyOption,
   limitArity,
+  msetKeysAndValues,
   noFlags,
   rejecting,
   type SetOptions,
@@ -787,31 +788,11 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
   mset(...keysAndValues: (Key | V)[]): Promise<void>;
   mset(...input: unknown[]): Promise<void> {
     return rejecting(() => {
-      const args: unknown[] = [];
-      const first = input[0];
-      if (
-        input.length === 1 &&
-        typeof first === 'object' &&
-        first !== null &&
-        !(first instanceof Uint8Array)
-      ) {
-        const pairs: Iterable<unknown> =
-          Symbol.iterator in first ? (first as Iterable<unknown>) : Object.entries(first);
-        for (const pair of pairs) {
-          if (!Array.isArray(pair) || pair.length !== 2) {
-            throw invalid('mset: each entry must be a [key, value] pair');
-          }
-          args.push(checkKey('mset', pair[0]), this.codec.encode(pair[1] as V));
-        }
-      } else {
-        if (input.length % 2 !== 0) {
-          throw invalid('mset: takes an object, a Map, [key, value] pairs, or keys and values in turn');
-        }
-        for (let i = 0; i < input.length; i += 2) {
-          args.push(checkKey('mset', input[i]), this.codec.encode(input[i + 1] as V));
-        }
+      const args = msetKeysAndValues(input);
+      for (let i = 0; i < args.length; i += 2) {
+        args[i] = checkKey('mset', args[i]);
+        args[i + 1] = this.codec.encode(args[i + 1] as V);
       }
-      if (args.length === 0) throw invalid('mset: needs at least one key and value');
       return this.issue('MSET', args, () => undefined);
     });
   }

@@ -23,7 +23,14 @@
 
 import { keySlot } from '../cluster/slots.js';
 import type { SetOptions } from '../engine/arguments.js';
-import { checkKey, checkOptions, invalid, limitArity, rejecting } from '../engine/arguments.js';
+import {
+  checkKey,
+  checkOptions,
+  invalid,
+  limitArity,
+  msetKeysAndValues,
+  rejecting,
+} from '../engine/arguments.js';
 import type { Key } from '../engine/keys.js';
 import { KvError } from '../errors.js';
 import { type ClusterSlotRange, KvClient } from './client.js';
@@ -247,23 +254,11 @@ export class KvClusterClient<V = string> {
   mset(entries: Readonly<Record<string, V>> | Iterable<readonly [Key, V]>): Promise<void>;
   mset(...keysAndValues: (Key | V)[]): Promise<void>;
   mset(...input: unknown[]): Promise<void> {
-    if (input.length !== 1) {
-      // Keys and values in turn: KvClient checks them; the first key picks the node.
-      if (input.length === 0) return Promise.reject(invalid('mset: needs at least one key and value'));
-      return this.route('mset', input[0], true, (c) => c.mset(...(input as (Key | V)[])));
-    }
-    const entries = input[0];
-    if (typeof entries !== 'object' || entries === null) {
-      return Promise.reject(
-        invalid('mset: takes an object, a Map, [key, value] pairs, or keys and values in turn'),
-      );
-    }
-    const list: unknown[] =
-      Symbol.iterator in entries ? [...(entries as Iterable<unknown>)] : Object.entries(entries);
-    const first = list[0];
-    if (first === undefined) return Promise.reject(invalid('mset: no entries'));
-    if (!Array.isArray(first)) return Promise.reject(invalid('mset: each entry must be a [key, value] pair'));
-    return this.route('mset', first[0], true, (c) => c.mset(list as (readonly [Key, V])[]));
+    return rejecting(() => {
+      // The first key picks the node; KvClient checks the keys and values.
+      const args = msetKeysAndValues(input);
+      return this.route('mset', args[0], true, (c) => c.mset(...(args as (Key | V)[])));
+    });
   }
   exists(...keys: (Key | readonly Key[])[]): Promise<number> {
     return rejecting(() => {

@@ -249,6 +249,34 @@ export function noFlags(where: string, flags: readonly unknown[]): void {
   }
 }
 
+/**
+ * mset's arguments as keys and values in turn (neither checked yet): from an
+ * object, a Map or an iterable of [key, value] pairs, or given so already, as
+ * ioredis takes them (`mset('k1', 'v1', 'k2', 'v2')`). The client and the
+ * cluster client both read mset's arguments through this.
+ */
+export function msetKeysAndValues(input: readonly unknown[]): unknown[] {
+  const first = input[0];
+  let out: unknown[];
+  if (input.length === 1 && typeof first === 'object' && first !== null && !(first instanceof Uint8Array)) {
+    out = [];
+    const pairs: Iterable<unknown> =
+      Symbol.iterator in first ? (first as Iterable<unknown>) : Object.entries(first);
+    for (const pair of pairs) {
+      if (!Array.isArray(pair) || pair.length !== 2)
+        throw invalid('mset: each entry must be a [key, value] pair');
+      out.push(pair[0], pair[1]);
+    }
+  } else {
+    if (input.length % 2 !== 0) {
+      throw invalid('mset: takes an object, a Map, [key, value] pairs, or keys and values in turn');
+    }
+    out = [...input];
+  }
+  if (out.length === 0) throw invalid('mset: needs at least one key and value');
+  return out;
+}
+
 /** Runs `fn`; an argument error it throws becomes a rejection, as a promise-returning method's errors should. */
 export function rejecting<T>(fn: () => Promise<T>): Promise<T> {
   try {
