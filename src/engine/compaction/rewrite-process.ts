@@ -19,7 +19,7 @@
  *
  * The child starts with the store (Compactor.start) when it already holds
  * COMPACTION_WORKER_MIN_BYTES of sealed segments (else at the first rewrite
- * that large), not in the middle of serving: a fork held the event loop 20–136 ms on the loaded machine
+ * that large): a fork held the event loop 20–136 ms on the loaded machine
  * (libuv waits for the child's exec), better paid at open than in the
  * middle of serving. It is one per store, unref'd while idle (ref'd while a
  * rewrite runs), killed by the compactor's stop(); it exits by itself when
