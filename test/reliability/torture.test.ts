@@ -10,6 +10,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '../engine/compaction/util.js';
 import { REPO } from '../engine/helpers.js';
 import { buildServer, cleanup } from './server-build.js';
 
@@ -61,10 +62,10 @@ describe('torture (short)', () => {
         stdio: 'ignore',
       });
       const gone = new Promise((resolve) => harness.once('exit', resolve));
-      await waitFor(() => serversUnder(tmp).length > 0, 30_000, 'a server of the harness');
+      await until(() => serversUnder(tmp).length > 0, 30_000, 'a server of the harness');
       harness.kill('SIGTERM');
       await gone;
-      await waitFor(() => serversUnder(tmp).length === 0, 5_000, 'its servers to be gone');
+      await until(() => serversUnder(tmp).length === 0, 5_000, 'its servers to be gone');
     } finally {
       for (const pid of serversUnder(tmp)) process.kill(pid, 'SIGKILL');
       rmSync(tmp, { recursive: true, force: true });
@@ -111,12 +112,4 @@ function serversUnder(dir: string): number[] {
     }
   }
   return pids;
-}
-
-async function waitFor(check: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
