@@ -54,7 +54,7 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
     this.reader = new FrameReader(this.authenticated ? host.maxFrameBytes : PREAUTH_MAX_FRAME_BYTES);
     // Chunks may be views of the shared read buffer: runGet/runSet and the commands of
     // KEEPS_NOTHING read them in place (the store copies keys and values into its log and
-    // caches); any other command's request is decoded from a copy (its bin values are views).
+    // caches); any other command gets its bin values copied after the decode (ownViews).
     this.listen(first, true);
   }
 
@@ -196,7 +196,7 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
       }
     }
     // Decoded from the frame in place; a command that may keep part of it past its run
-    // (KEEPS_NOTHING says which do not) gets it decoded again from a copy, below.
+    // (KEEPS_NOTHING says which do not) gets its bin values copied, below (ownViews).
     const body = bytes.subarray(start, end);
     // Extensions and strs that are not UTF-8 (request-check.ts) are refused before decoding.
     const refused = checkRequest(body);
@@ -258,10 +258,7 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
         return;
       }
     }
-    const args: unknown[] =
-      KEEPS_NOTHING.has(command.name) || !isReadBuffer(bytes)
-        ? req
-        : (unpackr.unpack(Buffer.from(body)) as unknown[]);
+    const args = KEEPS_NOTHING.has(command.name) || !isReadBuffer(bytes) ? req : ownViews(req);
     this.host.commandsProcessed++;
     const metrics = this.host.metrics;
     metrics.commands[command.index]!++;
@@ -536,9 +533,9 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
  * Commands that keep nothing of their request past their run (the store copies
  * keys and values into its log and caches before it returns): decoded in
  * place even when the frame is a view of the shared read buffer, so a bulk
- * load (MSET) copies nothing per request. Every other command's request is
- * decoded from a copy (its bin values are views a promise, a feed or a later
- * step may keep).
+ * load (MSET) copies nothing per request. Every other command gets its bin
+ * values copied after the decode (ownViews): a promise, a feed or a later step
+ * may keep them.
  */
 const KEEPS_NOTHING: ReadonlySet<string> = new Set(['GET', 'SET', 'MGET', 'MSET', 'DEL', 'EXISTS']);
 
@@ -552,6 +549,22 @@ const writer = new FrameWriter();
 /** lookAhead's scratch: the bodies' [start, end) and their keys' hashes. */
 const aheadSpans = new Int32Array(2 * LOOKAHEAD_FRAMES);
 const aheadHashes = new Int32Array(LOOKAHEAD_FRAMES);
+
+/**
+ * `value` with every bin in it (at any depth of arrays and maps) that is a view
+ * of the shared read buffer replaced by a copy, so that it outlives the read
+ * callback. Arrays and maps are changed in place: they are the decoder's own.
+ */
+function ownViews<T>(value: T): T {
+  if (value instanceof Uint8Array) return (isReadBuffer(value) ? Buffer.from(value) : value) as T;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = ownViews(value[i]);
+  } else if (value !== null && typeof value === 'object') {
+    const map = value as Record<string, unknown>;
+    for (const key of Object.keys(map)) map[key] = ownViews(map[key]);
+  }
+  return value;
+}
 
 /** bytes[start, end) as a Buffer that outlives the read callback: a copy if it is a view of the shared read buffer. */
 function ownBytes(bytes: Buffer, start: number, end: number): Buffer {
