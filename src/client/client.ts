@@ -29,8 +29,7 @@
  * `offlineQueueLimit`) and go out after the reconnect (and AUTH).
  */
 import { EventEmitter } from 'node:events';
-import { isIP, connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import type { Socket } from 'node:net';
 import {
   checkKey,
   checkOptions,
@@ -62,6 +61,7 @@ import type {
   WireSetOptions,
 } from '../protocol/messages.js';
 import { Command, type QueuedCommand, wireError } from './command.js';
+import { dial } from './dial.js';
 import { type Codec, codecFor } from './encoding.js';
 import { FeedConnection, type FeedOptions, type FeedRecord, feedRecord } from './feed.js';
 import { encodedSize, sizeBound } from './frame-size.js';
@@ -249,25 +249,8 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
     this.handshakeError = undefined;
     this.helloReply = undefined;
     this.reader = new FrameReader(HANDSHAKE_MAX_REPLY_BYTES);
-    const socket = o.tls
-      ? tlsConnect({
-          host: o.host,
-          port: o.port,
-          ...(isIP(o.host) === 0 && { servername: o.host }),
-          ...o.tls,
-        })
-      : netConnect({ host: o.host, port: o.port });
+    const socket = dial(o, () => this.onOpen());
     this.socket = socket;
-    socket.setNoDelay(true);
-    const timer = setTimeout(() => {
-      socket.destroy(
-        new KvError('TIMEOUT', `connecting to ${o.host}:${o.port} took over ${o.connectTimeoutMs} ms`),
-      );
-    }, o.connectTimeoutMs);
-    socket.once(o.tls ? 'secureConnect' : 'connect', () => {
-      clearTimeout(timer);
-      this.onOpen();
-    });
     socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
     socket.on('error', (err) => {
       this.lastError = err;
@@ -275,7 +258,6 @@ export class KvClient<V = string> extends EventEmitter<ClientEventMap> {
       if (this.statusValue === 'ready') this.emitError(err);
     });
     socket.on('close', () => {
-      clearTimeout(timer);
       clearTimeout(this.handshakeTimer);
       this.onSocketClose(socket);
     });

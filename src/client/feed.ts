@@ -12,8 +12,8 @@
  * The SDK's `client.feed()` iterates records over it; a replica uses it
  * directly (batches and ACKs).
  */
-import { isIP, connect as netConnect, type Socket } from 'node:net';
-import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
+import type { Socket } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
 import { FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE } from '../engine/record.js';
 import { KvError } from '../errors.js';
 import { encodeFrame, FrameError, FrameReader, unpackr } from '../protocol/frame.js';
@@ -24,6 +24,7 @@ import {
 } from '../protocol/limits.js';
 import type { FeedBatch, FeedStart, RawFeedBatch, WireFeedRecord } from '../protocol/messages.js';
 import { wireError } from './command.js';
+import { dial } from './dial.js';
 import { type Slab, SlabFrameReader } from './slab-frames.js';
 
 export interface FeedConnectOptions {
@@ -86,46 +87,33 @@ export class FeedConnection {
   /** Connects (and sends AUTH when a password is set). */
   static connect(options: FeedConnectOptions): Promise<FeedConnection> {
     const o = options;
-    const socket = o.tls
-      ? tlsConnect({
-          host: o.host,
-          port: o.port,
-          ...(isIP(o.host) === 0 && { servername: o.host }),
-          ...o.tls,
-        })
-      : o.recycleFrames === true
-        ? netConnect({
-            host: o.host,
-            port: o.port,
-            onread: {
+    return new Promise((resolve, reject) => {
+      // A replica's plain TCP feed reads into one reused buffer (recycleFrames).
+      const onread =
+        o.recycleFrames === true
+          ? {
               buffer: () => (sharedReadBuffer ??= Buffer.allocUnsafe(READ_BUFFER_BYTES)),
               callback: (nread: number, buf: Uint8Array) => {
                 feed.onData(buf as Buffer, nread);
                 return true;
               },
-            },
-          })
-        : netConnect({ host: o.host, port: o.port });
-    socket.setNoDelay(true);
-    const feed = new FeedConnection(socket, o);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        socket.destroy(
-          new KvError('TIMEOUT', `connecting to ${o.host}:${o.port} took over ${o.connectTimeoutMs} ms`),
-        );
-      }, o.connectTimeoutMs);
-      socket.once(o.tls ? 'secureConnect' : 'connect', () => {
-        clearTimeout(timer);
-        if (o.password !== undefined) socket.write(encodeFrame([AUTH_ID, 'AUTH', o.password]));
-        resolve(feed);
-      });
+            }
+          : undefined;
+      const socket = dial(
+        o,
+        () => {
+          if (o.password !== undefined) socket.write(encodeFrame([AUTH_ID, 'AUTH', o.password]));
+          resolve(feed);
+        },
+        onread,
+      );
+      const feed = new FeedConnection(socket, o);
       socket.on('data', (chunk: Buffer) => feed.onData(chunk));
       socket.on('error', (err) => {
         feed.fail(err);
         reject(err);
       });
       socket.on('close', () => {
-        clearTimeout(timer);
         const err = new KvError('CONNECTION_CLOSED', `the feed connection to ${o.host}:${o.port} closed`);
         feed.fail(err);
         reject(err);
