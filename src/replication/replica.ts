@@ -254,7 +254,7 @@ export class ReplicaLink {
         this.status = 'sync';
         await repl.resetLog();
       }
-      repl.horizon.raiseTo(role.horizon);
+      await repl.horizon.raiseTo(role.horizon); // durable before any record of the feed is applied
       from = 0;
     }
     repl.epochs.adopt({

@@ -492,7 +492,7 @@ export class Replication implements ReplicaHost {
   private async reopen(change: (dir: string, fs: Store['options']['fs']) => void): Promise<void> {
     const old = this.store;
     this.closeFeeds();
-    this.horizon.close();
+    await this.horizon.close(); // its file writes finish before the files change
     old.watchers.delete(this.watcher);
     await old.close();
     change(old.dir, old.options.fs);
@@ -508,7 +508,7 @@ export class Replication implements ReplicaHost {
   async close(): Promise<void> {
     await this.link?.stop();
     this.closeFeeds();
-    this.horizon.close();
+    await this.horizon.close();
     this.store.watchers.delete(this.watcher);
     clearTimeout(this.waitTimer);
     this.waitTimer = undefined;

@@ -8,11 +8,15 @@
  * grows).
  *
  * Progress is emitted on the store as 'compaction' events:
- *   { phase: 'start', reason, segments, bytes, prefix, lastOffset }
+ *   { phase: 'start', reason, segments, bytes, prefix, lastOffset, holdSwap }
  *     (prefix: the run starts at the oldest segment, so it drops every
  *     tombstone up to lastOffset, its last input's last offset; emitted
  *     synchronously before the rewrite reads anything — the replication
- *     tombstone horizon is persisted from it)
+ *     tombstone horizon is raised from it. holdSwap(promise), called by a
+ *     listener during the event: the swap does not begin until the promise
+ *     resolves, and the run fails before its commit point, outputs deleted,
+ *     if it rejects — how the horizon's file write, started here, is made
+ *     durable before any output can be: replication/horizon.ts)
  *   { phase: 'progress', segmentsDone, segmentsTotal, bytesDone, bytesTotal }
  *   { phase: 'done', result } | { phase: 'error', error }
  */
@@ -171,6 +175,7 @@ export class Compactor {
     this.stats.running = true;
     this.stats.lastRunAt = Date.now();
     this.nextAutoAt = Date.now() + this.options.minIntervalMs;
+    const holds: Promise<unknown>[] = [];
     host.emit('compaction', {
       phase: 'start',
       reason: choice.reason,
@@ -178,6 +183,10 @@ export class Compactor {
       bytes: bytesIn,
       prefix,
       lastOffset: inputs[inputs.length - 1]?.lastOffset ?? -1,
+      holdSwap: (until: Promise<unknown>) => {
+        until.catch(() => {}); // awaited before the swap; a run that fails earlier never looks
+        holds.push(until);
+      },
     });
     this.log.info({ reason: choice.reason, segments: inputs.length, bytes: bytesIn }, 'compaction started');
     for (const s of inputs) s.retain();
@@ -195,6 +204,7 @@ export class Compactor {
       );
       let fresh: Segment[];
       try {
+        await Promise.all(holds);
         fresh = await swap(host, inputs, result, this.options.onStep ?? (() => {}), this.reaper);
       } catch (err) {
         if (err instanceof SwapIncomplete) {
