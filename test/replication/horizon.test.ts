@@ -261,7 +261,7 @@ describe('HORIZON is durable before a compaction swaps, and written off the even
   });
 
   it('a slow HORIZON fsync on real files: the event loop keeps serving, the swap waits for it', async () => {
-    const SLOW_MS = 400;
+    const SLOW_MS = 1000;
     const horizonFds = new Set<number>();
     let fsyncs = 0;
     const slowFs: Fs = {
