@@ -97,12 +97,17 @@ export class HintBuilder {
     this.bytes += size;
   }
 
-  /** Drops the entry of the record at `position` (a newer record of its key was appended). */
-  dropAt(position: number): void {
+  /**
+   * Drops the entry of the record at `position` (a newer record of its key
+   * was appended). `keyLength` is that key's length, which the caller has in
+   * hand: the entry's size without reading the entry (one cache miss fewer
+   * on every overwrite of a key of the active segment).
+   */
+  dropAt(position: number, keyLength: number): void {
     const i = this.find(position);
     if (i < 0 || this.dropped[i] !== 0) return;
     this.dropped[i] = 1;
-    const size = this.entrySize(i);
+    const size = HINT_ENTRY_BYTES + keyLength;
     this.count--;
     this.bytes -= size;
     this.droppedBytes += size;
@@ -117,7 +122,7 @@ export class HintBuilder {
   /** `key`'s kept entry is the record at `position`, which the keydir does not point at. */
   orphan(key: string, position: number): void {
     const earlier = this.orphans.get(key);
-    if (earlier !== undefined && earlier !== position) this.dropAt(earlier);
+    if (earlier !== undefined && earlier !== position) this.dropAt(earlier, key.length);
     this.orphans.set(key, position);
   }
 
@@ -126,7 +131,7 @@ export class HintBuilder {
     const earlier = this.orphans.get(key);
     if (earlier === undefined) return;
     this.orphans.delete(key);
-    this.dropAt(earlier);
+    this.dropAt(earlier, key.length);
   }
 
   /** Writes the hint's header (HINT_HEADER_BYTES) into `buf` for a body whose crc32 is `bodyCrc`. */

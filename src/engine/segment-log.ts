@@ -336,7 +336,7 @@ export class SegmentLog implements LogEdit {
     const slot = kd.set(key, seg.id, position, valueLength, expiresAt); // one lookup: the old location is in kd.prev*
     const hint = seg.hint;
     if (hint !== undefined) {
-      if (kd.prevSegment === seg.id) hint.dropAt(kd.prevPosition);
+      if (kd.prevSegment === seg.id) hint.dropAt(kd.prevPosition, key.length);
       else if (hint.orphanCount > 0) hint.adopt(key);
     }
     if (kd.prevSegment >= 0) {
@@ -364,7 +364,7 @@ export class SegmentLog implements LogEdit {
     if (slot >= 0) {
       const segId = kd.segmentOf(slot);
       if (hint !== undefined && segId === active!.id) {
-        if (appendedAt >= 0) hint.dropAt(kd.positionOf(slot));
+        if (appendedAt >= 0) hint.dropAt(kd.positionOf(slot), key.length);
         else hint.orphan(key, kd.positionOf(slot));
       }
       this.segments[segId]!.liveBytes -= recordSize(key.length, kd.valueLengthOf(slot));

@@ -249,7 +249,7 @@ describe('HintBuilder', () => {
             // Drop a few earlier entries now and then: enough dropped bytes make it squeeze.
             for (let d = 0; d < e.drop && kept.length > 1; d++) {
               const victim = kept.splice(Math.floor((i * 7919 + d) % (kept.length - 1)), 1)[0]!;
-              b.dropAt(victim.position);
+              b.dropAt(victim.position, victim.key.length);
             }
           });
           expect(b.count).toBe(kept.length);
@@ -290,7 +290,7 @@ describe('HintBuilder.fill', () => {
             return entry;
           });
           entries.forEach((e, i) => {
-            if (e.dropped) b.dropAt(all[i]!.position);
+            if (e.dropped) b.dropAt(all[i]!.position, all[i]!.key.length);
             else kept.push(all[i]!);
           });
           const want = encodeHint(0, kept).subarray(HINT_HEADER_BYTES);
