@@ -4,9 +4,9 @@
  * per entry: with ~1M kept keys, arrays of numbers and key strings made the
  * scavenger copy them again and again and then major GCs trace them (10–40
  * ms pauses during the rewrite, measured with the benchmark's stall trace);
- * typed arrays live off the JS heap, pages never need copying to grow, and a
- * rewrite done in its own process (rewrite-process.ts) hands its pages to the event
- * loop by transfer, without a copy.
+ * typed arrays live off the JS heap and pages never need copying to grow. A
+ * rewrite done in its own process (rewrite-process.ts) sends its moves to the
+ * event loop in chunks (`chunk`, `append`) as it goes.
  */
 
 /** Moves per page: each page is six typed arrays of this many entries (384 KiB in all). */
@@ -14,15 +14,31 @@ const MOVES_PAGE_SHIFT = 14;
 const MOVES_PAGE = 1 << MOVES_PAGE_SHIFT;
 const MOVES_MASK = MOVES_PAGE - 1;
 
-/** The pages of a Moves, as a worker transfers them. */
-export interface MovesPages {
-  count: number;
-  slot: Int32Array[];
-  fromSegment: Uint32Array[];
-  fromPosition: Uint32Array[];
-  toOutput: Uint32Array[];
-  toPosition: Uint32Array[];
-  size: Uint32Array[];
+/**
+ * Moves that cross between processes a few at a time (rewrite-process.ts):
+ * entries [from, from + count) of a Moves, as views of its pages.
+ */
+export interface MovesChunk {
+  slot: Int32Array;
+  fromSegment: Uint32Array;
+  fromPosition: Uint32Array;
+  toOutput: Uint32Array;
+  toPosition: Uint32Array;
+  size: Uint32Array;
+}
+
+/** Bytes of one move in a chunk (six 4-byte fields). */
+export const MOVE_BYTES = 24;
+
+/**
+ * The most moves a chunk of about `bytes` bytes may hold such that chunks
+ * of that many, taken from a multiple of it, never cross a page (a power
+ * of two, at least 1, at most a page).
+ */
+export function movesChunkSpan(bytes: number): number {
+  let span = MOVES_PAGE;
+  while (span > 1 && span * MOVE_BYTES > bytes) span >>>= 1;
+  return span;
 }
 
 export class Moves {
@@ -34,30 +50,55 @@ export class Moves {
   private readonly toPositionPages: Uint32Array[] = [];
   private readonly sizePages: Uint32Array[] = [];
 
-  /** Moves from pages another thread filled (see `pages`). */
-  static fromPages(p: MovesPages): Moves {
-    const m = new Moves();
-    m.count = p.count;
-    m.slotPages.push(...p.slot);
-    m.fromSegmentPages.push(...p.fromSegment);
-    m.fromPositionPages.push(...p.fromPosition);
-    m.toOutputPages.push(...p.toOutput);
-    m.toPositionPages.push(...p.toPosition);
-    m.sizePages.push(...p.size);
-    return m;
+  /**
+   * Entries [from, to) as views of one page (no copy): `from` must be a
+   * multiple of `span` and `to - from` at most `span`, with `span` dividing
+   * the page size (movesChunkSpan), so the range never crosses a page.
+   */
+  chunk(from: number, to: number): MovesChunk {
+    const p = from >>> MOVES_PAGE_SHIFT;
+    const i = from & MOVES_MASK;
+    const n = to - from;
+    if (n < 0 || to > this.count || i + n > MOVES_PAGE)
+      throw new RangeError(`moves ${from}..${to} are not within one page of ${this.count}`);
+    return {
+      slot: this.slotPages[p]!.subarray(i, i + n),
+      fromSegment: this.fromSegmentPages[p]!.subarray(i, i + n),
+      fromPosition: this.fromPositionPages[p]!.subarray(i, i + n),
+      toOutput: this.toOutputPages[p]!.subarray(i, i + n),
+      toPosition: this.toPositionPages[p]!.subarray(i, i + n),
+      size: this.sizePages[p]!.subarray(i, i + n),
+    };
   }
 
-  /** The pages, to transfer to another thread (this Moves must not be used after the transfer). */
-  pages(): MovesPages {
-    return {
-      count: this.count,
-      slot: this.slotPages,
-      fromSegment: this.fromSegmentPages,
-      fromPosition: this.fromPositionPages,
-      toOutput: this.toOutputPages,
-      toPosition: this.toPositionPages,
-      size: this.sizePages,
-    };
+  /** Appends a chunk's entries (copied into this Moves's pages). */
+  append(c: MovesChunk): void {
+    const n = c.slot.length;
+    for (const a of [c.fromSegment, c.fromPosition, c.toOutput, c.toPosition, c.size])
+      if (a.length !== n) throw new RangeError('a moves chunk has arrays of different lengths');
+    for (let done = 0; done < n; ) {
+      const i = this.count & MOVES_MASK;
+      if (i === 0) this.newPage();
+      const p = this.count >>> MOVES_PAGE_SHIFT;
+      const k = Math.min(n - done, MOVES_PAGE - i);
+      this.slotPages[p]!.set(c.slot.subarray(done, done + k), i);
+      this.fromSegmentPages[p]!.set(c.fromSegment.subarray(done, done + k), i);
+      this.fromPositionPages[p]!.set(c.fromPosition.subarray(done, done + k), i);
+      this.toOutputPages[p]!.set(c.toOutput.subarray(done, done + k), i);
+      this.toPositionPages[p]!.set(c.toPosition.subarray(done, done + k), i);
+      this.sizePages[p]!.set(c.size.subarray(done, done + k), i);
+      this.count += k;
+      done += k;
+    }
+  }
+
+  private newPage(): void {
+    this.slotPages.push(new Int32Array(MOVES_PAGE));
+    this.fromSegmentPages.push(new Uint32Array(MOVES_PAGE));
+    this.fromPositionPages.push(new Uint32Array(MOVES_PAGE));
+    this.toOutputPages.push(new Uint32Array(MOVES_PAGE));
+    this.toPositionPages.push(new Uint32Array(MOVES_PAGE));
+    this.sizePages.push(new Uint32Array(MOVES_PAGE));
   }
 
   /** Adds a kept record: the key's keydir slot when read, where it was, where it goes, and its size in bytes. */
@@ -70,14 +111,7 @@ export class Moves {
     size: number,
   ): void {
     const i = this.count & MOVES_MASK;
-    if (i === 0) {
-      this.slotPages.push(new Int32Array(MOVES_PAGE));
-      this.fromSegmentPages.push(new Uint32Array(MOVES_PAGE));
-      this.fromPositionPages.push(new Uint32Array(MOVES_PAGE));
-      this.toOutputPages.push(new Uint32Array(MOVES_PAGE));
-      this.toPositionPages.push(new Uint32Array(MOVES_PAGE));
-      this.sizePages.push(new Uint32Array(MOVES_PAGE));
-    }
+    if (i === 0) this.newPage();
     const p = this.count >>> MOVES_PAGE_SHIFT;
     this.slotPages[p]![i] = slot;
     this.fromSegmentPages[p]![i] = fromSegment;

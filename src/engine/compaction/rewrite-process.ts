@@ -26,19 +26,29 @@
  * the server dies (its IPC channel closes, or its parent pid changes, which
  * it checks between steps), so an orphan cannot go on writing outputs.
  *
- * What crosses, over Node's IPC channel with V8 serialization (typed arrays
- * copied, ~1 MB per 100k moves): the job (input names — the child opens the
- * sealed inputs by path, which the compactor keeps in place until the swap
- * — and the liveness snapshot's pair lists); progress, at most every
- * PROGRESS_EVERY_MS; the outcome (output descriptors: the child fsyncs and
- * closes its outputs, and the event loop reopens them by name for the swap;
- * the moves' pages, the outputs' sparse-index entries), or an error,
- * rebuilt on the event loop with its class (CorruptionError), code and errno
- * so it surfaces as an in-process rewrite error would. Cancellation is a
- * message the rewrite reads between steps (it then deletes its outputs and
- * fails). If the child dies mid-rewrite, that rewrite fails, its
- * `*.compacting` files stay for the next open's sweep, and the next rewrite
- * starts another child.
+ * What crosses, over Node's IPC channel with V8 serialization: the job
+ * (input names — the child opens the sealed inputs by path, which the
+ * compactor keeps in place until the swap), then the liveness snapshot's
+ * pairs in chunks; progress, at most every PROGRESS_EVERY_MS; the moves, in
+ * chunks as the rewrite makes them, and the outputs' sparse-index entries,
+ * in chunks at the end; then the outcome (output descriptors: the child
+ * fsyncs and closes its outputs, and the event loop reopens them by name
+ * for the swap), or an error, rebuilt on the event loop with its class
+ * (CorruptionError), code and errno so it surfaces as an in-process rewrite
+ * error would. Cancellation is a message the rewrite reads between steps (it
+ * then deletes its outputs and fails). If the child dies mid-rewrite, that
+ * rewrite fails, its `*.compacting` files stay for the next open's sweep,
+ * and the next rewrite starts another child.
+ *
+ * Why chunks (issue 15): a message is serialized, and parsed on arrival
+ * (one Buffer.concat of all its pieces, then a copy per typed array), in one
+ * synchronous piece of the event loop. With the moves and snapshot sent
+ * whole, sending the job and receiving the outcome were the longest stalls
+ * a compaction caused (CPU profile of bench:compaction, 18k keys: 13–20 ms
+ * and 13–39 ms on the loaded machine). A chunk is at most IPC_CHUNK_BYTES;
+ * the event loop sends the snapshot's chunks one per loop turn, and the
+ * child keeps at most IPC_CHUNKS_IN_FLIGHT chunks unacknowledged, so one
+ * turn of the loop never parses more than that however large the run.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
@@ -48,7 +58,8 @@ import { CorruptionError } from '../../errors.js';
 import { compactingFile } from '../filenames.js';
 import { nodeFs } from '../fs.js';
 import { SparseIndex } from '../sparse-index.js';
-import { Moves, type MovesPages } from './moves.js';
+import { fullTurn } from './loop.js';
+import { MOVE_BYTES, Moves, type MovesChunk, movesChunkSpan } from './moves.js';
 import { CpuPacer, threadCpuClock } from './pacer.js';
 import {
   type ExpiredLive,
@@ -64,12 +75,23 @@ import { traced } from './trace.js';
 
 /** Least time between two progress messages from the child, in ms. */
 const PROGRESS_EVERY_MS = 20;
+/**
+ * Most payload bytes of one chunk message (snapshot pairs, moves, index
+ * entries): parsed in ~0.1 ms, and within one 64 KiB read of the channel.
+ */
+const IPC_CHUNK_BYTES = 48 * 1024;
+/** Chunks the child sends before it waits for the event loop's acknowledgement. */
+const IPC_CHUNKS_IN_FLIGHT = 2;
+/** Snapshot pairs per chunk (two u32s each). */
+const PAIRS_PER_CHUNK = IPC_CHUNK_BYTES / 8;
+/** Index entries per chunk (two f64s each). */
+const INDEX_ENTRIES_PER_CHUNK = IPC_CHUNK_BYTES / 16;
+/** Moves per chunk: a power of two, so a chunk never crosses a page of the rewrite's Moves. */
+const MOVES_PER_CHUNK = movesChunkSpan(IPC_CHUNK_BYTES);
 const CHILD_TAG = 'segkv-rewrite';
 
 interface WireOutput extends Omit<OutputSegment, 'index'> {
   indexInterval: number;
-  relOffsets: Float64Array;
-  positions: Float64Array;
 }
 
 interface WireError {
@@ -82,12 +104,24 @@ interface WireError {
   corruption: { file: string; position: number } | undefined;
 }
 
+/** From the child. `moves` and `index` are chunks: the event loop acknowledges each. */
 type Reply =
   | { type: 'progress'; progress: RewriteProgress }
+  | { type: 'moves'; chunk: MovesChunk }
+  | {
+      type: 'index';
+      output: number;
+      /** Index of the chunk's first entry among the output's `total`. */
+      at: number;
+      total: number;
+      relOffsets: Float64Array;
+      positions: Float64Array;
+    }
   | {
       type: 'done';
       outputs: WireOutput[];
-      moves: MovesPages;
+      /** Moves sent in chunks before this message. */
+      movesCount: number;
       expired: ExpiredLive;
       bytesRead: number;
       cpuMs: number;
@@ -95,7 +129,15 @@ type Reply =
     }
   | { type: 'error'; error: WireError };
 
-type Request = { type: 'job'; job: RewriteJob } | { type: 'cancel' };
+/**
+ * To the child: a job (its snapshot left out), then its `liveChunks` chunks
+ * of snapshot pairs; the rewrite starts with the last chunk.
+ */
+type Request =
+  | { type: 'job'; job: RewriteJob; liveChunks: number }
+  | { type: 'live'; input: number; pairs: Uint32Array }
+  | { type: 'cancel' }
+  | { type: 'ack' };
 
 function toWire(err: unknown): WireError {
   const e = (err instanceof Error ? err : new Error(String(err))) as NodeJS.ErrnoException;
@@ -157,23 +199,63 @@ interface Pending {
   resolve(o: ProcessOutcome): void;
   reject(err: Error): void;
   onProgress(p: RewriteProgress): void;
+  /** The moves received so far. */
+  moves: Moves;
+  /** Per output, its index entries as they arrive. */
+  indexes: { relOffsets: Float64Array; positions: Float64Array }[];
+}
+
+/** Where the chunk messages of one RewriteProcess go and how large they were (the tests read it). */
+export interface ChunkCounts {
+  /** Chunk messages received from the child (moves, index entries) since the process started. */
+  received: number;
+  /** Chunk messages sent to it (snapshot pairs). */
+  sent: number;
+  /** Largest payload of any one chunk, either way, in bytes. */
+  maxBytes: number;
 }
 
 /** The event loop's side: one child, one job at a time. */
 export class RewriteProcess {
   private child: ChildProcess | undefined;
   private pending: Pending | undefined;
+  readonly chunks: ChunkCounts = { received: 0, sent: 0, maxBytes: 0 };
 
   /** Runs a rewrite in the child; its outputs are reopened here for the swap. */
   run(job: RewriteJob, onProgress: (p: RewriteProgress) => void): Promise<ProcessOutcome> {
     if (this.pending) return Promise.reject(new Error('a rewrite is already running in the rewrite process'));
     const c = this.start();
     return new Promise<ProcessOutcome>((resolve, reject) => {
-      this.pending = { dir: job.dir, resolve, reject, onProgress };
+      const p: Pending = { dir: job.dir, resolve, reject, onProgress, moves: new Moves(), indexes: [] };
+      this.pending = p;
       refs(c, true); // a pending rewrite keeps the server alive, as an in-process one does
       const inputs = job.inputs.map((i) => ({ ...i, fd: -1 })); // descriptors are this process's
-      c.send({ type: 'job', job: { ...job, inputs } } satisfies Request);
+      const chunks: { input: number; pairs: Uint32Array }[] = [];
+      job.live.forEach((pages, input) => {
+        for (const page of pages)
+          for (let at = 0; at < page.length; at += 2 * PAIRS_PER_CHUNK)
+            chunks.push({ input, pairs: page.subarray(at, at + 2 * PAIRS_PER_CHUNK) });
+      });
+      c.send({ type: 'job', job: { ...job, inputs, live: [] }, liveChunks: chunks.length } satisfies Request);
+      void this.sendLive(c, p, chunks);
     });
+  }
+
+  /** The snapshot's chunks, one per loop turn, while `p` is still the rewrite running. */
+  private async sendLive(c: ChildProcess, p: Pending, chunks: { input: number; pairs: Uint32Array }[]) {
+    for (const { input, pairs } of chunks) {
+      if (this.pending !== p || this.child !== c || !c.connected) return;
+      const t = performance.now();
+      c.send({ type: 'live', input, pairs } satisfies Request);
+      this.counted('sent', pairs.byteLength);
+      traced('worker.send-live', t);
+      await fullTurn();
+    }
+  }
+
+  private counted(way: 'sent' | 'received', bytes: number): void {
+    this.chunks[way]++;
+    if (bytes > this.chunks.maxBytes) this.chunks.maxBytes = bytes;
   }
 
   /** Starts the child now (the store's open), so no rewrite pays for the fork. */
@@ -223,7 +305,7 @@ export class RewriteProcess {
     if (c.pid !== undefined) lowerThread(c.pid);
     traced('worker.start', t);
     refs(c, false);
-    c.on('message', (m: Reply) => this.onReply(m));
+    c.on('message', (m: Reply) => this.onReply(c, m));
     const lost = (err: Error) => {
       if (this.child === c) this.child = undefined;
       this.finish()?.reject(err);
@@ -245,9 +327,33 @@ export class RewriteProcess {
     return p;
   }
 
-  private onReply(m: Reply): void {
+  private onReply(c: ChildProcess, m: Reply): void {
     if (m.type === 'progress') {
       this.pending?.onProgress(m.progress);
+      return;
+    }
+    if (m.type === 'moves' || m.type === 'index') {
+      const t = performance.now();
+      // Acknowledged even when no rewrite waits for it (one that failed meanwhile): the child counts them.
+      if (c.connected) c.send({ type: 'ack' } satisfies Request);
+      const p = this.pending;
+      if (m.type === 'moves') {
+        this.counted('received', m.chunk.slot.length * MOVE_BYTES);
+        p?.moves.append(m.chunk);
+      } else {
+        this.counted('received', m.relOffsets.byteLength + m.positions.byteLength);
+        if (p) {
+          if (m.at === 0)
+            p.indexes[m.output] = {
+              relOffsets: new Float64Array(m.total),
+              positions: new Float64Array(m.total),
+            };
+          const index = p.indexes[m.output]!;
+          index.relOffsets.set(m.relOffsets, m.at);
+          index.positions.set(m.positions, m.at);
+        }
+      }
+      traced('worker.chunk', t);
       return;
     }
     const t = performance.now();
@@ -257,14 +363,23 @@ export class RewriteProcess {
       p.reject(fromWire(m.error));
       return;
     }
+    if (p.moves.count !== m.movesCount) {
+      p.reject(new Error(`the rewrite process sent ${p.moves.count} of its ${m.movesCount} moves`));
+      return;
+    }
     const opened: number[] = [];
     let outputs: OutputSegment[];
     try {
       // The index entries are kept as the typed arrays that came (copying them into arrays took 20–25 ms).
-      outputs = m.outputs.map(({ indexInterval, relOffsets, positions, ...o }) => {
+      outputs = m.outputs.map(({ indexInterval, ...o }, k) => {
         const fd = nodeFs.open(join(p.dir, compactingFile(o.name)), 'r+');
         opened.push(fd);
-        return { ...o, fd, index: SparseIndex.ofEntries(o.baseOffset, indexInterval, relOffsets, positions) };
+        const e = p.indexes[k] ?? { relOffsets: new Float64Array(0), positions: new Float64Array(0) };
+        return {
+          ...o,
+          fd,
+          index: SparseIndex.ofEntries(o.baseOffset, indexInterval, e.relOffsets, e.positions),
+        };
       });
     } catch (err) {
       for (const fd of opened) nodeFs.close(fd);
@@ -273,7 +388,7 @@ export class RewriteProcess {
     }
     p.resolve({
       outputs,
-      moves: Moves.fromPages(m.moves),
+      moves: p.moves,
       expired: m.expired,
       bytesRead: m.bytesRead,
       cpuMs: m.cpuMs,
@@ -297,14 +412,57 @@ function refs(c: ChildProcess, on: boolean): void {
 
 // ---- the child's side ------------------------------------------------------------
 
-async function serve(job: RewriteJob, isCancelled: () => boolean): Promise<void> {
-  const send = (r: Reply) => process.send!(r);
+/**
+ * The child's messages in order: chunks go out while fewer than
+ * IPC_CHUNKS_IN_FLIGHT await the event loop's acknowledgement; the
+ * messages behind them wait their turn.
+ */
+class Outbox {
+  private readonly queue: { m: Reply; chunk: boolean }[] = [];
+  private inFlight = 0;
+
+  post(m: Reply, chunk: boolean): void {
+    this.queue.push({ m, chunk });
+    this.pump();
+  }
+
+  acked(): void {
+    this.inFlight--;
+    this.pump();
+  }
+
+  /** Forgets what is not sent yet (its rewrite failed). */
+  drop(): void {
+    this.queue.length = 0;
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0) {
+      const next = this.queue[0]!;
+      if (next.chunk && this.inFlight >= IPC_CHUNKS_IN_FLIGHT) return;
+      this.queue.shift();
+      if (next.chunk) this.inFlight++;
+      process.send!(next.m);
+    }
+  }
+}
+
+async function serve(job: RewriteJob, outbox: Outbox, isCancelled: () => boolean): Promise<void> {
   const clock = threadCpuClock();
   const cpu0 = clock.read();
   const pacer = new CpuPacer(job.cpuShare, clock.read);
   let sleptMs = 0;
   let sentAt = Number.NEGATIVE_INFINITY;
   let unsent: RewriteProgress | undefined;
+  let movesSent = 0;
+  /** The moves made since the last call, in chunks of MOVES_PER_CHUNK (`all`: the rest too). */
+  const sendMoves = (moves: Moves, all: boolean) => {
+    while (moves.count - movesSent >= MOVES_PER_CHUNK || (all && moves.count > movesSent)) {
+      const to = Math.min(moves.count, movesSent + MOVES_PER_CHUNK);
+      outbox.post({ type: 'moves', chunk: moves.chunk(movesSent, to) }, true);
+      movesSent = to;
+    }
+  };
   const inputs: typeof job.inputs = [];
   const host: RewriteHost = {
     pause: () => {
@@ -320,32 +478,46 @@ async function serve(job: RewriteJob, isCancelled: () => boolean): Promise<void>
       if (now - sentAt < PROGRESS_EVERY_MS) return;
       sentAt = now;
       unsent = undefined;
-      send({ type: 'progress', progress: p });
+      process.send!({ type: 'progress', progress: p } satisfies Reply);
     },
+    onMoves: (moves) => sendMoves(moves, false),
   };
   try {
     for (const i of job.inputs) inputs.push({ ...i, fd: openSync(join(job.dir, i.name), 'r') });
     const o = await rewriteSegments(nodeFs, { ...job, inputs }, host);
-    if (unsent) send({ type: 'progress', progress: unsent }); // the last figures, before the outcome
+    if (unsent) process.send!({ type: 'progress', progress: unsent } satisfies Reply); // the last figures
     for (const out of o.outputs) closeSync(out.fd); // fsynced by the rewrite; the event loop reopens them
+    sendMoves(o.moves, true);
+    o.outputs.forEach(({ index }, output) => {
+      const relOffsets = Float64Array.from(index.relOffsets);
+      const positions = Float64Array.from(index.positions);
+      const total = relOffsets.length;
+      for (let at = 0; at < total; at += INDEX_ENTRIES_PER_CHUNK) {
+        const end = Math.min(total, at + INDEX_ENTRIES_PER_CHUNK);
+        const chunk = { relOffsets: relOffsets.subarray(at, end), positions: positions.subarray(at, end) };
+        outbox.post({ type: 'index', output, at, total, ...chunk }, true);
+      }
+    });
     const outputs: WireOutput[] = o.outputs.map(({ index, ...rest }) => ({
       ...rest,
       fd: -1,
       indexInterval: index.intervalBytes,
-      relOffsets: Float64Array.from(index.relOffsets),
-      positions: Float64Array.from(index.positions),
     }));
-    send({
-      type: 'done',
-      outputs,
-      moves: o.moves.pages(),
-      expired: o.expired,
-      bytesRead: o.bytesRead,
-      cpuMs: clock.read() - cpu0,
-      sleptMs,
-    });
+    outbox.post(
+      {
+        type: 'done',
+        outputs,
+        movesCount: o.moves.count,
+        expired: o.expired,
+        bytesRead: o.bytesRead,
+        cpuMs: clock.read() - cpu0,
+        sleptMs,
+      },
+      false,
+    );
   } catch (err) {
-    send({ type: 'error', error: toWire(err) });
+    outbox.drop();
+    outbox.post({ type: 'error', error: toWire(err) }, false);
   } finally {
     for (const i of inputs) closeSync(i.fd);
     clock.close();
@@ -356,14 +528,39 @@ if (process.argv[2] === CHILD_TAG && process.send) {
   lowerEveryThread(); // the threads started before this line (thread-priority.ts)
   const parent = process.ppid;
   let cancelled = false;
+  const outbox = new Outbox();
+  /** A job whose snapshot chunks are still arriving. */
+  let receiving: { job: RewriteJob; remaining: number } | undefined;
   // The server is gone: stop now. Its next open sweeps the outputs.
   process.on('disconnect', () => process.exit(0));
   const orphaned = () => !process.connected || process.ppid !== parent;
   process.on('message', (m: Request) => {
-    if (m.type === 'cancel') cancelled = true;
-    else {
-      cancelled = false;
-      void serve(m.job, () => cancelled || orphaned());
+    switch (m.type) {
+      case 'ack':
+        outbox.acked();
+        return;
+      case 'cancel':
+        cancelled = true;
+        if (receiving) {
+          receiving = undefined;
+          const err = new Error('compaction cancelled: the store is closing');
+          outbox.post({ type: 'error', error: toWire(err) }, false);
+        }
+        return;
+      case 'job':
+        cancelled = false;
+        receiving = { job: { ...m.job, live: m.job.inputs.map(() => []) }, remaining: m.liveChunks };
+        break;
+      case 'live':
+        if (!receiving) return; // its job was cancelled
+        receiving.job.live[m.input]!.push(m.pairs);
+        receiving.remaining--;
+        break;
+    }
+    if (receiving && receiving.remaining === 0) {
+      const job = receiving.job;
+      receiving = undefined;
+      void serve(job, outbox, () => cancelled || orphaned());
     }
   });
 }

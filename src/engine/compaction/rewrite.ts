@@ -231,6 +231,8 @@ export interface RewriteHost {
   pause(): Promise<void>;
   isCancelled(): boolean;
   onProgress(p: RewriteProgress): void;
+  /** After each step, the moves so far (the rewrite process sends them on as they are made). */
+  onMoves?(moves: Moves): void;
 }
 
 export interface RewriteProgress {
@@ -575,6 +577,7 @@ export async function rewriteSegments(fs: Fs, job: RewriteJob, host: RewriteHost
         traced('rewrite.step', stepUntil - STEP_MS);
         bytesDone += pos - stepFrom;
         host.onProgress({ segmentsDone: si, segmentsTotal: inputs.length, bytesDone, bytesTotal });
+        host.onMoves?.(moves);
         await host.pause();
         await writer.throttle();
         if (host.isCancelled()) throw new Error('compaction cancelled: the store is closing');
