@@ -8,7 +8,8 @@
  * - a failed write: the file is removed and the compaction swaps; if the
  *   removal fails too, the compaction fails before its commit point;
  * - a slow device: the event loop keeps running while the write waits;
- * - overlapping writes run one at a time, in order; the last state wins.
+ * - overlapping writes run one at a time, in order; the last state wins;
+ *   a full resync empties the directory only after the write under way.
  * Power loss is MemFs's (it drops every byte and name not fsynced).
  */
 import { join, resolve } from 'node:path';
@@ -20,6 +21,7 @@ import { MemFs, memPath } from '../../src/engine/mem-fs.js';
 import { openStore, type Store } from '../../src/engine/store.js';
 import { TombstoneHorizon } from '../../src/replication/horizon.js';
 import { decodeHorizon, type HorizonState } from '../../src/replication/horizon-file.js';
+import { Replication } from '../../src/replication/replication.js';
 import { captureLogger, removeTempDirs, silentLogger, tempDir } from '../engine/helpers.js';
 import { until } from './helpers.js';
 
@@ -258,6 +260,34 @@ describe('HORIZON is durable before a compaction swaps, and written off the even
     expect((onDisk(fs.crash(), dir) as HorizonState).tombstoneHorizon).toBe(400);
     expect(fs.readdir(dir).filter((n) => n.startsWith(HORIZON_FILE))).toEqual([HORIZON_FILE]);
     await store.close();
+  });
+
+  it('a full resync waits for the HORIZON write under way before emptying the directory', async () => {
+    const fs = new MemFs();
+    const dir = memPath('reset');
+    const store = await openMem(fs, dir);
+    await fill(store);
+    const repl = new Replication(store, silentLogger);
+    await repl.horizon.close();
+    fs.holdFsyncs(isHorizonTmp);
+    const raised = repl.horizon.raiseTo(10_000);
+    await until('the write to wait in fsync', () => fs.heldFsyncs().length === 1);
+    let reset = false;
+    const resetting = repl.resetLog().then(() => (reset = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(reset, 'the directory is not emptied under the write').toBe(false);
+    fs.holdFsyncs(undefined);
+    fs.releaseFsyncs();
+    await raised;
+    await resetting;
+    await repl.horizon.close();
+    // The emptied log's own state, not the old log's raised horizon written over it.
+    expect(repl.store.nextOffset).toBe(0);
+    expect(onDisk(fs, dir)).toEqual({ tombstoneHorizon: 0, compactedThrough: 0 });
+    expect(onDisk(fs.crash(), dir)).toEqual({ tombstoneHorizon: 0, compactedThrough: 0 });
+    expect(fs.readdir(dir).filter((n) => n.startsWith(HORIZON_FILE))).toEqual([HORIZON_FILE]);
+    await repl.close();
+    await repl.store.close();
   });
 
   it('a slow HORIZON fsync on real files: the event loop keeps serving, the swap waits for it', async () => {
