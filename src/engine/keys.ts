@@ -41,9 +41,10 @@ interface Latin1Slicer {
  * the method that call ends in: no encoding lookup or range normalising,
  * about half the cost for a key-sized range (hot: the server's SET and GET).
  */
-export function latin1Of(buf: Buffer, start: number, end: number): string {
-  return (buf as unknown as Latin1Slicer).latin1Slice(start, end);
-}
+export const latin1Of: (buf: Buffer, start: number, end: number) => string =
+  typeof (Buffer.prototype as unknown as Partial<Latin1Slicer>).latin1Slice === 'function'
+    ? (buf, start, end) => (buf as unknown as Latin1Slicer).latin1Slice(start, end)
+    : (buf, start, end) => buf.toString('latin1', start, end); // a Node without it: the public call
 
 export function toInternalKey(key: Key): string {
   let k: string;
