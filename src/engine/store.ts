@@ -44,6 +44,7 @@ import {
   checkTtlMs,
   internalizeKey,
   type Key,
+  latin1Of,
   toInternalKey,
   toKeyBytes,
   toUserKey,
@@ -55,6 +56,7 @@ import {
   EXPIRE_SWEEP_INTERVAL_MS,
   EXPIRE_SWEEP_KEYS,
   MAX_CACHED_VALUE_BYTES,
+  MAX_KEY_BYTES,
   MAX_SCAN_COUNT,
   MIN_CACHED_VALUE_BYTES,
   SEAL_AT_CLOSE_MIN_BYTES,
@@ -651,6 +653,21 @@ export class Store extends EventEmitter implements CompactionHost {
   setForAck(key: Key, value: Value): TickAck {
     this.checkWritable();
     this.writeValue(toInternalKey(key), toValueBytes(value), 0);
+    return this.tickAckNow();
+  }
+
+  /**
+   * @internal `setForAck` of the key buf[keyStart, keyStart + keyLength)
+   * (the server's SET: a request frame), decoded from there, with no Buffer
+   * made over the key's bytes.
+   */
+  setForAckAt(buf: Buffer, keyStart: number, keyLength: number, value: Value): TickAck {
+    this.checkWritable();
+    const k =
+      keyLength > 0 && keyLength <= MAX_KEY_BYTES
+        ? latin1Of(buf, keyStart, keyStart + keyLength)
+        : toInternalKey(buf.subarray(keyStart, keyStart + keyLength)); // throws its INVALID_KEY
+    this.writeValue(k, toValueBytes(value), 0);
     return this.tickAckNow();
   }
 

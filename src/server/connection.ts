@@ -362,9 +362,9 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
   /**
    * Runs `[id, "SET", key, value]` as peekSet found it: what the general
    * path does for a SET without options (replica and min-replicas refusals,
-   * the cluster's slot check, counters, replyToWrite), with the key and
-   * value handed to the store as views of the frame (it copies both into
-   * its log).
+   * the cluster's slot check, counters, replyToWrite), with the key handed
+   * to the store as its place in the frame and the value as a view of it
+   * (the store copies both into its log).
    */
   private runSet(body: Buffer): void {
     const { id, keyStart, keyLength, valueStart, valueLength } = getRequest;
@@ -374,10 +374,9 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
       this.replyError(id, refused);
       return;
     }
-    const key = body.subarray(keyStart, keyStart + keyLength);
     const cluster = this.host.cluster;
     if (cluster !== undefined) {
-      const moved = cluster.check([key], true);
+      const moved = cluster.check([body.subarray(keyStart, keyStart + keyLength)], true);
       if (moved) {
         this.replyError(id, moved);
         return;
@@ -388,7 +387,7 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
     const store = this.host.store;
     let ack: TickAck;
     try {
-      ack = store.setForAck(key, body.subarray(valueStart, valueStart + valueLength));
+      ack = store.setForAckAt(body, keyStart, keyLength, body.subarray(valueStart, valueStart + valueLength));
     } catch (err) {
       this.replyError(id, err);
       return;

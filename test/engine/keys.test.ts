@@ -3,12 +3,16 @@
  * buffer) is decoded by latin1Of, a Uint8Array by a Buffer made over it;
  * both must give the same internal key, one char per byte, for every byte
  * value and any view offset, and the store must find a key written one way
- * when read the other way.
+ * when read the other way. The server's SET hands the store its key as a
+ * range of the request frame (Store.setForAckAt): the same key, the same
+ * refusals.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { openStore } from '../../src/engine/index.js';
 import { latin1Of, toInternalKey } from '../../src/engine/keys.js';
+import { MAX_KEY_BYTES } from '../../src/engine/limits.js';
+import { openStore as openInternal } from '../../src/engine/store.js';
 import { tempDir } from '../server/spawn.js';
 
 describe('toInternalKey of bytes', () => {
@@ -45,6 +49,42 @@ describe('toInternalKey of bytes', () => {
       await store.set(new Uint8Array([0x6b, 0xc3, 0xa9]), 'utf8');
       expect(store.getSync('ké')?.toString()).toBe('utf8');
       expect(store.getSync(Buffer.from('xxké', 'utf8').subarray(2))?.toString()).toBe('utf8');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('setForAckAt (the server SET: the key as a range of its frame) writes the same key as setForAck, and refuses the same keys', async () => {
+    const store = await openInternal(tempDir(), { fsync: 'never' });
+    try {
+      const frame = Buffer.from('..ké\xffkey..value', 'latin1');
+      store.setForAckAt(frame, 2, 6, frame.subarray(10));
+      store.setForAckAt(frame, 2, 1, Buffer.from('one byte'));
+      expect(store.getSync(Buffer.from('ké\xffkey', 'latin1'))?.toString()).toBe('value');
+      expect(store.getSync('k')?.toString()).toBe('one byte');
+      const long = Buffer.alloc(MAX_KEY_BYTES + 10, 0x61);
+      for (const [start, length] of [
+        [3, 0],
+        [0, MAX_KEY_BYTES + 1],
+      ] as const) {
+        let atErr: unknown;
+        let fromErr: unknown;
+        try {
+          store.setForAckAt(long, start, length, Buffer.from('v'));
+        } catch (err) {
+          atErr = err;
+        }
+        try {
+          store.setForAck(long.subarray(start, start + length), Buffer.from('v'));
+        } catch (err) {
+          fromErr = err;
+        }
+        expect((atErr as { code?: string }).code).toBe('INVALID_KEY');
+        expect((atErr as Error).message).toBe((fromErr as Error).message);
+      }
+      store.setForAckAt(long, 0, MAX_KEY_BYTES, Buffer.from('longest'));
+      expect(store.getSync(long.subarray(5, 5 + MAX_KEY_BYTES))?.toString()).toBe('longest');
+      expect(store.size).toBe(3);
     } finally {
       await store.close();
     }
