@@ -158,6 +158,9 @@ export async function swap(
   }
   traced('swap.verify', t);
   onStep('verified');
+  // The verify and the commit's synchronous start (the manifest's create and write) in turns of
+  // their own; writes landing in between are safe as during the manifest's fsync (see the top).
+  await fullTurn();
   t = performance.now();
 
   // 2. commit
