@@ -13,6 +13,7 @@
  *   as it was written, never crashes on a closed file, and the segments it
  *   held are closed once it lets go (Bitcask #249).
  */
+import { readdirSync } from 'node:fs';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { SwapStep } from '../../../src/engine/compaction/swap.js';
 import {
@@ -146,6 +147,36 @@ describe('foreground work during a long compaction', () => {
       // And a second compaction, with nothing racing, keeps them too.
       await again.compact();
       expectModel(again, model, KEYS, 'compacted again');
+    } finally {
+      await again.close();
+    }
+  });
+});
+
+describe('the swap yields to the foreground between its verify and its commit', () => {
+  it('a callback queued at the verify runs before the manifest is created, and a set made there wins', async () => {
+    const hook: { onStep?: ((s: SwapStep) => void) | undefined } = {};
+    const { dir, store, model, opts } = await bigLog(3, hook);
+    let manifestAtCallback: string[] | undefined;
+    let ack: Promise<boolean> | undefined;
+    hook.onStep = (step) => {
+      if (step !== 'verified') return;
+      setImmediate(() => {
+        manifestAtCallback = readdirSync(dir).filter((f) => f.startsWith('COMPACTION'));
+        ack = store.set(KEYS[0]!, 'at-verify');
+        model.set(KEYS[0]!, 'at-verify');
+      });
+    };
+    await store.compact();
+    hook.onStep = undefined;
+    await ack;
+    // Without the loop turn after the verify, the manifest's temporary file was already there.
+    expect(manifestAtCallback, 'files named COMPACTION* when the callback ran').toEqual([]);
+    expectModel(store, model, KEYS, 'after the compaction');
+    await store.close();
+    const again = await openStore(dir, opts);
+    try {
+      expectModel(again, model, KEYS, 'reopened');
     } finally {
       await again.close();
     }
