@@ -36,7 +36,22 @@ import {
   tempDir,
 } from '../helpers.js';
 import { dataset, keyName } from './fixtures/dataset.js';
-import { leftovers } from './util.js';
+import { leftovers, until } from './util.js';
+
+/** Whether process `pid` still exists (a zombie counts as gone: it runs nothing). */
+function alive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
 
 /** nodeFs under another identity: the rewrite then runs on the event loop, as with MemFs. */
 const inThreadFs: Fs = { ...nodeFs };
@@ -242,10 +257,13 @@ describe('the worker on a larger log: SIGKILL while it writes, close() while it 
     await store.close();
   }, 120_000);
 
-  /** Runs the fixture on a copy; SIGKILLs it once `ready(dir)` holds. Returns the copy and how it ended. */
+  /**
+   * Runs the fixture on a copy; SIGKILLs it once `ready(dir)` holds. Returns the copy, how it
+   * ended, and the pid of its rewrite process (which, orphaned, exits by itself).
+   */
   function killWhen(
     ready: (dir: string) => boolean,
-  ): Promise<{ dir: string; killed: boolean; stderr: string }> {
+  ): Promise<{ dir: string; killed: boolean; stderr: string; rewriter: number }> {
     const dir = copyDir(big);
     return new Promise((resolve, reject) => {
       const child: ChildProcess = spawn(
@@ -254,9 +272,13 @@ describe('the worker on a larger log: SIGKILL while it writes, close() while it 
         { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SEGKV_ENGINE: engine } },
       );
       let stderr = '';
+      let stdout = '';
       let killed = false;
       child.stderr!.on('data', (b: Buffer) => {
         stderr += b.toString();
+      });
+      child.stdout!.on('data', (b: Buffer) => {
+        stdout += b.toString();
       });
       const poll = setInterval(() => {
         if (!killed && ready(dir)) {
@@ -267,7 +289,7 @@ describe('the worker on a larger log: SIGKILL while it writes, close() while it 
       child.on('error', reject);
       child.on('close', () => {
         clearInterval(poll);
-        resolve({ dir, killed, stderr });
+        resolve({ dir, killed, stderr, rewriter: Number(/^rewriter (\d+)$/m.exec(stdout)?.[1] ?? 0) });
       });
     });
   }
@@ -289,6 +311,11 @@ describe('the worker on a larger log: SIGKILL while it writes, close() while it 
       for (let i = 0; i < 3 && !run.killed; i++)
         run = await killWhen((d) => outputBytes(d) >= threshold && !fs.existsSync(join(d, 'COMPACTION')));
       expect(run.killed, `the child was killed mid-rewrite (${run.stderr})`).toBe(true);
+      // Its rewrite process exits by itself (at its next step, or when it sees its channel closed);
+      // until then it may still finish a step, possibly creating an output (on a loaded machine the
+      // nice-19 orphan can wait long for a CPU), which the open below would not have swept.
+      expect(run.rewriter, 'the fixture printed its rewrite process').toBeGreaterThan(0);
+      await until(() => !alive(run.rewriter), 60_000, 'the orphaned rewrite process exits by itself');
       expect(
         fs.readdirSync(run.dir).some((f) => f.endsWith('.seg.compacting')),
         'the kill left outputs under .compacting names',
