@@ -18,6 +18,12 @@
  * an entry is found by binary search), a byte per entry for "dropped". When
  * dropped entries outweigh kept ones the chunks are squeezed in place.
  *
+ * The first HINT_SPARE_CHUNKS chunks are buffers of their own, shared with
+ * the next builders through a spare pool; a bigger hint takes the rest of
+ * its chunks and its grown arrays from slabs (slabs.ts), dropped whole when
+ * the builder is released, so a sealed segment's hint leaves no freed
+ * buffers resident in malloc's heap.
+ *
  * Only the store's event loop touches a builder. Once the segment is sealed
  * the builder is frozen and handed to the sealer (sealer.ts), which streams
  * it to the hint file in steps and then releases its chunks.
@@ -25,16 +31,17 @@
 import { crc32 } from 'node:zlib';
 import { HINT_ENTRY_BYTES, HINT_HEADER_BYTES, writeHintEntry, writeHintHeader } from './hint.js';
 import { HINT_CHUNK_BYTES, HINT_COMPACT_MIN_BYTES, HINT_SPARE_CHUNKS } from './limits.js';
+import { Slabs } from './slabs.js';
 
 const INITIAL_ENTRIES = 1024;
 /** Interpolation steps of `find` before it falls back to binary search. */
 const INTERPOLATION_STEPS = 4;
 
-/** Chunks of sealed segments' builders, kept for the next ones. */
+/** Chunks of their own (not from a slab) of sealed segments' builders, kept for the next ones. */
 const spare: Buffer[] = [];
 
-function takeChunk(): Buffer {
-  return spare.pop() ?? Buffer.allocUnsafeSlow(HINT_CHUNK_BYTES);
+function ownChunk(c: Buffer): boolean {
+  return c.buffer.byteLength === HINT_CHUNK_BYTES;
 }
 
 /** Where HintBuilder.fill resumes: the next entry to copy. */
@@ -51,13 +58,16 @@ export class HintBuilder {
   private entries = 0;
   private droppedBytes = 0;
   private chunks: Buffer[] = [];
+  /** Chunks emptied by a squeeze, taken again before new ones. */
+  private free: Buffer[] = [];
+  private readonly slabs = new Slabs();
   /** Bytes used in the last chunk. */
   private used = HINT_CHUNK_BYTES;
   /** Entry i starts at byte starts[i] of the chunks taken as one run (chunk * HINT_CHUNK_BYTES + at). */
-  private starts = new Uint32Array(INITIAL_ENTRIES);
+  private starts: Uint32Array = new Uint32Array(INITIAL_ENTRIES);
   /** Record position of entry i; strictly increasing. */
-  private positions = new Uint32Array(INITIAL_ENTRIES);
-  private dropped = new Uint8Array(INITIAL_ENTRIES);
+  private positions: Uint32Array = new Uint32Array(INITIAL_ENTRIES);
+  private dropped: Uint8Array = new Uint8Array(INITIAL_ENTRIES);
   /** Keys whose kept entry the keydir does not point at: key → that record's position. */
   private readonly orphans = new Map<string, number>();
 
@@ -72,7 +82,7 @@ export class HintBuilder {
   ): void {
     const size = HINT_ENTRY_BYTES + key.length;
     if (this.used + size > HINT_CHUNK_BYTES) {
-      this.chunks.push(takeChunk());
+      this.chunks.push(this.takeChunk());
       this.used = 0;
     }
     const n = this.entries;
@@ -187,11 +197,29 @@ export class HintBuilder {
 
   /** Gives the chunks back for the next segment's builder; the builder is empty after. */
   release(): void {
-    for (const c of this.chunks) if (spare.length < HINT_SPARE_CHUNKS) spare.push(c);
+    for (const c of [...this.chunks, ...this.free])
+      if (ownChunk(c) && spare.length < HINT_SPARE_CHUNKS) spare.push(c);
     this.chunks = [];
+    this.free = [];
+    this.slabs.drop();
+    this.starts = new Uint32Array(INITIAL_ENTRIES);
+    this.positions = new Uint32Array(INITIAL_ENTRIES);
+    this.dropped = new Uint8Array(INITIAL_ENTRIES);
     this.used = HINT_CHUNK_BYTES;
     this.entries = this.count = this.bytes = this.droppedBytes = 0;
     this.orphans.clear();
+  }
+
+  private takeChunk(): Buffer {
+    const reused = this.free.pop();
+    if (reused !== undefined) return reused;
+    if (this.chunks.length >= HINT_SPARE_CHUNKS) return this.slabs.take(HINT_CHUNK_BYTES);
+    return spare.pop() ?? Buffer.allocUnsafeSlow(HINT_CHUNK_BYTES);
+  }
+
+  /** An array of `bytes` for grow: from a slab once the hint is past its own chunks. */
+  private arrayBytes(bytes: number): Buffer | undefined {
+    return this.chunks.length >= HINT_SPARE_CHUNKS ? this.slabs.take(bytes) : undefined;
   }
 
   private entrySize(i: number): number {
@@ -235,13 +263,14 @@ export class HintBuilder {
 
   private grow(): void {
     const cap = this.positions.length * 2;
-    const starts = new Uint32Array(cap);
+    const b = this.arrayBytes(9 * cap);
+    const starts = b ? new Uint32Array(b.buffer, b.byteOffset, cap) : new Uint32Array(cap);
     starts.set(this.starts);
     this.starts = starts;
-    const positions = new Uint32Array(cap);
+    const positions = b ? new Uint32Array(b.buffer, b.byteOffset + 4 * cap, cap) : new Uint32Array(cap);
     positions.set(this.positions);
     this.positions = positions;
-    const dropped = new Uint8Array(cap);
+    const dropped = b ? new Uint8Array(b.buffer, b.byteOffset + 8 * cap, cap) : new Uint8Array(cap);
     dropped.set(this.dropped);
     this.dropped = dropped;
   }
@@ -273,7 +302,7 @@ export class HintBuilder {
       used += size;
     }
     const keep = n === 0 ? 0 : chunk + 1;
-    for (const c of this.chunks.splice(keep)) if (spare.length < HINT_SPARE_CHUNKS) spare.push(c);
+    this.free.push(...this.chunks.splice(keep));
     this.used = keep === 0 ? HINT_CHUNK_BYTES : used;
     this.entries = n;
     this.droppedBytes = 0;

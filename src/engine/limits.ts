@@ -167,8 +167,21 @@ export const MAX_LOGGED_CORRUPT_RECORDS = 10_000;
  */
 export const HINT_CHUNK_BYTES = 256 * 1024;
 
-/** Free hint chunks kept for the next active segment (a fresh buffer costs a page fault per 4 KiB). */
-export const HINT_SPARE_CHUNKS = 16;
+/**
+ * A hint builder's first chunks are buffers of their own, and are kept for the
+ * next active segment (a fresh buffer costs a page fault per 4 KiB); a hint
+ * past them (a segment of more than ~3 MiB of 16-byte keys) takes its chunks
+ * and its entry arrays from slabs (slabs.ts), which go back to the OS whole
+ * once the segment's hint file is written.
+ */
+export const HINT_SPARE_CHUNKS = 4;
+
+/**
+ * Size of a slab (slabs.ts): above glibc's largest dynamic mmap threshold
+ * (32 MiB on 64-bit), so malloc always maps it on its own. Only the pages
+ * written become resident.
+ */
+export const SLAB_BYTES = 36 * 1024 * 1024;
 
 /**
  * The in-progress hint squeezes out the entries of overwritten records once

@@ -8,9 +8,13 @@
  * on read and by the sweep), replicated records with offset gaps, clean
  * reopens and power losses mid-segment (a torn tail cut at recovery). Then a
  * restart from those hints gives the keydir a restart by scanning gives.
- * Also the builder alone: squeezing out dropped entries changes nothing; and
- * a clean close seals a big active segment, whose hint the next open loads.
+ * Also the builder alone: squeezing out dropped entries changes nothing, in
+ * a hint small enough for its own chunks and in one big enough for slabs; a
+ * released big hint gives its memory back to the OS; and a clean close seals
+ * a big active segment, whose hint the next open loads.
  */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/engine/clock.js';
@@ -261,6 +265,67 @@ describe('HintBuilder', () => {
       { numRuns: 10 },
     );
   });
+});
+
+describe('HintBuilder past its own chunks (slabs)', () => {
+  it('keeps the kept entries through array growth and squeezes, and builds the same hint again after a release', () => {
+    fc.assert(
+      fc.property(
+        // 4,000-5,000 entries of 300-900 bytes: 1.2-4.5 MiB, past HINT_SPARE_CHUNKS chunks and INITIAL_ENTRIES entries.
+        fc.array(fc.record({ keyLength: fc.integer({ min: 270, max: 870 }), drop: fc.nat({ max: 3 }) }), {
+          minLength: 4000,
+          maxLength: 5000,
+        }),
+        (entries) => {
+          const b = new HintBuilder();
+          for (let round = 0; round < 2; round++) {
+            const kept: HintEntry[] = [];
+            let position = 100;
+            entries.forEach((e, i) => {
+              const entry = {
+                key: `${i}:`.padEnd(e.keyLength, String.fromCharCode(97 + ((i + round) % 26))),
+                offset: i,
+                position,
+                valueLength: i % 300,
+                expiresAt: i % 4 === 0 ? 1_700_000_000_000 + i : 0,
+                flags: 0,
+              };
+              b.add(entry.key, entry.offset, entry.position, entry.valueLength, entry.expiresAt, entry.flags);
+              kept.push(entry);
+              position += 27 + entry.key.length + entry.valueLength;
+              // Few drops over the first 85% (the arrays grow into a slab and fill it), many after (squeezes).
+              const drops = i < 0.85 * entries.length ? Number(e.drop === 0) : e.drop;
+              for (let d = 0; d < drops && kept.length > 1; d++) {
+                const victim = kept.splice(Math.floor((i * 7919 + d) % (kept.length - 1)), 1)[0]!;
+                b.dropAt(victim.position, victim.key.length);
+              }
+            });
+            expect(b.count).toBe(kept.length);
+            expect(b.encode(7).equals(encodeHint(7, kept))).toBe(true);
+            b.release();
+            expect(b.count).toBe(0);
+          }
+        },
+      ),
+      { numRuns: 4, endOnFailure: true },
+    );
+  });
+
+  it.skipIf(process.platform !== 'linux')(
+    'gives a released full-segment hint back to the OS, after a mapped buffer was freed and with a buffer allocated after it',
+    () => {
+      // In a child of its own: the test depends on the state of glibc's malloc (fixtures/hint-memory.mjs).
+      const r = spawnSync(
+        process.execPath,
+        ['--expose-gc', join(import.meta.dirname, 'fixtures', 'hint-memory.mjs')],
+        { encoding: 'utf8', timeout: 60_000 },
+      );
+      expect(r.stderr).toBe('');
+      const { before, after } = JSON.parse(r.stdout) as { before: number; after: number };
+      // The hint is ~23 MiB of entries plus ~4.5 MiB of arrays; chunks freed into malloc's heap gave back ~0.
+      expect(before - after).toBeGreaterThan(16 * 1024 * 1024);
+    },
+  );
 });
 
 describe('HintBuilder.fill', () => {
