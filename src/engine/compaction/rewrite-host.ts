@@ -69,13 +69,13 @@ export async function rewrite(
     live,
   };
   const bytesIn = inputs.reduce((n, s) => n + s.size, 0);
-  const inProcess = fs === nodeFs && bytesIn >= workerMinBytes;
-  const outcome: RewriteOutcome & { cpuMs?: number; sleptMs?: number } = inProcess
+  const inChild = fs === nodeFs && bytesIn >= workerMinBytes;
+  const outcome: RewriteOutcome & { cpuMs?: number; sleptMs?: number } = inChild
     ? await worker.run(job, onProgress)
     : await rewriteSegments(fs, job, { pause: fullTurn, isCancelled, onProgress });
   // The outcome's message was handled in this turn (its outputs reopened): what follows, up to the
   // swap's first wait, goes in a turn of its own (issue 15: one cold piece of the loop, 2–8 ms).
-  if (inProcess) await fullTurn();
+  if (inChild) await fullTurn();
   const { slots, segments, positions, keys } = outcome.expired;
   for (let i = 0; i < slots.length; ) {
     const t = performance.now();
