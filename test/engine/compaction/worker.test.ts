@@ -105,6 +105,19 @@ function files(dir: string, pred: (n: string) => boolean): Map<string, Buffer> {
   return out;
 }
 
+/** Rewrites every sealed segment of `store` (a run from the oldest: tombstones dropped) through `w`. */
+function rewriteSealed(store: Store, w: RewriteProcess): ReturnType<typeof rewrite> {
+  return rewrite(
+    store,
+    store.ordered.slice(0, -1),
+    true,
+    () => {},
+    () => false,
+    w,
+    0,
+  );
+}
+
 let data: string;
 
 beforeAll(async () => {
@@ -185,24 +198,8 @@ describe('the rewrite in its own process', () => {
     const { worker, loop, dirs } = await pair(data);
     const w = new RewriteProcess();
     try {
-      const rw = await rewrite(
-        worker,
-        worker.ordered.slice(0, -1),
-        true,
-        () => {},
-        () => false,
-        w,
-        0,
-      );
-      const rl = await rewrite(
-        loop,
-        loop.ordered.slice(0, -1),
-        true,
-        () => {},
-        () => false,
-        w,
-        0,
-      );
+      const rw = await rewriteSealed(worker, w);
+      const rl = await rewriteSealed(loop, w);
       expect(
         rw.outputs.reduce((n, o) => n + o.records, 0),
         'no deletion kept',
@@ -390,15 +387,7 @@ describe('the worker on a larger log: SIGKILL while it writes, close() while it 
       const w = new RewriteProcess();
       try {
         const t = performance.now();
-        const r = await rewrite(
-          store,
-          store.ordered.slice(0, -1),
-          true,
-          () => {},
-          () => false,
-          w,
-          0,
-        );
+        const r = await rewriteSealed(store, w);
         const wallMs = performance.now() - t;
         abortOutputs(nodeFs, dir, r.outputs);
         return { wallMs, cpuMs: r.workerCpuMs, sleptMs: r.workerSleptMs };
@@ -493,24 +482,8 @@ describe('the worker on a larger log: SIGKILL while it writes, close() while it 
     });
     const w = new RewriteProcess();
     try {
-      const rw = await rewrite(
-        store,
-        store.ordered.slice(0, -1),
-        true,
-        () => {},
-        () => false,
-        w,
-        0,
-      );
-      const rl = await rewrite(
-        loop,
-        loop.ordered.slice(0, -1),
-        true,
-        () => {},
-        () => false,
-        w,
-        0,
-      );
+      const rw = await rewriteSealed(store, w);
+      const rl = await rewriteSealed(loop, w);
       expect(rw.workerCpuMs, 'the rewrite ran in the rewrite process').toBeGreaterThan(0);
       expect(Number.isNaN(rl.workerCpuMs), 'and the other on the event loop').toBe(true);
       // 2,700 moves of 24 bytes: two chunks of moves at least, and one of index entries per output.
@@ -553,15 +526,7 @@ describe('the worker on a larger log: SIGKILL while it writes, close() while it 
     const store = await openCopy(dir);
     const w = new RewriteProcess();
     const once = async () => {
-      const r = await rewrite(
-        store,
-        store.ordered.slice(0, -1),
-        true,
-        () => {},
-        () => false,
-        w,
-        0,
-      );
+      const r = await rewriteSealed(store, w);
       abortOutputs(nodeFs, dir, r.outputs);
       expect(r.workerCpuMs, 'the rewrite ran in the rewrite process').toBeGreaterThan(0);
       return w.pid;
