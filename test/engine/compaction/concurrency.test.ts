@@ -72,6 +72,24 @@ async function bigLog(
   return { dir, store, model, opts };
 }
 
+/** Closes `store`, reopens `dir` and checks the model there (and the live counts, with `recount`). */
+async function expectReopened(
+  store: Store,
+  dir: string,
+  opts: StoreOptions,
+  model: Model,
+  recount: boolean,
+): Promise<void> {
+  await store.close();
+  const again = await openStore(dir, opts);
+  try {
+    expectModel(again, model, KEYS, 'reopened');
+    if (recount) await expectRecount(again, Date.now(), 'reopened');
+  } finally {
+    await again.close();
+  }
+}
+
 describe('foreground work during a long compaction', () => {
   it('reads and writes keep working and are right; writes that land during the merge win, after it and after a reopen', async () => {
     const { dir, store, model, opts } = await bigLog(12);
@@ -108,14 +126,7 @@ describe('foreground work during a long compaction', () => {
     expect(store.stats().compaction.runs).toBe(1);
     expectModel(store, model, KEYS, 'after the compaction');
     await expectRecount(store, Date.now(), 'after the compaction');
-    await store.close();
-    const again = await openStore(dir, opts);
-    try {
-      expectModel(again, model, KEYS, 'reopened');
-      await expectRecount(again, Date.now(), 'reopened');
-    } finally {
-      await again.close();
-    }
+    await expectReopened(store, dir, opts, model, true);
   });
 
   it('a set and a delete made inside the swap, of keys the rewrite already copied, win over the copies (compare-and-set)', async () => {
@@ -173,13 +184,7 @@ describe('the swap yields to the foreground between its verify and its commit', 
     // Without the loop turn after the verify, the manifest's temporary file was already there.
     expect(manifestAtCallback, 'files named COMPACTION* when the callback ran').toEqual([]);
     expectModel(store, model, KEYS, 'after the compaction');
-    await store.close();
-    const again = await openStore(dir, opts);
-    try {
-      expectModel(again, model, KEYS, 'reopened');
-    } finally {
-      await again.close();
-    }
+    await expectReopened(store, dir, opts, model, false);
   });
 });
 
@@ -204,13 +209,7 @@ describe('several store.compact() calls at once', () => {
     expect(st.runs).toBe(results.filter((r) => r !== undefined).length);
     expectModel(store, model, KEYS, 'after concurrent compact() calls');
     await expectRecount(store, Date.now(), 'after concurrent compact() calls');
-    await store.close();
-    const again = await openStore(dir, opts);
-    try {
-      expectModel(again, model, KEYS, 'reopened');
-    } finally {
-      await again.close();
-    }
+    await expectReopened(store, dir, opts, model, false);
   });
 });
 
