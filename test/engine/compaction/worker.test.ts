@@ -118,6 +118,29 @@ function rewriteSealed(store: Store, w: RewriteProcess): ReturnType<typeof rewri
   );
 }
 
+type Rewritten = Awaited<ReturnType<typeof rewrite>>;
+
+/** A rewrite's moves as plain rows, to compare two rewrites. */
+function movesOf(r: Rewritten): number[][] {
+  return Array.from({ length: r.moves.count }, (_, i) => [
+    r.moves.slot(i),
+    r.moves.fromSegment(i),
+    r.moves.fromPosition(i),
+    r.moves.toOutput(i),
+    r.moves.toPosition(i),
+    r.moves.size(i),
+  ]);
+}
+
+/** A rewrite's outputs without their descriptors, index entries as plain arrays, to compare two rewrites. */
+function described(r: Rewritten) {
+  return r.outputs.map(({ fd: _, index, ...o }) => ({
+    ...o,
+    offsets: Array.from(index.relOffsets),
+    positions: Array.from(index.positions),
+  }));
+}
+
 let data: string;
 
 beforeAll(async () => {
@@ -160,23 +183,8 @@ describe('the rewrite in its own process', () => {
       expect([...outW.keys()]).toEqual([...outL.keys()]);
       for (const [name, bytes] of outW)
         expect(bytes.equals(outL.get(name)!), `${name} byte for byte`).toBe(true);
-      const movesOf = (r: typeof rw) =>
-        Array.from({ length: r.moves.count }, (_, i) => [
-          r.moves.slot(i),
-          r.moves.fromSegment(i),
-          r.moves.fromPosition(i),
-          r.moves.toOutput(i),
-          r.moves.toPosition(i),
-          r.moves.size(i),
-        ]);
       expect(rw.moves.count).toBeGreaterThan(0);
       expect(movesOf(rw)).toEqual(movesOf(rl));
-      const described = (r: typeof rw) =>
-        r.outputs.map(({ fd: _, index, ...o }) => ({
-          ...o,
-          offsets: Array.from(index.relOffsets),
-          positions: Array.from(index.positions),
-        }));
       expect(described(rw)).toEqual(described(rl));
       // The outputs hold more records than the moved values: the deletions a partial run keeps.
       const records = rw.outputs.reduce((n, o) => n + o.records, 0);
@@ -489,27 +497,12 @@ describe('the worker on a larger log: SIGKILL while it writes, close() while it 
       // 2,700 moves of 24 bytes: two chunks of moves at least, and one of index entries per output.
       expect(rw.moves.count).toBe(KEYS - KEYS / 10);
       expect(w.chunks.received).toBeGreaterThanOrEqual(2 + rw.outputs.length);
-      const movesOf = (r: typeof rw) =>
-        Array.from({ length: r.moves.count }, (_, i) => [
-          r.moves.slot(i),
-          r.moves.fromSegment(i),
-          r.moves.fromPosition(i),
-          r.moves.toOutput(i),
-          r.moves.toPosition(i),
-          r.moves.size(i),
-        ]);
       const withLive = new Set(movesOf(rw).map((m) => m[1])).size;
       expect(w.chunks.sent, 'a chunk of snapshot pairs per input holding live keys').toBeGreaterThanOrEqual(
         withLive,
       );
       expect(w.chunks.maxBytes).toBeLessThanOrEqual(48 * 1024);
       expect(movesOf(rw)).toEqual(movesOf(rl));
-      const described = (r: typeof rw) =>
-        r.outputs.map(({ fd: _, index, ...o }) => ({
-          ...o,
-          offsets: Array.from(index.relOffsets),
-          positions: Array.from(index.positions),
-        }));
       expect(described(rw)).toEqual(described(rl));
       expect(rw.outputs.every((o) => o.index.positions.length > 100)).toBe(true);
       abortOutputs(nodeFs, dirW, rw.outputs);
