@@ -225,6 +225,20 @@ describe('the hint built while appending', () => {
   });
 });
 
+/** Adds `entry` to the builder and to the entries it must keep. */
+function addKept(b: HintBuilder, kept: HintEntry[], entry: HintEntry): void {
+  b.add(entry.key, entry.offset, entry.position, entry.valueLength, entry.expiresAt, entry.flags);
+  kept.push(entry);
+}
+
+/** Drops `drops` earlier entries (never the last), picked from the entry number `i`, from both. */
+function dropEarlier(b: HintBuilder, kept: HintEntry[], i: number, drops: number): void {
+  for (let d = 0; d < drops && kept.length > 1; d++) {
+    const victim = kept.splice(Math.floor((i * 7919 + d) % (kept.length - 1)), 1)[0]!;
+    b.dropAt(victim.position, victim.key.length);
+  }
+}
+
 describe('HintBuilder', () => {
   it('squeezing out dropped entries keeps the kept ones, in order, and finds them by position', () => {
     fc.assert(
@@ -247,14 +261,10 @@ describe('HintBuilder', () => {
               expiresAt: i % 3 === 0 ? 0 : 1_700_000_000_000 + i,
               flags: i % 5 === 0 ? FLAG_TOMBSTONE : 0,
             };
-            b.add(entry.key, entry.offset, entry.position, entry.valueLength, entry.expiresAt, entry.flags);
-            kept.push(entry);
+            addKept(b, kept, entry);
             position += 27 + e.keyLength + entry.valueLength;
             // Drop a few earlier entries now and then: enough dropped bytes make it squeeze.
-            for (let d = 0; d < e.drop && kept.length > 1; d++) {
-              const victim = kept.splice(Math.floor((i * 7919 + d) % (kept.length - 1)), 1)[0]!;
-              b.dropAt(victim.position, victim.key.length);
-            }
+            dropEarlier(b, kept, i, e.drop);
           });
           expect(b.count).toBe(kept.length);
           expect(b.encode(42).equals(encodeHint(42, kept))).toBe(true);
@@ -290,15 +300,10 @@ describe('HintBuilder past its own chunks (slabs)', () => {
                 expiresAt: i % 4 === 0 ? 1_700_000_000_000 + i : 0,
                 flags: 0,
               };
-              b.add(entry.key, entry.offset, entry.position, entry.valueLength, entry.expiresAt, entry.flags);
-              kept.push(entry);
+              addKept(b, kept, entry);
               position += 27 + entry.key.length + entry.valueLength;
               // Few drops over the first 85% (the arrays grow into a slab and fill it), many after (squeezes).
-              const drops = i < 0.85 * entries.length ? Number(e.drop === 0) : e.drop;
-              for (let d = 0; d < drops && kept.length > 1; d++) {
-                const victim = kept.splice(Math.floor((i * 7919 + d) % (kept.length - 1)), 1)[0]!;
-                b.dropAt(victim.position, victim.key.length);
-              }
+              dropEarlier(b, kept, i, i < 0.85 * entries.length ? Number(e.drop === 0) : e.drop);
             });
             expect(b.count).toBe(kept.length);
             expect(b.encode(7).equals(encodeHint(7, kept))).toBe(true);
