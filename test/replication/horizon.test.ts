@@ -57,6 +57,21 @@ function openMem(fs: MemFs, dir: string, onStep: (s: SwapStep) => void = () => {
   });
 }
 
+/**
+ * Reopens `dir` on `fs` (a power loss's image): the horizon read there is
+ * `expected(store)`, no feed is served from below it, and every key is right.
+ */
+async function expectReopened(fs: MemFs, dir: string, expected: (s: Store) => number): Promise<void> {
+  const again = await openMem(fs, dir);
+  const reread = new TombstoneHorizon(again, silentLogger);
+  const horizon = expected(again);
+  expect(reread.state.tombstoneHorizon).toBe(horizon);
+  expect(reread.servesFrom(horizon - 1)).toBe(false);
+  await expectContents(again);
+  await reread.close();
+  await again.close();
+}
+
 const isHorizonTmp = (p: string) => p.endsWith(`${HORIZON_FILE}.tmp`);
 
 describe('HORIZON is durable before a compaction swaps, and written off the event loop', () => {
@@ -132,13 +147,7 @@ describe('HORIZON is durable before a compaction swaps, and written off the even
     await store.close();
 
     // And a reopen after a power loss now reads the raised horizon.
-    const again = await openMem(fs.crash(), dir);
-    const reread = new TombstoneHorizon(again, silentLogger);
-    expect(reread.state.tombstoneHorizon).toBe(raised);
-    expect(reread.servesFrom(raised - 1)).toBe(false);
-    await expectContents(again);
-    await reread.close();
-    await again.close();
+    await expectReopened(fs.crash(), dir, () => raised);
   });
 
   it('a failed HORIZON write removes the file (full resync at worst) and the compaction still swaps', async () => {
@@ -161,13 +170,7 @@ describe('HORIZON is durable before a compaction swaps, and written off the even
     expect(lost.readdir(dir).filter((n) => n.startsWith(HORIZON_FILE))).toEqual([]);
     await store.close();
     // The missing file reads as "everything compacted".
-    const again = await openMem(lost, dir);
-    const reread = new TombstoneHorizon(again, silentLogger);
-    expect(reread.state.tombstoneHorizon).toBe(again.nextOffset);
-    expect(reread.servesFrom(again.nextOffset - 1)).toBe(false);
-    await expectContents(again);
-    await reread.close();
-    await again.close();
+    await expectReopened(lost, dir, (again) => again.nextOffset);
   });
 
   it('when the stale file cannot be removed either, the compaction fails before its commit point', async () => {
