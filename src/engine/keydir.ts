@@ -75,6 +75,7 @@ import {
   KEYDIR_WARM_PROBES,
   MAX_SEGMENTS,
 } from './limits.js';
+import { tableInt32Array } from './slabs.js';
 import type { SlotCache } from './slot-cache.js';
 
 const PAGE_SHIFT = Math.log2(KEYDIR_PAGE_SLOTS);
@@ -931,7 +932,7 @@ export class Keydir {
    */
   private rebuild(capacity: number): void {
     if (this.count > 0) this.rehashes++;
-    const t = new Int32Array(capacity);
+    const t = tableInt32Array(capacity);
     const mask = capacity - 1;
     const tagMask = this.tagMask;
     const pages = this.pages;

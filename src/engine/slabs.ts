@@ -12,6 +12,32 @@
  */
 import { SLAB_BYTES } from './limits.js';
 
+/** glibc's initial mmap threshold (M_MMAP_THRESHOLD, 128 KiB): smaller buffers come from the brk heap. */
+const MMAP_FROM_BYTES = 128 * 1024;
+/** glibc's largest dynamic mmap threshold on 64-bit: a mapped buffer freed above it never raises the threshold. */
+const THRESHOLD_MAX_BYTES = 32 * 1024 * 1024;
+
+/**
+ * A zero-filled buffer of `bytes` for a table that is replaced as it grows
+ * (the keydir's and the hot-value cache's): from 128 KiB to 32 MiB its
+ * ArrayBuffer is SLAB_BYTES long, of which only `bytes` are used, so malloc
+ * maps it alone and, when the outgrown table is freed, glibc's threshold
+ * stays where it was. Freeing a plain 4 MiB table raises the threshold to
+ * 4 MiB, and every buffer up to that size comes from the brk heap from then
+ * on, where freed ones stay resident (ARCHITECTURE.md "Server memory"). The
+ * unused tail costs address space only: calloc'd mapped pages are resident
+ * once written.
+ */
+export function tableBuffer(bytes: number): ArrayBuffer {
+  if (bytes < MMAP_FROM_BYTES || bytes > THRESHOLD_MAX_BYTES) return new ArrayBuffer(bytes);
+  return new ArrayBuffer(SLAB_BYTES);
+}
+
+/** A zero-filled Int32Array of `length` over tableBuffer(4 * length). */
+export function tableInt32Array(length: number): Int32Array<ArrayBuffer> {
+  return new Int32Array(tableBuffer(4 * length), 0, length);
+}
+
 export class Slabs {
   private slab: Buffer | undefined;
   private used = 0;

@@ -50,6 +50,7 @@
  * clear, which may move or overwrite them.
  */
 import { SLOT_CACHE_INITIAL_TABLE } from './limits.js';
+import { tableInt32Array } from './slabs.js';
 
 const HEADER_BYTES = 8;
 const DROPPED = -1;
@@ -491,7 +492,7 @@ export class SlotCache {
   private grow(): void {
     const old = this.table;
     const capacity = 2 * (this.mask + 1);
-    const t = new Int32Array(2 * capacity);
+    const t = tableInt32Array(2 * capacity);
     const mask = capacity - 1;
     const shift = this.shift - 1;
     for (let j = 0; j < old.length; j += 2) {

@@ -1,0 +1,57 @@
+/**
+ * The write tick's undo log keeps its locations in 64 KiB pages (undo-log.ts):
+ * entries across many pages come back newest first with their values, a large
+ * tick gives its pages back at clear, and the next tick starts empty.
+ */
+import { describe, expect, it } from 'vitest';
+import { UndoLog } from '../../src/engine/undo-log.js';
+
+type Entry = [string, number, number, number, number];
+
+function entriesOf(log: UndoLog): Entry[] {
+  const out: Entry[] = [];
+  log.forEachNewestFirst((key, segment, position, valueLength, expiresAt) =>
+    out.push([key, segment, position, valueLength, expiresAt]),
+  );
+  return out;
+}
+
+const entry = (i: number): Entry => [
+  `k${i}`,
+  i % 7 === 0 ? -1 : i % 300,
+  i * 31,
+  i % 1000,
+  i % 3 === 0 ? 2 ** 41 + i : 0,
+];
+
+function fill(log: UndoLog, n: number): Entry[] {
+  const pushed: Entry[] = [];
+  for (let i = 0; i < n; i++) {
+    const e = entry(i);
+    log.push(...e);
+    pushed.push(e);
+  }
+  return pushed;
+}
+
+describe('UndoLog', () => {
+  it('gives back every entry of a tick spanning many pages, newest first', () => {
+    const log = new UndoLog();
+    const pushed = fill(log, 40_000);
+    expect(log.length).toBe(40_000);
+    expect(entriesOf(log)).toEqual(pushed.reverse());
+  });
+
+  it('starts the next tick empty after a large one, and fills again across pages', () => {
+    const log = new UndoLog();
+    fill(log, 20_000);
+    log.clear();
+    expect(log.length).toBe(0);
+    expect(entriesOf(log)).toEqual([]);
+    const pushed = fill(log, 5_000);
+    expect(entriesOf(log)).toEqual(pushed.reverse());
+    log.clear();
+    const small = fill(log, 3);
+    expect(entriesOf(log)).toEqual(small.reverse());
+  });
+});
