@@ -19,12 +19,35 @@ import type { HintBuilder } from './hint-builder.js';
 import { MAX_KEY_BYTES, WRITE_CHUNK_BYTES, WRITE_SPARE_CHUNKS } from './limits.js';
 import { checkRecord, decodeHeader, RECORD_HEADER_BYTES, type RecordHeader, recordKey } from './record.js';
 import { SEGMENT_HEADER_BYTES } from './segment-header.js';
+import { Slabs } from './slabs.js';
 import type { SparseIndex } from './sparse-index.js';
 
 const EMPTY = Buffer.alloc(0);
 
 /** Write-buffer chunks flushed to the OS, for the next reserves of any segment (at most WRITE_SPARE_CHUNKS). */
 const spareChunks: Buffer[] = [];
+
+/**
+ * Where write-buffer chunks come from: slabs (slabs.ts), not buffers of their
+ * own. A 1 MiB buffer of its own is mapped alone by malloc, and freeing one
+ * (a chunk past the spare pool) raises glibc's mmap threshold to 1 MiB, after
+ * which every buffer below that comes from the brk heap, where freed ones
+ * stay resident (ARCHITECTURE.md "Server memory"). Carved from a slab, the
+ * spare chunks (4 MiB after a bulk load) can also be given back when the
+ * server goes idle (releaseSpareWriteChunks): the slab is freed whole.
+ */
+const chunkSlabs = new Slabs();
+
+/**
+ * Forgets the spare write-buffer chunks and the slab they were carved from
+ * (the memory reducer calls this when the server has gone idle): once the
+ * chunks still being written are flushed, the GC frees the slab and its pages
+ * go back to the OS. The next writes carve a fresh slab.
+ */
+export function releaseSpareWriteChunks(): void {
+  spareChunks.length = 0;
+  chunkSlabs.drop();
+}
 
 interface Chunk {
   /** Segment position of buf[0]. */
@@ -103,7 +126,7 @@ export class Segment {
     if (!last || last.buf.length - last.used < n) {
       const buf =
         n <= WRITE_CHUNK_BYTES
-          ? (spareChunks.pop() ?? Buffer.allocUnsafeSlow(WRITE_CHUNK_BYTES))
+          ? (spareChunks.pop() ?? chunkSlabs.take(WRITE_CHUNK_BYTES))
           : Buffer.allocUnsafeSlow(n);
       last = { start: this.size, buf, used: 0 };
       this.chunks.push(last);
@@ -120,6 +143,7 @@ export class Segment {
     if (this.chunks.length === 0) return false;
     const chunks = this.chunks;
     this.chunks = [];
+    this.reserved = EMPTY; // encoded already; kept, it would hold its chunk's slab after releaseSpareWriteChunks
     try {
       for (const c of chunks) this.fs.write(this.fd, c.buf, 0, c.used, c.start);
       this.written = this.size;

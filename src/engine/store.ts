@@ -71,7 +71,7 @@ import { type RecoveryStats, recover } from './recovery.js';
 import { RepeatedErrorLog } from './repeated-error-log.js';
 import { decodeCursor, encodeCursor } from './scan-cursor.js';
 import { sealSegment } from './sealer.js';
-import type { Segment } from './segment.js';
+import { releaseSpareWriteChunks, type Segment } from './segment.js';
 import { SEGMENT_HEADER_BYTES } from './segment-header.js';
 import { type LogWatcher, SegmentLog } from './segment-log.js';
 import { SlotCache } from './slot-cache.js';
@@ -1335,6 +1335,15 @@ export class Store extends EventEmitter implements CompactionHost {
   }
 
   // ---- stats and lifecycle -------------------------------------------------
+
+  /**
+   * Gives back buffers kept only to make the next writes cheaper (the spare
+   * write-buffer chunks, segment.ts); for a server gone idle
+   * (server/memory-reducer.ts). The next writes allocate them again.
+   */
+  releaseSpareBuffers(): void {
+    releaseSpareWriteChunks();
+  }
 
   stats(): StoreStats {
     if (this.closed) throw closedError();

@@ -19,6 +19,7 @@ import type { StoreOptions } from '../engine/options.js';
 import { openStore, type Store } from '../engine/store.js';
 import { KvError } from '../errors.js';
 import { packageVersion } from '../package-version.js';
+import { MEMORY_REDUCER_MIN_GROWTH_BYTES } from '../protocol/limits.js';
 import { type PrimaryAddress, parsePrimaryAddress } from '../replication/replica.js';
 import { type ClusterSettings, clusterSettingsOf, joinCluster, joiningGate } from './cluster-mode.js';
 import {
@@ -224,6 +225,8 @@ async function main(): Promise<void> {
         () => server.metrics.bytesIn + server.store.nextOffset + hinted(),
         log,
         config.idleGcMs,
+        MEMORY_REDUCER_MIN_GROWTH_BYTES,
+        () => server.store.releaseSpareBuffers(),
       ).start();
     }
     if (clusterSettings !== undefined) {

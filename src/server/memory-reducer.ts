@@ -79,6 +79,8 @@ export class MemoryReducer {
     private readonly log: Logger,
     private readonly idleMs = MEMORY_REDUCER_IDLE_MS,
     private readonly minGrowthBytes = MEMORY_REDUCER_MIN_GROWTH_BYTES,
+    /** Run just before the GC: drops buffers kept only for speed (the store's spare write chunks) so it frees them too. */
+    private readonly release: () => void = () => {},
   ) {
     this.lastActivity = activity();
   }
@@ -111,6 +113,7 @@ export class MemoryReducer {
     if (before - this.floor < this.minGrowthBytes) return;
     const t0 = at;
     this.reducing = true;
+    this.release();
     reduceMemory((err) => {
       this.reducing = false;
       this.floor = heldBytes();

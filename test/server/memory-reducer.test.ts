@@ -71,6 +71,29 @@ describe('MemoryReducer', () => {
     await until(() => r.reductions === 3);
   });
 
+  it('drops the buffers kept for speed right before each reduction, and only then', async () => {
+    let activity = 0;
+    const events: string[] = [];
+    const r = new MemoryReducer(
+      () => activity,
+      silent,
+      IDLE_MS,
+      0,
+      () => events.push(`release ${r.reductions}`),
+    );
+    await pause(IDLE_MS + 30);
+    r.check();
+    await until(() => r.reductions === 1);
+    expect(events).toEqual(['release 0']);
+    activity++;
+    r.check(); // working: nothing released
+    expect(events).toEqual(['release 0']);
+    await pause(IDLE_MS + 30);
+    r.check();
+    await until(() => r.reductions === 2);
+    expect(events).toEqual(['release 0', 'release 1']);
+  });
+
   it('counts quiet in wall time: two checks in a row with no time between are not an idle interval', async () => {
     let activity = 0;
     const r = new MemoryReducer(() => activity, silent, 1000, 0);
