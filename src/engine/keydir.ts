@@ -331,7 +331,18 @@ export class Keydir {
 
   /** Points `key` at a record; returns the slot. The old location is left in `prev*`. */
   set(key: string, segment: number, position: number, valueLength: number, expiresAt: number): number {
-    const h = hashOf(key);
+    return this.setHashed(hashOf(key), key, segment, position, valueLength, expiresAt);
+  }
+
+  /** `set` of a key whose hash `h` the caller has (`warmKeys` left it in `warmedHashes`): hashed once. */
+  setHashed(
+    h: number,
+    key: string,
+    segment: number,
+    position: number,
+    valueLength: number,
+    expiresAt: number,
+  ): number {
     const t = this.table;
     const mask = this.mask;
     const tag = h & this.tagMask;
@@ -432,6 +443,11 @@ export class Keydir {
 
   /** Hashes of the keys `warmKeys` was given last (grown as needed). */
   private warmHashes = new Int32Array(0);
+
+  /** The hashes `warmKeys` computed, in its keys' order: `setHashed` takes them, so a batch hashes each key once. */
+  get warmedHashes(): Int32Array {
+    return this.warmHashes;
+  }
 
   /**
    * `warmRecords` for keys given as strings (the writes of one `Store.batch`):
@@ -538,7 +554,8 @@ export class Keydir {
   ): void {
     this.pages[s >>> PAGE_SHIFT]![((s & PAGE_MASK) << RECORD_SHIFT) + W_HASH] = h;
     this.table[i] = (h & this.tagMask) | (s + 1);
-    this.write(s, key, segment, position, valueLength, expiresAt);
+    // A new slot has no value in the small-value cache (freeSlot dropped it): no probe there.
+    this.writeLocation(s, key, segment, position, valueLength, expiresAt);
     if (++this.count > (this.mask + 1) * KEYDIR_MAX_LOAD) this.grow();
     // The next new slot's number + 1 must fit the buckets' slot field.
     if (this.nextSlot >= this.slotMask) this.widenSlots();
@@ -751,6 +768,7 @@ export class Keydir {
     return true;
   }
 
+  /** Points slot s at a new location (and expiry), dropping the value the small-value cache held for it. */
   private write(
     s: number,
     key: string,
@@ -760,6 +778,18 @@ export class Keydir {
     expiresAt: number,
   ): void {
     this.values?.drop(s);
+    this.writeLocation(s, key, segment, position, valueLength, expiresAt);
+  }
+
+  /** `write` without the small-value cache's drop: for a slot that holds no cached value. */
+  private writeLocation(
+    s: number,
+    key: string,
+    segment: number,
+    position: number,
+    valueLength: number,
+    expiresAt: number,
+  ): void {
     const p = this.pages[s >>> PAGE_SHIFT]!;
     const b = (s & PAGE_MASK) << RECORD_SHIFT;
     p[b + W_SEGMENT_KEYLEN] = (p[b + W_SEGMENT_KEYLEN]! & ~SEGMENT_MASK) | (segment & SEGMENT_MASK);

@@ -330,10 +330,22 @@ export class SegmentLog implements LogEdit {
    * Points `key` at a record, keeping live-byte counts and, when `seg` is
    * the active segment, its in-progress hint (hint-builder.ts): the key's
    * earlier record there, if any, is no longer its last. Returns the key's keydir slot.
+   * `hash`: the key's keydir hash, when the caller has it (a batch: Keydir.warmedHashes).
    */
-  point(key: string, seg: Segment, position: number, valueLength: number, expiresAt: number): number {
+  point(
+    key: string,
+    seg: Segment,
+    position: number,
+    valueLength: number,
+    expiresAt: number,
+    hash?: number,
+  ): number {
     const kd = this.keydir;
-    const slot = kd.set(key, seg.id, position, valueLength, expiresAt); // one lookup: the old location is in kd.prev*
+    // One lookup: the old location is in kd.prev*.
+    const slot =
+      hash === undefined
+        ? kd.set(key, seg.id, position, valueLength, expiresAt)
+        : kd.setHashed(hash, key, seg.id, position, valueLength, expiresAt);
     const hint = seg.hint;
     if (hint !== undefined) {
       if (kd.prevSegment === seg.id) hint.dropAt(kd.prevPosition, key.length);

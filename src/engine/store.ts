@@ -720,10 +720,18 @@ export class Store extends EventEmitter implements CompactionHost {
    * Points the keydir at `k`'s value record just appended to the active
    * segment at `position` (undoable, caches updated): set, expire, batch and
    * both replica apply paths. `v` fills the slot cache; without it (a full
-   * resync's raw feed) the slot cache is left alone.
+   * resync's raw feed) the slot cache is left alone. `hash`: `k`'s keydir
+   * hash, when the caller has it (batch).
    */
-  private pointValue(k: string, position: number, length: number, expiresAt: number, v?: Uint8Array): void {
-    const slot = this.segmentLog.point(k, this.active, position, length, expiresAt);
+  private pointValue(
+    k: string,
+    position: number,
+    length: number,
+    expiresAt: number,
+    v?: Uint8Array,
+    hash?: number,
+  ): void {
+    const slot = this.segmentLog.point(k, this.active, position, length, expiresAt, hash);
     this.segmentLog.recordUndoOfPoint(k);
     // The lru-cache holds a key only while its value has a length it caches:
     // no old value of such a length (the common small value), no lookup.
@@ -817,6 +825,7 @@ export class Store extends EventEmitter implements CompactionHost {
       for (let i = 0; i < n; i++) bytes += recordSize(keys[i]!.length, values[i] ? values[i]!.length : 0);
       this.makeRoom(bytes);
       this.keydir.warmKeys(keys, n);
+      const hashes = this.keydir.warmedHashes; // hashed once: the keydir's set takes them
       const log = this.segmentLog;
       for (let i = 0; i < n; i++) {
         const k = keys[i]!;
@@ -824,7 +833,7 @@ export class Store extends EventEmitter implements CompactionHost {
         const flags =
           (v ? 0 : FLAG_TOMBSTONE) | (n > 1 ? FLAG_BATCH | (i === n - 1 ? FLAG_BATCH_END : 0) : 0);
         const position = log.append(k, v, expires[i]!, flags);
-        if (v) this.pointValue(k, position, v.length, expires[i]!, v);
+        if (v) this.pointValue(k, position, v.length, expires[i]!, v, hashes[i]!);
         else this.pointTombstone(k, position);
       }
       return n;

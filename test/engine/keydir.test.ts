@@ -7,9 +7,10 @@
  * mixed with the string methods on one keydir.
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { hashBytes, Keydir } from '../../src/engine/keydir.js';
 import { KEYDIR_ARENA_CHUNK_BYTES, KEYDIR_INLINE_KEY_BYTES } from '../../src/engine/limits.js';
+import { SlotCache } from '../../src/engine/slot-cache.js';
 
 interface Loc {
   segment: number;
@@ -83,6 +84,60 @@ describe('keydir', () => {
       }),
       { numRuns: 60 },
     );
+  });
+
+  it('setHashed with the hashes warmKeys left is set: a batch hashes each key once', () => {
+    const a = new Keydir();
+    const b = new Keydir();
+    const keys = Array.from({ length: 700 }, (_, i) =>
+      i % 3 === 0 ? `k${i % 50}` : `key-${i}-${'x'.repeat(i % 40)}`,
+    );
+    for (let from = 0; from < keys.length; from += 256) {
+      const batch = keys.slice(from, from + 256);
+      b.warmKeys(batch, batch.length);
+      const hashes = b.warmedHashes;
+      for (let j = 0; j < batch.length; j++) {
+        const k = batch[j]!;
+        expect(hashes[j]).toBe(hashBytes(Buffer.from(k, 'latin1'), 0, k.length));
+        const sa = a.set(k, 1, from + j, j, j % 7 === 0 ? 1e12 + j : 0);
+        const sb = b.setHashed(hashes[j]!, k, 1, from + j, j, j % 7 === 0 ? 1e12 + j : 0);
+        expect(sb).toBe(sa);
+        expect([b.prevSegment, b.prevPosition, b.prevValueLength, b.prevExpiresAt]).toEqual([
+          a.prevSegment,
+          a.prevPosition,
+          a.prevValueLength,
+          a.prevExpiresAt,
+        ]);
+      }
+    }
+    expect([...b.entries()]).toEqual([...a.entries()]);
+    for (const k of keys) expect(b.get(k)).toEqual(a.get(k));
+  });
+
+  it("drops a slot's cached value on a rewrite or delete, and looks up no cached value for a new key's slot", () => {
+    const kd = new Keydir();
+    const cache = new SlotCache(1 << 20, 4096);
+    kd.values = cache;
+    const drop = vi.spyOn(cache, 'drop');
+    const value = Buffer.from('v'.repeat(100));
+    for (let i = 0; i < 100; i++) cache.put(kd.set(`k${i}`, 1, i, 100, 0), value);
+    // The puts above probe for an old value; count from here.
+    drop.mockClear();
+    for (let i = 100; i < 200; i++) kd.set(`k${i}`, 1, i, 100, 0);
+    expect(drop).not.toHaveBeenCalled();
+    const s5 = kd.slot('k5');
+    kd.set('k5', 1, 500, 100, 0);
+    expect(drop).toHaveBeenCalledTimes(1);
+    expect(cache.get(s5)).toBeUndefined();
+    const s6 = kd.slot('k6');
+    kd.delete('k6');
+    expect(drop).toHaveBeenCalledTimes(2);
+    // The freed slot goes to the next new key, with no value cached for it.
+    drop.mockClear();
+    expect(kd.set('new', 1, 600, 100, 0)).toBe(s6);
+    expect(drop).not.toHaveBeenCalled();
+    expect(cache.get(s6)).toBeUndefined();
+    expect(cache.get(kd.slot('k7'))).toEqual(value);
   });
 
   it('grows past many doublings and repacks its arena after heavy deletes', () => {
