@@ -73,6 +73,20 @@ import {
 import { lowerEveryThread, lowerThread } from './thread-priority.js';
 import { traced } from './trace.js';
 
+/**
+ * V8 flags of the child. `--single-threaded`: its GC and JIT work runs on
+ * its main thread, not on V8's platform threads beside it, so the rewrite
+ * never takes more than one core (issue 15). On the 2-core test machine,
+ * per 20 MB compaction at 90% live, its platform threads had spent 147 ms
+ * of CPU next to the main thread's 300 ms (`/proc/PID/task/*`): a third of
+ * the time the child held the second core too, and the event loop, woken
+ * onto a core running a nice-19 platform thread, waited for it (an ftrace
+ * of sched_switch saw it wait behind them up to 10 ms, until a timer tick,
+ * in user mode). The rewrite itself was no slower without them (idle
+ * compaction time, 5 alternating pairs, README "Compaction").
+ */
+export const REWRITE_V8_FLAGS: readonly string[] = ['--single-threaded'];
+
 /** Least time between two progress messages from the child, in ms. */
 const PROGRESS_EVERY_MS = 20;
 /**
@@ -294,8 +308,9 @@ export class RewriteProcess {
     const t = performance.now();
     const c = fork(childFile(), [CHILD_TAG], {
       serialization: 'advanced',
-      // Not the server's flags (--inspect, --cpu-prof, a test runner's loaders).
-      execArgv: [],
+      // Not the server's flags (--inspect, --cpu-prof, a test runner's loaders). V8 without
+      // background tasks (REWRITE_V8_FLAGS): the child never runs on more than one core.
+      execArgv: [...REWRITE_V8_FLAGS],
       // None of the server's: a child holding the server's stdout or stderr kept them open past
       // the server's death (a supervisor or test waiting for them waited for the orphan too).
       // Its errors come back as messages; its death fails the rewrite with its exit code.

@@ -514,7 +514,7 @@ describe('the worker on a larger log: SIGKILL while it writes, close() while it 
     }
   }, 120_000);
 
-  it("runs one store's rewrites one after another in the same process, every thread of it at COMPACTION_WORKER_NICE", async () => {
+  it("runs one store's rewrites one after another in the same process, every thread of it at COMPACTION_WORKER_NICE, with V8's background tasks off", async () => {
     const dir = copyDir(big);
     const store = await openCopy(dir);
     const w = new RewriteProcess();
@@ -537,6 +537,9 @@ describe('the worker on a larger log: SIGKILL while it writes, close() while it 
           const nice = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
           expect(nice, `thread ${tid} of the rewrite process`).toBe(COMPACTION_WORKER_NICE);
         }
+        // No V8 background threads beside its main one: the rewrite takes one core at most.
+        const argv = fs.readFileSync(`/proc/${first}/cmdline`, 'utf8').split('\0');
+        expect(argv).toContain('--single-threaded');
       }
     } finally {
       await w.terminate();
