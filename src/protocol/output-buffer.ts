@@ -44,12 +44,30 @@ export class OutputBuffer {
     return out;
   }
 
+  /**
+   * take() when everything written since the last take is one piece of
+   * `buf` (a server's reply at pipeline 1, a run of small replies): that
+   * piece, with no array made for it. Undefined, taking nothing, when
+   * nothing was written or it is in more than one piece: take() then.
+   */
+  takeOne(): Buffer | undefined {
+    if (this.done.length > 0 || this.pos === this.start) return undefined;
+    const piece = this.buf.subarray(this.start, this.pos);
+    this.startFresh();
+    return piece;
+  }
+
   /** Moves buf[start, pos) to `done` and starts writing into a fresh region. */
   protected seal(): void {
     if (this.pos > this.start) {
       this.done.push(this.buf.subarray(this.start, this.pos));
       this.doneBytes += this.pos - this.start;
     }
+    this.startFresh();
+  }
+
+  /** The next bytes go after those taken: in a fresh buffer when this one has too little room left. */
+  private startFresh(): void {
     if (this.buf.length - this.pos < MIN_ROOM_BYTES) {
       this.buf = Buffer.allocUnsafe(CHUNK_BYTES);
       this.pos = 0;

@@ -522,7 +522,7 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
   /** The server's idle clock passed --idle-timeout-ms (idle-clock.ts): close unless a request is still being served. */
   override idle(ms: number): void {
     // A request in progress (awaiting its ack, or its reply queued) is never idle (PROTOCOL.md §5).
-    if (this.inflight > 0 || this.out.length > 0 || this.isClosed || this.ending) return;
+    if (this.inflight > 0 || this.hasUnsent || this.isClosed || this.ending) return;
     this.fatal(
       'TIMEOUT',
       `connection idle for ${ms} ms: no bytes in either direction and no request in progress (server option --idle-timeout-ms)`,

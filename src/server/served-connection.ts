@@ -94,6 +94,8 @@ export interface ReplyWriter {
   /** Bytes written and not yet taken. */
   readonly length: number;
   take(): Buffer[];
+  /** take() when what was written is one piece: that piece, with no array; else undefined (take() then). */
+  takeOne(): Buffer | undefined;
 }
 
 /** A protocol's request reader over the received chunks (chunk-queue.ts). */
@@ -130,6 +132,10 @@ interface Slot {
 /** Up to this many queued bytes are copied into one buffer for one write; more go out corked as they are. */
 const COPY_TO_ONE_WRITE_BYTES = 256 * 1024;
 
+/** A drained slot queue (or unsent list) longer than this is dropped rather than kept for reuse. */
+const SLOTS_KEPT = 64;
+const OUT_KEPT = 64;
+
 /** After the server ends a connection, the peer has this long to read the last replies and close. */
 const LINGER_MS = 2000;
 
@@ -146,12 +152,23 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
   authenticated: boolean;
   /** The log's next offset after this connection's last write (WAIT). */
   lastWriteOffset = 0;
-  /** Unsent reply buffers and their size. */
-  protected out: Buffer[] = [];
+  /**
+   * Unsent reply buffers, out[0, outCount), and their size. The array is
+   * kept across flushes (entries cleared as they are written): a fresh one
+   * per flush was an allocation per reply at pipeline 1.
+   */
+  private out: (Buffer | undefined)[] = [];
+  private outCount = 0;
   protected outBytes = 0;
-  /** Replies waiting for an earlier one; slots[slotHead] is the oldest. */
-  private slots: Slot[] = [];
+  /**
+   * Replies waiting for an earlier one, slots[slotHead, slotTail), the
+   * oldest first; the array is reused once drained, as `out` is.
+   */
+  private slots: (Slot | undefined)[] = [];
   private slotHead = 0;
+  private slotTail = 0;
+  /** A drained slot kept for the next write awaited (one object fewer per write at pipeline 1). */
+  private spareSlot: Slot | undefined;
   /** Requests awaiting their promise. */
   protected inflight = 0;
   private paused = false;
@@ -328,7 +345,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
 
   /** An earlier reply still awaits its promise or ack: a reply sent now waits behind it (takeWrittenBehind, enqueue). */
   protected get awaiting(): boolean {
-    return this.slotHead < this.slots.length;
+    return this.slotHead < this.slotTail;
   }
 
   /**
@@ -390,7 +407,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
   private joinLast(awaited: Promise<unknown> | TickAck, tag: number, value: unknown): boolean {
     // Replies written since go between: they end the run (the last slot then holds them).
     this.takeWrittenBehind();
-    const last = this.slots[this.slots.length - 1];
+    const last = this.slotTail > this.slotHead ? this.slots[this.slotTail - 1] : undefined;
     if (last === undefined || last.promise !== awaited || last.settled || last.value !== value) return false;
     this.inflight++;
     if (last.more === undefined) last.more = [tag];
@@ -403,16 +420,24 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
     this.inflight++;
     // Replies written so far go before this one.
     this.takeWrittenBehind();
-    const slot: Slot = {
-      frames: undefined,
-      promise: awaited,
-      settled: false,
-      failed: false,
-      tag,
-      more: undefined,
-      value: undefined,
-    };
-    this.slots.push(slot);
+    let slot = this.spareSlot;
+    if (slot === undefined) {
+      slot = {
+        frames: undefined,
+        promise: awaited,
+        settled: false,
+        failed: false,
+        tag,
+        more: undefined,
+        value: undefined,
+      };
+    } else {
+      // Drained (complete() reset it): no promise, ack or closure refers to it any more.
+      this.spareSlot = undefined;
+      slot.promise = awaited;
+      slot.tag = tag;
+    }
+    this.slots[this.slotTail++] = slot;
     return slot;
   }
 
@@ -423,6 +448,13 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
   protected takeWritten(): void {
     if (!this.written) return;
     this.written = false;
+    // One piece, the usual case: taken without an array.
+    const one = this.writer.takeOne();
+    if (one !== undefined) {
+      this.pushOne(one);
+      this.askFlush();
+      return;
+    }
     const frames = this.writer.take();
     if (frames.length > 0) this.push(frames);
   }
@@ -436,7 +468,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
    */
   protected takeWrittenBehind(): void {
     if (!this.written) return;
-    if (this.slotHead === this.slots.length) {
+    if (this.slotHead === this.slotTail) {
       this.takeWritten();
       return;
     }
@@ -448,18 +480,18 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
   /** Queues encoded reply buffers, behind any reply still awaited. */
   protected enqueue(frames: Buffer[]): void {
     this.takeWrittenBehind();
-    if (this.slotHead < this.slots.length) this.queueBehind(frames);
+    if (this.slotHead < this.slotTail) this.queueBehind(frames);
     else this.push(frames);
   }
 
   /** Adds sendable frames after the last awaited reply: to the last slot if it holds frames, else a new one. */
   private queueBehind(frames: Buffer[]): void {
-    const last = this.slots[this.slots.length - 1]!;
+    const last = this.slots[this.slotTail - 1]!;
     if (last.frames !== undefined) {
       for (const f of frames) last.frames.push(f);
       return;
     }
-    this.slots.push({
+    this.slots[this.slotTail++] = {
       frames,
       promise: undefined,
       settled: true,
@@ -467,21 +499,33 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
       tag: 0,
       more: undefined,
       value: undefined,
-    });
+    };
   }
 
   /** Adds encoded buffers to the unsent output and asks for a flush this tick. */
   protected push(frames: Buffer[]): void {
-    const out = this.out;
-    for (const f of frames) {
-      const last = out[out.length - 1];
-      if (last !== undefined && last.buffer === f.buffer && last.byteOffset + last.length === f.byteOffset) {
-        // Consecutive views of the shared output buffer: widen instead of adding a piece.
-        out[out.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + f.length);
-      } else out.push(f);
-      this.outBytes += f.length;
-    }
+    for (const f of frames) this.pushOne(f);
     this.askFlush();
+  }
+
+  /** Adds one encoded buffer to the unsent output (the caller asks for the flush). */
+  private pushOne(f: Buffer): void {
+    const out = this.out;
+    const n = this.outCount;
+    const last = n > 0 ? out[n - 1]! : undefined;
+    if (last !== undefined && last.buffer === f.buffer && last.byteOffset + last.length === f.byteOffset) {
+      // Consecutive views of the shared output buffer: widen instead of adding a piece.
+      out[n - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + f.length);
+    } else {
+      out[n] = f;
+      this.outCount = n + 1;
+    }
+    this.outBytes += f.length;
+  }
+
+  /** Replies queued and not yet written to the socket. */
+  protected get hasUnsent(): boolean {
+    return this.outCount > 0;
   }
 
   /** Asks the server for a flush() of this connection this tick (once until it comes). */
@@ -502,10 +546,10 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
     slot.failed = failed;
     slot.value = value;
     const slots = this.slots;
-    while (this.slotHead < slots.length) {
+    while (this.slotHead < this.slotTail) {
       const head = slots[this.slotHead]!;
       if (!head.settled) break;
-      this.slotHead++;
+      slots[this.slotHead++] = undefined;
       if (head.frames !== undefined) {
         this.takeWritten();
         this.push(head.frames);
@@ -514,14 +558,28 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
         const more = head.more;
         if (more !== undefined) for (const tag of more) this.settledReply(tag, head.failed, head.value);
       }
+      this.spare(head);
     }
     this.takeWritten();
-    if (this.slotHead === slots.length) {
-      this.slots = [];
+    if (this.slotHead === this.slotTail) {
       this.slotHead = 0;
+      this.slotTail = 0;
+      // A queue that grew long (a deep pipeline awaiting acks) is not kept at that length.
+      if (slots.length > SLOTS_KEPT) this.slots = [];
     }
     if (this.ending) this.endWhenFlushed();
     if (this.paused) this.maybeResume();
+  }
+
+  /** Keeps a drained slot, emptied, for the next awaitSlot. */
+  private spare(slot: Slot): void {
+    slot.frames = undefined;
+    slot.promise = undefined;
+    slot.settled = false;
+    slot.failed = false;
+    slot.more = undefined;
+    slot.value = undefined;
+    this.spareSlot = slot;
   }
 
   /**
@@ -535,18 +593,28 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
    */
   flush(): void {
     this.flushQueued = false;
-    if (this.closed || this.out.length === 0 || this.headAwaitsAck()) return;
+    const n = this.outCount;
+    if (this.closed || n === 0 || this.headAwaitsAck()) return;
     const out = this.out;
     const bytes = this.outBytes;
-    this.out = [];
+    this.outCount = 0;
     this.outBytes = 0;
     this.host.metrics.bytesOut += bytes;
-    if (out.length === 1) this.writes.write(out[0]!);
-    else if (bytes <= COPY_TO_ONE_WRITE_BYTES) this.writes.write(Buffer.concat(out, bytes));
-    else {
-      this.socket.cork();
-      for (const b of out) this.socket.write(b);
-      this.socket.uncork();
+    if (n === 1) {
+      const b = out[0]!;
+      out[0] = undefined;
+      this.writes.write(b);
+    } else {
+      // The pieces leave `out` before any write: a write may end in a close that empties it.
+      const pieces = out.slice(0, n) as Buffer[];
+      out.fill(undefined, 0, n);
+      if (out.length > OUT_KEPT) this.out = [];
+      if (bytes <= COPY_TO_ONE_WRITE_BYTES) this.writes.write(Buffer.concat(pieces, bytes));
+      else {
+        this.socket.cork();
+        for (const b of pieces) this.socket.write(b);
+        this.socket.uncork();
+      }
     }
     if (this.ending) this.endWhenFlushed();
     else if (this.paused) this.maybeResume();
@@ -554,8 +622,8 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
 
   /** The oldest reply owed awaits a TickAck: it settles within a sync round, and a push then asks for a flush. */
   private headAwaitsAck(): boolean {
-    const head = this.slots[this.slotHead];
-    return head !== undefined && head.promise instanceof TickAck;
+    if (this.slotHead === this.slotTail) return false;
+    return this.slots[this.slotHead]!.promise instanceof TickAck;
   }
 
   // ---- closing -----------------------------------------------------------------
@@ -563,7 +631,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
   /** Ends the socket once every reply owed has been written. */
   protected endWhenFlushed(): void {
     if (this.closed) return;
-    if (this.slotHead < this.slots.length || this.out.length > 0) return; // flush or complete() calls again
+    if (this.slotHead < this.slotTail || this.outCount > 0) return; // flush or complete() calls again
     this.socket.end();
     // A peer that never reads would hold the socket open forever.
     setTimeout(() => this.socket.destroy(), LINGER_MS).unref();
@@ -586,7 +654,10 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
     this.closed = true;
     this.ended();
     this.out = [];
+    this.outCount = 0;
     this.slots = [];
+    this.slotHead = 0;
+    this.slotTail = 0;
     this.host.forget(this);
   }
 

@@ -173,6 +173,42 @@ describe('FrameWriter', () => {
     taken = Buffer.concat([taken, ...w.take()]);
     expect(taken.equals(reference(values))).toBe(true);
   });
+
+  it('takeOne takes what was written when it is one piece, else nothing (take then gets it all)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom(0, 10, 900, 5000, ZERO_COPY_BYTES), { minLength: 1, maxLength: 60 }),
+        (sizes) => {
+          const w = new FrameWriter();
+          const values: unknown[] = [];
+          const pieces: Buffer[] = [];
+          for (let i = 0; i < sizes.length; i++) {
+            const v = [i, Buffer.alloc(sizes[i]!, i & 0xff)];
+            values.push(v);
+            w.frame(v);
+            if (i % 3 !== 2) continue;
+            const before = w.length;
+            const one = w.takeOne();
+            if (one !== undefined) {
+              // One piece: everything written since the last take, and nothing is left.
+              expect(one.length).toBe(before);
+              expect(w.length).toBe(0);
+              pieces.push(one);
+            } else {
+              // Several pieces (a referenced large value, a full buffer): takeOne took nothing.
+              expect(w.length).toBe(before);
+              pieces.push(...w.take());
+            }
+          }
+          const last = w.takeOne();
+          if (last !== undefined) pieces.push(last);
+          pieces.push(...w.take());
+          expect(Buffer.concat(pieces).equals(reference(values))).toBe(true);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
 });
 
 /** The body bytes FrameWriter writes for `v`, as hex. */
