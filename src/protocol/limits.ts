@@ -61,10 +61,24 @@ export const MEMORY_REDUCER_MIN_GROWTH_BYTES = 8 * 1024 * 1024;
 export const REPLY_HIGH_WATER_BYTES = 4 * 1024 * 1024;
 
 /**
- * The one buffer every served socket reads into (server/socket-reads.ts):
- * the most one read takes from the kernel, as Node's own default read size.
+ * The one buffer a replica's feed connection reads into (client/feed.ts):
+ * the most one read takes from the kernel, as Node's own default read size
+ * (the feed's slabs, FEED_SLAB_BYTES, are sized against it).
  */
 export const READ_BUFFER_BYTES = 64 * 1024;
+
+/**
+ * The one buffer every served socket reads into (server/socket-reads.ts):
+ * the most one read takes from the kernel. 256 KiB, not Node's own 64 KiB: a
+ * pipelined client's frames larger than a read (kv-bench --prefill's MSETs
+ * of ~70 KB) were each split across reads, so each cost a copy of its unread
+ * part and a merge (ChunkQueue.keep/merge), ~140 KB of short-lived buffers a
+ * frame in the brk heap, where the freed ones stayed resident between live
+ * allocations; with 256 KiB reads most frames are read whole, as views. 1M
+ * keys (kv-bench --prefill, idle, /proc smaps): 104.3/102.8 MiB against
+ * 109.3/112.6 with 64 KiB (ARCHITECTURE.md "Server memory").
+ */
+export const SERVER_READ_BUFFER_BYTES = 256 * 1024;
 
 /** Backpressure: a connection also stops being read while this many of its requests await an async reply (writes awaiting their ack). */
 export const MAX_INFLIGHT_REQUESTS = 8192;

@@ -29,7 +29,7 @@
  * Everything runs on the event loop: one read callback at a time.
  */
 import type { Socket } from 'node:net';
-import { READ_BUFFER_BYTES } from '../protocol/limits.js';
+import { SERVER_READ_BUFFER_BYTES } from '../protocol/limits.js';
 
 /** Where a socket's chunks go; changed when the protocol is detected. */
 export type ChunkSink = (chunk: Buffer) => void;
@@ -86,7 +86,7 @@ export function deliverChunks(socket: Socket, sink: ChunkSink): boolean {
     socket.on('data', (chunk: Buffer) => delivery.sink(chunk));
     return false;
   }
-  shared ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+  shared ??= Buffer.allocUnsafeSlow(SERVER_READ_BUFFER_BYTES);
   const fieldsOf = socket as unknown as Record<symbol, unknown>;
   fieldsOf[fields.buffer] = shared;
   fieldsOf[fields.callback] = (nread: number, buf: Buffer) => {
