@@ -218,6 +218,11 @@ export class RespConnection extends ServedConnectionBase<Buffer[]> implements Re
     this.written = true;
   }
 
+  protected failedReply(_proto: number, error: unknown): Buffer[] {
+    writer.error(this.errorLine(error));
+    return writer.take();
+  }
+
   /** Reads nothing more, answers every request read before, then sends `line` as an error and closes. */
   fatal(line: string): void {
     if (this.isClosed) return;

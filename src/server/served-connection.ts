@@ -39,7 +39,12 @@ import type { Logger } from 'pino';
 import type { ClusterGate } from '../cluster/node.js';
 import type { Store } from '../engine/store.js';
 import { type AckListener, TickAck } from '../engine/tick-ack.js';
-import { MAX_AUTH_FAILURES, MAX_INFLIGHT_REQUESTS, REPLY_HIGH_WATER_BYTES } from '../protocol/limits.js';
+import {
+  FRAME_HEADER_BYTES,
+  MAX_AUTH_FAILURES,
+  MAX_INFLIGHT_REQUESTS,
+  REPLY_HIGH_WATER_BYTES,
+} from '../protocol/limits.js';
 import type { InfoSection } from '../protocol/messages.js';
 import type { Replication } from '../replication/replication.js';
 import { AckedReply, type AckedWrite } from './acked-write.js';
@@ -129,6 +134,19 @@ interface Slot {
   value: unknown;
 }
 
+/**
+ * Write replies encoded before their store ack settled (answerEarly): the
+ * ack they await and where each reply's frame starts in the connection's
+ * output stream (`out`, then what it wrote into the shared writer; the
+ * frame's length prefix gives its end), so that if the ack fails each is
+ * replaced by its error before any byte of it is sent.
+ */
+class EarlyReplies {
+  readonly starts: number[] = [];
+  readonly tags: number[] = [];
+  constructor(readonly ack: TickAck) {}
+}
+
 /** Up to this many queued bytes are copied into one buffer for one write; more go out corked as they are. */
 const COPY_TO_ONE_WRITE_BYTES = 256 * 1024;
 
@@ -169,6 +187,8 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
   private slotTail = 0;
   /** A drained slot kept for the next write awaited (one object fewer per write at pipeline 1). */
   private spareSlot: Slot | undefined;
+  /** Acks with replies already encoded (answerEarly) that have not settled, oldest first: flush() sends nothing while one is. */
+  private early: EarlyReplies[] = [];
   /** Requests awaiting their promise. */
   protected inflight = 0;
   private paused = false;
@@ -389,8 +409,101 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
     ack.listen(this, slot);
   }
 
-  /** A TickAck this connection listens to settled: `slot` is the one awaitAck queued, holding the reply. */
+  /**
+   * Whether a write's reply may be encoded at once, in request order, before
+   * its ack settles (answerEarly): no earlier reply is awaited, and the ack
+   * comes with the store's end-of-tick flush (`interval`, `never`), which the
+   * server runs before it writes any reply (server.ts flushAll). Under
+   * `always` the replies keep waiting in the slot queue: holding a
+   * connection's whole output until its newest fsync could hold it forever.
+   */
+  protected get canAnswerEarly(): boolean {
+    return this.slotHead === this.slotTail && this.host.store.options.fsync !== 'always';
+  }
+
+  /** Where the next byte this connection writes lands in its output stream (for answerEarly). */
+  protected get outputAt(): number {
+    return this.outBytes + (this.written ? this.writer.length : 0);
+  }
+
+  /**
+   * The reply to a write awaiting `ack` was just encoded into the shared
+   * writer as one frame at output position `start` (canAnswerEarly held), as
+   * if the write had been acknowledged: a mixed pipeline then needs no slot,
+   * no listener and no second pass per write. It stays correct because
+   * nothing of this connection's output is sent while such an ack is
+   * pending (flush), and a failed ack replaces each of its replies by the
+   * error (replaceEarly) before that. One listener per ack and connection.
+   */
+  protected answeredEarly(ack: TickAck, tag: number, start: number): void {
+    const early = this.early;
+    let run = early[early.length - 1];
+    if (run === undefined || run.ack !== ack) {
+      run = new EarlyReplies(ack);
+      early.push(run);
+      ack.listen(this, run);
+    }
+    run.starts.push(start);
+    run.tags.push(tag);
+  }
+
+  /** The encoded error reply to request `tag` whose write failed with `error` (for replaceEarly). */
+  protected abstract failedReply(tag: number, error: unknown): Buffer[];
+
+  /** An ack of early replies settled: on failure their replies become errors; the output may leave once none is pending. */
+  private earlySettled(run: EarlyReplies, failed: boolean, error: unknown): void {
+    const early = this.early;
+    const i = early.indexOf(run);
+    if (i >= 0) early.splice(i, 1);
+    if (this.closed) return;
+    if (failed) this.replaceEarly(run, error);
+    if (early.length === 0 && this.outCount > 0) this.askFlush();
+  }
+
+  /**
+   * Replaces each reply of `run` in the unsent output by its error reply
+   * (rare: a refused log write), shifting the positions of the early replies
+   * of other pending acks. The settlement comes from the store's flush, when
+   * every connection has taken what it wrote (as in complete), so all of
+   * `run` lies in `out`.
+   */
+  private replaceEarly(run: EarlyReplies, error: unknown): void {
+    const all = Buffer.concat(this.out.slice(0, this.outCount) as Buffer[], this.outBytes);
+    const pieces: Buffer[] = [];
+    let at = 0;
+    const deltas: number[] = [];
+    for (let k = 0; k < run.starts.length; k++) {
+      const start = run.starts[k]!;
+      pieces.push(all.subarray(at, start));
+      let n = 0;
+      for (const f of this.failedReply(run.tags[k]!, error)) {
+        pieces.push(f);
+        n += f.length;
+      }
+      at = start + FRAME_HEADER_BYTES + all.readUInt32BE(start);
+      deltas.push(n - (at - start));
+    }
+    pieces.push(all.subarray(at));
+    for (const other of this.early) {
+      for (let j = 0; j < other.starts.length; j++) {
+        const p = other.starts[j]!;
+        let q = p;
+        for (let k = 0; k < run.starts.length; k++) if (run.starts[k]! < p) q += deltas[k]!;
+        other.starts[j] = q;
+      }
+    }
+    this.out = [];
+    this.outCount = 0;
+    this.outBytes = 0;
+    for (const b of pieces) if (b.length > 0) this.pushOne(b);
+  }
+
+  /** A TickAck this connection listens to settled: `slot` is the one awaitAck queued, holding the reply (or an EarlyReplies run). */
   ackSettled(slot: unknown, failed: boolean, error: unknown): void {
+    if (slot instanceof EarlyReplies) {
+      this.earlySettled(slot, failed, error);
+      return;
+    }
     const s = slot as Slot;
     this.complete(s, failed, failed ? error : s.value);
   }
@@ -594,7 +707,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
   flush(): void {
     this.flushQueued = false;
     const n = this.outCount;
-    if (this.closed || n === 0 || this.headAwaitsAck()) return;
+    if (this.closed || n === 0 || this.headAwaitsAck() || this.early.length > 0) return;
     const out = this.out;
     const bytes = this.outBytes;
     this.outCount = 0;
@@ -658,6 +771,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
     this.slots = [];
     this.slotHead = 0;
     this.slotTail = 0;
+    this.early = [];
     this.host.forget(this);
   }
 
