@@ -4,6 +4,7 @@
  * (250 ms) so that etcd accepts 1-second leases. Killed by its owner.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { Etcd3 } from 'etcd3';
 import { openEtcd } from '../../src/cluster/etcd-client.js';
@@ -45,12 +46,23 @@ export interface EtcdProcess {
   stop(): Promise<void>;
 }
 
-/** Starts etcd with its data under `dir`; resolves once it answers a put. */
+/** Launches on fresh ports tried before giving up when another socket took one of them first. */
+const PORT_ATTEMPTS = 5;
+
+/** Thrown by a launch whose etcd could not bind its port (EADDRINUSE). */
+class PortTaken extends Error {}
+
+/**
+ * Starts etcd with its data under `dir`; resolves once it answers a put.
+ * freePort's port is free only when asked: by the time etcd binds it, a
+ * connection elsewhere on the machine may have taken it as its own source
+ * port (the same ephemeral range; a parallel test suite makes thousands),
+ * and etcd exits with "address already in use". The first start then tries
+ * fresh ports; a restart keeps its ports (that is what it tests) and waits.
+ */
 export async function startEtcd(dir: string): Promise<EtcdProcess> {
-  const clientPort = await freePort();
-  const peerPort = await freePort();
-  const url = `http://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
+  let url = '';
+  let peer = '';
   const clients: Etcd3[] = [];
   let proc: ChildProcess | undefined;
 
@@ -77,7 +89,10 @@ export async function startEtcd(dir: string): Promise<EtcdProcess> {
     const deadline = Date.now() + 15_000;
     try {
       for (;;) {
-        if (p.exitCode !== null) throw new Error(`etcd exited with ${p.exitCode}: ${err}`);
+        if (p.exitCode !== null) {
+          const message = `etcd exited with ${p.exitCode}: ${err}`;
+          throw err.includes('address already in use') ? new PortTaken(message) : new Error(message);
+        }
         try {
           await probe.put('/segkv-test/ready').value('1');
           return;
@@ -100,7 +115,29 @@ export async function startEtcd(dir: string): Promise<EtcdProcess> {
     });
   };
 
-  await launch();
+  /** Launches, retrying a lost port race: on fresh ports when `rebind`, else on the same after a pause. */
+  const launchRetrying = async (rebind: boolean) => {
+    for (let attempt = 1; ; attempt++) {
+      if (rebind) {
+        // etcd binds before it writes its member data; cleared all the same, as that data names the ports.
+        if (attempt > 1) rmSync(`${dir}/etcd`, { recursive: true, force: true });
+        const clientPort = await freePort();
+        let peerPort = await freePort();
+        while (peerPort === clientPort) peerPort = await freePort();
+        url = `http://127.0.0.1:${clientPort}`;
+        peer = `http://127.0.0.1:${peerPort}`;
+      }
+      try {
+        await launch();
+        return;
+      } catch (e) {
+        if (!(e instanceof PortTaken) || attempt === PORT_ATTEMPTS) throw e;
+        if (!rebind) await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
+    }
+  };
+
+  await launchRetrying(true);
   return {
     url,
     dir,
@@ -111,7 +148,7 @@ export async function startEtcd(dir: string): Promise<EtcdProcess> {
     },
     async restart() {
       await kill('SIGKILL');
-      await launch();
+      await launchRetrying(false);
     },
     kill,
     signal(signal) {
