@@ -340,19 +340,55 @@ function summarize(samples: number[]): Latencies {
 }
 
 /** Where a measurement window's latencies go, µs. */
-class Samples {
+export class Samples {
   readonly getUs: number[] = [];
   readonly setUs: number[] = [];
 }
 
 /**
+ * Which measurement window a foreground pair counts in, by its due time: a
+ * switch made at time T (measure) takes the pairs due from T on, even those
+ * the loop only gets to later. Picking the window current when a pair is
+ * processed instead put the pairs that fell due while the code between two
+ * windows ran (a StallTrace's stop, ~8 ms of /proc reads) into the next
+ * window, with that delay as their latency.
+ */
+export class Windows {
+  /** Switch times (hrtime ns) and the window from each on, oldest first. */
+  private readonly from: bigint[] = [0n];
+  private readonly windows: (Samples | undefined)[] = [undefined];
+
+  /** Pairs due at or after `at` count in `window` (undefined: in none). */
+  switchTo(window: Samples | undefined, at: bigint): void {
+    if (at < this.from[this.from.length - 1]!) throw new Error('window switches must come in time order');
+    this.from.push(at);
+    this.windows.push(window);
+  }
+
+  /**
+   * The window of a pair due at `due`. Pairs are asked for in due order, so
+   * the switches before the one that covers `due` are dropped.
+   */
+  at(due: bigint): Samples | undefined {
+    let i = this.from.length - 1;
+    while (i > 0 && this.from[i]! > due) i--;
+    if (i > 0) {
+      this.from.splice(0, i);
+      this.windows.splice(0, i);
+    }
+    return this.windows[0];
+  }
+}
+
+/**
  * The open-loop foreground load; `stop()` resolves once every set issued has
  * been acked. A pair counts in the window (Samples) current at its scheduled
- * time, even if its set is acked after the next window began.
+ * time (Windows), even if the loop only runs it, or its set is acked, after
+ * the next window began.
  */
 class Foreground {
   private stopped = false;
-  private measuring: Samples | undefined;
+  private readonly windows = new Windows();
   private inFlight = 0;
   private drained: (() => void) | undefined;
   private rng = 0x2545f491;
@@ -389,7 +425,7 @@ class Foreground {
       while (next <= now) {
         const due = next;
         next += interval;
-        const measuring = this.measuring;
+        const measuring = this.windows.at(due);
         const v = this.store.getSync(keyOf(this.rand() % this.keyCount));
         if (v === undefined || v.length !== VALUE_BYTES) throw new Error('a foreground get missed');
         measuring?.getUs.push(Number(process.hrtime.bigint() - due) / 1000);
@@ -407,14 +443,13 @@ class Foreground {
     setImmediate(tick);
   }
 
-  /** Pairs scheduled from now on count in `window` (none: not measured). */
+  /** Pairs due from now on count in `window` (none: not measured). */
   measure(window: Samples | undefined): void {
-    this.measuring = window;
+    this.windows.switchTo(window, process.hrtime.bigint());
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.measuring = undefined;
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
   }
 }
@@ -465,6 +500,7 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
     fg.measure(w);
     const t = performance.now();
     await sleep(job.withoutMs);
+    fg.measure(undefined);
     withoutMs += performance.now() - t;
     if (wTrace)
       process.stderr.write(
@@ -476,7 +512,6 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
   };
   await measureWithout();
   const during = new Samples();
-  fg?.measure(during);
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
   const trace = process.env.SEGKV_BENCH_TRACE ? new StallTrace() : undefined;
@@ -485,15 +520,18 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
   sched.read();
   const loadAvg = loadavg()[0]!;
   const cpu0 = process.cpuUsage();
+  fg?.measure(during);
   const t0 = performance.now();
   const r = await store.compact();
+  fg?.measure(undefined);
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   const loopSched = schedDelta(sched);
   sched.close();
   // Let the foreground catch up on the pairs that fell due during the last
-  // synchronous piece: their latency is part of the compaction's. The loop
-  // monitors too: a stall is only recorded once the timer it delayed fires.
+  // synchronous piece: they count in the compaction's window (by due time),
+  // and their latency is part of the compaction's. The loop monitors too: a
+  // stall is only recorded once the timer it delayed fires.
   await sleep(SETTLE_MS);
   loop.disable();
   swapLoop.disable();
