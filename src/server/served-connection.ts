@@ -139,12 +139,24 @@ interface Slot {
  * ack they await and where each reply's frame starts in the connection's
  * output stream (`out`, then what it wrote into the shared writer; the
  * frame's length prefix gives its end), so that if the ack fails each is
- * replaced by its error before any byte of it is sent.
+ * replaced by its error before any byte of it is sent. A settled run is
+ * kept for the connection's next one (spareEarly): its arrays are filled by
+ * index up to `count` and never shrunk, so a write answered early at
+ * pipeline 1 allocates nothing here once they have grown.
  */
 class EarlyReplies {
+  /** The ack awaited; undefined while the run is spare. */
+  ack: TickAck | undefined = undefined;
+  /** Replies in the run: starts[0, count) and tags[0, count). */
+  count = 0;
   readonly starts: number[] = [];
   readonly tags: number[] = [];
-  constructor(readonly ack: TickAck) {}
+
+  add(start: number, tag: number): void {
+    this.starts[this.count] = start;
+    this.tags[this.count] = tag;
+    this.count++;
+  }
 }
 
 /** Up to this many queued bytes are copied into one buffer for one write; more go out corked as they are. */
@@ -188,7 +200,11 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
   /** A drained slot kept for the next write awaited (one object fewer per write at pipeline 1). */
   private spareSlot: Slot | undefined;
   /** Acks with replies already encoded (answerEarly) that have not settled, oldest first: flush() sends nothing while one is. */
-  private early: EarlyReplies[] = [];
+  private early: (EarlyReplies | undefined)[] = [];
+  /** Runs pending in early[0, earlyCount) (a count, not the length: an emptied array would drop its storage). */
+  private earlyCount = 0;
+  /** A settled run kept for the next one (no object and no arrays per ack at pipeline 1). */
+  private spareEarly: EarlyReplies | undefined;
   /** Requests awaiting their promise. */
   protected inflight = 0;
   private paused = false;
@@ -436,15 +452,15 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
    * error (replaceEarly) before that. One listener per ack and connection.
    */
   protected answeredEarly(ack: TickAck, tag: number, start: number): void {
-    const early = this.early;
-    let run = early[early.length - 1];
+    let run = this.earlyCount > 0 ? this.early[this.earlyCount - 1] : undefined;
     if (run === undefined || run.ack !== ack) {
-      run = new EarlyReplies(ack);
-      early.push(run);
+      run = this.spareEarly ?? new EarlyReplies();
+      this.spareEarly = undefined;
+      run.ack = ack;
+      this.early[this.earlyCount++] = run;
       ack.listen(this, run);
     }
-    run.starts.push(start);
-    run.tags.push(tag);
+    run.add(start, tag);
   }
 
   /** The encoded error reply to request `tag` whose write failed with `error` (for replaceEarly). */
@@ -452,12 +468,25 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
 
   /** An ack of early replies settled: on failure their replies become errors; the output may leave once none is pending. */
   private earlySettled(run: EarlyReplies, failed: boolean, error: unknown): void {
-    const early = this.early;
-    const i = early.indexOf(run);
-    if (i >= 0) early.splice(i, 1);
+    this.dropEarly(run);
     if (this.closed) return;
     if (failed) this.replaceEarly(run, error);
-    if (early.length === 0 && this.outCount > 0) this.askFlush();
+    run.ack = undefined;
+    run.count = 0;
+    this.spareEarly = run;
+    if (this.earlyCount === 0 && this.outCount > 0) this.askFlush();
+  }
+
+  /** Takes `run` out of the pending runs (the oldest, as acks settle in order), keeping the rest in order. */
+  private dropEarly(run: EarlyReplies): void {
+    const early = this.early;
+    const n = this.earlyCount;
+    let i = 0;
+    while (i < n && early[i] !== run) i++;
+    if (i === n) return;
+    for (; i < n - 1; i++) early[i] = early[i + 1];
+    early[n - 1] = undefined;
+    this.earlyCount = n - 1;
   }
 
   /**
@@ -472,7 +501,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
     const pieces: Buffer[] = [];
     let at = 0;
     const deltas: number[] = [];
-    for (let k = 0; k < run.starts.length; k++) {
+    for (let k = 0; k < run.count; k++) {
       const start = run.starts[k]!;
       pieces.push(all.subarray(at, start));
       let n = 0;
@@ -484,11 +513,12 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
       deltas.push(n - (at - start));
     }
     pieces.push(all.subarray(at));
-    for (const other of this.early) {
-      for (let j = 0; j < other.starts.length; j++) {
+    for (let i = 0; i < this.earlyCount; i++) {
+      const other = this.early[i]!;
+      for (let j = 0; j < other.count; j++) {
         const p = other.starts[j]!;
         let q = p;
-        for (let k = 0; k < run.starts.length; k++) if (run.starts[k]! < p) q += deltas[k]!;
+        for (let k = 0; k < run.count; k++) if (run.starts[k]! < p) q += deltas[k]!;
         other.starts[j] = q;
       }
     }
@@ -707,7 +737,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
   flush(): void {
     this.flushQueued = false;
     const n = this.outCount;
-    if (this.closed || n === 0 || this.headAwaitsAck() || this.early.length > 0) return;
+    if (this.closed || n === 0 || this.headAwaitsAck() || this.earlyCount > 0) return;
     const out = this.out;
     const bytes = this.outBytes;
     this.outCount = 0;
@@ -772,6 +802,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
     this.slotHead = 0;
     this.slotTail = 0;
     this.early = [];
+    this.earlyCount = 0;
     this.host.forget(this);
   }
 

@@ -121,6 +121,37 @@ describe('early write replies (interval)', () => {
     ).toEqual([null, 'v3', true, 'v5']);
   });
 
+  it('acked batches, then a refused one: only its own writes answer IO_ERROR, in their places', async () => {
+    // The connection's run of early replies is kept across acks (spareEarly): the refused
+    // batch's run must hold its own replies only, not positions left by the batches before.
+    const r = await rig();
+    for (let round = 0; round < 3; round++)
+      expect(
+        await pipeline(r.conn, [
+          ['SET', `ok${round}a`, VALUE],
+          ['GET', 'g1'],
+          ['SET', `ok${round}b`, VALUE],
+          ['SET', `ok${round}c`, VALUE],
+        ]),
+      ).toEqual([true, 'v1', true, true]);
+    r.mem.failWrites((p) => (p.endsWith('.seg') ? 'ENOSPC' : undefined));
+    expect(
+      await pipeline(r.conn, [
+        ['GET', 'g2'],
+        ['SET', 'bad1', VALUE],
+        ['GET', 'g3'],
+      ]),
+    ).toEqual(['v2', { error: 'IO_ERROR' }, 'v3']);
+    r.mem.failWrites(undefined);
+    expect(
+      await pipeline(r.conn, [
+        ['SET', 'good', VALUE],
+        ['GET', 'bad1'],
+        ['GET', 'ok2c'],
+      ]),
+    ).toEqual([true, null, VALUE.toString()]);
+  });
+
   it('a rotation inside the batch: the writes it flushed fail, the later ones succeed, all in order', async () => {
     const r = await rig();
     await nearlyFull(r.store);
