@@ -30,7 +30,13 @@
  */
 import { crc32 } from 'node:zlib';
 import { HINT_ENTRY_BYTES, HINT_HEADER_BYTES, writeHintEntry, writeHintHeader } from './hint.js';
-import { HINT_CHUNK_BYTES, HINT_COMPACT_MIN_BYTES, HINT_SPARE_CHUNKS } from './limits.js';
+import {
+  HINT_CHUNK_BYTES,
+  HINT_COMPACT_MIN_BYTES,
+  HINT_PREFAULT_CHUNKS,
+  HINT_SPARE_CHUNKS,
+} from './limits.js';
+import { PrefaultPool } from './prefault.js';
 import { Slabs } from './slabs.js';
 
 const INITIAL_ENTRIES = 1024;
@@ -61,6 +67,12 @@ export class HintBuilder {
   /** Chunks emptied by a squeeze, taken again before new ones. */
   private free: Buffer[] = [];
   private readonly slabs = new Slabs();
+  /** Chunks past the spare ones, carved from `slabs` and prefaulted a step ahead (prefault.ts). */
+  private readonly slabChunks = new PrefaultPool(
+    () => this.slabs.take(HINT_CHUNK_BYTES),
+    HINT_PREFAULT_CHUNKS,
+    false,
+  );
   /** Bytes used in the last chunk. */
   private used = HINT_CHUNK_BYTES;
   /** Entry i starts at byte starts[i] of the chunks taken as one run (chunk * HINT_CHUNK_BYTES + at). */
@@ -201,6 +213,7 @@ export class HintBuilder {
       if (ownChunk(c) && spare.length < HINT_SPARE_CHUNKS) spare.push(c);
     this.chunks = [];
     this.free = [];
+    this.slabChunks.drop();
     this.slabs.drop();
     this.starts = new Uint32Array(INITIAL_ENTRIES);
     this.positions = new Uint32Array(INITIAL_ENTRIES);
@@ -213,7 +226,7 @@ export class HintBuilder {
   private takeChunk(): Buffer {
     const reused = this.free.pop();
     if (reused !== undefined) return reused;
-    if (this.chunks.length >= HINT_SPARE_CHUNKS) return this.slabs.take(HINT_CHUNK_BYTES);
+    if (this.chunks.length >= HINT_SPARE_CHUNKS) return this.slabChunks.take();
     return spare.pop() ?? Buffer.allocUnsafeSlow(HINT_CHUNK_BYTES);
   }
 

@@ -71,10 +71,12 @@ import {
   KEYDIR_MAX_LOAD,
   KEYDIR_MAX_RESERVE_KEYS,
   KEYDIR_PAGE_SLOTS,
+  KEYDIR_PREFAULT_PAGES,
   KEYDIR_SLOT_BITS,
   KEYDIR_WARM_PROBES,
   MAX_SEGMENTS,
 } from './limits.js';
+import { PrefaultPool } from './prefault.js';
 import { tableInt32Array } from './slabs.js';
 import type { SlotCache } from './slot-cache.js';
 
@@ -147,6 +149,12 @@ export class Keydir {
   private pages: Uint32Array[] = [];
   /** The same pages as bytes (the inline key bytes). */
   private bytePages: Buffer[] = [];
+  /** Where new record pages come from: prefaulted a page ahead, zero-filled (prefault.ts). */
+  private readonly recordPages = new PrefaultPool(
+    () => Buffer.from(new ArrayBuffer(KEYDIR_PAGE_SLOTS * RECORD_WORDS * 4)),
+    KEYDIR_PREFAULT_PAGES,
+    true,
+  );
   /** Arena offsets of the keys past their inline bytes (bits 0-31), only once a key is that long (then one page per slot page). */
   private keyAtPages: Uint32Array[] | undefined;
   /** Bits 32-39 of the arena offsets, only once the arena has passed 4 GiB (then one page per slot page). */
@@ -674,6 +682,12 @@ export class Keydir {
     this.deadKeyBytes = 0;
     this.expiries.clear();
     this.values?.clear();
+    this.recordPages.drop();
+  }
+
+  /** Drops the record page prefaulted ahead (the idle memory reducer): 2 MiB resident, unused yet. */
+  releaseSparePages(): void {
+    this.recordPages.drop();
   }
 
   /** The key of a live slot, as a fresh flat string. */
@@ -827,9 +841,9 @@ export class Keydir {
     }
     s = this.nextSlot++;
     if ((s & PAGE_MASK) === 0) {
-      const words = new Uint32Array(KEYDIR_PAGE_SLOTS * RECORD_WORDS);
-      this.pages.push(words);
-      this.bytePages.push(Buffer.from(words.buffer, words.byteOffset, words.byteLength));
+      const bytes = this.recordPages.take();
+      this.pages.push(new Uint32Array(bytes.buffer, bytes.byteOffset, KEYDIR_PAGE_SLOTS * RECORD_WORDS));
+      this.bytePages.push(bytes);
       this.keyAtPages?.push(new Uint32Array(KEYDIR_PAGE_SLOTS));
       this.keyAtHighPages?.push(new Uint8Array(KEYDIR_PAGE_SLOTS));
     }

@@ -177,6 +177,22 @@ export const HINT_CHUNK_BYTES = 256 * 1024;
 export const HINT_SPARE_CHUNKS = 4;
 
 /**
+ * Chunks a hint builder keeps prefaulted ahead of its use (prefault.ts) once
+ * it is past its spare ones: one, ~6,000 entries of 16-byte keys, far more
+ * than are added while the next is filled (~1-3 ms). It is carved from the
+ * builder's slab, so it stays resident until the builder is released (256
+ * KiB after a load goes idle; the idle reducer cannot give part of a live slab back).
+ */
+export const HINT_PREFAULT_CHUNKS = 1;
+
+/**
+ * Keydir record pages (KEYDIR_PAGE_SLOTS records, 2 MiB) kept prefaulted
+ * ahead of the slots that need them (prefault.ts): one, resident until the
+ * next page is started or the idle memory reducer drops it.
+ */
+export const KEYDIR_PREFAULT_PAGES = 1;
+
+/**
  * Size of a slab (slabs.ts): above glibc's largest dynamic mmap threshold
  * (32 MiB on 64-bit), so malloc always maps it on its own. Only the pages
  * written become resident.

@@ -1347,11 +1347,13 @@ export class Store extends EventEmitter implements CompactionHost {
 
   /**
    * Gives back buffers kept only to make the next writes cheaper (the spare
-   * write-buffer chunks, segment.ts); for a server gone idle
+   * write-buffer chunks, segment.ts; the keydir record page prefaulted ahead,
+   * prefault.ts); for a server gone idle
    * (server/memory-reducer.ts). The next writes allocate them again.
    */
   releaseSpareBuffers(): void {
     releaseSpareWriteChunks();
+    this.keydir.releaseSparePages();
   }
 
   stats(): StoreStats {
@@ -1461,6 +1463,7 @@ export class Store extends EventEmitter implements CompactionHost {
     await Promise.allSettled([...this.background]);
     this.segmentLog.closeSegments();
     this.cache?.clear();
+    this.keydir.releaseSparePages();
     this.lock?.release();
     this.emit('close');
   }

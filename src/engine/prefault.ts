@@ -1,0 +1,116 @@
+/**
+ * Buffers whose pages a thread-pool thread wrote first, so that the event
+ * loop's first write to them costs no page fault.
+ *
+ * Why (measured on the benchmark VM, a paravirtualised guest with shadow
+ * page tables; /work/coord/reports/engine3.md): a process's first user-mode
+ * write to a fresh anonymous page costs 11-16 µs there (30-50 µs when the
+ * host is busy), a later write ~40 ns. A page the kernel populated
+ * (MAP_POPULATE, or read() into it) costs as much again at its first
+ * user-mode write, while a page another thread of the process wrote first
+ * costs nothing more. A new key's set touched ~49 fresh pages per 1000 sets,
+ * ~20% of its CPU. So the write path's steady allocations of fixed-size
+ * units (keydir record pages, hint chunks) are made a step ahead and written
+ * once by crypto.randomFill, which runs in libuv's thread pool in user mode:
+ * Node's one writer into a caller's buffer off the event loop that needs no
+ * Worker (an isolate costs megabytes of RSS).
+ *
+ * Invariants:
+ * - a unit is handed out only after its fill completed, so the pool thread
+ *   never writes a byte the event loop has written;
+ * - a `zeroed` pool's units come back zero-filled, as a fresh buffer would
+ *   (a memset of resident pages, ~0.1 ms per 2 MiB);
+ * - at most `ahead` units of a pool are ready or being filled: memory that is
+ *   resident before it is used, which `drop` gives back (the idle memory
+ *   reducer, a hint builder's release);
+ * - one fill at a time in the whole process (FIFO), so prefaulting takes at
+ *   most one of the pool's threads from fsyncs and file reads.
+ *
+ * Only the event loop calls it.
+ */
+import { randomFill } from 'node:crypto';
+
+interface Fill {
+  buf: Buffer;
+  done: (ok: boolean) => void;
+}
+
+/** Fills waiting for the one in flight. */
+const queue: Fill[] = [];
+let filling = false;
+
+function startNextFill(): void {
+  const next = queue.shift();
+  if (next === undefined) {
+    filling = false;
+    return;
+  }
+  filling = true;
+  randomFill(next.buf, (err) => {
+    next.done(err === null);
+    startNextFill();
+  });
+}
+
+/**
+ * Writes every byte of `buf` from the thread pool (random bytes), after the
+ * fills queued before it; `done(ok)` runs on the event loop once it has. The
+ * caller must not touch `buf` until then.
+ */
+export function prefault(buf: Buffer, done: (ok: boolean) => void): void {
+  queue.push({ buf, done });
+  if (!filling) startNextFill();
+}
+
+export class PrefaultPool {
+  private ready: Buffer[] = [];
+  /** Units of this pool queued or being filled. */
+  private pending = 0;
+  /** Bumped by drop: a fill of an earlier generation is discarded when it completes. */
+  private generation = 0;
+
+  /**
+   * `carve()`: a fresh unit (zero-filled when `zeroed`: it is what take()
+   * hands out while no prefaulted unit is ready). `ahead`: units kept ready
+   * or being filled.
+   */
+  constructor(
+    private readonly carve: () => Buffer,
+    private readonly ahead: number,
+    private readonly zeroed: boolean,
+  ) {}
+
+  /** Units ready now (tests). */
+  get readyCount(): number {
+    return this.ready.length;
+  }
+
+  /** A unit: a prefaulted one when ready, else a fresh one; then tops the pool up. */
+  take(): Buffer {
+    const b = this.ready.pop();
+    this.topUp();
+    if (b === undefined) return this.carve();
+    if (this.zeroed) b.fill(0);
+    return b;
+  }
+
+  /** Forgets the ready units and any still being filled (their pages go back once collected). */
+  drop(): void {
+    this.ready = [];
+    this.pending = 0;
+    this.generation++;
+  }
+
+  private topUp(): void {
+    while (this.ready.length + this.pending < this.ahead) {
+      const buf = this.carve();
+      const generation = this.generation;
+      this.pending++;
+      prefault(buf, (ok) => {
+        if (generation !== this.generation) return;
+        this.pending--;
+        if (ok) this.ready.push(buf); // a failed fill (none expected): the unit is left to the GC
+      });
+    }
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * PrefaultPool (prefault.ts): units come back prefaulted only once their
+ * fill has completed, zero-filled when asked, never written by a fill after
+ * they were handed out; drop forgets ready and in-flight units. And the two
+ * users: a keydir whose record pages come prefaulted (several pages, with
+ * the fills given time to finish between them) and a hint builder past its
+ * spare chunks agree with what was written.
+ */
+import { describe, expect, it } from 'vitest';
+import { HintBuilder } from '../../src/engine/hint-builder.js';
+import { Keydir } from '../../src/engine/keydir.js';
+import { HINT_CHUNK_BYTES, HINT_SPARE_CHUNKS, KEYDIR_PAGE_SLOTS } from '../../src/engine/limits.js';
+import { PrefaultPool } from '../../src/engine/prefault.js';
+
+const UNIT = 64 * 1024;
+
+/** Waits (event-loop turns, no clock in the assertion) until `done()` holds. */
+async function until(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 10_000 && !done(); i++) await new Promise((r) => setTimeout(r, 1));
+  expect(done()).toBe(true);
+}
+
+function counted(zeroed: boolean, ahead: number) {
+  const carved: Buffer[] = [];
+  const pool = new PrefaultPool(
+    () => {
+      const b = Buffer.alloc(UNIT);
+      carved.push(b);
+      return b;
+    },
+    ahead,
+    zeroed,
+  );
+  return { pool, carved };
+}
+
+describe('PrefaultPool', () => {
+  it('hands out a fresh unit until a prefaulted one is ready, then the prefaulted one, zero-filled', async () => {
+    const { pool, carved } = counted(true, 2);
+    const first = pool.take();
+    // The fresh unit handed out, and two being filled: none of them ready yet.
+    expect(carved.length).toBe(3);
+    expect(carved.at(-1)).toBe(first);
+    expect(pool.readyCount).toBe(0);
+    await until(() => pool.readyCount === 2);
+    const second = pool.take();
+    expect(carved.slice(0, 2)).toContain(second); // one of the two filled ones
+    expect(second.every((b) => b === 0)).toBe(true);
+  });
+
+  it('leaves a prefaulted unit as the fill wrote it when not zeroed', async () => {
+    const { pool } = counted(false, 1);
+    pool.take();
+    await until(() => pool.readyCount === 1);
+    // randomFill wrote it: 64 KiB of zeros has odds of 2^-524288.
+    expect(pool.take().some((b) => b !== 0)).toBe(true);
+  });
+
+  it('never lets a fill write a unit after it was handed out', async () => {
+    const { pool } = counted(false, 3);
+    const taken: Buffer[] = [];
+    for (let round = 0; round < 20; round++) {
+      // Taken while fills are queued and in flight, and between them.
+      for (let i = 0; i < 3; i++) {
+        const b = pool.take();
+        b.fill(0xa5);
+        taken.push(b);
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+    await until(() => pool.readyCount === 3);
+    expect(new Set(taken).size).toBe(taken.length);
+    for (const b of taken) expect(b.every((x) => x === 0xa5)).toBe(true);
+  });
+
+  it('drop forgets ready units and fills still in flight', async () => {
+    const { pool, carved } = counted(true, 2);
+    pool.take();
+    pool.drop(); // both fills queued or in flight
+    expect(pool.readyCount).toBe(0);
+    const other = counted(true, 1); // its fill runs after the dropped ones (one FIFO)
+    other.pool.take();
+    await until(() => other.pool.readyCount === 1);
+    expect(pool.readyCount).toBe(0);
+    pool.take();
+    expect(carved.length).toBe(3 + 1 + 2); // a fresh unit again, and two new fills
+    await until(() => pool.readyCount === 2);
+    pool.drop();
+    expect(pool.readyCount).toBe(0);
+  });
+});
+
+describe('prefaulted users', () => {
+  it('a keydir over several prefaulted record pages holds every key', async () => {
+    const kd = new Keydir();
+    const n = 3 * KEYDIR_PAGE_SLOTS + 100;
+    for (let i = 0; i < n; i++) {
+      kd.set(`key:${i}`, i % 7, i, i % 1000, 0);
+      // Give the page prefaulted ahead time to be filled before the next page starts.
+      if (i % KEYDIR_PAGE_SLOTS === 100) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(kd.size).toBe(n);
+    for (let i = 0; i < n; i++)
+      expect(kd.get(`key:${i}`)).toEqual({
+        segment: i % 7,
+        position: i,
+        valueLength: i % 1000,
+        expiresAt: 0,
+      });
+    kd.releaseSparePages();
+    for (let i = n; i < n + KEYDIR_PAGE_SLOTS; i++) kd.set(`key:${i}`, 1, i, 5, 0);
+    expect(kd.get(`key:${n + KEYDIR_PAGE_SLOTS - 1}`)).toEqual({
+      segment: 1,
+      position: n + KEYDIR_PAGE_SLOTS - 1,
+      valueLength: 5,
+      expiresAt: 0,
+    });
+  });
+
+  it('a hint builder past its spare chunks encodes what a fresh one does', async () => {
+    const entries = Math.ceil(((HINT_SPARE_CHUNKS + 6) * HINT_CHUNK_BYTES) / 43);
+    const add = (h: HintBuilder, i: number) =>
+      h.add(`key:${String(i).padStart(12, '0')}`, i, i * 143, 100, 0, 0);
+    const prefaulted = new HintBuilder();
+    for (let i = 0; i < entries; i++) {
+      add(prefaulted, i);
+      if (i % 2000 === 0) await new Promise((r) => setTimeout(r, 2));
+    }
+    const reference = new HintBuilder();
+    for (let i = 0; i < entries; i++) add(reference, i);
+    expect(prefaulted.encode(7).equals(reference.encode(7))).toBe(true);
+    prefaulted.release();
+    reference.release();
+  });
+});
