@@ -61,20 +61,35 @@ export class SchedStat {
   }
 }
 
-/** Every thread of this process: name, ns on a CPU, ns waiting for one (Linux; empty elsewhere). */
+/**
+ * What a thread of this process is, from its rank in thread-id order (all
+ * but the event loop are named "node" in Node 20): Node starts V8's
+ * DelayedTaskScheduler, then its 4 platform workers (background JIT and GC
+ * helpers; --v8-pool-size), then the inspector's signal thread, then the
+ * libuv pool (fs calls, e.g. fsync). Checked with --v8-pool-size=2 and
+ * UV_THREADPOOL_SIZE=2; a guess for a process started with other sizes.
+ */
+function threadRole(rank: number): string {
+  if (rank === 0) return 'event loop';
+  if (rank === 1) return 'v8 delayed-tasks';
+  if (rank <= 5) return 'v8 worker';
+  if (rank === 6) return 'signal';
+  return 'uv pool';
+}
+
+/** Every thread of this process: role, ns on a CPU, ns waiting for one (Linux; empty elsewhere). */
 function threadTimes(): Map<string, { name: string; run: number; wait: number }> {
   const out = new Map<string, { name: string; run: number; wait: number }>();
   let tids: string[] = [];
   try {
-    tids = readdirSync('/proc/self/task');
+    tids = readdirSync('/proc/self/task').sort((a, b) => Number(a) - Number(b));
   } catch {
     return out;
   }
-  for (const tid of tids) {
+  for (const [rank, tid] of tids.entries()) {
     try {
       const [run, wait] = readFileSync(`/proc/self/task/${tid}/schedstat`, 'latin1').split(' ');
-      const name = readFileSync(`/proc/self/task/${tid}/comm`, 'latin1').trim();
-      out.set(tid, { name, run: Number(run), wait: Number(wait) });
+      out.set(tid, { name: threadRole(rank), run: Number(run), wait: Number(wait) });
     } catch {
       // the thread exited meanwhile
     }
@@ -152,14 +167,14 @@ export class StallTrace {
     const ms = performance.now() - this.t0;
     this.cpu = `${ms.toFixed(0)} ms: CPU user ${((u.userCPUTime - u0.userCPUTime) / 1000).toFixed(0)} ms, system ${((u.systemCPUTime - u0.systemCPUTime) / 1000).toFixed(0)} ms; involuntary context switches ${u.involuntaryContextSwitches - u0.involuntaryContextSwitches}, voluntary ${u.voluntaryContextSwitches - u0.voluntaryContextSwitches}`;
     if (this.timer) clearInterval(this.timer);
-    // Per thread (all but the event loop are called "node" in Node 20): CPU and run-queue wait over the trace.
+    // Per thread, by role (threadRole): CPU and run-queue wait over the trace.
     const threads: string[] = [];
     for (const [tid, t] of threadTimes()) {
       const t0 = this.threads0.get(tid);
       const run = t.run - (t0?.run ?? 0);
       const wait = t.wait - (t0?.wait ?? 0);
       if (run < 1e6 && wait < 1e6) continue;
-      const name = tid === String(process.pid) ? `event loop ${tid}` : `${t.name} ${tid}`;
+      const name = `${t.name} ${tid}`;
       threads.push(`${name} ${(run / 1e6).toFixed(0)}/${(wait / 1e6).toFixed(0)}`);
     }
     this.cpu += `\n  threads (ran / waited for a CPU, ms): ${threads.join(', ')}`;
