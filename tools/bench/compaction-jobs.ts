@@ -204,6 +204,10 @@ export interface ForegroundResult {
   ms: number;
   get: Latencies;
   set: Latencies;
+  /** The compaction window's length, ms, and the p99 (µs) of each span that long within the windows without it (spanP99s). */
+  spanMs: number;
+  spanGetP99: number[];
+  spanSetP99: number[];
   loopRunMs: number;
   loopWaitMs: number;
 }
@@ -343,6 +347,38 @@ function summarize(samples: number[]): Latencies {
 export class Samples {
   readonly getUs: number[] = [];
   readonly setUs: number[] = [];
+  /** Each pair's due time, ms after the window began (same order as getUs; setUs is in ack order). */
+  readonly getAtMs: number[] = [];
+  readonly setAtMs: number[] = [];
+  /** hrtime (ns) the window began and ended (Windows.switchTo); end 0n while it is current. */
+  startNs = 0n;
+  endNs = 0n;
+
+  get ms(): number {
+    return Number(this.endNs - this.startNs) / 1e6;
+  }
+}
+
+/**
+ * p99 (µs) of each span `spanMs` long that fits whole in one of `windows`,
+ * from each window's start: the windows without compaction cut into pieces
+ * as long as the compaction's window. A p99 over a long window is set by
+ * its 1% worst pairs, over a short one by a handful, so one stall from
+ * elsewhere moves a short window's p99 far more; compared span for span,
+ * both sides have as many pairs.
+ */
+export function spanP99s(windows: Samples[], spanMs: number, op: 'get' | 'set'): number[] {
+  const out: number[] = [];
+  if (!(spanMs > 0)) return out;
+  for (const w of windows) {
+    const spans = Math.floor(w.ms / spanMs);
+    const lat = op === 'get' ? w.getUs : w.setUs;
+    const at = op === 'get' ? w.getAtMs : w.setAtMs;
+    const bySpan: number[][] = Array.from({ length: spans }, () => []);
+    for (let i = 0; i < lat.length; i++) bySpan[Math.floor(at[i]! / spanMs)]?.push(lat[i]!);
+    for (const b of bySpan) if (b.length > 0) out.push(summarize(b).p99);
+  }
+  return out;
 }
 
 /**
@@ -358,9 +394,12 @@ export class Windows {
   private readonly from: bigint[] = [0n];
   private readonly windows: (Samples | undefined)[] = [undefined];
 
-  /** Pairs due at or after `at` count in `window` (undefined: in none). */
+  /** Pairs due at or after `at` count in `window` (undefined: in none); the window current until then ends at `at`. */
   switchTo(window: Samples | undefined, at: bigint): void {
     if (at < this.from[this.from.length - 1]!) throw new Error('window switches must come in time order');
+    const ending = this.windows[this.windows.length - 1];
+    if (ending) ending.endNs = at;
+    if (window) window.startNs = at;
     this.from.push(at);
     this.windows.push(window);
   }
@@ -428,13 +467,19 @@ class Foreground {
         const measuring = this.windows.at(due);
         const v = this.store.getSync(keyOf(this.rand() % this.keyCount));
         if (v === undefined || v.length !== VALUE_BYTES) throw new Error('a foreground get missed');
-        measuring?.getUs.push(Number(process.hrtime.bigint() - due) / 1000);
+        if (measuring) {
+          measuring.getUs.push(Number(process.hrtime.bigint() - due) / 1000);
+          measuring.getAtMs.push(Number(due - measuring.startNs) / 1e6);
+        }
         const at = this.rand() % span;
         this.inFlight++;
         void this.store
           .set(keyOf(this.rand() % this.keyCount), values.subarray(at, at + VALUE_BYTES))
           .then(() => {
-            measuring?.setUs.push(Number(process.hrtime.bigint() - due) / 1000);
+            if (measuring) {
+              measuring.setUs.push(Number(process.hrtime.bigint() - due) / 1000);
+              measuring.setAtMs.push(Number(due - measuring.startNs) / 1e6);
+            }
             if (--this.inFlight === 0) this.drained?.();
           });
       }
@@ -580,6 +625,9 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
       ms: withoutMs,
       get: summarize(withoutWindows.flatMap((w) => w.getUs)),
       set: summarize(withoutWindows.flatMap((w) => w.setUs)),
+      spanMs: during.ms,
+      spanGetP99: spanP99s(withoutWindows, during.ms, 'get'),
+      spanSetP99: spanP99s(withoutWindows, during.ms, 'set'),
       loopRunMs: withoutRun,
       loopWaitMs: withoutWait,
     };
