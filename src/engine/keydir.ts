@@ -4,17 +4,19 @@
  * object or string per key. Every key owns a small-integer slot; the slot's
  * fields live in paged typed arrays, its key bytes in a byte arena, and an
  * open-addressing hash table (linear probing, backward-shift deletion) maps
- * the key's hash to its slot. About 37 bytes a key for 16-byte keys, of which
+ * the key's hash to its slot. About 33 bytes a key for 16-byte keys, of which
  * 16 are the key itself (a Map<string, slot> costs ~90 and tops out at 2^24
  * entries).
  *
- *   slot record  32 B, 8 u32 words, two records per 64-byte cache line, in
- *                pages of KEYDIR_PAGE_SLOTS records (one ArrayBuffer each):
+ *   slot record  28 B, 7 u32 words, in pages of KEYDIR_PAGE_SLOTS records
+ *                (one ArrayBuffer each):
  *                  w0  segment u16 (low) · keyLength u16 (high)
  *                  w1  position u32
  *                  w2  valueLength (low 31 bits) · has-an-expiry (top bit)
- *                  w3  the key's 32-bit hash (what the table is rebuilt from)
- *                  w4-w7  the key's first KEYDIR_INLINE_KEY_BYTES (16) bytes
+ *                  w3-w6  the key's first KEYDIR_INLINE_KEY_BYTES (16) bytes
+ *                No hash: a rebuild and a delete's backward shift rehash the
+ *                key from its bytes (issue 15: 4 B a key, 4 MiB at 1M keys;
+ *                it was w3 of a 32-byte record until then).
  *                keyAt, the arena offset of a key's bytes past the inline
  *                ones, is in side pages (a u32 per slot, and a u8 more once
  *                the arena passes 4 GiB), made only once a key is longer
@@ -31,13 +33,14 @@
  * Memory reads: a lookup reads its table bucket(s), which reject a
  * different key by the hash's tag (all but 1 in 2^(32 - slotBits), 1 in 64
  * below 2^26 keys), then the record whose tag matched, which rejects the
- * rest by the full hash: the key's length, its bytes (up to 16 inline) and its whole
- * location are in that one cache line, so a hit on a key of up to 16 bytes
- * (the benchmarks' and most users') costs two dependent cache misses, and an
- * overwrite (compare, note the old location, write the new one) the same
- * two. A longer key adds one arena read. Keys shorter than 16 bytes pay for
- * the unused inline bytes (a record is 32 B whatever the key), longer ones
- * nothing over a separate arena.
+ * rest by the key's length and bytes: the key's length, its bytes (up to 16
+ * inline) and its whole location are in that one record, so a hit on a key
+ * of up to 16 bytes (the benchmarks' and most users') costs two dependent
+ * cache misses (three when the record straddles two cache lines, 6 records
+ * in 16), and an overwrite (compare, note the old location, write the new
+ * one) the same. A longer key adds one arena read. Keys shorter than 16
+ * bytes pay for the unused inline bytes (a record is 28 B whatever the key),
+ * longer ones nothing over a separate arena.
  *
  * Keys are the latin1 form of the key bytes: one byte per char, and
  * key.length is the key's byte length (keys.ts). The hint loader passes keys
@@ -83,14 +86,16 @@ import type { SlotCache } from './slot-cache.js';
 const PAGE_SHIFT = Math.log2(KEYDIR_PAGE_SLOTS);
 const PAGE_MASK = KEYDIR_PAGE_SLOTS - 1;
 /** u32 words of a slot record (see the header), and the word index of each field. */
-const RECORD_WORDS = 8;
-const RECORD_SHIFT = 3;
+const RECORD_WORDS = 7;
+const RECORD_BYTES = 4 * RECORD_WORDS;
 const W_SEGMENT_KEYLEN = 0;
 const W_POSITION = 1;
 const W_VALUE_LENGTH = 2;
-const W_HASH = 3;
-/** Byte offset of the inline key bytes in a record. */
-const INLINE_AT = 16;
+/** Word index of the record's last word (`warmRecords` reads it too: the record may end on the next cache line). */
+const W_LAST = RECORD_WORDS - 1;
+/** Word index and byte offset of the inline key bytes in a record. */
+const W_INLINE = 3;
+const INLINE_AT = 4 * W_INLINE;
 const INLINE = KEYDIR_INLINE_KEY_BYTES;
 const SEGMENT_MASK = 0xffff;
 const KEYLEN_SHIFT = 16;
@@ -98,13 +103,17 @@ const HAS_EXPIRY = 0x80000000;
 const LENGTH_MASK = 0x7fffffff;
 /** Segment id of a free slot: MAX_SEGMENTS ids (0..MAX_SEGMENTS-1) are real. */
 const FREE = MAX_SEGMENTS;
+/** Slots a rebuild hashes before placing them (two passes per batch, see rebuild). */
+const REBUILD_BATCH = 1024;
 /** Keys up to this many bytes are copied into the arena by a JS loop, longer ones by Buffer.copy. */
 const KEY_COPY_LOOP_BYTES = 32;
 
-/** FNV-1a over the key's chars, then murmur3's finaliser so every bit of the table index mixes. */
-function hashOf(key: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
+/** murmur3's finaliser over an FNV-1a state, so every bit of the table index mixes. */
+function mixHash(fnv: number): number {
+  let h = fnv;
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -112,19 +121,22 @@ function hashOf(key: string): number {
   return (h ^ (h >>> 16)) | 0;
 }
 
+/** FNV-1a over the key's chars, then mixHash. */
+function hashOf(key: string): number {
+  let h = FNV_OFFSET;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), FNV_PRIME);
+  return mixHash(h);
+}
+
 /**
  * hashOf of a key given as bytes: `hashBytes(b, s, n) === hashOf(b.latin1Slice(s, s + n))`,
  * so keys loaded from a hint file and keys written through `set` meet in the same buckets.
  */
 export function hashBytes(buf: Uint8Array, start: number, length: number): number {
-  let h = 0x811c9dc5;
+  let h = FNV_OFFSET;
   const end = start + length;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return (h ^ (h >>> 16)) | 0;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, FNV_PRIME);
+  return mixHash(h);
 }
 
 export interface Location {
@@ -262,7 +274,7 @@ export class Keydir {
       if (e === 0) return -1;
       if ((e & this.tagMask) === tag) {
         const s = (e & this.slotMask) - 1;
-        if (this.hashAt(s) === h && this.keyEquals(s, key)) return s;
+        if (this.keyEquals(s, key)) return s;
       }
     }
   }
@@ -278,14 +290,44 @@ export class Keydir {
       if (e === 0) return -1;
       if ((e & this.tagMask) === tag) {
         const s = (e & this.slotMask) - 1;
-        if (this.hashAt(s) === h && this.keyEqualsBytes(s, buf, start, length)) return s;
+        if (this.keyEqualsBytes(s, buf, start, length)) return s;
       }
     }
   }
 
-  /** The full hash of the key at slot `s` (its record's w3). */
-  private hashAt(s: number): number {
-    return this.pages[s >>> PAGE_SHIFT]![((s & PAGE_MASK) << RECORD_SHIFT) + W_HASH]! | 0;
+  /**
+   * hashOf of the key at live slot `s`, from its stored bytes (records keep
+   * no hash): what a rebuild places it by and a delete's shift finds its home by.
+   */
+  private hashOfSlot(s: number): number {
+    const page = s >>> PAGE_SHIFT;
+    const at = s & PAGE_MASK;
+    const n = this.keyLengthAt(page, at);
+    const bytes = this.bytePages[page]!;
+    const inlineAt = at * RECORD_BYTES + INLINE_AT;
+    const m = Math.min(n, INLINE);
+    let h = FNV_OFFSET;
+    // Whole words of the inline bytes as u32 loads (little-endian: byte order kept), then the tail.
+    const words = this.pages[page]!;
+    const w0 = at * RECORD_WORDS + W_INLINE;
+    let i = 0;
+    for (; i + 4 <= m; i += 4) {
+      const w = words[w0 + (i >>> 2)]!;
+      h = Math.imul(h ^ (w & 0xff), FNV_PRIME);
+      h = Math.imul(h ^ ((w >>> 8) & 0xff), FNV_PRIME);
+      h = Math.imul(h ^ ((w >>> 16) & 0xff), FNV_PRIME);
+      h = Math.imul(h ^ (w >>> 24), FNV_PRIME);
+    }
+    for (; i < m; i++) h = Math.imul(h ^ bytes[inlineAt + i]!, FNV_PRIME);
+    if (n > INLINE) {
+      const keyAt = this.keyAtOf(page, at);
+      const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
+      const rest = this.arena[chunk]!;
+      const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES;
+      const end = from + n - INLINE;
+      for (let i = from; i < end; i++) h = Math.imul(h ^ rest[i]!, FNV_PRIME);
+    }
+    return mixHash(h);
   }
 
   /** Sets the width of the buckets' slot field (the rest holds the tag); the caller rebuilds a non-empty table. */
@@ -297,32 +339,30 @@ export class Keydir {
 
   segmentOf(slot: number): number {
     return (
-      this.pages[slot >>> PAGE_SHIFT]![((slot & PAGE_MASK) << RECORD_SHIFT) + W_SEGMENT_KEYLEN]! &
-      SEGMENT_MASK
+      this.pages[slot >>> PAGE_SHIFT]![(slot & PAGE_MASK) * RECORD_WORDS + W_SEGMENT_KEYLEN]! & SEGMENT_MASK
     );
   }
 
   positionOf(slot: number): number {
-    return this.pages[slot >>> PAGE_SHIFT]![((slot & PAGE_MASK) << RECORD_SHIFT) + W_POSITION]!;
+    return this.pages[slot >>> PAGE_SHIFT]![(slot & PAGE_MASK) * RECORD_WORDS + W_POSITION]!;
   }
 
   valueLengthOf(slot: number): number {
     return (
-      this.pages[slot >>> PAGE_SHIFT]![((slot & PAGE_MASK) << RECORD_SHIFT) + W_VALUE_LENGTH]! & LENGTH_MASK
+      this.pages[slot >>> PAGE_SHIFT]![(slot & PAGE_MASK) * RECORD_WORDS + W_VALUE_LENGTH]! & LENGTH_MASK
     );
   }
 
   /** Whether the key at `slot` has an expiry (expiresAtOf needs the key string only then). */
   hasExpiry(slot: number): boolean {
     return (
-      (this.pages[slot >>> PAGE_SHIFT]![((slot & PAGE_MASK) << RECORD_SHIFT) + W_VALUE_LENGTH]! &
-        HAS_EXPIRY) !==
+      (this.pages[slot >>> PAGE_SHIFT]![(slot & PAGE_MASK) * RECORD_WORDS + W_VALUE_LENGTH]! & HAS_EXPIRY) !==
       0
     );
   }
 
   expiresAtOf(slot: number, key: string): number {
-    const l = this.pages[slot >>> PAGE_SHIFT]![((slot & PAGE_MASK) << RECORD_SHIFT) + W_VALUE_LENGTH]!;
+    const l = this.pages[slot >>> PAGE_SHIFT]![(slot & PAGE_MASK) * RECORD_WORDS + W_VALUE_LENGTH]!;
     return (l & HAS_EXPIRY) === 0 ? 0 : (this.expiries.get(key) ?? 0);
   }
 
@@ -360,7 +400,7 @@ export class Keydir {
       if (e === 0) break;
       if ((e & this.tagMask) !== tag) continue;
       const s = (e & this.slotMask) - 1;
-      if (this.hashAt(s) === h && this.keyEquals(s, key)) {
+      if (this.keyEquals(s, key)) {
         this.notePrev(s, key);
         this.write(s, key, segment, position, valueLength, expiresAt);
         return s;
@@ -386,7 +426,7 @@ export class Keydir {
       if (e === 0) return false;
       if ((e & this.tagMask) !== tag) continue;
       s = (e & this.slotMask) - 1;
-      if (this.hashAt(s) === h && this.keyEquals(s, key)) break;
+      if (this.keyEquals(s, key)) break;
     }
     this.removeBucket(i);
     if (this.hasExpiry(s)) this.expiries.delete(key);
@@ -441,7 +481,9 @@ export class Keydir {
         if (e === 0) break;
         if ((e & tagMask) === tag) {
           const s = (e & this.slotMask) - 1;
-          x ^= pages[s >>> PAGE_SHIFT]![(s & PAGE_MASK) << RECORD_SHIFT]!;
+          const p = pages[s >>> PAGE_SHIFT]!;
+          const b = (s & PAGE_MASK) * RECORD_WORDS;
+          x ^= p[b]! ^ p[b + W_LAST]!;
           break;
         }
       }
@@ -490,7 +532,7 @@ export class Keydir {
       if (e === 0) break;
       if ((e & this.tagMask) !== tag) continue;
       const s = (e & this.slotMask) - 1;
-      if (this.hashAt(s) === h && this.keyEqualsBytes(s, buf, start, length)) {
+      if (this.keyEqualsBytes(s, buf, start, length)) {
         const key = expiresAt > 0 || this.hasExpiry(s) ? buf.toString('latin1', start, start + length) : '';
         this.notePrev(s, key);
         this.write(s, key, segment, position, valueLength, expiresAt);
@@ -520,7 +562,7 @@ export class Keydir {
       if (e === 0) return false;
       if ((e & this.tagMask) !== tag) continue;
       s = (e & this.slotMask) - 1;
-      if (this.hashAt(s) === h && this.keyEqualsBytes(s, buf, start, length)) break;
+      if (this.keyEqualsBytes(s, buf, start, length)) break;
     }
     this.removeBucket(i);
     const key = this.hasExpiry(s) ? buf.toString('latin1', start, start + length) : '';
@@ -533,7 +575,7 @@ export class Keydir {
   /** Leaves the location at slot `s` in `prev*`; `key` is read only when the entry has an expiry. */
   private notePrev(s: number, key: string): void {
     const p = this.pages[s >>> PAGE_SHIFT]!;
-    const b = (s & PAGE_MASK) << RECORD_SHIFT;
+    const b = (s & PAGE_MASK) * RECORD_WORDS;
     const l = p[b + W_VALUE_LENGTH]!;
     this.prevSegment = p[b + W_SEGMENT_KEYLEN]! & SEGMENT_MASK;
     this.prevPosition = p[b + W_POSITION]!;
@@ -560,7 +602,6 @@ export class Keydir {
     valueLength: number,
     expiresAt: number,
   ): void {
-    this.pages[s >>> PAGE_SHIFT]![((s & PAGE_MASK) << RECORD_SHIFT) + W_HASH] = h;
     this.table[i] = (h & this.tagMask) | (s + 1);
     // A new slot has no value in the small-value cache (freeSlot dropped it): no probe there.
     this.writeLocation(s, key, segment, position, valueLength, expiresAt);
@@ -607,7 +648,7 @@ export class Keydir {
   /** Sets slot s's segment and position, keeping its key length. */
   private place(s: number, segment: number, position: number): void {
     const p = this.pages[s >>> PAGE_SHIFT]!;
-    const b = (s & PAGE_MASK) << RECORD_SHIFT;
+    const b = (s & PAGE_MASK) * RECORD_WORDS;
     p[b + W_SEGMENT_KEYLEN] = (p[b + W_SEGMENT_KEYLEN]! & ~SEGMENT_MASK) | (segment & SEGMENT_MASK);
     p[b + W_POSITION] = position;
   }
@@ -635,7 +676,7 @@ export class Keydir {
     for (let i = 0; i < buckets; i++) {
       const e = t[i]!;
       if (e === 0) continue;
-      const d = ((i - (this.hashAt((e & this.slotMask) - 1) & mask)) & mask) + 1;
+      const d = ((i - (this.hashOfSlot((e & this.slotMask) - 1) & mask)) & mask) + 1;
       hit += d;
       if (d > maxHit) maxHit = d;
     }
@@ -695,7 +736,7 @@ export class Keydir {
     const page = s >>> PAGE_SHIFT;
     const at = s & PAGE_MASK;
     const n = this.keyLengthAt(page, at);
-    const inlineAt = (at << (RECORD_SHIFT + 2)) + INLINE_AT;
+    const inlineAt = at * RECORD_BYTES + INLINE_AT;
     const bytes = this.bytePages[page]!;
     if (n <= INLINE) return bytes.toString('latin1', inlineAt, inlineAt + n);
     const key = Buffer.allocUnsafe(n);
@@ -709,13 +750,13 @@ export class Keydir {
 
   /** The key length of the slot at (page, at). */
   private keyLengthAt(page: number, at: number): number {
-    return this.pages[page]![(at << RECORD_SHIFT) + W_SEGMENT_KEYLEN]! >>> KEYLEN_SHIFT;
+    return this.pages[page]![at * RECORD_WORDS + W_SEGMENT_KEYLEN]! >>> KEYLEN_SHIFT;
   }
 
   /** Sets the key length of the slot at (page, at), keeping its segment. */
   private setKeyLength(page: number, at: number, n: number): void {
     const p = this.pages[page]!;
-    const b = at << RECORD_SHIFT;
+    const b = at * RECORD_WORDS;
     p[b + W_SEGMENT_KEYLEN] = (p[b + W_SEGMENT_KEYLEN]! & SEGMENT_MASK) | (n << KEYLEN_SHIFT);
   }
 
@@ -726,7 +767,7 @@ export class Keydir {
     for (let j = (i + 1) & mask; ; j = (j + 1) & mask) {
       const e = t[j]!;
       if (e === 0) break;
-      const home = this.hashAt((e & this.slotMask) - 1) & mask;
+      const home = this.hashOfSlot((e & this.slotMask) - 1) & mask;
       // Move j into the hole at i unless its home lies cyclically in (i, j].
       if (i <= j ? home <= i || home > j : home <= i && home > j) {
         t[i] = e;
@@ -741,7 +782,7 @@ export class Keydir {
   private freeSlot(s: number): void {
     this.values?.drop(s);
     const p = this.pages[s >>> PAGE_SHIFT]!;
-    const b = (s & PAGE_MASK) << RECORD_SHIFT;
+    const b = (s & PAGE_MASK) * RECORD_WORDS;
     p[b + W_VALUE_LENGTH] = 0;
     p[b + W_SEGMENT_KEYLEN] = (p[b + W_SEGMENT_KEYLEN]! & ~SEGMENT_MASK) | FREE;
     this.freeSlots.push(s);
@@ -752,7 +793,7 @@ export class Keydir {
     const at = s & PAGE_MASK;
     if (this.keyLengthAt(page, at) !== n) return false;
     const bytes = this.bytePages[page]!;
-    const inlineAt = (at << (RECORD_SHIFT + 2)) + INLINE_AT;
+    const inlineAt = at * RECORD_BYTES + INLINE_AT;
     const m = Math.min(n, INLINE);
     for (let i = 0; i < m; i++) if (bytes[inlineAt + i] !== buf[start + i]) return false;
     if (n <= INLINE) return true;
@@ -770,7 +811,7 @@ export class Keydir {
     const n = key.length;
     if (this.keyLengthAt(page, at) !== n) return false;
     const bytes = this.bytePages[page]!;
-    const inlineAt = (at << (RECORD_SHIFT + 2)) + INLINE_AT;
+    const inlineAt = at * RECORD_BYTES + INLINE_AT;
     const m = Math.min(n, INLINE);
     for (let i = 0; i < m; i++) if (bytes[inlineAt + i] !== key.charCodeAt(i)) return false;
     if (n <= INLINE) return true;
@@ -805,7 +846,7 @@ export class Keydir {
     expiresAt: number,
   ): void {
     const p = this.pages[s >>> PAGE_SHIFT]!;
-    const b = (s & PAGE_MASK) << RECORD_SHIFT;
+    const b = (s & PAGE_MASK) * RECORD_WORDS;
     p[b + W_SEGMENT_KEYLEN] = (p[b + W_SEGMENT_KEYLEN]! & ~SEGMENT_MASK) | (segment & SEGMENT_MASK);
     p[b + W_POSITION] = position;
     if (expiresAt > 0) {
@@ -876,7 +917,7 @@ export class Keydir {
     const at = s & PAGE_MASK;
     const n = key.length;
     const inline = this.bytePages[page]!;
-    const inlineAt = (at << (RECORD_SHIFT + 2)) + INLINE_AT;
+    const inlineAt = at * RECORD_BYTES + INLINE_AT;
     const m = Math.min(n, INLINE);
     for (let i = 0; i < m; i++) inline[inlineAt + i] = key.charCodeAt(i);
     if (n <= INLINE) return;
@@ -892,7 +933,7 @@ export class Keydir {
     const page = s >>> PAGE_SHIFT;
     const at = s & PAGE_MASK;
     const inline = this.bytePages[page]!;
-    const inlineAt = (at << (RECORD_SHIFT + 2)) + INLINE_AT;
+    const inlineAt = at * RECORD_BYTES + INLINE_AT;
     const m = Math.min(n, INLINE);
     for (let i = 0; i < m; i++) inline[inlineAt + i] = buf[start + i]!;
     if (n <= INLINE) return;
@@ -970,9 +1011,9 @@ export class Keydir {
 
   /**
    * A table of `capacity` buckets (a power of two, above the load limit),
-   * every live slot placed by the hash in its record. Slots are read in
-   * order (one pass over the record pages, not a random read per entry);
-   * a slot is in the table exactly when it is not free.
+   * every live slot placed by its key's hash, recomputed from the key's
+   * bytes. Slots are read in order (one pass over the record pages, not a
+   * random read per entry); a slot is in the table exactly when it is not free.
    */
   private rebuild(capacity: number): void {
     if (this.count > 0) this.rehashes++;
@@ -980,14 +1021,25 @@ export class Keydir {
     const mask = capacity - 1;
     const tagMask = this.tagMask;
     const pages = this.pages;
-    for (let s = 0; s < this.nextSlot; s++) {
-      const p = pages[s >>> PAGE_SHIFT]!;
-      const b = (s & PAGE_MASK) << RECORD_SHIFT;
-      if ((p[b + W_SEGMENT_KEYLEN]! & SEGMENT_MASK) === FREE) continue;
-      const h = p[b + W_HASH]! | 0;
-      let i = h & mask;
-      while (t[i] !== 0) i = (i + 1) & mask;
-      t[i] = (h & tagMask) | (s + 1);
+    const slots = new Int32Array(REBUILD_BATCH);
+    const hashes = new Int32Array(REBUILD_BATCH);
+    for (let from = 0; from < this.nextSlot; from += REBUILD_BATCH) {
+      // Hash a batch first, then place it: the placing loop's cache misses
+      // (random buckets) overlap each other instead of waiting behind a hash each.
+      const to = Math.min(this.nextSlot, from + REBUILD_BATCH);
+      let n = 0;
+      for (let s = from; s < to; s++) {
+        const p = pages[s >>> PAGE_SHIFT]!;
+        if ((p[(s & PAGE_MASK) * RECORD_WORDS + W_SEGMENT_KEYLEN]! & SEGMENT_MASK) === FREE) continue;
+        slots[n] = s;
+        hashes[n++] = this.hashOfSlot(s);
+      }
+      for (let j = 0; j < n; j++) {
+        const h = hashes[j]!;
+        let i = h & mask;
+        while (t[i] !== 0) i = (i + 1) & mask;
+        t[i] = (h & tagMask) | (slots[j]! + 1);
+      }
     }
     this.table = t;
     this.mask = mask;

@@ -307,7 +307,7 @@ describe('keydir byte methods (the hint loader)', () => {
     agree(kd, model);
   });
 
-  it('keeps probes short: a lookup reads ~2 buckets at the highest load, and keyEquals runs only on a full 32-bit hash match', () => {
+  it('keeps probes short: a lookup reads ~2 buckets at the highest load', () => {
     // Keys shaped as the benchmarks' ("key" + 13 digits) and as users' ("user:<n>").
     for (const shape of [
       (i: number) => `key${String(Math.imul(i, 0x9e3779b1) >>> 0).padStart(13, '0')}`,
