@@ -19,7 +19,7 @@ import type { HintBuilder } from './hint-builder.js';
 import { MAX_KEY_BYTES, WRITE_CHUNK_BYTES, WRITE_SPARE_CHUNKS } from './limits.js';
 import { checkRecord, decodeHeader, RECORD_HEADER_BYTES, type RecordHeader, recordKey } from './record.js';
 import { SEGMENT_HEADER_BYTES } from './segment-header.js';
-import { Slabs } from './slabs.js';
+import { ownBuffer, Slabs } from './slabs.js';
 import type { SparseIndex } from './sparse-index.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -125,9 +125,7 @@ export class Segment {
     let last = this.chunks[this.chunks.length - 1];
     if (!last || last.buf.length - last.used < n) {
       const buf =
-        n <= WRITE_CHUNK_BYTES
-          ? (spareChunks.pop() ?? chunkSlabs.take(WRITE_CHUNK_BYTES))
-          : Buffer.allocUnsafeSlow(n);
+        n <= WRITE_CHUNK_BYTES ? (spareChunks.pop() ?? chunkSlabs.take(WRITE_CHUNK_BYTES)) : ownBuffer(n); // alone in its mapping: freed, it leaves glibc's threshold where it was
       last = { start: this.size, buf, used: 0 };
       this.chunks.push(last);
     }

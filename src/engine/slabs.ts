@@ -18,6 +18,58 @@ const MMAP_FROM_BYTES = 128 * 1024;
 const THRESHOLD_MAX_BYTES = 32 * 1024 * 1024;
 
 /**
+ * Bytes of live big ArrayBuffers that were never written: a table buffer's
+ * tail past its table, a slab's bytes not taken yet, an own buffer's tail
+ * past its size, the small-value cache's arena past the furthest its ring
+ * has reached. V8 counts them in its external memory at full length, but
+ * untouched pages are not resident, and they hold nothing: `unwrittenBytes`
+ * is subtracted from the memory figures (INFO `used_memory`, the idle memory
+ * reducer's growth check). A buffer's share is forgotten when the GC frees it.
+ */
+let unwritten = 0;
+
+/** A buffer's share of `unwritten`. */
+export interface UnwrittenShare {
+  bytes: number;
+}
+
+const unwrittenShares = new FinalizationRegistry<UnwrittenShare>((share) => {
+  unwritten -= share.bytes;
+});
+
+/** Counts `bytes` of `buffer` as never written until `written` says otherwise or the GC frees the buffer. */
+export function countUnwritten(buffer: ArrayBufferLike, bytes: number): UnwrittenShare {
+  const share = { bytes };
+  unwritten += bytes;
+  unwrittenShares.register(buffer, share);
+  return share;
+}
+
+/** `n` bytes of a share are now in use. */
+export function written(share: UnwrittenShare, n: number): void {
+  share.bytes -= n;
+  unwritten -= n;
+}
+
+/** Bytes of live big buffers that were never written (see `unwritten`). */
+export function unwrittenBytes(): number {
+  return unwritten;
+}
+
+/**
+ * A buffer of `n` bytes whose ArrayBuffer is at least SLAB_BYTES long, so
+ * that malloc maps it alone and freeing it never raises glibc's threshold;
+ * the tail costs address space only. For big buffers that come and go (a
+ * record larger than a write chunk, a slab's oversized take).
+ */
+export function ownBuffer(n: number): Buffer {
+  if (n >= SLAB_BYTES) return Buffer.allocUnsafeSlow(n);
+  const buf = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  countUnwritten(buf.buffer, SLAB_BYTES - n);
+  return buf.subarray(0, n);
+}
+
+/**
  * A zero-filled buffer of `bytes` for a table that is replaced as it grows
  * (the keydir's and the hot-value cache's): from 128 KiB to 32 MiB its
  * ArrayBuffer is SLAB_BYTES long, of which only `bytes` are used, so malloc
@@ -30,7 +82,9 @@ const THRESHOLD_MAX_BYTES = 32 * 1024 * 1024;
  */
 export function tableBuffer(bytes: number): ArrayBuffer {
   if (bytes < MMAP_FROM_BYTES || bytes > THRESHOLD_MAX_BYTES) return new ArrayBuffer(bytes);
-  return new ArrayBuffer(SLAB_BYTES);
+  const buffer = new ArrayBuffer(SLAB_BYTES);
+  countUnwritten(buffer, SLAB_BYTES - bytes);
+  return buffer;
 }
 
 /** A zero-filled Int32Array of `length` over tableBuffer(4 * length). */
@@ -41,6 +95,8 @@ export function tableInt32Array(length: number): Int32Array<ArrayBuffer> {
 export class Slabs {
   private slab: Buffer | undefined;
   private used = 0;
+  /** The current slab's bytes not taken yet, as counted in `unwrittenBytes`. */
+  private share: UnwrittenShare = { bytes: 0 };
 
   /**
    * `n` bytes starting at a multiple of 8 in the current slab, or in a new
@@ -48,13 +104,16 @@ export class Slabs {
    * of at least SLAB_BYTES (so still a mapping of its own).
    */
   take(n: number): Buffer {
-    if (n > SLAB_BYTES / 2) return Buffer.allocUnsafeSlow(Math.max(n, SLAB_BYTES)).subarray(0, n);
+    if (n > SLAB_BYTES / 2) return ownBuffer(n);
     if (this.slab === undefined || this.used + n > SLAB_BYTES) {
       this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
       this.used = 0;
+      this.share = countUnwritten(this.slab.buffer, SLAB_BYTES);
     }
     const out = this.slab.subarray(this.used, this.used + n);
-    this.used += Math.ceil(n / 8) * 8;
+    const taken = Math.min(Math.ceil(n / 8) * 8, SLAB_BYTES - this.used);
+    this.used += taken;
+    written(this.share, taken);
     return out;
   }
 

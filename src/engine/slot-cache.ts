@@ -50,7 +50,7 @@
  * clear, which may move or overwrite them.
  */
 import { SLOT_CACHE_INITIAL_TABLE } from './limits.js';
-import { tableInt32Array } from './slabs.js';
+import { countUnwritten, tableInt32Array, type UnwrittenShare, written } from './slabs.js';
 
 const HEADER_BYTES = 8;
 const DROPPED = -1;
@@ -98,6 +98,10 @@ export class SlotCache {
   private liveBytes = 0;
   private count = 0;
   private table: Int32Array;
+  /** How far into the arena the ring has written (its pages past that are not resident). */
+  private reached = 0;
+  /** The arena's bytes past `reached`, counted as never written (slabs.ts `unwrittenBytes`). */
+  private untouched: UnwrittenShare;
   private shift: number;
   private mask: number;
 
@@ -107,6 +111,7 @@ export class SlotCache {
     this.maxValueBytes = Math.min(maxValueBytes, (this.capacity >>> 3) - HEADER_BYTES);
     // Untouched pages of the arena cost no memory: it is filled from the start on.
     this.arena = Buffer.allocUnsafeSlow(this.capacity);
+    this.untouched = countUnwritten(this.arena.buffer, this.capacity);
     this.words = new Int32Array(this.arena.buffer, this.arena.byteOffset, this.capacity >>> 2);
     this.table = new Int32Array(2 * SLOT_CACHE_INITIAL_TABLE);
     this.mask = SLOT_CACHE_INITIAL_TABLE - 1;
@@ -215,9 +220,16 @@ export class SlotCache {
       for (let j = 0; j < n; j++) a[to + j] = value[j]!;
     } else this.arena.set(value, to);
     this.head = at + size;
+    if (this.head > this.reached) this.reach(this.head);
     this.used += size;
     this.liveBytes += size;
     this.insert(slot, at);
+  }
+
+  /** The ring has written the arena up to `to`. */
+  private reach(to: number): void {
+    written(this.untouched, to - this.reached);
+    this.reached = to;
   }
 
   /**
@@ -345,6 +357,8 @@ export class SlotCache {
     const from = this.arena;
     const cap = this.capacity;
     this.arena = Buffer.allocUnsafeSlow(cap);
+    this.untouched = countUnwritten(this.arena.buffer, cap);
+    this.reached = 0;
     this.words = new Int32Array(this.arena.buffer, this.arena.byteOffset, cap >>> 2);
     const w = this.words;
     let at = this.tail;
@@ -368,6 +382,7 @@ export class SlotCache {
       if (at === cap) at = 0;
     }
     this.head = head;
+    this.reach(head);
     this.used = head;
     this.liveBytes = head;
   }

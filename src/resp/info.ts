@@ -8,6 +8,7 @@
  * reads `loading:0` from `# Persistence`.
  */
 import { arch, platform, release } from 'node:os';
+import { usedMemoryBytes } from '../server/memory-reducer.js';
 import { REDIS_COMPAT_VERSION } from './commands/connection.js';
 
 /** Sections in reply order; INFO with no argument, `default`, `all` or `everything` gives them all. */
@@ -72,12 +73,13 @@ function section(name: string, n: Native): [string, unknown][] {
       ];
     }
     case 'memory': {
-      const m = process.memoryUsage();
+      const used = usedMemoryBytes();
+      const rss = process.memoryUsage.rss();
       return [
-        ['used_memory', m.heapUsed + m.external],
-        ['used_memory_human', human(m.heapUsed + m.external)],
-        ['used_memory_rss', m.rss],
-        ['used_memory_rss_human', human(m.rss)],
+        ['used_memory', used],
+        ['used_memory_human', human(used)],
+        ['used_memory_rss', rss],
+        ['used_memory_rss_human', human(rss)],
         ['maxmemory', 0],
         ['maxmemory_policy', 'noeviction'],
       ];

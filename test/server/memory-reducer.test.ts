@@ -7,6 +7,8 @@
  */
 import v8 from 'node:v8';
 import { describe, expect, it } from 'vitest';
+import { SLAB_BYTES } from '../../src/engine/limits.js';
+import { tableBuffer } from '../../src/engine/slabs.js';
 import { KvClient } from '../../src/index.js';
 import { MemoryReducer, reduceMemory } from '../../src/server/memory-reducer.js';
 import { spawnServer } from './spawn.js';
@@ -115,6 +117,23 @@ describe('MemoryReducer', () => {
     r.check();
     await pause(50);
     expect(r.reductions).toBe(0);
+  });
+
+  it("does not count a padded table buffer's never-written tail as growth (slabs.ts unwrittenBytes)", async () => {
+    let activity = 0;
+    const r = new MemoryReducer(() => activity, silent, IDLE_MS, 8 * 1024 * 1024);
+    await pause(IDLE_MS + 30);
+    r.check(); // V8's heap alone is past 8 MiB here: the first reduction runs
+    await until(() => r.reductions === 1);
+    // A keydir table of 256 KiB: V8 counts its SLAB_BYTES (36 MiB) buffer whole.
+    const table = tableBuffer(256 * 1024);
+    activity++;
+    r.check();
+    await pause(IDLE_MS + 30);
+    r.check();
+    await pause(50);
+    expect(r.reductions).toBe(1);
+    expect(table.byteLength).toBe(SLAB_BYTES);
   });
 
   it("runs V8's reduce-memory GC: the young generation shrinks to its minimum right after a burst", async () => {
