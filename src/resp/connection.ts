@@ -19,6 +19,7 @@
 import type { Socket } from 'node:net';
 import { hashBytes } from '../engine/keydir.js';
 import { MAX_KEY_BYTES } from '../engine/limits.js';
+import { TickAck } from '../engine/tick-ack.js';
 import { KvError } from '../errors.js';
 import {
   LOOKAHEAD_FRAMES,
@@ -32,7 +33,7 @@ import { type AckedWrite, isAckedWrite, repliesOnTickAck } from '../server/acked
 import { type ConnectionHost, ServedConnectionBase } from '../server/served-connection.js';
 import type { RespClientInfo, RespServer, RespSession } from './command.js';
 import { RespProtocolError, RespReader } from './parser.js';
-import { OK, type Reply, RespError } from './reply.js';
+import { OK, type Reply, RespError, Simple } from './reply.js';
 import { execute } from './table.js';
 import { type Protocol, RespWriter } from './writer.js';
 
@@ -41,6 +42,9 @@ export type RespHost = ConnectionHost & RespServer;
 
 /** RESP command name → index of the native command of the same name (ServerMetrics.commands). */
 const NATIVE_INDEX: ReadonlyMap<string, number> = new Map(COMMAND_NAMES.map((n, i) => [n.toLowerCase(), i]));
+
+/** The last byte of a RESP line (an early reply is one line: replyEnd). */
+const LINE_FEED = 0x0a;
 
 /** Replies of every RESP connection are encoded into one shared output buffer. */
 const writer = new RespWriter();
@@ -181,6 +185,7 @@ export class RespConnection extends ServedConnectionBase<Buffer[]> implements Re
       return;
     }
     if (isAckedWrite(result)) {
+      if (this.canAnswerEarly && this.answerEarly(result)) return;
       this.awaitWrite(result, this.proto); // its reply once the tick is acknowledged
       return;
     }
@@ -221,6 +226,36 @@ export class RespConnection extends ServedConnectionBase<Buffer[]> implements Re
   protected failedReply(_proto: number, error: unknown): Buffer[] {
     writer.error(this.errorLine(error));
     return writer.take();
+  }
+
+  /**
+   * Encodes a write's reply now, before its ack settles (canAnswerEarly held;
+   * served-connection.ts answeredEarly), as the native connection does:
+   * false, leaving it to the slot queue, when the ack has settled already or
+   * the reply is not one line (+OK, an integer, nil: replyEnd finds its end
+   * by its line feed, should a failed ack replace it).
+   */
+  private answerEarly(write: AckedWrite): boolean {
+    let ack: TickAck;
+    let value: Reply;
+    if (write instanceof TickAck) {
+      ack = write;
+      value = OK;
+    } else {
+      ack = write.ack;
+      value = write.value as Reply;
+      if (value !== null && typeof value !== 'number' && !(value instanceof Simple)) return false;
+    }
+    if (ack.settled) return false;
+    const start = this.outputAt;
+    writer.reply(value, this.proto);
+    this.written = true;
+    this.answeredEarly(ack, this.proto, start);
+    return true;
+  }
+
+  protected replyEnd(output: Buffer, start: number): number {
+    return output.indexOf(LINE_FEED, start) + 1;
   }
 
   /** Reads nothing more, answers every request read before, then sends `line` as an error and closes. */

@@ -26,7 +26,12 @@ import { type ErrorCode, KvError } from '../errors.js';
 import { FrameError, FrameReader, unpackr } from '../protocol/frame.js';
 import { FrameWriter } from '../protocol/frame-writer.js';
 import { getRequest, peekGet, peekSet } from '../protocol/get-request.js';
-import { LOOKAHEAD_FRAMES, MAX_REQUEST_ID, PREAUTH_MAX_FRAME_BYTES } from '../protocol/limits.js';
+import {
+  FRAME_HEADER_BYTES,
+  LOOKAHEAD_FRAMES,
+  MAX_REQUEST_ID,
+  PREAUTH_MAX_FRAME_BYTES,
+} from '../protocol/limits.js';
 import {
   type FeedStart,
   type InfoSection,
@@ -456,6 +461,10 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
 
   protected failedReply(id: number, error: unknown): Buffer[] {
     return this.errorFrame(id, error);
+  }
+
+  protected replyEnd(output: Buffer, start: number): number {
+    return start + FRAME_HEADER_BYTES + output.readUInt32BE(start);
   }
 
   /** Runs `[id, "GET", key]` as peekGet found it: the cluster's slot check, the counters, the reply. */
