@@ -659,15 +659,16 @@ export class Store extends EventEmitter implements CompactionHost {
   /**
    * @internal `setForAck` of the key buf[keyStart, keyStart + keyLength)
    * (the server's SET: a request frame), decoded from there, with no Buffer
-   * made over the key's bytes.
+   * made over the key's bytes. `keyHash`: the key's keydir hash (hashBytes)
+   * when the caller computed it already (the server's look-ahead).
    */
-  setForAckAt(buf: Buffer, keyStart: number, keyLength: number, value: Value): TickAck {
+  setForAckAt(buf: Buffer, keyStart: number, keyLength: number, value: Value, keyHash?: number): TickAck {
     this.checkWritable();
     const k =
       keyLength > 0 && keyLength <= MAX_KEY_BYTES
         ? latin1Of(buf, keyStart, keyStart + keyLength)
         : toInternalKey(buf.subarray(keyStart, keyStart + keyLength)); // throws its INVALID_KEY
-    this.writeValue(k, toValueBytes(value), 0);
+    this.writeValue(k, toValueBytes(value), 0, keyHash);
     return this.tickAckNow();
   }
 
@@ -711,9 +712,9 @@ export class Store extends EventEmitter implements CompactionHost {
   }
 
   /** Appends a value record for `k` and points the keydir at it (undoable, cache invalidated): set and expire. */
-  private writeValue(k: string, v: Uint8Array, expiresAt: number): void {
+  private writeValue(k: string, v: Uint8Array, expiresAt: number, hash?: number): void {
     this.makeRoom(recordSize(k.length, v.length));
-    this.pointValue(k, this.segmentLog.append(k, v, expiresAt, 0), v.length, expiresAt, v);
+    this.pointValue(k, this.segmentLog.append(k, v, expiresAt, 0), v.length, expiresAt, v, hash);
   }
 
   /**

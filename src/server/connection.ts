@@ -161,6 +161,7 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
    * cache. A hint only: nothing is run or consumed here.
    */
   protected lookAhead(): void {
+    ahead.owner = undefined;
     if (this.stream !== undefined || !this.authenticated || this.host.metrics.timing) return;
     const n = this.reader.bodiesAhead(aheadSpans, LOOKAHEAD_FRAMES);
     if (n < 2) return;
@@ -169,10 +170,56 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
     for (let j = 0; j < n; j++) {
       const start = aheadSpans[2 * j]!;
       const end = aheadSpans[2 * j + 1]!;
-      if ((peekGet(bytes, start, end) || peekSet(bytes, start, end)) && getRequest.keyLength <= MAX_KEY_BYTES)
-        aheadHashes[k++] = hashBytes(bytes, getRequest.keyStart, getRequest.keyLength);
+      let kind = peekGet(bytes, start, end)
+        ? AHEAD_GET
+        : peekSet(bytes, start, end)
+          ? AHEAD_SET
+          : AHEAD_OTHER;
+      if (kind !== AHEAD_OTHER && getRequest.keyLength > MAX_KEY_BYTES) kind = AHEAD_OTHER;
+      aheadKinds[j] = kind;
+      if (kind === AHEAD_OTHER) continue;
+      const h = hashBytes(bytes, getRequest.keyStart, getRequest.keyLength);
+      aheadHashes[k++] = h;
+      aheadKeyHashes[j] = h;
+      aheadIds[j] = getRequest.id;
+      aheadFields[4 * j] = getRequest.keyStart;
+      aheadFields[4 * j + 1] = getRequest.keyLength;
+      aheadFields[4 * j + 2] = getRequest.valueStart;
+      aheadFields[4 * j + 3] = getRequest.valueLength;
     }
+    ahead.owner = this;
+    ahead.bytes = bytes;
+    ahead.count = n;
+    ahead.next = 0;
     if (k > 1) this.host.store.keydir.warmRecords(aheadHashes, k);
+  }
+
+  /**
+   * What lookAhead found of the frame bytes[start, end), if it is the next
+   * one it parsed for this connection: AHEAD_GET or AHEAD_SET (getRequest
+   * filled in as peekGet/peekSet would, `aheadHash` its key's hash) or
+   * AHEAD_OTHER; undefined when lookAhead did not parse it (the caller
+   * peeks itself). Frames are read in the order lookAhead saw them; any
+   * other frame (a merge moved the bytes) ends the reuse.
+   */
+  private aheadKind(bytes: Buffer, start: number, end: number): number | undefined {
+    const j = ahead.next;
+    if (ahead.owner !== this || j >= ahead.count) return undefined;
+    if (ahead.bytes !== bytes || aheadSpans[2 * j] !== start || aheadSpans[2 * j + 1] !== end) {
+      ahead.owner = undefined;
+      return undefined;
+    }
+    ahead.next = j + 1;
+    const kind = aheadKinds[j]!;
+    if (kind !== AHEAD_OTHER) {
+      getRequest.id = aheadIds[j]!;
+      getRequest.keyStart = aheadFields[4 * j]!;
+      getRequest.keyLength = aheadFields[4 * j + 1]!;
+      getRequest.valueStart = aheadFields[4 * j + 2]!;
+      getRequest.valueLength = aheadFields[4 * j + 3]!;
+      ahead.hash = aheadKeyHashes[j]!;
+    }
+    return kind;
   }
 
   protected handle(frame: FrameReader): void {
@@ -190,7 +237,18 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
     // cluster the key's slot is checked as the general path does. Anything
     // unusual takes the general path below.
     if (this.authenticated && !this.host.metrics.timing) {
-      if (!this.host.replication.resync.pending && peekGet(bytes, start, end)) {
+      // A batch's frames were parsed by lookAhead already: its findings are used, not parsed again.
+      const kind = this.aheadKind(bytes, start, end);
+      if (kind !== undefined) {
+        if (kind === AHEAD_GET && !this.host.replication.resync.pending) {
+          this.runGet(bytes);
+          return;
+        }
+        if (kind === AHEAD_SET) {
+          this.runSet(bytes, ahead.hash);
+          return;
+        }
+      } else if (!this.host.replication.resync.pending && peekGet(bytes, start, end)) {
         if (getRequest.keyLength <= MAX_KEY_BYTES) {
           this.runGet(bytes);
           return;
@@ -371,7 +429,7 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
    * to the store as its place in the frame and the value as a Uint8Array
    * view of it (the store copies both into its log).
    */
-  private runSet(body: Buffer): void {
+  private runSet(body: Buffer, keyHash?: number): void {
     const { id, keyStart, keyLength, valueStart, valueLength } = getRequest;
     const replication = this.host.replication;
     const refused = replication.refuseWrite() ?? replication.refuseForReplicas();
@@ -394,7 +452,7 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
     try {
       // The value as a plain Uint8Array view: lighter to make than a Buffer (subarray), and the store only copies it.
       const value = new Uint8Array(body.buffer, body.byteOffset + valueStart, valueLength);
-      ack = store.setForAckAt(body, keyStart, keyLength, value);
+      ack = store.setForAckAt(body, keyStart, keyLength, value, keyHash);
     } catch (err) {
       this.replyError(id, err);
       return;
@@ -589,6 +647,32 @@ const writer = new FrameWriter();
 /** lookAhead's scratch: the bodies' [start, end) and their keys' hashes. */
 const aheadSpans = new Int32Array(2 * LOOKAHEAD_FRAMES);
 const aheadHashes = new Int32Array(LOOKAHEAD_FRAMES);
+
+/** What lookAhead found of body j (aheadKinds[j]): a GET or a SET handle runs in place, or anything else. */
+const AHEAD_OTHER = 0;
+const AHEAD_GET = 1;
+const AHEAD_SET = 2;
+/**
+ * lookAhead's parse of body j, kept for handle (aheadKind) so a batch is
+ * parsed once: its kind, and for a GET or SET the request id, key hash and
+ * getRequest's key and value places (aheadFields[4j..4j+3]).
+ */
+const aheadKinds = new Uint8Array(LOOKAHEAD_FRAMES);
+const aheadIds = new Uint32Array(LOOKAHEAD_FRAMES);
+const aheadKeyHashes = new Int32Array(LOOKAHEAD_FRAMES);
+const aheadFields = new Int32Array(4 * LOOKAHEAD_FRAMES);
+/**
+ * Whose batch the arrays above describe (the scratch is shared by all
+ * connections), in which buffer, how many bodies, the next one handle
+ * reads, and the key hash of the last one aheadKind gave.
+ */
+const ahead: {
+  owner: Connection | undefined;
+  bytes: Buffer | undefined;
+  count: number;
+  next: number;
+  hash: number;
+} = { owner: undefined, bytes: undefined, count: 0, next: 0, hash: 0 };
 
 /**
  * `value` with every bin in it (at any depth of arrays and maps) that is a view

@@ -88,4 +88,30 @@ describe('reply batching', () => {
     }
     conn.close();
   });
+
+  it('a pipelined batch of SETs and GETs of distinct keys (parsed once, by the look-ahead) stores each under its own key', async () => {
+    // The batch's GET and SET frames are parsed by the look-ahead and its findings (key
+    // place, value place, key hash) reused to run them: a SET stored under another
+    // frame's hash or bytes would be missed by a lone GET of its key afterwards.
+    const conn = await RawConnection.open(server.port);
+    const n = 40;
+    const requests: Buffer[] = [];
+    const expected: Buffer[] = [];
+    for (let i = 0; i < n; i++) {
+      requests.push(frame([2 * i, 'SET', `ahead:${i}`, Buffer.from(`value-${i}`)]));
+      expected.push(frame([2 * i, true]));
+      const earlier = `ahead:${i >> 1}`;
+      requests.push(frame([2 * i + 1, 'GET', earlier]));
+      expected.push(frame([2 * i + 1, Buffer.from(`value-${i >> 1}`)]));
+    }
+    conn.write(Buffer.concat(requests));
+    const want = Buffer.concat(expected);
+    expect((await conn.take(want.length)).equals(want)).toBe(true);
+    for (let i = 0; i < n; i++) {
+      conn.write(frame([i, 'GET', `ahead:${i}`]));
+      const f = await conn.frame();
+      expect(unpackr.unpack(f!.subarray(4)), `ahead:${i} read alone`).toEqual([i, Buffer.from(`value-${i}`)]);
+    }
+    conn.close();
+  });
 });
