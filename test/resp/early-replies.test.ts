@@ -7,38 +7,24 @@
  * acks and only the first fails (the second's positions then shift).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { openStore, type Store } from '../../src/engine/index.js';
-import { MemFs, memPath } from '../../src/engine/mem-fs.js';
-import type { KvServer } from '../../src/server/server.js';
-import { silentLogger } from '../engine/helpers.js';
-import { inProcessServer } from '../server/in-process.js';
+import type { Store } from '../../src/engine/index.js';
+import { memPath } from '../../src/engine/mem-fs.js';
+import { type MemServer, memServer } from '../server/in-process.js';
 import { encodeCommand, RawResp, type Reply } from './raw.js';
 
 const SEGMENT_BYTES = 4096;
 const VALUE = 'a'.repeat(100);
 
-interface Rig {
-  mem: MemFs;
-  store: Store;
-  server: KvServer;
+interface Rig extends MemServer {
   conn: RawResp;
 }
 const rigs: Rig[] = [];
 
 async function rig(): Promise<Rig> {
-  const mem = new MemFs();
-  const store = await openStore(memPath('data'), {
-    fs: mem,
-    fsync: 'interval',
-    maxSegmentBytes: SEGMENT_BYTES,
-    logger: silentLogger,
-    compaction: { auto: false },
-  });
-  const server = inProcessServer(store);
-  const { port } = await server.listen();
-  const r = { mem, store, server, conn: await RawResp.connect(port) };
+  const served = await memServer(memPath('data'), { fsync: 'interval', maxSegmentBytes: SEGMENT_BYTES });
+  const r = { ...served, conn: await RawResp.connect(served.port) };
   rigs.push(r);
-  for (let i = 0; i < 10; i++) await store.set(`g${i}`, Buffer.from(`v${i}`));
+  for (let i = 0; i < 10; i++) await r.store.set(`g${i}`, Buffer.from(`v${i}`));
   return r;
 }
 

@@ -11,31 +11,23 @@
  */
 import { Packr, Unpackr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemFs } from '../../src/engine/mem-fs.js';
-import { openStore, type Store } from '../../src/engine/store.js';
+import type { MemFs } from '../../src/engine/mem-fs.js';
+import type { Store } from '../../src/engine/store.js';
 import type { KvServer } from '../../src/server/server.js';
 import { RawConnection, rawFrame } from '../../tools/lib/raw-connection.js';
-import { silentLogger } from '../engine/helpers.js';
 import { encodeCommand, parseReply, type Reply } from '../resp/raw.js';
-import { inProcessServer } from './in-process.js';
+import { memServer } from './in-process.js';
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 const unpackr = new Unpackr({ useRecords: false, int64AsType: 'number' });
 
-const fs = new MemFs();
+let fs: MemFs;
 let store: Store;
 let server: KvServer;
 let port: number;
 
 beforeAll(async () => {
-  store = await openStore('/mem/db', {
-    fs,
-    fsync: 'always',
-    logger: silentLogger,
-    compaction: { auto: false },
-  });
-  server = inProcessServer(store);
-  port = (await server.listen()).port;
+  ({ mem: fs, store, server, port } = await memServer('/mem/db', { fsync: 'always' }));
   await store.set('a', Buffer.from('1'));
 });
 

@@ -10,12 +10,10 @@
  */
 import { Packr, Unpackr } from 'msgpackr';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openStore, type Store } from '../../src/engine/index.js';
-import { MemFs, memPath } from '../../src/engine/mem-fs.js';
-import type { KvServer } from '../../src/server/server.js';
+import type { Store } from '../../src/engine/index.js';
+import { memPath } from '../../src/engine/mem-fs.js';
 import { RawConnection, rawFrame } from '../../tools/lib/raw-connection.js';
-import { silentLogger } from '../engine/helpers.js';
-import { inProcessServer } from './in-process.js';
+import { type MemServer, memServer } from './in-process.js';
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 const unpackr = new Unpackr({ useRecords: false, int64AsType: 'number' });
@@ -23,28 +21,16 @@ const unpackr = new Unpackr({ useRecords: false, int64AsType: 'number' });
 const SEGMENT_BYTES = 4096;
 const VALUE = Buffer.alloc(100, 0x61);
 
-interface Rig {
-  mem: MemFs;
-  store: Store;
-  server: KvServer;
+interface Rig extends MemServer {
   conn: RawConnection;
 }
 const rigs: Rig[] = [];
 
 async function rig(): Promise<Rig> {
-  const mem = new MemFs();
-  const store = await openStore(memPath('data'), {
-    fs: mem,
-    fsync: 'interval',
-    maxSegmentBytes: SEGMENT_BYTES,
-    logger: silentLogger,
-    compaction: { auto: false },
-  });
-  const server = inProcessServer(store);
-  const { port } = await server.listen();
-  const r = { mem, store, server, conn: await RawConnection.open(port) };
+  const served = await memServer(memPath('data'), { fsync: 'interval', maxSegmentBytes: SEGMENT_BYTES });
+  const r = { ...served, conn: await RawConnection.open(served.port) };
   rigs.push(r);
-  for (let i = 0; i < 10; i++) await store.set(`g${i}`, Buffer.from(`v${i}`));
+  for (let i = 0; i < 10; i++) await r.store.set(`g${i}`, Buffer.from(`v${i}`));
   return r;
 }
 

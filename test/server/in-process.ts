@@ -4,7 +4,8 @@
  * AUTH, TLS or idle timeout unless `options` say otherwise.
  */
 import type { Logger } from 'pino';
-import type { Store } from '../../src/engine/index.js';
+import { openStore, type Store, type StoreOptions } from '../../src/engine/index.js';
+import { MemFs } from '../../src/engine/mem-fs.js';
 import { KvServer, type ServerOptions } from '../../src/server/server.js';
 import { silentLogger } from '../engine/helpers.js';
 
@@ -28,4 +29,31 @@ export function inProcessServer(
     },
     log,
   );
+}
+
+/** A store on an in-memory file system behind an in-process server (memServer). */
+export interface MemServer {
+  mem: MemFs;
+  store: Store;
+  server: KvServer;
+  port: number;
+}
+
+/**
+ * A MemFs store at `dir` behind an in-process server that is listening, for
+ * tests that fail or hold the store's file operations (MemFs.failWrites,
+ * holdFsyncs) while a client pipelines against it. Compaction is off unless
+ * `options` say otherwise.
+ */
+export async function memServer(dir: string, options: StoreOptions = {}): Promise<MemServer> {
+  const mem = new MemFs();
+  const store = await openStore(dir, {
+    fs: mem,
+    logger: silentLogger,
+    compaction: { auto: false },
+    ...options,
+  });
+  const server = inProcessServer(store);
+  const { port } = await server.listen();
+  return { mem, store, server, port };
 }
