@@ -186,7 +186,7 @@ export const HINT_SPARE_CHUNKS = 4;
 export const HINT_PREFAULT_CHUNKS = 1;
 
 /**
- * Keydir record pages (KEYDIR_PAGE_SLOTS records, 2 MiB) kept prefaulted
+ * Keydir record pages (KEYDIR_PAGE_SLOTS records, 1.75 MiB) kept prefaulted
  * ahead of the slots that need them (prefault.ts): one, resident until the
  * next page is started or the idle memory reducer drops it.
  */

@@ -124,8 +124,9 @@ export class Segment {
   reserve(n: number): number {
     let last = this.chunks[this.chunks.length - 1];
     if (!last || last.buf.length - last.used < n) {
+      // A record larger than a chunk gets a buffer alone in its mapping: freed, it leaves glibc's threshold where it was.
       const buf =
-        n <= WRITE_CHUNK_BYTES ? (spareChunks.pop() ?? chunkSlabs.take(WRITE_CHUNK_BYTES)) : ownBuffer(n); // alone in its mapping: freed, it leaves glibc's threshold where it was
+        n <= WRITE_CHUNK_BYTES ? (spareChunks.pop() ?? chunkSlabs.take(WRITE_CHUNK_BYTES)) : ownBuffer(n);
       last = { start: this.size, buf, used: 0 };
       this.chunks.push(last);
     }
