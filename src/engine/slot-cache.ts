@@ -20,8 +20,11 @@
  *
  * Filling: a read that misses caches its value (`put`). A write caches its
  * value while the cache is `warm` (`putWritten`): it has never evicted, so a
- * GET after a bulk load that fits is a hit. A write that would have to evict
- * ends that: the data written outgrow the cache, so the values only written
+ * GET after a bulk load that fits is a hit. A write that would have to evict,
+ * or take the values held past `writeFillBytes` (half the capacity,
+ * SLOT_CACHE_WRITE_FILL_DIVISOR), ends that: the data written likely
+ * outgrow the cache (filling the rest only to shed it is a bulk load's
+ * cost, not a reader's gain), so the values only written
  * (never read: CLOCK's bit unset) are shed, the arena is replaced by one
  * holding just the read ones (the old one's pages go back to the OS when it
  * is collected), and from then on a write refreshes only a value the cache
@@ -49,7 +52,7 @@
  * (the server's GET reply): they stay valid only until the next put or
  * clear, which may move or overwrite them.
  */
-import { SLOT_CACHE_INITIAL_TABLE } from './limits.js';
+import { SLOT_CACHE_INITIAL_TABLE, SLOT_CACHE_WRITE_FILL_DIVISOR } from './limits.js';
 import { countUnwritten, tableInt32Array, type UnwrittenShare, written } from './slabs.js';
 
 const HEADER_BYTES = 8;
@@ -69,6 +72,8 @@ export class SlotCache {
   readonly capacity: number;
   /** Largest value accepted, bytes. */
   readonly maxValueBytes: number;
+  /** Bytes of values held past which a write-fill sheds instead (see the file header). */
+  readonly writeFillBytes: number;
   hits = 0;
   misses = 0;
   /**
@@ -105,10 +110,16 @@ export class SlotCache {
   private shift: number;
   private mask: number;
 
-  constructor(capacityBytes: number, maxValueBytes: number) {
+  /** `writeFillBytes`: see the field; tests give the capacity to reach a full ring by writes. */
+  constructor(
+    capacityBytes: number,
+    maxValueBytes: number,
+    writeFillBytes = Math.floor(capacityBytes / SLOT_CACHE_WRITE_FILL_DIVISOR),
+  ) {
     this.capacity = capacityBytes & ~7;
     // An entry never takes more than an eighth of the arena: room is always found in one lap.
     this.maxValueBytes = Math.min(maxValueBytes, (this.capacity >>> 3) - HEADER_BYTES);
+    this.writeFillBytes = writeFillBytes;
     // Untouched pages of the arena cost no memory: it is filled from the start on.
     this.arena = Buffer.allocUnsafeSlow(this.capacity);
     this.untouched = countUnwritten(this.arena.buffer, this.capacity);
@@ -184,12 +195,13 @@ export class SlotCache {
   /**
    * Caches the value a write just stored at `slot` (known to hold no value
    * here, at most maxValueBytes), while the cache is warm: if that needs an
-   * eviction, the write-filled values are shed instead (see the file
-   * header), and this one is kept only if `hot` (it replaces a cached one).
+   * eviction or takes the values held past writeFillBytes, the write-filled
+   * values are shed instead (see the file header), and this one is kept only
+   * if `hot` (it replaces a cached one).
    */
   putWritten(slot: number, value: Uint8Array, hot = false): void {
     const size = slotCacheEntryBytes(value.length);
-    let at = this.makeRoom(size, false);
+    let at = this.liveBytes + size <= this.writeFillBytes ? this.makeRoom(size, false) : -1;
     if (at < 0) {
       this.shed();
       if (!hot) return;

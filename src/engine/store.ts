@@ -1132,8 +1132,8 @@ export class Store extends EventEmitter implements CompactionHost {
    * Puts a value just written at `slot` in the small-value cache, if small
    * and either the key's old value was cached (the keydir's update just
    * dropped it: a hot key stays hot) or the cache has never evicted (`warm`:
-   * a GET after a bulk load that fits is a hit, not a pread; a load that
-   * outgrows it sheds the values only written, SlotCache.putWritten). A cold
+   * a GET after a bulk load that fits in half of it is a hit, not a pread; a
+   * load past that sheds the values only written, SlotCache.putWritten). A cold
    * write into a full cache costs no copy and evicts nothing. Larger values leave the
    * lru-cache, dropped by the caller.
    */

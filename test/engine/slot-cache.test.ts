@@ -88,7 +88,7 @@ describe('SlotCache', () => {
   });
 
   it('sheds the values only written when a write would evict, keeping the ones read, in a new arena', () => {
-    const cache = new SlotCache(1024, 4096);
+    const cache = new SlotCache(1024, 4096, 1024); // writes may fill it whole
     for (let s = 0; s < 9; s++) cache.putWritten(s, fill(s, 100)); // 9 × 112 B fit in 1024
     expect(cache.size).toBe(9);
     expect(cache.warm).toBe(true);
@@ -112,7 +112,7 @@ describe('SlotCache', () => {
   });
 
   it('sheds after the ring wrapped, with padding and dropped entries in it', () => {
-    const cache = new SlotCache(1024, 4096);
+    const cache = new SlotCache(1024, 4096, 1024);
     for (let s = 0; s < 9; s++) cache.put(s, fill(s, 100));
     for (let s = 0; s < 9; s += 2) cache.get(s);
     cache.drop(4);
@@ -127,6 +127,24 @@ describe('SlotCache', () => {
     for (let s = 0; s <= 20; s++) expect(cache.has(s)).toBe(s === 1 || s === 8);
     expect(cache.get(8)?.equals(fill(8, 100))).toBe(true);
     expect(cache.get(1)?.equals(fill(1, 100))).toBe(true);
+  });
+
+  it('a run of writes fills half of it by default, then sheds the values only written', () => {
+    const cache = new SlotCache(2048, 4096);
+    expect(cache.writeFillBytes).toBe(1024);
+    for (let s = 0; s < 9; s++) cache.putWritten(s, fill(s, 100)); // 9 × 112 B: 1008 of 1024
+    expect(cache.size).toBe(9);
+    expect(cache.warm).toBe(true);
+    cache.get(4); // read: referenced
+    cache.putWritten(9, fill(9, 100)); // 1120 B past half, room left in the arena: shed all the same
+    expect(cache.warm).toBe(false);
+    expect(cache.sheds).toBe(1);
+    for (let s = 0; s <= 9; s++) expect(cache.has(s)).toBe(s === 4);
+    // Reads still fill all of it.
+    for (let s = 10; s < 27; s++) cache.put(s, fill(s, 100)); // 17 × 112 B, with slot 4 2016 of 2048
+    for (let s = 10; s < 27; s++) expect(cache.get(s)?.equals(fill(s, 100))).toBe(true);
+    expect(cache.bytes).toBe(18 * 112);
+    expect(cache.has(4)).toBe(true);
   });
 
   it('a rewrite of a cached value of the same entry size is revived in place, referenced bit kept', () => {
@@ -537,12 +555,12 @@ describe('the small-value cache in the store', () => {
       logger: silentLogger,
       fs: rec.fs,
       fsync: 'never',
-      slotCacheBytes: 16384,
+      slotCacheBytes: 32768,
     });
     const reads = () => rec.calls.filter((c) => c.op === 'read').length;
     try {
       const value = Buffer.alloc(100, 0x61);
-      for (let i = 0; i < 100; i++) await store.set(`key${i}`, value); // 100 × 112 B < 16 KiB
+      for (let i = 0; i < 100; i++) await store.set(`key${i}`, value); // 100 × 112 B < 16 KiB, half of it
       let before = reads();
       for (let i = 0; i < 10; i++) expect(store.getSync(`key${i}`)?.equals(value)).toBe(true);
       expect(reads() - before).toBe(0); // filled by the writes
