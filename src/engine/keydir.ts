@@ -66,6 +66,7 @@
  * (the record moved, its value is the same).
  */
 
+import { endianness } from 'node:os';
 import { KvError } from '../errors.js';
 import {
   KEYDIR_ARENA_CHUNK_BYTES,
@@ -98,6 +99,13 @@ const W_INLINE = 3;
 const INLINE_AT = 4 * W_INLINE;
 const INLINE = KEYDIR_INLINE_KEY_BYTES;
 const SEGMENT_MASK = 0xffff;
+/**
+ * hashOfSlot hashes a key's inline bytes read as u32 words, and the
+ * compactor sorts [slot, position] pairs as u64s: both take the words' byte
+ * order to be memory order. On a big-endian machine the rehashed keys would
+ * miss their buckets, silently; the store refuses to open there instead.
+ */
+export const LITTLE_ENDIAN = endianness() === 'LE';
 const KEYLEN_SHIFT = 16;
 const HAS_EXPIRY = 0x80000000;
 const LENGTH_MASK = 0x7fffffff;
@@ -202,6 +210,7 @@ export class Keydir {
    * a test widens it with a few keys.
    */
   constructor(firstArenaChunk = 0, slotBits = KEYDIR_SLOT_BITS) {
+    if (!LITTLE_ENDIAN) throw new KvError('INTERNAL', 'segkv needs a little-endian machine (x86-64, arm64)');
     this.slotBits = 0;
     this.setSlotBits(slotBits);
     if (firstArenaChunk > 0) {

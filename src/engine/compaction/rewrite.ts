@@ -451,8 +451,6 @@ function sortByPosition(pages: readonly Uint32Array[]): Uint32Array {
   return pairs;
 }
 
-const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
-
 /**
  * Per key whose last record in the run is a deletion (a tombstone, or a value
  * expired at `now`), that record's offset, from the inputs' hints read in
@@ -484,7 +482,6 @@ export function lastDeletions(
 }
 
 export async function rewriteSegments(fs: Fs, job: RewriteJob, host: RewriteHost): Promise<RewriteOutcome> {
-  if (!littleEndian) throw new Error('the compactor needs a little-endian machine');
   const { inputs, prefix, now } = job;
   const writer = new OutputWriter(fs, job.dir, job.maxSegmentBytes, job.indexIntervalBytes, host.pause);
   const moves = new Moves();
