@@ -69,22 +69,52 @@ export function ownBuffer(n: number): Buffer {
   return buf.subarray(0, n);
 }
 
+/** A WebAssembly memory is a whole number of pages of this size. */
+const WASM_PAGE_BYTES = 64 * 1024;
+
+/** What is used of the WebAssembly global (the tsconfig's lib declares none; `node --jitless` has none). */
+declare const WebAssembly:
+  | { Memory: new (descriptor: { initial: number; maximum: number }) => { buffer: ArrayBuffer } }
+  | undefined;
+
 /**
  * A zero-filled buffer of `bytes` for a table that is replaced as it grows
- * (the keydir's and the hot-value cache's): from 128 KiB to 32 MiB its
- * ArrayBuffer is SLAB_BYTES long, of which only `bytes` are used, so malloc
- * maps it alone and, when the outgrown table is freed, glibc's threshold
- * stays where it was. Freeing a plain 4 MiB table raises the threshold to
- * 4 MiB, and every buffer up to that size comes from the brk heap from then
- * on, where freed ones stay resident (ARCHITECTURE.md "Server memory"). The
- * unused tail costs address space only: calloc'd mapped pages are resident
- * once written.
+ * (the keydir's and the small-value cache's). From 128 KiB to 32 MiB it is
+ * the buffer of a WebAssembly.Memory of exactly that size: V8 maps it itself
+ * (mmap, and munmap once collected), so malloc never sees it and freeing it
+ * leaves glibc's threshold where it was (freeing a plain 4 MiB table raised
+ * it to 4 MiB, and every buffer up to that size came from the brk heap from
+ * then on, where freed ones stay resident: ARCHITECTURE.md "Server
+ * memory"); and V8 counts its size in its external memory, not more.
+ *
+ * Before, such a table was a SLAB_BYTES (36 MiB) ArrayBuffer, mapped alone
+ * by malloc for the same reason, and V8 counted 36 MiB a table: a 1M-key
+ * load's tables alone passed V8's external-memory trigger every couple of
+ * doublings, 9-10 mark-compacts per 1M sets instead of 3 (engine4). That
+ * stays the fallback when no wasm memory can be had (`node --jitless` has
+ * no WebAssembly; a wasm memory reserves ~10 GiB of address space for its
+ * guard regions, which an address-space limit may refuse): its unused tail
+ * costs address space only (calloc'd mapped pages are resident once
+ * written) and is counted in `unwrittenBytes`.
  */
 export function tableBuffer(bytes: number): ArrayBuffer {
   if (bytes < MMAP_FROM_BYTES || bytes > THRESHOLD_MAX_BYTES) return new ArrayBuffer(bytes);
+  const mapped = wasmMemoryBuffer(bytes);
+  if (mapped !== undefined) return mapped;
   const buffer = new ArrayBuffer(SLAB_BYTES);
   countUnwritten(buffer, SLAB_BYTES - bytes);
   return buffer;
+}
+
+/** The zero-filled buffer of a new WebAssembly.Memory of `bytes`, or undefined when none can be had. */
+function wasmMemoryBuffer(bytes: number): ArrayBuffer | undefined {
+  if (bytes % WASM_PAGE_BYTES !== 0 || typeof WebAssembly !== 'object') return undefined;
+  const pages = bytes / WASM_PAGE_BYTES;
+  try {
+    return new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer;
+  } catch {
+    return undefined; // RangeError: the address space for its reservation was refused
+  }
 }
 
 /** A zero-filled Int32Array of `length` over tableBuffer(4 * length). */
