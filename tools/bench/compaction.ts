@@ -74,6 +74,11 @@ const HELP = `usage: npm run bench:compaction -- [options]
   --cpu-share X         compaction.cpuShare of the store, in (0, 1]: the
                         rewrite process's CPU budget (default: the store's, 1,
                         unthrottled)
+  --prior-compaction    before each loaded compaction, its process compacts
+                        another copy of the data set (no foreground), so
+                        the measured one is its second: the compaction's
+                        functions already compiled, as in a server's later
+                        compactions (default: the process's first)
   --link                hard-link the data set's sealed segments into each
                         compaction's working copy instead of copying them:
                         faster, but freeing the compacted-away files then
@@ -102,6 +107,7 @@ interface Config {
   rate: number;
   warmupMs: number;
   cpuShare: number | undefined;
+  priorCompaction: boolean;
   link: boolean;
   redis: boolean;
   redisPath: string | undefined;
@@ -135,6 +141,7 @@ function parseArgs(argv: string[]): Config {
     rate: { type: 'string' },
     'warmup-ms': { type: 'string' },
     'cpu-share': { type: 'string' },
+    'prior-compaction': { type: 'boolean' },
     link: { type: 'boolean' },
     'no-redis': { type: 'boolean' },
     redis: { type: 'string' },
@@ -161,6 +168,7 @@ function parseArgs(argv: string[]): Config {
     rate: a.int('rate', 2000, 1),
     warmupMs: a.int('warmup-ms', q(500, 200), 0),
     cpuShare: cpuShareOption(a.string('cpu-share')),
+    priorCompaction: a.flag('prior-compaction'),
     link: a.flag('link'),
     redis: !a.flag('no-redis'),
     redisPath: a.string('redis'),
@@ -334,7 +342,7 @@ async function main(): Promise<void> {
     notes.push(msg);
   }
   log(
-    `bytes=${cfg.bytes} shapes=${cfg.shapes.join(',')}% repeat=${cfg.repeat} segment=${cfg.segmentBytes} rate=${cfg.rate}/s cpu-share=${cfg.cpuShare ?? 'default'} tmp=${root.path}`,
+    `bytes=${cfg.bytes} shapes=${cfg.shapes.join(',')}% repeat=${cfg.repeat} segment=${cfg.segmentBytes} rate=${cfg.rate}/s cpu-share=${cfg.cpuShare ?? 'default'}${cfg.priorCompaction ? ' prior-compaction' : ''} tmp=${root.path}`,
   );
 
   const disk: DiskResult[] = [];
@@ -388,6 +396,7 @@ async function main(): Promise<void> {
         rate: 0,
         warmupMs: 0,
         withoutMs: 0,
+        priorCompaction: false,
       });
       rmSync(dir1, { recursive: true, force: true });
       res.idle.push(idle);
@@ -404,6 +413,7 @@ async function main(): Promise<void> {
         rate: cfg.rate,
         warmupMs: cfg.warmupMs,
         withoutMs: Math.max(1000, 2 * idle.wallMs),
+        priorCompaction: cfg.priorCompaction,
       });
       rmSync(dir2, { recursive: true, force: true });
       res.loaded.push(loaded);
