@@ -27,6 +27,34 @@ export class ChunkQueue {
   private tail: Buffer[] = [];
   protected tailBytes = 0;
 
+  /**
+   * head's ArrayBuffer and byte offset as of `memoryOf`, read once per head
+   * (`.buffer` is a C++ call in Node 20's V8); dropped whenever head changes,
+   * so they hold nothing the queue does not.
+   */
+  private memoryOf: Buffer | undefined;
+  private memory: ArrayBufferLike | undefined;
+  private memoryOffset = 0;
+
+  /** Reads `b` from its start next. */
+  private setHead(b: Buffer): void {
+    this.head = b;
+    this.offset = 0;
+    this.memoryOf = undefined;
+    this.memory = undefined;
+  }
+
+  /** head[start, end) as a Buffer: what head.subarray gives, without its `.buffer` read per call. */
+  protected headView(start: number, end: number): Buffer {
+    const head = this.head;
+    if (this.memoryOf !== head) {
+      this.memoryOf = head;
+      this.memory = head.buffer;
+      this.memoryOffset = head.byteOffset;
+    }
+    return Buffer.from(this.memory!, this.memoryOffset + start, end - start);
+  }
+
   /** Bytes received and not yet returned in requests. */
   get buffered(): number {
     return this.head.length - this.offset + this.tailBytes;
@@ -39,8 +67,7 @@ export class ChunkQueue {
 
   push(chunk: Buffer): void {
     if (this.offset >= this.head.length && this.tailBytes === 0) {
-      this.head = chunk;
-      this.offset = 0;
+      this.setHead(chunk);
     } else {
       this.tail.push(chunk);
       this.tailBytes += chunk.length;
@@ -52,9 +79,13 @@ export class ChunkQueue {
    * into buffers of their own; the read position's meaning is unchanged.
    */
   keep(memory: ArrayBufferLike): void {
+    if (this.offset >= this.head.length && this.tailBytes === 0) {
+      // All read (the usual case): nothing to copy, and no `.buffer` to read (a C++ call).
+      this.setHead(EMPTY);
+      return;
+    }
     if (this.head.buffer === memory) {
-      this.head = this.offset < this.head.length ? Buffer.from(this.head.subarray(this.offset)) : EMPTY;
-      this.offset = 0;
+      this.setHead(this.offset < this.head.length ? Buffer.from(this.head.subarray(this.offset)) : EMPTY);
     }
     const tail = this.tail;
     for (let i = 0; i < tail.length; i++) if (tail[i]!.buffer === memory) tail[i] = Buffer.from(tail[i]!);
@@ -64,14 +95,12 @@ export class ChunkQueue {
   protected merge(): void {
     if (this.tailBytes === 0) {
       if (this.offset >= this.head.length) {
-        this.head = EMPTY;
-        this.offset = 0;
+        this.setHead(EMPTY);
       }
       return;
     }
     const parts = [this.head.subarray(this.offset), ...this.tail];
-    this.head = Buffer.concat(parts, this.head.length - this.offset + this.tailBytes);
-    this.offset = 0;
+    this.setHead(Buffer.concat(parts, this.head.length - this.offset + this.tailBytes));
     this.tail = [];
     this.tailBytes = 0;
   }

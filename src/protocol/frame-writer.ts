@@ -22,6 +22,23 @@ export { ZERO_COPY_BYTES };
 /** Values up to this many bytes are copied by a JS loop (cheaper than a native call), longer ones by Buffer.copy. */
 const COPY_LOOP_BYTES = 64;
 
+/**
+ * buf.writeUInt32BE / writeUInt16BE without the Buffer method: its range
+ * checks, and the method load (an uncached property load from optimised code
+ * here, a few hundred instructions a reply). `x` fits: callers pick the width.
+ */
+function putU32(buf: Buffer, at: number, x: number): void {
+  buf[at] = x >>> 24;
+  buf[at + 1] = x >>> 16;
+  buf[at + 2] = x >>> 8;
+  buf[at + 3] = x;
+}
+
+function putU16(buf: Buffer, at: number, x: number): void {
+  buf[at] = x >>> 8;
+  buf[at + 1] = x;
+}
+
 class Unsupported extends Error {}
 const UNSUPPORTED = new Unsupported();
 
@@ -76,11 +93,29 @@ export class FrameWriter extends OutputBuffer {
       const at = this.reserve(n);
       const buf = this.buf;
       if (n <= COPY_LOOP_BYTES) for (let i = 0; i < n; i++) buf[at + i] = src[from + i]!;
-      else src.copy(buf, at, from, from + n);
+      else buf.set(this.sourceView(src, from, n), at);
       this.pos = at + n;
     }
     this.end(maxBytes);
   }
+
+  /**
+   * src[from, from + n) as a Uint8Array, from src's ArrayBuffer kept for the
+   * last `src` (a GET's is the small-value cache's arena, the same every
+   * time): src.copy and src.subarray read `.buffer` per call, a C++ call in
+   * Node 20's V8 that cost more than copying a 100-byte value. Held weakly:
+   * an arena the idle memory reducer dropped must not stay alive here.
+   */
+  private sourceView(src: Buffer, from: number, n: number): Uint8Array {
+    let kept = this.source?.deref();
+    if (kept === undefined || kept.of !== src) {
+      kept = { of: src, memory: src.buffer, offset: src.byteOffset };
+      this.source = new WeakRef(kept);
+    }
+    return new Uint8Array(kept.memory, kept.offset + from, n);
+  }
+
+  private source: WeakRef<{ of: Buffer; memory: ArrayBufferLike; offset: number }> | undefined;
 
   // The frame being written: where its header is, and the state to roll back to.
   private frameBuf: Buffer = this.buf;
@@ -109,7 +144,7 @@ export class FrameWriter extends OutputBuffer {
       this.rollback(this.frameAt);
       throw tooLarge(body, maxBytes);
     }
-    this.frameBuf.writeUInt32BE(body, this.frameAt);
+    putU32(this.frameBuf, this.frameAt, body);
   }
 
   private rollback(to: number): void {
@@ -147,7 +182,7 @@ export class FrameWriter extends OutputBuffer {
     }
     // msgpackr may reuse its buffer for the next pack: never keep a reference to it.
     const body = packed.length >= ZERO_COPY_BYTES ? Buffer.from(packed) : packed;
-    headerBuf.writeUInt32BE(body.length, headerAt);
+    putU32(headerBuf, headerAt, body.length);
     this.bytes(body);
   }
 
@@ -156,8 +191,8 @@ export class FrameWriter extends OutputBuffer {
     const buf = this.buf;
     buf[at] = tag;
     if (width === 1) buf[at + 1] = x;
-    else if (width === 2) buf.writeUInt16BE(x, at + 1);
-    else buf.writeUInt32BE(x, at + 1);
+    else if (width === 2) putU16(buf, at + 1, x);
+    else putU32(buf, at + 1, x);
     this.pos = at + 1 + width;
   }
 
@@ -237,10 +272,10 @@ export class FrameWriter extends OutputBuffer {
       buf[at + 1] = n;
     } else if (header === 3) {
       buf[at] = 0xda;
-      buf.writeUInt16BE(n, at + 1);
+      putU16(buf, at + 1, n);
     } else {
       buf[at] = 0xdb;
-      buf.writeUInt32BE(n, at + 1);
+      putU32(buf, at + 1, n);
     }
     this.pos = at + header + buf.write(s, at + header, n, 'utf8');
   }

@@ -26,6 +26,10 @@ export class OutputBuffer {
   protected pos = 0;
   /** Start of the bytes of `buf` not yet handed out or moved to `done`. */
   protected start = 0;
+  /** `buf.buffer` and `buf.byteOffset` as of `memoryOf`, read once per buffer: the `.buffer` getter is a C++ call. */
+  private memoryOf: Buffer | undefined;
+  private memory: ArrayBufferLike | undefined;
+  private memoryOffset = 0;
   /** Finished pieces, in order, before buf[start, pos). */
   protected done: Buffer[] = [];
   protected doneBytes = 0;
@@ -52,15 +56,29 @@ export class OutputBuffer {
    */
   takeOne(): Buffer | undefined {
     if (this.done.length > 0 || this.pos === this.start) return undefined;
-    const piece = this.buf.subarray(this.start, this.pos);
+    const piece = this.piece();
     this.startFresh();
     return piece;
+  }
+
+  /**
+   * buf[start, pos) as a Buffer: what `buf.subarray` gives, made from the
+   * ArrayBuffer kept for `buf` (subarray reads `.buffer` every time).
+   */
+  private piece(): Buffer {
+    const buf = this.buf;
+    if (this.memoryOf !== buf) {
+      this.memoryOf = buf;
+      this.memory = buf.buffer;
+      this.memoryOffset = buf.byteOffset;
+    }
+    return Buffer.from(this.memory!, this.memoryOffset + this.start, this.pos - this.start);
   }
 
   /** Moves buf[start, pos) to `done` and starts writing into a fresh region. */
   protected seal(): void {
     if (this.pos > this.start) {
-      this.done.push(this.buf.subarray(this.start, this.pos));
+      this.done.push(this.piece());
       this.doneBytes += this.pos - this.start;
     }
     this.startFresh();

@@ -208,7 +208,7 @@ export class RespReader extends ChunkQueue {
           this.merge();
           avail = this.head.length - this.offset;
         }
-        this.args!.push(this.head.subarray(this.offset, this.offset + this.bulkLength));
+        this.args!.push(this.headView(this.offset, this.offset + this.bulkLength));
         this.offset += need;
         this.bulkLength = -1;
         this.remaining--;

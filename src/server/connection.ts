@@ -46,7 +46,7 @@ import type { Replication } from '../replication/replication.js';
 import { type AckedWrite, ackedPromise, isAckedWrite, repliesOnTickAck } from './acked-write.js';
 import { COMMAND_TABLE, type Session } from './commands.js';
 import { type ConnectionHost, ServedConnectionBase } from './served-connection.js';
-import { isReadBuffer } from './socket-reads.js';
+import { isReadBuffer, memoryOf } from './socket-reads.js';
 
 export class Connection extends ServedConnectionBase<FrameReader> implements Session, StreamSink {
   protected readonly reader: FrameReader;
@@ -451,7 +451,7 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
     let ack: TickAck;
     try {
       // The value as a plain Uint8Array view: lighter to make than a Buffer (subarray), and the store only copies it.
-      const value = new Uint8Array(body.buffer, body.byteOffset + valueStart, valueLength);
+      const value = new Uint8Array(memoryOf(body), body.byteOffset + valueStart, valueLength);
       ack = store.setForAckAt(body, keyStart, keyLength, value, keyHash);
     } catch (err) {
       this.replyError(id, err);

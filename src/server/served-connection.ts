@@ -49,7 +49,7 @@ import type { InfoSection } from '../protocol/messages.js';
 import type { Replication } from '../replication/replication.js';
 import { AckedReply, type AckedWrite } from './acked-write.js';
 import type { ServerMetrics } from './metrics.js';
-import { isReadBuffer, setSink } from './socket-reads.js';
+import { isReadBuffer, memoryOf, setSink } from './socket-reads.js';
 import { SocketWrites } from './socket-writes.js';
 
 /** What a connection needs from its server. */
@@ -325,7 +325,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
     } finally {
       // A view of the shared read buffer: the next read overwrites it. What is left unread
       // (a frame still arriving, requests held back by backpressure) is copied now.
-      if (isReadBuffer(chunk)) this.reader.keep(chunk.buffer);
+      if (isReadBuffer(chunk)) this.reader.keep(memoryOf(chunk));
     }
     // The slow-client clock runs only while a request is incomplete and nothing
     // completes: one comparison per chunk, the deadline is checked by the

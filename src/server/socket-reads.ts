@@ -26,6 +26,14 @@
  *   have them (a TLS socket, another Node), the 'data' event is used, with
  *   the same sink and chunks the sink owns: behaviour is the same, only slower.
  *
+ * The view of each read is a Buffer kept per read length (READ_VIEWS, the
+ * same object again for a later read of the same length), not a fresh
+ * subarray: V8 answers a Buffer's `.buffer` (which subarray reads) through
+ * a C++ call, about as costly as the rest of a small request's parse, and a
+ * view made per read is an allocation per request at pipeline 1. A view is
+ * valid only inside the callback anyway, so reuse changes nothing a sink
+ * may rely on; `memoryOf` and `isReadBuffer` spare its sinks the getter too.
+ *
  * Everything runs on the event loop: one read callback at a time.
  */
 import type { Socket } from 'node:net';
@@ -34,12 +42,35 @@ import { SERVER_READ_BUFFER_BYTES } from '../protocol/limits.js';
 /** Where a socket's chunks go; changed when the protocol is detected. */
 export type ChunkSink = (chunk: Buffer) => void;
 
-/** The one buffer every socket reads into (its own ArrayBuffer, never a pool slab's). */
+/** The one buffer every socket reads into (its own ArrayBuffer, never a pool slab's), and that ArrayBuffer. */
 let shared: Buffer | undefined;
+let sharedMemory: ArrayBuffer | undefined;
+
+/** Views of shared[0, n) kept for reuse, by n modulo their count (a workload's few request sizes each keep theirs). */
+const READ_VIEWS = 32;
+const readViews: (Buffer | undefined)[] = new Array(READ_VIEWS).fill(undefined);
+
+/** The view a read callback is delivering right now (to a sink set with `views`), else undefined. */
+let delivering: Buffer | undefined;
 
 /** True if `b` is a view of the shared read buffer (valid only inside the read callback that delivered it). */
 export function isReadBuffer(b: Uint8Array): boolean {
-  return shared !== undefined && b.buffer === shared.buffer;
+  return b === delivering || (sharedMemory !== undefined && b.buffer === sharedMemory);
+}
+
+/** `b.buffer`, without the getter's C++ call when `b` is the chunk being delivered (a request read in place). */
+export function memoryOf(b: Uint8Array): ArrayBufferLike {
+  return b === delivering ? sharedMemory! : b.buffer;
+}
+
+/** A view of shared[0, n): the one kept for n, or a new one kept in its place. */
+function readView(memory: ArrayBuffer, n: number): Buffer {
+  const i = n % READ_VIEWS;
+  const kept = readViews[i];
+  if (kept !== undefined && kept.length === n) return kept;
+  const view = Buffer.from(memory, 0, n);
+  readViews[i] = view;
+  return view;
 }
 
 interface UserBufferHandle {
@@ -86,16 +117,27 @@ export function deliverChunks(socket: Socket, sink: ChunkSink): boolean {
     socket.on('data', (chunk: Buffer) => delivery.sink(chunk));
     return false;
   }
-  shared ??= Buffer.allocUnsafeSlow(SERVER_READ_BUFFER_BYTES);
+  if (shared === undefined) {
+    shared = Buffer.allocUnsafeSlow(SERVER_READ_BUFFER_BYTES);
+    sharedMemory = shared.buffer as ArrayBuffer;
+  }
+  const memory = sharedMemory!;
   const fieldsOf = socket as unknown as Record<symbol, unknown>;
   fieldsOf[fields.buffer] = shared;
-  fieldsOf[fields.callback] = (nread: number, buf: Buffer) => {
+  fieldsOf[fields.callback] = (nread: number) => {
     if (delivery.views) {
-      delivery.sink(buf.subarray(0, nread));
+      const view = readView(memory, nread);
+      delivering = view;
+      try {
+        delivery.sink(view);
+      } finally {
+        delivering = undefined;
+      }
       return;
     }
     const chunk = Buffer.allocUnsafe(nread);
-    buf.copy(chunk, 0, 0, nread);
+    // set() from the kept view: buf.copy would make a view of its own (and read `.buffer`).
+    chunk.set(readView(memory, nread));
     delivery.sink(chunk);
   };
   handle.useUserBuffer(shared);

@@ -109,6 +109,28 @@ describe('FrameWriter', () => {
     );
   });
 
+  it('replyBin from one source again and again (a GET from the small-value cache arena, a view at an offset), then from others: every reply exact', () => {
+    const backing = Buffer.alloc(70_000);
+    for (let i = 0; i < backing.length; i++) backing[i] = (i * 7) & 0xff;
+    const arena = backing.subarray(1234, 60_000);
+    const other = Buffer.from(arena.subarray(5000, 6000));
+    const w = new FrameWriter();
+    const want: unknown[] = [];
+    const steps: [Buffer, number, number][] = [
+      [arena, 0, 100],
+      [arena, 300, 65],
+      [arena, 58_000, 766],
+      [other, 10, 200],
+      [arena, 17, 129],
+      [arena, 17, 3],
+    ];
+    for (const [id, [src, from, n]] of steps.entries()) {
+      w.replyBin(id, src, from, n);
+      want.push([id, Buffer.from(src.subarray(from, from + n))]);
+    }
+    expect(Buffer.concat(w.take()).equals(reference(want))).toBe(true);
+  });
+
   it('replyBin copies a value under ZERO_COPY_BYTES: changing its source afterwards changes no reply', () => {
     const w = new FrameWriter();
     const src = Buffer.alloc(ZERO_COPY_BYTES - 1, 1);

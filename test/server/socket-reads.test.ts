@@ -7,7 +7,7 @@
 import { once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { deliverChunks, isReadBuffer, setSink } from '../../src/server/socket-reads.js';
+import { deliverChunks, isReadBuffer, memoryOf, setSink } from '../../src/server/socket-reads.js';
 import { cleanups, closeAfterTest, sleep, until } from './socket-test-kit.js';
 
 closeAfterTest();
@@ -100,5 +100,33 @@ describe('socket reads', () => {
     client.write('CC');
     await until(() => chunks.length === 1);
     expect(isReadBuffer(chunks[0]!)).toBe(false);
+  });
+
+  it('a view sink gets one kept view per read length: the same object for a later read of that length, its memory without .buffer', async () => {
+    const { client, served } = await pair();
+    const views: Buffer[] = [];
+    const seen: string[] = [];
+    const memories: ArrayBufferLike[] = [];
+    setSink(
+      served,
+      (c) => {
+        views.push(c);
+        seen.push(c.toString());
+        memories.push(memoryOf(c));
+      },
+      true,
+    );
+    for (const text of ['same-len-1', 'other', 'same-len-2']) {
+      client.write(text);
+      await until(() => seen.length === views.length && seen.at(-1) === text);
+    }
+    expect(seen).toEqual(['same-len-1', 'other', 'same-len-2']);
+    expect(views[2]).toBe(views[0]);
+    expect(views[1]).not.toBe(views[0]);
+    expect(views[1]!.length).toBe(5);
+    for (let i = 0; i < 3; i++) expect(memories[i]).toBe(views[i]!.buffer);
+    // Outside a read callback memoryOf is plain `.buffer`, for any Uint8Array.
+    const own = Buffer.from('x');
+    expect(memoryOf(own)).toBe(own.buffer);
   });
 });
