@@ -103,19 +103,30 @@ export class FrameWriter extends OutputBuffer {
    * src[from, from + n) as a Uint8Array, from src's ArrayBuffer kept for the
    * last `src` (a GET's is the small-value cache's arena, the same every
    * time): src.copy and src.subarray read `.buffer` per call, a C++ call in
-   * Node 20's V8 that cost more than copying a 100-byte value. Held weakly:
-   * an arena the idle memory reducer dropped must not stay alive here.
+   * Node 20's V8 that cost more than copying a 100-byte value. The owner
+   * calls forgetSource when the source may go (the server: at the end of
+   * each tick), so an arena the idle memory reducer dropped is not kept
+   * alive here. (A WeakRef cost ~200 instructions a deref: it adds its
+   * target to V8's kept-objects set each time.)
    */
   private sourceView(src: Buffer, from: number, n: number): Uint8Array {
-    let kept = this.source?.deref();
-    if (kept === undefined || kept.of !== src) {
-      kept = { of: src, memory: src.buffer, offset: src.byteOffset };
-      this.source = new WeakRef(kept);
+    if (this.sourceOf !== src) {
+      this.sourceOf = src;
+      this.sourceMemory = src.buffer;
+      this.sourceOffset = src.byteOffset;
     }
-    return new Uint8Array(kept.memory, kept.offset + from, n);
+    return new Uint8Array(this.sourceMemory!, this.sourceOffset + from, n);
   }
 
-  private source: WeakRef<{ of: Buffer; memory: ArrayBufferLike; offset: number }> | undefined;
+  /** Drops the source replyBin kept (sourceView): nothing of it is referenced here afterwards. */
+  forgetSource(): void {
+    this.sourceOf = undefined;
+    this.sourceMemory = undefined;
+  }
+
+  private sourceOf: Buffer | undefined;
+  private sourceMemory: ArrayBufferLike | undefined;
+  private sourceOffset = 0;
 
   // The frame being written: where its header is, and the state to roll back to.
   private frameBuf: Buffer = this.buf;

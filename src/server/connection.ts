@@ -644,6 +644,15 @@ const SET_INDEX = COMMAND_TABLE.get('SET')!.index;
 
 /** Replies of every connection are encoded into one shared output buffer; each reply is a view of it. */
 const writer = new FrameWriter();
+
+/**
+ * End of a server tick (server.ts flushAll): the shared writer lets go of the
+ * value source it kept for GET replies (FrameWriter.sourceView), so a
+ * small-value cache arena dropped meanwhile is not kept alive by it.
+ */
+export function forgetReplySource(): void {
+  writer.forgetSource();
+}
 /** lookAhead's scratch: the bodies' [start, end) and their keys' hashes. */
 const aheadSpans = new Int32Array(2 * LOOKAHEAD_FRAMES);
 const aheadHashes = new Int32Array(LOOKAHEAD_FRAMES);

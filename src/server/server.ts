@@ -30,7 +30,7 @@ import { Replication } from '../replication/replication.js';
 import type { RespClientInfo, RespServer } from '../resp/command.js';
 import { RespConnection } from '../resp/connection.js';
 import { infoText } from '../resp/info.js';
-import { Connection } from './connection.js';
+import { Connection, forgetReplySource } from './connection.js';
 import { IdleClock } from './idle-clock.js';
 import { ServerMetrics } from './metrics.js';
 import { isRespStart, PendingConnection } from './protocol-detect.js';
@@ -259,6 +259,9 @@ export class KvServer implements ConnectionHost, RespServer {
     for (let i = 0; i < dirty.length; i++) dirty[i]!.flush();
     this.dirty = [];
     this.flushScheduled = false;
+    // This tick's GET replies are encoded (each asked for this flush, or waits behind
+    // an earlier reply and a later tick's flush lets go).
+    forgetReplySource();
   }
 
   info(sections: readonly InfoSection[]): Record<string, unknown> {

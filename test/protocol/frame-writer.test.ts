@@ -3,6 +3,8 @@
  * except where PROTOCOL.md §3 asks for more: integers beyond 32 bits as the smallest int
  * (msgpackr writes float 64) and undefined as nil (msgpackr writes an extension).
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { Packr, Unpackr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
@@ -129,6 +131,23 @@ describe('FrameWriter', () => {
       want.push([id, Buffer.from(src.subarray(from, from + n))]);
     }
     expect(Buffer.concat(w.take()).equals(reference(want))).toBe(true);
+  });
+
+  it('after forgetSource the writer keeps nothing of the source replyBin copied from (a dropped arena can be freed)', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const w = new FrameWriter();
+    const held = ((): WeakRef<Buffer> => {
+      const arena = Buffer.alloc(4096, 5);
+      w.replyBin(1, arena, 100, 200);
+      return new WeakRef(arena);
+    })();
+    w.take();
+    w.forgetSource();
+    // A WeakRef's target lives to the end of the job that made it.
+    await new Promise((r) => setTimeout(r, 10));
+    gc();
+    expect(held.deref()).toBeUndefined();
   });
 
   it('replyBin copies a value under ZERO_COPY_BYTES: changing its source afterwards changes no reply', () => {
