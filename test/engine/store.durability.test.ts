@@ -2,9 +2,10 @@
  * Durability modes (DESIGN.md §1.1), observed through an Fs that records and
  * can hold back fsyncs (SIGKILL keeps the page cache, so it cannot show them):
  * `always` acks only after the fsync of the write (group commit: one fsync
- * for a tick's writes) and never acks a write whose fsync failed; `interval`
- * acks at once and fsyncs within the tick; `never` acks at once and leaves
- * fsync to sealing and close.
+ * for a tick's writes, and a round waits a turn for the writes of the
+ * clients the last one answered) and never acks a write whose fsync failed;
+ * `interval` acks at once and fsyncs within the tick; `never` acks at once
+ * and leaves fsync to sealing and close.
  */
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -106,6 +107,37 @@ describe("fsync: 'always'", () => {
     const fsyncs = rec.calls.slice(from).filter((c) => c.op === 'fsync' && c.path === seg);
     expect(fsyncs.length).toBeGreaterThanOrEqual(1);
     expect(fsyncs.length).toBeLessThanOrEqual(2);
+    await s.close();
+  });
+
+  it('lets a write made as a round is acked join the round queued behind it, not the one after', async () => {
+    // Each client of a server waits for its ack before it writes again: the
+    // queued round waits a loop turn for them (Store.gatherForRound).
+    const dir = tempDir();
+    const rec = recordingFs();
+    const s = await openStore(dir, { ...base, fs: rec.fs, fsync: 'always' });
+    await s.set('warm', 'up');
+    const held: (() => void)[] = [];
+    rec.hooks.beforeFsync = () => new Promise<void>((r) => held.push(r));
+    const untilHeld = async () => {
+      for (let i = 0; i < 500 && held.length === 0; i++) await tick(2);
+      expect(held.length).toBe(1);
+    };
+    const a = s.set('a', '1'); // round 1, its fsync held
+    await untilHeld();
+    const b = s.set('b', '1'); // queued behind round 1
+    await tick(20);
+    expect(held.length).toBe(1);
+    held.shift()?.();
+    await a; // a's client is answered...
+    const c = settled(s.set('c', '1')); // ...and writes again at once
+    await untilHeld(); // round 2
+    held.shift()?.();
+    await b;
+    await tick(20);
+    expect(c.done, 'the write made as round 1 was acked waited for a third round').toBe(true);
+    expect(held.length).toBe(0);
+    delete rec.hooks.beforeFsync;
     await s.close();
   });
 

@@ -111,7 +111,7 @@ describe('TickAck', () => {
     await store.close();
   });
 
-  it('always: when a round ends, the writes buffered meanwhile join the next round, which starts before the acks settle', async () => {
+  it('always: when a round ends, its acks settle first; the next round starts a turn later and takes the writes buffered meanwhile and those made after the acks', async () => {
     const fs = new MemFs();
     const store = await open(fs, 'always');
     await store.sync();
@@ -125,30 +125,34 @@ describe('TickAck', () => {
     store.setForAck('b', Buffer.from('2')).listen(l, 'b');
     store.flushTick(); // flushed, its round queued behind round 1
     store.setForAck('c', Buffer.from('3')).listen(l, 'c'); // buffered only (read while round 1 runs)
-    const bytes = segmentBytes(fs, store);
     for (let i = 0; i < 5; i++) await turn();
     expect(settled).toEqual([]);
     expect(fs.releaseFsyncs()).toBe(1);
-    // Microtasks only, no event-loop turn: round 2 (b and c) was issued before a's ack
-    // settled and its replies were asked for; c reached the file first.
+    // Microtasks only, no event-loop turn: a's ack settled and its replies were asked
+    // for; round 2 is not issued yet (Store.gatherForRound).
     for (let i = 0; i < 20; i++) await Promise.resolve();
-    expect(settled).toEqual(['a', 'replies (fsyncs in flight: 1)']);
-    expect(segmentBytes(fs, store)).toBeGreaterThan(bytes);
-    expect(fs.heldFsyncs()).toHaveLength(1);
-    // Neither b nor c is acknowledged before that fsync of theirs returns.
+    expect(settled).toEqual(['a', 'replies (fsyncs in flight: 0)']);
+    expect(fs.heldFsyncs()).toHaveLength(0);
+    // a's client writes again as soon as it is answered: d joins round 2 with b and c.
+    store.setForAck('d', Buffer.from('4')).listen(l, 'd');
+    store.flushTick(); // c and d reach the file
     for (let i = 0; i < 5; i++) await turn();
+    expect(fs.heldFsyncs()).toHaveLength(1); // one round for b, c and d
+    // None of b, c, d is acknowledged before that fsync of theirs returns.
     expect(settled).toHaveLength(2);
     fs.holdFsyncs(undefined);
     expect(fs.releaseFsyncs()).toBe(1);
-    for (let i = 0; i < 5 && settled.length < 6; i++) await turn();
-    // (Each tick's ack asks for the replies: b's and c's are two ticks.)
+    for (let i = 0; i < 5 && settled.length < 8; i++) await turn();
+    expect(fs.heldFsyncs()).toHaveLength(0);
+    // (Each tick's ack asks for the replies: b's, c's and d's are three ticks.)
     expect(settled.slice(2).sort()).toEqual([
       'b',
       'c',
+      'd',
+      'replies (fsyncs in flight: 0)',
       'replies (fsyncs in flight: 0)',
       'replies (fsyncs in flight: 0)',
     ]);
-    expect(settled.at(-1)).toBe('replies (fsyncs in flight: 0)');
     await store.close();
   });
 
