@@ -105,7 +105,7 @@ const SEGMENT_MASK = 0xffff;
  * order to be memory order. On a big-endian machine the rehashed keys would
  * miss their buckets, silently; the store refuses to open there instead.
  */
-export const LITTLE_ENDIAN = endianness() === 'LE';
+const LITTLE_ENDIAN = endianness() === 'LE';
 const KEYLEN_SHIFT = 16;
 const HAS_EXPIRY = 0x80000000;
 const LENGTH_MASK = 0x7fffffff;

@@ -553,11 +553,11 @@ export class Store extends EventEmitter implements CompactionHost {
   }
 
   /**
-   * A sync round finished. In `interval`, the queued round starts now, before
-   * the finished round's acks are settled and their replies written, so the
-   * device is not left idle meanwhile (group commit keeps one fsync in
-   * flight). In `always`, where each client waits for its ack before its next
-   * write, a gathering turn comes first (gatherForRound).
+   * A sync round finished. The queued round starts now, before the finished
+   * round's acks are settled and their replies written, so the device is not
+   * left idle meanwhile (group commit keeps one fsync in flight); except in
+   * `always`, where each client waits for its ack before its next write: a
+   * gathering turn comes first there (gatherForRound).
    */
   private roundDone(round: Promise<void>): void {
     if (this.syncing !== round) return;
