@@ -50,10 +50,18 @@
  * A freed slot keeps its arena bytes; the next key that fits reuses them
  * (always, with fixed-size keys). Arena bytes freed for good are counted and
  * the arena is rewritten once they outweigh the live ones, so deletes never
- * leak memory. The table doubles at KEYDIR_MAX_LOAD; both are O(keys) steps,
- * amortised over as many writes. Recovery sizes the table up front from the
- * hint files' entry counts (`reserve`), so a restart rehashes nothing, and
- * shrinks it once at the end if that estimate was far too high (`fit`);
+ * leak memory (an O(keys) step, amortised over as many deletes). The table
+ * doubles at KEYDIR_MAX_LOAD, incrementally (as Redis's dict): the new table
+ * takes new keys at once, and the old one's keys move over in slot order, a
+ * batch at a time (KEYDIR_REHASH_SLOTS every KEYDIR_REHASH_EVERY calls:
+ * slot order reads the records, which hold the key bytes to rehash, one
+ * page after another, where bucket order read one at random per key, 3x the
+ * CPU); until the last has moved, a key the new table lacks is looked up in
+ * the old one, whose entries for slots below the cursor are stale (moved)
+ * and skipped. The old table takes no new entry; a key deleted from it
+ * leaves a MOVED mark, never an empty bucket, so its probe runs stay whole. Recovery sizes the table up front from the hint files' entry counts
+ * (`reserve`), so a restart rehashes nothing, and shrinks it once at the end
+ * if that estimate was far too high (`fit`); both rebuild it in one step.
  * `resizes` counts the rehashes.
  *
  * Single-threaded: only the event loop touches it. The compactor's swap uses
@@ -76,6 +84,8 @@ import {
   KEYDIR_MAX_RESERVE_KEYS,
   KEYDIR_PAGE_SLOTS,
   KEYDIR_PREFAULT_PAGES,
+  KEYDIR_REHASH_EVERY,
+  KEYDIR_REHASH_SLOTS,
   KEYDIR_SLOT_BITS,
   KEYDIR_WARM_PROBES,
   MAX_SEGMENTS,
@@ -113,6 +123,9 @@ const LENGTH_MASK = 0x7fffffff;
 const FREE = MAX_SEGMENTS;
 /** Slots a rebuild hashes before placing them (two passes per batch, see rebuild). */
 const REBUILD_BATCH = 1024;
+/** Slots and hashes of one incremental rehash step (single-threaded: one keydir steps at a time). */
+const MOVE_SLOTS = new Int32Array(KEYDIR_REHASH_SLOTS);
+const MOVE_HASHES = new Int32Array(KEYDIR_REHASH_SLOTS);
 /** Keys up to this many bytes are copied into the arena by a JS loop, longer ones by Buffer.copy. */
 const KEY_COPY_LOOP_BYTES = 32;
 
@@ -163,6 +176,23 @@ export class Keydir {
   private slotMask = 0;
   private tagMask = 0;
   private count = 0;
+  /**
+   * While a doubling is under way: the table before it, whose entries for
+   * slots from `moveSlot` on are the keys not moved yet (MOVED marks where
+   * one was deleted), its mask, the next slot to move, one past the last
+   * (the slots in use when it began), and the calls since the last step.
+   */
+  private old: Int32Array | undefined;
+  private oldMask = 0;
+  private moveSlot = 0;
+  private endSlot = 0;
+  private sinceMove = 0;
+  /**
+   * Bit per slot in [moveSlot, endSlot) that a new key took (a freed slot
+   * reused) and put in the new table already: the move skips it. Made only
+   * when a doubling reuses a slot.
+   */
+  private newInRange: Uint8Array | undefined;
   private rehashes = 0;
 
   /** The slot records (header), KEYDIR_PAGE_SLOTS a page, as u32 words. */
@@ -233,6 +263,11 @@ export class Keydir {
     return this.mask + 1;
   }
 
+  /** Whether a doubling is still moving keys out of the old table. */
+  get rehashing(): boolean {
+    return this.old !== undefined;
+  }
+
   /**
    * Makes room for `keys` keys in all (at most KEYDIR_MAX_RESERVE_KEYS) with
    * no doubling on the way: recovery calls it with the hint files' entry
@@ -274,13 +309,14 @@ export class Keydir {
 
   /** The slot of `key`, or -1. Slots are stable until the key is deleted. */
   slot(key: string): number {
+    if (this.old !== undefined) this.rehashStep();
     const h = hashOf(key);
     const t = this.table;
     const mask = this.mask;
     const tag = h & this.tagMask;
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const e = t[i]!;
-      if (e === 0) return -1;
+      if (e === 0) return this.old === undefined ? -1 : this.slotInOld(this.oldBucket(h, key));
       if ((e & this.tagMask) === tag) {
         const s = (e & this.slotMask) - 1;
         if (this.keyEquals(s, key)) return s;
@@ -290,13 +326,15 @@ export class Keydir {
 
   /** `slot` of the key in buf[start, start + length) (its latin1 chars), with no string built. */
   slotBytes(buf: Buffer, start: number, length: number): number {
+    if (this.old !== undefined) this.rehashStep();
     const h = hashBytes(buf, start, length);
     const t = this.table;
     const mask = this.mask;
     const tag = h & this.tagMask;
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const e = t[i]!;
-      if (e === 0) return -1;
+      if (e === 0)
+        return this.old === undefined ? -1 : this.slotInOld(this.oldBucketBytes(h, buf, start, length));
       if ((e & this.tagMask) === tag) {
         const s = (e & this.slotMask) - 1;
         if (this.keyEqualsBytes(s, buf, start, length)) return s;
@@ -400,6 +438,7 @@ export class Keydir {
     valueLength: number,
     expiresAt: number,
   ): number {
+    if (this.old !== undefined) this.rehashStep();
     const t = this.table;
     const mask = this.mask;
     const tag = h & this.tagMask;
@@ -415,6 +454,14 @@ export class Keydir {
         return s;
       }
     }
+    if (this.old !== undefined) {
+      const s = this.slotInOld(this.oldBucket(h, key));
+      if (s >= 0) {
+        this.notePrev(s, key);
+        this.write(s, key, segment, position, valueLength, expiresAt);
+        return s;
+      }
+    }
     this.clearPrev();
     const s = this.allocSlot(key.length);
     this.storeKey(key, s);
@@ -424,6 +471,7 @@ export class Keydir {
 
   /** Removes `key`; returns whether it was there. */
   delete(key: string): boolean {
+    if (this.old !== undefined) this.rehashStep();
     const h = hashOf(key);
     const t = this.table;
     const mask = this.mask;
@@ -432,12 +480,18 @@ export class Keydir {
     let s = -1;
     for (; ; i = (i + 1) & mask) {
       const e = t[i]!;
-      if (e === 0) return false;
+      if (e === 0) {
+        s = this.old === undefined ? -1 : this.removeOld(this.oldBucket(h, key));
+        if (s < 0) return false;
+        break;
+      }
       if ((e & this.tagMask) !== tag) continue;
       s = (e & this.slotMask) - 1;
-      if (this.keyEquals(s, key)) break;
+      if (this.keyEquals(s, key)) {
+        this.removeBucket(i);
+        break;
+      }
     }
-    this.removeBucket(i);
     if (this.hasExpiry(s)) this.expiries.delete(key);
     this.freeSlot(s);
     return true;
@@ -532,24 +586,31 @@ export class Keydir {
     valueLength: number,
     expiresAt: number,
   ): number {
+    if (this.old !== undefined) this.rehashStep();
     const t = this.table;
     const mask = this.mask;
     const tag = h & this.tagMask;
     let i = h & mask;
+    let s = -1;
     for (; ; i = (i + 1) & mask) {
       const e = t[i]!;
-      if (e === 0) break;
-      if ((e & this.tagMask) !== tag) continue;
-      const s = (e & this.slotMask) - 1;
-      if (this.keyEqualsBytes(s, buf, start, length)) {
-        const key = expiresAt > 0 || this.hasExpiry(s) ? buf.toString('latin1', start, start + length) : '';
-        this.notePrev(s, key);
-        this.write(s, key, segment, position, valueLength, expiresAt);
-        return s;
+      if (e === 0) {
+        if (this.old !== undefined) s = this.slotInOld(this.oldBucketBytes(h, buf, start, length));
+        break;
       }
+      if ((e & this.tagMask) !== tag) continue;
+      s = (e & this.slotMask) - 1;
+      if (this.keyEqualsBytes(s, buf, start, length)) break;
+      s = -1;
+    }
+    if (s >= 0) {
+      const key = expiresAt > 0 || this.hasExpiry(s) ? buf.toString('latin1', start, start + length) : '';
+      this.notePrev(s, key);
+      this.write(s, key, segment, position, valueLength, expiresAt);
+      return s;
     }
     this.clearPrev();
-    const s = this.allocSlot(length);
+    s = this.allocSlot(length);
     this.storeKeyBytes(buf, start, length, s);
     const key = expiresAt > 0 ? buf.toString('latin1', start, start + length) : '';
     this.insert(i, h, s, key, segment, position, valueLength, expiresAt);
@@ -561,6 +622,7 @@ export class Keydir {
    * When it was there, its old location is left in `prev*` (as `set` leaves it).
    */
   deleteBytes(h: number, buf: Buffer, start: number, length: number): boolean {
+    if (this.old !== undefined) this.rehashStep();
     const t = this.table;
     const mask = this.mask;
     const tag = h & this.tagMask;
@@ -568,12 +630,18 @@ export class Keydir {
     let s = -1;
     for (; ; i = (i + 1) & mask) {
       const e = t[i]!;
-      if (e === 0) return false;
+      if (e === 0) {
+        s = this.old === undefined ? -1 : this.removeOld(this.oldBucketBytes(h, buf, start, length));
+        if (s < 0) return false;
+        break;
+      }
       if ((e & this.tagMask) !== tag) continue;
       s = (e & this.slotMask) - 1;
-      if (this.keyEqualsBytes(s, buf, start, length)) break;
+      if (this.keyEqualsBytes(s, buf, start, length)) {
+        this.removeBucket(i);
+        break;
+      }
     }
-    this.removeBucket(i);
     const key = this.hasExpiry(s) ? buf.toString('latin1', start, start + length) : '';
     this.notePrev(s, key);
     if (key !== '') this.expiries.delete(key);
@@ -612,6 +680,7 @@ export class Keydir {
     expiresAt: number,
   ): void {
     this.table[i] = (h & this.tagMask) | (s + 1);
+    if (this.old !== undefined && s >= this.moveSlot && s < this.endSlot) this.noteNewInRange(s);
     // A new slot has no value in the small-value cache (freeSlot dropped it): no probe there.
     this.writeLocation(s, key, segment, position, valueLength, expiresAt);
     if (++this.count > (this.mask + 1) * KEYDIR_MAX_LOAD) this.grow();
@@ -677,6 +746,7 @@ export class Keydir {
    * random home bucket to the next empty one). O(buckets).
    */
   probeStats(): { load: number; hitProbes: number; maxHitProbes: number; missProbes: number } {
+    if (this.old !== undefined) this.moveSlots(this.endSlot); // the shape once the doubling is done
     const t = this.table;
     const mask = this.mask;
     const buckets = mask + 1;
@@ -717,6 +787,8 @@ export class Keydir {
   }
 
   clear(): void {
+    this.old = undefined;
+    this.newInRange = undefined;
     this.table = new Int32Array(KEYDIR_INITIAL_CAPACITY);
     this.mask = KEYDIR_INITIAL_CAPACITY - 1;
     this.count = 0;
@@ -1003,9 +1075,133 @@ export class Keydir {
     }
   }
 
-  /** Doubles the table. */
+  /**
+   * Doubles the table, incrementally: an empty table twice the size takes
+   * new keys from now on, and the old one's keys move over in rehashStep.
+   * A doubling still under way is finished first (rehashStep's pace makes
+   * that a no-op unless most slots are free).
+   */
   private grow(): void {
-    this.rebuild(2 * (this.mask + 1));
+    if (this.old !== undefined) this.moveSlots(this.endSlot);
+    this.rehashes++;
+    this.old = this.table;
+    this.oldMask = this.mask;
+    this.moveSlot = 0;
+    this.endSlot = this.nextSlot;
+    this.sinceMove = 0;
+    this.table = tableInt32Array(2 * (this.mask + 1));
+    this.mask = 2 * this.mask + 1;
+  }
+
+  /**
+   * Moves keys of a doubling under way for about `ms` milliseconds (the
+   * store's timer, for a keydir that sees few calls); false once none is.
+   */
+  rehashFor(ms: number): boolean {
+    const until = performance.now() + ms;
+    while (this.old !== undefined && performance.now() < until) this.moveSlots(8 * KEYDIR_REHASH_SLOTS);
+    return this.old !== undefined;
+  }
+
+  /** One step of a doubling under way, every KEYDIR_REHASH_EVERY calls. */
+  private rehashStep(): void {
+    if (++this.sinceMove < KEYDIR_REHASH_EVERY) return;
+    this.sinceMove = 0;
+    this.moveSlots(KEYDIR_REHASH_SLOTS);
+  }
+
+  /**
+   * Moves the keys of the next `n` slots to the new table, a batch at a time
+   * (hashes first, then placing: as in rebuild, the placing loop's cache
+   * misses overlap); drops the old table once past the last. Their entries
+   * in the old table stay, stale: lookups there skip slots below moveSlot.
+   */
+  private moveSlots(n: number): void {
+    const end = Math.min(this.endSlot, this.moveSlot + n);
+    const t = this.table;
+    const mask = this.mask;
+    const tagMask = this.tagMask;
+    const pages = this.pages;
+    const reused = this.newInRange;
+    for (let from = this.moveSlot; from < end; from += KEYDIR_REHASH_SLOTS) {
+      const to = Math.min(end, from + KEYDIR_REHASH_SLOTS);
+      let k = 0;
+      for (let s = from; s < to; s++) {
+        const p = pages[s >>> PAGE_SHIFT]!;
+        if ((p[(s & PAGE_MASK) * RECORD_WORDS + W_SEGMENT_KEYLEN]! & SEGMENT_MASK) === FREE) continue;
+        if (reused !== undefined && (reused[s >>> 3]! & (1 << (s & 7))) !== 0) continue;
+        MOVE_SLOTS[k] = s;
+        MOVE_HASHES[k++] = this.hashOfSlot(s);
+      }
+      for (let j = 0; j < k; j++) {
+        const h = MOVE_HASHES[j]!;
+        let i = h & mask;
+        while (t[i] !== 0) i = (i + 1) & mask;
+        t[i] = (h & tagMask) | (MOVE_SLOTS[j]! + 1);
+      }
+    }
+    this.moveSlot = end;
+    if (end === this.endSlot) {
+      this.old = undefined;
+      this.newInRange = undefined;
+    }
+  }
+
+  /** A new key took slot s, which the doubling under way has yet to move: it is in the new table already. */
+  private noteNewInRange(s: number): void {
+    if (this.newInRange === undefined) this.newInRange = new Uint8Array((this.endSlot + 7) >>> 3);
+    this.newInRange[s >>> 3]! |= 1 << (s & 7);
+  }
+
+  /**
+   * What a bucket of the old table holds once its key was deleted there:
+   * not empty (0), so that the probe runs through it stay whole, and no slot
+   * (slot field 0), so that no key matches it.
+   */
+  private get movedMark(): number {
+    return this.tagMask;
+  }
+
+  /** The bucket of `key` (hash h) in the old table, or -1 (a doubling is under way). */
+  private oldBucket(h: number, key: string): number {
+    const old = this.old!;
+    const mask = this.oldMask;
+    const tag = h & this.tagMask;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const e = old[i]!;
+      if (e === 0) return -1;
+      if ((e & this.tagMask) !== tag) continue;
+      const s = (e & this.slotMask) - 1;
+      if (s >= this.moveSlot && this.keyEquals(s, key)) return i; // below moveSlot: moved (stale), or MOVED (-1)
+    }
+  }
+
+  /** oldBucket of the key in buf[start, start + length). */
+  private oldBucketBytes(h: number, buf: Buffer, start: number, length: number): number {
+    const old = this.old!;
+    const mask = this.oldMask;
+    const tag = h & this.tagMask;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const e = old[i]!;
+      if (e === 0) return -1;
+      if ((e & this.tagMask) !== tag) continue;
+      const s = (e & this.slotMask) - 1;
+      if (s >= this.moveSlot && this.keyEqualsBytes(s, buf, start, length)) return i;
+    }
+  }
+
+  /** The slot in old-table bucket i, or -1 for i = -1. */
+  private slotInOld(i: number): number {
+    return i < 0 ? -1 : (this.old![i]! & this.slotMask) - 1;
+  }
+
+  /** Takes the key in old-table bucket i out of the table (a MOVED mark); its slot, or -1 for i = -1. */
+  private removeOld(i: number): number {
+    if (i < 0) return -1;
+    const s = this.slotInOld(i);
+    this.old![i] = this.movedMark;
+    this.count--;
+    return s;
   }
 
   /**
@@ -1026,6 +1222,8 @@ export class Keydir {
    */
   private rebuild(capacity: number): void {
     if (this.count > 0) this.rehashes++;
+    this.old = undefined; // every live slot is placed below, wherever its bucket was
+    this.newInRange = undefined;
     const t = tableInt32Array(capacity);
     const mask = capacity - 1;
     const tagMask = this.tagMask;

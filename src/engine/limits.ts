@@ -106,6 +106,29 @@ export const KEYDIR_INITIAL_CAPACITY = 1024;
 export const KEYDIR_MAX_LOAD = 0.75;
 
 /**
+ * The keydir's doubling is incremental (as Redis's dict rehash): the old
+ * table's keys move to the new one KEYDIR_REHASH_SLOTS slots at a time, one
+ * step every KEYDIR_REHASH_EVERY lookups, writes and deletes, so no single
+ * call rehashes the whole table (in one call, a doubling held the event loop
+ * ~170 ms at 786k keys and ~2 s at 6.3M on the 2-core test machine). 128
+ * slots (~10 us) every 16 calls: with slots mostly live, the old table is
+ * done after an eighth of its keys in calls, well before the new table fills
+ * (three quarters), and before a load of 1M keys ends (the memory
+ * benchmark's).
+ */
+export const KEYDIR_REHASH_SLOTS = 128;
+export const KEYDIR_REHASH_EVERY = 16;
+
+/**
+ * And when calls are few (an idle server), the store's timer moves buckets
+ * for KEYDIR_REHASH_TIMER_MS every KEYDIR_REHASH_TIMER_INTERVAL_MS, so the
+ * old table's memory is given back anyway (Redis's activerehashing: 1 ms
+ * every 100 ms).
+ */
+export const KEYDIR_REHASH_TIMER_MS = 1;
+export const KEYDIR_REHASH_TIMER_INTERVAL_MS = 100;
+
+/**
  * Most keys Keydir.reserve sizes the hash table for ahead of time (a 256 MiB
  * table of 4-byte buckets): recovery's estimate, the hint files' entry counts, may count a key
  * once per segment, and past this the table grows by doubling as it fills.

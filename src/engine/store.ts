@@ -55,6 +55,8 @@ import {
   ACTIVE_SEGMENT_RETRY_MS,
   EXPIRE_SWEEP_INTERVAL_MS,
   EXPIRE_SWEEP_KEYS,
+  KEYDIR_REHASH_TIMER_INTERVAL_MS,
+  KEYDIR_REHASH_TIMER_MS,
   MAX_CACHED_VALUE_BYTES,
   MAX_KEY_BYTES,
   MAX_SCAN_COUNT,
@@ -309,6 +311,13 @@ export class Store extends EventEmitter implements CompactionHost {
       this.timers.push(setInterval(() => this.syncInterval(), this.options.fsyncIntervalMs).unref());
     }
     this.timers.push(setInterval(() => this.sweepExpired(), EXPIRE_SWEEP_INTERVAL_MS).unref());
+    // A keydir doubling moves its keys as calls come (keydir.ts); this finishes one on an idle store.
+    this.timers.push(
+      setInterval(
+        () => this.keydir.rehashFor(KEYDIR_REHASH_TIMER_MS),
+        KEYDIR_REHASH_TIMER_INTERVAL_MS,
+      ).unref(),
+    );
     this.compactor.start();
   }
 

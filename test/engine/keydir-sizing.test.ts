@@ -6,7 +6,7 @@
  * scanned last segment. Overwrites across segments (an estimate that counts a
  * key once per segment) cost at most the one shrink.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { openStore, type StoreOptions } from '../../src/engine/index.js';
 import { Keydir } from '../../src/engine/keydir.js';
 import { KEYDIR_INITIAL_CAPACITY, KEYDIR_MAX_LOAD } from '../../src/engine/limits.js';
@@ -129,6 +129,23 @@ describe('recovery sizes the keydir from the hints', () => {
       }
     } finally {
       await r.close();
+    }
+  });
+});
+
+describe('a keydir doubling on an idle store', () => {
+  it("is finished by the store's timer, with no calls to move it along", async () => {
+    const dir = tempDir();
+    const s = await openStore(dir, { fsync: 'never', logger: silentLogger, compaction: { auto: false } });
+    try {
+      const value = Buffer.alloc(10, 1);
+      let n = 0;
+      while (!s.keydir.rehashing) await s.set(key(n++), value);
+      // No more calls: only the timer (KEYDIR_REHASH_TIMER_INTERVAL_MS) moves the old table's keys.
+      await vi.waitFor(() => expect(s.keydir.rehashing).toBe(false), { timeout: 5000, interval: 20 });
+      for (let i = 0; i < n; i++) expect(s.keydir.slot(key(i))).toBeGreaterThanOrEqual(0);
+    } finally {
+      await s.close();
     }
   });
 });

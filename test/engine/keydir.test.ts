@@ -426,3 +426,115 @@ describe('keydir byte methods (the hint loader)', () => {
     agree(kd, model);
   });
 });
+
+describe('keydir doubling (incremental, as Redis rehashes its dict)', () => {
+  /** Keys set before the random operations: one new key more starts the first doubling. */
+  const PREFILL = 0.75 * 1024;
+  const prefilled = (i: number) => `pre:${i}`;
+  const dkey = fc.oneof(fc.integer({ min: 0, max: PREFILL - 1 }).map(prefilled), key);
+  const dop = fc.oneof(
+    fc.record({
+      t: fc.constant('set' as const),
+      bytes: fc.boolean(),
+      k: dkey,
+      segment: fc.integer({ min: 0, max: 65534 }),
+      position: fc.nat(),
+      expiresAt: fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 1, max: 2 ** 45 })),
+    }),
+    fc.record({ t: fc.constant('del' as const), bytes: fc.boolean(), k: dkey }),
+    fc.record({ t: fc.constant('get' as const), bytes: fc.boolean(), k: dkey }),
+    fc.record({ t: fc.constant('move' as const), k: dkey, segment: fc.integer({ min: 0, max: 65534 }) }),
+  );
+
+  it('agrees with a Map model while keys are split between the old table and the new one', () => {
+    fc.assert(
+      fc.property(fc.array(dop, { minLength: 200, maxLength: 2500 }), (ops) => {
+        const kd = new Keydir();
+        const model = new Map<string, Loc>();
+        for (let i = 0; i < PREFILL; i++) {
+          kd.set(prefilled(i), 1, i, i, 0);
+          model.set(prefilled(i), { segment: 1, position: i, valueLength: i, expiresAt: 0 });
+        }
+        expect(kd.rehashing).toBe(false);
+        let sawRehashing = false;
+        for (const o of ops) {
+          const buf = Buffer.from(o.k, 'latin1');
+          const h = hashBytes(buf, 0, buf.length);
+          const before = model.get(o.k);
+          if (o.t === 'set') {
+            const loc = { segment: o.segment, position: o.position, valueLength: 5, expiresAt: o.expiresAt };
+            if (o.bytes) kd.setBytes(h, buf, 0, buf.length, loc.segment, loc.position, 5, loc.expiresAt);
+            else kd.set(o.k, loc.segment, loc.position, 5, loc.expiresAt);
+            expect(kd.prevSegment).toBe(before?.segment ?? -1);
+            if (before) expect(kd.prevPosition).toBe(before.position);
+            model.set(o.k, loc);
+          } else if (o.t === 'del') {
+            expect(o.bytes ? kd.deleteBytes(h, buf, 0, buf.length) : kd.delete(o.k)).toBe(
+              before !== undefined,
+            );
+            model.delete(o.k);
+          } else if (o.t === 'get') {
+            const s = o.bytes ? kd.slotBytes(buf, 0, buf.length) : kd.slot(o.k);
+            expect(s >= 0).toBe(before !== undefined);
+            if (before)
+              expect([kd.segmentOf(s), kd.positionOf(s)]).toEqual([before.segment, before.position]);
+          } else {
+            expect(kd.moveIfAt(o.k, before?.segment ?? 0, before?.position ?? 0, o.segment, 7)).toBe(
+              before !== undefined,
+            );
+            if (before) model.set(o.k, { ...before, segment: o.segment, position: 7 });
+          }
+          sawRehashing ||= kd.rehashing;
+          expect(kd.size).toBe(model.size);
+        }
+        agree(kd, model);
+        // No key is in the tables twice (a key moved over after it was already in the new table):
+        // once deleted, each key is gone.
+        for (const k of model.keys()) {
+          expect(kd.delete(k)).toBe(true);
+          expect(kd.slot(k)).toBe(-1);
+        }
+        expect(kd.size).toBe(0);
+        // Every run that added a key went through a doubling's middle.
+        if (model.size > PREFILL) expect(sawRehashing || kd.resizes > 0).toBe(true);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('moves no key in the call that doubles the table, and all of them within an eighth of its capacity in calls', () => {
+    const kd = new Keydir();
+    const k = (i: number) => `key:${i}`;
+    let n = 0;
+    for (; kd.capacity < 2 ** 17; n++) kd.set(k(n), 1, n, 100, 0);
+    // The set that started the doubling returned with the old table still holding its keys.
+    expect(kd.rehashing).toBe(true);
+    const oldCapacity = kd.capacity / 2;
+    let calls = 0;
+    for (; kd.rehashing; calls++) {
+      // Keys in either table: found, overwritten, deleted and added back, with no key lost.
+      const i = (calls * 7919) % n;
+      expect(kd.slot(k(i))).toBeGreaterThanOrEqual(0);
+      if (calls % 3 === 0) {
+        expect(kd.delete(k(i))).toBe(true);
+        kd.set(k(i), 2, i, 100, 0);
+      }
+    }
+    expect(calls).toBeLessThanOrEqual(oldCapacity / 8);
+    expect(kd.size).toBe(n);
+    for (let i = 0; i < n; i++) expect(kd.slot(k(i))).toBeGreaterThanOrEqual(0);
+    const stats = kd.probeStats();
+    expect(stats.hitProbes).toBeLessThan(2);
+    expect(stats.load).toBeCloseTo(n / kd.capacity, 6);
+  });
+
+  it('finishes a doubling with no calls at all, by rehashFor (the store timer)', () => {
+    const kd = new Keydir();
+    let n = 0;
+    for (; kd.capacity < 2 ** 16; n++) kd.set(`key:${n}`, 1, n, 100, 0);
+    expect(kd.rehashing).toBe(true);
+    while (kd.rehashFor(1));
+    expect(kd.rehashing).toBe(false);
+    for (let i = 0; i < n; i++) expect(kd.get(`key:${i}`)?.position).toBe(i);
+  });
+});
