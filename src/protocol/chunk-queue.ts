@@ -17,6 +17,8 @@
  *   arriving over many reads still costs O(N)).
  */
 
+import { KeptMemory } from './kept-memory.js';
+
 const EMPTY = Buffer.alloc(0);
 
 export class ChunkQueue {
@@ -27,32 +29,19 @@ export class ChunkQueue {
   private tail: Buffer[] = [];
   protected tailBytes = 0;
 
-  /**
-   * head's ArrayBuffer and byte offset as of `memoryOf`, read once per head
-   * (`.buffer` is a C++ call in Node 20's V8); dropped whenever head changes,
-   * so they hold nothing the queue does not.
-   */
-  private memoryOf: Buffer | undefined;
-  private memory: ArrayBufferLike | undefined;
-  private memoryOffset = 0;
+  /** head's ArrayBuffer, read once per head for headView; forgotten whenever head changes, so it holds nothing the queue does not. */
+  private readonly headMemory = new KeptMemory();
 
   /** Reads `b` from its start next. */
   private setHead(b: Buffer): void {
     this.head = b;
     this.offset = 0;
-    this.memoryOf = undefined;
-    this.memory = undefined;
+    this.headMemory.forget();
   }
 
-  /** head[start, end) as a Buffer: what head.subarray gives, without its `.buffer` read per call. */
+  /** head[start, end) as a Buffer: what head.subarray gives, without its `.buffer` read per call (kept-memory.ts). */
   protected headView(start: number, end: number): Buffer {
-    const head = this.head;
-    if (this.memoryOf !== head) {
-      this.memoryOf = head;
-      this.memory = head.buffer;
-      this.memoryOffset = head.byteOffset;
-    }
-    return Buffer.from(this.memory!, this.memoryOffset + start, end - start);
+    return this.headMemory.subarray(this.head, start, end);
   }
 
   /** Bytes received and not yet returned in requests. */

@@ -14,6 +14,7 @@
  */
 import { KvError } from '../errors.js';
 import { packr } from './frame.js';
+import { KeptMemory } from './kept-memory.js';
 import { FRAME_HEADER_BYTES, MAX_REPLY_BYTES } from './limits.js';
 import { OutputBuffer, ZERO_COPY_BYTES } from './output-buffer.js';
 
@@ -102,31 +103,24 @@ export class FrameWriter extends OutputBuffer {
   /**
    * src[from, from + n) as a Uint8Array, from src's ArrayBuffer kept for the
    * last `src` (a GET's is the small-value cache's arena, the same every
-   * time): src.copy and src.subarray read `.buffer` per call, a C++ call in
-   * Node 20's V8 that cost more than copying a 100-byte value. The owner
-   * calls forgetSource when the source may go (the server: at the end of
-   * each tick), so an arena the idle memory reducer dropped is not kept
-   * alive here. (A WeakRef cost ~200 instructions a deref: it adds its
-   * target to V8's kept-objects set each time.)
+   * time): src.copy and src.subarray read `.buffer` per call (kept-memory.ts),
+   * which cost more than copying a 100-byte value. The owner calls
+   * forgetSource when the source may go (the server: at the end of each
+   * tick), so an arena the idle memory reducer dropped is not kept alive
+   * here. (A WeakRef cost ~200 instructions a deref: it adds its target to
+   * V8's kept-objects set each time.)
    */
   private sourceView(src: Buffer, from: number, n: number): Uint8Array {
-    if (this.sourceOf !== src) {
-      this.sourceOf = src;
-      this.sourceMemory = src.buffer;
-      this.sourceOffset = src.byteOffset;
-    }
-    return new Uint8Array(this.sourceMemory!, this.sourceOffset + from, n);
+    return this.sourceMemory.bytes(src, from, from + n);
   }
 
   /** Drops the source replyBin kept (sourceView): nothing of it is referenced here afterwards. */
   forgetSource(): void {
-    this.sourceOf = undefined;
-    this.sourceMemory = undefined;
+    this.sourceMemory.forget();
   }
 
-  private sourceOf: Buffer | undefined;
-  private sourceMemory: ArrayBufferLike | undefined;
-  private sourceOffset = 0;
+  /** The last source replyBin copied from, and its ArrayBuffer. */
+  private readonly sourceMemory = new KeptMemory();
 
   // The frame being written: where its header is, and the state to roll back to.
   private frameBuf: Buffer = this.buf;

@@ -12,6 +12,8 @@
  * resumes after them, or in a fresh buffer).
  */
 
+import { KeptMemory } from './kept-memory.js';
+
 /** Values at least this large are referenced, not copied, into the output. */
 export const ZERO_COPY_BYTES = 64 * 1024;
 
@@ -26,10 +28,8 @@ export class OutputBuffer {
   protected pos = 0;
   /** Start of the bytes of `buf` not yet handed out or moved to `done`. */
   protected start = 0;
-  /** `buf.buffer` and `buf.byteOffset` as of `memoryOf`, read once per buffer: the `.buffer` getter is a C++ call. */
-  private memoryOf: Buffer | undefined;
-  private memory: ArrayBufferLike | undefined;
-  private memoryOffset = 0;
+  /** `buf`'s ArrayBuffer, read once per buffer for the pieces cut from it (kept-memory.ts). */
+  private readonly bufMemory = new KeptMemory();
   /** Finished pieces, in order, before buf[start, pos). */
   protected done: Buffer[] = [];
   protected doneBytes = 0;
@@ -61,18 +61,9 @@ export class OutputBuffer {
     return piece;
   }
 
-  /**
-   * buf[start, pos) as a Buffer: what `buf.subarray` gives, made from the
-   * ArrayBuffer kept for `buf` (subarray reads `.buffer` every time).
-   */
+  /** buf[start, pos) as a Buffer: what `buf.subarray` gives, without its `.buffer` read per call. */
   private piece(): Buffer {
-    const buf = this.buf;
-    if (this.memoryOf !== buf) {
-      this.memoryOf = buf;
-      this.memory = buf.buffer;
-      this.memoryOffset = buf.byteOffset;
-    }
-    return Buffer.from(this.memory!, this.memoryOffset + this.start, this.pos - this.start);
+    return this.bufMemory.subarray(this.buf, this.start, this.pos);
   }
 
   /** Moves buf[start, pos) to `done` and starts writing into a fresh region. */

@@ -32,11 +32,13 @@
  * a C++ call, about as costly as the rest of a small request's parse, and a
  * view made per read is an allocation per request at pipeline 1. A view is
  * valid only inside the callback anyway, so reuse changes nothing a sink
- * may rely on; `memoryOf` and `isReadBuffer` spare its sinks the getter too.
+ * may rely on; `memoryOf` and `isReadBuffer` spare its sinks the getter too
+ * (the view delivered last and its memory are a KeptMemory, kept-memory.ts).
  *
  * Everything runs on the event loop: one read callback at a time.
  */
 import type { Socket } from 'node:net';
+import { KeptMemory } from '../protocol/kept-memory.js';
 import { SERVER_READ_BUFFER_BYTES } from '../protocol/limits.js';
 
 /** Where a socket's chunks go; changed when the protocol is detected. */
@@ -50,17 +52,23 @@ let sharedMemory: ArrayBuffer | undefined;
 const READ_VIEWS = 32;
 const readViews: (Buffer | undefined)[] = new Array(READ_VIEWS).fill(undefined);
 
-/** The view a read callback is delivering right now (to a sink set with `views`), else undefined. */
-let delivering: Buffer | undefined;
+/**
+ * The view last delivered to a sink set with `views`, and its memory (the
+ * shared buffer's). Not forgotten when its callback returns: it is one of
+ * readViews, over memory that lives as long as the process, and every view
+ * of that memory is a read buffer anyway (isReadBuffer), so keeping it holds
+ * nothing alive and changes no answer, for a store less per read.
+ */
+const delivered = new KeptMemory();
 
 /** True if `b` is a view of the shared read buffer (valid only inside the read callback that delivered it). */
 export function isReadBuffer(b: Uint8Array): boolean {
-  return b === delivering || (sharedMemory !== undefined && b.buffer === sharedMemory);
+  return delivered.holds(b) || (sharedMemory !== undefined && b.buffer === sharedMemory);
 }
 
-/** `b.buffer`, without the getter's C++ call when `b` is the chunk being delivered (a request read in place). */
+/** `b.buffer`, without the getter's C++ call when `b` is the chunk delivered last (a request read in place). */
 export function memoryOf(b: Uint8Array): ArrayBufferLike {
-  return b === delivering ? sharedMemory! : b.buffer;
+  return delivered.memoryOf(b);
 }
 
 /** A view of shared[0, n): the one kept for n, or a new one kept in its place. */
@@ -127,12 +135,8 @@ export function deliverChunks(socket: Socket, sink: ChunkSink): boolean {
   fieldsOf[fields.callback] = (nread: number) => {
     if (delivery.views) {
       const view = readView(memory, nread);
-      delivering = view;
-      try {
-        delivery.sink(view);
-      } finally {
-        delivering = undefined;
-      }
+      delivered.remember(view, memory, 0);
+      delivery.sink(view);
       return;
     }
     const chunk = Buffer.allocUnsafe(nread);
