@@ -19,7 +19,6 @@
 import type { Socket } from 'node:net';
 import { hashBytes } from '../engine/keydir.js';
 import { MAX_KEY_BYTES } from '../engine/limits.js';
-import { TickAck } from '../engine/tick-ack.js';
 import { KvError } from '../errors.js';
 import {
   LOOKAHEAD_FRAMES,
@@ -60,7 +59,7 @@ export class RespConnection extends ServedConnectionBase<Buffer[]> implements Re
   private readonly createdAt = Date.now();
   private lastActive = Date.now();
   protected readonly reader: RespReader;
-  /** A plain SET's reply once its tick is acknowledged (awaitWrite). */
+  /** A plain SET's reply once its tick is acknowledged (replyOnAck). */
   protected override readonly ackReply: unknown = OK;
 
   constructor(
@@ -185,8 +184,7 @@ export class RespConnection extends ServedConnectionBase<Buffer[]> implements Re
       return;
     }
     if (isAckedWrite(result)) {
-      if (this.canAnswerEarly && this.answerEarly(result)) return;
-      this.awaitWrite(result, this.proto); // its reply once the tick is acknowledged
+      this.replyOnAck(result, this.proto); // at once, or once the tick is acknowledged
       return;
     }
     observe?.();
@@ -228,30 +226,9 @@ export class RespConnection extends ServedConnectionBase<Buffer[]> implements Re
     return writer.take();
   }
 
-  /**
-   * Encodes a write's reply now, before its ack settles (canAnswerEarly held;
-   * served-connection.ts answeredEarly), as the native connection does:
-   * false, leaving it to the slot queue, when the ack has settled already or
-   * the reply is not one line (+OK, an integer, nil: replyEnd finds its end
-   * by its line feed, should a failed ack replace it).
-   */
-  private answerEarly(write: AckedWrite): boolean {
-    let ack: TickAck;
-    let value: Reply;
-    if (write instanceof TickAck) {
-      ack = write;
-      value = OK;
-    } else {
-      ack = write.ack;
-      value = write.value as Reply;
-      if (value !== null && typeof value !== 'number' && !(value instanceof Simple)) return false;
-    }
-    if (ack.settled) return false;
-    const start = this.outputAt;
-    writer.reply(value, this.proto);
-    this.written = true;
-    this.answeredEarly(ack, this.proto, start);
-    return true;
+  /** Answered early: one line (+OK, an integer, nil), whose end replyEnd finds by its line feed. */
+  protected answersEarly(value: unknown): boolean {
+    return value === null || typeof value === 'number' || value instanceof Simple;
   }
 
   protected replyEnd(output: Buffer, start: number): number {

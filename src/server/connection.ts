@@ -21,7 +21,7 @@ import type { ClusterGate } from '../cluster/node.js';
 import { hashBytes } from '../engine/keydir.js';
 import { MAX_KEY_BYTES } from '../engine/limits.js';
 import type { Store } from '../engine/store.js';
-import { TickAck } from '../engine/tick-ack.js';
+import type { TickAck } from '../engine/tick-ack.js';
 import { type ErrorCode, KvError } from '../errors.js';
 import { FrameError, FrameReader, unpackr } from '../protocol/frame.js';
 import { FrameWriter } from '../protocol/frame-writer.js';
@@ -43,7 +43,7 @@ import {
 import { checkRequest, type RequestProblem } from '../protocol/request-check.js';
 import type { StreamHandler, StreamSink } from '../replication/feed.js';
 import type { Replication } from '../replication/replication.js';
-import { type AckedWrite, ackedPromise, isAckedWrite, repliesOnTickAck } from './acked-write.js';
+import { ackedPromise, isAckedWrite, repliesOnTickAck } from './acked-write.js';
 import { COMMAND_TABLE, type Session } from './commands.js';
 import { type ConnectionHost, ServedConnectionBase } from './served-connection.js';
 import { isReadBuffer, memoryOf } from './socket-reads.js';
@@ -473,8 +473,7 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
     this.lastWriteOffset = this.host.store.nextOffset;
     if (isAckedWrite(result)) {
       if (repliesOnTickAck(this.host)) {
-        if (this.canAnswerEarly && this.answerEarly(id, result)) return;
-        this.awaitWrite(result, id);
+        this.replyOnAck(result, id);
         return;
       }
       result = ackedPromise(result, true);
@@ -492,29 +491,9 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
     else this.writeReply(id, result);
   }
 
-  /**
-   * Encodes a write's reply now, before its ack settles (canAnswerEarly held;
-   * served-connection.ts answeredEarly): false, leaving it to the slot queue,
-   * when the ack has settled already or the reply is not a plain value (a
-   * Buffer or string reply may not fit in a frame: TOO_LARGE).
-   */
-  private answerEarly(id: number, write: AckedWrite): boolean {
-    let ack: TickAck;
-    let value: unknown;
-    if (write instanceof TickAck) {
-      ack = write;
-      value = true;
-    } else {
-      ack = write.ack;
-      value = write.value;
-      if (value !== null && typeof value !== 'boolean' && typeof value !== 'number') return false;
-    }
-    if (ack.settled) return false;
-    const start = this.outputAt;
-    writer.reply(id, value, this.host.maxReplyBytes);
-    this.written = true;
-    this.answeredEarly(ack, id, start);
-    return true;
+  /** Answered early: nil, a bool or a number (a SET's `true`), one frame that always fits; not a Buffer or string (TOO_LARGE). */
+  protected answersEarly(value: unknown): boolean {
+    return value === null || typeof value === 'boolean' || typeof value === 'number';
   }
 
   protected failedReply(id: number, error: unknown): Buffer[] {

@@ -1,6 +1,6 @@
 /**
- * RESP write replies encoded before their ack (src/resp/connection.ts
- * answerEarly, served-connection.ts answeredEarly), as the native ones
+ * RESP write replies encoded before their ack (served-connection.ts
+ * answerEarly, RespConnection.answersEarly), as the native ones
  * (test/server/early-replies.test.ts): a refused log write (ENOSPC) must
  * still answer its error, in its place, with the replies around it intact,
  * also when a rotation inside the pipeline splits its writes between two
