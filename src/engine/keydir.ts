@@ -123,9 +123,9 @@ const LENGTH_MASK = 0x7fffffff;
 const FREE = MAX_SEGMENTS;
 /** Slots a rebuild hashes before placing them (two passes per batch, see rebuild). */
 const REBUILD_BATCH = 1024;
-/** Slots and hashes of one incremental rehash step (single-threaded: one keydir steps at a time). */
-const MOVE_SLOTS = new Int32Array(KEYDIR_REHASH_SLOTS);
-const MOVE_HASHES = new Int32Array(KEYDIR_REHASH_SLOTS);
+/** Slots and hashes of one batch of placeSlots (single-threaded: one keydir places at a time). */
+const BATCH_SLOTS = new Int32Array(REBUILD_BATCH);
+const BATCH_HASHES = new Int32Array(REBUILD_BATCH);
 /** Keys up to this many bytes are copied into the arena by a JS loop, longer ones by Buffer.copy. */
 const KEY_COPY_LOOP_BYTES = 32;
 
@@ -1111,35 +1111,13 @@ export class Keydir {
   }
 
   /**
-   * Moves the keys of the next `n` slots to the new table, a batch at a time
-   * (hashes first, then placing: as in rebuild, the placing loop's cache
-   * misses overlap); drops the old table once past the last. Their entries
-   * in the old table stay, stale: lookups there skip slots below moveSlot.
+   * Moves the keys of the next `n` slots to the new table (placeSlots);
+   * drops the old table once past the last. Their entries in the old table
+   * stay, stale: lookups there skip slots below moveSlot.
    */
   private moveSlots(n: number): void {
     const end = Math.min(this.endSlot, this.moveSlot + n);
-    const t = this.table;
-    const mask = this.mask;
-    const tagMask = this.tagMask;
-    const pages = this.pages;
-    const reused = this.newInRange;
-    for (let from = this.moveSlot; from < end; from += KEYDIR_REHASH_SLOTS) {
-      const to = Math.min(end, from + KEYDIR_REHASH_SLOTS);
-      let k = 0;
-      for (let s = from; s < to; s++) {
-        const p = pages[s >>> PAGE_SHIFT]!;
-        if ((p[(s & PAGE_MASK) * RECORD_WORDS + W_SEGMENT_KEYLEN]! & SEGMENT_MASK) === FREE) continue;
-        if (reused !== undefined && (reused[s >>> 3]! & (1 << (s & 7))) !== 0) continue;
-        MOVE_SLOTS[k] = s;
-        MOVE_HASHES[k++] = this.hashOfSlot(s);
-      }
-      for (let j = 0; j < k; j++) {
-        const h = MOVE_HASHES[j]!;
-        let i = h & mask;
-        while (t[i] !== 0) i = (i + 1) & mask;
-        t[i] = (h & tagMask) | (MOVE_SLOTS[j]! + 1);
-      }
-    }
+    this.placeSlots(this.table, this.mask, this.moveSlot, end, this.newInRange);
     this.moveSlot = end;
     if (end === this.endSlot) {
       this.old = undefined;
@@ -1217,38 +1195,50 @@ export class Keydir {
   /**
    * A table of `capacity` buckets (a power of two, above the load limit),
    * every live slot placed by its key's hash, recomputed from the key's
-   * bytes. Slots are read in order (one pass over the record pages, not a
-   * random read per entry); a slot is in the table exactly when it is not free.
+   * bytes (placeSlots); a slot is in the table exactly when it is not free.
    */
   private rebuild(capacity: number): void {
     if (this.count > 0) this.rehashes++;
     this.old = undefined; // every live slot is placed below, wherever its bucket was
     this.newInRange = undefined;
     const t = tableInt32Array(capacity);
-    const mask = capacity - 1;
+    this.placeSlots(t, capacity - 1, 0, this.nextSlot, undefined);
+    this.table = t;
+    this.mask = capacity - 1;
+  }
+
+  /**
+   * Places the live slots of [from, to) in table `t` (mask `mask`) by their
+   * keys' hashes, except those whose bit is set in `skip`. Slots are read in
+   * order (one pass over the record pages, not a random read per entry),
+   * and a batch is hashed before any is placed: the placing loop's cache
+   * misses (random buckets) overlap instead of each waiting behind a hash.
+   */
+  private placeSlots(
+    t: Int32Array,
+    mask: number,
+    from: number,
+    to: number,
+    skip: Uint8Array | undefined,
+  ): void {
     const tagMask = this.tagMask;
     const pages = this.pages;
-    const slots = new Int32Array(REBUILD_BATCH);
-    const hashes = new Int32Array(REBUILD_BATCH);
-    for (let from = 0; from < this.nextSlot; from += REBUILD_BATCH) {
-      // Hash a batch first, then place it: the placing loop's cache misses
-      // (random buckets) overlap each other instead of waiting behind a hash each.
-      const to = Math.min(this.nextSlot, from + REBUILD_BATCH);
+    for (let at = from; at < to; at += REBUILD_BATCH) {
+      const batchEnd = Math.min(to, at + REBUILD_BATCH);
       let n = 0;
-      for (let s = from; s < to; s++) {
+      for (let s = at; s < batchEnd; s++) {
         const p = pages[s >>> PAGE_SHIFT]!;
         if ((p[(s & PAGE_MASK) * RECORD_WORDS + W_SEGMENT_KEYLEN]! & SEGMENT_MASK) === FREE) continue;
-        slots[n] = s;
-        hashes[n++] = this.hashOfSlot(s);
+        if (skip !== undefined && (skip[s >>> 3]! & (1 << (s & 7))) !== 0) continue;
+        BATCH_SLOTS[n] = s;
+        BATCH_HASHES[n++] = this.hashOfSlot(s);
       }
       for (let j = 0; j < n; j++) {
-        const h = hashes[j]!;
+        const h = BATCH_HASHES[j]!;
         let i = h & mask;
         while (t[i] !== 0) i = (i + 1) & mask;
-        t[i] = (h & tagMask) | (slots[j]! + 1);
+        t[i] = (h & tagMask) | (BATCH_SLOTS[j]! + 1);
       }
     }
-    this.table = t;
-    this.mask = mask;
   }
 }
