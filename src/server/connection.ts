@@ -258,6 +258,16 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
         return;
       }
     }
+    this.runCommand(bytes, start, end);
+  }
+
+  /**
+   * Runs the request in bytes[start, end) through the general path: decoded,
+   * then looked up in the command table. Kept apart from `handle`: its timing
+   * closures capture locals, so V8 gives the function holding them a context
+   * object on every call, which the GET and SET fast paths would pay too.
+   */
+  private runCommand(bytes: Buffer, start: number, end: number): void {
     // Decoded from the frame in place; a command that may keep part of it past its run
     // (KEEPS_NOTHING says which do not) gets its bin values copied, below (ownViews).
     const body = bytes.subarray(start, end);

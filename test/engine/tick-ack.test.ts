@@ -67,6 +67,31 @@ describe('TickAck', () => {
     await expect(failed.promise()).rejects.toBe(err);
   });
 
+  it("acks that reuse a settled ack's listener list call only their own listeners, each once", () => {
+    const seen: unknown[] = [];
+    const next = new TickAck();
+    const l: AckListener = {
+      ackSettled: (tag) => {
+        seen.push(tag);
+        // Listening to the next ack while this one is still calling its listeners.
+        if (tag === 'x') next.listen(l, 'z');
+      },
+    };
+    const first = new TickAck();
+    first.listen(l, 'a');
+    first.resolve(); // its emptied list is kept for the next ack that gets a listener
+    const second = new TickAck();
+    second.listen(l, 'x');
+    second.listen(l, 'y');
+    second.resolve();
+    expect(seen).toEqual(['a', 'x', 'y']);
+    next.resolve();
+    const last = new TickAck();
+    last.listen(l, 'w');
+    last.reject(new Error('refused'));
+    expect(seen).toEqual(['a', 'x', 'y', 'z', 'w']);
+  });
+
   it('interval: setForAck is acknowledged inside flushTick, after its bytes reached the file', async () => {
     const fs = new MemFs();
     const store = await open(fs, 'interval');
