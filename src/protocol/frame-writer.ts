@@ -16,6 +16,7 @@ import { KvError } from '../errors.js';
 import { packr } from './frame.js';
 import { KeptMemory } from './kept-memory.js';
 import { FRAME_HEADER_BYTES, MAX_REPLY_BYTES } from './limits.js';
+import { copyMemory } from './memory-copy.js';
 import { OutputBuffer, ZERO_COPY_BYTES } from './output-buffer.js';
 
 export { ZERO_COPY_BYTES };
@@ -94,27 +95,33 @@ export class FrameWriter extends OutputBuffer {
       const at = this.reserve(n);
       const buf = this.buf;
       if (n <= COPY_LOOP_BYTES) for (let i = 0; i < n; i++) buf[at + i] = src[from + i]!;
-      else buf.set(this.sourceView(src, from, n), at);
+      else this.copyFromSource(src, from, at, n);
       this.pos = at + n;
     }
     this.end(maxBytes);
   }
 
   /**
-   * src[from, from + n) as a Uint8Array, from src's ArrayBuffer kept for the
-   * last `src` (a GET's is the small-value cache's arena, the same every
-   * time): src.copy and src.subarray read `.buffer` per call (kept-memory.ts),
-   * which cost more than copying a 100-byte value. The owner calls
-   * forgetSource when the source may go (the server: at the end of each
-   * tick), so an arena the idle memory reducer dropped is not kept alive
-   * here. (A WeakRef cost ~200 instructions a deref: it adds its target to
-   * V8's kept-objects set each time.)
+   * Copies src[from, from + n) to buf[at, at + n) memory to memory
+   * (memory-copy.ts: no view made, a view per GET was most of what a GET
+   * allocated), with src's ArrayBuffer kept for the last `src` (a GET's is
+   * the small-value cache's arena, the same every time): src.copy and
+   * src.subarray read `.buffer` per call (kept-memory.ts), which cost more
+   * than copying a 100-byte value. The owner calls forgetSource
+   * when the source may go (the server: at the end of each tick), so an
+   * arena the idle memory reducer dropped is not kept alive here. (A WeakRef
+   * cost ~200 instructions a deref: it adds its target to V8's kept-objects
+   * set each time.)
    */
-  private sourceView(src: Buffer, from: number, n: number): Uint8Array {
-    return this.sourceMemory.bytes(src, from, from + n);
+  private copyFromSource(src: Buffer, from: number, at: number, n: number): void {
+    const source = this.sourceMemory;
+    const out = this.bufMemory;
+    source.keep(src);
+    out.keep(this.buf);
+    copyMemory(out.keptMemory, out.keptOffset + at, source.keptMemory, source.keptOffset + from, n);
   }
 
-  /** Drops the source replyBin kept (sourceView): nothing of it is referenced here afterwards. */
+  /** Drops the source replyBin kept (copyFromSource): nothing of it is referenced here afterwards. */
   forgetSource(): void {
     this.sourceMemory.forget();
   }

@@ -9,10 +9,11 @@
  * from what is kept instead.
  *
  * Used for: the head being read (ChunkQueue.headView), the output buffer a
- * reply piece is cut from (OutputBuffer), the source of a GET value copied
- * into a reply (FrameWriter.replyBin), and the view of the shared read
- * buffer being delivered (socket-reads.ts, `remember`: its memory is known
- * without the getter at all).
+ * reply piece is cut from or taken as a place (OutputBuffer), the source of
+ * a GET value copied into a reply and the reply's memory (FrameWriter.replyBin,
+ * copied memory to memory: `keep`, then keptMemory and keptOffset), and the
+ * view of the shared read buffer being delivered (socket-reads.ts,
+ * `remember`: its memory is known without the getter at all).
  *
  * Invariants: at most one Buffer is kept, and it is held strongly until the
  * next one or `forget()`; the owner forgets it when it must not keep the
@@ -39,6 +40,21 @@ export class KeptMemory {
     this.memory = undefined;
   }
 
+  /** Keeps `b` if it is not the Buffer kept: keptMemory and keptOffset are then its ArrayBuffer and byte offset. */
+  keep(b: Uint8Array): void {
+    if (b !== this.held) this.remember(b, b.buffer, b.byteOffset);
+  }
+
+  /** The kept Buffer's ArrayBuffer (something is kept: after keep or remember). */
+  get keptMemory(): ArrayBufferLike {
+    return this.memory!;
+  }
+
+  /** The kept Buffer's byte offset in keptMemory. */
+  get keptOffset(): number {
+    return this.offset;
+  }
+
   /** True if `b` is the Buffer kept. */
   holds(b: Uint8Array): boolean {
     return b === this.held;
@@ -53,11 +69,5 @@ export class KeptMemory {
   subarray(b: Uint8Array, start: number, end: number): Buffer {
     if (b !== this.held) this.remember(b, b.buffer, b.byteOffset);
     return Buffer.from(this.memory!, this.offset + start, end - start);
-  }
-
-  /** b[start, end) as a plain Uint8Array (lighter to make than a Buffer); `b` is kept from now on. */
-  bytes(b: Uint8Array, start: number, end: number): Uint8Array {
-    if (b !== this.held) this.remember(b, b.buffer, b.byteOffset);
-    return new Uint8Array(this.memory!, this.offset + start, end - start);
   }
 }

@@ -29,7 +29,7 @@ export class OutputBuffer {
   /** Start of the bytes of `buf` not yet handed out or moved to `done`. */
   protected start = 0;
   /** `buf`'s ArrayBuffer, read once per buffer for the pieces cut from it (kept-memory.ts). */
-  private readonly bufMemory = new KeptMemory();
+  protected readonly bufMemory = new KeptMemory();
   /** Finished pieces, in order, before buf[start, pos). */
   protected done: Buffer[] = [];
   protected doneBytes = 0;
@@ -48,17 +48,29 @@ export class OutputBuffer {
     return out;
   }
 
+  /** Where the piece the last takeOneAt() took lies: takenMemory[takenStart, takenStart + its length). */
+  takenMemory: ArrayBufferLike | undefined = undefined;
+  takenStart = 0;
+
   /**
    * take() when everything written since the last take is one piece of
-   * `buf` (a server's reply at pipeline 1, a run of small replies): that
-   * piece, with no array made for it. Undefined, taking nothing, when
-   * nothing was written or it is in more than one piece: take() then.
+   * `buf` (a server's reply at pipeline 1, a run of small replies), with no
+   * array and no Buffer made for it: its length, the piece lying at
+   * takenMemory[takenStart, takenStart + length), never written again. 0,
+   * taking nothing, when nothing was written or it is in more than one
+   * piece: take() then. A server connection keeps the piece as these numbers
+   * and copies it out when it writes (a view made per reply was the largest
+   * allocation per request at pipeline 1).
    */
-  takeOne(): Buffer | undefined {
-    if (this.done.length > 0 || this.pos === this.start) return undefined;
-    const piece = this.piece();
+  takeOneAt(): number {
+    if (this.done.length > 0 || this.pos === this.start) return 0;
+    const kept = this.bufMemory;
+    kept.keep(this.buf);
+    this.takenMemory = kept.keptMemory;
+    this.takenStart = kept.keptOffset + this.start;
+    const n = this.pos - this.start;
     this.startFresh();
-    return piece;
+    return n;
   }
 
   /** buf[start, pos) as a Buffer: what `buf.subarray` gives, without its `.buffer` read per call. */

@@ -99,8 +99,14 @@ export interface ReplyWriter {
   /** Bytes written and not yet taken. */
   readonly length: number;
   take(): Buffer[];
-  /** take() when what was written is one piece: that piece, with no array; else undefined (take() then). */
-  takeOne(): Buffer | undefined;
+  /**
+   * take() when what was written is one piece, with no array and no Buffer:
+   * its length, the piece lying at takenMemory[takenStart, takenStart +
+   * length); 0 when it is not one piece (take() then).
+   */
+  takeOneAt(): number;
+  readonly takenMemory: ArrayBufferLike | undefined;
+  readonly takenStart: number;
 }
 
 /** A protocol's request reader over the received chunks (chunk-queue.ts). */
@@ -197,7 +203,20 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
    */
   private out: (Buffer | undefined)[] = [];
   private outCount = 0;
+  /** Bytes of unsent output: out's and the tail's. */
   protected outBytes = 0;
+  /**
+   * The last piece of the unsent output, after out[0, outCount), when it is
+   * a place in the shared writer's memory (takeWritten's usual one piece):
+   * kept as numbers, no Buffer made, and written by copy (SocketWrites
+   * writeFrom) when it is all there is to send, as at pipeline 1. A view
+   * made per reply was the largest allocation per request there. Anything
+   * else done with the output first makes it a Buffer at out's end
+   * (tailToOut). tailLength 0: no tail.
+   */
+  private tailMemory: ArrayBufferLike | undefined;
+  private tailStart = 0;
+  private tailLength = 0;
   /**
    * Replies waiting for an earlier one, slots[slotHead, slotTail), the
    * oldest first; the array is reused once drained, as `out` is.
@@ -555,7 +574,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
     run.ack = undefined;
     run.count = 0;
     this.spareEarly = run;
-    if (this.outCount > 0) this.askFlush();
+    if (this.hasUnsent) this.askFlush();
   }
 
   /** Takes `run` out of the pending runs (the oldest, as acks settle in order), keeping the rest in order. */
@@ -578,6 +597,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
    * from the run's `held` on was sent, so all of `run` lies in `out`.
    */
   private replaceEarly(run: EarlyReplies, error: unknown): void {
+    this.tailToOut();
     const all = Buffer.concat(this.out.slice(0, this.outCount) as Buffer[], this.outBytes);
     const sent = this.sent;
     const pieces: Buffer[] = [];
@@ -679,10 +699,11 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
   protected takeWritten(): void {
     if (!this.written) return;
     this.written = false;
-    // One piece, the usual case: taken without an array.
-    const one = this.writer.takeOne();
-    if (one !== undefined) {
-      this.pushOne(one);
+    // One piece, the usual case: taken without an array, kept as a place in the writer's memory.
+    const writer = this.writer;
+    const n = writer.takeOneAt();
+    if (n > 0) {
+      this.pushAt(writer.takenMemory!, writer.takenStart, n);
       this.askFlush();
       return;
     }
@@ -740,8 +761,33 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
     this.askFlush();
   }
 
+  /** Adds memory[start, start + length) to the unsent output as its tail (the caller asks for the flush). */
+  private pushAt(memory: ArrayBufferLike, start: number, length: number): void {
+    this.outBytes += length;
+    if (this.tailLength > 0) {
+      if (this.tailMemory === memory && this.tailStart + this.tailLength === start) {
+        // Right after the tail in the shared writer: widened.
+        this.tailLength += length;
+        return;
+      }
+      this.tailToOut();
+    }
+    this.tailMemory = memory;
+    this.tailStart = start;
+    this.tailLength = length;
+  }
+
+  /** Makes the tail a Buffer at the end of out (before anything but the plain write of a tail alone). */
+  private tailToOut(): void {
+    if (this.tailLength === 0) return;
+    this.out[this.outCount++] = Buffer.from(this.tailMemory!, this.tailStart, this.tailLength);
+    this.tailMemory = undefined;
+    this.tailLength = 0;
+  }
+
   /** Adds one encoded buffer to the unsent output (the caller asks for the flush). */
   private pushOne(f: Buffer): void {
+    this.tailToOut();
     const out = this.out;
     const n = this.outCount;
     const last = n > 0 ? out[n - 1]! : undefined;
@@ -757,7 +803,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
 
   /** Replies queued and not yet written to the socket. */
   protected get hasUnsent(): boolean {
-    return this.outCount > 0;
+    return this.outCount > 0 || this.tailLength > 0;
   }
 
   /** Asks the server for a flush() of this connection this tick (once until it comes). */
@@ -829,8 +875,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
    */
   flush(): void {
     this.flushQueued = false;
-    const n = this.outCount;
-    if (this.closed || n === 0) return;
+    if (this.closed || !this.hasUnsent) return;
     const held = this.heldFrom();
     if (held >= 0) {
       const free = held - this.sent;
@@ -839,8 +884,22 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
         return;
       }
     }
-    const out = this.out;
     const bytes = this.outBytes;
+    if (this.outCount === 0) {
+      // Only the tail (a place in the shared writer): written by copy, no Buffer made.
+      const memory = this.tailMemory!;
+      this.tailMemory = undefined;
+      this.tailLength = 0;
+      this.outBytes = 0;
+      this.sent += bytes;
+      this.host.metrics.bytesOut += bytes;
+      this.writes.writeFrom(memory, this.tailStart, bytes);
+      this.afterFlush();
+      return;
+    }
+    this.tailToOut();
+    const out = this.out;
+    const n = this.outCount;
     this.outCount = 0;
     this.outBytes = 0;
     this.sent += bytes;
@@ -861,6 +920,11 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
         this.socket.uncork();
       }
     }
+    this.afterFlush();
+  }
+
+  /** All unsent output was handed to the socket: an ending connection may end, a paused one resume. */
+  private afterFlush(): void {
     if (this.ending) this.endWhenFlushed();
     else if (this.paused) this.maybeResume();
   }
@@ -871,6 +935,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
    * front of `out`, a piece cut in two keeps its tail there.
    */
   private flushPart(bytes: number): void {
+    this.tailToOut();
     const out = this.out;
     const n = this.outCount;
     const pieces: Buffer[] = [];
@@ -930,7 +995,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
   /** Ends the socket once every reply owed has been written. */
   protected endWhenFlushed(): void {
     if (this.closed) return;
-    if (this.slotHead < this.slotTail || this.outCount > 0) return; // flush or complete() calls again
+    if (this.slotHead < this.slotTail || this.hasUnsent) return; // flush or complete() calls again
     this.socket.end();
     // A peer that never reads would hold the socket open forever.
     setTimeout(() => this.socket.destroy(), LINGER_MS).unref();
@@ -954,6 +1019,8 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
     this.ended();
     this.out = [];
     this.outCount = 0;
+    this.tailMemory = undefined;
+    this.tailLength = 0;
     this.slots = [];
     this.slotHead = 0;
     this.slotTail = 0;

@@ -22,10 +22,18 @@
  *   the request class come from the `stream_wrap` binding. When this Node
  *   does not have them, or the socket is not plain TCP (TLS), every write
  *   goes through `socket.write`: behaviour is the same, only slower.
+ * - A reply handed over as a place in memory (`writeFrom`, the usual reply
+ *   at pipeline 1) is copied into the stage, one buffer shared by every
+ *   socket, and written through a view of it kept per length: no Buffer is
+ *   made per reply (it was the largest allocation per request there, and
+ *   the scavenges that allocation brings stall a whole round of clients).
+ *   The stage is reused only after a write the kernel took whole; a write
+ *   libuv queued keeps it, and the next write gets a fresh one.
  *
  * Everything runs on the event loop.
  */
 import type { Socket } from 'node:net';
+import { copyMemory } from '../protocol/memory-copy.js';
 
 interface WriteRequest {
   handle: unknown;
@@ -64,6 +72,30 @@ function streamWrap(): StreamWrapBinding | undefined {
 
 const binding = streamWrap();
 
+/** Replies up to this size are copied into the stage to be written (writeFrom); a larger one gets a view of its own. */
+export const STAGE_BYTES = 16 * 1024;
+
+/** The stage (see the header), made at the first use, and its views kept per length, by length modulo their count. */
+let stage: ArrayBuffer | undefined;
+const STAGE_VIEWS = 32;
+const stageViews: (Buffer | undefined)[] = new Array(STAGE_VIEWS).fill(undefined);
+
+/** stage[0, n) as a Buffer: the one kept for n, or a new one kept in its place. */
+function stageView(memory: ArrayBuffer, n: number): Buffer {
+  const i = n % STAGE_VIEWS;
+  const kept = stageViews[i];
+  if (kept !== undefined && kept.length === n) return kept;
+  const view = Buffer.from(memory, 0, n);
+  stageViews[i] = view;
+  return view;
+}
+
+/** A queued write holds the stage: later writes get a fresh one. */
+function leaveStage(): void {
+  stage = undefined;
+  stageViews.fill(undefined);
+}
+
 /**
  * A write request for writes the kernel takes whole: those never reach
  * libuv's queue, so one request object serves them all; one that is queued
@@ -98,32 +130,65 @@ export class SocketWrites {
 
   /** Writes `buf` (never written again by the caller). */
   write(buf: Buffer): void {
+    const handle = this.directHandle();
+    if (handle === undefined) this.socket.write(buf);
+    else this.writeDirect(handle, buf, false);
+  }
+
+  /**
+   * Writes memory[start, start + length) (never written again by the
+   * caller): through the stage when it is small and the write can go
+   * straight through the handle, else as a view of its own.
+   */
+  writeFrom(memory: ArrayBufferLike, start: number, length: number): void {
+    const handle = this.directHandle();
+    if (handle === undefined || length > STAGE_BYTES) {
+      this.write(Buffer.from(memory, start, length));
+      return;
+    }
+    if (stage === undefined) stage = new ArrayBuffer(STAGE_BYTES);
+    copyMemory(stage, 0, memory, start, length);
+    this.writeDirect(handle, stageView(stage, length), true);
+  }
+
+  /** The socket's handle if a write may go straight through it now (see the header's order invariant), else undefined. */
+  private directHandle(): WritableHandle | undefined {
     const socket = this.socket;
     const handle = (socket as unknown as { _handle?: WritableHandle | null })._handle;
     if (
       !this.direct ||
-      binding === undefined ||
       handle == null ||
       socket.writableLength !== 0 ||
       socket.writableCorked !== 0 ||
       socket.writableEnded ||
       socket.destroyed ||
       socket.connecting
-    ) {
-      socket.write(buf);
-      return;
-    }
-    const req = spare ?? new binding.WriteWrap();
+    )
+      return undefined;
+    return handle;
+  }
+
+  /** One write through the handle; `staged`: buf is a view of the stage. */
+  private writeDirect(handle: WritableHandle, buf: Buffer, staged: boolean): void {
+    const socket = this.socket;
+    const req = spare ?? new binding!.WriteWrap();
     spare = req;
     const err = handle.writeBuffer!(req, buf);
     if (err !== 0) {
-      // Nothing was written: let the stream report it the usual way.
-      socket.write(buf);
+      // Nothing was written: let the stream report it the usual way (with bytes of its own, not the stage).
+      socket.write(staged ? Buffer.from(buf) : buf);
       return;
     }
-    if (binding.streamBaseState[binding.kLastWriteWasAsync] === 0) return;
-    // libuv queued the rest: this request is now that write's.
+    if (binding!.streamBaseState[binding!.kLastWriteWasAsync] === 0) return;
+    // libuv queued the rest: this request is now that write's, and so is the stage if it was written from there.
     spare = undefined;
+    if (staged) leaveStage();
+    this.track(req, buf);
+  }
+
+  /** Counts a write libuv queued until it completes (apart from writeDirect: its closure would cost that a context per call). */
+  private track(req: WriteRequest, buf: Buffer): void {
+    const socket = this.socket;
     const bytes = buf.length;
     this.pending += bytes;
     req.buffer = buf;

@@ -8,7 +8,7 @@
 import { once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { SocketWrites } from '../../src/server/socket-writes.js';
+import { SocketWrites, STAGE_BYTES } from '../../src/server/socket-writes.js';
 import { cleanups, closeAfterTest, sleep, until } from './socket-test-kit.js';
 
 closeAfterTest();
@@ -96,6 +96,41 @@ describe('socket writes', () => {
     expect(Buffer.concat(got).equals(Buffer.concat(sent))).toBe(true);
     await until(() => writes.pending === 0 && done() === 1);
     expect(writes.queued).toBe(0);
+  });
+
+  it('writeFrom: replies copied through the stage arrive whole and in order, also when libuv queues one (the stage stays its)', async () => {
+    const { client, writes } = await pair();
+    // The replies lie in one memory, as in the shared output buffer; the caller never rewrites them.
+    const memory = new ArrayBuffer(4 << 20);
+    const bytes = new Uint8Array(memory);
+    for (let j = 0; j < bytes.length; j++) bytes[j] = (j * 131 + (j >>> 12)) & 0xff;
+    const sent: Buffer[] = [];
+    let at = 0;
+    const writeFrom = (length: number) => {
+      sent.push(Buffer.from(memory, at, length));
+      writes.writeFrom(memory, at, length);
+      at += length;
+    };
+    for (const n of [1, 9, 110, 4000]) writeFrom(n);
+    expect(writes.pending).toBe(0);
+    // Stage-sized replies until the kernel pushes back and libuv queues one.
+    while (writes.pending === 0) {
+      if (at + STAGE_BYTES > memory.byteLength) throw new Error('the kernel took 4 MiB without pushing back');
+      writeFrom(STAGE_BYTES);
+    }
+    // Later ones must not overwrite the stage the queued write still reads from.
+    for (const n of [STAGE_BYTES, 9, 110, STAGE_BYTES + 1]) writeFrom(n);
+    const total = sent.reduce((n, b) => n + b.length, 0);
+    const got: Buffer[] = [];
+    let gotBytes = 0;
+    client.on('data', (c: Buffer) => {
+      got.push(c);
+      gotBytes += c.length;
+    });
+    client.resume();
+    await until(() => gotBytes === total);
+    expect(Buffer.concat(got).equals(Buffer.concat(sent))).toBe(true);
+    await until(() => writes.pending === 0);
   });
 
   it('writing to a peer that is gone closes the socket, with no exception', async () => {
