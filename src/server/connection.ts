@@ -46,7 +46,7 @@ import type { Replication } from '../replication/replication.js';
 import { ackedPromise, isAckedWrite, repliesOnTickAck } from './acked-write.js';
 import { COMMAND_TABLE, type Session } from './commands.js';
 import { type ConnectionHost, ServedConnectionBase } from './served-connection.js';
-import { isReadBuffer, memoryOf } from './socket-reads.js';
+import { isReadBuffer, partOf } from './socket-reads.js';
 
 export class Connection extends ServedConnectionBase<FrameReader> implements Session, StreamSink {
   protected readonly reader: FrameReader;
@@ -460,8 +460,9 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
     const store = this.host.store;
     let ack: TickAck;
     try {
-      // The value as a plain Uint8Array view: lighter to make than a Buffer (subarray), and the store only copies it.
-      const value = new Uint8Array(memoryOf(body), body.byteOffset + valueStart, valueLength);
+      // The value as a plain Uint8Array view (kept per place when body is the read being delivered):
+      // lighter than a Buffer (subarray), and the store only copies it.
+      const value = partOf(body, valueStart, valueLength);
       ack = store.setForAckAt(body, keyStart, keyLength, value, keyHash);
     } catch (err) {
       this.replyError(id, err);

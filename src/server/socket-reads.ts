@@ -81,6 +81,39 @@ function readView(memory: ArrayBuffer, n: number): Buffer {
   return view;
 }
 
+/**
+ * Views of places in the shared read buffer, kept by place (PART_VIEWS of
+ * them, by a hash of start and length), for the parts of a request a sink
+ * hands on to be copied (the server's SET value, copied by the store). A
+ * client sending requests of one shape puts their parts at the same places
+ * read after read (at pipeline 1, one request from offset 0), so one view
+ * serves them all, where a view made per request was the largest
+ * allocation left per SET at pipeline 1. Valid only inside the read
+ * callback, as the chunk is.
+ */
+const PART_VIEWS = 64;
+const partViews: (Uint8Array | undefined)[] = new Array(PART_VIEWS).fill(undefined);
+const partStarts = new Int32Array(PART_VIEWS);
+const partLengths = new Int32Array(PART_VIEWS);
+
+/**
+ * chunk[start, start + length) as a Uint8Array, for a reader that only
+ * copies it before the read callback returns: one kept for that place if
+ * `chunk` is the view delivered (a view of the shared buffer), else a new view.
+ */
+export function partOf(chunk: Uint8Array, start: number, length: number): Uint8Array {
+  if (!delivered.holds(chunk)) return new Uint8Array(memoryOf(chunk), chunk.byteOffset + start, length);
+  // The delivered view starts at the shared buffer's offset 0 (readView).
+  const i = (start + length * 7) & (PART_VIEWS - 1);
+  const kept = partViews[i];
+  if (kept !== undefined && partStarts[i] === start && partLengths[i] === length) return kept;
+  const view = new Uint8Array(sharedMemory!, start, length);
+  partViews[i] = view;
+  partStarts[i] = start;
+  partLengths[i] = length;
+  return view;
+}
+
 interface UserBufferHandle {
   useUserBuffer?: (buf: Uint8Array) => void;
   reading?: boolean;

@@ -7,7 +7,7 @@
 import { once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { deliverChunks, isReadBuffer, memoryOf, setSink } from '../../src/server/socket-reads.js';
+import { deliverChunks, isReadBuffer, memoryOf, partOf, setSink } from '../../src/server/socket-reads.js';
 import { cleanups, closeAfterTest, sleep, until } from './socket-test-kit.js';
 
 closeAfterTest();
@@ -128,5 +128,34 @@ describe('socket reads', () => {
     // Outside a read callback memoryOf is plain `.buffer`, for any Uint8Array.
     const own = Buffer.from('x');
     expect(memoryOf(own)).toBe(own.buffer);
+  });
+
+  it('partOf: a place of the delivered view is the same kept view read after read, with its bytes; anything else a new view', async () => {
+    const { client, served } = await pair();
+    const parts: Uint8Array[] = [];
+    const texts: string[] = [];
+    setSink(
+      served,
+      (c) => {
+        const part = partOf(c, 2, 3);
+        parts.push(part);
+        texts.push(Buffer.from(part).toString());
+      },
+      true,
+    );
+    for (const text of ['a-bcd-1', 'b-efg-22', 'c-hij-3']) {
+      client.write(text);
+      await until(() => texts.at(-1) === text.slice(2, 5));
+    }
+    expect(texts).toEqual(['bcd', 'efg', 'hij']);
+    // One place (offset 2, 3 bytes) in every read, whatever the read's length: one view.
+    expect(parts[1]).toBe(parts[0]);
+    expect(parts[2]).toBe(parts[0]);
+    // Not a chunk being delivered: a view of its own, never a kept one.
+    const own = Buffer.from('--xyz--');
+    const part = partOf(own, 2, 3);
+    expect(Buffer.from(part).toString()).toBe('xyz');
+    expect(part).not.toBe(parts[0]);
+    expect(partOf(own, 2, 3)).not.toBe(part);
   });
 });
