@@ -29,12 +29,16 @@ export interface AckListener {
 }
 
 /**
- * The listener list of the last ack settled, emptied, for the next ack that
- * gets a listener. One ack per tick, with a listener per connection that
- * wrote in it: a list made per tick (and grown from empty) was about a tenth
- * of the bytes a server allocates per SET at pipeline 1.
+ * Listener lists of acks settled, emptied, for the next acks that get a
+ * listener. One ack per tick, with a listener per connection that wrote in
+ * it: a list made per tick (and grown from empty) was about a tenth of the
+ * bytes a server allocates per SET at pipeline 1. Several are kept: under
+ * `always`, the acks of the ticks waiting for an fsync round are pending
+ * together.
  */
-let spareList: unknown[] | undefined;
+const spareLists: unknown[][] = [];
+/** Lists kept at most. */
+const SPARE_LISTS = 8;
 /** A longer list (a tick of thousands of connections' writes) is left to the GC. */
 const SPARE_LIST_ENTRIES = 8192;
 
@@ -57,10 +61,7 @@ export class TickAck {
       return;
     }
     let waiting = this.waiting;
-    if (waiting === undefined) {
-      waiting = this.waiting = spareList ?? [];
-      spareList = undefined;
-    }
+    if (waiting === undefined) waiting = this.waiting = spareLists.pop() ?? [];
     waiting[this.waitingCount++] = listener;
     waiting[this.waitingCount++] = tag;
   }
@@ -109,6 +110,6 @@ export class TickAck {
       (waiting[i] as AckListener).ackSettled(waiting[i + 1], this.failed, this.error);
     // Emptied by overwriting, not `length = 0`, which would drop the storage the next ack reuses.
     waiting.fill(undefined, 0, n);
-    if (n <= SPARE_LIST_ENTRIES) spareList = waiting;
+    if (n <= SPARE_LIST_ENTRIES && spareLists.length < SPARE_LISTS) spareLists.push(waiting);
   }
 }
