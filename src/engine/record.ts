@@ -91,6 +91,35 @@ export function crc32Range(buf: Uint8Array, from: number, to: number): number {
   return (c ^ -1) >>> 0;
 }
 
+/**
+ * crc32Range of buf[from, to) read through `view`, a DataView over the same
+ * bytes at the same indices (the write buffer's chunk: segment.ts
+ * `reservedView`): each step of 8 bytes reads two little-endian words
+ * instead of 8 bytes, ~850 fewer instructions on a 139-byte record (16-byte
+ * key, 100-byte value). Same value.
+ */
+export function crc32View(view: DataView, buf: Uint8Array, from: number, to: number): number {
+  if (to - from >= JS_CRC_MAX_BYTES) return crc32(buf.subarray(from, to));
+  const t = CRC_TABLE;
+  let c = -1;
+  let i = from;
+  for (; i + 8 <= to; i += 8) {
+    const a = view.getInt32(i, true) ^ c;
+    const b = view.getInt32(i + 4, true);
+    c =
+      t[1792 + (a & 255)]! ^
+      t[1536 + ((a >>> 8) & 255)]! ^
+      t[1280 + ((a >>> 16) & 255)]! ^
+      t[1024 + (a >>> 24)]! ^
+      t[768 + (b & 255)]! ^
+      t[512 + ((b >>> 8) & 255)]! ^
+      t[256 + ((b >>> 16) & 255)]! ^
+      t[b >>> 24]!;
+  }
+  for (; i < to; i++) c = t[(c ^ buf[i]!) & 255]! ^ (c >>> 8);
+  return (c ^ -1) >>> 0;
+}
+
 /** Little-endian u32 store without Buffer's range checks (callers pass valid u32s). */
 function putU32(buf: Buffer, at: number, n: number): void {
   buf[at] = n;
@@ -113,7 +142,8 @@ function readU64(buf: Buffer, at: number): number {
 /**
  * Encodes one record into `buf` at `at`. `key` is the latin1 form of the key
  * bytes (the keydir's representation), so key.length is its byte length.
- * Returns the record's size.
+ * `view`: a DataView over buf's bytes, when the caller keeps one (the CRC
+ * then reads words: crc32View). Returns the record's size.
  */
 export function encodeRecord(
   buf: Buffer,
@@ -123,6 +153,7 @@ export function encodeRecord(
   flags: number,
   key: string,
   value: Uint8Array | undefined,
+  view?: DataView,
 ): number {
   const k = key.length;
   const v = value ? value.length : 0;
@@ -140,7 +171,8 @@ export function encodeRecord(
   }
   if (value) buf.set(value, keyAt + k);
   const end = keyAt + k + v;
-  putU32(buf, at, crc32Range(buf, at + CRC_BYTES, end));
+  const crc = view ? crc32View(view, buf, at + CRC_BYTES, end) : crc32Range(buf, at + CRC_BYTES, end);
+  putU32(buf, at, crc);
   return end - at;
 }
 

@@ -272,7 +272,7 @@ export class SegmentLog implements LogEdit {
     const position = seg.size;
     this.nextOffset = offset + 1;
     const at = seg.reserve(size);
-    encodeRecord(seg.reserved, at, offset, expiresAt, flags, key, value);
+    encodeRecord(seg.reserved, at, offset, expiresAt, flags, key, value, seg.reservedView);
     seg.index?.observe(offset, position);
     seg.hint?.add(key, offset, position, value ? value.length : 0, expiresAt, flags);
     seg.lastOffset = offset;

@@ -53,8 +53,12 @@ interface Chunk {
   /** Segment position of buf[0]. */
   start: number;
   buf: Buffer;
+  /** A DataView over buf's bytes (the record CRC's word reads). */
+  view: DataView;
   used: number;
 }
+
+const EMPTY_VIEW = new DataView(new ArrayBuffer(0));
 
 export class Segment {
   /** Slot in the store's segment table; what the keydir stores. */
@@ -115,6 +119,8 @@ export class Segment {
 
   /** The write-buffer chunk the last `reserve` placed its bytes in. */
   reserved: Buffer = EMPTY;
+  /** A DataView over `reserved`'s bytes, same indices. */
+  reservedView: DataView = EMPTY_VIEW;
 
   /**
    * Reserves `n` bytes at the end of the write buffer; the caller encodes a
@@ -127,13 +133,14 @@ export class Segment {
       // A record larger than a chunk gets a buffer alone in its mapping: freed, it leaves glibc's threshold where it was.
       const buf =
         n <= WRITE_CHUNK_BYTES ? (spareChunks.pop() ?? chunkSlabs.take(WRITE_CHUNK_BYTES)) : ownBuffer(n);
-      last = { start: this.size, buf, used: 0 };
+      last = { start: this.size, buf, view: new DataView(buf.buffer, buf.byteOffset, buf.length), used: 0 };
       this.chunks.push(last);
     }
     const at = last.used;
     last.used += n;
     this.size += n;
     this.reserved = last.buf;
+    this.reservedView = last.view;
     return at;
   }
 
@@ -143,6 +150,7 @@ export class Segment {
     const chunks = this.chunks;
     this.chunks = [];
     this.reserved = EMPTY; // encoded already; kept, it would hold its chunk's slab after releaseSpareWriteChunks
+    this.reservedView = EMPTY_VIEW;
     try {
       for (const c of chunks) this.fs.write(this.fd, c.buf, 0, c.used, c.start);
       this.written = this.size;
