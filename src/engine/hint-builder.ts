@@ -29,7 +29,13 @@
  * it to the hint file in steps and then releases its chunks.
  */
 import { crc32 } from 'node:zlib';
-import { HINT_ENTRY_BYTES, HINT_HEADER_BYTES, writeHintEntry, writeHintHeader } from './hint.js';
+import {
+  HINT_ENTRY_BYTES,
+  HINT_HEADER_BYTES,
+  writeHintEntry,
+  writeHintEntryFrom,
+  writeHintHeader,
+} from './hint.js';
 import {
   HINT_CHUNK_BYTES,
   HINT_COMPACT_MIN_BYTES,
@@ -92,14 +98,7 @@ export class HintBuilder {
     expiresAt: number,
     flags: number,
   ): void {
-    const size = HINT_ENTRY_BYTES + key.length;
-    if (this.used + size > HINT_CHUNK_BYTES) {
-      this.chunks.push(this.takeChunk());
-      this.used = 0;
-    }
-    const n = this.entries;
-    if (n === this.positions.length) this.grow();
-    const at = this.used;
+    const at = this.place(key.length, position);
     writeHintEntry(
       this.chunks[this.chunks.length - 1]!,
       at,
@@ -110,6 +109,57 @@ export class HintBuilder {
       expiresAt,
       flags,
     );
+  }
+
+  /**
+   * `add` of the record just encoded whose key's `keyLength` bytes are at
+   * keyAt in `record` (a DataView of the write chunk: segment.ts
+   * reservedView), copied from there by words (writeHintEntryFrom).
+   */
+  addFrom(
+    record: DataView,
+    keyAt: number,
+    keyLength: number,
+    offset: number,
+    position: number,
+    valueLength: number,
+    expiresAt: number,
+    flags: number,
+  ): void {
+    const at = this.place(keyLength, position);
+    const chunk = this.chunks[this.chunks.length - 1]!;
+    if (chunk !== this.viewed) {
+      this.viewed = chunk;
+      this.view = new DataView(chunk.buffer, chunk.byteOffset, chunk.length);
+    }
+    writeHintEntryFrom(
+      this.view,
+      at,
+      record,
+      keyAt,
+      keyLength,
+      offset,
+      position,
+      valueLength,
+      expiresAt,
+      flags,
+    );
+  }
+
+  /**
+   * Counts a new entry of a `keyLength`-byte key for the record at
+   * `position` and makes room for it at the end of the last chunk (a new
+   * chunk when it does not fit); returns where there it goes.
+   */
+  private place(keyLength: number, position: number): number {
+    const size = HINT_ENTRY_BYTES + keyLength;
+    if (this.used + size > HINT_CHUNK_BYTES) {
+      this.chunks.push(this.takeChunk());
+      this.used = 0;
+    }
+    const n = this.entries;
+    if (n === this.positions.length) this.grow();
+    const at = this.used;
     this.starts[n] = (this.chunks.length - 1) * HINT_CHUNK_BYTES + at;
     this.positions[n] = position;
     this.dropped[n] = 0;
@@ -117,7 +167,12 @@ export class HintBuilder {
     this.used = at + size;
     this.count++;
     this.bytes += size;
+    return at;
   }
+
+  /** The last chunk `addFrom` wrote to, and a DataView of its bytes. */
+  private viewed: Buffer | undefined;
+  private view: DataView = new DataView(new ArrayBuffer(0));
 
   /**
    * Drops the entry of the record at `position` (a newer record of its key
@@ -213,6 +268,8 @@ export class HintBuilder {
       if (ownChunk(c) && spare.length < HINT_SPARE_CHUNKS) spare.push(c);
     this.chunks = [];
     this.free = [];
+    this.viewed = undefined;
+    this.view = new DataView(new ArrayBuffer(0));
     this.slabChunks.drop();
     this.slabs.drop();
     this.starts = new Uint32Array(INITIAL_ENTRIES);

@@ -149,6 +149,42 @@ export function writeHintEntry(
   }
 }
 
+/**
+ * writeHintEntry of the key whose `k` bytes are at srcAt in `src` (the
+ * record just encoded, through its write chunk's DataView), into the entry
+ * at `at` of `dst`'s bytes: fields and key written as 32-bit words through
+ * DataViews, about a quarter of the instructions of byte stores and a key
+ * string's charCodeAt (V8 checks the string's representation, and a typed
+ * array's map, at every char).
+ */
+export function writeHintEntryFrom(
+  dst: DataView,
+  at: number,
+  src: DataView,
+  srcAt: number,
+  k: number,
+  offset: number,
+  position: number,
+  valueLength: number,
+  expiresAt: number,
+  flags: number,
+): void {
+  const offsetLow = offset >>> 0;
+  const expiresLow = expiresAt >>> 0;
+  dst.setUint32(at, offsetLow, true);
+  dst.setUint32(at + 4, (offset - offsetLow) / TWO_32, true);
+  dst.setUint32(at + 8, position, true);
+  dst.setUint32(at + 12, valueLength, true);
+  dst.setUint32(at + 16, expiresLow, true);
+  dst.setUint32(at + 20, (expiresAt - expiresLow) / TWO_32, true);
+  dst.setUint8(at + 24, flags);
+  dst.setUint16(at + 25, k, true);
+  const keyAt = at + HINT_ENTRY_BYTES;
+  let i = 0;
+  for (; i + 4 <= k; i += 4) dst.setInt32(keyAt + i, src.getInt32(srcAt + i, true), true);
+  for (; i < k; i++) dst.setUint8(keyAt + i, src.getUint8(srcAt + i));
+}
+
 /** Writes the header of a hint whose `bodyLength` bytes of entries are in place after it. */
 function writeHeader(buf: Buffer, baseOffset: number, count: number, bodyLength: number): void {
   writeHintHeader(buf, baseOffset, count, bodyLength, crc32(buf.subarray(HINT_HEADER_BYTES)));

@@ -272,9 +272,19 @@ export class SegmentLog implements LogEdit {
     const position = seg.size;
     this.nextOffset = offset + 1;
     const at = seg.reserve(size);
-    encodeRecord(seg.reserved, at, offset, expiresAt, flags, key, value, seg.reservedView);
+    const view = seg.reservedView;
+    encodeRecord(seg.reserved, at, offset, expiresAt, flags, key, value, view);
     seg.index?.observe(offset, position);
-    seg.hint?.add(key, offset, position, value ? value.length : 0, expiresAt, flags);
+    seg.hint?.addFrom(
+      view,
+      at + RECORD_HEADER_BYTES,
+      key.length,
+      offset,
+      position,
+      value ? value.length : 0,
+      expiresAt,
+      flags,
+    );
     seg.lastOffset = offset;
     seg.records++;
     return position;
