@@ -32,7 +32,7 @@ import { join } from 'node:path';
 import { type CorruptionError, ioError, KvError } from '../errors.js';
 import { segmentFile } from './filenames.js';
 import { HintBuilder } from './hint-builder.js';
-import type { Keydir } from './keydir.js';
+import { hashView, type Keydir } from './keydir.js';
 import { MAX_KEY_BYTES, MAX_LOGGED_CORRUPT_RECORDS, MAX_SEGMENTS } from './limits.js';
 import type { ResolvedOptions } from './options.js';
 import {
@@ -274,10 +274,14 @@ export class SegmentLog implements LogEdit {
     const at = seg.reserve(size);
     const view = seg.reservedView;
     encodeRecord(seg.reserved, at, offset, expiresAt, flags, key, value, view);
+    this.lastSegment = seg;
+    this.lastPosition = position;
+    this.lastView = view;
+    this.lastKeyAt = at + RECORD_HEADER_BYTES;
     seg.index?.observe(offset, position);
     seg.hint?.addFrom(
       view,
-      at + RECORD_HEADER_BYTES,
+      this.lastKeyAt,
       key.length,
       offset,
       position,
@@ -288,6 +292,25 @@ export class SegmentLog implements LogEdit {
     seg.lastOffset = offset;
     seg.records++;
     return position;
+  }
+
+  /**
+   * The record of the last `append` (segment, position) and a DataView of
+   * the write chunk it is in: `point` of that record, which follows the
+   * append at once, hashes, compares and stores the key from the record's
+   * bytes by 32-bit words (Keydir.setView) instead of reading the key
+   * string's chars twice more. Forgotten at the tick's end (commitTick,
+   * rollbackTick): the flush gives the write chunks back to the pool.
+   */
+  private lastSegment: Segment | undefined;
+  private lastPosition = -1;
+  private lastView: DataView | undefined;
+  /** Where in lastView's bytes that record's key is. */
+  private lastKeyAt = 0;
+
+  private forgetLastAppend(): void {
+    this.lastSegment = undefined;
+    this.lastView = undefined;
   }
 
   /**
@@ -352,10 +375,26 @@ export class SegmentLog implements LogEdit {
   ): number {
     const kd = this.keydir;
     // One lookup: the old location is in kd.prev*.
-    const slot =
-      hash === undefined
-        ? kd.set(key, seg.id, position, valueLength, expiresAt)
-        : kd.setHashed(hash, key, seg.id, position, valueLength, expiresAt);
+    let slot: number;
+    const view = this.lastView;
+    if (view !== undefined && seg === this.lastSegment && position === this.lastPosition) {
+      const keyAt = this.lastKeyAt;
+      slot = kd.setView(
+        hash ?? hashView(view, keyAt, key.length),
+        view,
+        keyAt,
+        key,
+        seg.id,
+        position,
+        valueLength,
+        expiresAt,
+      );
+    } else {
+      slot =
+        hash === undefined
+          ? kd.set(key, seg.id, position, valueLength, expiresAt)
+          : kd.setHashed(hash, key, seg.id, position, valueLength, expiresAt);
+    }
     const hint = seg.hint;
     if (hint !== undefined) {
       if (kd.prevSegment === seg.id) hint.dropAt(kd.prevPosition, key.length);
@@ -422,6 +461,7 @@ export class SegmentLog implements LogEdit {
 
   /** The tick's records reached the OS: its keydir changes stand; cursors are told there is more to read. */
   commitTick(): void {
+    this.forgetLastAppend();
     this.undo.clear();
     for (const w of this.watchers) w.flushed();
   }
@@ -432,6 +472,7 @@ export class SegmentLog implements LogEdit {
    * `rollbacks` counts it (the compaction swap checks it: the keydir went back).
    */
   rollbackTick(onKey: (key: string) => void): void {
+    this.forgetLastAppend();
     this.undone++;
     this.undo.forEachNewestFirst((key, segId, position, valueLength, expiresAt) => {
       onKey(key);

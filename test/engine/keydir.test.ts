@@ -8,7 +8,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
-import { hashBytes, Keydir } from '../../src/engine/keydir.js';
+import { hashBytes, hashView, Keydir } from '../../src/engine/keydir.js';
 import { KEYDIR_ARENA_CHUNK_BYTES, KEYDIR_INLINE_KEY_BYTES } from '../../src/engine/limits.js';
 import { SlotCache } from '../../src/engine/slot-cache.js';
 
@@ -206,6 +206,8 @@ describe('keydir byte methods (the hint loader)', () => {
     fc.record({
       t: fc.constant('set' as const),
       bytes: fc.boolean(),
+      /** With `bytes`: setView (a DataView of the bytes and the key string: the store's append path) instead of setBytes. */
+      view: fc.boolean(),
       k: bkey,
       segment: fc.integer({ min: 0, max: 65534 }),
       position: fc.nat(),
@@ -228,7 +230,7 @@ describe('keydir byte methods (the hint loader)', () => {
     }
   });
 
-  it('agrees with the string methods and a Map model, prev* included', () => {
+  it('agrees with the string methods and a Map model, prev* included (setBytes and setView)', () => {
     fc.assert(
       fc.property(fc.array(bop, { minLength: 1, maxLength: 3000 }), (ops) => {
         const kd = new Keydir(); // byte and string methods mixed
@@ -245,7 +247,11 @@ describe('keydir byte methods (the hint loader)', () => {
               valueLength: o.valueLength,
               expiresAt: o.expiresAt,
             };
-            if (o.bytes)
+            if (o.bytes && o.view) {
+              const dv = new DataView(buf.buffer, buf.byteOffset, buf.length);
+              expect(hashView(dv, o.pad, o.k.length)).toBe(h);
+              kd.setView(h, dv, o.pad, o.k, o.segment, o.position, o.valueLength, o.expiresAt);
+            } else if (o.bytes)
               kd.setBytes(h, buf, o.pad, o.k.length, o.segment, o.position, o.valueLength, o.expiresAt);
             else kd.set(o.k, o.segment, o.position, o.valueLength, o.expiresAt);
             viaStrings.set(o.k, o.segment, o.position, o.valueLength, o.expiresAt);
@@ -279,6 +285,29 @@ describe('keydir byte methods (the hint loader)', () => {
       }),
       { numRuns: 60 },
     );
+  });
+
+  it('setView tells apart keys of equal hashes and lengths, and leaves the old location in prev* on an overwrite', () => {
+    const kd = new Keydir();
+    const keys = [...collisions.flat(), 'a', 'abc', 'key:000000000001', `${'p'.repeat(16)}-longer`];
+    /** `k`'s bytes at an odd offset of a buffer, as a record holds them, and a DataView over it. */
+    const viewOf = (k: string) => {
+      const b = Buffer.concat([Buffer.from('xyz'), Buffer.from(k, 'latin1'), Buffer.from('w')]);
+      return new DataView(b.buffer, b.byteOffset, b.length);
+    };
+    for (const round of [0, 1]) {
+      keys.forEach((k, i) => {
+        const dv = viewOf(k);
+        const slot = kd.setView(hashView(dv, 3, k.length), dv, 3, k, 1, 1000 * round + i, i, 0);
+        expect(kd.slot(k)).toBe(slot);
+        expect(kd.prevSegment).toBe(round === 0 ? -1 : 1);
+        if (round === 1) expect(kd.prevPosition).toBe(i);
+      });
+    }
+    keys.forEach((k, i) => {
+      expect(kd.get(k)).toEqual({ segment: 1, position: 1000 + i, valueLength: i, expiresAt: 0 });
+    });
+    expect(kd.size).toBe(keys.length);
   });
 
   it('warm changes nothing, whatever the hashes', () => {
@@ -436,6 +465,8 @@ describe('keydir doubling (incremental, as Redis rehashes its dict)', () => {
     fc.record({
       t: fc.constant('set' as const),
       bytes: fc.boolean(),
+      /** With `bytes`: setView (the store's append path) instead of setBytes. */
+      view: fc.boolean(),
       k: dkey,
       segment: fc.integer({ min: 0, max: 65534 }),
       position: fc.nat(),
@@ -463,7 +494,18 @@ describe('keydir doubling (incremental, as Redis rehashes its dict)', () => {
           const before = model.get(o.k);
           if (o.t === 'set') {
             const loc = { segment: o.segment, position: o.position, valueLength: 5, expiresAt: o.expiresAt };
-            if (o.bytes) kd.setBytes(h, buf, 0, buf.length, loc.segment, loc.position, 5, loc.expiresAt);
+            if (o.bytes && o.view)
+              kd.setView(
+                h,
+                new DataView(buf.buffer, buf.byteOffset, buf.length),
+                0,
+                o.k,
+                loc.segment,
+                loc.position,
+                5,
+                loc.expiresAt,
+              );
+            else if (o.bytes) kd.setBytes(h, buf, 0, buf.length, loc.segment, loc.position, 5, loc.expiresAt);
             else kd.set(o.k, loc.segment, loc.position, 5, loc.expiresAt);
             expect(kd.prevSegment).toBe(before?.segment ?? -1);
             if (before) expect(kd.prevPosition).toBe(before.position);
