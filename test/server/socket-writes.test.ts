@@ -42,6 +42,20 @@ function piece(i: number, size: number): Buffer {
   return b;
 }
 
+/** Resumes the paused client and checks it receives exactly `sent`, concatenated, in order. */
+async function expectReceived(client: Socket, sent: Buffer[]): Promise<void> {
+  const total = sent.reduce((n, b) => n + b.length, 0);
+  const got: Buffer[] = [];
+  let gotBytes = 0;
+  client.on('data', (c: Buffer) => {
+    got.push(c);
+    gotBytes += c.length;
+  });
+  client.resume();
+  await until(() => gotBytes === total);
+  expect(Buffer.concat(got).equals(Buffer.concat(sent))).toBe(true);
+}
+
 describe('socket writes', () => {
   it('a plain socket writes through its handle; small writes arrive whole and in order, and bytesWritten counts them', async () => {
     const { client, served, writes } = await pair();
@@ -84,16 +98,7 @@ describe('socket writes', () => {
     sent.push(last);
     writes.write(last);
     expect(done()).toBe(0);
-    const total = sent.reduce((n, b) => n + b.length, 0);
-    const got: Buffer[] = [];
-    let gotBytes = 0;
-    client.on('data', (c: Buffer) => {
-      got.push(c);
-      gotBytes += c.length;
-    });
-    client.resume();
-    await until(() => gotBytes === total);
-    expect(Buffer.concat(got).equals(Buffer.concat(sent))).toBe(true);
+    await expectReceived(client, sent);
     await until(() => writes.pending === 0 && done() === 1);
     expect(writes.queued).toBe(0);
   });
@@ -120,16 +125,7 @@ describe('socket writes', () => {
     }
     // Later ones must not overwrite the stage the queued write still reads from.
     for (const n of [STAGE_BYTES, 9, 110, STAGE_BYTES + 1]) writeFrom(n);
-    const total = sent.reduce((n, b) => n + b.length, 0);
-    const got: Buffer[] = [];
-    let gotBytes = 0;
-    client.on('data', (c: Buffer) => {
-      got.push(c);
-      gotBytes += c.length;
-    });
-    client.resume();
-    await until(() => gotBytes === total);
-    expect(Buffer.concat(got).equals(Buffer.concat(sent))).toBe(true);
+    await expectReceived(client, sent);
     await until(() => writes.pending === 0);
   });
 
