@@ -206,6 +206,8 @@ export class Keydir {
   private moveSlot = 0;
   private endSlot = 0;
   private sinceMove = 0;
+  /** A doubling or an arena evacuation is under way: calls take steps of it (rehashStep). */
+  private steps = false;
   /**
    * Bit per slot in [moveSlot, endSlot) that a new key took (a freed slot
    * reused) and put in the new table already: the move skips it. Made only
@@ -231,11 +233,31 @@ export class Keydir {
   private nextSlot = 0;
   private freeSlots: number[] = [];
 
-  private arena: Buffer[] = [];
-  /** Arena byte offset where the next key goes. */
+  /**
+   * Key bytes past the inline ones, in chunks; a key's keyAt is its chunk's
+   * index times the chunk size plus its place there. An index is empty once
+   * an evacuation emptied its chunk, until a new chunk takes it (freeChunks).
+   */
+  private arena: (Buffer | undefined)[] = [];
+  /** Empty indices of `arena`, taken by new chunks before the array grows. */
+  private freeChunks: number[] = [];
+  /** Chunks held (arena entries not empty). */
+  private heldChunks = 0;
+  /** Arena byte offset where the next key goes, and the end of its chunk. */
   private arenaEnd = 0;
-  /** Arena bytes no slot owns any more (freed keys not reused, chunk tails). */
+  private chunkEnd = 0;
+  /** Arena bytes no slot owns any more (freed keys not reused, chunk tails), outside the chunks being evacuated. */
   private deadKeyBytes = 0;
+  /**
+   * While an evacuation is under way (appendSpace, evacuateSlots): a flag
+   * per chunk index for the chunks being emptied (every chunk held when it
+   * began), the next slot to look at and one past the last (the slots in use
+   * when it began). Keys there are copied to new chunks a step at a time, as
+   * a doubling moves table entries; free slots' bytes there are never reused.
+   */
+  private evacuating: Uint8Array | undefined;
+  private evacuateSlot = 0;
+  private evacuateEnd = 0;
 
   private readonly expiries = new Map<string, number>();
   /** The small-value cache by slot, if the store has one; dropped on every change of a slot. */
@@ -264,7 +286,7 @@ export class Keydir {
     this.setSlotBits(slotBits);
     if (firstArenaChunk > 0) {
       this.arena.length = firstArenaChunk;
-      this.arenaEnd = firstArenaChunk * KEYDIR_ARENA_CHUNK_BYTES;
+      this.arenaEnd = this.chunkEnd = firstArenaChunk * KEYDIR_ARENA_CHUNK_BYTES;
     }
   }
 
@@ -285,6 +307,11 @@ export class Keydir {
   /** Whether a doubling is still moving keys out of the old table. */
   get rehashing(): boolean {
     return this.old !== undefined;
+  }
+
+  /** The key arena's chunks, for tests: held, the length of their index (held and empty), and whether an evacuation is under way. */
+  get arenaChunks(): { held: number; indices: number; evacuating: boolean } {
+    return { held: this.heldChunks, indices: this.arena.length, evacuating: this.evacuating !== undefined };
   }
 
   /**
@@ -328,7 +355,7 @@ export class Keydir {
 
   /** The slot of `key`, or -1. Slots are stable until the key is deleted. */
   slot(key: string): number {
-    if (this.old !== undefined) this.rehashStep();
+    if (this.steps) this.rehashStep();
     const h = hashOf(key);
     const t = this.table;
     const mask = this.mask;
@@ -345,7 +372,7 @@ export class Keydir {
 
   /** `slot` of the key in buf[start, start + length) (its latin1 chars), with no string built. */
   slotBytes(buf: Buffer, start: number, length: number): number {
-    if (this.old !== undefined) this.rehashStep();
+    if (this.steps) this.rehashStep();
     const h = hashBytes(buf, start, length);
     const t = this.table;
     const mask = this.mask;
@@ -457,7 +484,7 @@ export class Keydir {
     valueLength: number,
     expiresAt: number,
   ): number {
-    if (this.old !== undefined) this.rehashStep();
+    if (this.steps) this.rehashStep();
     const t = this.table;
     const mask = this.mask;
     const tag = h & this.tagMask;
@@ -490,7 +517,7 @@ export class Keydir {
 
   /** Removes `key`; returns whether it was there. */
   delete(key: string): boolean {
-    if (this.old !== undefined) this.rehashStep();
+    if (this.steps) this.rehashStep();
     const h = hashOf(key);
     const t = this.table;
     const mask = this.mask;
@@ -605,7 +632,7 @@ export class Keydir {
     valueLength: number,
     expiresAt: number,
   ): number {
-    if (this.old !== undefined) this.rehashStep();
+    if (this.steps) this.rehashStep();
     const t = this.table;
     const mask = this.mask;
     const tag = h & this.tagMask;
@@ -651,7 +678,7 @@ export class Keydir {
     valueLength: number,
     expiresAt: number,
   ): number {
-    if (this.old !== undefined) this.rehashStep();
+    if (this.steps) this.rehashStep();
     const t = this.table;
     const mask = this.mask;
     const tag = h & this.tagMask;
@@ -688,7 +715,7 @@ export class Keydir {
    * When it was there, its old location is left in `prev*` (as `set` leaves it).
    */
   deleteBytes(h: number, buf: Buffer, start: number, length: number): boolean {
-    if (this.old !== undefined) this.rehashStep();
+    if (this.steps) this.rehashStep();
     const t = this.table;
     const mask = this.mask;
     const tag = h & this.tagMask;
@@ -854,6 +881,7 @@ export class Keydir {
 
   clear(): void {
     this.old = undefined;
+    this.steps = false;
     this.newInRange = undefined;
     this.table = new Int32Array(KEYDIR_INITIAL_CAPACITY);
     this.mask = KEYDIR_INITIAL_CAPACITY - 1;
@@ -866,8 +894,12 @@ export class Keydir {
     this.nextSlot = 0;
     this.freeSlots = [];
     this.arena = [];
+    this.freeChunks = [];
+    this.heldChunks = 0;
     this.arenaEnd = 0;
+    this.chunkEnd = 0;
     this.deadKeyBytes = 0;
+    this.evacuating = undefined;
     this.expiries.clear();
     this.values?.clear();
     this.recordPages.drop();
@@ -1039,7 +1071,8 @@ export class Keydir {
       const page = s >>> PAGE_SHIFT;
       const at = s & PAGE_MASK;
       const old = this.keyLengthAt(page, at);
-      const had = old > INLINE ? old - INLINE : 0;
+      // Bytes in a chunk being evacuated are not its to reuse (the chunk goes when the evacuation ends).
+      const had = old > INLINE && !this.inEvacuatedChunk(this.keyAtOf(page, at)) ? old - INLINE : 0;
       if (need <= had) {
         this.deadKeyBytes += had - need;
       } else {
@@ -1138,49 +1171,103 @@ export class Keydir {
 
   /** Reserves n bytes at the end of the arena (never straddling two chunks); returns where. */
   private appendSpace(n: number): number {
-    if (this.deadKeyBytes > KEYDIR_ARENA_CHUNK_BYTES && this.deadKeyBytes > this.arenaEnd / 2) this.repack();
-    const room = this.arena.length * KEYDIR_ARENA_CHUNK_BYTES - this.arenaEnd;
-    if (room < n) {
-      this.deadKeyBytes += room;
-      this.arenaEnd = this.arena.length * KEYDIR_ARENA_CHUNK_BYTES;
-      this.arena.push(Buffer.allocUnsafeSlow(KEYDIR_ARENA_CHUNK_BYTES));
+    if (
+      this.evacuating === undefined &&
+      this.deadKeyBytes > KEYDIR_ARENA_CHUNK_BYTES &&
+      this.deadKeyBytes > (this.heldChunks * KEYDIR_ARENA_CHUNK_BYTES) / 2
+    )
+      this.startEvacuation();
+    if (this.chunkEnd - this.arenaEnd < n) {
+      this.deadKeyBytes += this.chunkEnd - this.arenaEnd;
+      this.openChunk();
     }
     const keyAt = this.arenaEnd;
     this.arenaEnd += n;
     return keyAt;
   }
 
-  /** Rewrites the arena with only the bytes of live slots (and of free slots' reusable bytes: none). */
-  private repack(): void {
-    const old = this.arena;
-    this.arena = [];
-    this.arenaEnd = 0;
-    this.deadKeyBytes = 0;
-    const free = new Set(this.freeSlots);
-    for (let s = 0; s < this.nextSlot; s++) {
+  /** Appends go to a new chunk from now on, at the lowest-numbered free index if there is one. */
+  private openChunk(): void {
+    const index = this.freeChunks.pop() ?? this.arena.length;
+    this.arena[index] = Buffer.allocUnsafeSlow(KEYDIR_ARENA_CHUNK_BYTES);
+    this.heldChunks++;
+    this.arenaEnd = index * KEYDIR_ARENA_CHUNK_BYTES;
+    this.chunkEnd = this.arenaEnd + KEYDIR_ARENA_CHUNK_BYTES;
+  }
+
+  /**
+   * Starts emptying every chunk held now (half or more of their bytes are
+   * dead): from here on keys are appended to new chunks, and evacuateSlots
+   * copies the live keys still in the old ones over, a step at a time, so no
+   * single call rewrites the arena (in one call it held the event loop
+   * ~10 ms at 2M 45-byte keys). Rewritten in one go, the arena kept the
+   * process's memory in step with its live keys; so does this, once done.
+   */
+  private startEvacuation(): void {
+    const flags = new Uint8Array(this.arena.length);
+    for (let i = 0; i < this.arena.length; i++) if (this.arena[i] !== undefined) flags[i] = 1;
+    this.evacuating = flags;
+    this.evacuateSlot = 0;
+    this.evacuateEnd = this.nextSlot;
+    this.deadKeyBytes = 0; // of the chunks kept: none yet
+    this.chunkEnd = this.arenaEnd; // the next append opens a chunk of its own
+    this.steps = true;
+  }
+
+  /** Whether arena offset keyAt is in a chunk being evacuated. */
+  private inEvacuatedChunk(keyAt: number): boolean {
+    const flags = this.evacuating;
+    return flags !== undefined && flags[Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES)] === 1;
+  }
+
+  /**
+   * Looks at the next `n` slots of the evacuation under way: a live key with
+   * bytes in a chunk being emptied has them copied to the end of the arena;
+   * a free slot with bytes there forgets them (key length 0: a reuse
+   * appends). Past the last slot, the emptied chunks are dropped and their
+   * indices freed: no slot refers to them any more.
+   */
+  private evacuateSlots(n: number): void {
+    const end = Math.min(this.evacuateEnd, this.evacuateSlot + n);
+    for (let s = this.evacuateSlot; s < end; s++) {
       const page = s >>> PAGE_SHIFT;
       const at = s & PAGE_MASK;
-      if (free.has(s)) {
-        this.setKeyLength(page, at, 0); // its arena bytes are gone: a reuse appends
-        continue;
-      }
       const len = this.keyLengthAt(page, at);
       if (len <= INLINE) continue; // all inline
-      const n = len - INLINE;
       const keyAt = this.keyAtOf(page, at);
+      if (!this.inEvacuatedChunk(keyAt)) continue; // stored again since the evacuation began
+      if (this.segmentOf(s) === FREE) {
+        this.setKeyLength(page, at, 0);
+        continue;
+      }
+      const bytes = len - INLINE;
+      const to = this.appendSpace(bytes);
       const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
       const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES;
-      const room = this.arena.length * KEYDIR_ARENA_CHUNK_BYTES - this.arenaEnd;
-      if (room < n) {
-        this.deadKeyBytes += room;
-        this.arenaEnd = this.arena.length * KEYDIR_ARENA_CHUNK_BYTES;
-        this.arena.push(Buffer.allocUnsafeSlow(KEYDIR_ARENA_CHUNK_BYTES));
-      }
-      const to = this.arenaEnd - (this.arena.length - 1) * KEYDIR_ARENA_CHUNK_BYTES;
-      old[chunk]!.copy(this.arena[this.arena.length - 1]!, to, from, from + n);
-      this.setKeyAt(page, at, this.arenaEnd);
-      this.arenaEnd += n;
+      const toChunk = Math.floor(to / KEYDIR_ARENA_CHUNK_BYTES);
+      this.arena[chunk]!.copy(
+        this.arena[toChunk]!,
+        to - toChunk * KEYDIR_ARENA_CHUNK_BYTES,
+        from,
+        from + bytes,
+      );
+      this.setKeyAt(page, at, to);
     }
+    this.evacuateSlot = end;
+    if (end === this.evacuateEnd) this.endEvacuation();
+  }
+
+  private endEvacuation(): void {
+    const flags = this.evacuating!;
+    for (let i = flags.length - 1; i >= 0; i--) {
+      if (flags[i] !== 1) continue;
+      this.arena[i] = undefined;
+      this.heldChunks--;
+      this.freeChunks.push(i);
+    }
+    this.freeChunks.sort((a, b) => b - a); // pop() takes the lowest
+    this.evacuating = undefined;
+    this.steps = this.old !== undefined;
   }
 
   /**
@@ -1197,25 +1284,31 @@ export class Keydir {
     this.moveSlot = 0;
     this.endSlot = this.nextSlot;
     this.sinceMove = 0;
+    this.steps = true;
     this.table = tableInt32Array(2 * (this.mask + 1));
     this.mask = 2 * this.mask + 1;
   }
 
   /**
-   * Moves keys of a doubling under way for about `ms` milliseconds (the
-   * store's timer, for a keydir that sees few calls); false once none is.
+   * Moves keys of a doubling, and of an arena evacuation, under way for
+   * about `ms` milliseconds (the store's timer, for a keydir that sees few
+   * calls); false once neither is.
    */
   rehashFor(ms: number): boolean {
     const until = performance.now() + ms;
-    while (this.old !== undefined && performance.now() < until) this.moveSlots(8 * KEYDIR_REHASH_SLOTS);
-    return this.old !== undefined;
+    while (this.steps && performance.now() < until) {
+      if (this.old !== undefined) this.moveSlots(8 * KEYDIR_REHASH_SLOTS);
+      else this.evacuateSlots(8 * KEYDIR_REHASH_SLOTS);
+    }
+    return this.steps;
   }
 
-  /** One step of a doubling under way, every KEYDIR_REHASH_EVERY calls. */
+  /** One step of a doubling or an arena evacuation under way (both if both are), every KEYDIR_REHASH_EVERY calls. */
   private rehashStep(): void {
     if (++this.sinceMove < KEYDIR_REHASH_EVERY) return;
     this.sinceMove = 0;
-    this.moveSlots(KEYDIR_REHASH_SLOTS);
+    if (this.old !== undefined) this.moveSlots(KEYDIR_REHASH_SLOTS);
+    if (this.evacuating !== undefined) this.evacuateSlots(KEYDIR_REHASH_SLOTS);
   }
 
   /**
@@ -1230,6 +1323,7 @@ export class Keydir {
     if (end === this.endSlot) {
       this.old = undefined;
       this.newInRange = undefined;
+      this.steps = this.evacuating !== undefined;
     }
   }
 
@@ -1323,6 +1417,7 @@ export class Keydir {
     if (this.count > 0) this.rehashes++;
     this.old = undefined; // every live slot is placed below, wherever its bucket was
     this.newInRange = undefined;
+    this.steps = this.evacuating !== undefined;
     const t = tableInt32Array(capacity);
     this.placeSlots(t, capacity - 1, 0, this.nextSlot, undefined);
     this.table = t;

@@ -114,7 +114,8 @@ export const KEYDIR_MAX_LOAD = 0.75;
  * slots (~10 us) every 16 calls: with slots mostly live, the old table is
  * done after an eighth of its keys in calls, well before the new table fills
  * (three quarters), and before a load of 1M keys ends (the memory
- * benchmark's).
+ * benchmark's). An evacuation of the key arena (keydir.ts) takes the same
+ * steps.
  */
 export const KEYDIR_REHASH_SLOTS = 128;
 export const KEYDIR_REHASH_EVERY = 16;

@@ -311,7 +311,7 @@ export class Store extends EventEmitter implements CompactionHost {
       this.timers.push(setInterval(() => this.syncInterval(), this.options.fsyncIntervalMs).unref());
     }
     this.timers.push(setInterval(() => this.sweepExpired(), EXPIRE_SWEEP_INTERVAL_MS).unref());
-    // A keydir doubling moves its keys as calls come (keydir.ts); this finishes one on an idle store.
+    // A keydir doubling (or arena evacuation) moves its keys as calls come (keydir.ts); this finishes one on an idle store.
     this.timers.push(
       setInterval(
         () => this.keydir.rehashFor(KEYDIR_REHASH_TIMER_MS),

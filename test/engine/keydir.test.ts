@@ -9,7 +9,12 @@
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { hashBytes, hashView, Keydir } from '../../src/engine/keydir.js';
-import { KEYDIR_ARENA_CHUNK_BYTES, KEYDIR_INLINE_KEY_BYTES } from '../../src/engine/limits.js';
+import {
+  KEYDIR_ARENA_CHUNK_BYTES,
+  KEYDIR_INLINE_KEY_BYTES,
+  KEYDIR_REHASH_EVERY,
+  KEYDIR_REHASH_SLOTS,
+} from '../../src/engine/limits.js';
 import { SlotCache } from '../../src/engine/slot-cache.js';
 
 interface Loc {
@@ -578,5 +583,146 @@ describe('keydir doubling (incremental, as Redis rehashes its dict)', () => {
     while (kd.rehashFor(1));
     expect(kd.rehashing).toBe(false);
     for (let i = 0; i < n; i++) expect(kd.get(`key:${i}`)?.position).toBe(i);
+  });
+});
+
+describe('keydir arena evacuation (its repack, a step at a time)', () => {
+  /** Long keys: ~5,700 fill an arena chunk. */
+  const LONG = 200;
+  const PREFILL = 10_000;
+  const long = (i: number) => `long:${i}:`.padEnd(LONG, String.fromCharCode(65 + (i % 26)));
+  const short = (i: number) => `s${i}`;
+  /** Longer than the freed slots' keys: its bytes are appended. */
+  const TRIGGER = `trigger:`.padEnd(LONG + 50, '!');
+  /**
+   * PREFILL long keys (two chunks); four in five deleted, and 6,500 of their
+   * slots taken by short keys, which leave those long keys' bytes dead
+   * (1.2 MiB): the next long key's bytes start an evacuation. The other
+   * 1,500 freed slots keep their bytes, in the chunks to be emptied.
+   */
+  function prefilled(): { kd: Keydir; model: Map<string, Loc> } {
+    const kd = new Keydir();
+    const model = new Map<string, Loc>();
+    const put = (k: string, i: number) => {
+      kd.set(k, 1, i, i, 0);
+      model.set(k, { segment: 1, position: i, valueLength: i, expiresAt: 0 });
+    };
+    for (let i = 0; i < PREFILL; i++) put(long(i), i);
+    for (let i = 0; i < PREFILL; i++) {
+      if (i % 5 === 0) continue;
+      kd.delete(long(i));
+      model.delete(long(i));
+    }
+    for (let i = 0; i < 6500; i++) put(short(i), i);
+    while (kd.rehashFor(1)); // no doubling under way: the steps below are the evacuation's
+    expect(kd.arenaChunks).toEqual({ held: 2, indices: 2, evacuating: false });
+    return { kd, model };
+  }
+  const ekey = fc.oneof(fc.integer({ min: 0, max: PREFILL - 1 }).map(long), key);
+  const eop = fc.oneof(
+    fc.record({
+      t: fc.constant('set' as const),
+      how: fc.constantFrom('string', 'bytes', 'view'),
+      k: ekey,
+      segment: fc.integer({ min: 0, max: 65534 }),
+      position: fc.nat(),
+    }),
+    fc.record({ t: fc.constant('del' as const), bytes: fc.boolean(), k: ekey }),
+    fc.record({ t: fc.constant('get' as const), bytes: fc.boolean(), k: ekey }),
+  );
+
+  it('agrees with a Map model while live keys are split between the chunks being emptied and new ones, and after', () => {
+    fc.assert(
+      fc.property(fc.array(eop, { minLength: 100, maxLength: 2500 }), (ops) => {
+        const { kd, model } = prefilled();
+        kd.set(TRIGGER, 2, 0, 1, 0); // appended: the evacuation starts
+        model.set(TRIGGER, { segment: 2, position: 0, valueLength: 1, expiresAt: 0 });
+        expect(kd.arenaChunks.evacuating).toBe(true);
+        for (const o of ops) {
+          const buf = Buffer.from(o.k, 'latin1');
+          const h = hashBytes(buf, 0, buf.length);
+          const before = model.get(o.k);
+          if (o.t === 'set') {
+            const loc = { segment: o.segment, position: o.position, valueLength: 5, expiresAt: 0 };
+            if (o.how === 'view')
+              kd.setView(
+                h,
+                new DataView(buf.buffer, buf.byteOffset, buf.length),
+                0,
+                o.k,
+                o.segment,
+                o.position,
+                5,
+                0,
+              );
+            else if (o.how === 'bytes') kd.setBytes(h, buf, 0, buf.length, o.segment, o.position, 5, 0);
+            else kd.set(o.k, o.segment, o.position, 5, 0);
+            expect(kd.prevSegment).toBe(before?.segment ?? -1);
+            model.set(o.k, loc);
+          } else if (o.t === 'del') {
+            expect(o.bytes ? kd.deleteBytes(h, buf, 0, buf.length) : kd.delete(o.k)).toBe(
+              before !== undefined,
+            );
+            model.delete(o.k);
+          } else {
+            const s = o.bytes ? kd.slotBytes(buf, 0, buf.length) : kd.slot(o.k);
+            expect(s >= 0).toBe(before !== undefined);
+            if (before)
+              expect([kd.segmentOf(s), kd.positionOf(s)]).toEqual([before.segment, before.position]);
+          }
+        }
+        agree(kd, model);
+        // Finished (by the timer's path), the emptied chunks are gone and freed slots reuse no bytes of theirs:
+        // every prefilled key set again, into freed slots, leaves every other key as it was.
+        while (kd.rehashFor(1));
+        expect(kd.arenaChunks.evacuating).toBe(false);
+        for (let i = 0; i < PREFILL; i += 2) {
+          kd.set(long(i), 3, i, 9, 0);
+          model.set(long(i), { segment: 3, position: i, valueLength: 9, expiresAt: 0 });
+        }
+        agree(kd, model);
+        for (const k of model.keys()) expect(kd.delete(k)).toBe(true); // no key twice
+        expect(kd.size).toBe(0);
+      }),
+      { numRuns: 10 },
+    );
+  });
+
+  it('copies no key in the call that starts it; finished at a doubling\u2019s pace, holding about the live bytes', () => {
+    const { kd } = prefilled();
+    const held = kd.arenaChunks.held;
+    kd.set(TRIGGER, 2, 0, 1, 0);
+    // Every chunk it had is still held, plus the new one the key went to.
+    expect(kd.arenaChunks).toEqual({ held: held + 1, indices: held + 1, evacuating: true });
+    let calls = 0;
+    for (; kd.arenaChunks.evacuating; calls++)
+      expect(kd.slot(long(5 * (calls % 2000)))).toBeGreaterThanOrEqual(0);
+    // One step of KEYDIR_REHASH_SLOTS slots every KEYDIR_REHASH_EVERY calls, as a doubling's.
+    expect(calls).toBeLessThanOrEqual((Math.ceil(PREFILL / KEYDIR_REHASH_SLOTS) + 1) * KEYDIR_REHASH_EVERY);
+    // 2,001 live long keys: ~0.4 MiB, one chunk; the two emptied ones are dropped.
+    expect(kd.arenaChunks).toEqual({ held: 1, indices: held + 1, evacuating: false });
+    for (let i = 0; i < PREFILL; i += 5) expect(kd.get(long(i))?.position).toBe(i);
+  });
+
+  it('reuses the emptied chunks\u2019 indices: churn through many evacuations keeps the arena\u2019s index (and key offsets) bounded', () => {
+    const kd = new Keydir();
+    let evacuations = 0;
+    let wasEvacuating = false;
+    let maxIndices = 0;
+    // A rolling window of 4,000 live long keys of 7 lengths: each new one replaces the
+    // oldest, in its freed slot, wasting the bytes a shorter key does not need (or all of them).
+    const churned = (i: number) => `${i}:`.padEnd(60 + (i % 7) * 40, '.');
+    for (let i = 0; i < 200_000; i++) {
+      kd.set(churned(i), 1, i, 1, 0);
+      if (i >= 4000) expect(kd.delete(churned(i - 4000))).toBe(true);
+      const { evacuating, indices } = kd.arenaChunks;
+      if (evacuating && !wasEvacuating) evacuations++;
+      wasEvacuating = evacuating;
+      maxIndices = Math.max(maxIndices, indices);
+    }
+    expect(evacuations).toBeGreaterThanOrEqual(10);
+    expect(maxIndices).toBeLessThanOrEqual(6);
+    for (let i = 200_000 - 4000; i < 200_000; i++) expect(kd.get(churned(i))?.position).toBe(i);
+    expect(kd.size).toBe(4000);
   });
 });
