@@ -42,8 +42,8 @@ import {
   HINT_PREFAULT_CHUNKS,
   HINT_SPARE_CHUNKS,
 } from './limits.js';
-import { PrefaultPool } from './prefault.js';
-import { Slabs } from './slabs.js';
+import { PrefaultAhead, PrefaultPool } from './prefault.js';
+import { Slabs, tableBuffer, WASM_PAGE_BYTES } from './slabs.js';
 
 const INITIAL_ENTRIES = 1024;
 /** Interpolation steps of `find` before it falls back to binary search. */
@@ -79,6 +79,19 @@ export class HintBuilder {
     HINT_PREFAULT_CHUNKS,
     false,
   );
+  /**
+   * The entry arrays' next size, prefaulted once a quarter of the current
+   * ones is left (their copy and their new half were ~2,200 first writes to
+   * fresh pages per 64 MiB segment on the event loop). A WebAssembly memory
+   * of its own (slabs.ts tableBuffer), not slab bytes: the idle memory
+   * reducer can drop it (releasePrefaulted) and the GC unmaps it, and so the
+   * arrays grown into it once the builder is released.
+   */
+  private readonly nextArrays = new PrefaultAhead(false);
+  /** Entries at which the next arrays are started (Infinity: not from a slab, or started). */
+  private prefaultAt = Number.POSITIVE_INFINITY;
+  /** Times grow took prefaulted arrays (tests). */
+  prefaultedGrows = 0;
   /** Bytes used in the last chunk. */
   private used = HINT_CHUNK_BYTES;
   /** Entry i starts at byte starts[i] of the chunks taken as one run (chunk * HINT_CHUNK_BYTES + at). */
@@ -88,6 +101,13 @@ export class HintBuilder {
   private dropped: Uint8Array = new Uint8Array(INITIAL_ENTRIES);
   /** Keys whose kept entry the keydir does not point at: key → that record's position. */
   private readonly orphans = new Map<string, number>();
+
+  /**
+   * `segmentBytes`: the size past which the segment is sealed (the store's
+   * maxSegmentBytes): the next arrays are prefaulted only when the entries so
+   * far, scaled to it, say the arrays will grow again before it is sealed.
+   */
+  constructor(private readonly segmentBytes = Number.POSITIVE_INFINITY) {}
 
   /** Adds the entry of a record just appended at `position` (after every earlier one). */
   add(
@@ -159,6 +179,7 @@ export class HintBuilder {
     }
     const n = this.entries;
     if (n === this.positions.length) this.grow();
+    else if (n === this.prefaultAt) this.prefaultArrays(position);
     const at = this.used;
     this.starts[n] = (this.chunks.length - 1) * HINT_CHUNK_BYTES + at;
     this.positions[n] = position;
@@ -271,6 +292,8 @@ export class HintBuilder {
     this.viewed = undefined;
     this.view = new DataView(new ArrayBuffer(0));
     this.slabChunks.drop();
+    this.nextArrays.drop();
+    this.prefaultAt = Number.POSITIVE_INFINITY;
     this.slabs.drop();
     this.starts = new Uint32Array(INITIAL_ENTRIES);
     this.positions = new Uint32Array(INITIAL_ENTRIES);
@@ -284,6 +307,8 @@ export class HintBuilder {
     const reused = this.free.pop();
     if (reused !== undefined) return reused;
     if (this.chunks.length >= HINT_SPARE_CHUNKS) return this.slabChunks.take();
+    // The last spare chunk: the first slab chunk is prefaulted from now on, not from its own take.
+    if (this.chunks.length === HINT_SPARE_CHUNKS - 1) this.slabChunks.warm();
     return spare.pop() ?? Buffer.allocUnsafeSlow(HINT_CHUNK_BYTES);
   }
 
@@ -331,9 +356,32 @@ export class HintBuilder {
     return -1;
   }
 
+  /**
+   * Starts prefaulting the arrays grow will take next, when they come from a
+   * slab and the segment's records so far (to `position`) say it will fill
+   * them before it is sealed.
+   */
+  private prefaultArrays(position: number): void {
+    this.prefaultAt = Number.POSITIVE_INFINITY;
+    if (this.chunks.length < HINT_SPARE_CHUNKS) return; // grow takes plain arrays
+    if (position > 0 && (this.entries * this.segmentBytes) / position < this.positions.length) return;
+    const bytes = 9 * this.positions.length * 2;
+    // Whole wasm pages only (64 KiB: arrays of 65536 entries or more); a padded fallback would count 36 MiB in V8's external memory.
+    if (bytes % WASM_PAGE_BYTES !== 0) return;
+    this.nextArrays.start(Buffer.from(tableBuffer(bytes), 0, bytes));
+  }
+
+  /** Drops the arrays prefaulted ahead (the idle memory reducer); grow then makes fresh ones. */
+  releasePrefaulted(): void {
+    this.nextArrays.drop();
+  }
+
   private grow(): void {
     const cap = this.positions.length * 2;
-    const b = this.arrayBytes(9 * cap);
+    const prefaulted = this.nextArrays.take();
+    if (prefaulted !== undefined) this.prefaultedGrows++;
+    const b = prefaulted ?? this.arrayBytes(9 * cap);
+    this.prefaultAt = cap - cap / 4;
     const starts = b ? new Uint32Array(b.buffer, b.byteOffset, cap) : new Uint32Array(cap);
     starts.set(this.starts);
     this.starts = starts;

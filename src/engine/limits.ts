@@ -67,6 +67,26 @@ export const SLOT_CACHE_WRITE_FILL_DIVISOR = 2;
 /** Largest small-value cache: one Buffer, entry offsets are i32. */
 export const MAX_SLOT_CACHE_BYTES = 2 ** 31 - 8;
 
+/**
+ * A small-value cache of at least this many bytes prefaults its arena ahead of
+ * its ring's head during the ring's first lap, and its table's next size
+ * before a doubling (slot-cache.ts, prefault.ts): while a load fills it, those
+ * were ~6 first writes to fresh pages per 1000 new-key sets on the event loop
+ * (11-16 µs each on the benchmark VM). A smaller cache has few pages to fault.
+ */
+export const SLOT_CACHE_PREFAULT_MIN_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A new small-value cache's arena is prefaulted (slot-cache.ts) while fewer
+ * than this many bytes past its ring's head are written, a
+ * PREFAULT_PIECE_BYTES fill at a time: at most 2 MiB ahead, ~18,000 values of
+ * 100 B. Resident before the ring reaches them; the idle memory reducer cannot
+ * give part of the arena back, so this is what a new cache that stops growing
+ * in its first lap holds beyond its values (a cache shed by a bulk load
+ * prefaults nothing more).
+ */
+export const SLOT_CACHE_PREFAULT_AHEAD_BYTES = 1024 * 1024;
+
 /** Buckets of a new small-value cache table (a power of two); it doubles as values arrive. */
 export const SLOT_CACHE_INITIAL_TABLE = 1024;
 
@@ -219,6 +239,18 @@ export const HINT_SPARE_CHUNKS = 4;
  * KiB after a load goes idle; the idle reducer cannot give part of a live slab back).
  */
 export const HINT_PREFAULT_CHUNKS = 1;
+
+/**
+ * A buffer prefaulted ahead of a growth (prefault.ts `PrefaultAhead`: the
+ * hint's entry arrays, the small-value cache's table) is filled in pieces of
+ * this size, one queued after the other, so a hint chunk or a keydir record
+ * page waits for one piece (~3-4 ms), not for megabytes; the small-value
+ * cache's arena is filled a piece at a time. Not smaller: the fills run one at
+ * a time and the next starts only on an event-loop turn after the last one
+ * completed, so with 256 KiB pieces the pool fell behind a 1M-key load's
+ * fresh pages (engine6: 12-16 vs 10-11 event-loop faults per 1000 sets).
+ */
+export const PREFAULT_PIECE_BYTES = 1024 * 1024;
 
 /**
  * Keydir record pages (KEYDIR_PAGE_SLOTS records, 1.75 MiB) kept prefaulted

@@ -26,9 +26,16 @@
  * - one fill at a time in the whole process (FIFO), so prefaulting takes at
  *   most one of the pool's threads from fsyncs and file reads.
  *
+ * `PrefaultAhead` holds one buffer made before a growth the caller sees
+ * coming (a hint builder's entry arrays, the small-value cache's table at
+ * their next doubling), under the same invariants; it is filled in pieces of
+ * PREFAULT_PIECE_BYTES queued one after another, so the fills of pool units
+ * run between them instead of waiting for megabytes.
+ *
  * Only the event loop calls it.
  */
 import { randomFill } from 'node:crypto';
+import { PREFAULT_PIECE_BYTES } from './limits.js';
 
 interface Fill {
   buf: Buffer;
@@ -85,6 +92,11 @@ export class PrefaultPool {
     return this.ready.length;
   }
 
+  /** Starts the fills of the units the next takes will want (before the first take). */
+  warm(): void {
+    this.topUp();
+  }
+
   /** A unit: a prefaulted one when ready, else a fresh one; then tops the pool up. */
   take(): Buffer {
     const b = this.ready.pop();
@@ -112,5 +124,66 @@ export class PrefaultPool {
         if (ok) this.ready.push(buf); // a failed fill (none expected): the unit is left to the GC
       });
     }
+  }
+}
+
+/**
+ * One buffer prefaulted ahead of a known need (see the file header): `start`
+ * it with the buffer the next growth will take; `take` hands it out only if
+ * its fill completed (zero-filled when `zeroed`), else undefined and the
+ * caller makes a fresh one. Either way it is forgotten then: a fill still
+ * running writes into a buffer nobody uses any more.
+ */
+export class PrefaultAhead {
+  private buf: Buffer | undefined;
+  private ready = false;
+  /** Bumped whenever the buffer is forgotten: a piece of an earlier one stops the chain. */
+  private generation = 0;
+
+  constructor(private readonly zeroed: boolean) {}
+
+  /** Whether a buffer is being filled or ready. */
+  get started(): boolean {
+    return this.buf !== undefined;
+  }
+
+  /** Whether the buffer's fill completed (tests). */
+  get isReady(): boolean {
+    return this.ready;
+  }
+
+  /** Starts filling `buf` (forgetting any earlier one). The caller must not touch it. */
+  start(buf: Buffer): void {
+    this.drop();
+    this.buf = buf;
+    const generation = this.generation;
+    const next = (from: number): void => {
+      if (generation !== this.generation) return;
+      if (from >= buf.length) {
+        this.ready = true;
+        return;
+      }
+      const to = Math.min(buf.length, from + PREFAULT_PIECE_BYTES);
+      prefault(buf.subarray(from, to), (ok) => {
+        if (ok) next(to);
+        else if (generation === this.generation) this.drop(); // none expected: the buffer is left to the GC
+      });
+    };
+    next(0);
+  }
+
+  /** The buffer if its fill completed, else undefined; forgotten in both cases. */
+  take(): Buffer | undefined {
+    const b = this.ready ? this.buf : undefined;
+    this.drop();
+    if (b !== undefined && this.zeroed) b.fill(0);
+    return b;
+  }
+
+  /** Forgets the buffer, ready or being filled (its pages go back once collected). */
+  drop(): void {
+    this.buf = undefined;
+    this.ready = false;
+    this.generation++;
   }
 }

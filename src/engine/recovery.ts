@@ -407,7 +407,7 @@ export function recover(segLog: LogEdit): RecoveryResult {
     if (isLast) {
       seg.index = new SparseIndex(base, indexIntervalBytes);
       // Appends go on in this segment: its hint is built from the records recovered (hint-builder.ts).
-      if (!readOnly) seg.hint = new HintBuilder();
+      if (!readOnly) seg.hint = new HintBuilder(segLog.options.maxSegmentBytes);
     }
 
     // Scan. A scanned segment may hold bytes a crashed process wrote and never

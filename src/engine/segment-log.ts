@@ -209,7 +209,7 @@ export class SegmentLog implements LogEdit {
     }
     const seg = new Segment(fs, this.dir, name, base, fd, SEGMENT_HEADER_BYTES);
     seg.index = new SparseIndex(base, this.options.indexIntervalBytes);
-    seg.hint = new HintBuilder();
+    seg.hint = new HintBuilder(this.options.maxSegmentBytes);
     seg.dirty = true;
     this.pushSegment(seg);
     this.dirDirty = true;

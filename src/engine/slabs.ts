@@ -70,7 +70,7 @@ export function ownBuffer(n: number): Buffer {
 }
 
 /** A WebAssembly memory is a whole number of pages of this size. */
-const WASM_PAGE_BYTES = 64 * 1024;
+export const WASM_PAGE_BYTES = 64 * 1024;
 
 /** What is used of the WebAssembly global (the tsconfig's lib declares none; `node --jitless` has none). */
 declare const WebAssembly:

@@ -18,6 +18,19 @@
  * ring's head has reached it, so the cache takes what it holds, not its
  * capacity, until it is full.
  *
+ * Prefaulting (prefault.ts: a first write to a page costs the event loop
+ * 11-16 µs on the benchmark VM): in a cache of at least
+ * SLOT_CACHE_PREFAULT_MIN_BYTES, during the first lap of a new arena (not
+ * one a shed made) the thread pool writes the arena ahead of the head (at
+ * least a piece past it, up to SLOT_CACHE_PREFAULT_AHEAD_BYTES plus a piece),
+ * one PREFAULT_PIECE_BYTES range at a time; and at any time the table's next
+ * size before it is needed (zero-filled when taken). The range a fill is writing is fenced:
+ * the ring never writes there while it runs. A head that catches up with it
+ * (the pool lags, or a synchronous burst gives the fill's completion no
+ * event-loop turn) steps over it with a padding entry, as at the arena's
+ * end, so every value is still cached; the padding is reclaimed when the
+ * tail passes. After a lap the arena is written whole and no fill starts.
+ *
  * Filling: a read that misses caches its value (`put`). A write caches its
  * value while the cache is `warm` (`putWritten`): it has never evicted, so a
  * GET after a bulk load that fits is a hit. A write that would have to evict,
@@ -52,13 +65,24 @@
  * (the server's GET reply): they stay valid only until the next put or
  * clear, which may move or overwrite them.
  */
-import { SLOT_CACHE_INITIAL_TABLE, SLOT_CACHE_WRITE_FILL_DIVISOR } from './limits.js';
-import { countUnwritten, tableInt32Array, type UnwrittenShare, written } from './slabs.js';
+import {
+  PREFAULT_PIECE_BYTES,
+  SLOT_CACHE_INITIAL_TABLE,
+  SLOT_CACHE_PREFAULT_AHEAD_BYTES,
+  SLOT_CACHE_PREFAULT_MIN_BYTES,
+  SLOT_CACHE_WRITE_FILL_DIVISOR,
+} from './limits.js';
+import { PrefaultAhead, prefault } from './prefault.js';
+import { countUnwritten, tableBuffer, tableInt32Array, type UnwrittenShare, written } from './slabs.js';
 
 const HEADER_BYTES = 8;
 const DROPPED = -1;
 const PAD = -2;
 const REFERENCED = 1;
+/** makeRoom's answer when the room would reach into the range a prefault fill is writing: the value is not cached. */
+const FENCED = -2;
+/** Table bytes from which the next table is prefaulted (smaller ones come from malloc's heap: few fresh pages). */
+const PREFAULT_TABLE_MIN_BYTES = 128 * 1024;
 /** Values up to this many bytes are copied by a JS loop, longer ones by Buffer.copy. */
 const COPY_LOOP_BYTES = 64;
 
@@ -103,9 +127,27 @@ export class SlotCache {
   private liveBytes = 0;
   private count = 0;
   private table: Int32Array;
-  /** How far into the arena the ring has written (its pages past that are not resident). */
-  private reached = 0;
-  /** The arena's bytes past `reached`, counted as never written (slabs.ts `unwrittenBytes`). */
+  /**
+   * Arena bytes [0, touched) were written by the ring or by a prefault fill
+   * (done or running), or lie in the gap the ring is writing before a fill;
+   * the pages past it are not resident.
+   */
+  private touched = 0;
+  /** `place` calls `reach` once the head passes this. */
+  private reachAt = 0;
+  /** The range [fenceFrom, fenceTo) a prefault fill is writing: the ring must not write there. fenceTo 0: none. */
+  private fenceFrom = 0;
+  private fenceTo = 0;
+  /** Whether arena fills still start: a cache of SLOT_CACHE_PREFAULT_MIN_BYTES or more, before the ring's first wrap. */
+  private prefaulting: boolean;
+  /** The table's next size, prefaulted once the table is 3/8 full (see the file header). */
+  private readonly nextTable = new PrefaultAhead(true);
+  /** Values at which the next table is started (Infinity: too small, or started). */
+  private tablePrefaultAt = Number.POSITIVE_INFINITY;
+  /** Arena fills started, and times grow took a prefaulted table (tests). */
+  arenaFills = 0;
+  prefaultedGrows = 0;
+  /** The arena's bytes past `touched`, counted as never written (slabs.ts `unwrittenBytes`). */
   private untouched: UnwrittenShare;
   private shift: number;
   private mask: number;
@@ -127,6 +169,7 @@ export class SlotCache {
     this.table = new Int32Array(2 * SLOT_CACHE_INITIAL_TABLE);
     this.mask = SLOT_CACHE_INITIAL_TABLE - 1;
     this.shift = 32 - Math.log2(SLOT_CACHE_INITIAL_TABLE);
+    this.prefaulting = this.capacity >= SLOT_CACHE_PREFAULT_MIN_BYTES;
   }
 
   /** Number of values held. */
@@ -202,7 +245,7 @@ export class SlotCache {
   putWritten(slot: number, value: Uint8Array, hot = false): void {
     const size = slotCacheEntryBytes(value.length);
     let at = this.liveBytes + size <= this.writeFillBytes ? this.makeRoom(size, false) : -1;
-    if (at < 0) {
+    if (at === -1) {
       this.shed();
       if (!hot) return;
       at = this.makeRoom(size, true);
@@ -220,8 +263,9 @@ export class SlotCache {
     this.place(slot, value, this.makeRoom(size, true), size);
   }
 
-  /** Writes `slot`'s entry at `at` (made room for, `size` bytes) and indexes it. */
+  /** Writes `slot`'s entry at `at` (made room for, `size` bytes) and indexes it; nothing when `at` is FENCED. */
   private place(slot: number, value: Uint8Array, at: number, size: number): void {
+    if (at === FENCED) return;
     const n = value.length;
     const w = this.words;
     w[at >>> 2] = slot;
@@ -232,16 +276,66 @@ export class SlotCache {
       for (let j = 0; j < n; j++) a[to + j] = value[j]!;
     } else this.arena.set(value, to);
     this.head = at + size;
-    if (this.head > this.reached) this.reach(this.head);
+    if (this.head > this.reachAt) this.reach(this.head);
     this.used += size;
     this.liveBytes += size;
     this.insert(slot, at);
   }
 
-  /** The ring has written the arena up to `to`. */
+  /** The ring has written the arena up to `to`: counts it resident, and keeps the prefault fills ahead. */
   private reach(to: number): void {
-    written(this.untouched, to - this.reached);
-    this.reached = to;
+    if (to > this.touched) {
+      written(this.untouched, to - this.touched);
+      this.touched = to;
+    }
+    if (this.prefaulting && this.fenceTo === 0 && to + SLOT_CACHE_PREFAULT_AHEAD_BYTES > this.touched)
+      this.prefaultArena();
+    this.reachAt =
+      this.prefaulting && this.fenceTo === 0
+        ? Math.max(to, this.touched - SLOT_CACHE_PREFAULT_AHEAD_BYTES)
+        : this.touched;
+  }
+
+  /**
+   * Starts the thread pool writing the next PREFAULT_PIECE_BYTES of the arena
+   * past `touched`, fenced until it is done; the head keeps a header's room
+   * before the fence, for the padding that steps over it (makeRoom).
+   */
+  private prefaultArena(): void {
+    // At least a piece past the head: a fill the head would catch at once is wasted work on both sides.
+    const from = Math.max(this.touched, this.head + PREFAULT_PIECE_BYTES);
+    const to = Math.min(this.capacity, from + PREFAULT_PIECE_BYTES);
+    if (to <= from) {
+      this.prefaulting = false; // the whole arena is written
+      return;
+    }
+    written(this.untouched, to - this.touched);
+    this.touched = to;
+    this.fenceFrom = from;
+    this.fenceTo = to;
+    this.arenaFills++;
+    const arena = this.arena;
+    prefault(arena.subarray(from, to), () => {
+      if (arena !== this.arena) return; // a shed replaced it: nothing fences the new one
+      this.fenceFrom = 0;
+      this.fenceTo = 0;
+      this.reach(this.head);
+    });
+  }
+
+  /** Whether room of `size` bytes at the head would reach into the range a fill is writing (or its header's room). */
+  private fenced(size: number): boolean {
+    return this.fenceTo !== 0 && this.head < this.fenceTo && this.head + size > this.fenceFrom - HEADER_BYTES;
+  }
+
+  /** Steps the head over the range a fill is writing: a padding entry from the head to the fence's end. */
+  private skipFence(): void {
+    const gap = this.fenceTo - this.head;
+    const w = this.words;
+    w[this.head >>> 2] = PAD;
+    w[(this.head >>> 2) + 1] = (gap - HEADER_BYTES) << 1;
+    this.used += gap;
+    this.head = this.fenceTo;
   }
 
   /**
@@ -318,6 +412,13 @@ export class SlotCache {
     }
   }
 
+  /** Drops the table prefaulted ahead (the idle memory reducer); the arena's prefaulted bytes cannot be given back alone. */
+  releasePrefaulted(): void {
+    if (!this.nextTable.started) return;
+    this.nextTable.drop();
+    this.tablePrefaultAt = this.count; // started again by the next value
+  }
+
   /** Forgets every value. */
   clear(): void {
     this.warm = true;
@@ -331,6 +432,8 @@ export class SlotCache {
     this.table = new Int32Array(2 * SLOT_CACHE_INITIAL_TABLE);
     this.mask = SLOT_CACHE_INITIAL_TABLE - 1;
     this.shift = 32 - Math.log2(SLOT_CACHE_INITIAL_TABLE);
+    this.nextTable.drop();
+    this.tablePrefaultAt = Number.POSITIVE_INFINITY;
   }
 
   /** Average table probes of a hit (1 = every value in its home bucket); for tests and benchmarks. */
@@ -370,7 +473,14 @@ export class SlotCache {
     const cap = this.capacity;
     this.arena = Buffer.allocUnsafeSlow(cap);
     this.untouched = countUnwritten(this.arena.buffer, cap);
-    this.reached = 0;
+    // The old arena's fill (if any) fences nothing here. No fills for this
+    // one: reads grow it at their pace, and it should hold no more pages
+    // than its values (the server's memory after a bulk load).
+    this.touched = 0;
+    this.reachAt = 0;
+    this.fenceFrom = 0;
+    this.fenceTo = 0;
+    this.prefaulting = false;
     this.words = new Int32Array(this.arena.buffer, this.arena.byteOffset, cap >>> 2);
     const w = this.words;
     let at = this.tail;
@@ -418,6 +528,10 @@ export class SlotCache {
       }
       if (this.used === 0 || this.head > this.tail) {
         // Live bytes are [tail, head): free are [head, cap) and [0, tail).
+        if (this.fenced(size)) {
+          this.skipFence();
+          continue;
+        }
         if (cap - this.head >= size) return this.head;
         const gap = cap - this.head;
         if (gap > 0) {
@@ -426,9 +540,15 @@ export class SlotCache {
           this.used += gap;
         }
         this.head = 0;
+        this.prefaulting = false; // the first lap is over: the arena is written whole
         continue;
       }
       // Live bytes are [tail, cap) and [0, head): free are [head, tail).
+      // A fill still running after a whole lap (a synchronous burst): writes
+      // here end within the tail's entry, so only a tail past the fence's
+      // start can bring them into it.
+      if (this.fenceTo !== 0 && this.head < this.fenceTo && this.tail >= this.fenceFrom - HEADER_BYTES)
+        return FENCED;
       if (this.tail - this.head >= size) return this.head;
       const at = this.tail;
       const slot = w[at >>> 2]!;
@@ -459,6 +579,7 @@ export class SlotCache {
 
   private insert(slot: number, at: number): void {
     if (2 * (this.count + 1) > this.mask + 1) this.grow();
+    else if (this.count === this.tablePrefaultAt) this.prefaultTable();
     const t = this.table;
     const mask = this.mask;
     const key = slot + 1;
@@ -515,11 +636,25 @@ export class SlotCache {
     this.count--;
   }
 
+  /** Starts prefaulting the table grow will take next. */
+  private prefaultTable(): void {
+    this.tablePrefaultAt = Number.POSITIVE_INFINITY;
+    const bytes = 16 * (this.mask + 1);
+    this.nextTable.start(Buffer.from(tableBuffer(bytes), 0, bytes));
+  }
+
   /** Doubles the table. */
   private grow(): void {
     const old = this.table;
     const capacity = 2 * (this.mask + 1);
-    const t = tableInt32Array(2 * capacity);
+    const next = this.nextTable.take();
+    if (next !== undefined) this.prefaultedGrows++;
+    const t = next
+      ? new Int32Array(next.buffer, next.byteOffset, 2 * capacity)
+      : tableInt32Array(2 * capacity);
+    // The next one starts at 3/8 full (this one grows at 1/2), when big enough to be worth it.
+    this.tablePrefaultAt =
+      16 * capacity >= PREFAULT_TABLE_MIN_BYTES ? (3 * capacity) / 8 : Number.POSITIVE_INFINITY;
     const mask = capacity - 1;
     const shift = this.shift - 1;
     for (let j = 0; j < old.length; j += 2) {

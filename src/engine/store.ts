@@ -1388,13 +1388,17 @@ export class Store extends EventEmitter implements CompactionHost {
 
   /**
    * Gives back buffers kept only to make the next writes cheaper (the spare
-   * write-buffer chunks, segment.ts; the keydir record page prefaulted ahead,
-   * prefault.ts); for a server gone idle
-   * (server/memory-reducer.ts). The next writes allocate them again.
+   * write-buffer chunks, segment.ts; the keydir record page, the small-value
+   * cache's next table and the hint's next entry arrays prefaulted ahead,
+   * prefault.ts); for a
+   * server gone idle (server/memory-reducer.ts). The next writes allocate
+   * them again.
    */
   releaseSpareBuffers(): void {
     releaseSpareWriteChunks();
     this.keydir.releaseSparePages();
+    this.slotCache?.releasePrefaulted();
+    this.active.hint?.releasePrefaulted();
   }
 
   stats(): StoreStats {

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { HintBuilder } from '../../src/engine/hint-builder.js';
 import { Keydir } from '../../src/engine/keydir.js';
 import { HINT_CHUNK_BYTES, HINT_SPARE_CHUNKS, KEYDIR_PAGE_SLOTS } from '../../src/engine/limits.js';
-import { PrefaultPool } from '../../src/engine/prefault.js';
+import { PrefaultAhead, PrefaultPool, prefault } from '../../src/engine/prefault.js';
 
 const UNIT = 64 * 1024;
 
@@ -90,6 +90,50 @@ describe('PrefaultPool', () => {
   });
 });
 
+describe('PrefaultAhead', () => {
+  it('hands its buffer out only once the fill completed, zero-filled when asked', async () => {
+    const ahead = new PrefaultAhead(true);
+    const early = Buffer.alloc(3 * UNIT);
+    ahead.start(early);
+    expect(ahead.started).toBe(true);
+    // Taken before its pieces were filled: nothing, and the buffer is forgotten.
+    expect(ahead.take()).toBeUndefined();
+    expect(ahead.started).toBe(false);
+    const buf = Buffer.alloc(3 * UNIT);
+    ahead.start(buf);
+    await until(() => ahead.isReady);
+    const got = ahead.take();
+    expect(got).toBe(buf);
+    expect(got!.every((b) => b === 0)).toBe(true);
+    expect(ahead.take()).toBeUndefined(); // handed out once
+  });
+
+  it('leaves the buffer as the fill wrote it when not zeroed, and drop forgets it', async () => {
+    const ahead = new PrefaultAhead(false);
+    ahead.start(Buffer.alloc(UNIT));
+    await until(() => ahead.isReady);
+    expect(ahead.take()!.some((b) => b !== 0)).toBe(true);
+    ahead.start(Buffer.alloc(UNIT));
+    ahead.drop();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(ahead.isReady).toBe(false);
+    expect(ahead.take()).toBeUndefined();
+  });
+
+  it('a buffer taken early is never handed out, whatever its fill does later', async () => {
+    const ahead = new PrefaultAhead(false);
+    // Queued behind another fill, so the pieces are still pending when taken.
+    prefault(Buffer.alloc(4 * UNIT), () => {});
+    const buf = Buffer.alloc(UNIT);
+    ahead.start(buf);
+    expect(ahead.take()).toBeUndefined();
+    const next = Buffer.alloc(UNIT);
+    ahead.start(next);
+    await until(() => ahead.isReady);
+    expect(ahead.take()).toBe(next);
+  });
+});
+
 describe('prefaulted users', () => {
   it('a keydir over several prefaulted record pages holds every key', async () => {
     const kd = new Keydir();
@@ -117,19 +161,44 @@ describe('prefaulted users', () => {
     });
   });
 
-  it('a hint builder past its spare chunks encodes what a fresh one does', async () => {
-    const entries = Math.ceil(((HINT_SPARE_CHUNKS + 6) * HINT_CHUNK_BYTES) / 43);
+  it('a hint builder past its spare chunks, its arrays grown into prefaulted ones, encodes what a fresh one does', async () => {
+    const entries = Math.ceil(((HINT_SPARE_CHUNKS + 14) * HINT_CHUNK_BYTES) / 43);
     const add = (h: HintBuilder, i: number) =>
       h.add(`key:${String(i).padStart(12, '0')}`, i, i * 143, 100, 0, 0);
     const prefaulted = new HintBuilder();
+    const next = (prefaulted as unknown as { nextArrays: PrefaultAhead }).nextArrays;
     for (let i = 0; i < entries; i++) {
       add(prefaulted, i);
       if (i % 2000 === 0) await new Promise((r) => setTimeout(r, 2));
+      // Arrays being prefaulted are given the event-loop turns to finish (however loaded the machine).
+      if (next.started && !next.isReady) await until(() => next.isReady);
     }
     const reference = new HintBuilder();
     for (let i = 0; i < entries; i++) add(reference, i);
     expect(prefaulted.encode(7).equals(reference.encode(7))).toBe(true);
+    // 32768 -> 65536 -> 131072 entries from slabs, each prefaulted from 3/4 of the size before.
+    expect(prefaulted.prefaultedGrows).toBeGreaterThanOrEqual(1);
+    expect(reference.prefaultedGrows).toBe(0);
     prefaulted.release();
+    reference.release();
+  });
+
+  it('drops the arrays a hint builder prefaulted ahead on releasePrefaulted (the idle reducer)', async () => {
+    const h = new HintBuilder();
+    const add = (i: number) => h.add(`key:${String(i).padStart(12, '0')}`, i, i * 143, 100, 0, 0);
+    const next = (h as unknown as { nextArrays: PrefaultAhead }).nextArrays;
+    let i = 0;
+    while (!next.started) add(i++);
+    await until(() => next.isReady);
+    h.releasePrefaulted();
+    expect(next.started).toBe(false);
+    const grown = h.prefaultedGrows;
+    for (let j = 0; j < 40_000; j++) add(i++); // past the next doubling: fresh arrays
+    expect(h.prefaultedGrows).toBe(grown);
+    const reference = new HintBuilder();
+    for (let j = 0; j < i; j++) reference.add(`key:${String(j).padStart(12, '0')}`, j, j * 143, 100, 0, 0);
+    expect(h.encode(3).equals(reference.encode(3))).toBe(true);
+    h.release();
     reference.release();
   });
 });
