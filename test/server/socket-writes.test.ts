@@ -129,6 +129,73 @@ describe('socket writes', () => {
     await until(() => writes.pending === 0);
   });
 
+  it('writeFrom: small replies from several memories, at any offset, arrive byte for byte; a range outside the memory throws a RangeError', async () => {
+    const { client, writes } = await pair();
+    // Two memories in turn (the writer moving to a fresh buffer and back), odd offsets, lengths across the small-copy size.
+    const memories = [new ArrayBuffer(8192), new ArrayBuffer(8192)];
+    memories.forEach((m, k) => {
+      const b = new Uint8Array(m);
+      for (let j = 0; j < b.length; j++) b[j] = (j * 29 + k * 101 + (j >>> 8)) & 0xff;
+    });
+    const sent: Buffer[] = [];
+    let at = 1;
+    for (let n = 0; n <= 300; n += n < 12 ? 1 : 7) {
+      const memory = memories[n % 2]!;
+      sent.push(Buffer.from(memory, at, n));
+      writes.writeFrom(memory, at, n);
+      at = (at + n + 3) % 4096;
+    }
+    expect(() => writes.writeFrom(memories[0]!, 8190, 9)).toThrow(RangeError);
+    expect(() => writes.writeFrom(memories[0]!, 8000, 300)).toThrow(RangeError);
+    await expectReceived(client, sent);
+  });
+
+  it("reads the socket's handle once, not per write (Node 20's _handle getter is a megamorphic load), and stops writing directly once the socket is destroyed", async () => {
+    let served: Socket | undefined;
+    const server = createServer((s) => {
+      served = s;
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    await once(client, 'connect');
+    await until(() => served !== undefined);
+    cleanups.push(() => {
+      client.destroy();
+      served?.destroy();
+      server.close();
+    });
+    // Count reads of _handle: an own accessor in front of Node's, holding the same handle.
+    const s = served as unknown as { _handle: unknown };
+    let handle = s._handle;
+    let reads = 0;
+    Object.defineProperty(s, '_handle', {
+      configurable: true,
+      get() {
+        reads++;
+        return handle;
+      },
+      set(v) {
+        handle = v;
+      },
+    });
+    const writes = new SocketWrites(served!, () => {});
+    expect(writes.direct).toBe(true);
+    const readsAtStart = reads;
+    const memory = new ArrayBuffer(64);
+    for (let i = 0; i < 50; i++) writes.writeFrom(memory, 0, 10);
+    for (let i = 0; i < 50; i++) writes.write(Buffer.from('x'));
+    expect(reads - readsAtStart).toBe(0);
+    let got = 0;
+    client.on('data', (c: Buffer) => {
+      got += c.length;
+    });
+    await until(() => got === 550);
+    served!.destroy();
+    expect(() => writes.write(Buffer.from('late'))).not.toThrow();
+    expect(writes.pending).toBe(0);
+  });
+
   it('writing to a peer that is gone closes the socket, with no exception', async () => {
     const { client, served, writes } = await pair();
     const errors: Error[] = [];
