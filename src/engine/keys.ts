@@ -36,14 +36,17 @@ interface Latin1Slicer {
   latin1Slice(start: number, end: number): string;
 }
 
+/** Buffer's latin1Slice, read once: `buf.latin1Slice` left a LoadIC call in the server's optimised SET path (~35 instructions). */
+const latin1Slice = (Buffer.prototype as unknown as Partial<Latin1Slicer>).latin1Slice;
+
 /**
  * `buf.toString('latin1', start, end)` for a Buffer and a valid range, by
  * the method that call ends in: no encoding lookup or range normalising,
  * about half the cost for a key-sized range (hot: the server's SET and GET).
  */
 export const latin1Of: (buf: Buffer, start: number, end: number) => string =
-  typeof (Buffer.prototype as unknown as Partial<Latin1Slicer>).latin1Slice === 'function'
-    ? (buf, start, end) => (buf as unknown as Latin1Slicer).latin1Slice(start, end)
+  typeof latin1Slice === 'function'
+    ? (buf, start, end) => latin1Slice.call(buf, start, end)
     : (buf, start, end) => buf.toString('latin1', start, end); // a Node without it: the public call
 
 export function toInternalKey(key: Key): string {

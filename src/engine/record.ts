@@ -43,6 +43,12 @@ const KNOWN_FLAGS = FLAG_TOMBSTONE | FLAG_BATCH | FLAG_BATCH_END;
 
 const TWO_32 = 2 ** 32;
 
+/**
+ * Uint8Array's `set`, called on the chunk: `buf.set` left a LoadIC call of
+ * `set` in encodeRecord's optimised code (~70 instructions per record).
+ */
+const setBytes = Uint8Array.prototype.set;
+
 export function recordSize(keyLength: number, valueLength: number): number {
   return RECORD_HEADER_BYTES + keyLength + valueLength;
 }
@@ -169,7 +175,7 @@ export function encodeRecord(
   } else {
     buf.write(key, keyAt, k, 'latin1');
   }
-  if (value) buf.set(value, keyAt + k);
+  if (value) setBytes.call(buf, value, keyAt + k);
   const end = keyAt + k + v;
   const crc = view ? crc32View(view, buf, at + CRC_BYTES, end) : crc32Range(buf, at + CRC_BYTES, end);
   putU32(buf, at, crc);

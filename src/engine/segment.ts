@@ -128,8 +128,11 @@ export class Segment {
    * The record's position is `this.size` before the call.
    */
   reserve(n: number): number {
-    let last = this.chunks[this.chunks.length - 1];
-    if (!last || last.buf.length - last.used < n) {
+    // Not chunks[length - 1] on an empty list: the key -1 is a property name, not an index, and
+    // that one read turned this site's load megamorphic (a stub-cache lookup on every reserve).
+    const chunks = this.chunks;
+    let last = chunks.length > 0 ? chunks[chunks.length - 1] : undefined;
+    if (last === undefined || last.buf.length - last.used < n) {
       // A record larger than a chunk gets a buffer alone in its mapping: freed, it leaves glibc's threshold where it was.
       const buf =
         n <= WRITE_CHUNK_BYTES ? (spareChunks.pop() ?? chunkSlabs.take(WRITE_CHUNK_BYTES)) : ownBuffer(n);
