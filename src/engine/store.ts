@@ -743,12 +743,41 @@ export class Store extends EventEmitter implements CompactionHost {
   /** @internal `expire` without the promise (see setNow): whether it wrote. */
   expireNow(key: Key, ttlMs: number | null): boolean {
     this.checkWritable();
+    return this.expireAtNow(key, ttlMs === null ? null : this.expiresAtFor(ttlMs));
+  }
+
+  /**
+   * @internal `expireNow` to an absolute time, ms since the epoch (a
+   * positive safe integer, taken as given: RESP's PEXPIREAT), or clearing
+   * it with null.
+   */
+  expireAtNow(key: Key, expiresAt: number | null): boolean {
+    this.checkWritable();
     const k = toInternalKey(key);
-    const expiresAt = ttlMs === null ? 0 : this.expiresAtFor(ttlMs);
+    const at = expiresAt === null ? 0 : checkExpiresAt(expiresAt);
     const slot = this.liveSlot(k);
-    if (slot < 0 || (ttlMs === null && this.keydir.expiresAtOf(slot, k) === 0)) return false;
-    this.writeValue(k, this.valueAt(k, slot), expiresAt);
+    if (slot < 0 || (at === 0 && this.keydir.expiresAtOf(slot, k) === 0)) return false;
+    this.writeValue(k, this.valueAt(k, slot), at);
     return true;
+  }
+
+  /**
+   * @internal `setNow` of a value that expires at `expiresAt`, ms since the
+   * epoch (a positive safe integer, taken as given: RESP's SET PXAT, and its
+   * relative expiries from one read of `now()`).
+   */
+  setExpiringNow(key: Key, value: Value, expiresAt: number): void {
+    this.checkWritable();
+    this.writeValue(toInternalKey(key), toValueBytes(value), checkExpiresAt(expiresAt));
+  }
+
+  /**
+   * @internal The time by the store's clock, ms since the epoch: a command
+   * that turns a relative expiry into an absolute one (or compares one with
+   * now) reads it once, so what it stores is what it computed.
+   */
+  now(): number {
+    return this.options.clock.now();
   }
 
   /** Appends a value record for `k` and points the keydir at it (undoable, cache invalidated): set and expire. */
@@ -1523,4 +1552,14 @@ export async function openStore(dir: string, options?: StoreOptions): Promise<St
   const store = new Store(dir, resolveOptions(options));
   await store.start();
   return store;
+}
+
+/** An absolute expiry (ms since the epoch) as the log keeps it exactly: a positive safe integer. */
+function checkExpiresAt(expiresAt: number): number {
+  if (!Number.isSafeInteger(expiresAt) || expiresAt <= 0)
+    throw new KvError(
+      'INVALID_ARGUMENT',
+      `expiresAt must be a positive integer ms since the epoch, at most 2^53 - 1, got ${String(expiresAt)}`,
+    );
+  return expiresAt;
 }

@@ -74,10 +74,10 @@ function expireCommand(name: string, unit: Unit, absolute: boolean) {
       when *= 1000n;
       if (!isInt64(when)) throw invalid();
     }
-    const now = Date.now();
+    const store = s.store;
+    const now = store.now(); // read once: what is stored is what is compared and computed here
     if (!absolute) when += BigInt(now);
     if (!isInt64(when)) throw invalid();
-    const store = s.store;
     const key = argv[1]!;
     const at = store.expiresAt(key);
     // Refused without writing: the reply still waits for the tick's ack (as the native
@@ -96,7 +96,7 @@ function expireCommand(name: string, unit: Unit, absolute: boolean) {
     if (when > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid();
     let done: boolean;
     try {
-      done = store.expireNow(key, Number(when) - now);
+      done = store.expireAtNow(key, Number(when));
     } catch (e) {
       throw e instanceof KvError && e.code === 'INVALID_ARGUMENT' ? invalid() : e;
     }

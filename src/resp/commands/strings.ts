@@ -61,13 +61,12 @@ export function expiryAt(e: ExpiryArg, cmd: string, now: number): number {
  * deletes the key instead. The caller waits on store.writeAck().
  */
 function setExpiringAt(store: Store, key: Buffer, value: Uint8Array, at: number, now: number): void {
-  const ttlMs = at - now;
-  if (ttlMs <= 0) {
+  if (at <= now) {
     store.deleteNow(key);
     return;
   }
   try {
-    store.setNow(key, value, { ttlMs });
+    store.setExpiringNow(key, value, at);
   } catch (e) {
     throw e instanceof KvError && e.code === 'INVALID_ARGUMENT' ? err(e.message) : e;
   }
@@ -121,7 +120,7 @@ function set(s: { store: Store }, argv: Buffer[]): Reply | AckedWrite {
   const value = argv[2]!;
   if (argv.length === 3) return store.setForAck(key, value);
   const f = parseFlags(argv, 3, true);
-  const now = Date.now();
+  const now = store.now();
   const at = f.expiry === undefined ? undefined : expiryAt(f.expiry, 'set', now);
   const old = f.get ? (store.getSync(key) ?? null) : null;
   const exists = f.get ? old !== null : f.nx || f.xx ? store.has(key) : false;
@@ -136,7 +135,7 @@ function set(s: { store: Store }, argv: Buffer[]): Reply | AckedWrite {
 
 function setex(name: string, unit: 'EX' | 'PX') {
   return (s: { store: Store }, argv: Buffer[]): AckedWrite => {
-    const now = Date.now();
+    const now = s.store.now();
     const at = expiryAt({ unit, arg: argv[2]! }, name, now);
     setExpiringAt(s.store, argv[1]!, argv[3]!, at, now);
     return ackedBy(s.store, OK);
@@ -291,7 +290,7 @@ export const STRING_COMMANDS: readonly RespCommand[] = [
     },
     (s, argv) => {
       const f = parseFlags(argv, 2, false);
-      const now = Date.now();
+      const now = s.store.now();
       const at = f.expiry === undefined ? undefined : expiryAt(f.expiry, 'getex', now);
       const value = s.store.getSync(argv[1]!);
       if (value === undefined) return null;
