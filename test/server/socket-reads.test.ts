@@ -5,34 +5,22 @@
  * that reads views gets the shared buffer itself, which the next read reuses.
  */
 import { once } from 'node:events';
-import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { deliverChunks, isReadBuffer, memoryOf, partOf, setSink } from '../../src/server/socket-reads.js';
-import { cleanups, closeAfterTest, sleep, until } from './socket-test-kit.js';
+import { closeAfterTest, loopbackPair, sleep, until } from './socket-test-kit.js';
 
 closeAfterTest();
 
 /** A loopback server whose accepted socket delivers through deliverChunks; the client socket and what arrived. */
 async function pair(): Promise<{ client: Socket; served: Socket; chunks: Buffer[]; viaOnread: boolean }> {
   const chunks: Buffer[] = [];
-  let served: Socket | undefined;
   let viaOnread = false;
-  const server = createServer({ allowHalfOpen: true }, (s) => {
-    served = s;
+  const { client, served } = await loopbackPair({ allowHalfOpen: true }, (s) => {
     viaOnread = deliverChunks(s, (c) => chunks.push(c));
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
   client.setNoDelay(true);
-  await once(client, 'connect');
-  await until(() => served !== undefined);
-  cleanups.push(() => {
-    client.destroy();
-    served?.destroy();
-    server.close();
-  });
-  return { client, served: served!, chunks, viaOnread };
+  return { client, served, chunks, viaOnread };
 }
 
 describe('socket reads', () => {

@@ -1,8 +1,10 @@
 /**
  * What the socket-level tests (socket-reads.test.ts, socket-writes.test.ts)
- * share: a sleep, a polling wait, and cleanups run after each test (the
- * loopback servers and sockets a test opened).
+ * share: a loopback socket pair, a sleep, a polling wait, and cleanups run
+ * after each test (the loopback servers and sockets a test opened).
  */
+import { once } from 'node:events';
+import { type AddressInfo, connect, createServer, type ServerOpts, type Socket } from 'node:net';
 import { afterEach } from 'vitest';
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -23,4 +25,31 @@ export function closeAfterTest(): void {
   afterEach(() => {
     for (const c of cleanups.splice(0)) c();
   });
+}
+
+/**
+ * A connected pair on 127.0.0.1: the client and the socket the server
+ * accepted (handed to `accepted` first, as it arrives), closed after the
+ * test (closeAfterTest).
+ */
+export async function loopbackPair(
+  options: ServerOpts = {},
+  accepted: (s: Socket) => void = () => {},
+): Promise<{ client: Socket; served: Socket }> {
+  let served: Socket | undefined;
+  const server = createServer(options, (s) => {
+    served = s;
+    accepted(s);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  cleanups.push(() => {
+    client.destroy();
+    served?.destroy();
+    server.close();
+  });
+  await once(client, 'connect');
+  await until(() => served !== undefined);
+  return { client, served: served! };
 }

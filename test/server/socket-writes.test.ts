@@ -1,38 +1,17 @@
-/**
- * server/socket-writes.ts: a served socket's replies go straight through its
- * handle on this Node; a write the kernel does not take whole is queued in
- * libuv behind nothing and before everything later (direct or through the
- * stream), counted in `pending` (backpressure), and `done` says when it is
- * written; a write to a closed peer closes the socket without an exception.
- */
-import { once } from 'node:events';
-import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { SocketWrites, STAGE_BYTES } from '../../src/server/socket-writes.js';
-import { cleanups, closeAfterTest, sleep, until } from './socket-test-kit.js';
+import { closeAfterTest, loopbackPair, sleep, until } from './socket-test-kit.js';
 
 closeAfterTest();
 
 /** A loopback pair: the accepted socket (written through SocketWrites) and the client, paused (reads nothing until resumed). */
 async function pair(): Promise<{ client: Socket; served: Socket; writes: SocketWrites; done: () => number }> {
-  let served: Socket | undefined;
-  const server = createServer((s) => {
-    served = s;
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  const { client, served } = await loopbackPair();
   client.pause();
-  await once(client, 'connect');
-  await until(() => served !== undefined);
   let doneCalls = 0;
-  const writes = new SocketWrites(served!, () => doneCalls++);
-  cleanups.push(() => {
-    client.destroy();
-    served?.destroy();
-    server.close();
-  });
-  return { client, served: served!, writes, done: () => doneCalls };
+  const writes = new SocketWrites(served, () => doneCalls++);
+  return { client, served, writes, done: () => doneCalls };
 }
 
 /** Buffer number i of `size` bytes, every byte telling where it belongs. */
@@ -151,20 +130,7 @@ describe('socket writes', () => {
   });
 
   it("reads the socket's handle once, not per write (Node 20's _handle getter is a megamorphic load), and stops writing directly once the socket is destroyed", async () => {
-    let served: Socket | undefined;
-    const server = createServer((s) => {
-      served = s;
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
-    await once(client, 'connect');
-    await until(() => served !== undefined);
-    cleanups.push(() => {
-      client.destroy();
-      served?.destroy();
-      server.close();
-    });
+    const { client, served } = await loopbackPair();
     // Count reads of _handle: an own accessor in front of Node's, holding the same handle.
     const s = served as unknown as { _handle: unknown };
     let handle = s._handle;
