@@ -85,6 +85,12 @@ const FENCED = -2;
 const PREFAULT_TABLE_MIN_BYTES = 128 * 1024;
 /** Values up to this many bytes are copied by a JS loop, longer ones by Buffer.copy. */
 const COPY_LOOP_BYTES = 64;
+/**
+ * Uint8Array's `set`, called on the arena: `this.arena.set` left a LoadIC
+ * call of `set` in place's optimised code (~77 instructions per fill; the
+ * same as encodeRecord's `buf.set`, record.ts).
+ */
+const setBytes = Uint8Array.prototype.set;
 
 /** Bytes an entry of a value of `n` bytes takes in the arena. */
 export function slotCacheEntryBytes(n: number): number {
@@ -274,7 +280,7 @@ export class SlotCache {
     if (n <= COPY_LOOP_BYTES) {
       const a = this.arena;
       for (let j = 0; j < n; j++) a[to + j] = value[j]!;
-    } else this.arena.set(value, to);
+    } else setBytes.call(this.arena, value, to);
     this.head = at + size;
     if (this.head > this.reachAt) this.reach(this.head);
     this.used += size;
@@ -385,7 +391,7 @@ export class SlotCache {
     if (n <= COPY_LOOP_BYTES) {
       const a = this.arena;
       for (let j = 0; j < n; j++) a[to + j] = value[j]!;
-    } else this.arena.set(value, to);
+    } else setBytes.call(this.arena, value, to);
     this.liveBytes += size;
     this.insert(slot, at);
   }
