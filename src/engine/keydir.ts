@@ -664,15 +664,18 @@ export class Keydir {
   }
 
   /**
-   * `set` of `key`, whose `length` bytes are also at `at` in `view` (the
-   * record just appended: segment-log.ts), with hash h (hashView): the key
-   * is compared and stored from there by 32-bit words instead of by chars.
+   * `set` of the key whose `length` bytes are at `at` in `view` (the record
+   * just appended: segment-log.ts), with hash h (hashView): the key is
+   * compared and stored from there by 32-bit words instead of by chars.
+   * `key`: its string, when the caller has one; without it (the server's
+   * SET) a string is made from the stored bytes only for the expiries map.
    */
   setView(
     h: number,
     view: DataView,
     at: number,
-    key: string,
+    length: number,
+    key: string | undefined,
     segment: number,
     position: number,
     valueLength: number,
@@ -682,7 +685,6 @@ export class Keydir {
     const t = this.table;
     const mask = this.mask;
     const tag = h & this.tagMask;
-    const length = key.length;
     let i = h & mask;
     for (; ; i = (i + 1) & mask) {
       const e = t[i]!;
@@ -690,24 +692,42 @@ export class Keydir {
       if ((e & this.tagMask) !== tag) continue;
       const s = (e & this.slotMask) - 1;
       if (this.keyEqualsView(s, view, at, length)) {
-        this.notePrev(s, key);
-        this.write(s, key, segment, position, valueLength, expiresAt);
+        this.setFound(s, key, segment, position, valueLength, expiresAt);
         return s;
       }
     }
     if (this.old !== undefined) {
       const s = this.slotInOld(this.oldBucketView(h, view, at, length));
       if (s >= 0) {
-        this.notePrev(s, key);
-        this.write(s, key, segment, position, valueLength, expiresAt);
+        this.setFound(s, key, segment, position, valueLength, expiresAt);
         return s;
       }
     }
     this.clearPrev();
     const s = this.allocSlot(length);
     this.storeKeyView(view, at, length, s);
-    this.insert(i, h, s, key, segment, position, valueLength, expiresAt);
+    const k = key ?? (expiresAt > 0 ? this.keyOf(s) : ''); // '': not read (no expiry, as setBytes)
+    this.insert(i, h, s, k, segment, position, valueLength, expiresAt);
     return s;
+  }
+
+  /** setView's update of the slot `s` its key was found in (`key` as there). */
+  private setFound(
+    s: number,
+    key: string | undefined,
+    segment: number,
+    position: number,
+    valueLength: number,
+    expiresAt: number,
+  ): void {
+    const k = key ?? (expiresAt > 0 || this.hasExpiry(s) ? this.keyOf(s) : ''); // '': not read
+    this.notePrev(s, k);
+    this.write(s, k, segment, position, valueLength, expiresAt);
+  }
+
+  /** The key of live slot `s`, as a fresh flat string (a caller that did not make one, when it needs one). */
+  keyOfSlot(s: number): string {
+    return this.keyOf(s);
   }
 
   /**

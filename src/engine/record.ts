@@ -162,6 +162,52 @@ export function encodeRecord(
   view?: DataView,
 ): number {
   const k = key.length;
+  const keyAt = at + RECORD_HEADER_BYTES;
+  if (k <= 64) {
+    for (let i = 0; i < k; i++) buf[keyAt + i] = key.charCodeAt(i); // latin1: one byte per char
+  } else {
+    buf.write(key, keyAt, k, 'latin1');
+  }
+  return encodeAroundKey(buf, at, offset, expiresAt, flags, k, value, view);
+}
+
+/**
+ * `encodeRecord` of the key src[keyStart, keyStart + keyLength) (the
+ * server's SET: the key's bytes in the request frame), the same bytes as
+ * encodeRecord of that range's latin1 string, with no string made.
+ */
+export function encodeRecordFrom(
+  buf: Buffer,
+  at: number,
+  offset: number,
+  expiresAt: number,
+  flags: number,
+  src: Uint8Array,
+  keyStart: number,
+  keyLength: number,
+  value: Uint8Array | undefined,
+  view?: DataView,
+): number {
+  const keyAt = at + RECORD_HEADER_BYTES;
+  if (keyLength <= 64) {
+    for (let i = 0; i < keyLength; i++) buf[keyAt + i] = src[keyStart + i]!;
+  } else {
+    setBytes.call(buf, src.subarray(keyStart, keyStart + keyLength), keyAt);
+  }
+  return encodeAroundKey(buf, at, offset, expiresAt, flags, keyLength, value, view);
+}
+
+/** The rest of a record whose key's `k` bytes are in place: header, value, CRC. Its size. */
+function encodeAroundKey(
+  buf: Buffer,
+  at: number,
+  offset: number,
+  expiresAt: number,
+  flags: number,
+  k: number,
+  value: Uint8Array | undefined,
+  view: DataView | undefined,
+): number {
   const v = value ? value.length : 0;
   writeU64(buf, at + AT_OFFSET, offset);
   writeU64(buf, at + AT_EXPIRES, expiresAt);
@@ -170,11 +216,6 @@ export function encodeRecord(
   buf[at + AT_KEY_LENGTH + 1] = k >>> 8;
   putU32(buf, at + AT_VALUE_LENGTH, v);
   const keyAt = at + RECORD_HEADER_BYTES;
-  if (k <= 64) {
-    for (let i = 0; i < k; i++) buf[keyAt + i] = key.charCodeAt(i); // latin1: one byte per char
-  } else {
-    buf.write(key, keyAt, k, 'latin1');
-  }
   if (value) setBytes.call(buf, value, keyAt + k);
   const end = keyAt + k + v;
   const crc = view ? crc32View(view, buf, at + CRC_BYTES, end) : crc32Range(buf, at + CRC_BYTES, end);

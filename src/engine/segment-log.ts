@@ -38,6 +38,7 @@ import type { ResolvedOptions } from './options.js';
 import {
   decodeHeaderInto,
   encodeRecord,
+  encodeRecordFrom,
   RECORD_HEADER_BYTES,
   type RecordHeader,
   recordSize,
@@ -267,31 +268,112 @@ export class SegmentLog implements LogEdit {
     flags: number,
     offset = this.nextOffset,
   ): number {
-    const size = recordSize(key.length, value ? value.length : 0);
     const seg = this.active;
     const position = seg.size;
+    const at = seg.reserve(recordSize(key.length, value ? value.length : 0));
+    encodeRecord(seg.reserved, at, offset, expiresAt, flags, key, value, seg.reservedView);
+    this.appended(seg, position, at, key.length, offset, value ? value.length : 0, expiresAt, flags);
+    return position;
+  }
+
+  /**
+   * `append` at nextOffset of a value record (no flags) whose key is
+   * src[keyStart, keyStart + keyLength), 1..MAX_KEY_BYTES bytes (the
+   * server's SET: its request frame): the same record, with no key string.
+   * `pointLast` and `recordUndoOfLastPoint` follow it.
+   */
+  appendFrom(
+    src: Uint8Array,
+    keyStart: number,
+    keyLength: number,
+    value: Uint8Array,
+    expiresAt: number,
+  ): number {
+    const seg = this.active;
+    const position = seg.size;
+    const offset = this.nextOffset;
+    const at = seg.reserve(recordSize(keyLength, value.length));
+    encodeRecordFrom(
+      seg.reserved,
+      at,
+      offset,
+      expiresAt,
+      0,
+      src,
+      keyStart,
+      keyLength,
+      value,
+      seg.reservedView,
+    );
+    this.appended(seg, position, at, keyLength, offset, value.length, expiresAt, 0);
+    return position;
+  }
+
+  /** The bookkeeping of a record just encoded at `at` in the active segment's write chunk, at `position`. */
+  private appended(
+    seg: Segment,
+    position: number,
+    at: number,
+    keyLength: number,
+    offset: number,
+    valueLength: number,
+    expiresAt: number,
+    flags: number,
+  ): void {
     this.nextOffset = offset + 1;
-    const at = seg.reserve(size);
     const view = seg.reservedView;
-    encodeRecord(seg.reserved, at, offset, expiresAt, flags, key, value, view);
     this.lastSegment = seg;
     this.lastPosition = position;
+    this.lastChunk = seg.reserved;
     this.lastView = view;
     this.lastKeyAt = at + RECORD_HEADER_BYTES;
+    this.lastKeyLength = keyLength;
     seg.index?.observe(offset, position);
-    seg.hint?.addFrom(
-      view,
-      this.lastKeyAt,
-      key.length,
-      offset,
-      position,
-      value ? value.length : 0,
-      expiresAt,
-      flags,
-    );
+    seg.hint?.addFrom(view, this.lastKeyAt, keyLength, offset, position, valueLength, expiresAt, flags);
     seg.lastOffset = offset;
     seg.records++;
-    return position;
+  }
+
+  /** The key of the last `append`, made a string from its record's bytes. */
+  lastKey(): string {
+    const at = this.lastKeyAt;
+    return this.lastChunk!.toString('latin1', at, at + this.lastKeyLength);
+  }
+
+  /**
+   * `point` of the last `appendFrom`'s record (at `position` in the active
+   * segment), its key read from the record: a key string is made only when
+   * something keeps one (an expiry, the hint's orphans, the key index).
+   */
+  pointLast(position: number, valueLength: number, expiresAt: number, hash?: number): number {
+    const kd = this.keydir;
+    const seg = this.lastSegment!;
+    const view = this.lastView!;
+    const keyAt = this.lastKeyAt;
+    const keyLength = this.lastKeyLength;
+    const slot = kd.setView(
+      hash ?? hashView(view, keyAt, keyLength),
+      view,
+      keyAt,
+      keyLength,
+      undefined,
+      seg.id,
+      position,
+      valueLength,
+      expiresAt,
+    );
+    const hint = seg.hint;
+    if (hint !== undefined) {
+      if (kd.prevSegment === seg.id) hint.dropAt(kd.prevPosition, keyLength);
+      else if (hint.orphanCount > 0) hint.adopt(this.lastKey());
+    }
+    if (kd.prevSegment >= 0) {
+      this.segments[kd.prevSegment]!.liveBytes -= recordSize(keyLength, kd.prevValueLength);
+    } else if (this.keyIndex) {
+      this.keyIndex.noteInsert(this.lastKey());
+    }
+    seg.liveBytes += recordSize(keyLength, valueLength);
+    return slot;
   }
 
   /**
@@ -305,12 +387,16 @@ export class SegmentLog implements LogEdit {
   private lastSegment: Segment | undefined;
   private lastPosition = -1;
   private lastView: DataView | undefined;
-  /** Where in lastView's bytes that record's key is. */
+  /** The write chunk lastView is over. */
+  private lastChunk: Buffer | undefined;
+  /** Where in lastView's bytes that record's key is, and its length. */
   private lastKeyAt = 0;
+  private lastKeyLength = 0;
 
   private forgetLastAppend(): void {
     this.lastSegment = undefined;
     this.lastView = undefined;
+    this.lastChunk = undefined;
   }
 
   /**
@@ -383,6 +469,7 @@ export class SegmentLog implements LogEdit {
         hash ?? hashView(view, keyAt, key.length),
         view,
         keyAt,
+        key.length,
         key,
         seg.id,
         position,
@@ -457,6 +544,20 @@ export class SegmentLog implements LogEdit {
   recordUndoOfPoint(key: string): void {
     const kd = this.keydir;
     this.undo.push(key, kd.prevSegment, kd.prevPosition, kd.prevValueLength, kd.prevExpiresAt);
+  }
+
+  /** recordUndoOfPoint for the key of the last append (pointLast), copied from its record's bytes. */
+  recordUndoOfLastPoint(): void {
+    const kd = this.keydir;
+    this.undo.pushBytes(
+      this.lastView!,
+      this.lastKeyAt,
+      this.lastKeyLength,
+      kd.prevSegment,
+      kd.prevPosition,
+      kd.prevValueLength,
+      kd.prevExpiresAt,
+    );
   }
 
   /** The tick's records reached the OS: its keydir changes stand; cursors are told there is more to read. */

@@ -44,7 +44,6 @@ import {
   checkTtlMs,
   internalizeKey,
   type Key,
-  latin1Of,
   toInternalKey,
   toKeyBytes,
   toUserKey,
@@ -698,17 +697,25 @@ export class Store extends EventEmitter implements CompactionHost {
 
   /**
    * @internal `setForAck` of the key buf[keyStart, keyStart + keyLength)
-   * (the server's SET: a request frame), decoded from there, with no Buffer
-   * made over the key's bytes. `keyHash`: the key's keydir hash (hashBytes)
-   * when the caller computed it already (the server's look-ahead).
+   * (the server's SET: a request frame). The key's bytes go from there into
+   * the record, and the keydir and the undo log take them from the record:
+   * no key string is made unless something keeps one (pointLast, the
+   * lru-cache below). `keyHash`: the key's keydir hash (hashBytes) when the
+   * caller computed it already (the server's look-ahead).
    */
   setForAckAt(buf: Buffer, keyStart: number, keyLength: number, value: Value, keyHash?: number): TickAck {
     this.checkWritable();
-    const k =
-      keyLength > 0 && keyLength <= MAX_KEY_BYTES
-        ? latin1Of(buf, keyStart, keyStart + keyLength)
-        : toInternalKey(buf.subarray(keyStart, keyStart + keyLength)); // throws its INVALID_KEY
-    this.writeValue(k, toValueBytes(value), 0, keyHash);
+    if (!(keyLength > 0 && keyLength <= MAX_KEY_BYTES)) {
+      toInternalKey(buf.subarray(keyStart, keyStart + keyLength)); // throws its INVALID_KEY
+    }
+    const v = toValueBytes(value);
+    this.makeRoom(recordSize(keyLength, v.length));
+    const log = this.segmentLog;
+    const slot = log.pointLast(log.appendFrom(buf, keyStart, keyLength, v, 0), v.length, 0, keyHash);
+    log.recordUndoOfLastPoint();
+    const kd = this.keydir;
+    if (kd.prevSegment >= 0 && this.caches(kd.prevValueLength)) this.cache!.delete(log.lastKey());
+    this.fill(slot, v);
     return this.tickAckNow();
   }
 

@@ -54,4 +54,28 @@ describe('UndoLog', () => {
     const small = fill(log, 3);
     expect(entriesOf(log)).toEqual(small.reverse());
   });
+
+  it('gives back keys pushed as bytes (pushBytes) among string ones, past the arena’s first size, and after clear', () => {
+    const log = new UndoLog();
+    for (const n of [3, 2_000]) {
+      const pushed: Entry[] = [];
+      const frame = Buffer.alloc(1100);
+      const view = new DataView(frame.buffer, frame.byteOffset, frame.length);
+      for (let i = 0; i < n; i++) {
+        const e = entry(i);
+        if (i % 2 === 0) {
+          log.push(...e);
+        } else {
+          const length = 1 + ((i * 37) % 1000); // keys of every byte value, 1 MB in all: the arena grows
+          for (let j = 0; j < length; j++) frame[5 + j] = (i + j * 11) & 0xff;
+          e[0] = frame.toString('latin1', 5, 5 + length);
+          log.pushBytes(view, 5, length, e[1], e[2], e[3], e[4]);
+        }
+        pushed.push(e);
+      }
+      expect(entriesOf(log)).toEqual(pushed.reverse());
+      log.clear();
+      expect(entriesOf(log)).toEqual([]);
+    }
+  });
 });
