@@ -187,10 +187,22 @@ for keys, expect in steps:
     if expect and not wait_for(expect):
         result = {'ok': False, 'missing': expect}
         break
+def drain():
+    # What the child wrote before it exited is still in the pty: read it until the
+    # master reports the closed slave (EIO) or nothing comes.
+    global out
+    while True:
+        r, _, _ = select.select([fd], [], [], 0.5)
+        if not r: return
+        try: data = os.read(fd, 65536)
+        except OSError: return
+        if not data: return
+        out += data
 end = time.time() + 10
 while result['ok'] and time.time() < end:
     done, status = os.waitpid(pid, os.WNOHANG)
     if done:
+        drain()
         result['status'] = os.waitstatus_to_exitcode(status)
         break
     r, _, _ = select.select([fd], [], [], 0.05)
