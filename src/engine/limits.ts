@@ -49,7 +49,7 @@ export const DEFAULT_SLOT_CACHE_BYTES = 32 * 1024 * 1024;
 /**
  * Values up to this size go to the small-value cache (slot-cache.ts), larger
  * ones to the lru-cache. The slot cache answers a hit with no system call and
- * no key string (engine bench, get hot: see README).
+ * no key string (engine bench, get hot: see BENCHMARKS.md).
  */
 export const SLOT_CACHE_MAX_VALUE_BYTES = 4096;
 

@@ -34,6 +34,18 @@ function configRows(): Map<string, string[]> {
   return rows;
 }
 
+/** A markdown file's heading anchors, as GitHub makes them. */
+function headings(markdown: string): Set<string> {
+  return new Set(
+    [...markdown.matchAll(/^#+ (.+)$/gm)].map((m) =>
+      m[1]!
+        .toLowerCase()
+        .replace(/[^a-z0-9 -]/g, '')
+        .replace(/ /g, '-'),
+    ),
+  );
+}
+
 describe('README', () => {
   it('quick start: the two commands at the top are what package.json and the defaults do', () => {
     const top = readme.slice(0, readme.indexOf('## Using it'));
@@ -48,33 +60,30 @@ describe('README', () => {
     expect(parseConfig([], {})).toMatchObject({ host: '127.0.0.1', port: 7379, dir: './data' });
   });
 
-  it('links nothing outside the repository: every link is a file of the repository or a heading of the README', () => {
-    const headings = new Set(
-      [...readme.matchAll(/^#+ (.+)$/gm)].map((m) =>
-        m[1]!
-          .toLowerCase()
-          .replace(/[^a-z0-9 -]/g, '')
-          .replace(/ /g, '-'),
-      ),
-    );
-    const links = [...readme.matchAll(/!?\[[^\]]*\]\(([^)\s]+)\)/g)].map((m) => m[1]!);
-    expect(links.length).toBeGreaterThan(3);
-    for (const link of links) {
-      expect(link, 'no web links: the README ships in the package and must hold without them').not.toMatch(
-        /^[a-z]+:/i,
-      );
-      const [path = '', anchor] = link.split('#');
-      if (path === '') {
-        expect(headings.has(anchor!), `#${anchor} is a heading of the README`).toBe(true);
-        continue;
+  it.each(['README.md', 'BENCHMARKS.md'])(
+    '%s links nothing outside the repository: every link is a file of the repository or a heading',
+    (file) => {
+      const text = read(file);
+      const links = [...text.matchAll(/!?\[[^\]]*\]\(([^)\s]+)\)/g)].map((m) => m[1]!);
+      expect(links.length).toBeGreaterThan(1);
+      for (const link of links) {
+        expect(link, 'no web links: the docs ship in the package and must hold without them').not.toMatch(
+          /^[a-z]+:/i,
+        );
+        const [path = '', anchor] = link.split('#');
+        const target = resolve(root, path === '' ? file : path);
+        expect(target.startsWith(`${root}/`), `${link} stays inside the repository`).toBe(true);
+        expect(existsSync(target), `${link} exists`).toBe(true);
+        if (anchor !== undefined && target.endsWith('.md'))
+          expect(
+            headings(readFileSync(target, 'utf8')).has(anchor),
+            `#${anchor} is a heading of ${path || file}`,
+          ).toBe(true);
       }
-      const target = resolve(root, path);
-      expect(target.startsWith(`${root}/`), `${link} stays inside the repository`).toBe(true);
-      expect(existsSync(target), `${link} exists`).toBe(true);
-    }
-    // Nor names a path outside it in prose (`../shared/...`, absolute paths of one machine).
-    expect(readme).not.toMatch(/`\.\.\/|\]\(\.\.\/|`\/work\//);
-  });
+      // Nor names a path outside it in prose (`../shared/...`, absolute paths of one machine).
+      expect(text).not.toMatch(/`\.\.\/|\]\(\.\.\/|`\/work\//);
+    },
+  );
 
   it('every flag of kv-server --help is in the configuration table, with its variable, field and default', () => {
     const rows = configRows();

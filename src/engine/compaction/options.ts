@@ -28,7 +28,7 @@ export interface CompactionOptions extends CompactionPolicyOptions {
    * its run, in (0, 1]; 1 is unthrottled. Default 1 (as Kafka's cleaner I/O
    * limit defaults to unlimited): at 0.25, bench:compaction's foreground p99
    * during compaction was not measurably better on the shared 2-core machine
-   * (README "Compaction"), and the worker's own CPU is a small part of a
+   * (BENCHMARKS.md "Compaction"), and the worker's own CPU is a small part of a
    * compaction's. Lower caps the rewrite's CPU on a busy machine, for longer
    * compactions. Measured from the thread's own CPU time (pacer.ts).
    */

@@ -83,7 +83,7 @@ import { traced } from './trace.js';
  * onto a core running a nice-19 platform thread, waited for it (an ftrace
  * of sched_switch saw it wait behind them up to 10 ms, until a timer tick,
  * in user mode). The rewrite itself was no slower without them (idle
- * compaction time, 5 alternating pairs, README "Compaction").
+ * compaction time, 5 alternating pairs, BENCHMARKS.md "Compaction").
  */
 export const REWRITE_V8_FLAGS: readonly string[] = ['--single-threaded'];
 
