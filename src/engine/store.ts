@@ -330,11 +330,13 @@ export class Store extends EventEmitter implements CompactionHost {
 
   /**
    * @internal Resolves when the background sealing tasks running now have
-   * finished. Not those started meanwhile: under steady writes on small
-   * segments there always is one, and store.compact() waited forever.
+   * finished, and the compaction's rewrite process has warmed up if it is
+   * doing so (compaction/warm-up.ts). Not tasks started meanwhile: under
+   * steady writes on small segments there always is one, and
+   * store.compact() waited forever.
    */
   async settleBackground(): Promise<void> {
-    await Promise.allSettled([...this.background]);
+    await Promise.allSettled([...this.background, this.compactor.warmedUp]);
   }
 
   /**

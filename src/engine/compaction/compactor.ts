@@ -108,6 +108,11 @@ export class Compactor {
     this.timer = setInterval(() => this.tick(), this.options.checkIntervalMs).unref();
   }
 
+  /** Resolves when the rewrite process's warm-up, if one runs, is over (rewrite-process.ts prewarm). */
+  get warmedUp(): Promise<void> {
+    return this.rewriter.warmedUp;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);

@@ -72,6 +72,7 @@ import {
 } from './rewrite.js';
 import { lowerEveryThread, lowerThread } from './thread-priority.js';
 import { traced } from './trace.js';
+import { warmUpRewrite } from './warm-up.js';
 
 /**
  * V8 flags of the child. `--single-threaded`: its GC and JIT work runs on
@@ -141,7 +142,8 @@ type Reply =
       cpuMs: number;
       sleptMs: number;
     }
-  | { type: 'error'; error: WireError };
+  | { type: 'error'; error: WireError }
+  | { type: 'warmed-up' };
 
 /**
  * To the child: a job (its snapshot left out), then its `liveChunks` chunks
@@ -151,7 +153,8 @@ type Request =
   | { type: 'job'; job: RewriteJob; liveChunks: number }
   | { type: 'live'; input: number; pairs: Uint32Array }
   | { type: 'cancel' }
-  | { type: 'ack' };
+  | { type: 'ack' }
+  | { type: 'warm-up' };
 
 function toWire(err: unknown): WireError {
   const e = (err instanceof Error ? err : new Error(String(err))) as NodeJS.ErrnoException;
@@ -233,6 +236,8 @@ export interface ChunkCounts {
 export class RewriteProcess {
   private child: ChildProcess | undefined;
   private pending: Pending | undefined;
+  /** The child's warm-up (prewarm), settled when it reports the end of it or dies. */
+  private warming: { done: Promise<void>; resolve(): void } | undefined;
   readonly chunks: ChunkCounts = { received: 0, sent: 0, maxBytes: 0 };
 
   /** Runs a rewrite in the child; its outputs are reopened here for the swap. */
@@ -272,9 +277,33 @@ export class RewriteProcess {
     if (bytes > this.chunks.maxBytes) this.chunks.maxBytes = bytes;
   }
 
-  /** Starts the child now (the store's open), so no rewrite pays for the fork. */
+  /**
+   * Starts the child now (the store's open), so no rewrite pays for the
+   * fork, and has it warm up (warm-up.ts), so no rewrite pays for V8's
+   * compilation of the rewrite's code. A rewrite sent meanwhile waits for it.
+   */
   prewarm(): void {
-    this.start();
+    if (this.child) return;
+    const c = this.start();
+    let resolve = () => {};
+    const done = new Promise<void>((r) => {
+      resolve = r;
+    });
+    this.warming = { done, resolve };
+    refs(c, true); // as a rewrite does: a process waiting for the warm-up (settleBackground) must not exit first
+    c.send({ type: 'warm-up' } satisfies Request);
+  }
+
+  /** Resolves when the warm-up prewarm() started is over (or its process gone); at once without one. */
+  get warmedUp(): Promise<void> {
+    return this.warming?.done ?? Promise.resolve();
+  }
+
+  private warmUpOver(): void {
+    if (!this.warming) return;
+    this.warming.resolve();
+    this.warming = undefined;
+    if (this.child && !this.pending) refs(this.child, false);
   }
 
   /**
@@ -295,6 +324,7 @@ export class RewriteProcess {
   async terminate(): Promise<void> {
     const c = this.child;
     this.child = undefined;
+    this.warmUpOver();
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise((resolve) => c.once('exit', resolve));
     // Ref'd while it dies: an unref'd child's exit let a process end before its own pending IPC writes went out.
@@ -322,7 +352,10 @@ export class RewriteProcess {
     refs(c, false);
     c.on('message', (m: Reply) => this.onReply(c, m));
     const lost = (err: Error) => {
-      if (this.child === c) this.child = undefined;
+      if (this.child === c) {
+        this.child = undefined;
+        this.warmUpOver();
+      }
       this.finish()?.reject(err);
     };
     c.on('error', (err) => lost(err));
@@ -343,6 +376,10 @@ export class RewriteProcess {
   }
 
   private onReply(c: ChildProcess, m: Reply): void {
+    if (m.type === 'warmed-up') {
+      if (this.child === c) this.warmUpOver();
+      return;
+    }
     if (m.type === 'progress') {
       this.pending?.onProgress(m.progress);
       return;
@@ -546,6 +583,8 @@ if (process.argv[2] === CHILD_TAG && process.send) {
   const outbox = new Outbox();
   /** A job whose snapshot chunks are still arriving. */
   let receiving: { job: RewriteJob; remaining: number } | undefined;
+  /** The warm-up (warm-up.ts) if one was asked for: a job starts once it is over. */
+  let warmedUp: Promise<void> = Promise.resolve();
   // The server is gone: stop now. Its next open sweeps the outputs.
   process.on('disconnect', () => process.exit(0));
   const orphaned = () => !process.connected || process.ppid !== parent;
@@ -553,6 +592,9 @@ if (process.argv[2] === CHILD_TAG && process.send) {
     switch (m.type) {
       case 'ack':
         outbox.acked();
+        return;
+      case 'warm-up':
+        warmedUp = warmUpRewrite().then(() => outbox.post({ type: 'warmed-up' }, false));
         return;
       case 'cancel':
         cancelled = true;
@@ -575,7 +617,7 @@ if (process.argv[2] === CHILD_TAG && process.send) {
     if (receiving && receiving.remaining === 0) {
       const job = receiving.job;
       receiving = undefined;
-      void serve(job, outbox, () => cancelled || orphaned());
+      void warmedUp.then(() => serve(job, outbox, () => cancelled || orphaned()));
     }
   });
 }

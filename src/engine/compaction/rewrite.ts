@@ -481,18 +481,126 @@ export function lastDeletions(
   return last;
 }
 
-export async function rewriteSegments(fs: Fs, job: RewriteJob, host: RewriteHost): Promise<RewriteOutcome> {
-  const { inputs, prefix, now } = job;
-  const writer = new OutputWriter(fs, job.dir, job.maxSegmentBytes, job.indexIntervalBytes, host.pause);
-  const moves = new Moves();
-  const expired: ExpiredLive = { slots: [], segments: [], positions: [], keys: [] };
+/**
+ * The record-by-record scan of a rewrite's inputs, one step at a time (`step`).
+ *
+ * Its own class, with every callee a method of an object of a fixed class,
+ * so that V8 optimises this small loop alone, once per process. Why (issue
+ * 15, the rewrite process's CPU): with the loop inside the async
+ * `rewriteSegments`, V8 optimised that whole function by on-stack
+ * replacement, compiling it 2-4 times per rewrite (TurboFan, on the child's
+ * only thread under --single-threaded: 40-100 ms each), and deoptimised it
+ * again in each later rewrite of the process (a new job's map, the new
+ * host's closures). Measured with --trace-opt and the child's thread CPU on
+ * bench:compaction --quick's data sets: a first rewrite took ~140 ms (10%
+ * live) and ~250 ms (90% live) of which a warm one needs ~20 and ~55.
+ */
+export class InputScan {
+  /** The input scanned, its live pairs sorted by position, the next pair's index in them, and the next record's position. */
+  private seg: RewriteInput = { id: 0, name: '', fd: -1, size: 0 };
+  private live: Uint32Array = new Uint32Array(0);
+  private li = 0;
+  pos = 0;
+  private readonly h: RecordHeader = { offset: 0, expiresAt: 0, flags: 0, keyLength: 0, valueLength: 0 };
   /** Deletions kept, by key: the output and hint entry, so a later live value of the key in the same output retracts it from the hint. */
-  const keptDeletions = new Map<string, { out: number; entry: number }>();
-  const bytesTotal = inputs.reduce((n, s) => n + s.size, 0);
-  let bytesDone = 0;
-  /** Per key, the offset of the one deletion to keep (non-prefix runs); undefined: keep every deletion. */
-  const keep = prefix ? undefined : lastDeletions(fs, job.dir, inputs, now);
-  const keepDeletion = (key: string, offset: number) => {
+  private readonly keptDeletions = new Map<string, { out: number; entry: number }>();
+
+  constructor(
+    private readonly reader: InputReader,
+    private readonly writer: OutputWriter,
+    readonly moves: Moves,
+    readonly expired: ExpiredLive,
+    private readonly prefix: boolean,
+    private readonly now: number,
+    /** Per key, the offset of the one deletion to keep (non-prefix runs); undefined: keep every deletion. */
+    private readonly keep: Map<string, number> | undefined,
+  ) {}
+
+  /** Starts on input `seg`, whose live pairs are `live` (sorted by position). */
+  open(seg: RewriteInput, live: Uint32Array): void {
+    this.seg = seg;
+    this.live = live;
+    this.li = 0;
+    this.pos = SEGMENT_HEADER_BYTES;
+    this.reader.open(seg.fd, SEGMENT_HEADER_BYTES, seg.size);
+  }
+
+  get done(): boolean {
+    return this.pos >= this.seg.size;
+  }
+
+  /** Scans records until the input ends or performance.now() reaches `until`. */
+  step(until: number): void {
+    const { reader, seg, live, h, now, prefix } = this;
+    let pos = this.pos;
+    let li = this.li;
+    let records = 0;
+    while (pos < seg.size) {
+      let at = reader.ensure(pos, RECORD_HEADER_BYTES);
+      if (at < 0) throw new CorruptionError(seg.name, pos, 'truncated record header');
+      if (!decodeHeaderInto(reader.buf, at, reader.bufferedEnd, MAX_KEY_BYTES, h))
+        throw new CorruptionError(seg.name, pos, 'invalid record header');
+      const size = RECORD_HEADER_BYTES + h.keyLength + h.valueLength;
+      if (pos + size > seg.size)
+        throw new CorruptionError(seg.name, pos, 'record runs past the end of the segment');
+      at = reader.ensure(pos, size);
+      if (at < 0) throw new CorruptionError(seg.name, pos, 'truncated record');
+      const buf = reader.buf;
+      if (!checkRecord(buf, at, size)) throw new CorruptionError(seg.name, pos, 'record fails its CRC');
+      const position = pos;
+      pos += size;
+      const tombstone = (h.flags & FLAG_TOMBSTONE) !== 0;
+      const isExpired = h.expiresAt !== 0 && h.expiresAt <= now;
+      while (li < live.length && live[li + 1]! < position) li += 2;
+      const isLive = !tombstone && li < live.length && live[li + 1] === position;
+      if (isLive && !isExpired) this.keepLive(buf, at, size, live[li]!, position);
+      else if (isLive || ((tombstone || isExpired) && !prefix)) {
+        const key = recordKey(buf, at, h.keyLength);
+        if (isLive) {
+          this.expired.slots.push(live[li]!);
+          this.expired.segments.push(seg.id);
+          this.expired.positions.push(position);
+          this.expired.keys.push(key);
+        }
+        if (!prefix) this.keepDeletion(key, h.offset);
+      }
+      if (++records % RECORDS_PER_CLOCK_CHECK === 0 && performance.now() >= until) break;
+    }
+    this.pos = pos;
+    this.li = li;
+  }
+
+  /** Copies the live record of `size` bytes at buf[at] (the header in `h`) to the outputs, with its hint entry and move. */
+  private keepLive(buf: Buffer, at: number, size: number, slot: number, position: number): void {
+    const { h, writer } = this;
+    const to = writer.reserve(size, h.offset);
+    if ((h.flags & (FLAG_BATCH | FLAG_BATCH_END)) === 0) buf.copy(writer.buf, to, at, at + size);
+    else {
+      const valueAt = at + RECORD_HEADER_BYTES + h.keyLength;
+      encodeRecord(
+        writer.buf,
+        to,
+        h.offset,
+        h.expiresAt,
+        0,
+        recordKey(buf, at, h.keyLength),
+        buf.subarray(valueAt, valueAt + h.valueLength),
+      );
+    }
+    if (this.keptDeletions.size === 0)
+      writer.hint(recordKey(buf, at, h.keyLength), h.offset, h.valueLength, h.expiresAt, 0);
+    else {
+      const key = recordKey(buf, at, h.keyLength);
+      const d = this.keptDeletions.get(key);
+      if (d !== undefined && d.out === writer.lastOut) writer.dropHint(d.out, d.entry);
+      writer.hint(key, h.offset, h.valueLength, h.expiresAt, 0);
+    }
+    this.moves.add(slot, this.seg.id, position, writer.lastOut, writer.lastPosition, size);
+  }
+
+  /** Keeps a deletion of `key` (non-prefix runs) as a tombstone, if it is the one `keep` names. */
+  private keepDeletion(key: string, offset: number): void {
+    const { keep, writer, keptDeletions } = this;
     if (keep !== undefined && keep.get(key) !== offset) return;
     const at = writer.reserve(RECORD_HEADER_BYTES + key.length, offset);
     encodeRecord(writer.buf, at, offset, 0, FLAG_TOMBSTONE, key, undefined);
@@ -500,81 +608,29 @@ export async function rewriteSegments(fs: Fs, job: RewriteJob, host: RewriteHost
     const earlier = keptDeletions.get(key);
     if (earlier !== undefined && earlier.out === writer.lastOut) writer.dropHint(earlier.out, earlier.entry);
     keptDeletions.set(key, { out: writer.lastOut, entry: writer.hint(key, offset, 0, 0, FLAG_TOMBSTONE) });
-  };
-  const reader = new InputReader(fs);
-  const h: RecordHeader = { offset: 0, expiresAt: 0, flags: 0, keyLength: 0, valueLength: 0 };
+  }
+}
+
+export async function rewriteSegments(fs: Fs, job: RewriteJob, host: RewriteHost): Promise<RewriteOutcome> {
+  const { inputs, prefix, now } = job;
+  const writer = new OutputWriter(fs, job.dir, job.maxSegmentBytes, job.indexIntervalBytes, host.pause);
+  const expired: ExpiredLive = { slots: [], segments: [], positions: [], keys: [] };
+  const bytesTotal = inputs.reduce((n, s) => n + s.size, 0);
+  let bytesDone = 0;
+  const keep = prefix ? undefined : lastDeletions(fs, job.dir, inputs, now);
+  const scan = new InputScan(new InputReader(fs), writer, new Moves(), expired, prefix, now, keep);
   try {
     for (let si = 0; si < inputs.length; si++) {
-      const seg = inputs[si]!;
-      const live = sortByPosition(job.live[si] ?? []);
-      /** Next live pair (index of its slot in `live`). */
-      let li = 0;
-      let pos = SEGMENT_HEADER_BYTES;
+      scan.open(inputs[si]!, sortByPosition(job.live[si] ?? []));
       bytesDone += SEGMENT_HEADER_BYTES;
-      reader.open(seg.fd, pos, seg.size);
-      while (pos < seg.size) {
-        const stepFrom = pos;
-        const stepUntil = performance.now() + STEP_MS;
-        let records = 0;
-        while (pos < seg.size) {
-          let at = reader.ensure(pos, RECORD_HEADER_BYTES);
-          if (at < 0) throw new CorruptionError(seg.name, pos, 'truncated record header');
-          if (!decodeHeaderInto(reader.buf, at, reader.bufferedEnd, MAX_KEY_BYTES, h))
-            throw new CorruptionError(seg.name, pos, 'invalid record header');
-          const size = RECORD_HEADER_BYTES + h.keyLength + h.valueLength;
-          if (pos + size > seg.size)
-            throw new CorruptionError(seg.name, pos, 'record runs past the end of the segment');
-          at = reader.ensure(pos, size);
-          if (at < 0) throw new CorruptionError(seg.name, pos, 'truncated record');
-          const buf = reader.buf;
-          if (!checkRecord(buf, at, size)) throw new CorruptionError(seg.name, pos, 'record fails its CRC');
-          const position = pos;
-          pos += size;
-          const tombstone = (h.flags & FLAG_TOMBSTONE) !== 0;
-          const isExpired = h.expiresAt !== 0 && h.expiresAt <= now;
-          while (li < live.length && live[li + 1]! < position) li += 2;
-          const isLive = !tombstone && li < live.length && live[li + 1] === position;
-          if (isLive && !isExpired) {
-            const slot = live[li]!;
-            const to = writer.reserve(size, h.offset);
-            if ((h.flags & (FLAG_BATCH | FLAG_BATCH_END)) === 0) buf.copy(writer.buf, to, at, at + size);
-            else {
-              const valueAt = at + RECORD_HEADER_BYTES + h.keyLength;
-              encodeRecord(
-                writer.buf,
-                to,
-                h.offset,
-                h.expiresAt,
-                0,
-                recordKey(buf, at, h.keyLength),
-                buf.subarray(valueAt, valueAt + h.valueLength),
-              );
-            }
-            if (keptDeletions.size === 0)
-              writer.hint(recordKey(buf, at, h.keyLength), h.offset, h.valueLength, h.expiresAt, 0);
-            else {
-              const key = recordKey(buf, at, h.keyLength);
-              const d = keptDeletions.get(key);
-              if (d !== undefined && d.out === writer.lastOut) writer.dropHint(d.out, d.entry);
-              writer.hint(key, h.offset, h.valueLength, h.expiresAt, 0);
-            }
-            moves.add(slot, seg.id, position, writer.lastOut, writer.lastPosition, size);
-          } else if (isLive || ((tombstone || isExpired) && !prefix)) {
-            const key = recordKey(buf, at, h.keyLength);
-            if (isLive) {
-              expired.slots.push(live[li]!);
-              expired.segments.push(seg.id);
-              expired.positions.push(position);
-              expired.keys.push(key);
-            }
-            if (!prefix) keepDeletion(key, h.offset);
-          }
-          if (++records % RECORDS_PER_CLOCK_CHECK === 0 && performance.now() >= stepUntil) break;
-        }
-        traced('rewrite.step', stepUntil - STEP_MS);
-        bytesDone += pos - stepFrom;
+      while (!scan.done) {
+        const stepFrom = scan.pos;
+        const t = performance.now();
+        scan.step(t + STEP_MS);
+        traced('rewrite.step', t);
+        bytesDone += scan.pos - stepFrom;
         host.onProgress({ segmentsDone: si, segmentsTotal: inputs.length, bytesDone, bytesTotal });
-        host.onMoves?.(moves);
+        host.onMoves?.(scan.moves);
         await host.pause();
         await writer.throttle();
         if (host.isCancelled()) throw new Error('compaction cancelled: the store is closing');
@@ -587,5 +643,5 @@ export async function rewriteSegments(fs: Fs, job: RewriteJob, host: RewriteHost
     throw err;
   }
   const outputs: OutputSegment[] = writer.outputs.map(({ hint: _, ...o }) => o);
-  return { outputs, moves, expired, bytesRead: bytesTotal };
+  return { outputs, moves: scan.moves, expired, bytesRead: bytesTotal };
 }

@@ -228,6 +228,33 @@ describe('the rewrite in its own process', () => {
   });
 });
 
+describe('the warm-up of the rewrite process (warm-up.ts)', () => {
+  it('a rewrite sent while the warm-up runs waits for it, then writes the same bytes and moves as on the event loop', async () => {
+    const { worker, loop, dirs } = await pair(data);
+    const w = new RewriteProcess();
+    try {
+      w.prewarm(); // forks and starts the warm-up; the rewrite below is sent at once
+      const rw = await rewriteSealed(worker, w);
+      const rl = await rewriteSealed(loop, w);
+      expect(rw.workerCpuMs, 'the rewrite ran in the rewrite process').toBeGreaterThan(0);
+      const outW = files(dirs[0], (n) => n.endsWith('.compacting'));
+      const outL = files(dirs[1], (n) => n.endsWith('.compacting'));
+      expect(outW.size).toBe(3 * rw.outputs.length);
+      expect([...outW.keys()]).toEqual([...outL.keys()]);
+      for (const [name, bytes] of outW)
+        expect(bytes.equals(outL.get(name)!), `${name} byte for byte`).toBe(true);
+      expect(movesOf(rw)).toEqual(movesOf(rl));
+      expect(described(rw)).toEqual(described(rl));
+      abortOutputs(nodeFs, dirs[0], rw.outputs);
+      abortOutputs(inThreadFs, dirs[1], rl.outputs);
+    } finally {
+      await w.terminate();
+      await worker.close();
+      await loop.close();
+    }
+  });
+});
+
 describe('the worker on a larger log: SIGKILL while it writes, close() while it runs, a damaged record', () => {
   const KEYS = 3000;
   const VERSIONS = 6;
