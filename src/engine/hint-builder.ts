@@ -16,7 +16,12 @@
  * Storage: entries in chunks of HINT_CHUNK_BYTES (never straddling two),
  * their record positions and starts in typed arrays (positions increase, so
  * an entry is found by binary search), a byte per entry for "dropped". When
- * dropped entries outweigh kept ones the chunks are squeezed in place.
+ * dropped entries outweigh kept ones the chunks are squeezed in place, a
+ * step of SQUEEZE_STEP_ENTRIES entries in each later add or drop (in one
+ * pass it took 20-35 ms of the event loop's CPU in the SET that set it off,
+ * with 100k keys overwritten in the active segment), so the kept entries sit
+ * in two index ranges until it ends: [0, packedTo) packed, [visitFrom,
+ * entries) not yet visited, and no index in between.
  *
  * The first HINT_SPARE_CHUNKS chunks are buffers of their own, shared with
  * the next builders through a spare pool; a bigger hint takes the rest of
@@ -46,6 +51,12 @@ import { PrefaultAhead, PrefaultPool } from './prefault.js';
 import { Slabs, tableBuffer, WASM_PAGE_BYTES } from './slabs.js';
 
 const INITIAL_ENTRIES = 1024;
+/**
+ * Entries a squeeze visits per add or drop. Each call adds at most one
+ * entry, so a squeeze ends within entries / (this - 1) calls; a step moves at
+ * most this many entries (~3 µs for short keys).
+ */
+export const SQUEEZE_STEP_ENTRIES = 32;
 /** Interpolation steps of `find` before it falls back to binary search. */
 const INTERPOLATION_STEPS = 4;
 
@@ -72,6 +83,16 @@ export class HintBuilder {
   private chunks: Buffer[] = [];
   /** Chunks emptied by a squeeze, taken again before new ones. */
   private free: Buffer[] = [];
+  /** A squeeze is under way (see the file header). */
+  private squeezing = false;
+  /** While squeezing: entries [0, packedTo) are packed, [visitFrom, entries) not yet visited. */
+  private packedTo = 0;
+  private visitFrom = 0;
+  /** While squeezing: where the next kept entry goes (chunk index, byte in it). */
+  private packChunk = 0;
+  private packUsed = 0;
+  /** Squeezes started (tests). */
+  squeezes = 0;
   private readonly slabs = new Slabs();
   /** Chunks past the spare ones, carved from `slabs` and prefaulted a step ahead (prefault.ts). */
   private readonly slabChunks = new PrefaultPool(
@@ -172,6 +193,7 @@ export class HintBuilder {
    * chunk when it does not fit); returns where there it goes.
    */
   private place(keyLength: number, position: number): number {
+    if (this.squeezing) this.squeezeStep();
     const size = HINT_ENTRY_BYTES + keyLength;
     if (this.used + size > HINT_CHUNK_BYTES) {
       this.chunks.push(this.takeChunk());
@@ -208,8 +230,24 @@ export class HintBuilder {
     const size = HINT_ENTRY_BYTES + keyLength;
     this.count--;
     this.bytes -= size;
+    if (this.squeezing) {
+      // An entry not yet visited goes with this squeeze; a packed one waits for the next.
+      if (i < this.packedTo) this.droppedBytes += size;
+      this.squeezeStep();
+      return;
+    }
     this.droppedBytes += size;
-    if (this.droppedBytes >= HINT_COMPACT_MIN_BYTES && this.droppedBytes > this.bytes) this.squeeze();
+    if (this.droppedBytes >= HINT_COMPACT_MIN_BYTES && this.droppedBytes > this.bytes) this.startSqueeze();
+  }
+
+  /** Entries held, kept or dropped (tests). */
+  get entriesHeld(): number {
+    return this.entries;
+  }
+
+  /** A squeeze is under way (tests). */
+  get squeezeUnderWay(): boolean {
+    return this.squeezing;
   }
 
   /** Keys the keydir no longer points at here (see the invariant above). */
@@ -252,6 +290,10 @@ export class HintBuilder {
     let runTo = 0;
     let runOut = 0;
     for (; i < this.entries; i++) {
+      if (i === this.packedTo && i < this.visitFrom) {
+        i = this.visitFrom; // over a squeeze's gap
+        if (i === this.entries) break;
+      }
       if (this.dropped[i] !== 0) continue;
       const size = this.entrySize(i);
       if (n + size > out.length) break;
@@ -300,6 +342,8 @@ export class HintBuilder {
     this.dropped = new Uint8Array(INITIAL_ENTRIES);
     this.used = HINT_CHUNK_BYTES;
     this.entries = this.count = this.bytes = this.droppedBytes = 0;
+    this.squeezing = false;
+    this.packedTo = this.visitFrom = 0;
     this.orphans.clear();
   }
 
@@ -333,9 +377,14 @@ export class HintBuilder {
    * binary search finishes whatever the steps did not.
    */
   private find(position: number): number {
+    const split = this.packedTo;
+    if (split > 0 && position <= this.positions[split - 1]!) return this.findIn(position, 0, split - 1);
+    return this.findIn(position, this.visitFrom, this.entries - 1);
+  }
+
+  /** `find` within entries lo..hi (no squeeze gap inside). */
+  private findIn(position: number, lo: number, hi: number): number {
     const p = this.positions;
-    let lo = 0;
-    let hi = this.entries - 1;
     for (let step = 0; step < INTERPOLATION_STEPS && lo < hi; step++) {
       const a = p[lo]!;
       const b = p[hi]!;
@@ -394,35 +443,64 @@ export class HintBuilder {
   }
 
   /**
-   * Moves the kept entries down over the dropped ones, in place and in order
-   * (an entry still never straddles two chunks, and never moves up: packing
-   * a subsequence first-fit ends no later than packing the whole), then gives
-   * back the chunks left empty.
+   * Starts moving the kept entries down over the dropped ones, in place and
+   * in order (an entry still never straddles two chunks, and never moves up:
+   * packing a subsequence first-fit ends no later than packing the whole, so
+   * an entry's new bytes end before the next one's old bytes start); each
+   * step moves the next SQUEEZE_STEP_ENTRIES, and the last gives back the
+   * chunks left empty. The dropped entries now pending all go with it.
    */
-  private squeeze(): void {
-    let chunk = 0;
-    let used = 0;
-    let n = 0;
-    for (let i = 0; i < this.entries; i++) {
-      if (this.dropped[i] !== 0) continue;
-      const size = this.entrySize(i);
+  private startSqueeze(): void {
+    this.squeezing = true;
+    this.squeezes++;
+    this.packedTo = this.visitFrom = 0;
+    this.packChunk = this.packUsed = 0;
+    this.droppedBytes = 0;
+    this.squeezeStep();
+  }
+
+  private squeezeStep(): void {
+    const chunks = this.chunks;
+    const starts = this.starts;
+    const positions = this.positions;
+    const dropped = this.dropped;
+    const end = Math.min(this.entries, this.visitFrom + SQUEEZE_STEP_ENTRIES);
+    let n = this.packedTo;
+    let chunk = this.packChunk;
+    let used = this.packUsed;
+    for (let i = this.visitFrom; i < end; i++) {
+      if (dropped[i] !== 0) continue;
+      const start = starts[i]!;
+      const from = start % HINT_CHUNK_BYTES;
+      const src = chunks[(start - from) / HINT_CHUNK_BYTES]!;
+      const size = HINT_ENTRY_BYTES + (src[from + 25]! | (src[from + 26]! << 8)); // key length (hint.ts)
       if (used + size > HINT_CHUNK_BYTES) {
         chunk++;
         used = 0;
       }
-      const start = this.starts[i]!;
-      const from = start % HINT_CHUNK_BYTES;
-      this.chunks[Math.floor(start / HINT_CHUNK_BYTES)]!.copy(this.chunks[chunk]!, used, from, from + size);
-      this.starts[n] = chunk * HINT_CHUNK_BYTES + used;
-      this.positions[n] = this.positions[i]!;
-      this.dropped[n] = 0;
+      const dst = chunks[chunk]!;
+      if (dst !== src) src.copy(dst, used, from, from + size);
+      else if (used !== from) src.copyWithin(used, from, from + size);
+      starts[n] = chunk * HINT_CHUNK_BYTES + used;
+      positions[n] = positions[i]!;
+      dropped[n] = 0;
       n++;
       used += size;
     }
-    const keep = n === 0 ? 0 : chunk + 1;
+    this.packedTo = n;
+    this.visitFrom = end;
+    this.packChunk = chunk;
+    this.packUsed = used;
+    if (end === this.entries) this.endSqueeze();
+  }
+
+  private endSqueeze(): void {
+    const n = this.packedTo;
+    const keep = n === 0 ? 0 : this.packChunk + 1;
     this.free.push(...this.chunks.splice(keep));
-    this.used = keep === 0 ? HINT_CHUNK_BYTES : used;
+    this.used = keep === 0 ? HINT_CHUNK_BYTES : this.packUsed;
     this.entries = n;
-    this.droppedBytes = 0;
+    this.squeezing = false;
+    this.packedTo = this.visitFrom = 0;
   }
 }

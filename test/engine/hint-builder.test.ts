@@ -20,7 +20,7 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/engine/clock.js';
 import { parseName } from '../../src/engine/filenames.js';
 import { encodeHint, HINT_ENTRY_BYTES, HINT_HEADER_BYTES, type HintEntry } from '../../src/engine/hint.js';
-import { HintBuilder } from '../../src/engine/hint-builder.js';
+import { HintBuilder, SQUEEZE_STEP_ENTRIES } from '../../src/engine/hint-builder.js';
 import { SEAL_AT_CLOSE_MIN_BYTES } from '../../src/engine/limits.js';
 import { MemFs } from '../../src/engine/mem-fs.js';
 import { FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE } from '../../src/engine/record.js';
@@ -273,6 +273,76 @@ describe('HintBuilder', () => {
         },
       ),
       { numRuns: 10 },
+    );
+  });
+});
+
+describe('HintBuilder squeezes a step at a time', () => {
+  it('holds the kept entries in order before, during and after each squeeze, which ends within its entries / (step - 1) calls', () => {
+    fc.assert(
+      fc.property(
+        // ~1 KiB keys: HINT_COMPACT_MIN_BYTES of drops is ~1,000 entries, so squeezes
+        // of thousands of entries run over many calls, with adds, drops and reads between.
+        fc.array(
+          fc.record({
+            op: fc.integer({ min: 0, max: 99 }),
+            keyLength: fc.integer({ min: 500, max: 1500 }),
+            pick: fc.nat(),
+          }),
+          { minLength: 6000, maxLength: 9000 },
+        ),
+        (ops) => {
+          const b = new HintBuilder();
+          const kept: HintEntry[] = [];
+          let position = 100;
+          let calls = 0; // adds and drops since the squeeze under way began
+          let bound = 0;
+          const call = (f: () => void) => {
+            const before = b.squeezeUnderWay;
+            const held = b.entriesHeld;
+            const squeezes = b.squeezes;
+            f();
+            // The call that starts a squeeze of more than a step's entries does not finish it.
+            if (b.squeezes > squeezes && held > SQUEEZE_STEP_ENTRIES) expect(b.squeezeUnderWay).toBe(true);
+            if (!before && b.squeezeUnderWay) {
+              calls = 0;
+              // It visits every entry held when it began (and the one added then), and one more per later call.
+              bound = Math.ceil((held + 1) / (SQUEEZE_STEP_ENTRIES - 1)) + 1;
+            }
+            if (b.squeezeUnderWay) {
+              calls++;
+              expect(calls, 'the squeeze ends within its bound of calls').toBeLessThanOrEqual(bound);
+            }
+          };
+          ops.forEach((o, i) => {
+            // Mostly adds over the first half, mostly drops after: squeezes of thousands of entries.
+            if (o.op < (i < ops.length / 2 ? 85 : 30) || kept.length < 2) {
+              const entry = {
+                key: `${i}:`.padEnd(o.keyLength, 'k'),
+                offset: i,
+                position,
+                valueLength: i % 100,
+                expiresAt: i % 3 === 0 ? 1_700_000_000_000 + i : 0,
+                flags: 0,
+              };
+              call(() => addKept(b, kept, entry));
+              position += 27 + entry.key.length + entry.valueLength;
+            } else if (o.op < 99) {
+              const victim = kept.splice(o.pick % (kept.length - 1), 1)[0]!;
+              call(() => b.dropAt(victim.position, victim.key.length));
+              // Dropping it again (a stale position) changes nothing (and takes no squeeze step).
+              if (o.op === 97) b.dropAt(victim.position, victim.key.length);
+            } else if (o.op === 99) {
+              expect(b.count).toBe(kept.length);
+              expect(b.encode(3).equals(encodeHint(3, kept))).toBe(true);
+            }
+          });
+          expect(b.squeezes).toBeGreaterThan(0);
+          expect(b.encode(3).equals(encodeHint(3, kept))).toBe(true);
+          b.release();
+        },
+      ),
+      { numRuns: 4, endOnFailure: true },
     );
   });
 });
