@@ -160,7 +160,7 @@ export class FrameWriter extends OutputBuffer {
   }
 
   private rollback(to: number): void {
-    this.buf = this.frameBuf;
+    this.returnTo(this.frameBuf);
     this.start = this.markStart;
     this.done.length = this.markDone;
     this.doneBytes = this.markDoneBytes;

@@ -47,6 +47,16 @@ const LINE_FEED = 0x0a;
 
 /** Replies of every RESP connection are encoded into one shared output buffer. */
 const writer = new RespWriter();
+
+/** End of a server tick (server.ts flushAll): as the native endReplyTick, the shared writer's rewind. */
+export function endRespReplyTick(): void {
+  writer.rewind();
+}
+
+/** @internal Buffers the shared RESP writer has made (tests). */
+export function respReplyBuffersMade(): number {
+  return writer.buffersMade;
+}
 /** lookAhead's scratch: the keys' [start, length) and their hashes. */
 const aheadSpans = new Int32Array(2 * LOOKAHEAD_FRAMES);
 const aheadHashes = new Int32Array(LOOKAHEAD_FRAMES);

@@ -636,12 +636,20 @@ const SET_INDEX = COMMAND_TABLE.get('SET')!.index;
 const writer = new FrameWriter();
 
 /**
- * End of a server tick (server.ts flushAll): the shared writer lets go of the
- * value source it kept for GET replies (FrameWriter.sourceView), so a
- * small-value cache arena dropped meanwhile is not kept alive by it.
+ * End of a server tick (server.ts flushAll), after every connection wrote
+ * what it took: the shared writer lets go of the value source it kept for
+ * GET replies (FrameWriter.sourceView), so a small-value cache arena dropped
+ * meanwhile is not kept alive by it, and writes the next tick's replies from
+ * the start of its buffer again if they were all copied out (rewind).
  */
-export function forgetReplySource(): void {
+export function endReplyTick(): void {
   writer.forgetSource();
+  writer.rewind();
+}
+
+/** @internal Buffers the shared native writer has made (tests). */
+export function nativeReplyBuffersMade(): number {
+  return writer.buffersMade;
 }
 /** lookAhead's scratch: the bodies' [start, end) and their keys' hashes. */
 const aheadSpans = new Int32Array(2 * LOOKAHEAD_FRAMES);

@@ -107,6 +107,10 @@ export interface ReplyWriter {
   takeOneAt(): number;
   readonly takenMemory: ArrayBufferLike | undefined;
   readonly takenStart: number;
+  /** `n` bytes of a place takeOneAt lent from `memory` were copied out (output-buffer.ts rewind). */
+  giveBack(memory: ArrayBufferLike, n: number): void;
+  /** A place takeOneAt lent from `memory` became a Buffer: that memory is not written again. */
+  pin(memory: ArrayBufferLike): void;
 }
 
 /** A protocol's request reader over the received chunks (chunk-queue.ts). */
@@ -780,6 +784,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
   /** Makes the tail a Buffer at the end of out (before anything but the plain write of a tail alone). */
   private tailToOut(): void {
     if (this.tailLength === 0) return;
+    this.writer.pin(this.tailMemory!);
     this.out[this.outCount++] = Buffer.from(this.tailMemory!, this.tailStart, this.tailLength);
     this.tailMemory = undefined;
     this.tailLength = 0;
@@ -893,7 +898,8 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
       this.outBytes = 0;
       this.sent += bytes;
       this.host.metrics.bytesOut += bytes;
-      this.writes.writeFrom(memory, this.tailStart, bytes);
+      // Copied out (the usual case): the shared writer may write that place again (its rewind).
+      if (this.writes.writeFrom(memory, this.tailStart, bytes)) this.writer.giveBack(memory, bytes);
       this.afterFlush();
       return;
     }

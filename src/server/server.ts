@@ -28,9 +28,9 @@ import { INFO_SECTIONS, type InfoSection } from '../protocol/messages.js';
 import type { PrimaryAddress } from '../replication/replica.js';
 import { Replication } from '../replication/replication.js';
 import type { RespClientInfo, RespServer } from '../resp/command.js';
-import { RespConnection } from '../resp/connection.js';
+import { endRespReplyTick, RespConnection } from '../resp/connection.js';
 import { infoText } from '../resp/info.js';
-import { Connection, forgetReplySource } from './connection.js';
+import { Connection, endReplyTick } from './connection.js';
 import { IdleClock } from './idle-clock.js';
 import { ServerMetrics } from './metrics.js';
 import { isRespStart, PendingConnection } from './protocol-detect.js';
@@ -278,8 +278,10 @@ export class KvServer implements ConnectionHost, RespServer {
     if (dirty.length > DIRTY_KEPT) this.dirty = [];
     this.flushScheduled = false;
     // This tick's GET replies are encoded (each asked for this flush, or waits behind
-    // an earlier reply and a later tick's flush lets go).
-    forgetReplySource();
+    // an earlier reply and a later tick's flush lets go); what every connection took
+    // was written.
+    endReplyTick();
+    endRespReplyTick();
   }
 
   info(sections: readonly InfoSection[]): Record<string, unknown> {

@@ -179,15 +179,16 @@ export class SocketWrites {
   }
 
   /**
-   * Writes memory[start, start + length) (never written again by the
-   * caller): through the stage when it is small and the write can go
-   * straight through the handle, else as a view of its own.
+   * Writes memory[start, start + length): through the stage when it is small
+   * and the write can go straight through the handle, else as a view of its
+   * own. Returns true when it was copied (the caller may write there again),
+   * false when the view is written (never write there again).
    */
-  writeFrom(memory: ArrayBufferLike, start: number, length: number): void {
+  writeFrom(memory: ArrayBufferLike, start: number, length: number): boolean {
     const handle = this.directHandle();
     if (handle === undefined || length > STAGE_BYTES) {
       this.write(Buffer.from(memory, start, length));
-      return;
+      return false;
     }
     if (stage === undefined) {
       stage = new ArrayBuffer(STAGE_BYTES);
@@ -196,6 +197,7 @@ export class SocketWrites {
     if (length <= SMALL_COPY_BYTES) copySmall(stageData!, memory, start, length);
     else copyMemory(stage, 0, memory, start, length);
     this.writeDirect(handle, stageView(stage, length), true);
+    return true;
   }
 
   /** The socket's handle if a write may go straight through it now (see the header's order invariant), else undefined. */

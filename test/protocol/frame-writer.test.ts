@@ -259,6 +259,130 @@ describe('FrameWriter', () => {
   });
 });
 
+describe("FrameWriter rewind (the server's shared writer reuses its buffer)", () => {
+  it('writes from its start again only when no byte anyone may still read is there: lent places given back, nothing taken or pinned', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.record({
+              op: fc.constant('frame' as const),
+              size: fc.constantFrom(0, 10, 120, 900, 5000, 40_000),
+            }),
+            fc.record({ op: fc.constant('tooLarge' as const), size: fc.constantFrom(2000, 70_000) }),
+            fc.record({ op: fc.constantFrom('takeOne' as const, 'take' as const, 'rewind' as const) }),
+            fc.record({ op: fc.constantFrom('giveBack' as const, 'pin' as const), pick: fc.nat() }),
+          ),
+          { minLength: 1, maxLength: 120 },
+        ),
+        (ops) => {
+          const w = new FrameWriter();
+          // Bytes that may still be read, each with what it held when handed out.
+          const lent: { memory: ArrayBufferLike; start: number; bytes: Buffer }[] = [];
+          const kept: { view: Uint8Array; bytes: Buffer }[] = [];
+          let fill = 1;
+          for (const o of ops) {
+            switch (o.op) {
+              case 'frame':
+                w.frame([fill, Buffer.alloc(o.size, fill++ & 0xff)]);
+                break;
+              case 'tooLarge':
+                // A frame over its limit is rolled back, possibly to an earlier buffer.
+                expect(() => w.frame([fill, Buffer.alloc(o.size, fill++ & 0xff)], 1000)).toThrow();
+                break;
+              case 'takeOne': {
+                const n = w.takeOneAt();
+                if (n > 0) {
+                  const view = new Uint8Array(w.takenMemory!, w.takenStart, n);
+                  lent.push({ memory: w.takenMemory!, start: w.takenStart, bytes: Buffer.from(view) });
+                }
+                break;
+              }
+              case 'take':
+                for (const b of w.take()) kept.push({ view: b, bytes: Buffer.from(b) });
+                break;
+              case 'giveBack':
+              case 'pin': {
+                if (lent.length === 0) break;
+                const [p] = lent.splice(o.pick % lent.length, 1);
+                if (o.op === 'giveBack') w.giveBack(p!.memory, p!.bytes.length);
+                else {
+                  w.pin(p!.memory);
+                  kept.push({ view: new Uint8Array(p!.memory, p!.start, p!.bytes.length), bytes: p!.bytes });
+                }
+                break;
+              }
+              case 'rewind':
+                w.rewind();
+                break;
+            }
+            for (const p of lent)
+              expect(Buffer.from(p.memory, p.start, p.bytes.length).equals(p.bytes)).toBe(true);
+            for (const k of kept) expect(Buffer.from(k.view).equals(k.bytes)).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('a frame over its limit rolled back to the buffer before never lets that buffer be rewound over a place lent from it', () => {
+    const w = new FrameWriter();
+    // 64,009 bytes: the buffer (64 KiB) keeps ~1.5 KiB of room, enough to stay the one written to.
+    w.frame([1, Buffer.alloc(64_000, 1)]);
+    const n = w.takeOneAt();
+    expect(n).toBe(64_009);
+    const lent = Buffer.from(new Uint8Array(w.takenMemory!, w.takenStart, n));
+    const place = new Uint8Array(w.takenMemory!, w.takenStart, n);
+    // Its value does not fit in the room left: the frame moves to a fresh buffer, then is rolled back.
+    expect(() => w.frame([2, Buffer.alloc(2000, 2)], 1000)).toThrow();
+    expect(w.rewind()).toBe(false);
+    w.frame([3, Buffer.alloc(100, 3)]);
+    expect(Buffer.from(place).equals(lent)).toBe(true);
+  });
+
+  it('a buffer left full while a place lent from it is out is reused only once it came back', () => {
+    const w = new FrameWriter();
+    // 64,609 bytes: under 1 KiB of room is left, so taking them moves the writer on at once.
+    w.frame([1, Buffer.alloc(64_600, 1)]);
+    const n = w.takeOneAt();
+    const memory = w.takenMemory!;
+    const place = new Uint8Array(memory, w.takenStart, n);
+    const lent = Buffer.from(place);
+    for (let i = 2; i < 6; i++) {
+      w.frame([i, Buffer.alloc(40_000, i)]);
+      for (const b of w.take()) expect(b.length).toBeGreaterThan(0);
+      w.rewind();
+      expect(Buffer.from(place).equals(lent), `after frame ${i}`).toBe(true);
+    }
+    const made = w.buffersMade;
+    w.giveBack(memory, n);
+    w.rewind();
+    // Now it is spare: the next buffer needed is that one, not a new one.
+    w.frame([9, Buffer.alloc(40_000, 9)]);
+    expect(w.buffersMade).toBe(made);
+  });
+
+  it('a tick whose replies were all copied out starts the next at the same place', () => {
+    const w = new FrameWriter();
+    w.reply(1, 'x'.repeat(100));
+    w.reply(2, 'y'.repeat(100));
+    const n = w.takeOneAt();
+    const memory = w.takenMemory!;
+    const start = w.takenStart;
+    expect(w.rewind()).toBe(false); // lent, not given back
+    w.giveBack(memory, n);
+    expect(w.rewind()).toBe(true);
+    w.reply(3, 'z');
+    expect(w.takeOneAt()).toBeGreaterThan(0);
+    expect(w.takenMemory).toBe(memory);
+    expect(w.takenStart).toBe(start);
+    // A place made a Buffer keeps its buffer from being written again.
+    w.pin(memory);
+    expect(w.rewind()).toBe(false);
+  });
+});
+
 /** The body bytes FrameWriter writes for `v`, as hex. */
 function body(v: unknown): string {
   const w = new FrameWriter();

@@ -1,0 +1,144 @@
+/**
+ * The shared reply writers (native and RESP) write each tick's replies from
+ * the start of the same buffer once the last tick's were all copied out
+ * (output-buffer.ts `rewind`): under a steady pipelined load they make no
+ * new buffer, and every reply is still exact. Several connections share the
+ * writer, pipelining SETs and GETs of values that change every round, so a
+ * reply written over one not yet sent would show as a wrong value.
+ */
+import { Packr } from 'msgpackr';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore, type Store } from '../../src/engine/index.js';
+import { respReplyBuffersMade } from '../../src/resp/connection.js';
+import { nativeReplyBuffersMade } from '../../src/server/connection.js';
+import type { KvServer } from '../../src/server/server.js';
+import { mulberry32, seededBytes } from '../../tools/lib/prng.js';
+import { rawFrame } from '../../tools/lib/raw-connection.js';
+import { silentLogger } from '../engine/helpers.js';
+import { inProcessServer } from './in-process.js';
+import { RawConnection, tempDir } from './spawn.js';
+
+const packr = new Packr({ useRecords: false, variableMapSize: true });
+const CONNECTIONS = 3;
+const ROUNDS = 80;
+const PER_BATCH = 16;
+
+let store: Store;
+let server: KvServer;
+let port: number;
+
+beforeAll(async () => {
+  store = await openStore(tempDir(), { fsync: 'never', logger: silentLogger, compaction: { auto: false } });
+  server = inProcessServer(store);
+  ({ port } = await server.listen());
+});
+
+afterAll(async () => {
+  await server?.close();
+  await store?.close();
+});
+
+/** The RESP encoding of a command. */
+function resp(...args: (string | Buffer)[]): Buffer {
+  const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
+  for (const a of args) {
+    const b = typeof a === 'string' ? Buffer.from(a) : a;
+    parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
+  }
+  return Buffer.concat(parts);
+}
+
+/** Reads one RESP bulk string or simple reply from `c` (what SET and GET answer). */
+async function respReply(c: RawConnection): Promise<Buffer | string | null> {
+  const head = await c.take(1);
+  let line = '';
+  for (let b = await c.take(1); b[0] !== 0x0d; b = await c.take(1)) line += b.toString('latin1');
+  await c.take(1); // \n
+  if (head[0] === 0x2b) return line; // +OK
+  if (head[0] !== 0x24) throw new Error(`unexpected reply ${head.toString()}${line}`);
+  const n = Number(line);
+  if (n < 0) return null;
+  const v = await c.take(n + 2);
+  return Buffer.from(v.subarray(0, n));
+}
+
+describe('the shared reply writers reuse their buffer', () => {
+  it('native: pipelined SETs and GETs on several connections get exact replies, and the writer makes no new buffer', async () => {
+    const conns = await Promise.all(Array.from({ length: CONNECTIONS }, () => RawConnection.open(port)));
+    const rand = mulberry32(7);
+    let id = 0;
+    let bytes = 0;
+    const before = nativeReplyBuffersMade();
+    try {
+      for (let round = 0; round < ROUNDS; round++) {
+        const want: (Buffer | undefined)[][] = [];
+        conns.forEach((c, ci) => {
+          const batch: Buffer[] = [];
+          const expect: (Buffer | undefined)[] = [];
+          const key = `rb:${ci}`;
+          const v = seededBytes(60 + Math.floor(rand() * 200), round * 1000 + ci);
+          batch.push(rawFrame(packr.pack([id++, 'SET', key, v])));
+          expect.push(undefined);
+          for (let i = 1; i < PER_BATCH; i++) {
+            batch.push(rawFrame(packr.pack([id++, 'GET', key])));
+            expect.push(v);
+            bytes += v.length;
+          }
+          c.write(Buffer.concat(batch));
+          want.push(expect);
+        });
+        for (let ci = 0; ci < CONNECTIONS; ci++) {
+          for (const w of want[ci]!) {
+            const r = (await conns[ci]!.next(10_000)) as unknown[];
+            expect(Array.isArray(r) && r.length === 2, `round ${round}: ${JSON.stringify(r)}`).toBe(true);
+            if (w !== undefined)
+              expect(Buffer.from(r[1] as Uint8Array).equals(w), `round ${round}`).toBe(true);
+          }
+        }
+      }
+    } finally {
+      for (const c of conns) c.close();
+    }
+    // ~ROUNDS * CONNECTIONS * PER_BATCH replies, several 64 KiB buffers' worth.
+    expect(bytes).toBeGreaterThan(4 * 64 * 1024);
+    expect(nativeReplyBuffersMade() - before).toBeLessThanOrEqual(1);
+  });
+
+  it('RESP: the same, and the RESP writer makes no new buffer', async () => {
+    const conns = await Promise.all(Array.from({ length: CONNECTIONS }, () => RawConnection.open(port)));
+    const rand = mulberry32(8);
+    let bytes = 0;
+    const before = respReplyBuffersMade();
+    try {
+      for (let round = 0; round < ROUNDS; round++) {
+        const want: (Buffer | string)[][] = [];
+        conns.forEach((c, ci) => {
+          const batch: Buffer[] = [];
+          const expect: (Buffer | string)[] = [];
+          const key = `rr:${ci}`;
+          const v = seededBytes(60 + Math.floor(rand() * 200), round * 1000 + ci);
+          batch.push(resp('SET', key, v));
+          expect.push('OK');
+          for (let i = 1; i < PER_BATCH; i++) {
+            batch.push(resp('GET', key));
+            expect.push(v);
+            bytes += v.length;
+          }
+          c.write(Buffer.concat(batch));
+          want.push(expect);
+        });
+        for (let ci = 0; ci < CONNECTIONS; ci++) {
+          for (const w of want[ci]!) {
+            const r = await respReply(conns[ci]!);
+            if (typeof w === 'string') expect(r).toBe(w);
+            else expect(Buffer.isBuffer(r) && r.equals(w), `round ${round}`).toBe(true);
+          }
+        }
+      }
+    } finally {
+      for (const c of conns) c.close();
+    }
+    expect(bytes).toBeGreaterThan(4 * 64 * 1024);
+    expect(respReplyBuffersMade() - before).toBeLessThanOrEqual(1);
+  });
+});
