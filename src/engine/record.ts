@@ -175,6 +175,10 @@ export function encodeRecord(
  * `encodeRecord` of the key src[keyStart, keyStart + keyLength) (the
  * server's SET: the key's bytes in the request frame), the same bytes as
  * encodeRecord of that range's latin1 string, with no string made.
+ * `srcView`: a DataView over src's bytes at src's indices (the server's
+ * read buffer): with it and `view`, the key is copied by 32-bit words, ~4x
+ * fewer instructions than by bytes (a typed array's byte costs about what a
+ * DataView's word does: ~580 fewer for a 16-byte key, callgrind).
  */
 export function encodeRecordFrom(
   buf: Buffer,
@@ -187,14 +191,27 @@ export function encodeRecordFrom(
   keyLength: number,
   value: Uint8Array | undefined,
   view?: DataView,
+  srcView?: DataView,
 ): number {
   const keyAt = at + RECORD_HEADER_BYTES;
-  if (keyLength <= 64) {
+  if (srcView !== undefined && view !== undefined && keyLength <= WORD_COPY_MAX_BYTES) {
+    copyWords(srcView, keyStart, view, keyAt, keyLength);
+  } else if (keyLength <= 64) {
     for (let i = 0; i < keyLength; i++) buf[keyAt + i] = src[keyStart + i]!;
   } else {
     setBytes.call(buf, src.subarray(keyStart, keyStart + keyLength), keyAt);
   }
   return encodeAroundKey(buf, at, offset, expiresAt, flags, keyLength, value, view);
+}
+
+/** Keys up to this long are copied by words when both DataViews are at hand; longer ones natively. */
+const WORD_COPY_MAX_BYTES = 256;
+
+/** from[fromAt, fromAt + n) to to[toAt, ...), 32-bit words then the last 0-3 bytes. */
+function copyWords(from: DataView, fromAt: number, to: DataView, toAt: number, n: number): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) to.setInt32(toAt + i, from.getInt32(fromAt + i, true), true);
+  for (; i < n; i++) to.setUint8(toAt + i, from.getUint8(fromAt + i));
 }
 
 /** The rest of a record whose key's `k` bytes are in place: header, value, CRC. Its size. */

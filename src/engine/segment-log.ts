@@ -288,6 +288,7 @@ export class SegmentLog implements LogEdit {
     keyLength: number,
     value: Uint8Array,
     expiresAt: number,
+    srcView?: DataView,
   ): number {
     const seg = this.active;
     const position = seg.size;
@@ -304,6 +305,7 @@ export class SegmentLog implements LogEdit {
       keyLength,
       value,
       seg.reservedView,
+      srcView,
     );
     this.appended(seg, position, at, keyLength, offset, value.length, expiresAt, 0);
     return position;

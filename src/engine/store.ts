@@ -703,9 +703,18 @@ export class Store extends EventEmitter implements CompactionHost {
    * the record, and the keydir and the undo log take them from the record:
    * no key string is made unless something keeps one (pointLast, the
    * lru-cache below). `keyHash`: the key's keydir hash (hashBytes) when the
-   * caller computed it already (the server's look-ahead).
+   * caller computed it already (the server's look-ahead). `bufView`: a
+   * DataView over buf's bytes at buf's indices, when the caller has one (the
+   * server's read buffer): the key is then copied by 32-bit words.
    */
-  setForAckAt(buf: Buffer, keyStart: number, keyLength: number, value: Value, keyHash?: number): TickAck {
+  setForAckAt(
+    buf: Buffer,
+    keyStart: number,
+    keyLength: number,
+    value: Value,
+    keyHash?: number,
+    bufView?: DataView,
+  ): TickAck {
     this.checkWritable();
     if (!(keyLength > 0 && keyLength <= MAX_KEY_BYTES)) {
       toInternalKey(buf.subarray(keyStart, keyStart + keyLength)); // throws its INVALID_KEY
@@ -713,7 +722,7 @@ export class Store extends EventEmitter implements CompactionHost {
     const v = toValueBytes(value);
     this.makeRoom(recordSize(keyLength, v.length));
     const log = this.segmentLog;
-    const slot = log.pointLast(log.appendFrom(buf, keyStart, keyLength, v, 0), v.length, 0, keyHash);
+    const slot = log.pointLast(log.appendFrom(buf, keyStart, keyLength, v, 0, bufView), v.length, 0, keyHash);
     log.recordUndoOfLastPoint();
     const kd = this.keydir;
     if (kd.prevSegment >= 0 && this.caches(kd.prevValueLength)) this.cache!.delete(log.lastKey());

@@ -27,23 +27,28 @@ export const getRequest = { id: 0, keyStart: 0, keyLength: 0, valueStart: 0, val
 
 /**
  * True (and `getRequest` filled in) if the body in body[start, end) is
- * exactly `[id, "GET", key]` in a shape described above.
+ * exactly `[id, "GET", key]` in a shape described above. `view`, when the
+ * caller has one: a DataView over body's bytes at the same indices (the
+ * server's read buffer, socket-reads.ts readViewOf), through which a str
+ * key's ASCII check reads 32-bit words instead of bytes (~4x fewer
+ * instructions: a typed array's byte costs about what a DataView's word does).
  */
-export function peekGet(body: Buffer, start = 0, end = body.length): boolean {
+export function peekGet(body: Buffer, start = 0, end = body.length, view?: DataView): boolean {
   if (end - start < 7 || body[start] !== 0x93) return false;
   const at = peekHead(body, start, end, 0x47);
-  return at >= 0 && peekKey(body, at, end) === end;
+  return at >= 0 && peekKey(body, at, end, view) === end;
 }
 
 /**
  * True (and `getRequest` filled in) if the body in body[start, end) is
- * exactly `[id, "SET", key, value]` in a shape described above.
+ * exactly `[id, "SET", key, value]` in a shape described above. `view`: as
+ * for peekGet.
  */
-export function peekSet(body: Buffer, start = 0, end = body.length): boolean {
+export function peekSet(body: Buffer, start = 0, end = body.length, view?: DataView): boolean {
   if (end - start < 9 || body[start] !== 0x94) return false;
   let at = peekHead(body, start, end, 0x53);
   if (at < 0) return false;
-  at = peekKey(body, at, end);
+  at = peekKey(body, at, end, view);
   if (at < 0 || at >= end) return false;
   const tag = body[at]!;
   let length: number;
@@ -65,6 +70,9 @@ export function peekSet(body: Buffer, start = 0, end = body.length): boolean {
   getRequest.valueLength = length;
   return true;
 }
+
+/** The top bit of each byte of a 32-bit word: set in any byte that is not ASCII. */
+const HIGH_BITS = 0x80808080 | 0;
 
 /** The big-endian uint32 at `at` (the caller checked it lies before the end). */
 function u32(b: Buffer, at: number): number {
@@ -101,8 +109,12 @@ function peekHead(body: Buffer, start: number, end: number, first: number): numb
   return at + 4;
 }
 
-/** Reads a key (str of ASCII or bin, 1 byte or more) at `at`; fills getRequest.keyStart/keyLength and returns where it ends, or -1. */
-function peekKey(body: Buffer, at: number, end: number): number {
+/**
+ * Reads a key (str of ASCII or bin, 1 byte or more) at `at`; fills
+ * getRequest.keyStart/keyLength and returns where it ends, or -1. A str
+ * key's bytes are checked 4 at a time through `view` when given.
+ */
+function peekKey(body: Buffer, at: number, end: number, view: DataView | undefined): number {
   const k = body[at]!;
   let length: number;
   let str = true;
@@ -127,7 +139,12 @@ function peekKey(body: Buffer, at: number, end: number): number {
   } else return -1;
   const keyEnd = at + length;
   if (length === 0 || keyEnd > end) return -1;
-  if (str) for (let i = at; i < keyEnd; i++) if (body[i]! >= 0x80) return -1;
+  if (str) {
+    let i = at;
+    if (view !== undefined)
+      for (; i + 4 <= keyEnd; i += 4) if ((view.getInt32(i) & HIGH_BITS) !== 0) return -1;
+    for (; i < keyEnd; i++) if (body[i]! >= 0x80) return -1;
+  }
   getRequest.keyStart = at;
   getRequest.keyLength = length;
   return keyEnd;

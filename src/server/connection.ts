@@ -46,7 +46,7 @@ import type { Replication } from '../replication/replication.js';
 import { ackedPromise, isAckedWrite, repliesOnTickAck } from './acked-write.js';
 import { COMMAND_TABLE, type Session } from './commands.js';
 import { type ConnectionHost, ServedConnectionBase } from './served-connection.js';
-import { isReadBuffer, partOf } from './socket-reads.js';
+import { isReadBuffer, partOf, readViewOf } from './socket-reads.js';
 
 export class Connection extends ServedConnectionBase<FrameReader> implements Session, StreamSink {
   protected readonly reader: FrameReader;
@@ -166,13 +166,14 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
     const n = this.reader.bodiesAhead(aheadSpans, LOOKAHEAD_FRAMES);
     if (n < 2) return;
     const bytes = this.reader.aheadBytes;
+    const view = readViewOf(bytes);
     let k = 0;
     for (let j = 0; j < n; j++) {
       const start = aheadSpans[2 * j]!;
       const end = aheadSpans[2 * j + 1]!;
-      let kind = peekGet(bytes, start, end)
+      let kind = peekGet(bytes, start, end, view)
         ? AHEAD_GET
-        : peekSet(bytes, start, end)
+        : peekSet(bytes, start, end, view)
           ? AHEAD_SET
           : AHEAD_OTHER;
       if (kind !== AHEAD_OTHER && getRequest.keyLength > MAX_KEY_BYTES) kind = AHEAD_OTHER;
@@ -237,6 +238,8 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
     // cluster the key's slot is checked as the general path does. Anything
     // unusual takes the general path below.
     if (this.authenticated && !this.host.metrics.timing) {
+      // The frame's bytes read by words where they are the read buffer's (socket-reads.ts readViewOf).
+      const view = readViewOf(bytes);
       // A batch's frames were parsed by lookAhead already: its findings are used, not parsed again.
       const kind = this.aheadKind(bytes, start, end);
       if (kind !== undefined) {
@@ -245,16 +248,16 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
           return;
         }
         if (kind === AHEAD_SET) {
-          this.runSet(bytes, ahead.hash);
+          this.runSet(bytes, view, ahead.hash);
           return;
         }
-      } else if (!this.host.replication.resync.pending && peekGet(bytes, start, end)) {
+      } else if (!this.host.replication.resync.pending && peekGet(bytes, start, end, view)) {
         if (getRequest.keyLength <= MAX_KEY_BYTES) {
           this.runGet(bytes);
           return;
         }
-      } else if (peekSet(bytes, start, end) && getRequest.keyLength <= MAX_KEY_BYTES) {
-        this.runSet(bytes);
+      } else if (peekSet(bytes, start, end, view) && getRequest.keyLength <= MAX_KEY_BYTES) {
+        this.runSet(bytes, view);
         return;
       }
     }
@@ -437,9 +440,11 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
    * path does for a SET without options (replica and min-replicas refusals,
    * the cluster's slot check, counters, replyToWrite), with the key handed
    * to the store as its place in the frame and the value as a Uint8Array
-   * view of it (the store copies both into its log).
+   * view of it (the store copies both into its log). `view`: a DataView
+   * over body's bytes at body's indices, when it is the read buffer (the
+   * key is then copied by words).
    */
-  private runSet(body: Buffer, keyHash?: number): void {
+  private runSet(body: Buffer, view: DataView | undefined, keyHash?: number): void {
     const { id, keyStart, keyLength, valueStart, valueLength } = getRequest;
     const replication = this.host.replication;
     const refused = replication.refuseWrite() ?? replication.refuseForReplicas();
@@ -463,7 +468,7 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
       // The value as a plain Uint8Array view (kept per place when body is the read being delivered):
       // lighter than a Buffer (subarray), and the store only copies it.
       const value = partOf(body, valueStart, valueLength);
-      ack = store.setForAckAt(body, keyStart, keyLength, value, keyHash);
+      ack = store.setForAckAt(body, keyStart, keyLength, value, keyHash, view);
     } catch (err) {
       this.replyError(id, err);
       return;

@@ -47,6 +47,8 @@ export type ChunkSink = (chunk: Buffer) => void;
 /** The one buffer every socket reads into (its own ArrayBuffer, never a pool slab's), and that ArrayBuffer. */
 let shared: Buffer | undefined;
 let sharedMemory: ArrayBuffer | undefined;
+/** A DataView over all of sharedMemory (readViewOf). */
+let sharedView: DataView | undefined;
 
 /** Views of shared[0, n) kept for reuse, by n modulo their count (a workload's few request sizes each keep theirs). */
 const READ_VIEWS = 32;
@@ -69,6 +71,19 @@ export function isReadBuffer(b: Uint8Array): boolean {
 /** `b.buffer`, without the getter's C++ call when `b` is the chunk delivered last (a request read in place). */
 export function memoryOf(b: Uint8Array): ArrayBufferLike {
   return delivered.memoryOf(b);
+}
+
+/**
+ * A DataView over the shared read buffer if `b` is the view delivered last
+ * (it starts at the buffer's offset 0, so an index into `b` is the same
+ * index into the DataView), else undefined. For a sink that reads a
+ * request's bytes by 32-bit words (the server's SET key, get-request.ts's
+ * ASCII check): a typed array's byte costs about what a DataView's word
+ * does (ARCHITECTURE.md, setView). Valid only inside the read callback, as
+ * `b` is.
+ */
+export function readViewOf(b: Uint8Array): DataView | undefined {
+  return delivered.holds(b) ? sharedView : undefined;
 }
 
 /** A view of shared[0, n): the one kept for n, or a new one kept in its place. */
@@ -161,6 +176,7 @@ export function deliverChunks(socket: Socket, sink: ChunkSink): boolean {
   if (shared === undefined) {
     shared = Buffer.allocUnsafeSlow(SERVER_READ_BUFFER_BYTES);
     sharedMemory = shared.buffer as ArrayBuffer;
+    sharedView = new DataView(sharedMemory);
   }
   const memory = sharedMemory!;
   const fieldsOf = socket as unknown as Record<symbol, unknown>;

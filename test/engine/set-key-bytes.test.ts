@@ -30,9 +30,12 @@ describe('encodeRecordFrom', () => {
     const size = recordSize(MAX_KEY_BYTES, value.length) + 16;
     const a = Buffer.alloc(size);
     const b = Buffer.alloc(size);
+    const c = Buffer.alloc(size);
     const va = new DataView(a.buffer, a.byteOffset, a.length);
     const vb = new DataView(b.buffer, b.byteOffset, b.length);
+    const vc = new DataView(c.buffer, c.byteOffset, c.length);
     const frame = Buffer.alloc(MAX_KEY_BYTES + 8);
+    const frameView = new DataView(frame.buffer, frame.byteOffset, frame.length);
     for (let n = 1; n <= MAX_KEY_BYTES; n++) {
       const start = n % 5; // keys at odd offsets of the frame
       keyBytes(n, n * 13).copy(frame, start);
@@ -59,6 +62,12 @@ describe('encodeRecordFrom', () => {
       if (!a.equals(b))
         expect(b.subarray(at, at + sb).toString('hex')).toBe(a.subarray(at, at + sa).toString('hex'));
       expect(b[at + RECORD_HEADER_BYTES + n - 1]).toBe(frame[start + n - 1]);
+      // The key by 32-bit words, through a DataView of the frame (the server's read buffer).
+      c.fill(0xee);
+      const sc = encodeRecordFrom(c, at, 1000 + n, expiresAt, 0, frame, start, n, value, vc, frameView);
+      expect(sc).toBe(sa);
+      if (!a.equals(c))
+        expect(c.subarray(at, at + sc).toString('hex')).toBe(a.subarray(at, at + sa).toString('hex'));
     }
   });
 });
@@ -78,10 +87,13 @@ describe('Store.setForAckAt writes what setForAck writes', () => {
   it('the same segment bytes for keys of every byte value, lengths 1..MAX_KEY_BYTES, new and overwritten', async () => {
     const dirA = tempDir();
     const dirB = tempDir();
+    const dirC = tempDir();
     const opts = { fsync: 'never' as const, logger: silentLogger, compaction: { auto: false } };
     const a = await openStore(dirA, opts);
     const b = await openStore(dirB, opts);
+    const c = await openStore(dirC, opts);
     const frame = Buffer.alloc(MAX_KEY_BYTES + 64);
+    const frameView = new DataView(frame.buffer, frame.byteOffset, frame.length);
     for (const round of [0, 1]) {
       for (const n of lengths) {
         const key = keyBytes(n, 0x80 + n + round);
@@ -89,25 +101,35 @@ describe('Store.setForAckAt writes what setForAck writes', () => {
         key.copy(frame, start);
         const value = Buffer.from(`v${round}-${n}`);
         frame.write(value.toString('latin1'), start + n, 'latin1');
-        a.setForAckAt(frame, start, n, frame.subarray(start + n, start + n + value.length));
+        const valueView = frame.subarray(start + n, start + n + value.length);
+        a.setForAckAt(frame, start, n, valueView);
         b.setForAck(Buffer.from(key), value);
+        // The key read from the frame by 32-bit words (the server's read buffer's DataView).
+        c.setForAckAt(frame, start, n, valueView, undefined, frameView);
         a.flushTick();
         b.flushTick();
+        c.flushTick();
       }
     }
     for (const n of lengths) {
       expect(a.getSync(keyBytes(n, 0x81 + n))?.toString()).toBe(`v1-${n}`);
+      expect(c.getSync(keyBytes(n, 0x81 + n))?.toString()).toBe(`v1-${n}`);
     }
     expect(a.size).toBe(b.size);
+    expect(c.size).toBe(b.size);
     await a.close();
     await b.close();
+    await c.close();
     const segs = (d: string) =>
       readdirSync(d)
         .filter((f) => f.endsWith('.seg'))
         .sort();
     expect(segs(dirA)).toEqual(segs(dirB));
-    for (const f of segs(dirA))
+    expect(segs(dirC)).toEqual(segs(dirB));
+    for (const f of segs(dirA)) {
       expect(readFileSync(join(dirA, f)).equals(readFileSync(join(dirB, f)))).toBe(true);
+      expect(readFileSync(join(dirC, f)).equals(readFileSync(join(dirB, f)))).toBe(true);
+    }
   });
 
   it('clears the expiry of a key it overwrites (the expiries map too), and keeps none for a new key', async () => {

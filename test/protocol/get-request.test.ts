@@ -109,3 +109,48 @@ describe('peekSet', () => {
     expect(peekSet(body)).toBe(true);
   });
 });
+
+describe('with a DataView of the body (the read buffer: a str key checked by words)', () => {
+  /** `body` copied into a fresh buffer at `start`, and a DataView over all of that buffer (the same indices, as socket-reads' readViewOf). */
+  function placed(body: Buffer, start: number): { bytes: Buffer; view: DataView } {
+    const bytes = Buffer.alloc(start + body.length + 8, 0xff);
+    body.copy(bytes, start);
+    return { bytes, view: new DataView(bytes.buffer, bytes.byteOffset, bytes.length) };
+  }
+
+  it('answers as without it for str keys of 1..40 bytes at any offset, with a byte >= 0x80 at each place of the key or none', () => {
+    for (let n = 1; n <= 40; n++) {
+      const key = 'k'.repeat(n);
+      for (const [name, peek, body] of [
+        ['GET', peekGet, packr.pack([9, 'GET', key])],
+        ['SET', peekSet, packr.pack([9, 'SET', key, Buffer.from('value')])],
+      ] as const) {
+        const keyStart = body.indexOf(key, 0, 'latin1');
+        for (let high = -1; high < n; high++) {
+          const b = Buffer.from(body);
+          if (high >= 0) b[keyStart + high] = 0x80 | ((high * 37) & 0x7f);
+          for (let start = 0; start < 4; start++) {
+            const { bytes, view } = placed(b, start);
+            const expected = peek(b);
+            expect(expected, `${name} ${n} ${high}`).toBe(high < 0);
+            expect(
+              peek(bytes, start, start + b.length, view),
+              `${name} key of ${n}, byte ${high}, at ${start}`,
+            ).toBe(expected);
+            if (expected) {
+              expect(getRequest.keyStart).toBe(start + keyStart);
+              expect(getRequest.keyLength).toBe(n);
+            }
+          }
+        }
+      }
+    }
+  });
+
+  it('takes bin keys of any bytes as they are', () => {
+    const key = Buffer.from([0x80, 0xff, 0x00, 0x7f, 0xc0, 0x81]);
+    const { bytes, view } = placed(packr.pack([1, 'SET', key, Buffer.from('v')]), 3);
+    expect(peekSet(bytes, 3, bytes.length - 8, view)).toBe(true);
+    expect(bytes.subarray(getRequest.keyStart, getRequest.keyStart + getRequest.keyLength)).toEqual(key);
+  });
+});

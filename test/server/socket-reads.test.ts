@@ -7,7 +7,14 @@
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { deliverChunks, isReadBuffer, memoryOf, partOf, setSink } from '../../src/server/socket-reads.js';
+import {
+  deliverChunks,
+  isReadBuffer,
+  memoryOf,
+  partOf,
+  readViewOf,
+  setSink,
+} from '../../src/server/socket-reads.js';
 import { closeAfterTest, loopbackPair, sleep, until } from './socket-test-kit.js';
 
 closeAfterTest();
@@ -145,5 +152,35 @@ describe('socket reads', () => {
     expect(Buffer.from(part).toString()).toBe('xyz');
     expect(part).not.toBe(parts[0]);
     expect(partOf(own, 2, 3)).not.toBe(part);
+  });
+  it("readViewOf: a DataView reading the delivered view's bytes at its indices; none for anything else", async () => {
+    const { client, served } = await pair();
+    const words: number[] = [];
+    const others: (DataView | undefined)[] = [];
+    setSink(
+      served,
+      (c) => {
+        const view = readViewOf(c);
+        if (view === undefined) throw new Error('no view of the delivered chunk');
+        for (let i = 0; i + 4 <= c.length; i += 4) {
+          expect(view.getUint32(i, true)).toBe(c.readUInt32LE(i));
+          words.push(view.getUint32(i, true));
+        }
+        others.push(readViewOf(Buffer.from(c)), readViewOf(c.subarray(1)));
+      },
+      true,
+    );
+    client.write('abcdefgh');
+    await until(() => words.length === 2);
+    client.write('ijkl');
+    await until(() => words.length === 3);
+    expect(Buffer.from(Uint32Array.from(words).buffer).toString()).toBe('abcdefghijkl');
+    expect(others).toEqual([undefined, undefined, undefined, undefined]);
+    // A copying sink's chunks are its own: no view.
+    const copies: (DataView | undefined)[] = [];
+    setSink(served, (c) => copies.push(readViewOf(c)));
+    client.write('mnop');
+    await until(() => copies.length === 1);
+    expect(copies[0]).toBeUndefined();
   });
 });
