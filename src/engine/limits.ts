@@ -245,12 +245,23 @@ export const HINT_PREFAULT_CHUNKS = 1;
  * hint's entry arrays, the small-value cache's table) is filled in pieces of
  * this size, one queued after the other, so a hint chunk or a keydir record
  * page waits for one piece (~3-4 ms), not for megabytes; the small-value
- * cache's arena is filled a piece at a time. Not smaller: the fills run one at
- * a time and the next starts only on an event-loop turn after the last one
- * completed, so with 256 KiB pieces the pool fell behind a 1M-key load's
- * fresh pages (engine6: 12-16 vs 10-11 event-loop faults per 1000 sets).
+ * cache's arena is filled a piece at a time. Not smaller: a fill's successor
+ * starts only on an event-loop turn after it completed, so with 256 KiB
+ * pieces the pool fell behind a 1M-key load's fresh pages (engine6: 12-16 vs
+ * 10-11 event-loop faults per 1000 sets, one fill at a time then).
  */
 export const PREFAULT_PIECE_BYTES = 1024 * 1024;
+
+/**
+ * Prefault fills (prefault.ts) running in libuv's thread pool at once, of
+ * its 4 threads (fsyncs and file reads keep the others). With one, the
+ * thread sat idle from each fill's end until the event loop got to its
+ * completion and started the next; with two, one runs while the other's
+ * completion waits (engine7, 1M new keys, 6 alternating pairs: event-loop
+ * faults per 1000 sets 0.79x, main-thread CPU per set 0.95x in batch() and
+ * in the promise-per-set row; `always` fsync latency checked unchanged).
+ */
+export const PREFAULT_FILLS_IN_FLIGHT = 2;
 
 /**
  * Keydir record pages (KEYDIR_PAGE_SLOTS records, 1.75 MiB) kept prefaulted

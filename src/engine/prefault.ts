@@ -23,8 +23,12 @@
  * - at most `ahead` units of a pool are ready or being filled: memory that is
  *   resident before it is used, which `drop` gives back (the idle memory
  *   reducer, a hint builder's release);
- * - one fill at a time in the whole process (FIFO), so prefaulting takes at
- *   most one of the pool's threads from fsyncs and file reads.
+ * - at most PREFAULT_FILLS_IN_FLIGHT (2) fills at a time in the whole
+ *   process, started in the order queued (FIFO), so prefaulting takes at
+ *   most two of the pool's four threads from fsyncs and file reads. Two, not
+ *   one: with one, the pool thread sat idle from each fill's end until the
+ *   event loop got to its completion and started the next (a turn later),
+ *   and fell behind a load of new keys.
  *
  * `PrefaultAhead` holds one buffer made before a growth the caller sees
  * coming (a hint builder's entry arrays, the small-value cache's table at
@@ -35,25 +39,29 @@
  * Only the event loop calls it.
  */
 import { randomFill } from 'node:crypto';
-import { PREFAULT_PIECE_BYTES } from './limits.js';
+import { PREFAULT_FILLS_IN_FLIGHT, PREFAULT_PIECE_BYTES } from './limits.js';
 
 interface Fill {
   buf: Buffer;
   done: (ok: boolean) => void;
 }
 
-/** Fills waiting for the one in flight. */
+/** Fills waiting for a place in flight. */
 const queue: Fill[] = [];
-let filling = false;
+/** Fills in flight (randomFill running in the pool), at most PREFAULT_FILLS_IN_FLIGHT. */
+let inFlight = 0;
+
+/** @internal Fills running in the thread pool now (tests). */
+export function prefaultFillsInFlight(): number {
+  return inFlight;
+}
 
 function startNextFill(): void {
   const next = queue.shift();
-  if (next === undefined) {
-    filling = false;
-    return;
-  }
-  filling = true;
+  if (next === undefined) return;
+  inFlight++;
   randomFill(next.buf, (err) => {
+    inFlight--;
     next.done(err === null);
     startNextFill();
   });
@@ -66,7 +74,7 @@ function startNextFill(): void {
  */
 export function prefault(buf: Buffer, done: (ok: boolean) => void): void {
   queue.push({ buf, done });
-  if (!filling) startNextFill();
+  if (inFlight < PREFAULT_FILLS_IN_FLIGHT) startNextFill();
 }
 
 export class PrefaultPool {

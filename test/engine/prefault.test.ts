@@ -1,16 +1,17 @@
 /**
- * PrefaultPool (prefault.ts): units come back prefaulted only once their
- * fill has completed, zero-filled when asked, never written by a fill after
- * they were handed out; drop forgets ready and in-flight units. And the two
- * users: a keydir whose record pages come prefaulted (several pages, with
- * the fills given time to finish between them) and a hint builder past its
- * spare chunks agree with what was written.
+ * prefault (prefault.ts) runs two fills at once. PrefaultPool: units come
+ * back prefaulted only once their fill has completed, zero-filled when
+ * asked, never written by a fill after they were handed out; drop forgets
+ * ready and in-flight units. And the two users: a keydir whose record pages
+ * come prefaulted (several pages, with the fills given time to finish
+ * between them) and a hint builder past its spare chunks agree with what was
+ * written.
  */
 import { describe, expect, it } from 'vitest';
 import { HintBuilder } from '../../src/engine/hint-builder.js';
 import { Keydir } from '../../src/engine/keydir.js';
 import { HINT_CHUNK_BYTES, HINT_SPARE_CHUNKS, KEYDIR_PAGE_SLOTS } from '../../src/engine/limits.js';
-import { PrefaultAhead, PrefaultPool, prefault } from '../../src/engine/prefault.js';
+import { PrefaultAhead, PrefaultPool, prefault, prefaultFillsInFlight } from '../../src/engine/prefault.js';
 
 const UNIT = 64 * 1024;
 
@@ -33,6 +34,30 @@ function counted(zeroed: boolean, ahead: number) {
   );
   return { pool, carved };
 }
+
+describe('prefault', () => {
+  it('runs two fills at once, the rest queued until one completes, and completes every one', async () => {
+    await until(() => prefaultFillsInFlight() === 0);
+    const bufs = [0, 1, 2, 3, 4].map(() => Buffer.alloc(UNIT));
+    const done: number[] = [];
+    const inFlightAtDone: number[] = [];
+    for (const [i, b] of bufs.entries()) {
+      prefault(b, (ok) => {
+        expect(ok).toBe(true);
+        inFlightAtDone.push(prefaultFillsInFlight());
+        done.push(i);
+      });
+    }
+    // Two in the pool at once: with one, the thread idled from a fill's end to the event loop's next start.
+    expect(prefaultFillsInFlight()).toBe(2);
+    await until(() => done.length === 5);
+    // While three were still queued, a completion left the other fill running.
+    expect(inFlightAtDone[0]).toBe(1);
+    expect(prefaultFillsInFlight()).toBe(0);
+    expect([...done].sort()).toEqual([0, 1, 2, 3, 4]);
+    for (const b of bufs) expect(b.some((x) => x !== 0)).toBe(true);
+  });
+});
 
 describe('PrefaultPool', () => {
   it('hands out a fresh unit until a prefaulted one is ready, then the prefaulted one, zero-filled', async () => {

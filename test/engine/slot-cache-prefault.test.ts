@@ -51,18 +51,20 @@ describe('SlotCache prefaulting', () => {
 
   it('a synchronous burst steps over the range being filled: every value cached, none overwritten by the fill', async () => {
     const c = new SlotCache(CAPACITY, 4096, CAPACITY);
-    // Held back behind a long fill, the arena's first fill is still pending while the burst runs.
-    let blockerDone = false;
-    prefault(Buffer.alloc(16 * 1024 * 1024), () => {
-      blockerDone = true;
-    });
+    // Behind two long fills (both places in flight), the arena's first fill is still pending during the burst.
+    let blockersDone = 0;
+    for (let b = 0; b < 2; b++) {
+      prefault(Buffer.alloc(16 * 1024 * 1024), () => {
+        blockersDone++;
+      });
+    }
     c.putWritten(0, valueFor(0)); // starts the fill one piece past the head
     expect(c.arenaFills).toBe(1);
     const n = Math.ceil((3 * PREFAULT_PIECE_BYTES) / 112); // the head passes the fenced range
     for (let i = 1; i < n; i++) c.putWritten(i, valueFor(i));
     expect(c.size).toBe(n);
     // Once the fill has written its range (random bytes), the values must be as put.
-    await until(() => blockerDone && c.arenaFills >= 2);
+    await until(() => blockersDone === 2 && c.arenaFills >= 2);
     await new Promise((r) => setTimeout(r, 10));
     expectAll(c, n);
   });
