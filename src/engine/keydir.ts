@@ -59,9 +59,14 @@
  * CPU); until the last has moved, a key the new table lacks is looked up in
  * the old one, whose entries for slots below the cursor are stale (moved)
  * and skipped. The old table takes no new entry; a key deleted from it
- * leaves a MOVED mark, never an empty bucket, so its probe runs stay whole. Recovery sizes the table up front from the hint files' entry counts
- * (`reserve`), so a restart rehashes nothing, and shrinks it once at the end
- * if that estimate was far too high (`fit`); both rebuild it in one step.
+ * leaves a MOVED mark, never an empty bucket, so its probe runs stay
+ * whole. The new table is prefaulted by the thread pool from 3/4 of the
+ * doubling's key count (KEYDIR_TABLE_PREFAULT_FROM, prefault.ts) and taken
+ * if its fill is done, so the event loop's writes into it cost no page
+ * fault. Recovery sizes the table up front from the hint files' entry
+ * counts (`reserve`), so a restart rehashes nothing, and shrinks it once at
+ * the end if that estimate was far too high (`fit`); both rebuild it in one
+ * step.
  * `resizes` counts the rehashes.
  *
  * Single-threaded: only the event loop touches it. The compactor's swap uses
@@ -87,11 +92,13 @@ import {
   KEYDIR_REHASH_EVERY,
   KEYDIR_REHASH_SLOTS,
   KEYDIR_SLOT_BITS,
+  KEYDIR_TABLE_PREFAULT_FROM,
+  KEYDIR_TABLE_PREFAULT_MIN_BYTES,
   KEYDIR_WARM_PROBES,
   MAX_SEGMENTS,
 } from './limits.js';
-import { PrefaultPool } from './prefault.js';
-import { tableInt32Array } from './slabs.js';
+import { PrefaultAhead, PrefaultPool } from './prefault.js';
+import { tableBuffer, tableInt32Array } from './slabs.js';
 import type { SlotCache } from './slot-cache.js';
 
 const PAGE_SHIFT = Math.log2(KEYDIR_PAGE_SLOTS);
@@ -226,6 +233,17 @@ export class Keydir {
     KEYDIR_PREFAULT_PAGES,
     true,
   );
+  /**
+   * The table the next doubling takes, prefaulted once the keys reach
+   * KEYDIR_TABLE_PREFAULT_FROM of the count that doubles it (a load of new
+   * keys wrote every page of each new table first from the event loop);
+   * zero-filled when taken. Started at `tablePrefaultAt` keys (Infinity:
+   * started, or the next table is too small to be worth it).
+   */
+  private readonly nextTable = new PrefaultAhead(true);
+  private tablePrefaultAt = Number.POSITIVE_INFINITY;
+  /** Doublings that took a prefaulted table (tests). */
+  prefaultedTables = 0;
   /** Arena offsets of the keys past their inline bytes (bits 0-31), only once a key is that long (then one page per slot page). */
   private keyAtPages: Uint32Array[] | undefined;
   /** Bits 32-39 of the arena offsets, only once the arena has passed 4 GiB (then one page per slot page). */
@@ -797,6 +815,7 @@ export class Keydir {
     // A new slot has no value in the small-value cache (freeSlot dropped it): no probe there.
     this.writeLocation(s, key, segment, position, valueLength, expiresAt);
     if (++this.count > (this.mask + 1) * KEYDIR_MAX_LOAD) this.grow();
+    else if (this.count >= this.tablePrefaultAt) this.prefaultNextTable();
     // The next new slot's number + 1 must fit the buckets' slot field.
     if (this.nextSlot >= this.slotMask) this.widenSlots();
   }
@@ -923,11 +942,21 @@ export class Keydir {
     this.expiries.clear();
     this.values?.clear();
     this.recordPages.drop();
+    this.nextTable.drop();
+    this.armTablePrefault();
   }
 
-  /** Drops the record page prefaulted ahead (the idle memory reducer): 1.75 MiB resident, unused yet. */
+  /**
+   * Drops what is prefaulted ahead and unused yet (the idle memory reducer):
+   * the record page (1.75 MiB) and the next table, if started (twice the
+   * table), which the next new key starts again.
+   */
   releaseSparePages(): void {
     this.recordPages.drop();
+    if (this.nextTable.started) {
+      this.nextTable.drop();
+      this.tablePrefaultAt = this.count + 1;
+    }
   }
 
   /** The key of a live slot, as a fresh flat string. */
@@ -1305,8 +1334,38 @@ export class Keydir {
     this.endSlot = this.nextSlot;
     this.sinceMove = 0;
     this.steps = true;
-    this.table = tableInt32Array(2 * (this.mask + 1));
-    this.mask = 2 * this.mask + 1;
+    const capacity = 2 * (this.mask + 1);
+    const next = this.nextTable.take();
+    if (next !== undefined && next.length === 4 * capacity) {
+      this.prefaultedTables++;
+      // A tableBuffer (prefaultNextTable): a plain ArrayBuffer or a WebAssembly memory's.
+      this.table = new Int32Array(next.buffer as ArrayBuffer, next.byteOffset, capacity);
+    } else {
+      this.table = tableInt32Array(capacity);
+    }
+    this.mask = capacity - 1;
+    this.armTablePrefault();
+  }
+
+  /**
+   * Sets the key count at which the table after the current one starts
+   * being prefaulted: KEYDIR_TABLE_PREFAULT_FROM of the count that doubles
+   * it, when that table is big enough to be worth a fill. A table of
+   * another size (a rebuild, clear) forgets one prefaulted for the old size.
+   */
+  private armTablePrefault(): void {
+    const capacity = this.mask + 1;
+    this.tablePrefaultAt =
+      8 * capacity >= KEYDIR_TABLE_PREFAULT_MIN_BYTES
+        ? Math.max(this.count + 1, Math.ceil(capacity * KEYDIR_MAX_LOAD * KEYDIR_TABLE_PREFAULT_FROM))
+        : Number.POSITIVE_INFINITY;
+  }
+
+  /** Starts prefaulting the table the next doubling takes (twice the current one). */
+  private prefaultNextTable(): void {
+    this.tablePrefaultAt = Number.POSITIVE_INFINITY;
+    const bytes = 8 * (this.mask + 1);
+    this.nextTable.start(Buffer.from(tableBuffer(bytes), 0, bytes));
   }
 
   /**
@@ -1442,6 +1501,8 @@ export class Keydir {
     this.placeSlots(t, capacity - 1, 0, this.nextSlot, undefined);
     this.table = t;
     this.mask = capacity - 1;
+    this.nextTable.drop();
+    this.armTablePrefault();
   }
 
   /**

@@ -271,6 +271,20 @@ export const PREFAULT_FILLS_IN_FLIGHT = 2;
 export const KEYDIR_PREFAULT_PAGES = 1;
 
 /**
+ * Share of the key count that doubles the keydir's table (KEYDIR_MAX_LOAD of
+ * its buckets) from which the table the doubling takes is prefaulted
+ * (keydir.ts, prefault.ts): the doubling's new table was written first by
+ * the event loop, every page of it (a load of 1M new keys: 1+2+4+8 MiB,
+ * ~3.6 faults per 1000 sets, 11-16 µs each on the benchmark VM). From then
+ * to the doubling, the next table (twice the current one) is resident
+ * unused, unless the idle memory reducer drops it.
+ */
+export const KEYDIR_TABLE_PREFAULT_FROM = 0.75;
+
+/** Smallest next keydir table prefaulted (a smaller one is a few pages). */
+export const KEYDIR_TABLE_PREFAULT_MIN_BYTES = 256 * 1024;
+
+/**
  * Size of a slab (slabs.ts): above glibc's largest dynamic mmap threshold
  * (32 MiB on 64-bit), so malloc always maps it on its own. Only the pages
  * written become resident.

@@ -160,6 +160,53 @@ describe('PrefaultAhead', () => {
 });
 
 describe('prefaulted users', () => {
+  it('a keydir whose doublings take prefaulted tables holds every key (deleted ones gone), and a rebuild forgets a table of the old size', async () => {
+    const kd = new Keydir();
+    const next = (kd as unknown as { nextTable: PrefaultAhead }).nextTable;
+    // Tables from 32768 buckets (128 KiB) have the next one prefaulted from 3/4 of their doubling count:
+    // 130k keys, a fifth deleted, cross the doublings at 24576, 49152 and 98304 keys.
+    const n = 130_000;
+    const loc = (i: number) => ({ segment: i % 7, position: i, valueLength: i % 1000, expiresAt: 0 });
+    for (let i = 0; i < n; i++) {
+      kd.set(`key:${i}`, i % 7, i, i % 1000, 0);
+      if (i % 5 === 0 && i > 0) kd.delete(`key:${i - 5}`);
+      // The fill is given the event-loop turns to finish (however loaded the machine).
+      if (next.started && !next.isReady) await until(() => next.isReady);
+    }
+    expect(kd.prefaultedTables).toBe(3);
+    for (let i = 0; i < n; i++) {
+      if (i % 5 === 0 && i < n - 5) expect(kd.get(`key:${i}`)).toBeUndefined();
+      else expect(kd.get(`key:${i}`)).toEqual(loc(i));
+    }
+    // On to 3/4 of the next doubling: its table is being prefaulted; a rebuild to another size forgets it.
+    let i = n;
+    for (; !next.started; i++) kd.set(`key:${i}`, i % 7, i, i % 1000, 0);
+    await until(() => next.isReady);
+    kd.reserve(4 * n);
+    expect(next.started).toBe(false);
+    for (let j = 0; j < 2 * n; j++, i++) kd.set(`key:${i}`, i % 7, i, i % 1000, 0);
+    expect(kd.prefaultedTables).toBe(3); // the doubling past the reserve found no table of its size prefaulted
+    for (let j = n; j < i; j++) expect(kd.get(`key:${j}`)).toEqual(loc(j));
+  });
+
+  it('the idle memory reducer drops the keydir table prefaulted ahead, and the next new key starts it again', async () => {
+    const kd = new Keydir();
+    const next = (kd as unknown as { nextTable: PrefaultAhead }).nextTable;
+    let i = 0;
+    while (!next.started) kd.set(`key:${i++}`, 1, i, 5, 0);
+    await until(() => next.isReady);
+    kd.releaseSparePages();
+    expect(next.started).toBe(false);
+    kd.set(`key:${i++}`, 1, i, 5, 0);
+    expect(next.started).toBe(true);
+    await until(() => next.isReady);
+    const before = kd.prefaultedTables;
+    const doublingAt = kd.size / 0.75 / 0.75; // tables double at 3/4 full: the next one at 0.75 x its buckets x 0.75
+    while (kd.size < doublingAt) kd.set(`key:${i++}`, 1, i, 5, 0);
+    expect(kd.prefaultedTables).toBe(before + 1);
+    for (let j = 0; j < i; j++) expect(kd.get(`key:${j}`)?.position).toBe(j + 1);
+  });
+
   it('a keydir over several prefaulted record pages holds every key', async () => {
     const kd = new Keydir();
     const n = 3 * KEYDIR_PAGE_SLOTS + 100;
