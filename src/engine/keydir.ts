@@ -407,6 +407,28 @@ export class Keydir {
   }
 
   /**
+   * `slotBytes` of the key of `length` bytes at `at` in `view` (the server's
+   * read buffer: a GET's key in its request frame), hashed and compared by
+   * 32-bit words (hashView, keyEqualsView) instead of bytes.
+   */
+  slotView(view: DataView, at: number, length: number): number {
+    if (this.steps) this.rehashStep();
+    const h = hashView(view, at, length);
+    const t = this.table;
+    const mask = this.mask;
+    const tag = h & this.tagMask;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const e = t[i]!;
+      if (e === 0)
+        return this.old === undefined ? -1 : this.slotInOld(this.oldBucketView(h, view, at, length));
+      if ((e & this.tagMask) === tag) {
+        const s = (e & this.slotMask) - 1;
+        if (this.keyEqualsView(s, view, at, length)) return s;
+      }
+    }
+  }
+
+  /**
    * hashOf of the key at live slot `s`, from its stored bytes (records keep
    * no hash): what a rebuild places it by and a delete's shift finds its home by.
    */
@@ -1449,7 +1471,7 @@ export class Keydir {
     }
   }
 
-  /** oldBucket of the key at `at` in `view` (setView). */
+  /** oldBucket of the key at `at` in `view` (setView, slotView). */
   private oldBucketView(h: number, view: DataView, at: number, length: number): number {
     const old = this.old!;
     const mask = this.oldMask;

@@ -1164,12 +1164,15 @@ export class Store extends EventEmitter implements CompactionHost {
    * puts its value in `valueView` (true), or answers false for no value. A
    * small value is not copied out of the small-value cache: the server
    * copies it straight into its reply. A key string is built only for an
-   * expiry or the lru-cache.
+   * expiry or the lru-cache. `bufView`: a DataView over buf's bytes at
+   * buf's indices, when the caller has one (the server's read buffer): the
+   * key is then hashed and compared by 32-bit words (Keydir.slotView).
    */
-  viewSyncBytes(buf: Buffer, start: number, length: number): boolean {
+  viewSyncBytes(buf: Buffer, start: number, length: number, bufView?: DataView): boolean {
     if (this.closed) throw closedError();
     const kd = this.keydir;
-    const slot = kd.slotBytes(buf, start, length);
+    const slot =
+      bufView !== undefined ? kd.slotView(bufView, start, length) : kd.slotBytes(buf, start, length);
     if (slot < 0) return false;
     let k: string | undefined;
     if (kd.hasExpiry(slot)) {

@@ -244,7 +244,7 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
       const kind = this.aheadKind(bytes, start, end);
       if (kind !== undefined) {
         if (kind === AHEAD_GET && !this.host.replication.resync.pending) {
-          this.runGet(bytes);
+          this.runGet(bytes, view);
           return;
         }
         if (kind === AHEAD_SET) {
@@ -253,7 +253,7 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
         }
       } else if (!this.host.replication.resync.pending && peekGet(bytes, start, end, view)) {
         if (getRequest.keyLength <= MAX_KEY_BYTES) {
-          this.runGet(bytes);
+          this.runGet(bytes, view);
           return;
         }
       } else if (peekSet(bytes, start, end, view) && getRequest.keyLength <= MAX_KEY_BYTES) {
@@ -521,7 +521,7 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
   }
 
   /** Runs `[id, "GET", key]` as peekGet found it: the cluster's slot check, the counters, the reply. */
-  private runGet(body: Buffer): void {
+  private runGet(body: Buffer, view: DataView | undefined): void {
     const { id, keyStart, keyLength } = getRequest;
     const cluster = this.host.cluster;
     if (cluster !== undefined) {
@@ -533,19 +533,26 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
     }
     this.host.commandsProcessed++;
     this.host.metrics.commands[GET_INDEX]!++;
-    this.replyGet(id, body, keyStart, keyLength);
+    this.replyGet(id, body, keyStart, keyLength, view);
   }
 
   /**
    * Answers `[id, "GET", key]` (key in body[keyStart, keyStart + keyLength)):
    * the value is copied from where the store holds it (the small-value
    * cache's arena, a read) straight into the reply, with no Buffer between.
+   * `view`: as for runSet (the key is then looked up by words).
    */
-  private replyGet(id: number, body: Buffer, keyStart: number, keyLength: number): void {
+  private replyGet(
+    id: number,
+    body: Buffer,
+    keyStart: number,
+    keyLength: number,
+    view: DataView | undefined,
+  ): void {
     const store = this.host.store;
     let found: boolean;
     try {
-      found = store.viewSyncBytes(body, keyStart, keyLength);
+      found = store.viewSyncBytes(body, keyStart, keyLength, view);
     } catch (err) {
       this.replyError(id, err);
       return;

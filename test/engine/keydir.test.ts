@@ -442,6 +442,7 @@ describe('keydir byte methods (the hint loader)', () => {
     for (const k of keys) {
       const b = Buffer.from(`x${k}`, 'latin1');
       expect(kd.slotBytes(b, 1, k.length)).toBe(kd.slot(k));
+      expect(kd.slotView(new DataView(b.buffer, b.byteOffset, b.length), 1, k.length)).toBe(kd.slot(k));
     }
     // Free every other key, then reuse the slots with keys longer and shorter than the freed ones
     // (inline-only slots taking arena keys and back), across table doublings.
@@ -488,7 +489,8 @@ describe('keydir doubling (incremental, as Redis rehashes its dict)', () => {
       expiresAt: fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 1, max: 2 ** 45 })),
     }),
     fc.record({ t: fc.constant('del' as const), bytes: fc.boolean(), k: dkey }),
-    fc.record({ t: fc.constant('get' as const), bytes: fc.boolean(), k: dkey }),
+    /** With `bytes` and `view`: slotView (a DataView of a buffer holding the key after 3 other bytes: the server's GET). */
+    fc.record({ t: fc.constant('get' as const), bytes: fc.boolean(), view: fc.boolean(), k: dkey }),
     fc.record({ t: fc.constant('move' as const), k: dkey, segment: fc.integer({ min: 0, max: 65534 }) }),
   );
 
@@ -532,7 +534,12 @@ describe('keydir doubling (incremental, as Redis rehashes its dict)', () => {
             );
             model.delete(o.k);
           } else if (o.t === 'get') {
-            const s = o.bytes ? kd.slotBytes(buf, 0, buf.length) : kd.slot(o.k);
+            const padded = Buffer.concat([Buffer.from('xyz'), buf]);
+            const s = !o.bytes
+              ? kd.slot(o.k)
+              : o.view
+                ? kd.slotView(new DataView(padded.buffer, padded.byteOffset, padded.length), 3, buf.length)
+                : kd.slotBytes(buf, 0, buf.length);
             expect(s >= 0).toBe(before !== undefined);
             if (before)
               expect([kd.segmentOf(s), kd.positionOf(s)]).toEqual([before.segment, before.position]);
@@ -639,7 +646,7 @@ describe('keydir arena evacuation (its repack, a step at a time)', () => {
       position: fc.nat(),
     }),
     fc.record({ t: fc.constant('del' as const), bytes: fc.boolean(), k: ekey }),
-    fc.record({ t: fc.constant('get' as const), bytes: fc.boolean(), k: ekey }),
+    fc.record({ t: fc.constant('get' as const), bytes: fc.boolean(), view: fc.boolean(), k: ekey }),
   );
 
   it('agrees with a Map model while live keys are split between the chunks being emptied and new ones, and after', () => {
@@ -677,7 +684,12 @@ describe('keydir arena evacuation (its repack, a step at a time)', () => {
             );
             model.delete(o.k);
           } else {
-            const s = o.bytes ? kd.slotBytes(buf, 0, buf.length) : kd.slot(o.k);
+            const padded = Buffer.concat([Buffer.from('xyz'), buf]);
+            const s = !o.bytes
+              ? kd.slot(o.k)
+              : o.view
+                ? kd.slotView(new DataView(padded.buffer, padded.byteOffset, padded.length), 3, buf.length)
+                : kd.slotBytes(buf, 0, buf.length);
             expect(s >= 0).toBe(before !== undefined);
             if (before)
               expect([kd.segmentOf(s), kd.positionOf(s)]).toEqual([before.segment, before.position]);
