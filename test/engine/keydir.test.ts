@@ -56,6 +56,38 @@ const op = fc.oneof(
   fc.record({ t: fc.constant('move' as const), k: key, segment: fc.integer({ min: 0, max: 65534 }) }),
 );
 
+/** A model op's DEL through the string or the byte method: true exactly when the key was there. */
+function expectDeleted(
+  kd: Keydir,
+  o: { bytes: boolean; k: string },
+  h: number,
+  buf: Buffer,
+  was: boolean,
+): void {
+  expect(o.bytes ? kd.deleteBytes(h, buf, 0, buf.length) : kd.delete(o.k)).toBe(was);
+}
+
+/**
+ * A model op's lookup through slot, slotBytes or slotView (a DataView of a
+ * buffer holding the key after 3 other bytes: the server's GET): found
+ * exactly when the model has it, at the model's location.
+ */
+function expectFound(
+  kd: Keydir,
+  o: { bytes: boolean; view: boolean; k: string },
+  buf: Buffer,
+  before: Loc | undefined,
+): void {
+  const padded = Buffer.concat([Buffer.from('xyz'), buf]);
+  const s = !o.bytes
+    ? kd.slot(o.k)
+    : o.view
+      ? kd.slotView(new DataView(padded.buffer, padded.byteOffset, padded.length), 3, buf.length)
+      : kd.slotBytes(buf, 0, buf.length);
+  expect(s >= 0).toBe(before !== undefined);
+  if (before) expect([kd.segmentOf(s), kd.positionOf(s)]).toEqual([before.segment, before.position]);
+}
+
 describe('keydir', () => {
   it.each([
     ['', undefined],
@@ -529,20 +561,10 @@ describe('keydir doubling (incremental, as Redis rehashes its dict)', () => {
             if (before) expect(kd.prevPosition).toBe(before.position);
             model.set(o.k, loc);
           } else if (o.t === 'del') {
-            expect(o.bytes ? kd.deleteBytes(h, buf, 0, buf.length) : kd.delete(o.k)).toBe(
-              before !== undefined,
-            );
+            expectDeleted(kd, o, h, buf, before !== undefined);
             model.delete(o.k);
           } else if (o.t === 'get') {
-            const padded = Buffer.concat([Buffer.from('xyz'), buf]);
-            const s = !o.bytes
-              ? kd.slot(o.k)
-              : o.view
-                ? kd.slotView(new DataView(padded.buffer, padded.byteOffset, padded.length), 3, buf.length)
-                : kd.slotBytes(buf, 0, buf.length);
-            expect(s >= 0).toBe(before !== undefined);
-            if (before)
-              expect([kd.segmentOf(s), kd.positionOf(s)]).toEqual([before.segment, before.position]);
+            expectFound(kd, o, buf, before);
           } else {
             expect(kd.moveIfAt(o.k, before?.segment ?? 0, before?.position ?? 0, o.segment, 7)).toBe(
               before !== undefined,
@@ -679,20 +701,10 @@ describe('keydir arena evacuation (its repack, a step at a time)', () => {
             expect(kd.prevSegment).toBe(before?.segment ?? -1);
             model.set(o.k, loc);
           } else if (o.t === 'del') {
-            expect(o.bytes ? kd.deleteBytes(h, buf, 0, buf.length) : kd.delete(o.k)).toBe(
-              before !== undefined,
-            );
+            expectDeleted(kd, o, h, buf, before !== undefined);
             model.delete(o.k);
           } else {
-            const padded = Buffer.concat([Buffer.from('xyz'), buf]);
-            const s = !o.bytes
-              ? kd.slot(o.k)
-              : o.view
-                ? kd.slotView(new DataView(padded.buffer, padded.byteOffset, padded.length), 3, buf.length)
-                : kd.slotBytes(buf, 0, buf.length);
-            expect(s >= 0).toBe(before !== undefined);
-            if (before)
-              expect([kd.segmentOf(s), kd.positionOf(s)]).toEqual([before.segment, before.position]);
+            expectFound(kd, o, buf, before);
           }
         }
         agree(kd, model);

@@ -120,6 +120,18 @@ function rewriteSealed(store: Store, w: RewriteProcess): ReturnType<typeof rewri
 
 type Rewritten = Awaited<ReturnType<typeof rewrite>>;
 
+/**
+ * The rewrite process's outputs in dirs[0] and the event loop's in dirs[1]:
+ * a segment, a hint and an index per output each, the same names, byte for byte.
+ */
+function expectSameOutputs(dirs: readonly [string, string], outputs: number): void {
+  const outW = files(dirs[0], (n) => n.endsWith('.compacting'));
+  const outL = files(dirs[1], (n) => n.endsWith('.compacting'));
+  expect(outW.size, 'outputs: segment, hint and index each').toBe(3 * outputs);
+  expect([...outW.keys()]).toEqual([...outL.keys()]);
+  for (const [name, bytes] of outW) expect(bytes.equals(outL.get(name)!), `${name} byte for byte`).toBe(true);
+}
+
 /** A rewrite's moves as plain rows, to compare two rewrites. */
 function movesOf(r: Rewritten): number[][] {
   return Array.from({ length: r.moves.count }, (_, i) => [
@@ -177,12 +189,7 @@ describe('the rewrite in its own process', () => {
         () => false,
         w,
       );
-      const outW = files(dirs[0], (n) => n.endsWith('.compacting'));
-      const outL = files(dirs[1], (n) => n.endsWith('.compacting'));
-      expect([...outW.keys()].length, 'outputs: segment, hint and index each').toBe(3 * rw.outputs.length);
-      expect([...outW.keys()]).toEqual([...outL.keys()]);
-      for (const [name, bytes] of outW)
-        expect(bytes.equals(outL.get(name)!), `${name} byte for byte`).toBe(true);
+      expectSameOutputs(dirs, rw.outputs.length);
       expect(rw.moves.count).toBeGreaterThan(0);
       expect(movesOf(rw)).toEqual(movesOf(rl));
       expect(described(rw)).toEqual(described(rl));
@@ -212,12 +219,7 @@ describe('the rewrite in its own process', () => {
         rw.outputs.reduce((n, o) => n + o.records, 0),
         'no deletion kept',
       ).toBe(rw.moves.count);
-      const outW = files(dirs[0], (n) => n.endsWith('.compacting'));
-      const outL = files(dirs[1], (n) => n.endsWith('.compacting'));
-      expect(outW.size).toBe(3 * rw.outputs.length);
-      expect([...outW.keys()]).toEqual([...outL.keys()]);
-      for (const [name, bytes] of outW)
-        expect(bytes.equals(outL.get(name)!), `${name} byte for byte`).toBe(true);
+      expectSameOutputs(dirs, rw.outputs.length);
       abortOutputs(nodeFs, dirs[0], rw.outputs);
       abortOutputs(inThreadFs, dirs[1], rl.outputs);
     } finally {
@@ -237,12 +239,7 @@ describe('the warm-up of the rewrite process (warm-up.ts)', () => {
       const rw = await rewriteSealed(worker, w);
       const rl = await rewriteSealed(loop, w);
       expect(rw.workerCpuMs, 'the rewrite ran in the rewrite process').toBeGreaterThan(0);
-      const outW = files(dirs[0], (n) => n.endsWith('.compacting'));
-      const outL = files(dirs[1], (n) => n.endsWith('.compacting'));
-      expect(outW.size).toBe(3 * rw.outputs.length);
-      expect([...outW.keys()]).toEqual([...outL.keys()]);
-      for (const [name, bytes] of outW)
-        expect(bytes.equals(outL.get(name)!), `${name} byte for byte`).toBe(true);
+      expectSameOutputs(dirs, rw.outputs.length);
       expect(movesOf(rw)).toEqual(movesOf(rl));
       expect(described(rw)).toEqual(described(rl));
       abortOutputs(nodeFs, dirs[0], rw.outputs);
