@@ -26,6 +26,7 @@ import { nodeFs } from '../fs.js';
 import { COMPACTION_WORKER_MIN_BYTES } from '../limits.js';
 import type { Segment } from '../segment.js';
 import type { CompactionHost } from './host.js';
+import { warmUpLoopSide } from './loop-warm-up.js';
 import type { CompactionOptions } from './options.js';
 import { type CompactionChoice, choose, everything } from './policy.js';
 import { Reaper } from './reaper.js';
@@ -89,6 +90,8 @@ export class Compactor {
   private readonly reaper: Reaper;
   /** Where the rewrite runs with the real file system (rewrite-host.ts). */
   private readonly rewriter = new RewriteProcess();
+  /** The event loop's warm-up of its compaction passes, started at open (loop-warm-up.ts). */
+  private loopWarmUp: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly host: CompactionHost,
@@ -103,14 +106,24 @@ export class Compactor {
     // rewrite there, not in the middle of serving; else at the first such rewrite (rewrite-process.ts).
     const log = this.host.segmentLog;
     const sealed = log.ordered.reduce((n, s) => (s.sealed ? n + s.size : n), 0);
-    if (log.options.fs === nodeFs && sealed >= COMPACTION_WORKER_MIN_BYTES) this.rewriter.prewarm();
+    if (log.options.fs === nodeFs && sealed >= COMPACTION_WORKER_MIN_BYTES) {
+      this.rewriter.prewarm();
+      // The event loop's side of a compaction too (loop-warm-up.ts): a bug there must not fail the open.
+      this.loopWarmUp = warmUpLoopSide(() => this.stopped).catch((err: unknown) =>
+        this.log.warn({ err }, "the compaction's event-loop warm-up failed"),
+      );
+    }
     if (!this.options.auto) return;
     this.timer = setInterval(() => this.tick(), this.options.checkIntervalMs).unref();
   }
 
-  /** Resolves when the rewrite process's warm-up, if one runs, is over (rewrite-process.ts prewarm). */
+  /**
+   * Resolves when the warm-ups started at open, if any, are over: the
+   * rewrite process's (rewrite-process.ts prewarm) and the event loop's
+   * (loop-warm-up.ts).
+   */
   get warmedUp(): Promise<void> {
-    return this.rewriter.warmedUp;
+    return Promise.all([this.rewriter.warmedUp, this.loopWarmUp]).then(() => {});
   }
 
   async stop(): Promise<void> {

@@ -56,7 +56,8 @@ export async function rewrite(
   const kd = segLog.keydir;
   const rollbacksAtStart = segLog.rollbacks;
   const now = clock.now();
-  const live = await liveSnapshot(kd, inputs);
+  const inputIds = inputs.map((s) => s.id);
+  const live = await liveSnapshot(kd, inputIds);
   if (isCancelled()) throw new Error('compaction cancelled: the store is closing');
   const job: RewriteJob = {
     dir: segLog.dir,

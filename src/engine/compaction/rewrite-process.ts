@@ -102,7 +102,7 @@ const PAIRS_PER_CHUNK = IPC_CHUNK_BYTES / 8;
 /** Index entries per chunk (two f64s each). */
 const INDEX_ENTRIES_PER_CHUNK = IPC_CHUNK_BYTES / 16;
 /** Moves per chunk: a power of two, so a chunk never crosses a page of the rewrite's Moves. */
-const MOVES_PER_CHUNK = movesChunkSpan(IPC_CHUNK_BYTES);
+export const MOVES_PER_CHUNK = movesChunkSpan(IPC_CHUNK_BYTES);
 const CHILD_TAG = 'segkv-rewrite';
 
 interface WireOutput extends Omit<OutputSegment, 'index'> {

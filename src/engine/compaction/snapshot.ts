@@ -15,14 +15,17 @@
  */
 import type { Keydir } from '../keydir.js';
 import { MAX_SEGMENTS } from '../limits.js';
-import type { Segment } from '../segment.js';
 import { fullTurn } from './loop.js';
 import { traced } from './trace.js';
 
 /** Time a slice of the walk may hold the event loop, in ms (as the rewrite's and the swap's steps). */
 const SNAPSHOT_STEP_MS = 1;
-/** Slots walked between two looks at the clock. */
-const SLOTS_PER_CLOCK_CHECK = 1024;
+/**
+ * Slots walked between two looks at the clock: ~256 us of walking where
+ * the code runs unoptimised (a store's first compaction without the
+ * loop-side warm-up: ~1 us a slot), a few us where it is optimised.
+ */
+const SLOTS_PER_CLOCK_CHECK = 256;
 /** Most pairs per page of a list: pages are never copied to grow, and cross to the worker by transfer. */
 const PAGE_PAIRS = 1 << 15;
 /**
@@ -34,7 +37,7 @@ const PAGE_PAIRS = 1 << 15;
 const FIRST_PAGE_PAIRS = 1 << 10;
 
 /** An input's pairs, in pages of u32s; the last page is a view of the part filled. */
-class PairPages {
+export class PairPages {
   readonly pages: Uint32Array[] = [];
   cur = new Uint32Array(0);
   at = 0;
@@ -55,32 +58,50 @@ class PairPages {
 }
 
 /**
- * Per input (same order), the [slot, position] pairs of the keydir entries
- * pointing into it, in pages (rewrite.ts joins and sorts them, in the worker).
+ * Per input (same order, by segment id), the [slot, position] pairs of the
+ * keydir entries pointing into it, in pages (rewrite.ts joins and sorts
+ * them, in the worker).
  */
-export async function liveSnapshot(kd: Keydir, inputs: readonly Segment[]): Promise<Uint32Array[][]> {
+export async function liveSnapshot(kd: Keydir, inputIds: readonly number[]): Promise<Uint32Array[][]> {
   const inputOf = new Int32Array(MAX_SEGMENTS + 1).fill(-1);
-  inputs.forEach((seg, i) => {
-    inputOf[seg.id] = i;
+  inputIds.forEach((id, i) => {
+    inputOf[id] = i;
   });
-  const lists = inputs.map(() => new PairPages());
+  const lists = inputIds.map(() => new PairPages());
   for (let s = 0; s < kd.slotLimit; ) {
     const t = performance.now();
     const until = t + SNAPSHOT_STEP_MS;
     do {
       // Re-read each time: the keydir may have been cleared (FLUSHALL) during a turn.
       const to = Math.min(kd.slotLimit, s + SLOTS_PER_CLOCK_CHECK);
-      for (; s < to; s++) {
-        const i = inputOf[kd.segmentOf(s)]!;
-        if (i < 0) continue;
-        const l = lists[i]!;
-        const page = l.at < l.cur.length ? l.cur : l.newPage();
-        page[l.at++] = s;
-        page[l.at++] = kd.positionOf(s);
-      }
+      walkSlots(kd, inputOf, lists, s, to);
+      s = to;
     } while (s < kd.slotLimit && performance.now() < until);
     traced('snapshot.slice', t);
     if (s < kd.slotLimit) await fullTurn();
   }
   return lists.map((l) => l.take());
+}
+
+/**
+ * Slots [from, to): each pointing into an input (inputOf[segment] >= 0)
+ * adds its pair to that input's list. A function of its own, called with
+ * the same shapes by the event loop's warm-up (loop-warm-up.ts), so V8's
+ * optimised code for it is there before a store's first compaction.
+ */
+export function walkSlots(
+  kd: Keydir,
+  inputOf: Int32Array,
+  lists: readonly PairPages[],
+  from: number,
+  to: number,
+): void {
+  for (let s = from; s < to; s++) {
+    const i = inputOf[kd.segmentOf(s)]!;
+    if (i < 0) continue;
+    const l = lists[i]!;
+    const page = l.at < l.cur.length ? l.cur : l.newPage();
+    page[l.at++] = s;
+    page[l.at++] = kd.positionOf(s);
+  }
 }
