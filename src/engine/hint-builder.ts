@@ -29,6 +29,18 @@
  * the builder is released, so a sealed segment's hint leaves no freed
  * buffers resident in malloc's heap.
  *
+ * A released builder's slab chunks and grown entry arrays are recycled: the
+ * next builders take them before carving their own (`recycledChunks`,
+ * `recycledArrays`, up to HINT_RECYCLED_CHUNKS_MAX chunks). Each builder
+ * carved a fresh 36 MiB slab and grew fresh arrays (~9 MB), and V8 counts
+ * every new ArrayBuffer whole in its external memory, freed only by a
+ * mark-compact: a SET load at pipeline 16 ran one every ~1.5 segments. Only
+ * `release` puts storage there, which the sealer calls once the hint file is
+ * written, so nothing a sealed segment's hint still holds is reused. The
+ * idle memory reducer drops them (`dropRecycledHintStorage`) and moves the
+ * active builder out of what it took (`releaseRecycled`): a slab stays
+ * resident while any part of it is referenced.
+ *
  * Only the store's event loop touches a builder. Once the segment is sealed
  * the builder is frozen and handed to the sealer (sealer.ts), which streams
  * it to the hint file in steps and then releases its chunks.
@@ -45,6 +57,7 @@ import {
   HINT_CHUNK_BYTES,
   HINT_COMPACT_MIN_BYTES,
   HINT_PREFAULT_CHUNKS,
+  HINT_RECYCLED_CHUNKS_MAX,
   HINT_SPARE_CHUNKS,
 } from './limits.js';
 import { PrefaultAhead, PrefaultPool } from './prefault.js';
@@ -62,6 +75,35 @@ const INTERPOLATION_STEPS = 4;
 
 /** Chunks of their own (not from a slab) of sealed segments' builders, kept for the next ones. */
 const spare: Buffer[] = [];
+
+/** A builder's entry arrays (see HintBuilder.starts). */
+interface EntryArrays {
+  starts: Uint32Array;
+  positions: Uint32Array;
+  dropped: Uint8Array;
+}
+
+/** Arrays smaller than this are not recycled: plain arrays, a few hundred KiB. */
+const RECYCLED_ARRAYS_MIN_ENTRIES = 65536;
+/** Slab chunks of released builders, taken by the next ones before their own slab's (see the file header). */
+const recycledChunks: Buffer[] = [];
+/** The biggest entry arrays a released builder grew, taken by the next grow they fit (see the file header). */
+let recycledArrays: EntryArrays | undefined;
+
+/**
+ * Forgets the recycled chunks and arrays (the idle memory reducer): once no
+ * builder holds part of their slabs (HintBuilder.releaseRecycled), the GC
+ * frees them.
+ */
+export function dropRecycledHintStorage(): void {
+  recycledChunks.length = 0;
+  recycledArrays = undefined;
+}
+
+/** Recycled chunks held now (tests). */
+export function recycledHintChunks(): number {
+  return recycledChunks.length;
+}
 
 function ownChunk(c: Buffer): boolean {
   return c.buffer.byteLength === HINT_CHUNK_BYTES;
@@ -113,6 +155,10 @@ export class HintBuilder {
   private prefaultAt = Number.POSITIVE_INFINITY;
   /** Times grow took prefaulted arrays (tests). */
   prefaultedGrows = 0;
+  /** Chunks it took from `recycledChunks`, which releaseRecycled moves out of. */
+  private readonly tookChunks = new Set<Buffer>();
+  /** Its arrays are `recycledArrays` it took. */
+  private tookArrays = false;
   /** Bytes used in the last chunk. */
   private used = HINT_CHUNK_BYTES;
   /** Entry i starts at byte starts[i] of the chunks taken as one run (chunk * HINT_CHUNK_BYTES + at). */
@@ -250,6 +296,11 @@ export class HintBuilder {
     return this.squeezing;
   }
 
+  /** The chunks and the positions array it holds now (tests: which memory it took). */
+  get held(): { chunks: readonly Buffer[]; positions: Uint32Array } {
+    return { chunks: this.chunks, positions: this.positions };
+  }
+
   /** Keys the keydir no longer points at here (see the invariant above). */
   get orphanCount(): number {
     return this.orphans.size;
@@ -325,10 +376,22 @@ export class HintBuilder {
     return buf;
   }
 
-  /** Gives the chunks back for the next segment's builder; the builder is empty after. */
+  /**
+   * Gives the chunks and arrays back for the next segments' builders (only
+   * once nothing reads this one's entries: the sealer, after writing the
+   * hint file); the builder is empty after.
+   */
   release(): void {
-    for (const c of [...this.chunks, ...this.free])
-      if (ownChunk(c) && spare.length < HINT_SPARE_CHUNKS) spare.push(c);
+    for (const c of [...this.chunks, ...this.free]) {
+      if (ownChunk(c)) {
+        if (spare.length < HINT_SPARE_CHUNKS) spare.push(c);
+      } else if (recycledChunks.length < HINT_RECYCLED_CHUNKS_MAX) recycledChunks.push(c);
+    }
+    const cap = this.positions.length;
+    if (cap >= RECYCLED_ARRAYS_MIN_ENTRIES && cap > (recycledArrays?.positions.length ?? 0))
+      recycledArrays = { starts: this.starts, positions: this.positions, dropped: this.dropped };
+    this.tookChunks.clear();
+    this.tookArrays = false;
     this.chunks = [];
     this.free = [];
     this.viewed = undefined;
@@ -350,10 +413,53 @@ export class HintBuilder {
   private takeChunk(): Buffer {
     const reused = this.free.pop();
     if (reused !== undefined) return reused;
-    if (this.chunks.length >= HINT_SPARE_CHUNKS) return this.slabChunks.take();
-    // The last spare chunk: the first slab chunk is prefaulted from now on, not from its own take.
-    if (this.chunks.length === HINT_SPARE_CHUNKS - 1) this.slabChunks.warm();
+    if (this.chunks.length >= HINT_SPARE_CHUNKS) return this.recycledChunk() ?? this.slabChunks.take();
+    // The last spare chunk: the first slab chunk is prefaulted from now on, not from its own take
+    // (unless recycled ones wait: a slab carved for nothing would count 36 MiB in V8's external memory).
+    if (this.chunks.length === HINT_SPARE_CHUNKS - 1 && recycledChunks.length === 0) this.slabChunks.warm();
     return spare.pop() ?? Buffer.allocUnsafeSlow(HINT_CHUNK_BYTES);
+  }
+
+  /**
+   * A released builder's slab chunk, if any is left. Written before, so it
+   * costs no page faults; when they run out the next chunk is carved from
+   * this builder's slab unprefaulted (one chunk), which then prefaults ahead.
+   */
+  private recycledChunk(): Buffer | undefined {
+    const c = recycledChunks.pop();
+    if (c !== undefined) this.tookChunks.add(c);
+    return c;
+  }
+
+  /**
+   * Moves the chunks and arrays it took from released builders into memory
+   * of its own (the idle memory reducer, with dropRecycledHintStorage): they
+   * share slabs with the recycled storage just dropped, which would stay
+   * resident while any part of it is referenced. A copy of the builder's
+   * entries; the first writes to its new chunks fault on the event loop,
+   * which is idle then.
+   */
+  releaseRecycled(): void {
+    if (this.tookChunks.size > 0) {
+      this.free = this.free.filter((c) => !this.tookChunks.has(c));
+      for (let i = 0; i < this.chunks.length; i++) {
+        const c = this.chunks[i]!;
+        if (!this.tookChunks.has(c)) continue;
+        const own = this.slabs.take(HINT_CHUNK_BYTES);
+        c.copy(own);
+        this.chunks[i] = own;
+      }
+      this.tookChunks.clear();
+      this.viewed = undefined;
+      this.view = new DataView(new ArrayBuffer(0)); // it would keep the last recycled chunk's slab alive
+    }
+    if (this.tookArrays) {
+      this.tookArrays = false;
+      let cap = INITIAL_ENTRIES;
+      while (cap < this.entries) cap *= 2;
+      const b = this.arrayBytes(9 * cap);
+      this.setArrays(cap, b ? arraysIn(b, cap) : plainArrays(cap));
+    }
   }
 
   /** An array of `bytes` for grow: from a slab once the hint is past its own chunks. */
@@ -413,6 +519,7 @@ export class HintBuilder {
   private prefaultArrays(position: number): void {
     this.prefaultAt = Number.POSITIVE_INFINITY;
     if (this.chunks.length < HINT_SPARE_CHUNKS) return; // grow takes plain arrays
+    if ((recycledArrays?.positions.length ?? 0) >= 2 * this.positions.length) return; // grow takes those
     if (position > 0 && (this.entries * this.segmentBytes) / position < this.positions.length) return;
     const bytes = 9 * this.positions.length * 2;
     // Whole wasm pages only (64 KiB: arrays of 65536 entries or more); a padded fallback would count 36 MiB in V8's external memory.
@@ -427,19 +534,30 @@ export class HintBuilder {
 
   private grow(): void {
     const cap = this.positions.length * 2;
+    const recycled = recycledArrays;
+    if (recycled !== undefined && recycled.positions.length >= cap) {
+      recycledArrays = undefined;
+      this.tookArrays = true;
+      this.nextArrays.drop();
+      this.setArrays(recycled.positions.length, recycled);
+      return;
+    }
     const prefaulted = this.nextArrays.take();
     if (prefaulted !== undefined) this.prefaultedGrows++;
     const b = prefaulted ?? this.arrayBytes(9 * cap);
+    this.setArrays(cap, b ? arraysIn(b, cap) : plainArrays(cap));
+  }
+
+  /** Makes `to` (of `cap` entries, at least `entries`) the entry arrays, the entries copied into it. */
+  private setArrays(cap: number, to: EntryArrays): void {
+    const n = this.entries;
+    to.starts.set(this.starts.subarray(0, n));
+    to.positions.set(this.positions.subarray(0, n));
+    to.dropped.set(this.dropped.subarray(0, n));
+    this.starts = to.starts;
+    this.positions = to.positions;
+    this.dropped = to.dropped;
     this.prefaultAt = cap - cap / 4;
-    const starts = b ? new Uint32Array(b.buffer, b.byteOffset, cap) : new Uint32Array(cap);
-    starts.set(this.starts);
-    this.starts = starts;
-    const positions = b ? new Uint32Array(b.buffer, b.byteOffset + 4 * cap, cap) : new Uint32Array(cap);
-    positions.set(this.positions);
-    this.positions = positions;
-    const dropped = b ? new Uint8Array(b.buffer, b.byteOffset + 8 * cap, cap) : new Uint8Array(cap);
-    dropped.set(this.dropped);
-    this.dropped = dropped;
   }
 
   /**
@@ -503,4 +621,17 @@ export class HintBuilder {
     this.squeezing = false;
     this.packedTo = this.visitFrom = 0;
   }
+}
+
+/** Entry arrays of `cap` entries laid out in `b` (9 * cap bytes). */
+function arraysIn(b: Buffer, cap: number): EntryArrays {
+  return {
+    starts: new Uint32Array(b.buffer, b.byteOffset, cap),
+    positions: new Uint32Array(b.buffer, b.byteOffset + 4 * cap, cap),
+    dropped: new Uint8Array(b.buffer, b.byteOffset + 8 * cap, cap),
+  };
+}
+
+function plainArrays(cap: number): EntryArrays {
+  return { starts: new Uint32Array(cap), positions: new Uint32Array(cap), dropped: new Uint8Array(cap) };
 }

@@ -232,6 +232,16 @@ export const HINT_CHUNK_BYTES = 256 * 1024;
 export const HINT_SPARE_CHUNKS = 4;
 
 /**
+ * Slab chunks and entry arrays of released hint builders are kept for the
+ * next ones (hint-builder.ts `recycle`), up to this many chunks (64 MiB: the
+ * hint of a full default segment of the smallest records): a new builder
+ * carved a fresh 36 MiB slab (SLAB_BYTES) and grew fresh arrays, which V8
+ * counts in its external memory whole, so a SET load ran a mark-compact every
+ * ~1.5 segments. The idle memory reducer drops them.
+ */
+export const HINT_RECYCLED_CHUNKS_MAX = 256;
+
+/**
  * Chunks a hint builder keeps prefaulted ahead of its use (prefault.ts) once
  * it is past its spare ones: one, ~6,000 entries of 16-byte keys, far more
  * than are added while the next is filled (~1-3 ms). It is carved from the

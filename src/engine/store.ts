@@ -37,7 +37,7 @@ import { dirOps } from './compaction/dir-ops.js';
 import type { CompactionHost } from './compaction/host.js';
 import type { Fs } from './fs.js';
 import { compileGlob } from './glob.js';
-import type { HintBuilder } from './hint-builder.js';
+import { dropRecycledHintStorage, type HintBuilder } from './hint-builder.js';
 import { KeyIndex } from './key-index.js';
 import { Keydir } from './keydir.js';
 import {
@@ -1440,7 +1440,8 @@ export class Store extends EventEmitter implements CompactionHost {
    * Gives back buffers kept only to make the next writes cheaper (the spare
    * write-buffer chunks, segment.ts; the keydir record page, the small-value
    * cache's next table and the hint's next entry arrays prefaulted ahead,
-   * prefault.ts); for a
+   * prefault.ts; released hint builders' chunks and arrays, which the
+   * active builder moves out of, hint-builder.ts); for a
    * server gone idle (server/memory-reducer.ts). The next writes allocate
    * them again.
    */
@@ -1449,6 +1450,8 @@ export class Store extends EventEmitter implements CompactionHost {
     this.keydir.releaseSparePages();
     this.slotCache?.releasePrefaulted();
     this.active.hint?.releasePrefaulted();
+    dropRecycledHintStorage();
+    this.active.hint?.releaseRecycled();
   }
 
   stats(): StoreStats {

@@ -15,14 +15,22 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/engine/clock.js';
 import { parseName } from '../../src/engine/filenames.js';
 import { encodeHint, HINT_ENTRY_BYTES, HINT_HEADER_BYTES, type HintEntry } from '../../src/engine/hint.js';
-import { HintBuilder, SQUEEZE_STEP_ENTRIES } from '../../src/engine/hint-builder.js';
-import { SEAL_AT_CLOSE_MIN_BYTES } from '../../src/engine/limits.js';
+import {
+  dropRecycledHintStorage,
+  HintBuilder,
+  recycledHintChunks,
+  SQUEEZE_STEP_ENTRIES,
+} from '../../src/engine/hint-builder.js';
+import { HINT_SPARE_CHUNKS, SEAL_AT_CLOSE_MIN_BYTES } from '../../src/engine/limits.js';
 import { MemFs } from '../../src/engine/mem-fs.js';
+import { prefaultFillsInFlight } from '../../src/engine/prefault.js';
 import { FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE } from '../../src/engine/record.js';
 import { scanRecords } from '../../src/engine/segment.js';
 import { SEGMENT_HEADER_BYTES } from '../../src/engine/segment-header.js';
@@ -401,6 +409,139 @@ describe('HintBuilder past its own chunks (slabs)', () => {
       expect(before - after).toBeGreaterThan(16 * 1024 * 1024);
     },
   );
+});
+
+describe('HintBuilder recycles the memory of released builders', () => {
+  /** Adds `n` entries of 17-byte keys tagged `tag` as the server does (addFrom a record's bytes), dropping one now and then; returns the kept ones. */
+  const build = (b: HintBuilder, n: number, tag: string, kept: HintEntry[] = [], from = 0): HintEntry[] => {
+    let position = 100 + from * 150;
+    const record = Buffer.alloc(64);
+    const view = new DataView(record.buffer, record.byteOffset, record.length);
+    for (let i = from; i < from + n; i++) {
+      const key = `${tag}:${String(i).padStart(15, '0')}`;
+      record.write(key, 8, 'latin1');
+      b.addFrom(view, 8, key.length, i, position, 100, 0, 0);
+      kept.push({ key, offset: i, position, valueLength: 100, expiresAt: 0, flags: 0 });
+      position += 150;
+      if (i % 10 === 0) dropEarlier(b, kept, i, 1);
+    }
+    return kept;
+  };
+  /** Whether two buffers share a byte. */
+  const overlap = (a: ArrayBufferView, b: ArrayBufferView) =>
+    a.buffer === b.buffer &&
+    a.byteOffset < b.byteOffset + b.byteLength &&
+    b.byteOffset < a.byteOffset + a.byteLength;
+  /** The memory of `b`'s slab chunks and arrays: a WeakSet to test it, WeakRefs to see it freed. */
+  const weakly = (b: HintBuilder) => {
+    const recycled = new WeakSet<ArrayBufferLike>();
+    const refs: WeakRef<ArrayBufferLike>[] = [];
+    for (const c of [...b.held.chunks.slice(HINT_SPARE_CHUNKS), b.held.positions]) {
+      recycled.add(c.buffer);
+      refs.push(new WeakRef(c.buffer));
+    }
+    return { recycled, refs };
+  };
+  // 70,000 entries: ~3 MiB of chunks (past the HINT_SPARE_CHUNKS of their own) and arrays of 131,072 entries.
+  const N = 70_000;
+
+  it("a new builder takes a released one's slab chunks and arrays, and nothing of one not yet released (a hint being written)", () => {
+    dropRecycledHintStorage();
+    const released = new HintBuilder();
+    build(released, N, 'a');
+    const releasedChunks = released.held.chunks.slice(HINT_SPARE_CHUNKS);
+    const releasedArrays = released.held.positions;
+    expect(releasedChunks.length).toBeGreaterThan(4);
+    const sealed = new HintBuilder();
+    const sealedKept = build(sealed, N, 'b');
+    const sealedHeld = [...sealed.held.chunks, sealed.held.positions];
+    released.release();
+    expect(recycledHintChunks()).toBe(releasedChunks.length);
+
+    const next = new HintBuilder();
+    const kept = build(next, N, 'c');
+    const took = next.held.chunks.slice(HINT_SPARE_CHUNKS);
+    expect(took.length).toBe(releasedChunks.length);
+    expect(took.every((c) => releasedChunks.includes(c))).toBe(true);
+    expect(next.held.positions).toBe(releasedArrays);
+    for (const mine of [...next.held.chunks, next.held.positions])
+      for (const theirs of sealedHeld) expect(overlap(mine, theirs)).toBe(false);
+    expect(sealed.encode(5).equals(encodeHint(5, sealedKept))).toBe(true);
+    expect(next.encode(5).equals(encodeHint(5, kept))).toBe(true);
+    sealed.release();
+    next.release();
+    dropRecycledHintStorage();
+  });
+
+  it('releaseRecycled moves the builder out of the recycled memory, which the GC then frees; its hint unchanged, and it builds on', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    // In a function of its own: a value this async function's frame held (a chunk or the arrays
+    // of the recycled memory, even as a temporary) would keep it alive across the await below.
+    const { b, kept, refs } = (() => {
+      dropRecycledHintStorage();
+      const released = new HintBuilder();
+      build(released, N, 'a');
+      const { recycled, refs } = weakly(released);
+      released.release();
+      const b = new HintBuilder();
+      const kept = build(b, N / 2, 'c');
+      expect(b.held.chunks.slice(HINT_SPARE_CHUNKS).some((c) => recycled.has(c.buffer))).toBe(true);
+      expect(recycled.has(b.held.positions.buffer)).toBe(true);
+      dropRecycledHintStorage();
+      b.releaseRecycled();
+      for (const c of b.held.chunks) expect(recycled.has(c.buffer)).toBe(false);
+      expect(recycled.has(b.held.positions.buffer)).toBe(false);
+      return { b, kept, refs };
+    })();
+    // Nothing else keeps them alive once the prefault fills queued before are done (they hold
+    // their buffers; a dropped one is discarded when it completes), and a WeakRef's target lives
+    // to the end of the job that made it.
+    do await new Promise((r) => setTimeout(r, 10));
+    while (prefaultFillsInFlight() > 0);
+    gc();
+    expect(refs.filter((r) => r.deref() !== undefined).length).toBe(0);
+    expect(b.encode(9).equals(encodeHint(9, kept))).toBe(true);
+    build(b, N, 'c', kept, N / 2);
+    expect(b.encode(9).equals(encodeHint(9, kept))).toBe(true);
+    b.release();
+    dropRecycledHintStorage();
+  });
+
+  it('hint files stay those a scan gives while sealed segments wait for their fsync and later builders recycle', async () => {
+    const fs = new MemFs();
+    const s = await openStore(DIR, {
+      fs,
+      fsync: 'never',
+      cacheBytes: 0,
+      logger: silentLogger,
+      compaction: { auto: false },
+      maxSegmentBytes: 4 * 1024 * 1024,
+    });
+    const value = Buffer.alloc(16, 'v');
+    let i = 0;
+    const fillSegments = async (n: number) => {
+      const until = s.ordered.length + n;
+      for (; s.ordered.length < until; i++) {
+        const write = s.set(`k:${String(i).padStart(14, '0')}`, value);
+        if (i % 1000 === 0) await write;
+      }
+    };
+    await fillSegments(2);
+    await s.settleBackground(); // two builders released: their memory waits for the next ones
+    expect(recycledHintChunks()).toBeGreaterThan(0);
+    // The next sealed segments' fsyncs (and so their hint files) wait while three more fill.
+    fs.holdFsyncs(() => true);
+    await fillSegments(3);
+    s.flushPending();
+    expect(recycledHintChunks(), 'the later builders took them, and none was released').toBe(0);
+    fs.holdFsyncs(undefined);
+    fs.releaseFsyncs();
+    await checkHints(s, fs);
+    expect(s.ordered.length).toBeGreaterThanOrEqual(6);
+    await s.close();
+    dropRecycledHintStorage();
+  });
 });
 
 describe('HintBuilder.fill', () => {
