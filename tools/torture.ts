@@ -59,10 +59,12 @@ const MEMBERS = 4;
 const SEGMENT_BYTES = 8 * 1024;
 /**
  * With --sabotage, a cycle is not killed before this many writes were
- * acknowledged in it (or SABOTAGE_WAIT_MS passed): the 4000 bytes cut off
- * then hold acknowledged records, not only the writes in flight at the kill
- * (whose loss is allowed). On a loaded machine a 30 ms cycle could ack none,
- * and the self-test then saw nothing to report.
+ * acknowledged in it (or SABOTAGE_WAIT_MS passed), and not before the writes
+ * in flight were acknowledged: the 4000 bytes cut off then hold only
+ * acknowledged records, not the writes in flight at the kill (whose loss is
+ * allowed). On a loaded machine a 30 ms cycle could ack none, and a clean-clone
+ * CI run (2026-12-06) had all five cuts miss every acknowledged record; the
+ * self-test then saw nothing to report.
  */
 const SABOTAGE_MIN_ACKED = 64;
 const SABOTAGE_WAIT_MS = 10_000;
@@ -425,6 +427,11 @@ async function runMode(mode: Mode, o: Options): Promise<Counters> {
       if (o.sabotage && !last) {
         const until = Date.now() + SABOTAGE_WAIT_MS;
         while (ackedThisCycle < SABOTAGE_MIN_ACKED && Date.now() < until) await sleep(10);
+        // Let every write in flight be acknowledged before the kill, so that every record the cut
+        // below takes off was acknowledged: with writes in flight at the kill, a slow fsync round
+        // could leave the cut holding only them (whose loss is allowed), and the self-test saw nothing.
+        stop = true;
+        await Promise.all(workers);
       }
       if (last) {
         stop = true;
