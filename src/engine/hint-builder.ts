@@ -46,6 +46,7 @@
  * it to the hint file in steps and then releases its chunks.
  */
 import { crc32 } from 'node:zlib';
+import { copyWords } from './copy-words.js';
 import {
   HINT_ENTRY_BYTES,
   HINT_HEADER_BYTES,
@@ -638,11 +639,7 @@ export class HintBuilder {
       this.moveTo = dst;
       this.moveToView = new DataView(dst.buffer, dst.byteOffset, dst.length);
     }
-    const s = this.moveFromView;
-    const d = this.moveToView;
-    let i = 0;
-    for (; i + 4 <= size; i += 4) d.setInt32(to + i, s.getInt32(from + i, true), true);
-    for (; i < size; i++) d.setUint8(to + i, s.getUint8(from + i));
+    copyWords(this.moveFromView, from, this.moveToView, to, size);
   }
 
   /** Forgets moveEntry's chunks (they would keep a released or recycled slab alive). */

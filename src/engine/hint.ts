@@ -28,6 +28,7 @@
  * the segment is rescanned instead: a hint is an accelerator, never the truth.
  */
 import { crc32 } from 'node:zlib';
+import { copyWords } from './copy-words.js';
 
 const HINT_MAGIC = 0x48564b53; // "SKVH" read as u32 LE
 export const HINT_FORMAT_VERSION = 1;
@@ -179,10 +180,7 @@ export function writeHintEntryFrom(
   dst.setUint32(at + 20, (expiresAt - expiresLow) / TWO_32, true);
   dst.setUint8(at + 24, flags);
   dst.setUint16(at + 25, k, true);
-  const keyAt = at + HINT_ENTRY_BYTES;
-  let i = 0;
-  for (; i + 4 <= k; i += 4) dst.setInt32(keyAt + i, src.getInt32(srcAt + i, true), true);
-  for (; i < k; i++) dst.setUint8(keyAt + i, src.getUint8(srcAt + i));
+  copyWords(src, srcAt, dst, at + HINT_ENTRY_BYTES, k);
 }
 
 /** Writes the header of a hint whose `bodyLength` bytes of entries are in place after it. */

@@ -20,6 +20,7 @@
  * The CRC covers everything but itself; the segment header has its own CRC.
  */
 import { crc32 } from 'node:zlib';
+import { copyWords } from './copy-words.js';
 
 export const CRC_BYTES = 4;
 export const OFFSET_BYTES = 8;
@@ -206,13 +207,6 @@ export function encodeRecordFrom(
 
 /** Keys up to this long are copied by words when both DataViews are at hand; longer ones natively. */
 const WORD_COPY_MAX_BYTES = 256;
-
-/** from[fromAt, fromAt + n) to to[toAt, ...), 32-bit words then the last 0-3 bytes. */
-function copyWords(from: DataView, fromAt: number, to: DataView, toAt: number, n: number): void {
-  let i = 0;
-  for (; i + 4 <= n; i += 4) to.setInt32(toAt + i, from.getInt32(fromAt + i, true), true);
-  for (; i < n; i++) to.setUint8(toAt + i, from.getUint8(fromAt + i));
-}
 
 /** The rest of a record whose key's `k` bytes are in place: header, value, CRC. Its size. */
 function encodeAroundKey(

@@ -20,6 +20,7 @@
  * freed ones stayed resident (ARCHITECTURE.md "Server memory"). Pages below
  * glibc's initial 128 KiB threshold are recycled within the brk heap.
  */
+import { copyWords } from './copy-words.js';
 import { UNDO_KEEP_ENTRIES } from './limits.js';
 
 const STRIDE = 4;
@@ -70,9 +71,7 @@ export class UndoLog {
     const a = this.arenaView;
     a.setUint16(from, length, true);
     const at = from + 2;
-    let i = 0;
-    for (; i + 4 <= length; i += 4) a.setUint32(at + i, view.getUint32(start + i, true), true);
-    for (; i < length; i++) a.setUint8(at + i, view.getUint8(start + i));
+    copyWords(view, start, a, at, length);
     this.keys[this.length] = from;
     this.arenaUsed = at + length;
     this.pushLocation(segment, position, valueLength, expiresAt);
