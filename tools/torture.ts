@@ -29,7 +29,10 @@
  * state must equal the acknowledged one exactly.
  *
  * Usage: node dist/tools/torture.js [--cycles N] [--quick] [--modes always,interval]
- *        [--seed S] [--max-seconds T]   (exit 1 on any violation or crash)
+ *        [--seed S] [--max-seconds T] [--sabotage]   (exit 1 on any violation or crash)
+ * --sabotage is the checker's self-test: after each kill the end of the log
+ * is cut off, always taking the cycle's last acknowledged write (its witness,
+ * lib/sabotage.ts), and each witness must be reported lost.
  * Every loop is bounded: cycles, a per-mode time budget, per-request timeouts.
  *
  * Also a violation: a write refused before the kill, or an `fsync failed`
@@ -40,12 +43,13 @@
  * test/engine/disk-full.test.ts, test/reliability/full-disk.test.ts.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KvClient } from '../src/index.js';
 import { integerAtLeast, ownChild, parseOptionsStrictly, runHarness, UsageError } from './lib/cli.js';
+import { type Cut, cutLogEnd, type Witness } from './lib/sabotage.js';
 import { markdownTable } from './lib/table.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -59,12 +63,10 @@ const MEMBERS = 4;
 const SEGMENT_BYTES = 8 * 1024;
 /**
  * With --sabotage, a cycle is not killed before this many writes were
- * acknowledged in it (or SABOTAGE_WAIT_MS passed), and not before the writes
- * in flight were acknowledged: the 4000 bytes cut off then hold only
- * acknowledged records, not the writes in flight at the kill (whose loss is
- * allowed). On a loaded machine a 30 ms cycle could ack none, and a clean-clone
- * CI run (2026-12-06) had all five cuts miss every acknowledged record; the
- * self-test then saw nothing to report.
+ * acknowledged in it (or SABOTAGE_WAIT_MS passed): on a loaded machine a
+ * 30 ms cycle could ack none. Then its writers stop (nothing is in flight at
+ * the kill), the harness writes the witness and the cut takes it off
+ * (lib/sabotage.ts).
  */
 const SABOTAGE_MIN_ACKED = 64;
 const SABOTAGE_WAIT_MS = 10_000;
@@ -95,7 +97,7 @@ interface Options {
   seed: number;
   maxSeconds: number;
   quick: boolean;
-  /** Checker self-test: after each kill, cut up to 4000 bytes off the newest segment; violations must follow. */
+  /** Checker self-test: after each kill, cut the log's end (at least the witness, lib/sabotage.ts); violations must follow. */
   sabotage: boolean;
 }
 
@@ -193,6 +195,8 @@ interface Counters {
   swapsFinishedAtRecovery: number;
   tempFilesSwept: number;
   tornTailsRecovered: number;
+  /** --sabotage: each cut, and the checker's report of its witness after the restart (undefined: not reported). */
+  sabotaged: { cycle: number; witness: Witness; cut: Cut; reported?: string }[];
 }
 
 const count = (log: string, re: RegExp) => log.match(re)?.length ?? 0;
@@ -315,6 +319,31 @@ function verify(
   inflight.clear();
 }
 
+/**
+ * A sabotaged cycle's last write, once its writers have stopped: a SET of a
+ * key of worker `cycle % WORKERS` (stopped too), acknowledged into the model
+ * like any write. Nothing is sent after it, so it is the log's last record.
+ * Refused (it throws), there is no witness and the cycle's kill cuts nothing.
+ */
+async function writeWitness(
+  client: KvClient,
+  cycle: number,
+  acked: Map<string, string | null>,
+  c: Counters,
+): Promise<Witness> {
+  const witness = { key: plainKey(cycle % WORKERS, 0), version: `c${cycle}.witness` };
+  c.opsIssued++;
+  await client.set(witness.key, `${witness.key}=${witness.version}|`);
+  c.writesAcked++;
+  acked.set(witness.key, witness.version);
+  return witness;
+}
+
+/** The violation the checker reported for a cut's witness, among those of the restart after it. */
+function reportOf(witness: Witness, violations: string[]): string | undefined {
+  return violations.find((v) => v.includes(`: ${witness.key} `) && v.endsWith(` ${witness.version}`));
+}
+
 async function runMode(mode: Mode, o: Options): Promise<Counters> {
   const c: Counters = {
     cycles: 0,
@@ -334,6 +363,7 @@ async function runMode(mode: Mode, o: Options): Promise<Counters> {
     swapsFinishedAtRecovery: 0,
     tempFilesSwept: 0,
     tornTailsRecovered: 0,
+    sabotaged: [],
   };
   const dir = mkdtempSync(join(tmpdir(), `segkv-torture-${mode}-`));
   const rand = rng(o.seed + (mode === 'always' ? 1 : 2));
@@ -364,12 +394,17 @@ async function runMode(mode: Mode, o: Options): Promise<Counters> {
         reconnect: false,
         requestTimeoutMs: 10_000,
       });
+      const reportedBefore = c.violations.length;
       try {
         // 1. What survived the previous kill.
         verify(await readAll(clients[0]!), acked, inflight, c, `${mode} cycle ${cycle}`, false);
       } catch (err) {
         c.violations.push(`${mode} cycle ${cycle}: could not read after restart: ${(err as Error).message}`);
       }
+      const cut = c.sabotaged.at(-1);
+      const report =
+        cut?.cycle === cycle - 1 ? reportOf(cut.witness, c.violations.slice(reportedBefore)) : undefined;
+      if (cut && report !== undefined) cut.reported = report;
       // 2. The workload, until the kill.
       let stop = false;
       let ackedThisCycle = 0;
@@ -422,16 +457,23 @@ async function runMode(mode: Mode, o: Options): Promise<Counters> {
         }
       };
       const workers = Array.from({ length: WORKERS }, (_, w) => worker(w));
-      const afterCompact = rand() < 0.35;
+      const sabotaging = o.sabotage && !last;
+      // A sabotaged kill follows no COMPACT: its seal of the active segment would race the witness.
+      const afterCompact = rand() < 0.35 && !sabotaging;
       await sleep(30 + Math.floor(rand() * 500));
-      if (o.sabotage && !last) {
+      let witness: Witness | undefined;
+      if (sabotaging) {
         const until = Date.now() + SABOTAGE_WAIT_MS;
         while (ackedThisCycle < SABOTAGE_MIN_ACKED && Date.now() < until) await sleep(10);
-        // Let every write in flight be acknowledged before the kill, so that every record the cut
-        // below takes off was acknowledged: with writes in flight at the kill, a slow fsync round
-        // could leave the cut holding only them (whose loss is allowed), and the self-test saw nothing.
         stop = true;
         await Promise.all(workers);
+        try {
+          witness = await writeWitness(clients[0]!, cycle, acked, c);
+        } catch (err) {
+          c.violations.push(
+            `${mode} cycle ${cycle}: the witness write was refused: ${(err as Error).message}`,
+          );
+        }
       }
       if (last) {
         stop = true;
@@ -469,17 +511,9 @@ async function runMode(mode: Mode, o: Options): Promise<Counters> {
       const done = count(all, /"msg":"compaction reclaimed/g);
       c.compactionsDone += done;
       if (!last && started > done) c.compactionsKilledMidRun++;
-      const segNames = readdirSync(dir)
-        .filter((n) => n.endsWith('.seg'))
-        .sort();
-      const segs = segNames.length;
-      if (o.sabotage && !last && segNames.length > 0) {
-        // Lose the newest acknowledged writes on purpose: the checker must report them.
-        const newest = join(dir, segNames.at(-1)!);
-        const size = statSync(newest).size;
-        // 4000 bytes (half a segment): more than the writes still in flight at the kill (their loss is allowed).
-        if (size > 600) truncateSync(newest, Math.max(64, size - 4000));
-      }
+      const segs = readdirSync(dir).filter((n) => n.endsWith('.seg')).length;
+      // Lose the newest acknowledged writes on purpose: the checker must report them.
+      if (witness) c.sabotaged.push({ cycle, witness, cut: cutLogEnd(dir, witness, acked, versionOf) });
       maxSegments = Math.max(maxSegments, segs);
       c.cycles++;
       if (last) {
@@ -507,6 +541,17 @@ async function runMode(mode: Mode, o: Options): Promise<Counters> {
   }
   c.rotationsSeen = maxSegments;
   return c;
+}
+
+/** One sabotaged cycle: what its cut took, and what the checker said of its witness. */
+function sabotageLine(mode: Mode, s: Counters['sabotaged'][number]): string {
+  const { cut, witness } = s;
+  return (
+    `SABOTAGE ${mode} cycle ${s.cycle}: cut ${cut.segment} from ${cut.sizeBefore} to ${cut.sizeAfter} bytes ` +
+    `(${cut.records} records, ${cut.latestAcked} of them the latest acknowledged write of their key), ` +
+    `the last the witness ${witness.key}=${witness.version}; ` +
+    (s.reported === undefined ? 'the checker did NOT report it' : `reported: ${s.reported}`)
+  );
 }
 
 async function main(): Promise<void> {
@@ -547,6 +592,9 @@ async function main(): Promise<void> {
       String(c.violations.length),
     ]);
   }
+  for (const [mode, c] of results) {
+    for (const s of c.sabotaged) process.stdout.write(`${sabotageLine(mode, s)}\n`);
+  }
   const violations = results.flatMap(([, c]) => c.violations);
   for (const v of violations.slice(0, 50)) process.stdout.write(`VIOLATION ${v}\n`);
   process.stdout.write(
@@ -559,6 +607,12 @@ async function main(): Promise<void> {
         `swaps finished at recovery ${c.swapsFinishedAtRecovery}, temp files swept ${c.tempFilesSwept}, ` +
         `torn tails truncated ${c.tornTailsRecovered}, most segments on disk ${c.rotationsSeen}\n`,
     );
+    if (o.sabotage) {
+      const reported = c.sabotaged.filter((s) => s.reported !== undefined).length;
+      process.stdout.write(
+        `${mode}: sabotage: ${c.sabotaged.length} cuts, witness reported after ${reported}\n`,
+      );
+    }
   }
   process.stdout.write(
     'promise checked: every acknowledged write survives SIGKILL in both modes (records reach the OS before the ack), ' +
