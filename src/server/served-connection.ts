@@ -245,6 +245,8 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
    * such a write then holds only from its own reply.
    */
   private batchAt = 0;
+  /** requestsRead when the batch being read began (process): a write after the batch's first request is not a lone write. */
+  private batchFirst = 0;
   /** Requests awaiting their promise. */
   protected inflight = 0;
   private paused = false;
@@ -372,6 +374,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
   private process(): void {
     // Unknown (-1) behind a reply still awaited: its bytes have no place in the output yet.
     this.batchAt = this.slotHead === this.slotTail ? this.sent + this.outputAt : -1;
+    this.batchFirst = this.requestsRead;
     try {
       this.lookAhead();
       this.processRequests();
@@ -517,16 +520,23 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
    * durability mode covers the write: `interval`/`never` in the server's
    * flush, after the store's end-of-tick write; `always` after its fsync.
    *
-   * Under `always`, only when more of the batch was received behind the
-   * write (the replies after it are what the early path saves work on): a
+   * Under `always`, only when the write is not alone in its batch: more
+   * of the batch was received behind it, or requests came before it. A
    * lone write (pipeline 1) waits in the slot queue, where its reply is
-   * encoded when its fsync returned. The early path measured 1.24x the
-   * server CPU per SET there (closed-loop harness, 10 pairs).
+   * encoded when its fsync returned: the early path measured 1.24x the
+   * server CPU per SET there (closed-loop harness, 10 pairs). A batch's
+   * last write took the slot queue too until the pipeline's earlier
+   * replies were answered early; its reply then came as a second piece of
+   * output, which pinned the shared writer's buffer (tailToOut), so under
+   * `mixed -P 16` nearly every 64 KiB reply buffer was dropped for a fresh
+   * one (first-touch page faults) instead of being reused.
    */
   private get canAnswerEarly(): boolean {
     return (
       this.slotHead === this.slotTail &&
-      (this.reader.buffered > 0 || this.host.store.options.fsync !== 'always')
+      (this.reader.buffered > 0 ||
+        this.requestsRead - this.batchFirst > 1 ||
+        this.host.store.options.fsync !== 'always')
     );
   }
 

@@ -5,6 +5,9 @@
  * new buffer, and every reply is still exact. Several connections share the
  * writer, pipelining SETs and GETs of values that change every round, so a
  * reply written over one not yet sent would show as a wrong value.
+ * Under `--fsync always` the replies wait for the fsync, so places lent from
+ * the writer stay out across ticks: batches ending in a SET check that the
+ * writer still gets its buffers back rather than making new ones.
  */
 import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -96,27 +99,42 @@ const redis: Codec = {
  * ROUNDS rounds in which every connection pipelines a SET of a fresh value
  * and GETs of it; every reply is checked. Returns the GET value bytes replied.
  */
-async function pipelineRounds(codec: Codec, seed: number): Promise<number> {
-  const conns = await Promise.all(Array.from({ length: CONNECTIONS }, () => RawConnection.open(port)));
+async function pipelineRounds(codec: Codec, seed: number, setLast = false, to = port): Promise<number> {
+  const conns = await Promise.all(Array.from({ length: CONNECTIONS }, () => RawConnection.open(to)));
   const rand = mulberry32(seed);
   let bytes = 0;
+  let values: Buffer[] = [];
   try {
+    if (setLast) {
+      // A first value to read: the first round's GETs come before its SET.
+      values = conns.map((c, ci) => {
+        const v = seededBytes(60, ci);
+        c.write(codec.set(`rb:${seed}:${ci}`, v));
+        return v;
+      });
+      for (const c of conns) expect(await codec.reply(c), 'the first SET').toBeUndefined();
+    }
     for (let round = 0; round < ROUNDS; round++) {
-      const values = conns.map((c, ci) => {
+      const before = values;
+      values = conns.map((c, ci) => {
         const key = `rb:${seed}:${ci}`;
         const v = seededBytes(60 + Math.floor(rand() * 200), round * 1000 + ci);
-        const batch = [codec.set(key, v)];
+        // The GETs read the value the SET wrote: last, they read the one of the round before.
+        const batch = setLast ? [] : [codec.set(key, v)];
         for (let i = 1; i < PER_BATCH; i++) batch.push(codec.get(key));
+        if (setLast) batch.push(codec.set(key, v));
         c.write(Buffer.concat(batch));
         return v;
       });
       for (let ci = 0; ci < CONNECTIONS; ci++) {
-        expect(await codec.reply(conns[ci]!), `round ${round}: the SET`).toBeUndefined();
+        if (!setLast) expect(await codec.reply(conns[ci]!), `round ${round}: the SET`).toBeUndefined();
+        const expected = setLast ? before[ci] : values[ci];
         for (let i = 1; i < PER_BATCH; i++) {
           const got = await codec.reply(conns[ci]!);
-          expect(got?.equals(values[ci]!), `round ${round}, GET ${i}`).toBe(true);
+          expect(got?.equals(expected!), `round ${round}, GET ${i}`).toBe(true);
           bytes += got!.length;
         }
+        if (setLast) expect(await codec.reply(conns[ci]!), `round ${round}: the SET`).toBeUndefined();
       }
     }
   } finally {
@@ -137,5 +155,41 @@ describe('the shared reply writers reuse their buffer', () => {
     const before = respReplyBuffersMade();
     expect(await pipelineRounds(redis, 8)).toBeGreaterThan(4 * 64 * 1024);
     expect(respReplyBuffersMade() - before).toBeLessThanOrEqual(1);
+  });
+});
+
+describe('under --fsync always, pipelines that end in a write', () => {
+  let alwaysStore: Store;
+  let alwaysServer: KvServer;
+  let alwaysPort: number;
+
+  beforeAll(async () => {
+    alwaysStore = await openStore(tempDir(), {
+      fsync: 'always',
+      logger: silentLogger,
+      compaction: { auto: false },
+    });
+    alwaysServer = inProcessServer(alwaysStore);
+    ({ port: alwaysPort } = await alwaysServer.listen());
+  });
+
+  afterAll(async () => {
+    await alwaysServer?.close();
+    await alwaysStore?.close();
+  });
+
+  // A batch's last write awaiting its fsync once took the slot queue; its reply then came
+  // as a second piece of output after the batch's GETs, which pinned the writer's buffer:
+  // a fresh 64 KiB buffer for about every 64 KiB of replies.
+  it('native: GETs then a SET per batch get exact replies, and the writer reuses its buffers', async () => {
+    const before = nativeReplyBuffersMade();
+    expect(await pipelineRounds(native, 9, true, alwaysPort)).toBeGreaterThan(4 * 64 * 1024);
+    expect(nativeReplyBuffersMade() - before).toBeLessThanOrEqual(2);
+  });
+
+  it('RESP: the same, and the RESP writer reuses its buffers', async () => {
+    const before = respReplyBuffersMade();
+    expect(await pipelineRounds(redis, 10, true, alwaysPort)).toBeGreaterThan(4 * 64 * 1024);
+    expect(respReplyBuffersMade() - before).toBeLessThanOrEqual(2);
   });
 });
