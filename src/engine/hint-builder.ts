@@ -117,6 +117,53 @@ export interface HintCursor {
   entry: number;
 }
 
+/** Runs up to this long are copied by 32-bit words (RunCopier); longer ones by Buffer.copy. */
+const RUN_WORD_COPY_MAX_BYTES = 512;
+
+/**
+ * HintBuilder.fill's copy of a run of entries into the output buffer. Node
+ * 20's Buffer.copy of a range makes a Uint8Array of the source range at every
+ * call: with keys overwritten in the segment the runs are an entry or two
+ * long (dropped entries between them), and a sealed hint's write allocated
+ * one per run (~7 B of V8 heap per SET at pipeline 16, p16gc). Short runs
+ * are copied by words through DataViews of the output and of the run's
+ * chunk (made once per chunk, not per run); long ones, where a copy's
+ * allocation is nothing next to its bytes, by Buffer.copy. The views are
+ * forgotten at the end of each fill (a chunk's view would keep its slab
+ * alive after the builder is released).
+ */
+class RunCopier {
+  private out: Buffer | undefined;
+  private outView: DataView = EMPTY_VIEW;
+  private chunk: Buffer | undefined;
+  private chunkView: DataView = EMPTY_VIEW;
+
+  start(out: Buffer): this {
+    this.out = out;
+    return this;
+  }
+
+  /** Copies chunk[from, to) to the output at `at`. */
+  copy(chunk: Buffer, from: number, to: number, at: number): void {
+    const out = this.out!;
+    if (to - from > RUN_WORD_COPY_MAX_BYTES) {
+      chunk.copy(out, at, from, to);
+      return;
+    }
+    if (this.outView === EMPTY_VIEW) this.outView = new DataView(out.buffer, out.byteOffset, out.length);
+    if (chunk !== this.chunk) {
+      this.chunk = chunk;
+      this.chunkView = new DataView(chunk.buffer, chunk.byteOffset, chunk.length);
+    }
+    copyWords(this.chunkView, from, this.outView, at, to - from);
+  }
+
+  end(): void {
+    this.out = this.chunk = undefined;
+    this.outView = this.chunkView = EMPTY_VIEW;
+  }
+}
+
 export class HintBuilder {
   /** Entries kept (added, not dropped). */
   count = 0;
@@ -338,37 +385,45 @@ export class HintBuilder {
     let n = 0;
     let i = cursor.entry;
     // Kept entries that lie end to end in one chunk are copied as one run
-    // (one Buffer.copy per run of ~6,000 short entries instead of per entry).
+    // (one copy per run of ~6,000 short entries instead of per entry).
     let run: Buffer | undefined;
     let runFrom = 0;
     let runTo = 0;
     let runOut = 0;
-    for (; i < this.entries; i++) {
-      if (i === this.packedTo && i < this.visitFrom) {
-        i = this.visitFrom; // over a squeeze's gap
-        if (i === this.entries) break;
+    const copier = this.fillCopier.start(out);
+    try {
+      for (; i < this.entries; i++) {
+        if (i === this.packedTo && i < this.visitFrom) {
+          i = this.visitFrom; // over a squeeze's gap
+          if (i === this.entries) break;
+        }
+        if (this.dropped[i] !== 0) continue;
+        const size = this.entrySize(i);
+        if (n + size > out.length) break;
+        const start = this.starts[i]!;
+        const chunk = this.chunks[Math.floor(start / HINT_CHUNK_BYTES)]!;
+        const at = start % HINT_CHUNK_BYTES;
+        if (chunk === run && at === runTo) {
+          runTo += size;
+        } else {
+          if (run !== undefined) copier.copy(run, runFrom, runTo, runOut);
+          run = chunk;
+          runFrom = at;
+          runTo = at + size;
+          runOut = n;
+        }
+        n += size;
       }
-      if (this.dropped[i] !== 0) continue;
-      const size = this.entrySize(i);
-      if (n + size > out.length) break;
-      const start = this.starts[i]!;
-      const chunk = this.chunks[Math.floor(start / HINT_CHUNK_BYTES)]!;
-      const at = start % HINT_CHUNK_BYTES;
-      if (chunk === run && at === runTo) {
-        runTo += size;
-      } else {
-        if (run !== undefined) run.copy(out, runOut, runFrom, runTo);
-        run = chunk;
-        runFrom = at;
-        runTo = at + size;
-        runOut = n;
-      }
-      n += size;
+      if (run !== undefined) copier.copy(run, runFrom, runTo, runOut);
+    } finally {
+      copier.end();
     }
-    if (run !== undefined) run.copy(out, runOut, runFrom, runTo);
     cursor.entry = i;
     return n;
   }
+
+  /** fill's copies (see RunCopier). */
+  private readonly fillCopier = new RunCopier();
 
   /** The whole hint file in one buffer (tests, small segments). */
   encode(baseOffset: number): Buffer {

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/engine/clock.js';
 import { parseName } from '../../src/engine/filenames.js';
 import { encodeHint, HINT_ENTRY_BYTES, HINT_HEADER_BYTES, type HintEntry } from '../../src/engine/hint.js';
@@ -587,6 +587,37 @@ describe('HintBuilder.fill', () => {
       ),
       { numRuns: 40 },
     );
+  });
+});
+
+describe('HintBuilder.fill copies short runs without Buffer.copy', () => {
+  it('every other entry dropped: the runs are copied by words (no Buffer.copy, which makes a Uint8Array each call), the same bytes', () => {
+    const b = new HintBuilder();
+    const kept: HintEntry[] = [];
+    let position = 100;
+    for (let i = 0; i < 20_000; i++) {
+      const entry = { key: `key-${i}`, offset: i, position, valueLength: 100, expiresAt: 0, flags: 0 };
+      b.add(entry.key, entry.offset, entry.position, entry.valueLength, entry.expiresAt, entry.flags);
+      position += 27 + entry.key.length + entry.valueLength;
+      if (i % 2 === 0) b.dropAt(entry.position, entry.key.length);
+      else kept.push(entry);
+    }
+    const want = encodeHint(0, kept).subarray(HINT_HEADER_BYTES);
+    const copy = vi.spyOn(Buffer.prototype, 'copy');
+    const got: Buffer[] = [];
+    let copies = 0;
+    try {
+      const out = Buffer.alloc(64 * 1024);
+      const cursor = { entry: 0 };
+      for (let n = b.fill(out, cursor); n > 0; n = b.fill(out, cursor))
+        got.push(Buffer.from(out.subarray(0, n)));
+      copies = copy.mock.calls.length; // not toHaveBeenCalled: its message would print every call's buffers
+    } finally {
+      copy.mockRestore();
+    }
+    expect(copies).toBe(0);
+    expect(Buffer.concat(got).equals(want)).toBe(true);
+    b.release();
   });
 });
 
