@@ -35,6 +35,7 @@ import { CorruptionError, closedError, ioError, KvError } from '../errors.js';
 import { type CompactionResult, type CompactionStats, Compactor } from './compaction/compactor.js';
 import { dirOps } from './compaction/dir-ops.js';
 import type { CompactionHost } from './compaction/host.js';
+import { traced } from './compaction/trace.js';
 import type { Fs } from './fs.js';
 import { compileGlob } from './glob.js';
 import { dropRecycledHintStorage, type HintBuilder } from './hint-builder.js';
@@ -346,12 +347,14 @@ export class Store extends EventEmitter implements CompactionHost {
    * write that needed the room.
    */
   private rotate(): void {
+    const t = performance.now();
     this.flushNow();
     const old = this.segmentLog.rotate();
     // Its hint, built while it was active, is frozen from now on: the sealer writes it out.
     const hint = old.hint;
     old.hint = undefined;
     this.sealInBackground(old, true, hint);
+    traced('store.rotate', t);
   }
 
   /**

@@ -45,6 +45,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { openStore, type Store } from '../../src/engine/index.js';
+import { PairTrace } from './compaction-pairs.js';
 import { SchedStat, StallTrace } from './compaction-trace.js';
 import { keyOf } from './engine-jobs.js';
 
@@ -452,6 +453,7 @@ class Foreground {
      */
     private readonly keyCount: number,
     private readonly rate: number,
+    private readonly pairTrace: PairTrace | undefined = undefined,
   ) {}
 
   private rand(): number {
@@ -470,6 +472,7 @@ class Foreground {
     let next = process.hrtime.bigint();
     const tick = () => {
       if (this.stopped) return;
+      this.pairTrace?.turn();
       const now = process.hrtime.bigint();
       while (next <= now) {
         const due = next;
@@ -555,7 +558,10 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
   let swapMs = 0;
   let readDone = 0;
   const swapLoop = monitorEventLoopDelay({ resolution: 1 });
+  const pairsFile = job.rate > 0 ? process.env.SEGKV_BENCH_PAIRS : undefined;
+  const pairTrace = pairsFile ? new PairTrace() : undefined;
   const onStep = (step: string) => {
+    pairTrace?.mark(`step.${step}`);
     if (step === 'outputs-written') {
       swapFrom = performance.now();
       swapLoop.enable();
@@ -567,10 +573,11 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
   await store.settleBackground();
   store.on('compaction', (e: { phase: string; bytesDone?: number; bytesTotal?: number }) => {
     if (e.phase === 'progress' && e.bytesDone === e.bytesTotal) readDone = performance.now();
+    pairTrace?.mark(`compaction.${e.phase}`);
   });
   let fg: Foreground | undefined;
   if (job.rate > 0) {
-    fg = new Foreground(store, keysOf(job.shape), job.rate);
+    fg = new Foreground(store, keysOf(job.shape), job.rate, pairTrace);
     fg.start();
     await sleep(job.warmupMs);
   }
@@ -611,11 +618,13 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
   sched.read();
   const loadAvg = loadavg()[0]!;
   const cpu0 = process.cpuUsage();
+  pairTrace?.start();
   fg?.measure(during);
   const t0 = performance.now();
   const r = await store.compact();
   fg?.measure(undefined);
   const wallMs = performance.now() - t0;
+  pairTrace?.mark('compact.resolved');
   const cpu = process.cpuUsage(cpu0);
   const loopSched = schedDelta(sched);
   sched.close();
@@ -624,6 +633,7 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
   // and their latency is part of the compaction's. The loop monitors too: a
   // stall is only recorded once the timer it delayed fires.
   await sleep(SETTLE_MS);
+  pairTrace?.stop();
   loop.disable();
   swapLoop.disable();
   if (trace)
@@ -663,6 +673,8 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
     workerSleptMs: r.workerSleptMs,
     ...(priorMs !== undefined && { priorMs }),
   };
+  if (pairTrace && pairsFile)
+    pairTrace.write(pairsFile, { live: job.shape.live, wallMs, loadAvg }, t0, during);
   if (fg) {
     out.get = summarize(during.getUs);
     out.set = summarize(during.setUs);

@@ -94,6 +94,12 @@ const HELP = `usage: npm run bench:compaction -- [options]
   SEGKV_BENCH_TRACE=1   print on stderr, for each compaction, the
                         event-loop stalls and which engine sections and GCs
                         overlap them (compaction-trace.ts)
+  SEGKV_BENCH_PAIRS=FILE append, per loaded compaction, one JSON line to FILE:
+                        every foreground pair of its window (due time, get
+                        and set latency), every foreground turn, the engine's
+                        traced sections, the swap's steps and GC pauses
+                        (compaction-pairs.ts), to tell what the slowest
+                        pairs waited for; no timer of its own
   SEGKV_BENCH_CHILD_ARGS=FLAGS  extra node flags for the job processes, e.g.
                         '--cpu-prof --cpu-prof-dir=/tmp/prof' to profile them
 `;

@@ -208,6 +208,7 @@ export class Compactor {
     });
     this.log.info({ reason: choice.reason, segments: inputs.length, bytes: bytesIn }, 'compaction started');
     for (const s of inputs) s.retain();
+    traced('compactor.start', t0);
     try {
       const result = await rewrite(
         host,

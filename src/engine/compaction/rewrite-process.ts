@@ -255,7 +255,9 @@ export class RewriteProcess {
           for (let at = 0; at < page.length; at += 2 * PAIRS_PER_CHUNK)
             chunks.push({ input, pairs: page.subarray(at, at + 2 * PAIRS_PER_CHUNK) });
       });
+      const t = performance.now();
       c.send({ type: 'job', job: { ...job, inputs, live: [] }, liveChunks: chunks.length } satisfies Request);
+      traced('worker.send-job', t);
       void this.sendLive(c, p, chunks);
     });
   }
