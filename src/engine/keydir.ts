@@ -423,6 +423,7 @@ export class Keydir {
         return this.old === undefined ? -1 : this.slotInOld(this.oldBucketView(h, view, at, length));
       if ((e & this.tagMask) === tag) {
         const s = (e & this.slotMask) - 1;
+        this.values?.warmEntry(s);
         if (this.keyEqualsView(s, view, at, length)) return s;
       }
     }
@@ -731,6 +732,7 @@ export class Keydir {
       if (e === 0) break;
       if ((e & this.tagMask) !== tag) continue;
       const s = (e & this.slotMask) - 1;
+      this.values?.warmEntry(s);
       if (this.keyEqualsView(s, view, at, length)) {
         this.setFound(s, key, segment, position, valueLength, expiresAt);
         return s;

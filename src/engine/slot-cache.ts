@@ -396,6 +396,23 @@ export class SlotCache {
     this.insert(slot, at);
   }
 
+  /** What warmEntry read last: nothing uses it, its store only keeps the compiler from dropping the reads. */
+  warmedWord = 0;
+
+  /**
+   * Reads `slot`'s table bucket and, when it holds a value, the entry's
+   * header, and nothing more: the keydir calls it as soon as a lookup's
+   * bucket names the slot, before it reads the slot's record, so the cache
+   * misses of the drop (SET) or locate (GET) that follow, a random table
+   * line and a random arena line, overlap the record's instead of coming
+   * one after another behind it.
+   */
+  warmEntry(slot: number): void {
+    if (this.count === 0) return;
+    const at = this.find(slot);
+    this.warmedWord = at < 0 ? 0 : this.words[(at >>> 2) + 1]!;
+  }
+
   /** Forgets the value of `slot`, if any. */
   drop(slot: number): void {
     if (this.count === 0) return;

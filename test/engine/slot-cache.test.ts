@@ -50,6 +50,19 @@ describe('SlotCache', () => {
     expect(cache.has(0)).toBe(false);
   });
 
+  it('warmEntry only reads: no hit or miss counted, no second chance given', () => {
+    const cache = new SlotCache(1024, 4096);
+    for (let s = 0; s < 8; s++) cache.put(s, fill(s, 100));
+    // Slot 0's entry, a slot without one, one never seen: warmed again and again.
+    for (let i = 0; i < 5; i++) for (const s of [0, 8, 1000]) cache.warmEntry(s);
+    expect(cache.hits).toBe(0);
+    expect(cache.misses).toBe(0);
+    // Not referenced by the warming: the next lap evicts slot 0 as if never touched.
+    for (let s = 8; s < 12; s++) cache.put(s, fill(s, 100));
+    expect(cache.has(0)).toBe(false);
+    expect(cache.get(11)?.equals(fill(11, 100))).toBe(true);
+  });
+
   it('makes room for a large value by evicting as many bytes of small ones as it needs', () => {
     const cache = new SlotCache(4096, 4096);
     for (let s = 0; s < 200; s++) cache.put(s, fill(s, 16)); // 24 B each: more than fit
