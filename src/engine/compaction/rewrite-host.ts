@@ -58,6 +58,8 @@ export async function rewrite(
   const now = clock.now();
   const inputIds = inputs.map((s) => s.id);
   const live = await liveSnapshot(kd, inputIds);
+  // Building and sending the job in a turn of its own (see Compactor.runOnce).
+  await fullTurn();
   if (isCancelled()) throw new Error('compaction cancelled: the store is closing');
   const job: RewriteJob = {
     dir: segLog.dir,

@@ -262,15 +262,15 @@ export class RewriteProcess {
     });
   }
 
-  /** The snapshot's chunks, one per loop turn, while `p` is still the rewrite running. */
+  /** The snapshot's chunks, one per loop turn (the first not in the job's), while `p` is still the rewrite running. */
   private async sendLive(c: ChildProcess, p: Pending, chunks: { input: number; pairs: Uint32Array }[]) {
     for (const { input, pairs } of chunks) {
+      await fullTurn();
       if (this.pending !== p || this.child !== c || !c.connected) return;
       const t = performance.now();
       c.send({ type: 'live', input, pairs } satisfies Request);
       this.counted('sent', pairs.byteLength);
       traced('worker.send-live', t);
-      await fullTurn();
     }
   }
 
