@@ -36,6 +36,7 @@ export const OTHER_PROGRAMS_ENV: Readonly<Record<string, string>> = {
   SEGKV_CLI_AUTH: 'kv-cli: the password',
   SEGKV_HISTORY: 'kv-cli: the history file',
   SEGKV_BENCH_TRACE: 'npm run bench:compaction: stall attribution',
+  SEGKV_BENCH_PAIRS: 'npm run bench:compaction: per-pair timeline of each loaded compaction',
   SEGKV_BENCH_CHILD_ARGS: 'npm run bench:compaction: node flags of the job processes',
   SEGKV_QUICK_NODE_ARGS: 'tools/bench/server-quick.ts: node flags of the server',
   SEGKV_ENGINE: 'the test suite: which compiled engine the crash fixtures load',
