@@ -18,8 +18,7 @@
  * (pid, monoAtZero) with a sched_switch trace of the run.
  */
 import { appendFileSync } from 'node:fs';
-import { PerformanceObserver } from 'node:perf_hooks';
-import { SchedStat } from './compaction-trace.js';
+import { listenToEngine, SchedStat } from './compaction-trace.js';
 
 export class PairTrace {
   /** Per foreground turn: performance.now(), then the loop thread's run and wait so far, ns. */
@@ -29,30 +28,13 @@ export class PairTrace {
   /** name, performance.now(). */
   readonly marks: [string, number][] = [];
   private readonly sched = new SchedStat();
-  private obs: PerformanceObserver | undefined;
+  private stopListening: (() => void) | undefined;
   private on = false;
 
   start(): void {
     this.on = true;
-    (globalThis as { __segkvTrace?: (label: string, start: number) => void }).__segkvTrace = (
-      label,
-      start,
-    ) => {
-      this.sections.push([label, start, performance.now() - start]);
-    };
-    const kinds: Record<number, string> = {
-      1: 'gc.minor',
-      4: 'gc.major',
-      8: 'gc.incremental',
-      16: 'gc.weakcb',
-    };
-    this.obs = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) {
-        const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0;
-        this.sections.push([kinds[kind] ?? `gc.${kind}`, e.startTime, e.duration]);
-      }
-    });
-    this.obs.observe({ entryTypes: ['gc'] });
+    const push = (label: string, start: number, ms: number) => this.sections.push([label, start, ms]);
+    this.stopListening = listenToEngine(push, push);
   }
 
   /** A foreground turn began. */
@@ -69,9 +51,9 @@ export class PairTrace {
 
   stop(): void {
     this.on = false;
-    this.obs?.disconnect();
+    this.stopListening?.();
+    this.stopListening = undefined;
     this.sched.close();
-    (globalThis as { __segkvTrace?: unknown }).__segkvTrace = undefined;
   }
 
   /** Appends the window to `file` as one JSON line; `startMs` is the window's start on the performance.now() clock. */

@@ -97,6 +97,38 @@ function threadTimes(): Map<string, { name: string; run: number; wait: number }>
   return out;
 }
 
+/** V8's GC kinds in a PerformanceObserver 'gc' entry's detail. */
+const GC_KINDS: Record<number, string> = {
+  1: 'gc.minor',
+  4: 'gc.major',
+  8: 'gc.incremental',
+  16: 'gc.weakcb',
+};
+
+/**
+ * Listens to the engine's traced sections (globalThis.__segkvTrace, see
+ * compaction/trace.ts) and to GC pauses, each as (label, start, ms) on the
+ * performance.now() clock, until the returned function is called.
+ */
+export function listenToEngine(
+  onSection: (label: string, start: number, ms: number) => void,
+  onGc: (label: string, start: number, ms: number) => void,
+): () => void {
+  (globalThis as { __segkvTrace?: (label: string, start: number) => void }).__segkvTrace = (label, start) =>
+    onSection(label, start, performance.now() - start);
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0;
+      onGc(GC_KINDS[kind] ?? `gc.${kind}`, e.startTime, e.duration);
+    }
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  return () => {
+    obs.disconnect();
+    (globalThis as { __segkvTrace?: unknown }).__segkvTrace = undefined;
+  };
+}
+
 export class StallTrace {
   private threads0 = new Map<string, { name: string; run: number; wait: number }>();
   private readonly sections: Span[] = [];
@@ -106,7 +138,7 @@ export class StallTrace {
   private run0 = 0;
   private wait0 = 0;
   private timer: NodeJS.Timeout | undefined;
-  private obs: PerformanceObserver | undefined;
+  private stopListening: (() => void) | undefined;
   private usage0: NodeJS.ResourceUsage | undefined;
   private t0 = 0;
   /** CLOCK_MONOTONIC (ms) at performance.now() 0, to line the gaps up with the kernel's scheduler trace. */
@@ -117,25 +149,10 @@ export class StallTrace {
     this.usage0 = process.resourceUsage();
     this.t0 = performance.now();
     this.monoAtZero = Number(process.hrtime.bigint()) / 1e6 - performance.now();
-    (globalThis as { __segkvTrace?: (label: string, start: number) => void }).__segkvTrace = (
-      label,
-      start,
-    ) => {
-      this.sections.push({ label, start, ms: performance.now() - start });
-    };
-    const kinds: Record<number, string> = {
-      1: 'gc.minor',
-      4: 'gc.major',
-      8: 'gc.incremental',
-      16: 'gc.weakcb',
-    };
-    this.obs = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) {
-        const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0;
-        this.gcs.push({ label: kinds[kind] ?? `gc.${kind}`, start: e.startTime, ms: e.duration });
-      }
-    });
-    this.obs.observe({ entryTypes: ['gc'] });
+    this.stopListening = listenToEngine(
+      (label, start, ms) => this.sections.push({ label, start, ms }),
+      (label, start, ms) => this.gcs.push({ label, start, ms }),
+    );
     const sched = new SchedStat();
     this.sched = sched;
     sched.read();
@@ -184,8 +201,7 @@ export class StallTrace {
       this.cpu += `; event-loop thread ran ${((sched.run - this.run0) / 1e6).toFixed(0)} ms, waited for a CPU ${((sched.wait - this.wait0) / 1e6).toFixed(0)} ms`;
       sched.close();
     }
-    this.obs?.disconnect();
-    (globalThis as { __segkvTrace?: unknown }).__segkvTrace = undefined;
+    this.stopListening?.();
     return this.report();
   }
 
