@@ -117,50 +117,42 @@ export interface HintCursor {
   entry: number;
 }
 
-/** Runs up to this long are copied by 32-bit words (RunCopier); longer ones by Buffer.copy. */
+/** fill copies runs up to this long by 32-bit words (WordCopier); longer ones by Buffer.copy. */
 const RUN_WORD_COPY_MAX_BYTES = 512;
 
 /**
- * HintBuilder.fill's copy of a run of entries into the output buffer. Node
- * 20's Buffer.copy of a range makes a Uint8Array of the source range at every
- * call: with keys overwritten in the segment the runs are an entry or two
- * long (dropped entries between them), and a sealed hint's write allocated
- * one per run (~7 B of V8 heap per SET at pipeline 16, p16gc). Short runs
- * are copied by words through DataViews of the output and of the run's
- * chunk (made once per chunk, not per run); long ones, where a copy's
- * allocation is nothing next to its bytes, by Buffer.copy. The views are
- * forgotten at the end of each fill (a chunk's view would keep its slab
- * alive after the builder is released).
+ * Copies between chunks and buffers by 32-bit words through DataViews of
+ * the two (copyWords), keeping the view of the last source and the last
+ * destination, so a view is made once per chunk, not per copy. Node 20's
+ * Buffer.copy of a range makes a Uint8Array of the source range at every
+ * call: a squeeze moves an entry or two per SET when keys are overwritten
+ * (~70% of the V8 heap a SET allocated at pipeline 16), and a sealed
+ * hint's fill copies runs an entry or two long between dropped entries
+ * (~7 B per SET, p16gc). `forget` drops the views: a chunk's view
+ * would keep its slab alive after the builder is released or recycled.
  */
-class RunCopier {
-  private out: Buffer | undefined;
-  private outView: DataView = EMPTY_VIEW;
-  private chunk: Buffer | undefined;
-  private chunkView: DataView = EMPTY_VIEW;
+class WordCopier {
+  private src: Buffer | undefined;
+  private srcView: DataView = EMPTY_VIEW;
+  private dst: Buffer | undefined;
+  private dstView: DataView = EMPTY_VIEW;
 
-  start(out: Buffer): this {
-    this.out = out;
-    return this;
+  /** Copies src[from, from + n) to dst at `to`. */
+  copy(src: Buffer, from: number, dst: Buffer, to: number, n: number): void {
+    if (src !== this.src) {
+      this.src = src;
+      this.srcView = new DataView(src.buffer, src.byteOffset, src.length);
+    }
+    if (dst !== this.dst) {
+      this.dst = dst;
+      this.dstView = new DataView(dst.buffer, dst.byteOffset, dst.length);
+    }
+    copyWords(this.srcView, from, this.dstView, to, n);
   }
 
-  /** Copies chunk[from, to) to the output at `at`. */
-  copy(chunk: Buffer, from: number, to: number, at: number): void {
-    const out = this.out!;
-    if (to - from > RUN_WORD_COPY_MAX_BYTES) {
-      chunk.copy(out, at, from, to);
-      return;
-    }
-    if (this.outView === EMPTY_VIEW) this.outView = new DataView(out.buffer, out.byteOffset, out.length);
-    if (chunk !== this.chunk) {
-      this.chunk = chunk;
-      this.chunkView = new DataView(chunk.buffer, chunk.byteOffset, chunk.length);
-    }
-    copyWords(this.chunkView, from, this.outView, at, to - from);
-  }
-
-  end(): void {
-    this.out = this.chunk = undefined;
-    this.outView = this.chunkView = EMPTY_VIEW;
+  forget(): void {
+    this.src = this.dst = undefined;
+    this.srcView = this.dstView = EMPTY_VIEW;
   }
 }
 
@@ -390,7 +382,6 @@ export class HintBuilder {
     let runFrom = 0;
     let runTo = 0;
     let runOut = 0;
-    const copier = this.fillCopier.start(out);
     try {
       for (; i < this.entries; i++) {
         if (i === this.packedTo && i < this.visitFrom) {
@@ -406,7 +397,7 @@ export class HintBuilder {
         if (chunk === run && at === runTo) {
           runTo += size;
         } else {
-          if (run !== undefined) copier.copy(run, runFrom, runTo, runOut);
+          if (run !== undefined) this.copyRun(run, runFrom, runTo, out, runOut);
           run = chunk;
           runFrom = at;
           runTo = at + size;
@@ -414,16 +405,22 @@ export class HintBuilder {
         }
         n += size;
       }
-      if (run !== undefined) copier.copy(run, runFrom, runTo, runOut);
+      if (run !== undefined) this.copyRun(run, runFrom, runTo, out, runOut);
     } finally {
-      copier.end();
+      this.fillCopier.forget();
     }
     cursor.entry = i;
     return n;
   }
 
-  /** fill's copies (see RunCopier). */
-  private readonly fillCopier = new RunCopier();
+  /** fill's copies of short runs (see WordCopier). */
+  private readonly fillCopier = new WordCopier();
+
+  /** Copies chunk[from, to) to `out` at `at`: a short run by words, a long one (its allocation nothing next to its bytes) by Buffer.copy. */
+  private copyRun(chunk: Buffer, from: number, to: number, out: Buffer, at: number): void {
+    if (to - from > RUN_WORD_COPY_MAX_BYTES) chunk.copy(out, at, from, to);
+    else this.fillCopier.copy(chunk, from, out, at, to - from);
+  }
 
   /** The whole hint file in one buffer (tests, small segments). */
   encode(baseOffset: number): Buffer {
@@ -454,7 +451,7 @@ export class HintBuilder {
     this.free = [];
     this.viewed = undefined;
     this.view = new DataView(new ArrayBuffer(0));
-    this.forgetMoveViews();
+    this.mover.forget();
     this.slabChunks.drop();
     this.nextArrays.drop();
     this.prefaultAt = Number.POSITIVE_INFINITY;
@@ -511,7 +508,7 @@ export class HintBuilder {
       this.tookChunks.clear();
       this.viewed = undefined;
       this.view = new DataView(new ArrayBuffer(0)); // it would keep the last recycled chunk's slab alive
-      this.forgetMoveViews();
+      this.mover.forget();
     }
     if (this.tookArrays) {
       this.tookArrays = false;
@@ -657,7 +654,7 @@ export class HintBuilder {
         used = 0;
       }
       const dst = chunks[chunk]!;
-      if (dst !== src) this.moveEntry(src, from, dst, used, size);
+      if (dst !== src) this.mover.copy(src, from, dst, used, size);
       else if (used !== from) src.copyWithin(used, from, from + size);
       starts[n] = chunk * HINT_CHUNK_BYTES + used;
       positions[n] = positions[i]!;
@@ -672,39 +669,11 @@ export class HintBuilder {
     if (end === this.entries) this.endSqueeze();
   }
 
-  /** The chunks moveEntry last read and wrote, and DataViews of them. */
-  private moveFrom: Buffer | undefined;
-  private moveFromView: DataView = EMPTY_VIEW;
-  private moveTo: Buffer | undefined;
-  private moveToView: DataView = EMPTY_VIEW;
-
-  /**
-   * Copies an entry's `size` bytes at `from` in chunk `src` to `to` in
-   * another chunk `dst`, by 32-bit words through DataViews of the two: a
-   * Buffer.copy of a range makes a Uint8Array of it first, which was ~70% of
-   * the V8 heap a SET allocated at pipeline 16 (100k keys overwritten, so a
-   * squeeze moves an entry or two per SET).
-   */
-  private moveEntry(src: Buffer, from: number, dst: Buffer, to: number, size: number): void {
-    if (src !== this.moveFrom) {
-      this.moveFrom = src;
-      this.moveFromView = new DataView(src.buffer, src.byteOffset, src.length);
-    }
-    if (dst !== this.moveTo) {
-      this.moveTo = dst;
-      this.moveToView = new DataView(dst.buffer, dst.byteOffset, dst.length);
-    }
-    copyWords(this.moveFromView, from, this.moveToView, to, size);
-  }
-
-  /** Forgets moveEntry's chunks (they would keep a released or recycled slab alive). */
-  private forgetMoveViews(): void {
-    this.moveFrom = this.moveTo = undefined;
-    this.moveFromView = this.moveToView = EMPTY_VIEW;
-  }
+  /** A squeeze's moves of an entry to another chunk (see WordCopier). */
+  private readonly mover = new WordCopier();
 
   private endSqueeze(): void {
-    this.forgetMoveViews();
+    this.mover.forget();
     const n = this.packedTo;
     const keep = n === 0 ? 0 : this.packChunk + 1;
     this.free.push(...this.chunks.splice(keep));
