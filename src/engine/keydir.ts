@@ -136,12 +136,34 @@ const BATCH_HASHES = new Int32Array(REBUILD_BATCH);
 /** Keys up to this many bytes are copied into the arena by a JS loop, longer ones by Buffer.copy. */
 const KEY_COPY_LOOP_BYTES = 32;
 
-const FNV_OFFSET = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
+/**
+ * The keydir hash is murmur3_32 (seed 0) of the key's bytes: a key's bytes
+ * go in as little-endian 32-bit words, each scrambled off the chain
+ * (MURMUR_C1, rotate, MURMUR_C2) and then mixed into it by an XOR, a rotate
+ * and a multiply by 5. It was FNV-1a with the same finaliser: a multiply
+ * per byte, each waiting on the last (16 dependent multiplies for a
+ * 16-byte key against 4 steps here: issue 15, the write path hashes every
+ * key it appends and a doubling rehashes every key). In memory only: no
+ * file holds a keydir hash.
+ */
+const MURMUR_C1 = 0xcc9e2d51;
+const MURMUR_C2 = 0x1b873593;
 
-/** murmur3's finaliser over an FNV-1a state, so every bit of the table index mixes. */
-function mixHash(fnv: number): number {
-  let h = fnv;
+/** A word (or the zero-padded tail) scrambled before it is mixed into the hash. */
+function scramble(w: number): number {
+  const k = Math.imul(w, MURMUR_C1);
+  return Math.imul((k << 15) | (k >>> 17), MURMUR_C2);
+}
+
+/** The hash `h` after the key's next whole word `w`. */
+function mixWord(h: number, w: number): number {
+  const x = h ^ scramble(w);
+  return (Math.imul((x << 13) | (x >>> 19), 5) + 0xe6546b64) | 0;
+}
+
+/** murmur3's finaliser, after the tail and the key's length, so every bit of the table index mixes. */
+function mixHash(h: number, length: number): number {
+  h ^= length;
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -149,11 +171,24 @@ function mixHash(fnv: number): number {
   return (h ^ (h >>> 16)) | 0;
 }
 
-/** FNV-1a over the key's chars, then mixHash. */
+/** murmur3_32 of the key's chars (latin1: one byte each). */
 function hashOf(key: string): number {
-  let h = FNV_OFFSET;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), FNV_PRIME);
-  return mixHash(h);
+  const n = key.length;
+  let h = 0;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    h = mixWord(
+      h,
+      key.charCodeAt(i) |
+        (key.charCodeAt(i + 1) << 8) |
+        (key.charCodeAt(i + 2) << 16) |
+        (key.charCodeAt(i + 3) << 24),
+    );
+  }
+  let t = 0;
+  for (let j = n - 1; j >= i; j--) t = (t << 8) | key.charCodeAt(j);
+  if (i < n) h ^= scramble(t);
+  return mixHash(h, n);
 }
 
 /**
@@ -161,10 +196,19 @@ function hashOf(key: string): number {
  * so keys loaded from a hint file and keys written through `set` meet in the same buckets.
  */
 export function hashBytes(buf: Uint8Array, start: number, length: number): number {
-  let h = FNV_OFFSET;
+  return mixHash(hashBytesInto(0, buf, start, length), length);
+}
+
+/** The hash `h` after the `length` bytes at `start` in `buf` (their last partial word scrambled in): before mixHash. */
+function hashBytesInto(h: number, buf: Uint8Array, start: number, length: number): number {
   const end = start + length;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, FNV_PRIME);
-  return mixHash(h);
+  let i = start;
+  for (; i + 4 <= end; i += 4) {
+    h = mixWord(h, buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24));
+  }
+  let t = 0;
+  for (let j = end - 1; j >= i; j--) t = (t << 8) | buf[j]!;
+  return i < end ? h ^ scramble(t) : h;
 }
 
 /**
@@ -173,17 +217,13 @@ export function hashBytes(buf: Uint8Array, start: number, length: number): numbe
  * byte reads cost ~4x the instructions (V8 checks the array at every byte).
  */
 export function hashView(view: DataView, at: number, length: number): number {
-  let h = FNV_OFFSET;
+  let h = 0;
   let i = 0;
-  for (; i + 4 <= length; i += 4) {
-    const w = view.getInt32(at + i, true);
-    h = Math.imul(h ^ (w & 0xff), FNV_PRIME);
-    h = Math.imul(h ^ ((w >>> 8) & 0xff), FNV_PRIME);
-    h = Math.imul(h ^ ((w >>> 16) & 0xff), FNV_PRIME);
-    h = Math.imul(h ^ (w >>> 24), FNV_PRIME);
-  }
-  for (; i < length; i++) h = Math.imul(h ^ view.getUint8(at + i), FNV_PRIME);
-  return mixHash(h);
+  for (; i + 4 <= length; i += 4) h = mixWord(h, view.getInt32(at + i, true));
+  let t = 0;
+  for (let j = length - 1; j >= i; j--) t = (t << 8) | view.getUint8(at + j);
+  if (i < length) h ^= scramble(t);
+  return mixHash(h, length);
 }
 
 export interface Location {
@@ -437,31 +477,28 @@ export class Keydir {
     const page = s >>> PAGE_SHIFT;
     const at = s & PAGE_MASK;
     const n = this.keyLengthAt(page, at);
-    const bytes = this.bytePages[page]!;
-    const inlineAt = at * RECORD_BYTES + INLINE_AT;
-    const m = Math.min(n, INLINE);
-    let h = FNV_OFFSET;
+    if (n > INLINE) return this.hashOfLongSlot(page, at, n);
     // Whole words of the inline bytes as u32 loads (little-endian: byte order kept), then the tail.
     const words = this.pages[page]!;
     const w0 = at * RECORD_WORDS + W_INLINE;
+    let h = 0;
     let i = 0;
-    for (; i + 4 <= m; i += 4) {
-      const w = words[w0 + (i >>> 2)]!;
-      h = Math.imul(h ^ (w & 0xff), FNV_PRIME);
-      h = Math.imul(h ^ ((w >>> 8) & 0xff), FNV_PRIME);
-      h = Math.imul(h ^ ((w >>> 16) & 0xff), FNV_PRIME);
-      h = Math.imul(h ^ (w >>> 24), FNV_PRIME);
-    }
-    for (; i < m; i++) h = Math.imul(h ^ bytes[inlineAt + i]!, FNV_PRIME);
-    if (n > INLINE) {
-      const keyAt = this.keyAtOf(page, at);
-      const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
-      const rest = this.arena[chunk]!;
-      const from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES;
-      const end = from + n - INLINE;
-      for (let i = from; i < end; i++) h = Math.imul(h ^ rest[i]!, FNV_PRIME);
-    }
-    return mixHash(h);
+    for (; i + 4 <= n; i += 4) h = mixWord(h, words[w0 + (i >>> 2)]!);
+    // The tail's bytes are the low ones of the next word (little-endian), the rest of it zero-padded or not: masked.
+    if (i < n) h ^= scramble(words[w0 + (i >>> 2)]! & ((1 << (8 * (n - i))) - 1));
+    return mixHash(h, n);
+  }
+
+  /** hashOfSlot of a key longer than its inline bytes: those 4 whole words, then its arena bytes. */
+  private hashOfLongSlot(page: number, at: number, n: number): number {
+    const words = this.pages[page]!;
+    const w0 = at * RECORD_WORDS + W_INLINE;
+    let h = 0;
+    for (let i = 0; i < INLINE; i += 4) h = mixWord(h, words[w0 + (i >>> 2)]!);
+    const keyAt = this.keyAtOf(page, at);
+    const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
+    h = hashBytesInto(h, this.arena[chunk]!, keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES, n - INLINE);
+    return mixHash(h, n);
   }
 
   /** Sets the width of the buckets' slot field (the rest holds the tag); the caller rebuilds a non-empty table. */

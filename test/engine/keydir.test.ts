@@ -258,6 +258,24 @@ describe('keydir byte methods (the hint loader)', () => {
   const inBuffer = (k: string, pad: number) =>
     Buffer.concat([Buffer.alloc(pad, 0xab), Buffer.from(k, 'latin1'), Buffer.alloc(7, 0xcd)]);
 
+  it('hashes keys by murmur3_32 (seed 0): its published values, by bytes, by words and by chars', () => {
+    const keydir = new Keydir();
+    for (const [k, want] of [
+      ['', 0],
+      ['test', 0xba6bd213],
+      ['Hello, world!', 0xc0363e43],
+      ['The quick brown fox jumps over the lazy dog', 0x2e4ff723],
+    ] as const) {
+      const buf = inBuffer(k, 3);
+      expect(hashBytes(buf, 3, k.length) >>> 0).toBe(want);
+      expect(hashView(new DataView(buf.buffer, buf.byteOffset, buf.length), 3, k.length) >>> 0).toBe(want);
+      if (k.length > 0) {
+        keydir.warmKeys([k], 1);
+        expect(keydir.warmedHashes[0]! >>> 0).toBe(want); // hashOf, the string path
+      }
+    }
+  });
+
   it('finds real hash collisions to test with', () => {
     for (const [a, b] of collisions) {
       expect(a).not.toBe(b);
