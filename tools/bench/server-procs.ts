@@ -5,7 +5,7 @@
  * read its RSS from /proc, stop it; and run kv-bench (the same load
  * generator for both stores) as a child process for its --json report.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchReport } from '../kv-bench.js';
@@ -54,6 +54,36 @@ export function rssBytes(pid: number): number {
  */
 export function rssFileBytes(pid: number): number {
   return statusBytes(pid, 'RssFile');
+}
+
+/** Clock ticks per second of /proc/PID/stat's times (getconf CLK_TCK; 100 on every Linux we know). */
+let clockTicks: number | undefined;
+
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    const out = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout;
+    const n = Number(out?.trim());
+    clockTicks = Number.isSafeInteger(n) && n > 0 ? n : 100;
+  }
+  return clockTicks;
+}
+
+/**
+ * CPU time a process has used so far, user + system, all its threads (those
+ * that ended included; its child processes not), in microseconds (Linux), or
+ * NaN. From /proc/PID/stat's utime and stime: clock ticks, 10 ms each, so a
+ * difference over a run of seconds is good to ~1%.
+ */
+export function cpuMicros(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime: fields 14 and 15
+    return (ticks * 1e6) / ticksPerSecond();
+  } catch {
+    return Number.NaN;
+  }
 }
 
 function statusBytes(pid: number, field: string): number {
@@ -138,6 +168,11 @@ export class ServerProc {
 
   get rss(): number {
     return rssBytes(this.proc.pid!);
+  }
+
+  /** The server's CPU time so far (cpuMicros). */
+  get cpuMicros(): number {
+    return cpuMicros(this.proc.pid!);
   }
 
   /** The file pages of `rss` (rssFileBytes). */

@@ -9,7 +9,11 @@
  *               (a child process: the same load generator for both, see
  *               tools/lib/load.ts) for set, get and mixed at -c 50 -d 100,
  *               -P 1 and -P 16; --repeat runs each, alternating which store
- *               goes first; medians of ops/s and p99 with their ratio.
+ *               goes first; medians of ops/s and p99 with their ratio, and
+ *               of the server's CPU per request (user + system of all its
+ *               threads over the run / requests answered: what a request
+ *               costs each server, apart from how much of the 2 cores the
+ *               scheduler gave it).
  *   memory      a fresh server of each, keys written up to each of --sizes,
  *               VmRSS from /proc/PID/status after each size, once idle and
  *               settled (see settledRss; the JSON also has it 1.5 s after
@@ -168,27 +172,52 @@ export interface ThroughputRow {
   /** segkv / Redis. */
   opsRatio: number | null;
   p99Ratio: number | null;
+  /** segkv / Redis, server CPU per request (RowStats.cpuUsPerRequest). */
+  cpuRatio: number | null;
 }
 
 export interface RowStats {
   opsPerSec: number;
   p50Ms: number;
   p99Ms: number;
-  runs: { opsPerSec: number; p50Ms: number; p99Ms: number; p999Ms: number; maxMs: number; errors: number }[];
+  /**
+   * The server process's CPU (user + system, all threads, cpuMicros) per
+   * answered request during the run, in µs: what a request costs the
+   * server, whatever share of the 2 cores it got. The load generator's
+   * CPU is not in it.
+   */
+  cpuUsPerRequest: number;
+  runs: {
+    opsPerSec: number;
+    p50Ms: number;
+    p99Ms: number;
+    p999Ms: number;
+    maxMs: number;
+    errors: number;
+    cpuUsPerRequest: number;
+  }[];
 }
 
-function stats(runs: TestResult[]): RowStats {
+/** One kv-bench run against one server, with the server's CPU per request during it. */
+interface Run {
+  result: TestResult;
+  cpuUsPerRequest: number;
+}
+
+function stats(runs: Run[]): RowStats {
   return {
-    opsPerSec: Math.round(median(runs.map((r) => r.opsPerSec))),
-    p50Ms: median(runs.map((r) => r.latencyMs.p50)),
-    p99Ms: median(runs.map((r) => r.latencyMs.p99)),
-    runs: runs.map((r) => ({
+    opsPerSec: Math.round(median(runs.map((r) => r.result.opsPerSec))),
+    p50Ms: median(runs.map((r) => r.result.latencyMs.p50)),
+    p99Ms: median(runs.map((r) => r.result.latencyMs.p99)),
+    cpuUsPerRequest: median(runs.map((r) => r.cpuUsPerRequest)),
+    runs: runs.map(({ result: r, cpuUsPerRequest }) => ({
       opsPerSec: r.opsPerSec,
       p50Ms: r.latencyMs.p50,
       p99Ms: r.latencyMs.p99,
       p999Ms: r.latencyMs.p999,
       maxMs: r.latencyMs.max,
       errors: r.errors,
+      cpuUsPerRequest,
     })),
   };
 }
@@ -213,7 +242,7 @@ async function throughput(
   const stores: Store[] = redisBin ? ['segkv', 'redis'] : ['segkv'];
   for (const mode of cfg.modes) {
     // runs[P][workload][store]: one result per repeat.
-    const runs = new Map<string, TestResult[]>();
+    const runs = new Map<string, Run[]>();
     const cell = (p: number, w: string, s: Store) => {
       const k = `${p} ${w} ${s}`;
       if (!runs.has(k)) runs.set(k, []);
@@ -237,7 +266,9 @@ async function throughput(
           for (const s of order) {
             const load =
               cfg.requests > 0 ? ['-n', String(cfg.requests)] : ['--duration', String(cfg.durationS)];
-            const report = await kvBench(s, servers.get(s)!.port, [
+            const server = servers.get(s)!;
+            const cpuBefore = server.cpuMicros;
+            const report = await kvBench(s, server.port, [
               '-c',
               String(cfg.clients),
               '-P',
@@ -252,7 +283,9 @@ async function throughput(
               String(rep + 1),
               ...load,
             ]);
-            cell(pipeline, workload, s).push(report.results[0]!);
+            const result = report.results[0]!;
+            const cpuUsPerRequest = (server.cpuMicros - cpuBefore) / result.requests;
+            cell(pipeline, workload, s).push({ result, cpuUsPerRequest });
           }
         }
       }
@@ -273,10 +306,14 @@ async function throughput(
           redis,
           opsRatio: redis ? segkv.opsPerSec / redis.opsPerSec : null,
           p99Ratio: redis ? segkv.p99Ms / redis.p99Ms : null,
+          cpuRatio: redis ? segkv.cpuUsPerRequest / redis.cpuUsPerRequest : null,
         });
         log(
-          `${mode} -P ${pipeline} ${workload}: segkv ${fmt(segkv.opsPerSec)} ops/s p99 ${segkv.p99Ms} ms` +
-            (redis ? `; redis ${fmt(redis.opsPerSec)} ops/s p99 ${redis.p99Ms} ms` : ''),
+          `${mode} -P ${pipeline} ${workload}: segkv ${fmt(segkv.opsPerSec)} ops/s p99 ${segkv.p99Ms} ms ` +
+            `CPU ${segkv.cpuUsPerRequest.toFixed(1)} µs/request` +
+            (redis
+              ? `; redis ${fmt(redis.opsPerSec)} ops/s p99 ${redis.p99Ms} ms CPU ${redis.cpuUsPerRequest.toFixed(1)} µs/request`
+              : ''),
         );
       }
     }
@@ -350,6 +387,9 @@ function throughputTable(rows: ThroughputRow[]): string {
     'segkv p99 ms',
     'redis p99 ms',
     'p99 ratio',
+    'segkv CPU µs/req',
+    'redis CPU µs/req',
+    'CPU ratio',
   ];
   const body = rows.map((r) => [
     r.mode === 'always' ? 'always/always' : 'interval/everysec',
@@ -361,6 +401,9 @@ function throughputTable(rows: ThroughputRow[]): string {
     r.segkv.p99Ms.toFixed(3),
     r.redis ? r.redis.p99Ms.toFixed(3) : '-',
     ratio(r.p99Ratio),
+    r.segkv.cpuUsPerRequest.toFixed(1),
+    r.redis ? r.redis.cpuUsPerRequest.toFixed(1) : '-',
+    ratio(r.cpuRatio),
   ]);
   return formatTable(head, body, 3);
 }
