@@ -20,13 +20,12 @@
  * Lag in ms, per primary sample: how long until the replica's offset reached
  * what the primary's was then (interpolated between polls).
  */
-import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { KvClient } from '../../src/index.js';
 import type { TestResult } from '../lib/load.js';
 import type { TempRoot } from './lib.js';
 import { freePort, parseInfo, RespClient } from './redis-peer.js';
-import { kvBench, rssBytes, ServerProc, type Store, settledRss } from './server-procs.js';
+import { cpuMs, kvBench, rssBytes, ServerProc, type Store, settledRss } from './server-procs.js';
 
 /** How often the primary's RSS is read during a full resync, and the replica asked whether it is done, ms. */
 const RSS_SAMPLE_MS = 20;
@@ -293,25 +292,6 @@ export interface SetRunResult {
    * depend on how the shared machine scheduled the processes.
    */
   cpuUsPerSet: { primary: number; replicas: number[] };
-}
-
-/** Clock ticks per second of /proc/PID/stat's times. */
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-/**
- * CPU time a process has used so far (user + system), ms, with that of its
- * children it has waited for (Redis's fork) if asked; NaN if it is gone.
- */
-export function cpuMs(pid: number, children = false): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after "(comm) ": state is field 3, utime 14, stime 15, cutime 16, cstime 17.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const own = Number(f[11]) + Number(f[12]);
-    return ((own + (children ? Number(f[13]) + Number(f[14]) : 0)) * 1000) / CLOCK_TICKS;
-  } catch {
-    return Number.NaN;
-  }
 }
 
 /** kv-bench -t set against the topology's primary, with lag polling if asked. */

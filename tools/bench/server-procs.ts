@@ -56,31 +56,22 @@ export function rssFileBytes(pid: number): number {
   return statusBytes(pid, 'RssFile');
 }
 
-/** Clock ticks per second of /proc/PID/stat's times (getconf CLK_TCK; 100 on every Linux we know). */
-let clockTicks: number | undefined;
-
-function ticksPerSecond(): number {
-  if (clockTicks === undefined) {
-    const out = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout;
-    const n = Number(out?.trim());
-    clockTicks = Number.isSafeInteger(n) && n > 0 ? n : 100;
-  }
-  return clockTicks;
-}
+/** Clock ticks per second of /proc/PID/stat's times. */
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 /**
- * CPU time a process has used so far, user + system, all its threads (those
- * that ended included; its child processes not), in microseconds (Linux), or
- * NaN. From /proc/PID/stat's utime and stime: clock ticks, 10 ms each, so a
- * difference over a run of seconds is good to ~1%.
+ * CPU time a process has used so far (user + system, all its threads, those
+ * that ended included), ms, with that of its children it has waited for
+ * (Redis's fork) if asked; NaN if it is gone. Clock ticks (10 ms): good to
+ * ~1% over a run of seconds.
  */
-export function cpuMicros(pid: number): number {
+export function cpuMs(pid: number, children = false): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime: fields 14 and 15
-    return (ticks * 1e6) / ticksPerSecond();
+    // Fields after "(comm) ": state is field 3, utime 14, stime 15, cutime 16, cstime 17.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const own = Number(f[11]) + Number(f[12]);
+    return ((own + (children ? Number(f[13]) + Number(f[14]) : 0)) * 1000) / CLOCK_TICKS;
   } catch {
     return Number.NaN;
   }
@@ -170,9 +161,9 @@ export class ServerProc {
     return rssBytes(this.proc.pid!);
   }
 
-  /** The server's CPU time so far (cpuMicros). */
-  get cpuMicros(): number {
-    return cpuMicros(this.proc.pid!);
+  /** The server's own CPU time so far, ms (cpuMs; its child processes not counted). */
+  get cpuMs(): number {
+    return cpuMs(this.proc.pid!);
   }
 
   /** The file pages of `rss` (rssFileBytes). */

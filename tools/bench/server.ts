@@ -181,7 +181,7 @@ export interface RowStats {
   p50Ms: number;
   p99Ms: number;
   /**
-   * The server process's CPU (user + system, all threads, cpuMicros) per
+   * The server process's CPU (user + system, all threads, cpuMs) per
    * answered request during the run, in µs: what a request costs the
    * server, whatever share of the 2 cores it got. The load generator's
    * CPU is not in it.
@@ -267,7 +267,7 @@ async function throughput(
             const load =
               cfg.requests > 0 ? ['-n', String(cfg.requests)] : ['--duration', String(cfg.durationS)];
             const server = servers.get(s)!;
-            const cpuBefore = server.cpuMicros;
+            const cpuBefore = server.cpuMs;
             const report = await kvBench(s, server.port, [
               '-c',
               String(cfg.clients),
@@ -284,7 +284,7 @@ async function throughput(
               ...load,
             ]);
             const result = report.results[0]!;
-            const cpuUsPerRequest = (server.cpuMicros - cpuBefore) / result.requests;
+            const cpuUsPerRequest = ((server.cpuMs - cpuBefore) * 1000) / result.requests;
             cell(pipeline, workload, s).push({ result, cpuUsPerRequest });
           }
         }
