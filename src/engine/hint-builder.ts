@@ -303,7 +303,7 @@ export class HintBuilder {
 
   /** The last chunk `addFrom` wrote to, and a DataView of its bytes. */
   private viewed: Buffer | undefined;
-  private view: DataView = new DataView(new ArrayBuffer(0));
+  private view: DataView = EMPTY_VIEW;
 
   /**
    * Drops the entry of the record at `position` (a newer record of its key
@@ -450,7 +450,7 @@ export class HintBuilder {
     this.chunks = [];
     this.free = [];
     this.viewed = undefined;
-    this.view = new DataView(new ArrayBuffer(0));
+    this.view = EMPTY_VIEW;
     this.mover.forget();
     this.slabChunks.drop();
     this.nextArrays.drop();
@@ -507,7 +507,7 @@ export class HintBuilder {
       }
       this.tookChunks.clear();
       this.viewed = undefined;
-      this.view = new DataView(new ArrayBuffer(0)); // it would keep the last recycled chunk's slab alive
+      this.view = EMPTY_VIEW; // it would keep the last recycled chunk's slab alive
       this.mover.forget();
     }
     if (this.tookArrays) {
