@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { fmt, formatTable } from './bench/lib.js';
 import { EXIT_OK, EXIT_PROBLEMS, integerOption, parseCommandLine, runTool, UsageError } from './lib/cli.js';
 /**
@@ -14,6 +15,7 @@ import {
   TEST_NAMES,
   type TestName,
   type TestResult,
+  type Timeline,
 } from './lib/load.js';
 import { MAX_KEYSPACE, respWire, segkvWire } from './lib/wire.js';
 
@@ -32,6 +34,10 @@ Options:
   -P PIPELINE        Requests per batch per connection (default 1: no pipelining).
   -n REQUESTS        Requests per test (default 100000).
   --duration SECONDS Run each test this long instead of -n requests.
+  --warmup SECONDS   With --duration: run each test's load this long first,
+                     unrecorded (requests written in it are not counted, nor
+                     their latency), so that the measured part starts with the
+                     server and this client warm (default 0).
   -d VALUE_BYTES     Value size in bytes for set, mset and mixed (default 100).
   -r KEYSPACE        Keys are key:000000000000 .. KEYSPACE-1, picked at random
                      (default 100000).
@@ -48,6 +54,11 @@ Options:
                      the connection's writes; not counted as a request), so
                      latency and ops/s include replication.
   --target T         segkv (default) or redis.
+  --timeline FILE    Write every request of each test to FILE as CSV: when its
+                     batch was written (ms after the test's start), its latency
+                     (µs) and its connection; a '#' line before each test gives
+                     the test's start on the wall clock (epoch ms), to line the
+                     requests up with another process's events.
   --json             Print one JSON object instead of the table.
   --quiet, -q        No progress line.
   --help             Show this help.
@@ -70,6 +81,7 @@ const OPTIONS = {
   keyspace: { type: 'string', short: 'r' },
   tests: { type: 'string', short: 't' },
   duration: { type: 'string' },
+  warmup: { type: 'string' },
   'read-ratio': { type: 'string' },
   'keys-per-op': { type: 'string' },
   prefill: { type: 'boolean' },
@@ -77,6 +89,7 @@ const OPTIONS = {
   seed: { type: 'string' },
   wait: { type: 'string' },
   target: { type: 'string' },
+  timeline: { type: 'string' },
   json: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean' },
@@ -92,6 +105,8 @@ export interface BenchReport {
   pipeline: number;
   requests: number | null;
   durationSeconds: number | null;
+  /** --warmup: unrecorded seconds of the same load before each test's measured part. */
+  warmupSeconds: number;
   valueBytes: number;
   keyspace: number;
   readRatio: number;
@@ -132,8 +147,21 @@ export function reportTable(r: BenchReport): string {
   const title =
     `kv-bench → ${r.target} ${r.host}:${r.port}: ${r.clients} clients, pipeline ${r.pipeline}, ` +
     `${r.valueBytes}-byte values, ${r.keyspace.toLocaleString('en-US')} keys, ` +
-    (r.durationSeconds !== null ? `${r.durationSeconds} s per test` : `${r.requests} requests per test`);
+    (r.durationSeconds !== null ? `${r.durationSeconds} s per test` : `${r.requests} requests per test`) +
+    (r.warmupSeconds > 0 ? ` after ${r.warmupSeconds} s of warm-up` : '');
   return `${title}\n${formatTable(head, rows, 1)}\n`;
+}
+
+/** Appends one test's requests to `file` (--timeline): a '#' line, a CSV header, a row per request. */
+function writeTimeline(file: string, test: string, t: Timeline): void {
+  const lines = [
+    `# test=${test} start_epoch_ms=${t.startEpochMs.toFixed(3)} requests=${t.count}`,
+    'sent_ms,latency_us,connection',
+  ];
+  for (let i = 0; i < t.count; i++) {
+    lines.push(`${t.sentMs[i]!.toFixed(3)},${t.latencyUs[i]},${t.connection[i]}`);
+  }
+  appendFileSync(file, `${lines.join('\n')}\n`);
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -156,6 +184,10 @@ async function main(argv: string[]): Promise<number> {
   const duration = durationText === undefined ? 0 : Number(durationText);
   if (!(duration >= 0) || !Number.isFinite(duration))
     throw new UsageError('--duration takes a number of seconds');
+  const warmupText = v.warmup as string | undefined;
+  const warmup = warmupText === undefined ? 0 : Number(warmupText);
+  if (!(warmup >= 0) || !Number.isFinite(warmup)) throw new UsageError('--warmup takes a number of seconds');
+  if (warmup > 0 && duration === 0) throw new UsageError('--warmup needs --duration');
   const ratioText = v['read-ratio'] as string | undefined;
   const readRatio = ratioText === undefined ? 0.8 : Number(ratioText);
   if (!(readRatio >= 0 && readRatio <= 1)) throw new UsageError('--read-ratio takes a number from 0 to 1');
@@ -171,13 +203,17 @@ async function main(argv: string[]): Promise<number> {
     pipeline: positive('pipeline', v.pipeline as string | undefined, 1),
     requests: positive('requests', v.requests as string | undefined, 100_000),
     durationMs: Math.round(duration * 1000),
+    warmupMs: Math.round(warmup * 1000),
     valueBytes: integerOption('data-size', v['data-size'] as string | undefined, 100),
     keyspace,
     readRatio,
     keysPerOp: positive('keys-per-op', v['keys-per-op'] as string | undefined, 10),
     seed: integerOption('seed', v.seed as string | undefined, 1),
     waitReplicas: v.wait === undefined ? undefined : integerOption('wait', v.wait as string | undefined, 0),
+    timeline: v.timeline !== undefined,
   };
+  const timelineFile = v.timeline as string | undefined;
+  if (timelineFile !== undefined) writeFileSync(timelineFile, '');
   const json = v.json === true;
   const progress = !json && v.quiet !== true && process.stderr.isTTY ? progressLine : undefined;
   const report: BenchReport = {
@@ -189,6 +225,7 @@ async function main(argv: string[]): Promise<number> {
     pipeline: options.pipeline,
     requests: duration > 0 ? null : options.requests,
     durationSeconds: duration > 0 ? duration : null,
+    warmupSeconds: warmup,
     valueBytes: options.valueBytes,
     keyspace,
     readRatio,
@@ -212,6 +249,10 @@ async function main(argv: string[]): Promise<number> {
   for (const t of tests) {
     const result = await runTest(adapter, options, t as TestName, progress);
     if (progress) process.stderr.write('\r\x1b[K');
+    if (timelineFile !== undefined && result.timeline) {
+      writeTimeline(timelineFile, result.test, result.timeline);
+      delete result.timeline;
+    }
     report.results.push(result);
   }
   process.stdout.write(json ? `${JSON.stringify(report)}\n` : reportTable(report));

@@ -3,7 +3,7 @@
  * the documented shape and every test made progress. No timing assertions.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvClient } from '../../src/index.js';
@@ -177,6 +177,36 @@ describe('kv-bench', () => {
       await replica.stop();
     }
   }, 60_000);
+
+  it('--warmup runs the load first unrecorded; --timeline writes every measured request', () => {
+    const file = join(OUT, 'timeline.csv');
+    const args = ['-p', String(server.port), '-c', '3', '-t', 'set,get', '--duration', '0.4', '--json'];
+    const r = bench([...args, '--warmup', '0.6', '--timeline', file]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report).toMatchObject({ durationSeconds: 0.4, warmupSeconds: 0.6 });
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    for (const [i, t] of report.results.entries()) {
+      expect(t.timeline).toBeUndefined(); // not in the JSON report
+      expect(t.seconds).toBeGreaterThanOrEqual(0.4);
+      expect(t.seconds).toBeLessThan(0.95); // the measured part only, not the warm-up (0.6 s more)
+      const head = lines.findIndex((l) => l.startsWith(`# test=${t.test} `));
+      expect(lines[head]).toMatch(new RegExp(`start_epoch_ms=\\d+\\.\\d+ requests=${t.requests}$`));
+      expect(lines[head + 1]).toBe('sent_ms,latency_us,connection');
+      const rows = lines.slice(head + 2, head + 2 + t.requests).map((l) => l.split(',').map(Number));
+      expect(rows).toHaveLength(t.requests);
+      if (i === 0) expect(lines[head + 2 + t.requests]).toMatch(/^# test=get /);
+      // Only batches written in the measured part: none from the warm-up (sent before 0).
+      for (const [sent, latency, conn] of rows) {
+        expect(sent).toBeGreaterThanOrEqual(0);
+        expect(sent).toBeLessThan(400);
+        expect(latency).toBeGreaterThan(0);
+        expect([0, 1, 2]).toContain(conn);
+      }
+    }
+    expect(bench([...args.slice(0, -3), '-n', '10', '--warmup', '1']).code).toBe(2); // --warmup needs --duration
+  });
 
   it('exits 2 on an unknown test', () => {
     const r = bench(['-t', 'nope']);

@@ -29,8 +29,9 @@
  * Results: tools/bench/results/server-<date>.json and .svg (grouped bars).
  */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
 import type { TestResult } from '../lib/load.js';
 import {
   benchArgs,
@@ -50,6 +51,8 @@ import { kvBench, type Mode, redisBinary, ServerProc, type Store, settledRss } f
 const HELP = `usage: npm run bench:server -- [options]
 
   --duration S      seconds per kv-bench run (default 5)
+  --warmup S        kv-bench --warmup: seconds of the same load before each run's measured
+                    part, unrecorded, for both servers alike (default 0: none)
   --requests N      requests per run instead of --duration (quick: 2000)
   --repeat N        runs of each row, medians shown (default 3)
   --keys N          keys written before the throughput runs, and -r (default 100000)
@@ -63,12 +66,15 @@ const HELP = `usage: npm run bench:server -- [options]
   --no-throughput   skip the throughput rows (memory and restart only)
   --redis PATH      redis-server binary (default: the one on PATH, installed with apt-get if missing)
   --quick           CI smoke: 2000 requests per run, 1 run, --sizes 100000 (< 60 s)
+  --timelines DIR   also write each kv-bench run's per-request timeline (kv-bench --timeline)
+                    to DIR/<mode>-P<P>-<workload>-<store>-<run>.csv
   --out FILE        JSON results path (default tools/bench/results/server-<date>.json; the SVG beside it)
   --help            this text
 `;
 
 interface Config {
   durationS: number;
+  warmupS: number;
   requests: number;
   repeat: number;
   keys: number;
@@ -82,6 +88,7 @@ interface Config {
   throughput: boolean;
   redis: string | undefined;
   out: string | undefined;
+  timelines: string | undefined;
   quick: boolean;
 }
 
@@ -100,6 +107,7 @@ function int(v: string | undefined, name: string): number {
 function parseArgs(argv: string[]): Config {
   const a = benchArgs(argv, HELP, {
     duration: { type: 'string' },
+    warmup: { type: 'string' },
     requests: { type: 'string' },
     repeat: { type: 'string' },
     keys: { type: 'string' },
@@ -113,6 +121,7 @@ function parseArgs(argv: string[]): Config {
     'no-throughput': { type: 'boolean' },
     redis: { type: 'string' },
     out: { type: 'string' },
+    timelines: { type: 'string' },
     quick: { type: 'boolean' },
   });
   const intOf = (name: string, fallback: number) => {
@@ -131,8 +140,11 @@ function parseArgs(argv: string[]): Config {
     return m;
   });
   const sizes = listOf('sizes')?.map((s) => int(s, '--sizes'));
+  const warmupS = Number(a.string('warmup') ?? 0);
+  if (!(warmupS >= 0) || !Number.isFinite(warmupS)) throw new UsageError('--warmup needs seconds >= 0');
   const c: Config = {
     durationS,
+    warmupS,
     requests: intOf('requests', 0),
     repeat: intOf('repeat', 3),
     keys: intOf('keys', 100_000),
@@ -146,6 +158,7 @@ function parseArgs(argv: string[]): Config {
     throughput: !a.flag('no-throughput'),
     redis: a.string('redis'),
     out: a.string('out'),
+    timelines: a.string('timelines'),
     quick: a.flag('quick'),
   };
   const sizesGiven = sizes !== undefined;
@@ -265,8 +278,17 @@ async function throughput(
         for (const workload of cfg.workloads) {
           for (const s of order) {
             const load =
-              cfg.requests > 0 ? ['-n', String(cfg.requests)] : ['--duration', String(cfg.durationS)];
+              cfg.requests > 0
+                ? ['-n', String(cfg.requests)]
+                : ['--duration', String(cfg.durationS), '--warmup', String(cfg.warmupS)];
             const server = servers.get(s)!;
+            if (cfg.timelines !== undefined) {
+              mkdirSync(cfg.timelines, { recursive: true });
+              load.push(
+                '--timeline',
+                join(cfg.timelines, `${mode}-P${pipeline}-${workload}-${s}-${rep + 1}.csv`),
+              );
+            }
             const cpuBefore = server.cpuMs;
             const report = await kvBench(s, server.port, [
               '-c',
@@ -484,7 +506,8 @@ async function main(): Promise<void> {
     loadavgBefore: loadBefore,
     loadavgAfter: loadAfter,
   };
-  const load = cfg.requests > 0 ? `-n ${cfg.requests}` : `--duration ${cfg.durationS}`;
+  const load =
+    cfg.requests > 0 ? `-n ${cfg.requests}` : `--duration ${cfg.durationS} --warmup ${cfg.warmupS}`;
   const command = cfg.throughput
     ? `kv-bench -c ${cfg.clients} -d ${cfg.valueBytes} -r ${cfg.keys} ${load} -P {${cfg.pipelines.join(',')}} ` +
       `-t {${cfg.workloads.join(',')}}, ${cfg.repeat} runs per row (median)`

@@ -45,6 +45,12 @@ export interface LoadOptions {
   requests: number;
   /** Run for this long instead of a request count; 0 = use `requests`. */
   durationMs: number;
+  /**
+   * With durationMs: run the same load this long first, unrecorded (a
+   * request whose batch was written before the measured part is not counted,
+   * nor is its latency), so the measured part starts with both ends warm.
+   */
+  warmupMs?: number | undefined;
   /** Bytes of each value. */
   valueBytes: number;
   /** Keys are chosen uniformly from key:000000000000 .. keyspace-1. */
@@ -57,6 +63,8 @@ export interface LoadOptions {
   seed: number;
   /** End every batch with `WAIT waitReplicas 0` (not counted as a request); undefined: no WAIT. */
   waitReplicas?: number | undefined;
+  /** Keep every request's send time and latency (TestResult.timeline). */
+  timeline?: boolean | undefined;
 }
 
 export interface LatencyMs {
@@ -79,6 +87,23 @@ export interface TestResult {
   opsPerSec: number;
   latencyMs: LatencyMs;
   firstError?: string;
+  /** With LoadOptions.timeline: every request, in reply order. */
+  timeline?: Timeline;
+}
+
+/**
+ * Every request of a run (LoadOptions.timeline): when its batch was written,
+ * ms after the run's start, and its latency, µs, as the histogram has it;
+ * `startEpochMs` is the run's start on the wall clock (performance.timeOrigin
+ * + the start), to line requests up with another process's events.
+ */
+export interface Timeline {
+  startEpochMs: number;
+  count: number;
+  /** sentMs[i], latencyUs[i], connection[i]: request i. */
+  sentMs: Float64Array;
+  latencyUs: Float64Array;
+  connection: Uint16Array;
 }
 
 /** Live figures for a progress line. */
@@ -171,16 +196,54 @@ class Run implements ReplySink {
   latencyUs = 0;
   started = 0;
   deadline = Number.POSITIVE_INFINITY;
+  /** The replies being parsed: their batch's write time and connection (set per chunk, for the timeline). */
+  sentAt = 0;
+  connection = 0;
+  timeline: Timeline | undefined;
 
   constructor(
     readonly options: LoadOptions,
     readonly work: Workload,
-  ) {}
+  ) {
+    if (options.timeline) {
+      const n = 1 << 16;
+      this.timeline = {
+        startEpochMs: 0,
+        count: 0,
+        sentMs: new Float64Array(n),
+        latencyUs: new Float64Array(n),
+        connection: new Uint16Array(n),
+      };
+    }
+  }
 
   reply(error: string | undefined, nil: boolean): void {
+    if (this.sentAt < this.started) {
+      // Sent during the warm-up: not a measured request (an error still fails the run).
+      this.count(error, false);
+      return;
+    }
     this.done++;
     this.histogram.recordValue(this.latencyUs);
+    if (this.timeline) this.mark(this.timeline);
     this.count(error, nil);
+  }
+
+  private mark(t: Timeline): void {
+    if (t.count === t.sentMs.length) {
+      const grow = <A extends Float64Array | Uint16Array>(a: A, make: (n: number) => A): A => {
+        const b = make(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      t.sentMs = grow(t.sentMs, (n) => new Float64Array(n));
+      t.latencyUs = grow(t.latencyUs, (n) => new Float64Array(n));
+      t.connection = grow(t.connection, (n) => new Uint16Array(n));
+    }
+    t.sentMs[t.count] = this.sentAt - this.started;
+    t.latencyUs[t.count] = this.latencyUs;
+    t.connection[t.count] = this.connection;
+    t.count++;
   }
 
   /** A reply's error or nil, without counting it as a request (the trailer's). */
@@ -221,6 +284,7 @@ class BenchConnection implements ReplySink {
     private readonly socket: Socket,
     private readonly adapter: WireAdapter,
     private readonly run: Run,
+    private readonly index = 0,
   ) {
     const largest = Math.max(...run.work.templates.map((t) => t.bytes.length));
     this.out = Buffer.allocUnsafe(largest * run.options.pipeline + (run.work.trailer?.bytes.length ?? 0));
@@ -275,6 +339,8 @@ class BenchConnection implements ReplySink {
   private onData(chunk: Buffer): void {
     const run = this.run;
     run.latencyUs = Math.max(1, Math.round((performance.now() - this.sentAt) * 1000));
+    run.sentAt = this.sentAt;
+    run.connection = this.index;
     let buf = chunk;
     if (this.pending !== undefined) {
       buf = Buffer.concat([this.pending, chunk]);
@@ -418,7 +484,7 @@ export async function runTest(
   if (keySource) work.key = keySource;
   const run = new Run(options, work);
   const sockets = await openAll(adapter, options);
-  const conns = sockets.map((s) => new BenchConnection(s, adapter, run));
+  const conns = sockets.map((s, i) => new BenchConnection(s, adapter, run, i));
   let timer: NodeJS.Timeout | undefined;
   if (onProgress) {
     timer = setInterval(() => {
@@ -430,7 +496,10 @@ export async function runTest(
       });
     }, 250);
   }
-  run.started = performance.now();
+  const warmupMs = options.durationMs > 0 ? (options.warmupMs ?? 0) : 0;
+  // The measured part starts after the warm-up; replies to batches written before it are not recorded.
+  run.started = performance.now() + warmupMs;
+  if (run.timeline) run.timeline.startEpochMs = performance.timeOrigin + run.started;
   if (options.durationMs > 0) run.deadline = run.started + options.durationMs;
   try {
     for (const c of conns) c.sendBatch();
@@ -458,6 +527,7 @@ export async function runTest(
     },
   };
   if (run.firstError !== undefined) result.firstError = run.firstError;
+  if (run.timeline) result.timeline = run.timeline;
   h.destroy();
   return result;
 }
@@ -478,7 +548,7 @@ export function prefill(
   const key = () => (next < end ? next++ : end - 1);
   return runTest(
     adapter,
-    { ...options, requests, durationMs: 0, keyspace: Math.max(options.keyspace, end) },
+    { ...options, requests, durationMs: 0, keyspace: Math.max(options.keyspace, end), timeline: false },
     'mset',
     undefined,
     key,
