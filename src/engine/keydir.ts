@@ -79,6 +79,7 @@
  * (the record moved, its value is the same).
  */
 
+import { randomBytes } from 'node:crypto';
 import { endianness } from 'node:os';
 import { KvError } from '../errors.js';
 import {
@@ -133,62 +134,107 @@ const REBUILD_BATCH = 1024;
 /** Slots and hashes of one batch of placeSlots (single-threaded: one keydir places at a time). */
 const BATCH_SLOTS = new Int32Array(REBUILD_BATCH);
 const BATCH_HASHES = new Int32Array(REBUILD_BATCH);
+/** A short key's arena bytes in hashOfSlot: none. */
+const EMPTY_BYTES: Buffer = Buffer.alloc(0);
 /** Keys up to this many bytes are copied into the arena by a JS loop, longer ones by Buffer.copy. */
 const KEY_COPY_LOOP_BYTES = 32;
 
 /**
- * The keydir hash is murmur3_32 (seed 0) of the key's bytes: a key's bytes
- * go in as little-endian 32-bit words, each scrambled off the chain
- * (MURMUR_C1, rotate, MURMUR_C2) and then mixed into it by an XOR, a rotate
- * and a multiply by 5. It was FNV-1a with the same finaliser: a multiply
- * per byte, each waiting on the last (16 dependent multiplies for a
- * 16-byte key against 4 steps here: issue 15, the write path hashes every
- * key it appends and a doubling rehashes every key). In memory only: no
- * file holds a keydir hash.
+ * The keydir hash is HalfSipHash-1-3 (Aumasson and Bernstein's SipHash on
+ * 32-bit words, one SipRound per word and three to finish, as Linux's
+ * hsiphash on 32-bit machines) of the key's bytes under a 64-bit key drawn
+ * from crypto.randomBytes once per process (HASH_KEY). A client chooses its
+ * keys: with an unkeyed hash (FNV-1a until issue 15, then murmur3_32 with
+ * seed 0) it can choose thousands that share one hash, and every insert and
+ * lookup of them walks one probe run that grows with each key (hash
+ * flooding: 4,096 such 104-byte keys took 2,048 probes per hit and 40x the
+ * insert time of random ones; murmur3 has multicollisions whatever its seed,
+ * test/engine/keydir-flood.test.ts builds them). Under a secret key a
+ * client cannot tell which keys share a bucket; Redis keys its dict's
+ * SipHash-1-3 the same way. In memory only: no file and no message holds a
+ * keydir hash (hint entries hold the key's bytes and a restart hashes them
+ * again), so each process draws its own key.
+ *
+ * A key's bytes go in as little-endian 32-bit words, a SipRound each, then
+ * its last 0-3 bytes with its length (mod 256) in the top byte as one more
+ * word. Each path to the hash reads the key's words its own way and
+ * compresses them in its own loop (sipFinish says why): hashOf a string's
+ * chars, hashBytes a Uint8Array's bytes, hashView a DataView's words,
+ * Keydir.hashOfSlot a record's inline words and then the arena's bytes.
  */
-const MURMUR_C1 = 0xcc9e2d51;
-const MURMUR_C2 = 0x1b873593;
+const HASH_KEY = randomBytes(8);
+const K0 = HASH_KEY.readInt32LE(0);
+const K1 = HASH_KEY.readInt32LE(4);
+/** HalfSipHash's initial v2 and v3 before the key: "lyge" and "tedb", as in its reference. */
+const V2 = 0x6c796765 ^ K0;
+const V3 = 0x74656462 ^ K1;
 
-/** A word (or the zero-padded tail) scrambled before it is mixed into the hash. */
-function scramble(w: number): number {
-  const k = Math.imul(w, MURMUR_C1);
-  return Math.imul((k << 15) | (k >>> 17), MURMUR_C2);
+/** The process's keydir hash key (a copy): for tests that check the hash against HalfSipHash-1-3's reference. */
+export function keydirHashKey(): Buffer {
+  return Buffer.from(HASH_KEY);
 }
 
-/** The hash `h` after the key's next whole word `w`. */
-function mixWord(h: number, w: number): number {
-  const x = h ^ scramble(w);
-  return (Math.imul((x << 13) | (x >>> 19), 5) + 0xe6546b64) | 0;
+/**
+ * The hash from the state after a key's whole words: its last word `last`
+ * (the key's 0-3 tail bytes | its length << 24) compressed, then the three
+ * finishing rounds. Every path's loop compresses the whole words itself,
+ * with the SipRound written out in it: the state is four numbers, and a
+ * shared round (or gathering the words for one loop) cost 8-10 ns of a
+ * 16-byte key's ~17 (V8 keeps the four in registers only within one function).
+ */
+function sipFinish(v0: number, v1: number, v2: number, v3: number, last: number): number {
+  v3 ^= last;
+  for (let r = 0; r < 4; r++) {
+    // A SipRound on 32-bit words (rotations 5, 16, 8, 7, 13, 16).
+    v0 = (v0 + v1) | 0;
+    v1 = ((v1 << 5) | (v1 >>> 27)) ^ v0;
+    v0 = (v0 << 16) | (v0 >>> 16);
+    v2 = (v2 + v3) | 0;
+    v3 = ((v3 << 8) | (v3 >>> 24)) ^ v2;
+    v0 = (v0 + v3) | 0;
+    v3 = ((v3 << 7) | (v3 >>> 25)) ^ v0;
+    v2 = (v2 + v1) | 0;
+    v1 = ((v1 << 13) | (v1 >>> 19)) ^ v2;
+    v2 = (v2 << 16) | (v2 >>> 16);
+    if (r === 0) {
+      v0 ^= last;
+      v2 ^= 0xff;
+    }
+  }
+  return v1 ^ v3;
 }
 
-/** murmur3's finaliser, after the tail and the key's length, so every bit of the table index mixes. */
-function mixHash(h: number, length: number): number {
-  h ^= length;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return (h ^ (h >>> 16)) | 0;
-}
-
-/** murmur3_32 of the key's chars (latin1: one byte each). */
+/** The keydir hash of the key's chars (latin1: one byte each). */
 function hashOf(key: string): number {
   const n = key.length;
-  let h = 0;
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    h = mixWord(
-      h,
+  const whole = n & ~3;
+  let v0 = K0;
+  let v1 = K1;
+  let v2 = V2;
+  let v3 = V3;
+  for (let i = 0; i < whole; i += 4) {
+    const m =
       key.charCodeAt(i) |
-        (key.charCodeAt(i + 1) << 8) |
-        (key.charCodeAt(i + 2) << 16) |
-        (key.charCodeAt(i + 3) << 24),
-    );
+      (key.charCodeAt(i + 1) << 8) |
+      (key.charCodeAt(i + 2) << 16) |
+      (key.charCodeAt(i + 3) << 24);
+    v3 ^= m;
+    // A SipRound on 32-bit words (rotations 5, 16, 8, 7, 13, 16).
+    v0 = (v0 + v1) | 0;
+    v1 = ((v1 << 5) | (v1 >>> 27)) ^ v0;
+    v0 = (v0 << 16) | (v0 >>> 16);
+    v2 = (v2 + v3) | 0;
+    v3 = ((v3 << 8) | (v3 >>> 24)) ^ v2;
+    v0 = (v0 + v3) | 0;
+    v3 = ((v3 << 7) | (v3 >>> 25)) ^ v0;
+    v2 = (v2 + v1) | 0;
+    v1 = ((v1 << 13) | (v1 >>> 19)) ^ v2;
+    v2 = (v2 << 16) | (v2 >>> 16);
+    v0 ^= m;
   }
   let t = 0;
-  for (let j = n - 1; j >= i; j--) t = (t << 8) | key.charCodeAt(j);
-  if (i < n) h ^= scramble(t);
-  return mixHash(h, n);
+  for (let i = n - 1; i >= whole; i--) t = (t << 8) | key.charCodeAt(i);
+  return sipFinish(v0, v1, v2, v3, (n << 24) | t);
 }
 
 /**
@@ -196,19 +242,30 @@ function hashOf(key: string): number {
  * so keys loaded from a hint file and keys written through `set` meet in the same buckets.
  */
 export function hashBytes(buf: Uint8Array, start: number, length: number): number {
-  return mixHash(hashBytesInto(0, buf, start, length), length);
-}
-
-/** The hash `h` after the `length` bytes at `start` in `buf` (their last partial word scrambled in): before mixHash. */
-function hashBytesInto(h: number, buf: Uint8Array, start: number, length: number): number {
-  const end = start + length;
-  let i = start;
-  for (; i + 4 <= end; i += 4) {
-    h = mixWord(h, buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24));
+  const whole = start + (length & ~3);
+  let v0 = K0;
+  let v1 = K1;
+  let v2 = V2;
+  let v3 = V3;
+  for (let i = start; i < whole; i += 4) {
+    const m = buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24);
+    v3 ^= m;
+    // A SipRound on 32-bit words (rotations 5, 16, 8, 7, 13, 16).
+    v0 = (v0 + v1) | 0;
+    v1 = ((v1 << 5) | (v1 >>> 27)) ^ v0;
+    v0 = (v0 << 16) | (v0 >>> 16);
+    v2 = (v2 + v3) | 0;
+    v3 = ((v3 << 8) | (v3 >>> 24)) ^ v2;
+    v0 = (v0 + v3) | 0;
+    v3 = ((v3 << 7) | (v3 >>> 25)) ^ v0;
+    v2 = (v2 + v1) | 0;
+    v1 = ((v1 << 13) | (v1 >>> 19)) ^ v2;
+    v2 = (v2 << 16) | (v2 >>> 16);
+    v0 ^= m;
   }
   let t = 0;
-  for (let j = end - 1; j >= i; j--) t = (t << 8) | buf[j]!;
-  return i < end ? h ^ scramble(t) : h;
+  for (let i = start + length - 1; i >= whole; i--) t = (t << 8) | buf[i]!;
+  return sipFinish(v0, v1, v2, v3, (length << 24) | t);
 }
 
 /**
@@ -217,13 +274,30 @@ function hashBytesInto(h: number, buf: Uint8Array, start: number, length: number
  * byte reads cost ~4x the instructions (V8 checks the array at every byte).
  */
 export function hashView(view: DataView, at: number, length: number): number {
-  let h = 0;
-  let i = 0;
-  for (; i + 4 <= length; i += 4) h = mixWord(h, view.getInt32(at + i, true));
+  const whole = at + (length & ~3);
+  let v0 = K0;
+  let v1 = K1;
+  let v2 = V2;
+  let v3 = V3;
+  for (let i = at; i < whole; i += 4) {
+    const m = view.getInt32(i, true);
+    v3 ^= m;
+    // A SipRound on 32-bit words (rotations 5, 16, 8, 7, 13, 16).
+    v0 = (v0 + v1) | 0;
+    v1 = ((v1 << 5) | (v1 >>> 27)) ^ v0;
+    v0 = (v0 << 16) | (v0 >>> 16);
+    v2 = (v2 + v3) | 0;
+    v3 = ((v3 << 8) | (v3 >>> 24)) ^ v2;
+    v0 = (v0 + v3) | 0;
+    v3 = ((v3 << 7) | (v3 >>> 25)) ^ v0;
+    v2 = (v2 + v1) | 0;
+    v1 = ((v1 << 13) | (v1 >>> 19)) ^ v2;
+    v2 = (v2 << 16) | (v2 >>> 16);
+    v0 ^= m;
+  }
   let t = 0;
-  for (let j = length - 1; j >= i; j--) t = (t << 8) | view.getUint8(at + j);
-  if (i < length) h ^= scramble(t);
-  return mixHash(h, length);
+  for (let i = at + length - 1; i >= whole; i--) t = (t << 8) | view.getUint8(i);
+  return sipFinish(v0, v1, v2, v3, (length << 24) | t);
 }
 
 export interface Location {
@@ -477,28 +551,53 @@ export class Keydir {
     const page = s >>> PAGE_SHIFT;
     const at = s & PAGE_MASK;
     const n = this.keyLengthAt(page, at);
-    if (n > INLINE) return this.hashOfLongSlot(page, at, n);
-    // Whole words of the inline bytes as u32 loads (little-endian: byte order kept), then the tail.
     const words = this.pages[page]!;
     const w0 = at * RECORD_WORDS + W_INLINE;
-    let h = 0;
-    let i = 0;
-    for (; i + 4 <= n; i += 4) h = mixWord(h, words[w0 + (i >>> 2)]!);
-    // The tail's bytes are the low ones of the next word (little-endian), the rest of it zero-padded or not: masked.
-    if (i < n) h ^= scramble(words[w0 + (i >>> 2)]! & ((1 << (8 * (n - i))) - 1));
-    return mixHash(h, n);
-  }
-
-  /** hashOfSlot of a key longer than its inline bytes: those 4 whole words, then its arena bytes. */
-  private hashOfLongSlot(page: number, at: number, n: number): number {
-    const words = this.pages[page]!;
-    const w0 = at * RECORD_WORDS + W_INLINE;
-    let h = 0;
-    for (let i = 0; i < INLINE; i += 4) h = mixWord(h, words[w0 + (i >>> 2)]!);
-    const keyAt = this.keyAtOf(page, at);
-    const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
-    h = hashBytesInto(h, this.arena[chunk]!, keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES, n - INLINE);
-    return mixHash(h, n);
+    // Whole words: the inline ones as u32 loads (little-endian: byte order kept), a long key's
+    // next ones from its arena bytes (buf[from + i] is its byte i, i >= INLINE).
+    const whole = n & ~3;
+    const inline = n > INLINE ? INLINE : whole;
+    let buf = EMPTY_BYTES;
+    let from = 0;
+    if (n > INLINE) {
+      const keyAt = this.keyAtOf(page, at);
+      const chunk = Math.floor(keyAt / KEYDIR_ARENA_CHUNK_BYTES);
+      buf = this.arena[chunk]!;
+      from = keyAt - chunk * KEYDIR_ARENA_CHUNK_BYTES - INLINE;
+    }
+    let v0 = K0;
+    let v1 = K1;
+    let v2 = V2;
+    let v3 = V3;
+    for (let i = 0; i < whole; i += 4) {
+      const m =
+        i < inline
+          ? words[w0 + (i >>> 2)]!
+          : buf[from + i]! |
+            (buf[from + i + 1]! << 8) |
+            (buf[from + i + 2]! << 16) |
+            (buf[from + i + 3]! << 24);
+      v3 ^= m;
+      // A SipRound on 32-bit words (rotations 5, 16, 8, 7, 13, 16).
+      v0 = (v0 + v1) | 0;
+      v1 = ((v1 << 5) | (v1 >>> 27)) ^ v0;
+      v0 = (v0 << 16) | (v0 >>> 16);
+      v2 = (v2 + v3) | 0;
+      v3 = ((v3 << 8) | (v3 >>> 24)) ^ v2;
+      v0 = (v0 + v3) | 0;
+      v3 = ((v3 << 7) | (v3 >>> 25)) ^ v0;
+      v2 = (v2 + v1) | 0;
+      v1 = ((v1 << 13) | (v1 >>> 19)) ^ v2;
+      v2 = (v2 << 16) | (v2 >>> 16);
+      v0 ^= m;
+    }
+    // The tail: a short key's is the low bytes of the next inline word, the rest of it zero-padded
+    // or not (masked); a long key's is in the arena.
+    let t = 0;
+    if (n <= INLINE) {
+      if (whole < n) t = words[w0 + (whole >>> 2)]! & ((1 << (8 * (n - whole))) - 1);
+    } else for (let i = n - 1; i >= whole; i--) t = (t << 8) | buf[from + i]!;
+    return sipFinish(v0, v1, v2, v3, (n << 24) | t);
   }
 
   /** Sets the width of the buckets' slot field (the rest holds the tag); the caller rebuilds a non-empty table. */

@@ -8,7 +8,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
-import { hashBytes, hashView, Keydir } from '../../src/engine/keydir.js';
+import { hashBytes, hashView, Keydir, keydirHashKey } from '../../src/engine/keydir.js';
 import {
   KEYDIR_ARENA_CHUNK_BYTES,
   KEYDIR_INLINE_KEY_BYTES,
@@ -214,6 +214,40 @@ describe('keydir', () => {
   });
 });
 
+/** HalfSipHash-c-d (32-bit output) of `msg` under the 8-byte `key`: the reference algorithm, bytewise. */
+function halfSipHash(c: number, d: number, key: Uint8Array, msg: Uint8Array): number {
+  const rotl = (x: number, b: number) => (x << b) | (x >>> (32 - b));
+  const k0 = key[0]! | (key[1]! << 8) | (key[2]! << 16) | (key[3]! << 24);
+  const k1 = key[4]! | (key[5]! << 8) | (key[6]! << 16) | (key[7]! << 24);
+  const v = [k0, k1, 0x6c796765 ^ k0, 0x74656462 ^ k1];
+  const round = () => {
+    v[0] = (v[0]! + v[1]!) | 0;
+    v[1] = rotl(v[1]!, 5) ^ v[0];
+    v[0] = rotl(v[0], 16);
+    v[2] = (v[2]! + v[3]!) | 0;
+    v[3] = rotl(v[3]!, 8) ^ v[2];
+    v[0] = (v[0] + v[3]) | 0;
+    v[3] = rotl(v[3], 7) ^ v[0];
+    v[2] = (v[2] + v[1]) | 0;
+    v[1] = rotl(v[1], 13) ^ v[2];
+    v[2] = rotl(v[2], 16);
+  };
+  const compress = (m: number) => {
+    v[3]! ^= m;
+    for (let r = 0; r < c; r++) round();
+    v[0]! ^= m;
+  };
+  const whole = msg.length - (msg.length % 4);
+  for (let i = 0; i < whole; i += 4)
+    compress(msg[i]! | (msg[i + 1]! << 8) | (msg[i + 2]! << 16) | (msg[i + 3]! << 24));
+  let b = msg.length << 24;
+  for (let i = whole; i < msg.length; i++) b |= msg[i]! << (8 * (i - whole));
+  compress(b);
+  v[2]! ^= 0xff;
+  for (let r = 0; r < d; r++) round();
+  return (v[1]! ^ v[3]!) >>> 0;
+}
+
 /** `pairs` pairs of distinct keys whose hashBytes hashes are equal (found by the birthday bound). */
 function collidingPairs(pairs: number): [string, string][] {
   const seen = new Map<number, string>();
@@ -258,14 +292,37 @@ describe('keydir byte methods (the hint loader)', () => {
   const inBuffer = (k: string, pad: number) =>
     Buffer.concat([Buffer.alloc(pad, 0xab), Buffer.from(k, 'latin1'), Buffer.alloc(7, 0xcd)]);
 
-  it('hashes keys by murmur3_32 (seed 0): its published values, by bytes, by words and by chars', () => {
+  it('hashes keys by HalfSipHash-1-3 under the process key: by bytes, by words and by chars', () => {
+    // The reference first, against published vectors: HalfSipHash-2-4's (veorq/SipHash vectors.h,
+    // 32-bit output) and HalfSipHash-1-3's (Linux lib/siphash_kunit.c, hsiphash on 32-bit machines),
+    // key 00..07, message 00..len-1.
+    const key = Buffer.from([0, 1, 2, 3, 4, 5, 6, 7]);
+    const counting = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => i));
+    const vectors24 = [
+      0x5b9f35a9, 0xb85a4727, 0x03a662fa, 0x04e7fe8a, 0x89466e2a, 0x69b6fac5, 0x23fc6358, 0xc563cf8b,
+    ];
+    const vectors13 = [
+      0x5814c896, 0xe7e864ca, 0xbc4b0e30, 0x01539939, 0x7e059ea6, 0x88e3d89b, 0xa0080b65, 0x9d38d9d6,
+    ];
+    for (let n = 0; n < 8; n++) {
+      expect(halfSipHash(2, 4, key, counting(n))).toBe(vectors24[n]);
+      expect(halfSipHash(1, 3, key, counting(n))).toBe(vectors13[n]);
+    }
+    expect(halfSipHash(1, 3, key, counting(16))).toBe(0x8b31d501);
+    expect(halfSipHash(1, 3, key, counting(63))).toBe(0x87178304);
+    // The keydir's paths under the process's key, every tail length, short and long keys.
+    const processKey = keydirHashKey();
+    expect(processKey.equals(Buffer.alloc(8))).toBe(false);
     const keydir = new Keydir();
-    for (const [k, want] of [
-      ['', 0],
-      ['test', 0xba6bd213],
-      ['Hello, world!', 0xc0363e43],
-      ['The quick brown fox jumps over the lazy dog', 0x2e4ff723],
-    ] as const) {
+    for (const k of [
+      '',
+      'a',
+      'test',
+      'Hello, world!',
+      'key0000000000042',
+      'The quick brown fox jumps over the lazy dog',
+    ]) {
+      const want = halfSipHash(1, 3, processKey, Buffer.from(k, 'latin1'));
       const buf = inBuffer(k, 3);
       expect(hashBytes(buf, 3, k.length) >>> 0).toBe(want);
       expect(hashView(new DataView(buf.buffer, buf.byteOffset, buf.length), 3, k.length) >>> 0).toBe(want);
