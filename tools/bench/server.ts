@@ -8,7 +8,11 @@
  *               first, then kv-bench
  *               (a child process: the same load generator for both, see
  *               tools/lib/load.ts) for set, get and mixed at -c 50 -d 100,
- *               -P 1 and -P 16; --repeat runs each, alternating which store
+ *               -P 1 and -P 16, each run after --warmup seconds (default 1) of
+ *               the same load not recorded, both stores alike (kv-bench is a
+ *               fresh process per run and the SET row is the first after
+ *               the prefill: a cold start counted kv-server's JIT
+ *               compilation, BENCHMARKS.md); --repeat runs each, alternating which store
  *               goes first; medians of ops/s and p99 with their ratio, and
  *               of the server's CPU per request (user + system of all its
  *               threads over the run / requests answered: what a request
@@ -52,7 +56,7 @@ const HELP = `usage: npm run bench:server -- [options]
 
   --duration S      seconds per kv-bench run (default 5)
   --warmup S        kv-bench --warmup: seconds of the same load before each run's measured
-                    part, unrecorded, for both servers alike (default 0: none)
+                    part, unrecorded, for both servers alike (default 1; 0 for none)
   --requests N      requests per run instead of --duration (quick: 2000)
   --repeat N        runs of each row, medians shown (default 3)
   --keys N          keys written before the throughput runs, and -r (default 100000)
@@ -140,7 +144,7 @@ function parseArgs(argv: string[]): Config {
     return m;
   });
   const sizes = listOf('sizes')?.map((s) => int(s, '--sizes'));
-  const warmupS = Number(a.string('warmup') ?? 0);
+  const warmupS = Number(a.string('warmup') ?? 1);
   if (!(warmupS >= 0) || !Number.isFinite(warmupS)) throw new UsageError('--warmup needs seconds >= 0');
   const c: Config = {
     durationS,
