@@ -246,6 +246,46 @@ export function encodeRecord(
 }
 
 /**
+ * `encodeRecord` of a key given as the user's string, which is its own
+ * internal form only if every char is ASCII (keys.ts): its chars are copied
+ * into the record (4 to a 32-bit word through `view`) while they are
+ * checked, one pass where toInternalKey's check and encodeRecord's copy made
+ * two. Returns false, having written only part of the record, when a char
+ * is above 0x7f: the caller gives back the bytes it reserved and takes the
+ * key through toInternalKey (its UTF-8 form is longer).
+ */
+export function encodeAsciiRecord(
+  buf: Buffer,
+  at: number,
+  offset: number,
+  expiresAt: number,
+  key: string,
+  value: Uint8Array,
+  view: DataView,
+): boolean {
+  const k = key.length;
+  const keyAt = at + RECORD_HEADER_BYTES;
+  let seen = 0;
+  let i = 0;
+  for (; i + 4 <= k; i += 4) {
+    const c0 = key.charCodeAt(i);
+    const c1 = key.charCodeAt(i + 1);
+    const c2 = key.charCodeAt(i + 2);
+    const c3 = key.charCodeAt(i + 3);
+    seen |= c0 | c1 | c2 | c3;
+    view.setInt32(keyAt + i, c0 | (c1 << 8) | (c2 << 16) | (c3 << 24), true);
+  }
+  for (; i < k; i++) {
+    const c = key.charCodeAt(i);
+    seen |= c;
+    buf[keyAt + i] = c;
+  }
+  if (seen > 0x7f) return false;
+  encodeAroundKey(buf, at, offset, expiresAt, 0, k, value, view);
+  return true;
+}
+
+/**
  * `encodeRecord` of the key src[keyStart, keyStart + keyLength) (the
  * server's SET: the key's bytes in the request frame), the same bytes as
  * encodeRecord of that range's latin1 string, with no string made.

@@ -37,6 +37,7 @@ import { MAX_KEY_BYTES, MAX_LOGGED_CORRUPT_RECORDS, MAX_SEGMENTS } from './limit
 import type { ResolvedOptions } from './options.js';
 import {
   decodeHeaderInto,
+  encodeAsciiRecord,
   encodeRecord,
   encodeRecordFrom,
   RECORD_HEADER_BYTES,
@@ -273,6 +274,26 @@ export class SegmentLog implements LogEdit {
     const at = seg.reserve(recordSize(key.length, value ? value.length : 0));
     encodeRecord(seg.reserved, at, offset, expiresAt, flags, key, value, seg.reservedView);
     this.appended(seg, position, at, key.length, offset, value ? value.length : 0, expiresAt, flags);
+    return position;
+  }
+
+  /**
+   * `append` at nextOffset of a value record (no flags) for a key given as
+   * the user's string, 1..MAX_KEY_BYTES chars, taken as its own internal
+   * form (encodeAsciiRecord checks it while it copies it): -1, with nothing
+   * appended, when a char is not ASCII (the caller then converts the key).
+   */
+  appendAscii(key: string, value: Uint8Array, expiresAt: number): number {
+    const seg = this.active;
+    const position = seg.size;
+    const offset = this.nextOffset;
+    const n = recordSize(key.length, value.length);
+    const at = seg.reserve(n);
+    if (!encodeAsciiRecord(seg.reserved, at, offset, expiresAt, key, value, seg.reservedView)) {
+      seg.unreserve(n);
+      return -1;
+    }
+    this.appended(seg, position, at, key.length, offset, value.length, expiresAt, 0);
     return position;
   }
 

@@ -147,6 +147,24 @@ export class Segment {
     return at;
   }
 
+  /**
+   * Gives back the last `reserve(n)`, nothing having been appended since (a
+   * record whose encoding stopped: segment-log.ts appendAscii). A chunk it
+   * leaves empty goes back to the spare ones.
+   */
+  unreserve(n: number): void {
+    const last = this.chunks[this.chunks.length - 1]!;
+    last.used -= n;
+    this.size -= n;
+    if (last.used === 0) {
+      this.chunks.pop();
+      if (last.buf.length === WRITE_CHUNK_BYTES && spareChunks.length < WRITE_SPARE_CHUNKS)
+        spareChunks.push(last.buf);
+      this.reserved = EMPTY;
+      this.reservedView = EMPTY_VIEW;
+    }
+  }
+
   /** Writes the buffered records to the OS (no fsync). On error the file is cut back and the buffer dropped. */
   flush(): boolean {
     if (this.chunks.length === 0) return false;

@@ -60,6 +60,7 @@ import {
   MAX_CACHED_VALUE_BYTES,
   MAX_KEY_BYTES,
   MAX_SCAN_COUNT,
+  MAX_VALUE_BYTES,
   MIN_CACHED_VALUE_BYTES,
   SEAL_AT_CLOSE_MIN_BYTES,
   SLOT_CACHE_MAX_VALUE_BYTES,
@@ -677,6 +678,13 @@ export class Store extends EventEmitter implements CompactionHost {
    */
   setNow(key: Key, value: Value, options?: SetOptions): boolean {
     this.checkWritable();
+    if (
+      typeof key === 'string' &&
+      (options === undefined || (options.ttlMs === undefined && !options.ifAbsent && !options.ifPresent)) &&
+      this.setAsciiNow(key, value)
+    ) {
+      return true;
+    }
     const k = toInternalKey(key);
     const v = toValueBytes(value);
     const expiresAt = this.expiresAtFor(options?.ttlMs);
@@ -685,6 +693,29 @@ export class Store extends EventEmitter implements CompactionHost {
       if ((options.ifAbsent && exists) || (options.ifPresent && !exists)) return false;
     }
     this.writeValue(k, v, expiresAt);
+    return true;
+  }
+
+  /**
+   * setNow's common case, a key string with no expiry or condition: the key
+   * is taken as its own internal form and checked while the record is
+   * encoded (SegmentLog.appendAscii), where toInternalKey read every char once
+   * before the copy read them again. False, with nothing written, when the
+   * key is not ASCII, empty or too long, or the value not a valid one: the
+   * caller then takes the usual path, which throws what it throws.
+   */
+  private setAsciiNow(key: string, value: Value): boolean {
+    const n = key.length;
+    if (n === 0 || n > MAX_KEY_BYTES) return false;
+    let v: Uint8Array;
+    if (value instanceof Uint8Array) v = value;
+    else if (typeof value === 'string') v = Buffer.from(value, 'utf8');
+    else return false;
+    if (v.length > MAX_VALUE_BYTES) return false;
+    this.makeRoom(recordSize(n, v.length));
+    const position = this.segmentLog.appendAscii(key, v, 0);
+    if (position < 0) return false;
+    this.pointValue(key, position, v.length, 0, v);
     return true;
   }
 
