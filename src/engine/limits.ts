@@ -106,6 +106,15 @@ export const MIN_CACHED_VALUE_BYTES = 512;
 export const WRITE_CHUNK_BYTES = 1024 * 1024;
 
 /**
+ * Under `always`, the records buffered while an fsync round runs are handed
+ * to the OS when the next round starts, in one write, rather than at the end
+ * of each tick (the clients answered by a round come back over several
+ * ticks). Past this many buffered bytes a tick's end writes them out as
+ * before, so a large round's write overlaps the running fsync.
+ */
+export const ALWAYS_DEFERRED_FLUSH_BYTES = 64 * 1024;
+
+/**
  * Flushed write-buffer chunks kept for reuse (8 MiB): a tick of writes fills
  * several chunks under a bulk load, and each one allocated afresh and left
  * to the GC was ~2/3 of the bytes written, garbage the allocator kept as RSS.

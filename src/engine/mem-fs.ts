@@ -48,6 +48,8 @@ export class MemFs implements Fs {
   private held: { path: string; finish: () => void }[] = [];
   /** Count of fsyncs (files and directories). */
   fsyncs = 0;
+  /** Count of writes that reached a file (refused ones not counted). */
+  writes = 0;
 
   /** Makes writes to paths for which `pred` returns an errno code (e.g. 'ENOSPC') fail. */
   failWrites(pred: ((path: string) => string | undefined) | undefined): void {
@@ -149,6 +151,7 @@ export class MemFs implements Fs {
     if (position > file.length) file.data.fill(0, file.length, position);
     file.data.set(buf.subarray(offset, offset + length), position);
     file.length = Math.max(file.length, end);
+    this.writes++;
   }
 
   size(fd: number): number {
