@@ -200,7 +200,8 @@ describe('kv-bench', () => {
       // Only batches written in the measured part: none from the warm-up (sent before 0).
       for (const [sent, latency, conn] of rows) {
         expect(sent).toBeGreaterThanOrEqual(0);
-        expect(sent).toBeLessThan(400);
+        // Before the deadline; written to the µs, a batch sent in its last µs reads 400.000.
+        expect(sent).toBeLessThanOrEqual(400);
         expect(latency).toBeGreaterThan(0);
         expect([0, 1, 2]).toContain(conn);
       }
