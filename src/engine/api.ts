@@ -150,6 +150,16 @@ const SCAN_OPTION_FIELDS = ['prefix', 'match', 'start', 'end', 'cursor', 'count'
 const BATCH_SET_FIELDS = ['type', 'key', 'value', 'ttlMs'];
 const BATCH_DEL_FIELDS = ['type', 'key'];
 
+/** The events a KvStore emits: listening for any other name (a typo: 'closed') would wait forever. */
+const STORE_EVENTS: readonly string[] = ['compaction', 'close'] satisfies (keyof StoreEventMap)[];
+
+function storeEvent<E>(where: string, event: E): E {
+  if (typeof event !== 'string' || !STORE_EVENTS.includes(event)) {
+    throw invalid(`${where}: a KvStore emits ${STORE_EVENTS.join(' and ')}, not ${String(event)}`);
+  }
+  return event;
+}
+
 class EmbeddedStore implements KvStore {
   readonly #store: Store;
 
@@ -290,6 +300,10 @@ class EmbeddedStore implements KvStore {
       throw invalid(`readFrom: offset must be an integer ≥ 0, got ${String(offset)}`);
     }
     const o = checkOptions<{ limit: number }>('readFrom', options, ['limit']);
+    const limit = o?.limit;
+    if (limit !== undefined && (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0)) {
+      throw invalid(`readFrom: option limit must be an integer ≥ 0, got ${String(limit)}`);
+    }
     return this.#store.readFrom(offset, o ?? {});
   }
 
@@ -306,17 +320,17 @@ class EmbeddedStore implements KvStore {
   }
 
   on<E extends keyof StoreEventMap>(event: E, listener: (...args: StoreEventMap[E]) => void): this {
-    this.#store.on(event, listener as (...args: unknown[]) => void);
+    this.#store.on(storeEvent('on', event), listener as (...args: unknown[]) => void);
     return this;
   }
 
   once<E extends keyof StoreEventMap>(event: E, listener: (...args: StoreEventMap[E]) => void): this {
-    this.#store.once(event, listener as (...args: unknown[]) => void);
+    this.#store.once(storeEvent('once', event), listener as (...args: unknown[]) => void);
     return this;
   }
 
   off<E extends keyof StoreEventMap>(event: E, listener: (...args: StoreEventMap[E]) => void): this {
-    this.#store.off(event, listener as (...args: unknown[]) => void);
+    this.#store.off(storeEvent('off', event), listener as (...args: unknown[]) => void);
     return this;
   }
 }

@@ -91,6 +91,55 @@ function positiveInt(
   return value;
 }
 
+/** `value` as a boolean (`fallback` when undefined); INVALID_ARGUMENT otherwise (a plain JS caller's `'false'` is truthy). */
+function booleanOption(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') {
+    throw new KvError(
+      'INVALID_ARGUMENT',
+      `option ${name} must be true or false, got ${describeValue(value)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * `value` (an injected object: logger, fs, clock) when it has every method
+ * in `methods`, else INVALID_ARGUMENT naming the first one missing: a wrong
+ * object would otherwise fail as a TypeError at its first use, maybe on an
+ * error path long after openStore (`logger: console` has no `fatal`).
+ */
+function withMethods<T>(name: string, value: T | undefined, fallback: T, methods: readonly string[]): T {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'object' || value === null) {
+    throw new KvError('INVALID_ARGUMENT', `option ${name} must be an object, got ${describeValue(value)}`);
+  }
+  for (const m of methods) {
+    if (typeof (value as Record<string, unknown>)[m] !== 'function') {
+      throw new KvError(
+        'INVALID_ARGUMENT',
+        `option ${name} must have the methods ${methods.join(', ')}; ${m} is missing`,
+      );
+    }
+  }
+  return value;
+}
+
+function describeValue(v: unknown): string {
+  return typeof v === 'string'
+    ? JSON.stringify(v)
+    : v === null
+      ? 'null'
+      : typeof v === 'object'
+        ? typeof v
+        : String(v);
+}
+
+/** The logger methods the engine calls (pino's Logger has them all). */
+const LOGGER_METHODS = ['debug', 'info', 'warn', 'error', 'fatal'] as const;
+/** Every method of the Fs interface (fs.ts): nodeFs's names. */
+const FS_METHODS = Object.keys(nodeFs);
+
 export function resolveOptions(o: StoreOptions = {}): ResolvedOptions {
   const fsync = o.fsync ?? 'interval';
   if (fsync !== 'always' && fsync !== 'interval' && fsync !== 'never') {
@@ -131,10 +180,11 @@ export function resolveOptions(o: StoreOptions = {}): ResolvedOptions {
       1 << 30,
     ),
     logger:
-      o.logger ?? pino({ name: 'segkv', level: process.env.SEGKV_LOG_LEVEL ?? 'warn' }, pino.destination(2)),
-    fs: o.fs ?? nodeFs,
-    clock: o.clock ?? systemClock,
-    readOnly: o.readOnly ?? false,
+      withMethods('logger', o.logger, undefined, LOGGER_METHODS) ??
+      pino({ name: 'segkv', level: process.env.SEGKV_LOG_LEVEL ?? 'warn' }, pino.destination(2)),
+    fs: withMethods('fs', o.fs, nodeFs, FS_METHODS),
+    clock: withMethods('clock', o.clock, systemClock, ['now']),
+    readOnly: booleanOption('readOnly', o.readOnly, false),
     compaction: resolveCompaction(o.compaction),
   };
 }
@@ -152,7 +202,7 @@ export function resolveCompaction(c: Partial<CompactionOptions> = {}): Compactio
   }
   const big = Number.MAX_SAFE_INTEGER;
   return {
-    auto: c.auto ?? d.auto,
+    auto: booleanOption('compaction.auto', c.auto, d.auto),
     minDeadRatio: ratio,
     minDeadBytes: positiveInt('compaction.minDeadBytes', c.minDeadBytes, d.minDeadBytes, 0, big),
     maxDeadBytes: positiveInt('compaction.maxDeadBytes', c.maxDeadBytes, d.maxDeadBytes, 0, big),

@@ -115,6 +115,68 @@ describe('runtime argument checks', () => {
   });
 });
 
+describe('wrong shapes a plain JavaScript caller can pass', () => {
+  it("openStore: readOnly and compaction.auto are booleans ('false' is not false)", async () => {
+    for (const options of [
+      { readOnly: 'false' },
+      { readOnly: 1 },
+      { compaction: { auto: 'no' } },
+      { compaction: { auto: 0 } },
+    ]) {
+      const err = await rejection(openStore(tempDir(), options as never));
+      expect(err.code).toBe('INVALID_ARGUMENT');
+      expect(err.message).toMatch(/option (readOnly|compaction\.auto) must be true or false/);
+    }
+  });
+
+  it('openStore: an injected logger, fs or clock without the methods the engine calls is refused at once', async () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ logger: console }, /option logger must have the methods .*; fatal is missing/],
+      [{ logger: 'debug' }, /option logger must be an object/],
+      [{ clock: Date.now }, /option clock must be an object/],
+      [{ clock: {} }, /option clock must have the methods now; now is missing/],
+      [{ fs: { open() {} } }, /option fs must have the methods .*; mkdirp is missing/],
+    ];
+    for (const [options, message] of cases) {
+      const err = await rejection(openStore(tempDir(), options as never));
+      expect(err.code, String(message)).toBe('INVALID_ARGUMENT');
+      expect(err.message).toMatch(message);
+    }
+  });
+
+  it("readFrom's limit is an integer ≥ 0", async () => {
+    const s = asJs(await open());
+    await s.set('a', '1');
+    await s.set('b', '2');
+    for (const limit of ['1', -1, 1.5, Number.NaN, null]) {
+      expect(() => s.readFrom(0, { limit }), String(limit)).toThrow(
+        /readFrom: option limit must be an integer ≥ 0/,
+      );
+    }
+    const read = async (limit: number) => {
+      const out: string[] = [];
+      for await (const r of s.readFrom(0, { limit })) out.push(String(r.key));
+      return out;
+    };
+    expect(await read(1)).toEqual(['a']);
+    expect(await read(0)).toEqual([]);
+  });
+
+  it('on, once and off take the events a KvStore emits, not a misspelt one', async () => {
+    const s = asJs(await open());
+    for (const m of ['on', 'once', 'off'])
+      for (const event of ['closed', 'Compaction', 'error', 7])
+        expect(() => s[m](event, () => {}), `${m} ${event}`).toThrow(
+          /a KvStore emits compaction and close, not/,
+        );
+    let closed = 0;
+    expect(s.once('close', () => closed++)).toBe(s);
+    expect(s.on('compaction', () => {})).toBe(s);
+    await s.close();
+    expect(closed).toBe(1);
+  });
+});
+
 describe('extra arguments', () => {
   it('a call with more arguments than the method takes is refused, not half-done', async () => {
     const s = asJs(await open());
