@@ -65,6 +65,8 @@
  * (the server's GET reply): they stay valid only until the next put or
  * clear, which may move or overwrite them.
  */
+
+import { randomBytes } from 'node:crypto';
 import {
   PREFAULT_PIECE_BYTES,
   SLOT_CACHE_INITIAL_TABLE,
@@ -91,6 +93,33 @@ const COPY_LOOP_BYTES = 64;
  * same as encodeRecord's `buf.set`, record.ts).
  */
 const setBytes = Uint8Array.prototype.set;
+
+/**
+ * The table's hash of a slot key (slot + 1), keyed per process: a xor with a
+ * random word, a multiply by a random odd word, the high half folded into
+ * the low, a second random odd multiply, and the top bits (32 - `shift`)
+ * as the home bucket.
+ *
+ * Hash flooding (issue 15; ARCHITECTURE.md): slots are the keydir's
+ * (allocated in order, freed ones reused last-in first-out), so a client
+ * that writes on an otherwise idle server knows which slot each of its keys
+ * took, and it chooses which slots the cache holds by reading them once a
+ * bulk write has shed the write-filled values. Under the unkeyed Fibonacci
+ * hash this replaced (`Math.imul(key, 0x9e3779b1) >>> shift`), 262,144 keys
+ * written and the 16,382 whose hash was below 2^32/16 read put those in
+ * the table's first sixteenth, one probe run: 7,168 probes per hit where
+ * random slots take 1.4 (test/engine/slot-cache-flood.test.ts, smaller:
+ * 960). Under random words the client cannot tell which slots share a
+ * neighbourhood. A keyed multiply-shift alone (one random odd multiplier,
+ * with or without the xor) is universal, but linear probing needs more:
+ * on grids and strides of slots some draws of the multiplier gave 4-6.5
+ * probes per hit (20 draws a set); with the fold and the second multiply
+ * every set and draw gave ~1.5, as random slots do.
+ */
+const HOME_KEY = randomBytes(12);
+const HOME_XOR = HOME_KEY.readInt32LE(0);
+const HOME_MUL1 = HOME_KEY.readInt32LE(4) | 1;
+const HOME_MUL2 = HOME_KEY.readInt32LE(8) | 1;
 
 /** Bytes an entry of a value of `n` bytes takes in the arena. */
 export function slotCacheEntryBytes(n: number): number {
@@ -157,6 +186,14 @@ export class SlotCache {
   private untouched: UnwrittenShare;
   private shift: number;
   private mask: number;
+  /**
+   * The hash's words (HOME_KEY), copied into the instance: a field load off
+   * `this`, where each module-level constant cost a context load and a hole
+   * check per call.
+   */
+  private readonly homeXor = HOME_XOR;
+  private readonly homeMul1 = HOME_MUL1;
+  private readonly homeMul2 = HOME_MUL2;
 
   /** `writeFillBytes`: see the field; tests give the capacity to reach a full ring by writes. */
   constructor(
@@ -419,7 +456,7 @@ export class SlotCache {
     const t = this.table;
     const mask = this.mask;
     const key = slot + 1;
-    for (let i = Math.imul(key, 0x9e3779b1) >>> this.shift; ; i = (i + 1) & mask) {
+    for (let i = this.homeOf(key, this.shift); ; i = (i + 1) & mask) {
       const k = t[2 * i]!;
       if (k === 0) return;
       if (k === key) {
@@ -467,10 +504,16 @@ export class SlotCache {
     for (let i = 0; i <= mask; i++) {
       const k = t[2 * i]!;
       if (k === 0) continue;
-      const home = Math.imul(k, 0x9e3779b1) >>> this.shift;
+      const home = this.homeOf(k, this.shift);
       total += ((i - home) & mask) + 1;
     }
     return this.count === 0 ? 0 : total / this.count;
+  }
+
+  /** The home bucket of slot key `key` (slot + 1) in a table of 2^(32 - shift) buckets (HOME_KEY). */
+  private homeOf(key: number, shift: number): number {
+    const h = Math.imul(key ^ this.homeXor, this.homeMul1);
+    return Math.imul(h ^ (h >>> 16), this.homeMul2) >>> shift;
   }
 
   /** Arena offset of the entry of `slot`, or -1. */
@@ -478,7 +521,7 @@ export class SlotCache {
     const t = this.table;
     const mask = this.mask;
     const key = slot + 1;
-    for (let i = Math.imul(key, 0x9e3779b1) >>> this.shift; ; i = (i + 1) & mask) {
+    for (let i = this.homeOf(key, this.shift); ; i = (i + 1) & mask) {
       const k = t[2 * i]!;
       if (k === key) return t[2 * i + 1]!;
       if (k === 0) return -1;
@@ -606,7 +649,7 @@ export class SlotCache {
     const t = this.table;
     const mask = this.mask;
     const key = slot + 1;
-    let i = Math.imul(key, 0x9e3779b1) >>> this.shift;
+    let i = this.homeOf(key, this.shift);
     while (t[2 * i] !== 0) i = (i + 1) & mask;
     t[2 * i] = key;
     t[2 * i + 1] = at;
@@ -618,7 +661,7 @@ export class SlotCache {
     const t = this.table;
     const mask = this.mask;
     const key = slot + 1;
-    for (let i = Math.imul(key, 0x9e3779b1) >>> this.shift; ; i = (i + 1) & mask) {
+    for (let i = this.homeOf(key, this.shift); ; i = (i + 1) & mask) {
       if (t[2 * i] === key) {
         t[2 * i + 1] = at;
         return;
@@ -631,7 +674,7 @@ export class SlotCache {
     const t = this.table;
     const mask = this.mask;
     const key = slot + 1;
-    for (let i = Math.imul(key, 0x9e3779b1) >>> this.shift; ; i = (i + 1) & mask) {
+    for (let i = this.homeOf(key, this.shift); ; i = (i + 1) & mask) {
       if (t[2 * i] === key) {
         this.removeBucket(i);
         return;
@@ -646,7 +689,7 @@ export class SlotCache {
     for (let j = (i + 1) & mask; ; j = (j + 1) & mask) {
       const k = t[2 * j]!;
       if (k === 0) break;
-      const home = Math.imul(k, 0x9e3779b1) >>> this.shift;
+      const home = this.homeOf(k, this.shift);
       // Move j into the hole at i unless its home lies cyclically in (i, j].
       if (i <= j ? home <= i || home > j : home <= i && home > j) {
         t[2 * i] = k;
@@ -683,7 +726,7 @@ export class SlotCache {
     for (let j = 0; j < old.length; j += 2) {
       const k = old[j]!;
       if (k === 0) continue;
-      let i = Math.imul(k, 0x9e3779b1) >>> shift;
+      let i = this.homeOf(k, shift);
       while (t[2 * i] !== 0) i = (i + 1) & mask;
       t[2 * i] = k;
       t[2 * i + 1] = old[j + 1]!;
