@@ -61,7 +61,6 @@ import {
   MAX_CACHED_VALUE_BYTES,
   MAX_KEY_BYTES,
   MAX_SCAN_COUNT,
-  MAX_VALUE_BYTES,
   MIN_CACHED_VALUE_BYTES,
   SEAL_AT_CLOSE_MIN_BYTES,
   SLOT_CACHE_MAX_VALUE_BYTES,
@@ -698,10 +697,9 @@ export class Store extends EventEmitter implements CompactionHost {
     this.checkWritable();
     if (
       typeof key === 'string' &&
-      (options === undefined || (options.ttlMs === undefined && !options.ifAbsent && !options.ifPresent)) &&
-      this.setAsciiNow(key, value)
+      (options === undefined || (options.ttlMs === undefined && !options.ifAbsent && !options.ifPresent))
     ) {
-      return true;
+      return this.setStringNow(key, value);
     }
     const k = toInternalKey(key);
     const v = toValueBytes(value);
@@ -718,22 +716,28 @@ export class Store extends EventEmitter implements CompactionHost {
    * setNow's common case, a key string with no expiry or condition: the key
    * is taken as its own internal form and checked while the record is
    * encoded (SegmentLog.appendAscii), where toInternalKey read every char once
-   * before the copy read them again. False, with nothing written, when the
-   * key is not ASCII, empty or too long, or the value not a valid one: the
-   * caller then takes the usual path, which throws what it throws.
+   * before the copy read them again. A key that is not ASCII stops the
+   * encoding and is written in its UTF-8 form (toInternalKey), with the
+   * value converted once. Throws what the usual path throws, the key's error
+   * before the value's: a key of 0 or more than MAX_KEY_BYTES chars is
+   * refused before the value is looked at, and a value refused with a key
+   * that is not ASCII has the key checked first.
    */
-  private setAsciiNow(key: string, value: Value): boolean {
+  private setStringNow(key: string, value: Value): true {
     const n = key.length;
-    if (n === 0 || n > MAX_KEY_BYTES) return false;
+    // Throws INVALID_KEY: a string's UTF-8 form has at least as many bytes as it has chars.
+    if (n === 0 || n > MAX_KEY_BYTES) toInternalKey(key);
     let v: Uint8Array;
-    if (value instanceof Uint8Array) v = value;
-    else if (typeof value === 'string') v = Buffer.from(value, 'utf8');
-    else return false;
-    if (v.length > MAX_VALUE_BYTES) return false;
+    try {
+      v = toValueBytes(value);
+    } catch (err) {
+      toInternalKey(key); // a key too long as UTF-8: its error comes first
+      throw err;
+    }
     this.makeRoom(recordSize(n, v.length));
     const position = this.segmentLog.appendAscii(key, v, 0);
-    if (position < 0) return false;
-    this.pointValue(key, position, v.length, 0, v);
+    if (position >= 0) this.pointValue(key, position, v.length, 0, v);
+    else this.writeValue(toInternalKey(key), v, 0);
     return true;
   }
 

@@ -9,7 +9,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MAX_KEY_BYTES, WRITE_CHUNK_BYTES } from '../../src/engine/limits.js';
 import { encodeAsciiRecord, encodeRecord, RECORD_HEADER_BYTES, recordSize } from '../../src/engine/record.js';
 import { openStore, type Store } from '../../src/engine/store.js';
@@ -140,6 +140,59 @@ describe('Store.set of a key string', () => {
       expect(store.size).toBe(2);
     } finally {
       await store.close();
+    }
+  });
+
+  it('refuses a bad key before a bad value, whichever test finds each', async () => {
+    const store = await openStore(tempDir(), { fsync: 'never', logger: silentLogger });
+    try {
+      const code = (f: () => unknown) => {
+        try {
+          f();
+          return 'written';
+        } catch (err) {
+          return (err as { code?: string }).code;
+        }
+      };
+      const long = 'é'.repeat(MAX_KEY_BYTES / 2 + 1); // passes the char count, too long as UTF-8
+      const badValues = [42, null, undefined, {}, [1, 2]] as unknown as string[];
+      for (const value of badValues) {
+        expect(code(() => store.setNow('', value))).toBe('INVALID_KEY');
+        expect(code(() => store.setNow('x'.repeat(MAX_KEY_BYTES + 1), value))).toBe('INVALID_KEY');
+        expect(code(() => store.setNow(long, value))).toBe('INVALID_KEY');
+        expect(code(() => store.setNow(42 as unknown as string, value))).toBe('INVALID_KEY');
+        expect(code(() => store.setNow('k', value))).toBe('INVALID_VALUE');
+        expect(code(() => store.setNow('clé', value))).toBe('INVALID_VALUE');
+        expect(code(() => store.setNow('clé', value, { ttlMs: 1000 }))).toBe('INVALID_VALUE');
+      }
+      expect(store.size).toBe(0);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('converts a string value once when the key is not ASCII, and logs its UTF-8 bytes', async () => {
+    const dir = tempDir();
+    const store = await openStore(dir, { fsync: 'never', logger: silentLogger });
+    const value = `välue ${Math.random()}`; // a string no other call converts
+    const from = vi.spyOn(Buffer, 'from');
+    try {
+      expect(await store.set('clé', value)).toBe(true);
+      expect(await store.set('plain', value)).toBe(true);
+      expect(from.mock.calls.filter((c) => c[0] === value)).toHaveLength(2);
+    } finally {
+      from.mockRestore();
+    }
+    expect(store.getSync('clé')?.equals(Buffer.from(value, 'utf8'))).toBe(true);
+    expect(store.getSync(Buffer.from('clé', 'utf8'))?.equals(Buffer.from(value, 'utf8'))).toBe(true);
+    expect(store.getSync(Buffer.from('cl\xe9', 'latin1'))).toBeUndefined(); // the key's UTF-8 bytes, not latin1
+    await store.close();
+    const again = await openStore(dir, { fsync: 'never', logger: silentLogger });
+    try {
+      expect(again.getSync('clé')?.toString('utf8')).toBe(value);
+      expect(again.getSync('plain')?.toString('utf8')).toBe(value);
+    } finally {
+      await again.close();
     }
   });
 });
