@@ -10,6 +10,7 @@
  * restart from those hints gives the keydir a restart by scanning gives.
  * Also the builder alone: squeezing out dropped entries changes nothing, in
  * a hint small enough for its own chunks and in one big enough for slabs; a
+ * drop finds its entry reading at most one block's search of positions; a
  * released big hint gives its memory back to the OS; and a clean close seals
  * a big active segment, whose hint the next open loads.
  */
@@ -282,6 +283,73 @@ describe('HintBuilder', () => {
       ),
       { numRuns: 10 },
     );
+  });
+});
+
+describe('HintBuilder finds an entry within one block', () => {
+  it('a drop reads at most 5 record positions (a binary search of one block of 16) once squeezes have left the kept entries unevenly spread', () => {
+    // A SET load's shape: 20k keys overwritten at random, 139-byte records, each
+    // overwrite dropping the key's earlier entry; after squeezes, older kept entries
+    // are sparser than newer ones (interpolation then read ~16 positions a find).
+    const keys = 20_000;
+    const b = new HintBuilder();
+    const internals = b as unknown as { positions: Uint32Array };
+    let reads = 0;
+    let counting = false;
+    let wrapped: Uint32Array | undefined;
+    const wrap = () => {
+      if (internals.positions === wrapped) return;
+      const target = internals.positions;
+      wrapped = new Proxy(target, {
+        get(t, k) {
+          if (counting && typeof k === 'string' && /^\d+$/.test(k)) reads++;
+          const v = Reflect.get(t, k, t);
+          return typeof v === 'function' ? v.bind(t) : v;
+        },
+        set(t, k, v) {
+          return Reflect.set(t, k, v, t);
+        },
+      });
+      internals.positions = wrapped;
+    };
+    const last = new Map<string, HintEntry>();
+    let seed = 12345;
+    let position = 100;
+    let counted = 0;
+    let most = 0;
+    let squeezes = 0;
+    for (let i = 0; i < 150_000; i++) {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      const key = `key:${String(seed % keys).padStart(12, '0')}`;
+      const earlier = last.get(key);
+      if (earlier !== undefined) {
+        wrap();
+        const quiet = !b.squeezeUnderWay;
+        const before = b.squeezes;
+        reads = 0;
+        counting = true;
+        b.dropAt(earlier.position, key.length);
+        counting = false;
+        // A drop that takes a squeeze step reads positions for the squeeze too.
+        if (quiet && !b.squeezeUnderWay && b.squeezes === before && b.squeezes > 0) {
+          counted++;
+          most = Math.max(most, reads);
+        }
+        last.delete(key);
+      }
+      const entry = { key, offset: i, position, valueLength: 100, expiresAt: 0, flags: 0 };
+      b.add(entry.key, entry.offset, entry.position, entry.valueLength, entry.expiresAt, entry.flags);
+      last.set(key, entry);
+      position += 139;
+      squeezes = b.squeezes;
+    }
+    expect(squeezes).toBeGreaterThan(2);
+    expect(counted).toBeGreaterThan(50_000);
+    expect(most).toBeLessThanOrEqual(5);
+    // And every drop found its entry: the hint is each key's last record, in record order.
+    expect(b.count).toBe(last.size);
+    expect(b.encode(7).equals(encodeHint(7, [...last.values()]))).toBe(true);
+    b.release();
   });
 });
 
