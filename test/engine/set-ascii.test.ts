@@ -7,14 +7,14 @@
  * gives, as a Buffer key does, and an invalid argument must be refused as
  * before.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { MAX_KEY_BYTES, WRITE_CHUNK_BYTES } from '../../src/engine/limits.js';
 import { encodeAsciiRecord, encodeRecord, RECORD_HEADER_BYTES, recordSize } from '../../src/engine/record.js';
 import { openStore, type Store } from '../../src/engine/store.js';
 import { tempDir } from '../server/spawn.js';
-import { silentLogger } from './helpers.js';
+import { segFiles, silentLogger } from './helpers.js';
 
 /** An ASCII key of n chars, every printable char in turn. */
 function asciiKey(n: number, from: number): string {
@@ -81,12 +81,8 @@ async function sameLogs(ticks: Op[][]): Promise<void> {
   expect(a.size).toBe(b.size);
   await a.close();
   await b.close();
-  const segs = (d: string) =>
-    readdirSync(d)
-      .filter((f) => f.endsWith('.seg'))
-      .sort();
-  expect(segs(dirA)).toEqual(segs(dirB));
-  for (const f of segs(dirA))
+  expect(segFiles(dirA)).toEqual(segFiles(dirB));
+  for (const f of segFiles(dirA))
     expect(readFileSync(join(dirA, f)).equals(readFileSync(join(dirB, f)))).toBe(true);
   const again = await openStore(dirA, opts);
   try {

@@ -7,7 +7,7 @@
  * value, and leave the same state behind: an overwritten expiry cleared, a
  * cached value dropped, a refused tick's keys put back.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MAX_KEY_BYTES } from '../../src/engine/limits.js';
@@ -15,7 +15,7 @@ import { MemFs, memPath } from '../../src/engine/mem-fs.js';
 import { encodeRecord, encodeRecordFrom, RECORD_HEADER_BYTES, recordSize } from '../../src/engine/record.js';
 import { openStore } from '../../src/engine/store.js';
 import { tempDir } from '../server/spawn.js';
-import { silentLogger } from './helpers.js';
+import { segFiles, silentLogger } from './helpers.js';
 
 /** n bytes of every value 0..255 in turn, starting at `from` (so >= 0x80 in any key of 128+ bytes, and in short ones for high `from`). */
 function keyBytes(n: number, from: number): Buffer {
@@ -120,13 +120,9 @@ describe('Store.setForAckAt writes what setForAck writes', () => {
     await a.close();
     await b.close();
     await c.close();
-    const segs = (d: string) =>
-      readdirSync(d)
-        .filter((f) => f.endsWith('.seg'))
-        .sort();
-    expect(segs(dirA)).toEqual(segs(dirB));
-    expect(segs(dirC)).toEqual(segs(dirB));
-    for (const f of segs(dirA)) {
+    expect(segFiles(dirA)).toEqual(segFiles(dirB));
+    expect(segFiles(dirC)).toEqual(segFiles(dirB));
+    for (const f of segFiles(dirA)) {
       expect(readFileSync(join(dirA, f)).equals(readFileSync(join(dirB, f)))).toBe(true);
       expect(readFileSync(join(dirC, f)).equals(readFileSync(join(dirB, f)))).toBe(true);
     }
