@@ -69,7 +69,8 @@ export function invalid(message: string): KvError {
   return new KvError('INVALID_ARGUMENT', message);
 }
 
-function describe(v: unknown): string {
+/** `v` named for an error message: its type, and its value when short (a string, a number). */
+export function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
   if (v instanceof Uint8Array) return 'a Buffer';

@@ -4,6 +4,7 @@
  */
 import pino, { type Logger } from 'pino';
 import { KvError } from '../errors.js';
+import { describe } from './arguments.js';
 import { type Clock, systemClock } from './clock.js';
 import { type CompactionOptions, DEFAULT_COMPACTION } from './compaction/options.js';
 import { type Fs, nodeFs } from './fs.js';
@@ -95,10 +96,7 @@ function positiveInt(
 function booleanOption(name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback;
   if (typeof value !== 'boolean') {
-    throw new KvError(
-      'INVALID_ARGUMENT',
-      `option ${name} must be true or false, got ${describeValue(value)}`,
-    );
+    throw new KvError('INVALID_ARGUMENT', `option ${name} must be true or false, got ${describe(value)}`);
   }
   return value;
 }
@@ -112,7 +110,7 @@ function booleanOption(name: string, value: unknown, fallback: boolean): boolean
 function withMethods<T>(name: string, value: T | undefined, fallback: T, methods: readonly string[]): T {
   if (value === undefined) return fallback;
   if (typeof value !== 'object' || value === null) {
-    throw new KvError('INVALID_ARGUMENT', `option ${name} must be an object, got ${describeValue(value)}`);
+    throw new KvError('INVALID_ARGUMENT', `option ${name} must be an object, got ${describe(value)}`);
   }
   for (const m of methods) {
     if (typeof (value as Record<string, unknown>)[m] !== 'function') {
@@ -123,16 +121,6 @@ function withMethods<T>(name: string, value: T | undefined, fallback: T, methods
     }
   }
   return value;
-}
-
-function describeValue(v: unknown): string {
-  return typeof v === 'string'
-    ? JSON.stringify(v)
-    : v === null
-      ? 'null'
-      : typeof v === 'object'
-        ? typeof v
-        : String(v);
 }
 
 /** The logger methods the engine calls (pino's Logger has them all). */
