@@ -17,9 +17,8 @@
  * their record positions and starts in typed arrays (positions increase, so
  * an entry is found by binary search: first over `heads`, the position of
  * every HEAD_EVERY-th entry, then within that block), a byte per entry for
- * "dropped". When
- * dropped entries outweigh kept ones the chunks are squeezed in place, a
- * step of SQUEEZE_STEP_ENTRIES entries in each later add or drop (in one
+ * "dropped". When dropped entries outweigh kept ones the chunks are
+ * squeezed in place, a step of SQUEEZE_STEP_ENTRIES entries in each later add or drop (in one
  * pass it took 20-35 ms of the event loop's CPU in the SET that set it off,
  * with 100k keys overwritten in the active segment), so the kept entries sit
  * in two index ranges until it ends: [0, packedTo) packed, [visitFrom,

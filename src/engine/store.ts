@@ -450,9 +450,7 @@ export class Store extends EventEmitter implements CompactionHost {
   }
 
   /** The store's own end-of-tick flush, unless the server's flushed the tick first (flushTick). */
-  private readonly flushIfDue = (): void => {
-    if (this.flushScheduled && !this.flushWaitsForRound()) this.flushNow(true);
-  };
+  private readonly flushIfDue = (): void => this.flushTick();
 
   /**
    * Under `always`, while a sync round runs (or its gathering turn), a tick's
