@@ -52,7 +52,8 @@ export class TickAck {
   private made: Promise<true> | undefined;
   private resolvePromise: ((v: true) => void) | undefined;
   private rejectPromise: ((err: unknown) => void) | undefined;
-  private failed = false;
+  /** Settled refused (reject): `error` says why. Read by a listener that checks a settled ack instead of listening. */
+  failed = false;
 
   /** Calls `listener.ackSettled(tag, error)` when this settles (at once if it has). */
   listen(listener: AckListener, tag: unknown): void {

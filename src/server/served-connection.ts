@@ -167,6 +167,8 @@ class EarlyReplies {
   count = 0;
   /** Where in the output stream the output is held from while `ack` is pending. */
   held = 0;
+  /** ack.listen was called for this run (flush found the ack pending: settleEarly); its settlement drops the run. */
+  listening = false;
   readonly starts: number[] = [];
   readonly tags: number[] = [];
 
@@ -553,7 +555,8 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
    * correct because nothing of this connection's output from the start of
    * the batch that made it is sent while such an ack is pending (flush), and
    * a failed ack replaces each of its replies by the error (replaceEarly)
-   * before that. One listener per ack and connection.
+   * before that. At most one listener per ack and connection, added only if
+   * a flush finds the ack pending (settleEarly).
    *
    * The hold starts at the batch, not at the first write, so a pipeline's
    * replies leave in one socket write once its ack came (as the slot queue
@@ -568,10 +571,42 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
       this.spareEarly = undefined;
       run.ack = ack;
       run.held = this.batchAt >= 0 ? this.batchAt : this.sent + start;
+      run.listening = false;
       this.early[this.earlyCount++] = run;
-      ack.listen(this, run);
     }
     run.add(this.sent + start, tag);
+  }
+
+  /**
+   * Drops the early runs whose acks settled, as their settlement would
+   * (earlySettled: a failed one's replies become errors), and listens to the
+   * acks still pending. flush() calls it before it looks at what is held: a
+   * run is listened to only once a flush finds its ack pending, not when it
+   * is made. Under `interval` and `never` the server's flush comes after the
+   * store's end-of-tick write (server.ts flushAll), so the ack has settled
+   * by then and no listener is added or called: one listen(), one
+   * ackSettled call and their bookkeeping less per connection and tick, at
+   * pipeline 1 per SET. Under `always` the ack awaits its fsync: the
+   * listener is added at the tick's flush, and its settlement asks for the
+   * flush that sends the replies, as before. A listened run is left to its
+   * listener (its settlement drops it), so nothing is settled twice.
+   */
+  private settleEarly(): void {
+    let i = 0;
+    while (i < this.earlyCount) {
+      const run = this.early[i]!;
+      const ack = run.ack!;
+      if (!run.listening) {
+        if (ack.settled) {
+          this.earlySettled(run, ack.failed, ack.error); // takes run out of early[]
+          if (this.closed) return;
+          continue;
+        }
+        run.listening = true;
+        ack.listen(this, run);
+      }
+      i++;
+    }
   }
 
   /** The encoded error reply to request `tag` whose write failed with `error` (for replaceEarly). */
@@ -889,6 +924,8 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
    * writes.
    */
   flush(): void {
+    // Before flushQueued is cleared: a run settled there asks for no second flush of this pass.
+    if (this.earlyCount > 0 && !this.closed) this.settleEarly();
     this.flushQueued = false;
     if (this.closed || !this.hasUnsent) return;
     const held = this.heldFrom();

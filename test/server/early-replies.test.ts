@@ -6,12 +6,14 @@
  * place, with the GETs around it intact: each early reply of a failed ack is
  * replaced by its error before anything is sent, also when a rotation inside
  * the batch splits its writes between two acks (the first fails while the
- * second is pending, so the second's positions shift).
+ * second is pending, so the second's positions shift). The ack has settled
+ * by the time the connection flushes, so no listener is added to it.
  */
 import { Packr, Unpackr } from 'msgpackr';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Store } from '../../src/engine/index.js';
 import { memPath } from '../../src/engine/mem-fs.js';
+import { TickAck } from '../../src/engine/tick-ack.js';
 import { RawConnection, rawFrame } from '../../tools/lib/raw-connection.js';
 import { type MemServer, memServer } from './in-process.js';
 
@@ -105,6 +107,32 @@ describe('early write replies (interval)', () => {
         ['GET', 'g5'],
       ]),
     ).toEqual([null, 'v3', true, 'v5']);
+  });
+
+  it('the ack settles before the connection flushes (the store writes first): no listener is added to it', async () => {
+    // settleEarly: under `interval` the server's flush finds each early run's ack settled, so a
+    // SET at pipeline 1 costs no listen() and no ackSettled call (main: one listen per SET).
+    const r = await rig();
+    const listen = vi.spyOn(TickAck.prototype, 'listen');
+    try {
+      for (let i = 0; i < 8; i++) expect(await pipeline(r.conn, [['SET', `p${i}`, VALUE]])).toEqual([true]);
+      expect(
+        await pipeline(r.conn, [
+          ['SET', 'q1', VALUE],
+          ['GET', 'g1'],
+          ['SET', 'q2', VALUE],
+        ]),
+      ).toEqual([true, 'v1', true]);
+      expect(listen).not.toHaveBeenCalled();
+    } finally {
+      listen.mockRestore();
+    }
+    expect(
+      await pipeline(r.conn, [
+        ['GET', 'p7'],
+        ['GET', 'q2'],
+      ]),
+    ).toEqual([VALUE.toString(), VALUE.toString()]);
   });
 
   it('acked batches, then a refused one: only its own writes answer IO_ERROR, in their places', async () => {
