@@ -24,8 +24,14 @@ import type { SparseIndex } from './sparse-index.js';
 
 const EMPTY = Buffer.alloc(0);
 
-/** Write-buffer chunks flushed to the OS, for the next reserves of any segment (at most WRITE_SPARE_CHUNKS). */
-const spareChunks: Buffer[] = [];
+/**
+ * Write-buffer chunks flushed to the OS, for the next reserves of any segment
+ * (at most WRITE_SPARE_CHUNKS): each with its DataView, reused with it. A
+ * chunk record and view made per tick were young objects stored into old
+ * ones (the segment's `reservedView`, the segment log's `lastView`) at every
+ * SET: a write-barrier call each (V8's RecordWrite), two a SET at pipeline 1.
+ */
+const spareChunks: Chunk[] = [];
 
 /**
  * Where write-buffer chunks come from: slabs (slabs.ts), not buffers of their
@@ -133,10 +139,15 @@ export class Segment {
     const chunks = this.chunks;
     let last = chunks.length > 0 ? chunks[chunks.length - 1] : undefined;
     if (last === undefined || last.buf.length - last.used < n) {
-      // A record larger than a chunk gets a buffer alone in its mapping: freed, it leaves glibc's threshold where it was.
-      const buf =
-        n <= WRITE_CHUNK_BYTES ? (spareChunks.pop() ?? chunkSlabs.take(WRITE_CHUNK_BYTES)) : ownBuffer(n);
-      last = { start: this.size, buf, view: new DataView(buf.buffer, buf.byteOffset, buf.length), used: 0 };
+      last = n <= WRITE_CHUNK_BYTES ? spareChunks.pop() : undefined;
+      if (last !== undefined) {
+        last.start = this.size;
+        last.used = 0;
+      } else {
+        // A record larger than a chunk gets a buffer alone in its mapping: freed, it leaves glibc's threshold where it was.
+        const buf = n <= WRITE_CHUNK_BYTES ? chunkSlabs.take(WRITE_CHUNK_BYTES) : ownBuffer(n);
+        last = { start: this.size, buf, view: new DataView(buf.buffer, buf.byteOffset, buf.length), used: 0 };
+      }
       this.chunks.push(last);
     }
     const at = last.used;
@@ -159,7 +170,7 @@ export class Segment {
     if (last.used === 0) {
       this.chunks.pop();
       if (last.buf.length === WRITE_CHUNK_BYTES && spareChunks.length < WRITE_SPARE_CHUNKS)
-        spareChunks.push(last.buf);
+        spareChunks.push(last);
       this.reserved = EMPTY;
       this.reservedView = EMPTY_VIEW;
     }
@@ -181,7 +192,7 @@ export class Segment {
       // instead of 1 MiB allocated per chunk and left to the GC.
       for (const c of chunks)
         if (c.buf.length === WRITE_CHUNK_BYTES && spareChunks.length < WRITE_SPARE_CHUNKS)
-          spareChunks.push(c.buf);
+          spareChunks.push(c);
       return true;
     } catch (err) {
       this.size = this.written;
