@@ -115,6 +115,19 @@ export const WRITE_CHUNK_BYTES = 1024 * 1024;
 export const ALWAYS_DEFERRED_FLUSH_BYTES = 64 * 1024;
 
 /**
+ * Under `always`, a sync round fsyncs on the event loop (fdatasync, as
+ * Redis's beforeSleep does), not in the thread pool, when no read was
+ * answered since the last round started, the last round took at most
+ * ALWAYS_INLINE_FSYNC_MAX_MS and it covers at most
+ * ALWAYS_INLINE_FSYNC_MAX_BYTES written since the segments' last fsync
+ * (Store.syncsInline): the rounds of small writes and nothing else
+ * (`kv-bench -t set -P 1`: ~4 KiB). Past the limits the loop would be held
+ * too long: the round goes to the pool and the loop keeps reading meanwhile.
+ */
+export const ALWAYS_INLINE_FSYNC_MAX_MS = 1;
+export const ALWAYS_INLINE_FSYNC_MAX_BYTES = 32 * 1024;
+
+/**
  * Flushed write-buffer chunks kept for reuse (8 MiB): a tick of writes fills
  * several chunks under a bulk load, and each one allocated afresh and left
  * to the GC was ~2/3 of the bytes written, garbage the allocator kept as RSS.

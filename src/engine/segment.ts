@@ -86,6 +86,8 @@ export class Segment {
   index: SparseIndex | undefined;
   /** Set when written since the last fsync. */
   dirty = false;
+  /** `written` when its last fsync started: the bytes past it are not durable yet. */
+  syncedTo: number;
   /**
    * The active segment's hint, built as records are appended (hint-builder.ts);
    * handed to the sealer at rotation. Undefined once sealed, on a read-only
@@ -109,6 +111,7 @@ export class Segment {
   ) {
     this.size = size;
     this.written = size;
+    this.syncedTo = size;
   }
 
   get path(): string {
@@ -234,10 +237,18 @@ export class Segment {
    * fsyncs the data written so far. Never through a closed descriptor (its
    * number may belong to another file by now): the store retains a segment
    * for the whole of a sync, so a compaction's retire waits for it.
+   * `inline`: on the calling thread (fsyncSync), settled when it returns;
+   * else in the thread pool (the store's choice: Store.syncsInline).
    */
-  sync(): Promise<void> {
+  sync(inline = false): Promise<void> {
     if (this.closed) return Promise.reject(new Error(`${this.name} is closed; it cannot be synced`));
-    return this.fs.fsync(this.fd);
+    if (!inline) return this.fs.fsync(this.fd);
+    try {
+      this.fs.fsyncSync(this.fd);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   retain(): void {

@@ -36,7 +36,7 @@ import { type CompactionResult, type CompactionStats, Compactor } from './compac
 import { dirOps } from './compaction/dir-ops.js';
 import type { CompactionHost } from './compaction/host.js';
 import { traced } from './compaction/trace.js';
-import type { Fs } from './fs.js';
+import { type Fs, nodeFs } from './fs.js';
 import { compileGlob } from './glob.js';
 import { dropRecycledHintStorage, type HintBuilder } from './hint-builder.js';
 import { KeyIndex } from './key-index.js';
@@ -54,6 +54,8 @@ import {
 import {
   ACTIVE_SEGMENT_RETRY_MS,
   ALWAYS_DEFERRED_FLUSH_BYTES,
+  ALWAYS_INLINE_FSYNC_MAX_BYTES,
+  ALWAYS_INLINE_FSYNC_MAX_MS,
   EXPIRE_SWEEP_INTERVAL_MS,
   EXPIRE_SWEEP_KEYS,
   KEYDIR_REHASH_TIMER_INTERVAL_MS,
@@ -152,7 +154,8 @@ export interface StoreStats {
   firstOffset: number;
   nextOffset: number;
   cache: { entries: number; bytes: number; hits: number; misses: number };
-  fsync: { mode: string; count: number; totalMs: number };
+  /** `inline`: of `count`, the fsyncs made on the event loop (an `always` round's, Store.syncsInline). */
+  fsync: { mode: string; count: number; inline: number; totalMs: number };
   recovery: RecoveryStats;
   /** Damage found by reads since the store opened (what recovery found is in `recovery.corruptions`). */
   corruption: ReadCorruptionStats;
@@ -224,6 +227,12 @@ export class Store extends EventEmitter implements CompactionHost {
    * the fdatasync of beforeSleep).
    */
   afterSyncAck: (() => void) | undefined;
+  /**
+   * @internal The server (server.ts): `always` rounds may fsync on the event
+   * loop (syncsInline). Off for the embedded API, whose caller's loop may
+   * have other work than this store's clients.
+   */
+  syncsInlineAllowed = false;
   /** The sync round running (syncLog), and the one queued behind it. */
   private syncing: Promise<void> | undefined;
   private nextSync:
@@ -231,6 +240,13 @@ export class Store extends EventEmitter implements CompactionHost {
     | undefined;
   private fsyncCount = 0;
   private fsyncMs = 0;
+  /** Of fsyncCount, those made on the event loop (syncsInline). */
+  private fsyncInlineCount = 0;
+  /** How long the last sync round's fsyncs took (ms). */
+  private lastRoundMs = 0;
+  /** Reads answered (getSync, viewSyncBytes, has, ttl, scan), and their count when the last sync round started (syncsInline). */
+  private reads = 0;
+  private readsAtRound = 0;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly background = new Set<Promise<void>>();
   private expiryCursor: Iterator<[string, number]> | undefined;
@@ -645,9 +661,15 @@ export class Store extends EventEmitter implements CompactionHost {
     }
     const syncDir = this.segmentLog.dirDirty;
     this.segmentLog.dirDirty = false;
+    const inline = !syncDir && this.syncsInline(dirty);
+    this.readsAtRound = this.reads;
     const t0 = performance.now();
     try {
-      for (const s of dirty) await s.sync();
+      for (const s of dirty) {
+        const upTo = s.written;
+        await s.sync(inline);
+        s.syncedTo = upTo;
+      }
       // In the thread pool (dir-ops.ts): a directory fsync on the event loop held it 2-12 ms.
       if (syncDir) await dirOps(this.fs).fsyncDir(this.dir);
     } catch (err) {
@@ -660,8 +682,39 @@ export class Store extends EventEmitter implements CompactionHost {
     } finally {
       for (const s of dirty) s.release();
     }
+    const ms = performance.now() - t0;
+    this.lastRoundMs = ms;
     this.fsyncCount += dirty.length;
-    this.fsyncMs += performance.now() - t0;
+    if (inline) this.fsyncInlineCount += dirty.length;
+    this.fsyncMs += ms;
+  }
+
+  /**
+   * Whether a sync round of `dirty` fsyncs on the event loop (fsyncSync)
+   * instead of in the thread pool: in a server's store (syncsInlineAllowed)
+   * under `always`, when no read was answered since the last round started,
+   * the last round was quick and little was written since
+   * (ALWAYS_INLINE_FSYNC_MAX_MS, _BYTES), on the real file system only (a
+   * caller's Fs, such as a test's holding or delaying fsyncs, keeps the
+   * pool). At `kv-bench -c 50 -P 1 -t set` the pool left the loop idle
+   * through each fsync, waking for every one or two returning clients
+   * (0.2-0.5 epoll_pwait a SET, against 0.05 under `interval`), and its
+   * handoff (futex, eventfd, the completion callback) cost its own; blocked
+   * in fdatasync as Redis's loop is, the clients' requests pile up and the
+   * next poll reads them at once: 1.11x ops/s, 0.91x CPU per request (9
+   * locked pairs; BENCHMARKS.md). Reads answered while a round ran would
+   * wait behind an inline fsync (inlining every round lost at mixed P1 and
+   * P16), so rounds after reads, and large or slow ones, stay in the pool.
+   * The ack still settles only after the fsync returned, in the same promise
+   * reactions. Directory fsyncs (a new segment) stay in the pool.
+   */
+  private syncsInline(dirty: readonly Segment[]): boolean {
+    if (!this.syncsInlineAllowed || this.options.fsync !== 'always' || this.options.fs !== nodeFs)
+      return false;
+    if (this.reads !== this.readsAtRound || this.lastRoundMs > ALWAYS_INLINE_FSYNC_MAX_MS) return false;
+    let bytes = 0;
+    for (const s of dirty) bytes += s.written - s.syncedTo;
+    return bytes <= ALWAYS_INLINE_FSYNC_MAX_BYTES;
   }
 
   private syncInterval(): void {
@@ -1180,6 +1233,7 @@ export class Store extends EventEmitter implements CompactionHost {
    */
   getSync(key: Key): Buffer | undefined {
     if (this.closed) throw closedError();
+    this.reads++;
     const k = toInternalKey(key);
     const slot = this.liveSlot(k);
     if (slot < 0) return undefined;
@@ -1224,6 +1278,7 @@ export class Store extends EventEmitter implements CompactionHost {
    */
   viewSyncBytes(buf: Buffer, start: number, length: number, bufView?: DataView): boolean {
     if (this.closed) throw closedError();
+    this.reads++;
     const kd = this.keydir;
     const slot =
       bufView !== undefined ? kd.slotView(bufView, start, length) : kd.slotBytes(buf, start, length);
@@ -1348,12 +1403,14 @@ export class Store extends EventEmitter implements CompactionHost {
 
   has(key: Key): boolean {
     if (this.closed) throw closedError();
+    this.reads++;
     return this.liveSlot(toInternalKey(key)) >= 0;
   }
 
   /** Remaining time to live in ms; -1 if the key has no expiry, -2 if it does not exist (Redis PTTL). */
   ttl(key: Key): number {
     if (this.closed) throw closedError();
+    this.reads++;
     const k = toInternalKey(key);
     const slot = this.liveSlot(k);
     if (slot < 0) return -2;
@@ -1373,6 +1430,7 @@ export class Store extends EventEmitter implements CompactionHost {
 
   /** One page of keys in byte order, filtered by prefix and range; resumable by cursor. */
   scan(options: ScanOptions = {}): ScanPage {
+    this.reads++;
     const page = this.scanInternal(options);
     return { keys: page.keys.map(toUserKey), cursor: page.cursor };
   }
@@ -1382,6 +1440,7 @@ export class Store extends EventEmitter implements CompactionHost {
    * (written as Buffers) come back as written, where `scan` decodes them lossily.
    */
   scanBuffers(options: ScanOptions = {}): ScanPage<Buffer> {
+    this.reads++;
     const page = this.scanInternal(options);
     return { keys: page.keys.map(toKeyBytes), cursor: page.cursor };
   }
@@ -1542,7 +1601,12 @@ export class Store extends EventEmitter implements CompactionHost {
         hits: this.cacheHits + (this.slotCache?.hits ?? 0),
         misses: this.cacheMisses + (this.slotCache?.misses ?? 0),
       },
-      fsync: { mode: this.options.fsync, count: this.fsyncCount, totalMs: Math.round(this.fsyncMs) },
+      fsync: {
+        mode: this.options.fsync,
+        count: this.fsyncCount,
+        inline: this.fsyncInlineCount,
+        totalMs: Math.round(this.fsyncMs),
+      },
       recovery: this.recoveryStats,
       corruption: { records: this.segmentLog.corruptRecords, reads: this.segmentLog.corruptReads },
       compaction: { ...this.compactor.stats },

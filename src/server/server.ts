@@ -147,6 +147,8 @@ export class KvServer implements ConnectionHost, RespServer {
     });
     // `always`: the replies of writes acknowledged by an fsync leave as soon as it completes.
     store.afterSyncAck = this.flushAfterSync;
+    // `always`: a round of writes only fsyncs on the loop, as Redis's does (Store.syncsInline).
+    store.syncsInlineAllowed = true;
     const idleMs = options.idleTimeoutMs;
     this.frameSweep = setInterval(
       () => {
