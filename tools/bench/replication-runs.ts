@@ -3,9 +3,12 @@
  * fresh processes: a primary and its replicas of one store (kv-server
  * `--replica-of`, redis-server `--replicaof`), linked before the clock starts.
  *
- *   setRun     kv-bench -t set against the primary for a duration; with
- *              `lag`, the primary's and every replica's offset are polled
- *              meanwhile (Replication lag below).
+ *   setRun     kv-bench -t set against the primary for a duration, after
+ *              `warmupS` seconds of the same load not recorded (its own
+ *              kv-bench run, then the replicas let catch up: the CPU per
+ *              SET is of the measured run alone); with `lag`, the
+ *              primary's and every replica's offset are polled meanwhile
+ *              (Replication lag below).
  *   resyncRun  N keys written to a primary (kv-bench --prefill: MSET of 100),
  *              then an empty server told REPLICAOF it; wall time until the
  *              replica's link is up with the primary's whole log, and the
@@ -275,6 +278,12 @@ export interface SetRunOptions {
   valueBytes: number;
   keys: number;
   durationS: number;
+  /**
+   * Seconds of the same load first, not recorded (0: none), then the
+   * replicas let catch up (at most DRAIN_MS): a fresh kv-server counted its
+   * JIT compilation and its keydir's first inserts in the measured run.
+   */
+  warmupS: number;
   seed: number;
   /** kv-bench --wait N: every batch ends with WAIT N 0. */
   wait?: number | undefined;
@@ -294,13 +303,38 @@ export interface SetRunResult {
   cpuUsPerSet: { primary: number; replicas: number[] };
 }
 
-/** kv-bench -t set against the topology's primary, with lag polling if asked. */
+/** Waits until every replica has the primary's log end (at most DRAIN_MS); true if they all have. */
+async function caughtUp(t: Topology): Promise<boolean> {
+  if (t.replicas.length === 0) return true;
+  const primary = await offsetProbe(t.store, t.primary.port, 'primary');
+  const replicas = await Promise.all(t.replicas.map((r) => offsetProbe(t.store, r.port, 'replica')));
+  try {
+    const deadline = performance.now() + DRAIN_MS;
+    for (;;) {
+      const end = await primary.read();
+      const offsets = await Promise.all(replicas.map((r) => r.read()));
+      if (offsets.every((x) => x >= end)) return true;
+      if (performance.now() > deadline) return false;
+      await sleep(10);
+    }
+  } finally {
+    await primary.close();
+    for (const r of replicas) await r.close();
+  }
+}
+
+/** kv-bench -t set against the topology's primary, after the warm-up, with lag polling if asked. */
 export async function setRun(t: Topology, o: SetRunOptions): Promise<SetRunResult> {
-  const args = [
+  const load = (seconds: number) => [
     ...['-t', 'set', '-c', String(o.clients), '-P', String(o.pipeline), '-d', String(o.valueBytes)],
-    ...['-r', String(o.keys), '--duration', String(o.durationS), '--seed', String(o.seed)],
+    ...['-r', String(o.keys), '--duration', String(seconds), '--seed', String(o.seed)],
     ...(o.wait === undefined ? [] : ['--wait', String(o.wait)]),
   ];
+  if (o.warmupS > 0) {
+    await kvBench(t.store, t.primary.port, load(o.warmupS));
+    await caughtUp(t);
+  }
+  const args = load(o.durationS);
   const pids = [t.primary, ...t.replicas].map((srv) => srv.proc.pid!);
   const cpuBefore = pids.map((pid) => cpuMs(pid));
   const cpuPerSet = (result: TestResult) => {

@@ -6,7 +6,12 @@
  *               primary with 0, 1 and 2 asynchronous replicas; then with a
  *               synchronous ack: segkv --min-replicas-ack 1 against Redis
  *               SET + `WAIT 1 0` per pipeline (kv-bench --wait 1), and both
- *               with SET + WAIT. Fresh processes for every run, --repeat
+ *               with SET + WAIT. Fresh processes for every run, each run
+ *               after --warmup seconds (default 1) of the same load not
+ *               recorded, both stores alike, as bench:server does (a cold
+ *               kv-server counted its JIT compilation and its empty
+ *               keydir's inserts: 4.0-4.9 µs of CPU per SET in its first
+ *               2 s, 2.4-3.4 after, Redis 2.6-3.4 in both); --repeat
  *               runs alternating which store goes first; medians.
  *   lag         during the 1- and 2-replica runs, offsets polled every
  *               --lag-poll-ms: records and ms behind (replication-runs.ts).
@@ -52,6 +57,7 @@ import { redisBinary, type Store } from './server-procs.js';
 const HELP = `usage: npm run bench:replication -- [options]
 
   --duration S        seconds per SET run (default 5; quick 2)
+  --warmup S          seconds of the same load before each SET run, not recorded (default 1)
   --repeat N          runs of each row, medians shown (default 3; quick 1)
   --clients N         kv-bench -c (default 50)
   --pipeline N        kv-bench -P (default 16)
@@ -69,6 +75,7 @@ const HELP = `usage: npm run bench:replication -- [options]
 
 export interface Config {
   durationS: number;
+  warmupS: number;
   repeat: number;
   clients: number;
   pipeline: number;
@@ -87,6 +94,7 @@ export interface Config {
 export function parseConfig(argv: string[]): Config {
   const a = benchArgs(argv, HELP, {
     duration: { type: 'string' },
+    warmup: { type: 'string' },
     repeat: { type: 'string' },
     clients: { type: 'string' },
     pipeline: { type: 'string' },
@@ -105,8 +113,13 @@ export function parseConfig(argv: string[]): Config {
   const durationS = durationText === undefined ? (quick ? 2 : 5) : Number(durationText);
   if (!(durationS > 0) || !Number.isFinite(durationS))
     throw new UsageError(`--duration needs seconds > 0, got ${durationText}`);
+  const warmupText = a.string('warmup');
+  const warmupS = warmupText === undefined ? 1 : Number(warmupText);
+  if (!(warmupS >= 0) || !Number.isFinite(warmupS))
+    throw new UsageError(`--warmup needs seconds >= 0, got ${warmupText}`);
   return {
     durationS,
+    warmupS,
     repeat: a.int('repeat', quick ? 1 : 3, 1),
     clients: a.int('clients', 50, 1),
     pipeline: a.int('pipeline', 16, 1),
@@ -272,6 +285,7 @@ async function throughput(cfg: Config, root: TempRoot, redisBin: string | undefi
             valueBytes: cfg.valueBytes,
             keys: cfg.keys,
             durationS: cfg.durationS,
+            warmupS: cfg.warmupS,
             seed: rep + 1,
             wait: sc.wait[store],
             lagPollMs: sc.lag ? cfg.lagPollMs : 0,
@@ -426,7 +440,7 @@ async function main(): Promise<void> {
     resync = { segkv, redis };
   }
   const loadAfter = loadavg();
-  const load = `kv-bench -t set -c ${cfg.clients} -P ${cfg.pipeline} -d ${cfg.valueBytes} -r ${cfg.keys} --duration ${cfg.durationS}`;
+  const load = `kv-bench -t set -c ${cfg.clients} -P ${cfg.pipeline} -d ${cfg.valueBytes} -r ${cfg.keys} --duration ${cfg.durationS} after ${cfg.warmupS} s of warm-up`;
   const out = [
     `bench:replication — ${started.toISOString()} — ${cpus()[0]?.model ?? '?'}, ${cpus().length} cores, node ${process.version}, redis ${redisVersion ?? 'skipped'}`,
     `load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} → ${loadAfter.map((x) => x.toFixed(1)).join(' ')}`,
