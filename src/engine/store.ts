@@ -1430,7 +1430,6 @@ export class Store extends EventEmitter implements CompactionHost {
 
   /** One page of keys in byte order, filtered by prefix and range; resumable by cursor. */
   scan(options: ScanOptions = {}): ScanPage {
-    this.reads++;
     const page = this.scanInternal(options);
     return { keys: page.keys.map(toUserKey), cursor: page.cursor };
   }
@@ -1440,7 +1439,6 @@ export class Store extends EventEmitter implements CompactionHost {
    * (written as Buffers) come back as written, where `scan` decodes them lossily.
    */
   scanBuffers(options: ScanOptions = {}): ScanPage<Buffer> {
-    this.reads++;
     const page = this.scanInternal(options);
     return { keys: page.keys.map(toKeyBytes), cursor: page.cursor };
   }
@@ -1448,6 +1446,7 @@ export class Store extends EventEmitter implements CompactionHost {
   /** One page of internal (latin1) keys: the work of scan and scanBuffers. */
   private scanInternal(options: ScanOptions): ScanPage {
     if (this.closed) throw closedError();
+    this.reads++;
     const count = options.count ?? 100;
     if (!Number.isInteger(count) || count < 1 || count > MAX_SCAN_COUNT) {
       throw new KvError(

@@ -53,6 +53,15 @@ async function untilInline(s: Store): Promise<void> {
   expect(s.stats().fsync.inline).toBeGreaterThan(before);
 }
 
+/** A served `always` store with the fsyncs recorded, past its first inline round, with the record emptied. */
+async function inlineStore(): Promise<Store> {
+  const s = await served({ ...base, fsync: 'always' });
+  spyFdatasyncSync();
+  await untilInline(s);
+  events = [];
+  return s;
+}
+
 afterEach(() => {
   fs.fdatasyncSync = realFdatasyncSync;
   fs.fdatasync = realFdatasync;
@@ -64,10 +73,7 @@ afterAll(removeTempDirs);
 
 describe("fsync: 'always' on the event loop", () => {
   it('fsyncs a small round inline and acknowledges its write only after that fsync returned', async () => {
-    const s = await served({ ...base, fsync: 'always' });
-    spyFdatasyncSync();
-    await untilInline(s);
-    events = [];
+    const s = await inlineStore();
     const before = s.stats().fsync;
     for (let i = 0; i < 5; i++) {
       await s.set(`k${i}`, 'v').then(() => events.push('ack'));
@@ -80,10 +86,7 @@ describe("fsync: 'always' on the event loop", () => {
   });
 
   it('fsyncs in the thread pool a round of more than ALWAYS_INLINE_FSYNC_MAX_BYTES, and the round after a slow one', async () => {
-    const s = await served({ ...base, fsync: 'always' });
-    spyFdatasyncSync();
-    await untilInline(s);
-    events = [];
+    const s = await inlineStore();
     let st = s.stats().fsync;
     await s.set('big', Buffer.alloc(ALWAYS_INLINE_FSYNC_MAX_BYTES + 1));
     expect(s.stats().fsync.count).toBe(st.count + 1);
@@ -106,10 +109,7 @@ describe("fsync: 'always' on the event loop", () => {
   });
 
   it('fsyncs in the thread pool a round that follows a read (a read waiting behind an inline fsync would wait for the disk)', async () => {
-    const s = await served({ ...base, fsync: 'always' });
-    spyFdatasyncSync();
-    await untilInline(s);
-    events = [];
+    const s = await inlineStore();
     const st = s.stats().fsync;
     expect(s.getSync('warm0')?.toString()).toBe('up');
     await s.set('after-read', 'v');

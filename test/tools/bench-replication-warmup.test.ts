@@ -35,6 +35,9 @@ async function logEnd(port: number): Promise<number> {
   }
 }
 
+/** The load both runs below make, but for its duration, warm-up and lag polling. */
+const benchLoad = { clients: 2, pipeline: 4, valueBytes: 10, keys: 1000, seed: 1 };
+
 describe('bench:replication setRun', () => {
   it('runs warmupS seconds of the same load unrecorded first, and measures from caught-up replicas', async () => {
     const { runs, lib } = await load();
@@ -42,16 +45,7 @@ describe('bench:replication setRun', () => {
     try {
       const t = await runs.startTopology('segkv', '', root, 1);
       try {
-        const r = await runs.setRun(t, {
-          clients: 2,
-          pipeline: 4,
-          valueBytes: 10,
-          keys: 1000,
-          durationS: 0.5,
-          warmupS: 0.5,
-          seed: 1,
-          lagPollMs: 10,
-        });
+        const r = await runs.setRun(t, { ...benchLoad, durationS: 0.5, warmupS: 0.5, lagPollMs: 10 });
         expect(r.result.errors).toBe(0);
         expect(r.result.requests).toBeGreaterThan(0);
         // Every SET is one record: the warm-up's were written but not counted.
@@ -65,16 +59,7 @@ describe('bench:replication setRun', () => {
       }
       const cold = await runs.startTopology('segkv', '', root, 0);
       try {
-        const r = await runs.setRun(cold, {
-          clients: 2,
-          pipeline: 4,
-          valueBytes: 10,
-          keys: 1000,
-          durationS: 0.3,
-          warmupS: 0,
-          seed: 1,
-          lagPollMs: 0,
-        });
+        const r = await runs.setRun(cold, { ...benchLoad, durationS: 0.3, warmupS: 0, lagPollMs: 0 });
         // No warm-up: every record written is a SET counted.
         expect(await logEnd(cold.primary.port)).toBe(r.result.requests);
       } finally {

@@ -303,24 +303,25 @@ export interface SetRunResult {
   cpuUsPerSet: { primary: number; replicas: number[] };
 }
 
-/** Waits until every replica has the primary's log end (at most DRAIN_MS); true if they all have. */
-async function caughtUp(t: Topology): Promise<boolean> {
-  if (t.replicas.length === 0) return true;
+/** An offset probe on the primary and one on each replica, for `fn`; closed after it. */
+async function withProbes<T>(
+  t: Topology,
+  fn: (primary: OffsetProbe, replicas: OffsetProbe[]) => Promise<T>,
+): Promise<T> {
   const primary = await offsetProbe(t.store, t.primary.port, 'primary');
   const replicas = await Promise.all(t.replicas.map((r) => offsetProbe(t.store, r.port, 'replica')));
   try {
-    const deadline = performance.now() + DRAIN_MS;
-    for (;;) {
-      const end = await primary.read();
-      const offsets = await Promise.all(replicas.map((r) => r.read()));
-      if (offsets.every((x) => x >= end)) return true;
-      if (performance.now() > deadline) return false;
-      await sleep(10);
-    }
+    return await fn(primary, replicas);
   } finally {
     await primary.close();
     for (const r of replicas) await r.close();
   }
+}
+
+/** Waits until every replica has the primary's log end, at most DRAIN_MS: a LagPoller's drain with no load before it. */
+async function caughtUp(t: Topology): Promise<void> {
+  if (t.replicas.length === 0) return;
+  await withProbes(t, (primary, replicas) => new LagPoller(primary, replicas, 10).stop());
 }
 
 /** kv-bench -t set against the topology's primary, after the warm-up, with lag polling if asked. */
@@ -346,9 +347,7 @@ export async function setRun(t: Topology, o: SetRunOptions): Promise<SetRunResul
     const result = report.results[0]!;
     return { result, lag: [], cpuUsPerSet: cpuPerSet(result) };
   }
-  const primary = await offsetProbe(t.store, t.primary.port, 'primary');
-  const replicas = await Promise.all(t.replicas.map((r) => offsetProbe(t.store, r.port, 'replica')));
-  try {
+  return withProbes(t, async (primary, replicas) => {
     const before = await primary.read();
     const poller = new LagPoller(primary, replicas, o.lagPollMs);
     let report: Awaited<ReturnType<typeof kvBench>>;
@@ -363,10 +362,7 @@ export async function setRun(t: Topology, o: SetRunOptions): Promise<SetRunResul
     // segkv offsets count records; Redis's count bytes of the replication stream.
     const units = t.store === 'segkv' ? 1 : (after - before) / Math.max(1, result.requests);
     return { result, lag: t.replicas.map((_, i) => poller.stats(i, units)), cpuUsPerSet };
-  } finally {
-    await primary.close();
-    for (const r of replicas) await r.close();
-  }
+  });
 }
 
 export interface ResyncResult {
