@@ -20,6 +20,7 @@ import {
   TEMP_SUFFIX,
 } from '../engine/filenames.js';
 import { Store } from '../engine/store.js';
+import { type AckListener, TickAck } from '../engine/tick-ack.js';
 import { KvError } from '../errors.js';
 import { DEFAULT_MIN_REPLICAS_TIMEOUT_MS } from '../protocol/limits.js';
 import type { FeedStart, RoleReply } from '../protocol/messages.js';
@@ -75,9 +76,54 @@ const MAX_SAMPLES = 4096;
 interface AckWaiter {
   offset: number;
   count: number;
-  resolve: (acked: number) => void;
+  /** WAIT's promise (waitForAcks); undefined for a tick's ReplicatedAck (`replicated`). */
+  resolve: ((acked: number) => void) | undefined;
+  /** Under --min-replicas-ack: the tick's ack settled with `replicasAcked` instead of a promise. */
+  replicated: ReplicatedAck | undefined;
   /** Date.now() past which it resolves with what it has; 0 = never. */
   deadline: number;
+}
+
+/**
+ * Under --min-replicas-ack N, the acknowledgement of one tick's writes on a
+ * primary: a TickAck (tick-ack.ts) that settles once the store's ack of the
+ * tick did and N replicas acknowledged every record up to `offset` (the end
+ * of the tick's last write), or fails with NOT_ENOUGH_REPLICAS after
+ * --min-replicas-timeout-ms (or at close), or with the store's error. The
+ * writes of a tick share it, as they share the store's ack: one waiter per
+ * tick in the replication's offset-ordered list, no promise per write, and a
+ * connection waits on it as on the store's ack (answered early, held until
+ * it settles; served-connection.ts).
+ */
+export class ReplicatedAck extends TickAck implements AckListener {
+  /** Every write of the tick ends at or below this. */
+  offset = 0;
+
+  constructor(
+    private readonly repl: Replication,
+    /** The store's ack of the tick. */
+    readonly local: TickAck,
+  ) {
+    super();
+  }
+
+  /** The store's ack of the tick settled: now the replicas'. */
+  ackSettled(_tag: unknown, failed: boolean, error: unknown): void {
+    if (failed) this.reject(error);
+    else this.repl.awaitReplicas(this);
+  }
+
+  /** How many replicas have the tick's writes, once enough do or its time is up. */
+  replicasAcked(got: number): void {
+    const n = this.repl.minReplicasAck;
+    if (got >= n) this.resolve();
+    else this.reject(this.repl.notEnoughReplicas(got));
+  }
+}
+
+/** Settles the ReplicatedAcks of `due` (waiters taken off the list; `count`: how many replicas had the tick then). */
+function settleTicks(due: AckWaiter[]): void {
+  for (const w of due) w.replicated!.replicasAcked(w.count);
 }
 
 /** Waiters time out at most this late (one timer for all of them, not one per write). */
@@ -113,6 +159,16 @@ export class Replication implements ReplicaHost {
   /** The one timer that times waiters out, and when it fires (Date.now(); Infinity: not armed). */
   private waitTimer: NodeJS.Timeout | undefined;
   private waitTimerAt = Number.POSITIVE_INFINITY;
+  /** --min-replicas-ack: the ack of the tick being written (its store ack not settled yet). */
+  private tickAck: ReplicatedAck | undefined;
+  /** close() ran: a tick's ack settled after it fails at once. */
+  private closed = false;
+  /** An ACK arrived and the waiters it satisfies are woken in a microtask (not inside the feed connection's read). */
+  private ackQueued = false;
+  private readonly wakeOnAck = (): void => {
+    this.ackQueued = false;
+    this.onAck();
+  };
   private readonly watcher = {
     flushed: () => this.sample(),
     replacing: () => {},
@@ -178,14 +234,60 @@ export class Replication implements ReplicaHost {
     if (now >= count || count <= 0) return Promise.resolve(now);
     return new Promise((resolve) => {
       const deadline = timeoutMs > 0 ? Date.now() + timeoutMs : 0;
-      const w: AckWaiter = { offset, count, resolve, deadline };
-      const ws = this.waiters;
-      let i = ws.length;
-      while (i > this.waitHead && ws[i - 1]!.offset > offset) i--; // a WAIT for older writes: rare
-      if (i === ws.length) ws.push(w);
-      else ws.splice(i, 0, w);
-      if (deadline > 0 && deadline + ACK_TIMER_SLACK_MS < this.waitTimerAt) this.armWaitTimer(deadline);
+      this.addWaiter({ offset, count, resolve, replicated: undefined, deadline });
     });
+  }
+
+  /** Puts `w` in the offset-ordered list, and arms the timer for its deadline. */
+  private addWaiter(w: AckWaiter): void {
+    const ws = this.waiters;
+    let i = ws.length;
+    while (i > this.waitHead && ws[i - 1]!.offset > w.offset) i--; // a WAIT for older writes: rare
+    if (i === ws.length) ws.push(w);
+    else ws.splice(i, 0, w);
+    const deadline = w.deadline;
+    if (deadline > 0 && deadline + ACK_TIMER_SLACK_MS < this.waitTimerAt) this.armWaitTimer(deadline);
+  }
+
+  /**
+   * Under --min-replicas-ack: the ack of a write whose records end below
+   * `offset`, `local` being the store's ack of its tick (taken after the
+   * write): that, then the replicas' (ReplicatedAck). One per tick, shared
+   * by the tick's writes as the store's ack is (acked-write.ts withReplicas).
+   */
+  replicatedTickAck(local: TickAck, offset: number): ReplicatedAck {
+    let a = this.tickAck;
+    if (a !== undefined && a.local === local) {
+      if (offset > a.offset) a.offset = offset;
+      return a;
+    }
+    a = this.tickAck = new ReplicatedAck(this, local);
+    a.offset = offset;
+    local.listen(a, undefined); // the offset first: a settled ack calls it at once
+    return a;
+  }
+
+  /** @internal A tick's store ack settled (ReplicatedAck): wait for the replicas, or settle now. */
+  awaitReplicas(a: ReplicatedAck): void {
+    if (this.tickAck === a) this.tickAck = undefined;
+    const n = this.minReplicasAck;
+    const got = this.ackedBy(a.offset);
+    if (got >= n || this.closed) {
+      a.replicasAcked(got);
+      return;
+    }
+    const timeoutMs = this.minReplicasTimeoutMs;
+    const deadline = timeoutMs > 0 ? Date.now() + timeoutMs : 0;
+    this.addWaiter({ offset: a.offset, count: n, resolve: undefined, replicated: a, deadline });
+  }
+
+  /** NOT_ENOUGH_REPLICAS: a write in the log that only `got` replicas acknowledged in time. */
+  notEnoughReplicas(got: number): KvError {
+    const n = this.minReplicasAck;
+    return new KvError(
+      'NOT_ENOUGH_REPLICAS',
+      `the write is in this server's log but only ${got} of ${n} replicas acknowledged it within ${this.minReplicasTimeoutMs} ms (server options --min-replicas-ack, --min-replicas-timeout-ms); it may be lost if this server fails now`,
+    );
   }
 
   /**
@@ -200,17 +302,31 @@ export class Replication implements ReplicaHost {
     for (const f of this.feeds) if (f.replicaPort !== undefined && f.acked > max) max = f.acked;
     let i = this.waitHead;
     let kept = i;
+    let due: AckWaiter[] | undefined;
     for (; i < ws.length && ws[i]!.offset <= max; i++) {
       const w = ws[i]!;
       const n = this.ackedBy(w.offset);
-      if (n >= w.count) w.resolve(n);
-      else ws[kept++] = w; // needs more replicas than have it yet: stays, in order
+      if (n < w.count)
+        ws[kept++] = w; // needs more replicas than have it yet: stays, in order
+      else if (w.resolve !== undefined) w.resolve(n);
+      else {
+        w.count = n;
+        (due ??= []).push(w);
+      }
     }
     // The kept ones move up against the unexamined rest.
     let to = i;
     while (kept > this.waitHead) ws[--to] = ws[--kept]!;
     this.waitHead = to;
     this.compactWaiters();
+    if (due !== undefined) settleTicks(due);
+  }
+
+  /** An ACK moved a replica's acked offset (feed.ts): wake its waiters after the feed connection's read. */
+  private ackArrived(): void {
+    if (this.ackQueued || this.waitHead === this.waiters.length) return;
+    this.ackQueued = true;
+    queueMicrotask(this.wakeOnAck);
   }
 
   /** Drops the done front of the waiter list once it is most of it. */
@@ -240,10 +356,17 @@ export class Replication implements ReplicaHost {
     const ws = this.waiters;
     let kept = this.waitHead;
     let next = Number.POSITIVE_INFINITY;
+    let due: AckWaiter[] | undefined;
     for (let i = this.waitHead; i < ws.length; i++) {
       const w = ws[i]!;
-      if (w.deadline > 0 && w.deadline <= now) w.resolve(this.ackedBy(w.offset));
-      else {
+      if (w.deadline > 0 && w.deadline <= now) {
+        const n = this.ackedBy(w.offset);
+        if (w.resolve !== undefined) w.resolve(n);
+        else {
+          w.count = n;
+          (due ??= []).push(w);
+        }
+      } else {
         ws[kept++] = w;
         if (w.deadline > 0 && w.deadline < next) next = w.deadline;
       }
@@ -251,6 +374,8 @@ export class Replication implements ReplicaHost {
     ws.length = kept;
     this.compactWaiters();
     if (next !== Number.POSITIVE_INFINITY) this.armWaitTimer(next);
+    // Last: their listeners (connections) may run requests that add waiters.
+    if (due !== undefined) settleTicks(due);
   }
 
   /**
@@ -280,12 +405,7 @@ export class Replication implements ReplicaHost {
       if (this.ackedBy(offset) >= n) return value;
       const timeoutMs = this.minReplicasTimeoutMs;
       return this.waitForAcks(n, timeoutMs, offset).then((got) => {
-        if (got < n) {
-          throw new KvError(
-            'NOT_ENOUGH_REPLICAS',
-            `the write is in this server's log but only ${got} of ${n} replicas acknowledged it within ${timeoutMs} ms (server options --min-replicas-ack, --min-replicas-timeout-ms); it may be lost if this server fails now`,
-          );
-        }
+        if (got < n) throw this.notEnoughReplicas(got);
         return value;
       });
     });
@@ -446,7 +566,7 @@ export class Replication implements ReplicaHost {
         if (f.replicaPort !== undefined) this.log.info({ replica: f.remote }, 'replica disconnected');
       },
       replicaPort,
-      () => this.onAck(),
+      () => this.ackArrived(),
       raw,
     );
     this.feeds.add(stream);
@@ -514,8 +634,20 @@ export class Replication implements ReplicaHost {
     this.waitTimer = undefined;
     this.waitTimerAt = Number.POSITIVE_INFINITY;
     const ws = this.waiters;
-    for (let i = this.waitHead; i < ws.length; i++) ws[i]!.resolve(this.ackedBy(ws[i]!.offset));
+    const head = this.waitHead;
     this.waiters = [];
     this.waitHead = 0;
+    this.closed = true;
+    const due: AckWaiter[] = [];
+    for (let i = head; i < ws.length; i++) {
+      const w = ws[i]!;
+      const n = this.ackedBy(w.offset);
+      if (w.resolve !== undefined) w.resolve(n);
+      else {
+        w.count = n;
+        due.push(w);
+      }
+    }
+    settleTicks(due);
   }
 }

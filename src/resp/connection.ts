@@ -213,7 +213,10 @@ export class RespConnection extends ServedConnectionBase<Buffer[]> implements Re
     if (e instanceof RespError) return e.message;
     if (e instanceof KvError) {
       if (e.code === 'INTERNAL') this.host.log.error({ err: e, remote: this.remote }, 'command failed');
-      return e.code === 'BUSY' ? `BUSY ${e.message}` : `ERR ${e.message}`;
+      // NOT_ENOUGH_REPLICAS: a write under --min-replicas-ack whose tick's ack failed (table.ts withReplicas).
+      return e.code === 'BUSY' || e.code === 'NOT_ENOUGH_REPLICAS'
+        ? `${e.code} ${e.message}`
+        : `ERR ${e.message}`;
     }
     this.host.log.error({ err: e, remote: this.remote }, 'RESP command failed unexpectedly');
     return 'ERR unexpected server error; see the server log';

@@ -8,7 +8,7 @@
  * positions, docs, handler); COMMAND, COMMAND DOCS and PROTOCOL.md's RESP
  * list come from here (test/resp checks the doc).
  */
-import { type AckedWrite, ackedPromise, isAckedWrite } from '../server/acked-write.js';
+import { type AckedWrite, ackedPromise, isAckedWrite, withReplicas } from '../server/acked-write.js';
 import type { RespCommand, RespSession } from './command.js';
 import { wrongArity } from './command.js';
 import { CONNECTION_COMMANDS } from './commands/connection.js';
@@ -64,11 +64,12 @@ export function resolve(argv: Buffer[]): RespCommand {
  * which the connection translates). `s.lastCommand` is set for CLIENT LIST.
  *
  * A write's handler returns its store's tick ack and reply (acked-write.ts).
- * With `ack` (the connection's repliesOnTickAck: untimed, outside a cluster,
- * without --min-replicas-ack) that is returned as it is, for the connection
- * to wait on the ack itself: the reply then leaves in the same event-loop
- * turn as the flush, as the native protocol's does. Without, it becomes a
- * promise, chained through --min-replicas-ack and cluster fencing.
+ * With `ack` (the connection's repliesOnTickAck: untimed, outside a cluster)
+ * that is returned as it is (under --min-replicas-ack with its tick's ack
+ * through the replicas: withReplicas), for the connection to wait on the ack
+ * itself: the reply then leaves in the same event-loop turn as the flush,
+ * as the native protocol's does. Without, it becomes a promise, chained
+ * through --min-replicas-ack and cluster fencing.
  */
 export function execute(s: RespSession, argv: Buffer[], ack = false): Reply | Promise<Reply> | AckedWrite {
   const c = resolve(argv);
@@ -94,7 +95,9 @@ export function execute(s: RespSession, argv: Buffer[], ack = false): Reply | Pr
   // WAIT waits for the replicas to hold everything below this; so does --min-replicas-ack.
   s.lastWriteOffset = server.store.nextOffset;
   if (!isAckedWrite(result)) return chainWrite(s, result);
-  return ack ? result : chainWrite(s, ackedPromise(result, OK) as Promise<Reply>);
+  return ack
+    ? withReplicas(server.replication, result, s.lastWriteOffset)
+    : chainWrite(s, ackedPromise(result, OK) as Promise<Reply>);
 }
 
 /** A write's reply through --min-replicas-ack (the replicas' acks) and cluster fencing. */

@@ -11,9 +11,10 @@
  * `repliesOnTickAck`: directly on the TickAck (the reply is queued inside
  * the store's flush and leaves in that event-loop turn, served-connection.ts
  * awaitAck), or as a promise (`ackedPromise`) where something must run
- * between the ack and the reply: --min-replicas-ack waits for replicas,
- * cluster mode checks its leadership (fencing), and the slow log / metrics
- * time the request until its reply.
+ * between the ack and the reply: cluster mode checks its leadership
+ * (fencing), and the slow log / metrics time the request until its reply.
+ * Under --min-replicas-ack the TickAck waited on is the tick's through the
+ * replicas (withReplicas), settled once they acknowledged it.
  *
  * Invariant: the TickAck is taken after the write (Store.writeAck), so it
  * settles only once the durability mode covers that write; a refused write
@@ -46,18 +47,38 @@ export function isAckedWrite(result: unknown): result is AckedWrite {
 /** What decides how a connection waits for a write (a ConnectionHost satisfies it). */
 export interface AckHost {
   readonly metrics: { readonly timing: boolean };
-  readonly replication: { readonly minReplicasAck: number };
+  readonly replication: ReplicaAcks;
   readonly cluster: unknown;
 }
 
+/** What withReplicas needs of the server's replication (replication.ts). */
+export interface ReplicaAcks {
+  readonly minReplicasAck: number;
+  replicatedTickAck(local: TickAck, offset: number): TickAck;
+}
+
 /**
- * The one predicate: may a write's reply wait on its TickAck directly? Not
- * under --min-replicas-ack (it waits for replicas too), not in a cluster
- * (leadership is checked when the ack is due), and not while requests are
- * timed (the slow log and metrics time a write until its reply).
+ * The one predicate: may a write's reply wait on a TickAck directly (the
+ * store's, or under --min-replicas-ack its tick's through the replicas:
+ * withReplicas)? Not in a cluster (leadership is checked when the ack is
+ * due), and not while requests are timed (the slow log and metrics time a
+ * write until its reply).
  */
 export function repliesOnTickAck(host: AckHost): boolean {
-  return !host.metrics.timing && host.replication.minReplicasAck === 0 && host.cluster === undefined;
+  return !host.metrics.timing && host.cluster === undefined;
+}
+
+/**
+ * `write` as a connection waits on it (repliesOnTickAck held): as it is, or
+ * under --min-replicas-ack with its tick's ack through the replicas
+ * (replication.ts ReplicatedAck) in place of the store's: one ack per tick
+ * for all its writes, not a promise chain per write. `offset`: the log's
+ * end after the write.
+ */
+export function withReplicas(replication: ReplicaAcks, write: AckedWrite, offset: number): AckedWrite {
+  if (replication.minReplicasAck === 0) return write;
+  if (write instanceof TickAck) return replication.replicatedTickAck(write, offset);
+  return new AckedReply(replication.replicatedTickAck(write.ack, offset), write.value);
 }
 
 /** The write's reply as a promise (`plain`: the reply of a bare TickAck), for the paths repliesOnTickAck refuses. */

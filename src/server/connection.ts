@@ -43,7 +43,7 @@ import {
 import { checkRequest, type RequestProblem } from '../protocol/request-check.js';
 import type { StreamHandler, StreamSink } from '../replication/feed.js';
 import type { Replication } from '../replication/replication.js';
-import { ackedPromise, isAckedWrite, repliesOnTickAck } from './acked-write.js';
+import { ackedPromise, isAckedWrite, repliesOnTickAck, withReplicas } from './acked-write.js';
 import { COMMAND_TABLE, type Session } from './commands.js';
 import { type ConnectionHost, ServedConnectionBase } from './served-connection.js';
 import { isReadBuffer, partOf, readViewOf } from './socket-reads.js';
@@ -489,7 +489,7 @@ export class Connection extends ServedConnectionBase<FrameReader> implements Ses
     this.lastWriteOffset = this.host.store.nextOffset;
     if (isAckedWrite(result)) {
       if (repliesOnTickAck(this.host)) {
-        this.replyOnAck(result, id);
+        this.replyOnAck(withReplicas(this.host.replication, result, this.lastWriteOffset), id);
         return;
       }
       result = ackedPromise(result, true);
