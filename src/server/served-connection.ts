@@ -249,7 +249,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
   private batchAt = 0;
   /** requestsRead when the batch being read began (process): a write after the batch's first request is not a lone write. */
   private batchFirst = 0;
-  /** Requests awaiting their promise. */
+  /** Requests awaiting their promise or ack: in the slot queue, or answered early (answeredEarly) until their ack settles. */
   protected inflight = 0;
   private paused = false;
   /** No more requests are read: QUIT, end of input, shutdown or a fatal error. */
@@ -575,6 +575,9 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
       this.early[this.earlyCount++] = run;
     }
     run.add(this.sent + start, tag);
+    // Counted until its ack settles (earlySettled): under --min-replicas-ack that waits for a
+    // replica, and the writes a connection may have awaiting acks stay bounded (blocked).
+    this.inflight++;
   }
 
   /**
@@ -618,6 +621,7 @@ export abstract class ServedConnectionBase<Request> implements ServedConnection,
   /** An ack of early replies settled: on failure their replies become errors; what it held may leave now. */
   private earlySettled(run: EarlyReplies, failed: boolean, error: unknown): void {
     this.dropEarly(run);
+    this.inflight -= run.count;
     if (this.closed) return;
     if (failed) this.replaceEarly(run, error);
     run.ack = undefined;

@@ -6,13 +6,16 @@
  * hold: replies in request order, a write of a tick no replica acknowledged
  * in time gets NOT_ENOUGH_REPLICAS in its place in the pipeline (the GETs
  * around it answered), a replica that disconnects or a server that closes
- * while writes wait ends them with that error, never a hang. The replica
+ * while writes wait ends them with that error, never a hang, and a client
+ * streaming writes no replica acknowledges is paused after
+ * MAX_INFLIGHT_REQUESTS of them (as when each write held a slot). The replica
  * here is a fake feed whose acknowledged offset the test sets.
  */
 import { Packr, Unpackr } from 'msgpackr';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/engine/index.js';
 import { MemFs, memPath } from '../../src/engine/mem-fs.js';
+import { MAX_INFLIGHT_REQUESTS } from '../../src/protocol/limits.js';
 import type { FeedStream } from '../../src/replication/feed.js';
 import type { Replication } from '../../src/replication/replication.js';
 import type { KvServer } from '../../src/server/server.js';
@@ -36,7 +39,7 @@ interface Rig {
 }
 const rigs: Rig[] = [];
 
-async function rig(): Promise<Rig> {
+async function rig(timeoutMs = TIMEOUT_MS): Promise<Rig> {
   const store = await openStore(memPath('data'), {
     fs: new MemFs(),
     logger: silentLogger,
@@ -44,7 +47,7 @@ async function rig(): Promise<Rig> {
     fsync: 'interval',
   });
   for (let i = 0; i < 10; i++) await store.set(`g${i}`, Buffer.from(`v${i}`));
-  const server = inProcessServer(store, { minReplicasAck: 1, minReplicasTimeoutMs: TIMEOUT_MS });
+  const server = inProcessServer(store, { minReplicasAck: 1, minReplicasTimeoutMs: timeoutMs });
   const { port } = await server.listen();
   const repl = server.replication;
   const f = {
@@ -189,6 +192,24 @@ describe('--min-replicas-ack: one wait per tick', () => {
     } finally {
       resp.socket.destroy();
     }
+  });
+
+  it('a client streaming writes while the replica acknowledges nothing is paused after MAX_INFLIGHT_REQUESTS of them, and resumes with the ACKs', async () => {
+    const r = await rig(30_000);
+    const start = r.store.nextOffset;
+    const total = MAX_INFLIGHT_REQUESTS + 4000;
+    const frames: Buffer[] = [];
+    for (let i = 0; i < total; i++) frames.push(rawFrame(packr.pack([nextId++, 'SET', `k${i}`, 'v'])));
+    r.conn.socket.write(Buffer.concat(frames));
+    await until(() => r.store.nextOffset - start >= MAX_INFLIGHT_REQUESTS);
+    await sleep(200);
+    // Written up to the limit (plus what the last chunk read held), not all of them: the rest waits unread.
+    expect(r.store.nextOffset - start).toBeLessThan(total);
+    for (let end = Date.now() + 10_000; r.store.nextOffset - start < total && Date.now() < end; ) {
+      replicaAcksAll(r);
+      await sleep(5);
+    }
+    expect(r.store.nextOffset - start).toBe(total);
   });
 
   it('the replica disconnects while writes wait: NOT_ENOUGH_REPLICAS after the timeout, then NOREPLICAS', async () => {
