@@ -244,7 +244,7 @@ export class Store extends EventEmitter implements CompactionHost {
   private fsyncInlineCount = 0;
   /** How long the last sync round's fsyncs took (ms). */
   private lastRoundMs = 0;
-  /** Reads answered (getSync, viewSyncBytes, has, ttl, scan), and their count when the last sync round started (syncsInline). */
+  /** Reads answered (getSync, viewSyncBytes, has, ttl, expiresAt, scan), and their count when the last sync round started (syncsInline). */
   private reads = 0;
   private readsAtRound = 0;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -1421,6 +1421,7 @@ export class Store extends EventEmitter implements CompactionHost {
   /** When the key expires, ms since the epoch; -1 if it has no expiry, -2 if it does not exist (Redis PEXPIRETIME). */
   expiresAt(key: Key): number {
     if (this.closed) throw closedError();
+    this.reads++;
     const k = toInternalKey(key);
     const slot = this.liveSlot(k);
     if (slot < 0) return -2;

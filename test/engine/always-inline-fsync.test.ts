@@ -121,6 +121,26 @@ describe("fsync: 'always' on the event loop", () => {
     await s.close();
   });
 
+  const reads: [string, (s: Store) => unknown][] = [
+    ['getSync', (s) => s.getSync('warm0')],
+    ['viewSyncBytes', (s) => s.viewSyncBytes(Buffer.from('warm0', 'latin1'), 0, 5)],
+    ['has', (s) => s.has('warm0')],
+    ['ttl', (s) => s.ttl('warm0')],
+    ['expiresAt', (s) => s.expiresAt('warm0')],
+    ['scan', (s) => s.scan({ count: 1 })],
+    ['scanBuffers', (s) => s.scanBuffers({ count: 1 })],
+  ];
+  it.each(reads)('counts %s as a read: the round after it fsyncs in the thread pool', async (_name, read) => {
+    const s = await inlineStore();
+    const st = s.stats().fsync;
+    read(s);
+    await s.set('after-read', 'v');
+    expect(s.stats().fsync.count).toBe(st.count + 1);
+    expect(s.stats().fsync.inline, 'the round after the read fsynced inline').toBe(st.inline);
+    expect(events).toEqual([]);
+    await s.close();
+  });
+
   it("never fsyncs inline under 'interval', through a caller's Fs, or in the embedded API's store", async () => {
     spyFdatasyncSync();
     const s = await served({ ...base, fsync: 'interval' });
