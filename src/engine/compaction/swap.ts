@@ -243,9 +243,20 @@ export function moveRange(
   }
 }
 
-/** Adds a segment's moved bytes (moveRange) to its liveBytes and clears them. */
+/**
+ * Adds a segment's moved bytes (moveRange) to its liveBytes and clears them.
+ * The sum is stored as a small integer where it is one (`| 0`): a number read
+ * from a Float64Array is a heap number, and storing one in `liveBytes`, a
+ * small-integer field everywhere else, made V8 widen the field to a double on
+ * every Segment, which deprecates the class's map and deoptimises the
+ * foreground's optimised code that touches a segment (readValue, appended,
+ * the slot cache's makeRoom, ...: `--trace-deopt`, "wrong map", at the
+ * swap's first keydir slice of a store's first compaction), which then ran
+ * unoptimised until V8 compiled it again, during and after the compaction.
+ */
 function takeDelta(seg: Segment, delta: Float64Array): void {
-  seg.liveBytes += delta[seg.id]!;
+  const live = seg.liveBytes + delta[seg.id]!;
+  seg.liveBytes = live === (live | 0) ? live | 0 : live;
   delta[seg.id] = 0;
 }
 
