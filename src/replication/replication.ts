@@ -73,15 +73,16 @@ export interface ReplicationInfo {
 const SAMPLE_MS = 5;
 const MAX_SAMPLES = 4096;
 
+/** One entry of the offset-ordered waiter list: WAIT's promise (waitForAcks) or a tick's ReplicatedAck. */
 interface AckWaiter {
   offset: number;
   count: number;
-  /** WAIT's promise (waitForAcks); undefined for a tick's ReplicatedAck (`replicated`). */
-  resolve: ((acked: number) => void) | undefined;
-  /** Under --min-replicas-ack: the tick's ack settled with `replicasAcked` instead of a promise. */
-  replicated: ReplicatedAck | undefined;
-  /** Date.now() past which it resolves with what it has; 0 = never. */
+  /** Date.now() past which it is settled with what it has; 0 = never. */
   deadline: number;
+  /** How many replicas had its records when it was taken off the list (settleWaiters passes it on). */
+  acked: number;
+  /** Called once, after the list was updated: WAIT's resolve, or the tick's settlement. */
+  replicasAcked(acked: number): void;
 }
 
 /**
@@ -95,9 +96,13 @@ interface AckWaiter {
  * connection waits on it as on the store's ack (answered early, held until
  * it settles; served-connection.ts).
  */
-export class ReplicatedAck extends TickAck implements AckListener {
+export class ReplicatedAck extends TickAck implements AckListener, AckWaiter {
   /** Every write of the tick ends at or below this. */
   offset = 0;
+  /** Its waiter fields (AckWaiter), set when it joins the list (awaitReplicas). */
+  count = 0;
+  deadline = 0;
+  acked = 0;
 
   constructor(
     private readonly repl: Replication,
@@ -121,9 +126,13 @@ export class ReplicatedAck extends TickAck implements AckListener {
   }
 }
 
-/** Settles the ReplicatedAcks of `due` (waiters taken off the list; `count`: how many replicas had the tick then). */
-function settleTicks(due: AckWaiter[]): void {
-  for (const w of due) w.replicated!.replicasAcked(w.count);
+/**
+ * Settles the waiters of `due`, taken off the list, with how many replicas
+ * had their records then; last, as a tick's listeners (connections) may run
+ * requests that add waiters.
+ */
+function settleWaiters(due: AckWaiter[]): void {
+  for (const w of due) w.replicasAcked(w.acked);
 }
 
 /** Waiters time out at most this late (one timer for all of them, not one per write). */
@@ -234,7 +243,7 @@ export class Replication implements ReplicaHost {
     if (now >= count || count <= 0) return Promise.resolve(now);
     return new Promise((resolve) => {
       const deadline = timeoutMs > 0 ? Date.now() + timeoutMs : 0;
-      this.addWaiter({ offset, count, resolve, replicated: undefined, deadline });
+      this.addWaiter({ offset, count, deadline, acked: 0, replicasAcked: resolve });
     });
   }
 
@@ -277,8 +286,9 @@ export class Replication implements ReplicaHost {
       return;
     }
     const timeoutMs = this.minReplicasTimeoutMs;
-    const deadline = timeoutMs > 0 ? Date.now() + timeoutMs : 0;
-    this.addWaiter({ offset: a.offset, count: n, resolve: undefined, replicated: a, deadline });
+    a.count = n;
+    a.deadline = timeoutMs > 0 ? Date.now() + timeoutMs : 0;
+    this.addWaiter(a);
   }
 
   /** NOT_ENOUGH_REPLICAS: a write in the log that only `got` replicas acknowledged in time. */
@@ -308,9 +318,8 @@ export class Replication implements ReplicaHost {
       const n = this.ackedBy(w.offset);
       if (n < w.count)
         ws[kept++] = w; // needs more replicas than have it yet: stays, in order
-      else if (w.resolve !== undefined) w.resolve(n);
       else {
-        w.count = n;
+        w.acked = n;
         (due ??= []).push(w);
       }
     }
@@ -319,7 +328,7 @@ export class Replication implements ReplicaHost {
     while (kept > this.waitHead) ws[--to] = ws[--kept]!;
     this.waitHead = to;
     this.compactWaiters();
-    if (due !== undefined) settleTicks(due);
+    if (due !== undefined) settleWaiters(due);
   }
 
   /** An ACK moved a replica's acked offset (feed.ts): wake its waiters after the feed connection's read. */
@@ -360,12 +369,8 @@ export class Replication implements ReplicaHost {
     for (let i = this.waitHead; i < ws.length; i++) {
       const w = ws[i]!;
       if (w.deadline > 0 && w.deadline <= now) {
-        const n = this.ackedBy(w.offset);
-        if (w.resolve !== undefined) w.resolve(n);
-        else {
-          w.count = n;
-          (due ??= []).push(w);
-        }
+        w.acked = this.ackedBy(w.offset);
+        (due ??= []).push(w);
       } else {
         ws[kept++] = w;
         if (w.deadline > 0 && w.deadline < next) next = w.deadline;
@@ -374,8 +379,7 @@ export class Replication implements ReplicaHost {
     ws.length = kept;
     this.compactWaiters();
     if (next !== Number.POSITIVE_INFINITY) this.armWaitTimer(next);
-    // Last: their listeners (connections) may run requests that add waiters.
-    if (due !== undefined) settleTicks(due);
+    if (due !== undefined) settleWaiters(due);
   }
 
   /**
@@ -638,16 +642,8 @@ export class Replication implements ReplicaHost {
     this.waiters = [];
     this.waitHead = 0;
     this.closed = true;
-    const due: AckWaiter[] = [];
-    for (let i = head; i < ws.length; i++) {
-      const w = ws[i]!;
-      const n = this.ackedBy(w.offset);
-      if (w.resolve !== undefined) w.resolve(n);
-      else {
-        w.count = n;
-        due.push(w);
-      }
-    }
-    settleTicks(due);
+    const due = ws.slice(head);
+    for (const w of due) w.acked = this.ackedBy(w.offset);
+    settleWaiters(due);
   }
 }
