@@ -219,6 +219,13 @@ export interface ForegroundResult {
   spanMs: number;
   spanGetP99: number[];
   spanSetP99: number[];
+  /**
+   * The window before the compaction alone (get, set): `get` and `set` pool
+   * it with the one after, which runs code the compaction may have left
+   * deoptimised and a heap it grew.
+   */
+  beforeGet: Latencies;
+  beforeSet: Latencies;
   loopRunMs: number;
   loopWaitMs: number;
 }
@@ -687,6 +694,8 @@ async function runCompact(job: Extract<Job, { kind: 'compact' }>): Promise<Compa
       spanMs: during.ms,
       spanGetP99: spanP99s(withoutWindows, during.ms, 'get'),
       spanSetP99: spanP99s(withoutWindows, during.ms, 'set'),
+      beforeGet: summarize(withoutWindows[0]!.getUs),
+      beforeSet: summarize(withoutWindows[0]!.setUs),
       loopRunMs: withoutRun,
       loopWaitMs: withoutWait,
     };
