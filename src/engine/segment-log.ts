@@ -426,33 +426,43 @@ export class SegmentLog implements LogEdit {
    * Appends run[from, to), whole records as a segment holds them (a checked
    * record run, record-run.ts; offsets above nextOffset), to the active
    * segment's write buffer with one copy, then per record, in order: the
-   * sparse index and the hint learn of it and `each` gets its key, position
-   * and header (`h`, reused) and where its value starts in `run`, to point
-   * the keydir. The caller made room. nextOffset moves past the last record.
+   * sparse index and the hint learn of it (the hint from the copied bytes)
+   * and `each` gets its position and header (`h`, reused) and where its
+   * value starts in `run`. The record is then the last append: `each`
+   * points the keydir with `pointLast` (the key compared and stored from the
+   * record's bytes, no key string) or reads its key with `lastKey`. The
+   * caller made room. nextOffset moves past the last record.
    */
   appendRun(
     run: Buffer,
     from: number,
     to: number,
     h: RecordHeader,
-    each: (key: string, seg: Segment, position: number, valueAt: number) => void,
+    each: (position: number, valueAt: number) => void,
   ): void {
     const seg = this.active;
     const base = seg.size;
     const into = seg.reserve(to - from);
-    run.copy(seg.reserved, into, from, to);
+    const chunk = seg.reserved;
+    const view = seg.reservedView;
+    run.copy(chunk, into, from, to);
+    this.lastSegment = seg;
+    this.lastChunk = chunk;
+    this.lastView = view;
     for (let p = from; p < to; ) {
       decodeHeaderInto(run, p, to, MAX_KEY_BYTES, h);
       const position = base + (p - from);
-      const keyAt = p + RECORD_HEADER_BYTES;
-      const valueAt = keyAt + h.keyLength;
-      const key = run.toString('latin1', keyAt, valueAt);
+      const keyAt = into + (p - from) + RECORD_HEADER_BYTES;
+      this.lastPosition = position;
+      this.lastKeyAt = keyAt;
+      this.lastKeyLength = h.keyLength;
       seg.index?.observe(h.offset, position);
-      seg.hint?.add(key, h.offset, position, h.valueLength, h.expiresAt, h.flags);
+      seg.hint?.addFrom(view, keyAt, h.keyLength, h.offset, position, h.valueLength, h.expiresAt, h.flags);
       seg.lastOffset = h.offset;
       seg.records++;
       this.nextOffset = h.offset + 1;
-      each(key, seg, position, valueAt);
+      const valueAt = p + RECORD_HEADER_BYTES + h.keyLength;
+      each(position, valueAt);
       p = valueAt + h.valueLength;
     }
   }

@@ -1164,18 +1164,19 @@ export class Store extends EventEmitter implements CompactionHost {
         if (after - at > room) break;
         end = after;
       }
-      // appendRun writes into the active segment, where pointValue points.
-      this.segmentLog.appendRun(run, at, end, h, (k, _into, position, valueAt) => {
+      // appendRun writes into the active segment; each record is its last append, pointed from its bytes.
+      const log = this.segmentLog;
+      log.appendRun(run, at, end, h, (position, valueAt) => {
+        if ((h.flags & FLAG_TOMBSTONE) !== 0) {
+          this.pointTombstone(log.lastKey(), position);
+          return;
+        }
         const length = h.valueLength;
-        if ((h.flags & FLAG_TOMBSTONE) !== 0) this.pointTombstone(k, position);
-        else
-          this.pointValue(
-            k,
-            position,
-            length,
-            h.expiresAt,
-            fillCache ? run.subarray(valueAt, valueAt + length) : undefined,
-          );
+        const slot = log.pointLast(position, length, h.expiresAt);
+        log.recordUndoOfLastPoint();
+        const kd = this.keydir;
+        if (kd.prevSegment >= 0 && this.caches(kd.prevValueLength)) this.cache!.delete(log.lastKey());
+        if (fillCache) this.fill(slot, run.subarray(valueAt, valueAt + length));
       });
       at = end;
     }

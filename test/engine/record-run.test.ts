@@ -7,7 +7,7 @@
  * and indexes built from the raw path). A damaged run is refused whole:
  * nothing of it is applied.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type CursorRecord, LogCursor } from '../../src/engine/log-cursor.js';
 import { decodeHeader, RECORD_HEADER_BYTES } from '../../src/engine/record.js';
 import { BatchJoiner, checkRun, wholePrefix } from '../../src/engine/record-run.js';
@@ -136,6 +136,26 @@ describe('Store.applyReplicatedRaw', () => {
     replica = await open(dir, 1500);
     expect(state(replica)).toEqual(state(primary));
     expect(await offsets(replica)).toEqual(await offsets(primary));
+    await replica.close();
+    await primary.close();
+  });
+
+  it('points the keydir from the copied bytes: no key string per replicated SET', async () => {
+    const primary = await open(tempDir(), 1 << 20);
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(Array.from({ length: 200 }, (_, i) => primary.set(`key:${i}`, `v${round}-${i}`)));
+    }
+    const runs = rawAll(new LogCursor(primary, 0), 4096);
+    const replica = await open(tempDir(), 1 << 20);
+    const stringsMade = vi.spyOn(Buffer.prototype, 'toString');
+    try {
+      for (const run of runs) await replica.applyReplicatedRaw(run);
+      // 600 records (400 overwrites): the old path made each record's key a string (600 calls).
+      expect(stringsMade.mock.calls.length).toBe(0);
+    } finally {
+      stringsMade.mockRestore();
+    }
+    expect(state(replica)).toEqual(state(primary));
     await replica.close();
     await primary.close();
   });
