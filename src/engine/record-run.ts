@@ -16,10 +16,12 @@
 import { KvError } from '../errors.js';
 import { MAX_KEY_BYTES } from './limits.js';
 import {
+  AT_FLAGS,
   checkRecord,
   decodeHeaderInto,
   FLAG_BATCH,
   FLAG_BATCH_END,
+  headerSize,
   RECORD_HEADER_BYTES,
   type RecordHeader,
 } from './record.js';
@@ -46,11 +48,77 @@ export interface RunCheck {
 const scratch: RecordHeader = { offset: 0, expiresAt: 0, flags: 0, keyLength: 0, valueLength: 0 };
 
 /**
+ * The headers `checkRun` decoded, a row per record in run order (one or
+ * more runs back to back), for the append that follows the check to read
+ * instead of decoding each header again (Store.applyReplicatedRaw,
+ * SegmentLog.appendRun). Reused: `clear` before a new check. Flags and
+ * lengths are kept as 32-bit integers, so the header they are read into
+ * keeps small-integer fields (as decodeHeaderInto leaves them).
+ */
+export class RunRows {
+  /** Rows held. */
+  count = 0;
+  /** offset, expiresAt per row. */
+  private times = new Float64Array(2 * 1024);
+  /** flags, keyLength, valueLength per row. */
+  private sizes = new Int32Array(3 * 1024);
+
+  clear(): void {
+    this.count = 0;
+  }
+
+  push(h: RecordHeader): void {
+    const i = this.count;
+    if (3 * i + 3 > this.sizes.length) {
+      const times = new Float64Array(this.times.length * 2);
+      times.set(this.times);
+      this.times = times;
+      const sizes = new Int32Array(this.sizes.length * 2);
+      sizes.set(this.sizes);
+      this.sizes = sizes;
+    }
+    const times = this.times;
+    const sizes = this.sizes;
+    times[2 * i] = h.offset;
+    times[2 * i + 1] = h.expiresAt;
+    sizes[3 * i] = h.flags;
+    sizes[3 * i + 1] = h.keyLength;
+    sizes[3 * i + 2] = h.valueLength;
+    this.count = i + 1;
+  }
+
+  /** Row `i` into `h`. */
+  read(i: number, h: RecordHeader): void {
+    const times = this.times;
+    const sizes = this.sizes;
+    h.offset = times[2 * i]!;
+    h.expiresAt = times[2 * i + 1]!;
+    h.flags = sizes[3 * i]!;
+    h.keyLength = sizes[3 * i + 1]!;
+    h.valueLength = sizes[3 * i + 2]!;
+  }
+
+  /** Size of row `i`'s record. */
+  size(i: number): number {
+    const sizes = this.sizes;
+    return RECORD_HEADER_BYTES + sizes[3 * i + 1]! + sizes[3 * i + 2]!;
+  }
+
+  /** True if row `i`'s record ends its group (a single record, or a batch's end record). */
+  endsGroup(i: number): boolean {
+    const flags = this.sizes[3 * i]!;
+    return (flags & FLAG_BATCH) === 0 || (flags & FLAG_BATCH_END) !== 0;
+  }
+}
+
+/**
  * Checks a run in buf[0, buf.length): whole records only, valid headers and
  * CRCs, offsets strictly increasing and all above `after`. Throws a
- * CORRUPTION KvError naming `source` and the first bad record.
+ * CORRUPTION KvError naming `source` and the first bad record. `rows`, if
+ * given, gets each checked record's header (rows of a run that throws are
+ * the caller's to drop).
  */
-export function checkRun(buf: Buffer, after: number, source: string): RunCheck {
+export function checkRun(buf: Buffer, after: number, source: string, rows?: RunRows): RunCheck {
   const end = buf.length;
   let at = 0;
   let last = after;
@@ -77,6 +145,7 @@ export function checkRun(buf: Buffer, after: number, source: string): RunCheck {
     last = h.offset;
     records++;
     at += size;
+    rows?.push(h);
     if ((h.flags & FLAG_BATCH) === 0 || (h.flags & FLAG_BATCH_END) !== 0) {
       whole = at;
       wholeLast = last;
@@ -102,14 +171,15 @@ function runError(source: string, at: number, after: number, what: string): KvEr
  */
 export function wholePrefix(buf: Buffer): number {
   const end = buf.length;
-  const h = scratch;
   let at = 0;
   let whole = 0;
   while (at < end) {
-    if (!decodeHeaderInto(buf, at, end, MAX_KEY_BYTES, h)) return end;
-    at += RECORD_HEADER_BYTES + h.keyLength + h.valueLength;
+    const size = headerSize(buf, at, end, MAX_KEY_BYTES);
+    if (size < 0) return end;
+    const flags = buf[at + AT_FLAGS]!;
+    at += size;
     if (at > end) return end;
-    if ((h.flags & FLAG_BATCH) === 0 || (h.flags & FLAG_BATCH_END) !== 0) whole = at;
+    if ((flags & FLAG_BATCH) === 0 || (flags & FLAG_BATCH_END) !== 0) whole = at;
   }
   return whole;
 }
@@ -164,11 +234,12 @@ export class BatchJoiner {
  */
 export function groupEnd(buf: Buffer, at: number): number {
   const end = buf.length;
-  const h = scratch;
   for (;;) {
-    if (!decodeHeaderInto(buf, at, end, MAX_KEY_BYTES, h)) return end;
-    at += RECORD_HEADER_BYTES + h.keyLength + h.valueLength;
+    const size = headerSize(buf, at, end, MAX_KEY_BYTES);
+    if (size < 0) return end;
+    const flags = buf[at + AT_FLAGS]!;
+    at += size;
     if (at >= end) return end;
-    if ((h.flags & FLAG_BATCH) === 0 || (h.flags & FLAG_BATCH_END) !== 0) return at;
+    if ((flags & FLAG_BATCH) === 0 || (flags & FLAG_BATCH_END) !== 0) return at;
   }
 }

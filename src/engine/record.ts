@@ -33,7 +33,8 @@ export const RECORD_HEADER_BYTES =
 
 const AT_OFFSET = 4;
 const AT_EXPIRES = 12;
-const AT_FLAGS = 20;
+/** Where a record's flags byte is, from its start. */
+export const AT_FLAGS = 20;
 const AT_KEY_LENGTH = 21;
 const AT_VALUE_LENGTH = 23;
 
@@ -395,6 +396,22 @@ export function decodeHeaderInto(
   out.keyLength = keyLength;
   out.valueLength = valueLength;
   return true;
+}
+
+/**
+ * The size of the record whose header is at buf[at, end), from its lengths
+ * alone, or -1 where decodeHeaderInto would refuse the header (the same
+ * checks; the offset and expiry time are not read): for scans that only
+ * need to find record and batch ends (record-run.ts).
+ */
+export function headerSize(buf: Buffer, at: number, end: number, maxKeyBytes: number): number {
+  if (end - at < RECORD_HEADER_BYTES) return -1;
+  const flags = buf[at + AT_FLAGS]!;
+  const keyLength = buf[at + AT_KEY_LENGTH]! | (buf[at + AT_KEY_LENGTH + 1]! << 8);
+  const valueLength = buf.readUInt32LE(at + AT_VALUE_LENGTH);
+  if ((flags & ~KNOWN_FLAGS) !== 0 || keyLength === 0 || keyLength > maxKeyBytes) return -1;
+  if ((flags & FLAG_TOMBSTONE) !== 0 && valueLength !== 0) return -1;
+  return RECORD_HEADER_BYTES + keyLength + valueLength;
 }
 
 /** True if the record of `size` bytes at `at` matches its CRC. */

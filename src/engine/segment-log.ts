@@ -33,10 +33,9 @@ import { type CorruptionError, ioError, KvError } from '../errors.js';
 import { segmentFile } from './filenames.js';
 import { HintBuilder } from './hint-builder.js';
 import { hashView, type Keydir } from './keydir.js';
-import { MAX_KEY_BYTES, MAX_LOGGED_CORRUPT_RECORDS, MAX_SEGMENTS } from './limits.js';
+import { MAX_LOGGED_CORRUPT_RECORDS, MAX_SEGMENTS } from './limits.js';
 import type { ResolvedOptions } from './options.js';
 import {
-  decodeHeaderInto,
   encodeAsciiRecord,
   encodeRecord,
   encodeRecordFrom,
@@ -44,6 +43,7 @@ import {
   type RecordHeader,
   recordSize,
 } from './record.js';
+import type { RunRows } from './record-run.js';
 import { Segment } from './segment.js';
 import { encodeSegmentHeader, SEGMENT_HEADER_BYTES } from './segment-header.js';
 import { SparseIndex } from './sparse-index.js';
@@ -424,7 +424,8 @@ export class SegmentLog implements LogEdit {
 
   /**
    * Appends run[from, to), whole records as a segment holds them (a checked
-   * record run, record-run.ts; offsets above nextOffset), to the active
+   * record run, record-run.ts; offsets above nextOffset) whose headers are
+   * `rows` from `row` on (as checkRun decoded them: not decoded again), to the active
    * segment's write buffer with one copy, then per record, in order: the
    * sparse index and the hint learn of it (the hint from the copied bytes)
    * and `each` gets its position and header (`h`, reused) and where its
@@ -437,6 +438,8 @@ export class SegmentLog implements LogEdit {
     run: Buffer,
     from: number,
     to: number,
+    rows: RunRows,
+    row: number,
     h: RecordHeader,
     each: (position: number, valueAt: number) => void,
   ): void {
@@ -450,7 +453,7 @@ export class SegmentLog implements LogEdit {
     this.lastChunk = chunk;
     this.lastView = view;
     for (let p = from; p < to; ) {
-      decodeHeaderInto(run, p, to, MAX_KEY_BYTES, h);
+      rows.read(row++, h);
       const position = base + (p - from);
       const keyAt = into + (p - from) + RECORD_HEADER_BYTES;
       this.lastPosition = position;

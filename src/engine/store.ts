@@ -71,7 +71,7 @@ import { type DirLock, lockDir } from './lock.js';
 import { type LogRecord, readLog } from './log-reader.js';
 import { type ResolvedOptions, resolveOptions, type StoreOptions } from './options.js';
 import { FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE, type RecordHeader, recordSize } from './record.js';
-import { checkRun, groupEnd } from './record-run.js';
+import { checkRun, RunRows } from './record-run.js';
 import { type RecoveryStats, recover } from './recovery.js';
 import { RepeatedErrorLog } from './repeated-error-log.js';
 import { decodeCursor, encodeCursor } from './scan-cursor.js';
@@ -1133,14 +1133,18 @@ export class Store extends EventEmitter implements CompactionHost {
       this.checkWritable();
       const list = Buffer.isBuffer(runs) ? [runs] : runs;
       let after = this.nextOffset - 1;
+      // One decode per header: checkRun keeps each checked header in `rows` for the append to read.
+      const rows = this.runRows;
+      rows.clear();
       for (const run of list) {
-        const check = checkRun(run, after, 'the raw feed');
+        const check = checkRun(run, after, 'the raw feed', rows);
         if (check.whole !== run.length) {
           throw new KvError('INVALID_ARGUMENT', 'a replicated record run ends inside a batch');
         }
         if (check.records > 0) after = check.lastOffset;
       }
-      for (const run of list) this.appendReplicatedRun(run, fillCache);
+      let row = 0;
+      for (const run of list) row = this.appendReplicatedRun(run, rows, row, fillCache);
       this.segmentLog.skipTo(next);
       return this.ack();
     } catch (err) {
@@ -1148,25 +1152,39 @@ export class Store extends EventEmitter implements CompactionHost {
     }
   }
 
-  /** applyReplicatedRaw's append of one checked run. */
-  private appendReplicatedRun(run: Buffer, fillCache: boolean): void {
+  /**
+   * applyReplicatedRaw's append of one checked run, whose headers are
+   * `rows` from `row` on; returns the row after its last record.
+   */
+  private appendReplicatedRun(run: Buffer, rows: RunRows, row: number, fillCache: boolean): number {
     const max = this.options.maxSegmentBytes;
     const h = this.runHeader;
     let at = 0;
     while (at < run.length) {
       // One copy: the first group (after making room for it), then every following group that fits.
-      let end = groupEnd(run, at);
+      let end = at;
+      let last = row;
+      for (;;) {
+        end += rows.size(last);
+        if (rows.endsGroup(last++)) break;
+      }
       this.makeRoom(end - at);
       const seg = this.active;
       const room = max - seg.size;
       while (end < run.length) {
-        const after = groupEnd(run, end);
+        let after = end;
+        let past = last;
+        for (;;) {
+          after += rows.size(past);
+          if (rows.endsGroup(past++)) break;
+        }
         if (after - at > room) break;
         end = after;
+        last = past;
       }
       // appendRun writes into the active segment; each record is its last append, pointed from its bytes.
       const log = this.segmentLog;
-      log.appendRun(run, at, end, h, (position, valueAt) => {
+      log.appendRun(run, at, end, rows, row, h, (position, valueAt) => {
         if ((h.flags & FLAG_TOMBSTONE) !== 0) {
           this.pointTombstone(log.lastKey(), position);
           return;
@@ -1179,8 +1197,13 @@ export class Store extends EventEmitter implements CompactionHost {
         if (fillCache) this.fill(slot, run.subarray(valueAt, valueAt + length));
       });
       at = end;
+      row = last;
     }
+    return row;
   }
+
+  /** Headers checked by applyReplicatedRaw, read by its append. */
+  private readonly runRows = new RunRows();
 
   /** Scratch header of applyReplicatedRaw. */
   private readonly runHeader: RecordHeader = {

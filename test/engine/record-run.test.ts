@@ -160,6 +160,33 @@ describe('Store.applyReplicatedRaw', () => {
     await primary.close();
   });
 
+  it('decodes each header once: the append reads the headers checkRun kept (RunRows)', async () => {
+    const primary = await open(tempDir(), 2000); // small segments: groups of a run land in several
+    for (let round = 0; round < 2; round++) {
+      await Promise.all(Array.from({ length: 150 }, (_, i) => primary.set(`key:${i}`, `v${round}-${i}`)));
+      await primary.batch(
+        Array.from({ length: 5 }, (_, i) => ({ type: 'set', key: `b:${i}`, value: `${round}` })),
+      );
+    }
+    await primary.delete('key:3');
+    const runs = rawAll(new LogCursor(primary, 0), 4096);
+    const replica = await open(tempDir(), 2000);
+    // Every header decode (decodeHeaderInto) reads the key length with readUInt16LE: count them.
+    const keyLengthReads = vi.spyOn(Buffer.prototype, 'readUInt16LE');
+    try {
+      for (const run of runs) await replica.applyReplicatedRaw(run);
+      // 311 records: checkRun decodes each header; before, groupEnd and appendRun decoded it again (943 reads here).
+      expect(replica.nextOffset).toBe(311);
+      expect(keyLengthReads.mock.calls.length).toBe(311);
+    } finally {
+      keyLengthReads.mockRestore();
+    }
+    expect(state(replica)).toEqual(state(primary));
+    expect(await offsets(replica)).toEqual(await offsets(primary));
+    await replica.close();
+    await primary.close();
+  });
+
   it('refuses a run with a damaged record, offsets out of order, or a cut batch, applying none of it', async () => {
     const primary = await open(tempDir(), 1 << 20);
     await primary.set('a', '1');
