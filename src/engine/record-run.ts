@@ -109,6 +109,19 @@ export class RunRows {
     const flags = this.sizes[3 * i]!;
     return (flags & FLAG_BATCH) === 0 || (flags & FLAG_BATCH_END) !== 0;
   }
+
+  /** The row after the group that starts at row `i` (one record, or a batch through its end record). */
+  nextGroup(i: number): number {
+    while (!this.endsGroup(i)) i++;
+    return i + 1;
+  }
+
+  /** Bytes of the records of rows [from, to). */
+  bytes(from: number, to: number): number {
+    let n = 0;
+    for (let i = from; i < to; i++) n += this.size(i);
+    return n;
+  }
 }
 
 /**

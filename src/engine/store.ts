@@ -1162,22 +1162,14 @@ export class Store extends EventEmitter implements CompactionHost {
     let at = 0;
     while (at < run.length) {
       // One copy: the first group (after making room for it), then every following group that fits.
-      let end = at;
-      let last = row;
-      for (;;) {
-        end += rows.size(last);
-        if (rows.endsGroup(last++)) break;
-      }
+      let last = rows.nextGroup(row);
+      let end = at + rows.bytes(row, last);
       this.makeRoom(end - at);
       const seg = this.active;
       const room = max - seg.size;
       while (end < run.length) {
-        let after = end;
-        let past = last;
-        for (;;) {
-          after += rows.size(past);
-          if (rows.endsGroup(past++)) break;
-        }
+        const past = rows.nextGroup(last);
+        const after = end + rows.bytes(last, past);
         if (after - at > room) break;
         end = after;
         last = past;

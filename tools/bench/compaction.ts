@@ -544,30 +544,32 @@ async function main(): Promise<void> {
           ratio: 'x',
         });
       }
-      // Not the target's figure: the window before the compaction alone (the target's pools it with the one after).
+      // Not the target's figures: the p99 during compaction against other baselines.
+      const p99Against = (vs: string, vsSamples: number[]) => {
+        if (vsSamples.length > 0)
+          rows.push({
+            name: `${p}: ${op} p99 during compaction`,
+            unit: 'µs',
+            samples: s.loaded.map((r) => r[op]!.p99),
+            vs,
+            vsSamples,
+            ratio: 'x',
+          });
+      };
+      // The window before the compaction alone (the target's pools it with the one after).
       const before = s.baseline.map((b) => (op === 'get' ? b.beforeGet : b.beforeSet)).filter((x) => x);
-      if (before.length > 0)
-        rows.push({
-          name: `${p}: ${op} p99 during compaction`,
-          unit: 'µs',
-          samples: s.loaded.map((r) => r[op]!.p99),
-          vs: 'window before only',
-          vsSamples: before.map((x) => x.p99),
-          ratio: 'x',
-        });
-      // Not the target's figure: its baseline cut into spans as long as the compaction (spanP99s).
+      p99Against(
+        'window before only',
+        before.map((x) => x.p99),
+      );
+      // Its baseline cut into spans as long as the compaction (spanP99s).
       const spans = s.baseline
         .map((b) => (op === 'get' ? b.spanGetP99 : b.spanSetP99))
         .filter((x) => x.length > 0);
-      if (spans.length > 0)
-        rows.push({
-          name: `${p}: ${op} p99 during compaction`,
-          unit: 'µs',
-          samples: s.loaded.map((r) => r[op]!.p99),
-          vs: 'same-length spans without',
-          vsSamples: spans.map((x) => median(x)),
-          ratio: 'x',
-        });
+      p99Against(
+        'same-length spans without',
+        spans.map((x) => median(x)),
+      );
     }
   }
   const command = commandLine('bench:compaction');
