@@ -6,8 +6,9 @@
  * generator for both stores) as a child process for its --json report.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { KvClient } from '../../src/index.js';
 import type { BenchReport } from '../kv-bench.js';
 import { probe } from '../lib/load.js';
 import { segkvWire } from '../lib/wire.js';
@@ -86,6 +87,73 @@ function statusBytes(pid: number, field: string): number {
   }
 }
 
+/**
+ * A server's log upkeep so far, read before and after each bench:server run so
+ * a row says which runs held some (upkeepDuring): segkv's active segment (the
+ * highest base offset among its `.seg` files: a seal at 64 MiB changes it) and
+ * its compactions (INFO compaction: runs finished, one running); Redis's AOF
+ * rewrites (INFO persistence: aof_rewrites, aof_rewrite_in_progress).
+ */
+export interface Upkeep {
+  /** segkv: the active segment's base offset; Redis: 0. */
+  activeSegment: number;
+  /** Compactions (segkv) or AOF rewrites (Redis) finished. */
+  rewrites: number;
+  /** One is running now. */
+  rewriting: boolean;
+}
+
+/** The upkeep that happened between two readings of one server: 'seal', 'compaction', 'aof-rewrite'. */
+export function upkeepDuring(store: Store, before: Upkeep, after: Upkeep): string[] {
+  const out: string[] = [];
+  if (after.activeSegment !== before.activeSegment) out.push('seal');
+  if (after.rewrites !== before.rewrites || before.rewriting || after.rewriting)
+    out.push(store === 'segkv' ? 'compaction' : 'aof-rewrite');
+  return out;
+}
+
+/** The highest base offset among `dir`'s segment files (their names), -1 if none. */
+export function activeSegmentBase(dir: string): number {
+  let top = -1;
+  for (const name of readdirSync(dir)) {
+    const m = /^(\d+)\.seg$/.exec(name);
+    if (m) top = Math.max(top, Number(m[1]));
+  }
+  return top;
+}
+
+/** `store`'s log upkeep so far: the server on `port`, its data in `dir` (Upkeep). */
+export async function readUpkeep(store: Store, port: number, dir: string): Promise<Upkeep> {
+  if (store === 'segkv') {
+    const c = new KvClient<string>({ host: '127.0.0.1', port, reconnect: false, requestTimeoutMs: 60_000 });
+    try {
+      const k = (await c.info('compaction')).compaction as {
+        runs?: number;
+        failures?: number;
+        running?: boolean;
+      };
+      return {
+        activeSegment: activeSegmentBase(dir),
+        rewrites: (k.runs ?? 0) + (k.failures ?? 0),
+        rewriting: k.running === true,
+      };
+    } finally {
+      await c.close();
+    }
+  }
+  const c = await RespClient.connect(port);
+  try {
+    const p = parseInfo(await c.command(['INFO', 'persistence']));
+    return {
+      activeSegment: 0,
+      rewrites: Number(p.get('aof_rewrites') ?? 0),
+      rewriting: p.get('aof_rewrite_in_progress') === '1',
+    };
+  } finally {
+    c.close();
+  }
+}
+
 /** A server process of either kind, on a loopback port, on its own directory. */
 export class ServerProc {
   private constructor(
@@ -94,7 +162,14 @@ export class ServerProc {
     readonly port: number,
     /** ms from spawn until it served PING with all data loaded. */
     readonly readyMs: number,
+    /** Its data directory. */
+    readonly dir: string,
   ) {}
+
+  /** Its log upkeep so far (Upkeep). */
+  upkeep(): Promise<Upkeep> {
+    return readUpkeep(this.store, this.port, this.dir);
+  }
 
   /**
    * Starts `store` (`bin` is redis-server's path) on `dir` and `port`;
@@ -154,7 +229,7 @@ export class ServerProc {
       }
       await sleep(5);
     }
-    return new ServerProc(store, proc, port, performance.now() - t0);
+    return new ServerProc(store, proc, port, performance.now() - t0, dir);
   }
 
   get rss(): number {

@@ -50,7 +50,15 @@ import {
 } from './lib.js';
 import { freePort } from './redis-peer.js';
 import { serverChart } from './server-chart.js';
-import { kvBench, type Mode, redisBinary, ServerProc, type Store, settledRss } from './server-procs.js';
+import {
+  kvBench,
+  type Mode,
+  redisBinary,
+  ServerProc,
+  type Store,
+  settledRss,
+  upkeepDuring,
+} from './server-procs.js';
 
 const HELP = `usage: npm run bench:server -- [options]
 
@@ -212,13 +220,39 @@ export interface RowStats {
     maxMs: number;
     errors: number;
     cpuUsPerRequest: number;
+    /**
+     * The server's log upkeep during the run (warm-up included): 'seal' (segkv's
+     * active segment filled, 64 MiB by default, and was sealed: its hint and index
+     * written), 'compaction' (segkv), 'aof-rewrite' (Redis). The rows run in order
+     * on the same servers, so the first seal and compaction land in whichever row
+     * the writes before reach 64 MiB (interval: usually mixed P1; BENCHMARKS.md).
+     */
+    upkeep: string[];
   }[];
+}
+
+/** ' [upkeep: segkv run 2 seal, compaction; redis run 1 aof-rewrite]', or '' if no run held any. */
+export function upkeepNote(row: { segkv: RowStats; redis: RowStats | null }): string {
+  const parts: string[] = [];
+  for (const [name, st] of [
+    ['segkv', row.segkv],
+    ['redis', row.redis],
+  ] as const) {
+    if (!st) continue;
+    const runs = st.runs.flatMap((r, i) =>
+      r.upkeep.length > 0 ? [`run ${i + 1} ${r.upkeep.join(', ')}`] : [],
+    );
+    if (runs.length > 0) parts.push(`${name} ${runs.join('; ')}`);
+  }
+  return parts.length > 0 ? ` [upkeep: ${parts.join('; ')}]` : '';
 }
 
 /** One kv-bench run against one server, with the server's CPU per request during it. */
 interface Run {
   result: TestResult;
   cpuUsPerRequest: number;
+  /** The server's log upkeep during the run (warm-up included): upkeepDuring. */
+  upkeep: string[];
 }
 
 function stats(runs: Run[]): RowStats {
@@ -227,7 +261,7 @@ function stats(runs: Run[]): RowStats {
     p50Ms: median(runs.map((r) => r.result.latencyMs.p50)),
     p99Ms: median(runs.map((r) => r.result.latencyMs.p99)),
     cpuUsPerRequest: median(runs.map((r) => r.cpuUsPerRequest)),
-    runs: runs.map(({ result: r, cpuUsPerRequest }) => ({
+    runs: runs.map(({ result: r, cpuUsPerRequest, upkeep }) => ({
       opsPerSec: r.opsPerSec,
       p50Ms: r.latencyMs.p50,
       p99Ms: r.latencyMs.p99,
@@ -235,6 +269,7 @@ function stats(runs: Run[]): RowStats {
       maxMs: r.latencyMs.max,
       errors: r.errors,
       cpuUsPerRequest,
+      upkeep,
     })),
   };
 }
@@ -293,6 +328,7 @@ async function throughput(
                 join(cfg.timelines, `${mode}-P${pipeline}-${workload}-${s}-${rep + 1}.csv`),
               );
             }
+            const upkeepBefore = await server.upkeep();
             const cpuBefore = server.cpuMs;
             const report = await kvBench(s, server.port, [
               '-c',
@@ -311,7 +347,8 @@ async function throughput(
             ]);
             const result = report.results[0]!;
             const cpuUsPerRequest = ((server.cpuMs - cpuBefore) * 1000) / result.requests;
-            cell(pipeline, workload, s).push({ result, cpuUsPerRequest });
+            const upkeep = upkeepDuring(s, upkeepBefore, await server.upkeep());
+            cell(pipeline, workload, s).push({ result, cpuUsPerRequest, upkeep });
           }
         }
       }
@@ -339,7 +376,8 @@ async function throughput(
             `CPU ${segkv.cpuUsPerRequest.toFixed(1)} µs/request` +
             (redis
               ? `; redis ${fmt(redis.opsPerSec)} ops/s p99 ${redis.p99Ms} ms CPU ${redis.cpuUsPerRequest.toFixed(1)} µs/request`
-              : ''),
+              : '') +
+            upkeepNote({ segkv, redis }),
         );
       }
     }
@@ -431,7 +469,11 @@ function throughputTable(rows: ThroughputRow[]): string {
     r.redis ? r.redis.cpuUsPerRequest.toFixed(1) : '-',
     ratio(r.cpuRatio),
   ]);
-  return formatTable(head, body, 3);
+  const notes = rows.flatMap((r) => {
+    const note = upkeepNote(r);
+    return note === '' ? [] : [`${r.mode} -P ${r.pipeline} ${r.workload}:${note}`];
+  });
+  return [formatTable(head, body, 3), ...notes].join('\n');
 }
 
 function memoryTable(mem: MemoryResult[]): string {
