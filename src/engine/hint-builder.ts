@@ -64,6 +64,7 @@ import {
 } from './limits.js';
 import { PrefaultAhead, PrefaultPool } from './prefault.js';
 import { Slabs, tableBuffer, WASM_PAGE_BYTES } from './slabs.js';
+import { AS_VARIABLE } from './v8-fields.js';
 
 const INITIAL_ENTRIES = 1024;
 /**
@@ -230,7 +231,16 @@ export class HintBuilder {
    * maxSegmentBytes): the next arrays are prefaulted only when the entries so
    * far, scaled to it, say the arrays will grow again before it is sealed.
    */
-  constructor(private readonly segmentBytes = Number.POSITIVE_INFINITY) {}
+  constructor(private readonly segmentBytes = Number.POSITIVE_INFINITY) {
+    // Variables from the start (v8-fields.ts): the first squeeze or release changes them.
+    this.droppedBytes = this.packedTo = this.visitFrom = AS_VARIABLE;
+    this.droppedBytes = this.packedTo = this.visitFrom = 0;
+    this.squeezing = this.tookArrays = true;
+    this.squeezing = this.tookArrays = false;
+    this.chunks = this.free = [];
+    this.chunks = [];
+    this.free = [];
+  }
 
   /** Adds the entry of a record just appended at `position` (after every earlier one). */
   add(

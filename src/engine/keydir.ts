@@ -101,6 +101,7 @@ import {
 import { PrefaultAhead, PrefaultPool } from './prefault.js';
 import { tableBuffer, tableInt32Array } from './slabs.js';
 import type { SlotCache } from './slot-cache.js';
+import { AS_VARIABLE } from './v8-fields.js';
 
 const PAGE_SHIFT = Math.log2(KEYDIR_PAGE_SLOTS);
 const PAGE_MASK = KEYDIR_PAGE_SLOTS - 1;
@@ -414,6 +415,9 @@ export class Keydir {
    */
   constructor(firstArenaChunk = 0, slotBits = KEYDIR_SLOT_BITS) {
     if (!LITTLE_ENDIAN) throw new KvError('INTERNAL', 'segkv needs a little-endian machine (x86-64, arm64)');
+    // A variable from the start (v8-fields.ts): set at the first table prefault.
+    this.tablePrefaultAt = AS_VARIABLE;
+    this.tablePrefaultAt = Number.POSITIVE_INFINITY;
     this.slotBits = 0;
     this.setSlotBits(slotBits);
     if (firstArenaChunk > 0) {

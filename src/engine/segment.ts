@@ -21,6 +21,7 @@ import { checkRecord, decodeHeader, RECORD_HEADER_BYTES, type RecordHeader, reco
 import { SEGMENT_HEADER_BYTES } from './segment-header.js';
 import { ownBuffer, Slabs } from './slabs.js';
 import type { SparseIndex } from './sparse-index.js';
+import { AS_VARIABLE } from './v8-fields.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -112,6 +113,11 @@ export class Segment {
     this.size = size;
     this.written = size;
     this.syncedTo = size;
+    // Variables from the start (v8-fields.ts): the first seal changes them.
+    this.sealed = this.hinted = true;
+    this.sealed = this.hinted = false;
+    this.readers = AS_VARIABLE;
+    this.readers = 0;
   }
 
   get path(): string {

@@ -81,6 +81,7 @@ import { SEGMENT_HEADER_BYTES } from './segment-header.js';
 import { type LogWatcher, SegmentLog } from './segment-log.js';
 import { SlotCache } from './slot-cache.js';
 import { TickAck } from './tick-ack.js';
+import { AS_DOUBLE, AS_VARIABLE } from './v8-fields.js';
 
 export type { LogRecord } from './log-reader.js';
 export type { RecoveryStats } from './recovery.js';
@@ -254,6 +255,19 @@ export class Store extends EventEmitter implements CompactionHost {
 
   constructor(dir: string, options: ResolvedOptions) {
     super();
+    // The fields the first sync round changes (v8-fields.ts): fsyncMs and
+    // lastRoundMs take fractions of a ms. Stored as small integers first,
+    // the first round (the first `interval` tick or rotation) changed the
+    // Store's map and deoptimised every optimised method of the write path
+    // ("wrong map": set, checkWritable, makeRoom, tickAckNow, pointValue...).
+    this.fsyncMs = AS_DOUBLE;
+    this.fsyncMs = 0;
+    this.lastRoundMs = AS_DOUBLE;
+    this.lastRoundMs = 0;
+    this.fsyncCount = AS_VARIABLE;
+    this.fsyncCount = 0;
+    this.readsAtRound = AS_VARIABLE;
+    this.readsAtRound = 0;
     this.dir = dir;
     this.options = options;
     this.segmentLog = new SegmentLog(dir, options, this.keydir);
