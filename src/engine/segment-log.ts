@@ -363,6 +363,16 @@ export class SegmentLog implements LogEdit {
     return this.lastChunk!.toString('latin1', at, at + this.lastKeyLength);
   }
 
+  /** The write chunk's view the last append's record is in (until the tick ends). */
+  lastChunkView(): DataView {
+    return this.lastView!;
+  }
+
+  /** Where in lastChunkView's bytes the last append's value starts. */
+  lastValueAt(): number {
+    return this.lastKeyAt + this.lastKeyLength;
+  }
+
   /**
    * `point` of the last `appendFrom`'s record (at `position` in the active
    * segment), its key read from the record: a key string is made only when
@@ -428,10 +438,10 @@ export class SegmentLog implements LogEdit {
    * `rows` from `row` on (as checkRun decoded them: not decoded again), to the active
    * segment's write buffer with one copy, then per record, in order: the
    * sparse index and the hint learn of it (the hint from the copied bytes)
-   * and `each` gets its position and header (`h`, reused) and where its
-   * value starts in `run`. The record is then the last append: `each`
-   * points the keydir with `pointLast` (the key compared and stored from the
-   * record's bytes, no key string) or reads its key with `lastKey`. The
+   * and `each` gets its position and header (`h`, reused). The record is
+   * then the last append: `each` points the keydir with `pointLast` (the key
+   * compared and stored from the record's bytes, no key string), reads its
+   * key with `lastKey`, or its value's bytes at `lastValueAt`. The
    * caller made room. nextOffset moves past the last record.
    */
   appendRun(
@@ -441,7 +451,7 @@ export class SegmentLog implements LogEdit {
     rows: RunRows,
     row: number,
     h: RecordHeader,
-    each: (position: number, valueAt: number) => void,
+    each: (position: number) => void,
   ): void {
     const seg = this.active;
     const base = seg.size;
@@ -465,7 +475,7 @@ export class SegmentLog implements LogEdit {
       seg.records++;
       this.nextOffset = h.offset + 1;
       const valueAt = p + RECORD_HEADER_BYTES + h.keyLength;
-      each(position, valueAt);
+      each(position);
       p = valueAt + h.valueLength;
     }
   }

@@ -93,6 +93,8 @@ const COPY_LOOP_BYTES = 64;
  * same as encodeRecord's `buf.set`, record.ts).
  */
 const setBytes = Uint8Array.prototype.set;
+/** The platform's byte order, for copyFrom's DataView reads into the Int32Array `words`. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
  * The table's hash of a slot key (slot + 1), keyed per process: a xor with a
@@ -286,14 +288,26 @@ export class SlotCache {
    * if `hot` (it replaces a cached one).
    */
   putWritten(slot: number, value: Uint8Array, hot = false): void {
-    const size = slotCacheEntryBytes(value.length);
+    const to = this.putWrittenTo(slot, value.length, hot);
+    if (to >= 0) this.copyIn(value, to);
+  }
+
+  /** putWritten() of the `n` bytes at `from` in `src` (see refillFrom). */
+  putWrittenFrom(slot: number, src: DataView, from: number, n: number): void {
+    const to = this.putWrittenTo(slot, n, false);
+    if (to >= 0) this.copyFrom(src, from, n, to);
+  }
+
+  /** putWritten's entry for an `n`-byte value: where its bytes go, -1 if it is not kept. */
+  private putWrittenTo(slot: number, n: number, hot: boolean): number {
+    const size = slotCacheEntryBytes(n);
     let at = this.liveBytes + size <= this.writeFillBytes ? this.makeRoom(size, false) : -1;
     if (at === -1) {
       this.shed();
-      if (!hot) return;
+      if (!hot) return -1;
       at = this.makeRoom(size, true);
     }
-    this.place(slot, value, at, size);
+    return this.place(slot, n, at, size);
   }
 
   /**
@@ -302,27 +316,50 @@ export class SlotCache {
    * fewer, for the write path.
    */
   putNew(slot: number, value: Uint8Array): void {
-    const size = slotCacheEntryBytes(value.length);
-    this.place(slot, value, this.makeRoom(size, true), size);
+    const to = this.putNewTo(slot, value.length);
+    if (to >= 0) this.copyIn(value, to);
   }
 
-  /** Writes `slot`'s entry at `at` (made room for, `size` bytes) and indexes it; nothing when `at` is FENCED. */
-  private place(slot: number, value: Uint8Array, at: number, size: number): void {
-    if (at === FENCED) return;
-    const n = value.length;
+  private putNewTo(slot: number, n: number): number {
+    const size = slotCacheEntryBytes(n);
+    return this.place(slot, n, this.makeRoom(size, true), size);
+  }
+
+  /**
+   * Writes the header of `slot`'s entry of an `n`-byte value at `at` (made
+   * room for, `size` bytes) and indexes it; returns where the value's bytes
+   * go (the caller copies them before anything else runs), -1 when `at` is FENCED.
+   */
+  private place(slot: number, n: number, at: number, size: number): number {
+    if (at === FENCED) return -1;
     const w = this.words;
     w[at >>> 2] = slot;
     w[(at >>> 2) + 1] = n << 1;
-    const to = at + HEADER_BYTES;
-    if (n <= COPY_LOOP_BYTES) {
-      const a = this.arena;
-      for (let j = 0; j < n; j++) a[to + j] = value[j]!;
-    } else setBytes.call(this.arena, value, to);
     this.head = at + size;
     if (this.head > this.reachAt) this.reach(this.head);
     this.used += size;
     this.liveBytes += size;
     this.insert(slot, at);
+    return at + HEADER_BYTES;
+  }
+
+  /** Copies `value` into the arena at `to`. */
+  private copyIn(value: Uint8Array, to: number): void {
+    const n = value.length;
+    if (n <= COPY_LOOP_BYTES) {
+      const a = this.arena;
+      for (let j = 0; j < n; j++) a[to + j] = value[j]!;
+    } else setBytes.call(this.arena, value, to);
+  }
+
+  /** Copies `src`'s `n` bytes at `from` into the arena at `to` (4-aligned: an entry's bytes) by words. */
+  private copyFrom(src: DataView, from: number, n: number, to: number): void {
+    const w = this.words;
+    const base = to >>> 2;
+    let j = 0;
+    for (; j + 4 <= n; j += 4) w[base + (j >>> 2)] = src.getInt32(from + j, LITTLE_ENDIAN);
+    const a = this.arena;
+    for (; j < n; j++) a[to + j] = src.getUint8(from + j);
   }
 
   /** The ring has written the arena up to `to`: counts it resident, and keeps the prefault fills ahead. */
@@ -406,31 +443,40 @@ export class SlotCache {
    * appended, so rewriting a cached key does not advance the ring or evict.
    */
   refill(slot: number, value: Uint8Array): void {
+    const to = this.refillTo(slot, value.length);
+    if (to >= 0) this.copyIn(value, to);
+  }
+
+  /**
+   * refill() of the `n` value bytes at `from` in `src` (a replica's record
+   * in the write chunk: segment.ts reservedView), copied by words: no
+   * Uint8Array is made for the value (Buffer#subarray per applied record
+   * was ~3 % of a replica's CPU, replsys).
+   */
+  refillFrom(slot: number, src: DataView, from: number, n: number): void {
+    const to = this.refillTo(slot, n);
+    if (to >= 0) this.copyFrom(src, from, n, to);
+  }
+
+  /** refill's entry for an `n`-byte value: where its bytes go, -1 if it is not kept. */
+  private refillTo(slot: number, n: number): number {
     const at = this.revivable;
     this.revivable = -1;
     const w = this.words;
-    const n = value.length;
     if (
       at < 0 ||
       w[at >>> 2] !== DROPPED ||
       slotCacheEntryBytes(w[(at >>> 2) + 1]! >>> 1) !== slotCacheEntryBytes(n)
     ) {
       // Appended: while warm, a full cache sheds what was only written rather than evict.
-      if (this.warm) this.putWritten(slot, value, true);
-      else this.putNew(slot, value);
-      return;
+      return this.warm ? this.putWrittenTo(slot, n, true) : this.putNewTo(slot, n);
     }
     const word = w[(at >>> 2) + 1]!;
-    const size = slotCacheEntryBytes(n);
     w[at >>> 2] = slot;
     w[(at >>> 2) + 1] = (n << 1) | (word & REFERENCED);
-    const to = at + HEADER_BYTES;
-    if (n <= COPY_LOOP_BYTES) {
-      const a = this.arena;
-      for (let j = 0; j < n; j++) a[to + j] = value[j]!;
-    } else setBytes.call(this.arena, value, to);
-    this.liveBytes += size;
+    this.liveBytes += slotCacheEntryBytes(n);
     this.insert(slot, at);
+    return at + HEADER_BYTES;
   }
 
   /** What warmEntry read last: nothing uses it, its store only keeps the compiler from dropping the reads. */

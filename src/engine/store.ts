@@ -1190,7 +1190,7 @@ export class Store extends EventEmitter implements CompactionHost {
       }
       // appendRun writes into the active segment; each record is its last append, pointed from its bytes.
       const log = this.segmentLog;
-      log.appendRun(run, at, end, rows, row, h, (position, valueAt) => {
+      log.appendRun(run, at, end, rows, row, h, (position) => {
         if ((h.flags & FLAG_TOMBSTONE) !== 0) {
           this.pointTombstone(log.lastKey(), position);
           return;
@@ -1200,7 +1200,7 @@ export class Store extends EventEmitter implements CompactionHost {
         log.recordUndoOfLastPoint();
         const kd = this.keydir;
         if (kd.prevSegment >= 0 && this.caches(kd.prevValueLength)) this.cache!.delete(log.lastKey());
-        if (fillCache) this.fill(slot, run.subarray(valueAt, valueAt + length));
+        if (fillCache) this.fillFromLast(slot, length);
       });
       at = end;
       row = last;
@@ -1372,6 +1372,19 @@ export class Store extends EventEmitter implements CompactionHost {
     // The keydir's update dropped any value of the slot: putNew needs no probe for it.
     if (sc.takeDropped(slot)) sc.refill(slot, v);
     else if (sc.warm) sc.putWritten(slot, v);
+  }
+
+  /**
+   * fill() of the value of the log's last append (`n` bytes, after its key
+   * in the write chunk), copied from there: no Buffer made for it.
+   */
+  private fillFromLast(slot: number, n: number): void {
+    const sc = this.slotCache;
+    if (sc === undefined || n > this.slotCacheMax) return;
+    const log = this.segmentLog;
+    const at = log.lastValueAt();
+    if (sc.takeDropped(slot)) sc.refillFrom(slot, log.lastChunkView(), at, n);
+    else if (sc.warm) sc.putWrittenFrom(slot, log.lastChunkView(), at, n);
   }
 
   /** The value at keydir `slot` (live, small): from the small-value cache, else read and cached. */

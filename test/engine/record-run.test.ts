@@ -160,6 +160,34 @@ describe('Store.applyReplicatedRaw', () => {
     await primary.close();
   });
 
+  it('fills the small-value cache from the copied bytes: no Buffer per replicated value', async () => {
+    const primary = await open(tempDir(), 1 << 20);
+    // Lengths 1..130: word copies with 0-3 tail bytes, below and above the 64-byte copy loop.
+    const value = (round: number, i: number) =>
+      `${round}:`.padEnd(1 + ((i * 7 + round) % 130), String.fromCharCode(97 + (i % 26)));
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(Array.from({ length: 200 }, (_, i) => primary.set(`key:${i}`, value(round, i))));
+    }
+    const runs = rawAll(new LogCursor(primary, 0), 4096);
+    const replica = await open(tempDir(), 1 << 20);
+    const viewsMade = vi.spyOn(Buffer.prototype, 'subarray');
+    try {
+      for (const run of runs) await replica.applyReplicatedRaw(run);
+      // 600 records: the old path made a subarray of each value in its run to cache it (600 calls).
+      expect(viewsMade.mock.contexts.filter((b) => runs.includes(b as Buffer)).length).toBe(0);
+    } finally {
+      viewsMade.mockRestore();
+    }
+    // Every value was cached by the apply (refilled in place or appended), and reads give them back.
+    expect(replica.stats().cache.entries).toBe(200);
+    for (let i = 0; i < 200; i++)
+      expect(replica.getSync(Buffer.from(`key:${i}`))?.toString()).toBe(value(2, i));
+    expect(replica.stats().cache).toMatchObject({ hits: 200, misses: 0 });
+    expect(state(replica)).toEqual(state(primary));
+    await replica.close();
+    await primary.close();
+  });
+
   it('decodes each header once: the append reads the headers checkRun kept (RunRows)', async () => {
     const primary = await open(tempDir(), 2000); // small segments: groups of a run land in several
     for (let round = 0; round < 2; round++) {
