@@ -331,10 +331,28 @@ export const SLAB_BYTES = 36 * 1024 * 1024;
 export const HINT_COMPACT_MIN_BYTES = 1024 * 1024;
 
 /**
- * Bytes of hint written per step when a segment is sealed (copy, CRC, write):
- * a step keeps the event loop to about a millisecond (DESIGN.md §1.4).
+ * Bytes of hint written per step when a segment is sealed (copy, CRC, write),
+ * one step per turn of the event loop. At 256 KiB a step held the loop
+ * ~1.4 ms in the server's first seal (its code not yet optimised), more than
+ * half of pipeline 1's p99; at 64 KiB a step takes ~0.2–0.4 ms (BENCHMARKS.md,
+ * "seal turns"). Must hold a hint entry of the longest key.
  */
-export const HINT_WRITE_STEP_BYTES = 256 * 1024;
+export const HINT_WRITE_STEP_BYTES = 64 * 1024;
+
+/**
+ * Hint-builder entries, kept or dropped, looked at per step of the same
+ * writing: where most entries are dropped (a segment's oldest, their keys
+ * written again later in it) a step's bytes come from many more entries
+ * (65k for the first 16 KiB with 100k keys written at random: ~2 ms).
+ */
+export const HINT_WRITE_STEP_ENTRIES = 4096;
+
+/**
+ * Sparse-index entries (12 bytes each) encoded and written per step when a
+ * segment is sealed: a 64 MiB segment's ~16k entries, encoded in one turn,
+ * held the loop ~3.5 ms in the server's first seal.
+ */
+export const INDEX_WRITE_STEP_ENTRIES = 2048;
 
 /**
  * Compaction runs with fewer input bytes than this rewrite on the event loop

@@ -7,7 +7,9 @@
  *
  * The hint and index were built while the segment was active
  * (hint-builder.ts, sparse-index.ts), so sealing reads nothing back: it
- * streams the hint out in HINT_WRITE_STEP_BYTES steps. A segment without one
+ * streams the hint out in HINT_WRITE_STEP_BYTES steps and the index in
+ * INDEX_WRITE_STEP_ENTRIES steps, a step per turn of the event loop (each
+ * well under a millisecond: DESIGN.md §1.4). A segment without one
  * (recovered with damage, rescanned at open for want of a valid hint, or
  * whose in-progress hint was given up after a failed write) is scanned
  * instead, in 256 KiB steps.
@@ -23,12 +25,17 @@ import { hintFile, indexFile, tempFile } from './filenames.js';
 import type { Fs } from './fs.js';
 import { HINT_HEADER_BYTES, HintWriter } from './hint.js';
 import type { HintBuilder } from './hint-builder.js';
-import { HINT_WRITE_STEP_BYTES, MAX_KEY_BYTES } from './limits.js';
+import {
+  HINT_WRITE_STEP_BYTES,
+  HINT_WRITE_STEP_ENTRIES,
+  INDEX_WRITE_STEP_ENTRIES,
+  MAX_KEY_BYTES,
+} from './limits.js';
 import { FLAG_TOMBSTONE } from './record.js';
 import { type Segment, scanRecords } from './segment.js';
 import { SEGMENT_HEADER_BYTES } from './segment-header.js';
 import type { LogView } from './segment-log.js';
-import { SparseIndex } from './sparse-index.js';
+import { INDEX_ENTRY_BYTES, INDEX_HEADER_BYTES, SparseIndex } from './sparse-index.js';
 
 /**
  * Writes `seg`'s hint and index files: from `built`, the hint built while it
@@ -54,7 +61,8 @@ export async function sealSegment(
       await writeFileAtomically(fs, segLog.dir, hintFile(seg.baseOffset), (fd) =>
         writeBuiltHint(fs, fd, built, seg.baseOffset),
       );
-      await writeFileAtomically(fs, segLog.dir, indexFile(seg.baseOffset), seg.index.encode());
+      const index = seg.index;
+      await writeFileAtomically(fs, segLog.dir, indexFile(seg.baseOffset), (fd) => writeIndex(fs, fd, index));
       // In the thread pool: on the event loop it held foreground requests 2-12 ms (compaction-trace.ts + a scheduler trace).
       await dirOps(fs).fsyncDir(segLog.dir);
       seg.hinted = true;
@@ -69,25 +77,50 @@ export async function sealSegment(
 
 /**
  * Streams a built hint into `fd`: the entries after the header, a step at a
- * time (the event loop runs between steps), their CRC as they go, then the header.
+ * time (at most HINT_WRITE_STEP_BYTES written, HINT_WRITE_STEP_ENTRIES
+ * entries looked at; the event loop runs between steps), their CRC as they
+ * go, then the header.
  */
 async function writeBuiltHint(fs: Fs, fd: number, built: HintBuilder, baseOffset: number): Promise<void> {
   const step = Buffer.allocUnsafe(Math.max(HINT_WRITE_STEP_BYTES, HINT_HEADER_BYTES + MAX_KEY_BYTES));
   const cursor = { entry: 0 };
   let at = HINT_HEADER_BYTES;
   let crc = 0;
-  for (;;) {
-    const n = built.fill(step, cursor);
-    if (n === 0) break;
-    crc = crc32(step.subarray(0, n), crc);
-    fs.write(fd, step, 0, n, at);
-    at += n;
+  while (!built.filledAll(cursor)) {
+    // Each step in a turn of its own, the first too: not after the open and whatever preceded it.
     await new Promise((resolve) => setImmediate(resolve));
+    const n = built.fill(step, cursor, HINT_WRITE_STEP_ENTRIES);
+    if (n > 0) {
+      crc = crc32(step.subarray(0, n), crc);
+      fs.write(fd, step, 0, n, at);
+      at += n;
+    }
   }
   if (at !== HINT_HEADER_BYTES + built.bytes)
     throw new Error(`hint of ${built.bytes} bytes wrote ${at - HINT_HEADER_BYTES}`);
   built.header(step, baseOffset, crc);
   fs.write(fd, step, 0, HINT_HEADER_BYTES, 0);
+}
+
+/**
+ * Writes `index` into `fd` as SparseIndex.encode() would: its entries a step
+ * at a time (the event loop runs between steps), their CRC as they go, then
+ * the header.
+ */
+async function writeIndex(fs: Fs, fd: number, index: SparseIndex): Promise<void> {
+  const n = index.relOffsets.length;
+  const step = Buffer.allocUnsafe(Math.max(INDEX_HEADER_BYTES, INDEX_WRITE_STEP_ENTRIES * INDEX_ENTRY_BYTES));
+  let at = INDEX_HEADER_BYTES;
+  let crc = 0;
+  for (let i = 0; i < n; i += INDEX_WRITE_STEP_ENTRIES) {
+    await new Promise((resolve) => setImmediate(resolve)); // as in writeBuiltHint
+    const bytes = index.encodeEntries(step, i, Math.min(n, i + INDEX_WRITE_STEP_ENTRIES));
+    crc = crc32(step.subarray(0, bytes), crc);
+    fs.write(fd, step, 0, bytes, at);
+    at += bytes;
+  }
+  index.encodeHeader(step, crc);
+  fs.write(fd, step, 0, INDEX_HEADER_BYTES, 0);
 }
 
 /** The hint and index of a segment that has no built hint: one scan of its records, in steps. */
@@ -147,7 +180,7 @@ async function scanAndSeal(segLog: LogView, seg: Segment, log: Logger): Promise<
   if (segLog.segments[seg.id] !== seg) return; // compacted away meanwhile: its hint would be an orphan
   seg.index = index;
   await writeFileAtomically(fs, segLog.dir, hintFile(seg.baseOffset), hint.finish(seg.baseOffset));
-  await writeFileAtomically(fs, segLog.dir, indexFile(seg.baseOffset), index.encode());
+  await writeFileAtomically(fs, segLog.dir, indexFile(seg.baseOffset), (fd) => writeIndex(fs, fd, index));
   await dirOps(fs).fsyncDir(segLog.dir);
   seg.hinted = true;
   log.debug({ file: seg.name, keys: hint.count }, 'segment sealed');
