@@ -9,7 +9,11 @@ import * as os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pino, { type Logger } from 'pino';
+import { parseName } from '../../src/engine/filenames.js';
 import { type Fs, nodeFs } from '../../src/engine/fs.js';
+import { encodeHint, type HintEntry } from '../../src/engine/hint.js';
+import { scanRecords } from '../../src/engine/segment.js';
+import { SEGMENT_HEADER_BYTES } from '../../src/engine/segment-header.js';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const FIXTURES = join(REPO, 'test', 'engine', 'fixtures');
@@ -182,3 +186,28 @@ export const noSyncFs: Fs = {
   fsyncSync: () => {},
   fsyncDir: () => {},
 };
+
+/** What a scan of the segment file `name` in `dir` gives as its hint: each key's last record, in record order. */
+export function scannedHint(fs: Fs, dir: string, name: string): Buffer {
+  const base = parseName(name)!.baseOffset;
+  const fd = fs.open(join(dir, name), 'r');
+  try {
+    const last = new Map<string, HintEntry>();
+    const r = scanRecords(fs, fd, SEGMENT_HEADER_BYTES, fs.size(fd), (rec) => {
+      const h = rec.header;
+      last.delete(rec.key);
+      last.set(rec.key, {
+        key: rec.key,
+        offset: h.offset,
+        position: rec.position,
+        valueLength: h.valueLength,
+        expiresAt: h.expiresAt,
+        flags: h.flags,
+      });
+    });
+    if (r.problem) throw new Error(`${name}: ${r.problem.reason} at ${r.problem.position}`);
+    return encodeHint(base, [...last.values()]);
+  } finally {
+    fs.close(fd);
+  }
+}

@@ -21,7 +21,6 @@ import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/engine/clock.js';
-import { parseName } from '../../src/engine/filenames.js';
 import { encodeHint, HINT_ENTRY_BYTES, HINT_HEADER_BYTES, type HintEntry } from '../../src/engine/hint.js';
 import {
   dropRecycledHintStorage,
@@ -33,50 +32,23 @@ import { HINT_SPARE_CHUNKS, SEAL_AT_CLOSE_MIN_BYTES } from '../../src/engine/lim
 import { MemFs } from '../../src/engine/mem-fs.js';
 import { prefaultFillsInFlight } from '../../src/engine/prefault.js';
 import { FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE } from '../../src/engine/record.js';
-import { scanRecords } from '../../src/engine/segment.js';
-import { SEGMENT_HEADER_BYTES } from '../../src/engine/segment-header.js';
 import { openStore, type Store } from '../../src/engine/store.js';
-import { silentLogger } from './helpers.js';
+import { scannedHint, silentLogger } from './helpers.js';
 
 const DIR = '/mem/db';
-
-/** What a scan of the segment file `name` gives as its hint. */
-function scannedHint(fs: MemFs, name: string): Buffer {
-  const base = parseName(name)!.baseOffset;
-  const fd = fs.open(`${DIR}/${name}`, 'r');
-  try {
-    const last = new Map<string, HintEntry>();
-    const r = scanRecords(fs, fd, SEGMENT_HEADER_BYTES, fs.size(fd), (rec) => {
-      const h = rec.header;
-      last.delete(rec.key);
-      last.set(rec.key, {
-        key: rec.key,
-        offset: h.offset,
-        position: rec.position,
-        valueLength: h.valueLength,
-        expiresAt: h.expiresAt,
-        flags: h.flags,
-      });
-    });
-    expect(r.problem).toBeUndefined();
-    return encodeHint(base, [...last.values()]);
-  } finally {
-    fs.close(fd);
-  }
-}
 
 /** The active segment's built hint and every sealed segment's hint file equal their scans. */
 async function checkHints(s: Store, fs: MemFs): Promise<void> {
   s.flushPending();
   const active = s.active;
   expect(active.hint).toBeDefined();
-  expect(active.hint!.encode(active.baseOffset).equals(scannedHint(fs, active.name))).toBe(true);
+  expect(active.hint!.encode(active.baseOffset).equals(scannedHint(fs, DIR, active.name))).toBe(true);
   await s.settleBackground();
   for (const seg of s.ordered) {
     if (seg === active) continue;
     expect(seg.hinted).toBe(true);
     const file = fs.readFile(`${DIR}/${seg.name.replace('.seg', '.hint')}`);
-    expect(file.equals(scannedHint(fs, seg.name))).toBe(true);
+    expect(file.equals(scannedHint(fs, DIR, seg.name))).toBe(true);
   }
 }
 
@@ -710,7 +682,9 @@ describe('sealing at a clean close', () => {
     expect(s.ordered.length).toBe(1);
     const name = s.active.name;
     await s.close();
-    expect(fs.readFile(`${DIR}/${name.replace('.seg', '.hint')}`).equals(scannedHint(fs, name))).toBe(true);
+    expect(fs.readFile(`${DIR}/${name.replace('.seg', '.hint')}`).equals(scannedHint(fs, DIR, name))).toBe(
+      true,
+    );
 
     const again = await open(fs);
     expect(again.recoveryStats).toMatchObject({ segments: 1, fromHints: 1, scanned: 0 });

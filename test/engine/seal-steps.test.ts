@@ -9,40 +9,14 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { hintFile, indexFile } from '../../src/engine/filenames.js';
-import { encodeHint, HINT_HEADER_BYTES, type HintEntry } from '../../src/engine/hint.js';
+import { HINT_HEADER_BYTES } from '../../src/engine/hint.js';
 import { HintBuilder, type HintCursor } from '../../src/engine/hint-builder.js';
 import { MemFs } from '../../src/engine/mem-fs.js';
-import { scanRecords } from '../../src/engine/segment.js';
-import { SEGMENT_HEADER_BYTES } from '../../src/engine/segment-header.js';
 import { INDEX_ENTRY_BYTES } from '../../src/engine/sparse-index.js';
 import { openStore } from '../../src/engine/store.js';
-import { silentLogger } from './helpers.js';
+import { scannedHint, silentLogger } from './helpers.js';
 
 const DIR = '/mem/db';
-
-/** What a scan of the segment file `name` gives as its hint (as hint-builder.test.ts's). */
-function scannedHint(fs: MemFs, name: string, base: number): Buffer {
-  const fd = fs.open(`${DIR}/${name}`, 'r');
-  try {
-    const last = new Map<string, HintEntry>();
-    const r = scanRecords(fs, fd, SEGMENT_HEADER_BYTES, fs.size(fd), (rec) => {
-      const h = rec.header;
-      last.delete(rec.key);
-      last.set(rec.key, {
-        key: rec.key,
-        offset: h.offset,
-        position: rec.position,
-        valueLength: h.valueLength,
-        expiresAt: h.expiresAt,
-        flags: h.flags,
-      });
-    });
-    expect(r.problem).toBeUndefined();
-    return encodeHint(base, [...last.values()]);
-  } finally {
-    fs.close(fd);
-  }
-}
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -125,7 +99,7 @@ describe('sealing a segment', () => {
     // The same bytes as the one-piece encodes.
     const hint = fs.readFile(`${DIR}/${hintFile(sealed.baseOffset)}`);
     expect(hint.length).toBeGreaterThan(HINT_HEADER_BYTES);
-    expect(hint.equals(scannedHint(fs, sealed.name, sealed.baseOffset))).toBe(true);
+    expect(hint.equals(scannedHint(fs, DIR, sealed.name))).toBe(true);
     expect(fs.readFile(`${DIR}/${indexFile(sealed.baseOffset)}`).equals(sealed.index!.encode())).toBe(true);
     await s.close();
   });
