@@ -67,6 +67,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
+import { copyWords } from './copy-words.js';
 import {
   PREFAULT_PIECE_BYTES,
   SLOT_CACHE_INITIAL_TABLE,
@@ -93,8 +94,6 @@ const COPY_LOOP_BYTES = 64;
  * same as encodeRecord's `buf.set`, record.ts).
  */
 const setBytes = Uint8Array.prototype.set;
-/** The platform's byte order, for copyFrom's DataView reads into the Int32Array `words`. */
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
  * The table's hash of a slot key (slot + 1), keyed per process: a xor with a
@@ -156,6 +155,8 @@ export class SlotCache {
   /** Length of the value `locate` found last. */
   located = 0;
   private words: Int32Array;
+  /** The arena's bytes as a DataView, for copyWords from a replica's write chunk (refillFrom). */
+  private view: DataView;
   private head = 0;
   private tail = 0;
   /** Bytes between tail and head: live, dropped and padding entries. */
@@ -211,6 +212,7 @@ export class SlotCache {
     this.arena = Buffer.allocUnsafeSlow(this.capacity);
     this.untouched = countUnwritten(this.arena.buffer, this.capacity);
     this.words = new Int32Array(this.arena.buffer, this.arena.byteOffset, this.capacity >>> 2);
+    this.view = new DataView(this.arena.buffer, this.arena.byteOffset, this.capacity);
     this.table = new Int32Array(2 * SLOT_CACHE_INITIAL_TABLE);
     this.mask = SLOT_CACHE_INITIAL_TABLE - 1;
     this.shift = 32 - Math.log2(SLOT_CACHE_INITIAL_TABLE);
@@ -352,14 +354,9 @@ export class SlotCache {
     } else setBytes.call(this.arena, value, to);
   }
 
-  /** Copies `src`'s `n` bytes at `from` into the arena at `to` (4-aligned: an entry's bytes) by words. */
+  /** Copies `src`'s `n` bytes at `from` into the arena at `to`, by words (copy-words.ts). */
   private copyFrom(src: DataView, from: number, n: number, to: number): void {
-    const w = this.words;
-    const base = to >>> 2;
-    let j = 0;
-    for (; j + 4 <= n; j += 4) w[base + (j >>> 2)] = src.getInt32(from + j, LITTLE_ENDIAN);
-    const a = this.arena;
-    for (; j < n; j++) a[to + j] = src.getUint8(from + j);
+    copyWords(src, from, this.view, to, n);
   }
 
   /** The ring has written the arena up to `to`: counts it resident, and keeps the prefault fills ahead. */
@@ -594,6 +591,7 @@ export class SlotCache {
     this.fenceTo = 0;
     this.prefaulting = false;
     this.words = new Int32Array(this.arena.buffer, this.arena.byteOffset, cap >>> 2);
+    this.view = new DataView(this.arena.buffer, this.arena.byteOffset, cap);
     const w = this.words;
     let at = this.tail;
     let left = this.used;
