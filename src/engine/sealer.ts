@@ -78,49 +78,72 @@ export async function sealSegment(
 /**
  * Streams a built hint into `fd`: the entries after the header, a step at a
  * time (at most HINT_WRITE_STEP_BYTES written, HINT_WRITE_STEP_ENTRIES
- * entries looked at; the event loop runs between steps), their CRC as they
- * go, then the header.
+ * entries looked at), then the header.
  */
 async function writeBuiltHint(fs: Fs, fd: number, built: HintBuilder, baseOffset: number): Promise<void> {
   const step = Buffer.allocUnsafe(Math.max(HINT_WRITE_STEP_BYTES, HINT_HEADER_BYTES + MAX_KEY_BYTES));
   const cursor = { entry: 0 };
-  let at = HINT_HEADER_BYTES;
+  const wrote = await writeStepped(fs, fd, step, HINT_HEADER_BYTES, {
+    done: () => built.filledAll(cursor),
+    fill: (out) => built.fill(out, cursor, HINT_WRITE_STEP_ENTRIES),
+    header: (out, crc) => built.header(out, baseOffset, crc),
+  });
+  if (wrote !== built.bytes) throw new Error(`hint of ${built.bytes} bytes wrote ${wrote}`);
+}
+
+/** Writes `index` into `fd` as SparseIndex.encode() would: INDEX_WRITE_STEP_ENTRIES entries a step, then the header. */
+async function writeIndex(fs: Fs, fd: number, index: SparseIndex): Promise<void> {
+  const n = index.relOffsets.length;
+  const step = Buffer.allocUnsafe(Math.max(INDEX_HEADER_BYTES, INDEX_WRITE_STEP_ENTRIES * INDEX_ENTRY_BYTES));
+  let i = 0;
+  await writeStepped(fs, fd, step, INDEX_HEADER_BYTES, {
+    done: () => i >= n,
+    fill: (out) => {
+      const end = Math.min(n, i + INDEX_WRITE_STEP_ENTRIES);
+      const bytes = index.encodeEntries(out, i, end);
+      i = end;
+      return bytes;
+    },
+    header: (out, crc) => index.encodeHeader(out, crc),
+  });
+}
+
+/** What writeStepped writes: a body in steps, then a header that holds the body's CRC. */
+interface SteppedFile {
+  done(): boolean;
+  /** Puts the next step's bytes at the front of `out`; returns how many (0: none this step). */
+  fill(out: Buffer): number;
+  /** Puts the header's bytes at the front of `out`, given the body's CRC. */
+  header(out: Buffer, crc: number): void;
+}
+
+/**
+ * Writes a file's body after its `headerBytes` a step at a time, each step in
+ * a turn of the event loop of its own (the first too: not after the open and
+ * whatever preceded it), the CRC running as it goes; then the header at 0.
+ * Returns the body's length.
+ */
+async function writeStepped(
+  fs: Fs,
+  fd: number,
+  step: Buffer,
+  headerBytes: number,
+  file: SteppedFile,
+): Promise<number> {
+  let at = headerBytes;
   let crc = 0;
-  while (!built.filledAll(cursor)) {
-    // Each step in a turn of its own, the first too: not after the open and whatever preceded it.
+  while (!file.done()) {
     await new Promise((resolve) => setImmediate(resolve));
-    const n = built.fill(step, cursor, HINT_WRITE_STEP_ENTRIES);
+    const n = file.fill(step);
     if (n > 0) {
       crc = crc32(step.subarray(0, n), crc);
       fs.write(fd, step, 0, n, at);
       at += n;
     }
   }
-  if (at !== HINT_HEADER_BYTES + built.bytes)
-    throw new Error(`hint of ${built.bytes} bytes wrote ${at - HINT_HEADER_BYTES}`);
-  built.header(step, baseOffset, crc);
-  fs.write(fd, step, 0, HINT_HEADER_BYTES, 0);
-}
-
-/**
- * Writes `index` into `fd` as SparseIndex.encode() would: its entries a step
- * at a time (the event loop runs between steps), their CRC as they go, then
- * the header.
- */
-async function writeIndex(fs: Fs, fd: number, index: SparseIndex): Promise<void> {
-  const n = index.relOffsets.length;
-  const step = Buffer.allocUnsafe(Math.max(INDEX_HEADER_BYTES, INDEX_WRITE_STEP_ENTRIES * INDEX_ENTRY_BYTES));
-  let at = INDEX_HEADER_BYTES;
-  let crc = 0;
-  for (let i = 0; i < n; i += INDEX_WRITE_STEP_ENTRIES) {
-    await new Promise((resolve) => setImmediate(resolve)); // as in writeBuiltHint
-    const bytes = index.encodeEntries(step, i, Math.min(n, i + INDEX_WRITE_STEP_ENTRIES));
-    crc = crc32(step.subarray(0, bytes), crc);
-    fs.write(fd, step, 0, bytes, at);
-    at += bytes;
-  }
-  index.encodeHeader(step, crc);
-  fs.write(fd, step, 0, INDEX_HEADER_BYTES, 0);
+  file.header(step, crc);
+  fs.write(fd, step, 0, headerBytes, 0);
+  return at - headerBytes;
 }
 
 /** The hint and index of a segment that has no built hint: one scan of its records, in steps. */
