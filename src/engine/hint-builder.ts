@@ -26,9 +26,16 @@
  *
  * The first HINT_SPARE_CHUNKS chunks are buffers of their own, shared with
  * the next builders through a spare pool; a bigger hint takes the rest of
- * its chunks and its grown arrays from slabs (slabs.ts), dropped whole when
- * the builder is released, so a sealed segment's hint leaves no freed
- * buffers resident in malloc's heap.
+ * its chunks and its grown arrays from slabs (slabs.ts), which malloc maps
+ * alone, so a sealed segment's hint leaves no freed buffers resident in
+ * malloc's heap. The builders share one `slabs`: a new builder goes on in
+ * the slab the last one left. Each carved a slab of its own, the next
+ * segment's at the rotation while the sealed one's was still held (its
+ * hint being written): a fresh 36 MiB ArrayBuffer is young in V8's new
+ * space, and past 32 MiB of young ArrayBuffer bytes every ArrayBuffer
+ * allocation runs a scavenge first (reason "external memory pressure"),
+ * two of 3-9 ms until it is promoted, then a mark-compact: 8-19 ms of GC
+ * in the first seal's window (BENCHMARKS.md).
  *
  * A released builder's slab chunks and grown entry arrays are recycled: the
  * next builders take them before carving their own (`recycledChunks`,
@@ -37,9 +44,11 @@
  * every new ArrayBuffer whole in its external memory, freed only by a
  * mark-compact: a SET load at pipeline 16 ran one every ~1.5 segments. Only
  * `release` puts storage there, which the sealer calls once the hint file is
- * written, so nothing a sealed segment's hint still holds is reused. The
- * idle memory reducer drops them (`dropRecycledHintStorage`) and moves the
- * active builder out of what it took (`releaseRecycled`): a slab stays
+ * written, so nothing a sealed segment's hint still holds is reused (its
+ * prefaulted chunk goes there too). The idle memory reducer drops them
+ * (`dropRecycledHintStorage`, and the shared slab when part of it was
+ * dropped) and moves the active builder out of what it took and of what
+ * it carved itself from those slabs (`releaseRecycled`): a slab stays
  * resident while any part of it is referenced.
  *
  * Only the store's event loop touches a builder. Once the segment is sealed
@@ -103,11 +112,28 @@ const recycledChunks: Buffer[] = [];
 let recycledArrays: EntryArrays | undefined;
 
 /**
+ * The slabs every builder carves its chunks and grown arrays from (see the
+ * file header): a new builder goes on in the slab the previous ones left,
+ * so the first rotation carves no fresh one while the sealed builder is
+ * still held.
+ */
+const slabs = new Slabs();
+
+/** The slabs of the storage the last dropRecycledHintStorage dropped (if any), which releaseRecycled moves out of. */
+let droppedSlabs = new WeakSet<ArrayBufferLike>();
+let droppedAny = false;
+
+/**
  * Forgets the recycled chunks and arrays (the idle memory reducer): once no
  * builder holds part of their slabs (HintBuilder.releaseRecycled), the GC
- * frees them.
+ * frees them. The shared slab is forgotten too when part of it was dropped.
  */
 export function dropRecycledHintStorage(): void {
+  droppedSlabs = new WeakSet(recycledChunks.map((c) => c.buffer));
+  if (recycledArrays !== undefined) droppedSlabs.add(recycledArrays.positions.buffer);
+  droppedAny = recycledChunks.length > 0 || recycledArrays !== undefined;
+  const current = slabs.current;
+  if (current !== undefined && droppedSlabs.has(current)) slabs.drop();
   recycledChunks.length = 0;
   recycledArrays = undefined;
 }
@@ -186,10 +212,9 @@ export class HintBuilder {
   private packUsed = 0;
   /** Squeezes started (tests). */
   squeezes = 0;
-  private readonly slabs = new Slabs();
   /** Chunks past the spare ones, carved from `slabs` and prefaulted a step ahead (prefault.ts). */
   private readonly slabChunks = new PrefaultPool(
-    () => this.slabs.take(HINT_CHUNK_BYTES),
+    () => slabs.take(HINT_CHUNK_BYTES),
     HINT_PREFAULT_CHUNKS,
     false,
   );
@@ -473,7 +498,7 @@ export class HintBuilder {
    * hint file); the builder is empty after.
    */
   release(): void {
-    for (const c of [...this.chunks, ...this.free]) {
+    for (const c of [...this.chunks, ...this.free, ...this.slabChunks.drain()]) {
       if (ownChunk(c)) {
         if (spare.length < HINT_SPARE_CHUNKS) spare.push(c);
       } else if (recycledChunks.length < HINT_RECYCLED_CHUNKS_MAX) recycledChunks.push(c);
@@ -488,10 +513,8 @@ export class HintBuilder {
     this.viewed = undefined;
     this.view = EMPTY_VIEW;
     this.mover.forget();
-    this.slabChunks.drop();
     this.nextArrays.drop();
     this.prefaultAt = Number.POSITIVE_INFINITY;
-    this.slabs.drop();
     this.starts = new Uint32Array(INITIAL_ENTRIES);
     this.positions = new Uint32Array(INITIAL_ENTRIES);
     this.dropped = new Uint8Array(INITIAL_ENTRIES);
@@ -533,12 +556,14 @@ export class HintBuilder {
    * which is idle then.
    */
   releaseRecycled(): void {
-    if (this.tookChunks.size > 0) {
-      this.free = this.free.filter((c) => !this.tookChunks.has(c));
+    const dropped = (c: Buffer) => this.tookChunks.has(c) || droppedSlabs.has(c.buffer);
+    if (this.tookChunks.size > 0 || droppedAny) {
+      this.free = this.free.filter((c) => !dropped(c));
+      for (const c of this.slabChunks.drain()) if (!dropped(c)) this.free.push(c);
       for (let i = 0; i < this.chunks.length; i++) {
         const c = this.chunks[i]!;
-        if (!this.tookChunks.has(c)) continue;
-        const own = this.slabs.take(HINT_CHUNK_BYTES);
+        if (!dropped(c)) continue;
+        const own = slabs.take(HINT_CHUNK_BYTES);
         c.copy(own);
         this.chunks[i] = own;
       }
@@ -547,7 +572,7 @@ export class HintBuilder {
       this.view = EMPTY_VIEW; // it would keep the last recycled chunk's slab alive
       this.mover.forget();
     }
-    if (this.tookArrays) {
+    if (this.tookArrays || droppedSlabs.has(this.positions.buffer)) {
       this.tookArrays = false;
       let cap = INITIAL_ENTRIES;
       while (cap < this.entries) cap *= 2;
@@ -558,7 +583,7 @@ export class HintBuilder {
 
   /** An array of `bytes` for grow: from a slab once the hint is past its own chunks. */
   private arrayBytes(bytes: number): Buffer | undefined {
-    return this.chunks.length >= HINT_SPARE_CHUNKS ? this.slabs.take(bytes) : undefined;
+    return this.chunks.length >= HINT_SPARE_CHUNKS ? slabs.take(bytes) : undefined;
   }
 
   private entrySize(i: number): number {

@@ -248,8 +248,8 @@ export const HINT_CHUNK_BYTES = 256 * 1024;
  * A hint builder's first chunks are buffers of their own, and are kept for the
  * next active segment (a fresh buffer costs a page fault per 4 KiB); a hint
  * past them (a segment of more than ~3 MiB of 16-byte keys) takes its chunks
- * and its entry arrays from slabs (slabs.ts), which go back to the OS whole
- * once the segment's hint file is written.
+ * and its entry arrays from slabs (slabs.ts) the builders share, recycled
+ * once the segment's hint file is written (HINT_RECYCLED_CHUNKS_MAX).
  */
 export const HINT_SPARE_CHUNKS = 4;
 
@@ -267,8 +267,9 @@ export const HINT_RECYCLED_CHUNKS_MAX = 256;
  * Chunks a hint builder keeps prefaulted ahead of its use (prefault.ts) once
  * it is past its spare ones: one, ~6,000 entries of 16-byte keys, far more
  * than are added while the next is filled (~1-3 ms). It is carved from the
- * builder's slab, so it stays resident until the builder is released (256
- * KiB after a load goes idle; the idle reducer cannot give part of a live slab back).
+ * builders' slab and recycled with the builder's chunks when it is
+ * released (256 KiB resident after a load goes idle; the idle reducer
+ * cannot give part of a live slab back).
  */
 export const HINT_PREFAULT_CHUNKS = 1;
 

@@ -114,6 +114,13 @@ export class PrefaultPool {
     return b;
   }
 
+  /** The ready units (for reuse elsewhere), forgetting them and any still being filled. */
+  drain(): Buffer[] {
+    const ready = this.ready;
+    this.drop();
+    return ready;
+  }
+
   /** Forgets the ready units and any still being filled (their pages go back once collected). */
   drop(): void {
     this.ready = [];

@@ -147,6 +147,11 @@ export class Slabs {
     return out;
   }
 
+  /** The slab it carves from now (undefined before the first take and after `drop`). */
+  get current(): ArrayBufferLike | undefined {
+    return this.slab?.buffer;
+  }
+
   /** Forgets the current slab: the buffers taken keep theirs alive, nothing else does. */
   drop(): void {
     this.slab = undefined;

@@ -28,7 +28,7 @@ import {
   recycledHintChunks,
   SQUEEZE_STEP_ENTRIES,
 } from '../../src/engine/hint-builder.js';
-import { HINT_SPARE_CHUNKS, SEAL_AT_CLOSE_MIN_BYTES } from '../../src/engine/limits.js';
+import { HINT_SPARE_CHUNKS, SEAL_AT_CLOSE_MIN_BYTES, SLAB_BYTES } from '../../src/engine/limits.js';
 import { MemFs } from '../../src/engine/mem-fs.js';
 import { prefaultFillsInFlight } from '../../src/engine/prefault.js';
 import { FLAG_BATCH, FLAG_BATCH_END, FLAG_TOMBSTONE } from '../../src/engine/record.js';
@@ -543,6 +543,69 @@ describe('HintBuilder recycles the memory of released builders', () => {
     expect(refs.filter((r) => r.deref() !== undefined).length).toBe(0);
     expect(b.encode(9).equals(encodeHint(9, kept))).toBe(true);
     build(b, N, 'c', kept, N / 2);
+    expect(b.encode(9).equals(encodeHint(9, kept))).toBe(true);
+    b.release();
+    dropRecycledHintStorage();
+  });
+
+  it('a builder started while the last one is held (its segment being sealed) carves no new slab: it goes on in the one the last left', () => {
+    // A fresh SLAB_BYTES ArrayBuffer at the rotation is young in V8's new space: past 32 MiB of young
+    // backing stores every ArrayBuffer allocation forces a scavenge ("external memory pressure"),
+    // two of 3-9 ms until it is promoted, then a mark-compact, all in the seal window (BENCHMARKS.md).
+    dropRecycledHintStorage();
+    const sealed = new HintBuilder();
+    build(sealed, N, 'a');
+    const slab = sealed.held.chunks[HINT_SPARE_CHUNKS]!.buffer;
+    expect(slab.byteLength === SLAB_BYTES).toBe(true);
+    const allocs: number[] = [];
+    const real = Buffer.allocUnsafeSlow;
+    const spy = vi.spyOn(Buffer, 'allocUnsafeSlow').mockImplementation((n: number) => {
+      allocs.push(n);
+      return real.call(Buffer, n);
+    });
+    const next = new HintBuilder();
+    let kept: HintEntry[];
+    try {
+      kept = build(next, N, 'b');
+    } finally {
+      spy.mockRestore();
+    }
+    expect(next.held.chunks.length).toBeGreaterThan(HINT_SPARE_CHUNKS + 4);
+    const mine = [...next.held.chunks.slice(HINT_SPARE_CHUNKS), next.held.positions];
+    expect(mine.every((c) => c.buffer === slab)).toBe(true); // in the slab the last builder left
+    // Only its own first chunks (no spare ones yet: none was released), not a slab.
+    expect(allocs.reduce((a, n) => a + n, 0)).toBeLessThanOrEqual(HINT_SPARE_CHUNKS * 256 * 1024);
+    expect(next.encode(5).equals(encodeHint(5, kept))).toBe(true);
+    sealed.release();
+    next.release();
+    dropRecycledHintStorage();
+  });
+
+  it('releaseRecycled also moves what the builder carved itself from a slab that dropped storage shares, which the GC then frees', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const { b, kept, refs } = (() => {
+      dropRecycledHintStorage();
+      const released = new HintBuilder();
+      build(released, N, 'a');
+      const { recycled, refs } = weakly(released);
+      // Started before `released` is released: it carves its own chunks from the same slab.
+      const b = new HintBuilder();
+      const kept = build(b, N, 'c');
+      released.release();
+      expect(b.held.chunks.slice(HINT_SPARE_CHUNKS).every((c) => recycled.has(c.buffer))).toBe(true);
+      dropRecycledHintStorage();
+      b.releaseRecycled();
+      for (const c of b.held.chunks) expect(recycled.has(c.buffer)).toBe(false);
+      expect(recycled.has(b.held.positions.buffer)).toBe(false);
+      return { b, kept, refs };
+    })();
+    do await new Promise((r) => setTimeout(r, 10));
+    while (prefaultFillsInFlight() > 0);
+    gc();
+    expect(refs.filter((r) => r.deref() !== undefined).length).toBe(0);
+    expect(b.encode(9).equals(encodeHint(9, kept))).toBe(true);
+    build(b, N, 'c', kept, N);
     expect(b.encode(9).equals(encodeHint(9, kept))).toBe(true);
     b.release();
     dropRecycledHintStorage();
