@@ -1671,6 +1671,11 @@ export class Store extends EventEmitter implements CompactionHost {
     return this.keydir.size;
   }
 
+  /** Reads answered since the store opened (as `reads` counts them): a replica fills its cache on replicated writes only while this moves (replica.ts). */
+  get readCount(): number {
+    return this.reads;
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }

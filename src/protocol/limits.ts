@@ -123,6 +123,16 @@ export const FEED_HEARTBEAT_MS = 1000;
 /** The SDK's feed iterator stops reading the socket while this many records wait for the consumer. */
 export const FEED_CLIENT_BUFFERED_RECORDS = 10_000;
 
+/**
+ * A replica fills its small-value cache from the records it applies only
+ * while it serves reads: for this long after the last read it answered
+ * (replica.ts). A replica nobody reads from then keeps no values cached,
+ * and its apply neither probes nor refills the cache (its CPU per replicated
+ * SET 0.85-0.88x in bench:replication's 1-replica row; ARCHITECTURE.md,
+ * Replication).
+ */
+export const REPLICA_CACHE_FILL_MS = 10_000;
+
 /** A raw feed's reader (a replica) stops reading the socket while this many bytes of record runs wait to be applied. */
 export const FEED_CLIENT_BUFFERED_BYTES = 4 * 1024 * 1024;
 

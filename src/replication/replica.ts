@@ -32,6 +32,7 @@ import {
   DEFAULT_CLIENT_MAX_REPLY_BYTES,
   DEFAULT_CONNECT_TIMEOUT_MS,
   FEED_CLIENT_BUFFERED_BYTES,
+  REPLICA_CACHE_FILL_MS,
 } from '../protocol/limits.js';
 import type { RoleReply } from '../protocol/messages.js';
 import type { EpochHistory } from './epochs.js';
@@ -87,6 +88,9 @@ export class ReplicaLink {
   /** Full and partial resyncs done by this link. */
   fullResyncs = 0;
   partialResyncs = 0;
+  /** The store's readCount when the link last looked, and when it last saw it move (Date.now()). */
+  private readsSeen = 0;
+  private readSeenAt = Number.NEGATIVE_INFINITY;
   private feed: FeedConnection | undefined;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -199,12 +203,13 @@ export class ReplicaLink {
         next = joiner.waiting ? 0 : batch.next;
         batch = bytes < FEED_CLIENT_BUFFERED_BYTES ? feed.nextQueued() : undefined;
       }
-      this.lastContactAt = Date.now();
+      const now = Date.now();
+      this.lastContactAt = now;
       // applyReplicatedRaw copies every run into the log (and the cache) before it returns its ack
       // promise, so the frames' slabs may be reused from here (the joiner copied what it keeps).
       const applied =
         runs.length > 0 || next > store.nextOffset
-          ? store.applyReplicatedRaw(runs, next, !this.repl.resync.pending) // no cache fill while loading
+          ? store.applyReplicatedRaw(runs, next, this.fillsCache(store, now))
           : undefined;
       runs.length = 0;
       feed.recycle();
@@ -213,6 +218,25 @@ export class ReplicaLink {
       this.repl.resync.applied(this.applied);
       feed.ack(this.applied);
     }
+  }
+
+  /**
+   * Whether this tick's records fill the small-value cache: not while a full
+   * resync loads (nothing reads the replica), and otherwise only while the
+   * replica serves reads (one answered within REPLICA_CACHE_FILL_MS). A
+   * replica nobody reads from keeps no values cached: every key's update
+   * then finds the cache empty (no probe, no copy; the keydir still drops
+   * what reads cached). Its first read after a quiet spell misses (a
+   * pread, then cached); writes fill the cache again from then on.
+   */
+  private fillsCache(store: Store, now: number): boolean {
+    if (this.repl.resync.pending) return false;
+    const reads = store.readCount;
+    if (reads !== this.readsSeen) {
+      this.readsSeen = reads;
+      this.readSeenAt = now;
+    }
+    return now - this.readSeenAt < REPLICA_CACHE_FILL_MS;
   }
 
   /** Decides partial or full resync from the primary's ROLE; empties or truncates the local log as needed. */
