@@ -128,6 +128,21 @@ export const ALWAYS_INLINE_FSYNC_MAX_MS = 1;
 export const ALWAYS_INLINE_FSYNC_MAX_BYTES = 32 * 1024;
 
 /**
+ * Under `always`, the active segment's file is kept this many bytes of
+ * written zeros ahead of its data (Segment.zeroAhead). An append that grows
+ * the file changes its size, so every fdatasync also wrote the inode, a
+ * second synchronous I/O; records written over zeros already durable change
+ * no metadata. On this VM's ext4 an fdatasync of a 4 KiB append took
+ * 0.23-0.46 ms and 70-90 µs of CPU, over zeros 0.13-0.17 ms and 41-45 µs.
+ * The zeros are written when the data comes within half of this of the
+ * file's end (128 KiB at a time: one round in ~30 at `-c 50 -P 1` pays
+ * for them, with the inode write, instead of every round) and
+ * cut off when the segment is sealed or the store closed; after a crash
+ * recovery cuts them as a torn tail.
+ */
+export const ALWAYS_ZERO_AHEAD_BYTES = 256 * 1024;
+
+/**
  * Flushed write-buffer chunks kept for reuse (8 MiB): a tick of writes fills
  * several chunks under a bulk load, and each one allocated afresh and left
  * to the GC was ~2/3 of the bytes written, garbage the allocator kept as RSS.

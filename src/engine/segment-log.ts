@@ -33,7 +33,7 @@ import { type CorruptionError, ioError, KvError } from '../errors.js';
 import { segmentFile } from './filenames.js';
 import { HintBuilder } from './hint-builder.js';
 import { hashView, type Keydir } from './keydir.js';
-import { MAX_LOGGED_CORRUPT_RECORDS, MAX_SEGMENTS } from './limits.js';
+import { ALWAYS_ZERO_AHEAD_BYTES, MAX_LOGGED_CORRUPT_RECORDS, MAX_SEGMENTS } from './limits.js';
 import type { ResolvedOptions } from './options.js';
 import {
   encodeAsciiRecord,
@@ -213,6 +213,7 @@ export class SegmentLog implements LogEdit {
     seg.index = new SparseIndex(base, this.options.indexIntervalBytes);
     seg.hint = new HintBuilder(this.options.maxSegmentBytes);
     seg.dirty = true;
+    if (this.options.fsync === 'always') seg.zeroAhead = ALWAYS_ZERO_AHEAD_BYTES;
     this.pushSegment(seg);
     this.dirDirty = true;
     return seg;
@@ -226,6 +227,12 @@ export class SegmentLog implements LogEdit {
    */
   rotate(): Segment {
     const old = this.active;
+    // Only the last segment may end in zeros (recovery cuts them as a torn tail;
+    // in an earlier one they would read as damage): cut, and durable, first.
+    if (old.zeroAhead > 0) {
+      old.trimZeros();
+      this.options.fs.fsyncSync(old.fd);
+    }
     this.createSegment();
     old.sealed = true;
     return old;

@@ -87,6 +87,14 @@ export class Segment {
   index: SparseIndex | undefined;
   /** Set when written since the last fsync. */
   dirty = false;
+  /**
+   * Under `always` (Store): bytes of written zeros kept ahead of the data in
+   * the file (ALWAYS_ZERO_AHEAD_BYTES), so an fdatasync of records changes no
+   * metadata. 0: the file ends at the data.
+   */
+  zeroAhead = 0;
+  /** Where the file ends: `written`, or past it the zeros written ahead (zeroAhead). */
+  private fileEnd: number;
   /** `written` when its last fsync started: the bytes past it are not durable yet. */
   syncedTo: number;
   /**
@@ -113,6 +121,7 @@ export class Segment {
     this.size = size;
     this.written = size;
     this.syncedTo = size;
+    this.fileEnd = size;
     // Variables from the start (v8-fields.ts): the first seal changes them.
     this.sealed = this.hinted = true;
     this.sealed = this.hinted = false;
@@ -193,6 +202,7 @@ export class Segment {
     this.reserved = EMPTY; // encoded already; kept, it would hold its chunk's slab after releaseSpareWriteChunks
     this.reservedView = EMPTY_VIEW;
     try {
+      if (this.zeroAhead > 0 && this.size + (this.zeroAhead >> 1) > this.fileEnd) this.writeZerosAhead();
       for (const c of chunks) this.fs.write(this.fd, c.buf, 0, c.used, c.start);
       this.written = this.size;
       this.dirty = true;
@@ -207,11 +217,53 @@ export class Segment {
       this.size = this.written;
       try {
         this.fs.truncate(this.fd, this.written);
+        this.fileEnd = this.written;
       } catch {
         // The write failed already; the truncate is best effort and recovery's CRC scan is the backstop.
       }
       throw err;
     }
+  }
+
+  /** Keeps `bytes` of zeros written ahead of the data from the next write on (the recovered last segment: its file ends at `written`). */
+  startZerosAhead(bytes: number): void {
+    this.zeroAhead = bytes;
+    this.fileEnd = this.written;
+  }
+
+  /**
+   * Extends the file with zeros to zeroAhead bytes past the buffered data
+   * (before that data is written). Best effort: on a failure (a full disk)
+   * the file is cut back and the records are written without zeros ahead,
+   * so only the records need to fit.
+   */
+  private writeZerosAhead(): void {
+    const from = Math.max(this.fileEnd, this.written);
+    const to = this.size + this.zeroAhead;
+    if (zeros.length < to - from) zeros = Buffer.alloc(to - from);
+    try {
+      this.fs.write(this.fd, zeros, 0, to - from, from);
+      this.fileEnd = to;
+    } catch {
+      try {
+        this.fs.truncate(this.fd, from);
+      } catch {
+        // The records' own write reports the disk's state; recovery cuts a zero tail as a torn one.
+      }
+    }
+  }
+
+  /**
+   * Cuts the zeros written ahead (zeroAhead) off the file, and stops writing
+   * more: a sealed segment, or the last one at a clean close, ends at its
+   * data. Throws what the truncate throws.
+   */
+  trimZeros(): void {
+    this.zeroAhead = 0;
+    if (this.fileEnd <= this.written) return;
+    this.fs.truncate(this.fd, this.written);
+    this.fileEnd = this.written;
+    this.dirty = true; // the next round's fdatasync makes the new length durable
   }
 
   /** Reads `length` bytes at `position`, from the write buffer or the file. */
@@ -282,6 +334,9 @@ export class Segment {
     if (this.readers === 0) this.retired();
   }
 }
+
+/** Zeros for writeZerosAhead, grown to the largest run written. */
+let zeros = Buffer.alloc(0);
 
 export interface ScannedRecord {
   position: number;

@@ -56,6 +56,7 @@ import {
   ALWAYS_DEFERRED_FLUSH_BYTES,
   ALWAYS_INLINE_FSYNC_MAX_BYTES,
   ALWAYS_INLINE_FSYNC_MAX_MS,
+  ALWAYS_ZERO_AHEAD_BYTES,
   EXPIRE_SWEEP_INTERVAL_MS,
   EXPIRE_SWEEP_KEYS,
   KEYDIR_REHASH_TIMER_INTERVAL_MS,
@@ -338,6 +339,10 @@ export class Store extends EventEmitter implements CompactionHost {
       throw err;
     }
     if (this.options.readOnly) return;
+    // The recovered last segment stays active: its file keeps zeros ahead too (segment-log.ts createSegment).
+    const last = this.segmentLog.ordered[this.segmentLog.ordered.length - 1];
+    if (this.options.fsync === 'always' && last !== undefined && !last.sealed)
+      last.startZerosAhead(ALWAYS_ZERO_AHEAD_BYTES);
     if (this.options.fsync === 'interval') {
       this.timers.push(setInterval(() => this.syncInterval(), this.options.fsyncIntervalMs).unref());
     }
@@ -1714,6 +1719,12 @@ export class Store extends EventEmitter implements CompactionHost {
     for (const t of this.timers) clearInterval(t);
     await this.compactor.stop();
     if (!this.options.readOnly) {
+      // The last segment ends at its data after a clean close (the fsync below makes the cut durable).
+      try {
+        this.segmentLog.ordered[this.segmentLog.ordered.length - 1]?.trimZeros();
+      } catch (err) {
+        this.log.warn({ err }, 'cutting the zeros written ahead failed; the next open cuts them');
+      }
       this.flushNow();
       try {
         if (!this.failure) await this.syncLog();

@@ -35,9 +35,13 @@ class Recorder implements AckListener {
   }
 }
 
+/** The bytes of records in the active segment's file: its length without the zeros written ahead under `always` (Segment.zeroAhead). */
 function segmentBytes(fs: MemFs, store: Store): number {
   const file = store.stats().segments.at(-1)!.file;
-  return fs.readFile(`${DIR}/${file}`).length;
+  const bytes = fs.readFile(`${DIR}/${file}`);
+  let end = bytes.length;
+  while (end > 0 && bytes[end - 1] === 0) end--;
+  return end;
 }
 
 const turn = () => new Promise((r) => setImmediate(r));

@@ -54,6 +54,13 @@ export interface Cut {
   latestAcked: number;
 }
 
+/** Whether the file's bytes [from, to) are all zeros. */
+function zerosFrom(fd: number, from: number, to: number): boolean {
+  const buf = Buffer.alloc(Math.max(0, to - from));
+  const n = nodeFs.read(fd, buf, 0, buf.length, from);
+  return n === buf.length && buf.every((b) => b === 0);
+}
+
 /** Reads the records of a segment file, in order; throws on damage (the harness cuts only what the server wrote). */
 function readRecords(
   path: string,
@@ -72,9 +79,30 @@ function readRecords(
         version: tombstone ? null : (versionOf(rec.key, value) ?? '?'),
       });
     });
-    if (r.problem)
+    // Past the records, zeros an `always` server wrote ahead of them (Segment.zeroAhead) end the log.
+    if (r.problem && !zerosFrom(fd, r.problem.position, size))
       throw new Error(`sabotage: ${path} is damaged at byte ${r.problem.position}: ${r.problem.reason}`);
     return out;
+  } finally {
+    nodeFs.close(fd);
+  }
+}
+
+/** Where the records of a segment file end: before the zeros written ahead of them, if any. */
+function dataEnd(path: string, size: number): number {
+  const fd = nodeFs.open(path, 'r');
+  try {
+    let end = size;
+    const buf = Buffer.alloc(64 * 1024);
+    while (end > SEGMENT_HEADER_BYTES) {
+      const at = Math.max(SEGMENT_HEADER_BYTES, end - buf.length);
+      const n = nodeFs.read(fd, buf, 0, end - at, at);
+      let i = n;
+      while (i > 0 && buf[i - 1] === 0) i--;
+      if (i > 0) return at + i;
+      end = at;
+    }
+    return end;
   } finally {
     nodeFs.close(fd);
   }
@@ -98,8 +126,9 @@ export function cutLogEnd(
   const segment = names.at(-1);
   if (segment === undefined) throw new Error(`sabotage: no segment in ${dir}`);
   const path = join(dir, segment);
-  const sizeBefore = statSync(path).size;
   const records = readRecords(path, versionOf);
+  // The records' end: an `always` server's file goes on in zeros written ahead of them.
+  const sizeBefore = dataEnd(path, statSync(path).size);
   const last = records.at(-1);
   if (last?.key !== witness.key || last.version !== witness.version) {
     const found = last ? `${last.key}=${last.version}` : 'no record';
