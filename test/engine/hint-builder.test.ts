@@ -513,6 +513,31 @@ describe('HintBuilder recycles the memory of released builders', () => {
     dropRecycledHintStorage();
   });
 
+  /**
+   * After releaseRecycled: the recycled memory (`refs`) is freed by the GC once nothing else keeps
+   * it alive, `b`'s hint (`kept`, its first `from` keys) is unchanged, and `b` builds on.
+   */
+  async function expectFreedAndBuildsOn(
+    gc: () => void,
+    refs: WeakRef<ArrayBufferLike>[],
+    b: HintBuilder,
+    kept: HintEntry[],
+    from: number,
+  ): Promise<void> {
+    // Nothing else keeps them alive once the prefault fills queued before are done (they hold
+    // their buffers; a dropped one is discarded when it completes), and a WeakRef's target lives
+    // to the end of the job that made it.
+    do await new Promise((r) => setTimeout(r, 10));
+    while (prefaultFillsInFlight() > 0);
+    gc();
+    expect(refs.filter((r) => r.deref() !== undefined).length).toBe(0);
+    expect(b.encode(9).equals(encodeHint(9, kept))).toBe(true);
+    build(b, N, 'c', kept, from);
+    expect(b.encode(9).equals(encodeHint(9, kept))).toBe(true);
+    b.release();
+    dropRecycledHintStorage();
+  }
+
   it('releaseRecycled moves the builder out of the recycled memory, which the GC then frees; its hint unchanged, and it builds on', async () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
@@ -534,18 +559,7 @@ describe('HintBuilder recycles the memory of released builders', () => {
       expect(recycled.has(b.held.positions.buffer)).toBe(false);
       return { b, kept, refs };
     })();
-    // Nothing else keeps them alive once the prefault fills queued before are done (they hold
-    // their buffers; a dropped one is discarded when it completes), and a WeakRef's target lives
-    // to the end of the job that made it.
-    do await new Promise((r) => setTimeout(r, 10));
-    while (prefaultFillsInFlight() > 0);
-    gc();
-    expect(refs.filter((r) => r.deref() !== undefined).length).toBe(0);
-    expect(b.encode(9).equals(encodeHint(9, kept))).toBe(true);
-    build(b, N, 'c', kept, N / 2);
-    expect(b.encode(9).equals(encodeHint(9, kept))).toBe(true);
-    b.release();
-    dropRecycledHintStorage();
+    await expectFreedAndBuildsOn(gc, refs, b, kept, N / 2);
   });
 
   it('a builder started while the last one is held (its segment being sealed) carves no new slab: it goes on in the one the last left', () => {
@@ -600,15 +614,7 @@ describe('HintBuilder recycles the memory of released builders', () => {
       expect(recycled.has(b.held.positions.buffer)).toBe(false);
       return { b, kept, refs };
     })();
-    do await new Promise((r) => setTimeout(r, 10));
-    while (prefaultFillsInFlight() > 0);
-    gc();
-    expect(refs.filter((r) => r.deref() !== undefined).length).toBe(0);
-    expect(b.encode(9).equals(encodeHint(9, kept))).toBe(true);
-    build(b, N, 'c', kept, N);
-    expect(b.encode(9).equals(encodeHint(9, kept))).toBe(true);
-    b.release();
-    dropRecycledHintStorage();
+    await expectFreedAndBuildsOn(gc, refs, b, kept, N);
   });
 
   it('hint files stay those a scan gives while sealed segments wait for their fsync and later builders recycle', async () => {
