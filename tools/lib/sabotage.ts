@@ -20,7 +20,7 @@
  * seals the active segment; ARCHITECTURE.md), and a clean-clone CI run once
  * had all five cuts of the self-test miss (2026-12-06, 0 violations).
  */
-import { readdirSync, statSync, truncateSync } from 'node:fs';
+import { readdirSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { nodeFs } from '../../src/engine/fs.js';
 import { FLAG_TOMBSTONE } from '../../src/engine/record.js';
@@ -61,11 +61,15 @@ function zerosFrom(fd: number, from: number, to: number): boolean {
   return n === buf.length && buf.every((b) => b === 0);
 }
 
-/** Reads the records of a segment file, in order; throws on damage (the harness cuts only what the server wrote). */
+/**
+ * Reads the records of a segment file, in order, and where they end (an
+ * `always` server's file goes on in zeros written ahead of them); throws on
+ * damage (the harness cuts only what the server wrote).
+ */
 function readRecords(
   path: string,
   versionOf: (key: string, value: string) => string | undefined,
-): CutRecord[] {
+): { records: CutRecord[]; end: number } {
   const fd = nodeFs.open(path, 'r');
   try {
     const size = nodeFs.size(fd);
@@ -82,27 +86,7 @@ function readRecords(
     // Past the records, zeros an `always` server wrote ahead of them (Segment.zeroAhead) end the log.
     if (r.problem && !zerosFrom(fd, r.problem.position, size))
       throw new Error(`sabotage: ${path} is damaged at byte ${r.problem.position}: ${r.problem.reason}`);
-    return out;
-  } finally {
-    nodeFs.close(fd);
-  }
-}
-
-/** Where the records of a segment file end: before the zeros written ahead of them, if any. */
-function dataEnd(path: string, size: number): number {
-  const fd = nodeFs.open(path, 'r');
-  try {
-    let end = size;
-    const buf = Buffer.alloc(64 * 1024);
-    while (end > SEGMENT_HEADER_BYTES) {
-      const at = Math.max(SEGMENT_HEADER_BYTES, end - buf.length);
-      const n = nodeFs.read(fd, buf, 0, end - at, at);
-      let i = n;
-      while (i > 0 && buf[i - 1] === 0) i--;
-      if (i > 0) return at + i;
-      end = at;
-    }
-    return end;
+    return { records: out, end: r.problem?.position ?? size };
   } finally {
     nodeFs.close(fd);
   }
@@ -126,9 +110,7 @@ export function cutLogEnd(
   const segment = names.at(-1);
   if (segment === undefined) throw new Error(`sabotage: no segment in ${dir}`);
   const path = join(dir, segment);
-  const records = readRecords(path, versionOf);
-  // The records' end: an `always` server's file goes on in zeros written ahead of them.
-  const sizeBefore = dataEnd(path, statSync(path).size);
+  const { records, end: sizeBefore } = readRecords(path, versionOf);
   const last = records.at(-1);
   if (last?.key !== witness.key || last.version !== witness.version) {
     const found = last ? `${last.key}=${last.version}` : 'no record';
