@@ -518,7 +518,6 @@ describe('HintBuilder recycles the memory of released builders', () => {
    * it alive, `b`'s hint (`kept`, its first `from` keys) is unchanged, and `b` builds on.
    */
   async function expectFreedAndBuildsOn(
-    gc: () => void,
     refs: WeakRef<ArrayBufferLike>[],
     b: HintBuilder,
     kept: HintEntry[],
@@ -529,7 +528,8 @@ describe('HintBuilder recycles the memory of released builders', () => {
     // to the end of the job that made it.
     do await new Promise((r) => setTimeout(r, 10));
     while (prefaultFillsInFlight() > 0);
-    gc();
+    setFlagsFromString('--expose-gc');
+    (runInNewContext('gc') as () => void)();
     expect(refs.filter((r) => r.deref() !== undefined).length).toBe(0);
     expect(b.encode(9).equals(encodeHint(9, kept))).toBe(true);
     build(b, N, 'c', kept, from);
@@ -539,8 +539,6 @@ describe('HintBuilder recycles the memory of released builders', () => {
   }
 
   it('releaseRecycled moves the builder out of the recycled memory, which the GC then frees; its hint unchanged, and it builds on', async () => {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
     // In a function of its own: a value this async function's frame held (a chunk or the arrays
     // of the recycled memory, even as a temporary) would keep it alive across the await below.
     const { b, kept, refs } = (() => {
@@ -559,7 +557,7 @@ describe('HintBuilder recycles the memory of released builders', () => {
       expect(recycled.has(b.held.positions.buffer)).toBe(false);
       return { b, kept, refs };
     })();
-    await expectFreedAndBuildsOn(gc, refs, b, kept, N / 2);
+    await expectFreedAndBuildsOn(refs, b, kept, N / 2);
   });
 
   it('a builder started while the last one is held (its segment being sealed) carves no new slab: it goes on in the one the last left', () => {
@@ -596,8 +594,6 @@ describe('HintBuilder recycles the memory of released builders', () => {
   });
 
   it('releaseRecycled also moves what the builder carved itself from a slab that dropped storage shares, which the GC then frees', async () => {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
     const { b, kept, refs } = (() => {
       dropRecycledHintStorage();
       const released = new HintBuilder();
@@ -614,7 +610,7 @@ describe('HintBuilder recycles the memory of released builders', () => {
       expect(recycled.has(b.held.positions.buffer)).toBe(false);
       return { b, kept, refs };
     })();
-    await expectFreedAndBuildsOn(gc, refs, b, kept, N);
+    await expectFreedAndBuildsOn(refs, b, kept, N);
   });
 
   it('hint files stay those a scan gives while sealed segments wait for their fsync and later builders recycle', async () => {
